@@ -1,0 +1,32 @@
+//! The trust core of lienthong: agency codes, the certificate hierarchy from the national root
+//! down to communes, revocation, chain validation and the signed document envelope.
+//!
+//! **Architecture invariant:** this crate does no I/O and reads no clock. Bytes and times come
+//! in, verdicts go out, so the offline verifier can be embedded anywhere (another program, a
+//! web page through WebAssembly) and every test controls time.
+#![forbid(unsafe_code)]
+
+pub mod agency;
+pub mod algorithm;
+pub mod cert;
+pub mod crl;
+pub mod issue;
+pub mod keys;
+pub mod pem;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod validate;
+
+pub use agency::{AgencyCode, AgencyCodeError, Scope};
+pub use cert::{CertId, Certificate, Profile, Serial};
+pub use crl::{Crl, CrlSet, RevocationReason};
+pub use keys::{KeyAlgorithm, PrivateKey};
+pub use validate::{ChainError, RevocationMode, RevocationStatus, Validator, VerifiedChain};
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}

@@ -1,0 +1,725 @@
+//! Chain validation: from a leaf up to a trust anchor, at a time the caller gives.
+//!
+//! lienthong chains are short and ordered (leaf first, as in COSE `x5chain` and TLS), so
+//! there is no path building: the chain is checked link by link from the anchor down. Each
+//! rule failure is a [`ChainError`] variant that names the certificate (subject and serial)
+//! and the rule, so an operator can act on the one line it prints.
+//!
+//! Rules, in the order they are checked for each certificate from the top down: issuer name
+//! chaining, signature algorithm, issuer key, signature, subject key, validity at the given
+//! time, unknown critical extensions, agency code inside the issuer's scope (the hierarchy
+//! constraint, enforced here and not only at issuance), CA-ness and path length for
+//! intermediates, profile and key usage for the leaf, and revocation by the issuer's CRL.
+//!
+//! Signature checks of certificate and CRL links are cached in a [`SignatureCache`], so a
+//! document whose signers share intermediates costs about one signature check per signer.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use crate::agency::{AgencyCode, Scope};
+use crate::algorithm::KeyProblem;
+use crate::cert::{CertId, Certificate, ParseError, Profile, UsageProblem};
+use crate::crl::{Crl, CrlSet, RevocationReason};
+
+/// Longest chain accepted, anchor included. The hierarchy is root, province CA, district CA,
+/// leaf (4); a ministry may add a level. 8 leaves room without letting a peer make us walk
+/// an unbounded chain.
+pub const DEFAULT_MAX_CHAIN_LEN: usize = 8;
+
+/// How many verified links the cache remembers before it starts over. A national node sees
+/// a few thousand agencies, each with a handful of certificates.
+pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
+
+/// What to do when revocation cannot be established.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RevocationMode {
+    /// A missing or stale CRL is an error: for verifiers who must be sure.
+    #[default]
+    Required,
+    /// A missing or stale CRL is reported in [`VerifiedChain::revocation`] and the caller
+    /// decides: nodes keep traffic moving during a CRL outage and mark it provisional.
+    BestEffort,
+}
+
+/// Revocation status of one certificate at the validation time.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RevocationStatus {
+    /// Not on the issuer's current CRL.
+    Good {
+        /// When the CRL consulted was issued.
+        #[serde(with = "time::serde::rfc3339")]
+        crl_this_update: OffsetDateTime,
+        /// When it falls due.
+        #[serde(with = "time::serde::rfc3339")]
+        crl_next_update: OffsetDateTime,
+    },
+    /// Revoked, but after the validation time: a signature made before still stands.
+    RevokedLater {
+        /// When it was revoked.
+        #[serde(with = "time::serde::rfc3339")]
+        revoked_at: OffsetDateTime,
+        /// Why.
+        reason: RevocationReason,
+    },
+    /// The newest CRL was already past its nextUpdate at the validation time.
+    Stale {
+        /// When the CRL consulted was issued.
+        #[serde(with = "time::serde::rfc3339")]
+        crl_this_update: OffsetDateTime,
+        /// When it fell due.
+        #[serde(with = "time::serde::rfc3339")]
+        crl_next_update: OffsetDateTime,
+    },
+    /// No CRL of the issuer was available.
+    NotChecked,
+}
+
+/// A certificate on a validated path, as reports show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CertSummary {
+    /// Name and serial.
+    #[serde(flatten)]
+    pub id: CertId,
+    /// Whole subject.
+    pub subject: String,
+    /// Agency code, absent for the national root.
+    pub agency: Option<AgencyCode>,
+    /// Profile, when it fits one.
+    pub profile: Option<Profile>,
+    /// The person's position, for a person certificate.
+    pub title: Option<String>,
+    /// Start of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// SHA-256 of the DER, hex.
+    pub sha256: String,
+}
+
+impl CertSummary {
+    /// Summarises a certificate.
+    pub fn of(cert: &Certificate) -> Self {
+        CertSummary {
+            id: cert.id(),
+            subject: cert.subject.clone(),
+            agency: cert.agency,
+            profile: cert.profile().ok(),
+            title: cert.title.clone(),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            sha256: hex::encode(cert.fingerprint()),
+        }
+    }
+}
+
+/// A chain that passed validation: the identity it proves and how.
+#[derive(Clone, Debug)]
+pub struct VerifiedChain {
+    /// The agency the leaf speaks for. This, never a claim inside a message, is what the
+    /// rest of the system binds to.
+    pub agency: AgencyCode,
+    /// The leaf's profile.
+    pub profile: Profile,
+    /// The leaf, for its public key and names.
+    pub leaf: Certificate,
+    /// The path from the leaf up to and including the anchor.
+    pub path: Vec<CertSummary>,
+    /// Revocation status of each certificate below the anchor, leaf first.
+    pub revocation: Vec<RevocationStatus>,
+}
+
+impl VerifiedChain {
+    /// True when every certificate was checked against a current CRL.
+    pub fn revocation_complete(&self) -> bool {
+        self.revocation
+            .iter()
+            .all(|s| matches!(s, RevocationStatus::Good { .. } | RevocationStatus::RevokedLater { .. }))
+    }
+
+    /// The issue time of the oldest CRL consulted, or `None` when some certificate had no
+    /// CRL at all. Nodes compare it with their freshness budget.
+    pub fn oldest_crl(&self) -> Option<OffsetDateTime> {
+        let mut oldest: Option<OffsetDateTime> = None;
+        for status in &self.revocation {
+            let t = match status {
+                RevocationStatus::Good { crl_this_update, .. } | RevocationStatus::Stale { crl_this_update, .. } => {
+                    *crl_this_update
+                }
+                RevocationStatus::RevokedLater { .. } => continue,
+                RevocationStatus::NotChecked => return None,
+            };
+            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+        }
+        oldest
+    }
+}
+
+/// Why a chain does not validate. Every variant names the certificate concerned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// No certificates given.
+    #[error("the chain is empty")]
+    Empty,
+    /// More certificates than the limit.
+    #[error("the chain has {len} certificates, more than the limit of {max}")]
+    TooLong {
+        /// How many.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The chain holds nothing but a trust anchor.
+    #[error("the chain holds only the trust anchor {0}")]
+    OnlyAnchor(CertId),
+    /// Malformed DER.
+    #[error("certificate #{} of the chain is malformed: {error}", index + 1)]
+    Malformed {
+        /// 0-based position, leaf first.
+        index: usize,
+        /// What is wrong.
+        error: ParseError,
+    },
+    /// The top of the chain is not signed by any trust anchor.
+    #[error("certificate {cert} (issuer {issuer}) does not chain to a trusted national root")]
+    UnknownAnchor {
+        /// The top certificate.
+        cert: CertId,
+        /// Its issuer's name.
+        issuer: String,
+    },
+    /// A certificate's issuer name is not the subject of the next one up.
+    #[error("certificate {cert} names issuer {issuer_named}, but the next certificate up is {next}")]
+    IssuerMismatch {
+        /// The certificate.
+        cert: CertId,
+        /// The issuer it names.
+        issuer_named: String,
+        /// The certificate found above it.
+        next: CertId,
+    },
+    /// The signature does not verify.
+    #[error("certificate {cert} has a bad signature (not made by {issuer})")]
+    BadSignature {
+        /// The certificate.
+        cert: CertId,
+        /// The supposed issuer.
+        issuer: CertId,
+    },
+    /// Past notAfter.
+    #[error("certificate {cert} expired at {not_after} (checked at {at})")]
+    Expired {
+        /// The certificate.
+        cert: CertId,
+        /// Its end of validity.
+        not_after: OffsetDateTime,
+        /// The validation time.
+        at: OffsetDateTime,
+    },
+    /// Before notBefore.
+    #[error("certificate {cert} is not valid before {not_before} (checked at {at})")]
+    NotYetValid {
+        /// The certificate.
+        cert: CertId,
+        /// Its start of validity.
+        not_before: OffsetDateTime,
+        /// The validation time.
+        at: OffsetDateTime,
+    },
+    /// Revoked at or before the validation time.
+    #[error("certificate {cert} was revoked at {revoked_at} ({reason})")]
+    Revoked {
+        /// The certificate.
+        cert: CertId,
+        /// When.
+        revoked_at: OffsetDateTime,
+        /// Why.
+        reason: RevocationReason,
+    },
+    /// Wrong key usage, extended key usage or profile.
+    #[error("certificate {cert} cannot be used as {wanted}: {problem}")]
+    WrongUsage {
+        /// The certificate.
+        cert: CertId,
+        /// The use asked for.
+        wanted: Profile,
+        /// What stands in the way.
+        problem: UsageProblem,
+    },
+    /// A CA's pathLenConstraint is exceeded.
+    #[error("certificate {cert} allows {path_len} CA level(s) below it, but the chain has {below}")]
+    PathLength {
+        /// The constraining CA.
+        cert: CertId,
+        /// Its pathLenConstraint.
+        path_len: u32,
+        /// How many intermediate CAs follow it.
+        below: usize,
+    },
+    /// The certificate's agency is outside the issuing CA's subtree.
+    #[error("certificate {cert} is for agency {code}, outside the subtree of its issuer ({issuer_scope})")]
+    Hierarchy {
+        /// The certificate.
+        cert: CertId,
+        /// Its agency code.
+        code: AgencyCode,
+        /// What its issuer may certify.
+        issuer_scope: Scope,
+    },
+    /// No agency code in the certificate.
+    #[error("certificate {cert} carries no agency code (urn:lienthong:agency: URI)")]
+    MissingAgencyCode {
+        /// The certificate.
+        cert: CertId,
+    },
+    /// The key is too weak or of an unaccepted kind.
+    #[error("certificate {cert} has a refused key: {problem}")]
+    WeakKey {
+        /// The certificate.
+        cert: CertId,
+        /// The key problem.
+        problem: KeyProblem,
+    },
+    /// The signature algorithm is weak or unknown.
+    #[error("certificate {cert} is signed with a refused algorithm: {algorithm}")]
+    WeakAlgorithm {
+        /// The certificate.
+        cert: CertId,
+        /// The algorithm's name.
+        algorithm: String,
+    },
+    /// A critical extension we do not understand.
+    #[error("certificate {cert} has an unknown critical extension {oid}")]
+    UnknownCriticalExtension {
+        /// The certificate.
+        cert: CertId,
+        /// The extension's OID.
+        oid: String,
+    },
+    /// No CRL of the issuer (in [`RevocationMode::Required`]).
+    #[error("revocation of {cert} cannot be checked: no CRL from {issuer}")]
+    RevocationUnknown {
+        /// The certificate.
+        cert: CertId,
+        /// Its issuer.
+        issuer: CertId,
+    },
+    /// The issuer's newest CRL was past nextUpdate (in [`RevocationMode::Required`]).
+    #[error(
+        "revocation of {cert} cannot be checked: the CRL from {issuer} is stale since {next_update} (checked at {at})"
+    )]
+    StaleCrl {
+        /// The certificate.
+        cert: CertId,
+        /// Its issuer.
+        issuer: CertId,
+        /// When the CRL fell due.
+        next_update: OffsetDateTime,
+        /// The validation time.
+        at: OffsetDateTime,
+    },
+    /// A CRL that claims to come from the issuer is not validly signed by it.
+    #[error("the CRL claiming to be from {issuer} is invalid: {reason}")]
+    CrlInvalid {
+        /// The CA it claims to be from.
+        issuer: CertId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ChainError {
+    /// A short stable name for the rule, for `--json` output and scripts.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            ChainError::Empty | ChainError::OnlyAnchor(_) => "empty",
+            ChainError::TooLong { .. } => "too_long",
+            ChainError::Malformed { .. } => "malformed",
+            ChainError::UnknownAnchor { .. } => "unknown_anchor",
+            ChainError::IssuerMismatch { .. } => "issuer_mismatch",
+            ChainError::BadSignature { .. } => "bad_signature",
+            ChainError::Expired { .. } => "expired",
+            ChainError::NotYetValid { .. } => "not_yet_valid",
+            ChainError::Revoked { .. } => "revoked",
+            ChainError::WrongUsage { .. } => "wrong_usage",
+            ChainError::PathLength { .. } => "path_length",
+            ChainError::Hierarchy { .. } => "hierarchy",
+            ChainError::MissingAgencyCode { .. } => "missing_agency_code",
+            ChainError::WeakKey { .. } => "weak_key",
+            ChainError::WeakAlgorithm { .. } => "weak_algorithm",
+            ChainError::UnknownCriticalExtension { .. } => "unknown_critical_extension",
+            ChainError::RevocationUnknown { .. } => "revocation_unknown",
+            ChainError::StaleCrl { .. } => "stale_crl",
+            ChainError::CrlInvalid { .. } => "crl_invalid",
+        }
+    }
+}
+
+/// Remembers which (issuer key, signed object) pairs verified, so shared intermediates and
+/// CRLs are checked once. Shared between validators (a node makes a new validator when its
+/// CRLs change, and keeps the cache).
+#[derive(Debug)]
+pub struct SignatureCache {
+    verified: Mutex<HashSet<[u8; 32]>>,
+    capacity: usize,
+}
+
+impl Default for SignatureCache {
+    fn default() -> Self {
+        SignatureCache::with_capacity(DEFAULT_CACHE_CAPACITY)
+    }
+}
+
+impl SignatureCache {
+    /// A cache that forgets everything once it holds `capacity` entries (cheap, and a
+    /// refill costs one verification per entry).
+    pub fn with_capacity(capacity: usize) -> Self {
+        SignatureCache { verified: Mutex::new(HashSet::new()), capacity }
+    }
+
+    fn key(issuer_spki: &[u8], object_fingerprint: &[u8; 32]) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(issuer_spki);
+        ctx.update(object_fingerprint);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.verified.lock().map(|set| set.contains(key)).unwrap_or(false)
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        if let Ok(mut set) = self.verified.lock() {
+            if set.len() >= self.capacity {
+                set.clear();
+            }
+            set.insert(key);
+        }
+    }
+
+    /// Number of remembered links.
+    pub fn len(&self) -> usize {
+        self.verified.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Validates chains against a fixed set of anchors and CRLs.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    anchors: Vec<Certificate>,
+    crls: CrlSet,
+    mode: RevocationMode,
+    max_chain_len: usize,
+    cache: Option<Arc<SignatureCache>>,
+}
+
+impl Validator {
+    /// A validator trusting `anchors` (normally just the national root), with no CRLs,
+    /// revocation required, and no cache.
+    pub fn new(anchors: Vec<Certificate>) -> Self {
+        Validator {
+            anchors,
+            crls: CrlSet::new(),
+            mode: RevocationMode::Required,
+            max_chain_len: DEFAULT_MAX_CHAIN_LEN,
+            cache: None,
+        }
+    }
+
+    /// Uses these CRLs.
+    pub fn with_crls(mut self, crls: CrlSet) -> Self {
+        self.crls = crls;
+        self
+    }
+
+    /// Sets the revocation mode.
+    pub fn with_mode(mut self, mode: RevocationMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Caps the chain length.
+    pub fn with_max_chain_len(mut self, max: usize) -> Self {
+        self.max_chain_len = max;
+        self
+    }
+
+    /// Remembers verified signatures in `cache`.
+    pub fn with_cache(mut self, cache: Arc<SignatureCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The trust anchors.
+    pub fn anchors(&self) -> &[Certificate] {
+        &self.anchors
+    }
+
+    /// The CRLs consulted.
+    pub fn crls(&self) -> &CrlSet {
+        &self.crls
+    }
+
+    /// Validates a DER chain, leaf first (the anchor may be included or left out), for
+    /// `usage` at time `at`.
+    pub fn validate<D: AsRef<[u8]>>(
+        &self,
+        chain: &[D],
+        at: OffsetDateTime,
+        usage: Profile,
+    ) -> Result<VerifiedChain, ChainError> {
+        if chain.is_empty() {
+            return Err(ChainError::Empty);
+        }
+        if chain.len() > self.max_chain_len {
+            return Err(ChainError::TooLong { len: chain.len(), max: self.max_chain_len });
+        }
+        let certs = chain
+            .iter()
+            .enumerate()
+            .map(|(index, der)| {
+                Certificate::from_der(der.as_ref()).map_err(|error| ChainError::Malformed { index, error })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.validate_parsed(&certs, at, usage)
+    }
+
+    /// Validates an already parsed chain, leaf first.
+    pub fn validate_parsed(
+        &self,
+        chain: &[Certificate],
+        at: OffsetDateTime,
+        usage: Profile,
+    ) -> Result<VerifiedChain, ChainError> {
+        let Some(top) = chain.last() else { return Err(ChainError::Empty) };
+        if chain.len() > self.max_chain_len {
+            return Err(ChainError::TooLong { len: chain.len(), max: self.max_chain_len });
+        }
+        // The anchor is either the top of the chain itself or the issuer of the top.
+        let (anchor, body) = match self.anchors.iter().find(|a| a.fingerprint() == top.fingerprint()) {
+            Some(anchor) => (anchor, &chain[..chain.len() - 1]),
+            None => {
+                // A refused algorithm on the top certificate is named as such, not hidden
+                // behind "unknown anchor".
+                if let Err(name) = &top.signature_algorithm {
+                    return Err(ChainError::WeakAlgorithm { cert: top.id(), algorithm: name.clone() });
+                }
+                // Same name is not enough: the anchor's key must have made the signature.
+                let anchor = self
+                    .anchors
+                    .iter()
+                    .filter(|a| a.subject_raw == top.issuer_raw)
+                    .find(|a| a.public_key.as_ref().is_ok_and(|k| self.verify_link(k, top)))
+                    .ok_or_else(|| ChainError::UnknownAnchor { cert: top.id(), issuer: top.issuer.clone() })?;
+                (anchor, chain)
+            }
+        };
+        if body.is_empty() {
+            return Err(ChainError::OnlyAnchor(anchor.id()));
+        }
+
+        // The anchor is trusted by configuration, but it still has to be a CA in date, with an
+        // acceptable key, and its path length counts.
+        check_time(anchor, at)?;
+        anchor.check_usage(Profile::Ca).map_err(|problem| ChainError::WrongUsage {
+            cert: anchor.id(),
+            wanted: Profile::Ca,
+            problem,
+        })?;
+        check_path_len(anchor, body.len() - 1)?;
+
+        let mut issuer = anchor;
+        let mut scope = anchor.agency.map_or(Scope::National, Scope::Agency);
+        let mut revocation = Vec::with_capacity(body.len());
+        for (from_leaf, cert) in body.iter().enumerate().rev() {
+            if cert.issuer_raw != issuer.subject_raw {
+                return Err(ChainError::IssuerMismatch {
+                    cert: cert.id(),
+                    issuer_named: cert.issuer.clone(),
+                    next: issuer.id(),
+                });
+            }
+            let algorithm = cert
+                .signature_algorithm
+                .as_ref()
+                .map_err(|name| ChainError::WeakAlgorithm { cert: cert.id(), algorithm: name.clone() })?;
+            let issuer_key = issuer
+                .public_key
+                .as_ref()
+                .map_err(|problem| ChainError::WeakKey { cert: issuer.id(), problem: problem.clone() })?;
+            if !self.verify_cached(issuer_key, &cert.fingerprint(), || {
+                algorithm.verify(issuer_key, cert.tbs(), cert.signature())
+            }) {
+                return Err(ChainError::BadSignature { cert: cert.id(), issuer: issuer.id() });
+            }
+            if let Err(problem) = &cert.public_key {
+                return Err(ChainError::WeakKey { cert: cert.id(), problem: problem.clone() });
+            }
+            check_time(cert, at)?;
+            if let Some(oid) = cert.unknown_critical.first() {
+                return Err(ChainError::UnknownCriticalExtension { cert: cert.id(), oid: oid.clone() });
+            }
+            let code = cert.agency.ok_or_else(|| ChainError::MissingAgencyCode { cert: cert.id() })?;
+            if !scope.contains(&code) {
+                return Err(ChainError::Hierarchy { cert: cert.id(), code, issuer_scope: scope });
+            }
+            let wanted = if from_leaf == 0 { usage } else { Profile::Ca };
+            cert.check_usage(wanted).map_err(|problem| ChainError::WrongUsage { cert: cert.id(), wanted, problem })?;
+            if from_leaf > 0 {
+                check_path_len(cert, from_leaf - 1)?;
+                scope = Scope::Agency(code);
+            }
+            revocation.push(self.revocation_status(cert, issuer, at)?);
+            issuer = cert;
+        }
+        revocation.reverse();
+
+        let leaf = &body[0];
+        let mut path: Vec<CertSummary> = body.iter().map(CertSummary::of).collect();
+        path.push(CertSummary::of(anchor));
+        Ok(VerifiedChain {
+            // Checked in the loop: every certificate below the anchor has a code.
+            agency: leaf.agency.ok_or_else(|| ChainError::MissingAgencyCode { cert: leaf.id() })?,
+            profile: usage,
+            leaf: leaf.clone(),
+            path,
+            revocation,
+        })
+    }
+
+    fn verify_link(&self, issuer_key: &crate::algorithm::PublicKey, cert: &Certificate) -> bool {
+        let Ok(algorithm) = cert.signature_algorithm.as_ref() else { return false };
+        self.verify_cached(issuer_key, &cert.fingerprint(), || {
+            algorithm.verify(issuer_key, cert.tbs(), cert.signature())
+        })
+    }
+
+    fn verify_cached(
+        &self,
+        issuer_key: &crate::algorithm::PublicKey,
+        object: &[u8; 32],
+        verify: impl FnOnce() -> bool,
+    ) -> bool {
+        let Some(cache) = &self.cache else { return verify() };
+        let key = SignatureCache::key(&issuer_key.spki_der, object);
+        if cache.contains(&key) {
+            return true;
+        }
+        let ok = verify();
+        if ok {
+            cache.insert(key);
+        }
+        ok
+    }
+
+    /// The newest CRL from `issuer` that is validly signed by it.
+    fn issuer_crl(&self, issuer: &Certificate) -> Result<Option<&Crl>, ChainError> {
+        let candidates = self.crls.by_issuer(&issuer.subject_raw);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let invalid = |reason: String| ChainError::CrlInvalid { issuer: issuer.id(), reason };
+        if issuer.key_usage_present && !issuer.key_usage.crl_sign {
+            return Err(invalid("the CA's keyUsage lacks cRLSign".to_owned()));
+        }
+        let key = issuer.public_key.as_ref().map_err(|p| invalid(p.to_string()))?;
+        let mut last_problem = String::new();
+        for crl in candidates {
+            match &crl.signature_algorithm {
+                Ok(alg) => {
+                    if self.verify_cached(key, &crl.fingerprint(), || alg.verify(key, crl.tbs(), crl.signature())) {
+                        return Ok(Some(crl));
+                    }
+                    last_problem = "bad signature".to_owned();
+                }
+                Err(name) => last_problem = format!("refused algorithm {name}"),
+            }
+        }
+        Err(invalid(last_problem))
+    }
+
+    fn revocation_status(
+        &self,
+        cert: &Certificate,
+        issuer: &Certificate,
+        at: OffsetDateTime,
+    ) -> Result<RevocationStatus, ChainError> {
+        let Some(crl) = self.issuer_crl(issuer)? else {
+            return match self.mode {
+                RevocationMode::Required => Err(ChainError::RevocationUnknown { cert: cert.id(), issuer: issuer.id() }),
+                RevocationMode::BestEffort => Ok(RevocationStatus::NotChecked),
+            };
+        };
+        if let Some(entry) = crl.lookup(&cert.serial) {
+            if entry.at <= at {
+                return Err(ChainError::Revoked { cert: cert.id(), revoked_at: entry.at, reason: entry.reason });
+            }
+            return Ok(RevocationStatus::RevokedLater { revoked_at: entry.at, reason: entry.reason });
+        }
+        if crl.next_update < at {
+            return match self.mode {
+                RevocationMode::Required => {
+                    Err(ChainError::StaleCrl { cert: cert.id(), issuer: issuer.id(), next_update: crl.next_update, at })
+                }
+                RevocationMode::BestEffort => {
+                    Ok(RevocationStatus::Stale { crl_this_update: crl.this_update, crl_next_update: crl.next_update })
+                }
+            };
+        }
+        Ok(RevocationStatus::Good { crl_this_update: crl.this_update, crl_next_update: crl.next_update })
+    }
+}
+
+fn check_time(cert: &Certificate, at: OffsetDateTime) -> Result<(), ChainError> {
+    if at < cert.not_before {
+        return Err(ChainError::NotYetValid { cert: cert.id(), not_before: cert.not_before, at });
+    }
+    if at > cert.not_after {
+        return Err(ChainError::Expired { cert: cert.id(), not_after: cert.not_after, at });
+    }
+    Ok(())
+}
+
+fn check_path_len(ca: &Certificate, below: usize) -> Result<(), ChainError> {
+    if let Some(path_len) = ca.ca.and_then(|c| c.path_len) {
+        if below > path_len as usize {
+            return Err(ChainError::PathLength { cert: ca.id(), path_len, below });
+        }
+    }
+    Ok(())
+}
+
+/// Validates `chain` (DER, leaf first) against `anchors` and `crls` at `at` for `usage`,
+/// with revocation required and no cache: the one-shot form for verifiers.
+pub fn validate<D: AsRef<[u8]>>(
+    chain: &[D],
+    anchors: &[Certificate],
+    crls: &CrlSet,
+    at: OffsetDateTime,
+    usage: Profile,
+) -> Result<VerifiedChain, ChainError> {
+    Validator::new(anchors.to_vec()).with_crls(crls.clone()).validate(chain, at, usage)
+}
+
+impl fmt::Display for VerifiedChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} certificate of {} ({})", self.profile, self.agency, self.leaf.id())
+    }
+}
+
+#[cfg(test)]
+mod tests;
