@@ -374,7 +374,8 @@ mod tests {
     #[test]
     fn malformed_codes_say_what_is_wrong() {
         use AgencyCodeError as E;
-        let cases: &[(&str, fn(&AgencyCodeError) -> bool)] = &[
+        type Check = fn(&AgencyCodeError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, E::Empty)),
             ("000.00.00.H49.000.00.00.H49.000.00.00", |e| matches!(e, E::TooLong { len: 37 })),
             ("00.00.00.H49", |e| matches!(e, E::GroupWidth { group: 1, .. })),
@@ -461,8 +462,8 @@ mod tests {
                 prop_assert_eq!(d.child_towards(&c).and_then(|s| s.parent()), Some(d));
             }
             // Transitivity through the parent.
-            if let Some(p) = c.parent() {
-                if p.is_under(&d) { prop_assert!(c.is_under(&d)); }
+            if let Some(p) = c.parent() && p.is_under(&d) {
+                prop_assert!(c.is_under(&d));
             }
         }
     }

@@ -124,7 +124,7 @@ impl PublicKey {
     /// Parses a DER SubjectPublicKeyInfo and classifies it.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyProblem> {
         match SubjectPublicKeyInfo::from_der(der) {
-            Ok((rest, spki)) if rest.is_empty() => Self::from_spki(&spki),
+            Ok(([], spki)) => Self::from_spki(&spki),
             _ => Err(KeyProblem::Malformed),
         }
     }

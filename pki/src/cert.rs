@@ -295,12 +295,11 @@ impl Certificate {
             match ext.parsed_extension() {
                 ParsedExtension::SubjectAlternativeName(san) => {
                     for name in &san.general_names {
-                        if let GeneralName::URI(uri) = name {
-                            if let Some(code) = AgencyCode::from_uri(uri) {
-                                if agency.replace(code?).is_some() {
-                                    return Err(ParseError::SeveralAgencyCodes);
-                                }
-                            }
+                        if let GeneralName::URI(uri) = name
+                            && let Some(code) = AgencyCode::from_uri(uri)
+                            && agency.replace(code?).is_some()
+                        {
+                            return Err(ParseError::SeveralAgencyCodes);
                         }
                     }
                 }

@@ -263,7 +263,7 @@ impl CrlSet {
     /// Every CRL whose issuer name is `issuer_raw`, newest first.
     pub(crate) fn by_issuer<'a>(&'a self, issuer_raw: &[u8]) -> Vec<&'a Crl> {
         let mut found: Vec<&Crl> = self.crls.iter().filter(|c| c.issuer_raw == issuer_raw).collect();
-        found.sort_by(|a, b| b.this_update.cmp(&a.this_update));
+        found.sort_by_key(|c| std::cmp::Reverse(c.this_update));
         found
     }
 

@@ -102,7 +102,7 @@ pub enum IssueError {
     #[error("{0} is at level 4, the lowest; it has no level below to certify")]
     LowestLevel(AgencyCode),
     /// Validity empty or outside the issuer's.
-    #[error("validity {not_before} .. {not_after} is empty or outside the CA's ({ca_not_before} .. {ca_not_after})")]
+    #[error("validity {} to {} is empty or outside the CA's ({} to {})", crate::format_utc(*not_before), crate::format_utc(*not_after), crate::format_utc(*ca_not_before), crate::format_utc(*ca_not_after))]
     Validity {
         /// Requested start.
         not_before: OffsetDateTime,
@@ -215,10 +215,10 @@ pub fn issue(request: &CertificateRequest, ca: &CaSigner<'_>) -> Result<Certific
             return Err(IssueError::LowestLevel(request.agency));
         }
         let requested = request.path_len.unwrap_or_else(|| default_path_len(&request.agency));
-        if let Some(limit) = ca_constraints.path_len {
-            if limit == 0 || u32::from(requested) > limit - 1 {
-                return Err(IssueError::PathLength { issuer_path_len: limit, requested });
-            }
+        if let Some(limit) = ca_constraints.path_len
+            && (limit == 0 || u32::from(requested) > limit - 1)
+        {
+            return Err(IssueError::PathLength { issuer_path_len: limit, requested });
         }
     }
     let params = profile_params(request)?;

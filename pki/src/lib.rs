@@ -30,3 +30,10 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out.copy_from_slice(digest.as_ref());
     out
 }
+
+/// A time for messages and reports: `2026-11-23 08:15:00 UTC`, whatever offset it carries.
+pub fn format_utc(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.format(format).unwrap_or_else(|_| t.to_string())
+}

@@ -14,6 +14,10 @@
 //! Signature checks of certificate and CRL links are cached in a [`SignatureCache`], so a
 //! document whose signers share intermediates costs about one signature check per signer.
 
+// Chain errors carry the names, serials and times an operator needs; they are built once on
+// the cold path, so their size is not worth boxing away.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -214,7 +218,7 @@ pub enum ChainError {
         issuer: CertId,
     },
     /// Past notAfter.
-    #[error("certificate {cert} expired at {not_after} (checked at {at})")]
+    #[error("certificate {cert} expired at {} (checked at {})", crate::format_utc(*not_after), crate::format_utc(*at))]
     Expired {
         /// The certificate.
         cert: CertId,
@@ -224,7 +228,7 @@ pub enum ChainError {
         at: OffsetDateTime,
     },
     /// Before notBefore.
-    #[error("certificate {cert} is not valid before {not_before} (checked at {at})")]
+    #[error("certificate {cert} is not valid before {} (checked at {})", crate::format_utc(*not_before), crate::format_utc(*at))]
     NotYetValid {
         /// The certificate.
         cert: CertId,
@@ -234,7 +238,7 @@ pub enum ChainError {
         at: OffsetDateTime,
     },
     /// Revoked at or before the validation time.
-    #[error("certificate {cert} was revoked at {revoked_at} ({reason})")]
+    #[error("certificate {cert} was revoked at {} ({reason})", crate::format_utc(*revoked_at))]
     Revoked {
         /// The certificate.
         cert: CertId,
@@ -313,7 +317,9 @@ pub enum ChainError {
     },
     /// The issuer's newest CRL was past nextUpdate (in [`RevocationMode::Required`]).
     #[error(
-        "revocation of {cert} cannot be checked: the CRL from {issuer} is stale since {next_update} (checked at {at})"
+        "revocation of {cert} cannot be checked: the CRL from {issuer} is stale since {} (checked at {})",
+        crate::format_utc(*next_update),
+        crate::format_utc(*at)
     )]
     StaleCrl {
         /// The certificate.
@@ -695,10 +701,10 @@ fn check_time(cert: &Certificate, at: OffsetDateTime) -> Result<(), ChainError> 
 }
 
 fn check_path_len(ca: &Certificate, below: usize) -> Result<(), ChainError> {
-    if let Some(path_len) = ca.ca.and_then(|c| c.path_len) {
-        if below > path_len as usize {
-            return Err(ChainError::PathLength { cert: ca.id(), path_len, below });
-        }
+    if let Some(path_len) = ca.ca.and_then(|c| c.path_len)
+        && below > path_len as usize
+    {
+        return Err(ChainError::PathLength { cert: ca.id(), path_len, below });
     }
     Ok(())
 }

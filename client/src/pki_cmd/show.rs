@@ -1,0 +1,164 @@
+//! Human and JSON read-outs of certificates, CRLs and validated chains.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use pki::validate::{CertSummary, RevocationStatus};
+use pki::{Certificate, Crl, VerifiedChain};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{hex_colon, read_certificates, read_crls};
+use crate::timefmt::human;
+
+/// `lienthong pki show FILE`.
+pub(super) fn show(path: &Path, as_json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let is_crl =
+        text.contains("-----BEGIN X509 CRL-----") || (!text.contains("-----BEGIN") && Crl::from_der(&bytes).is_ok());
+    if is_crl {
+        let crls = read_crls(path)?;
+        if as_json {
+            println!("{}", serde_json::to_string_pretty(&crls.iter().map(crl_json).collect::<Vec<_>>())?);
+        } else {
+            for crl in &crls {
+                print_crl(crl);
+            }
+        }
+        return Ok(());
+    }
+    let certs = read_certificates(path)?;
+    if certs.is_empty() {
+        bail!("{} holds no certificate or CRL", path.display());
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&certs.iter().map(cert_json).collect::<Vec<_>>())?);
+    } else {
+        for (i, cert) in certs.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            print_cert(cert);
+        }
+    }
+    Ok(())
+}
+
+fn profile_text(cert: &Certificate) -> String {
+    match cert.profile() {
+        Ok(pki::Profile::Ca) if cert.agency.is_none() => "ca (national root)".to_owned(),
+        Ok(p) => p.to_string(),
+        Err(problem) => format!("none ({problem})"),
+    }
+}
+
+fn print_cert(cert: &Certificate) {
+    println!("Subject:      {}", cert.subject);
+    if let Some(code) = cert.agency {
+        println!("Agency code:  {code}");
+    }
+    println!("Profile:      {}", profile_text(cert));
+    if let Some(title) = &cert.title {
+        println!("Position:     {title}");
+    }
+    if let Some(ca) = cert.ca {
+        println!("Path length:  {}", ca.path_len.map_or("unlimited".to_owned(), |p| p.to_string()));
+    }
+    println!("Issuer:       {}", cert.issuer);
+    println!("Serial:       {}", cert.serial);
+    println!("Valid from:   {}", human(cert.not_before));
+    println!("Valid until:  {}", human(cert.not_after));
+    match &cert.public_key {
+        Ok(k) => println!("Key:          {}", k.kind),
+        Err(p) => println!("Key:          refused: {p}"),
+    }
+    println!("SHA-256:      {}", hex_colon(&cert.fingerprint()));
+}
+
+fn cert_json(cert: &Certificate) -> serde_json::Value {
+    json!({
+        "subject": cert.subject,
+        "common_name": cert.common_name,
+        "agency": cert.agency,
+        "profile": cert.profile().ok(),
+        "position": cert.title,
+        "issuer": cert.issuer,
+        "serial": cert.serial.to_string(),
+        "not_before": rfc3339(cert.not_before),
+        "not_after": rfc3339(cert.not_after),
+        "key": cert.public_key.as_ref().map(|k| k.kind.to_string()).unwrap_or_else(|p| format!("refused: {p}")),
+        "path_len": cert.ca.and_then(|c| c.path_len),
+        "sha256": hex::encode(cert.fingerprint()),
+    })
+}
+
+fn print_crl(crl: &Crl) {
+    println!("CRL issuer:   {}", crl.issuer);
+    if let Some(n) = &crl.number {
+        println!("CRL number:   {n}");
+    }
+    println!("This update:  {}", human(crl.this_update));
+    println!("Next update:  {}", human(crl.next_update));
+    println!("Revoked:      {}", crl.revoked.len());
+    let mut entries: Vec<_> = crl.revoked.iter().collect();
+    entries.sort_by_key(|(_, r)| r.at);
+    for (serial, r) in entries {
+        println!("  {serial}  {}  {}", human(r.at), r.reason);
+    }
+}
+
+fn crl_json(crl: &Crl) -> serde_json::Value {
+    json!({
+        "issuer": crl.issuer,
+        "number": crl.number.as_ref().map(ToString::to_string),
+        "this_update": rfc3339(crl.this_update),
+        "next_update": rfc3339(crl.next_update),
+        "revoked": crl.revoked.iter().map(|(s, r)| json!({"serial": s.to_string(), "at": rfc3339(r.at), "reason": r.reason})).collect::<Vec<_>>(),
+    })
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn revocation_text(status: &RevocationStatus) -> String {
+    match status {
+        RevocationStatus::Good { crl_this_update, .. } => format!("not revoked (CRL of {})", human(*crl_this_update)),
+        RevocationStatus::RevokedLater { revoked_at, reason } => {
+            format!("revoked later, at {} ({reason}); valid at the time checked", human(*revoked_at))
+        }
+        RevocationStatus::Stale { crl_next_update, .. } => {
+            format!("unknown: CRL stale since {}", human(*crl_next_update))
+        }
+        RevocationStatus::NotChecked => "not checked (no CRL given)".to_owned(),
+    }
+}
+
+/// Prints a successful chain validation.
+pub(super) fn print_verified(ok: &VerifiedChain, at: OffsetDateTime, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        let out = json!({
+            "valid": true,
+            "agency": ok.agency,
+            "profile": ok.profile,
+            "at": rfc3339(at),
+            "path": ok.path,
+            "revocation": ok.revocation,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("valid: {} certificate of {} at {}", ok.profile, ok.agency, human(at));
+    for (i, c) in ok.path.iter().enumerate() {
+        let status = ok.revocation.get(i).map(revocation_text).unwrap_or_else(|| "trust anchor".to_owned());
+        println!("  {}{}", "  ".repeat(i), summary_line(c));
+        println!("  {}  revocation: {status}", "  ".repeat(i));
+    }
+    Ok(())
+}
+
+fn summary_line(c: &CertSummary) -> String {
+    let code = c.agency.map(|a| format!(" [{a}]")).unwrap_or_default();
+    format!("{}{code} serial {}, valid until {}", c.id.name, c.id.serial, human(c.not_after))
+}

@@ -1,0 +1,21 @@
+//! Benchmarks. Each prints its figure next to a limit measured in the same run on the same
+//! machine (raw signature verification, raw QUIC transfer, raw database insert), and the
+//! ratio between them: a ratio survives a change of machine, a bare number does not.
+//!
+//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki]`
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod measure;
+mod pki_bench;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wants = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    println!(
+        "lienthong benchmarks ({} threads available)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    if wants("pki") {
+        pki_bench::run();
+    }
+}

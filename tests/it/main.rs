@@ -1,0 +1,4 @@
+//! Integration tests: one binary, one module per topic.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod pki_cli;
