@@ -3,8 +3,11 @@
 //! validated values, and errors become one line on stderr and a non-zero exit code.
 #![forbid(unsafe_code)]
 
+mod document_cmd;
 mod files;
+mod form;
 mod pki_cmd;
+mod report;
 mod secret;
 mod timefmt;
 
@@ -25,12 +28,18 @@ enum Command {
     /// Certificate authority and certificate commands for node operators.
     #[command(subcommand)]
     Pki(pki_cmd::PkiCommand),
+    /// Sign a document as the competent official, and seal it as the agency.
+    Sign(document_cmd::SignArgs),
+    /// Verify a document bundle offline and print its provenance.
+    Verify(document_cmd::VerifyArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pki(command) => pki_cmd::run(command),
+        Command::Sign(args) => document_cmd::sign(args),
+        Command::Verify(args) => document_cmd::verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod agency;
 pub mod algorithm;
 pub mod cert;
 pub mod crl;
+pub mod document;
 pub mod issue;
 pub mod keys;
 pub mod pem;

@@ -2,9 +2,10 @@
 //! machine (raw signature verification, raw QUIC transfer, raw database insert), and the
 //! ratio between them: a ratio survives a change of machine, a bare number does not.
 //!
-//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki]`
+//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki] [documents]`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod document_bench;
 mod measure;
 mod pki_bench;
 
@@ -15,7 +16,11 @@ fn main() {
         "lienthong benchmarks ({} threads available)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    let raw_verify = pki_bench::raw_verify_rate();
     if wants("pki") {
-        pki_bench::run();
+        pki_bench::run(raw_verify);
+    }
+    if wants("documents") {
+        document_bench::run(raw_verify);
     }
 }

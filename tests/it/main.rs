@@ -1,4 +1,5 @@
 //! Integration tests: one binary, one module per topic.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod document_cli;
 mod pki_cli;

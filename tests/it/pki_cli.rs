@@ -6,80 +6,7 @@ use std::path::Path;
 
 use harness::Cli;
 
-/// Builds the demo chain with the CLI exactly as the README shows: root → Quảng Ninh →
-/// Tiên Yên → Phong Dụ seal, and publishes a CRL from every CA.
-fn demo_hierarchy() -> Cli {
-    let mut cli = Cli::new();
-    cli.env("ROOT_PASS", "root-passphrase")
-        .env("QN_PASS", "quangninh-passphrase")
-        .env("TY_PASS", "tienyen-passphrase")
-        .env("PERSON_PASS", "person-passphrase");
-    cli.lienthong(["pki", "init-root", "--dir", "root-ca", "--key-passphrase-env", "ROOT_PASS"]).ok();
-    cli.lienthong([
-        "pki",
-        "issue-ca",
-        "--ca",
-        "root-ca",
-        "--dir",
-        "quang-ninh-ca",
-        "--agency",
-        "000.00.00.H49",
-        "--name",
-        "Ủy ban nhân dân tỉnh Quảng Ninh",
-        "--ca-passphrase-env",
-        "ROOT_PASS",
-        "--key-passphrase-env",
-        "QN_PASS",
-    ])
-    .ok();
-    cli.lienthong([
-        "pki",
-        "issue-ca",
-        "--ca",
-        "quang-ninh-ca",
-        "--dir",
-        "tien-yen-ca",
-        "--agency",
-        "000.00.41.H49",
-        "--name",
-        "Ủy ban nhân dân huyện Tiên Yên",
-        "--ca-passphrase-env",
-        "QN_PASS",
-        "--key-passphrase-env",
-        "TY_PASS",
-    ])
-    .ok();
-    cli.lienthong([
-        "pki",
-        "issue",
-        "--ca",
-        "tien-yen-ca",
-        "--profile",
-        "seal",
-        "--agency",
-        "000.01.41.H49",
-        "--name",
-        "Ủy ban nhân dân xã Phong Dụ",
-        "--out",
-        "phong-du-seal",
-        "--ca-passphrase-env",
-        "TY_PASS",
-    ])
-    .ok();
-    publish_crls(&cli);
-    cli
-}
-
-fn publish_crls(cli: &Cli) {
-    for (ca, pass) in [("root-ca", "ROOT_PASS"), ("quang-ninh-ca", "QN_PASS"), ("tien-yen-ca", "TY_PASS")] {
-        cli.lienthong(["pki", "crl", "--ca", ca, "--ca-passphrase-env", pass]).ok();
-    }
-    let all: String = ["root-ca", "quang-ninh-ca", "tien-yen-ca"]
-        .iter()
-        .map(|ca| std::fs::read_to_string(cli.path(ca).join("crl.pem")).unwrap())
-        .collect();
-    std::fs::write(cli.path("crls.pem"), all).unwrap();
-}
+use harness::operator::{demo_hierarchy, publish_crls};
 
 fn openssl_verify(cli: &Cli, extra: &[&str]) -> harness::Run {
     let mut args = vec!["verify", "-CAfile", "root-ca/ca.cert.pem", "-untrusted", "tien-yen-ca/chain.pem"];
@@ -158,29 +85,6 @@ fn openssl_accepts_the_demo_chain_and_refuses_it_revoked_or_expired() {
 #[test]
 fn keys_are_private_and_encrypted_keys_open_in_openssl() {
     let mut cli = demo_hierarchy();
-    cli.lienthong([
-        "pki",
-        "issue",
-        "--ca",
-        "tien-yen-ca",
-        "--profile",
-        "person",
-        "--agency",
-        "000.01.41.H49",
-        "--name",
-        "Nguyễn Văn An",
-        "--position",
-        "Chủ tịch",
-        "--organization",
-        "Ủy ban nhân dân xã Phong Dụ",
-        "--out",
-        "chu-tich",
-        "--ca-passphrase-env",
-        "TY_PASS",
-        "--key-passphrase-env",
-        "PERSON_PASS",
-    ])
-    .ok();
     for key in ["root-ca/ca.key.pem", "tien-yen-ca/ca.key.pem", "phong-du-seal.key.pem", "chu-tich.key.pem"] {
         let mode = std::fs::metadata(cli.path(key)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{key}");
@@ -354,8 +258,8 @@ fn serials_stay_unique_under_concurrent_issuance() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["serial"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(serials.len(), 13, "12 nodes and the seal, all distinct");
+    assert_eq!(serials.len(), 14, "12 nodes, the seal and the person, all distinct");
     let counter: u64 = std::fs::read_to_string(cli.path("tien-yen-ca/serial")).unwrap().trim().parse().unwrap();
-    assert_eq!(counter, 14);
-    assert_eq!(std::fs::read_dir(cli.path("tien-yen-ca/certs")).unwrap().count(), 13);
+    assert_eq!(counter, 15);
+    assert_eq!(std::fs::read_dir(cli.path("tien-yen-ca/certs")).unwrap().count(), 14);
 }

@@ -6,5 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
 pub mod cli;
+pub mod operator;
 
 pub use cli::{Cli, Run, bin};

@@ -14,10 +14,6 @@
 //! Signature checks of certificate and CRL links are cached in a [`SignatureCache`], so a
 //! document whose signers share intermediates costs about one signature check per signer.
 
-// Chain errors carry the names, serials and times an operator needs; they are built once on
-// the cold path, so their size is not worth boxing away.
-#![allow(clippy::result_large_err)]
-
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,248 @@
+//! The document form: the manifest fields a clerk fills in, as a small TOML (or JSON) file,
+//! turned into a validated [`Manifest`] before anything is signed.
+//!
+//! ```toml
+//! to = ["000.01.42.H49", "000.00.00.G22"]
+//! number = 123
+//! notation = "UBND-VP"
+//! place = "Phong Dụ"
+//! date = 2026-11-23
+//! kind = "administrative"          # or "legal-normative"
+//! type = "Công văn"
+//! subject = "Về việc chủ động ứng phó với bão số 3"
+//! due = 2026-12-01                  # optional
+//! urgency = "hỏa tốc"               # 0-4 or thường, khẩn, thượng khẩn, hỏa tốc, hỏa tốc hẹn giờ
+//! steering = 0                      # optional
+//! # business = { replace = "000.01.41.H49,2026/11/20,120/UBND-VP" }   # revoke, update, replace
+//! # [signer]                        # optional: defaults to the official's certificate
+//! # name = "Nguyễn Văn An"
+//! # position = "Chủ tịch"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use pki::AgencyCode;
+use pki::document::manifest::{Attachment, Business, DocumentId, DocumentKind, Manifest, Urgency};
+use time::Date;
+
+/// A date given as TOML date or as text.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum DateInput {
+    Toml(toml::value::Datetime),
+    Text(String),
+}
+
+impl DateInput {
+    fn to_date(&self, field: &str) -> anyhow::Result<Date> {
+        let text = match self {
+            DateInput::Toml(d) => d.to_string(),
+            DateInput::Text(t) => t.clone(),
+        };
+        Date::parse(&text, time::macros::format_description!("[year]-[month]-[day]"))
+            .with_context(|| format!("form field {field}: {text:?} is not a date like 2026-11-23"))
+    }
+}
+
+/// A number or a name.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum CodeOrName {
+    Code(u64),
+    Name(String),
+}
+
+/// The form as written.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Form {
+    from: Option<String>,
+    to: Vec<String>,
+    number: u32,
+    notation: String,
+    place: String,
+    date: DateInput,
+    kind: CodeOrName,
+    #[serde(rename = "type")]
+    type_name: String,
+    subject: String,
+    due: Option<DateInput>,
+    #[serde(default = "default_urgency")]
+    urgency: CodeOrName,
+    #[serde(default)]
+    steering: u8,
+    business: Option<BusinessInput>,
+    signer: Option<SignerInput>,
+}
+
+fn default_urgency() -> CodeOrName {
+    CodeOrName::Code(0)
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignerInput {
+    name: String,
+    position: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum BusinessInput {
+    New(String),
+    Acting(BusinessAct),
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BusinessAct {
+    revoke: Option<String>,
+    update: Option<String>,
+    replace: Option<String>,
+}
+
+/// Reads a form file (TOML, or JSON when the name ends in `.json`).
+pub(crate) fn read_form(path: &Path) -> anyhow::Result<Form> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the form {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).with_context(|| format!("form {}", path.display()))
+    } else {
+        toml::from_str(&text).with_context(|| format!("form {}", path.display()))
+    }
+}
+
+/// Guesses a media type from a file name's extension; `application/octet-stream` otherwise.
+pub(crate) fn media_type(path: &Path) -> &'static str {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    match ext.as_str() {
+        "pdf" => "application/pdf",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "txt" => "text/plain",
+        "xml" => "application/xml",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "tif" | "tiff" => "image/tiff",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Hashes an attachment file by streaming it.
+pub(crate) fn describe_attachment(path: &Path) -> anyhow::Result<Attachment> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("attachment {} has no usable file name", path.display()))?
+        .to_owned();
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("attachment {} cannot be opened", path.display()))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        ctx.update(&buf[..n]);
+    }
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(ctx.finish().as_ref());
+    Ok(Attachment { name, media_type: media_type(path).to_owned(), size, sha256 })
+}
+
+/// Who signs, as the certificates say, to fill the fields a form may leave out.
+pub(crate) struct SignerDefaults {
+    /// The sender: the seal's agency (or the official's, when not sealing now).
+    pub from: AgencyCode,
+    /// The official's name, from the person certificate.
+    pub name: Option<String>,
+    /// The official's position, from the person certificate.
+    pub position: Option<String>,
+}
+
+impl Form {
+    /// The validated, NFC-normalised manifest for this form and attachments. Every problem
+    /// is reported with the field's name, before anything is signed.
+    pub(crate) fn to_manifest(&self, attachments: &[PathBuf], defaults: &SignerDefaults) -> anyhow::Result<Manifest> {
+        let from = match &self.from {
+            Some(code) => code.parse::<AgencyCode>().context("form field from")?,
+            None => defaults.from,
+        };
+        if from != defaults.from {
+            bail!("form field from is {from}, but the signing certificates are of {}", defaults.from);
+        }
+        let to = self
+            .to
+            .iter()
+            .map(|c| c.parse::<AgencyCode>().with_context(|| format!("form field to: recipient {c:?}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let kind = match &self.kind {
+            CodeOrName::Code(1) => DocumentKind::LegalNormative,
+            CodeOrName::Code(2) => DocumentKind::Administrative,
+            CodeOrName::Name(n) if matches!(n.as_str(), "legal-normative" | "legal_normative" | "1") => {
+                DocumentKind::LegalNormative
+            }
+            CodeOrName::Name(n) if matches!(n.as_str(), "administrative" | "2") => DocumentKind::Administrative,
+            other => bail!("form field kind: {other:?} is not 1 (legal-normative) or 2 (administrative)"),
+        };
+        let urgency = match &self.urgency {
+            CodeOrName::Code(c) => {
+                Urgency::from_code(*c).with_context(|| format!("form field urgency: {c} is not 0 to 4"))?
+            }
+            CodeOrName::Name(n) => n.parse::<Urgency>().map_err(anyhow::Error::msg).context("form field urgency")?,
+        };
+        let business = match &self.business {
+            None => Business::New,
+            Some(BusinessInput::New(s)) if s == "new" => Business::New,
+            Some(BusinessInput::New(s)) => {
+                bail!("form field business: {s:?}; use \"new\" or {{ revoke|update|replace = \"DOCUMENT ID\" }}")
+            }
+            Some(BusinessInput::Acting(act)) => {
+                let parse =
+                    |id: &str| id.parse::<DocumentId>().map_err(anyhow::Error::msg).context("form field business");
+                match (&act.revoke, &act.update, &act.replace) {
+                    (Some(id), None, None) => Business::Revoke(parse(id)?),
+                    (None, Some(id), None) => Business::Update(parse(id)?),
+                    (None, None, Some(id)) => Business::Replace(parse(id)?),
+                    _ => bail!("form field business: give exactly one of revoke, update or replace"),
+                }
+            }
+        };
+        let (signer_name, signer_position) = match (&self.signer, &defaults.name, &defaults.position) {
+            (Some(s), _, _) => (s.name.clone(), s.position.clone()),
+            (None, Some(n), Some(p)) => (n.clone(), p.clone()),
+            _ => bail!(
+                "the form has no [signer] and there is no official's certificate to take the name and position from"
+            ),
+        };
+        let attachments = attachments.iter().map(|p| describe_attachment(p)).collect::<anyhow::Result<Vec<_>>>()?;
+        let manifest = Manifest {
+            from,
+            to,
+            number: self.number,
+            notation: self.notation.clone(),
+            place: self.place.clone(),
+            date: self.date.to_date("date")?,
+            kind,
+            type_name: self.type_name.clone(),
+            subject: self.subject.clone(),
+            signer_name,
+            signer_position,
+            due: self.due.as_ref().map(|d| d.to_date("due")).transpose()?,
+            urgency,
+            steering: self.steering,
+            business,
+            attachments,
+        }
+        .normalized();
+        manifest.validate()?;
+        Ok(manifest)
+    }
+}
