@@ -92,7 +92,20 @@ pub(crate) fn print(report: &Provenance) {
     for c in &report.crls {
         println!("  {} (issued {}, next {})", c.issuer, human(c.this_update), human(c.next_update));
     }
-    println!("Receipts carried: {}", report.receipt_count);
+    println!("Receipts ({}):", report.receipts.len());
+    for r in &report.receipts {
+        let what = match r.receipt.kind {
+            pki::document::ReceiptKind::Hop => "took responsibility (hop receipt)".to_owned(),
+            pki::document::ReceiptKind::Status(code) => format!("status {code}"),
+        };
+        let for_whom = if r.receipt.recipients.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", r.receipt.recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        };
+        let note = r.receipt.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
+        println!("  {}  {} [{}] {what}{for_whom}{note}", human(r.receipt.at), r.signer, r.receipt.by);
+    }
     println!("Envelope SHA-256: {}", report.envelope_sha256);
     println!("Verified at {}", human(report.verified_at));
 }

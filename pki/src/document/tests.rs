@@ -419,3 +419,57 @@ fn hostile_bundles_get_clear_errors() {
     same_size[0] = b'#';
     assert!(matches!(try_bundle(&e, &crls, &same_size), Err(BundleError::AttachmentHash(_))));
 }
+
+#[test]
+fn receipts_sign_verify_and_travel_in_the_bundle() {
+    use super::receipt::{Receipt, ReceiptError, ReceiptKind, SignedReceipt, StatusCode};
+    let mut p = pki();
+    let crls = p.crls();
+    let e = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
+    let thanh_son = p.ba_che.issue(Profile::Seal, "000.01.42.H49", "Ủy ban nhân dân xã Thanh Sơn");
+    let arrived = Receipt {
+        kind: ReceiptKind::Status(StatusCode::Arrived),
+        document: manifest().id(),
+        envelope: e.digest(),
+        by: "000.01.42.H49".parse().unwrap(),
+        to: "000.01.41.H49".parse().unwrap(),
+        at: day(11),
+        recipients: vec!["000.01.42.H49".parse().unwrap()],
+        note: Some("Đã nhận".into()),
+    };
+    let signed = arrived.sign(&thanh_son.key, &p.chain(&thanh_son.cert, &p.ba_che)).unwrap();
+    let set: crate::crl::CrlSet = crls.iter().map(|d| crate::crl::Crl::from_der(d).unwrap()).collect();
+    let validator = crate::Validator::new(vec![p.root.cert.clone()]).with_crls(set);
+    assert!(signed.verify(&validator).is_ok());
+    assert_eq!(SignedReceipt::from_bytes(signed.as_bytes()).unwrap().receipt, arrived);
+
+    // Claiming to be by another agency than the seal's is refused.
+    let mut lie = arrived.clone();
+    lie.by = "000.02.42.H49".parse().unwrap();
+    let err = lie.sign(&thanh_son.key, &p.chain(&thanh_son.cert, &p.ba_che)).unwrap().verify(&validator).unwrap_err();
+    assert!(matches!(err, ReceiptError::WrongSigner { .. }), "{err}");
+    // A flipped byte anywhere is refused.
+    for i in 0..signed.as_bytes().len() {
+        let mut b = signed.as_bytes().to_vec();
+        b[i] ^= 1;
+        if let Ok(r) = SignedReceipt::from_bytes(&b) {
+            assert!(r.verify(&validator).is_err(), "byte {i}");
+        }
+    }
+
+    // In a bundle, receipts are verified and reported; one for another document is refused.
+    let write = |receipts: &[Vec<u8>]| {
+        write_bundle(Cursor::new(Vec::new()), &e, &crls, receipts, |_, w| w.write_all(PDF).map_err(BundleError::Io))
+            .unwrap()
+            .into_inner()
+    };
+    let report = verify(&write(&[signed.as_bytes().to_vec()]), &p.options()).unwrap();
+    assert_eq!(report.receipts.len(), 1);
+    assert_eq!(report.receipts[0].signer, "Ủy ban nhân dân xã Thanh Sơn");
+    assert_eq!(report.receipts[0].receipt.note.as_deref(), Some("Đã nhận"));
+    let mut other = arrived.clone();
+    other.envelope = [7; 32];
+    let stray = other.sign(&thanh_son.key, &p.chain(&thanh_son.cert, &p.ba_che)).unwrap();
+    let err = verify(&write(&[stray.as_bytes().to_vec()]), &p.options()).unwrap_err();
+    assert!(matches!(err, DocumentError::Receipt { index: 1, .. }), "{err}");
+}

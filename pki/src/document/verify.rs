@@ -14,6 +14,7 @@ use time::{Duration, OffsetDateTime};
 use super::bundle::{Bundle, BundleError, BundleLimits};
 use super::envelope::{Envelope, EnvelopeError, SignatureHeader};
 use super::manifest::{Attachment, Manifest, ManifestError};
+use super::receipt::{Receipt, SignedReceipt};
 use crate::agency::AgencyCode;
 use crate::cert::{Certificate, Profile};
 use crate::crl::{Crl, CrlSet};
@@ -98,6 +99,14 @@ pub enum DocumentError {
         /// The sender.
         sender: AgencyCode,
     },
+    /// A receipt carried in the bundle does not verify or is for another document.
+    #[error("receipt #{index} in the bundle: {problem}")]
+    Receipt {
+        /// 1-based position.
+        index: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// The manifest's signer fields do not match the person's certificate.
     #[error("the manifest names the signer {manifest:?}, but the official's certificate names {certificate:?}")]
     SignerMismatch {
@@ -125,6 +134,7 @@ impl DocumentError {
             DocumentError::Chain { .. } => "chain",
             DocumentError::SealNotSender { .. } | DocumentError::PersonOutsideSender { .. } => "hierarchy",
             DocumentError::SignerMismatch { .. } => "signer_mismatch",
+            DocumentError::Receipt { .. } => "receipt",
         }
     }
 }
@@ -190,11 +200,21 @@ pub struct Provenance {
     pub attachments: Vec<AttachmentReport>,
     /// CRLs carried in the bundle or given.
     pub crls: Vec<CrlReport>,
-    /// Signed receipts carried in the bundle, as raw COSE (decoded once receipts exist).
-    pub receipt_count: usize,
+    /// The signed receipts carried in the bundle, each verified, in time order.
+    pub receipts: Vec<ReceiptReport>,
     /// When the verification ran.
     #[serde(with = "time::serde::rfc3339")]
     pub verified_at: OffsetDateTime,
+}
+
+/// A receipt, as verified.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReceiptReport {
+    /// The receipt's content.
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    /// The sealing agency's name, from its certificate.
+    pub signer: String,
 }
 
 /// What verification trusts and when it runs.
@@ -365,6 +385,23 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
     }
     let verified = verify_envelope(&bundle.envelope, &crls, options)?;
     bundle.check_attachments()?;
+    let mut validator = Validator::new(options.anchors.clone()).with_crls(crls.clone()).with_mode(options.revocation);
+    if let Some(cache) = &options.cache {
+        validator = validator.with_cache(cache.clone());
+    }
+    let digest = bundle.envelope.digest();
+    let mut receipts = Vec::with_capacity(bundle.receipts.len());
+    for (i, bytes) in bundle.receipts.iter().enumerate() {
+        let problem = |p: String| DocumentError::Receipt { index: i + 1, problem: p };
+        let signed = SignedReceipt::from_bytes(bytes).map_err(|e| problem(e.to_string()))?;
+        let chain = signed.verify(&validator).map_err(|e| problem(e.to_string()))?;
+        if signed.receipt.envelope != digest {
+            return Err(problem("it is for another document".to_owned()));
+        }
+        let signer = chain.leaf.common_name.clone().unwrap_or_else(|| chain.leaf.subject.clone());
+        receipts.push(ReceiptReport { receipt: signed.receipt, signer });
+    }
+    receipts.sort_by_key(|r| r.receipt.at);
     Ok(Provenance {
         document_id: verified.manifest.id().to_string(),
         envelope_sha256: hex::encode(bundle.envelope.digest()),
@@ -380,7 +417,7 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
             .iter()
             .map(|c| CrlReport { issuer: c.issuer.clone(), this_update: c.this_update, next_update: c.next_update })
             .collect(),
-        receipt_count: bundle.receipts.len(),
+        receipts,
         verified_at: options.at,
     })
 }
