@@ -1,1 +1,257 @@
-//! node
+//! The lienthong node: an agency's end of the document exchange.
+//!
+//! A node listens on one QUIC endpoint for its neighbours (parent, children, direct peers) and
+//! its own clerks, takes responsibility for documents only once it has verified and durably
+//! stored them (then answers with a signed hop receipt), forwards them along the hierarchy from
+//! a durable outbox with retries, and routes signed receipts and statuses back.
+//!
+//! [`Node::start`] takes a bound UDP socket and a validated [`config::Config`], so tests run
+//! nodes on `127.0.0.1:0` in-process exactly as the daemon runs them.
+#![forbid(unsafe_code)]
+
+pub mod clerk;
+pub mod clerk_client;
+pub mod config;
+pub mod crls;
+pub mod health;
+pub mod inbound;
+pub mod intake;
+pub mod notices;
+pub mod outbound;
+pub mod protocol;
+pub mod routing;
+pub mod server;
+pub mod storage;
+pub mod tls;
+pub mod trust;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use pki::AgencyCode;
+use tokio::sync::{Mutex, Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::routing::Routes;
+use crate::storage::Store;
+use crate::trust::Trust;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Storage would not open.
+    #[error(transparent)]
+    Store(#[from] storage::StoreError),
+    /// TLS configuration failed.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The QUIC endpoint failed.
+    #[error("QUIC endpoint: {0}")]
+    Endpoint(String),
+}
+
+/// Counters kept in memory since start (the persistent ones are in the database).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Documents taken from neighbours or clerks.
+    pub documents_in: AtomicU64,
+    /// Documents handed over to next hops.
+    pub documents_out: AtomicU64,
+    /// Documents refused.
+    pub refused: AtomicU64,
+    /// Failed transfer attempts (retried).
+    pub retries: AtomicU64,
+    /// Transfers given up (dead-lettered).
+    pub dead: AtomicU64,
+    /// Documents accepted with provisional verification.
+    pub provisional: AtomicU64,
+    /// Notices (receipts, statuses) taken.
+    pub notices_in: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A running node's shared state.
+pub struct Node {
+    /// Validated configuration.
+    pub config: Config,
+    /// Storage.
+    pub store: Store,
+    /// Trust state (anchors, CRLs, cache).
+    pub trust: Arc<Trust>,
+    /// Routing table.
+    pub routes: Routes,
+    /// In-memory counters.
+    pub metrics: Metrics,
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    connections: Mutex<HashMap<AgencyCode, quinn::Connection>>,
+    inbound_per_peer: StdMutex<HashMap<AgencyCode, usize>>,
+    outbox_wake: Notify,
+    crl_fetch: Notify,
+    lease_owner: String,
+    jitter: StdMutex<u64>,
+    shutdown: watch::Receiver<bool>,
+    started: time::OffsetDateTime,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("agency", &self.config.agency)
+            .field("listen", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A started node: its state, its tasks, and the switch that stops it.
+#[derive(Debug)]
+pub struct NodeHandle {
+    /// The node's state.
+    pub node: Arc<Node>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u64::from_le_bytes(b)
+}
+
+impl Node {
+    /// Starts a node on an already bound UDP socket: opens storage (applying migrations),
+    /// loads CRLs, and spawns the server, the outbox worker and the CRL watcher.
+    pub async fn start(config: Config, socket: std::net::UdpSocket) -> Result<NodeHandle, StartError> {
+        let store = Store::open(&config.database, &config.data_dir).await?;
+        if store.backend() == storage::Backend::Sqlite {
+            // A single-process node: nothing from a previous run is still being sent.
+            store.release_leases().await?;
+        }
+        let trust = Arc::new(Trust::new(config.anchors.clone(), store.crls().await?, config.crl_freshness));
+        let routes = Routes::new(
+            config.agency,
+            config.parent.as_ref().map(|n| n.agency),
+            config.children.iter().map(|n| n.agency).collect(),
+            config.peers.iter().map(|n| n.agency).collect(),
+        );
+        let server_crypto = tls::server_config(&config.tls, trust.clone())?;
+        let client_crypto = tls::client_config(&config.tls, trust.clone(), protocol::ALPN_NODE)?;
+        let transport = Arc::new(server::transport_config(&config.limits));
+        let quic_server = quinn::crypto::rustls::QuicServerConfig::try_from(server_crypto)
+            .map_err(|e| StartError::Endpoint(e.to_string()))?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
+        server_config.transport_config(transport.clone());
+        let quic_client = quinn::crypto::rustls::QuicClientConfig::try_from(client_crypto)
+            .map_err(|e| StartError::Endpoint(e.to_string()))?;
+        let mut client_config = quinn::ClientConfig::new(Arc::new(quic_client));
+        client_config.transport_config(transport);
+        let runtime = quinn::default_runtime().ok_or_else(|| StartError::Endpoint("no async runtime".into()))?;
+        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server_config), socket, runtime)
+            .map_err(|e| StartError::Endpoint(e.to_string()))?;
+        let (stop, shutdown) = watch::channel(false);
+        let seed = config.retry.jitter_seed.unwrap_or_else(random_u64);
+        let node = Arc::new(Node {
+            store,
+            trust,
+            routes,
+            metrics: Metrics::default(),
+            endpoint,
+            client_config,
+            connections: Mutex::new(HashMap::new()),
+            inbound_per_peer: StdMutex::new(HashMap::new()),
+            outbox_wake: Notify::new(),
+            crl_fetch: Notify::new(),
+            lease_owner: format!("{}-{}-{:x}", config.agency, std::process::id(), random_u64()),
+            jitter: StdMutex::new(seed),
+            shutdown,
+            started: time::OffsetDateTime::now_utc(),
+            config,
+        });
+        crls::load_configured(&node).await;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(server::serve(node.clone()));
+        tasks.spawn(outbound::run_outbox(node.clone()));
+        tasks.spawn(crls::watch_files(node.clone()));
+        tracing::info!(agency = %node.config.agency, listen = %node.local_addr(), "node started");
+        Ok(NodeHandle { node, stop, tasks })
+    }
+
+    /// The address the endpoint is bound to.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.endpoint.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// True once shutdown began.
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A receiver that changes when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Wakes the outbox worker (new work was queued).
+    pub fn wake_outbox(&self) {
+        self.outbox_wake.notify_one();
+    }
+
+    /// A uniform draw in [0, 1) for retry jitter: a splitmix64 stream, seeded from the config
+    /// for reproducible tests or from the OS.
+    pub fn jitter_draw(&self) -> f64 {
+        let mut state = match self.jitter.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Now, read once per operation and passed down.
+    pub fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+
+    /// The seal's chain and key, for signing receipts.
+    pub fn seal(&self) -> &config::Identity {
+        &self.config.seal
+    }
+}
+
+impl NodeHandle {
+    /// Stops accepting, lets in-flight requests finish (up to `grace`), closes connections and
+    /// the database.
+    pub async fn shutdown(mut self, grace: std::time::Duration) {
+        let _ = self.stop.send(true);
+        self.node.outbox_wake.notify_waiters();
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => if next.is_none() { break },
+                _ = &mut deadline => {
+                    tracing::warn!("shutdown grace period over; abandoning in-flight work (it is retried after restart)");
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        self.node.endpoint.close(quinn::VarInt::from_u32(0), b"shutting down");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.node.endpoint.wait_idle()).await;
+        self.node.store.close().await;
+        tracing::info!(agency = %self.node.config.agency, "node stopped");
+    }
+}

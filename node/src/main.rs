@@ -1,1 +1,170 @@
-fn main() {}
+//! `lienthong-node`: the daemon an agency runs.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use node::Node;
+use node::config::{Config, template};
+
+/// The lienthong node daemon.
+#[derive(Parser, Debug)]
+#[command(name = "lienthong-node", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a commented configuration for a new node.
+    Init {
+        /// The agency code, e.g. 000.01.41.H49.
+        #[arg(long)]
+        agency: pki::AgencyCode,
+        /// The agency's name.
+        #[arg(long)]
+        name: String,
+        /// The UDP address to listen on.
+        #[arg(long, default_value = "0.0.0.0:7400")]
+        listen: String,
+        /// The parent, as CODE@ADDRESS (e.g. 000.00.41.H49@10.0.0.2:7400).
+        #[arg(long)]
+        parent: Option<String>,
+        /// Where to write the file.
+        #[arg(long, default_value = "node.toml")]
+        out: PathBuf,
+    },
+    /// Check a configuration without starting.
+    Check {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the node until SIGTERM or ctrl-c.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the health read-out of a node from its database (run on the node's machine).
+    Status {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIENTHONG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| {
+        let lines: Vec<String> = e.problems.iter().map(|(k, p)| format!("  {k}: {p}")).collect();
+        anyhow::anyhow!("{} has {} problem(s):\n{}", path.display(), lines.len(), lines.join("\n"))
+    })
+}
+
+async fn run(path: PathBuf) -> anyhow::Result<()> {
+    let config = load(&path)?;
+    let socket =
+        std::net::UdpSocket::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+    let handle = Node::start(config, socket).await?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("stopping: finishing in-flight transfers");
+    handle.shutdown(std::time::Duration::from_secs(10)).await;
+    Ok(())
+}
+
+async fn status(path: PathBuf) -> anyhow::Result<()> {
+    let config = load(&path)?;
+    let store = node::storage::Store::open(&config.database, &config.data_dir).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let queue = store.queue_depths(node::storage::millis(now)).await?;
+    let certificates: Vec<serde_json::Value> = [("node", &config.tls), ("seal", &config.seal)]
+        .iter()
+        .filter_map(|(w, id)| {
+            id.chain.first().map(|c| serde_json::json!({"certificate": w, "not_after": pki::format_utc(c.not_after), "days_left": (c.not_after - now).whole_days()}))
+        })
+        .collect();
+    let report = serde_json::json!({
+        "agency": config.agency,
+        "queue": queue,
+        "totals": store.counters().await?,
+        "dead_letters": store.dead_letters(20).await?,
+        "crls": store.crls().await?.iter().map(|c| serde_json::json!({
+            "issuer": c.issuer, "this_update": pki::format_utc(c.this_update), "next_update": pki::format_utc(c.next_update),
+        })).collect::<Vec<_>>(),
+        "certificates": certificates,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    store.close().await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let result = match cli.command {
+        Command::Init { agency, name, listen, parent, out } => (|| {
+            let parent = match &parent {
+                Some(p) => {
+                    let (code, addr) = p.split_once('@').context("--parent is CODE@ADDRESS")?;
+                    Some((code.parse::<pki::AgencyCode>().context("--parent")?, addr.to_owned()))
+                }
+                None => None,
+            };
+            if out.exists() {
+                anyhow::bail!("{} already exists; not overwriting it", out.display());
+            }
+            std::fs::write(&out, template(&agency, &name, &listen, parent.as_ref().map(|(c, a)| (c, a.as_str()))))
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "Wrote {}. Put the node, seal and root certificates beside it, then: lienthong-node check --config {}",
+                out.display(),
+                out.display()
+            );
+            Ok(())
+        })(),
+        Command::Check { config } => load(&config)
+            .map(|c| println!("{} is valid: node {} ({}) on {}", config.display(), c.agency, c.name, c.listen)),
+        Command::Run { config } => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(run(config)),
+            Err(e) => Err(e.into()),
+        },
+        Command::Status { config } => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(status(config)),
+            Err(e) => Err(e.into()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut line = e.to_string();
+            for cause in e.chain().skip(1) {
+                line.push_str(": ");
+                line.push_str(&cause.to_string());
+            }
+            eprintln!("error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}

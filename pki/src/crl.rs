@@ -234,6 +234,18 @@ impl Crl {
         &self.signature
     }
 
+    /// True when `issuer` (a CA with cRLSign) signed this CRL: how a node decides whether to
+    /// keep a CRL that reached it from a neighbour before it needs it.
+    pub fn is_signed_by(&self, issuer: &crate::Certificate) -> bool {
+        if issuer.subject_raw != self.issuer_raw || (issuer.key_usage_present && !issuer.key_usage.crl_sign) {
+            return false;
+        }
+        match (&self.signature_algorithm, &issuer.public_key) {
+            (Ok(alg), Ok(key)) => alg.verify(key, self.tbs(), self.signature()),
+            _ => false,
+        }
+    }
+
     /// The entry for `serial`, if revoked.
     pub fn lookup(&self, serial: &Serial) -> Option<&Revocation> {
         self.revoked.get(serial)

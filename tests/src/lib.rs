@@ -6,6 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
 pub mod cli;
+pub mod network;
 pub mod operator;
 
 pub use cli::{Cli, Run, bin};
+
+/// Sends the nodes' logs to the test's output when `LIENTHONG_LOG` is set (e.g.
+/// `LIENTHONG_LOG=info cargo test ...`); quiet otherwise.
+pub fn logging() {
+    if let Ok(filter) = std::env::var("LIENTHONG_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -346,6 +346,11 @@ impl SignedReceipt {
         &self.bytes
     }
 
+    /// The signer's certificate chain as carried (DER, leaf first).
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
     /// SHA-256 of the bytes: a receipt's identity for deduplication.
     pub fn digest(&self) -> [u8; 32] {
         crate::sha256(&self.bytes)

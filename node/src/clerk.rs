@@ -1,0 +1,234 @@
+//! Serving this agency's clerks (ALPN `lienthong-clerk/1`): submit, inbox, sent, fetch,
+//! statuses, track, recall, health. The clerk's certificate has already been checked to be a
+//! clerk certificate of this agency.
+
+use std::sync::Arc;
+
+use pki::AgencyCode;
+use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, StatusCode};
+use serde_bytes::ByteBuf;
+use tokio::io::AsyncWriteExt;
+
+use crate::Node;
+use crate::intake::{Source, take_document, truncate};
+use crate::protocol::{ClerkRequest, ClerkResponse, ErrorKind, read_frame, write_frame};
+use crate::storage::{StoredDocument, millis};
+
+fn bad(message: impl Into<String>) -> ClerkResponse {
+    ClerkResponse::Error { kind: ErrorKind::BadRequest, message: message.into() }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ClerkResponse {
+    ClerkResponse::Error { kind: ErrorKind::Unavailable, message: e.to_string() }
+}
+
+/// Handles one clerk request stream.
+pub async fn handle(node: Arc<Node>, clerk: AgencyCode, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    let limit = node.config.limits.max_frame_bytes;
+    let request: ClerkRequest = match read_frame(&mut recv, limit).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = write_frame(&mut send, &bad(e.to_string())).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let mut follow: Option<StoredDocument> = None;
+    let response = match tokio::time::timeout(
+        node.config.limits.request_timeout,
+        serve(&node, clerk, request, &mut recv, &mut follow),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => unavailable("request timed out"),
+    };
+    if write_frame(&mut send, &response).await.is_err() {
+        return;
+    }
+    // A fetched document's attachments follow its response frame.
+    if let (ClerkResponse::Document { .. }, Some(doc)) = (&response, follow) {
+        if let Ok(attachments) = node.store.attachments(doc.id).await {
+            for a in attachments {
+                let Ok(mut file) = node.store.blobs().open_blob(&a.sha256).await else { return };
+                if tokio::io::copy(&mut file, &mut send).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = send.flush().await;
+    }
+    let _ = send.finish();
+    let _ = recv.stop(0u32.into());
+}
+
+async fn serve(
+    node: &Arc<Node>,
+    clerk: AgencyCode,
+    request: ClerkRequest,
+    recv: &mut quinn::RecvStream,
+    follow: &mut Option<StoredDocument>,
+) -> ClerkResponse {
+    match request {
+        ClerkRequest::Submit { envelope, crls } => {
+            let crls: Vec<Vec<u8>> = crls.into_iter().map(ByteBuf::into_vec).collect();
+            match take_document(node, Source::Clerk, &envelope, &crls, &[], recv).await {
+                Ok(taken) => {
+                    tracing::info!(document = %taken.document, clerk = %clerk, duplicate = taken.duplicate, "document submitted");
+                    ClerkResponse::Submitted { document: taken.document, digest: hex::encode(taken.digest) }
+                }
+                Err(r) if r.transient => unavailable(r.reason),
+                Err(r) => bad(r.reason),
+            }
+        }
+        ClerkRequest::Inbox { limit } => match node.store.inbox(limit.min(10_000)).await {
+            Ok(entries) => ClerkResponse::Documents { entries },
+            Err(e) => unavailable(e),
+        },
+        ClerkRequest::Sent { limit } => match node.store.sent(limit.min(10_000)).await {
+            Ok(entries) => ClerkResponse::Documents { entries },
+            Err(e) => unavailable(e),
+        },
+        ClerkRequest::Fetch { document } => match find(node, &document).await {
+            Ok(doc) => {
+                let receipts = match node.store.receipts_for(&doc.digest).await {
+                    Ok(r) => r,
+                    Err(e) => return unavailable(e),
+                };
+                let mut chains: Vec<Vec<Vec<u8>>> = Envelope::from_bytes(&doc.envelope)
+                    .and_then(|e| e.headers())
+                    .map(|h| h.into_iter().map(|h| h.chain).collect())
+                    .unwrap_or_default();
+                chains.extend(
+                    receipts
+                        .iter()
+                        .filter_map(|r| pki::document::SignedReceipt::from_bytes(&r.bytes).ok())
+                        .map(|r| r.chain_der().to_vec()),
+                );
+                let crls = node.crls_for(&chains).await;
+                let response = ClerkResponse::Document {
+                    envelope: ByteBuf::from(doc.envelope.clone()),
+                    crls: crls.into_iter().map(ByteBuf::from).collect(),
+                    receipts: receipts.into_iter().map(|r| ByteBuf::from(r.bytes)).collect(),
+                };
+                *follow = Some(doc);
+                response
+            }
+            Err(e) => e,
+        },
+        ClerkRequest::Track { document } => match find(node, &document).await {
+            Ok(doc) => match node.store.receipts_for(&doc.digest).await {
+                Ok(r) => ClerkResponse::Receipts { receipts: r.into_iter().map(|r| ByteBuf::from(r.bytes)).collect() },
+                Err(e) => unavailable(e),
+            },
+            Err(e) => e,
+        },
+        ClerkRequest::PostStatus { document, status, note } => post_status(node, &document, status, note).await,
+        ClerkRequest::Recall { document, note } => recall(node, &document, note).await,
+        ClerkRequest::Health => match crate::health::report(node).await {
+            Ok(h) => ClerkResponse::Health { json: serde_json::to_string_pretty(&h).unwrap_or_default() },
+            Err(e) => unavailable(e),
+        },
+    }
+}
+
+async fn find(node: &Node, document: &str) -> Result<StoredDocument, ClerkResponse> {
+    match node.store.document_by_id(document).await {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err(bad(format!("no document {document} at this agency (see the inbox or sent list for ids)"))),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// Signs a status of this agency about `doc`, addressed to `to`, and routes it.
+async fn send_status(
+    node: &Arc<Node>,
+    doc: &StoredDocument,
+    status: StatusCode,
+    to: AgencyCode,
+    recipients: Vec<AgencyCode>,
+    note: Option<String>,
+) -> Result<(), ClerkResponse> {
+    let envelope = Envelope::from_bytes(&doc.envelope).map_err(unavailable)?;
+    let manifest = Manifest::from_cbor(envelope.payload()).map_err(unavailable)?;
+    let receipt = Receipt {
+        kind: ReceiptKind::Status(status),
+        document: manifest.id(),
+        envelope: doc.digest,
+        by: node.config.agency,
+        to,
+        at: truncate(node.now()),
+        recipients,
+        note,
+    };
+    let signed = node.sign_receipt(&receipt).map_err(|e| bad(e.to_string()))?;
+    let now = millis(node.now());
+    let result: Result<(), crate::storage::StoreError> = async {
+        let mut tx = node.store.begin().await?;
+        crate::notices::keep_and_route(&mut tx, node, &signed, "clerk", None, now).await?;
+        if doc.sender != node.config.agency {
+            tx.inbox_status(doc.id, status.code(), now).await?;
+            if status == StatusCode::RecallAccepted {
+                tx.inbox_supersede(&doc.doc_id, "recalled").await?;
+            }
+        }
+        tx.commit().await
+    }
+    .await;
+    result.map_err(unavailable)?;
+    node.wake_outbox();
+    tracing::info!(document = %doc.doc_id, status = %status, to = %to, "status sent");
+    Ok(())
+}
+
+async fn post_status(node: &Arc<Node>, document: &str, status: u8, note: Option<String>) -> ClerkResponse {
+    let Some(status) = StatusCode::from_code(u64::from(status)) else {
+        return bad(format!("{status} is not a status code"));
+    };
+    if !matches!(
+        status,
+        StatusCode::Accepted
+            | StatusCode::Assigned
+            | StatusCode::Processing
+            | StatusCode::Completed
+            | StatusCode::RecallAccepted
+            | StatusCode::RefusedByRecipient
+    ) {
+        return bad(format!(
+            "a clerk posts 03 accepted, 04 assigned, 05 processing, 06 completed, 15 recall accepted or 16 refused, not {status}"
+        ));
+    }
+    let doc = match find(node, document).await {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    match node.store.in_inbox(doc.id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return bad(format!(
+                "{document} was not received by this agency; statuses are posted on received documents"
+            ));
+        }
+        Err(e) => return unavailable(e),
+    }
+    match send_status(node, &doc, status, doc.sender, vec![node.config.agency], note).await {
+        Ok(()) => ClerkResponse::Done,
+        Err(e) => e,
+    }
+}
+
+async fn recall(node: &Arc<Node>, document: &str, note: Option<String>) -> ClerkResponse {
+    let doc = match find(node, document).await {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    if doc.sender != node.config.agency || !doc.outgoing {
+        return bad(format!("{document} was not sent by this agency; only the sender can recall it"));
+    }
+    for r in doc.recipients.clone() {
+        if let Err(e) = send_status(node, &doc, StatusCode::RecallRequested, r, vec![r], note.clone()).await {
+            return e;
+        }
+    }
+    ClerkResponse::Done
+}

@@ -1,0 +1,663 @@
+//! The node's configuration: the TOML file as written ([`RawConfig`]), and the validated
+//! [`Config`] the node runs on.
+//!
+//! Validation collects every problem, each with the key it concerns, so an operator fixes a
+//! file in one pass; a node never starts half-configured.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pki::{AgencyCode, Certificate, PrivateKey, Profile};
+use serde::Deserialize;
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[node]`.
+    pub node: RawNode,
+    /// `[tls]`.
+    pub tls: RawTls,
+    /// `[seal]`.
+    pub seal: RawSeal,
+    /// `[crl]`.
+    #[serde(default)]
+    pub crl: RawCrl,
+    /// `[parent]`.
+    pub parent: Option<RawNeighbour>,
+    /// `[[child]]`.
+    #[serde(default, rename = "child")]
+    pub children: Vec<RawNeighbour>,
+    /// `[[peer]]`.
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<RawNeighbour>,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// `[retry]`.
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Agency code.
+    pub agency: String,
+    /// Agency name.
+    pub name: String,
+    /// UDP address to listen on.
+    pub listen: String,
+    /// Directory for the attachment store (and the default SQLite database).
+    pub data_dir: PathBuf,
+    /// Database URL; default `sqlite://DATA_DIR/node.db`.
+    pub database: Option<String>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// Node certificate chain (leaf first).
+    pub certificate: PathBuf,
+    /// Node private key.
+    pub key: PathBuf,
+    /// National root certificate.
+    pub trust_anchor: PathBuf,
+}
+
+/// `[seal]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeal {
+    /// Agency seal certificate chain (leaf first).
+    pub certificate: PathBuf,
+    /// Seal private key.
+    pub key: PathBuf,
+    /// File holding the key's passphrase, if the key is encrypted.
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// `[crl]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCrl {
+    /// CRL files to load and watch (e.g. the CRLs this agency's CA publishes).
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// CRLs older than this make verification provisional.
+    #[serde(default = "default_freshness")]
+    pub freshness: String,
+    /// How often the files are checked for changes.
+    #[serde(default = "default_poll")]
+    pub poll: String,
+}
+
+fn default_freshness() -> String {
+    "7d".into()
+}
+
+fn default_poll() -> String {
+    "10s".into()
+}
+
+impl Default for RawCrl {
+    fn default() -> Self {
+        RawCrl { files: Vec::new(), freshness: default_freshness(), poll: default_poll() }
+    }
+}
+
+/// A parent, child or direct peer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNeighbour {
+    /// Its agency code.
+    pub agency: String,
+    /// Its UDP address.
+    pub address: String,
+}
+
+/// `[limits]`: every bound a peer could otherwise push on us.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    /// Largest request or response frame (envelope, CRLs, receipts), bytes.
+    pub max_frame_bytes: usize,
+    /// Largest single attachment, bytes.
+    pub max_attachment_bytes: u64,
+    /// Largest sum of a document's attachments, bytes.
+    pub max_document_bytes: u64,
+    /// Most simultaneous QUIC connections.
+    pub max_connections: usize,
+    /// Most simultaneous connections from one agency.
+    pub max_connections_per_peer: usize,
+    /// Most concurrent streams (requests) per connection.
+    pub max_streams_per_connection: u32,
+    /// Most documents sent to one next hop at a time.
+    pub max_in_flight_per_peer: usize,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: String,
+    /// Keep-alive interval on idle connections.
+    pub keep_alive: String,
+    /// A request that takes longer than this fails (and is retried).
+    pub request_timeout: String,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_frame_bytes: 16 * 1024 * 1024,
+            max_attachment_bytes: 256 * 1024 * 1024,
+            max_document_bytes: 1024 * 1024 * 1024,
+            max_connections: 1024,
+            max_connections_per_peer: 8,
+            max_streams_per_connection: 64,
+            max_in_flight_per_peer: 16,
+            idle_timeout: "60s".into(),
+            keep_alive: "15s".into(),
+            request_timeout: "120s".into(),
+        }
+    }
+}
+
+/// `[retry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetry {
+    /// First delay.
+    pub initial: String,
+    /// Longest delay.
+    pub max: String,
+    /// Growth factor per attempt.
+    pub multiplier: f64,
+    /// Random spread, as a fraction of the delay (0 to 1).
+    pub jitter: f64,
+    /// After this many attempts a transfer is dead-lettered and the sender told.
+    pub max_attempts: u32,
+    /// Seed for the jitter, for reproducible tests; random when absent.
+    pub jitter_seed: Option<u64>,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        RawRetry {
+            initial: "1s".into(),
+            max: "10m".into(),
+            multiplier: 2.0,
+            jitter: 0.2,
+            max_attempts: 30,
+            jitter_seed: None,
+        }
+    }
+}
+
+/// A neighbour, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    /// Its agency code.
+    pub agency: AgencyCode,
+    /// Its address.
+    pub address: SocketAddr,
+}
+
+/// Limits, validated.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// See [`RawLimits::max_frame_bytes`].
+    pub max_frame_bytes: usize,
+    /// See [`RawLimits::max_attachment_bytes`].
+    pub max_attachment_bytes: u64,
+    /// See [`RawLimits::max_document_bytes`].
+    pub max_document_bytes: u64,
+    /// See [`RawLimits::max_connections`].
+    pub max_connections: usize,
+    /// See [`RawLimits::max_connections_per_peer`].
+    pub max_connections_per_peer: usize,
+    /// See [`RawLimits::max_streams_per_connection`].
+    pub max_streams_per_connection: u32,
+    /// See [`RawLimits::max_in_flight_per_peer`].
+    pub max_in_flight_per_peer: usize,
+    /// See [`RawLimits::idle_timeout`].
+    pub idle_timeout: Duration,
+    /// See [`RawLimits::keep_alive`].
+    pub keep_alive: Duration,
+    /// See [`RawLimits::request_timeout`].
+    pub request_timeout: Duration,
+}
+
+/// Retry policy, validated.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// First delay.
+    pub initial: Duration,
+    /// Longest delay.
+    pub max: Duration,
+    /// Growth factor.
+    pub multiplier: f64,
+    /// Spread fraction.
+    pub jitter: f64,
+    /// Attempts before dead-lettering.
+    pub max_attempts: u32,
+    /// Jitter seed.
+    pub jitter_seed: Option<u64>,
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempt` (1-based, after a failure), with `unit` in [0, 1) as
+    /// the random draw: exponential, capped, spread by ± jitter.
+    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+        let base = self.initial.as_secs_f64() * self.multiplier.powi(attempt.saturating_sub(1).min(64) as i32);
+        let capped = base.min(self.max.as_secs_f64());
+        let spread = 1.0 + self.jitter * (2.0 * unit - 1.0);
+        Duration::from_secs_f64((capped * spread).max(0.0))
+    }
+}
+
+/// A key and its certificate chain, loaded and checked.
+#[derive(Debug)]
+pub struct Identity {
+    /// Leaf first.
+    pub chain: Vec<Certificate>,
+    /// The private key.
+    pub key: PrivateKey,
+}
+
+/// The validated configuration a node runs on.
+#[derive(Debug)]
+pub struct Config {
+    /// This node's agency.
+    pub agency: AgencyCode,
+    /// Its name.
+    pub name: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database: String,
+    /// TLS identity (node profile).
+    pub tls: Identity,
+    /// Seal identity (signs receipts and statuses).
+    pub seal: Identity,
+    /// Trust anchors.
+    pub anchors: Vec<Certificate>,
+    /// CRL files to watch.
+    pub crl_files: Vec<PathBuf>,
+    /// CRL freshness budget.
+    pub crl_freshness: Duration,
+    /// CRL file poll interval.
+    pub crl_poll: Duration,
+    /// Routing parent.
+    pub parent: Option<Neighbour>,
+    /// Children.
+    pub children: Vec<Neighbour>,
+    /// Direct peers.
+    pub peers: Vec<Neighbour>,
+    /// Limits.
+    pub limits: Limits,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+}
+
+/// Every problem found in a configuration, each with its key.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.iter().map(|(k, p)| format!("{k}: {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    /// (key, problem) pairs.
+    pub problems: Vec<(String, String)>,
+}
+
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, problem: impl ToString) {
+        self.0.push((key.into(), problem.to_string()));
+    }
+
+    fn check<T, E: ToString>(&mut self, key: &str, r: Result<T, E>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.add(key, e);
+                None
+            }
+        }
+    }
+}
+
+fn duration(p: &mut Problems, key: &str, text: &str) -> Option<Duration> {
+    p.check(
+        key,
+        humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration like 30s or 7d ({e})")),
+    )
+}
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_owned() } else { base.join(path) }
+}
+
+fn load_chain(p: &mut Problems, key: &str, path: &Path) -> Option<Vec<Certificate>> {
+    let text =
+        p.check(key, std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display())))?;
+    p.check(key, Certificate::from_pem_all(&text).map_err(|e| format!("{}: {e}", path.display())))
+}
+
+fn load_identity(
+    p: &mut Problems,
+    section: &str,
+    cert: &Path,
+    key: &Path,
+    passphrase: Option<&Path>,
+    profile: Profile,
+    agency: Option<AgencyCode>,
+) -> Option<Identity> {
+    let chain = load_chain(p, &format!("{section}.certificate"), cert);
+    let key_text = p.check(
+        &format!("{section}.key"),
+        std::fs::read_to_string(key).map_err(|e| format!("cannot read {}: {e}", key.display())),
+    );
+    let pass = match passphrase {
+        Some(f) => p
+            .check(
+                &format!("{section}.passphrase_file"),
+                std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display())),
+            )
+            .map(|mut b| {
+                while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                    b.pop();
+                }
+                b
+            }),
+        None => None,
+    };
+    let private = key_text.and_then(|t| {
+        p.check(
+            &format!("{section}.key"),
+            PrivateKey::from_pem(&t, pass.as_deref()).map_err(|e| format!("{}: {e}", key.display())),
+        )
+    });
+    let (chain, private) = (chain?, private?);
+    let leaf = chain.first()?;
+    if let Err(problem) = leaf.check_usage(profile) {
+        p.add(
+            format!("{section}.certificate"),
+            format!("{} cannot be used as a {profile} certificate: {problem}", cert.display()),
+        );
+    }
+    if let Some(agency) = agency
+        && leaf.agency != Some(agency)
+    {
+        p.add(
+            format!("{section}.certificate"),
+            format!(
+                "{} is for agency {}, but node.agency is {agency}",
+                cert.display(),
+                leaf.agency.map_or("(none)".into(), |c| c.to_string())
+            ),
+        );
+    }
+    if leaf.public_key.as_ref().map(|k| &k.spki_der) != Ok(&private.public_key().spki_der) {
+        p.add(
+            format!("{section}.key"),
+            format!("{} does not belong to the certificate {}", key.display(), cert.display()),
+        );
+    }
+    Some(Identity { chain, key: private })
+}
+
+fn neighbour(p: &mut Problems, key: &str, raw: &RawNeighbour) -> Option<Neighbour> {
+    let agency = p.check(&format!("{key}.agency"), raw.agency.parse::<AgencyCode>());
+    let address = p.check(
+        &format!("{key}.address"),
+        raw.address
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("{:?} is not an address like 127.0.0.1:7400 ({e})", raw.address)),
+    );
+    Some(Neighbour { agency: agency?, address: address? })
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths are taken from the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let single = |key: &str, problem: String| ConfigError { problems: vec![(key.to_owned(), problem)] };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| single("(file)", format!("cannot read {}: {e}", path.display())))?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| single("(file)", format!("{}: {e}", path.display())))?;
+        let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        Config::validate(raw, &base)
+    }
+
+    /// Validates a raw config, resolving relative paths against `base`.
+    pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        let mut p = Problems(Vec::new());
+        let agency = p.check("node.agency", raw.node.agency.parse::<AgencyCode>());
+        if raw.node.name.trim().is_empty() {
+            p.add("node.name", "is empty");
+        }
+        let listen = p.check(
+            "node.listen",
+            raw.node
+                .listen
+                .parse::<SocketAddr>()
+                .map_err(|e| format!("{:?} is not an address like 0.0.0.0:7400 ({e})", raw.node.listen)),
+        );
+        let data_dir = resolve(base, &raw.node.data_dir);
+        let database = match &raw.node.database {
+            Some(url)
+                if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") =>
+            {
+                url.clone()
+            }
+            Some(url) => {
+                p.add("node.database", format!("{url:?} is neither a sqlite: nor a postgres: URL"));
+                String::new()
+            }
+            None => format!("sqlite://{}", data_dir.join("node.db").display()),
+        };
+        let tls = load_identity(
+            &mut p,
+            "tls",
+            &resolve(base, &raw.tls.certificate),
+            &resolve(base, &raw.tls.key),
+            None,
+            Profile::Node,
+            agency,
+        );
+        let seal_pass = raw.seal.passphrase_file.as_ref().map(|f| resolve(base, f));
+        let seal = load_identity(
+            &mut p,
+            "seal",
+            &resolve(base, &raw.seal.certificate),
+            &resolve(base, &raw.seal.key),
+            seal_pass.as_deref(),
+            Profile::Seal,
+            agency,
+        );
+        let anchors = load_chain(&mut p, "tls.trust_anchor", &resolve(base, &raw.tls.trust_anchor));
+        let crl_files: Vec<PathBuf> = raw.crl.files.iter().map(|f| resolve(base, f)).collect();
+        for (i, f) in crl_files.iter().enumerate() {
+            if !f.exists() {
+                p.add(format!("crl.files[{i}]"), format!("{} does not exist", f.display()));
+            }
+        }
+        let crl_freshness = duration(&mut p, "crl.freshness", &raw.crl.freshness);
+        let crl_poll = duration(&mut p, "crl.poll", &raw.crl.poll);
+        let parent = raw.parent.as_ref().and_then(|n| neighbour(&mut p, "parent", n));
+        let children: Vec<Neighbour> =
+            raw.children.iter().enumerate().filter_map(|(i, n)| neighbour(&mut p, &format!("child[{i}]"), n)).collect();
+        let peers: Vec<Neighbour> =
+            raw.peers.iter().enumerate().filter_map(|(i, n)| neighbour(&mut p, &format!("peer[{i}]"), n)).collect();
+        if let Some(agency) = agency {
+            let all = parent.iter().chain(&children).chain(&peers);
+            for n in all.clone() {
+                if n.agency == agency {
+                    p.add("parent/child/peer", format!("{} is this node itself", n.agency));
+                }
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for n in all {
+                if !seen.insert(n.agency) {
+                    p.add("parent/child/peer", format!("{} is listed twice", n.agency));
+                }
+            }
+        }
+        let l = &raw.limits;
+        for (key, value) in [
+            ("limits.max_frame_bytes", l.max_frame_bytes as u64),
+            ("limits.max_attachment_bytes", l.max_attachment_bytes),
+            ("limits.max_document_bytes", l.max_document_bytes),
+            ("limits.max_connections", l.max_connections as u64),
+            ("limits.max_connections_per_peer", l.max_connections_per_peer as u64),
+            ("limits.max_streams_per_connection", u64::from(l.max_streams_per_connection)),
+            ("limits.max_in_flight_per_peer", l.max_in_flight_per_peer as u64),
+        ] {
+            if value == 0 {
+                p.add(key, "must be at least 1");
+            }
+        }
+        if l.max_frame_bytes > u32::MAX as usize {
+            p.add("limits.max_frame_bytes", "must fit in 32 bits");
+        }
+        let idle = duration(&mut p, "limits.idle_timeout", &l.idle_timeout);
+        let keep_alive = duration(&mut p, "limits.keep_alive", &l.keep_alive);
+        let request_timeout = duration(&mut p, "limits.request_timeout", &l.request_timeout);
+        if let (Some(i), Some(k)) = (idle, keep_alive)
+            && k >= i
+        {
+            p.add("limits.keep_alive", "must be shorter than limits.idle_timeout");
+        }
+        let r = &raw.retry;
+        let initial = duration(&mut p, "retry.initial", &r.initial);
+        let max = duration(&mut p, "retry.max", &r.max);
+        if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
+            p.add("retry.multiplier", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&r.jitter) {
+            p.add("retry.jitter", "must be between 0 and 1");
+        }
+        if r.max_attempts == 0 {
+            p.add("retry.max_attempts", "must be at least 1");
+        }
+        if !p.0.is_empty() {
+            return Err(ConfigError { problems: p.0 });
+        }
+        // Every Option below is Some when no problem was recorded.
+        let missing = || ConfigError { problems: vec![("(internal)".into(), "incomplete configuration".into())] };
+        Ok(Config {
+            agency: agency.ok_or_else(missing)?,
+            name: raw.node.name.trim().to_owned(),
+            listen: listen.ok_or_else(missing)?,
+            data_dir,
+            database,
+            tls: tls.ok_or_else(missing)?,
+            seal: seal.ok_or_else(missing)?,
+            anchors: anchors.ok_or_else(missing)?,
+            crl_files,
+            crl_freshness: crl_freshness.ok_or_else(missing)?,
+            crl_poll: crl_poll.ok_or_else(missing)?,
+            parent,
+            children,
+            peers,
+            limits: Limits {
+                max_frame_bytes: l.max_frame_bytes,
+                max_attachment_bytes: l.max_attachment_bytes,
+                max_document_bytes: l.max_document_bytes,
+                max_connections: l.max_connections,
+                max_connections_per_peer: l.max_connections_per_peer,
+                max_streams_per_connection: l.max_streams_per_connection,
+                max_in_flight_per_peer: l.max_in_flight_per_peer,
+                idle_timeout: idle.ok_or_else(missing)?,
+                keep_alive: keep_alive.ok_or_else(missing)?,
+                request_timeout: request_timeout.ok_or_else(missing)?,
+            },
+            retry: RetryPolicy {
+                initial: initial.ok_or_else(missing)?,
+                max: max.ok_or_else(missing)?,
+                multiplier: r.multiplier,
+                jitter: r.jitter,
+                max_attempts: r.max_attempts,
+                jitter_seed: r.jitter_seed,
+            },
+        })
+    }
+
+    /// Every neighbour with its role, for routing and authorisation.
+    pub fn neighbours(&self) -> impl Iterator<Item = (&Neighbour, crate::routing::Relation)> {
+        use crate::routing::Relation;
+        self.parent
+            .iter()
+            .map(|n| (n, Relation::Parent))
+            .chain(self.children.iter().map(|n| (n, Relation::Child)))
+            .chain(self.peers.iter().map(|n| (n, Relation::Peer)))
+    }
+}
+
+/// A commented configuration for a new node, as `lienthong-node init` writes it.
+pub fn template(agency: &AgencyCode, name: &str, listen: &str, parent: Option<(&AgencyCode, &str)>) -> String {
+    let parent_block = match parent {
+        Some((code, addr)) => format!("[parent]\nagency = \"{code}\"\naddress = \"{addr}\"\n"),
+        None => "# [parent]            # the national hub has none\n# agency = \"000.00.00.G22\"\n# address = \"hub.example.gov.vn:7400\"\n".into(),
+    };
+    format!(
+        r#"# lienthong-node configuration for {name} ({agency}).
+# Relative paths are taken from this file's directory. Check it with `lienthong-node check`.
+
+[node]
+agency = "{agency}"
+name = "{name}"
+# UDP address for QUIC (nodes and this agency's clerks connect here).
+listen = "{listen}"
+# Attachments are stored here, content-addressed; the SQLite database too by default.
+data_dir = "data"
+# database = "postgres://lienthong@localhost/lienthong"   # default: sqlite://DATA_DIR/node.db
+
+[tls]
+# The node certificate chain (profile node, leaf first) and key: `lienthong pki issue --profile node`.
+certificate = "node.chain.pem"
+key = "node.key.pem"
+# The national root certificate.
+trust_anchor = "root.pem"
+
+[seal]
+# The agency seal (profile seal): signs hop receipts, delivery receipts and statuses.
+certificate = "seal.chain.pem"
+key = "seal.key.pem"
+# passphrase_file = "seal.pass"   # if the seal key is encrypted
+
+[crl]
+# CRL files to load and watch, e.g. those this agency's CA publishes. CRLs also arrive from
+# the parent and with documents.
+files = []
+# CRLs older than this make verification provisional (traffic continues; the operator is told).
+freshness = "7d"
+poll = "10s"
+
+{parent_block}
+# One [[child]] per node below this one, and [[peer]] for direct short-cuts:
+# [[child]]
+# agency = "000.01.41.H49"
+# address = "10.0.0.5:7400"
+
+[limits]
+max_frame_bytes = 16777216           # envelope, CRLs and receipts of one request
+max_attachment_bytes = 268435456     # 256 MiB per attachment
+max_document_bytes = 1073741824      # 1 GiB of attachments per document
+max_connections = 1024
+max_connections_per_peer = 8
+max_streams_per_connection = 64
+max_in_flight_per_peer = 16
+idle_timeout = "60s"
+keep_alive = "15s"
+request_timeout = "120s"
+
+[retry]
+initial = "1s"
+max = "10m"
+multiplier = 2.0
+jitter = 0.2
+max_attempts = 30                    # then dead-lettered, and the sender gets a signed refusal
+"#
+    )
+}

@@ -1,0 +1,80 @@
+//! Serving a neighbour's requests: documents, receipts and CRLs.
+
+use std::sync::Arc;
+
+use pki::AgencyCode;
+use serde_bytes::ByteBuf;
+
+use crate::Node;
+use crate::intake::{Source, take_document};
+use crate::protocol::{ErrorKind, NodeRequest, NodeResponse, read_frame, write_frame};
+
+/// Handles one request stream from neighbour `peer`.
+pub async fn handle(node: Arc<Node>, peer: AgencyCode, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    let limit = node.config.limits.max_frame_bytes;
+    let timeout = node.config.limits.request_timeout;
+    let response = match tokio::time::timeout(timeout, serve(&node, peer, &mut recv, limit)).await {
+        Ok(r) => r,
+        Err(_) => NodeResponse::Error { kind: ErrorKind::Unavailable, message: "request timed out".into() },
+    };
+    if let NodeResponse::Error { kind, message } = &response {
+        tracing::warn!(peer = %peer, kind = ?kind, error = %message, "request not served");
+    }
+    if node.stopping() && matches!(response, NodeResponse::Error { .. }) {
+        return;
+    }
+    let _ = write_frame(&mut send, &response).await;
+    let _ = send.finish();
+    // Nothing more is read: stop the peer from sending what we will not read.
+    let _ = recv.stop(0u32.into());
+}
+
+async fn serve(node: &Arc<Node>, peer: AgencyCode, recv: &mut quinn::RecvStream, limit: usize) -> NodeResponse {
+    let request: NodeRequest = match read_frame(recv, limit).await {
+        Ok(r) => r,
+        Err(e) => return NodeResponse::Error { kind: ErrorKind::BadRequest, message: e.to_string() },
+    };
+    if node.stopping() {
+        return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() };
+    }
+    match request {
+        NodeRequest::Deliver { envelope, recipients, crls } => {
+            let crls: Vec<Vec<u8>> = crls.into_iter().map(ByteBuf::into_vec).collect();
+            match take_document(node, Source::Neighbour { agency: peer }, &envelope, &crls, &recipients, recv).await {
+                Ok(taken) => match taken.hop_receipt {
+                    Some(r) => NodeResponse::HopReceipt { receipt: ByteBuf::from(r) },
+                    None => NodeResponse::Error { kind: ErrorKind::Unavailable, message: "hop receipt missing".into() },
+                },
+                Err(refusal) if refusal.transient => {
+                    NodeResponse::Error { kind: ErrorKind::Unavailable, message: refusal.reason }
+                }
+                Err(refusal) => match refusal.receipt {
+                    Some(r) => NodeResponse::Refused { receipt: ByteBuf::from(r) },
+                    None => NodeResponse::Error { kind: ErrorKind::BadRequest, message: refusal.reason },
+                },
+            }
+        }
+        NodeRequest::Notice { receipt, crls } => {
+            let crls: Vec<Vec<u8>> = crls.into_iter().map(ByteBuf::into_vec).collect();
+            match crate::notices::take_notice(node, peer, &receipt, &crls).await {
+                Ok(()) => NodeResponse::Accepted,
+                Err((kind, message)) => NodeResponse::Error { kind, message },
+            }
+        }
+        NodeRequest::CrlPush { crls } => {
+            if node.routes.relation(&peer) != Some(crate::routing::Relation::Parent) {
+                return NodeResponse::Error {
+                    kind: ErrorKind::Forbidden,
+                    message: "only the parent pushes CRLs".into(),
+                };
+            }
+            let crls: Vec<Vec<u8>> = crls.into_iter().map(ByteBuf::into_vec).collect();
+            crate::crls::take_pushed(node, &crls).await;
+            NodeResponse::Accepted
+        }
+        NodeRequest::CrlFetch { known } => {
+            let known: Vec<(Vec<u8>, i64)> = known.into_iter().map(|(i, t)| (i.into_vec(), t)).collect();
+            NodeResponse::Crls { crls: crate::crls::newer_than(node, &known).into_iter().map(ByteBuf::from).collect() }
+        }
+    }
+}

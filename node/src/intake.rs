@@ -1,0 +1,424 @@
+//! Taking responsibility for a document: the one path every document enters a node by, from a
+//! neighbour (`Deliver`) or from this agency's clerk (`Submit`).
+//!
+//! **Invariant: a node answers with a hop receipt only after the document is durable.** The
+//! order is: check who may hand us what and the limits; verify the envelope (signatures,
+//! chains at signing time with the node's CRLs and those sent along, hierarchy); stream every
+//! attachment into temporary files checking size and hash; move them into the store; then one
+//! database transaction records the document, its routes, the outbox transfers, the inbox
+//! entry and the receipts (the hop receipt returned to the sender among them). Until that
+//! commit returns, the document is the previous hop's; after it, it is ours. Any failure
+//! before the commit leaves nothing behind and produces a signed refusal with the reason.
+
+use std::collections::BTreeMap;
+
+use pki::document::verify::{VerifyOptions, verify_envelope};
+use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
+use pki::validate::RevocationStatus;
+use pki::{AgencyCode, Crl, CrlSet, RevocationMode};
+
+use crate::routing::NextHop;
+use crate::storage::{DocInsert, NewDocument, TransferKind, millis};
+use crate::{Metrics, Node};
+
+/// Where a document comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// A neighbour node.
+    Neighbour {
+        /// Its agency (from its certificate).
+        agency: AgencyCode,
+    },
+    /// This agency's clerk.
+    Clerk,
+}
+
+/// A document taken.
+#[derive(Debug)]
+pub struct Taken {
+    /// The document id.
+    pub document: String,
+    /// Envelope digest.
+    pub digest: [u8; 32],
+    /// The hop receipt for a neighbour (none for a clerk's submission).
+    pub hop_receipt: Option<Vec<u8>>,
+    /// It was already stored (a retry).
+    pub duplicate: bool,
+}
+
+/// A document refused.
+#[derive(Debug)]
+pub struct Refusal {
+    /// Why, for the log and the signed refusal.
+    pub reason: String,
+    /// The signed status 02, when the document could be identified.
+    pub receipt: Option<Vec<u8>>,
+    /// A transient failure (storage down, shutting down): the sender should retry.
+    pub transient: bool,
+}
+
+impl Node {
+    /// Signs a receipt with this agency's seal.
+    pub fn sign_receipt(&self, receipt: &Receipt) -> Result<SignedReceipt, pki::document::ReceiptError> {
+        receipt.sign(&self.seal().key, &self.seal().chain)
+    }
+
+    /// A signed status 02 (refused) for `manifest`'s document, addressed to its sender.
+    pub fn refusal(
+        &self,
+        manifest: &Manifest,
+        digest: [u8; 32],
+        recipients: Vec<AgencyCode>,
+        reason: &str,
+    ) -> Option<SignedReceipt> {
+        let receipt = Receipt {
+            kind: ReceiptKind::Status(StatusCode::Refused),
+            document: manifest.id(),
+            envelope: digest,
+            by: self.config.agency,
+            to: manifest.from,
+            at: truncate(self.now()),
+            recipients,
+            note: Some(reason.chars().take(pki::document::receipt::MAX_NOTE_CHARS).collect()),
+        };
+        self.sign_receipt(&receipt).map_err(|e| tracing::error!(error = %e, "cannot sign a refusal")).ok()
+    }
+
+    fn refuse(
+        &self,
+        manifest: Option<&Manifest>,
+        digest: [u8; 32],
+        recipients: &[AgencyCode],
+        reason: String,
+    ) -> Refusal {
+        Metrics::bump(&self.metrics.refused);
+        let doc = manifest.map(|m| m.id().to_string()).unwrap_or_default();
+        tracing::warn!(document = %doc, reason = %reason, "document refused");
+        let receipt =
+            manifest.and_then(|m| self.refusal(m, digest, recipients.to_vec(), &reason)).map(|r| r.as_bytes().to_vec());
+        Refusal { reason, receipt, transient: false }
+    }
+
+    /// The CRLs to send along with a document or receipt whose signers' chains are `chains`:
+    /// every stored CRL of a CA on those chains (and the root's).
+    pub async fn crls_for(&self, chains: &[Vec<Vec<u8>>]) -> Vec<Vec<u8>> {
+        let mut issuers: Vec<Vec<u8>> = self.trust.anchors().iter().map(|a| a.subject_raw.clone()).collect();
+        for chain in chains {
+            for der in chain {
+                if let Ok(c) = pki::Certificate::from_der(der) {
+                    issuers.push(c.issuer_raw.clone());
+                }
+            }
+        }
+        self.trust
+            .validator()
+            .crls()
+            .iter()
+            .filter(|c| issuers.contains(&c.issuer_raw))
+            .map(|c| c.der().to_vec())
+            .collect()
+    }
+}
+
+/// Times in receipts have second resolution.
+pub fn truncate(t: time::OffsetDateTime) -> time::OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+fn transient(reason: String) -> Refusal {
+    tracing::error!(reason = %reason, "document not taken (will be retried by the sender)");
+    Refusal { reason, receipt: None, transient: true }
+}
+
+fn provisional(node: &Node, statuses: &[RevocationStatus], now: time::OffsetDateTime) -> bool {
+    let freshness = time::Duration::try_from(node.trust.freshness()).unwrap_or(time::Duration::days(7));
+    statuses.iter().any(|s| match s {
+        RevocationStatus::Good { crl_this_update, .. } => now - *crl_this_update > freshness,
+        RevocationStatus::RevokedLater { .. } => false,
+        RevocationStatus::Stale { .. } | RevocationStatus::NotChecked => true,
+    })
+}
+
+/// Takes a document whose attachments follow on `attachments`.
+pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
+    node: &Node,
+    source: Source,
+    envelope_bytes: &[u8],
+    carried_crls: &[Vec<u8>],
+    recipients: &[String],
+    attachments: &mut R,
+) -> Result<Taken, Refusal> {
+    let now = node.now();
+    let now_ms = millis(now);
+    let envelope = Envelope::from_bytes(envelope_bytes)
+        .map_err(|e| node.refuse(None, [0; 32], &[], format!("malformed envelope: {e}")))?;
+    let digest = envelope.digest();
+    let manifest = Manifest::from_cbor(envelope.payload())
+        .map_err(|e| node.refuse(None, digest, &[], format!("malformed manifest: {e}")))?;
+    let doc_id = manifest.id().to_string();
+    let refuse = |reason: String, rcpt: &[AgencyCode]| node.refuse(Some(&manifest), digest, rcpt, reason);
+
+    // Who sends, for whom.
+    let (recipients, came_from) = match source {
+        Source::Clerk => {
+            if manifest.from != node.config.agency {
+                return Err(refuse(
+                    format!("this node sends for {} only, not for {}", node.config.agency, manifest.from),
+                    &manifest.to,
+                ));
+            }
+            (manifest.to.clone(), None)
+        }
+        Source::Neighbour { agency } => {
+            let mut parsed = Vec::with_capacity(recipients.len());
+            for r in recipients {
+                match r.parse::<AgencyCode>() {
+                    Ok(c) if manifest.to.contains(&c) && !parsed.contains(&c) => parsed.push(c),
+                    Ok(c) => {
+                        return Err(refuse(
+                            format!("{c} is not a recipient of this document (or is listed twice)"),
+                            &manifest.to,
+                        ));
+                    }
+                    Err(e) => return Err(refuse(format!("recipient {r:?}: {e}"), &manifest.to)),
+                }
+            }
+            if parsed.is_empty() {
+                return Err(refuse("no recipients given".into(), &manifest.to));
+            }
+            if let Err(reason) = node.routes.may_relay(&agency, &manifest.from) {
+                return Err(refuse(reason, &parsed));
+            }
+            (parsed, Some(agency))
+        }
+    };
+    let received_from = match source {
+        Source::Neighbour { agency } => agency.to_string(),
+        Source::Clerk => "clerk".to_owned(),
+    };
+
+    // Limits, before reading a byte of the attachments.
+    let limits = &node.config.limits;
+    if let Some(big) = manifest.attachments.iter().find(|a| a.size > limits.max_attachment_bytes) {
+        return Err(refuse(
+            format!(
+                "attachment {:?} is {} bytes, over this node's limit of {}",
+                big.name, big.size, limits.max_attachment_bytes
+            ),
+            &recipients,
+        ));
+    }
+    let total: u64 = manifest.attachments.iter().map(|a| a.size).sum();
+    if total > limits.max_document_bytes {
+        return Err(refuse(
+            format!("attachments total {total} bytes, over this node's limit of {}", limits.max_document_bytes),
+            &recipients,
+        ));
+    }
+
+    // A retry of a document already taken: answer as before.
+    match node.store.document_by_id(&doc_id).await {
+        Ok(Some(existing)) if existing.digest == digest => {
+            let hop = match came_from {
+                Some(from) => match node.store.hop_receipt_issued(&digest, &node.config.agency, &from).await {
+                    Ok(r) => r,
+                    Err(e) => return Err(transient(e.to_string())),
+                },
+                None => None,
+            };
+            if hop.is_some() || came_from.is_none() {
+                tracing::info!(document = %doc_id, peer = %received_from, "duplicate delivery answered from storage");
+                return Ok(Taken { document: doc_id, digest, hop_receipt: hop, duplicate: true });
+            }
+        }
+        Ok(Some(_)) => {
+            return Err(refuse(format!("a different document with the id {doc_id} was already received"), &recipients));
+        }
+        Ok(None) => {}
+        Err(e) => return Err(transient(e.to_string())),
+    }
+
+    // Verify: signatures, chains at signing time, hierarchy.
+    let mut crls: Vec<Crl> = node.trust.validator().crls().iter().cloned().collect();
+    let mut carried = Vec::new();
+    for der in carried_crls {
+        match Crl::from_der(der) {
+            Ok(c) => {
+                carried.push(c.clone());
+                crls.push(c);
+            }
+            Err(e) => return Err(refuse(format!("a CRL sent with the document is malformed: {e}"), &recipients)),
+        }
+    }
+    let options = VerifyOptions {
+        anchors: node.trust.anchors().to_vec(),
+        crls: Vec::new(),
+        at: now,
+        revocation: RevocationMode::BestEffort,
+        cache: Some(node.trust.cache()),
+        limits: Default::default(),
+    };
+    let verified = verify_envelope(&envelope, &crls.into_iter().collect::<CrlSet>(), &options)
+        .map_err(|e| refuse(format!("verification failed: {e}"), &recipients))?;
+    let is_provisional = verified.signers.iter().any(|s| provisional(node, &s.revocation, now));
+
+    // Attachments: all into temporary files, checked; nothing is kept unless all are good.
+    let mut pending = Vec::with_capacity(manifest.attachments.len());
+    for a in &manifest.attachments {
+        match node.store.blobs().receive(&a.name, attachments, a.size, &a.sha256).await {
+            Ok(p) => pending.push(p),
+            Err(crate::storage::StoreError::Attachment { name, problem }) => {
+                return Err(refuse(format!("attachment {name:?}: {problem}"), &recipients));
+            }
+            Err(e) => return Err(transient(e.to_string())),
+        }
+    }
+
+    // Routing: one transfer per next hop; unknown recipients are refused individually.
+    let (plan, unroutable) = node.routes.plan(&recipients, came_from);
+    if plan.is_empty() {
+        let reasons: Vec<String> = unroutable.iter().map(|(_, e)| e.to_string()).collect();
+        return Err(refuse(reasons.join("; "), &recipients));
+    }
+
+    // Receipts this hand-over produces, signed before the transaction.
+    let sign = |kind: ReceiptKind, to: AgencyCode, rcpt: Vec<AgencyCode>, note: Option<String>| {
+        node.sign_receipt(&Receipt {
+            kind,
+            document: manifest.id(),
+            envelope: digest,
+            by: node.config.agency,
+            to,
+            at: truncate(now),
+            recipients: rcpt,
+            note,
+        })
+        .map_err(|e| transient(format!("cannot sign a receipt: {e}")))
+    };
+    let hop_receipt = match came_from {
+        Some(from) => Some(sign(ReceiptKind::Hop, from, recipients.clone(), None)?),
+        None => None,
+    };
+    let arrived = if plan.contains_key(&NextHop::Local) {
+        Some(sign(ReceiptKind::Status(StatusCode::Arrived), manifest.from, vec![node.config.agency], None)?)
+    } else {
+        None
+    };
+    let mut refusals = Vec::new();
+    for (r, e) in &unroutable {
+        refusals.push(sign(ReceiptKind::Status(StatusCode::Refused), manifest.from, vec![*r], Some(e.to_string()))?);
+    }
+
+    for p in pending {
+        p.commit().await.map_err(|e| transient(e.to_string()))?;
+    }
+    let result: Result<bool, crate::storage::StoreError> = async {
+        let mut tx = node.store.begin().await?;
+        let id = match tx
+            .insert_document(&NewDocument {
+                manifest: &manifest,
+                envelope: envelope.as_bytes(),
+                digest,
+                received_from: &received_from,
+                received_at: now_ms,
+                provisional: is_provisional,
+                outgoing: matches!(source, Source::Clerk),
+            })
+            .await?
+        {
+            DocInsert::New(id) | DocInsert::Existing(id) => id,
+            DocInsert::Conflict => return Ok(false),
+        };
+        let toward_sender = node.routes.next_hop(&manifest.from).ok();
+        for (hop, rcpts) in &plan {
+            match hop {
+                NextHop::Local => {
+                    for r in rcpts {
+                        tx.add_route(id, r, None, "delivered", now_ms).await?;
+                    }
+                    if tx.inbox_add(id, now_ms).await?
+                        && let Some(target) = manifest.business.target()
+                    {
+                        let by = format!(
+                            "{} by {}",
+                            ["", "revoked", "updated", "replaced"][usize::from(manifest.business.code())],
+                            doc_id
+                        );
+                        tx.inbox_supersede(&target.to_string(), &by).await?;
+                    }
+                }
+                NextHop::Neighbour(n) => {
+                    for r in rcpts {
+                        tx.add_route(id, r, Some(n), "pending", now_ms).await?;
+                    }
+                    tx.enqueue(TransferKind::Document(id), n, rcpts, now_ms).await?;
+                }
+            }
+        }
+        for (r, _) in &unroutable {
+            tx.add_route(id, r, None, "refused", now_ms).await?;
+        }
+        if let Some(h) = &hop_receipt {
+            tx.insert_receipt(h, &node.config.agency.to_string(), now_ms).await?;
+        }
+        for notice in arrived.iter().chain(&refusals) {
+            let (rid, new) = tx.insert_receipt(notice, &node.config.agency.to_string(), now_ms).await?;
+            if new && let Some(NextHop::Neighbour(n)) = toward_sender {
+                tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
+            }
+        }
+        // Keep the CRLs that came along if they are genuinely from a CA we know.
+        let known = known_cas(node, &envelope).await;
+        for crl in &carried {
+            if known.iter().any(|ca| crl.is_signed_by(ca)) {
+                tx.store_crl(crl, now_ms).await?;
+            }
+        }
+        for ca in &known {
+            tx.learn_ca(ca).await?;
+        }
+        tx.count("documents_taken", 1).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+    .await;
+    match result {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(refuse(format!("a different document with the id {doc_id} was already received"), &recipients));
+        }
+        Err(e) => return Err(transient(e.to_string())),
+    }
+    // New CRLs may have arrived with the document.
+    crate::crls::refresh(node).await;
+    node.wake_outbox();
+    Metrics::bump(&node.metrics.documents_in);
+    if is_provisional {
+        Metrics::bump(&node.metrics.provisional);
+        tracing::warn!(document = %doc_id, "document taken with provisional verification: CRLs missing or older than the freshness budget");
+    }
+    let hops: BTreeMap<String, usize> = plan.iter().map(|(h, r)| (format!("{h:?}"), r.len())).collect();
+    tracing::info!(document = %doc_id, peer = %received_from, next_hops = ?hops, provisional = is_provisional, "document taken");
+    Ok(Taken { document: doc_id, digest, hop_receipt: hop_receipt.map(|h| h.as_bytes().to_vec()), duplicate: false })
+}
+
+/// The CA certificates a CRL may be checked against: the anchors, those learned before, and
+/// the intermediates of the chains just validated.
+async fn known_cas(node: &Node, envelope: &Envelope) -> Vec<pki::Certificate> {
+    let mut out: Vec<pki::Certificate> = node.trust.anchors().to_vec();
+    if let Ok(headers) = envelope.headers() {
+        for h in headers {
+            out.extend(
+                h.chain
+                    .iter()
+                    .skip(1)
+                    .filter_map(|der| pki::Certificate::from_der(der).ok())
+                    .filter(|c| c.ca.is_some()),
+            );
+        }
+    }
+    if let Ok(stored) = node.store.ca_certs().await {
+        out.extend(stored);
+    }
+    out
+}

@@ -1,0 +1,104 @@
+//! Receipts and statuses on the move: taking one from a neighbour, keeping it, acting on it
+//! when it is addressed here, and forwarding it toward its addressee otherwise. Every node a
+//! receipt passes through keeps it in its own database.
+
+use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
+use pki::{AgencyCode, Crl, CrlSet};
+
+use crate::protocol::ErrorKind;
+use crate::routing::NextHop;
+use crate::storage::{StoreError, TransferKind, Tx, millis};
+use crate::{Metrics, Node};
+
+/// Verifies a receipt's seal with the node's CRLs plus `carried`.
+pub fn verify_receipt(node: &Node, receipt: &SignedReceipt, carried: &[Vec<u8>]) -> Result<(), String> {
+    let validator = if carried.is_empty() {
+        node.trust.validator()
+    } else {
+        let mut crls: Vec<Crl> = node.trust.validator().crls().iter().cloned().collect();
+        crls.extend(carried.iter().filter_map(|d| Crl::from_der(d).ok()));
+        std::sync::Arc::new(
+            pki::Validator::new(node.trust.anchors().to_vec())
+                .with_crls(crls.into_iter().collect::<CrlSet>())
+                .with_mode(pki::RevocationMode::BestEffort)
+                .with_cache(node.trust.cache()),
+        )
+    };
+    receipt.verify(&validator).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Acts on a receipt addressed to this agency, inside the transaction that stores it.
+async fn apply(tx: &mut Tx<'_>, node: &Node, receipt: &SignedReceipt, now: i64) -> Result<(), StoreError> {
+    let r = &receipt.receipt;
+    let Some(doc) = node.store.document_by_digest(&r.envelope).await? else { return Ok(()) };
+    match r.kind {
+        ReceiptKind::Status(StatusCode::Arrived) => tx.set_route_state(doc.id, &r.recipients, "delivered", now).await?,
+        ReceiptKind::Status(StatusCode::Refused) => tx.set_route_state(doc.id, &r.recipients, "refused", now).await?,
+        ReceiptKind::Status(StatusCode::RecallRequested) => tx.inbox_recall_requested(&doc.doc_id).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Stores `receipt` (from `from`), then acts on it or queues it toward its addressee. Returns
+/// false if it was already known.
+pub async fn keep_and_route(
+    tx: &mut Tx<'_>,
+    node: &Node,
+    receipt: &SignedReceipt,
+    from: &str,
+    came_from: Option<AgencyCode>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let (id, new) = tx.insert_receipt(receipt, from, now).await?;
+    if !new {
+        return Ok(false);
+    }
+    // A hop receipt is addressed to the previous hop, but travels on to the document's sender
+    // so the sender can track every hop; everything else goes to its addressee.
+    let to = match receipt.receipt.kind {
+        ReceiptKind::Hop => receipt.receipt.document.sender,
+        ReceiptKind::Status(_) => receipt.receipt.to,
+    };
+    match node.routes.next_hop(&to) {
+        Ok(NextHop::Local) => apply(tx, node, receipt, now).await?,
+        Ok(NextHop::Neighbour(n)) if Some(n) != came_from => {
+            tx.enqueue(TransferKind::Notice(id), &n, &[], now).await?;
+        }
+        Ok(NextHop::Neighbour(n)) => {
+            tracing::warn!(document = %receipt.receipt.document, to = %to, via = %n, "receipt would loop back; kept, not forwarded")
+        }
+        Err(e) => {
+            tracing::warn!(document = %receipt.receipt.document, to = %to, error = %e, "receipt cannot be routed; kept, not forwarded")
+        }
+    }
+    Ok(true)
+}
+
+/// Takes a receipt or status from neighbour `from`.
+pub async fn take_notice(
+    node: &Node,
+    from: AgencyCode,
+    bytes: &[u8],
+    carried: &[Vec<u8>],
+) -> Result<(), (ErrorKind, String)> {
+    let receipt =
+        SignedReceipt::from_bytes(bytes).map_err(|e| (ErrorKind::BadRequest, format!("malformed receipt: {e}")))?;
+    verify_receipt(node, &receipt, carried)
+        .map_err(|e| (ErrorKind::BadRequest, format!("receipt does not verify: {e}")))?;
+    let now = millis(node.now());
+    let result: Result<bool, StoreError> = async {
+        let mut tx = node.store.begin().await?;
+        let new = keep_and_route(&mut tx, node, &receipt, &from.to_string(), Some(from), now).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+    .await;
+    let new = result.map_err(|e| (ErrorKind::Unavailable, e.to_string()))?;
+    if new {
+        Metrics::bump(&node.metrics.notices_in);
+        node.wake_outbox();
+        tracing::info!(document = %receipt.receipt.document, peer = %from, kind = ?receipt.receipt.kind, by = %receipt.receipt.by, "receipt taken");
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! Documents, their attachments, per-recipient routes and the inbox.
+
+use pki::AgencyCode;
+use pki::document::manifest::{Attachment, Manifest};
+use sqlx::Row;
+
+use super::{Store, StoreError, Tx, join_codes, split_codes};
+use crate::protocol::DocumentSummary;
+
+/// A document to record.
+#[derive(Debug)]
+pub struct NewDocument<'a> {
+    /// Its manifest.
+    pub manifest: &'a Manifest,
+    /// The envelope's exact bytes.
+    pub envelope: &'a [u8],
+    /// SHA-256 of the envelope.
+    pub digest: [u8; 32],
+    /// The neighbour it came from, or `clerk` for a local submission.
+    pub received_from: &'a str,
+    /// Local time, ms.
+    pub received_at: i64,
+    /// Verified with missing or old CRLs.
+    pub provisional: bool,
+    /// Submitted by this agency's clerk.
+    pub outgoing: bool,
+}
+
+/// What inserting a document found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocInsert {
+    /// Stored now, with this row id.
+    New(i64),
+    /// The same envelope was already stored (a retry).
+    Existing(i64),
+    /// Another envelope with the same document id is stored.
+    Conflict,
+}
+
+/// A stored document.
+#[derive(Debug, Clone)]
+pub struct StoredDocument {
+    /// Row id.
+    pub id: i64,
+    /// Document id.
+    pub doc_id: String,
+    /// Envelope SHA-256.
+    pub digest: [u8; 32],
+    /// The sender.
+    pub sender: AgencyCode,
+    /// The envelope's exact bytes.
+    pub envelope: Vec<u8>,
+    /// Whether it was submitted here.
+    pub outgoing: bool,
+    /// Whether verification was provisional.
+    pub provisional: bool,
+    /// All recipients named in the manifest.
+    pub recipients: Vec<AgencyCode>,
+}
+
+fn digest_of(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))
+}
+
+fn stored_document(row: &sqlx::any::AnyRow) -> Result<StoredDocument, StoreError> {
+    Ok(StoredDocument {
+        id: row.try_get("id")?,
+        doc_id: row.try_get("doc_id")?,
+        digest: digest_of(row.try_get("digest")?)?,
+        sender: row
+            .try_get::<String, _>("sender")?
+            .parse()
+            .map_err(|e: pki::AgencyCodeError| StoreError::Corrupt(e.to_string()))?,
+        envelope: row.try_get("envelope")?,
+        outgoing: row.try_get::<i64, _>("outgoing")? != 0,
+        provisional: row.try_get::<i64, _>("provisional")? != 0,
+        recipients: split_codes(&row.try_get::<String, _>("recipients")?)?,
+    })
+}
+
+macro_rules! select_documents {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, doc_id, digest, sender, envelope, outgoing, provisional, recipients FROM documents WHERE ",
+            $where
+        )
+    };
+}
+
+impl Tx<'_> {
+    /// Records a document and its attachments' metadata (the bytes are already in the blob
+    /// store). Idempotent by envelope digest.
+    pub async fn insert_document(&mut self, d: &NewDocument<'_>) -> Result<DocInsert, StoreError> {
+        let m = d.manifest;
+        let doc_id = m.id().to_string();
+        if let Some(row) = sqlx::query("SELECT id, digest FROM documents WHERE doc_id = $1")
+            .bind(&doc_id)
+            .fetch_optional(self.conn())
+            .await?
+        {
+            let existing: Vec<u8> = row.try_get("digest")?;
+            return Ok(if existing == d.digest {
+                DocInsert::Existing(row.try_get("id")?)
+            } else {
+                DocInsert::Conflict
+            });
+        }
+        let (business_of, due) = (m.business.target().map(ToString::to_string), m.due.map(|d| d.to_string()));
+        let row = sqlx::query(
+            "INSERT INTO documents (doc_id, digest, sender, envelope, number, notation, type_name, subject, urgency, due, business, business_of, recipients, received_from, received_at, provisional, outgoing)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+        )
+        .bind(&doc_id)
+        .bind(d.digest.to_vec())
+        .bind(m.from.to_string())
+        .bind(d.envelope.to_vec())
+        .bind(i64::from(m.number))
+        .bind(&m.notation)
+        .bind(&m.type_name)
+        .bind(&m.subject)
+        .bind(i64::from(m.urgency.code()))
+        .bind(due)
+        .bind(i64::from(m.business.code()))
+        .bind(business_of)
+        .bind(join_codes(&m.to))
+        .bind(d.received_from)
+        .bind(d.received_at)
+        .bind(i64::from(d.provisional))
+        .bind(i64::from(d.outgoing))
+        .fetch_one(self.conn())
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        for (position, a) in m.attachments.iter().enumerate() {
+            sqlx::query("INSERT INTO attachments (document, position, name, media_type, size, sha256) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(id)
+                .bind(position as i64)
+                .bind(&a.name)
+                .bind(&a.media_type)
+                .bind(a.size as i64)
+                .bind(a.sha256.to_vec())
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(DocInsert::New(id))
+    }
+
+    /// Records where a recipient's copy goes from here; false if it was already recorded.
+    pub async fn add_route(
+        &mut self,
+        document: i64,
+        recipient: &AgencyCode,
+        next_hop: Option<&AgencyCode>,
+        state: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO routes (document, recipient, next_hop, state, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document, recipient) DO NOTHING",
+        )
+        .bind(document)
+        .bind(recipient.to_string())
+        .bind(next_hop.map(ToString::to_string))
+        .bind(state)
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Updates the state of a recipient's route (forwarded, delivered, refused).
+    pub async fn set_route_state(
+        &mut self,
+        document: i64,
+        recipients: &[AgencyCode],
+        state: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for r in recipients {
+            sqlx::query("UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient = $4")
+                .bind(state)
+                .bind(now)
+                .bind(document)
+                .bind(r.to_string())
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a document in this agency's inbox; false if already there.
+    pub async fn inbox_add(&mut self, document: i64, now: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("INSERT INTO inbox (document, arrived_at) VALUES ($1, $2) ON CONFLICT (document) DO NOTHING")
+                .bind(document)
+                .bind(now)
+                .execute(self.conn())
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records the latest status this agency posted on a received document.
+    pub async fn inbox_status(&mut self, document: i64, status: u8, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE inbox SET status = $1, status_at = $2 WHERE document = $3")
+            .bind(i64::from(status))
+            .bind(now)
+            .bind(document)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks an inbox document as revoked, updated, replaced or recalled.
+    pub async fn inbox_supersede(&mut self, doc_id: &str, by: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE inbox SET superseded_by = $1 WHERE document = (SELECT id FROM documents WHERE doc_id = $2)",
+        )
+        .bind(by)
+        .bind(doc_id)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Marks that the sender asked for a recall.
+    pub async fn inbox_recall_requested(&mut self, doc_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE inbox SET recall_requested = 1 WHERE document = (SELECT id FROM documents WHERE doc_id = $1)",
+        )
+        .bind(doc_id)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A document by envelope digest.
+    pub async fn document_by_digest(&self, digest: &[u8; 32]) -> Result<Option<StoredDocument>, StoreError> {
+        let row =
+            sqlx::query(select_documents!("digest = $1")).bind(digest.to_vec()).fetch_optional(self.pool()).await?;
+        row.as_ref().map(stored_document).transpose()
+    }
+
+    /// A document by id.
+    pub async fn document_by_id(&self, doc_id: &str) -> Result<Option<StoredDocument>, StoreError> {
+        let row = sqlx::query(select_documents!("doc_id = $1")).bind(doc_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(stored_document).transpose()
+    }
+
+    /// A document by row id.
+    pub async fn document(&self, id: i64) -> Result<StoredDocument, StoreError> {
+        let row = sqlx::query(select_documents!("id = $1")).bind(id).fetch_one(self.pool()).await?;
+        stored_document(&row)
+    }
+
+    /// A document's attachments, in manifest order.
+    pub async fn attachments(&self, document: i64) -> Result<Vec<Attachment>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, media_type, size, sha256 FROM attachments WHERE document = $1 ORDER BY position")
+                .bind(document)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Attachment {
+                    name: r.try_get("name")?,
+                    media_type: r.try_get("media_type")?,
+                    size: u64::try_from(r.try_get::<i64, _>("size")?)
+                        .map_err(|_| StoreError::Corrupt("negative size".into()))?,
+                    sha256: digest_of(r.try_get("sha256")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the document is in this agency's inbox (it was addressed here).
+    pub async fn in_inbox(&self, document: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 AS one FROM inbox WHERE document = $1")
+            .bind(document)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some())
+    }
+
+    async fn summaries(&self, sql: &'static str, limit: u32) -> Result<Vec<DocumentSummary>, StoreError> {
+        let rows = sqlx::query(sql).bind(i64::from(limit)).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DocumentSummary {
+                    document: r.try_get("doc_id")?,
+                    digest: hex::encode(r.try_get::<Vec<u8>, _>("digest")?),
+                    sender: r.try_get("sender")?,
+                    recipients: split_codes(&r.try_get::<String, _>("recipients")?)?
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    number: format!("{}/{}", r.try_get::<i64, _>("number")?, r.try_get::<String, _>("notation")?),
+                    type_name: r.try_get("type_name")?,
+                    subject: r.try_get("subject")?,
+                    urgency: u8::try_from(r.try_get::<i64, _>("urgency")?).unwrap_or(0),
+                    due: r.try_get("due")?,
+                    at_ms: r.try_get("at_ms")?,
+                    status: r.try_get::<Option<i64>, _>("status")?.and_then(|s| u8::try_from(s).ok()),
+                    provisional: r.try_get::<i64, _>("provisional")? != 0,
+                    superseded: r.try_get("superseded_by")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The inbox: most urgent first, then newest.
+    pub async fn inbox(&self, limit: u32) -> Result<Vec<DocumentSummary>, StoreError> {
+        self.summaries(
+            "SELECT d.doc_id, d.digest, d.sender, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
+                    i.arrived_at AS at_ms, i.status, d.provisional, i.superseded_by
+             FROM inbox i JOIN documents d ON d.id = i.document
+             ORDER BY d.urgency DESC, i.arrived_at DESC LIMIT $1",
+            limit,
+        )
+        .await
+    }
+
+    /// Documents this agency sent, newest first, with the highest status code received.
+    pub async fn sent(&self, limit: u32) -> Result<Vec<DocumentSummary>, StoreError> {
+        self.summaries(
+            "SELECT d.doc_id, d.digest, d.sender, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
+                    d.received_at AS at_ms,
+                    (SELECT MAX(r.status) FROM receipts r WHERE r.envelope = d.digest AND r.kind = 'status') AS status,
+                    d.provisional, NULL AS superseded_by
+             FROM documents d WHERE d.outgoing = 1 ORDER BY d.received_at DESC LIMIT $1",
+            limit,
+        )
+        .await
+    }
+}

@@ -1,0 +1,225 @@
+//! The durable outbox: each transfer of a document or notice to a next hop, until the next
+//! hop has taken responsibility for it.
+//!
+//! Work is claimed with a lease (owner and expiry) so that several node processes on one
+//! PostgreSQL never send the same transfer at once, and a transfer claimed by a process that
+//! died is picked up again when its lease runs out. Each transfer is deduplicated by a key
+//! (document or receipt, and next hop), so a retried or replayed hand-over adds nothing.
+
+use pki::AgencyCode;
+use sqlx::Row;
+
+use super::{Backend, Store, StoreError, Tx, join_codes, split_codes};
+
+/// What a transfer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    /// A document (by row id).
+    Document(i64),
+    /// A receipt or status (by row id).
+    Notice(i64),
+}
+
+/// One claimed transfer.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// Row id.
+    pub id: i64,
+    /// What it carries.
+    pub kind: TransferKind,
+    /// Where to.
+    pub next_hop: AgencyCode,
+    /// The recipients it carries for.
+    pub recipients: Vec<AgencyCode>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+impl Tx<'_> {
+    /// Queues a transfer; false if the same transfer is already queued (or done).
+    pub async fn enqueue(
+        &mut self,
+        kind: TransferKind,
+        next_hop: &AgencyCode,
+        recipients: &[AgencyCode],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (key, kind_name, document, receipt) = match kind {
+            TransferKind::Document(d) => (format!("d:{d}:{next_hop}"), "document", Some(d), None),
+            TransferKind::Notice(r) => (format!("n:{r}:{next_hop}"), "notice", None, Some(r)),
+        };
+        let done = sqlx::query(
+            "INSERT INTO outbox (dedup_key, kind, document, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(kind_name)
+        .bind(document)
+        .bind(receipt)
+        .bind(next_hop.to_string())
+        .bind(join_codes(recipients))
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Marks a transfer finished: `done` (handed over) or `refused`.
+    pub async fn finish_transfer(&mut self, id: i64, state: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET state = $1, done_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
+            .bind(state)
+            .bind(now)
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+fn transfer(row: &sqlx::any::AnyRow) -> Result<Transfer, StoreError> {
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "document" => TransferKind::Document(
+            row.try_get::<Option<i64>, _>("document")?
+                .ok_or_else(|| StoreError::Corrupt("document transfer without document".into()))?,
+        ),
+        "notice" => TransferKind::Notice(
+            row.try_get::<Option<i64>, _>("receipt")?
+                .ok_or_else(|| StoreError::Corrupt("notice transfer without receipt".into()))?,
+        ),
+        other => return Err(StoreError::Corrupt(format!("unknown transfer kind {other}"))),
+    };
+    Ok(Transfer {
+        id: row.try_get("id")?,
+        kind,
+        next_hop: row
+            .try_get::<String, _>("next_hop")?
+            .parse()
+            .map_err(|e: pki::AgencyCodeError| StoreError::Corrupt(e.to_string()))?,
+        recipients: split_codes(&row.try_get::<String, _>("recipients")?)?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+    })
+}
+
+/// Queue depths for the health read-out.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QueueDepths {
+    /// Transfers waiting.
+    pub pending: i64,
+    /// Of which already failed at least once.
+    pub retrying: i64,
+    /// Dead-lettered (gave up after the retry policy).
+    pub dead: i64,
+    /// Refused by the next hop.
+    pub refused: i64,
+    /// Handed over.
+    pub done: i64,
+    /// Oldest pending transfer's age, seconds.
+    pub oldest_pending_seconds: i64,
+}
+
+impl Store {
+    /// Claims up to `limit` due transfers for `owner` until `lease_until` (ms).
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        // The same claim on both backends; PostgreSQL also skips rows another process is
+        // claiming at this instant.
+        let sql = match self.backend() {
+            Backend::Sqlite => concat!(
+                "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (",
+                "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ",
+                "ORDER BY next_attempt_at, id LIMIT $4) RETURNING id, kind, document, receipt, next_hop, recipients, attempts"
+            ),
+            Backend::Postgres => concat!(
+                "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (",
+                "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ",
+                "ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, kind, document, receipt, next_hop, recipients, attempts"
+            ),
+        };
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(sql).bind(owner).bind(lease_until).bind(now).bind(limit).fetch_all(tx.conn()).await?;
+        tx.commit().await?;
+        rows.iter().map(transfer).collect()
+    }
+
+    /// Records a failed attempt: retried at `next_attempt_at`, or dead-lettered.
+    pub async fn transfer_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+        dead: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, state = $3, lease_owner = NULL, lease_until = NULL WHERE id = $4",
+        )
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(if dead { "dead" } else { "pending" })
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    /// Releases every lease (at start of a single-process SQLite node, whose previous run
+    /// cannot be sending anything any more).
+    pub async fn release_leases(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending'")
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await
+    }
+
+    /// The earliest time any pending transfer is due, ms.
+    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM outbox WHERE state = 'pending'")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("t")?)
+    }
+
+    /// Queue depths.
+    pub async fn queue_depths(&self, now: i64) -> Result<QueueDepths, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest, SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS retrying FROM outbox GROUP BY state")
+            .fetch_all(self.pool())
+            .await?;
+        let mut q = QueueDepths::default();
+        for r in rows {
+            let n: i64 = r.try_get("n")?;
+            match r.try_get::<String, _>("state")?.as_str() {
+                "pending" => {
+                    q.pending = n;
+                    q.retrying = r.try_get::<Option<i64>, _>("retrying")?.unwrap_or(0);
+                    q.oldest_pending_seconds = r.try_get::<Option<i64>, _>("oldest")?.map_or(0, |o| (now - o) / 1000);
+                }
+                "dead" => q.dead = n,
+                "refused" => q.refused = n,
+                "done" => q.done = n,
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    /// Dead-lettered transfers, for the operator.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, COALESCE(d.doc_id, r.doc_id) AS doc_id, o.next_hop, COALESCE(o.last_error, '') AS last_error
+             FROM outbox o LEFT JOIN documents d ON d.id = o.document LEFT JOIN receipts r ON r.id = o.receipt
+             WHERE o.state = 'dead' ORDER BY o.id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("doc_id")?, r.try_get("next_hop")?, r.try_get("last_error")?)))
+            .collect()
+    }
+}

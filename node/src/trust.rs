@@ -1,0 +1,90 @@
+//! What this node trusts right now: the national root, the CRLs it holds, and the shared
+//! signature cache. The TLS verifiers, document verification and receipt verification all go
+//! through here, so a new CRL takes effect everywhere at once (a revoked node certificate is
+//! refused at its next handshake).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use pki::validate::{SignatureCache, VerifiedChain};
+use pki::{Certificate, ChainError, Crl, CrlSet, Profile, RevocationMode, Validator};
+use time::OffsetDateTime;
+
+/// The node's trust state.
+#[derive(Debug)]
+pub struct Trust {
+    anchors: Vec<Certificate>,
+    cache: Arc<SignatureCache>,
+    current: RwLock<Arc<Validator>>,
+    freshness: Duration,
+}
+
+impl Trust {
+    /// Trust in `anchors`, with the given CRLs, and CRLs older than `freshness` marking
+    /// verification provisional.
+    pub fn new(anchors: Vec<Certificate>, crls: Vec<Crl>, freshness: Duration) -> Self {
+        let cache = Arc::new(SignatureCache::default());
+        let validator = Self::build(&anchors, &cache, crls);
+        Trust { anchors, cache, current: RwLock::new(Arc::new(validator)), freshness }
+    }
+
+    fn build(anchors: &[Certificate], cache: &Arc<SignatureCache>, crls: Vec<Crl>) -> Validator {
+        // Best effort: a missing or stale CRL does not stop traffic; it makes the verification
+        // provisional (see `is_provisional`). A revocation on a CRL always refuses.
+        Validator::new(anchors.to_vec())
+            .with_crls(crls.into_iter().collect::<CrlSet>())
+            .with_mode(RevocationMode::BestEffort)
+            .with_cache(cache.clone())
+    }
+
+    /// The validator to use now.
+    pub fn validator(&self) -> Arc<Validator> {
+        match self.current.read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the CRL set.
+    pub fn set_crls(&self, crls: Vec<Crl>) {
+        let validator = Arc::new(Self::build(&self.anchors, &self.cache, crls));
+        match self.current.write() {
+            Ok(mut v) => *v = validator,
+            Err(poisoned) => *poisoned.into_inner() = validator,
+        }
+    }
+
+    /// The trust anchors.
+    pub fn anchors(&self) -> &[Certificate] {
+        &self.anchors
+    }
+
+    /// The signature cache shared by every validation.
+    pub fn cache(&self) -> Arc<SignatureCache> {
+        self.cache.clone()
+    }
+
+    /// Validates a peer's chain for `profile` at `now`.
+    pub fn validate<D: AsRef<[u8]>>(
+        &self,
+        chain: &[D],
+        now: OffsetDateTime,
+        profile: Profile,
+    ) -> Result<VerifiedChain, ChainError> {
+        self.validator().validate(chain, now, profile)
+    }
+
+    /// True when a validated chain rests on CRLs that are missing or older than the freshness
+    /// budget at `now`: the document is still taken, but marked, and the operator is told.
+    pub fn is_provisional(&self, chain: &VerifiedChain, now: OffsetDateTime) -> bool {
+        match chain.oldest_crl() {
+            None => !chain.revocation.is_empty(),
+            Some(oldest) => now - oldest > self.freshness || !chain.revocation_complete(),
+        }
+    }
+
+    /// The CRL freshness budget.
+    pub fn freshness(&self) -> Duration {
+        self.freshness
+    }
+}
