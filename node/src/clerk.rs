@@ -140,32 +140,44 @@ async fn find(node: &Node, document: &str) -> Result<StoredDocument, ClerkRespon
     }
 }
 
-/// Signs a status of this agency about `doc`, addressed to `to`, and routes it.
+/// Signs a status of this agency about `doc` for each (addressee, recipients) target not
+/// already holding one, and records and routes them in one transaction: a clerk's retry (or a
+/// recall repeated after a crash) sends nothing twice.
 async fn send_status(
     node: &Arc<Node>,
     doc: &StoredDocument,
     status: StatusCode,
-    to: AgencyCode,
-    recipients: Vec<AgencyCode>,
+    targets: Vec<(AgencyCode, Vec<AgencyCode>)>,
     note: Option<String>,
 ) -> Result<(), ClerkResponse> {
     let envelope = Envelope::from_bytes(&doc.envelope).map_err(unavailable)?;
     let manifest = Manifest::from_cbor(envelope.payload()).map_err(unavailable)?;
-    let receipt = Receipt {
-        kind: ReceiptKind::Status(status),
-        document: manifest.id(),
-        envelope: doc.digest,
-        by: node.config.agency,
-        to,
-        at: truncate(node.now()),
-        recipients,
-        note,
-    };
-    let signed = node.sign_receipt(&receipt).map_err(|e| bad(e.to_string()))?;
+    let mut signed = Vec::new();
+    for (to, recipients) in targets {
+        if node.store.status_held(&doc.digest, &node.config.agency, &to, status.code()).await.map_err(unavailable)? {
+            continue;
+        }
+        let receipt = Receipt {
+            kind: ReceiptKind::Status(status),
+            document: manifest.id(),
+            envelope: doc.digest,
+            by: node.config.agency,
+            to,
+            at: truncate(node.now()),
+            recipients,
+            note: note.clone(),
+        };
+        signed.push(node.sign_receipt(&receipt).map_err(|e| bad(e.to_string()))?);
+    }
+    if signed.is_empty() {
+        return Ok(());
+    }
     let now = millis(node.now());
     let result: Result<(), crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
-        crate::notices::keep_and_route(&mut tx, node, &signed, "clerk", None, now).await?;
+        for s in &signed {
+            crate::notices::keep_and_route(&mut tx, node, s, "clerk", None, now).await?;
+        }
         if doc.sender != node.config.agency {
             tx.inbox_status(doc.id, status.code(), now).await?;
             if status == StatusCode::RecallAccepted {
@@ -177,7 +189,7 @@ async fn send_status(
     .await;
     result.map_err(unavailable)?;
     node.wake_outbox();
-    tracing::info!(document = %doc.doc_id, status = %status, to = %to, "status sent");
+    tracing::info!(document = %doc.doc_id, status = %status, count = signed.len(), "status sent");
     Ok(())
 }
 
@@ -211,7 +223,7 @@ async fn post_status(node: &Arc<Node>, document: &str, status: u8, note: Option<
         }
         Err(e) => return unavailable(e),
     }
-    match send_status(node, &doc, status, doc.sender, vec![node.config.agency], note).await {
+    match send_status(node, &doc, status, vec![(doc.sender, vec![node.config.agency])], note).await {
         Ok(()) => ClerkResponse::Done,
         Err(e) => e,
     }
@@ -225,10 +237,9 @@ async fn recall(node: &Arc<Node>, document: &str, note: Option<String>) -> Clerk
     if doc.sender != node.config.agency || !doc.outgoing {
         return bad(format!("{document} was not sent by this agency; only the sender can recall it"));
     }
-    for r in doc.recipients.clone() {
-        if let Err(e) = send_status(node, &doc, StatusCode::RecallRequested, r, vec![r], note.clone()).await {
-            return e;
-        }
+    let targets = doc.recipients.iter().map(|r| (*r, vec![*r])).collect();
+    match send_status(node, &doc, StatusCode::RecallRequested, targets, note).await {
+        Ok(()) => ClerkResponse::Done,
+        Err(e) => e,
     }
-    ClerkResponse::Done
 }

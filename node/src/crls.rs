@@ -118,11 +118,13 @@ pub async fn watch_files(node: Arc<Node>) {
                 && seen.get(f) != Some(&t)
             {
                 seen.insert(f.clone(), t);
+                tracing::debug!(file = %f.display(), "CRL file changed");
                 changed.extend(read_file(f));
             }
         }
         if !changed.is_empty() {
             let stored = store_checked(&node, &changed, true).await;
+            tracing::debug!(read = changed.len(), stored = stored.len(), "CRL files reloaded");
             push_to_children(&node, &stored).await;
         }
     }
@@ -159,8 +161,7 @@ pub async fn push_to_children(node: &Arc<Node>, crls: &[Crl]) {
         if relation != Relation::Child {
             continue;
         }
-        match node.request(&child.agency, &request, |mut s| async move { s.finish().map_err(|e| e.to_string()) }).await
-        {
+        match node.simple_request(&child.agency, &request).await {
             Ok(NodeResponse::Accepted) => tracing::info!(peer = %child.agency, count = crls.len(), "CRLs pushed"),
             Ok(other) => tracing::warn!(peer = %child.agency, answer = ?other, "CRL push not accepted"),
             Err(e) => {
@@ -180,14 +181,7 @@ pub async fn fetch_from_parent(node: &Arc<Node>) {
         .iter()
         .map(|c| (ByteBuf::from(c.issuer_raw.clone()), c.this_update.unix_timestamp()))
         .collect();
-    match node
-        .request(
-            &parent,
-            &NodeRequest::CrlFetch { known },
-            |mut s| async move { s.finish().map_err(|e| e.to_string()) },
-        )
-        .await
-    {
+    match node.simple_request(&parent, &NodeRequest::CrlFetch { known }).await {
         Ok(NodeResponse::Crls { crls }) => {
             let crls: Vec<Crl> = crls.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
             let stored = store_checked(node, &crls, false).await;

@@ -11,17 +11,9 @@ use crate::protocol::{ErrorKind, NodeRequest, NodeResponse, read_frame, write_fr
 
 /// Handles one request stream from neighbour `peer`.
 pub async fn handle(node: Arc<Node>, peer: AgencyCode, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-    let limit = node.config.limits.max_frame_bytes;
-    let timeout = node.config.limits.request_timeout;
-    let response = match tokio::time::timeout(timeout, serve(&node, peer, &mut recv, limit)).await {
-        Ok(r) => r,
-        Err(_) => NodeResponse::Error { kind: ErrorKind::Unavailable, message: "request timed out".into() },
-    };
+    let response = serve(&node, peer, &mut recv).await;
     if let NodeResponse::Error { kind, message } = &response {
         tracing::warn!(peer = %peer, kind = ?kind, error = %message, "request not served");
-    }
-    if node.stopping() && matches!(response, NodeResponse::Error { .. }) {
-        return;
     }
     let _ = write_frame(&mut send, &response).await;
     let _ = send.finish();
@@ -29,11 +21,14 @@ pub async fn handle(node: Arc<Node>, peer: AgencyCode, mut send: quinn::SendStre
     let _ = recv.stop(0u32.into());
 }
 
-async fn serve(node: &Arc<Node>, peer: AgencyCode, recv: &mut quinn::RecvStream, limit: usize) -> NodeResponse {
-    let request: NodeRequest = match read_frame(recv, limit).await {
-        Ok(r) => r,
-        Err(e) => return NodeResponse::Error { kind: ErrorKind::BadRequest, message: e.to_string() },
-    };
+async fn serve(node: &Arc<Node>, peer: AgencyCode, recv: &mut quinn::RecvStream) -> NodeResponse {
+    let limits = &node.config.limits;
+    let request: NodeRequest =
+        match tokio::time::timeout(limits.request_timeout, read_frame(recv, limits.max_frame_bytes)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return NodeResponse::Error { kind: ErrorKind::BadRequest, message: e.to_string() },
+            Err(_) => return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "request timed out".into() },
+        };
     if node.stopping() {
         return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() };
     }

@@ -79,7 +79,12 @@ impl Node {
             to: manifest.from,
             at: truncate(self.now()),
             recipients,
-            note: Some(reason.chars().take(pki::document::receipt::MAX_NOTE_CHARS).collect()),
+            // Normalised first, then cut, so the note stays within the limit after NFC.
+            note: Some(
+                unicode_normalization::UnicodeNormalization::nfc(reason)
+                    .take(pki::document::receipt::MAX_NOTE_CHARS)
+                    .collect(),
+            ),
         };
         self.sign_receipt(&receipt).map_err(|e| tracing::error!(error = %e, "cannot sign a refusal")).ok()
     }
@@ -216,19 +221,21 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         ));
     }
 
-    // A retry of a document already taken: answer as before.
+    // A retry of a document already taken: answer as before, without reading it again.
     match node.store.document_by_id(&doc_id).await {
         Ok(Some(existing)) if existing.digest == digest => {
-            let hop = match came_from {
-                Some(from) => match node.store.hop_receipt_issued(&digest, &node.config.agency, &from).await {
-                    Ok(r) => r,
-                    Err(e) => return Err(transient(e.to_string())),
-                },
+            let previous = match came_from {
+                Some(from) => {
+                    match node.store.hop_receipt_covering(&digest, &node.config.agency, &from, &recipients).await {
+                        Ok(r) => r,
+                        Err(e) => return Err(transient(e.to_string())),
+                    }
+                }
                 None => None,
             };
-            if hop.is_some() || came_from.is_none() {
+            if previous.is_some() || came_from.is_none() {
                 tracing::info!(document = %doc_id, peer = %received_from, "duplicate delivery answered from storage");
-                return Ok(Taken { document: doc_id, digest, hop_receipt: hop, duplicate: true });
+                return Ok(Taken { document: doc_id, digest, hop_receipt: previous, duplicate: true });
             }
         }
         Ok(Some(_)) => {
@@ -263,16 +270,27 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     let is_provisional = verified.signers.iter().any(|s| provisional(node, &s.revocation, now));
 
     // Attachments: all into temporary files, checked; nothing is kept unless all are good.
-    let mut pending = Vec::with_capacity(manifest.attachments.len());
-    for a in &manifest.attachments {
-        match node.store.blobs().receive(&a.name, attachments, a.size, &a.sha256).await {
-            Ok(p) => pending.push(p),
-            Err(crate::storage::StoreError::Attachment { name, problem }) => {
-                return Err(refuse(format!("attachment {name:?}: {problem}"), &recipients));
-            }
-            Err(e) => return Err(transient(e.to_string())),
+    // The time allowed grows with the size.
+    let receive = async {
+        let mut pending = Vec::with_capacity(manifest.attachments.len());
+        for a in &manifest.attachments {
+            pending.push(node.store.blobs().receive(&a.name, attachments, a.size, &a.sha256).await?);
         }
-    }
+        Ok::<_, crate::storage::StoreError>(pending)
+    };
+    let pending = match tokio::time::timeout(node.request_time(total), receive).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(crate::storage::StoreError::Attachment { name, problem })) => {
+            return Err(refuse(format!("attachment {name:?}: {problem}"), &recipients));
+        }
+        Ok(Err(e)) => return Err(transient(e.to_string())),
+        Err(_) => {
+            return Err(transient(format!(
+                "attachments of {doc_id} did not arrive within {:?}",
+                node.request_time(total)
+            )));
+        }
+    };
 
     // Routing: one transfer per next hop; unknown recipients are refused individually.
     let (plan, unroutable) = node.routes.plan(&recipients, came_from);
@@ -281,9 +299,10 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         return Err(refuse(reasons.join("; "), &recipients));
     }
 
-    // Receipts this hand-over produces, signed before the transaction.
+    // Receipts this hand-over may produce, signed before the transaction; the transaction
+    // keeps only those that are new.
     let sign = |kind: ReceiptKind, to: AgencyCode, rcpt: Vec<AgencyCode>, note: Option<String>| {
-        node.sign_receipt(&Receipt {
+        let receipt = Receipt {
             kind,
             document: manifest.id(),
             envelope: digest,
@@ -292,8 +311,8 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             at: truncate(now),
             recipients: rcpt,
             note,
-        })
-        .map_err(|e| transient(format!("cannot sign a receipt: {e}")))
+        };
+        node.sign_receipt(&receipt).map_err(|e| transient(format!("cannot sign a receipt: {e}")))
     };
     let hop_receipt = match came_from {
         Some(from) => Some(sign(ReceiptKind::Hop, from, recipients.clone(), None)?),
@@ -306,13 +325,14 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     };
     let mut refusals = Vec::new();
     for (r, e) in &unroutable {
-        refusals.push(sign(ReceiptKind::Status(StatusCode::Refused), manifest.from, vec![*r], Some(e.to_string()))?);
+        refusals
+            .push((*r, sign(ReceiptKind::Status(StatusCode::Refused), manifest.from, vec![*r], Some(e.to_string()))?));
     }
 
     for p in pending {
         p.commit().await.map_err(|e| transient(e.to_string()))?;
     }
-    let result: Result<bool, crate::storage::StoreError> = async {
+    let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let id = match tx
             .insert_document(&NewDocument {
@@ -327,46 +347,71 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             .await?
         {
             DocInsert::New(id) | DocInsert::Existing(id) => id,
-            DocInsert::Conflict => return Ok(false),
+            DocInsert::Conflict => return Ok(None),
         };
-        let toward_sender = node.routes.next_hop(&manifest.from).ok();
+        let toward_sender = match node.routes.next_hop(&manifest.from) {
+            Ok(NextHop::Neighbour(n)) => Some(n),
+            _ => None,
+        };
+        // Only recipients not routed before: a concurrent or repeated delivery adds nothing.
         for (hop, rcpts) in &plan {
+            let mut new = Vec::with_capacity(rcpts.len());
+            for r in rcpts {
+                let hop_code = match hop {
+                    NextHop::Local => None,
+                    NextHop::Neighbour(n) => Some(n),
+                };
+                if tx
+                    .add_route(id, r, hop_code, if hop_code.is_some() { "pending" } else { "delivered" }, now_ms)
+                    .await?
+                {
+                    new.push(*r);
+                }
+            }
+            if new.is_empty() {
+                continue;
+            }
             match hop {
                 NextHop::Local => {
-                    for r in rcpts {
-                        tx.add_route(id, r, None, "delivered", now_ms).await?;
-                    }
-                    if tx.inbox_add(id, now_ms).await?
-                        && let Some(target) = manifest.business.target()
-                    {
-                        let by = format!(
-                            "{} by {}",
-                            ["", "revoked", "updated", "replaced"][usize::from(manifest.business.code())],
-                            doc_id
-                        );
-                        tx.inbox_supersede(&target.to_string(), &by).await?;
+                    if tx.inbox_add(id, now_ms).await? {
+                        if let Some(target) = manifest.business.target() {
+                            let verb = ["", "revoked", "updated", "replaced"][usize::from(manifest.business.code())];
+                            tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;
+                        }
+                        if let Some(arrived) = &arrived {
+                            let (rid, _) = tx.insert_receipt(arrived, &node.config.agency.to_string(), now_ms).await?;
+                            if let Some(n) = toward_sender {
+                                tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
+                            }
+                        }
                     }
                 }
                 NextHop::Neighbour(n) => {
-                    for r in rcpts {
-                        tx.add_route(id, r, Some(n), "pending", now_ms).await?;
-                    }
-                    tx.enqueue(TransferKind::Document(id), n, rcpts, now_ms).await?;
+                    tx.enqueue(TransferKind::Document(id), n, &new, now_ms).await?;
                 }
             }
         }
-        for (r, _) in &unroutable {
-            tx.add_route(id, r, None, "refused", now_ms).await?;
-        }
-        if let Some(h) = &hop_receipt {
-            tx.insert_receipt(h, &node.config.agency.to_string(), now_ms).await?;
-        }
-        for notice in arrived.iter().chain(&refusals) {
-            let (rid, new) = tx.insert_receipt(notice, &node.config.agency.to_string(), now_ms).await?;
-            if new && let Some(NextHop::Neighbour(n)) = toward_sender {
-                tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
+        for (r, refusal) in &refusals {
+            if tx.add_route(id, r, None, "refused", now_ms).await? {
+                let (rid, _) = tx.insert_receipt(refusal, &node.config.agency.to_string(), now_ms).await?;
+                if let Some(n) = toward_sender {
+                    tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
+                }
             }
         }
+        // The hop receipt: one per neighbour and recipients; a repeat gets the first one.
+        let answer = match (&hop_receipt, came_from) {
+            (Some(h), Some(from)) => {
+                match tx.hop_receipt_covering(&digest, &node.config.agency, &from, &recipients).await? {
+                    Some(existing) => Some(existing),
+                    None => {
+                        tx.insert_receipt(h, &node.config.agency.to_string(), now_ms).await?;
+                        Some(h.as_bytes().to_vec())
+                    }
+                }
+            }
+            _ => None,
+        };
         // Keep the CRLs that came along if they are genuinely from a CA we know.
         let known = known_cas(node, &envelope).await;
         for crl in &carried {
@@ -374,21 +419,21 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
                 tx.store_crl(crl, now_ms).await?;
             }
         }
-        for ca in &known {
+        for ca in known.iter().filter(|c| !node.trust.anchors().iter().any(|a| a.fingerprint() == c.fingerprint())) {
             tx.learn_ca(ca).await?;
         }
         tx.count("documents_taken", 1).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(answer))
     }
     .await;
-    match result {
-        Ok(true) => {}
-        Ok(false) => {
+    let hop_answer = match committed {
+        Ok(Some(answer)) => answer,
+        Ok(None) => {
             return Err(refuse(format!("a different document with the id {doc_id} was already received"), &recipients));
         }
         Err(e) => return Err(transient(e.to_string())),
-    }
+    };
     // New CRLs may have arrived with the document.
     crate::crls::refresh(node).await;
     node.wake_outbox();
@@ -399,7 +444,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     }
     let hops: BTreeMap<String, usize> = plan.iter().map(|(h, r)| (format!("{h:?}"), r.len())).collect();
     tracing::info!(document = %doc_id, peer = %received_from, next_hops = ?hops, provisional = is_provisional, "document taken");
-    Ok(Taken { document: doc_id, digest, hop_receipt: hop_receipt.map(|h| h.as_bytes().to_vec()), duplicate: false })
+    Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: false })
 }
 
 /// The CA certificates a CRL may be checked against: the anchors, those learned before, and

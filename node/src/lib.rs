@@ -30,8 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use pki::AgencyCode;
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::routing::Routes;
@@ -93,7 +94,7 @@ pub struct Node {
     pub metrics: Metrics,
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
-    connections: Mutex<HashMap<AgencyCode, quinn::Connection>>,
+    connections: outbound::ConnectionSlots,
     inbound_per_peer: StdMutex<HashMap<AgencyCode, usize>>,
     outbox_wake: Notify,
     crl_fetch: Notify,
@@ -101,6 +102,9 @@ pub struct Node {
     jitter: StdMutex<u64>,
     shutdown: watch::Receiver<bool>,
     started: time::OffsetDateTime,
+    /// Every task doing work (connections, requests, transfers), so shutdown can wait for
+    /// them.
+    pub(crate) tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for Node {
@@ -166,7 +170,7 @@ impl Node {
             metrics: Metrics::default(),
             endpoint,
             client_config,
-            connections: Mutex::new(HashMap::new()),
+            connections: StdMutex::new(HashMap::new()),
             inbound_per_peer: StdMutex::new(HashMap::new()),
             outbox_wake: Notify::new(),
             crl_fetch: Notify::new(),
@@ -174,6 +178,7 @@ impl Node {
             jitter: StdMutex::new(seed),
             shutdown,
             started: time::OffsetDateTime::now_utc(),
+            tasks: TaskTracker::new(),
             config,
         });
         crls::load_configured(&node).await;
@@ -232,22 +237,21 @@ impl Node {
 }
 
 impl NodeHandle {
-    /// Stops accepting, lets in-flight requests finish (up to `grace`), closes connections and
-    /// the database.
+    /// Stops accepting, lets in-flight requests and transfers finish (up to `grace`), closes
+    /// connections and the database. Work cut off by the grace period is retried after the
+    /// next start (the outbox and the senders' retries make that safe).
     pub async fn shutdown(mut self, grace: std::time::Duration) {
         let _ = self.stop.send(true);
         self.node.outbox_wake.notify_waiters();
-        let deadline = tokio::time::sleep(grace);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                next = self.tasks.join_next() => if next.is_none() { break },
-                _ = &mut deadline => {
-                    tracing::warn!("shutdown grace period over; abandoning in-flight work (it is retried after restart)");
-                    self.tasks.abort_all();
-                    break;
-                }
-            }
+        self.node.tasks.close();
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+            self.node.tasks.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace period over; abandoning in-flight work (it is retried after restart)");
+            self.tasks.abort_all();
         }
         self.node.endpoint.close(quinn::VarInt::from_u32(0), b"shutting down");
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.node.endpoint.wait_idle()).await;

@@ -28,9 +28,9 @@ pub fn verify_receipt(node: &Node, receipt: &SignedReceipt, carried: &[Vec<u8>])
 }
 
 /// Acts on a receipt addressed to this agency, inside the transaction that stores it.
-async fn apply(tx: &mut Tx<'_>, node: &Node, receipt: &SignedReceipt, now: i64) -> Result<(), StoreError> {
+async fn apply(tx: &mut Tx<'_>, receipt: &SignedReceipt, now: i64) -> Result<(), StoreError> {
     let r = &receipt.receipt;
-    let Some(doc) = node.store.document_by_digest(&r.envelope).await? else { return Ok(()) };
+    let Some(doc) = tx.document_by_digest(&r.envelope).await? else { return Ok(()) };
     match r.kind {
         ReceiptKind::Status(StatusCode::Arrived) => tx.set_route_state(doc.id, &r.recipients, "delivered", now).await?,
         ReceiptKind::Status(StatusCode::Refused) => tx.set_route_state(doc.id, &r.recipients, "refused", now).await?,
@@ -61,7 +61,7 @@ pub async fn keep_and_route(
         ReceiptKind::Status(_) => receipt.receipt.to,
     };
     match node.routes.next_hop(&to) {
-        Ok(NextHop::Local) => apply(tx, node, receipt, now).await?,
+        Ok(NextHop::Local) => apply(tx, receipt, now).await?,
         Ok(NextHop::Neighbour(n)) if Some(n) != came_from => {
             tx.enqueue(TransferKind::Notice(id), &n, &[], now).await?;
         }

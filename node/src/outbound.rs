@@ -4,10 +4,10 @@
 //! verifies (signed by the next hop's seal, for this document and these recipients): the
 //! receipt and the hand-over are recorded in one transaction. Failures are retried with
 //! exponential backoff and jitter; after the policy's attempts the transfer is dead-lettered
-//! and the sender gets a signed refusal.
+//! and, in the same transaction, the sender gets a signed refusal.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use pki::AgencyCode;
@@ -17,30 +17,48 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::protocol::{ErrorKind, NodeRequest, NodeResponse, read_frame, write_frame};
-use crate::routing::NextHop;
-use crate::storage::{Transfer, TransferKind, millis};
+use crate::storage::{StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
-/// Most transfers in flight at once, all peers together.
-const MAX_IN_FLIGHT: usize = 256;
+/// Most transfers claimed at once, all peers together. Claims are leased; a claim waits at
+/// most a few rounds of its peer's in-flight limit before it runs.
+const MAX_CLAIMED: usize = 128;
+
+/// The slowest transfer rate a request is given time for, bytes per second: a request may
+/// take `request_timeout` plus its size at this rate.
+pub const MIN_TRANSFER_RATE: u64 = 256 * 1024;
 
 /// How a transfer ended.
 enum Outcome {
-    /// Handed over.
-    Done,
-    /// The next hop refused it for good (the refusal is recorded and routed to the sender).
-    Refused,
+    /// Handed over (or refused for good, with the refusal recorded).
+    Finished,
     /// Try again later.
     Retry(String),
     /// Give up now (a permanent error).
     Permanent(String),
 }
 
+/// One cached connection per neighbour, each behind its own lock, so connecting to a dead
+/// neighbour does not hold up traffic to the others.
+pub(crate) type ConnectionSlots = StdMutex<HashMap<AgencyCode, Arc<tokio::sync::Mutex<Option<quinn::Connection>>>>>;
+
 impl Node {
+    /// The time a request carrying `bytes` may take.
+    pub fn request_time(&self, bytes: u64) -> Duration {
+        self.config.limits.request_timeout + Duration::from_secs(bytes / MIN_TRANSFER_RATE)
+    }
+
     /// The connection to neighbour `hop`, opening one if needed.
-    pub async fn connection(self: &Arc<Self>, hop: &AgencyCode) -> Result<quinn::Connection, String> {
-        let mut cache = self.connections.lock().await;
-        if let Some(c) = cache.get(hop)
+    pub async fn connection(&self, hop: &AgencyCode) -> Result<quinn::Connection, String> {
+        let slot = {
+            let mut slots = match self.connections.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            slots.entry(*hop).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref()
             && c.close_reason().is_none()
         {
             return Ok(c.clone());
@@ -59,8 +77,8 @@ impl Node {
             .await
             .map_err(|_| format!("connecting to {hop} at {addr} timed out"))?
             .map_err(|e| format!("cannot connect to {hop} at {addr}: {e}"))?;
-        cache.insert(*hop, conn.clone());
-        drop(cache);
+        *slot = Some(conn.clone());
+        drop(slot);
         tracing::info!(peer = %hop, address = %addr, "connected");
         if self.routes.relation(hop) == Some(crate::routing::Relation::Parent) {
             // Children fetch CRLs on connecting to their parent (the CRL task does it).
@@ -69,21 +87,24 @@ impl Node {
         Ok(conn)
     }
 
-    /// Sends one request to `hop` and reads the answer. `body` writes anything that follows
-    /// the request frame (attachments). A refused write does not hide the peer's answer: the
-    /// peer may answer early (a duplicate, a refusal) and stop reading.
+    /// Sends one request to `hop` and reads the answer, within `timeout`. `body` writes
+    /// anything that follows the request frame (attachments), and resets the stream if it
+    /// fails so the peer never mistakes a local failure for a short document. A refused write
+    /// does not hide the peer's answer: the peer may answer early (a duplicate, a refusal) and
+    /// stop reading.
     pub async fn request<F, Fut>(
-        self: &Arc<Self>,
+        &self,
         hop: &AgencyCode,
         request: &NodeRequest,
+        timeout: Duration,
         body: F,
     ) -> Result<NodeResponse, String>
     where
         F: FnOnce(quinn::SendStream) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
     {
-        let conn = self.connection(hop).await?;
         let exchange = async {
+            let conn = self.connection(hop).await?;
             let (mut send, mut recv) =
                 conn.open_bi().await.map_err(|e| format!("cannot open a stream to {hop}: {e}"))?;
             let written = match write_frame(&mut send, request).await {
@@ -98,26 +119,38 @@ impl Node {
                 }),
             }
         };
-        tokio::time::timeout(self.config.limits.request_timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| format!("request to {hop} timed out"))?
+            .map_err(|_| format!("request to {hop} timed out after {timeout:?}"))?
+    }
+
+    /// A request with nothing after its frame.
+    pub async fn simple_request(&self, hop: &AgencyCode, request: &NodeRequest) -> Result<NodeResponse, String> {
+        self.request(hop, request, self.config.limits.request_timeout, |mut s| async move {
+            s.finish().map_err(|e| e.to_string())
+        })
+        .await
     }
 }
 
 /// Runs the outbox until shutdown.
 pub async fn run_outbox(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
-    let global = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let in_flight: Arc<StdMutex<HashSet<i64>>> = Arc::default();
     let mut per_peer: HashMap<AgencyCode, Arc<Semaphore>> = HashMap::new();
-    let lease = node.config.limits.request_timeout * 2 + Duration::from_secs(30);
+    let lease = node.config.limits.request_timeout * 3 + Duration::from_secs(60);
     loop {
         if node.stopping() {
             break;
         }
         let now = millis(node.now());
-        let free = global.available_permits() as i64;
-        let claimed = if free > 0 {
-            match node.store.claim_due(&node.lease_owner, now, now + lease.as_millis() as i64, free).await {
+        let busy = in_flight.lock().map(|s| s.len()).unwrap_or(MAX_CLAIMED);
+        let claimed = if busy < MAX_CLAIMED {
+            match node
+                .store
+                .claim_due(&node.lease_owner, now, now + lease.as_millis() as i64, (MAX_CLAIMED - busy) as i64)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -128,24 +161,32 @@ pub async fn run_outbox(node: Arc<Node>) {
             Vec::new()
         };
         for transfer in claimed {
-            let Ok(global_permit) = global.clone().acquire_owned().await else { break };
+            // A transfer whose lease ran out while it was still running here is not started
+            // twice.
+            let fresh = in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
+            if !fresh {
+                continue;
+            }
             let peer = per_peer
                 .entry(transfer.next_hop)
                 .or_insert_with(|| Arc::new(Semaphore::new(node.config.limits.max_in_flight_per_peer)))
                 .clone();
-            let node = node.clone();
-            tokio::spawn(async move {
-                let _g = global_permit;
-                let Ok(_p) = peer.acquire_owned().await else { return };
-                run_transfer(&node, transfer).await;
-                node.wake_outbox();
+            let (task_node, in_flight) = (node.clone(), in_flight.clone());
+            node.tasks.spawn(async move {
+                if let Ok(_permit) = peer.acquire_owned().await {
+                    let id = transfer.id;
+                    run_transfer(&task_node, transfer).await;
+                    if let Ok(mut s) = in_flight.lock() {
+                        s.remove(&id);
+                    }
+                }
+                task_node.wake_outbox();
             });
         }
         // Sleep until woken, the next transfer is due, or a second passes.
-        let wait = match node.store.next_due().await {
-            Ok(Some(due)) => {
-                Duration::from_millis(u64::try_from(due - millis(node.now())).unwrap_or(0).clamp(10, 1000))
-            }
+        let now = millis(node.now());
+        let wait = match node.store.next_due(now).await {
+            Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
             _ => Duration::from_secs(1),
         };
         tokio::select! {
@@ -161,13 +202,19 @@ async fn run_transfer(node: &Arc<Node>, transfer: Transfer) {
         TransferKind::Document(id) => send_document(node, &transfer, id).await,
         TransferKind::Notice(id) => send_notice(node, &transfer, id).await,
     };
-    let now = node.now();
-    match outcome {
-        Outcome::Done | Outcome::Refused => {}
+    let now = millis(node.now());
+    let owner = node.lease_owner.as_str();
+    let result: Result<(), StoreError> = match outcome {
+        Outcome::Finished => Ok(()),
         Outcome::Retry(error) | Outcome::Permanent(error) if node.stopping() => {
-            // Shutting down: leave it pending for the next start.
+            // Cut short by shutdown: pending again, and the attempt does not count.
             tracing::info!(transfer = transfer.id, error = %error, "transfer interrupted by shutdown");
-            let _ = node.store.transfer_failed(transfer.id, &error, millis(now), false).await;
+            async {
+                let mut tx = node.store.begin().await?;
+                tx.fail_transfer(transfer.id, owner, &error, now, false, false).await?;
+                tx.commit().await
+            }
+            .await
         }
         Outcome::Retry(error) => {
             let attempt = transfer.attempts + 1;
@@ -175,49 +222,84 @@ async fn run_transfer(node: &Arc<Node>, transfer: Transfer) {
             let delay = node.config.retry.delay(attempt, node.jitter_draw());
             tracing::warn!(transfer = transfer.id, peer = %transfer.next_hop, attempt, retry_in = ?delay, error = %error, dead, "transfer failed");
             Metrics::bump(&node.metrics.retries);
-            if let Err(e) =
-                node.store.transfer_failed(transfer.id, &error, millis(now) + delay.as_millis() as i64, dead).await
-            {
-                tracing::error!(error = %e, "cannot record a failed transfer");
-            }
-            if dead {
-                give_up(
-                    node,
-                    &transfer,
-                    &format!("not delivered to {} after {attempt} attempts: {error}", transfer.next_hop),
-                )
-                .await;
-            }
+            let reason = format!("not delivered to {} after {attempt} attempts: {error}", transfer.next_hop);
+            fail(node, &transfer, &error, now + delay.as_millis() as i64, dead.then_some(reason.as_str())).await
         }
         Outcome::Permanent(error) => {
             tracing::warn!(transfer = transfer.id, peer = %transfer.next_hop, error = %error, "transfer refused for good");
-            let _ = node.store.transfer_failed(transfer.id, &error, millis(now), true).await;
-            give_up(node, &transfer, &format!("{} did not take it: {error}", transfer.next_hop)).await;
+            let reason = format!("{} did not take it: {error}", transfer.next_hop);
+            fail(node, &transfer, &error, now, Some(reason.as_str())).await
         }
+    };
+    if let Err(e) = result {
+        tracing::error!(transfer = transfer.id, error = %e, "cannot record the outcome of a transfer; it is retried when its lease runs out");
     }
 }
 
-/// After a dead-letter: a signed refusal back to the document's sender.
-async fn give_up(node: &Arc<Node>, transfer: &Transfer, reason: &str) {
-    Metrics::bump(&node.metrics.dead);
-    let TransferKind::Document(id) = transfer.kind else { return };
-    let Ok(doc) = node.store.document(id).await else { return };
-    let Ok(envelope) = Envelope::from_bytes(&doc.envelope) else { return };
-    let Ok(manifest) = pki::document::Manifest::from_cbor(envelope.payload()) else { return };
-    let Some(refusal) = node.refusal(&manifest, doc.digest, transfer.recipients.clone(), reason) else { return };
+/// Records a failed attempt; with `dead_reason`, dead-letters the transfer and, in the same
+/// transaction, records and routes a signed refusal to the document's sender.
+async fn fail(
+    node: &Arc<Node>,
+    transfer: &Transfer,
+    error: &str,
+    next_attempt_at: i64,
+    dead_reason: Option<&str>,
+) -> Result<(), StoreError> {
+    let refusal = match (dead_reason, transfer.kind) {
+        (Some(reason), TransferKind::Document(id)) => {
+            let doc = node.store.document(id).await?;
+            let manifest = Envelope::from_bytes(&doc.envelope)
+                .ok()
+                .and_then(|e| pki::document::Manifest::from_cbor(e.payload()).ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("stored envelope of {} does not parse", doc.doc_id)))?;
+            let refusal = node
+                .refusal(&manifest, doc.digest, transfer.recipients.clone(), reason)
+                .ok_or_else(|| StoreError::Corrupt("cannot sign a refusal".into()))?;
+            Some((id, refusal))
+        }
+        _ => None,
+    };
     let now = millis(node.now());
-    let result: Result<(), crate::storage::StoreError> = async {
-        let mut tx = node.store.begin().await?;
-        tx.set_route_state(id, &transfer.recipients, "refused", now).await?;
-        crate::notices::keep_and_route(&mut tx, node, &refusal, &node.config.agency.to_string(), None, now).await?;
+    let mut tx = node.store.begin().await?;
+    if !tx.fail_transfer(transfer.id, &node.lease_owner, error, next_attempt_at, dead_reason.is_some(), true).await? {
+        return Ok(());
+    }
+    if dead_reason.is_some() {
+        Metrics::bump(&node.metrics.dead);
         tx.count("dead_letters", 1).await?;
-        tx.commit().await
     }
-    .await;
-    if let Err(e) = result {
-        tracing::error!(document = %doc.doc_id, error = %e, "cannot record the refusal of a dead-lettered document");
+    if let Some((id, refusal)) = &refusal {
+        tx.set_route_state(*id, &transfer.recipients, "refused", now).await?;
+        crate::notices::keep_and_route(&mut tx, node, refusal, &node.config.agency.to_string(), None, now).await?;
     }
+    tx.commit().await?;
     node.wake_outbox();
+    Ok(())
+}
+
+/// Records an answered transfer: `kept` (a hop receipt or refusal from the next hop) stored and
+/// routed on, the routes' state set, the transfer finished, all in one transaction.
+async fn record(
+    node: &Arc<Node>,
+    transfer: &Transfer,
+    document: i64,
+    kept: &SignedReceipt,
+    route_state: &str,
+    state: &str,
+    counter: &str,
+) -> Result<(), StoreError> {
+    let now = millis(node.now());
+    let mut tx = node.store.begin().await?;
+    if !tx.finish_transfer(transfer.id, &node.lease_owner, state, now).await? {
+        // The claim expired and another worker owns the transfer now.
+        return Ok(());
+    }
+    crate::notices::keep_and_route(&mut tx, node, kept, &transfer.next_hop.to_string(), None, now).await?;
+    tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
+    tx.count(counter, 1).await?;
+    tx.commit().await?;
+    node.wake_outbox();
+    Ok(())
 }
 
 async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcome {
@@ -235,22 +317,31 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
         recipients: transfer.recipients.iter().map(ToString::to_string).collect(),
         crls: node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect(),
     };
+    let total: u64 = attachments.iter().map(|a| a.size).sum();
     let blobs = node.store.blobs().clone();
     let response = node
-        .request(&hop, &request, |mut send| async move {
-            for a in &attachments {
-                let mut file = blobs.open_blob(&a.sha256).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
-                tokio::io::copy(&mut file, &mut send).await.map_err(|e| e.to_string())?;
+        .request(&hop, &request, node.request_time(total), |mut send| async move {
+            let sent = async {
+                for a in &attachments {
+                    let mut file =
+                        blobs.open_blob(&a.sha256).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
+                    tokio::io::copy(&mut file, &mut send).await.map_err(|e| e.to_string())?;
+                }
+                send.flush().await.map_err(|e| e.to_string())?;
+                send.finish().map_err(|e| e.to_string())
             }
-            send.flush().await.map_err(|e| e.to_string())?;
-            send.finish().map_err(|e| e.to_string())
+            .await;
+            if sent.is_err() {
+                // A local failure must not reach the peer as a short (refusable) document.
+                let _ = send.reset(1u32.into());
+            }
+            sent
         })
         .await;
     let response = match response {
         Ok(r) => r,
         Err(e) => return Outcome::Retry(e),
     };
-    let now = millis(node.now());
     match response {
         NodeResponse::HopReceipt { receipt } => {
             let receipt = match SignedReceipt::from_bytes(&receipt) {
@@ -269,22 +360,13 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
             if let Err(e) = crate::notices::verify_receipt(node, &receipt, &[]) {
                 return Outcome::Retry(format!("{hop}'s hop receipt does not verify: {e}"));
             }
-            let result: Result<(), crate::storage::StoreError> = async {
-                let mut tx = node.store.begin().await?;
-                // The hop receipt is kept here and, unless this agency sent the document,
-                // travels on toward the sender so the sender can track every hop.
-                crate::notices::keep_and_route(&mut tx, node, &receipt, &hop.to_string(), None, now).await?;
-                tx.set_route_state(id, &transfer.recipients, "forwarded", now).await?;
-                tx.finish_transfer(transfer.id, "done", now).await?;
-                tx.count("documents_forwarded", 1).await?;
-                tx.commit().await
-            }
-            .await;
-            match result {
+            // The hop receipt is kept here and, unless this agency sent the document, travels
+            // on toward the sender so the sender can track every hop.
+            match record(node, transfer, id, &receipt, "forwarded", "done", "documents_forwarded").await {
                 Ok(()) => {
                     Metrics::bump(&node.metrics.documents_out);
                     tracing::info!(document = %doc.doc_id, peer = %hop, "document handed over");
-                    Outcome::Done
+                    Outcome::Finished
                 }
                 Err(e) => Outcome::Retry(e.to_string()),
             }
@@ -304,19 +386,9 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
                 return Outcome::Permanent(format!("{hop} refused, but its refusal does not verify: {e}"));
             }
             let reason = refusal.receipt.note.clone().unwrap_or_default();
-            let result: Result<(), crate::storage::StoreError> = async {
-                let mut tx = node.store.begin().await?;
-                crate::notices::keep_and_route(&mut tx, node, &refusal, &hop.to_string(), None, now).await?;
-                tx.set_route_state(id, &transfer.recipients, "refused", now).await?;
-                tx.finish_transfer(transfer.id, "refused", now).await?;
-                tx.count("documents_refused_by_next_hop", 1).await?;
-                tx.commit().await
-            }
-            .await;
             tracing::warn!(document = %doc.doc_id, peer = %hop, reason = %reason, "document refused by the next hop");
-            node.wake_outbox();
-            match result {
-                Ok(()) => Outcome::Refused,
+            match record(node, transfer, id, &refusal, "refused", "refused", "documents_refused_by_next_hop").await {
+                Ok(()) => Outcome::Finished,
                 Err(e) => Outcome::Retry(e.to_string()),
             }
         }
@@ -337,17 +409,17 @@ async fn send_notice(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcome 
         receipt: ByteBuf::from(stored.bytes),
         crls: node.crls_for(&[chain]).await.into_iter().map(ByteBuf::from).collect(),
     };
-    match node.request(&hop, &request, |mut send| async move { send.finish().map_err(|e| e.to_string()) }).await {
+    match node.simple_request(&hop, &request).await {
         Ok(NodeResponse::Accepted) => {
             let now = millis(node.now());
-            let result: Result<(), crate::storage::StoreError> = async {
+            let result: Result<(), StoreError> = async {
                 let mut tx = node.store.begin().await?;
-                tx.finish_transfer(transfer.id, "done", now).await?;
+                tx.finish_transfer(transfer.id, &node.lease_owner, "done", now).await?;
                 tx.commit().await
             }
             .await;
             match result {
-                Ok(()) => Outcome::Done,
+                Ok(()) => Outcome::Finished,
                 Err(e) => Outcome::Retry(e.to_string()),
             }
         }
@@ -357,13 +429,5 @@ async fn send_notice(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcome 
         Ok(NodeResponse::Error { message, .. }) => Outcome::Permanent(format!("{hop}: {message}")),
         Ok(other) => Outcome::Retry(format!("{hop} answered {other:?} to a receipt")),
         Err(e) => Outcome::Retry(e),
-    }
-}
-
-/// Where a status about a document addressed to `to` goes next, if anywhere.
-pub fn next_hop_toward(node: &Node, to: &AgencyCode) -> Option<AgencyCode> {
-    match node.routes.next_hop(to) {
-        Ok(NextHop::Neighbour(n)) => Some(n),
-        _ => None,
     }
 }

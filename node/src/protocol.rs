@@ -66,8 +66,19 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     if len as usize > max {
         return Err(FrameError::TooLarge { len: u64::from(len), max });
     }
-    let mut body = vec![0u8; len as usize];
-    recv.read_exact(&mut body).await.map_err(|e| FrameError::Stream(e.to_string()))?;
+    // Grow the buffer as bytes arrive, so a declared length costs nothing until it is sent.
+    let len = len as usize;
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    let mut chunk = vec![0u8; 64 * 1024];
+    while body.len() < len {
+        let want = chunk.len().min(len - body.len());
+        match recv.read(&mut chunk[..want]).await.map_err(|e| FrameError::Stream(e.to_string()))? {
+            Some(n) => body.extend_from_slice(&chunk[..n]),
+            None => {
+                return Err(FrameError::Stream(format!("stream ended {} bytes into a {len}-byte frame", body.len())));
+            }
+        }
+    }
     decode(&body, max)
 }
 

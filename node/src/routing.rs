@@ -2,8 +2,9 @@
 //!
 //! The rule: a document for this agency is delivered here; one for an agency within a direct
 //! peer's subtree goes to that peer; one within a child's subtree goes to that child (the most
-//! specific match wins); anything else goes up to the parent; with no parent (the national
-//! hub) and no match, the recipient is unknown and the sender gets a signed refusal. The
+//! specific match wins); an agency below this one that no child leads to is unknown; anything
+//! else goes up to the parent; with no parent (the national hub) and no match, the recipient
+//! is unknown. An unknown recipient gets the sender a signed refusal. The
 //! routing tree is configuration: below level 1 it follows the codes, and the hub is simply
 //! the node whose children are the level-1 nodes, so the same rule runs the four-level network
 //! of 2024 and the three-level one of 2025.
@@ -100,6 +101,10 @@ impl Routes {
         if let Some(child) = Self::deepest(&self.children, to) {
             return Ok(NextHop::Neighbour(child));
         }
+        // Below us but under no child: nobody else would know it either.
+        if to.is_under(&self.own) {
+            return Err(RouteError::Unknown(*to));
+        }
         match self.parent {
             Some(parent) => Ok(NextHop::Neighbour(parent)),
             None => Err(RouteError::Unknown(*to)),
@@ -108,11 +113,7 @@ impl Routes {
 
     /// Groups recipients by next hop, so a document travels once per next hop. A recipient
     /// whose next hop is `came_from` is a loop and is refused.
-    pub fn plan(
-        &self,
-        recipients: &[AgencyCode],
-        came_from: Option<AgencyCode>,
-    ) -> Plan {
+    pub fn plan(&self, recipients: &[AgencyCode], came_from: Option<AgencyCode>) -> Plan {
         let mut plan: BTreeMap<NextHop, Vec<AgencyCode>> = BTreeMap::new();
         let mut refused = Vec::new();
         for r in recipients {
@@ -184,6 +185,8 @@ mod tests {
         assert_eq!(hub.next_hop(&thanh_son), Ok(NextHop::Neighbour(c("000.00.00.H49"))));
         assert_eq!(hub.next_hop(&c("000.05.01.H37")), Ok(NextHop::Neighbour(c("000.00.00.H37"))));
         assert_eq!(hub.next_hop(&c("000.00.00.H01")), Err(RouteError::Unknown(c("000.00.00.H01"))));
+        // A commune under Tiên Yên that has no node is unknown at Tiên Yên, not sent up.
+        assert_eq!(district.next_hop(&c("000.09.41.H49")), Err(RouteError::Unknown(c("000.09.41.H49"))));
     }
 
     #[test]

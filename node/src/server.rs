@@ -51,8 +51,9 @@ pub async fn serve(node: Arc<Node>) {
             incoming.refuse();
             continue;
         };
-        let node = node.clone();
-        tokio::spawn(async move {
+        let task_node = node.clone();
+        node.tasks.spawn(async move {
+            let node = task_node;
             let _permit = permit;
             let addr = incoming.remote_address();
             match incoming.await {
@@ -141,8 +142,9 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
             s = conn.accept_bi() => match s { Ok(s) => s, Err(_) => break },
             _ = shutdown.changed() => break,
         };
-        let node = node.clone();
-        tokio::spawn(async move {
+        let task_node = node.clone();
+        node.tasks.spawn(async move {
+            let node = task_node;
             if is_clerk {
                 crate::clerk::handle(node, agency, send, recv).await;
             } else {

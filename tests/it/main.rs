@@ -1,6 +1,8 @@
 //! Integration tests: one binary, one module per topic.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod crash;
 mod document_cli;
 mod network;
 mod pki_cli;
+mod refusals;

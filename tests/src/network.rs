@@ -49,10 +49,16 @@ impl Topology {
         Topology { agencies }
     }
 
-    /// Only these agencies (their parents must be among them).
+    /// Only these agencies; a parent left out becomes no parent.
     pub fn only(&self, codes: &[&str]) -> Topology {
         let keep: Vec<AgencyCode> = codes.iter().map(|c| c.parse().unwrap()).collect();
-        Topology { agencies: self.agencies.iter().filter(|(c, _, _)| keep.contains(c)).cloned().collect() }
+        let agencies = self
+            .agencies
+            .iter()
+            .filter(|(c, _, _)| keep.contains(c))
+            .map(|(c, n, p)| (*c, n.clone(), p.filter(|p| keep.contains(p))))
+            .collect();
+        Topology { agencies }
     }
 
     pub fn parent(&self, code: &AgencyCode) -> Option<AgencyCode> {
@@ -410,5 +416,132 @@ where
     while !check().await {
         assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A raw node-protocol client with any identity, for tests that play a misbehaving or
+/// foreign neighbour.
+pub struct RawPeer {
+    pub endpoint: quinn::Endpoint,
+    pub connection: Result<quinn::Connection, String>,
+}
+
+impl RawPeer {
+    /// Connects to `to`'s node presenting `identity`, trusting `anchor` for the server.
+    pub async fn connect(net: &TestNet, identity: &Identity, to: &str) -> RawPeer {
+        let to: AgencyCode = to.parse().unwrap();
+        let trust = std::sync::Arc::new(node::trust::Trust::new(
+            vec![net.pki.root.cert.clone()],
+            Vec::new(),
+            Duration::from_secs(86400),
+        ));
+        let crypto = node::tls::client_config(identity, trust, node::protocol::ALPN_NODE).unwrap();
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(quic)));
+        let connection = match endpoint.connect(net.addrs[&to], &to.to_string()) {
+            Ok(c) => c.await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        RawPeer { endpoint, connection }
+    }
+
+    /// Sends a request (and raw bytes after it) and reads the answer.
+    pub async fn request(
+        &self,
+        request: &node::protocol::NodeRequest,
+        after: &[u8],
+    ) -> Result<node::protocol::NodeResponse, String> {
+        let conn = self.connection.as_ref().map_err(Clone::clone)?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let written = async {
+            node::protocol::write_frame(&mut send, request).await.map_err(|e| e.to_string())?;
+            send.write_all(after).await.map_err(|e| e.to_string())?;
+            send.finish().map_err(|e| e.to_string())
+        }
+        .await;
+        match node::protocol::read_frame(&mut recv, 64 << 20).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(written.err().unwrap_or_else(|| e.to_string())),
+        }
+    }
+
+    /// Delivers a document (attachments from `doc.bodies`).
+    pub async fn deliver(
+        &self,
+        doc: &SignedDocument,
+        recipients: &[&str],
+    ) -> Result<node::protocol::NodeResponse, String> {
+        let request = node::protocol::NodeRequest::Deliver {
+            envelope: serde_bytes::ByteBuf::from(doc.envelope.clone()),
+            recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+            crls: Vec::new(),
+        };
+        self.request(&request, &doc.bodies.concat()).await
+    }
+}
+
+/// A node running as a `lienthong-node` process.
+pub struct NodeProcess {
+    pub code: AgencyCode,
+    pub child: std::process::Child,
+}
+
+impl NodeProcess {
+    /// Kills it with SIGKILL: no shutdown, no flush, mid-whatever.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl TestNet {
+    /// Starts one node as a process (its reserved socket is released first); its log goes to
+    /// `node.log` in its directory.
+    pub fn spawn_process(&mut self, code: &AgencyCode) -> NodeProcess {
+        self.release_socket(code);
+        let dir = self.node_dir(code);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log")).unwrap();
+        let child = std::process::Command::new(crate::bin("lienthong-node"))
+            .args(["run", "--config", "node.toml"])
+            .current_dir(&dir)
+            .env("LIENTHONG_LOG", std::env::var("LIENTHONG_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        NodeProcess { code: *code, child }
+    }
+
+    /// Waits until a node process answers its clerk.
+    pub async fn wait_ready(&self, code: &str) -> ClerkClient {
+        let start = std::time::Instant::now();
+        loop {
+            let agency: AgencyCode = code.parse().unwrap();
+            match ClerkClient::connect(
+                self.addrs[&agency],
+                agency,
+                &self.pki.identity(&agency, Profile::Clerk),
+                vec![self.pki.root.cert.clone()],
+            )
+            .await
+            {
+                Ok(c) if c.health().await.is_ok() => return c,
+                _ => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "{code} did not come up; see {}",
+                        self.node_dir(&agency).join("node.log").display()
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
     }
 }

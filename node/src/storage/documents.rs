@@ -93,22 +93,11 @@ impl Tx<'_> {
     pub async fn insert_document(&mut self, d: &NewDocument<'_>) -> Result<DocInsert, StoreError> {
         let m = d.manifest;
         let doc_id = m.id().to_string();
-        if let Some(row) = sqlx::query("SELECT id, digest FROM documents WHERE doc_id = $1")
-            .bind(&doc_id)
-            .fetch_optional(self.conn())
-            .await?
-        {
-            let existing: Vec<u8> = row.try_get("digest")?;
-            return Ok(if existing == d.digest {
-                DocInsert::Existing(row.try_get("id")?)
-            } else {
-                DocInsert::Conflict
-            });
-        }
         let (business_of, due) = (m.business.target().map(ToString::to_string), m.due.map(|d| d.to_string()));
-        let row = sqlx::query(
+        // Insert-or-nothing, then look: correct also when two transactions race (PostgreSQL).
+        let inserted = sqlx::query(
             "INSERT INTO documents (doc_id, digest, sender, envelope, number, notation, type_name, subject, urgency, due, business, business_of, recipients, received_from, received_at, provisional, outgoing)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(&doc_id)
         .bind(d.digest.to_vec())
@@ -127,8 +116,21 @@ impl Tx<'_> {
         .bind(d.received_at)
         .bind(i64::from(d.provisional))
         .bind(i64::from(d.outgoing))
-        .fetch_one(self.conn())
+        .fetch_optional(self.conn())
         .await?;
+        let Some(row) = inserted else {
+            let row = sqlx::query("SELECT id, digest FROM documents WHERE doc_id = $1 OR digest = $2")
+                .bind(&doc_id)
+                .bind(d.digest.to_vec())
+                .fetch_one(self.conn())
+                .await?;
+            let existing: Vec<u8> = row.try_get("digest")?;
+            return Ok(if existing == d.digest {
+                DocInsert::Existing(row.try_get("id")?)
+            } else {
+                DocInsert::Conflict
+            });
+        };
         let id: i64 = row.try_get("id")?;
         for (position, a) in m.attachments.iter().enumerate() {
             sqlx::query("INSERT INTO attachments (document, position, name, media_type, size, sha256) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -142,6 +144,13 @@ impl Tx<'_> {
                 .await?;
         }
         Ok(DocInsert::New(id))
+    }
+
+    /// A document by envelope digest, inside the transaction.
+    pub async fn document_by_digest(&mut self, digest: &[u8; 32]) -> Result<Option<StoredDocument>, StoreError> {
+        let row =
+            sqlx::query(select_documents!("digest = $1")).bind(digest.to_vec()).fetch_optional(self.conn()).await?;
+        row.as_ref().map(stored_document).transpose()
     }
 
     /// Records where a recipient's copy goes from here; false if it was already recorded.

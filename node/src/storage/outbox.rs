@@ -3,8 +3,10 @@
 //!
 //! Work is claimed with a lease (owner and expiry) so that several node processes on one
 //! PostgreSQL never send the same transfer at once, and a transfer claimed by a process that
-//! died is picked up again when its lease runs out. Each transfer is deduplicated by a key
-//! (document or receipt, and next hop), so a retried or replayed hand-over adds nothing.
+//! died is picked up again when its lease runs out. Only the holder of a claim may finish it,
+//! so a late answer to an expired claim changes nothing. Each transfer is deduplicated by a key
+//! (document and recipients, or receipt; and next hop), so a retried or replayed hand-over adds
+//! nothing.
 
 use pki::AgencyCode;
 use sqlx::Row;
@@ -45,7 +47,11 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (key, kind_name, document, receipt) = match kind {
-            TransferKind::Document(d) => (format!("d:{d}:{next_hop}"), "document", Some(d), None),
+            // The recipients are part of the key: the same document reaching this node again
+            // for other recipients behind the same next hop is a new transfer.
+            TransferKind::Document(d) => {
+                (format!("d:{d}:{next_hop}:{}", join_codes(recipients)), "document", Some(d), None)
+            }
             TransferKind::Notice(r) => (format!("n:{r}:{next_hop}"), "notice", None, Some(r)),
         };
         let done = sqlx::query(
@@ -64,15 +70,47 @@ impl Tx<'_> {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Marks a transfer finished: `done` (handed over) or `refused`.
-    pub async fn finish_transfer(&mut self, id: i64, state: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET state = $1, done_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3")
-            .bind(state)
-            .bind(now)
-            .bind(id)
-            .execute(self.conn())
-            .await?;
-        Ok(())
+    /// Marks a transfer claimed by `owner` finished: `done` (handed over) or `refused`. False
+    /// when the claim was lost (its lease ran out and another worker took the transfer): the
+    /// caller then rolls back and records nothing.
+    pub async fn finish_transfer(&mut self, id: i64, owner: &str, state: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $1, done_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND lease_owner = $4 AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records a failed attempt of a transfer claimed by `owner`: retried at
+    /// `next_attempt_at`, or dead-lettered. `counted` is false for an attempt cut short by
+    /// shutdown. False when the claim was lost.
+    pub async fn fail_transfer(
+        &mut self,
+        id: i64,
+        owner: &str,
+        error: &str,
+        next_attempt_at: i64,
+        dead: bool,
+        counted: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + $1, last_error = $2, next_attempt_at = $3, state = $4, lease_owner = NULL, lease_until = NULL
+             WHERE id = $5 AND lease_owner = $6 AND state = 'pending'",
+        )
+        .bind(i64::from(counted))
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(if dead { "dead" } else { "pending" })
+        .bind(id)
+        .bind(owner)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 }
 
@@ -146,27 +184,6 @@ impl Store {
         rows.iter().map(transfer).collect()
     }
 
-    /// Records a failed attempt: retried at `next_attempt_at`, or dead-lettered.
-    pub async fn transfer_failed(
-        &self,
-        id: i64,
-        error: &str,
-        next_attempt_at: i64,
-        dead: bool,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, state = $3, lease_owner = NULL, lease_until = NULL WHERE id = $4",
-        )
-        .bind(error)
-        .bind(next_attempt_at)
-        .bind(if dead { "dead" } else { "pending" })
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-        tx.commit().await
-    }
-
     /// Releases every lease (at start of a single-process SQLite node, whose previous run
     /// cannot be sending anything any more).
     pub async fn release_leases(&self) -> Result<(), StoreError> {
@@ -177,11 +194,15 @@ impl Store {
         tx.commit().await
     }
 
-    /// The earliest time any pending transfer is due, ms.
-    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM outbox WHERE state = 'pending'")
-            .fetch_one(self.pool())
-            .await?;
+    /// The earliest time a pending transfer becomes available to claim (due and not held),
+    /// ms.
+    pub async fn next_due(&self, now: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM outbox WHERE state = 'pending'",
+        )
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
         Ok(row.try_get("t")?)
     }
 

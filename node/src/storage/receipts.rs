@@ -4,7 +4,9 @@
 use pki::document::{ReceiptKind, SignedReceipt};
 use sqlx::Row;
 
-use super::{Store, StoreError, Tx, join_codes};
+use pki::AgencyCode;
+
+use super::{Store, StoreError, Tx, join_codes, split_codes};
 
 /// A stored receipt.
 #[derive(Debug, Clone)]
@@ -15,9 +17,43 @@ pub struct StoredReceipt {
     pub bytes: Vec<u8>,
 }
 
+/// See [`Store::hop_receipt_covering`]; on any executor, so a transaction can ask too.
+async fn hop_receipt_covering<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    envelope: &[u8; 32],
+    by: &AgencyCode,
+    to: &AgencyCode,
+    recipients: &[AgencyCode],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let rows = sqlx::query("SELECT recipients, bytes FROM receipts WHERE envelope = $1 AND kind = 'hop' AND by_agency = $2 AND to_agency = $3 ORDER BY id")
+        .bind(envelope.to_vec())
+        .bind(by.to_string())
+        .bind(to.to_string())
+        .fetch_all(executor)
+        .await?;
+    for row in rows {
+        let covered = split_codes(&row.try_get::<String, _>("recipients")?)?;
+        if recipients.iter().all(|r| covered.contains(r)) {
+            return Ok(Some(row.try_get("bytes")?));
+        }
+    }
+    Ok(None)
+}
+
 impl Tx<'_> {
+    /// See [`Store::hop_receipt_covering`], inside the transaction.
+    pub async fn hop_receipt_covering(
+        &mut self,
+        envelope: &[u8; 32],
+        by: &AgencyCode,
+        to: &AgencyCode,
+        recipients: &[AgencyCode],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        hop_receipt_covering(self.conn(), envelope, by, to, recipients).await
+    }
+
     /// Stores a receipt; returns its row id and whether it is new (receipts are deduplicated by
-    /// the digest of their bytes).
+    /// the digest of their bytes, also when two transactions race).
     pub async fn insert_receipt(
         &mut self,
         r: &SignedReceipt,
@@ -25,23 +61,16 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<(i64, bool), StoreError> {
         let digest = r.digest().to_vec();
-        if let Some(row) = sqlx::query("SELECT id FROM receipts WHERE digest = $1")
-            .bind(digest.clone())
-            .fetch_optional(self.conn())
-            .await?
-        {
-            return Ok((row.try_get("id")?, false));
-        }
         let c = &r.receipt;
         let (kind, status) = match c.kind {
             ReceiptKind::Hop => ("hop", None),
             ReceiptKind::Status(s) => ("status", Some(i64::from(s.code()))),
         };
-        let row = sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO receipts (digest, doc_id, envelope, kind, status, by_agency, to_agency, at, recipients, note, bytes, received_at, received_from)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (digest) DO NOTHING RETURNING id",
         )
-        .bind(digest)
+        .bind(digest.clone())
         .bind(c.document.to_string())
         .bind(c.envelope.to_vec())
         .bind(kind)
@@ -54,20 +83,34 @@ impl Tx<'_> {
         .bind(r.as_bytes().to_vec())
         .bind(now)
         .bind(received_from)
-        .fetch_one(self.conn())
+        .fetch_optional(self.conn())
         .await?;
-        Ok((row.try_get("id")?, true))
+        if let Some(row) = inserted {
+            return Ok((row.try_get("id")?, true));
+        }
+        let row = sqlx::query("SELECT id FROM receipts WHERE digest = $1").bind(digest).fetch_one(self.conn()).await?;
+        Ok((row.try_get("id")?, false))
     }
 
     /// Stores a CRL if it is newer than the one held for its issuer; true when stored.
     pub async fn store_crl(&mut self, crl: &pki::Crl, now: i64) -> Result<bool, StoreError> {
         let this_update = crl.this_update.unix_timestamp();
-        let held = sqlx::query("SELECT this_update FROM crls WHERE issuer = $1")
+        let held = sqlx::query("SELECT this_update, der FROM crls WHERE issuer = $1")
             .bind(crl.issuer_raw.clone())
             .fetch_optional(self.conn())
             .await?;
+        // Newer means a later thisUpdate, or the same second with a higher cRLNumber.
+        let newer = |row: &sqlx::any::AnyRow| -> Result<bool, StoreError> {
+            let held_update: i64 = row.try_get("this_update")?;
+            if held_update != this_update {
+                return Ok(this_update > held_update);
+            }
+            let held_number = pki::Crl::from_der(&row.try_get::<Vec<u8>, _>("der")?).ok().and_then(|c| c.number);
+            let key = |n: Option<pki::Serial>| n.map(|n| (n.as_bytes().len(), n.as_bytes().to_vec()));
+            Ok(key(crl.number.clone()) > key(held_number))
+        };
         match held {
-            Some(row) if row.try_get::<i64, _>("this_update")? >= this_update => Ok(false),
+            Some(row) if !newer(&row)? => Ok(false),
             Some(_) => {
                 sqlx::query("UPDATE crls SET issuer_name = $1, this_update = $2, next_update = $3, der = $4, stored_at = $5 WHERE issuer = $6")
                     .bind(&crl.issuer)
@@ -135,20 +178,35 @@ impl Store {
         Ok(StoredReceipt { id: r.try_get("id")?, bytes: r.try_get("bytes")? })
     }
 
-    /// The hop receipt this node issued to `to` for a document, if any (re-sent on retries).
-    pub async fn hop_receipt_issued(
+    /// The hop receipt this node issued to `to` for a document covering all of `recipients`,
+    /// if any: what a retried delivery is answered with.
+    pub async fn hop_receipt_covering(
         &self,
         envelope: &[u8; 32],
-        by: &pki::AgencyCode,
-        to: &pki::AgencyCode,
+        by: &AgencyCode,
+        to: &AgencyCode,
+        recipients: &[AgencyCode],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT bytes FROM receipts WHERE envelope = $1 AND kind = 'hop' AND by_agency = $2 AND to_agency = $3 ORDER BY id LIMIT 1")
+        hop_receipt_covering(self.pool(), envelope, by, to, recipients).await
+    }
+
+    /// Whether this node already holds a status `code` by `by` to `to` for a document: how a
+    /// clerk's retried status or recall is recognised.
+    pub async fn status_held(
+        &self,
+        envelope: &[u8; 32],
+        by: &AgencyCode,
+        to: &AgencyCode,
+        code: u8,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT id FROM receipts WHERE envelope = $1 AND kind = 'status' AND by_agency = $2 AND to_agency = $3 AND status = $4 LIMIT 1")
             .bind(envelope.to_vec())
             .bind(by.to_string())
             .bind(to.to_string())
+            .bind(i64::from(code))
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| r.try_get("bytes")).transpose().map_err(Into::into)
+        Ok(row.is_some())
     }
 
     /// Every stored CRL.

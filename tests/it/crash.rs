@@ -1,0 +1,81 @@
+//! Crash safety with real processes: documents in flight while the province node is killed
+//! with SIGKILL and restarted arrive exactly once, with every receipt.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use harness::network::{NetOptions, TestNet, Topology, wait_for};
+use pki::AgencyCode;
+use pki::document::{ReceiptKind, StatusCode};
+
+const PHONG_DU: &str = "000.01.41.H49";
+const THANH_SON: &str = "000.01.42.H49";
+const PROVINCE: &str = "000.00.00.H49";
+const DOCUMENTS: u32 = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once() {
+    harness::logging();
+    let topology =
+        Topology::load("quang-ninh-2024").only(&[PROVINCE, "000.00.41.H49", "000.00.42.H49", PHONG_DU, THANH_SON]);
+    let mut net = TestNet::prepare(topology, NetOptions::default());
+    let mut processes: BTreeMap<AgencyCode, harness::network::NodeProcess> = BTreeMap::new();
+    for code in net.topology.codes() {
+        processes.insert(code, net.spawn_process(&code));
+    }
+    let sender = net.wait_ready(PHONG_DU).await;
+    let recipient = net.wait_ready(THANH_SON).await;
+
+    let docs: Vec<_> = (1..=DOCUMENTS).map(|n| net.document(PHONG_DU, &[THANH_SON], n)).collect();
+    for d in &docs {
+        d.submit(&sender).await.unwrap();
+    }
+    // Kill the province while documents are still on their way through it.
+    wait_for("the first documents to arrive", Duration::from_secs(60), || async {
+        !recipient.inbox(1).await.unwrap().is_empty()
+    })
+    .await;
+    let province: AgencyCode = PROVINCE.parse().unwrap();
+    processes.get_mut(&province).unwrap().kill();
+    let arrived_at_kill = recipient.inbox(10_000).await.unwrap().len();
+    assert!(arrived_at_kill < DOCUMENTS as usize, "all documents arrived before the kill; the test proves nothing");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    processes.insert(province, net.spawn_process(&province));
+
+    wait_for("all documents at Thanh Sơn", Duration::from_secs(120), || async {
+        recipient.inbox(10_000).await.unwrap().len() >= DOCUMENTS as usize
+    })
+    .await;
+    let inbox = recipient.inbox(10_000).await.unwrap();
+    assert_eq!(inbox.len(), DOCUMENTS as usize, "exactly once at the recipient");
+    let ids: HashSet<&str> = inbox.iter().map(|e| e.document.as_str()).collect();
+    assert_eq!(ids.len(), DOCUMENTS as usize);
+
+    // Every receipt present, exactly once, at the sender: four hops and the delivery.
+    let expected_hops: HashSet<AgencyCode> =
+        ["000.00.41.H49", PROVINCE, "000.00.42.H49", THANH_SON].iter().map(|c| c.parse().unwrap()).collect();
+    for d in &docs {
+        let mut complete = false;
+        for _ in 0..600 {
+            let track = sender.track(&d.id).await.unwrap();
+            let hops: Vec<AgencyCode> =
+                track.iter().filter(|r| r.receipt.kind == ReceiptKind::Hop).map(|r| r.receipt.by).collect();
+            let arrived = track.iter().filter(|r| r.receipt.kind == ReceiptKind::Status(StatusCode::Arrived)).count();
+            let distinct: HashSet<AgencyCode> = hops.iter().copied().collect();
+            assert_eq!(hops.len(), distinct.len(), "{}: a hop receipt twice: {hops:?}", d.id);
+            assert!(arrived <= 1, "{}: the delivery receipt twice", d.id);
+            if distinct == expected_hops && arrived == 1 {
+                complete = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            complete,
+            "{}: receipts incomplete: {:?}",
+            d.id,
+            sender.track(&d.id).await.unwrap().iter().map(|r| (r.receipt.kind, r.receipt.by)).collect::<Vec<_>>()
+        );
+    }
+    eprintln!("{arrived_at_kill} of {DOCUMENTS} had arrived when the province was killed");
+}
