@@ -31,12 +31,9 @@ pub async fn refresh(node: &Node) {
 /// Stores the CRLs among `crls` that are newer and signed by a known CA (or, for the
 /// operator's own files, `trusted`, checked when used); returns the stored.
 pub async fn store_checked(node: &Node, crls: &[Crl], trusted: bool) -> Vec<Crl> {
-    let mut known = node.trust.anchors().to_vec();
+    let mut known = node.trust.known_cas();
     known.extend(node.config.tls.chain.iter().skip(1).cloned());
     known.extend(node.config.seal.chain.iter().skip(1).cloned());
-    if let Ok(stored) = node.store.ca_certs().await {
-        known.extend(stored);
-    }
     let now = millis(node.now());
     let mut stored = Vec::new();
     let result: Result<(), crate::storage::StoreError> = async {

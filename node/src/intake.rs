@@ -332,9 +332,11 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     for p in pending {
         p.commit().await.map_err(|e| transient(e.to_string()))?;
     }
+    let mut crls_changed = false;
+    let new_cas = node.trust.learn(path_cas(&envelope));
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
-        let id = match tx
+        let (id, existed) = match tx
             .insert_document(&NewDocument {
                 manifest: &manifest,
                 envelope: envelope.as_bytes(),
@@ -346,7 +348,8 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             })
             .await?
         {
-            DocInsert::New(id) | DocInsert::Existing(id) => id,
+            DocInsert::New(id) => (id, false),
+            DocInsert::Existing(id) => (id, true),
             DocInsert::Conflict => return Ok(None),
         };
         let toward_sender = match node.routes.next_hop(&manifest.from) {
@@ -402,7 +405,12 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         // The hop receipt: one per neighbour and recipients; a repeat gets the first one.
         let answer = match (&hop_receipt, came_from) {
             (Some(h), Some(from)) => {
-                match tx.hop_receipt_covering(&digest, &node.config.agency, &from, &recipients).await? {
+                let previous = if existed {
+                    tx.hop_receipt_covering(&digest, &node.config.agency, &from, &recipients).await?
+                } else {
+                    None
+                };
+                match previous {
                     Some(existing) => Some(existing),
                     None => {
                         tx.insert_receipt(h, &node.config.agency.to_string(), now_ms).await?;
@@ -413,16 +421,17 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             _ => None,
         };
         // Keep the CRLs that came along if they are genuinely from a CA we know.
-        let known = known_cas(node, &envelope).await;
-        for crl in &carried {
-            if known.iter().any(|ca| crl.is_signed_by(ca)) {
-                tx.store_crl(crl, now_ms).await?;
+        // Keep the CRLs that came along if they are new and genuinely from a CA we know, and
+        // remember the CAs on the paths just validated.
+        let known = node.trust.known_cas().into_iter().chain(path_cas(&envelope)).collect::<Vec<_>>();
+        for crl in carried.iter().filter(|c| !node.trust.has_crl_as_new_as(c)) {
+            if known.iter().any(|ca| crl.is_signed_by(ca)) && tx.store_crl(crl, now_ms).await? {
+                crls_changed = true;
             }
         }
-        for ca in known.iter().filter(|c| !node.trust.anchors().iter().any(|a| a.fingerprint() == c.fingerprint())) {
+        for ca in &new_cas {
             tx.learn_ca(ca).await?;
         }
-        tx.count("documents_taken", 1).await?;
         tx.commit().await?;
         Ok(Some(answer))
     }
@@ -434,8 +443,9 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         }
         Err(e) => return Err(transient(e.to_string())),
     };
-    // New CRLs may have arrived with the document.
-    crate::crls::refresh(node).await;
+    if crls_changed {
+        crate::crls::refresh(node).await;
+    }
     node.wake_outbox();
     Metrics::bump(&node.metrics.documents_in);
     if is_provisional {
@@ -447,23 +457,16 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: false })
 }
 
-/// The CA certificates a CRL may be checked against: the anchors, those learned before, and
-/// the intermediates of the chains just validated.
-async fn known_cas(node: &Node, envelope: &Envelope) -> Vec<pki::Certificate> {
-    let mut out: Vec<pki::Certificate> = node.trust.anchors().to_vec();
-    if let Ok(headers) = envelope.headers() {
-        for h in headers {
-            out.extend(
-                h.chain
-                    .iter()
-                    .skip(1)
-                    .filter_map(|der| pki::Certificate::from_der(der).ok())
-                    .filter(|c| c.ca.is_some()),
-            );
-        }
-    }
-    if let Ok(stored) = node.store.ca_certs().await {
-        out.extend(stored);
-    }
-    out
+/// The intermediate CA certificates of the envelope's signer chains.
+fn path_cas(envelope: &Envelope) -> Vec<pki::Certificate> {
+    envelope
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .flat_map(|h| h.chain.iter().skip(1).filter_map(|der| pki::Certificate::from_der(der).ok()))
+                .filter(|c| c.ca.is_some())
+                .collect()
+        })
+        .unwrap_or_default()
 }

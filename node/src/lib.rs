@@ -159,7 +159,20 @@ impl Node {
         let mut client_config = quinn::ClientConfig::new(Arc::new(quic_client));
         client_config.transport_config(transport);
         let runtime = quinn::default_runtime().ok_or_else(|| StartError::Endpoint("no async runtime".into()))?;
-        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server_config), socket, runtime)
+        // The stateless-reset key is derived from the node key, so after a restart (or a crash)
+        // the node can tell peers at once that their old connections are gone, instead of
+        // leaving them to wait out the idle timeout.
+        let secret = ring::digest::digest(
+            &ring::digest::SHA256,
+            &[b"lienthong stateless reset".as_slice(), config.tls.key.pkcs8_der()].concat(),
+        );
+        let mut endpoint_config =
+            quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_ref())));
+        // quinn's default connection IDs carry a hash under a per-process key, and a packet for
+        // an ID that fails it gets no reset; random IDs (validated by nothing) let the
+        // restarted node answer the old connections' packets with resets.
+        endpoint_config.cid_generator(|| Box::new(RandomCids));
+        let endpoint = quinn::Endpoint::new(endpoint_config, Some(server_config), socket, runtime)
             .map_err(|e| StartError::Endpoint(e.to_string()))?;
         let (stop, shutdown) = watch::channel(false);
         let seed = config.retry.jitter_seed.unwrap_or_else(random_u64);
@@ -181,6 +194,7 @@ impl Node {
             tasks: TaskTracker::new(),
             config,
         });
+        node.trust.learn(node.store.ca_certs().await?);
         crls::load_configured(&node).await;
         let mut tasks = JoinSet::new();
         tasks.spawn(server::serve(node.clone()));
@@ -233,6 +247,26 @@ impl Node {
     /// The seal's chain and key, for signing receipts.
     pub fn seal(&self) -> &config::Identity {
         &self.config.seal
+    }
+}
+
+/// Random 8-byte connection IDs that any packet passes, so stateless resets work across
+/// restarts (see `Node::start`).
+struct RandomCids;
+
+impl quinn::ConnectionIdGenerator for RandomCids {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        let mut id = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
+        quinn::ConnectionId::new(&id)
+    }
+
+    fn cid_len(&self) -> usize {
+        8
+    }
+
+    fn cid_lifetime(&self) -> Option<std::time::Duration> {
+        None
     }
 }
 

@@ -160,13 +160,16 @@ pub async fn run_outbox(node: Arc<Node>) {
         } else {
             Vec::new()
         };
+        let claimed_count = claimed.len();
+        let mut started = 0;
         for transfer in claimed {
-            // A transfer whose lease ran out while it was still running here is not started
-            // twice.
+            // A transfer already running here (a SQLite claim is a plain read; a lease may run
+            // out while its transfer is still running) is not started twice.
             let fresh = in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
             if !fresh {
                 continue;
             }
+            started += 1;
             let peer = per_peer
                 .entry(transfer.next_hop)
                 .or_insert_with(|| Arc::new(Semaphore::new(node.config.limits.max_in_flight_per_peer)))
@@ -183,11 +186,16 @@ pub async fn run_outbox(node: Arc<Node>) {
                 task_node.wake_outbox();
             });
         }
-        // Sleep until woken, the next transfer is due, or a second passes.
+        // Sleep until woken (new work, or a transfer finished), the next transfer is due, or a
+        // second passes. When everything due is already running, only a wake-up helps.
         let now = millis(node.now());
-        let wait = match node.store.next_due(now).await {
-            Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
-            _ => Duration::from_secs(1),
+        let wait = if claimed_count > 0 && started == 0 {
+            Duration::from_secs(1)
+        } else {
+            match node.store.next_due(now).await {
+                Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
+                _ => Duration::from_secs(1),
+            }
         };
         tokio::select! {
             _ = node.outbox_wake.notified() => {}
@@ -286,7 +294,6 @@ async fn record(
     kept: &SignedReceipt,
     route_state: &str,
     state: &str,
-    counter: &str,
 ) -> Result<(), StoreError> {
     let now = millis(node.now());
     let mut tx = node.store.begin().await?;
@@ -296,7 +303,6 @@ async fn record(
     }
     crate::notices::keep_and_route(&mut tx, node, kept, &transfer.next_hop.to_string(), None, now).await?;
     tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
-    tx.count(counter, 1).await?;
     tx.commit().await?;
     node.wake_outbox();
     Ok(())
@@ -362,7 +368,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
             }
             // The hop receipt is kept here and, unless this agency sent the document, travels
             // on toward the sender so the sender can track every hop.
-            match record(node, transfer, id, &receipt, "forwarded", "done", "documents_forwarded").await {
+            match record(node, transfer, id, &receipt, "forwarded", "done").await {
                 Ok(()) => {
                     Metrics::bump(&node.metrics.documents_out);
                     tracing::info!(document = %doc.doc_id, peer = %hop, "document handed over");
@@ -387,7 +393,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
             }
             let reason = refusal.receipt.note.clone().unwrap_or_default();
             tracing::warn!(document = %doc.doc_id, peer = %hop, reason = %reason, "document refused by the next hop");
-            match record(node, transfer, id, &refusal, "refused", "refused", "documents_refused_by_next_hop").await {
+            match record(node, transfer, id, &refusal, "refused", "refused").await {
                 Ok(()) => Outcome::Finished,
                 Err(e) => Outcome::Retry(e.to_string()),
             }

@@ -14,6 +14,9 @@ use time::OffsetDateTime;
 #[derive(Debug)]
 pub struct Trust {
     anchors: Vec<Certificate>,
+    /// CA certificates seen on validated paths, by fingerprint: what CRLs arriving from
+    /// neighbours are checked against.
+    learned: RwLock<std::collections::HashMap<[u8; 32], Certificate>>,
     cache: Arc<SignatureCache>,
     current: RwLock<Arc<Validator>>,
     freshness: Duration,
@@ -25,7 +28,7 @@ impl Trust {
     pub fn new(anchors: Vec<Certificate>, crls: Vec<Crl>, freshness: Duration) -> Self {
         let cache = Arc::new(SignatureCache::default());
         let validator = Self::build(&anchors, &cache, crls);
-        Trust { anchors, cache, current: RwLock::new(Arc::new(validator)), freshness }
+        Trust { anchors, learned: RwLock::default(), cache, current: RwLock::new(Arc::new(validator)), freshness }
     }
 
     fn build(anchors: &[Certificate], cache: &Arc<SignatureCache>, crls: Vec<Crl>) -> Validator {
@@ -52,6 +55,43 @@ impl Trust {
             Ok(mut v) => *v = validator,
             Err(poisoned) => *poisoned.into_inner() = validator,
         }
+    }
+
+    /// Adds CA certificates seen on a validated path; returns those not known before.
+    pub fn learn(&self, cas: impl IntoIterator<Item = Certificate>) -> Vec<Certificate> {
+        let mut learned = match self.learned.write() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        let mut new = Vec::new();
+        for ca in cas {
+            if ca.ca.is_some()
+                && !self.anchors.iter().any(|a| a.fingerprint() == ca.fingerprint())
+                && !learned.contains_key(&ca.fingerprint())
+            {
+                learned.insert(ca.fingerprint(), ca.clone());
+                new.push(ca);
+            }
+        }
+        new
+    }
+
+    /// The anchors and every learned CA certificate.
+    pub fn known_cas(&self) -> Vec<Certificate> {
+        let learned = match self.learned.read() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        self.anchors.iter().cloned().chain(learned.values().cloned()).collect()
+    }
+
+    /// True when the CRL set already holds `crl` or a newer CRL of the same CA, so a copy that
+    /// came along with a document needs no work.
+    pub fn has_crl_as_new_as(&self, crl: &Crl) -> bool {
+        self.validator().crls().iter().any(|held| {
+            held.issuer_raw == crl.issuer_raw
+                && (held.this_update > crl.this_update || held.fingerprint() == crl.fingerprint())
+        })
     }
 
     /// The trust anchors.

@@ -2,11 +2,12 @@
 //! machine (raw signature verification, raw QUIC transfer, raw database insert), and the
 //! ratio between them: a ratio survives a change of machine, a bare number does not.
 //!
-//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki] [documents]`
+//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki] [documents] [network]`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod document_bench;
 mod measure;
+mod network_bench;
 mod pki_bench;
 
 fn main() {
@@ -22,5 +23,8 @@ fn main() {
     }
     if wants("documents") {
         document_bench::run(raw_verify);
+    }
+    if wants("network") {
+        network_bench::run();
     }
 }

@@ -26,6 +26,7 @@ async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once() 
     let sender = net.wait_ready(PHONG_DU).await;
     let recipient = net.wait_ready(THANH_SON).await;
 
+    let t0 = std::time::Instant::now();
     let docs: Vec<_> = (1..=DOCUMENTS).map(|n| net.document(PHONG_DU, &[THANH_SON], n)).collect();
     for d in &docs {
         d.submit(&sender).await.unwrap();
@@ -39,6 +40,7 @@ async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once() 
     processes.get_mut(&province).unwrap().kill();
     let arrived_at_kill = recipient.inbox(10_000).await.unwrap().len();
     assert!(arrived_at_kill < DOCUMENTS as usize, "all documents arrived before the kill; the test proves nothing");
+    eprintln!("killed at {:?}", t0.elapsed());
     tokio::time::sleep(Duration::from_millis(500)).await;
     processes.insert(province, net.spawn_process(&province));
 
@@ -46,6 +48,7 @@ async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once() 
         recipient.inbox(10_000).await.unwrap().len() >= DOCUMENTS as usize
     })
     .await;
+    eprintln!("all arrived at {:?}", t0.elapsed());
     let inbox = recipient.inbox(10_000).await.unwrap();
     assert_eq!(inbox.len(), DOCUMENTS as usize, "exactly once at the recipient");
     let ids: HashSet<&str> = inbox.iter().map(|e| e.document.as_str()).collect();
@@ -77,5 +80,8 @@ async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once() 
             sender.track(&d.id).await.unwrap().iter().map(|r| (r.receipt.kind, r.receipt.by)).collect::<Vec<_>>()
         );
     }
-    eprintln!("{arrived_at_kill} of {DOCUMENTS} had arrived when the province was killed");
+    eprintln!(
+        "receipts complete at {:?}; {arrived_at_kill} of {DOCUMENTS} had arrived when the province was killed",
+        t0.elapsed()
+    );
 }

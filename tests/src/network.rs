@@ -208,7 +208,11 @@ impl TestNet {
     /// Builds the PKI and writes every node's files and config. Sockets are bound now (to
     /// 127.0.0.1:0) so the configs carry real addresses.
     pub fn prepare(topology: Topology, options: NetOptions) -> TestNet {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::Builder::new().prefix("lienthong-net-").tempdir().unwrap();
+        if std::env::var_os("LIENTHONG_KEEP_TEST_DIR").is_some() {
+            eprintln!("test network in {}", dir.path().display());
+            dir.disable_cleanup(true);
+        }
         let mut pki = NetPki::build(&topology);
         let crls = pki.crls();
         let mut sockets = BTreeMap::new();

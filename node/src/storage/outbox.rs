@@ -75,7 +75,7 @@ impl Tx<'_> {
     /// caller then rolls back and records nothing.
     pub async fn finish_transfer(&mut self, id: i64, owner: &str, state: &str, now: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE outbox SET state = $1, done_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND lease_owner = $4 AND state = 'pending'",
+            "UPDATE outbox SET state = $1, done_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner = $4 OR lease_owner IS NULL) AND state = 'pending'",
         )
         .bind(state)
         .bind(now)
@@ -100,7 +100,7 @@ impl Tx<'_> {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE outbox SET attempts = attempts + $1, last_error = $2, next_attempt_at = $3, state = $4, lease_owner = NULL, lease_until = NULL
-             WHERE id = $5 AND lease_owner = $6 AND state = 'pending'",
+             WHERE id = $5 AND (lease_owner = $6 OR lease_owner IS NULL) AND state = 'pending'",
         )
         .bind(i64::from(counted))
         .bind(error)
@@ -164,23 +164,39 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Transfer>, StoreError> {
-        // The same claim on both backends; PostgreSQL also skips rows another process is
-        // claiming at this instant.
-        let sql = match self.backend() {
-            Backend::Sqlite => concat!(
-                "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (",
-                "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ",
-                "ORDER BY next_attempt_at, id LIMIT $4) RETURNING id, kind, document, receipt, next_hop, recipients, attempts"
-            ),
-            Backend::Postgres => concat!(
-                "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (",
-                "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ",
-                "ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, kind, document, receipt, next_hop, recipients, attempts"
-            ),
+        let rows = match self.backend() {
+            // One process owns a SQLite database (leases are released at start): claiming is a
+            // read, and the worker's in-flight set keeps a transfer from running twice. No
+            // write, no fsync per claim.
+            Backend::Sqlite => {
+                sqlx::query(
+                    "SELECT id, kind, document, receipt, next_hop, recipients, attempts FROM outbox
+                     WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?
+            }
+            // Several processes may share PostgreSQL: a lease marks the claim, and rows another
+            // process is claiming at this instant are skipped.
+            Backend::Postgres => {
+                let mut tx = self.begin().await?;
+                let rows = sqlx::query(concat!(
+                    "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (",
+                    "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ",
+                    "ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, kind, document, receipt, next_hop, recipients, attempts"
+                ))
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(tx.conn())
+                .await?;
+                tx.commit().await?;
+                rows
+            }
         };
-        let mut tx = self.begin().await?;
-        let rows = sqlx::query(sql).bind(owner).bind(lease_until).bind(now).bind(limit).fetch_all(tx.conn()).await?;
-        tx.commit().await?;
         rows.iter().map(transfer).collect()
     }
 
