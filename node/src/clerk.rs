@@ -183,6 +183,9 @@ async fn send_status(
             if status == StatusCode::RecallAccepted {
                 tx.inbox_supersede(&doc.doc_id, "recalled").await?;
             }
+            if matches!(status, StatusCode::RecallAccepted | StatusCode::RefusedByRecipient) {
+                tx.inbox_recall_answered(&doc.doc_id).await?;
+            }
         }
         tx.commit().await
     }

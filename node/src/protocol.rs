@@ -241,6 +241,8 @@ pub struct DocumentSummary {
     pub provisional: bool,
     /// Revoked, updated or replaced by a later document (its id), or recalled.
     pub superseded: Option<String>,
+    /// The sender asked for it back (status 13) and this agency has not answered yet.
+    pub recall_requested: bool,
 }
 
 /// A node's answer to its clerk.

@@ -229,6 +229,17 @@ impl Tx<'_> {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Clears the recall request once this agency has answered it (15 or 16).
+    pub async fn inbox_recall_answered(&mut self, doc_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE inbox SET recall_requested = 0 WHERE document = (SELECT id FROM documents WHERE doc_id = $1)",
+        )
+        .bind(doc_id)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
     /// Marks that the sender asked for a recall.
     pub async fn inbox_recall_requested(&mut self, doc_id: &str) -> Result<(), StoreError> {
         sqlx::query(
@@ -311,6 +322,7 @@ impl Store {
                     status: r.try_get::<Option<i64>, _>("status")?.and_then(|s| u8::try_from(s).ok()),
                     provisional: r.try_get::<i64, _>("provisional")? != 0,
                     superseded: r.try_get("superseded_by")?,
+                    recall_requested: r.try_get::<i64, _>("recall_requested")? != 0,
                 })
             })
             .collect()
@@ -320,7 +332,7 @@ impl Store {
     pub async fn inbox(&self, limit: u32) -> Result<Vec<DocumentSummary>, StoreError> {
         self.summaries(
             "SELECT d.doc_id, d.digest, d.sender, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
-                    i.arrived_at AS at_ms, i.status, d.provisional, i.superseded_by
+                    i.arrived_at AS at_ms, i.status, d.provisional, i.superseded_by, i.recall_requested
              FROM inbox i JOIN documents d ON d.id = i.document
              ORDER BY d.urgency DESC, i.arrived_at DESC LIMIT $1",
             limit,
@@ -334,7 +346,7 @@ impl Store {
             "SELECT d.doc_id, d.digest, d.sender, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
                     d.received_at AS at_ms,
                     (SELECT MAX(r.status) FROM receipts r WHERE r.envelope = d.digest AND r.kind = 'status') AS status,
-                    d.provisional, NULL AS superseded_by
+                    d.provisional, NULL AS superseded_by, 0 AS recall_requested
              FROM documents d WHERE d.outgoing = 1 ORDER BY d.received_at DESC LIMIT $1",
             limit,
         )
