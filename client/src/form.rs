@@ -29,7 +29,7 @@ use time::Date;
 /// A date given as TOML date or as text.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(untagged)]
-enum DateInput {
+pub(crate) enum DateInput {
     Toml(toml::value::Datetime),
     Text(String),
 }
@@ -41,65 +41,60 @@ impl DateInput {
             DateInput::Text(t) => t.clone(),
         };
         Date::parse(&text, time::macros::format_description!("[year]-[month]-[day]"))
-            .with_context(|| format!("form field {field}: {text:?} is not a date like 2026-11-23"))
+            .with_context(|| format!("{field} {text:?} is not a date like 2026-11-23"))
     }
 }
 
 /// A number or a name.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(untagged)]
-enum CodeOrName {
+pub(crate) enum CodeOrName {
     Code(u64),
     Name(String),
 }
 
-/// The form as written.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// The form as written (every field may also come from a command-line flag).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Form {
-    from: Option<String>,
-    to: Vec<String>,
-    number: u32,
-    notation: String,
-    place: String,
-    date: DateInput,
-    kind: CodeOrName,
-    #[serde(rename = "type")]
-    type_name: String,
-    subject: String,
-    due: Option<DateInput>,
-    #[serde(default = "default_urgency")]
-    urgency: CodeOrName,
+    pub from: Option<String>,
     #[serde(default)]
-    steering: u8,
-    business: Option<BusinessInput>,
-    signer: Option<SignerInput>,
-}
-
-fn default_urgency() -> CodeOrName {
-    CodeOrName::Code(0)
+    pub to: Vec<String>,
+    pub number: Option<u32>,
+    pub notation: Option<String>,
+    pub place: Option<String>,
+    pub date: Option<DateInput>,
+    pub kind: Option<CodeOrName>,
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    pub subject: Option<String>,
+    pub due: Option<DateInput>,
+    pub urgency: Option<CodeOrName>,
+    pub steering: Option<u8>,
+    pub business: Option<BusinessInput>,
+    pub signer: Option<SignerInput>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignerInput {
-    name: String,
-    position: String,
+pub(crate) struct SignerInput {
+    pub name: String,
+    pub position: String,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(untagged)]
-enum BusinessInput {
+pub(crate) enum BusinessInput {
     New(String),
     Acting(BusinessAct),
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BusinessAct {
-    revoke: Option<String>,
-    update: Option<String>,
-    replace: Option<String>,
+pub(crate) struct BusinessAct {
+    pub revoke: Option<String>,
+    pub update: Option<String>,
+    pub replace: Option<String>,
 }
 
 /// Reads a form file (TOML, or JSON when the name ends in `.json`).
@@ -172,46 +167,53 @@ impl Form {
     /// is reported with the field's name, before anything is signed.
     pub(crate) fn to_manifest(&self, attachments: &[PathBuf], defaults: &SignerDefaults) -> anyhow::Result<Manifest> {
         let from = match &self.from {
-            Some(code) => code.parse::<AgencyCode>().context("form field from")?,
+            Some(code) => code.parse::<AgencyCode>().context("sender (from)")?,
             None => defaults.from,
         };
         if from != defaults.from {
-            bail!("form field from is {from}, but the signing certificates are of {}", defaults.from);
+            bail!("the form says the sender is {from}, but the signing certificates are of {}", defaults.from);
+        }
+        let missing = |field: &str, flag: &str| {
+            anyhow::anyhow!("the document has no {field}: give --{flag} or `{field} = …` in the form")
+        };
+        if self.to.is_empty() {
+            bail!(
+                "the document has no recipient: give --to CODE (several times for several) or `to = [\"…\"]` in the form"
+            );
         }
         let to = self
             .to
             .iter()
-            .map(|c| c.parse::<AgencyCode>().with_context(|| format!("form field to: recipient {c:?}")))
+            .map(|c| c.parse::<AgencyCode>().with_context(|| format!("recipient {c:?}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let kind = match &self.kind {
+        let kind = match self.kind.as_ref().unwrap_or(&CodeOrName::Code(2)) {
             CodeOrName::Code(1) => DocumentKind::LegalNormative,
             CodeOrName::Code(2) => DocumentKind::Administrative,
             CodeOrName::Name(n) if matches!(n.as_str(), "legal-normative" | "legal_normative" | "1") => {
                 DocumentKind::LegalNormative
             }
             CodeOrName::Name(n) if matches!(n.as_str(), "administrative" | "2") => DocumentKind::Administrative,
-            other => bail!("form field kind: {other:?} is not 1 (legal-normative) or 2 (administrative)"),
+            other => bail!("document kind {other:?} is not 1 (legal-normative) or 2 (administrative)"),
         };
-        let urgency = match &self.urgency {
-            CodeOrName::Code(c) => {
-                Urgency::from_code(*c).with_context(|| format!("form field urgency: {c} is not 0 to 4"))?
-            }
-            CodeOrName::Name(n) => n.parse::<Urgency>().map_err(anyhow::Error::msg).context("form field urgency")?,
+        let urgency = match self.urgency.as_ref().unwrap_or(&CodeOrName::Code(0)) {
+            CodeOrName::Code(c) => Urgency::from_code(*c).with_context(|| format!("urgency {c} is not 0 to 4"))?,
+            CodeOrName::Name(n) => n.parse::<Urgency>().map_err(anyhow::Error::msg)?,
         };
         let business = match &self.business {
             None => Business::New,
             Some(BusinessInput::New(s)) if s == "new" => Business::New,
             Some(BusinessInput::New(s)) => {
-                bail!("form field business: {s:?}; use \"new\" or {{ revoke|update|replace = \"DOCUMENT ID\" }}")
+                bail!("business {s:?}: use \"new\" or {{ revoke|update|replace = \"DOCUMENT ID\" }}")
             }
             Some(BusinessInput::Acting(act)) => {
-                let parse =
-                    |id: &str| id.parse::<DocumentId>().map_err(anyhow::Error::msg).context("form field business");
+                let parse = |id: &str| {
+                    id.parse::<DocumentId>().map_err(anyhow::Error::msg).context("the earlier document's id")
+                };
                 match (&act.revoke, &act.update, &act.replace) {
                     (Some(id), None, None) => Business::Revoke(parse(id)?),
                     (None, Some(id), None) => Business::Update(parse(id)?),
                     (None, None, Some(id)) => Business::Replace(parse(id)?),
-                    _ => bail!("form field business: give exactly one of revoke, update or replace"),
+                    _ => bail!("business: give exactly one of revoke, update or replace"),
                 }
             }
         };
@@ -219,25 +221,28 @@ impl Form {
             (Some(s), _, _) => (s.name.clone(), s.position.clone()),
             (None, Some(n), Some(p)) => (n.clone(), p.clone()),
             _ => bail!(
-                "the form has no [signer] and there is no official's certificate to take the name and position from"
+                "no signer: there is no official's certificate to take the name and position from, and the form has no [signer]"
             ),
         };
         let attachments = attachments.iter().map(|p| describe_attachment(p)).collect::<anyhow::Result<Vec<_>>>()?;
         let manifest = Manifest {
             from,
             to,
-            number: self.number,
-            notation: self.notation.clone(),
-            place: self.place.clone(),
-            date: self.date.to_date("date")?,
+            number: self.number.ok_or_else(|| missing("number", "number"))?,
+            notation: self.notation.clone().ok_or_else(|| missing("notation", "notation"))?,
+            place: self.place.clone().ok_or_else(|| missing("place", "place"))?,
+            date: match &self.date {
+                Some(d) => d.to_date("date")?,
+                None => crate::timefmt::today_vietnam(),
+            },
             kind,
-            type_name: self.type_name.clone(),
-            subject: self.subject.clone(),
+            type_name: self.type_name.clone().unwrap_or_else(|| "Công văn".to_owned()),
+            subject: self.subject.clone().ok_or_else(|| missing("subject", "subject"))?,
             signer_name,
             signer_position,
             due: self.due.as_ref().map(|d| d.to_date("due")).transpose()?,
             urgency,
-            steering: self.steering,
+            steering: self.steering.unwrap_or(0),
             business,
             attachments,
         }

@@ -56,3 +56,17 @@ pub(crate) fn now() -> OffsetDateTime {
 pub(crate) fn human(t: OffsetDateTime) -> String {
     pki::format_utc(t)
 }
+
+/// Vietnam's offset (ICT, UTC+7): the time clerks read, whatever the machine's zone.
+pub(crate) const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
+
+/// Today's date in Vietnam.
+pub(crate) fn today_vietnam() -> Date {
+    now().to_offset(VIETNAM).date()
+}
+
+/// A time for clerks: `2026-11-23 09:15 ICT`.
+pub(crate) fn clerk_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(VIETNAM);
+    t.format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] ICT")).unwrap_or_else(|_| t.to_string())
+}

@@ -341,6 +341,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
                 manifest: &manifest,
                 envelope: envelope.as_bytes(),
                 digest,
+                sender_name: &verified.signers.get(1).map(|s| s.name.clone()).unwrap_or_default(),
                 received_from: &received_from,
                 received_at: now_ms,
                 provisional: is_provisional,

@@ -13,6 +13,7 @@ pub mod clerk;
 pub mod clerk_client;
 pub mod config;
 pub mod crls;
+pub mod demo;
 pub mod health;
 pub mod inbound;
 pub mod intake;

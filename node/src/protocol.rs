@@ -221,6 +221,8 @@ pub struct DocumentSummary {
     pub digest: String,
     /// Sender code.
     pub sender: String,
+    /// Sender name (from its seal certificate).
+    pub sender_name: String,
     /// Recipients (for sent documents) or this agency (for received ones).
     pub recipients: Vec<String>,
     /// Number/notation.

@@ -13,6 +13,7 @@ pub mod crl;
 pub mod document;
 pub mod issue;
 pub mod keys;
+pub mod memory_ca;
 pub mod pem;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

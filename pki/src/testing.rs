@@ -8,10 +8,11 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::AgencyCode;
-use crate::cert::{Certificate, Profile, Serial};
-use crate::crl::{Crl, Revocation, RevocationReason};
-use crate::issue::{self, CaSigner, CertificateRequest};
+use crate::cert::{Certificate, Profile};
+use crate::crl::Crl;
+use crate::issue::{self, CertificateRequest};
 use crate::keys::{KeyAlgorithm, PrivateKey};
+use crate::memory_ca::MemoryCa;
 
 /// Start of every test certificate's validity: 2026-01-01T00:00:00Z.
 pub const T0: OffsetDateTime = time::macros::datetime!(2026-01-01 0:00 UTC);
@@ -39,21 +40,32 @@ pub fn rsa_key() -> PrivateKey {
     PrivateKey::from_pem(RSA_2048_KEY_PEM, None).unwrap()
 }
 
-/// A certificate and its key.
+pub use crate::memory_ca::Issued;
+
+/// A CA under test: a [`MemoryCa`] issuing from [`T0`] for ten years, with unwrapping
+/// methods taking codes as text, and unchecked issuance for certificates that break a rule.
 #[derive(Debug)]
-pub struct Issued {
-    pub cert: Certificate,
-    pub key: PrivateKey,
+pub struct TestCa(pub MemoryCa);
+
+impl std::ops::Deref for TestCa {
+    type Target = MemoryCa;
+
+    fn deref(&self) -> &MemoryCa {
+        &self.0
+    }
 }
 
-/// A CA under test, with its own serial counter, revocations and CRL numbers.
-#[derive(Debug)]
-pub struct TestCa {
-    pub cert: Certificate,
-    pub key: PrivateKey,
-    next_serial: u64,
-    revoked: Vec<(Serial, Revocation)>,
-    crl_number: u64,
+impl std::ops::DerefMut for TestCa {
+    fn deref_mut(&mut self) -> &mut MemoryCa {
+        &mut self.0
+    }
+}
+
+fn window(ca: MemoryCa) -> TestCa {
+    let mut ca = ca;
+    ca.not_before = T0;
+    ca.not_after = (T0 + Duration::days(3650)).min(ca.cert.not_after);
+    TestCa(ca)
 }
 
 impl TestCa {
@@ -64,69 +76,43 @@ impl TestCa {
 
     /// A root with a chosen name and key (another hierarchy, an RSA root...).
     pub fn root_with(name: &str, key: PrivateKey) -> TestCa {
-        let cert =
-            issue::self_signed_root(name, &key, &Serial::from_bytes(&[1]), T0, T0 + Duration::days(365 * 20)).unwrap();
-        TestCa { cert, key, next_serial: 2, revoked: Vec::new(), crl_number: 1 }
+        window(MemoryCa::root(name, key, T0, T0 + Duration::days(365 * 20)).unwrap())
     }
 
     /// A CA from an existing certificate and key (which need not really be a CA: tests use
     /// this to have an end-entity sign).
     pub fn from_parts(cert: Certificate, key: PrivateKey) -> TestCa {
-        TestCa { cert, key, next_serial: 100, revoked: Vec::new(), crl_number: 1 }
+        TestCa(MemoryCa::from_parts(cert, key))
     }
 
-    /// How this CA signs.
-    pub fn signer(&self) -> CaSigner<'_> {
-        CaSigner { cert: &self.cert, key: &self.key }
-    }
-
-    fn serial(&mut self) -> Serial {
-        self.next_serial += 1;
-        Serial::from_bytes(&self.next_serial.to_be_bytes())
-    }
-
-    /// A request for `profile` and `code`, valid from [`T0`] for ten years (within the root's).
+    /// A request for `profile` and `code`, valid from [`T0`] for ten years.
     pub fn request(&mut self, profile: Profile, code: &str, name: &str, key: &PrivateKey) -> CertificateRequest {
-        CertificateRequest {
-            profile,
-            agency: code.parse::<AgencyCode>().unwrap(),
-            common_name: name.to_owned(),
-            organization: Some(name.to_owned()),
-            title: None,
-            public_key_spki: key.public_key().spki_der.clone(),
-            serial: self.serial(),
-            not_before: T0,
-            not_after: T0 + Duration::days(3650),
-            path_len: None,
-        }
+        self.0.request(profile, code.parse::<AgencyCode>().unwrap(), name, key)
     }
 
     /// A sub-CA for `code`, issued with the normal checks.
     pub fn sub_ca(&mut self, code: &str, name: &str) -> TestCa {
-        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let request = self.request(Profile::Ca, code, name, &key);
-        let cert = issue::issue(&request, &self.signer()).unwrap();
-        TestCa { cert, key, next_serial: 1, revoked: Vec::new(), crl_number: 1 }
+        window(self.0.sub_ca(code.parse().unwrap(), name).unwrap())
     }
 
     /// An end-entity certificate, issued with the normal checks.
     pub fn issue(&mut self, profile: Profile, code: &str, name: &str) -> Issued {
-        self.issue_key(profile, code, name, PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap())
+        self.0.issue(profile, code.parse().unwrap(), name).unwrap()
     }
 
     /// An end-entity certificate for a given key.
     pub fn issue_key(&mut self, profile: Profile, code: &str, name: &str, key: PrivateKey) -> Issued {
-        let request = self.request(profile, code, name, &key);
-        Issued { cert: issue::issue(&request, &self.signer()).unwrap(), key }
+        self.0.issue_key(profile, code.parse().unwrap(), name, key).unwrap()
     }
 
     /// A person certificate naming the official and position.
     pub fn issue_person(&mut self, code: &str, person: &str, position: &str, organization: &str) -> Issued {
-        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let mut request = self.request(Profile::Person, code, person, &key);
-        request.title = Some(position.to_owned());
-        request.organization = Some(organization.to_owned());
-        Issued { cert: issue::issue(&request, &self.signer()).unwrap(), key }
+        self.0.issue_person(code.parse().unwrap(), person, position, organization).unwrap()
+    }
+
+    /// Signs a CRL of everything revoked so far.
+    pub fn crl(&mut self, this_update: OffsetDateTime, next_update: OffsetDateTime) -> Crl {
+        self.0.crl(this_update, next_update).unwrap()
     }
 
     /// Issues with no policy check, after `tweak` has changed the rcgen parameters: how a
@@ -158,18 +144,7 @@ impl TestCa {
     ) -> TestCa {
         let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let cert = self.issue_unchecked(Profile::Ca, code, name, &key.public_key().spki_der.clone(), tweak);
-        TestCa { cert, key, next_serial: 1, revoked: Vec::new(), crl_number: 1 }
-    }
-
-    /// Records a revocation for the next CRL.
-    pub fn revoke(&mut self, serial: &Serial, at: OffsetDateTime, reason: RevocationReason) {
-        self.revoked.push((serial.clone(), Revocation { at, reason }));
-    }
-
-    /// Signs a CRL of everything revoked so far.
-    pub fn crl(&mut self, this_update: OffsetDateTime, next_update: OffsetDateTime) -> Crl {
-        self.crl_number += 1;
-        issue::issue_crl(&self.signer(), this_update, next_update, self.crl_number, &self.revoked).unwrap()
+        window(MemoryCa::from_parts(cert, key))
     }
 }
 

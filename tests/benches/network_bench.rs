@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::network::{NetOptions, RawPeer, TestNet, Topology};
+use harness::network::{NetOptions, RawPeer, TestNet, only, topology};
 use node::protocol::NodeResponse;
 use pki::Profile;
 
@@ -123,19 +123,15 @@ pub(crate) fn run() {
         report("raw SQLite insert, 1 row per transaction", db, "row", None);
 
         // One hop: a neighbour hands documents to a node that is their recipient.
-        let topology = Topology::load("quang-ninh-2024").only(&["000.00.41.H49", "000.01.41.H49"]);
+        let one_hop = only(&topology("quang-ninh-2024"), &["000.00.41.H49", "000.01.41.H49"]);
         let mut options = NetOptions::default();
         options.extra_config.push_str("\n[limits]\nmax_streams_per_connection = 256\n");
         // The commune's node keeps running: the district's delivery receipts go back to it, as
         // they would in service; the benchmark's documents come in on a second connection.
-        let net = TestNet::start(topology, options).await;
+        let net = TestNet::start(one_hop, options).await;
         let peer = Arc::new(
-            RawPeer::connect(
-                &net,
-                &net.pki.identity(&"000.01.41.H49".parse().unwrap(), Profile::Node),
-                "000.00.41.H49",
-            )
-            .await,
+            RawPeer::connect(&net, &net.identity(&"000.01.41.H49".parse().unwrap(), Profile::Node), "000.00.41.H49")
+                .await,
         );
         let n = 1_000;
         let docs: Vec<_> = (1..=n).map(|i| Arc::new(net.document("000.01.41.H49", &["000.00.41.H49"], i))).collect();
@@ -167,13 +163,10 @@ pub(crate) fn run() {
         net.stop().await;
 
         // Latency over the 4-hop path Phong Dụ → Tiên Yên → Quảng Ninh → Ba Chẽ → Thanh Sơn.
-        let topology = Topology::load("quang-ninh-2024").only(&[
-            "000.00.00.H49",
-            "000.00.41.H49",
-            "000.00.42.H49",
-            "000.01.41.H49",
-            "000.01.42.H49",
-        ]);
+        let topology = only(
+            &topology("quang-ninh-2024"),
+            &["000.00.00.H49", "000.00.41.H49", "000.00.42.H49", "000.01.41.H49", "000.01.42.H49"],
+        );
         let net = TestNet::start(topology, NetOptions::default()).await;
         let clerk = net.clerk("000.01.41.H49").await;
         let recipient = net.node("000.01.42.H49");

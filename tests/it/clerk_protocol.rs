@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use harness::network::{NetOptions, TestNet, Topology, wait_for};
+use harness::network::{NetOptions, TestNet, only, topology, wait_for};
 use node::clerk_client::ClerkError;
 use pki::document::{Business, ReceiptKind, StatusCode, Urgency};
 
@@ -11,7 +11,7 @@ const PHONG_DU: &str = "000.01.41.H49";
 const HA_LAU: &str = "000.02.41.H49";
 
 async fn network() -> TestNet {
-    TestNet::start(Topology::load("quang-ninh-2024").only(&["000.00.41.H49", PHONG_DU, HA_LAU]), NetOptions::default())
+    TestNet::start(only(&topology("quang-ninh-2024"), &["000.00.41.H49", PHONG_DU, HA_LAU]), NetOptions::default())
         .await
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use harness::network::{NetOptions, TestNet, Topology, wait_for};
+use harness::network::{NetOptions, TestNet, only, topology, wait_for};
 use pki::AgencyCode;
 use pki::document::{ReceiptKind, StatusCode};
 
@@ -17,7 +17,7 @@ const DOCUMENTS: u32 = 200;
 async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once() {
     harness::logging();
     let topology =
-        Topology::load("quang-ninh-2024").only(&[PROVINCE, "000.00.41.H49", "000.00.42.H49", PHONG_DU, THANH_SON]);
+        only(&topology("quang-ninh-2024"), &[PROVINCE, "000.00.41.H49", "000.00.42.H49", PHONG_DU, THANH_SON]);
     let mut net = TestNet::prepare(topology, NetOptions::default());
     let mut processes: BTreeMap<AgencyCode, harness::network::NodeProcess> = BTreeMap::new();
     for code in net.topology.codes() {

@@ -286,7 +286,7 @@ fn signing_mistakes_are_caught_before_anything_is_signed() {
         err
     };
     let err = sign(&FORM.replace("000.01.42.H49", "000.01.42.h49"), &[]);
-    assert!(err.contains("form field to") && err.contains("upper case"), "{err}");
+    assert!(err.contains("recipient \"000.01.42.h49\"") && err.contains("upper case"), "{err}");
     let err = sign(&FORM.replace("Về việc chủ động", &"dài ".repeat(130)), &[]);
     assert!(err.contains("subject has") && err.contains("more than 500"), "{err}");
     let err = sign(FORM, &["--attach", "missing.pdf"]);

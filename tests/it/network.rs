@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use harness::network::{NetOptions, TestNet, Topology, wait_for};
+use harness::network::{NetOptions, TestNet, topology, wait_for};
 use pki::AgencyCode;
 use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
 
@@ -32,7 +32,7 @@ async fn receipts(net: &TestNet, at: &str, digest: &[u8; 32]) -> Vec<(ReceiptKin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_crosses_the_quang_ninh_network_with_receipts_everywhere() {
     harness::logging();
-    let net = TestNet::start(Topology::load("quang-ninh-2024"), NetOptions::default()).await;
+    let net = TestNet::start(topology("quang-ninh-2024"), NetOptions::default()).await;
     let sender = net.clerk(PHONG_DU).await;
     let doc = net.document(PHONG_DU, &[THANH_SON, GOV], 101);
     let id = doc.submit(&sender).await.unwrap();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use harness::network::{NetOptions, RawPeer, TestNet, Topology, wait_for};
+use harness::network::{NetOptions, RawPeer, TestNet, only, topology, wait_for};
 use node::protocol::NodeResponse;
 use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
 use pki::testing::TestCa;
@@ -21,7 +21,7 @@ fn small_net_options() -> NetOptions {
 }
 
 async fn network() -> TestNet {
-    let topology = Topology::load("quang-ninh-2024").only(&["000.00.00.H49", TIEN_YEN, PHONG_DU, HA_LAU]);
+    let topology = only(&topology("quang-ninh-2024"), &["000.00.00.H49", TIEN_YEN, PHONG_DU, HA_LAU]);
     TestNet::start(topology, small_net_options()).await
 }
 
@@ -66,7 +66,7 @@ async fn peers_from_another_hierarchy_or_revoked_are_refused_in_the_handshake() 
     nothing_stored(&net, TIEN_YEN, &doc).await;
 
     // The genuine node works until its certificate is revoked...
-    let genuine = net.pki.identity(&PHONG_DU.parse().unwrap(), Profile::Node);
+    let genuine = net.identity(&PHONG_DU.parse().unwrap(), Profile::Node);
     let serial = genuine.chain[0].serial.clone();
     let ok = RawPeer::connect(&net, &genuine, TIEN_YEN).await;
     assert!(matches!(ok.deliver(&doc, &["000.00.00.H49"]).await, Ok(NodeResponse::HopReceipt { .. })));
@@ -77,8 +77,7 @@ async fn peers_from_another_hierarchy_or_revoked_are_refused_in_the_handshake() 
         now - time::Duration::minutes(1),
         pki::RevocationReason::KeyCompromise,
     );
-    let crls = net.pki.crls();
-    std::fs::write(net.dir.path().join("crls.pem"), crls.iter().map(pki::Crl::to_pem).collect::<String>()).unwrap();
+    net.publish_crls();
     let tien_yen = net.node(TIEN_YEN);
     wait_for("Tiên Yên to load the new CRL", Duration::from_secs(10), || async {
         tien_yen.trust.validator().crls().iter().any(|c| c.lookup(&serial).is_some())
@@ -97,8 +96,8 @@ async fn peers_from_another_hierarchy_or_revoked_are_refused_in_the_handshake() 
 async fn documents_a_neighbour_may_not_send_tampered_or_oversized_are_refused_with_a_signed_reason() {
     harness::logging();
     let net = network().await;
-    let phong_du = RawPeer::connect(&net, &net.pki.identity(&PHONG_DU.parse().unwrap(), Profile::Node), TIEN_YEN).await;
-    let ha_lau = RawPeer::connect(&net, &net.pki.identity(&HA_LAU.parse().unwrap(), Profile::Node), TIEN_YEN).await;
+    let phong_du = RawPeer::connect(&net, &net.identity(&PHONG_DU.parse().unwrap(), Profile::Node), TIEN_YEN).await;
+    let ha_lau = RawPeer::connect(&net, &net.identity(&HA_LAU.parse().unwrap(), Profile::Node), TIEN_YEN).await;
 
     // Hà Lâu's node relaying a document sealed by Phong Dụ (its sibling).
     let doc = net.document(PHONG_DU, &["000.00.00.H49"], 10);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use harness::network::{NetOptions, TestNet, Topology, wait_for};
+use harness::network::{NetOptions, TestNet, only, topology, wait_for};
 use pki::{AgencyCode, Profile};
 
 const PROVINCE: &str = "000.00.00.H49";
@@ -14,7 +14,7 @@ const PHONG_DU: &str = "000.01.41.H49";
 async fn crls_are_fetched_on_connect_and_pushed_down_the_tree() {
     harness::logging();
     // Only the province reads CRL files; the district and the commune start with none.
-    let topology = Topology::load("quang-ninh-2024").only(&[PROVINCE, TIEN_YEN, PHONG_DU]);
+    let topology = only(&topology("quang-ninh-2024"), &[PROVINCE, TIEN_YEN, PHONG_DU]);
     let mut net = TestNet::prepare(topology, NetOptions { with_crls: false, ..NetOptions::default() });
     let province_config = net.config_path(&PROVINCE.parse().unwrap());
     let text = std::fs::read_to_string(&province_config).unwrap();
@@ -38,11 +38,14 @@ async fn crls_are_fetched_on_connect_and_pushed_down_the_tree() {
 
     // A new revocation published at the province reaches the district and the commune.
     let province_ca = net.pki.cas.get_mut(&PROVINCE.parse().unwrap()).unwrap();
-    let victim = province_ca.issue(Profile::Node, "000.00.42.H49", "Ủy ban nhân dân huyện Ba Chẽ").cert.serial;
+    let victim = province_ca
+        .issue(Profile::Node, "000.00.42.H49".parse().unwrap(), "Ủy ban nhân dân huyện Ba Chẽ")
+        .unwrap()
+        .cert
+        .serial;
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     province_ca.revoke(&victim, now, pki::RevocationReason::Superseded);
-    let crls = net.pki.crls();
-    std::fs::write(net.dir.path().join("crls.pem"), crls.iter().map(pki::Crl::to_pem).collect::<String>()).unwrap();
+    net.publish_crls();
     for at in [TIEN_YEN, PHONG_DU] {
         let node = net.node(at);
         wait_for(&format!("the pushed CRL at {at}"), Duration::from_secs(20), || async {
@@ -56,7 +59,7 @@ async fn crls_are_fetched_on_connect_and_pushed_down_the_tree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_crls_make_verification_provisional_not_stop_traffic() {
     harness::logging();
-    let topology = Topology::load("quang-ninh-2024").only(&[TIEN_YEN, PHONG_DU]);
+    let topology = only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]);
     let mut options = NetOptions::default();
     // The test CRLs were issued an hour ago: with a 1-minute budget they are too old.
     options.extra_config = options
@@ -83,7 +86,7 @@ async fn old_crls_make_verification_provisional_not_stop_traffic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_node_process_gracefully() {
-    let topology = Topology::load("quang-ninh-2024").only(&[PROVINCE]);
+    let topology = only(&topology("quang-ninh-2024"), &[PROVINCE]);
     let mut net = TestNet::prepare(topology, NetOptions::default());
     let code: AgencyCode = PROVINCE.parse().unwrap();
     let mut process = net.spawn_process(&code);

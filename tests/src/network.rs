@@ -12,153 +12,23 @@ use node::config::{Config, Identity};
 use node::{Node, NodeHandle};
 use pki::document::Envelope;
 use pki::document::manifest::{Attachment, Business, DocumentKind, Manifest, Urgency};
-use pki::testing::{Issued, TestCa};
-use pki::{AgencyCode, Certificate, PrivateKey, Profile};
+use pki::{AgencyCode, Profile};
 
-/// One agency of a topology file.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct TopoAgency {
-    pub code: String,
-    pub name: String,
-    pub parent: Option<String>,
-    #[serde(default)]
-    pub role: Option<String>,
+pub use node::demo::{DemoPki, Topology};
+
+/// Loads `deploy/topology/NAME.toml`.
+pub fn topology(name: &str) -> Topology {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/topology").join(format!("{name}.toml"));
+    Topology::parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
-struct TopologyFile {
-    agency: Vec<TopoAgency>,
+/// `topology` restricted to `codes`.
+pub fn only(topology: &Topology, codes: &[&str]) -> Topology {
+    topology.only(&codes.iter().map(|c| c.parse().unwrap()).collect::<Vec<_>>())
 }
 
-/// A topology: agencies, parents first.
-#[derive(Debug, Clone)]
-pub struct Topology {
-    pub agencies: Vec<(AgencyCode, String, Option<AgencyCode>)>,
-}
-
-impl Topology {
-    /// Reads `deploy/topology/NAME.toml`.
-    pub fn load(name: &str) -> Topology {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/topology").join(format!("{name}.toml"));
-        let file: TopologyFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let agencies = file
-            .agency
-            .into_iter()
-            .map(|a| (a.code.parse().unwrap(), a.name, a.parent.map(|p| p.parse().unwrap())))
-            .collect();
-        Topology { agencies }
-    }
-
-    /// Only these agencies; a parent left out becomes no parent.
-    pub fn only(&self, codes: &[&str]) -> Topology {
-        let keep: Vec<AgencyCode> = codes.iter().map(|c| c.parse().unwrap()).collect();
-        let agencies = self
-            .agencies
-            .iter()
-            .filter(|(c, _, _)| keep.contains(c))
-            .map(|(c, n, p)| (*c, n.clone(), p.filter(|p| keep.contains(p))))
-            .collect();
-        Topology { agencies }
-    }
-
-    pub fn parent(&self, code: &AgencyCode) -> Option<AgencyCode> {
-        self.agencies.iter().find(|(c, _, _)| c == code).and_then(|(_, _, p)| *p)
-    }
-
-    pub fn children(&self, code: &AgencyCode) -> Vec<AgencyCode> {
-        self.agencies.iter().filter(|(_, _, p)| p.as_ref() == Some(code)).map(|(c, _, _)| *c).collect()
-    }
-
-    pub fn name(&self, code: &AgencyCode) -> String {
-        self.agencies.iter().find(|(c, _, _)| c == code).map(|(_, n, _)| n.clone()).unwrap_or_default()
-    }
-
-    pub fn codes(&self) -> Vec<AgencyCode> {
-        self.agencies.iter().map(|(c, _, _)| *c).collect()
-    }
-}
-
-/// An agency's certificates and keys.
-#[derive(Debug)]
-pub struct AgencyPki {
-    pub node: Issued,
-    pub seal: Issued,
-    pub clerk: Issued,
-    pub person: Issued,
-    /// The CAs above its leaves, issuing CA first, root excluded.
-    pub above: Vec<Certificate>,
-}
-
-impl AgencyPki {
-    pub fn chain(&self, leaf: &Certificate) -> Vec<Certificate> {
-        std::iter::once(leaf.clone()).chain(self.above.iter().cloned()).collect()
-    }
-}
-
-/// The PKI of a topology: a root, a CA for every level-1 agency and every agency with children,
-/// and node, seal, clerk and person certificates for every agency.
-#[derive(Debug)]
-pub struct NetPki {
-    pub root: TestCa,
-    pub cas: BTreeMap<AgencyCode, TestCa>,
-    pub agencies: BTreeMap<AgencyCode, AgencyPki>,
-}
-
-fn copy_key(key: &PrivateKey) -> PrivateKey {
-    PrivateKey::from_pkcs8_der(key.pkcs8_der()).unwrap()
-}
-
-impl NetPki {
-    pub fn build(topology: &Topology) -> NetPki {
-        let mut root = TestCa::root();
-        let mut cas: BTreeMap<AgencyCode, TestCa> = BTreeMap::new();
-        let mut agencies = BTreeMap::new();
-        for (code, name, _) in &topology.agencies {
-            // Certificates follow the code tree (not the routing tree: the hub is not the
-            // provinces' CA). The nearest code ancestor (or self) running a CA issues.
-            let runs_ca = code.level() == 1 || !topology.children(code).is_empty();
-            if runs_ca {
-                let ca = match code.ancestors().find(|c| cas.contains_key(c)) {
-                    Some(i) => cas.get_mut(&i).unwrap().sub_ca(&code.to_string(), name),
-                    None => root.sub_ca(&code.to_string(), name),
-                };
-                cas.insert(*code, ca);
-            }
-            let issuer = std::iter::once(*code).chain(code.ancestors()).find(|c| cas.contains_key(c)).unwrap();
-            let above: Vec<Certificate> = std::iter::once(issuer)
-                .chain(issuer.ancestors())
-                .filter_map(|c| cas.get(&c).map(|ca| ca.cert.clone()))
-                .collect();
-            let ca = cas.get_mut(&issuer).unwrap();
-            let s = code.to_string();
-            let node = ca.issue(Profile::Node, &s, name);
-            let seal = ca.issue(Profile::Seal, &s, name);
-            let clerk = ca.issue(Profile::Clerk, &s, &format!("Văn thư {name}"));
-            let person = ca.issue_person(&s, "Nguyễn Văn An", "Chủ tịch", name);
-            agencies.insert(*code, AgencyPki { node, seal, clerk, person, above });
-        }
-        NetPki { root, cas, agencies }
-    }
-
-    /// Fresh CRLs from the root and every CA, issued an hour ago, due in a week.
-    pub fn crls(&mut self) -> Vec<pki::Crl> {
-        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let (from, to) = (now - time::Duration::hours(1), now + time::Duration::days(7));
-        std::iter::once(self.root.crl(from, to)).chain(self.cas.values_mut().map(|ca| ca.crl(from, to))).collect()
-    }
-
-    pub fn identity(&self, code: &AgencyCode, which: Profile) -> Identity {
-        let a = &self.agencies[code];
-        let issued = match which {
-            Profile::Node => &a.node,
-            Profile::Seal => &a.seal,
-            Profile::Clerk => &a.clerk,
-            Profile::Person => &a.person,
-            Profile::Ca => panic!("no CA identity"),
-        };
-        Identity { chain: a.chain(&issued.cert), key: copy_key(&issued.key) }
-    }
-}
+/// The person key passphrase the test networks use.
+pub const PERSON_PASSPHRASE: &str = "demo-passphrase";
 
 /// Storage for the nodes of a test network.
 #[derive(Debug, Clone)]
@@ -192,16 +62,12 @@ impl Default for NetOptions {
 /// A network of nodes, their files, and (when started in-process) their handles.
 pub struct TestNet {
     pub dir: tempfile::TempDir,
-    pub pki: NetPki,
+    pub pki: DemoPki,
     pub topology: Topology,
     pub addrs: BTreeMap<AgencyCode, SocketAddr>,
     pub nodes: BTreeMap<AgencyCode, NodeHandle>,
     sockets: BTreeMap<AgencyCode, UdpSocket>,
     options: NetOptions,
-}
-
-fn write_pem(path: &Path, certs: &[Certificate]) {
-    std::fs::write(path, certs.iter().map(Certificate::to_pem).collect::<String>()).unwrap();
 }
 
 impl TestNet {
@@ -213,8 +79,8 @@ impl TestNet {
             eprintln!("test network in {}", dir.path().display());
             dir.disable_cleanup(true);
         }
-        let mut pki = NetPki::build(&topology);
-        let crls = pki.crls();
+        let mut pki = DemoPki::build(&topology, time::OffsetDateTime::now_utc()).unwrap();
+        let crls = pki.crls(time::OffsetDateTime::now_utc()).unwrap();
         let mut sockets = BTreeMap::new();
         let mut addrs = BTreeMap::new();
         for code in topology.codes() {
@@ -222,13 +88,19 @@ impl TestNet {
             addrs.insert(code, socket.local_addr().unwrap());
             sockets.insert(code, socket);
         }
-        write_pem(&dir.path().join("root.pem"), std::slice::from_ref(&pki.root.cert));
-        std::fs::write(dir.path().join("crls.pem"), crls.iter().map(pki::Crl::to_pem).collect::<String>()).unwrap();
+        node::demo::write_shared(dir.path(), &pki, &crls).unwrap();
         let net = TestNet { dir, pki, topology, addrs, nodes: BTreeMap::new(), sockets, options };
         for code in net.topology.codes() {
             net.write_node_files(&code);
         }
         net
+    }
+
+    /// Publishes fresh CRLs (with every revocation so far) into the shared `crls.pem`.
+    pub fn publish_crls(&mut self) {
+        let crls = self.pki.crls(time::OffsetDateTime::now_utc()).unwrap();
+        std::fs::write(self.dir.path().join("crls.pem"), crls.iter().map(pki::Crl::to_pem).collect::<String>())
+            .unwrap();
     }
 
     /// Prepares and starts every node in-process.
@@ -249,35 +121,25 @@ impl TestNet {
     }
 
     fn write_node_files(&self, code: &AgencyCode) {
-        let dir = self.node_dir(code);
-        std::fs::create_dir_all(&dir).unwrap();
-        let a = &self.pki.agencies[code];
-        write_pem(&dir.join("node.chain.pem"), &a.chain(&a.node.cert));
-        std::fs::write(dir.join("node.key.pem"), a.node.key.to_pem().as_bytes()).unwrap();
-        write_pem(&dir.join("seal.chain.pem"), &a.chain(&a.seal.cert));
-        std::fs::write(dir.join("seal.key.pem"), a.seal.key.to_pem().as_bytes()).unwrap();
-        write_pem(&dir.join("clerk.chain.pem"), &a.chain(&a.clerk.cert));
-        std::fs::write(dir.join("clerk.key.pem"), a.clerk.key.to_pem().as_bytes()).unwrap();
         let database = match &self.options.database {
-            Database::Sqlite => String::new(),
-            Database::Postgres(urls) => format!("database = \"{}\"\n", urls[code]),
+            Database::Sqlite => None,
+            Database::Postgres(urls) => Some(urls[code].clone()),
         };
-        let mut config = format!(
-            "[node]\nagency = \"{code}\"\nname = \"{}\"\nlisten = \"{}\"\ndata_dir = \"data\"\n{database}\n[tls]\ncertificate = \"node.chain.pem\"\nkey = \"node.key.pem\"\ntrust_anchor = \"../root.pem\"\n\n[seal]\ncertificate = \"seal.chain.pem\"\nkey = \"seal.key.pem\"\n\n",
-            self.topology.name(code),
-            self.addrs[code]
-        );
-        if self.options.with_crls {
-            config.push_str("[crl]\nfiles = [\"../crls.pem\"]\npoll = \"200ms\"\n\n");
-        }
-        if let Some(parent) = self.topology.parent(code) {
-            config.push_str(&format!("[parent]\nagency = \"{parent}\"\naddress = \"{}\"\n\n", self.addrs[&parent]));
-        }
-        for child in self.topology.children(code) {
-            config.push_str(&format!("[[child]]\nagency = \"{child}\"\naddress = \"{}\"\n\n", self.addrs[&child]));
-        }
-        config.push_str(&self.options.extra_config);
-        std::fs::write(dir.join("node.toml"), config).unwrap();
+        let options = node::demo::NodeOptions {
+            database,
+            crl_file: self.options.with_crls,
+            extra: self.options.extra_config.clone(),
+        };
+        node::demo::write_node(
+            self.dir.path(),
+            code,
+            &self.topology,
+            &self.pki,
+            &self.addrs,
+            &options,
+            PERSON_PASSPHRASE.as_bytes(),
+        )
+        .unwrap();
     }
 
     /// Starts one node in-process (on its reserved socket the first time, rebinding its
@@ -314,11 +176,16 @@ impl TestNet {
         ClerkClient::connect(
             self.addrs[&code],
             code,
-            &self.pki.identity(&code, Profile::Clerk),
+            &self.identity(&code, Profile::Clerk),
             vec![self.pki.root.cert.clone()],
         )
         .await
         .unwrap()
+    }
+
+    /// An agency's identity for a profile.
+    pub fn identity(&self, code: &AgencyCode, which: Profile) -> Identity {
+        self.pki.identity(code, which).unwrap()
     }
 
     /// A signed, sealed document from `from` to `to`, with one small attachment.
@@ -531,7 +398,7 @@ impl TestNet {
             match ClerkClient::connect(
                 self.addrs[&agency],
                 agency,
-                &self.pki.identity(&agency, Profile::Clerk),
+                &self.identity(&agency, Profile::Clerk),
                 vec![self.pki.root.cert.clone()],
             )
             .await

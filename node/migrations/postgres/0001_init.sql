@@ -6,6 +6,7 @@ CREATE TABLE documents (
     doc_id        TEXT    NOT NULL UNIQUE,
     digest        BYTEA    NOT NULL UNIQUE,
     sender        TEXT    NOT NULL,
+    sender_name   TEXT    NOT NULL,
     envelope      BYTEA    NOT NULL,
     number        BIGINT NOT NULL,
     notation      TEXT    NOT NULL,

@@ -6,6 +6,7 @@ CREATE TABLE documents (
     doc_id        TEXT    NOT NULL UNIQUE,
     digest        BLOB    NOT NULL UNIQUE,
     sender        TEXT    NOT NULL,
+    sender_name   TEXT    NOT NULL,
     envelope      BLOB    NOT NULL,
     number        INTEGER NOT NULL,
     notation      TEXT    NOT NULL,

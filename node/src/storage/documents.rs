@@ -16,6 +16,8 @@ pub struct NewDocument<'a> {
     pub envelope: &'a [u8],
     /// SHA-256 of the envelope.
     pub digest: [u8; 32],
+    /// The sender's name, from its seal certificate.
+    pub sender_name: &'a str,
     /// The neighbour it came from, or `clerk` for a local submission.
     pub received_from: &'a str,
     /// Local time, ms.
@@ -96,8 +98,8 @@ impl Tx<'_> {
         let (business_of, due) = (m.business.target().map(ToString::to_string), m.due.map(|d| d.to_string()));
         // Insert-or-nothing, then look: correct also when two transactions race (PostgreSQL).
         let inserted = sqlx::query(
-            "INSERT INTO documents (doc_id, digest, sender, envelope, number, notation, type_name, subject, urgency, due, business, business_of, recipients, received_from, received_at, provisional, outgoing)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT INTO documents (doc_id, digest, sender, sender_name, envelope, number, notation, type_name, subject, urgency, due, business, business_of, recipients, received_from, received_at, provisional, outgoing)
+             VALUES ($1, $2, $3, $18, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(&doc_id)
         .bind(d.digest.to_vec())
@@ -116,6 +118,7 @@ impl Tx<'_> {
         .bind(d.received_at)
         .bind(i64::from(d.provisional))
         .bind(i64::from(d.outgoing))
+        .bind(d.sender_name)
         .fetch_optional(self.conn())
         .await?;
         let Some(row) = inserted else {
@@ -309,6 +312,7 @@ impl Store {
                     document: r.try_get("doc_id")?,
                     digest: hex::encode(r.try_get::<Vec<u8>, _>("digest")?),
                     sender: r.try_get("sender")?,
+                    sender_name: r.try_get("sender_name")?,
                     recipients: split_codes(&r.try_get::<String, _>("recipients")?)?
                         .iter()
                         .map(ToString::to_string)
@@ -331,7 +335,7 @@ impl Store {
     /// The inbox: most urgent first, then newest.
     pub async fn inbox(&self, limit: u32) -> Result<Vec<DocumentSummary>, StoreError> {
         self.summaries(
-            "SELECT d.doc_id, d.digest, d.sender, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
+            "SELECT d.doc_id, d.digest, d.sender, d.sender_name, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
                     i.arrived_at AS at_ms, i.status, d.provisional, i.superseded_by, i.recall_requested
              FROM inbox i JOIN documents d ON d.id = i.document
              ORDER BY d.urgency DESC, i.arrived_at DESC LIMIT $1",
@@ -343,7 +347,7 @@ impl Store {
     /// Documents this agency sent, newest first, with the highest status code received.
     pub async fn sent(&self, limit: u32) -> Result<Vec<DocumentSummary>, StoreError> {
         self.summaries(
-            "SELECT d.doc_id, d.digest, d.sender, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
+            "SELECT d.doc_id, d.digest, d.sender, d.sender_name, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
                     d.received_at AS at_ms,
                     (SELECT MAX(r.status) FROM receipts r WHERE r.envelope = d.digest AND r.kind = 'status') AS status,
                     d.provisional, NULL AS superseded_by, 0 AS recall_requested

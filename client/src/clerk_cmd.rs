@@ -1,0 +1,670 @@
+//! The clerk's everyday commands against the agency's own node: send, inbox, show, fetch,
+//! status, track, recall, and revoke/update/replace.
+
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use node::clerk_client::{ClerkClient, ClerkError};
+use node::protocol::DocumentSummary;
+use pki::document::bundle::{Bundle, BundleLimits, write_bundle};
+use pki::document::verify::{VerifyOptions, verify_bundle};
+use pki::document::{Envelope, Manifest, ReceiptKind, SignedReceipt, StatusCode};
+use pki::{AgencyCode, Profile as CertProfile};
+
+use crate::document_cmd::SigningIdentity;
+use crate::form::{BusinessAct, BusinessInput, CodeOrName, DateInput, Form, SignerDefaults, read_form};
+use crate::profile::{Profile, Profiles};
+use crate::secret::PassphraseSource;
+use crate::timefmt::{clerk_time, now};
+
+/// Runs async clerk work on a small runtime: the CLI is one request at a time.
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+fn profile(name: Option<&str>) -> anyhow::Result<Profile> {
+    Ok(Profiles::load()?.select(name)?.1)
+}
+
+/// Explains a node's refusal in the clerk's terms.
+fn refused(e: ClerkError) -> anyhow::Error {
+    match e {
+        ClerkError::Refused { message, .. } => anyhow::anyhow!("the node refused: {message}"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// The document fields as flags; each overrides the form.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct DocumentFlags {
+    /// A form file (TOML or JSON) with the document's fields.
+    #[arg(long)]
+    form: Option<PathBuf>,
+    /// A recipient agency code (repeat for several).
+    #[arg(long = "to", value_name = "CODE")]
+    to: Vec<String>,
+    /// Number (số).
+    #[arg(long)]
+    number: Option<u32>,
+    /// Notation (ký hiệu), e.g. UBND-VP.
+    #[arg(long)]
+    notation: Option<String>,
+    /// Type name, e.g. "Công văn" (the default), "Quyết định".
+    #[arg(long = "type", value_name = "NAME")]
+    type_name: Option<String>,
+    /// legal-normative or administrative (the default).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Subject (trích yếu), at most 500 characters.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Promulgation place (địa danh).
+    #[arg(long)]
+    place: Option<String>,
+    /// Promulgation date (default: today in Vietnam).
+    #[arg(long, value_name = "DATE")]
+    date: Option<String>,
+    /// Due date for handling.
+    #[arg(long, value_name = "DATE")]
+    due: Option<String>,
+    /// 0-4 or thường, khẩn, thượng khẩn, hỏa tốc, hỏa tốc hẹn giờ.
+    #[arg(long)]
+    urgency: Option<String>,
+    /// An attachment (repeat for several).
+    #[arg(long = "attach", value_name = "FILE")]
+    attachments: Vec<PathBuf>,
+}
+
+impl DocumentFlags {
+    fn form(&self) -> anyhow::Result<Form> {
+        let mut form = match &self.form {
+            Some(p) => read_form(p)?,
+            None => Form::default(),
+        };
+        if !self.to.is_empty() {
+            form.to = self.to.clone();
+        }
+        let set = |slot: &mut Option<String>, v: &Option<String>| {
+            if v.is_some() {
+                slot.clone_from(v);
+            }
+        };
+        if self.number.is_some() {
+            form.number = self.number;
+        }
+        set(&mut form.notation, &self.notation);
+        set(&mut form.type_name, &self.type_name);
+        set(&mut form.subject, &self.subject);
+        set(&mut form.place, &self.place);
+        if let Some(d) = &self.date {
+            form.date = Some(DateInput::Text(d.clone()));
+        }
+        if let Some(d) = &self.due {
+            form.due = Some(DateInput::Text(d.clone()));
+        }
+        if let Some(k) = &self.kind {
+            form.kind = Some(CodeOrName::Name(k.clone()));
+        }
+        if let Some(u) = &self.urgency {
+            form.urgency = Some(match u.parse::<u64>() {
+                Ok(n) => CodeOrName::Code(n),
+                Err(_) => CodeOrName::Name(u.clone()),
+            });
+        }
+        Ok(form)
+    }
+}
+
+/// Passphrase options for the keys a clerk signs with.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct SigningPassphrases {
+    /// Environment variable holding the official's key passphrase.
+    #[arg(long, value_name = "VAR")]
+    passphrase_env: Option<String>,
+    /// File holding the official's key passphrase.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// Environment variable holding the seal key's passphrase (if encrypted).
+    #[arg(long, value_name = "VAR")]
+    seal_passphrase_env: Option<String>,
+    /// File holding the seal key's passphrase (if encrypted).
+    #[arg(long, value_name = "FILE")]
+    seal_passphrase_file: Option<PathBuf>,
+}
+
+/// Arguments of `lienthong send` (and of revoke/update/replace).
+#[derive(Args, Debug)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    document: DocumentFlags,
+    /// A bundle the official already signed (from `lienthong sign`): seal it and send it.
+    #[arg(long, value_name = "BUNDLE", conflicts_with = "form")]
+    draft: Option<PathBuf>,
+    #[command(flatten)]
+    passphrases: SigningPassphrases,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What a later document does to an earlier one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Acting {
+    Revoke,
+    Update,
+    Replace,
+}
+
+/// `lienthong send`, and with `acting`, revoke/update/replace of `target`.
+pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acting, String)>) -> anyhow::Result<()> {
+    let p = profile(profile_name)?;
+    let seal_source = PassphraseSource {
+        env: a.passphrases.seal_passphrase_env.clone(),
+        file: a.passphrases.seal_passphrase_file.clone(),
+    };
+    let person_source =
+        PassphraseSource { env: a.passphrases.passphrase_env.clone(), file: a.passphrases.passphrase_file.clone() };
+    let seal = p.seal(&seal_source)?.context(
+        "this profile has no seal (add --seal-cert and --seal-key to the profile); a document leaves the agency sealed",
+    )?;
+    let t = now();
+
+    // Build and check everything before any signature is made.
+    let (envelope, attachment_paths, crls) = match &a.draft {
+        Some(draft) => {
+            let file = File::open(draft).with_context(|| format!("cannot open {}", draft.display()))?;
+            let mut bundle = Bundle::open(BufReader::new(file), BundleLimits::default())
+                .with_context(|| format!("{}", draft.display()))?;
+            bundle.check_attachments().with_context(|| format!("{}", draft.display()))?;
+            if seal.agency() != Some(bundle.manifest.from) {
+                bail!("the draft is from {}, but this profile's seal is of {}", bundle.manifest.from, p.agency);
+            }
+            let dir = tempdir_for("draft")?;
+            let mut paths = Vec::new();
+            for att in bundle.manifest.attachments.clone() {
+                let path = dir.join(&att.name);
+                let mut out = File::create(&path)?;
+                bundle.copy_attachment(&att.name, &mut out)?;
+                paths.push(path);
+            }
+            (bundle.envelope.add_seal(&seal.key, &seal.chain, t)?, paths, bundle.crls.clone())
+        }
+        None => {
+            let mut form = a.document.form()?;
+            if let Some((act, target)) = &acting {
+                let target = target
+                    .parse::<pki::document::DocumentId>()
+                    .map_err(anyhow::Error::msg)
+                    .context("the earlier document's id")?;
+                let id = target.to_string();
+                form.business = Some(BusinessInput::Acting(match act {
+                    Acting::Revoke => BusinessAct { revoke: Some(id), update: None, replace: None },
+                    Acting::Update => BusinessAct { revoke: None, update: Some(id), replace: None },
+                    Acting::Replace => BusinessAct { revoke: None, update: None, replace: Some(id) },
+                }));
+            }
+            let (person_key, person_cert) = match (&p.person_key, &p.person_cert) {
+                (Some(k), Some(c)) => (k.clone(), c.clone()),
+                _ => bail!(
+                    "this profile has no official's key: the official signs with `lienthong sign` and you send the draft with --draft"
+                ),
+            };
+            let person_chain = crate::pki_cmd::read_certificates(&person_cert)?;
+            let leaf = person_chain.first().context("the official's certificate file is empty")?;
+            let defaults =
+                SignerDefaults { from: p.agency()?, name: leaf.common_name.clone(), position: leaf.title.clone() };
+            let manifest = form.to_manifest(&a.document.attachments, &defaults)?;
+            let person =
+                SigningIdentity::load(&person_key, &person_cert, &person_source, CertProfile::Person, "--passphrase")?;
+            let envelope = Envelope::sign_person(&manifest.to_cbor()?, &person.key, &person.chain, t)?.add_seal(
+                &seal.key,
+                &seal.chain,
+                t,
+            )?;
+            (envelope, a.document.attachments.clone(), Vec::new())
+        }
+    };
+    let manifest = Manifest::from_cbor(envelope.payload())?;
+    let total: u64 = manifest.attachments.iter().map(|x| x.size).sum();
+    let json = a.json;
+    block_on(async move {
+        let client = p.connect().await?;
+        let bar = progress(total);
+        let mut index = 0;
+        let paths = attachment_paths.clone();
+        let names: Vec<String> = manifest.attachments.iter().map(|x| x.name.clone()).collect();
+        let (id, digest) = client
+            .submit(
+                envelope.as_bytes(),
+                crls,
+                |att| {
+                    // Attachments go in manifest order; find each by name.
+                    let path = paths.iter().find(|p| {
+                        p.file_name().and_then(|n| n.to_str()).map(nfc).as_deref() == Some(att.name.as_str())
+                    });
+                    index += 1;
+                    let path =
+                        path.ok_or_else(|| std::io::Error::other(format!("attachment {} not found", att.name)))?;
+                    Ok(tokio::io::BufReader::new(tokio::fs::File::from_std(File::open(path)?)))
+                },
+                |n| bar.inc(n),
+            )
+            .await
+            .map_err(refused)?;
+        bar.finish_and_clear();
+        client.close().await;
+        if json {
+            println!("{}", serde_json::json!({ "document": id, "envelope_sha256": digest, "attachments": names }));
+        } else {
+            println!("Sent {id}");
+            println!("  to:       {}", manifest.to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+            println!("  subject:  {}", manifest.subject);
+            println!("  follow it with: lienthong track \"{id}\"");
+        }
+        Ok(())
+    })
+}
+
+fn nfc(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.trim().nfc().collect()
+}
+
+fn tempdir_for(what: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("lienthong-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn progress(total: u64) -> ProgressBar {
+    use std::io::IsTerminal;
+    if total < 1024 * 1024 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Arguments of `lienthong inbox`.
+#[derive(Args, Debug)]
+pub(crate) struct InboxArgs {
+    /// Only urgent documents (khẩn and above).
+    #[arg(long)]
+    urgent: bool,
+    /// Only documents from this agency (or its subtree).
+    #[arg(long, value_name = "CODE")]
+    from: Option<AgencyCode>,
+    /// Only documents without a status yet (not acknowledged).
+    #[arg(long)]
+    new: bool,
+    /// Show documents sent instead of received.
+    #[arg(long)]
+    sent: bool,
+    /// Most documents to list.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn status_name(code: Option<u8>) -> String {
+    match code.and_then(|c| StatusCode::from_code(u64::from(c))) {
+        Some(s) => s.name().to_owned(),
+        None => "new".to_owned(),
+    }
+}
+
+/// Pads or cuts text to `width` characters (NFC Vietnamese is one column per character).
+fn cell(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count > width {
+        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    } else {
+        format!("{text}{}", " ".repeat(width - count))
+    }
+}
+
+fn urgency_name(code: u8) -> &'static str {
+    pki::document::Urgency::from_code(u64::from(code)).map_or("?", pki::document::Urgency::name_vi)
+}
+
+/// `lienthong inbox`.
+pub(crate) fn inbox(profile_name: Option<&str>, a: InboxArgs) -> anyhow::Result<()> {
+    let p = profile(profile_name)?;
+    block_on(async move {
+        let client = p.connect().await?;
+        let mut entries =
+            if a.sent { client.sent(a.limit).await } else { client.inbox(a.limit).await }.map_err(refused)?;
+        client.close().await;
+        entries.retain(|e| {
+            (!a.urgent || e.urgency >= 1)
+                && (!a.new || e.status.is_none())
+                && a.from.is_none_or(|f| e.sender.parse::<AgencyCode>().is_ok_and(|s| s.is_within(&f)))
+        });
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&entries)?);
+            return Ok(());
+        }
+        print_table(&entries, a.sent);
+        Ok(())
+    })
+}
+
+fn print_table(entries: &[DocumentSummary], sent: bool) {
+    if entries.is_empty() {
+        println!("{}", if sent { "Nothing sent yet." } else { "The inbox is empty." });
+        return;
+    }
+    let who = if sent { "To" } else { "From" };
+    let when = if sent { "Sent" } else { "Arrived" };
+    println!("{when:<23} {:<15} {who:<34} {:<14} {:<40} {:<10} Status", "Urgency", "Number", "Subject", "Due");
+    for e in entries {
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000)
+            .map(clerk_time)
+            .unwrap_or_default();
+        let party = if sent { e.recipients.join(", ") } else { format!("{} ({})", e.sender_name, e.sender) };
+        let mut status = status_name(e.status);
+        if e.provisional {
+            status.push_str(" (provisional)");
+        }
+        if e.recall_requested {
+            status.push_str(", recall requested");
+        }
+        if let Some(s) = &e.superseded {
+            status.push_str(&format!(", {s}"));
+        }
+        println!(
+            "{} {} {} {} {} {:<10} {}",
+            cell(&at, 23),
+            cell(urgency_name(e.urgency), 15),
+            cell(&party, 34),
+            cell(&e.number, 14),
+            cell(&e.subject, 40),
+            e.due.as_deref().unwrap_or("-"),
+            status
+        );
+        println!("{:>24}id: {}", "", e.document);
+    }
+}
+
+/// Fetches a document into `dir`: every attachment checked against its SHA-256 as it is
+/// written (under a temporary name, moved into place only when it matches), then the bundle
+/// assembled and verified. Returns the bundle's path.
+async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let written: std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>> = Default::default();
+    let fetched = client
+        .fetch(document, |att, mut recv| {
+            let (dir, written) = (dir.to_owned(), written.clone());
+            async move {
+                pki::document::manifest::check_attachment_name(&att.name)
+                    .map_err(|p| ClerkError::Protocol(format!("attachment name {:?} {p}", att.name)))?;
+                let partial = dir.join(format!(".{}.partial", att.name));
+                let mut out = File::create(&partial)?;
+                let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+                let mut remaining = att.size;
+                let mut buf = vec![0u8; 64 * 1024];
+                while remaining > 0 {
+                    let want = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    let n = recv
+                        .read(&mut buf[..want])
+                        .await
+                        .map_err(|e| ClerkError::Transport(e.to_string()))?
+                        .ok_or_else(|| ClerkError::Transport("the node stopped mid-attachment".into()))?;
+                    ctx.update(&buf[..n]);
+                    out.write_all(&buf[..n])?;
+                    remaining -= n as u64;
+                }
+                if ctx.finish().as_ref() != att.sha256 {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(ClerkError::Protocol(format!(
+                        "attachment {:?} does not match its SHA-256 (altered); not saved",
+                        att.name
+                    )));
+                }
+                out.sync_all()?;
+                let target = dir.join(&att.name);
+                std::fs::rename(&partial, &target)?;
+                written.lock().map_err(|_| ClerkError::Protocol("poisoned".into()))?.push(target);
+                Ok(recv)
+            }
+        })
+        .await
+        .map_err(refused)?;
+    let envelope = Envelope::from_bytes(&fetched.envelope)?;
+    let manifest = Manifest::from_cbor(envelope.payload())?;
+    let bundle_path = dir.join(format!("{}.ltd", safe_name(&manifest)));
+    let tmp = bundle_path.with_extension("ltd.partial");
+    let out = std::io::BufWriter::new(File::create(&tmp)?);
+    let writer = write_bundle(out, &envelope, &fetched.crls, &fetched.receipts, |att, w| {
+        let mut f = File::open(dir.join(&att.name))?;
+        std::io::copy(&mut f, w)?;
+        Ok(())
+    })?;
+    writer.into_inner().map_err(|e| anyhow::anyhow!("cannot write {}: {}", tmp.display(), e.error()))?.sync_all()?;
+    std::fs::rename(&tmp, &bundle_path)?;
+    Ok(bundle_path)
+}
+
+/// A file name for a document: number and notation, and the date.
+fn safe_name(m: &Manifest) -> String {
+    let raw = format!("{}-{}-{}", m.number, m.notation, m.date);
+    raw.chars().map(|c| if c.is_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+/// Arguments of `lienthong fetch`.
+#[derive(Args, Debug)]
+pub(crate) struct FetchArgs {
+    /// The document id.
+    document: String,
+    /// Where to write the bundle and the attachments.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `lienthong fetch`.
+pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<()> {
+    let p = profile(profile_name)?;
+    block_on(async move {
+        let client = p.connect().await?;
+        let path = fetch_into(&client, &a.document, &a.out).await?;
+        client.close().await;
+        let options = verify_options(&p)?;
+        let report = verify_bundle(BufReader::new(File::open(&path)?), &options)
+            .context("the fetched document does not verify")?;
+        println!("Fetched {} into {}", report.document_id, a.out.display());
+        println!("  bundle:      {}", path.display());
+        for at in &report.attachments {
+            println!(
+                "  attachment:  {} ({} bytes, intact)",
+                a.out.join(&at.attachment.name).display(),
+                at.attachment.size
+            );
+        }
+        Ok(())
+    })
+}
+
+fn verify_options(p: &Profile) -> anyhow::Result<VerifyOptions> {
+    let mut options = VerifyOptions::new(p.anchors()?, now());
+    // A node accepts documents while CRLs are missing or old (marking them provisional);
+    // the report says so instead of failing.
+    options.revocation = pki::RevocationMode::BestEffort;
+    Ok(options)
+}
+
+/// Arguments of `lienthong show`.
+#[derive(Args, Debug)]
+pub(crate) struct ShowArgs {
+    /// The document id.
+    document: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `lienthong show`: the document's metadata and provenance, verified here.
+pub(crate) fn show(profile_name: Option<&str>, a: ShowArgs) -> anyhow::Result<()> {
+    let p = profile(profile_name)?;
+    block_on(async move {
+        let client = p.connect().await?;
+        let dir = tempdir_for("show")?;
+        let path = fetch_into(&client, &a.document, &dir).await;
+        client.close().await;
+        let path = path?;
+        let report = verify_bundle(BufReader::new(File::open(&path)?), &verify_options(&p)?);
+        let _ = std::fs::remove_dir_all(&dir);
+        let report = report.context("the document does not verify")?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            crate::report::print(&report);
+        }
+        Ok(())
+    })
+}
+
+/// Arguments of `lienthong status`.
+#[derive(Args, Debug)]
+pub(crate) struct StatusArgs {
+    /// The document id.
+    document: String,
+    /// accepted (03), assigned (04), processing (05), completed (06), refused (16), or
+    /// recall-accepted (15).
+    #[arg(value_parser = ["accepted", "assigned", "processing", "completed", "refused", "recall-accepted"])]
+    status: String,
+    /// A note for the sender.
+    #[arg(long)]
+    note: Option<String>,
+}
+
+/// `lienthong status`.
+pub(crate) fn status(profile_name: Option<&str>, a: StatusArgs) -> anyhow::Result<()> {
+    let code = match a.status.as_str() {
+        "accepted" => 3,
+        "assigned" => 4,
+        "processing" => 5,
+        "completed" => 6,
+        "recall-accepted" => 15,
+        _ => 16,
+    };
+    let p = profile(profile_name)?;
+    block_on(async move {
+        let client = p.connect().await?;
+        client.post_status(&a.document, code, a.note.clone()).await.map_err(refused)?;
+        client.close().await;
+        println!("Status {:02} {} sent for {}", code, a.status, a.document);
+        Ok(())
+    })
+}
+
+/// Arguments of `lienthong track`.
+#[derive(Args, Debug)]
+pub(crate) struct TrackArgs {
+    /// The document id.
+    document: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn describe(r: &SignedReceipt, own: &AgencyCode) -> String {
+    let c = &r.receipt;
+    match c.kind {
+        ReceiptKind::Hop => format!("{} took responsibility from {}", c.by, c.to),
+        ReceiptKind::Status(StatusCode::Arrived) => format!("{} received it (01 arrived)", c.by),
+        ReceiptKind::Status(StatusCode::RecallRequested) if c.by == *own => {
+            format!("recall requested from {} (13)", c.to)
+        }
+        ReceiptKind::Status(s) => {
+            let note = c.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+            let about = if c.recipients.is_empty() || c.recipients == [c.by] {
+                String::new()
+            } else {
+                format!(" for {}", c.recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+            };
+            format!("{} — {s}{about}{note}", c.by)
+        }
+    }
+}
+
+/// `lienthong track`.
+pub(crate) fn track(profile_name: Option<&str>, a: TrackArgs) -> anyhow::Result<()> {
+    let p = profile(profile_name)?;
+    let own = p.agency()?;
+    block_on(async move {
+        let client = p.connect().await?;
+        let mut receipts = client.track(&a.document).await.map_err(refused)?;
+        client.close().await;
+        receipts.sort_by_key(|r| r.receipt.at);
+        if a.json {
+            let list: Vec<_> = receipts.iter().map(|r| &r.receipt).collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            return Ok(());
+        }
+        println!("Track of {}", a.document);
+        if receipts.is_empty() {
+            println!("  no receipts yet");
+        }
+        for r in &receipts {
+            println!("  {}  {}", clerk_time(r.receipt.at), describe(r, &own));
+        }
+        Ok(())
+    })
+}
+
+/// Arguments of `lienthong recall`.
+#[derive(Args, Debug)]
+pub(crate) struct RecallArgs {
+    /// The document id.
+    document: String,
+    /// The reason, for the recipients.
+    #[arg(long)]
+    note: Option<String>,
+}
+
+/// `lienthong recall`.
+pub(crate) fn recall(profile_name: Option<&str>, a: RecallArgs) -> anyhow::Result<()> {
+    let p = profile(profile_name)?;
+    block_on(async move {
+        let client = p.connect().await?;
+        client.recall(&a.document, a.note.clone()).await.map_err(refused)?;
+        client.close().await;
+        println!("Recall requested for {} (status 13 sent to every recipient)", a.document);
+        Ok(())
+    })
+}
+
+/// Arguments of `lienthong revoke|update|replace`.
+#[derive(Args, Debug)]
+pub(crate) struct ActingArgs {
+    /// The earlier document's id.
+    target: String,
+    /// The new document's form (same as `send --form`).
+    #[arg(long = "with", value_name = "FORM")]
+    with: Option<PathBuf>,
+    #[command(flatten)]
+    send: SendArgs,
+}
+
+/// `lienthong revoke|update|replace ID --with FORM`.
+pub(crate) fn acting(profile_name: Option<&str>, act: Acting, mut a: ActingArgs) -> anyhow::Result<()> {
+    if a.with.is_some() {
+        a.send.document.form = a.with.take();
+    }
+    send(profile_name, a.send, Some((act, a.target)))
+}
