@@ -371,12 +371,12 @@ fn print_table(entries: &[DocumentSummary], sent: bool) {
     }
     let who = if sent { "To" } else { "From" };
     let when = if sent { "Sent" } else { "Arrived" };
-    println!("{when:<23} {:<15} {who:<34} {:<14} {:<40} {:<10} Status", "Urgency", "Number", "Subject", "Due");
+    println!("{when:<23} {:<15} {who:<48} {:<14} {:<40} {:<10} Status", "Urgency", "Number", "Subject", "Due");
     for e in entries {
         let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000)
             .map(clerk_time)
             .unwrap_or_default();
-        let party = if sent { e.recipients.join(", ") } else { format!("{} ({})", e.sender_name, e.sender) };
+        let party = if sent { e.recipients.join(", ") } else { format!("{} {}", e.sender, e.sender_name) };
         let mut status = status_name(e.status);
         if e.provisional {
             status.push_str(" (provisional)");
@@ -391,7 +391,7 @@ fn print_table(entries: &[DocumentSummary], sent: bool) {
             "{} {} {} {} {} {:<10} {}",
             cell(&at, 23),
             cell(urgency_name(e.urgency), 15),
-            cell(&party, 34),
+            cell(&party, 48),
             cell(&e.number, 14),
             cell(&e.subject, 40),
             e.due.as_deref().unwrap_or("-"),
@@ -404,7 +404,7 @@ fn print_table(entries: &[DocumentSummary], sent: bool) {
 /// Fetches a document into `dir`: every attachment checked against its SHA-256 as it is
 /// written (under a temporary name, moved into place only when it matches), then the bundle
 /// assembled and verified. Returns the bundle's path.
-async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let written: std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>> = Default::default();
     let fetched = client
@@ -582,22 +582,23 @@ pub(crate) struct TrackArgs {
     json: bool,
 }
 
-fn describe(r: &SignedReceipt, own: &AgencyCode) -> String {
+/// One receipt in words, naming agencies with `name`.
+pub(crate) fn describe_named(r: &SignedReceipt, own: &AgencyCode, name: impl Fn(&AgencyCode) -> String) -> String {
     let c = &r.receipt;
     match c.kind {
-        ReceiptKind::Hop => format!("{} took responsibility from {}", c.by, c.to),
-        ReceiptKind::Status(StatusCode::Arrived) => format!("{} received it (01 arrived)", c.by),
+        ReceiptKind::Hop => format!("{} took responsibility from {}", name(&c.by), name(&c.to)),
+        ReceiptKind::Status(StatusCode::Arrived) => format!("{} received it (01 arrived)", name(&c.by)),
         ReceiptKind::Status(StatusCode::RecallRequested) if c.by == *own => {
-            format!("recall requested from {} (13)", c.to)
+            format!("recall requested from {} (13)", name(&c.to))
         }
         ReceiptKind::Status(s) => {
             let note = c.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
             let about = if c.recipients.is_empty() || c.recipients == [c.by] {
                 String::new()
             } else {
-                format!(" for {}", c.recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+                format!(" for {}", c.recipients.iter().map(&name).collect::<Vec<_>>().join(", "))
             };
-            format!("{} — {s}{about}{note}", c.by)
+            format!("{} — {s}{about}{note}", name(&c.by))
         }
     }
 }
@@ -610,7 +611,7 @@ pub(crate) fn track(profile_name: Option<&str>, a: TrackArgs) -> anyhow::Result<
         let client = p.connect().await?;
         let mut receipts = client.track(&a.document).await.map_err(refused)?;
         client.close().await;
-        receipts.sort_by_key(|r| r.receipt.at);
+        receipts.sort_by_key(|r| (r.receipt.at, r.receipt.kind != ReceiptKind::Hop));
         if a.json {
             let list: Vec<_> = receipts.iter().map(|r| &r.receipt).collect();
             println!("{}", serde_json::to_string_pretty(&list)?);
@@ -621,7 +622,7 @@ pub(crate) fn track(profile_name: Option<&str>, a: TrackArgs) -> anyhow::Result<
             println!("  no receipts yet");
         }
         for r in &receipts {
-            println!("  {}  {}", clerk_time(r.receipt.at), describe(r, &own));
+            println!("  {}  {}", clerk_time(r.receipt.at), describe_named(r, &own, ToString::to_string));
         }
         Ok(())
     })

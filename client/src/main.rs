@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod clerk_cmd;
+mod demo;
 mod document_cmd;
 mod files;
 mod form;
@@ -37,6 +38,8 @@ enum Command {
     Sign(document_cmd::SignArgs),
     /// Verify a document bundle offline and print its provenance.
     Verify(document_cmd::VerifyArgs),
+    /// Start the Quảng Ninh demo network on this machine and send a signed document through it.
+    Demo(demo::DemoArgs),
     /// Manage profiles: which node, clerk certificate, seal and official's keys to use.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Pki(command) => pki_cmd::run(command),
         Command::Sign(args) => document_cmd::sign(args),
         Command::Verify(args) => document_cmd::verify(args),
+        Command::Demo(args) => demo::run(args),
         Command::Profile(command) => profile::run(command),
         Command::Send(args) => clerk_cmd::send(profile.as_deref(), args, None),
         Command::Inbox(args) => clerk_cmd::inbox(profile.as_deref(), args),

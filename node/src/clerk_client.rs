@@ -93,9 +93,9 @@ impl ClerkClient {
         endpoint.set_default_client_config(config);
         let connecting =
             endpoint.connect(address, &crate::tls::server_name(&agency)).map_err(|e| fail(e.to_string()))?;
-        let connection = tokio::time::timeout(std::time::Duration::from_secs(15), connecting)
+        let connection = tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
             .await
-            .map_err(|_| fail("no answer within 15 s (is the node running, and is this its address?)".into()))?
+            .map_err(|_| fail("no answer within 10 s (is the node running, and is this its address?)".into()))?
             .map_err(|e| fail(e.to_string()))?;
         Ok(ClerkClient { endpoint, connection, max_frame: 64 * 1024 * 1024 })
     }

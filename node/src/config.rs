@@ -198,8 +198,9 @@ impl Default for RawRetry {
 pub struct Neighbour {
     /// Its agency code.
     pub agency: AgencyCode,
-    /// Its address.
-    pub address: SocketAddr,
+    /// Its address, `host:port` (a name is looked up at each connection, so DNS changes need
+    /// no restart).
+    pub address: String,
 }
 
 /// Limits, validated.
@@ -407,14 +408,23 @@ fn load_identity(
     Some(Identity { chain, key: private })
 }
 
+/// `host:port` or `[v6]:port`, with a host and a numeric port.
+fn check_host_port(text: &str) -> Result<String, String> {
+    let bad = || format!("{text:?} is not an address like 10.0.0.5:7400 or node.example.gov.vn:7400");
+    if text.parse::<SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    if host.is_empty() || host.contains(char::is_whitespace) || host.contains(['[', ']', '/']) {
+        return Err(bad());
+    }
+    Ok(text.to_owned())
+}
+
 fn neighbour(p: &mut Problems, key: &str, raw: &RawNeighbour) -> Option<Neighbour> {
     let agency = p.check(&format!("{key}.agency"), raw.agency.parse::<AgencyCode>());
-    let address = p.check(
-        &format!("{key}.address"),
-        raw.address
-            .parse::<SocketAddr>()
-            .map_err(|e| format!("{:?} is not an address like 127.0.0.1:7400 ({e})", raw.address)),
-    );
+    let address = p.check(&format!("{key}.address"), check_host_port(&raw.address));
     Some(Neighbour { agency: agency?, address: address? })
 }
 

@@ -63,12 +63,17 @@ impl Node {
         {
             return Ok(c.clone());
         }
-        let addr = self
+        let address = self
             .config
             .neighbours()
             .find(|(n, _)| n.agency == *hop)
-            .map(|(n, _)| n.address)
+            .map(|(n, _)| n.address.clone())
             .ok_or_else(|| format!("{hop} is not a configured neighbour"))?;
+        let addr = tokio::net::lookup_host(address.as_str())
+            .await
+            .map_err(|e| format!("cannot look up {hop}'s address {address}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{hop}'s address {address} resolves to nothing"))?;
         let connecting = self
             .endpoint
             .connect_with(self.client_config.clone(), addr, &crate::tls::server_name(hop))

@@ -106,3 +106,28 @@ max_attempts = 0
     assert_ne!(status, 0);
     assert!(stderr.contains("unknown field `nmae`"), "{stderr}");
 }
+
+#[test]
+fn the_example_configs_in_deploy_are_valid_but_for_their_certificate_files() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let (status, _, stderr) = node(&["check", "--config", path.to_str().unwrap()], &examples);
+        assert_ne!(status, 0, "the certificate files are not there");
+        let problems: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  ")).collect();
+        assert!(!problems.is_empty(), "{stderr}");
+        for p in problems {
+            assert!(
+                p.contains("cannot read") || p.contains("does not exist"),
+                "{}: unexpected problem {p}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}

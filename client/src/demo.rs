@@ -1,0 +1,429 @@
+//! `lienthong demo`: the Quảng Ninh network on this machine, in one command. It builds the
+//! demo hierarchy's certificates, starts every node as a real `lienthong-node` process on
+//! loopback with SQLite, sends a signed document from a commune to another commune and to the
+//! Government Office, has the recipients accept and complete it, and prints the track and the
+//! provenance report. It stops the network afterwards, or leaves it running with `--keep`.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use node::clerk_client::ClerkClient;
+use node::demo::{DemoPki, NodeOptions, Topology};
+use pki::document::verify::verify_bundle;
+use pki::document::{Attachment, Business, DocumentKind, Envelope, Manifest, ReceiptKind, StatusCode, Urgency};
+use pki::{AgencyCode, Profile as CertProfile};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::profile::{Profile, Profiles};
+use crate::timefmt::{clerk_time, now, today_vietnam};
+
+/// The passphrase of the demo officials' keys (they are encrypted, as real ones are).
+pub(crate) const DEMO_PASSPHRASE: &str = "demo-passphrase";
+
+/// Arguments of `lienthong demo`.
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Directory for the network's files (default: a new directory under the system's temp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Leave the network running and print how to talk to it.
+    #[arg(long)]
+    keep: bool,
+    /// quang-ninh-2024 (four levels, as before July 2025) or quang-ninh-2025 (no districts).
+    #[arg(long, default_value = "quang-ninh-2024", value_parser = ["quang-ninh-2024", "quang-ninh-2025"])]
+    topology: String,
+    /// Stop a network left running by `lienthong demo --keep --dir DIR`.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dir", "keep"])]
+    stop: Option<PathBuf>,
+}
+
+/// A short, ASCII name for an agency's profile: "Ủy ban nhân dân xã Phong Dụ" → "phong-du".
+pub(crate) fn slug(name: &str) -> String {
+    let ascii: String = place(name)
+        .nfd()
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .map(|c| match c {
+            'đ' | 'Đ' => 'd',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    ascii.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join("-")
+}
+
+/// The place in an agency's name: "Ủy ban nhân dân xã Phong Dụ" → "Phong Dụ".
+fn place(name: &str) -> &str {
+    let mut rest = name.trim();
+    for prefix in ["Ủy ban nhân dân ", "Uỷ ban nhân dân "] {
+        rest = rest.strip_prefix(prefix).unwrap_or(rest);
+    }
+    for level in ["thành phố ", "đặc khu ", "tỉnh ", "huyện ", "xã ", "phường ", "thị trấn "] {
+        rest = rest.strip_prefix(level).unwrap_or(rest);
+    }
+    rest
+}
+
+fn node_binary() -> PathBuf {
+    let sibling = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("lienthong-node")));
+    match sibling {
+        Some(p) if p.exists() => p,
+        _ => PathBuf::from("lienthong-node"),
+    }
+}
+
+fn free_addresses(codes: &[AgencyCode]) -> anyhow::Result<BTreeMap<AgencyCode, SocketAddr>> {
+    // Bind, note the port, release: a race with another program is possible but harmless here
+    // (that node would fail to start and the demo would say so).
+    let mut out = BTreeMap::new();
+    let mut held = Vec::new();
+    for c in codes {
+        let s = UdpSocket::bind("127.0.0.1:0").context("cannot bind a loopback UDP port")?;
+        out.insert(*c, s.local_addr()?);
+        held.push(s);
+    }
+    Ok(out)
+}
+
+fn stop_processes(children: &mut [(AgencyCode, Child)]) {
+    for (_, child) in children.iter() {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    }
+    for (code, child) in children.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    eprintln!("node {code} did not stop in 15 s; killing it");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `lienthong demo --stop DIR`.
+fn stop(dir: &Path) -> anyhow::Result<()> {
+    let pids = std::fs::read_to_string(dir.join("pids.txt"))
+        .with_context(|| format!("{} holds no running demo (no pids.txt)", dir.display()))?;
+    let mut stopped = 0;
+    for line in pids.lines() {
+        if let Some((code, pid)) = line.split_once(' ')
+            && Command::new("kill").args(["-TERM", pid]).status().is_ok_and(|s| s.success())
+        {
+            println!("stopped {code} (pid {pid})");
+            stopped += 1;
+        }
+    }
+    std::fs::remove_file(dir.join("pids.txt"))?;
+    println!("{stopped} node(s) stopped; their files stay in {}", dir.display());
+    Ok(())
+}
+
+/// Who sends to whom in each topology.
+fn scenario(topology: &str) -> (&'static str, [&'static str; 2]) {
+    match topology {
+        "quang-ninh-2025" => ("000.00.61.H49", ["000.00.63.H49", "000.00.00.G22"]),
+        _ => ("000.01.41.H49", ["000.01.42.H49", "000.00.00.G22"]),
+    }
+}
+
+/// `lienthong demo`.
+pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &a.stop {
+        return stop(dir);
+    }
+    let started = Instant::now();
+    let text = match a.topology.as_str() {
+        "quang-ninh-2025" => node::demo::QUANG_NINH_2025,
+        _ => node::demo::QUANG_NINH_2024,
+    };
+    let topology = Topology::parse(text).map_err(anyhow::Error::msg)?;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("lienthong-demo-{}", std::process::id())),
+    };
+    if dir.join("pids.txt").exists() {
+        bail!("{} holds a running demo; stop it with `lienthong demo --stop {}`", dir.display(), dir.display());
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    println!("lienthong demo — the {} network in {}", a.topology, dir.display());
+
+    // 1. Certificates for every agency: a national root, a CA per province and district, and
+    //    node, seal, clerk and chairman certificates.
+    let mut pki = DemoPki::build(&topology, now())?;
+    let crls = pki.crls(now())?;
+    node::demo::write_shared(&dir, &pki, &crls)?;
+    let addrs = free_addresses(&topology.codes())?;
+    let options =
+        NodeOptions { database: None, crl_file: true, extra: "[retry]\ninitial = \"200ms\"\nmax = \"5s\"\n".into() };
+    for code in topology.codes() {
+        node::demo::write_node(&dir, &code, &topology, &pki, &addrs, &options, DEMO_PASSPHRASE.as_bytes())?;
+    }
+    println!(
+        "  certificates: a national root, {} CAs, and node, seal, clerk and chairman certificates for {} agencies",
+        pki.cas.len(),
+        topology.codes().len()
+    );
+
+    // 2. Profiles, so the clerk commands work against this network.
+    let mut profiles = Profiles::default();
+    for code in topology.codes() {
+        let nd = dir.join(code.to_string());
+        profiles.profiles.insert(
+            slug(&topology.name(&code)),
+            Profile {
+                agency: code.to_string(),
+                node: addrs[&code].to_string(),
+                anchor: dir.join("root.pem"),
+                clerk_cert: nd.join("clerk.chain.pem"),
+                clerk_key: nd.join("clerk.key.pem"),
+                seal_cert: Some(nd.join("seal.chain.pem")),
+                seal_key: Some(nd.join("seal.key.pem")),
+                person_cert: Some(nd.join("person.chain.pem")),
+                person_key: Some(nd.join("person.key.pem")),
+            },
+        );
+    }
+    let config_dir = dir.join("config");
+    std::fs::create_dir_all(&config_dir)?;
+    std::fs::write(config_dir.join("profiles.toml"), toml::to_string_pretty(&profiles)?)?;
+
+    // 3. Nodes, as processes.
+    let binary = node_binary();
+    let mut children: Vec<(AgencyCode, Child)> = Vec::new();
+    let mut pids = String::new();
+    for code in topology.codes() {
+        let nd = dir.join(code.to_string());
+        let log = std::fs::File::create(nd.join("node.log"))?;
+        let child = Command::new(&binary)
+            .args(["run", "--config", "node.toml"])
+            .current_dir(&nd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {} (build it with `cargo build --release`)", binary.display()))?;
+        pids.push_str(&format!("{code} {}\n", child.id()));
+        children.push((code, child));
+    }
+    std::fs::write(dir.join("pids.txt"), &pids)?;
+    println!("  nodes: {} lienthong-node processes on 127.0.0.1 (QUIC, mutual TLS, SQLite)", children.len());
+
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(exchange(&dir, &topology, &pki, &addrs, &a.topology));
+    if let Err(e) = result {
+        stop_processes(&mut children);
+        let _ = std::fs::remove_file(dir.join("pids.txt"));
+        return Err(e.context(format!("the demo failed; node logs are in {}/*/node.log", dir.display())));
+    }
+    if a.keep {
+        println!();
+        println!("The network is still running. Talk to it as any agency's clerk:");
+        println!("  export LIENTHONG_CONFIG_DIR={}", config_dir.display());
+        println!("  lienthong profile list");
+        println!("  lienthong --profile thanh-son inbox");
+        println!(
+            "  lienthong --profile phong-du send --to 000.00.00.G22 --number 124 --notation UBND-VP --place \"Phong Dụ\" --subject \"Báo cáo tình hình\" --passphrase-env DEMO_PASS"
+        );
+        println!("  (the chairmen's key passphrase is {DEMO_PASSPHRASE:?}: export DEMO_PASS={DEMO_PASSPHRASE})");
+        println!("Stop it with: lienthong demo --stop {}", dir.display());
+        // The processes outlive this command.
+        for (_, child) in children {
+            std::mem::forget(child);
+        }
+    } else {
+        stop_processes(&mut children);
+        std::fs::remove_file(dir.join("pids.txt"))?;
+        println!();
+        println!("Network stopped. Every node's database, log and certificates stay in {}", dir.display());
+    }
+    println!("Demo finished in {:.1} s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn connect(
+    dir: &Path,
+    pki: &DemoPki,
+    addrs: &BTreeMap<AgencyCode, SocketAddr>,
+    code: &AgencyCode,
+) -> anyhow::Result<ClerkClient> {
+    let identity = pki.identity(code, CertProfile::Clerk).context("clerk identity")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match ClerkClient::connect(addrs[code], *code, &identity, vec![pki.root.cert.clone()]).await {
+            Ok(c) if c.health().await.is_ok() => return Ok(c),
+            result => {
+                if Instant::now() > deadline {
+                    let reason = result.err().map(|e| e.to_string()).unwrap_or_else(|| "no health answer".into());
+                    bail!(
+                        "node {code} did not come up within 30 s ({reason}); see {}",
+                        dir.join(code.to_string()).join("node.log").display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn exchange(
+    dir: &Path,
+    topology: &Topology,
+    pki: &DemoPki,
+    addrs: &BTreeMap<AgencyCode, SocketAddr>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let (from, to) = scenario(name);
+    let from: AgencyCode = from.parse()?;
+    let to: Vec<AgencyCode> = to.iter().map(|c| c.parse()).collect::<Result<_, _>>()?;
+    let mut clerks = BTreeMap::new();
+    for code in topology.codes() {
+        clerks.insert(code, connect(dir, pki, addrs, &code).await?);
+    }
+    println!("  all {} nodes answer", clerks.len());
+
+    // The chairman signs, the clerk seals, the node sends.
+    let body = format!(
+        "CÔNG VĂN SỐ 123/UBND-VP\n\n{} kính gửi {}.\n\nVề việc chủ động ứng phó với bão số 3 và mưa lũ trên địa bàn.\n",
+        topology.name(&from),
+        to.iter().map(|c| topology.name(c)).collect::<Vec<_>>().join(", ")
+    )
+    .into_bytes();
+    let attachment = Attachment {
+        name: "Công văn số 123.txt".into(),
+        media_type: "text/plain".into(),
+        size: body.len() as u64,
+        sha256: pki::sha256(&body),
+    };
+    let place_name = place(&topology.name(&from)).to_owned();
+    let manifest = Manifest {
+        from,
+        to: to.clone(),
+        number: 123,
+        notation: "UBND-VP".into(),
+        place: place_name,
+        date: today_vietnam(),
+        kind: DocumentKind::Administrative,
+        type_name: "Công văn".into(),
+        subject: "Về việc chủ động ứng phó với bão số 3 và mưa lũ trên địa bàn".into(),
+        signer_name: "Nguyễn Văn An".into(),
+        signer_position: "Chủ tịch".into(),
+        due: Some(today_vietnam() + time::Duration::days(7)),
+        urgency: Urgency::Flash,
+        steering: 0,
+        business: Business::New,
+        attachments: vec![attachment],
+    }
+    .normalized();
+    let person = pki.identity(&from, CertProfile::Person).context("person identity")?;
+    let seal = pki.identity(&from, CertProfile::Seal).context("seal identity")?;
+    let t = now();
+    let envelope = Envelope::sign_person(&manifest.to_cbor()?, &person.key, &person.chain, t)?.add_seal(
+        &seal.key,
+        &seal.chain,
+        t,
+    )?;
+    let sent_at = Instant::now();
+    let sender = &clerks[&from];
+    let body_for_submit = body.clone();
+    let (id, _) = sender
+        .submit(envelope.as_bytes(), Vec::new(), move |_| Ok(std::io::Cursor::new(body_for_submit.clone())), |_| {})
+        .await?;
+    println!();
+    println!("{} sends {id}", topology.name(&from));
+    println!("  signed by the chairman, Nguyễn Văn An, then sealed by {}", topology.name(&from));
+    println!("  to {}", to.iter().map(|c| format!("{} ({c})", topology.name(c))).collect::<Vec<_>>().join(" and "));
+
+    for r in &to {
+        let clerk = &clerks[r];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !clerk.inbox(10).await?.iter().any(|e| e.document == id) {
+            if Instant::now() > deadline {
+                bail!("the document did not reach {r} within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        println!("  arrived at {} after {} ms, verified and stored", topology.name(r), sent_at.elapsed().as_millis());
+    }
+    for r in &to {
+        clerks[r].post_status(&id, StatusCode::Accepted.code(), Some("Đã tiếp nhận".into())).await?;
+        clerks[r].post_status(&id, StatusCode::Completed.code(), Some("Đã xử lý xong".into())).await?;
+        println!("  {} accepts it (03) and completes it (06)", topology.name(r));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let track = sender.track(&id).await?;
+        let done = to.iter().all(|r| {
+            track.iter().any(|x| x.receipt.by == *r && x.receipt.kind == ReceiptKind::Status(StatusCode::Completed))
+        });
+        if done {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the statuses did not come back within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    println!();
+    println!("Track of {id} at {} (every receipt is signed and kept by every node it passed):", topology.name(&from));
+    let mut track = sender.track(&id).await?;
+    // Same-second receipts: the hops first (in the order they came back), then the statuses.
+    track.sort_by_key(|r| (r.receipt.at, r.receipt.kind != ReceiptKind::Hop));
+    for r in &track {
+        println!(
+            "  {}  {}",
+            clerk_time(r.receipt.at),
+            crate::clerk_cmd::describe_named(r, &from, |c| topology.name(c))
+        );
+    }
+
+    let receiver = to[0];
+    let out = dir.join("received").join(slug(&topology.name(&receiver)));
+    let bundle = crate::clerk_cmd::fetch_into(&clerks[&receiver], &id, &out).await?;
+    let mut options = pki::document::verify::VerifyOptions::new(vec![pki.root.cert.clone()], now());
+    options.revocation = pki::RevocationMode::BestEffort;
+    let report = verify_bundle(BufReader::new(std::fs::File::open(&bundle)?), &options)?;
+    println!();
+    println!("Provenance of the copy {} received ({}):", topology.name(&receiver), bundle.display());
+    println!();
+    crate::report::print(&report);
+    println!();
+    println!(
+        "Verify it yourself, offline: lienthong verify \"{}\" --anchor {}",
+        bundle.display(),
+        dir.join("root.pem").display()
+    );
+    for (_, c) in clerks {
+        c.close().await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_short_ascii_names() {
+        assert_eq!(slug("Ủy ban nhân dân xã Phong Dụ"), "phong-du");
+        assert_eq!(slug("Ủy ban nhân dân huyện Ba Chẽ"), "ba-che");
+        assert_eq!(slug("Văn phòng Chính phủ"), "van-phong-chinh-phu");
+        assert_eq!(slug("Ủy ban nhân dân xã Đạp Thanh"), "dap-thanh");
+        assert_eq!(slug("Ủy ban nhân dân đặc khu Vân Đồn"), "van-don");
+        assert_eq!(place("Ủy ban nhân dân tỉnh Quảng Ninh"), "Quảng Ninh");
+    }
+}

@@ -1,0 +1,357 @@
+//! The clerk's `lienthong` commands as processes against real nodes: profiles, send, inbox,
+//! show, fetch, status, track, recall, replace; every mistake a clerk can make gets a message
+//! a clerk can act on; and the one-command demo.
+
+use std::time::Duration;
+
+use harness::network::{NetOptions, PERSON_PASSPHRASE, TestNet, only, topology};
+use harness::{Cli, Run};
+
+const TIEN_YEN: &str = "000.00.41.H49";
+const PHONG_DU: &str = "000.01.41.H49";
+const HA_LAU: &str = "000.02.41.H49";
+
+/// A clerk's shell: `lienthong` with its own configuration directory and passphrases.
+fn clerk_shell() -> Cli {
+    let mut cli = Cli::new();
+    let config = cli.path("config");
+    cli.env("LIENTHONG_CONFIG_DIR", config.to_str().unwrap())
+        .env("CHU_TICH_PASS", PERSON_PASSPHRASE)
+        .env("WRONG_PASS", "not-it");
+    cli
+}
+
+fn add_profile(cli: &Cli, net: &TestNet, name: &str, code: &str) {
+    let dir = net.node_dir(&code.parse().unwrap());
+    let f = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    cli.lienthong([
+        "profile",
+        "add",
+        name,
+        "--agency",
+        code,
+        "--node",
+        &net.addrs[&code.parse().unwrap()].to_string(),
+        "--anchor",
+        net.dir.path().join("root.pem").to_str().unwrap(),
+        "--clerk-cert",
+        &f("clerk.chain.pem"),
+        "--clerk-key",
+        &f("clerk.key.pem"),
+        "--seal-cert",
+        &f("seal.chain.pem"),
+        "--seal-key",
+        &f("seal.key.pem"),
+        "--person-cert",
+        &f("person.chain.pem"),
+        "--person-key",
+        &f("person.key.pem"),
+    ])
+    .ok();
+}
+
+async fn network_with_profiles() -> (TestNet, Cli) {
+    let net =
+        TestNet::start(only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU, HA_LAU]), NetOptions::default()).await;
+    let cli = clerk_shell();
+    add_profile(&cli, &net, "phong-du", PHONG_DU);
+    add_profile(&cli, &net, "ha-lau", HA_LAU);
+    std::fs::write(cli.path("Công văn 7.pdf"), b"%PDF-1.4 Cong van so 7\n").unwrap();
+    (net, cli)
+}
+
+/// Runs `lienthong` on a blocking thread (it is a process; the nodes run on this runtime).
+async fn lienthong(cli: &Cli, args: &[&str]) -> Run {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let program = harness::bin("lienthong");
+    let dir = cli.dir.path().to_owned();
+    let envs: Vec<(String, String)> = vec![
+        ("LIENTHONG_CONFIG_DIR".into(), dir.join("config").to_str().unwrap().to_owned()),
+        ("CHU_TICH_PASS".into(), PERSON_PASSPHRASE.into()),
+        ("WRONG_PASS".into(), "not-it".into()),
+    ];
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(program)
+            .args(&args)
+            .current_dir(&dir)
+            .envs(envs)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn sent_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Sent "))
+        .unwrap_or_else(|| panic!("no id in {stdout}"))
+        .trim()
+        .to_owned()
+}
+
+const SEND: &[&str] = &[
+    "--profile",
+    "phong-du",
+    "send",
+    "--to",
+    HA_LAU,
+    "--number",
+    "7",
+    "--notation",
+    "UBND-VP",
+    "--place",
+    "Phong Dụ",
+    "--subject",
+    "Về việc tổ chức tập huấn phòng chống thiên tai",
+    "--urgency",
+    "khẩn",
+    "--due",
+    "2099-12-31",
+    "--attach",
+    "Công văn 7.pdf",
+    "--passphrase-env",
+    "CHU_TICH_PASS",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_inbox_show_fetch_status_track_recall_and_replace() {
+    harness::logging();
+    let (net, cli) = network_with_profiles().await;
+    let out = lienthong(&cli, SEND).await.ok();
+    let id = sent_id(&out);
+    assert!(id.starts_with("000.01.41.H49,") && id.ends_with(",7/UBND-VP"), "{id}");
+
+    // The recipient's inbox: a table with the sender's name and the subject.
+    until("the document in Hà Lâu's inbox", async || {
+        lienthong(&cli, &["--profile", "ha-lau", "inbox"]).await.stdout.contains(&id)
+    })
+    .await;
+    let table = lienthong(&cli, &["--profile", "ha-lau", "inbox"]).await.ok();
+    for expected in [
+        "Arrived",
+        "Urgency",
+        "Khẩn",
+        "000.01.41.H49 Ủy ban nhân dân xã Phong Dụ",
+        "7/UBND-VP",
+        "Về việc tổ chức",
+        "2099-12-31",
+        "new",
+    ] {
+        assert!(table.contains(expected), "{expected:?} missing from:\n{table}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&lienthong(&cli, &["--profile", "ha-lau", "inbox", "--json", "--urgent"]).await.ok())
+            .unwrap();
+    assert_eq!(json[0]["document"], id.as_str());
+    let none: serde_json::Value = serde_json::from_str(
+        &lienthong(&cli, &["--profile", "ha-lau", "inbox", "--json", "--from", "000.00.00.G22"]).await.ok(),
+    )
+    .unwrap();
+    assert_eq!(none.as_array().unwrap().len(), 0, "the --from filter");
+
+    // Show and fetch verify what arrived.
+    let shown = lienthong(&cli, &["--profile", "ha-lau", "show", &id]).await.ok();
+    assert!(shown.starts_with(&format!("VERIFIED  {id}")) && shown.contains("Nguyễn Văn An, Chủ tịch"), "{shown}");
+    let fetched = lienthong(&cli, &["--profile", "ha-lau", "fetch", &id, "--out", "received"]).await.ok();
+    assert!(fetched.contains("intact"), "{fetched}");
+    assert_eq!(std::fs::read(cli.path("received/Công văn 7.pdf")).unwrap(), b"%PDF-1.4 Cong van so 7\n");
+    let bundle = std::fs::read_dir(cli.path("received"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|x| x == "ltd"))
+        .unwrap()
+        .path();
+    let verified = lienthong(
+        &cli,
+        &[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--anchor",
+            net.dir.path().join("root.pem").to_str().unwrap(),
+            "--allow-unchecked-revocation",
+        ],
+    )
+    .await;
+    assert!(verified.ok().contains("VERIFIED"));
+
+    // Statuses travel back; the sender's track shows hops and statuses.
+    lienthong(&cli, &["--profile", "ha-lau", "status", &id, "accepted", "--note", "Đã tiếp nhận"]).await.ok();
+    lienthong(&cli, &["--profile", "ha-lau", "status", &id, "completed"]).await.ok();
+    until("statuses at the sender", async || {
+        let t = lienthong(&cli, &["--profile", "phong-du", "track", &id]).await.stdout;
+        t.contains("03 accepted") && t.contains("06 completed")
+    })
+    .await;
+    let track = lienthong(&cli, &["--profile", "phong-du", "track", &id]).await.ok();
+    assert!(
+        track.contains("000.00.41.H49 took responsibility from 000.01.41.H49")
+            && track.contains("received it (01 arrived)")
+            && track.contains("Đã tiếp nhận")
+            && track.contains("ICT"),
+        "{track}"
+    );
+
+    // Recall: requested by the sender, seen and accepted by the recipient.
+    lienthong(&cli, &["--profile", "phong-du", "recall", &id, "--note", "Ban hành nhầm"]).await.ok();
+    until("the recall request at Hà Lâu", async || {
+        lienthong(&cli, &["--profile", "ha-lau", "inbox"]).await.stdout.contains("recall requested")
+    })
+    .await;
+    lienthong(&cli, &["--profile", "ha-lau", "status", &id, "recall-accepted"]).await.ok();
+    assert!(lienthong(&cli, &["--profile", "ha-lau", "inbox"]).await.ok().contains("recalled"));
+
+    // Replace: a new document that supersedes an earlier one at the recipient.
+    std::fs::write(cli.path("form.toml"), "to = [\"000.02.41.H49\"]\nnumber = 8\nnotation = \"UBND-VP\"\nplace = \"Phong Dụ\"\nsubject = \"Thay thế công văn số 7\"\n").unwrap();
+    let out = lienthong(
+        &cli,
+        &["--profile", "phong-du", "replace", &id, "--with", "form.toml", "--passphrase-env", "CHU_TICH_PASS"],
+    )
+    .await
+    .ok();
+    let new_id = sent_id(&out);
+    until("the replacement to act on the earlier document", async || {
+        lienthong(&cli, &["--profile", "ha-lau", "inbox"]).await.stdout.contains(&format!("replaced by {new_id}"))
+    })
+    .await;
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_clerk_mistake_gets_a_message_a_clerk_can_act_on() {
+    harness::logging();
+    let (net, cli) = network_with_profiles().await;
+    let fails = async |args: &[&str], expected: &[&str]| {
+        let run = lienthong(&cli, args).await;
+        let line = run.fails();
+        for e in expected {
+            assert!(line.contains(e), "{args:?}: expected {e:?} in {line}");
+        }
+    };
+    let with = |extra: &[&'static str], drop: &[&str]| -> Vec<&'static str> {
+        let mut args: Vec<&str> = Vec::new();
+        let mut skip = false;
+        for a in SEND {
+            if skip {
+                skip = false;
+                continue;
+            }
+            if drop.contains(a) {
+                skip = true;
+                continue;
+            }
+            args.push(a);
+        }
+        args.extend_from_slice(extra);
+        args
+    };
+    // Before anything is signed.
+    fails(&with(&["--to", "000.02.41.h49"], &["--to"]), &["recipient \"000.02.41.h49\"", "upper case"]).await;
+    let long = "dài ".repeat(130);
+    fails(&with(&["--subject", Box::leak(long.into_boxed_str())], &["--subject"]), &["subject has", "more than 500"])
+        .await;
+    fails(&with(&["--attach", "thiếu.pdf"], &["--attach"]), &["thiếu.pdf"]).await;
+    fails(&with(&[], &["--number"]), &["no number", "--number"]).await;
+    fails(&with(&["--urgency", "gấp"], &["--urgency"]), &["unknown urgency", "hỏa tốc"]).await;
+    fails(&with(&["--due", "31/12/2099"], &["--due"]), &["due", "not a date like 2026-11-23"]).await;
+    fails(&with(&["--passphrase-env", "WRONG_PASS"], &["--passphrase-env"]), &["wrong passphrase"]).await;
+    fails(&with(&["--to", PHONG_DU], &["--to"]), &["cannot send to itself"]).await;
+    // Nobody runs 000.09.41.H49: the document leaves, and a signed refusal with the reason
+    // comes back to the sender's track.
+    let lost = sent_id(
+        &lienthong(&cli, &with(&["--to", "000.09.41.H49", "--number", "70"], &["--to", "--number"])).await.ok(),
+    );
+    until("the refusal at the sender", async || {
+        lienthong(&cli, &["--profile", "phong-du", "track", &lost])
+            .await
+            .stdout
+            .contains("02 refused for 000.09.41.H49: no route to 000.09.41.H49")
+    })
+    .await;
+    // Working on documents.
+    fails(
+        &["--profile", "ha-lau", "status", "000.01.41.H49,2026/01/01,99/UBND-VP", "accepted"],
+        &["no document", "at this agency"],
+    )
+    .await;
+    let id = sent_id(&lienthong(&cli, SEND).await.ok());
+    fails(&["--profile", "phong-du", "status", &id, "accepted"], &["was not received by this agency"]).await;
+    fails(&["--profile", "ha-lau", "recall", &id], &["only the sender can recall it"]).await;
+    fails(&["--profile", "ha-lau", "fetch", "000.01.41.H49,2026/01/01,99/UBND-VP", "--out", "x"], &["no document"])
+        .await;
+    let usage = lienthong(&cli, &["--profile", "ha-lau", "status", &id, "done"]).await;
+    assert_eq!(usage.status, 2);
+    assert!(
+        usage.stderr.contains("possible values: accepted, assigned, processing, completed, refused"),
+        "{}",
+        usage.stderr
+    );
+    // Profiles.
+    fails(&["--profile", "nowhere", "inbox"], &["no profile named \"nowhere\""]).await;
+    let mut empty = Cli::new();
+    let cfg = empty.path("cfg");
+    empty.env("LIENTHONG_CONFIG_DIR", cfg.to_str().unwrap());
+    let err = empty.lienthong(["inbox"]).fails();
+    assert!(err.contains("no profile yet") && err.contains("lienthong profile add"), "{err}");
+    let err = empty
+        .lienthong([
+            "profile",
+            "add",
+            "x",
+            "--agency",
+            HA_LAU,
+            "--node",
+            "127.0.0.1:1",
+            "--anchor",
+            net.dir.path().join("root.pem").to_str().unwrap(),
+            "--clerk-cert",
+            net.node_dir(&HA_LAU.parse().unwrap()).join("seal.chain.pem").to_str().unwrap(),
+            "--clerk-key",
+            "k",
+        ])
+        .fails();
+    assert!(err.contains("cannot be used as a clerk certificate"), "{err}");
+    // The node is down.
+    let mut net = net;
+    net.stop_node(&HA_LAU.parse().unwrap()).await;
+    fails(&["--profile", "ha-lau", "inbox"], &["cannot reach the node 000.02.41.H49", "is the node running"]).await;
+    net.stop().await;
+}
+
+#[test]
+fn the_demo_runs_in_one_command() {
+    let cli = Cli::new();
+    let run = cli.lienthong(["demo", "--dir", "net"]);
+    assert_eq!(run.status, 0, "demo failed:\n{}\n{}", run.stdout, run.stderr);
+    for expected in [
+        "arrived at Ủy ban nhân dân xã Thanh Sơn",
+        "arrived at Văn phòng Chính phủ",
+        "06 completed",
+        "took responsibility from",
+        "VERIFIED  000.01.41.H49",
+        "Network stopped",
+        "Demo finished in",
+    ] {
+        assert!(run.stdout.contains(expected), "{expected:?} missing from:\n{}", run.stdout);
+    }
+    assert!(!cli.path("net/pids.txt").exists(), "no node left running");
+    // The 2025 network (no districts) runs on the same code.
+    let run = cli.lienthong(["demo", "--dir", "net2025", "--topology", "quang-ninh-2025"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("arrived at Ủy ban nhân dân đặc khu Vân Đồn"), "{}", run.stdout);
+}
