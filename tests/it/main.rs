@@ -1,6 +1,23 @@
 //! Integration tests: one binary, one module per topic.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+/// Generates, for each named `async fn NAME(db: Database)`, the tests `NAME::sqlite` and
+/// `NAME::postgres`: one suite, run against both storage backends.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$test(harness::network::Database::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$test(harness::network::Database::Postgres).await
+            }
+        }
+    )*};
+}
+
 mod clerk_cli;
 mod clerk_protocol;
 mod crash;

@@ -1,8 +1,8 @@
-//! The demo network, in-process: real QUIC on loopback, real SQLite.
+//! The demo network, in-process: real QUIC on loopback, on SQLite and on PostgreSQL.
 
 use std::time::Duration;
 
-use harness::network::{NetOptions, TestNet, topology, wait_for};
+use harness::network::{Database, NetOptions, TestNet, topology, wait_for};
 use pki::AgencyCode;
 use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
 
@@ -29,10 +29,11 @@ async fn receipts(net: &TestNet, at: &str, digest: &[u8; 32]) -> Vec<(ReceiptKin
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_document_crosses_the_quang_ninh_network_with_receipts_everywhere() {
+on_both_backends!(a_document_crosses_the_quang_ninh_network_with_receipts_everywhere);
+
+async fn a_document_crosses_the_quang_ninh_network_with_receipts_everywhere(database: Database) {
     harness::logging();
-    let net = TestNet::start(topology("quang-ninh-2024"), NetOptions::default()).await;
+    let net = TestNet::start(topology("quang-ninh-2024"), NetOptions { database, ..NetOptions::default() }).await;
     let sender = net.clerk(PHONG_DU).await;
     let doc = net.document(PHONG_DU, &[THANH_SON, GOV], 101);
     let id = doc.submit(&sender).await.unwrap();

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod network;
 pub mod operator;
+pub mod postgres;
 
 pub use cli::{Cli, Run, bin};
 

@@ -16,6 +16,8 @@ use pki::{AgencyCode, Profile};
 
 pub use node::demo::{DemoPki, Topology};
 
+use crate::postgres::PgCluster;
+
 /// Loads `deploy/topology/NAME.toml`.
 pub fn topology(name: &str) -> Topology {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/topology").join(format!("{name}.toml"));
@@ -31,12 +33,18 @@ pub fn only(topology: &Topology, codes: &[&str]) -> Topology {
 pub const PERSON_PASSPHRASE: &str = "demo-passphrase";
 
 /// Storage for the nodes of a test network.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Database {
     /// A SQLite file per node in its data directory.
     Sqlite,
-    /// A PostgreSQL URL per node.
-    Postgres(BTreeMap<AgencyCode, String>),
+    /// A throwaway PostgreSQL cluster for the network, one database per agency (processes of
+    /// the same agency share it).
+    Postgres,
+}
+
+/// The PostgreSQL database of an agency in a test network.
+pub fn database_name(code: &AgencyCode) -> String {
+    format!("node_{}", code.to_string().replace('.', "_").to_lowercase())
 }
 
 /// How to run a test network.
@@ -68,6 +76,7 @@ pub struct TestNet {
     pub nodes: BTreeMap<AgencyCode, NodeHandle>,
     sockets: BTreeMap<AgencyCode, UdpSocket>,
     options: NetOptions,
+    pg: Option<PgCluster>,
 }
 
 impl TestNet {
@@ -89,7 +98,17 @@ impl TestNet {
             sockets.insert(code, socket);
         }
         node::demo::write_shared(dir.path(), &pki, &crls).unwrap();
-        let net = TestNet { dir, pki, topology, addrs, nodes: BTreeMap::new(), sockets, options };
+        let pg = match options.database {
+            Database::Sqlite => None,
+            Database::Postgres => {
+                let cluster = PgCluster::start();
+                for code in topology.codes() {
+                    cluster.database(&database_name(&code));
+                }
+                Some(cluster)
+            }
+        };
+        let net = TestNet { dir, pki, topology, addrs, nodes: BTreeMap::new(), sockets, options, pg };
         for code in net.topology.codes() {
             net.write_node_files(&code);
         }
@@ -112,6 +131,11 @@ impl TestNet {
         net
     }
 
+    /// The network's PostgreSQL cluster, if it runs on one.
+    pub fn pg(&self) -> Option<&PgCluster> {
+        self.pg.as_ref()
+    }
+
     pub fn node_dir(&self, code: &AgencyCode) -> PathBuf {
         self.dir.path().join(code.to_string())
     }
@@ -121,10 +145,7 @@ impl TestNet {
     }
 
     fn write_node_files(&self, code: &AgencyCode) {
-        let database = match &self.options.database {
-            Database::Sqlite => None,
-            Database::Postgres(urls) => Some(urls[code].clone()),
-        };
+        let database = self.pg.as_ref().map(|pg| pg.url(&database_name(code)));
         let options = node::demo::NodeOptions {
             database,
             crl_file: self.options.with_crls,
