@@ -115,8 +115,18 @@ impl Default for RawCrl {
 pub struct RawNeighbour {
     /// Its agency code.
     pub agency: String,
-    /// Its UDP address.
-    pub address: String,
+    /// Its UDP address, or several: the processes of a scaled-out node.
+    pub address: Addresses,
+}
+
+/// One address or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Addresses {
+    /// `address = "10.0.0.5:7400"`.
+    One(String),
+    /// `address = ["10.0.0.5:7400", "10.0.0.6:7400"]`.
+    Many(Vec<String>),
 }
 
 /// `[limits]`: every bound a peer could otherwise push on us.
@@ -143,6 +153,12 @@ pub struct RawLimits {
     pub keep_alive: String,
     /// A request that takes longer than this fails (and is retried).
     pub request_timeout: String,
+    /// Connecting to one address of a neighbour gives up after this long (and tries the next).
+    pub connect_timeout: String,
+    /// How long a claim on an outbox transfer holds unless renewed. The process holding it
+    /// renews it while the transfer runs; when a process of a scaled-out node dies, the others
+    /// take its transfers over after at most this long.
+    pub outbox_lease: String,
 }
 
 impl Default for RawLimits {
@@ -158,6 +174,8 @@ impl Default for RawLimits {
             idle_timeout: "60s".into(),
             keep_alive: "15s".into(),
             request_timeout: "120s".into(),
+            connect_timeout: "10s".into(),
+            outbox_lease: "30s".into(),
         }
     }
 }
@@ -198,9 +216,11 @@ impl Default for RawRetry {
 pub struct Neighbour {
     /// Its agency code.
     pub agency: AgencyCode,
-    /// Its address, `host:port` (a name is looked up at each connection, so DNS changes need
-    /// no restart).
-    pub address: String,
+    /// Its addresses, `host:port`, tried in order when connecting, starting after the one
+    /// whose connection was lost last (a name is looked up at each connection and may resolve
+    /// to several addresses, so DNS changes need no restart). Several addresses are the
+    /// processes of a scaled-out node.
+    pub addresses: Vec<String>,
 }
 
 /// Limits, validated.
@@ -226,6 +246,10 @@ pub struct Limits {
     pub keep_alive: Duration,
     /// See [`RawLimits::request_timeout`].
     pub request_timeout: Duration,
+    /// See [`RawLimits::connect_timeout`].
+    pub connect_timeout: Duration,
+    /// See [`RawLimits::outbox_lease`].
+    pub outbox_lease: Duration,
 }
 
 /// Retry policy, validated.
@@ -424,8 +448,20 @@ fn check_host_port(text: &str) -> Result<String, String> {
 
 fn neighbour(p: &mut Problems, key: &str, raw: &RawNeighbour) -> Option<Neighbour> {
     let agency = p.check(&format!("{key}.agency"), raw.agency.parse::<AgencyCode>());
-    let address = p.check(&format!("{key}.address"), check_host_port(&raw.address));
-    Some(Neighbour { agency: agency?, address: address? })
+    let listed = match &raw.address {
+        Addresses::One(a) => std::slice::from_ref(a),
+        Addresses::Many(list) => list.as_slice(),
+    };
+    if listed.is_empty() {
+        p.add(format!("{key}.address"), "is an empty list");
+        return None;
+    }
+    let mut addresses = Vec::with_capacity(listed.len());
+    for a in listed {
+        addresses.push(p.check(&format!("{key}.address"), check_host_port(a)));
+    }
+    let addresses: Option<Vec<String>> = addresses.into_iter().collect();
+    Some(Neighbour { agency: agency?, addresses: addresses? })
 }
 
 impl Config {
@@ -533,6 +569,11 @@ impl Config {
         let idle = duration(&mut p, "limits.idle_timeout", &l.idle_timeout);
         let keep_alive = duration(&mut p, "limits.keep_alive", &l.keep_alive);
         let request_timeout = duration(&mut p, "limits.request_timeout", &l.request_timeout);
+        let connect_timeout = duration(&mut p, "limits.connect_timeout", &l.connect_timeout);
+        let outbox_lease = duration(&mut p, "limits.outbox_lease", &l.outbox_lease);
+        if outbox_lease.is_some_and(|d| d < Duration::from_secs(1)) {
+            p.add("limits.outbox_lease", "must be at least 1s (it is renewed every third of it)");
+        }
         if let (Some(i), Some(k)) = (idle, keep_alive)
             && k >= i
         {
@@ -581,6 +622,8 @@ impl Config {
                 idle_timeout: idle.ok_or_else(missing)?,
                 keep_alive: keep_alive.ok_or_else(missing)?,
                 request_timeout: request_timeout.ok_or_else(missing)?,
+                connect_timeout: connect_timeout.ok_or_else(missing)?,
+                outbox_lease: outbox_lease.ok_or_else(missing)?,
             },
             retry: RetryPolicy {
                 initial: initial.ok_or_else(missing)?,
@@ -649,6 +692,9 @@ poll = "10s"
 # [[child]]
 # agency = "000.01.41.H49"
 # address = "10.0.0.5:7400"
+# A node scaled out over several processes: list them (tried in order, the next one after a
+# lost connection), or give one DNS name that resolves to all of them.
+# address = ["10.0.0.5:7400", "10.0.0.6:7400", "10.0.0.7:7400"]
 
 [limits]
 max_frame_bytes = 16777216           # envelope, CRLs and receipts of one request
@@ -661,6 +707,8 @@ max_in_flight_per_peer = 16
 idle_timeout = "60s"
 keep_alive = "15s"
 request_timeout = "120s"
+connect_timeout = "10s"              # per address of a neighbour; then the next address
+outbox_lease = "30s"                 # a dead process's transfers are taken over after this
 
 [retry]
 initial = "1s"

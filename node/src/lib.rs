@@ -53,6 +53,31 @@ pub enum StartError {
     /// The QUIC endpoint failed.
     #[error("QUIC endpoint: {0}")]
     Endpoint(String),
+    /// Another node process already runs on this SQLite database.
+    #[error(
+        "another lienthong-node is already running on {0} (a SQLite node is one process; to run several processes of one agency, use PostgreSQL)"
+    )]
+    AlreadyRunning(std::path::PathBuf),
+    /// The run lock could not be taken.
+    #[error("cannot lock {0}: {1}")]
+    Lock(std::path::PathBuf, std::io::Error),
+}
+
+/// Takes the lock that keeps a second process off a SQLite node's data (two processes would
+/// both send every transfer, since SQLite claims are plain reads). Held until the handle goes.
+fn run_lock(config: &Config) -> Result<Option<std::fs::File>, StartError> {
+    if !config.database.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let path = config.data_dir.join("node.lock");
+    let lock_error = |e| StartError::Lock(path.clone(), e);
+    std::fs::create_dir_all(&config.data_dir).map_err(lock_error)?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(lock_error)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::AlreadyRunning(config.data_dir.clone())),
+        Err(std::fs::TryLockError::Error(e)) => Err(lock_error(e)),
+    }
 }
 
 /// Counters kept in memory since start (the persistent ones are in the database).
@@ -124,6 +149,13 @@ pub struct NodeHandle {
     pub node: Arc<Node>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// See [`run_lock`]; released when the handle is dropped (after shutdown).
+    _run_lock: Option<std::fs::File>,
+}
+
+/// This machine's name, to tell the processes of a scaled-out node apart.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }
 
 fn random_u64() -> u64 {
@@ -136,10 +168,16 @@ impl Node {
     /// Starts a node on an already bound UDP socket: opens storage (applying migrations),
     /// loads CRLs, and spawns the server, the outbox worker and the CRL watcher.
     pub async fn start(config: Config, socket: std::net::UdpSocket) -> Result<NodeHandle, StartError> {
+        let run_lock = run_lock(&config)?;
         let store = Store::open(&config.database, &config.data_dir).await?;
-        if store.backend() == storage::Backend::Sqlite {
+        // Claims are owned by "instance/pid-random". The instance (host and listen address)
+        // is the same across restarts of one process of a scaled-out node, so a restarted
+        // process frees what its previous run held at once instead of waiting out the lease.
+        let instance = format!("{}@{}/{}", config.agency, hostname(), config.listen);
+        match store.backend() {
             // A single-process node: nothing from a previous run is still being sent.
-            store.release_leases().await?;
+            storage::Backend::Sqlite => store.release_leases(None).await?,
+            storage::Backend::Postgres => store.release_leases(Some(&instance)).await?,
         }
         let trust = Arc::new(Trust::new(config.anchors.clone(), store.crls().await?, config.crl_freshness));
         let routes = Routes::new(
@@ -188,7 +226,7 @@ impl Node {
             inbound_per_peer: StdMutex::new(HashMap::new()),
             outbox_wake: Notify::new(),
             crl_fetch: Notify::new(),
-            lease_owner: format!("{}-{}-{:x}", config.agency, std::process::id(), random_u64()),
+            lease_owner: format!("{instance}/{}-{:x}", std::process::id(), random_u64()),
             jitter: StdMutex::new(seed),
             shutdown,
             started: time::OffsetDateTime::now_utc(),
@@ -202,7 +240,7 @@ impl Node {
         tasks.spawn(outbound::run_outbox(node.clone()));
         tasks.spawn(crls::watch_files(node.clone()));
         tracing::info!(agency = %node.config.agency, listen = %node.local_addr(), "node started");
-        Ok(NodeHandle { node, stop, tasks })
+        Ok(NodeHandle { node, stop, tasks, _run_lock: run_lock })
     }
 
     /// The address the endpoint is bound to.

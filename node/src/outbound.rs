@@ -40,7 +40,15 @@ enum Outcome {
 
 /// One cached connection per neighbour, each behind its own lock, so connecting to a dead
 /// neighbour does not hold up traffic to the others.
-pub(crate) type ConnectionSlots = StdMutex<HashMap<AgencyCode, Arc<tokio::sync::Mutex<Option<quinn::Connection>>>>>;
+pub(crate) type ConnectionSlots = StdMutex<HashMap<AgencyCode, Arc<tokio::sync::Mutex<Slot>>>>;
+
+/// A neighbour's connection and where the next connection attempt starts.
+#[derive(Default)]
+pub(crate) struct Slot {
+    connection: Option<quinn::Connection>,
+    /// Index into the neighbour's resolved addresses of the next one to try first.
+    next: usize,
+}
 
 impl Node {
     /// The time a request carrying `bytes` may take.
@@ -48,7 +56,10 @@ impl Node {
         self.config.limits.request_timeout + Duration::from_secs(bytes / MIN_TRANSFER_RATE)
     }
 
-    /// The connection to neighbour `hop`, opening one if needed.
+    /// The connection to neighbour `hop`, opening one if needed. A neighbour may have several
+    /// addresses (the processes of a scaled-out node, or a name resolving to several): they
+    /// are tried in turn, starting with the first listed, and after a lost connection with
+    /// the next one, so traffic moves off a dead process at once.
     pub async fn connection(&self, hop: &AgencyCode) -> Result<quinn::Connection, String> {
         let slot = {
             let mut slots = match self.connections.lock() {
@@ -58,38 +69,63 @@ impl Node {
             slots.entry(*hop).or_default().clone()
         };
         let mut slot = slot.lock().await;
-        if let Some(c) = slot.as_ref()
-            && c.close_reason().is_none()
-        {
-            return Ok(c.clone());
+        if let Some(c) = slot.connection.as_ref() {
+            if c.close_reason().is_none() {
+                return Ok(c.clone());
+            }
+            slot.connection = None;
+            slot.next += 1;
         }
-        let address = self
+        let listed = self
             .config
             .neighbours()
             .find(|(n, _)| n.agency == *hop)
-            .map(|(n, _)| n.address.clone())
+            .map(|(n, _)| n.addresses.clone())
             .ok_or_else(|| format!("{hop} is not a configured neighbour"))?;
-        let addr = tokio::net::lookup_host(address.as_str())
-            .await
-            .map_err(|e| format!("cannot look up {hop}'s address {address}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{hop}'s address {address} resolves to nothing"))?;
-        let connecting = self
-            .endpoint
-            .connect_with(self.client_config.clone(), addr, &crate::tls::server_name(hop))
-            .map_err(|e| format!("cannot connect to {hop} at {addr}: {e}"))?;
-        let conn = tokio::time::timeout(self.config.limits.request_timeout, connecting)
-            .await
-            .map_err(|_| format!("connecting to {hop} at {addr} timed out"))?
-            .map_err(|e| format!("cannot connect to {hop} at {addr}: {e}"))?;
-        *slot = Some(conn.clone());
-        drop(slot);
-        tracing::info!(peer = %hop, address = %addr, "connected");
-        if self.routes.relation(hop) == Some(crate::routing::Relation::Parent) {
-            // Children fetch CRLs on connecting to their parent (the CRL task does it).
-            self.crl_fetch.notify_one();
+        let mut addrs = Vec::new();
+        let mut problems = Vec::new();
+        for address in &listed {
+            match tokio::net::lookup_host(address.as_str()).await {
+                Ok(found) => addrs.extend(found),
+                Err(e) => problems.push(format!("cannot look up {address}: {e}")),
+            }
         }
-        Ok(conn)
+        if addrs.is_empty() {
+            problems.push(format!("{} resolves to nothing", listed.join(", ")));
+        }
+        for i in 0..addrs.len() {
+            let at = (slot.next + i) % addrs.len();
+            let addr = addrs[at];
+            let attempt = async {
+                let connecting = self
+                    .endpoint
+                    .connect_with(self.client_config.clone(), addr, &crate::tls::server_name(hop))
+                    .map_err(|e| format!("{addr}: {e}"))?;
+                tokio::time::timeout(self.config.limits.connect_timeout, connecting)
+                    .await
+                    .map_err(|_| format!("{addr}: timed out after {:?}", self.config.limits.connect_timeout))?
+                    .map_err(|e| format!("{addr}: {e}"))
+            };
+            match attempt.await {
+                Ok(conn) => {
+                    slot.connection = Some(conn.clone());
+                    slot.next = at;
+                    drop(slot);
+                    tracing::info!(peer = %hop, address = %addr, "connected");
+                    if self.routes.relation(hop) == Some(crate::routing::Relation::Parent) {
+                        // Children fetch CRLs on connecting to their parent (the CRL task does it).
+                        self.crl_fetch.notify_one();
+                    }
+                    return Ok(conn);
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %hop, error = %e, "cannot connect");
+                    problems.push(e);
+                }
+            }
+        }
+        slot.next += 1;
+        Err(format!("cannot connect to {hop}: {}", problems.join("; ")))
     }
 
     /// Sends one request to `hop` and reads the answer, within `timeout`. `body` writes
@@ -143,12 +179,23 @@ pub async fn run_outbox(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
     let in_flight: Arc<StdMutex<HashSet<i64>>> = Arc::default();
     let mut per_peer: HashMap<AgencyCode, Arc<Semaphore>> = HashMap::new();
-    let lease = node.config.limits.request_timeout * 3 + Duration::from_secs(60);
+    // A claim holds for one lease and is renewed every third of it while its transfer runs
+    // (PostgreSQL; on SQLite one process owns the outbox and claims are plain reads).
+    let lease = node.config.limits.outbox_lease;
+    let renew_every = lease / 3;
+    let mut renewed_at = tokio::time::Instant::now();
     loop {
         if node.stopping() {
             break;
         }
         let now = millis(node.now());
+        if node.store.backend() == crate::storage::Backend::Postgres && renewed_at.elapsed() >= renew_every {
+            let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
+            if let Err(e) = node.store.renew_leases(&node.lease_owner, &running, now + lease.as_millis() as i64).await {
+                tracing::error!(error = %e, "cannot renew outbox claims");
+            }
+            renewed_at = tokio::time::Instant::now();
+        }
         let busy = in_flight.lock().map(|s| s.len()).unwrap_or(MAX_CLAIMED);
         let claimed = if busy < MAX_CLAIMED {
             match node
@@ -201,6 +248,11 @@ pub async fn run_outbox(node: Arc<Node>) {
                 Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
                 _ => Duration::from_secs(1),
             }
+        };
+        let wait = if node.store.backend() == crate::storage::Backend::Postgres {
+            wait.min(renew_every.saturating_sub(renewed_at.elapsed()))
+        } else {
+            wait
         };
         tokio::select! {
             _ = node.outbox_wake.notified() => {}

@@ -1,10 +1,10 @@
-//! Crash safety with real processes: documents in flight while the province node is killed
+//! Crash safety with real processes, on SQLite and on PostgreSQL: documents in flight while the province node is killed
 //! with SIGKILL and restarted arrive exactly once, with every receipt.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use harness::network::{NetOptions, TestNet, only, topology, wait_for};
+use harness::network::{Database, NetOptions, TestNet, only, topology, wait_for};
 use pki::AgencyCode;
 use pki::document::{ReceiptKind, StatusCode};
 
@@ -13,12 +13,13 @@ const THANH_SON: &str = "000.01.42.H49";
 const PROVINCE: &str = "000.00.00.H49";
 const DOCUMENTS: u32 = 200;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once() {
+on_both_backends!(two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once);
+
+async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once(database: Database) {
     harness::logging();
     let topology =
         only(&topology("quang-ninh-2024"), &[PROVINCE, "000.00.41.H49", "000.00.42.H49", PHONG_DU, THANH_SON]);
-    let mut net = TestNet::prepare(topology, NetOptions::default());
+    let mut net = TestNet::prepare(topology, NetOptions { database, ..NetOptions::default() });
     let mut processes: BTreeMap<AgencyCode, harness::network::NodeProcess> = BTreeMap::new();
     for code in net.topology.codes() {
         processes.insert(code, net.spawn_process(&code));

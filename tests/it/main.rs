@@ -26,3 +26,5 @@ mod network;
 mod pki_cli;
 mod refusals;
 mod revocation;
+mod scale_out;
+mod storage;

@@ -398,10 +398,17 @@ impl TestNet {
     /// `node.log` in its directory.
     pub fn spawn_process(&mut self, code: &AgencyCode) -> NodeProcess {
         self.release_socket(code);
+        self.spawn_with(code, "node.toml")
+    }
+
+    /// Starts a process of `code` with the config file `config` of its directory; its log
+    /// goes beside it (`p2.toml` logs to `p2.log`).
+    pub fn spawn_with(&self, code: &AgencyCode, config: &str) -> NodeProcess {
         let dir = self.node_dir(code);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log")).unwrap();
+        let log_name = if config == "node.toml" { "node.log".to_owned() } else { config.replace(".toml", ".log") };
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(log_name)).unwrap();
         let child = std::process::Command::new(crate::bin("lienthong-node"))
-            .args(["run", "--config", "node.toml"])
+            .args(["run", "--config", config])
             .current_dir(&dir)
             .env("LIENTHONG_LOG", std::env::var("LIENTHONG_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(std::process::Stdio::null())
@@ -411,13 +418,52 @@ impl TestNet {
         NodeProcess { code: *code, child }
     }
 
+    /// Scales `code` out to `n` processes sharing its database and data directory: writes
+    /// `p1.toml` … `pN.toml` (the same config on other loopback ports) and gives every
+    /// neighbour the list of addresses, rotated so that each neighbour prefers another
+    /// process. Returns the addresses; start them with [`TestNet::spawn_with`].
+    pub fn scale_out(&mut self, code: &AgencyCode, n: usize) -> Vec<SocketAddr> {
+        self.release_socket(code);
+        let first = self.addrs[code];
+        let mut addrs = vec![first];
+        for _ in 1..n {
+            addrs.push(UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap());
+        }
+        let base = std::fs::read_to_string(self.config_path(code)).unwrap();
+        let listen = format!("listen = \"{first}\"");
+        assert!(base.contains(&listen));
+        for (i, a) in addrs.iter().enumerate() {
+            let text = base.replace(&listen, &format!("listen = \"{a}\""));
+            std::fs::write(self.node_dir(code).join(format!("p{}.toml", i + 1)), text).unwrap();
+        }
+        let single = format!("address = \"{first}\"");
+        let neighbours: Vec<AgencyCode> = self.topology.codes().into_iter().filter(|c| c != code).collect();
+        for (k, neighbour) in neighbours.iter().enumerate() {
+            let path = self.config_path(neighbour);
+            let text = std::fs::read_to_string(&path).unwrap();
+            if !text.contains(&single) {
+                continue;
+            }
+            let mut order = addrs.clone();
+            order.rotate_left(k % n);
+            let list = order.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+            std::fs::write(&path, text.replace(&single, &format!("address = [{list}]"))).unwrap();
+        }
+        addrs
+    }
+
     /// Waits until a node process answers its clerk.
     pub async fn wait_ready(&self, code: &str) -> ClerkClient {
+        self.wait_ready_at(code, self.addrs[&code.parse::<AgencyCode>().unwrap()]).await
+    }
+
+    /// Waits until the node process of `code` at `addr` answers its clerk.
+    pub async fn wait_ready_at(&self, code: &str, addr: SocketAddr) -> ClerkClient {
         let start = std::time::Instant::now();
         loop {
             let agency: AgencyCode = code.parse().unwrap();
             match ClerkClient::connect(
-                self.addrs[&agency],
+                addr,
                 agency,
                 &self.identity(&agency, Profile::Clerk),
                 vec![self.pki.root.cert.clone()],

@@ -200,13 +200,49 @@ impl Store {
         rows.iter().map(transfer).collect()
     }
 
-    /// Releases every lease (at start of a single-process SQLite node, whose previous run
-    /// cannot be sending anything any more).
-    pub async fn release_leases(&self) -> Result<(), StoreError> {
+    /// Extends this owner's claims on the transfers still running (`ids`) until `until`;
+    /// returns how many claims were extended. A claim that expired and was taken by another
+    /// process stays with it (the guarded finish keeps the two from both recording).
+    pub async fn renew_leases(&self, owner: &str, ids: &[i64], until: i64) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Row ids are integers this process read from the database: safe to inline, and
+        // portable across backends (no array binds in sqlx's Any driver).
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending'")
-            .execute(tx.conn())
-            .await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE outbox SET lease_until = $1 WHERE lease_owner = $2 AND state = 'pending' AND id IN ({list})"
+        )))
+        .bind(until)
+        .bind(owner)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Releases the leases of a previous run: every lease (a single-process SQLite node), or
+    /// those whose owner is `instance/…` (a restarted process of a scaled-out node; its
+    /// previous run cannot be sending anything any more).
+    pub async fn release_leases(&self, instance: Option<&str>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        match instance {
+            None => {
+                sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending'")
+                    .execute(tx.conn())
+                    .await?;
+            }
+            Some(instance) => {
+                // Compared as a prefix without LIKE, so no character of the name is a pattern.
+                let prefix = format!("{instance}/");
+                sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending' AND SUBSTR(lease_owner, 1, CAST($1 AS INTEGER)) = $2")
+                    .bind(prefix.chars().count() as i64)
+                    .bind(prefix)
+                    .execute(tx.conn())
+                    .await?;
+            }
+        }
         tx.commit().await
     }
 

@@ -124,7 +124,9 @@ impl Tx<'_> {
                 Ok(true)
             }
             None => {
-                sqlx::query("INSERT INTO crls (issuer, issuer_name, this_update, next_update, der, stored_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                // Another process of this node (PostgreSQL) may store the same issuer's CRL at
+                // this instant; its copy stands and the next push or fetch settles any order.
+                let done = sqlx::query("INSERT INTO crls (issuer, issuer_name, this_update, next_update, der, stored_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (issuer) DO NOTHING")
                     .bind(crl.issuer_raw.clone())
                     .bind(&crl.issuer)
                     .bind(this_update)
@@ -133,7 +135,7 @@ impl Tx<'_> {
                     .bind(now)
                     .execute(self.conn())
                     .await?;
-                Ok(true)
+                Ok(done.rows_affected() > 0)
             }
         }
     }

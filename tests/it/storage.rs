@@ -1,0 +1,363 @@
+//! The storage suite: the node's `Store` on SQLite and on PostgreSQL, the same tests on both
+//! (`NAME::sqlite`, `NAME::postgres`). Concurrency is real: several transactions race on one
+//! database, and on PostgreSQL several stores stand for several node processes.
+
+use std::sync::Arc;
+
+use harness::network::{Database, NetOptions, SignedDocument, TestNet, only, topology};
+use node::config::Config;
+use node::storage::{DocInsert, NewDocument, Store, TransferKind};
+use pki::AgencyCode;
+use pki::document::{Receipt, ReceiptKind, SignedReceipt, StatusCode};
+
+const TIEN_YEN: &str = "000.00.41.H49";
+const PHONG_DU: &str = "000.01.41.H49";
+const HA_LAU: &str = "000.02.41.H49";
+
+fn code(s: &str) -> AgencyCode {
+    s.parse().unwrap()
+}
+
+/// A test network (for its PKI and database) and Tiên Yên's store, opened as its node would.
+async fn open(database: Database) -> (TestNet, Arc<Store>) {
+    let net = TestNet::prepare(
+        only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU, HA_LAU]),
+        NetOptions { database, ..NetOptions::default() },
+    );
+    let store = open_again(&net).await;
+    (net, store)
+}
+
+/// Another store on Tiên Yên's database: what a second node process would open.
+async fn open_again(net: &TestNet) -> Arc<Store> {
+    let config = Config::load(&net.config_path(&code(TIEN_YEN))).unwrap();
+    Arc::new(Store::open(&config.database, &config.data_dir).await.unwrap())
+}
+
+fn new_document<'a>(doc: &'a SignedDocument, at: i64) -> NewDocument<'a> {
+    NewDocument {
+        manifest: &doc.manifest,
+        envelope: &doc.envelope,
+        digest: doc.digest,
+        sender_name: "Ủy ban nhân dân xã Phong Dụ",
+        received_from: PHONG_DU,
+        received_at: at,
+        provisional: false,
+        outgoing: false,
+    }
+}
+
+/// A receipt signed by `by`'s seal.
+fn receipt(net: &TestNet, kind: ReceiptKind, doc: &SignedDocument, by: &str, to: &str, rcpt: &[&str]) -> SignedReceipt {
+    let a = &net.pki.agencies[&code(by)];
+    Receipt {
+        kind,
+        document: doc.manifest.id(),
+        envelope: doc.digest,
+        by: code(by),
+        to: code(to),
+        at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+        recipients: rcpt.iter().map(|r| code(r)).collect(),
+        note: None,
+    }
+    .sign(&a.seal.key, &a.chain(&a.seal.cert))
+    .unwrap()
+}
+
+on_both_backends!(
+    a_document_is_stored_once_per_envelope,
+    racing_deliveries_store_one_document,
+    receipts_are_stored_once,
+    the_outbox_deduplicates_retries_and_dead_letters,
+    a_second_process_never_sends_the_same_transfer,
+    only_newer_crls_replace_older_ones,
+    counters_add_up_under_concurrency,
+);
+
+async fn a_document_is_stored_once_per_envelope(database: Database) {
+    let (net, store) = open(database).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU], 1);
+
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(id) = tx.insert_document(&new_document(&doc, 1)).await.unwrap() else {
+        panic!("first insert is not new")
+    };
+    assert!(tx.add_route(id, &code(HA_LAU), Some(&code(HA_LAU)), "pending", 1).await.unwrap());
+    tx.commit().await.unwrap();
+
+    // The same envelope again is recognised; the same document id with another envelope (the
+    // same manifest signed again) is a conflict.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.insert_document(&new_document(&doc, 2)).await.unwrap(), DocInsert::Existing(id));
+    assert!(!tx.add_route(id, &code(HA_LAU), Some(&code(HA_LAU)), "pending", 2).await.unwrap());
+    let resigned = net.sign(doc.manifest.clone(), doc.bodies.clone());
+    assert_ne!(resigned.digest, doc.digest);
+    assert_eq!(tx.insert_document(&new_document(&resigned, 2)).await.unwrap(), DocInsert::Conflict);
+    tx.commit().await.unwrap();
+
+    let stored = store.document_by_id(&doc.id).await.unwrap().unwrap();
+    assert_eq!((stored.id, stored.digest, stored.envelope.as_slice()), (id, doc.digest, doc.envelope.as_slice()));
+    assert_eq!(stored.recipients, vec![code(HA_LAU)]);
+    let attachments = store.attachments(id).await.unwrap();
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(attachments[0].sha256, doc.manifest.attachments[0].sha256);
+
+    // A transaction dropped without commit leaves nothing behind.
+    let other = net.document(PHONG_DU, &[HA_LAU], 2);
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(tx.insert_document(&new_document(&other, 3)).await.unwrap(), DocInsert::New(_)));
+    drop(tx);
+    assert!(store.document_by_id(&other.id).await.unwrap().is_none());
+
+    // The inbox holds a document once.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.inbox_add(id, 4).await.unwrap());
+    assert!(!tx.inbox_add(id, 5).await.unwrap());
+    tx.inbox_status(id, 3, 6).await.unwrap();
+    tx.commit().await.unwrap();
+    let inbox = store.inbox(10).await.unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!((inbox[0].document.as_str(), inbox[0].status), (doc.id.as_str(), Some(3)));
+    assert_eq!(inbox[0].subject, doc.manifest.subject);
+    store.close().await;
+}
+
+async fn racing_deliveries_store_one_document(database: Database) {
+    let (net, store) = open(database).await;
+    // Two stores: on PostgreSQL, two node processes racing; on SQLite, one process's
+    // connections.
+    let second = open_again(&net).await;
+    let doc = Arc::new(net.document(PHONG_DU, &[HA_LAU], 7));
+    let mut racers = Vec::new();
+    for i in 0..8i64 {
+        let store = if i % 2 == 0 { store.clone() } else { second.clone() };
+        let doc = doc.clone();
+        racers.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let inserted = tx.insert_document(&new_document(&doc, i)).await.unwrap();
+            let id = match inserted {
+                DocInsert::New(id) | DocInsert::Existing(id) => id,
+                DocInsert::Conflict => panic!("the same envelope is not a conflict"),
+            };
+            let routed = tx.add_route(id, &code(HA_LAU), None, "delivered", i).await.unwrap();
+            let queued = tx.enqueue(TransferKind::Document(id), &code(HA_LAU), &[code(HA_LAU)], i).await.unwrap();
+            let boxed = tx.inbox_add(id, i).await.unwrap();
+            tx.commit().await.unwrap();
+            (matches!(inserted, DocInsert::New(_)), routed, queued, boxed)
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for r in racers {
+        outcomes.push(r.await.unwrap());
+    }
+    let count = |f: fn(&(bool, bool, bool, bool)) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    assert_eq!(count(|o| o.0), 1, "exactly one racer stores the document: {outcomes:?}");
+    assert_eq!(count(|o| o.1), 1, "exactly one racer routes it: {outcomes:?}");
+    assert_eq!(count(|o| o.2), 1, "exactly one racer queues the transfer: {outcomes:?}");
+    assert_eq!(count(|o| o.3), 1, "exactly one racer puts it in the inbox: {outcomes:?}");
+    assert_eq!(store.inbox(10).await.unwrap().len(), 1);
+    assert_eq!(store.queue_depths(0).await.unwrap().pending, 1);
+    second.close().await;
+    store.close().await;
+}
+
+async fn receipts_are_stored_once(database: Database) {
+    let (net, store) = open(database).await;
+    let second = open_again(&net).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 3);
+    let hop = Arc::new(receipt(&net, ReceiptKind::Hop, &doc, TIEN_YEN, PHONG_DU, &[HA_LAU, TIEN_YEN]));
+
+    let mut racers = Vec::new();
+    for i in 0..8i64 {
+        let store = if i % 2 == 0 { store.clone() } else { second.clone() };
+        let hop = hop.clone();
+        racers.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let (id, new) = tx.insert_receipt(&hop, PHONG_DU, i).await.unwrap();
+            tx.commit().await.unwrap();
+            (id, new)
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for r in racers {
+        outcomes.push(r.await.unwrap());
+    }
+    assert_eq!(outcomes.iter().filter(|o| o.1).count(), 1, "one racer stores the receipt: {outcomes:?}");
+    assert!(outcomes.iter().all(|o| o.0 == outcomes[0].0), "every racer sees the same row: {outcomes:?}");
+    let held = store.receipts_for(&doc.digest).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].bytes, hop.as_bytes());
+
+    // What a retried delivery is answered with: the receipt covering its recipients.
+    let (by, to) = (code(TIEN_YEN), code(PHONG_DU));
+    let covered = store.hop_receipt_covering(&doc.digest, &by, &to, &[code(HA_LAU)]).await.unwrap();
+    assert_eq!(covered.as_deref(), Some(hop.as_bytes()));
+    assert!(store.hop_receipt_covering(&doc.digest, &by, &to, &[code(PHONG_DU)]).await.unwrap().is_none());
+    assert!(store.hop_receipt_covering(&doc.digest, &to, &by, &[code(HA_LAU)]).await.unwrap().is_none());
+
+    // Statuses are found by who, to whom and which.
+    let accepted = receipt(&net, ReceiptKind::Status(StatusCode::Accepted), &doc, HA_LAU, PHONG_DU, &[HA_LAU]);
+    let mut tx = store.begin().await.unwrap();
+    let (id, new) = tx.insert_receipt(&accepted, TIEN_YEN, 9).await.unwrap();
+    assert!(new);
+    tx.commit().await.unwrap();
+    assert!(store.status_held(&doc.digest, &code(HA_LAU), &code(PHONG_DU), 3).await.unwrap());
+    assert!(!store.status_held(&doc.digest, &code(HA_LAU), &code(PHONG_DU), 4).await.unwrap());
+    assert_eq!(store.receipt(id).await.unwrap().bytes, accepted.as_bytes());
+    assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 2);
+    second.close().await;
+    store.close().await;
+}
+
+async fn the_outbox_deduplicates_retries_and_dead_letters(database: Database) {
+    let (net, store) = open(database).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 4);
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(id) = tx.insert_document(&new_document(&doc, 0)).await.unwrap() else { panic!() };
+    let (hop, rcpt) = (code(HA_LAU), [code(HA_LAU)]);
+    assert!(tx.enqueue(TransferKind::Document(id), &hop, &rcpt, 1000).await.unwrap());
+    assert!(!tx.enqueue(TransferKind::Document(id), &hop, &rcpt, 1001).await.unwrap(), "a replayed hand-over");
+    // The same document for other recipients behind the same hop is another transfer.
+    assert!(tx.enqueue(TransferKind::Document(id), &hop, &[code(TIEN_YEN)], 1000).await.unwrap());
+    tx.commit().await.unwrap();
+
+    assert!(store.claim_due("a", 999, 31_000, 10).await.unwrap().is_empty(), "nothing is due before its time");
+    assert_eq!(store.next_due(999).await.unwrap(), Some(1000));
+    let claimed = store.claim_due("a", 1000, 31_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|t| t.kind == TransferKind::Document(id) && t.next_hop == hop && t.attempts == 0));
+    let (first, second) = (claimed[0].id, claimed[1].id);
+
+    // A failure backs off; a finished transfer stays finished.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.fail_transfer(first, "a", "Hà Lâu did not answer", 5000, false, true).await.unwrap());
+    assert!(tx.finish_transfer(second, "a", "done", 1100).await.unwrap());
+    assert!(!tx.finish_transfer(second, "a", "done", 1200).await.unwrap(), "finished twice");
+    tx.commit().await.unwrap();
+    let depths = store.queue_depths(2000).await.unwrap();
+    assert_eq!((depths.pending, depths.retrying, depths.done, depths.dead), (1, 1, 1, 0));
+    assert_eq!(depths.oldest_pending_seconds, 1);
+    assert!(store.claim_due("a", 4999, 35_000, 10).await.unwrap().is_empty(), "backing off");
+    let again = store.claim_due("a", 5000, 35_000, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].id, again[0].attempts), (1, first, 1));
+
+    // After the policy's attempts it is dead-lettered, and the operator sees why.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.fail_transfer(first, "a", "Hà Lâu refused the connection", 9000, true, true).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.claim_due("a", 100_000, 130_000, 10).await.unwrap().is_empty());
+    let depths = store.queue_depths(100_000).await.unwrap();
+    assert_eq!((depths.pending, depths.dead, depths.done), (0, 1, 1));
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead, vec![(first, doc.id.clone(), HA_LAU.to_owned(), "Hà Lâu refused the connection".to_owned())]);
+    store.close().await;
+}
+
+/// Two processes must never both send a transfer. On PostgreSQL two stores claim disjoint
+/// work under leases, an expired lease passes to the other, and the first's late answer is
+/// ignored. On SQLite a second node process on the same data is refused at start.
+async fn a_second_process_never_sends_the_same_transfer(database: Database) {
+    let (mut net, store) = open(database).await;
+    match database {
+        Database::Sqlite => {
+            net.start_node(&code(TIEN_YEN)).await;
+            let config = Config::load(&net.config_path(&code(TIEN_YEN))).unwrap();
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let refused = node::Node::start(config, socket).await.expect_err("a second process started");
+            assert!(
+                refused.to_string().contains("another lienthong-node is already running"),
+                "unexpected error: {refused}"
+            );
+            net.stop().await;
+        }
+        Database::Postgres => {
+            let other = open_again(&net).await;
+            let doc = net.document(PHONG_DU, &[HA_LAU], 5);
+            let mut tx = store.begin().await.unwrap();
+            let DocInsert::New(id) = tx.insert_document(&new_document(&doc, 0)).await.unwrap() else { panic!() };
+            for r in [HA_LAU, TIEN_YEN, PHONG_DU] {
+                assert!(tx.enqueue(TransferKind::Document(id), &code(HA_LAU), &[code(r)], 0).await.unwrap());
+            }
+            tx.commit().await.unwrap();
+
+            let a = store.claim_due("a", 10, 1000, 2).await.unwrap();
+            let b = other.claim_due("b", 10, 1000, 10).await.unwrap();
+            assert_eq!((a.len(), b.len()), (2, 1), "claims are disjoint");
+            assert!(a.iter().all(|t| t.id != b[0].id));
+            assert!(other.claim_due("b", 500, 1500, 10).await.unwrap().is_empty(), "a's claims hold");
+
+            // a renews one claim; the other runs out and b takes it over.
+            let (kept, lapsed) = (a[0].id, a[1].id);
+            assert_eq!(store.renew_leases("a", &[kept], 3000).await.unwrap(), 1);
+            assert_eq!(other.renew_leases("b", &[b[0].id], 3000).await.unwrap(), 1);
+            let taken = other.claim_due("b", 1001, 4000, 10).await.unwrap();
+            assert_eq!(taken.iter().map(|t| t.id).collect::<Vec<_>>(), vec![lapsed]);
+            assert_eq!(store.renew_leases("a", &[lapsed], 5000).await.unwrap(), 0, "a lost that claim");
+            let mut tx = store.begin().await.unwrap();
+            assert!(
+                !tx.finish_transfer(lapsed, "a", "done", 1100).await.unwrap(),
+                "a's late answer counts for nothing"
+            );
+            assert!(tx.finish_transfer(kept, "a", "done", 1100).await.unwrap());
+            tx.commit().await.unwrap();
+            let mut tx = other.begin().await.unwrap();
+            assert!(tx.finish_transfer(lapsed, "b", "done", 1200).await.unwrap());
+            assert!(!tx.fail_transfer(kept, "b", "not b's", 2000, false, true).await.unwrap());
+            tx.commit().await.unwrap();
+            let depths = store.queue_depths(2000).await.unwrap();
+            assert_eq!((depths.pending, depths.done), (1, 2));
+
+            // A restarted process frees what its previous run held, and only that.
+            let last = b[0].id;
+            assert_eq!(other.claim_due("h@a/127.0.0.1:10/1-f", 5000, 9000, 10).await.unwrap()[0].id, last);
+            other.release_leases(Some("h@a/127.0.0.1:1")).await.unwrap();
+            assert!(store.claim_due("c", 5001, 9000, 10).await.unwrap().is_empty(), "another instance's claim holds");
+            other.release_leases(Some("h@a/127.0.0.1:10")).await.unwrap();
+            assert_eq!(store.claim_due("c", 5001, 9000, 10).await.unwrap()[0].id, last);
+            other.close().await;
+        }
+    }
+    store.close().await;
+}
+
+async fn only_newer_crls_replace_older_ones(database: Database) {
+    let (mut net, store) = open(database).await;
+    let t0 = time::OffsetDateTime::now_utc();
+    let older = net.pki.crls(t0).unwrap().remove(0);
+    let newer = net.pki.crls(t0 + time::Duration::minutes(5)).unwrap().remove(0);
+    let same_second = net.pki.crls(t0 + time::Duration::minutes(5)).unwrap().remove(0);
+    assert_eq!(older.issuer, newer.issuer);
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.store_crl(&older, 1).await.unwrap());
+    assert!(!tx.store_crl(&older, 2).await.unwrap(), "the same CRL again");
+    assert!(tx.store_crl(&newer, 3).await.unwrap());
+    assert!(!tx.store_crl(&older, 4).await.unwrap(), "an older CRL never replaces a newer one");
+    assert!(tx.store_crl(&same_second, 5).await.unwrap(), "same thisUpdate, higher cRLNumber");
+    tx.commit().await.unwrap();
+    let held = store.crls().await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].der(), same_second.der());
+    store.close().await;
+}
+
+async fn counters_add_up_under_concurrency(database: Database) {
+    let (net, store) = open(database).await;
+    let second = open_again(&net).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { store.clone() } else { second.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.count("deliveries", 1).await.unwrap();
+            tx.count("refusals", 2).await.unwrap();
+            tx.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.counters().await.unwrap(), vec![("deliveries".to_owned(), 20), ("refusals".to_owned(), 40)]);
+    second.close().await;
+    store.close().await;
+}
