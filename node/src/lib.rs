@@ -9,6 +9,7 @@
 //! nodes on `127.0.0.1:0` in-process exactly as the daemon runs them.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod clerk;
 pub mod clerk_client;
 pub mod config;

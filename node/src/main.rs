@@ -52,6 +52,31 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Back up the node's database and attachments into a new directory, while it runs.
+    Backup {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The new directory to write the backup into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where `pg_dump` is (PostgreSQL nodes; default: from PATH).
+        #[arg(long)]
+        pg_bin: Option<PathBuf>,
+    },
+    /// Restore a backup onto a new, empty node (same agency, its own config), and check every
+    /// attachment against its SHA-256.
+    Restore {
+        /// The new node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where `pg_restore` is (PostgreSQL nodes; default: from PATH).
+        #[arg(long)]
+        pg_bin: Option<PathBuf>,
+    },
     /// Print the health read-out of a node from its database (run on the node's machine).
     Status {
         /// The configuration file.
@@ -120,6 +145,43 @@ async fn status(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn backup(config: PathBuf, out: PathBuf, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(&config)?;
+    let m = node::backup::backup(&config, &out, pg_bin.as_deref(), time::OffsetDateTime::now_utc()).await?;
+    println!(
+        "Backed up {} ({} database) into {}: {} documents, {} receipts, {} attachment files ({} bytes).",
+        m.agency,
+        m.backend,
+        out.display(),
+        m.documents,
+        m.receipts,
+        m.attachment_files,
+        m.attachment_bytes
+    );
+    Ok(())
+}
+
+async fn restore(config: PathBuf, from: PathBuf, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let loaded = load(&config)?;
+    let r = node::backup::restore(&loaded, &from, pg_bin.as_deref()).await?;
+    println!(
+        "Restored {} from {}: {} documents, {} receipts, {} attachments checked against their SHA-256, {} transfers to resume. Start it with: lienthong-node run --config {}",
+        loaded.agency,
+        from.display(),
+        r.documents,
+        r.receipts,
+        r.attachments_checked,
+        r.pending_transfers,
+        config.display()
+    );
+    Ok(())
+}
+
+/// Runs an async command on a fresh runtime.
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
@@ -146,14 +208,10 @@ fn main() -> ExitCode {
         })(),
         Command::Check { config } => load(&config)
             .map(|c| println!("{} is valid: node {} ({}) on {}", config.display(), c.agency, c.name, c.listen)),
-        Command::Run { config } => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(run(config)),
-            Err(e) => Err(e.into()),
-        },
-        Command::Status { config } => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(status(config)),
-            Err(e) => Err(e.into()),
-        },
+        Command::Run { config } => block_on(run(config)),
+        Command::Status { config } => block_on(status(config)),
+        Command::Backup { config, out, pg_bin } => block_on(backup(config, out, pg_bin)),
+        Command::Restore { config, from, pg_bin } => block_on(restore(config, from, pg_bin)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

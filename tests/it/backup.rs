@@ -1,0 +1,173 @@
+//! Backup and restore, as an operator does it with `lienthong-node backup` and `restore`: a
+//! node backed up while it runs, restored onto a new machine (a fresh directory and, on
+//! PostgreSQL, a fresh database), comes back with every document, attachment and receipt,
+//! and carries on. On both backends.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::network::{Database, NetOptions, TestNet, database_name, only, topology, wait_for};
+use harness::{Cli, bin};
+use node::clerk_client::ClerkError;
+use pki::AgencyCode;
+
+const TIEN_YEN: &str = "000.00.41.H49";
+const PHONG_DU: &str = "000.01.41.H49";
+const HA_LAU: &str = "000.02.41.H49";
+
+fn code(s: &str) -> AgencyCode {
+    s.parse().unwrap()
+}
+
+/// A new machine for `code`: its certificates, keys and config, no data; on PostgreSQL a new,
+/// empty database named `database`.
+fn new_machine(net: &TestNet, from: &Path, to: &Path, database: &str) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if path.is_file() && (name.ends_with(".pem") || name == "node.toml") {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+    if let Some(pg) = net.pg() {
+        let old = pg.url(&database_name(&code(HA_LAU)));
+        let new = pg.database(database);
+        let config = std::fs::read_to_string(to.join("node.toml")).unwrap();
+        assert!(config.contains(&old));
+        std::fs::write(to.join("node.toml"), config.replace(&old, &new)).unwrap();
+    }
+}
+
+fn node_cmd(net: &TestNet, args: &[&str]) -> harness::Run {
+    let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    if let Some(pg) = net.pg() {
+        all.extend(["--pg-bin".to_owned(), pg.bin_dir().display().to_string()]);
+    }
+    Cli::new().run(&bin("lienthong-node"), &all)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The inbox of `code` (ids) and every receipt its node holds for them (bytes).
+async fn state(net: &TestNet, ids: &[String]) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
+    let clerk = net.clerk(HA_LAU).await;
+    let inbox = clerk.inbox(100).await.unwrap().into_iter().map(|e| e.document).collect();
+    let mut receipts = BTreeSet::new();
+    for id in ids {
+        let doc = net.node(HA_LAU).store.document_by_id(id).await.unwrap().unwrap();
+        for r in net.node(HA_LAU).store.receipts_for(&doc.digest).await.unwrap() {
+            receipts.insert(r.bytes);
+        }
+    }
+    (inbox, receipts)
+}
+
+on_both_backends!(a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothing_lost);
+
+async fn a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothing_lost(database: Database) {
+    harness::logging();
+    let topology = only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU, HA_LAU]);
+    let mut net = TestNet::start(topology, NetOptions { database, ..NetOptions::default() }).await;
+    let sender = net.clerk(PHONG_DU).await;
+    let docs: Vec<_> = (1..=5).map(|n| net.document(PHONG_DU, &[HA_LAU], n)).collect();
+    for d in &docs {
+        d.submit(&sender).await.unwrap();
+    }
+    let ha_lau = net.clerk(HA_LAU).await;
+    wait_for("the documents at Hà Lâu", Duration::from_secs(30), || async {
+        ha_lau.inbox(100).await.unwrap().len() == docs.len()
+    })
+    .await;
+    ha_lau.post_status(&docs[0].id, 3, Some("Đã tiếp nhận".into())).await.unwrap();
+    let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+    let before = state(&net, &ids).await;
+    assert_eq!(before.0.len(), 5);
+
+    // Backed up while it runs.
+    let old_dir = net.node_dir(&code(HA_LAU));
+    let backup = net.dir.path().join("backup");
+    let out = node_cmd(&net, &["backup", "--config", path(&old_dir.join("node.toml")), "--out", path(&backup)]).ok();
+    assert!(out.contains("5 documents") && out.contains("5 attachment files"), "{out}");
+    let again = node_cmd(&net, &["backup", "--config", path(&old_dir.join("node.toml")), "--out", path(&backup)]);
+    assert!(again.fails().contains("is not empty; a backup goes into a new directory"));
+
+    // The old machine is gone; a new one gets the same certificates and config.
+    net.stop_node(&code(HA_LAU)).await;
+    let old_copy = net.dir.path().join("ha-lau-old");
+    std::fs::rename(&old_dir, &old_copy).unwrap();
+    new_machine(&net, &old_copy, &old_dir, "restored");
+
+    // Mistakes change nothing: another agency's node, a node that already has data, a
+    // directory that is not a backup.
+    let phong_du_config = net.config_path(&code(PHONG_DU));
+    let wrong = node_cmd(&net, &["restore", "--config", path(&phong_du_config), "--from", path(&backup)]).fails();
+    assert!(
+        wrong.contains("the backup is of agency 000.02.41.H49, but this node is configured as agency 000.01.41.H49"),
+        "{wrong}"
+    );
+    let occupied =
+        node_cmd(&net, &["restore", "--config", path(&old_copy.join("node.toml")), "--from", path(&backup)]).fails();
+    assert!(occupied.contains("the node to restore onto is not empty"), "{occupied}");
+    let nothing =
+        node_cmd(&net, &["restore", "--config", path(&old_dir.join("node.toml")), "--from", path(&old_copy)]).fails();
+    assert!(nothing.contains("is not a lienthong backup"), "{nothing}");
+    assert!(!old_dir.join("data").exists(), "a refused restore wrote nothing");
+
+    let restored =
+        node_cmd(&net, &["restore", "--config", path(&old_dir.join("node.toml")), "--from", path(&backup)]).ok();
+    assert!(restored.contains("5 documents") && restored.contains("5 attachments checked"), "{restored}");
+    let twice = node_cmd(&net, &["restore", "--config", path(&old_dir.join("node.toml")), "--from", path(&backup)]);
+    assert!(twice.fails().contains("not empty"));
+
+    // The restored node has everything, byte for byte, and carries on.
+    net.start_node(&code(HA_LAU)).await;
+    let after = state(&net, &ids).await;
+    assert_eq!(after, before, "inbox and receipts after restore");
+    let clerk = net.clerk(HA_LAU).await;
+    for d in &docs {
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        clerk
+            .fetch(&d.id, |a, mut recv| {
+                let out = bodies.clone();
+                async move {
+                    let mut buf = vec![0u8; a.size as usize];
+                    recv.read_exact(&mut buf).await.map_err(|e| ClerkError::Transport(e.to_string()))?;
+                    out.lock().unwrap().push(buf);
+                    Ok(recv)
+                }
+            })
+            .await
+            .unwrap();
+        let bodies = bodies.lock().unwrap().clone();
+        assert_eq!(bodies, d.bodies, "attachments of {}", d.id);
+    }
+    let later = net.document(PHONG_DU, &[HA_LAU], 6);
+    later.submit(&sender).await.unwrap();
+    wait_for("a new document at the restored node", Duration::from_secs(30), || async {
+        clerk.inbox(100).await.unwrap().len() == 6
+    })
+    .await;
+
+    // A damaged backup is caught by the restore's check.
+    let damaged_target = net.dir.path().join("ha-lau-third");
+    new_machine(&net, &old_copy, &damaged_target, "damaged");
+    let blob = first_file(&backup.join("blobs"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let damaged =
+        node_cmd(&net, &["restore", "--config", path(&damaged_target.join("node.toml")), "--from", path(&backup)])
+            .fails();
+    assert!(damaged.contains("does not match its SHA-256 or size: damaged"), "{damaged}");
+    net.stop().await;
+}
+
+fn first_file(dir: &Path) -> PathBuf {
+    let path = std::fs::read_dir(dir).unwrap().next().unwrap_or_else(|| panic!("nothing under {}", dir.display()));
+    let path = path.unwrap().path();
+    if path.is_dir() { first_file(&path) } else { path }
+}
