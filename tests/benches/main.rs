@@ -2,13 +2,14 @@
 //! machine (raw signature verification, raw QUIC transfer, raw database insert), and the
 //! ratio between them: a ratio survives a change of machine, a bare number does not.
 //!
-//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki] [documents] [network]`
+//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki] [documents] [network] [storage]`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod document_bench;
 mod measure;
 mod network_bench;
 mod pki_bench;
+mod storage_bench;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -26,5 +27,8 @@ fn main() {
     }
     if wants("network") {
         network_bench::run();
+    }
+    if wants("storage") {
+        storage_bench::run();
     }
 }

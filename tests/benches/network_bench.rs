@@ -10,7 +10,7 @@ use pki::Profile;
 
 use crate::measure::report;
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
@@ -93,7 +93,7 @@ fn rcgen_self_signed() -> (quinn::ServerConfig, quinn::ClientConfig) {
 
 /// Raw sqlx SQLite inserts, one row per transaction, synchronous FULL: the durable-commit
 /// limit a node's hand-over is built on.
-async fn raw_sqlite(total: usize) -> f64 {
+pub(crate) async fn raw_sqlite(total: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("raw.db").display());
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(&url).await.unwrap();

@@ -175,6 +175,14 @@ impl TestNet {
         self.nodes.insert(*code, handle);
     }
 
+    /// Starts, in-process, the node instance of `code` configured by `config` in its
+    /// directory (e.g. `p2.toml` from [`TestNet::scale_out`]), on the address it listens on.
+    pub async fn start_instance(&self, code: &AgencyCode, config: &str) -> NodeHandle {
+        let config = Config::load(&self.node_dir(code).join(config)).unwrap_or_else(|e| panic!("{config}: {e}"));
+        let socket = UdpSocket::bind(config.listen).unwrap();
+        Node::start(config, socket).await.unwrap_or_else(|e| panic!("start {code}: {e}"))
+    }
+
     /// Stops one in-process node.
     pub async fn stop_node(&mut self, code: &AgencyCode) {
         if let Some(h) = self.nodes.remove(code) {
@@ -321,6 +329,12 @@ pub struct RawPeer {
 impl RawPeer {
     /// Connects to `to`'s node presenting `identity`, trusting `anchor` for the server.
     pub async fn connect(net: &TestNet, identity: &Identity, to: &str) -> RawPeer {
+        let addr = net.addrs[&to.parse::<AgencyCode>().unwrap()];
+        RawPeer::connect_at(net, identity, to, addr).await
+    }
+
+    /// Connects to the process of `to` at `addr`.
+    pub async fn connect_at(net: &TestNet, identity: &Identity, to: &str, addr: SocketAddr) -> RawPeer {
         let to: AgencyCode = to.parse().unwrap();
         let trust = std::sync::Arc::new(node::trust::Trust::new(
             vec![net.pki.root.cert.clone()],
@@ -331,7 +345,7 @@ impl RawPeer {
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).unwrap();
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(quic)));
-        let connection = match endpoint.connect(net.addrs[&to], &to.to_string()) {
+        let connection = match endpoint.connect(addr, &to.to_string()) {
             Ok(c) => c.await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
