@@ -149,13 +149,13 @@ async fn backup(config: PathBuf, out: PathBuf, pg_bin: Option<PathBuf>) -> anyho
     let config = load(&config)?;
     let m = node::backup::backup(&config, &out, pg_bin.as_deref(), time::OffsetDateTime::now_utc()).await?;
     println!(
-        "Backed up {} ({} database) into {}: {} documents, {} receipts, {} attachment files ({} bytes).",
+        "Backed up {} ({} database) into {}: {}, {}, {} ({} bytes).",
         m.agency,
         m.backend,
         out.display(),
-        m.documents,
-        m.receipts,
-        m.attachment_files,
+        count(m.documents, "document"),
+        count(m.receipts, "receipt"),
+        count(m.attachment_files, "attachment file"),
         m.attachment_bytes
     );
     Ok(())
@@ -165,16 +165,22 @@ async fn restore(config: PathBuf, from: PathBuf, pg_bin: Option<PathBuf>) -> any
     let loaded = load(&config)?;
     let r = node::backup::restore(&loaded, &from, pg_bin.as_deref()).await?;
     println!(
-        "Restored {} from {}: {} documents, {} receipts, {} attachments checked against their SHA-256, {} transfers to resume. Start it with: lienthong-node run --config {}",
+        "Restored {} from {}: {}, {}, {} checked against their SHA-256, {} to resume.\nStart it with: lienthong-node run --config {}",
         loaded.agency,
         from.display(),
-        r.documents,
-        r.receipts,
-        r.attachments_checked,
-        r.pending_transfers,
+        count(r.documents, "document"),
+        count(r.receipts, "receipt"),
+        count(r.attachments_checked, "attachment"),
+        count(r.pending_transfers, "transfer"),
         config.display()
     );
     Ok(())
+}
+
+/// "1 document", "2 documents".
+fn count(n: impl Into<i128>, what: &str) -> String {
+    let n = n.into();
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 /// Runs an async command on a fresh runtime.

@@ -72,10 +72,18 @@ files = ["nope.crl"]
 [parent]
 agency = "000.00.41.H49"
 address = "not an address"
+[[child]]
+agency = "000.01.01.H49"
+address = []
+[[child]]
+agency = "000.02.01.H49"
+address = ["10.0.0.5:7400", "10.0.0.6"]
 [limits]
 max_connections = 0
 keep_alive = "90s"
 idle_timeout = "60s"
+outbox_lease = "500ms"
+connect_timeout = "soon"
 [retry]
 jitter = 2.0
 max_attempts = 0
@@ -92,6 +100,10 @@ max_attempts = 0
         "crl.freshness: \"a week\" is not a duration",
         "crl.files[0]:",
         "parent.address:",
+        "child[0].address: is an empty list",
+        "child[1].address: \"10.0.0.6\" is not an address",
+        "limits.outbox_lease: must be at least 1s",
+        "limits.connect_timeout: \"soon\" is not a duration",
         "limits.max_connections: must be at least 1",
         "limits.keep_alive: must be shorter than limits.idle_timeout",
         "retry.jitter: must be between 0 and 1",
