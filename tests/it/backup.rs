@@ -7,9 +7,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::network::{Database, NetOptions, TestNet, database_name, only, topology, wait_for};
+use harness::network::{Database, NetOptions, TestNet, database_name, fetch_all, only, topology, wait_for};
 use harness::{Cli, bin};
-use node::clerk_client::ClerkError;
 use pki::AgencyCode;
 
 const TIEN_YEN: &str = "000.00.41.H49";
@@ -129,20 +128,7 @@ async fn a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothin
     assert_eq!(after, before, "inbox and receipts after restore");
     let clerk = net.clerk(HA_LAU).await;
     for d in &docs {
-        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        clerk
-            .fetch(&d.id, |a, mut recv| {
-                let out = bodies.clone();
-                async move {
-                    let mut buf = vec![0u8; a.size as usize];
-                    recv.read_exact(&mut buf).await.map_err(|e| ClerkError::Transport(e.to_string()))?;
-                    out.lock().unwrap().push(buf);
-                    Ok(recv)
-                }
-            })
-            .await
-            .unwrap();
-        let bodies = bodies.lock().unwrap().clone();
+        let (_, bodies) = fetch_all(&clerk, &d.id).await.unwrap();
         assert_eq!(bodies, d.bodies, "attachments of {}", d.id);
     }
     let later = net.document(PHONG_DU, &[HA_LAU], 6);

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use harness::network::{NetOptions, TestNet, only, topology, wait_for};
-use node::clerk_client::ClerkError;
+use harness::network::{NetOptions, TestNet, fetch_all, only, topology, wait_for};
 use pki::document::{Business, ReceiptKind, StatusCode, Urgency};
 
 const PHONG_DU: &str = "000.01.41.H49";
@@ -46,20 +45,8 @@ async fn inbox_fetch_statuses_track_and_recall() {
     assert_eq!(sender.sent(10).await.unwrap().len(), 3);
 
     // Fetch streams the attachments exactly as signed.
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let fetched = recipient
-        .fetch(&flash.id, |a, mut recv| {
-            let out = received.clone();
-            async move {
-                let mut buf = vec![0u8; a.size as usize];
-                recv.read_exact(&mut buf).await.map_err(|e| ClerkError::Transport(e.to_string()))?;
-                out.lock().unwrap().push(buf);
-                Ok(recv)
-            }
-        })
-        .await
-        .unwrap();
-    assert_eq!(*received.lock().unwrap(), vec![body]);
+    let (fetched, received) = fetch_all(&recipient, &flash.id).await.unwrap();
+    assert_eq!(received, vec![body]);
     assert_eq!(fetched.envelope, flash.envelope);
     assert!(!fetched.receipts.is_empty(), "the recipient holds at least its hop receipt");
 

@@ -306,6 +306,30 @@ impl SignedDocument {
     }
 }
 
+/// Fetches a document through a clerk, returning what came with it and every attachment's
+/// bytes in manifest order.
+pub async fn fetch_all(
+    clerk: &ClerkClient,
+    document: &str,
+) -> Result<(node::clerk_client::Fetched, Vec<Vec<u8>>), node::clerk_client::ClerkError> {
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let fetched = clerk
+        .fetch(document, |a, mut recv| {
+            let out = bodies.clone();
+            async move {
+                let mut buf = vec![0u8; a.size as usize];
+                recv.read_exact(&mut buf)
+                    .await
+                    .map_err(|e| node::clerk_client::ClerkError::Transport(e.to_string()))?;
+                out.lock().unwrap().push(buf);
+                Ok(recv)
+            }
+        })
+        .await?;
+    let bodies = bodies.lock().unwrap().clone();
+    Ok((fetched, bodies))
+}
+
 /// Polls `check` every 50 ms until it returns true or `timeout` passes.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
