@@ -17,6 +17,7 @@ pub mod demo;
 pub mod health;
 pub mod inbound;
 pub mod intake;
+pub mod mail;
 pub mod notices;
 pub mod outbound;
 pub mod protocol;
@@ -201,6 +202,7 @@ impl Node {
         tasks.spawn(server::serve(node.clone()));
         tasks.spawn(outbound::run_outbox(node.clone()));
         tasks.spawn(crls::watch_files(node.clone()));
+        tasks.spawn(mail::run(node.clone()));
         tracing::info!(agency = %node.config.agency, listen = %node.local_addr(), "node started");
         Ok(NodeHandle { node, stop, tasks })
     }
