@@ -6,7 +6,7 @@ the envelope, whether the session used TLS and who authenticated, and the messag
 `email` package decodes it (an implementation independent of lettre, which encoded it).
 
     smtp_sink.py --port 2525 --out DIR [--tls none|starttls|implicit --cert C --key K]
-                 [--user U --password P]
+                 [--user U --password P] [--reject TEXT]
 
 Prints "READY <port>" once it accepts connections, then serves until killed. Exits with
 status 3 when aiosmtpd is missing (the Rust harness turns that into an install hint).
@@ -34,9 +34,16 @@ except ImportError:
 class Sink:
     """Saves every message; numbering continues across restarts on the same directory."""
 
-    def __init__(self, out):
+    def __init__(self, out, reject):
         self.out = out
+        self.reject = reject
         self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.reject and self.reject in address:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     def _next_name(self):
         with self.lock:
@@ -95,6 +102,7 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--user")
     ap.add_argument("--password")
+    ap.add_argument("--reject", help="refuse recipients containing this text with 550")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -124,7 +132,7 @@ def main():
         )
 
     controller = Controller(
-        Sink(args.out),
+        Sink(args.out, args.reject),
         hostname=args.host,
         port=args.port,
         server_hostname="localhost",

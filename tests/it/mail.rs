@@ -89,10 +89,14 @@ on_both_backends!(every_notification_arrives_over_starttls_decoded_and_once);
 async fn every_notification_arrives_over_starttls_decoded_and_once(database: Database) {
     harness::logging();
     let pki = SmtpPki::new("CA thư điện tử thử nghiệm");
-    let mail_dir = tempfile::tempdir().unwrap();
+    let mail_dir = harness::smtp::mail_dir();
     let port = free_port();
-    let options =
-        SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&pki), login: Some(("lienthong", "mật khẩu SMTP")) };
+    let options = SmtpOptions {
+        tls: SmtpTls::Starttls,
+        pki: Some(&pki),
+        login: Some(("lienthong", "mật khẩu SMTP")),
+        reject: None,
+    };
     let _smtp = SmtpServer::start(port, mail_dir.path(), &options);
     let net = network(database, |c, dir| {
         let setup = match c {
@@ -269,7 +273,7 @@ async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(
     const DOCUMENTS: u32 = 20;
     harness::logging();
     let pki = SmtpPki::new("CA thư điện tử thử nghiệm");
-    let mail_dir = tempfile::tempdir().unwrap();
+    let mail_dir = harness::smtp::mail_dir();
     // The relay's port is chosen, but nothing listens there yet.
     let port = free_port();
     let mut net = network(database, |c, dir| {
@@ -326,7 +330,7 @@ async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(
 
     // The relay comes back on the same port: every notification arrives, once.
     let started = Instant::now();
-    let options = SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&pki), login: None };
+    let options = SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&pki), login: None, reject: None };
     let mut smtp = SmtpServer::start(port, mail_dir.path(), &options);
     harness::smtp::wait_for_mail(mail_dir.path(), DOCUMENTS as usize, Duration::from_secs(60)).await;
     eprintln!("{DOCUMENTS} notifications arrived {:?} after the relay came back ({database:?})", started.elapsed());
@@ -353,18 +357,18 @@ async fn implicit_tls_works_and_a_relay_with_an_untrusted_certificate_gets_nothi
     harness::logging();
     let trusted = SmtpPki::new("CA thư điện tử thử nghiệm");
     let stranger = SmtpPki::new("CA lạ");
-    let good_dir = tempfile::tempdir().unwrap();
-    let bad_dir = tempfile::tempdir().unwrap();
+    let good_dir = harness::smtp::mail_dir();
+    let bad_dir = harness::smtp::mail_dir();
     let (good_port, bad_port) = (free_port(), free_port());
     let _good = SmtpServer::start(
         good_port,
         good_dir.path(),
-        &SmtpOptions { tls: SmtpTls::Implicit, pki: Some(&trusted), login: None },
+        &SmtpOptions { tls: SmtpTls::Implicit, pki: Some(&trusted), login: None, reject: None },
     );
     let _bad = SmtpServer::start(
         bad_port,
         bad_dir.path(),
-        &SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&stranger), login: None },
+        &SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&stranger), login: None, reject: None },
     );
     let setup = |port, tls| MailSetup {
         port,
@@ -442,4 +446,46 @@ fn a_bad_mail_section_is_reported_key_by_key_and_the_node_does_not_start() {
     );
     let out = check(&config);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_the_relay_refuses_for_good_is_dead_lettered_and_shown() {
+    harness::logging();
+    let pki = SmtpPki::new("CA thư điện tử thử nghiệm");
+    let mail_dir = harness::smtp::mail_dir();
+    let port = free_port();
+    let options = SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&pki), login: None, reject: Some("khong-ton-tai@") };
+    let _smtp = SmtpServer::start(port, mail_dir.path(), &options);
+    let net = network(Database::Sqlite, |c, dir| {
+        (c == PHONG_DU).then(|| {
+            MailSetup {
+                port,
+                tls: "starttls",
+                ca_pem: Some(&pki.ca_pem),
+                login: None,
+                from: PHONG_DU_FROM,
+                clerks: &["khong-ton-tai@phongdu.example.gov.vn"],
+                operators: &[],
+                extra: "",
+            }
+            .section(dir)
+        })
+    })
+    .await;
+    net.document(TIEN_YEN, &[PHONG_DU], 1).submit(&net.clerk(TIEN_YEN).await).await.unwrap();
+    wait_for("the refused notification to be dead-lettered", Duration::from_secs(30), || async {
+        node::health::report(net.node(PHONG_DU)).await.unwrap().mail.unwrap().dead == 1
+    })
+    .await;
+    let health = node::health::report(net.node(PHONG_DU)).await.unwrap();
+    let q = health.mail.unwrap();
+    assert_eq!((q.pending, q.sent, q.dead), (0, 0, 1));
+    let dead = &q.dead_letters[0];
+    assert_eq!((dead.kind.as_str(), dead.attempts), ("arrived", 1), "a 5xx answer is final: {dead:?}");
+    assert!(dead.last_error.contains("550") && dead.last_error.contains("No such mailbox"), "{dead:?}");
+    assert!(health.alerts.iter().any(|a| a.contains("1 notification mail(s) dead-lettered")), "{:?}", health.alerts);
+    // The document itself is in the inbox: mail never holds one up.
+    assert_eq!(net.node(PHONG_DU).store.inbox(10).await.unwrap().len(), 1);
+    assert!(harness::smtp::received(mail_dir.path()).is_empty());
+    net.stop().await;
 }

@@ -122,6 +122,8 @@ pub struct SmtpOptions<'a> {
     pub pki: Option<&'a SmtpPki>,
     /// Require AUTH with this user and password.
     pub login: Option<(&'a str, &'a str)>,
+    /// Refuse recipients containing this text with a permanent 550.
+    pub reject: Option<&'a str>,
 }
 
 impl SmtpServer {
@@ -141,6 +143,9 @@ impl SmtpServer {
         }
         if let Some((user, password)) = options.login {
             command.args(["--user", user, "--password", password]);
+        }
+        if let Some(reject) = options.reject {
+            command.args(["--reject", reject]);
         }
         std::fs::create_dir_all(mail_dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(mail_dir.join("server.log")).unwrap();
@@ -202,6 +207,17 @@ pub struct Received {
     pub notification: String,
     /// Decoded.
     pub body: String,
+}
+
+/// A directory for the messages a test server receives; kept (and its path printed) when
+/// `LIENTHONG_KEEP_TEST_DIR` is set, like the network's.
+pub fn mail_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::Builder::new().prefix("lienthong-mail-").tempdir().unwrap();
+    if std::env::var_os("LIENTHONG_KEEP_TEST_DIR").is_some() {
+        eprintln!("mail received in {}", dir.path().display());
+        dir.disable_cleanup(true);
+    }
+    dir
 }
 
 /// Every message received in `mail_dir` so far, in arrival order.

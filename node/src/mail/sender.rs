@@ -52,7 +52,7 @@ pub enum SendError {
         /// Its answer.
         error: String,
     },
-    /// This notification failed for now (a 4xx answer, or the connection broke).
+    /// This notification failed for now (a 4xx answer to it).
     #[error("relay {server}: {error}")]
     Transient {
         /// `host:port`.
@@ -114,8 +114,11 @@ async fn send(
     transport.send(email).await.map(|_| ()).map_err(|e| {
         if e.is_permanent() {
             SendError::Refused { server, error: e.to_string() }
-        } else {
+        } else if e.status().is_some() {
             SendError::Transient { server, error: e.to_string() }
+        } else {
+            // No SMTP answer at all: the connection or TLS broke, so the relay is unusable.
+            SendError::Relay { server, error: e.to_string() }
         }
     })
 }
@@ -224,6 +227,14 @@ async fn round(node: &Node, mail: &MailConfig, transport: &AsyncSmtpTransport<To
             }
             Err(e @ (SendError::Refused { .. } | SendError::Unusable(_))) => {
                 failed(node, mail, &queued, &e, true).await
+            }
+            Err(e @ SendError::Relay { .. }) => {
+                // The relay went away mid-batch: the rest waits too, untried, rather than each
+                // notification waiting for its own connection to time out.
+                for q in std::iter::once(queued).chain(rest.by_ref()) {
+                    failed(node, mail, &q, &e, false).await;
+                }
+                break;
             }
             Err(e) => failed(node, mail, &queued, &e, false).await,
         }
