@@ -80,7 +80,8 @@ class Sink:
             "transfer_encoding": str(decoded["content-transfer-encoding"]),
             "auto_submitted": str(decoded["auto-submitted"]),
             "notification": str(decoded["x-lienthong-notification"]),
-            "body": decoded.get_content(),
+            # Decoded, with the wire's CRLF line ends as a reader sees them.
+            "body": decoded.get_content().replace("\r\n", "\n"),
         }
         name = self._next_name()
         with open(os.path.join(self.out, name + ".eml"), "wb") as f:

@@ -142,6 +142,13 @@ async fn every_notification_arrives_over_starttls_decoded_and_once(database: Dat
     })
     .await;
     phong_du.post_status(&a.id, 3, Some("Văn thư đã tiếp nhận".into())).await.unwrap();
+    // Tiên Yên asks to recall B; Phong Dụ refuses the recall.
+    tien_yen.recall(&b.id, Some("Gửi nhầm nơi nhận".into())).await.unwrap();
+    wait_for("the recall request at Phong Dụ", Duration::from_secs(30), || async {
+        phong_du.inbox(10).await.unwrap().iter().any(|e| e.document == b.id && e.recall_requested)
+    })
+    .await;
+    phong_du.post_status(&b.id, 16, Some("Văn bản đã được triển khai".into())).await.unwrap();
 
     // The node checked certificates and the digest when it started (digest_at is 00:00 here):
     // the certificate expiring in ten days was queued then, and the digest found nothing
@@ -155,9 +162,10 @@ async fn every_notification_arrives_over_starttls_decoded_and_once(database: Dat
     assert_eq!(node::mail::periodic::check_digest(node_pd, now).await.unwrap(), Some(today));
     assert_eq!(node::mail::periodic::check_digest(node_pd, now).await.unwrap(), Some(today));
 
-    // Phong Dụ: 2 arrivals, 1 failure, 1 digest, 1 expiry warning. Tiên Yên: statuses 01 ×2
-    // and 03, 1 failure.
-    let all = harness::smtp::wait_for_mail(mail_dir.path(), 9, Duration::from_secs(60)).await;
+    // Phong Dụ: 2 arrivals, 1 failure, 1 digest, 1 expiry warning (its recall request is a
+    // status, and notify_status is off there). Tiên Yên: statuses 01 ×2 and 03, B undeliverable
+    // to one recipient, the recall refused.
+    let all = harness::smtp::wait_for_mail(mail_dir.path(), 10, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let all = {
         let again = harness::smtp::received(mail_dir.path());
@@ -221,8 +229,15 @@ async fn every_notification_arrives_over_starttls_decoded_and_once(database: Dat
     assert!(failed[0].body.contains(&format!("lienthong track {}", c.id)), "{}", failed[0].body);
     // B's unknown recipient, refused by Tiên Yên's own node: its clerks are told too.
     let failed = of("failed", TIEN_YEN_CLERK);
-    assert_eq!(failed.len(), 1);
-    assert!(failed[0].subject.contains(&format!("2/UBND-VP đến {NOWHERE}")), "{}", failed[0].subject);
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().any(|m| m.subject.contains(&format!("2/UBND-VP đến {NOWHERE}"))), "{failed:#?}");
+    // The refused recall.
+    let refused = failed.iter().find(|m| m.subject.starts_with("[TỪ CHỐI THU HỒI]")).expect("the refused recall");
+    assert_eq!(
+        refused.subject,
+        format!("[TỪ CHỐI THU HỒI] 2/UBND-VP bởi {PHONG_DU}: Về việc thử nghiệm liên thông văn bản số 2")
+    );
+    assert!(refused.body.contains("Lý do:          Văn bản đã được triển khai\n"), "{}", refused.body);
 
     // Statuses back at Tiên Yên (notify_status): 01 for A and B, 03 for A.
     let statuses = of("status", TIEN_YEN_CLERK);
@@ -263,7 +278,7 @@ async fn every_notification_arrives_over_starttls_decoded_and_once(database: Dat
     let q = health.mail.expect("mail in the health read-out");
     assert_eq!((q.sent, q.pending, q.dead, q.retrying), (5, 0, 0, 0));
     let json: serde_json::Value = serde_json::from_str(&tien_yen.health().await.unwrap()).unwrap();
-    assert_eq!(json["mail"]["sent"], 4, "{json}");
+    assert_eq!(json["mail"]["sent"], 5, "{json}");
     net.stop().await;
 }
 

@@ -230,75 +230,102 @@ pub fn arrived(agency: Agency<'_>, m: &Manifest, sender_name: &str, received_at:
     }
 }
 
-/// A status about a document: `receipt` (whose SHA-256 over its signed bytes is
-/// `receipt_digest`) refused a document this agency sent (02, 16), or reports progress on it,
-/// or (13) asks this agency to recall one it received.
-pub fn status(agency: Agency<'_>, m: &Manifest, receipt: &Receipt, receipt_digest: &[u8; 32]) -> Notification {
+/// What a status means to the clerks it is mailed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMeaning {
+    /// 02: the network could not deliver a document this agency sent (unknown recipient,
+    /// refused by a node, given up after the retry policy).
+    Undeliverable,
+    /// 16: the recipient refused a document this agency sent.
+    RefusedByRecipient,
+    /// 16 after this agency asked for a recall: the recipient refuses the recall.
+    RecallRefused,
+    /// 13: the sender asks this agency to recall a document it received (answer 15 or 16).
+    RecallRequested,
+    /// Progress of a document this agency sent (01, 03–06, 15).
+    Progress,
+}
+
+impl StatusMeaning {
+    /// Refusals are always mailed; the rest only with `notify_status`.
+    pub fn is_failure(self) -> bool {
+        matches!(self, StatusMeaning::Undeliverable | StatusMeaning::RefusedByRecipient | StatusMeaning::RecallRefused)
+    }
+}
+
+/// A status `receipt` (whose SHA-256 over its signed bytes is `receipt_digest`) about the
+/// document of manifest `m`, meaning `meaning` to this agency.
+pub fn status(
+    agency: Agency<'_>,
+    m: &Manifest,
+    code: StatusCode,
+    meaning: StatusMeaning,
+    receipt: &Receipt,
+    receipt_digest: &[u8; 32],
+) -> Notification {
     let doc_id = m.id().to_string();
-    let pki::document::ReceiptKind::Status(code) = receipt.kind else {
-        // Hop receipts are never mailed; the caller filters them. Render something harmless.
-        return Notification {
-            kind: Kind::Status,
-            audience: Audience::Clerks,
-            dedup_key: format!("status:{}", hex::encode(receipt_digest)),
-            subject: format!("[BIÊN NHẬN] {}", number_of(m)),
-            body: footer(agency),
-        };
-    };
-    let failed = matches!(code, StatusCode::Refused | StatusCode::RefusedByRecipient);
+    let number = number_of(m);
     let recipients = receipt.recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     let short = shorten(&m.subject, SUBJECT_CHARS);
-    let (kind, key, subject, lead) = if failed {
-        let lead = if code == StatusCode::Refused {
-            format!("Văn bản {} do {} gửi không đến được nơi nhận {recipients}.", number_of(m), agency.name)
-        } else {
-            format!("Nơi nhận {recipients} đã từ chối văn bản {} do {} gửi.", number_of(m), agency.name)
-        };
-        (
-            Kind::Failed,
-            format!("failed:{}", hex::encode(receipt_digest)),
-            format!("[KHÔNG GỬI ĐƯỢC] {} đến {recipients}: {short}", number_of(m)),
-            lead,
-        )
-    } else if code == StatusCode::RecallRequested {
-        (
-            Kind::Status,
-            format!("status:{}", hex::encode(receipt_digest)),
-            format!("[ĐỀ NGHỊ THU HỒI] {} của {}: {short}", number_of(m), receipt.by),
+    let by = receipt.by;
+    let (tag, lead) = match meaning {
+        StatusMeaning::Undeliverable => (
+            format!("[KHÔNG GỬI ĐƯỢC] {number} đến {recipients}"),
+            format!("Văn bản {number} do {} gửi không đến được nơi nhận {recipients}.", agency.name),
+        ),
+        StatusMeaning::RefusedByRecipient => (
+            format!("[BỊ TỪ CHỐI] {number} bởi {by}"),
+            format!("Nơi nhận {by} đã từ chối văn bản {number} do {} gửi.", agency.name),
+        ),
+        StatusMeaning::RecallRefused => (
+            format!("[TỪ CHỐI THU HỒI] {number} bởi {by}"),
+            format!("Nơi nhận {by} không đồng ý thu hồi văn bản {number}; văn bản vẫn có hiệu lực ở nơi nhận."),
+        ),
+        StatusMeaning::RecallRequested => (
+            format!("[ĐỀ NGHỊ THU HỒI] {number} của {by}"),
             format!(
-                "Cơ quan gửi {} đề nghị thu hồi văn bản {}. Trả lời bằng trạng thái 15 (đồng ý) hoặc 16 (từ chối).",
-                receipt.by,
-                number_of(m)
+                "Cơ quan gửi {by} đề nghị thu hồi văn bản {number}. Trả lời bằng trạng thái 15 (đồng ý) hoặc 16 (từ chối)."
             ),
-        )
-    } else {
-        (
-            Kind::Status,
-            format!("status:{}", hex::encode(receipt_digest)),
-            format!("[TRẠNG THÁI {:02}] {} – {}: {short}", code.code(), status_vi(code), receipt.by),
-            format!("{} báo trạng thái mới của văn bản {}.", receipt.by, number_of(m)),
-        )
+        ),
+        StatusMeaning::Progress => (
+            format!("[TRẠNG THÁI {:02}] {} – {by}", code.code(), status_vi(code)),
+            format!("{by} báo trạng thái mới của văn bản {number}."),
+        ),
     };
+    let failure = meaning.is_failure();
     let mut body = format!("{lead}\n\n");
     let mut field = |label: &str, value: &str| body.push_str(&format!("{label:<16}{value}\n"));
     field("Trạng thái:", &format!("{:02} {}", code.code(), status_vi(code)));
-    field("Do:", &receipt.by.to_string());
+    field("Do:", &by.to_string());
     field("Nơi nhận:", &recipients);
     if let Some(note) = receipt.note.as_deref().filter(|n| !n.trim().is_empty()) {
-        field(if failed { "Lý do:" } else { "Ghi chú:" }, note);
+        field(if failure { "Lý do:" } else { "Ghi chú:" }, note);
     }
     field("Lúc:", &time_vi(receipt.at));
-    field("Số, ký hiệu:", &number_of(m));
+    field("Số, ký hiệu:", &number);
     field("Trích yếu:", &m.subject);
     field("Mã văn bản:", &doc_id);
     body.push_str(&format!("\nXem mọi biên nhận và trạng thái:\n    lienthong track {}\n", shell_arg(&doc_id)));
-    if code == StatusCode::Refused {
-        body.push_str(
+    match meaning {
+        StatusMeaning::Undeliverable => body.push_str(
             "\nVăn bản chưa đến nơi nhận này. Kiểm tra mã nơi nhận, hoặc báo quản trị nút liên thông nếu lý do là lỗi kết nối; khắc phục xong thì gửi lại (lienthong send).\n",
-        );
+        ),
+        StatusMeaning::RecallRequested => body.push_str(&format!(
+            "\nTrả lời đề nghị:\n    lienthong status {} 15    (đồng ý thu hồi)\n    lienthong status {} 16    (từ chối)\n",
+            shell_arg(&doc_id),
+            shell_arg(&doc_id)
+        )),
+        _ => {}
     }
     body.push_str(&footer(agency));
-    Notification { kind, audience: Audience::Clerks, dedup_key: key, subject, body }
+    let (kind, prefix) = if failure { (Kind::Failed, "failed") } else { (Kind::Status, "status") };
+    Notification {
+        kind,
+        audience: Audience::Clerks,
+        dedup_key: format!("{prefix}:{}", hex::encode(receipt_digest)),
+        subject: format!("{tag}: {short}"),
+        body,
+    }
 }
 
 /// The reminder steps of a certificate: warned once when it enters each step (`expiry_days`,
@@ -460,6 +487,65 @@ mod tests {
         );
         let normal = arrived(phong_du(), &manifest(Urgency::Normal), "", at);
         assert!(normal.subject.starts_with("[THƯỜNG] 000.00.41.H49: "), "{}", normal.subject);
+    }
+
+    #[test]
+    fn statuses_say_what_they_mean_to_the_clerk() {
+        let m = manifest(Urgency::Normal);
+        let receipt = |code, note: Option<&str>| Receipt {
+            kind: pki::document::ReceiptKind::Status(code),
+            document: m.id(),
+            envelope: [7; 32],
+            by: "000.01.41.H49".parse().unwrap(),
+            to: m.from,
+            at: time::macros::datetime!(2025-07-01 03:00 UTC),
+            recipients: vec!["000.01.41.H49".parse().unwrap()],
+            note: note.map(str::to_owned),
+        };
+        let tien_yen = Agency { code: m.from, name: "Ủy ban nhân dân huyện Tiên Yên" };
+        let cases = [
+            (
+                StatusCode::Refused,
+                StatusMeaning::Undeliverable,
+                "[KHÔNG GỬI ĐƯỢC] 12/UBND-VP đến 000.01.41.H49: ",
+                Kind::Failed,
+            ),
+            (
+                StatusCode::RefusedByRecipient,
+                StatusMeaning::RefusedByRecipient,
+                "[BỊ TỪ CHỐI] 12/UBND-VP bởi 000.01.41.H49: ",
+                Kind::Failed,
+            ),
+            (
+                StatusCode::RefusedByRecipient,
+                StatusMeaning::RecallRefused,
+                "[TỪ CHỐI THU HỒI] 12/UBND-VP bởi 000.01.41.H49: ",
+                Kind::Failed,
+            ),
+            (
+                StatusCode::RecallRequested,
+                StatusMeaning::RecallRequested,
+                "[ĐỀ NGHỊ THU HỒI] 12/UBND-VP của 000.01.41.H49: ",
+                Kind::Status,
+            ),
+            (
+                StatusCode::Completed,
+                StatusMeaning::Progress,
+                "[TRẠNG THÁI 06] Đã hoàn thành – 000.01.41.H49: ",
+                Kind::Status,
+            ),
+        ];
+        for (code, meaning, subject, kind) in cases {
+            let n = status(tien_yen, &m, code, meaning, &receipt(code, Some("lý do")), &[1; 32]);
+            assert!(n.subject.starts_with(subject), "{}", n.subject);
+            assert!(n.subject.ends_with("Về việc phòng, chống bão số 3"), "{}", n.subject);
+            assert_eq!(n.kind, kind);
+            assert_eq!(n.dedup_key, format!("{}:{}", kind.as_str(), "01".repeat(32)));
+            assert!(n.body.contains("lienthong track 000.00.41.H49,2025/06/30,12/UBND-VP\n"), "{}", n.body);
+            assert!(n.body.contains("10:00 ngày 01/07/2025"), "{}", n.body);
+            let label = if meaning.is_failure() { "Lý do:          lý do\n" } else { "Ghi chú:        lý do\n" };
+            assert!(n.body.contains(label), "{}", n.body);
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 pub use config::{MailConfig, RawMail, TlsMode};
-pub use message::{Audience, Kind, Notification};
+pub use message::{Audience, Kind, Notification, StatusMeaning};
 pub use queue::MailQueue;
 pub use sender::run;
 
@@ -89,10 +89,10 @@ pub async fn document_arrived(
 }
 
 /// A status addressed to this agency was stored: a refusal (02, 16) of a document this agency
-/// sent is always mailed to the clerks; other statuses of its documents (and a recall request
-/// for a document it received) only with `notify_status`. Called inside the transaction that
-/// stores the receipt, wherever it comes from: a neighbour, this node's own dead-lettering, or
-/// a recipient this node could not route.
+/// sent is always mailed to the clerks; other statuses of its documents, and a recall request
+/// (13) for a document it received, only with `notify_status`. Called inside the transaction
+/// that stores the receipt, wherever it comes from: a neighbour, this node's own
+/// dead-lettering, or a recipient this node could not route.
 pub async fn receipt_for_us(
     tx: &mut Tx<'_>,
     node: &Node,
@@ -100,24 +100,41 @@ pub async fn receipt_for_us(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let Some(mail) = &node.config.mail else { return Ok(()) };
-    let ReceiptKind::Status(code) = receipt.receipt.kind else { return Ok(()) };
-    let failure = matches!(code, StatusCode::Refused | StatusCode::RefusedByRecipient);
-    if (!failure && !mail.notify_status) || mail.clerks.is_empty() || receipt.receipt.to != node.config.agency {
+    let r = &receipt.receipt;
+    let ReceiptKind::Status(code) = r.kind else { return Ok(()) };
+    if mail.clerks.is_empty() || r.to != node.config.agency {
         return Ok(());
     }
-    let Some(doc) = tx.document_by_digest(&receipt.receipt.envelope).await? else { return Ok(()) };
+    let Some(doc) = tx.document_by_digest(&r.envelope).await? else { return Ok(()) };
     let sent_here = doc.sender == node.config.agency;
-    if sent_here == (code == StatusCode::RecallRequested) {
+    let meaning = match code {
+        StatusCode::RecallRequested if !sent_here => StatusMeaning::RecallRequested,
+        _ if !sent_here => return Ok(()),
+        StatusCode::Refused => StatusMeaning::Undeliverable,
+        StatusCode::RefusedByRecipient => {
+            let recall: Option<i64> = sqlx::query(
+                "SELECT 1 AS one FROM receipts WHERE envelope = $1 AND kind = 'status' AND status = 13 AND by_agency = $2 AND to_agency = $3 LIMIT 1",
+            )
+            .bind(r.envelope.to_vec())
+            .bind(node.config.agency.to_string())
+            .bind(r.by.to_string())
+            .fetch_optional(tx.conn())
+            .await?
+            .map(|row| row.try_get("one"))
+            .transpose()?;
+            if recall.is_some() { StatusMeaning::RecallRefused } else { StatusMeaning::RefusedByRecipient }
+        }
+        StatusCode::RecallRequested => return Ok(()),
+        _ => StatusMeaning::Progress,
+    };
+    if !meaning.is_failure() && !mail.notify_status {
         return Ok(());
     }
-    let manifest = match pki::document::Envelope::from_bytes(&doc.envelope)
+    let manifest = pki::document::Envelope::from_bytes(&doc.envelope)
         .ok()
         .and_then(|e| Manifest::from_cbor(e.payload()).ok())
-    {
-        Some(m) => m,
-        None => return Err(StoreError::Corrupt(format!("stored envelope of {} does not parse", doc.doc_id))),
-    };
-    let n = message::status(agency(node), &manifest, &receipt.receipt, &receipt.digest());
+        .ok_or_else(|| StoreError::Corrupt(format!("stored envelope of {} does not parse", doc.doc_id)))?;
+    let n = message::status(agency(node), &manifest, code, meaning, r, &receipt.digest());
     enqueue(tx, node, &n, now_ms).await.map(|_| ())
 }
 
