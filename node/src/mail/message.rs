@@ -195,7 +195,7 @@ pub fn arrived(agency: Agency<'_>, m: &Manifest, sender_name: &str, received_at:
         m.attachments.iter().map(|a| format!("{} ({} byte)", a.name, a.size)).collect::<Vec<_>>().join(", ")
     };
     let mut body = format!("{} gửi văn bản đến {}.\n\n", sender, agency.name);
-    let mut field = |label: &str, value: &str| body.push_str(&format!("{label:<16}{value}\n"));
+    let mut field = |label: &str, value: &str| body.push_str(&format!("{label:<15} {value}\n"));
     field("Độ khẩn:", m.urgency.name_vi());
     field("Số, ký hiệu:", &number_of(m));
     field("Loại văn bản:", &m.type_name);
@@ -294,7 +294,7 @@ pub fn status(
     };
     let failure = meaning.is_failure();
     let mut body = format!("{lead}\n\n");
-    let mut field = |label: &str, value: &str| body.push_str(&format!("{label:<16}{value}\n"));
+    let mut field = |label: &str, value: &str| body.push_str(&format!("{label:<15} {value}\n"));
     field("Trạng thái:", &format!("{:02} {}", code.code(), status_vi(code)));
     field("Do:", &by.to_string());
     field("Nơi nhận:", &recipients);
@@ -311,7 +311,7 @@ pub fn status(
             "\nVăn bản chưa đến nơi nhận này. Kiểm tra mã nơi nhận, hoặc báo quản trị nút liên thông nếu lý do là lỗi kết nối; khắc phục xong thì gửi lại (lienthong send).\n",
         ),
         StatusMeaning::RecallRequested => body.push_str(&format!(
-            "\nTrả lời đề nghị:\n    lienthong status {} 15    (đồng ý thu hồi)\n    lienthong status {} 16    (từ chối)\n",
+            "\nTrả lời đề nghị:\n    lienthong status {} recall-accepted    (15, đồng ý thu hồi)\n    lienthong status {} refused            (16, từ chối)\n",
             shell_arg(&doc_id),
             shell_arg(&doc_id)
         )),
@@ -357,12 +357,12 @@ pub fn expiry(agency: Agency<'_>, what: &str, cert: &pki::Certificate, now: Offs
     } else {
         format!("{what} của {} sẽ hết hạn sau {days_left} ngày.\n\n", agency.name)
     };
-    let mut field = |label: &str, value: &str| body.push_str(&format!("{label:<16}{value}\n"));
+    let mut field = |label: &str, value: &str| body.push_str(&format!("{label:<15} {value}\n"));
     field("Chủ thể:", &cert.subject);
     field("Số hiệu:", &id.serial.to_string());
     field("Cơ quan cấp:", &cert.issuer);
     field("Hết hạn lúc:", &time_vi(cert.not_after));
-    field("Vân tay SHA-256:", &hex::encode(cert.fingerprint()));
+    field("SHA-256:", &hex::encode(cert.fingerprint()));
     body.push_str(
         "\nĐề nghị cơ quan cấp chứng thư cấp lại (lienthong pki issue ...), thay tệp chứng thư và khóa, kiểm tra bằng `lienthong-node check` rồi khởi động lại nút. Khi hết hạn, nút không kết nối được với các nút khác hoặc không ký được biên nhận.\n",
     );
@@ -397,7 +397,7 @@ pub fn digest(agency: Agency<'_>, day: Date, entries: &[Overdue], total: usize) 
     if total > entries.len() {
         body.push_str(&format!("... và {} văn bản khác (lienthong inbox).\n\n", total - entries.len()));
     }
-    body.push_str("Cập nhật trạng thái khi xử lý xong: lienthong status <mã văn bản> 06\n");
+    body.push_str("Cập nhật trạng thái khi xử lý xong: lienthong status <mã văn bản> completed\n");
     body.push_str(&footer(agency));
     Notification { kind: Kind::Digest, audience: Audience::Clerks, dedup_key: format!("digest:{}", day), subject, body }
 }
