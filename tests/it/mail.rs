@@ -399,8 +399,13 @@ async fn implicit_tls_works_and_a_relay_with_an_untrusted_certificate_gets_nothi
         network(Database::Sqlite, |c, dir| (c == PHONG_DU).then(|| setup(good_port, "implicit").section(dir))).await;
     let tien_yen = net.clerk(TIEN_YEN).await;
     let first = net.document(TIEN_YEN, &[PHONG_DU], 1);
+    let submitted = Instant::now();
     first.submit(&tien_yen).await.unwrap();
     let got = harness::smtp::wait_for_mail(good_dir.path(), 1, Duration::from_secs(30)).await;
+    eprintln!(
+        "the arrival notification reached the relay {:?} after the sender's clerk submitted",
+        submitted.elapsed()
+    );
     assert_eq!(got[0].tls.as_deref(), Some("TLSv1.3"));
     assert!(got[0].subject.ends_with("Về việc thử nghiệm liên thông văn bản số 1"), "{}", got[0].subject);
 
