@@ -42,11 +42,16 @@ async fn network(database: Database, mail: impl Fn(&str, &std::path::Path) -> Op
     net
 }
 
-/// Stops a node and starts it again on the same address (once the old endpoint has let go of
-/// the UDP port: quinn's driver releases it after the node is dropped).
+/// Stops a node and starts it again on the same address.
 async fn restart(net: &mut TestNet, agency: &str) {
+    net.stop_node(&code(agency)).await;
+    start_again(net, agency).await;
+}
+
+/// Starts a stopped node on its address, once the old endpoint has let go of the UDP port
+/// (quinn's driver releases it after the node is dropped).
+async fn start_again(net: &mut TestNet, agency: &str) {
     let agency = code(agency);
-    net.stop_node(&agency).await;
     let addr = net.addrs[&agency];
     wait_for("the node's UDP port to be free", Duration::from_secs(10), || async {
         std::net::UdpSocket::bind(addr).is_ok()
@@ -335,8 +340,26 @@ async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(
     assert!(error.contains(&format!("127.0.0.1:{port}")) && error.contains("onnection"), "{error}");
     assert!(health.alerts.iter().any(|a| a.contains("waiting for the relay")), "{:?}", health.alerts);
 
-    // A restart while the relay is still down loses and adds nothing.
-    restart(&mut net, PHONG_DU).await;
+    // While the node is stopped: claims are leases on PostgreSQL (a plain read on SQLite), and
+    // a restarted process frees those its previous run held, by the instance part of the owner.
+    net.stop_node(&code(PHONG_DU)).await;
+    {
+        let config = node::config::Config::load(&net.config_path(&code(PHONG_DU))).unwrap();
+        let store = node::storage::Store::open(&config.database, &config.data_dir).await.unwrap();
+        let (t, until) = (i64::MAX / 4, i64::MAX / 4 + 1000);
+        let all = DOCUMENTS as usize;
+        assert_eq!(node::mail::queue::claim(&store, "inst/run1", t, until, 100).await.unwrap().len(), all);
+        let held = if database == Database::Postgres { 0 } else { all };
+        assert_eq!(node::mail::queue::claim(&store, "other/run", t, until, 100).await.unwrap().len(), held);
+        node::mail::queue::release_instance(&store, "ins").await.unwrap();
+        assert_eq!(node::mail::queue::claim(&store, "other/run", t, until, 100).await.unwrap().len(), held);
+        node::mail::queue::release_instance(&store, "inst").await.unwrap();
+        assert_eq!(node::mail::queue::claim(&store, "other/run", t, until, 100).await.unwrap().len(), all);
+        node::mail::queue::release_instance(&store, "other").await.unwrap();
+        store.close().await;
+    }
+    // The restart, with the relay still down, loses and adds nothing.
+    start_again(&mut net, PHONG_DU).await;
     let q =
         node::mail::queue::health(&net.node(PHONG_DU).store, node::storage::millis(time::OffsetDateTime::now_utc()))
             .await

@@ -253,6 +253,13 @@ pub async fn run(node: Arc<Node>) {
             return;
         }
     };
+    // A lease owner reads `instance/run`, where the instance (agency, host, listen address) is
+    // the same after a restart: what this process's previous run claimed is free again now.
+    if let Some((instance, _)) = node.lease_owner.rsplit_once('/')
+        && let Err(e) = queue::release_instance(&node.store, instance).await
+    {
+        tracing::warn!(error = %e, "cannot free the mail claims of this process's previous run; they free when their leases run out");
+    }
     tracing::info!(relay = %relay_name(&mail), tls = ?mail.tls, "mail worker started");
     let mut shutdown = node.shutdown_signal();
     let mut schedule = Schedule::default();
