@@ -38,6 +38,8 @@ pub struct RawConfig {
     /// `[retry]`.
     #[serde(default)]
     pub retry: RawRetry,
+    /// `[mail]`: email notifications (optional).
+    pub mail: Option<crate::mail::RawMail>,
 }
 
 /// `[node]`.
@@ -324,6 +326,8 @@ pub struct Config {
     pub limits: Limits,
     /// Retry policy.
     pub retry: RetryPolicy,
+    /// Email notifications; `None` without `[mail]`.
+    pub mail: Option<crate::mail::MailConfig>,
 }
 
 /// Every problem found in a configuration, each with its key.
@@ -591,6 +595,7 @@ impl Config {
         if r.max_attempts == 0 {
             p.add("retry.max_attempts", "must be at least 1");
         }
+        let mail = crate::mail::config::validate(raw.mail.as_ref(), base, &mut p.0);
         if !p.0.is_empty() {
             return Err(ConfigError { problems: p.0 });
         }
@@ -633,6 +638,7 @@ impl Config {
                 max_attempts: r.max_attempts,
                 jitter_seed: r.jitter_seed,
             },
+            mail,
         })
     }
 
@@ -653,6 +659,7 @@ pub fn template(agency: &AgencyCode, name: &str, listen: &str, parent: Option<(&
         Some((code, addr)) => format!("[parent]\nagency = \"{code}\"\naddress = \"{addr}\"\n"),
         None => "# [parent]            # the national hub has none\n# agency = \"000.00.00.G22\"\n# address = \"hub.example.gov.vn:7400\"\n".into(),
     };
+    let mail_section = crate::mail::config::TEMPLATE;
     format!(
         r#"# lienthong-node configuration for {name} ({agency}).
 # Relative paths are taken from this file's directory. Check it with `lienthong-node check`.
@@ -716,6 +723,6 @@ max = "10m"
 multiplier = 2.0
 jitter = 0.2
 max_attempts = 30                    # then dead-lettered, and the sender gets a signed refusal
-"#
+{mail_section}"#
     )
 }

@@ -56,6 +56,9 @@ pub struct Health {
     pub certificates: Vec<Expiry>,
     /// CRLs held.
     pub crls: Vec<CrlFreshness>,
+    /// The notification mail queue (absent when mail is off and nothing was ever queued).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<crate::mail::MailQueue>,
     /// Alerts for the operator.
     pub alerts: Vec<String>,
 }
@@ -116,6 +119,8 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
     if queue.dead > 0 {
         alerts.push(format!("{} transfer(s) dead-lettered", queue.dead));
     }
+    let mail = crate::mail::health(node, now).await?;
+    alerts.extend(mail.iter().flat_map(crate::mail::alerts));
     Ok(Health {
         agency: node.config.agency.to_string(),
         name: node.config.name.clone(),
@@ -126,6 +131,7 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
         dead_letters: node.store.dead_letters(20).await?,
         certificates,
         crls,
+        mail,
         alerts,
     })
 }

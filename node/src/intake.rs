@@ -382,6 +382,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
                             let verb = ["", "revoked", "updated", "replaced"][usize::from(manifest.business.code())];
                             tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;
                         }
+                        crate::mail::document_arrived(&mut tx, node, id, &manifest, now_ms).await?;
                         if let Some(arrived) = &arrived {
                             let (rid, _) = tx.insert_receipt(arrived, &node.config.agency.to_string(), now_ms).await?;
                             if let Some(n) = toward_sender {
@@ -401,6 +402,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
                 if let Some(n) = toward_sender {
                     tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
                 }
+                crate::mail::receipt_for_us(&mut tx, node, refusal, now_ms).await?;
             }
         }
         // The hop receipt: one per neighbour and recipients; a repeat gets the first one.

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod health;
 pub mod inbound;
 pub mod intake;
+pub mod mail;
 pub mod notices;
 pub mod outbound;
 pub mod protocol;
@@ -240,6 +241,7 @@ impl Node {
         tasks.spawn(server::serve(node.clone()));
         tasks.spawn(outbound::run_outbox(node.clone()));
         tasks.spawn(crls::watch_files(node.clone()));
+        tasks.spawn(mail::run(node.clone()));
         tracing::info!(agency = %node.config.agency, listen = %node.local_addr(), "node started");
         Ok(NodeHandle { node, stop, tasks, _run_lock: run_lock })
     }

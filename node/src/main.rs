@@ -139,6 +139,7 @@ async fn status(path: PathBuf) -> anyhow::Result<()> {
             "issuer": c.issuer, "this_update": pki::format_utc(c.this_update), "next_update": pki::format_utc(c.next_update),
         })).collect::<Vec<_>>(),
         "certificates": certificates,
+        "mail": node::mail::queue::health(&store, node::storage::millis(now)).await?,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     store.close().await;

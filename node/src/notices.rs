@@ -61,7 +61,10 @@ pub async fn keep_and_route(
         ReceiptKind::Status(_) => receipt.receipt.to,
     };
     match node.routes.next_hop(&to) {
-        Ok(NextHop::Local) => apply(tx, receipt, now).await?,
+        Ok(NextHop::Local) => {
+            apply(tx, receipt, now).await?;
+            crate::mail::receipt_for_us(tx, node, receipt, now).await?;
+        }
         Ok(NextHop::Neighbour(n)) if Some(n) != came_from => {
             tx.enqueue(TransferKind::Notice(id), &n, &[], now).await?;
         }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod network;
 pub mod operator;
 pub mod postgres;
+pub mod smtp;
 
 pub use cli::{Cli, Run, bin};
 

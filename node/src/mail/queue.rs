@@ -1,0 +1,301 @@
+//! The mail queue in the database (`mail_outbox`): queued inside the transaction of the event
+//! that causes a notification, claimed by the mail worker, marked sent or failed.
+//!
+//! The outbox pattern of the document transfers, for mail: on SQLite one process owns the
+//! database and claiming is a plain read (the worker is a single task, so nothing runs twice);
+//! on PostgreSQL, where several node processes may share the queue, a claim is a lease taken
+//! with `FOR UPDATE SKIP LOCKED`, and only the holder of a lease may record the outcome.
+
+use lettre::message::Mailbox;
+use sqlx::Row;
+
+use super::message::Notification;
+use crate::storage::{Backend, Store, StoreError, Tx};
+
+/// A notification claimed for sending.
+#[derive(Debug, Clone)]
+pub struct QueuedMail {
+    /// Row id.
+    pub id: i64,
+    /// `arrived`, `failed`, `status`, `expiry`, `digest`.
+    pub kind: String,
+    /// The Message-ID, fixed when queued.
+    pub message_id: String,
+    /// Recipients, one mailbox per line (parsed when sent, so one damaged row cannot stop the
+    /// queue).
+    pub recipients: String,
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When it was queued (ms): the Date of the email.
+    pub created_at: i64,
+}
+
+/// Queues a notification for `recipients` with `message_id`; false if a notification with the
+/// same dedup key was queued before (a retried delivery, a restart, another process).
+pub async fn enqueue(
+    tx: &mut Tx<'_>,
+    n: &Notification,
+    recipients: &[Mailbox],
+    message_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let recipients = recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    let done = sqlx::query(
+        "INSERT INTO mail_outbox (dedup_key, kind, message_id, recipients, subject, body, state, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING",
+    )
+    .bind(&n.dedup_key)
+    .bind(n.kind.as_str())
+    .bind(message_id)
+    .bind(recipients)
+    .bind(&n.subject)
+    .bind(&n.body)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Whether a notification with this dedup key was ever queued.
+pub async fn queued(store: &Store, dedup_key: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query("SELECT 1 AS one FROM mail_outbox WHERE dedup_key = $1")
+        .bind(dedup_key)
+        .fetch_optional(store.pool())
+        .await?
+        .is_some())
+}
+
+fn queued_mail(row: &sqlx::any::AnyRow) -> Result<QueuedMail, StoreError> {
+    Ok(QueuedMail {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        message_id: row.try_get("message_id")?,
+        recipients: row.try_get("recipients")?,
+        subject: row.try_get("subject")?,
+        body: row.try_get("body")?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Claims up to `limit` due notifications for `owner` until `lease_until` (ms).
+pub async fn claim(
+    store: &Store,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<QueuedMail>, StoreError> {
+    let rows = match store.backend() {
+        Backend::Sqlite => {
+            sqlx::query(
+                "SELECT id, kind, message_id, recipients, subject, body, attempts, created_at FROM mail_outbox
+                 WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(store.pool())
+            .await?
+        }
+        Backend::Postgres => {
+            let mut tx = store.begin().await?;
+            let rows = sqlx::query(concat!(
+                "UPDATE mail_outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (",
+                "SELECT id FROM mail_outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ",
+                "ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+                "RETURNING id, kind, message_id, recipients, subject, body, attempts, created_at"
+            ))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(tx.conn())
+            .await?;
+            tx.commit().await?;
+            rows
+        }
+    };
+    let mut claimed: Vec<QueuedMail> = rows.iter().map(queued_mail).collect::<Result<_, _>>()?;
+    claimed.sort_by_key(|m| m.id);
+    Ok(claimed)
+}
+
+/// Records that the relay accepted a notification. False when the claim was lost (its lease
+/// ran out and another process took it).
+pub async fn mark_sent(store: &Store, id: i64, owner: &str, now: i64) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE mail_outbox SET state = 'sent', sent_at = $1, last_attempt_at = $1, lease_owner = NULL, lease_until = NULL
+         WHERE id = $2 AND state = 'pending' AND (lease_owner = $3 OR lease_owner IS NULL)",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(owner)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Records a failed attempt: retried at `next_attempt_at`, or dead-lettered.
+pub async fn mark_failed(
+    store: &Store,
+    id: i64,
+    owner: &str,
+    error: &str,
+    now: i64,
+    next_attempt_at: i64,
+    dead: bool,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $1, last_attempt_at = $2, next_attempt_at = $3, state = $4,
+                lease_owner = NULL, lease_until = NULL
+         WHERE id = $5 AND state = 'pending' AND (lease_owner = $6 OR lease_owner IS NULL)",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(next_attempt_at)
+    .bind(if dead { "dead" } else { "pending" })
+    .bind(id)
+    .bind(owner)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Gives a claim back untried (shutdown began): another process, or this one after its
+/// restart, takes it at once instead of after the lease.
+pub async fn release(store: &Store, id: i64, owner: &str) -> Result<(), StoreError> {
+    if store.backend() == Backend::Sqlite {
+        return Ok(());
+    }
+    let mut tx = store.begin().await?;
+    sqlx::query("UPDATE mail_outbox SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
+        .bind(id)
+        .bind(owner)
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await
+}
+
+/// Frees the claims a previous run of this process held (PostgreSQL): `instance` is the part of
+/// the lease owner that stays the same across restarts of one process (its agency, host and
+/// listen address), so a restarted process does not wait out its own leases.
+pub async fn release_instance(store: &Store, instance: &str) -> Result<(), StoreError> {
+    if store.backend() == Backend::Sqlite {
+        return Ok(());
+    }
+    let prefix = format!("{instance}/");
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "UPDATE mail_outbox SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending' AND substr(lease_owner, 1, CAST($1 AS INTEGER)) = $2",
+    )
+    .bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
+    .bind(&prefix)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await
+}
+
+/// The earliest time a pending notification is due (ms), if any.
+pub async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM mail_outbox WHERE state = 'pending'")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(row.try_get("t")?)
+}
+
+/// A dead-lettered notification, for the operator.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadMail {
+    /// Row id.
+    pub id: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Its subject.
+    pub subject: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The relay's last answer.
+    pub last_error: String,
+}
+
+/// The mail queue in the health read-out.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MailQueue {
+    /// Waiting to be sent.
+    pub pending: i64,
+    /// Of which already failed at least once.
+    pub retrying: i64,
+    /// Given up (after the retry policy, or refused for good by the relay).
+    pub dead: i64,
+    /// Accepted by the relay.
+    pub sent: i64,
+    /// Age of the oldest notification waiting, seconds (0 when none waits).
+    pub oldest_pending_seconds: i64,
+    /// The latest error of a notification still waiting or dead, if any.
+    pub last_error: Option<String>,
+    /// When it happened (UTC).
+    pub last_error_at: Option<String>,
+    /// The latest dead-lettered notifications.
+    pub dead_letters: Vec<DeadMail>,
+}
+
+/// The queue's depths, oldest wait and latest failure, at `now` (ms).
+pub async fn health(store: &Store, now: i64) -> Result<MailQueue, StoreError> {
+    let rows = sqlx::query("SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest, SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS retrying FROM mail_outbox GROUP BY state")
+        .fetch_all(store.pool())
+        .await?;
+    let mut q = MailQueue::default();
+    for r in rows {
+        let n: i64 = r.try_get("n")?;
+        match r.try_get::<String, _>("state")?.as_str() {
+            "pending" => {
+                q.pending = n;
+                q.retrying = r.try_get::<Option<i64>, _>("retrying")?.unwrap_or(0);
+                q.oldest_pending_seconds =
+                    r.try_get::<Option<i64>, _>("oldest")?.map_or(0, |o| (now - o).max(0) / 1000);
+            }
+            "dead" => q.dead = n,
+            "sent" => q.sent = n,
+            _ => {}
+        }
+    }
+    let last = sqlx::query(
+        "SELECT last_error, last_attempt_at FROM mail_outbox WHERE last_error IS NOT NULL AND state IN ('pending', 'dead')
+         ORDER BY last_attempt_at DESC, id DESC LIMIT 1",
+    )
+    .fetch_optional(store.pool())
+    .await?;
+    if let Some(r) = last {
+        q.last_error = r.try_get("last_error")?;
+        q.last_error_at = r
+            .try_get::<Option<i64>, _>("last_attempt_at")?
+            .and_then(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+            .map(pki::format_utc);
+    }
+    let dead = sqlx::query(
+        "SELECT id, kind, subject, attempts, COALESCE(last_error, '') AS last_error FROM mail_outbox WHERE state = 'dead' ORDER BY id DESC LIMIT 10",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    q.dead_letters = dead
+        .iter()
+        .map(|r| {
+            Ok(DeadMail {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                subject: r.try_get("subject")?,
+                attempts: r.try_get("attempts")?,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(q)
+}
