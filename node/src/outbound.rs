@@ -191,7 +191,16 @@ pub async fn run_outbox(node: Arc<Node>) {
         let now = millis(node.now());
         if node.store.backend() == crate::storage::Backend::Postgres && renewed_at.elapsed() >= renew_every {
             let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
-            if let Err(e) = node.store.renew_leases(&node.lease_owner, &running, now + lease.as_millis() as i64).await {
+            if let Err(e) = node
+                .store
+                .renew_leases(
+                    crate::storage::Leased::Outbox,
+                    &node.lease_owner,
+                    &running,
+                    now + lease.as_millis() as i64,
+                )
+                .await
+            {
                 tracing::error!(error = %e, "cannot renew outbox claims");
             }
             renewed_at = tokio::time::Instant::now();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use harness::network::{Database, NetOptions, SignedDocument, TestNet, only, topology};
 use node::config::Config;
-use node::storage::{DocInsert, NewDocument, Store, TransferKind};
+use node::storage::{DocInsert, Leased, NewDocument, Store, TransferKind};
 use pki::AgencyCode;
 use pki::document::{Receipt, ReceiptKind, SignedReceipt, StatusCode};
 
@@ -288,11 +288,11 @@ async fn a_second_process_never_sends_the_same_transfer(database: Database) {
 
             // a renews one claim; the other runs out and b takes it over.
             let (kept, lapsed) = (a[0].id, a[1].id);
-            assert_eq!(store.renew_leases("a", &[kept], 3000).await.unwrap(), 1);
-            assert_eq!(other.renew_leases("b", &[b[0].id], 3000).await.unwrap(), 1);
+            assert_eq!(store.renew_leases(Leased::Outbox, "a", &[kept], 3000).await.unwrap(), 1);
+            assert_eq!(other.renew_leases(Leased::Outbox, "b", &[b[0].id], 3000).await.unwrap(), 1);
             let taken = other.claim_due("b", 1001, 4000, 10).await.unwrap();
             assert_eq!(taken.iter().map(|t| t.id).collect::<Vec<_>>(), vec![lapsed]);
-            assert_eq!(store.renew_leases("a", &[lapsed], 5000).await.unwrap(), 0, "a lost that claim");
+            assert_eq!(store.renew_leases(Leased::Outbox, "a", &[lapsed], 5000).await.unwrap(), 0, "a lost that claim");
             let mut tx = store.begin().await.unwrap();
             assert!(
                 !tx.finish_transfer(lapsed, "a", "done", 1100).await.unwrap(),

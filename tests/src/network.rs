@@ -42,6 +42,21 @@ pub enum Database {
     Postgres,
 }
 
+/// Binds a node's address again after a stop: the stopped endpoint's socket is freed a moment
+/// after shutdown returns, so "address in use" is retried for a few seconds.
+fn rebind(addr: SocketAddr) -> UdpSocket {
+    let start = std::time::Instant::now();
+    loop {
+        match UdpSocket::bind(addr) {
+            Ok(s) => return s,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && start.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot bind {addr} again: {e}"),
+        }
+    }
+}
+
 /// The PostgreSQL database of an agency in a test network.
 pub fn database_name(code: &AgencyCode) -> String {
     format!("node_{}", code.to_string().replace('.', "_").to_lowercase())
@@ -169,7 +184,7 @@ impl TestNet {
         let config = Config::load(&self.config_path(code)).unwrap_or_else(|e| panic!("config of {code}: {e}"));
         let socket = match self.sockets.remove(code) {
             Some(s) => s,
-            None => UdpSocket::bind(self.addrs[code]).unwrap(),
+            None => rebind(self.addrs[code]),
         };
         let handle = Node::start(config, socket).await.unwrap_or_else(|e| panic!("start {code}: {e}"));
         self.nodes.insert(*code, handle);
@@ -179,7 +194,7 @@ impl TestNet {
     /// directory (e.g. `p2.toml` from [`TestNet::scale_out`]), on the address it listens on.
     pub async fn start_instance(&self, code: &AgencyCode, config: &str) -> NodeHandle {
         let config = Config::load(&self.node_dir(code).join(config)).unwrap_or_else(|e| panic!("{config}: {e}"));
-        let socket = UdpSocket::bind(config.listen).unwrap();
+        let socket = rebind(config.listen);
         Node::start(config, socket).await.unwrap_or_else(|e| panic!("start {code}: {e}"))
     }
 

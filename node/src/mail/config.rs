@@ -45,7 +45,8 @@ pub struct RawMail {
     /// The node's operators: certificates close to expiry.
     #[serde(default)]
     pub operators: Vec<String>,
-    /// Whether statuses other than refusals (01, 03–06, 13, 15) coming back are mailed too.
+    /// Whether progress statuses (01, 03–06, 15) of documents this agency sent are mailed too;
+    /// refusals and recall requests always are.
     #[serde(default)]
     pub notify_status: bool,
     /// Operators are warned when a certificate expires within this many days.

@@ -247,9 +247,15 @@ pub enum StatusMeaning {
 }
 
 impl StatusMeaning {
-    /// Refusals are always mailed; the rest only with `notify_status`.
+    /// A document of this agency's did not get through.
     pub fn is_failure(self) -> bool {
         matches!(self, StatusMeaning::Undeliverable | StatusMeaning::RefusedByRecipient | StatusMeaning::RecallRefused)
+    }
+
+    /// Refusals and recall requests (which the clerk must answer) are always mailed; progress
+    /// only with `notify_status`.
+    pub fn always_mailed(self) -> bool {
+        self.is_failure() || self == StatusMeaning::RecallRequested
     }
 }
 

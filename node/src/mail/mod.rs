@@ -89,8 +89,8 @@ pub async fn document_arrived(
 }
 
 /// A status addressed to this agency was stored: a refusal (02, 16) of a document this agency
-/// sent is always mailed to the clerks; other statuses of its documents, and a recall request
-/// (13) for a document it received, only with `notify_status`. Called inside the transaction
+/// sent, and a recall request (13) for a document it received (the clerk must answer it), are
+/// always mailed to the clerks; other statuses of its documents only with `notify_status`. Called inside the transaction
 /// that stores the receipt, wherever it comes from: a neighbour, this node's own
 /// dead-lettering, or a recipient this node could not route.
 pub async fn receipt_for_us(
@@ -127,7 +127,7 @@ pub async fn receipt_for_us(
         StatusCode::RecallRequested => return Ok(()),
         _ => StatusMeaning::Progress,
     };
-    if !meaning.is_failure() && !mail.notify_status {
+    if !meaning.always_mailed() && !mail.notify_status {
         return Ok(());
     }
     let manifest = pki::document::Envelope::from_bytes(&doc.envelope)

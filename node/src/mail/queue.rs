@@ -184,25 +184,6 @@ pub async fn release(store: &Store, id: i64, owner: &str) -> Result<(), StoreErr
     tx.commit().await
 }
 
-/// Frees the claims a previous run of this process held (PostgreSQL): `instance` is the part of
-/// the lease owner that stays the same across restarts of one process (its agency, host and
-/// listen address), so a restarted process does not wait out its own leases.
-pub async fn release_instance(store: &Store, instance: &str) -> Result<(), StoreError> {
-    if store.backend() == Backend::Sqlite {
-        return Ok(());
-    }
-    let prefix = format!("{instance}/");
-    let mut tx = store.begin().await?;
-    sqlx::query(
-        "UPDATE mail_outbox SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending' AND substr(lease_owner, 1, CAST($1 AS INTEGER)) = $2",
-    )
-    .bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
-    .bind(&prefix)
-    .execute(tx.conn())
-    .await?;
-    tx.commit().await
-}
-
 /// The earliest time a pending notification is due (ms), if any.
 pub async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
     let row = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM mail_outbox WHERE state = 'pending'")

@@ -161,10 +161,12 @@ async fn release(node: &Node, claims: Vec<QueuedMail>) {
 /// One round: claim what is due and send it. Returns how long to wait before the next round.
 async fn round(node: &Node, mail: &MailConfig, transport: &AsyncSmtpTransport<Tokio1Executor>) -> Duration {
     let now = millis(node.now());
-    // A claim outlives the slowest possible batch, so another process never takes over a
-    // notification this one is still sending (PostgreSQL; SQLite claims hold no lease).
-    let lease = mail.timeout.saturating_mul(u32::try_from(BATCH).unwrap_or(16) + 1) + Duration::from_secs(60);
-    let lease_until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    // A claim holds for `limits.outbox_lease` and is renewed before each message while the
+    // batch runs (PostgreSQL; SQLite claims hold no lease), so a dead process's notifications
+    // are taken over after one lease, as its transfers are.
+    let lease = node.config.limits.outbox_lease;
+    let until = |now: i64| now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    let lease_until = until(now);
     let batch = match queue::claim(&node.store, &node.lease_owner, now, lease_until, BATCH).await {
         Ok(b) => b,
         Err(e) => {
@@ -202,8 +204,18 @@ async fn round(node: &Node, mail: &MailConfig, transport: &AsyncSmtpTransport<To
         }
     }
     let full = batch.len() as i64 == BATCH;
+    let mut renewed = tokio::time::Instant::now();
     let mut rest = batch.into_iter();
     while let Some(queued) = rest.next() {
+        if node.store.backend() == crate::storage::Backend::Postgres && renewed.elapsed() >= lease / 3 {
+            let ids: Vec<i64> = std::iter::once(queued.id).chain(rest.as_slice().iter().map(|q| q.id)).collect();
+            let until = until(millis(node.now()));
+            if let Err(e) = node.store.renew_leases(crate::storage::Leased::Mail, &node.lease_owner, &ids, until).await
+            {
+                tracing::warn!(error = %e, "cannot renew mail claims");
+            }
+            renewed = tokio::time::Instant::now();
+        }
         let sent = tokio::select! {
             r = send(mail, transport, &queued) => Some(r),
             _ = stop.wait_for(|s| *s) => None,
@@ -253,13 +265,6 @@ pub async fn run(node: Arc<Node>) {
             return;
         }
     };
-    // A lease owner reads `instance/run`, where the instance (agency, host, listen address) is
-    // the same after a restart: what this process's previous run claimed is free again now.
-    if let Some((instance, _)) = node.lease_owner.rsplit_once('/')
-        && let Err(e) = queue::release_instance(&node.store, instance).await
-    {
-        tracing::warn!(error = %e, "cannot free the mail claims of this process's previous run; they free when their leases run out");
-    }
     tracing::info!(relay = %relay_name(&mail), tls = ?mail.tls, "mail worker started");
     let mut shutdown = node.shutdown_signal();
     let mut schedule = Schedule::default();

@@ -22,7 +22,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use documents::{DocInsert, NewDocument, StoredDocument};
-pub use outbox::{QueueDepths, Transfer, TransferKind};
+pub use outbox::{Leased, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
 
 /// Which database is behind the pool.

@@ -13,6 +13,24 @@ use sqlx::Row;
 
 use super::{Backend, Store, StoreError, Tx, join_codes, split_codes};
 
+/// The queues whose rows are claimed with leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leased {
+    /// Transfers to next hops (`outbox`).
+    Outbox,
+    /// Notification mail (`mail_outbox`).
+    Mail,
+}
+
+impl Leased {
+    fn table(self) -> &'static str {
+        match self {
+            Leased::Outbox => "outbox",
+            Leased::Mail => "mail_outbox",
+        }
+    }
+}
+
 /// What a transfer carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferKind {
@@ -200,19 +218,20 @@ impl Store {
         rows.iter().map(transfer).collect()
     }
 
-    /// Extends this owner's claims on the transfers still running (`ids`) until `until`;
-    /// returns how many claims were extended. A claim that expired and was taken by another
-    /// process stays with it (the guarded finish keeps the two from both recording).
-    pub async fn renew_leases(&self, owner: &str, ids: &[i64], until: i64) -> Result<u64, StoreError> {
+    /// Extends this owner's claims on the work still running (`ids`, rows of `queue`) until
+    /// `until`; returns how many claims were extended. A claim that expired and was taken by
+    /// another process stays with it (the guarded finish keeps the two from both recording).
+    pub async fn renew_leases(&self, queue: Leased, owner: &str, ids: &[i64], until: i64) -> Result<u64, StoreError> {
         if ids.is_empty() {
             return Ok(0);
         }
-        // Row ids are integers this process read from the database: safe to inline, and
-        // portable across backends (no array binds in sqlx's Any driver).
+        // Row ids are integers this process read from the database and the table name is a
+        // constant: safe to inline, and portable (no array binds in sqlx's Any driver).
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let mut tx = self.begin().await?;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE outbox SET lease_until = $1 WHERE lease_owner = $2 AND state = 'pending' AND id IN ({list})"
+            "UPDATE {} SET lease_until = $1 WHERE lease_owner = $2 AND state = 'pending' AND id IN ({list})",
+            queue.table()
         )))
         .bind(until)
         .bind(owner)
@@ -222,25 +241,33 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Releases the leases of a previous run: every lease (a single-process SQLite node), or
-    /// those whose owner is `instance/…` (a restarted process of a scaled-out node; its
-    /// previous run cannot be sending anything any more).
+    /// Releases the leases of a previous run, in every leased queue: all of them (a
+    /// single-process SQLite node), or those whose owner is `instance/…` (a restarted process
+    /// of a scaled-out node; its previous run cannot be sending anything any more).
     pub async fn release_leases(&self, instance: Option<&str>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        match instance {
-            None => {
-                sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending'")
+        for queue in [Leased::Outbox, Leased::Mail] {
+            let table = queue.table();
+            match instance {
+                None => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending'"
+                    )))
                     .execute(tx.conn())
                     .await?;
-            }
-            Some(instance) => {
-                // Compared as a prefix without LIKE, so no character of the name is a pattern.
-                let prefix = format!("{instance}/");
-                sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending' AND SUBSTR(lease_owner, 1, CAST($1 AS INTEGER)) = $2")
+                }
+                Some(instance) => {
+                    // Compared as a prefix without LIKE, so no character of the name is a
+                    // pattern.
+                    let prefix = format!("{instance}/");
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending' AND SUBSTR(lease_owner, 1, CAST($1 AS INTEGER)) = $2"
+                    )))
                     .bind(prefix.chars().count() as i64)
                     .bind(prefix)
                     .execute(tx.conn())
                     .await?;
+                }
             }
         }
         tx.commit().await
