@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use sqlx::Row;
 
 use super::message::Notification;
-use crate::storage::{Backend, Store, StoreError, Tx};
+use crate::storage::{Backend, Leased, Store, StoreError, Tx};
 
 /// A notification claimed for sending.
 #[derive(Debug, Clone)]
@@ -90,35 +90,16 @@ pub async fn claim(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<QueuedMail>, StoreError> {
-    let rows = match store.backend() {
-        Backend::Sqlite => {
-            sqlx::query(
-                "SELECT id, kind, message_id, recipients, subject, body, attempts, created_at FROM mail_outbox
-                 WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
-            )
-            .bind(now)
-            .bind(limit)
-            .fetch_all(store.pool())
-            .await?
-        }
-        Backend::Postgres => {
-            let mut tx = store.begin().await?;
-            let rows = sqlx::query(concat!(
-                "UPDATE mail_outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (",
-                "SELECT id FROM mail_outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ",
-                "ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) ",
-                "RETURNING id, kind, message_id, recipients, subject, body, attempts, created_at"
-            ))
-            .bind(owner)
-            .bind(lease_until)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(tx.conn())
-            .await?;
-            tx.commit().await?;
-            rows
-        }
-    };
+    let rows = store
+        .claim_rows(
+            Leased::Mail,
+            "id, kind, message_id, recipients, subject, body, attempts, created_at",
+            owner,
+            now,
+            lease_until,
+            limit,
+        )
+        .await?;
     let mut claimed: Vec<QueuedMail> = rows.iter().map(queued_mail).collect::<Result<_, _>>()?;
     claimed.sort_by_key(|m| m.id);
     Ok(claimed)

@@ -182,29 +182,51 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Transfer>, StoreError> {
-        let rows = match self.backend() {
+        let rows = self
+            .claim_rows(
+                Leased::Outbox,
+                "id, kind, document, receipt, next_hop, recipients, attempts",
+                owner,
+                now,
+                lease_until,
+                limit,
+            )
+            .await?;
+        rows.iter().map(transfer).collect()
+    }
+
+    /// Claims up to `limit` due rows of `queue` for `owner` until `lease_until` (ms), oldest
+    /// due first, returning `columns` of each.
+    pub(crate) async fn claim_rows(
+        &self,
+        queue: Leased,
+        columns: &'static str,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let table = queue.table();
+        // The table name and columns are constants of this crate.
+        match self.backend() {
             // One process owns a SQLite database (leases are released at start): claiming is a
-            // read, and the worker's in-flight set keeps a transfer from running twice. No
-            // write, no fsync per claim.
-            Backend::Sqlite => {
-                sqlx::query(
-                    "SELECT id, kind, document, receipt, next_hop, recipients, attempts FROM outbox
-                     WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
-                )
-                .bind(now)
-                .bind(limit)
-                .fetch_all(self.pool())
-                .await?
-            }
+            // read, and the worker keeps a row from running twice. No write, no fsync per claim.
+            Backend::Sqlite => Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {columns} FROM {table} WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+            )))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?),
             // Several processes may share PostgreSQL: a lease marks the claim, and rows another
             // process is claiming at this instant are skipped.
             Backend::Postgres => {
                 let mut tx = self.begin().await?;
-                let rows = sqlx::query(concat!(
-                    "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (",
-                    "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ",
-                    "ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id, kind, document, receipt, next_hop, recipients, attempts"
-                ))
+                let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+                     SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+                     ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {columns}, next_attempt_at"
+                )))
                 .bind(owner)
                 .bind(lease_until)
                 .bind(now)
@@ -212,10 +234,13 @@ impl Store {
                 .fetch_all(tx.conn())
                 .await?;
                 tx.commit().await?;
-                rows
+                // RETURNING keeps no order: put them back in the order they were due.
+                rows.sort_by_cached_key(|r| {
+                    (r.try_get::<i64, _>("next_attempt_at").unwrap_or(0), r.try_get::<i64, _>("id").unwrap_or(0))
+                });
+                Ok(rows)
             }
-        };
-        rows.iter().map(transfer).collect()
+        }
     }
 
     /// Extends this owner's claims on the work still running (`ids`, rows of `queue`) until
