@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use pki::AgencyCode;
-use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, StatusCode};
+use pki::document::{Envelope, Receipt, ReceiptKind, StatusCode};
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 
@@ -150,8 +150,7 @@ async fn send_status(
     targets: Vec<(AgencyCode, Vec<AgencyCode>)>,
     note: Option<String>,
 ) -> Result<(), ClerkResponse> {
-    let envelope = Envelope::from_bytes(&doc.envelope).map_err(unavailable)?;
-    let manifest = Manifest::from_cbor(envelope.payload()).map_err(unavailable)?;
+    let manifest = doc.manifest().map_err(unavailable)?;
     let mut signed = Vec::new();
     for (to, recipients) in targets {
         if node.store.status_held(&doc.digest, &node.config.agency, &to, status.code()).await.map_err(unavailable)? {

@@ -334,6 +334,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     }
     let mut crls_changed = false;
     let new_cas = node.trust.learn(path_cas(&envelope));
+    let sender_name = verified.signers.get(1).map(|s| s.name.clone()).unwrap_or_default();
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
@@ -341,7 +342,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
                 manifest: &manifest,
                 envelope: envelope.as_bytes(),
                 digest,
-                sender_name: &verified.signers.get(1).map(|s| s.name.clone()).unwrap_or_default(),
+                sender_name: &sender_name,
                 received_from: &received_from,
                 received_at: now_ms,
                 provisional: is_provisional,
@@ -382,7 +383,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
                             let verb = ["", "revoked", "updated", "replaced"][usize::from(manifest.business.code())];
                             tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;
                         }
-                        crate::mail::document_arrived(&mut tx, node, id, &manifest, now_ms).await?;
+                        crate::mail::document_arrived(&mut tx, node, &manifest, &sender_name, now_ms).await?;
                         if let Some(arrived) = &arrived {
                             let (rid, _) = tx.insert_receipt(arrived, &node.config.agency.to_string(), now_ms).await?;
                             if let Some(n) = toward_sender {
@@ -402,7 +403,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
                 if let Some(n) = toward_sender {
                     tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
                 }
-                crate::mail::receipt_for_us(&mut tx, node, refusal, now_ms).await?;
+                crate::mail::receipt_for_us(&mut tx, node, refusal, &manifest, now_ms).await?;
             }
         }
         // The hop receipt: one per neighbour and recipients; a repeat gets the first one.

@@ -7,7 +7,7 @@ use pki::{AgencyCode, Crl, CrlSet};
 
 use crate::protocol::ErrorKind;
 use crate::routing::NextHop;
-use crate::storage::{StoreError, TransferKind, Tx, millis};
+use crate::storage::{StoreError, StoredDocument, TransferKind, Tx, millis};
 use crate::{Metrics, Node};
 
 /// Verifies a receipt's seal with the node's CRLs plus `carried`.
@@ -27,17 +27,18 @@ pub fn verify_receipt(node: &Node, receipt: &SignedReceipt, carried: &[Vec<u8>])
     receipt.verify(&validator).map(|_| ()).map_err(|e| e.to_string())
 }
 
-/// Acts on a receipt addressed to this agency, inside the transaction that stores it.
-async fn apply(tx: &mut Tx<'_>, receipt: &SignedReceipt, now: i64) -> Result<(), StoreError> {
+/// Acts on a receipt addressed to this agency, inside the transaction that stores it; returns
+/// the document it concerns, if this node holds it.
+async fn apply(tx: &mut Tx<'_>, receipt: &SignedReceipt, now: i64) -> Result<Option<StoredDocument>, StoreError> {
     let r = &receipt.receipt;
-    let Some(doc) = tx.document_by_digest(&r.envelope).await? else { return Ok(()) };
+    let Some(doc) = tx.document_by_digest(&r.envelope).await? else { return Ok(None) };
     match r.kind {
         ReceiptKind::Status(StatusCode::Arrived) => tx.set_route_state(doc.id, &r.recipients, "delivered", now).await?,
         ReceiptKind::Status(StatusCode::Refused) => tx.set_route_state(doc.id, &r.recipients, "refused", now).await?,
         ReceiptKind::Status(StatusCode::RecallRequested) => tx.inbox_recall_requested(&doc.doc_id).await?,
         _ => {}
     }
-    Ok(())
+    Ok(Some(doc))
 }
 
 /// Stores `receipt` (from `from`), then acts on it or queues it toward its addressee. Returns
@@ -62,8 +63,11 @@ pub async fn keep_and_route(
     };
     match node.routes.next_hop(&to) {
         Ok(NextHop::Local) => {
-            apply(tx, receipt, now).await?;
-            crate::mail::receipt_for_us(tx, node, receipt, now).await?;
+            if let Some(doc) = apply(tx, receipt, now).await?
+                && crate::mail::may_mail(node, receipt)
+            {
+                crate::mail::receipt_for_us(tx, node, receipt, &doc.manifest()?, now).await?;
+            }
         }
         Ok(NextHop::Neighbour(n)) if Some(n) != came_from => {
             tx.enqueue(TransferKind::Notice(id), &n, &[], now).await?;

@@ -253,7 +253,7 @@ pub async fn run_outbox(node: Arc<Node>) {
         let wait = if claimed_count > 0 && started == 0 {
             Duration::from_secs(1)
         } else {
-            match node.store.next_due(now).await {
+            match node.store.next_due(crate::storage::Leased::Outbox, now).await {
                 Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
                 _ => Duration::from_secs(1),
             }
@@ -322,10 +322,7 @@ async fn fail(
     let refusal = match (dead_reason, transfer.kind) {
         (Some(reason), TransferKind::Document(id)) => {
             let doc = node.store.document(id).await?;
-            let manifest = Envelope::from_bytes(&doc.envelope)
-                .ok()
-                .and_then(|e| pki::document::Manifest::from_cbor(e.payload()).ok())
-                .ok_or_else(|| StoreError::Corrupt(format!("stored envelope of {} does not parse", doc.doc_id)))?;
+            let manifest = doc.manifest()?;
             let refusal = node
                 .refusal(&manifest, doc.digest, transfer.recipients.clone(), reason)
                 .ok_or_else(|| StoreError::Corrupt("cannot sign a refusal".into()))?;

@@ -222,7 +222,7 @@ async fn the_outbox_deduplicates_retries_and_dead_letters(database: Database) {
     tx.commit().await.unwrap();
 
     assert!(store.claim_due("a", 999, 31_000, 10).await.unwrap().is_empty(), "nothing is due before its time");
-    assert_eq!(store.next_due(999).await.unwrap(), Some(1000));
+    assert_eq!(store.next_due(Leased::Outbox, 999).await.unwrap(), Some(1000));
     let claimed = store.claim_due("a", 1000, 31_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|t| t.kind == TransferKind::Document(id) && t.next_hop == hop && t.attempts == 0));

@@ -290,7 +290,8 @@ fn read_password(path: &Path) -> Result<String, String> {
 
 fn check_server(server: &str, tls: Option<TlsMode>) -> Result<(), String> {
     let host = server.trim();
-    if host.is_empty() || host.contains(char::is_whitespace) || host.contains(['/', '[', ']']) {
+    let port_glued = host.contains(':') && host.parse::<IpAddr>().is_err();
+    if host.is_empty() || host.contains(char::is_whitespace) || host.contains(['/', '[', ']']) || port_glued {
         return Err(format!("{server:?} is not a host name or IP address (write the port in mail.port)"));
     }
     if tls == Some(TlsMode::DangerCleartextLoopback) {
@@ -558,6 +559,19 @@ mod tests {
         let r = raw("ca_file = \"ca.pem\"");
         assert!(validate(Some(&r), dir.path(), &mut problems).is_none());
         assert_eq!(problems[0].0, "mail.ca_file");
+    }
+
+    #[test]
+    fn a_port_written_into_the_server_is_refused_but_ipv6_is_not() {
+        let mut r = raw("");
+        r.server = "smtp.example.gov.vn:587".into();
+        let mut problems = Vec::new();
+        assert!(validate(Some(&r), Path::new("/"), &mut problems).is_none());
+        assert_eq!(problems[0].0, "mail.server");
+        assert!(problems[0].1.contains("write the port in mail.port"), "{problems:?}");
+        r.server = "2001:db8::25".into();
+        let mut problems = Vec::new();
+        assert!(validate(Some(&r), Path::new("/"), &mut problems).is_some(), "{problems:?}");
     }
 
     #[test]

@@ -28,7 +28,6 @@ pub mod sender;
 
 use pki::document::manifest::Manifest;
 use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
-use sqlx::Row;
 use time::OffsetDateTime;
 
 pub use config::{MailConfig, RawMail, TlsMode};
@@ -39,9 +38,9 @@ pub use sender::run;
 use crate::Node;
 use crate::storage::{StoreError, Tx};
 
-/// A time from the database's milliseconds.
+/// A time from the database's milliseconds (the epoch for values no clock produces).
 fn from_millis(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    crate::storage::from_millis(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn agency(node: &Node) -> message::Agency<'_> {
@@ -67,62 +66,64 @@ pub async fn enqueue(tx: &mut Tx<'_>, node: &Node, n: &Notification, now_ms: i64
     Ok(new)
 }
 
-/// A document was put in this agency's inbox (row `document`): the clerks are told. Called by
-/// `intake` inside the transaction that takes the document.
+/// A document was put in this agency's inbox: the clerks are told. Called by `intake` inside
+/// the transaction that takes the document, with what it already holds.
 pub async fn document_arrived(
     tx: &mut Tx<'_>,
     node: &Node,
-    document: i64,
     manifest: &Manifest,
+    sender_name: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
     if node.config.mail.as_ref().is_none_or(|m| m.clerks.is_empty()) {
         return Ok(());
     }
-    let sender_name: String = sqlx::query("SELECT sender_name FROM documents WHERE id = $1")
-        .bind(document)
-        .fetch_one(tx.conn())
-        .await?
-        .try_get("sender_name")?;
-    let n = message::arrived(agency(node), manifest, &sender_name, from_millis(now_ms));
+    let n = message::arrived(agency(node), manifest, sender_name, from_millis(now_ms));
     enqueue(tx, node, &n, now_ms).await.map(|_| ())
 }
 
-/// A status addressed to this agency was stored: a refusal (02, 16) of a document this agency
-/// sent, and a recall request (13) for a document it received (the clerk must answer it), are
-/// always mailed to the clerks; other statuses of its documents only with `notify_status`. Called inside the transaction
-/// that stores the receipt, wherever it comes from: a neighbour, this node's own
-/// dead-lettering, or a recipient this node could not route.
+/// Whether a receipt may be mailed at all: a status addressed to this agency, mail on with
+/// clerks listed, and either a refusal (02, 16) or recall request (13), which are always mailed,
+/// or any status with `notify_status`. Decided from the receipt alone, before any query.
+pub fn may_mail(node: &Node, receipt: &SignedReceipt) -> bool {
+    let Some(mail) = &node.config.mail else { return false };
+    let r = &receipt.receipt;
+    let ReceiptKind::Status(code) = r.kind else { return false };
+    !mail.clerks.is_empty()
+        && r.to == node.config.agency
+        && (mail.notify_status
+            || matches!(code, StatusCode::Refused | StatusCode::RefusedByRecipient | StatusCode::RecallRequested))
+}
+
+/// A status addressed to this agency was stored about the document of `manifest`: a refusal
+/// (02, 16) of a document this agency sent, and a recall request (13) for a document it
+/// received (the clerk must answer it), are always mailed to the clerks; other statuses of its
+/// documents only with `notify_status`. Called inside the transaction that stores the
+/// receipt, wherever it comes from: a neighbour, this node's own dead-lettering, or a recipient
+/// this node could not route.
 pub async fn receipt_for_us(
     tx: &mut Tx<'_>,
     node: &Node,
     receipt: &SignedReceipt,
+    manifest: &Manifest,
     now_ms: i64,
 ) -> Result<(), StoreError> {
+    if !may_mail(node, receipt) {
+        return Ok(());
+    }
     let Some(mail) = &node.config.mail else { return Ok(()) };
     let r = &receipt.receipt;
     let ReceiptKind::Status(code) = r.kind else { return Ok(()) };
-    if mail.clerks.is_empty() || r.to != node.config.agency {
-        return Ok(());
-    }
-    let Some(doc) = tx.document_by_digest(&r.envelope).await? else { return Ok(()) };
-    let sent_here = doc.sender == node.config.agency;
+    let sent_here = manifest.from == node.config.agency;
     let meaning = match code {
         StatusCode::RecallRequested if !sent_here => StatusMeaning::RecallRequested,
         _ if !sent_here => return Ok(()),
         StatusCode::Refused => StatusMeaning::Undeliverable,
         StatusCode::RefusedByRecipient => {
-            let recall: Option<i64> = sqlx::query(
-                "SELECT 1 AS one FROM receipts WHERE envelope = $1 AND kind = 'status' AND status = 13 AND by_agency = $2 AND to_agency = $3 LIMIT 1",
-            )
-            .bind(r.envelope.to_vec())
-            .bind(node.config.agency.to_string())
-            .bind(r.by.to_string())
-            .fetch_optional(tx.conn())
-            .await?
-            .map(|row| row.try_get("one"))
-            .transpose()?;
-            if recall.is_some() { StatusMeaning::RecallRefused } else { StatusMeaning::RefusedByRecipient }
+            // A 16 answering this agency's recall request refuses the recall, not the document.
+            let recalled =
+                tx.status_held(&r.envelope, &node.config.agency, &r.by, StatusCode::RecallRequested.code()).await?;
+            if recalled { StatusMeaning::RecallRefused } else { StatusMeaning::RefusedByRecipient }
         }
         StatusCode::RecallRequested => return Ok(()),
         _ => StatusMeaning::Progress,
@@ -130,11 +131,7 @@ pub async fn receipt_for_us(
     if !meaning.always_mailed() && !mail.notify_status {
         return Ok(());
     }
-    let manifest = pki::document::Envelope::from_bytes(&doc.envelope)
-        .ok()
-        .and_then(|e| Manifest::from_cbor(e.payload()).ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("stored envelope of {} does not parse", doc.doc_id)))?;
-    let n = message::status(agency(node), &manifest, code, meaning, r, &receipt.digest());
+    let n = message::status(agency(node), manifest, code, meaning, r, &receipt.digest());
     enqueue(tx, node, &n, now_ms).await.map(|_| ())
 }
 

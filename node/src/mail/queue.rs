@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use sqlx::Row;
 
 use super::message::Notification;
-use crate::storage::{Backend, Leased, Store, StoreError, Tx};
+use crate::storage::{Backend, Leased, Store, StoreError, Tx, held_by};
 
 /// A notification claimed for sending.
 #[derive(Debug, Clone)]
@@ -100,22 +100,21 @@ pub async fn claim(
             limit,
         )
         .await?;
-    let mut claimed: Vec<QueuedMail> = rows.iter().map(queued_mail).collect::<Result<_, _>>()?;
-    claimed.sort_by_key(|m| m.id);
-    Ok(claimed)
+    // In the order they fell due (claim_rows' order), oldest first.
+    rows.iter().map(queued_mail).collect()
 }
 
 /// Records that the relay accepted a notification. False when the claim was lost (its lease
 /// ran out and another process took it).
 pub async fn mark_sent(store: &Store, id: i64, owner: &str, now: i64) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
-    let done = sqlx::query(
-        "UPDATE mail_outbox SET state = 'sent', sent_at = $1, last_attempt_at = $1, lease_owner = NULL, lease_until = NULL
-         WHERE id = $2 AND state = 'pending' AND (lease_owner = $3 OR lease_owner IS NULL)",
-    )
-    .bind(now)
+    let done = sqlx::query(concat!(
+        "UPDATE mail_outbox SET state = 'sent', sent_at = $3, last_attempt_at = $3, lease_owner = NULL, lease_until = NULL WHERE ",
+        held_by!()
+    ))
     .bind(id)
     .bind(owner)
+    .bind(now)
     .execute(tx.conn())
     .await?;
     tx.commit().await?;
@@ -133,17 +132,16 @@ pub async fn mark_failed(
     dead: bool,
 ) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
-    let done = sqlx::query(
-        "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $1, last_attempt_at = $2, next_attempt_at = $3, state = $4,
-                lease_owner = NULL, lease_until = NULL
-         WHERE id = $5 AND state = 'pending' AND (lease_owner = $6 OR lease_owner IS NULL)",
-    )
+    let done = sqlx::query(concat!(
+        "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $3, last_attempt_at = $4, next_attempt_at = $5, state = $6, lease_owner = NULL, lease_until = NULL WHERE ",
+        held_by!()
+    ))
+    .bind(id)
+    .bind(owner)
     .bind(error)
     .bind(now)
     .bind(next_attempt_at)
     .bind(if dead { "dead" } else { "pending" })
-    .bind(id)
-    .bind(owner)
     .execute(tx.conn())
     .await?;
     tx.commit().await?;
@@ -163,14 +161,6 @@ pub async fn release(store: &Store, id: i64, owner: &str) -> Result<(), StoreErr
         .execute(tx.conn())
         .await?;
     tx.commit().await
-}
-
-/// The earliest time a pending notification is due (ms), if any.
-pub async fn next_due(store: &Store) -> Result<Option<i64>, StoreError> {
-    let row = sqlx::query("SELECT MIN(next_attempt_at) AS t FROM mail_outbox WHERE state = 'pending'")
-        .fetch_one(store.pool())
-        .await?;
-    Ok(row.try_get("t")?)
 }
 
 /// A dead-lettered notification, for the operator.
@@ -211,24 +201,15 @@ pub struct MailQueue {
 
 /// The queue's depths, oldest wait and latest failure, at `now` (ms).
 pub async fn health(store: &Store, now: i64) -> Result<MailQueue, StoreError> {
-    let rows = sqlx::query("SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest, SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS retrying FROM mail_outbox GROUP BY state")
-        .fetch_all(store.pool())
-        .await?;
-    let mut q = MailQueue::default();
-    for r in rows {
-        let n: i64 = r.try_get("n")?;
-        match r.try_get::<String, _>("state")?.as_str() {
-            "pending" => {
-                q.pending = n;
-                q.retrying = r.try_get::<Option<i64>, _>("retrying")?.unwrap_or(0);
-                q.oldest_pending_seconds =
-                    r.try_get::<Option<i64>, _>("oldest")?.map_or(0, |o| (now - o).max(0) / 1000);
-            }
-            "dead" => q.dead = n,
-            "sent" => q.sent = n,
-            _ => {}
-        }
-    }
+    let d = store.depths(Leased::Mail, now).await?;
+    let mut q = MailQueue {
+        pending: d.count("pending"),
+        retrying: d.retrying,
+        dead: d.count("dead"),
+        sent: d.count("sent"),
+        oldest_pending_seconds: d.oldest_pending_seconds,
+        ..MailQueue::default()
+    };
     let last = sqlx::query(
         "SELECT last_error, last_attempt_at FROM mail_outbox WHERE last_error IS NOT NULL AND state IN ('pending', 'dead')
          ORDER BY last_attempt_at DESC, id DESC LIMIT 1",
@@ -237,10 +218,8 @@ pub async fn health(store: &Store, now: i64) -> Result<MailQueue, StoreError> {
     .await?;
     if let Some(r) = last {
         q.last_error = r.try_get("last_error")?;
-        q.last_error_at = r
-            .try_get::<Option<i64>, _>("last_attempt_at")?
-            .and_then(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
-            .map(pki::format_utc);
+        q.last_error_at =
+            r.try_get::<Option<i64>, _>("last_attempt_at")?.and_then(crate::storage::from_millis).map(pki::format_utc);
     }
     let dead = sqlx::query(
         "SELECT id, kind, subject, attempts, COALESCE(last_error, '') AS last_error FROM mail_outbox WHERE state = 'dead' ORDER BY id DESC LIMIT 10",

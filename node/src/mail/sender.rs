@@ -175,7 +175,7 @@ async fn round(node: &Node, mail: &MailConfig, transport: &AsyncSmtpTransport<To
         }
     };
     if batch.is_empty() {
-        return match queue::next_due(&node.store).await {
+        return match node.store.next_due(crate::storage::Leased::Mail, now).await {
             Ok(Some(due)) => {
                 Duration::from_millis(u64::try_from(due - now).unwrap_or(0)).clamp(Duration::from_millis(10), POLL)
             }

@@ -25,11 +25,13 @@ fn attachment_error(name: &str, problem: impl Into<String>) -> StoreError {
 impl BlobStore {
     /// Opens (creating) the store at `root`.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(root.join("tmp"))?;
+        let tmp = root.join("tmp");
+        let dir_error = |source| StoreError::Dir { path: tmp.clone(), source };
+        std::fs::create_dir_all(&tmp).map_err(dir_error)?;
         // Temporary files left by a crash belong to no committed document. Only old ones go:
         // node processes sharing this store (scale-out) may be writing fresh ones.
         let stale = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        for entry in std::fs::read_dir(root.join("tmp"))?.flatten() {
+        for entry in std::fs::read_dir(&tmp).map_err(dir_error)?.flatten() {
             if entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < stale) {
                 let _ = std::fs::remove_file(entry.path());
             }

@@ -60,6 +60,16 @@ pub struct StoredDocument {
     pub recipients: Vec<AgencyCode>,
 }
 
+impl StoredDocument {
+    /// The manifest of the stored envelope (which was verified when it was taken, so a failure
+    /// here means a damaged database).
+    pub fn manifest(&self) -> Result<Manifest, StoreError> {
+        let corrupt = |e: String| StoreError::Corrupt(format!("stored envelope of {}: {e}", self.doc_id));
+        let envelope = pki::document::Envelope::from_bytes(&self.envelope).map_err(|e| corrupt(e.to_string()))?;
+        Manifest::from_cbor(envelope.payload()).map_err(|e| corrupt(e.to_string()))
+    }
+}
+
 fn digest_of(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))
 }

@@ -8,6 +8,17 @@
 //!
 //! Attachments live outside the database in a content-addressed [`blobs::BlobStore`].
 
+/// The condition under which a worker may record the outcome of a claimed row of a leased
+/// queue: it is still pending and held by this owner (or by nobody: a SQLite claim is a plain
+/// read). Binds `$1` = row id, `$2` = owner. The one statement of "only the holder of a claim
+/// finishes it", for the outbox and the mail queue alike.
+macro_rules! held_by {
+    () => {
+        "id = $1 AND state = 'pending' AND (lease_owner = $2 OR lease_owner IS NULL)"
+    };
+}
+pub(crate) use held_by;
+
 pub mod blobs;
 mod documents;
 mod outbox;
@@ -47,6 +58,14 @@ pub enum StoreError {
     /// The attachment store failed.
     #[error("attachment store: {0}")]
     Io(#[from] std::io::Error),
+    /// A directory of the node's data could not be created or read.
+    #[error("{path}: {source}")]
+    Dir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What happened.
+        source: std::io::Error,
+    },
     /// A stored value does not read back (a bug or a damaged database).
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
@@ -77,12 +96,17 @@ pub fn millis(t: time::OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// The time of a [`millis`] value; `None` only for values no clock produces.
+pub fn from_millis(ms: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `url` and the attachment store under
     /// `data_dir`, and applies migrations.
     pub async fn open(url: &str, data_dir: &Path) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        std::fs::create_dir_all(data_dir)?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Dir { path: data_dir.to_owned(), source })?;
         let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
         let pool = match backend {
             Backend::Sqlite => {
@@ -147,7 +171,7 @@ impl Store {
             Backend::Postgres => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(Tx { tx, backend: self.backend, _guard: guard })
+        Ok(Tx { tx, _guard: guard })
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -159,7 +183,6 @@ impl Store {
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx<'a> {
     tx: Transaction<'static, Any>,
-    backend: Backend,
     _guard: Option<MutexGuard<'a, ()>>,
 }
 
@@ -172,11 +195,6 @@ impl Tx<'_> {
 
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
-    }
-
-    /// The backend.
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 }
 

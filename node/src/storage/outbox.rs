@@ -92,13 +92,14 @@ impl Tx<'_> {
     /// when the claim was lost (its lease ran out and another worker took the transfer): the
     /// caller then rolls back and records nothing.
     pub async fn finish_transfer(&mut self, id: i64, owner: &str, state: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = $1, done_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner = $4 OR lease_owner IS NULL) AND state = 'pending'",
-        )
-        .bind(state)
-        .bind(now)
+        let done = sqlx::query(concat!(
+            "UPDATE outbox SET state = $3, done_at = $4, lease_owner = NULL, lease_until = NULL WHERE ",
+            held_by!()
+        ))
         .bind(id)
         .bind(owner)
+        .bind(state)
+        .bind(now)
         .execute(self.conn())
         .await?;
         Ok(done.rows_affected() > 0)
@@ -116,16 +117,16 @@ impl Tx<'_> {
         dead: bool,
         counted: bool,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET attempts = attempts + $1, last_error = $2, next_attempt_at = $3, state = $4, lease_owner = NULL, lease_until = NULL
-             WHERE id = $5 AND (lease_owner = $6 OR lease_owner IS NULL) AND state = 'pending'",
-        )
+        let done = sqlx::query(concat!(
+            "UPDATE outbox SET attempts = attempts + $3, last_error = $4, next_attempt_at = $5, state = $6, lease_owner = NULL, lease_until = NULL WHERE ",
+            held_by!()
+        ))
+        .bind(id)
+        .bind(owner)
         .bind(i64::from(counted))
         .bind(error)
         .bind(next_attempt_at)
         .bind(if dead { "dead" } else { "pending" })
-        .bind(id)
-        .bind(owner)
         .execute(self.conn())
         .await?;
         Ok(done.rows_affected() > 0)
@@ -154,6 +155,23 @@ fn transfer(row: &sqlx::any::AnyRow) -> Result<Transfer, StoreError> {
         recipients: split_codes(&row.try_get::<String, _>("recipients")?)?,
         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
     })
+}
+
+/// What [`Store::depths`] finds in a leased queue.
+#[derive(Debug, Default)]
+pub(crate) struct Depths {
+    by_state: std::collections::HashMap<String, i64>,
+    /// Pending rows that failed at least once.
+    pub(crate) retrying: i64,
+    /// Age of the oldest pending row, seconds.
+    pub(crate) oldest_pending_seconds: i64,
+}
+
+impl Depths {
+    /// Rows in `state`.
+    pub(crate) fn count(&self, state: &str) -> i64 {
+        self.by_state.get(state).copied().unwrap_or(0)
+    }
 }
 
 /// Queue depths for the health read-out.
@@ -298,39 +316,53 @@ impl Store {
         tx.commit().await
     }
 
-    /// The earliest time a pending transfer becomes available to claim (due and not held),
-    /// ms.
-    pub async fn next_due(&self, now: i64) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
-            "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM outbox WHERE state = 'pending'",
-        )
+    /// The earliest time a pending row of `queue` becomes available to claim (due and not
+    /// held by another process), ms.
+    pub async fn next_due(&self, queue: Leased, now: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {} WHERE state = 'pending'",
+            queue.table()
+        )))
         .bind(now)
         .fetch_one(self.pool())
         .await?;
         Ok(row.try_get("t")?)
     }
 
+    /// Rows of `queue` per state, with how many pending rows failed at least once and the
+    /// age of the oldest pending row (seconds; never negative, though processes' clocks may
+    /// differ a little).
+    pub(crate) async fn depths(&self, queue: Leased, now: i64) -> Result<Depths, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest, SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS retrying FROM {} GROUP BY state",
+            queue.table()
+        )))
+        .fetch_all(self.pool())
+        .await?;
+        let mut d = Depths::default();
+        for r in rows {
+            let state: String = r.try_get("state")?;
+            if state == "pending" {
+                d.retrying = r.try_get::<Option<i64>, _>("retrying")?.unwrap_or(0);
+                d.oldest_pending_seconds =
+                    r.try_get::<Option<i64>, _>("oldest")?.map_or(0, |o| (now - o).max(0) / 1000);
+            }
+            d.by_state.insert(state, r.try_get("n")?);
+        }
+        Ok(d)
+    }
+
     /// Queue depths.
     pub async fn queue_depths(&self, now: i64) -> Result<QueueDepths, StoreError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest, SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS retrying FROM outbox GROUP BY state")
-            .fetch_all(self.pool())
-            .await?;
-        let mut q = QueueDepths::default();
-        for r in rows {
-            let n: i64 = r.try_get("n")?;
-            match r.try_get::<String, _>("state")?.as_str() {
-                "pending" => {
-                    q.pending = n;
-                    q.retrying = r.try_get::<Option<i64>, _>("retrying")?.unwrap_or(0);
-                    q.oldest_pending_seconds = r.try_get::<Option<i64>, _>("oldest")?.map_or(0, |o| (now - o) / 1000);
-                }
-                "dead" => q.dead = n,
-                "refused" => q.refused = n,
-                "done" => q.done = n,
-                _ => {}
-            }
-        }
-        Ok(q)
+        let d = self.depths(Leased::Outbox, now).await?;
+        Ok(QueueDepths {
+            pending: d.count("pending"),
+            retrying: d.retrying,
+            dead: d.count("dead"),
+            refused: d.count("refused"),
+            done: d.count("done"),
+            oldest_pending_seconds: d.oldest_pending_seconds,
+        })
     }
 
     /// Dead-lettered transfers, for the operator.

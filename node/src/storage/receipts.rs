@@ -40,7 +40,36 @@ async fn hop_receipt_covering<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     Ok(None)
 }
 
+/// See [`Store::status_held`]; on any executor, so a transaction can ask too.
+async fn status_held<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    envelope: &[u8; 32],
+    by: &AgencyCode,
+    to: &AgencyCode,
+    code: u8,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT id FROM receipts WHERE envelope = $1 AND kind = 'status' AND by_agency = $2 AND to_agency = $3 AND status = $4 LIMIT 1")
+        .bind(envelope.to_vec())
+        .bind(by.to_string())
+        .bind(to.to_string())
+        .bind(i64::from(code))
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.is_some())
+}
+
 impl Tx<'_> {
+    /// See [`Store::status_held`], inside the transaction.
+    pub async fn status_held(
+        &mut self,
+        envelope: &[u8; 32],
+        by: &AgencyCode,
+        to: &AgencyCode,
+        code: u8,
+    ) -> Result<bool, StoreError> {
+        status_held(self.conn(), envelope, by, to, code).await
+    }
+
     /// See [`Store::hop_receipt_covering`], inside the transaction.
     pub async fn hop_receipt_covering(
         &mut self,
@@ -201,14 +230,7 @@ impl Store {
         to: &AgencyCode,
         code: u8,
     ) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT id FROM receipts WHERE envelope = $1 AND kind = 'status' AND by_agency = $2 AND to_agency = $3 AND status = $4 LIMIT 1")
-            .bind(envelope.to_vec())
-            .bind(by.to_string())
-            .bind(to.to_string())
-            .bind(i64::from(code))
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.is_some())
+        status_held(self.pool(), envelope, by, to, code).await
     }
 
     /// Every stored CRL.
