@@ -234,7 +234,7 @@ pub async fn backup(
             let snapshot = sqlx::AnyPool::connect(&format!("sqlite://{target}?mode=ro")).await?;
             let counts = (count(&snapshot, "documents").await?, count(&snapshot, "receipts").await?);
             snapshot.close().await;
-            ("sqlite", counts.0, counts.1)
+            (Backend::Sqlite.name(), counts.0, counts.1)
         }
         Backend::Postgres => {
             let counts = (count(store.pool(), "documents").await?, count(store.pool(), "receipts").await?);
@@ -243,7 +243,7 @@ pub async fn backup(
                 &tool(pg_bin, "pg_dump"),
                 &["--format=custom".as_ref(), "--file".as_ref(), dump.as_os_str(), config.database.as_ref()],
             )?;
-            ("postgres", counts.0, counts.1)
+            (Backend::Postgres.name(), counts.0, counts.1)
         }
     };
     store.close().await;
@@ -289,7 +289,7 @@ pub async fn restore(config: &Config, from: &Path, pg_bin: Option<&Path>) -> Res
             expected: format!("agency {}", config.agency),
         });
     }
-    let backend = if sqlite_file(&config.database).is_some() { "sqlite" } else { "postgres" };
+    let backend = Backend::of_url(&config.database).name();
     if manifest.backend != backend {
         return Err(BackupError::Mismatch {
             found: format!("a {} database", manifest.backend),

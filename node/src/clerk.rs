@@ -24,24 +24,33 @@ fn unavailable(e: impl std::fmt::Display) -> ClerkResponse {
 
 /// Handles one clerk request stream.
 pub async fn handle(node: Arc<Node>, clerk: AgencyCode, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-    let limit = node.config.limits.max_frame_bytes;
-    let request: ClerkRequest = match read_frame(&mut recv, limit).await {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = write_frame(&mut send, &bad(e.to_string())).await;
-            let _ = send.finish();
-            return;
-        }
+    let limits = &node.config.limits;
+    let request: ClerkRequest =
+        match tokio::time::timeout(limits.request_timeout, read_frame(&mut recv, limits.max_frame_bytes)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let _ = write_frame(&mut send, &bad(e.to_string())).await;
+                let _ = send.finish();
+                return;
+            }
+            Err(_) => {
+                let _ =
+                    write_frame(&mut send, &unavailable("the request did not arrive within limits.request_timeout"))
+                        .await;
+                let _ = send.finish();
+                return;
+            }
+        };
+    // A submission streams its attachments, which take time in proportion to their size
+    // (intake bounds that itself); every other request gets the plain request timeout.
+    let allowed = match request {
+        ClerkRequest::Submit { .. } => node.request_time(limits.max_document_bytes),
+        _ => limits.request_timeout,
     };
     let mut follow: Option<StoredDocument> = None;
-    let response = match tokio::time::timeout(
-        node.config.limits.request_timeout,
-        serve(&node, clerk, request, &mut recv, &mut follow),
-    )
-    .await
-    {
+    let response = match tokio::time::timeout(allowed, serve(&node, clerk, request, &mut recv, &mut follow)).await {
         Ok(r) => r,
-        Err(_) => unavailable("request timed out"),
+        Err(_) => unavailable(format!("the node did not finish the request within {allowed:?}; try again")),
     };
     if write_frame(&mut send, &response).await.is_err() {
         return;

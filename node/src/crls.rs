@@ -31,15 +31,12 @@ pub async fn refresh(node: &Node) {
 /// Stores the CRLs among `crls` that are newer and signed by a known CA (or, for the
 /// operator's own files, `trusted`, checked when used); returns the stored.
 pub async fn store_checked(node: &Node, crls: &[Crl], trusted: bool) -> Vec<Crl> {
-    let mut known = node.trust.known_cas();
-    known.extend(node.config.tls.chain.iter().skip(1).cloned());
-    known.extend(node.config.seal.chain.iter().skip(1).cloned());
     let now = millis(node.now());
     let mut stored = Vec::new();
     let result: Result<(), crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         for crl in crls {
-            if !trusted && !known.iter().any(|ca| crl.is_signed_by(ca)) {
+            if !trusted && !node.trust.knows_signer_of(crl) {
                 tracing::debug!(issuer = %crl.issuer, "CRL from a CA not known here (or with a bad signature); not kept");
                 continue;
             }
@@ -86,8 +83,9 @@ fn read_file(path: &PathBuf) -> Vec<Crl> {
 /// Loads the configured CRL files once, at start.
 pub async fn load_configured(node: &Node) {
     let crls: Vec<Crl> = node.config.crl_files.iter().flat_map(read_file).collect();
+    // Storing refreshes the trust state when anything is new; the CRLs already in the
+    // database were loaded when the trust state was made.
     store_checked(node, &crls, true).await;
-    refresh(node).await;
 }
 
 /// Polls the CRL files (a change is stored and pushed to the children), and fetches from the

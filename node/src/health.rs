@@ -6,9 +6,13 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
+use pki::Crl;
+use time::OffsetDateTime;
+
 use crate::Node;
-use crate::storage::QueueDepths;
-use crate::storage::{StoreError, millis};
+use crate::config::Config;
+use crate::storage::{QueueDepths, Store, StoreError, millis};
+use crate::trust::Trust;
 
 /// A certificate's expiry.
 #[derive(Debug, Serialize)]
@@ -41,12 +45,14 @@ pub struct Health {
     pub agency: String,
     /// Its name.
     pub name: String,
-    /// Seconds since start.
-    pub uptime_seconds: i64,
+    /// Seconds since start (absent when read from storage alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<i64>,
     /// Outbox.
     pub queue: QueueDepths,
     /// Since start: documents taken, handed over, refused, retries, dead-lettered, provisional,
-    /// receipts taken.
+    /// receipts taken (empty when read from storage alone).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub since_start: std::collections::BTreeMap<&'static str, u64>,
     /// Persistent counters.
     pub totals: Vec<(String, i64)>,
@@ -63,7 +69,7 @@ pub struct Health {
     pub alerts: Vec<String>,
 }
 
-/// Builds the read-out.
+/// Builds the read-out of a running node.
 pub async fn report(node: &Node) -> Result<Health, StoreError> {
     let now = node.now();
     let m = &node.metrics;
@@ -78,8 +84,24 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
     ]
     .into_iter()
     .collect();
+    let crls = node.trust.validator().crls().iter().cloned().collect::<Vec<_>>();
+    let mut health = from_storage(&node.config, &node.store, &node.trust, &crls, now).await?;
+    health.uptime_seconds = Some((now - node.started).whole_seconds());
+    health.since_start = since_start;
+    Ok(health)
+}
+
+/// The read-out from the configuration and the database alone, for `lienthong-node status` on
+/// the node's machine (running or not): everything but uptime and the in-memory counters.
+pub async fn from_storage(
+    config: &Config,
+    store: &Store,
+    trust: &Trust,
+    crls: &[Crl],
+    now: OffsetDateTime,
+) -> Result<Health, StoreError> {
     let mut alerts = Vec::new();
-    let certificates: Vec<Expiry> = [("node", &node.config.tls), ("seal", &node.config.seal)]
+    let certificates: Vec<Expiry> = [("node", &config.tls), ("seal", &config.seal)]
         .iter()
         .filter_map(|(what, id)| id.chain.first().map(|c| (what, c)))
         .map(|(what, c)| {
@@ -93,14 +115,10 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
             Expiry { certificate: format!("{what}: {}", c.id()), not_after: pki::format_utc(c.not_after), days_left }
         })
         .collect();
-    let freshness = time::Duration::try_from(node.trust.freshness()).unwrap_or(time::Duration::days(7));
-    let crls: Vec<CrlFreshness> = node
-        .trust
-        .validator()
-        .crls()
+    let crls: Vec<CrlFreshness> = crls
         .iter()
         .map(|c| {
-            let stale = now - c.this_update > freshness || c.next_update < now;
+            let stale = trust.is_stale(c.this_update, now) || c.next_update < now;
             if stale {
                 alerts.push(format!(
                     "the CRL of {} is older than the freshness budget; verification is provisional",
@@ -115,20 +133,20 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
             }
         })
         .collect();
-    let queue = node.store.queue_depths(millis(now)).await?;
+    let queue = store.queue_depths(millis(now)).await?;
     if queue.dead > 0 {
         alerts.push(format!("{} transfer(s) dead-lettered", queue.dead));
     }
-    let mail = crate::mail::health(node, now).await?;
+    let mail = crate::mail::health(config, store, now).await?;
     alerts.extend(mail.iter().flat_map(crate::mail::alerts));
     Ok(Health {
-        agency: node.config.agency.to_string(),
-        name: node.config.name.clone(),
-        uptime_seconds: (now - node.started).whole_seconds(),
+        agency: config.agency.to_string(),
+        name: config.name.clone(),
+        uptime_seconds: None,
         queue,
-        since_start,
-        totals: node.store.counters().await?,
-        dead_letters: node.store.dead_letters(20).await?,
+        since_start: Default::default(),
+        totals: store.counters().await?,
+        dead_letters: store.dead_letters(20).await?,
         certificates,
         crls,
         mail,

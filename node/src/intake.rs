@@ -12,10 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use pki::document::verify::{VerifyOptions, verify_envelope};
-use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
-use pki::validate::RevocationStatus;
-use pki::{AgencyCode, Crl, CrlSet, RevocationMode};
+use pki::document::verify::verify_envelope;
+use pki::document::{Business, Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
+use pki::{AgencyCode, Crl};
 
 use crate::routing::NextHop;
 use crate::storage::{DocInsert, NewDocument, TransferKind, millis};
@@ -135,15 +134,6 @@ fn transient(reason: String) -> Refusal {
     Refusal { reason, receipt: None, transient: true }
 }
 
-fn provisional(node: &Node, statuses: &[RevocationStatus], now: time::OffsetDateTime) -> bool {
-    let freshness = time::Duration::try_from(node.trust.freshness()).unwrap_or(time::Duration::days(7));
-    statuses.iter().any(|s| match s {
-        RevocationStatus::Good { crl_this_update, .. } => now - *crl_this_update > freshness,
-        RevocationStatus::RevokedLater { .. } => false,
-        RevocationStatus::Stale { .. } | RevocationStatus::NotChecked => true,
-    })
-}
-
 /// Takes a document whose attachments follow on `attachments`.
 pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     node: &Node,
@@ -245,29 +235,17 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Err(e) => return Err(transient(e.to_string())),
     }
 
-    // Verify: signatures, chains at signing time, hierarchy.
-    let mut crls: Vec<Crl> = node.trust.validator().crls().iter().cloned().collect();
-    let mut carried = Vec::new();
+    // Verify: signatures, chains at signing time, hierarchy; with the CRLs that came along.
+    let mut carried = Vec::with_capacity(carried_crls.len());
     for der in carried_crls {
         match Crl::from_der(der) {
-            Ok(c) => {
-                carried.push(c.clone());
-                crls.push(c);
-            }
+            Ok(c) => carried.push(c),
             Err(e) => return Err(refuse(format!("a CRL sent with the document is malformed: {e}"), &recipients)),
         }
     }
-    let options = VerifyOptions {
-        anchors: node.trust.anchors().to_vec(),
-        crls: Vec::new(),
-        at: now,
-        revocation: RevocationMode::BestEffort,
-        cache: Some(node.trust.cache()),
-        limits: Default::default(),
-    };
-    let verified = verify_envelope(&envelope, &crls.into_iter().collect::<CrlSet>(), &options)
+    let verified = verify_envelope(&envelope, &node.trust.validator_with(&carried), now)
         .map_err(|e| refuse(format!("verification failed: {e}"), &recipients))?;
-    let is_provisional = verified.signers.iter().any(|s| provisional(node, &s.revocation, now));
+    let is_provisional = verified.signers.iter().any(|s| node.trust.is_provisional(&s.revocation, now));
 
     // Attachments: all into temporary files, checked; nothing is kept unless all are good.
     // The time allowed grows with the size.
@@ -379,8 +357,13 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             match hop {
                 NextHop::Local => {
                     if tx.inbox_add(id, now_ms).await? {
-                        if let Some(target) = manifest.business.target() {
-                            let verb = ["", "revoked", "updated", "replaced"][usize::from(manifest.business.code())];
+                        let superseded = match &manifest.business {
+                            Business::New => None,
+                            Business::Revoke(t) => Some(("revoked", t)),
+                            Business::Update(t) => Some(("updated", t)),
+                            Business::Replace(t) => Some(("replaced", t)),
+                        };
+                        if let Some((verb, target)) = superseded {
                             tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;
                         }
                         crate::mail::document_arrived(&mut tx, node, &manifest, &sender_name, now_ms).await?;
@@ -424,12 +407,10 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             }
             _ => None,
         };
-        // Keep the CRLs that came along if they are genuinely from a CA we know.
-        // Keep the CRLs that came along if they are new and genuinely from a CA we know, and
-        // remember the CAs on the paths just validated.
-        let known = node.trust.known_cas().into_iter().chain(path_cas(&envelope)).collect::<Vec<_>>();
+        // Keep the CRLs that came along if they are new and genuinely from a CA we know (the
+        // CAs on the paths just validated were learned above), and remember those CAs.
         for crl in carried.iter().filter(|c| !node.trust.has_crl_as_new_as(c)) {
-            if known.iter().any(|ca| crl.is_signed_by(ca)) && tx.store_crl(crl, now_ms).await? {
+            if node.trust.knows_signer_of(crl) && tx.store_crl(crl, now_ms).await? {
                 crls_changed = true;
             }
         }

@@ -68,7 +68,7 @@ pub enum StartError {
 /// Takes the lock that keeps a second process off a SQLite node's data (two processes would
 /// both send every transfer, since SQLite claims are plain reads). Held until the handle goes.
 fn run_lock(config: &Config) -> Result<Option<std::fs::File>, StartError> {
-    if !config.database.starts_with("sqlite:") {
+    if storage::Backend::of_url(&config.database) != storage::Backend::Sqlite {
         return Ok(None);
     }
     let path = config.data_dir.join("node.lock");
@@ -236,6 +236,8 @@ impl Node {
             config,
         });
         node.trust.learn(node.store.ca_certs().await?);
+        // This node's own CAs: CRLs they sign are kept whatever else has been seen.
+        node.trust.learn(node.config.tls.chain.iter().chain(&node.config.seal.chain).cloned());
         crls::load_configured(&node).await;
         let mut tasks = JoinSet::new();
         tasks.spawn(server::serve(node.clone()));

@@ -122,25 +122,9 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
 async fn status(path: PathBuf) -> anyhow::Result<()> {
     let config = load(&path)?;
     let store = node::storage::Store::open(&config.database, &config.data_dir).await?;
-    let now = time::OffsetDateTime::now_utc();
-    let queue = store.queue_depths(node::storage::millis(now)).await?;
-    let certificates: Vec<serde_json::Value> = [("node", &config.tls), ("seal", &config.seal)]
-        .iter()
-        .filter_map(|(w, id)| {
-            id.chain.first().map(|c| serde_json::json!({"certificate": w, "not_after": pki::format_utc(c.not_after), "days_left": (c.not_after - now).whole_days()}))
-        })
-        .collect();
-    let report = serde_json::json!({
-        "agency": config.agency,
-        "queue": queue,
-        "totals": store.counters().await?,
-        "dead_letters": store.dead_letters(20).await?,
-        "crls": store.crls().await?.iter().map(|c| serde_json::json!({
-            "issuer": c.issuer, "this_update": pki::format_utc(c.this_update), "next_update": pki::format_utc(c.next_update),
-        })).collect::<Vec<_>>(),
-        "certificates": certificates,
-        "mail": node::mail::queue::health(&store, node::storage::millis(now)).await?,
-    });
+    let crls = store.crls().await?;
+    let trust = node::trust::Trust::new(config.anchors.clone(), Vec::new(), config.crl_freshness);
+    let report = node::health::from_storage(&config, &store, &trust, &crls, time::OffsetDateTime::now_utc()).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     store.close().await;
     Ok(())

@@ -3,7 +3,7 @@
 //! receipt passes through keeps it in its own database.
 
 use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
-use pki::{AgencyCode, Crl, CrlSet};
+use pki::{AgencyCode, Crl};
 
 use crate::protocol::ErrorKind;
 use crate::routing::NextHop;
@@ -12,19 +12,8 @@ use crate::{Metrics, Node};
 
 /// Verifies a receipt's seal with the node's CRLs plus `carried`.
 pub fn verify_receipt(node: &Node, receipt: &SignedReceipt, carried: &[Vec<u8>]) -> Result<(), String> {
-    let validator = if carried.is_empty() {
-        node.trust.validator()
-    } else {
-        let mut crls: Vec<Crl> = node.trust.validator().crls().iter().cloned().collect();
-        crls.extend(carried.iter().filter_map(|d| Crl::from_der(d).ok()));
-        std::sync::Arc::new(
-            pki::Validator::new(node.trust.anchors().to_vec())
-                .with_crls(crls.into_iter().collect::<CrlSet>())
-                .with_mode(pki::RevocationMode::BestEffort)
-                .with_cache(node.trust.cache()),
-        )
-    };
-    receipt.verify(&validator).map(|_| ()).map_err(|e| e.to_string())
+    let carried: Vec<Crl> = carried.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
+    receipt.verify(&node.trust.validator_with(&carried)).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Acts on a receipt addressed to this agency, inside the transaction that stores it; returns

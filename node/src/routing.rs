@@ -67,11 +67,6 @@ impl Routes {
         Routes { own, parent, children, peers }
     }
 
-    /// This node's agency.
-    pub fn own(&self) -> AgencyCode {
-        self.own
-    }
-
     /// How `agency` relates to us, if it is a neighbour.
     pub fn relation(&self, agency: &AgencyCode) -> Option<Relation> {
         if self.parent.as_ref() == Some(agency) {

@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use pki::validate::{SignatureCache, VerifiedChain};
+use pki::validate::{RevocationStatus, SignatureCache, VerifiedChain};
 use pki::{Certificate, ChainError, Crl, CrlSet, Profile, RevocationMode, Validator};
 use time::OffsetDateTime;
 
@@ -19,7 +19,7 @@ pub struct Trust {
     learned: RwLock<std::collections::HashMap<[u8; 32], Certificate>>,
     cache: Arc<SignatureCache>,
     current: RwLock<Arc<Validator>>,
-    freshness: Duration,
+    freshness: time::Duration,
 }
 
 impl Trust {
@@ -28,6 +28,8 @@ impl Trust {
     pub fn new(anchors: Vec<Certificate>, crls: Vec<Crl>, freshness: Duration) -> Self {
         let cache = Arc::new(SignatureCache::default());
         let validator = Self::build(&anchors, &cache, crls);
+        // A budget beyond what `time` can hold (centuries) means "never stale".
+        let freshness = time::Duration::try_from(freshness).unwrap_or(time::Duration::MAX);
         Trust { anchors, learned: RwLock::default(), cache, current: RwLock::new(Arc::new(validator)), freshness }
     }
 
@@ -46,6 +48,19 @@ impl Trust {
             Ok(v) => v.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The validator for something that came with CRLs of its own (`carried`): the current
+    /// one when they add nothing newer (the common case, nothing rebuilt), else one with them
+    /// added.
+    pub fn validator_with(&self, carried: &[Crl]) -> Arc<Validator> {
+        let current = self.validator();
+        let newer: Vec<&Crl> = carried.iter().filter(|c| !Self::holds_as_new(&current, c)).collect();
+        if newer.is_empty() {
+            return current;
+        }
+        let crls = current.crls().iter().chain(newer).cloned().collect();
+        Arc::new(Self::build(&self.anchors, &self.cache, crls))
     }
 
     /// Replaces the CRL set.
@@ -76,19 +91,24 @@ impl Trust {
         new
     }
 
-    /// The anchors and every learned CA certificate.
-    pub fn known_cas(&self) -> Vec<Certificate> {
+    /// True when `crl` is signed by an anchor or a learned CA: the condition for keeping a
+    /// CRL that came from the network.
+    pub fn knows_signer_of(&self, crl: &Crl) -> bool {
         let learned = match self.learned.read() {
             Ok(l) => l,
             Err(p) => p.into_inner(),
         };
-        self.anchors.iter().cloned().chain(learned.values().cloned()).collect()
+        self.anchors.iter().chain(learned.values()).any(|ca| crl.is_signed_by(ca))
     }
 
     /// True when the CRL set already holds `crl` or a newer CRL of the same CA, so a copy that
     /// came along with a document needs no work.
     pub fn has_crl_as_new_as(&self, crl: &Crl) -> bool {
-        self.validator().crls().iter().any(|held| {
+        Self::holds_as_new(&self.validator(), crl)
+    }
+
+    fn holds_as_new(validator: &Validator, crl: &Crl) -> bool {
+        validator.crls().iter().any(|held| {
             held.issuer_raw == crl.issuer_raw
                 && (held.this_update > crl.this_update || held.fingerprint() == crl.fingerprint())
         })
@@ -114,17 +134,19 @@ impl Trust {
         self.validator().validate(chain, now, profile)
     }
 
-    /// True when a validated chain rests on CRLs that are missing or older than the freshness
-    /// budget at `now`: the document is still taken, but marked, and the operator is told.
-    pub fn is_provisional(&self, chain: &VerifiedChain, now: OffsetDateTime) -> bool {
-        match chain.oldest_crl() {
-            None => !chain.revocation.is_empty(),
-            Some(oldest) => now - oldest > self.freshness || !chain.revocation_complete(),
-        }
+    /// True when a signer's chain was checked against CRLs that are missing or older than the
+    /// freshness budget at `now`: the document is still taken, but marked, and the operator is
+    /// told. A revocation after signing is a settled answer, not a provisional one.
+    pub fn is_provisional(&self, statuses: &[RevocationStatus], now: OffsetDateTime) -> bool {
+        statuses.iter().any(|s| match s {
+            RevocationStatus::Good { crl_this_update, .. } => self.is_stale(*crl_this_update, now),
+            RevocationStatus::RevokedLater { .. } => false,
+            RevocationStatus::Stale { .. } | RevocationStatus::NotChecked => true,
+        })
     }
 
-    /// The CRL freshness budget.
-    pub fn freshness(&self) -> Duration {
-        self.freshness
+    /// True when a CRL issued at `this_update` is older than the freshness budget at `now`.
+    pub fn is_stale(&self, this_update: OffsetDateTime, now: OffsetDateTime) -> bool {
+        now - this_update > self.freshness
     }
 }

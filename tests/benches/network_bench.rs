@@ -192,7 +192,7 @@ pub(crate) fn run() {
             samples
         );
         println!(
-            "  {:<52} {:>8.1} x raw sequential QUIC request (p50) per hop",
+            "  {:<52} {:>8.1} x raw sequential QUIC request (p50) per transfer (clerk submit + 4 hops)",
             "",
             p50.as_secs_f64() / 5.0 / quic_seq_p50.as_secs_f64()
         );

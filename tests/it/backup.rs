@@ -86,8 +86,17 @@ async fn a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothin
     let before = state(&net, &ids).await;
     assert_eq!(before.0.len(), 5);
 
-    // Backed up while it runs.
+    // The operator's read-out from the database alone, as `lienthong-node status` prints it.
     let old_dir = net.node_dir(&code(HA_LAU));
+    let status = Cli::new().run(&bin("lienthong-node"), ["status", "--config", path(&old_dir.join("node.toml"))]).ok();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["agency"], HA_LAU, "{status}");
+    assert_eq!(status["queue"]["dead"], 0, "{status}");
+    assert!(status["crls"].as_array().is_some_and(|c| !c.is_empty()), "{status}");
+    assert!(status["crls"][0]["stale"].is_boolean() && status["alerts"].is_array(), "{status}");
+    assert!(status.get("uptime_seconds").is_none(), "read from storage, not from a running node: {status}");
+
+    // Backed up while it runs.
     let backup = net.dir.path().join("backup");
     let out = node_cmd(&net, &["backup", "--config", path(&old_dir.join("node.toml")), "--out", path(&backup)]).ok();
     assert!(out.contains("5 documents") && out.contains("5 attachment files"), "{out}");

@@ -137,9 +137,13 @@ pub async fn receipt_for_us(
 
 /// The mail queue for the health read-out (`None` when mail is off and nothing was ever
 /// queued).
-pub async fn health(node: &Node, now: OffsetDateTime) -> Result<Option<MailQueue>, StoreError> {
-    let q = queue::health(&node.store, crate::storage::millis(now)).await?;
-    if node.config.mail.is_none() && q.pending + q.dead + q.sent == 0 {
+pub async fn health(
+    config: &crate::config::Config,
+    store: &crate::storage::Store,
+    now: OffsetDateTime,
+) -> Result<Option<MailQueue>, StoreError> {
+    let q = queue::health(store, crate::storage::millis(now)).await?;
+    if config.mail.is_none() && q.pending + q.dead + q.sent == 0 {
         return Ok(None);
     }
     Ok(Some(q))

@@ -265,12 +265,13 @@ fn algorithm_name(alg: crate::keys::CoseAlgorithm) -> &'static str {
     }
 }
 
-/// Verifies the envelope's signatures, chains and hierarchy at each signing time, with the
-/// CRLs in `crls`.
+/// Verifies the envelope's signatures, chains and hierarchy at each signing time with
+/// `validator` (its anchors, CRLs, revocation mode and cache), `at` being "now" for the
+/// verifier. A node passes the validator it already holds, so nothing is rebuilt per document.
 pub fn verify_envelope(
     envelope: &Envelope,
-    crls: &CrlSet,
-    options: &VerifyOptions,
+    validator: &Validator,
+    at: OffsetDateTime,
 ) -> Result<VerifiedEnvelope, DocumentError> {
     let manifest = Manifest::from_cbor(envelope.payload())?;
     let headers = envelope.headers()?;
@@ -288,10 +289,6 @@ pub fn verify_envelope(
             ));
         }
     };
-    let mut validator = Validator::new(options.anchors.clone()).with_crls(crls.clone()).with_mode(options.revocation);
-    if let Some(cache) = &options.cache {
-        validator = validator.with_cache(cache.clone());
-    }
     // Order first: a seal in first place, or a person in second, is the wrong order.
     let profile_of = |h: &SignatureHeader| {
         h.chain.first().and_then(|der| Certificate::from_der(der).ok()).and_then(|c| c.profile().ok())
@@ -302,8 +299,8 @@ pub fn verify_envelope(
             "signatures are in the wrong order: the official signs first, then the agency seal over it",
         ));
     }
-    let person_report = verify_signer(envelope, &validator, person, Role::Person, options.at)?;
-    let seal_report = verify_signer(envelope, &validator, seal, Role::Seal, options.at)?;
+    let person_report = verify_signer(envelope, validator, person, Role::Person, at)?;
+    let seal_report = verify_signer(envelope, validator, seal, Role::Seal, at)?;
     let person_sig = envelope.signature_bytes(person.index).unwrap_or_default();
     if seal.seals != Some(crate::sha256(person_sig)) {
         return Err(DocumentError::SealDoesNotCover);
@@ -383,12 +380,12 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
     for crl in &options.crls {
         crls.add(crl.clone());
     }
-    let verified = verify_envelope(&bundle.envelope, &crls, options)?;
-    bundle.check_attachments()?;
-    let mut validator = Validator::new(options.anchors.clone()).with_crls(crls.clone()).with_mode(options.revocation);
+    let mut validator = Validator::new(options.anchors.clone()).with_crls(crls).with_mode(options.revocation);
     if let Some(cache) = &options.cache {
         validator = validator.with_cache(cache.clone());
     }
+    let verified = verify_envelope(&bundle.envelope, &validator, options.at)?;
+    bundle.check_attachments()?;
     let digest = bundle.envelope.digest();
     let mut receipts = Vec::with_capacity(bundle.receipts.len());
     for (i, bytes) in bundle.receipts.iter().enumerate() {
@@ -413,7 +410,8 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
             .map(|a| AttachmentReport { attachment: a.clone(), verified: true })
             .collect(),
         manifest: verified.manifest,
-        crls: crls
+        crls: validator
+            .crls()
             .iter()
             .map(|c| CrlReport { issuer: c.issuer.clone(), this_update: c.this_update, next_update: c.next_update })
             .collect(),
