@@ -232,7 +232,7 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
             (envelope, a.document.attachments.clone(), Vec::new())
         }
     };
-    let manifest = Manifest::from_cbor(envelope.payload())?;
+    let manifest = envelope.manifest()?;
     let total: u64 = manifest.attachments.iter().map(|x| x.size).sum();
     let json = a.json;
     block_on(async move {
@@ -446,8 +446,8 @@ pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path)
         .await
         .map_err(refused)?;
     let envelope = Envelope::from_bytes(&fetched.envelope)?;
-    let manifest = Manifest::from_cbor(envelope.payload())?;
-    let bundle_path = dir.join(format!("{}.ltd", safe_name(&manifest)));
+    let manifest = envelope.manifest()?;
+    let bundle_path = dir.join(format!("{}.{}", safe_name(&manifest), pki::document::bundle::BUNDLE_EXTENSION));
     let tmp = bundle_path.with_extension("ltd.partial");
     let out = std::io::BufWriter::new(File::create(&tmp)?);
     let writer = write_bundle(out, &envelope, &fetched.crls, &fetched.receipts, |att, w| {

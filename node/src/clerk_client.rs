@@ -128,10 +128,8 @@ impl ClerkClient {
         R: AsyncRead + Unpin,
         F: FnMut(&Attachment) -> Result<R, std::io::Error>,
     {
-        let manifest = Envelope::from_bytes(envelope)
-            .ok()
-            .and_then(|e| Manifest::from_cbor(e.payload()).ok())
-            .ok_or_else(|| ClerkError::Protocol("the envelope does not parse".into()))?;
+        let manifest =
+            manifest_of(envelope).map_err(|e| ClerkError::Protocol(format!("the envelope does not parse: {e}")))?;
         let (mut send, mut recv) = self.connection.open_bi().await.map_err(transport)?;
         let request = ClerkRequest::Submit {
             envelope: ByteBuf::from(envelope.to_vec()),
@@ -191,10 +189,8 @@ impl ClerkClient {
         let (response, mut recv) = self.exchange(&ClerkRequest::Fetch { document: document.to_owned() }).await?;
         match response {
             ClerkResponse::Document { envelope, crls, receipts } => {
-                let manifest = Envelope::from_bytes(&envelope)
-                    .ok()
-                    .and_then(|e| Manifest::from_cbor(e.payload()).ok())
-                    .ok_or_else(|| ClerkError::Protocol("the node sent an envelope that does not parse".into()))?;
+                let manifest = manifest_of(&envelope)
+                    .map_err(|e| ClerkError::Protocol(format!("the node sent an envelope that does not parse: {e}")))?;
                 for a in manifest.attachments {
                     recv = sink(a, recv).await?;
                 }
@@ -243,4 +239,9 @@ impl ClerkClient {
         self.connection.close(0u32.into(), b"done");
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }
+}
+
+/// The manifest of envelope bytes, or why they do not parse.
+fn manifest_of(envelope: &[u8]) -> Result<Manifest, String> {
+    Envelope::from_bytes(envelope).map_err(|e| e.to_string())?.manifest().map_err(|e| e.to_string())
 }

@@ -148,8 +148,8 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     let envelope = Envelope::from_bytes(envelope_bytes)
         .map_err(|e| node.refuse(None, [0; 32], &[], format!("malformed envelope: {e}")))?;
     let digest = envelope.digest();
-    let manifest = Manifest::from_cbor(envelope.payload())
-        .map_err(|e| node.refuse(None, digest, &[], format!("malformed manifest: {e}")))?;
+    let manifest =
+        envelope.manifest().map_err(|e| node.refuse(None, digest, &[], format!("malformed manifest: {e}")))?;
     let doc_id = manifest.id().to_string();
     let refuse = |reason: String, rcpt: &[AgencyCode]| node.refuse(Some(&manifest), digest, rcpt, reason);
 

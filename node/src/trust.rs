@@ -98,7 +98,8 @@ impl Trust {
             Ok(l) => l,
             Err(p) => p.into_inner(),
         };
-        self.anchors.iter().chain(learned.values()).any(|ca| crl.is_signed_by(ca))
+        let validator = self.validator();
+        self.anchors.iter().chain(learned.values()).any(|ca| validator.crl_signed_by(crl, ca).is_ok())
     }
 
     /// True when the CRL set already holds `crl` or a newer CRL of the same CA, so a copy that

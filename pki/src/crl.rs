@@ -2,8 +2,7 @@
 //! consults.
 //!
 //! A CRL is trusted only once its signature has been checked against the key of the CA that
-//! issued the certificate in question; that check happens in validation, where the issuer is
-//! known, not here.
+//! issued it; that check is `Validator::crl_signed_by`, where the signature cache is, not here.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -232,18 +231,6 @@ impl Crl {
 
     pub(crate) fn signature(&self) -> &[u8] {
         &self.signature
-    }
-
-    /// True when `issuer` (a CA with cRLSign) signed this CRL: how a node decides whether to
-    /// keep a CRL that reached it from a neighbour before it needs it.
-    pub fn is_signed_by(&self, issuer: &crate::Certificate) -> bool {
-        if issuer.subject_raw != self.issuer_raw || (issuer.key_usage_present && !issuer.key_usage.crl_sign) {
-            return false;
-        }
-        match (&self.signature_algorithm, &issuer.public_key) {
-            (Ok(alg), Ok(key)) => alg.verify(key, self.tbs(), self.signature()),
-            _ => false,
-        }
     }
 
     /// The entry for `serial`, if revoked.

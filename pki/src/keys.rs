@@ -96,6 +96,36 @@ pub enum CoseAlgorithm {
     Ps256,
 }
 
+impl CoseAlgorithm {
+    /// Its COSE identifier, for a protected header.
+    pub fn iana(self) -> coset::iana::Algorithm {
+        match self {
+            CoseAlgorithm::Es256 => coset::iana::Algorithm::ES256,
+            CoseAlgorithm::EdDsa => coset::iana::Algorithm::EdDSA,
+            CoseAlgorithm::Ps256 => coset::iana::Algorithm::PS256,
+        }
+    }
+
+    /// The algorithm a protected header names, if it is one lienthong accepts.
+    pub fn from_header(alg: Option<&coset::Algorithm>) -> Option<Self> {
+        match alg? {
+            coset::Algorithm::Assigned(coset::iana::Algorithm::ES256) => Some(CoseAlgorithm::Es256),
+            coset::Algorithm::Assigned(coset::iana::Algorithm::EdDSA) => Some(CoseAlgorithm::EdDsa),
+            coset::Algorithm::Assigned(coset::iana::Algorithm::PS256) => Some(CoseAlgorithm::Ps256),
+            _ => None,
+        }
+    }
+
+    /// Its COSE name, for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            CoseAlgorithm::Es256 => "ES256",
+            CoseAlgorithm::EdDsa => "EdDSA",
+            CoseAlgorithm::Ps256 => "PS256",
+        }
+    }
+}
+
 impl PrivateKey {
     /// Generates a new key.
     pub fn generate(alg: KeyAlgorithm) -> Result<Self, KeyError> {

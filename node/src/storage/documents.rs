@@ -66,7 +66,7 @@ impl StoredDocument {
     pub fn manifest(&self) -> Result<Manifest, StoreError> {
         let corrupt = |e: String| StoreError::Corrupt(format!("stored envelope of {}: {e}", self.doc_id));
         let envelope = pki::document::Envelope::from_bytes(&self.envelope).map_err(|e| corrupt(e.to_string()))?;
-        Manifest::from_cbor(envelope.payload()).map_err(|e| corrupt(e.to_string()))
+        envelope.manifest().map_err(|e| corrupt(e.to_string()))
     }
 }
 

@@ -105,9 +105,26 @@ pub enum BundleError {
         /// What it is.
         actual: u64,
     },
+    /// An attachment is longer than the manifest says (reading stopped there, so its full
+    /// size is not known).
+    #[error("attachment {name:?} is longer than the {declared} bytes the manifest says")]
+    AttachmentTooLong {
+        /// Its name.
+        name: String,
+        /// What the manifest says.
+        declared: u64,
+    },
     /// An attachment's hash differs from the manifest.
     #[error("attachment {0:?} does not match its SHA-256 in the manifest (altered)")]
     AttachmentHash(String),
+    /// A CRL carried in the bundle is unreadable.
+    #[error("CRL #{index} in the bundle is unreadable: {error}")]
+    Crl {
+        /// Its position, from 1.
+        index: usize,
+        /// Why.
+        error: crate::crl::CrlParseError,
+    },
 }
 
 fn zip_err(e: zip::result::ZipError) -> BundleError {
@@ -159,7 +176,7 @@ fn copy_hashed(reader: &mut dyn Read, out: &mut dyn Write, limit: u64) -> Result
 /// Turns a failed copy of attachment `name` into the error a user can act on.
 fn copy_failure(name: &str, declared: u64, e: CopyError) -> BundleError {
     match e {
-        CopyError::TooLong => BundleError::AttachmentSize { name: name.to_owned(), declared, actual: declared + 1 },
+        CopyError::TooLong => BundleError::AttachmentTooLong { name: name.to_owned(), declared },
         // The ZIP reader's CRC check fails on altered bytes before our hash does.
         CopyError::Io(e) if e.kind() == io::ErrorKind::InvalidData => BundleError::AttachmentHash(name.to_owned()),
         CopyError::Io(e) => BundleError::Io(e),
@@ -204,7 +221,7 @@ pub fn write_bundle<W: Write + Seek>(
     receipts: &[Vec<u8>],
     mut attachment: impl FnMut(&super::manifest::Attachment, &mut dyn Write) -> Result<(), BundleError>,
 ) -> Result<W, BundleError> {
-    let manifest = Manifest::from_cbor(envelope.payload())?;
+    let manifest = envelope.manifest()?;
     let mut zip = ZipWriter::new(out);
     zip.start_file("mimetype", stored()).map_err(zip_err)?;
     zip.write_all(BUNDLE_MEDIA_TYPE.as_bytes())?;
@@ -230,11 +247,7 @@ pub fn write_bundle<W: Write + Seek>(
         match attachment(declared, &mut checked) {
             Ok(()) => {}
             Err(BundleError::Io(e)) if e.kind() == io::ErrorKind::FileTooLarge => {
-                return Err(BundleError::AttachmentSize {
-                    name: declared.name.clone(),
-                    declared: declared.size,
-                    actual: declared.size + 1,
-                });
+                return Err(BundleError::AttachmentTooLong { name: declared.name.clone(), declared: declared.size });
             }
             Err(e) => return Err(e),
         }
@@ -332,7 +345,7 @@ impl<R: Read + Seek> Bundle<R> {
                 if rest.contains('/') || receipts.len() >= limits.max_receipts {
                     return Err(BundleError::Unexpected(name));
                 }
-                receipts.push(read_small(&mut entry, &name, super::cbor::CborLimits::RECEIPT.max_bytes as u64)?);
+                receipts.push(read_small(&mut entry, &name, super::cbor::CborLimits::SIGNED_RECEIPT.max_bytes as u64)?);
             } else if name.starts_with("META-INF/") {
                 return Err(BundleError::Unexpected(name));
             } else {
@@ -340,7 +353,7 @@ impl<R: Read + Seek> Bundle<R> {
             }
         }
         let envelope = Envelope::from_bytes(&envelope.ok_or(BundleError::NoEnvelope)?)?;
-        let manifest = Manifest::from_cbor(envelope.payload())?;
+        let manifest = envelope.manifest()?;
         if let Some(extra) = attachment_index.keys().find(|n| !manifest.attachments.iter().any(|a| &a.name == *n)) {
             return Err(BundleError::Unexpected(extra.clone()));
         }

@@ -30,6 +30,10 @@ impl CborLimits {
     pub const ENVELOPE: CborLimits = CborLimits { max_bytes: 512 * 1024, max_depth: 8, max_items: 20_000 };
     /// Limits for a receipt or status message.
     pub const RECEIPT: CborLimits = CborLimits { max_bytes: 64 * 1024, max_depth: 8, max_items: 1_000 };
+    /// Limits for a signed receipt (COSE_Sign1: the receipt plus the seal's chain of up to 8
+    /// certificates of up to 16 KiB), the same wherever one is read (from a neighbour, from
+    /// a bundle), so a receipt a node keeps always fits a bundle.
+    pub const SIGNED_RECEIPT: CborLimits = CborLimits { max_bytes: 256 * 1024, max_depth: 8, max_items: 2_000 };
 }
 
 /// Why CBOR input was refused.

@@ -11,7 +11,7 @@
 //! support in every verifier).
 
 use ciborium::Value;
-use coset::{CoseSign, CoseSignature, CoseSignatureBuilder, HeaderBuilder, Label, TaggedCborSerializable, iana};
+use coset::{CoseSign, CoseSignature, CoseSignatureBuilder, HeaderBuilder, Label, TaggedCborSerializable};
 use time::OffsetDateTime;
 
 use super::cbor::{self, CborError, CborLimits};
@@ -23,11 +23,11 @@ use crate::keys::{CoseAlgorithm, KeyError, PrivateKey};
 /// reference to the person's signature: SHA-256 over the person's signature bytes.
 pub const LABEL_SEALS: i64 = -65537;
 /// The CWT-claims header parameter (RFC 9597).
-const LABEL_CWT_CLAIMS: i64 = 15;
+pub(super) const LABEL_CWT_CLAIMS: i64 = 15;
 /// The x5chain header parameter (RFC 9360).
-const LABEL_X5CHAIN: i64 = 33;
+pub(super) const LABEL_X5CHAIN: i64 = 33;
 /// `iat` in a CWT claims set (RFC 8392).
-const CLAIM_IAT: i64 = 6;
+pub(super) const CLAIM_IAT: i64 = 6;
 /// Content type of the payload.
 pub const MANIFEST_CONTENT_TYPE: &str = "application/vnd.lienthong.manifest+cbor";
 
@@ -85,11 +85,20 @@ pub struct Envelope {
     bytes: Vec<u8>,
 }
 
-fn cose_alg(alg: CoseAlgorithm) -> iana::Algorithm {
-    match alg {
-        CoseAlgorithm::Es256 => iana::Algorithm::ES256,
-        CoseAlgorithm::EdDsa => iana::Algorithm::EdDSA,
-        CoseAlgorithm::Ps256 => iana::Algorithm::PS256,
+/// The certificate chain of an `x5chain` header value (one certificate, or an array of them,
+/// leaf first), or what is wrong with it.
+pub(super) fn x5chain(value: Option<&Value>) -> Result<Vec<Vec<u8>>, &'static str> {
+    match value {
+        Some(Value::Bytes(one)) => Ok(vec![one.clone()]),
+        Some(Value::Array(many)) if !many.is_empty() => many
+            .iter()
+            .map(|v| match v {
+                Value::Bytes(b) => Ok(b.clone()),
+                _ => Err("x5chain holds something other than certificates"),
+            })
+            .collect(),
+        Some(_) => Err("x5chain is malformed"),
+        None => Err("carries no certificate chain (x5chain)"),
     }
 }
 
@@ -106,7 +115,7 @@ fn signature_header(
     // Labels in ascending order of their encoding (15, 33, then the negative private label),
     // so the protected header is deterministically encoded.
     let mut builder = HeaderBuilder::new()
-        .algorithm(cose_alg(key.cose_algorithm()))
+        .algorithm(key.cose_algorithm().iana())
         .value(
             LABEL_CWT_CLAIMS,
             Value::Map(vec![(Value::Integer(CLAIM_IAT.into()), Value::Integer(time.unix_timestamp().into()))]),
@@ -191,9 +200,9 @@ impl Envelope {
         self.sign.payload.as_deref().unwrap_or_default()
     }
 
-    /// How many signatures the envelope holds.
-    pub fn signature_count(&self) -> usize {
-        self.sign.signatures.len()
+    /// The manifest the signatures cover, decoded and checked (nothing verified yet).
+    pub fn manifest(&self) -> Result<super::manifest::Manifest, super::manifest::ManifestError> {
+        super::manifest::Manifest::from_cbor(self.payload())
     }
 
     /// The raw signature bytes of signature `index` (1-based).
@@ -220,26 +229,15 @@ fn read_header(index: usize, sig: &CoseSignature) -> Result<SignatureHeader, Env
         return Err(problem("has unprotected header parameters; lienthong protects all of them"));
     }
     let h = &sig.protected.header;
-    let algorithm = match &h.alg {
-        Some(coset::Algorithm::Assigned(iana::Algorithm::ES256)) => CoseAlgorithm::Es256,
-        Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) => CoseAlgorithm::EdDsa,
-        Some(coset::Algorithm::Assigned(iana::Algorithm::PS256)) => CoseAlgorithm::Ps256,
-        Some(other) => return Err(problem(&format!("algorithm {other:?} is not accepted (ES256, EdDSA, PS256)"))),
-        None => return Err(problem("names no algorithm")),
+    let algorithm = match (&h.alg, CoseAlgorithm::from_header(h.alg.as_ref())) {
+        (_, Some(a)) => a,
+        (Some(other), None) => {
+            return Err(problem(&format!("algorithm {other:?} is not accepted (ES256, EdDSA, PS256)")));
+        }
+        (None, None) => return Err(problem("names no algorithm")),
     };
     let value = |label: i64| h.rest.iter().find(|(l, _)| *l == Label::Int(label)).map(|(_, v)| v);
-    let chain = match value(LABEL_X5CHAIN) {
-        Some(Value::Bytes(one)) => vec![one.clone()],
-        Some(Value::Array(many)) if !many.is_empty() => many
-            .iter()
-            .map(|v| match v {
-                Value::Bytes(b) => Ok(b.clone()),
-                _ => Err(problem("x5chain holds something other than certificates")),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(problem("x5chain is malformed")),
-        None => return Err(problem("carries no certificate chain (x5chain)")),
-    };
+    let chain = x5chain(value(LABEL_X5CHAIN)).map_err(problem)?;
     let iat = match value(LABEL_CWT_CLAIMS) {
         Some(Value::Map(claims)) => claims.iter().find_map(|(k, v)| match (k, v) {
             (Value::Integer(k), Value::Integer(t)) if i128::from(*k) == i128::from(CLAIM_IAT) => i64::try_from(*t).ok(),

@@ -8,11 +8,12 @@
 //! that checks documents checks receipts, years later, inside the bundle.
 
 use ciborium::Value;
-use coset::{CoseSign1, CoseSign1Builder, HeaderBuilder, Label, TaggedCborSerializable, iana};
+use coset::{CoseSign1, CoseSign1Builder, HeaderBuilder, Label, TaggedCborSerializable};
 use time::OffsetDateTime;
 use unicode_normalization::{UnicodeNormalization, is_nfc};
 
 use super::cbor::{self, CborError, CborLimits};
+use super::envelope::{CLAIM_IAT, LABEL_CWT_CLAIMS, LABEL_X5CHAIN};
 use super::manifest::DocumentId;
 use crate::agency::AgencyCode;
 use crate::cert::{Certificate, Profile};
@@ -280,16 +281,14 @@ impl Receipt {
     /// Signs the receipt with an agency seal. The CWT `iat` is the receipt's own time.
     pub fn sign(&self, key: &PrivateKey, chain: &[Certificate]) -> Result<SignedReceipt, ReceiptError> {
         let payload = self.to_cbor()?;
-        let alg = match key.cose_algorithm() {
-            CoseAlgorithm::Es256 => iana::Algorithm::ES256,
-            CoseAlgorithm::EdDsa => iana::Algorithm::EdDSA,
-            CoseAlgorithm::Ps256 => iana::Algorithm::PS256,
-        };
         let x5chain = Value::Array(chain.iter().map(|c| Value::Bytes(c.der().to_vec())).collect());
         let header = HeaderBuilder::new()
-            .algorithm(alg)
-            .value(15, Value::Map(vec![(Value::Integer(6.into()), Value::Integer(self.at.unix_timestamp().into()))]))
-            .value(33, x5chain)
+            .algorithm(key.cose_algorithm().iana())
+            .value(
+                LABEL_CWT_CLAIMS,
+                Value::Map(vec![(Value::Integer(CLAIM_IAT.into()), Value::Integer(self.at.unix_timestamp().into()))]),
+            )
+            .value(LABEL_X5CHAIN, x5chain)
             .build();
         let sign1 = CoseSign1Builder::new()
             .protected(header)
@@ -316,28 +315,16 @@ pub struct SignedReceipt {
 impl SignedReceipt {
     /// Reads a receipt from untrusted bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ReceiptError> {
-        cbor::scan(bytes, CborLimits::ENVELOPE, false)?;
+        cbor::scan(bytes, CborLimits::SIGNED_RECEIPT, false)?;
         let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| ReceiptError::Format(e.to_string()))?;
         let receipt =
             Receipt::from_cbor(sign1.payload.as_deref().ok_or_else(|| ReceiptError::Format("no payload".into()))?)?;
         let h = &sign1.protected.header;
-        let algorithm = match &h.alg {
-            Some(coset::Algorithm::Assigned(iana::Algorithm::ES256)) => CoseAlgorithm::Es256,
-            Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) => CoseAlgorithm::EdDsa,
-            Some(coset::Algorithm::Assigned(iana::Algorithm::PS256)) => CoseAlgorithm::Ps256,
-            _ => return Err(ReceiptError::Format("algorithm missing or not accepted".into())),
-        };
-        let chain = match h.rest.iter().find(|(l, _)| *l == Label::Int(33)).map(|(_, v)| v) {
-            Some(Value::Bytes(one)) => vec![one.clone()],
-            Some(Value::Array(many)) => many
-                .iter()
-                .map(|v| match v {
-                    Value::Bytes(b) => Ok(b.clone()),
-                    _ => Err(ReceiptError::Format("x5chain holds something other than certificates".into())),
-                })
-                .collect::<Result<_, _>>()?,
-            _ => return Err(ReceiptError::Format("no x5chain".into())),
-        };
+        let algorithm = CoseAlgorithm::from_header(h.alg.as_ref())
+            .ok_or_else(|| ReceiptError::Format("algorithm missing or not accepted (ES256, EdDSA, PS256)".into()))?;
+        let chain =
+            super::envelope::x5chain(h.rest.iter().find(|(l, _)| *l == Label::Int(LABEL_X5CHAIN)).map(|(_, v)| v))
+                .map_err(|p| ReceiptError::Format(p.into()))?;
         Ok(SignedReceipt { receipt, bytes: bytes.to_vec(), sign1, algorithm, chain })
     }
 

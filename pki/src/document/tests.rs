@@ -413,6 +413,36 @@ fn hostile_bundles_get_clear_errors() {
     assert!(
         matches!(verify(&bytes, &options), Err(DocumentError::Bundle(BundleError::Unexpected(n))) if n == "virus.exe")
     );
+    // A directory entry is not a bundle entry.
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    zip.start_file("mimetype", stored).unwrap();
+    std::io::Write::write_all(&mut zip, bundle::BUNDLE_MEDIA_TYPE.as_bytes()).unwrap();
+    zip.add_directory("META-INF/", stored).unwrap();
+    let bytes = zip.finish().unwrap().into_inner();
+    assert!(
+        matches!(verify(&bytes, &options), Err(DocumentError::Bundle(BundleError::EntryKind(n))) if n == "META-INF/")
+    );
+    // A compressed entry: the PDF's compression method set to deflate in both its headers.
+    let mut compressed = good.clone();
+    for (signature, offset) in [(b"PK\x03\x04", 8usize), (b"PK\x01\x02", 10)] {
+        let name_at = |at: usize| {
+            let (name_len_at, header_len) = if offset == 8 { (26, 30) } else { (28, 46) };
+            let len = u16::from_le_bytes([compressed[at + name_len_at], compressed[at + name_len_at + 1]]) as usize;
+            compressed[at + header_len..at + header_len + len].to_vec()
+        };
+        let at = (0..compressed.len() - 4)
+            .find(|&i| &compressed[i..i + 4] == signature && name_at(i) == "Công văn 123.pdf".as_bytes())
+            .unwrap();
+        compressed[at + offset] = 8;
+    }
+    let err = verify(&compressed, &options).unwrap_err();
+    assert!(matches!(&err, DocumentError::Bundle(BundleError::EntryKind(n)) if n == "Công văn 123.pdf"), "{err}");
+    // A damaged envelope entry fails its ZIP checksum.
+    let mut damaged = good.clone();
+    let at = damaged.windows(e.as_bytes().len()).position(|w| w == e.as_bytes()).unwrap();
+    damaged[at + 40] ^= 1;
+    let err = verify(&damaged, &options).unwrap_err();
+    assert!(matches!(&err, DocumentError::Bundle(BundleError::Checksum(n)) if n == "META-INF/envelope.cose"), "{err}");
     // An envelope that is deep CBOR nesting.
     let mut deep = vec![0x81u8; 5000];
     deep.push(0x01);
@@ -428,7 +458,9 @@ fn hostile_bundles_get_clear_errors() {
     assert!(matches!(err, BundleError::AttachmentSize { .. }), "{err}");
     let mut longer = PDF.to_vec();
     longer.push(b'!');
-    assert!(matches!(try_bundle(&e, &crls, &longer), Err(BundleError::AttachmentSize { .. })));
+    let err = try_bundle(&e, &crls, &longer).unwrap_err();
+    assert!(matches!(&err, BundleError::AttachmentTooLong { declared, .. } if *declared == PDF.len() as u64), "{err}");
+    assert!(err.to_string().contains(&format!("longer than the {} bytes the manifest says", PDF.len())), "{err}");
     let mut same_size = PDF.to_vec();
     same_size[0] = b'#';
     assert!(matches!(try_bundle(&e, &crls, &same_size), Err(BundleError::AttachmentHash(_))));

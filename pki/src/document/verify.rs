@@ -122,7 +122,10 @@ impl DocumentError {
     pub fn kind(&self) -> &'static str {
         match self {
             DocumentError::Bundle(
-                BundleError::AttachmentHash(_) | BundleError::AttachmentSize { .. } | BundleError::MissingAttachment(_),
+                BundleError::AttachmentHash(_)
+                | BundleError::AttachmentSize { .. }
+                | BundleError::AttachmentTooLong { .. }
+                | BundleError::MissingAttachment(_),
             ) => "attachment",
             DocumentError::Bundle(_) => "bundle",
             DocumentError::Envelope(_) => "envelope",
@@ -257,14 +260,6 @@ pub struct VerifiedEnvelope {
     pub signers: Vec<SignerReport>,
 }
 
-fn algorithm_name(alg: crate::keys::CoseAlgorithm) -> &'static str {
-    match alg {
-        crate::keys::CoseAlgorithm::Es256 => "ES256",
-        crate::keys::CoseAlgorithm::EdDsa => "EdDSA",
-        crate::keys::CoseAlgorithm::Ps256 => "PS256",
-    }
-}
-
 /// Verifies the envelope's signatures, chains and hierarchy at each signing time with
 /// `validator` (its anchors, CRLs, revocation mode and cache), `at` being "now" for the
 /// verifier. A node passes the validator it already holds, so nothing is rebuilt per document.
@@ -273,7 +268,7 @@ pub fn verify_envelope(
     validator: &Validator,
     at: OffsetDateTime,
 ) -> Result<VerifiedEnvelope, DocumentError> {
-    let manifest = Manifest::from_cbor(envelope.payload())?;
+    let manifest = envelope.manifest()?;
     let headers = envelope.headers()?;
     let (person, seal) = match headers.as_slice() {
         [] => return Err(DocumentError::Signatures("the document is not signed")),
@@ -362,7 +357,7 @@ fn verify_signer(
         position: chain.leaf.title.clone(),
         agency: chain.agency,
         signing_time: header.signing_time,
-        algorithm: algorithm_name(header.algorithm),
+        algorithm: header.algorithm.name(),
         chain: chain.path,
         revocation: chain.revocation,
     })
@@ -374,7 +369,7 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
     let mut bundle = Bundle::open(reader, options.limits)?;
     let mut crls = CrlSet::new();
     for (i, der) in bundle.crls.iter().enumerate() {
-        let crl = Crl::from_der(der).map_err(|e| BundleError::Limit(format!("CRL #{} in the bundle: {e}", i + 1)))?;
+        let crl = Crl::from_der(der).map_err(|error| BundleError::Crl { index: i + 1, error })?;
         crls.add(crl);
     }
     for crl in &options.crls {

@@ -425,7 +425,6 @@ pub struct Validator {
     anchors: Vec<Certificate>,
     crls: CrlSet,
     mode: RevocationMode,
-    max_chain_len: usize,
     cache: Option<Arc<SignatureCache>>,
 }
 
@@ -433,13 +432,7 @@ impl Validator {
     /// A validator trusting `anchors` (normally just the national root), with no CRLs,
     /// revocation required, and no cache.
     pub fn new(anchors: Vec<Certificate>) -> Self {
-        Validator {
-            anchors,
-            crls: CrlSet::new(),
-            mode: RevocationMode::Required,
-            max_chain_len: DEFAULT_MAX_CHAIN_LEN,
-            cache: None,
-        }
+        Validator { anchors, crls: CrlSet::new(), mode: RevocationMode::Required, cache: None }
     }
 
     /// Uses these CRLs.
@@ -451,12 +444,6 @@ impl Validator {
     /// Sets the revocation mode.
     pub fn with_mode(mut self, mode: RevocationMode) -> Self {
         self.mode = mode;
-        self
-    }
-
-    /// Caps the chain length.
-    pub fn with_max_chain_len(mut self, max: usize) -> Self {
-        self.max_chain_len = max;
         self
     }
 
@@ -487,8 +474,8 @@ impl Validator {
         if chain.is_empty() {
             return Err(ChainError::Empty);
         }
-        if chain.len() > self.max_chain_len {
-            return Err(ChainError::TooLong { len: chain.len(), max: self.max_chain_len });
+        if chain.len() > DEFAULT_MAX_CHAIN_LEN {
+            return Err(ChainError::TooLong { len: chain.len(), max: DEFAULT_MAX_CHAIN_LEN });
         }
         let certs = chain
             .iter()
@@ -508,8 +495,8 @@ impl Validator {
         usage: Profile,
     ) -> Result<VerifiedChain, ChainError> {
         let Some(top) = chain.last() else { return Err(ChainError::Empty) };
-        if chain.len() > self.max_chain_len {
-            return Err(ChainError::TooLong { len: chain.len(), max: self.max_chain_len });
+        if chain.len() > DEFAULT_MAX_CHAIN_LEN {
+            return Err(ChainError::TooLong { len: chain.len(), max: DEFAULT_MAX_CHAIN_LEN });
         }
         // The anchor is either the top of the chain itself or the issuer of the top.
         let (anchor, body) = match self.anchors.iter().find(|a| a.fingerprint() == top.fingerprint()) {
@@ -628,30 +615,39 @@ impl Validator {
         ok
     }
 
+    /// Whether `issuer` (a CA allowed to sign CRLs) signed `crl`, and if not why: the check
+    /// validation makes on every CRL it uses, and a node makes before keeping a CRL that
+    /// reached it from a neighbour.
+    pub fn crl_signed_by(&self, crl: &Crl, issuer: &Certificate) -> Result<(), String> {
+        if issuer.subject_raw != crl.issuer_raw {
+            return Err("issued by another CA".to_owned());
+        }
+        if issuer.key_usage_present && !issuer.key_usage.crl_sign {
+            return Err("the CA's keyUsage lacks cRLSign".to_owned());
+        }
+        let key = issuer.public_key.as_ref().map_err(ToString::to_string)?;
+        let alg = crl.signature_algorithm.as_ref().map_err(|name| format!("refused algorithm {name}"))?;
+        if self.verify_cached(key, &crl.fingerprint(), || alg.verify(key, crl.tbs(), crl.signature())) {
+            Ok(())
+        } else {
+            Err("bad signature".to_owned())
+        }
+    }
+
     /// The newest CRL from `issuer` that is validly signed by it.
     fn issuer_crl(&self, issuer: &Certificate) -> Result<Option<&Crl>, ChainError> {
         let candidates = self.crls.by_issuer(&issuer.subject_raw);
         if candidates.is_empty() {
             return Ok(None);
         }
-        let invalid = |reason: String| ChainError::CrlInvalid { issuer: issuer.id(), reason };
-        if issuer.key_usage_present && !issuer.key_usage.crl_sign {
-            return Err(invalid("the CA's keyUsage lacks cRLSign".to_owned()));
-        }
-        let key = issuer.public_key.as_ref().map_err(|p| invalid(p.to_string()))?;
         let mut last_problem = String::new();
         for crl in candidates {
-            match &crl.signature_algorithm {
-                Ok(alg) => {
-                    if self.verify_cached(key, &crl.fingerprint(), || alg.verify(key, crl.tbs(), crl.signature())) {
-                        return Ok(Some(crl));
-                    }
-                    last_problem = "bad signature".to_owned();
-                }
-                Err(name) => last_problem = format!("refused algorithm {name}"),
+            match self.crl_signed_by(crl, issuer) {
+                Ok(()) => return Ok(Some(crl)),
+                Err(problem) => last_problem = problem,
             }
         }
-        Err(invalid(last_problem))
+        Err(ChainError::CrlInvalid { issuer: issuer.id(), reason: last_problem })
     }
 
     fn revocation_status(
@@ -703,18 +699,6 @@ fn check_path_len(ca: &Certificate, below: usize) -> Result<(), ChainError> {
         return Err(ChainError::PathLength { cert: ca.id(), path_len, below });
     }
     Ok(())
-}
-
-/// Validates `chain` (DER, leaf first) against `anchors` and `crls` at `at` for `usage`,
-/// with revocation required and no cache: the one-shot form for verifiers.
-pub fn validate<D: AsRef<[u8]>>(
-    chain: &[D],
-    anchors: &[Certificate],
-    crls: &CrlSet,
-    at: OffsetDateTime,
-    usage: Profile,
-) -> Result<VerifiedChain, ChainError> {
-    Validator::new(anchors.to_vec()).with_crls(crls.clone()).validate(chain, at, usage)
 }
 
 impl fmt::Display for VerifiedChain {
