@@ -177,24 +177,27 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
     )?;
     let t = now();
 
-    // Build and check everything before any signature is made.
+    // Build and check everything before any signature is made. A draft's attachments are
+    // unpacked into a private temporary directory, removed when `_unpacked` goes.
+    let mut _unpacked = None;
     let (envelope, attachment_paths, crls) = match &a.draft {
         Some(draft) => {
             let file = File::open(draft).with_context(|| format!("cannot open {}", draft.display()))?;
             let mut bundle = Bundle::open(BufReader::new(file), BundleLimits::default())
                 .with_context(|| format!("{}", draft.display()))?;
-            bundle.check_attachments().with_context(|| format!("{}", draft.display()))?;
             if seal.agency() != Some(bundle.manifest.from) {
                 bail!("the draft is from {}, but this profile's seal is of {}", bundle.manifest.from, p.agency);
             }
-            let dir = tempdir_for("draft")?;
+            // Copying checks each attachment's size and SHA-256 against the manifest.
+            let dir = private_tempdir("draft")?;
             let mut paths = Vec::new();
             for att in bundle.manifest.attachments.clone() {
-                let path = dir.join(&att.name);
-                let mut out = File::create(&path)?;
-                bundle.copy_attachment(&att.name, &mut out)?;
+                let path = dir.path().join(&att.name);
+                let mut out = File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+                bundle.copy_attachment(&att.name, &mut out).with_context(|| format!("{}", draft.display()))?;
                 paths.push(path);
             }
+            _unpacked = Some(dir);
             (bundle.envelope.add_seal(&seal.key, &seal.chain, t)?, paths, bundle.crls.clone())
         }
         None => {
@@ -217,13 +220,13 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
                     "this profile has no official's key: the official signs with `lienthong sign` and you send the draft with --draft"
                 ),
             };
-            let person_chain = crate::pki_cmd::read_certificates(&person_cert)?;
-            let leaf = person_chain.first().context("the official's certificate file is empty")?;
+            let person_chain = crate::document_cmd::signing_chain(&person_cert, CertProfile::Person)?;
+            let leaf = &person_chain[0];
             let defaults =
                 SignerDefaults { from: p.agency()?, name: leaf.common_name.clone(), position: leaf.title.clone() };
             let manifest = form.to_manifest(&a.document.attachments, &defaults)?;
             let person =
-                SigningIdentity::load(&person_key, &person_cert, &person_source, CertProfile::Person, "--passphrase")?;
+                SigningIdentity::with_key(person_chain, &person_key, &person_cert, &person_source, "--passphrase")?;
             let envelope = Envelope::sign_person(&manifest.to_cbor()?, &person.key, &person.chain, t)?.add_seal(
                 &seal.key,
                 &seal.chain,
@@ -247,13 +250,13 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
                 crls,
                 |att| {
                     // Attachments go in manifest order; find each by name.
-                    let path = paths.iter().find(|p| {
-                        p.file_name().and_then(|n| n.to_str()).map(nfc).as_deref() == Some(att.name.as_str())
-                    });
+                    let path = crate::form::attachment_path(&paths, &att.name);
                     index += 1;
                     let path =
                         path.ok_or_else(|| std::io::Error::other(format!("attachment {} not found", att.name)))?;
-                    Ok(tokio::io::BufReader::new(tokio::fs::File::from_std(File::open(path)?)))
+                    let file = File::open(path)
+                        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                    Ok(tokio::io::BufReader::new(tokio::fs::File::from_std(file)))
                 },
                 |n| bar.inc(n),
             )
@@ -273,15 +276,12 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
     })
 }
 
-fn nfc(text: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    text.trim().nfc().collect()
-}
-
-fn tempdir_for(what: &str) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("lienthong-{what}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+/// A temporary directory only this user can read, removed when dropped (also on errors).
+fn private_tempdir(what: &str) -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("lienthong-{what}-"))
+        .tempdir()
+        .with_context(|| format!("cannot create a temporary directory in {}", std::env::temp_dir().display()))
 }
 
 fn progress(total: u64) -> ProgressBar {
@@ -347,14 +347,18 @@ pub(crate) fn inbox(profile_name: Option<&str>, a: InboxArgs) -> anyhow::Result<
     let p = profile(profile_name)?;
     block_on(async move {
         let client = p.connect().await?;
-        let mut entries =
-            if a.sent { client.sent(a.limit).await } else { client.inbox(a.limit).await }.map_err(refused)?;
+        // The filters are applied here, so with one set ask for everything the node lists (its
+        // most, 10,000) and keep the first `limit` that pass.
+        let filtered = a.urgent || a.new || a.from.is_some();
+        let asked = if filtered { 10_000 } else { a.limit };
+        let mut entries = if a.sent { client.sent(asked).await } else { client.inbox(asked).await }.map_err(refused)?;
         client.close().await;
         entries.retain(|e| {
             (!a.urgent || e.urgency >= 1)
                 && (!a.new || e.status.is_none())
                 && a.from.is_none_or(|f| e.sender.parse::<AgencyCode>().is_ok_and(|s| s.is_within(&f)))
         });
+        entries.truncate(a.limit as usize);
         if a.json {
             println!("{}", serde_json::to_string_pretty(&entries)?);
             return Ok(());
@@ -414,7 +418,8 @@ pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path)
                 pki::document::manifest::check_attachment_name(&att.name)
                     .map_err(|p| ClerkError::Protocol(format!("attachment name {:?} {p}", att.name)))?;
                 let partial = dir.join(format!(".{}.partial", att.name));
-                let mut out = File::create(&partial)?;
+                let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", partial.display()));
+                let mut out = File::create(&partial).map_err(named)?;
                 let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
                 let mut remaining = att.size;
                 let mut buf = vec![0u8; 64 * 1024];
@@ -426,7 +431,7 @@ pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path)
                         .map_err(|e| ClerkError::Transport(e.to_string()))?
                         .ok_or_else(|| ClerkError::Transport("the node stopped mid-attachment".into()))?;
                     ctx.update(&buf[..n]);
-                    out.write_all(&buf[..n])?;
+                    out.write_all(&buf[..n]).map_err(named)?;
                     remaining -= n as u64;
                 }
                 if ctx.finish().as_ref() != att.sha256 {
@@ -436,9 +441,9 @@ pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path)
                         att.name
                     )));
                 }
-                out.sync_all()?;
+                out.sync_all().map_err(named)?;
                 let target = dir.join(&att.name);
-                std::fs::rename(&partial, &target)?;
+                std::fs::rename(&partial, &target).map_err(named)?;
                 written.lock().map_err(|_| ClerkError::Protocol("poisoned".into()))?.push(target);
                 Ok(recv)
             }
@@ -449,14 +454,18 @@ pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path)
     let manifest = envelope.manifest()?;
     let bundle_path = dir.join(format!("{}.{}", safe_name(&manifest), pki::document::bundle::BUNDLE_EXTENSION));
     let tmp = bundle_path.with_extension("ltd.partial");
-    let out = std::io::BufWriter::new(File::create(&tmp)?);
+    let out = std::io::BufWriter::new(File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?);
     let writer = write_bundle(out, &envelope, &fetched.crls, &fetched.receipts, |att, w| {
         let mut f = File::open(dir.join(&att.name))?;
         std::io::copy(&mut f, w)?;
         Ok(())
     })?;
-    writer.into_inner().map_err(|e| anyhow::anyhow!("cannot write {}: {}", tmp.display(), e.error()))?.sync_all()?;
-    std::fs::rename(&tmp, &bundle_path)?;
+    writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", tmp.display(), e.error()))?
+        .sync_all()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &bundle_path).with_context(|| format!("cannot write {}", bundle_path.display()))?;
     Ok(bundle_path)
 }
 
@@ -522,12 +531,12 @@ pub(crate) fn show(profile_name: Option<&str>, a: ShowArgs) -> anyhow::Result<()
     let p = profile(profile_name)?;
     block_on(async move {
         let client = p.connect().await?;
-        let dir = tempdir_for("show")?;
-        let path = fetch_into(&client, &a.document, &dir).await;
+        let dir = private_tempdir("show")?;
+        let path = fetch_into(&client, &a.document, dir.path()).await;
         client.close().await;
         let path = path?;
-        let report = verify_bundle(BufReader::new(File::open(&path)?), &verify_options(&p)?);
-        let _ = std::fs::remove_dir_all(&dir);
+        let file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let report = verify_bundle(BufReader::new(file), &verify_options(&p)?);
         let report = report.context("the document does not verify")?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&report)?);

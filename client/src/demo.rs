@@ -194,8 +194,10 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
         );
     }
     let config_dir = dir.join("config");
-    std::fs::create_dir_all(&config_dir)?;
-    std::fs::write(config_dir.join("profiles.toml"), toml::to_string_pretty(&profiles)?)?;
+    std::fs::create_dir_all(&config_dir).with_context(|| format!("cannot create {}", config_dir.display()))?;
+    let profiles_file = config_dir.join("profiles.toml");
+    std::fs::write(&profiles_file, toml::to_string_pretty(&profiles)?)
+        .with_context(|| format!("cannot write {}", profiles_file.display()))?;
 
     // 3. Nodes, as processes.
     let binary = node_binary();
@@ -203,7 +205,8 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
     let mut pids = String::new();
     for code in topology.codes() {
         let nd = dir.join(code.to_string());
-        let log = std::fs::File::create(nd.join("node.log"))?;
+        let log = std::fs::File::create(nd.join("node.log"))
+            .with_context(|| format!("cannot write {}", nd.join("node.log").display()))?;
         let child = Command::new(&binary)
             .args(["run", "--config", "node.toml"])
             .current_dir(&nd)
@@ -215,7 +218,7 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
         pids.push_str(&format!("{code} {}\n", child.id()));
         children.push((code, child));
     }
-    std::fs::write(dir.join("pids.txt"), &pids)?;
+    std::fs::write(dir.join("pids.txt"), &pids).with_context(|| format!("cannot write {}/pids.txt", dir.display()))?;
     println!("  nodes: {} lienthong-node processes on 127.0.0.1 (QUIC, mutual TLS, SQLite)", children.len());
 
     let result = tokio::runtime::Builder::new_multi_thread()

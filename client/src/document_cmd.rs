@@ -90,6 +90,24 @@ pub(crate) struct SigningIdentity {
     pub chain: Vec<Certificate>,
 }
 
+/// Reads a certificate chain that is to sign as `profile` now: the leaf must be of that
+/// profile and within its validity. Checked before any passphrase is asked for.
+pub(crate) fn signing_chain(chain_path: &Path, profile: Profile) -> anyhow::Result<Vec<Certificate>> {
+    let chain = read_certificates(chain_path)?;
+    let leaf = chain.first().with_context(|| format!("{} holds no certificate", chain_path.display()))?;
+    leaf.check_usage(profile).map_err(|p| anyhow::anyhow!("{} cannot sign as {profile}: {p}", chain_path.display()))?;
+    let t = now();
+    if t < leaf.not_before || t > leaf.not_after {
+        bail!(
+            "the certificate in {} is valid from {} to {}; it cannot sign now",
+            chain_path.display(),
+            pki::format_utc(leaf.not_before),
+            pki::format_utc(leaf.not_after)
+        );
+    }
+    Ok(chain)
+}
+
 impl SigningIdentity {
     /// Reads a key and chain for `profile`, refusing a key that is not the certificate's,
     /// a certificate of another profile, or one outside its validity now.
@@ -100,27 +118,22 @@ impl SigningIdentity {
         profile: Profile,
         flag: &str,
     ) -> anyhow::Result<Self> {
-        let chain = read_certificates(chain_path)?;
+        Self::with_key(signing_chain(chain_path, profile)?, key_path, chain_path, passphrase, flag)
+    }
+
+    /// The identity of a chain already read with [`signing_chain`] and its key, asking for the
+    /// key's passphrase only now.
+    pub(crate) fn with_key(
+        chain: Vec<Certificate>,
+        key_path: &Path,
+        chain_path: &Path,
+        passphrase: &PassphraseSource,
+        flag: &str,
+    ) -> anyhow::Result<Self> {
         let leaf = chain.first().with_context(|| format!("{} holds no certificate", chain_path.display()))?;
-        leaf.check_usage(profile)
-            .map_err(|p| anyhow::anyhow!("{} cannot sign as {profile}: {p}", chain_path.display()))?;
-        let t = now();
-        if t < leaf.not_before || t > leaf.not_after {
-            bail!(
-                "the certificate in {} is valid from {} to {}; it cannot sign now",
-                chain_path.display(),
-                pki::format_utc(leaf.not_before),
-                pki::format_utc(leaf.not_after)
-            );
-        }
-        let text = zeroize::Zeroizing::new(crate::files::read_text(key_path)?);
-        let key = if PrivateKey::pem_is_encrypted(&text) {
-            let pass = passphrase.read(&format!("{} ({})", leaf.id().name, key_path.display()), flag)?;
-            PrivateKey::from_pem(&text, Some(&pass))
-        } else {
-            PrivateKey::from_pem(&text, None)
-        }
-        .with_context(|| format!("key {}", key_path.display()))?;
+        let key = crate::files::read_private_key(key_path, || {
+            passphrase.read(&format!("{} ({})", leaf.id().name, key_path.display()), flag)
+        })?;
         let matches = leaf.public_key.as_ref().is_ok_and(|k| k.spki_der == key.public_key().spki_der);
         if !matches {
             bail!("the key {} does not belong to the certificate in {}", key_path.display(), chain_path.display());
@@ -205,18 +218,15 @@ pub(crate) fn sign(a: SignArgs) -> anyhow::Result<()> {
     let person_pass = PassphraseSource { env: a.passphrase_env.clone(), file: a.passphrase_file.clone() };
     let form = read_form(form_path)?;
     // Check what can be checked before any passphrase is asked for.
-    let person_chain = read_certificates(cert)?;
-    let person_leaf = person_chain.first().with_context(|| format!("{} holds no certificate", cert.display()))?;
-    person_leaf
-        .check_usage(Profile::Person)
-        .map_err(|p| anyhow::anyhow!("{} cannot sign as person: {p}", cert.display()))?;
+    let person_chain = signing_chain(cert, Profile::Person)?;
+    let person_leaf = &person_chain[0];
     let from = match &seal {
         Some(s) => s.agency().context("the seal certificate has no agency code")?,
         None => person_leaf.agency.context("the official's certificate has no agency code")?,
     };
     let defaults = SignerDefaults { from, name: person_leaf.common_name.clone(), position: person_leaf.title.clone() };
     let manifest = form.to_manifest(&a.attachments, &defaults)?;
-    let person = SigningIdentity::load(key, cert, &person_pass, Profile::Person, "--passphrase")?;
+    let person = SigningIdentity::with_key(person_chain, key, cert, &person_pass, "--passphrase")?;
     if let Some(code) = person.agency()
         && !code.is_within(&manifest.from)
     {
@@ -229,10 +239,8 @@ pub(crate) fn sign(a: SignArgs) -> anyhow::Result<()> {
     let paths = a.attachments.clone();
     write_out(&a.out, |w| {
         write_bundle(w, &envelope, &crls, &[], |att, out| {
-            let path = paths
-                .iter()
-                .find(|p| p.file_name().and_then(|n| n.to_str()).map(|n| pki_nfc(n) == att.name).unwrap_or(false));
-            let path = path.ok_or_else(|| BundleError::MissingAttachment(att.name.clone()))?;
+            let path = crate::form::attachment_path(&paths, &att.name)
+                .ok_or_else(|| BundleError::MissingAttachment(att.name.clone()))?;
             let mut f = File::open(path)?;
             std::io::copy(&mut f, out)?;
             Ok(())
@@ -249,11 +257,6 @@ pub(crate) fn sign(a: SignArgs) -> anyhow::Result<()> {
     }
     println!("  written:  {}", a.out.display());
     Ok(())
-}
-
-fn pki_nfc(text: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    text.trim().nfc().collect()
 }
 
 /// `lienthong verify`.

@@ -64,3 +64,17 @@ fn sync_parent(path: &Path) -> anyhow::Result<()> {
 pub(crate) fn read_text(path: &Path) -> anyhow::Result<String> {
     fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
+
+/// Reads a PEM private key, calling `passphrase` only when the key is encrypted.
+pub(crate) fn read_private_key(
+    path: &Path,
+    passphrase: impl FnOnce() -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>>,
+) -> anyhow::Result<pki::PrivateKey> {
+    let text = zeroize::Zeroizing::new(read_text(path)?);
+    let key = if pki::PrivateKey::pem_is_encrypted(&text) {
+        pki::PrivateKey::from_pem(&text, Some(&passphrase()?))
+    } else {
+        pki::PrivateKey::from_pem(&text, None)
+    };
+    key.with_context(|| format!("key {}", path.display()))
+}

@@ -152,6 +152,13 @@ pub(crate) fn describe_attachment(path: &Path) -> anyhow::Result<Attachment> {
     Ok(Attachment { name, media_type: media_type(path).to_owned(), size, sha256 })
 }
 
+/// The file among `paths` that is the manifest's attachment `name` (file names are compared
+/// in NFC, trimmed, as the manifest holds them).
+pub(crate) fn attachment_path<'a>(paths: &'a [PathBuf], name: &str) -> Option<&'a PathBuf> {
+    use unicode_normalization::UnicodeNormalization;
+    paths.iter().find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.trim().nfc().eq(name.chars())))
+}
+
 /// Who signs, as the certificates say, to fill the fields a form may leave out.
 pub(crate) struct SignerDefaults {
     /// The sender: the seal's agency (or the official's, when not sealing now).

@@ -99,20 +99,15 @@ impl Profiles {
     }
 }
 
-fn read_key(
-    path: &Path,
-    what: &str,
-    source: &crate::secret::PassphraseSource,
-    flag: &str,
-) -> anyhow::Result<PrivateKey> {
-    let text = zeroize::Zeroizing::new(files::read_text(path)?);
-    let key = if PrivateKey::pem_is_encrypted(&text) {
-        let pass = source.read(what, flag)?;
-        PrivateKey::from_pem(&text, Some(&pass))
-    } else {
-        PrivateKey::from_pem(&text, None)
-    };
-    key.with_context(|| format!("key {}", path.display()))
+/// Reads the clerk's key, asking for its passphrase at the terminal if it is encrypted.
+fn read_clerk_key(path: &Path) -> anyhow::Result<PrivateKey> {
+    files::read_private_key(path, || {
+        let hint = format!(
+            "run the command in a terminal, or keep the clerk key {} unencrypted (readable by this user only): it only identifies this clerk to the node",
+            path.display()
+        );
+        crate::secret::PassphraseSource::default().read_or("the clerk key", &hint)
+    })
 }
 
 impl Profile {
@@ -136,7 +131,7 @@ impl Profile {
     /// Connects to the node as this profile's clerk.
     pub(crate) async fn connect(&self) -> anyhow::Result<ClerkClient> {
         let chain = read_certificates(&self.clerk_cert)?;
-        let key = read_key(&self.clerk_key, "the clerk key", &Default::default(), "--clerk-passphrase")?;
+        let key = read_clerk_key(&self.clerk_key)?;
         let identity = Identity { chain, key };
         Ok(ClerkClient::connect(self.address()?, self.agency()?, &identity, self.anchors()?).await?)
     }

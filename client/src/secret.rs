@@ -24,6 +24,12 @@ impl PassphraseSource {
     /// Reads the passphrase; `what` names the key in prompts and errors, `flag` the option
     /// prefix to suggest (e.g. `--ca-passphrase`).
     pub(crate) fn read(&self, what: &str, flag: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        self.read_or(what, &format!("use {flag}-env VAR or {flag}-file FILE"))
+    }
+
+    /// As [`PassphraseSource::read`], with `hint` telling the user what to do when there is no
+    /// terminal to ask.
+    pub(crate) fn read_or(&self, what: &str, hint: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         if let Some(var) = &self.env {
             let value = std::env::var(var)
                 .with_context(|| format!("environment variable {var} (passphrase for {what}) is not set"))?;
@@ -43,7 +49,7 @@ impl PassphraseSource {
             return Ok(text);
         }
         if !std::io::stdin().is_terminal() {
-            bail!("no terminal to ask for the passphrase of {what}; use {flag}-env VAR or {flag}-file FILE");
+            bail!("no terminal to ask for the passphrase of {what}; {hint}");
         }
         let answer = rpassword::prompt_password(format!("Passphrase for {what}: "))
             .with_context(|| format!("could not read the passphrase for {what}"))?;

@@ -68,7 +68,7 @@ impl CaDir {
         dir: &Path,
         cert: &Certificate,
         encrypted_key_pem: &str,
-        chain_above: &[Certificate],
+        above: &[Certificate],
         root: &Certificate,
     ) -> anyhow::Result<CaDir> {
         if dir.join("ca.cert.pem").exists() || dir.join("ca.key.pem").exists() {
@@ -77,7 +77,7 @@ impl CaDir {
         fs::create_dir_all(dir.join("certs")).with_context(|| format!("cannot create {}", dir.display()))?;
         files::create_new(&dir.join("ca.key.pem"), encrypted_key_pem.as_bytes(), true)?;
         let mut chain = if cert.is_self_issued() { String::new() } else { cert.to_pem() };
-        for c in chain_above {
+        for c in above {
             chain.push_str(&c.to_pem());
         }
         files::replace(&dir.join("chain.pem"), chain.as_bytes())?;
@@ -127,8 +127,9 @@ impl CaDir {
         PrivateKey::from_pem(&text, Some(passphrase)).with_context(|| format!("CA key {}", path.display()))
     }
 
-    /// The certificates above this CA, without the root.
-    pub(crate) fn chain_above(&self) -> anyhow::Result<Vec<Certificate>> {
+    /// This CA's certificate and those above it, without the root (empty for the root): what
+    /// follows a leaf it issues in a chain file.
+    pub(crate) fn chain(&self) -> anyhow::Result<Vec<Certificate>> {
         let text = files::read_text(&self.dir.join("chain.pem"))?;
         if text.trim().is_empty() {
             return Ok(Vec::new());

@@ -325,12 +325,7 @@ fn issue_ca(a: IssueCaArgs) -> anyhow::Result<()> {
     parent.record_issued(&lock, &cert, Profile::Ca)?;
     drop(lock);
 
-    let mut above = Vec::new();
-    if !parent.cert.is_self_issued() {
-        above.push(parent.cert.clone());
-    }
-    above.extend(parent.chain_above()?.into_iter().filter(|c| c.fingerprint() != parent.cert.fingerprint()));
-    CaDir::create(&a.dir, &cert, &key.to_encrypted_pem(&passphrase)?, &above, &parent.root()?)?;
+    CaDir::create(&a.dir, &cert, &key.to_encrypted_pem(&passphrase)?, &parent.chain()?, &parent.root()?)?;
     println!("Created the CA of {} ({}) in {}", a.agency, a.name, a.dir.display());
     println!("  serial:   {}", cert.serial);
     println!("  pathLen:  {}", cert.ca.and_then(|c| c.path_len).map_or("none".to_owned(), |p| p.to_string()));
@@ -395,13 +390,8 @@ fn issue_end_entity(a: IssueArgs) -> anyhow::Result<()> {
     }
     files::create_new(&paths.cert, cert.to_pem().as_bytes(), false)?;
     let mut chain = cert.to_pem();
-    if !ca.cert.is_self_issued() {
-        chain.push_str(&ca.cert.to_pem());
-    }
-    for c in ca.chain_above()? {
-        if c.fingerprint() != ca.cert.fingerprint() {
-            chain.push_str(&c.to_pem());
-        }
+    for c in ca.chain()? {
+        chain.push_str(&c.to_pem());
     }
     files::create_new(&paths.chain, chain.as_bytes(), false)?;
     println!("Issued a {profile} certificate for {} ({})", a.agency, a.name);
@@ -515,26 +505,44 @@ fn crl(a: CrlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bytes of a certificate or CRL file, and whether they are PEM text (anything that
+/// starts ASCII; DER starts with a binary SEQUENCE tag).
+pub(crate) fn read_pem_or_der(path: &Path) -> anyhow::Result<(Vec<u8>, bool)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let pem = bytes.iter().take(64).all(u8::is_ascii);
+    Ok((bytes, pem))
+}
+
+/// The certificates in the bytes of `path` (see [`read_pem_or_der`]).
+pub(crate) fn certificates_from(path: &Path, bytes: &[u8], pem: bool) -> anyhow::Result<Vec<Certificate>> {
+    if pem {
+        let text = std::str::from_utf8(bytes).with_context(|| format!("{} is not text PEM", path.display()))?;
+        Certificate::from_pem_all(text).with_context(|| format!("{}", path.display()))
+    } else {
+        Ok(vec![Certificate::from_der(bytes).with_context(|| format!("{}", path.display()))?])
+    }
+}
+
+/// The CRLs in the bytes of `path` (see [`read_pem_or_der`]).
+pub(crate) fn crls_from(path: &Path, bytes: &[u8], pem: bool) -> anyhow::Result<Vec<Crl>> {
+    if pem {
+        let text = std::str::from_utf8(bytes).with_context(|| format!("{} is not text PEM", path.display()))?;
+        Crl::from_pem_all(text).with_context(|| format!("{}", path.display()))
+    } else {
+        Ok(vec![Crl::from_der(bytes).with_context(|| format!("{}", path.display()))?])
+    }
+}
+
 /// Reads certificates from a PEM or DER file.
 pub(crate) fn read_certificates(path: &Path) -> anyhow::Result<Vec<Certificate>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.starts_with(b"-----") || bytes.iter().take(64).all(|b| b.is_ascii()) {
-        let text = String::from_utf8(bytes).with_context(|| format!("{} is not text PEM", path.display()))?;
-        Certificate::from_pem_all(&text).with_context(|| format!("{}", path.display()))
-    } else {
-        Ok(vec![Certificate::from_der(&bytes).with_context(|| format!("{}", path.display()))?])
-    }
+    let (bytes, pem) = read_pem_or_der(path)?;
+    certificates_from(path, &bytes, pem)
 }
 
 /// Reads CRLs from a PEM or DER file.
 pub(crate) fn read_crls(path: &Path) -> anyhow::Result<Vec<Crl>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.starts_with(b"-----") {
-        let text = String::from_utf8(bytes).with_context(|| format!("{} is not text PEM", path.display()))?;
-        Crl::from_pem_all(&text).with_context(|| format!("{}", path.display()))
-    } else {
-        Ok(vec![Crl::from_der(&bytes).with_context(|| format!("{}", path.display()))?])
-    }
+    let (bytes, pem) = read_pem_or_der(path)?;
+    crls_from(path, &bytes, pem)
 }
 
 fn verify_chain(a: VerifyChainArgs) -> anyhow::Result<()> {

@@ -2,23 +2,22 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
 use pki::validate::{CertSummary, RevocationStatus};
 use pki::{Certificate, Crl, VerifiedChain};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{hex_colon, read_certificates, read_crls};
+use super::{certificates_from, crls_from, hex_colon, read_pem_or_der};
 use crate::timefmt::human;
 
 /// `lienthong pki show FILE`.
 pub(super) fn show(path: &Path, as_json: bool) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (bytes, pem) = read_pem_or_der(path)?;
     let text = String::from_utf8_lossy(&bytes);
     let is_crl =
         text.contains("-----BEGIN X509 CRL-----") || (!text.contains("-----BEGIN") && Crl::from_der(&bytes).is_ok());
     if is_crl {
-        let crls = read_crls(path)?;
+        let crls = crls_from(path, &bytes, pem)?;
         if as_json {
             println!("{}", serde_json::to_string_pretty(&crls.iter().map(crl_json).collect::<Vec<_>>())?);
         } else {
@@ -28,10 +27,7 @@ pub(super) fn show(path: &Path, as_json: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let certs = read_certificates(path)?;
-    if certs.is_empty() {
-        bail!("{} holds no certificate or CRL", path.display());
-    }
+    let certs = certificates_from(path, &bytes, pem)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&certs.iter().map(cert_json).collect::<Vec<_>>())?);
     } else {
