@@ -33,7 +33,7 @@ async fn inbox_fetch_statuses_track_and_recall() {
     for d in [&normal, &flash, &third] {
         d.submit(&sender).await.unwrap();
     }
-    // Submitting again is harmless: the same document id comes back, nothing is duplicated.
+    // Submitting again is harmless: the same document id comes back.
     assert_eq!(normal.submit(&sender).await.unwrap(), normal.id);
     wait_for("three documents in Hà Lâu's inbox", Duration::from_secs(20), || async {
         recipient.inbox(10).await.unwrap().len() == 3
@@ -59,6 +59,20 @@ async fn inbox_fetch_statuses_track_and_recall() {
     assert!(err.contains("was not received by this agency"), "{err}");
     recipient.post_status(&flash.id, 3, Some("Đã tiếp nhận".into())).await.unwrap();
     recipient.post_status(&flash.id, 3, Some("Đã tiếp nhận".into())).await.unwrap();
+    // The recipient's node signed and kept one 03: the repeat was recognised where it was posted.
+    let held_03 = |held: Vec<node::storage::StoredReceipt>| {
+        held.iter()
+            .filter(|r| {
+                pki::document::SignedReceipt::from_bytes(&r.bytes)
+                    .is_ok_and(|s| s.receipt.kind == ReceiptKind::Status(StatusCode::Accepted))
+            })
+            .count()
+    };
+    assert_eq!(
+        held_03(net.node(HA_LAU).store.receipts_for(&flash.digest).await.unwrap()),
+        1,
+        "a repeated status is signed twice"
+    );
     wait_for("status 03 at the sender", Duration::from_secs(20), || async {
         sender
             .track(&flash.id)
@@ -75,7 +89,7 @@ async fn inbox_fetch_statuses_track_and_recall() {
         .into_iter()
         .filter(|r| r.receipt.kind == ReceiptKind::Status(StatusCode::Accepted))
         .count();
-    assert_eq!(accepted, 1, "a repeated status is not sent twice");
+    assert_eq!(accepted, 1, "a repeated status is sent twice");
 
     // Recall: the sender asks, the recipient sees the request and accepts it.
     let err = recipient.recall(&flash.id, None).await.unwrap_err().to_string();

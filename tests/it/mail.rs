@@ -94,24 +94,15 @@ async fn every_notification_arrives_over_starttls_decoded_and_once(database: Dat
     let net = network(database, |c, dir| {
         let setup = match c {
             PHONG_DU => MailSetup {
-                port,
-                tls: "starttls",
-                ca_pem: Some(&pki.ca_pem),
                 login: Some(("lienthong", "mật khẩu SMTP")),
-                from: PHONG_DU_FROM,
-                clerks: &[PHONG_DU_CLERK],
                 operators: &[PHONG_DU_OPERATOR],
                 extra: "certificates = [\"person.chain.pem\", \"sap-het-han.pem\"]\ndigest_at = \"00:00\"\n",
+                ..MailSetup::starttls(port, &pki.ca_pem, PHONG_DU_FROM, &[PHONG_DU_CLERK])
             },
             _ => MailSetup {
-                port,
-                tls: "starttls",
-                ca_pem: Some(&pki.ca_pem),
                 login: Some(("lienthong", "mật khẩu SMTP")),
-                from: TIEN_YEN_FROM,
-                clerks: &[TIEN_YEN_CLERK],
-                operators: &[],
                 extra: "notify_status = true\n",
+                ..MailSetup::starttls(port, &pki.ca_pem, TIEN_YEN_FROM, &[TIEN_YEN_CLERK])
             },
         };
         std::fs::write(dir.join("sap-het-han.pem"), expiring_certificate()).unwrap();
@@ -149,27 +140,32 @@ async fn every_notification_arrives_over_starttls_decoded_and_once(database: Dat
     // not queued twice and the digest lists A.
     let node_pd = net.node(PHONG_DU);
     let now = node_pd.now();
-    assert!(node::mail::periodic::check_certificates(node_pd, now).await.unwrap() <= 1);
-    assert_eq!(node::mail::periodic::check_certificates(node_pd, now).await.unwrap(), 0, "warned twice");
+    let days = time::Duration::days;
+    // Ten days left is the 14-day step: queued at start, so not again now or a day on.
+    assert_eq!(node::mail::periodic::check_certificates(node_pd, now).await.unwrap(), 0, "warned twice in one step");
+    assert_eq!(node::mail::periodic::check_certificates(node_pd, now + days(1)).await.unwrap(), 0);
     let today = now.to_offset(node::mail::message::ICT).date();
+    let digest_key = format!("digest:{today}");
+    assert!(!node::mail::queue::queued(&node_pd.store, &digest_key).await.unwrap(), "nothing was overdue at start");
     assert_eq!(node::mail::periodic::check_digest(node_pd, now).await.unwrap(), Some(today));
-    assert_eq!(node::mail::periodic::check_digest(node_pd, now).await.unwrap(), Some(today));
+    assert!(node::mail::queue::queued(&node_pd.store, &digest_key).await.unwrap(), "A is overdue now");
 
     // Phong Dụ: 2 arrivals, 1 failure, 1 digest, 1 expiry warning, and the recall request (the
     // clerk must answer it, so it is mailed although notify_status is off there). Tiên Yên:
     // statuses 01 ×2 and 03, B undeliverable to one recipient, the recall refused.
-    let all = harness::smtp::wait_for_mail(mail_dir.path(), 11, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let all = {
-        let again = harness::smtp::received(mail_dir.path());
-        assert_eq!(
-            again.len(),
-            all.len(),
-            "more mail than expected: {:#?}",
-            again.iter().map(|m| &m.subject).collect::<Vec<_>>()
-        );
-        again
-    };
+    harness::smtp::wait_for_mail(mail_dir.path(), 11, Duration::from_secs(60)).await;
+    // Both mail queues empty: everything either node will ever send for this is at the relay.
+    wait_for("both mail queues to be empty", Duration::from_secs(30), || async {
+        let mut empty = true;
+        for agency in [PHONG_DU, TIEN_YEN] {
+            let now = node::storage::millis(time::OffsetDateTime::now_utc());
+            empty &= node::mail::queue::health(&net.node(agency).store, now).await.unwrap().pending == 0;
+        }
+        empty
+    })
+    .await;
+    let all = harness::smtp::received(mail_dir.path());
+    assert_eq!(all.len(), 11, "more mail than expected: {:#?}", all.iter().map(|m| &m.subject).collect::<Vec<_>>());
     let ids: BTreeSet<&str> = all.iter().map(|m| m.message_id.as_str()).collect();
     assert_eq!(ids.len(), all.len(), "a notification arrived twice");
     for m in &all {
@@ -280,6 +276,8 @@ async fn every_notification_arrives_over_starttls_decoded_and_once(database: Dat
     assert_eq!((q.sent, q.pending, q.dead, q.retrying), (6, 0, 0, 0));
     let json: serde_json::Value = serde_json::from_str(&tien_yen.health().await.unwrap()).unwrap();
     assert_eq!(json["mail"]["sent"], 5, "{json}");
+    // Under six days left is the next step (7 days): warned once more.
+    assert_eq!(node::mail::periodic::check_certificates(node_pd, now + days(4)).await.unwrap(), 1);
     net.stop().await;
 }
 
@@ -293,19 +291,7 @@ async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(
     // The relay's port is chosen, but nothing listens there yet.
     let port = free_port();
     let mut net = network(database, |c, dir| {
-        (c == PHONG_DU).then(|| {
-            MailSetup {
-                port,
-                tls: "starttls",
-                ca_pem: Some(&pki.ca_pem),
-                login: None,
-                from: PHONG_DU_FROM,
-                clerks: &[PHONG_DU_CLERK],
-                operators: &[],
-                extra: "",
-            }
-            .section(dir)
-        })
+        (c == PHONG_DU).then(|| MailSetup::starttls(port, &pki.ca_pem, PHONG_DU_FROM, &[PHONG_DU_CLERK]).section(dir))
     })
     .await;
     let tien_yen = net.clerk(TIEN_YEN).await;
@@ -340,8 +326,7 @@ async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(
     // a restarted process frees those its previous run held, by the instance part of the owner.
     net.stop_node(&code(PHONG_DU)).await;
     {
-        let config = node::config::Config::load(&net.config_path(&code(PHONG_DU))).unwrap();
-        let store = node::storage::Store::open(&config.database, &config.data_dir).await.unwrap();
+        let store = net.open_store(&code(PHONG_DU)).await;
         let (t, until) = (i64::MAX / 4, i64::MAX / 4 + 1000);
         let all = DOCUMENTS as usize;
         assert_eq!(node::mail::queue::claim(&store, "inst/run1", t, until, 100).await.unwrap().len(), all);
@@ -368,20 +353,26 @@ async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(
     let mut smtp = SmtpServer::start(port, mail_dir.path(), &options);
     harness::smtp::wait_for_mail(mail_dir.path(), DOCUMENTS as usize, Duration::from_secs(60)).await;
     eprintln!("{DOCUMENTS} notifications arrived {:?} after the relay came back ({database:?})", started.elapsed());
-    // Another restart after delivery sends nothing again.
+    // Another restart after delivery sends nothing again: a document sent after it is
+    // notified, and nothing else came with it (a resent notification would have been due
+    // before it).
     restart(&mut net, PHONG_DU).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let all = harness::smtp::received(mail_dir.path());
-    assert_eq!(all.len(), DOCUMENTS as usize, "{:#?}", all.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    let sentinel = net.document(TIEN_YEN, &[PHONG_DU], DOCUMENTS + 1);
+    sentinel.submit(&tien_yen).await.unwrap();
+    let all = harness::smtp::wait_for_mail(mail_dir.path(), DOCUMENTS as usize + 1, Duration::from_secs(60)).await;
+    assert_eq!(all.len(), DOCUMENTS as usize + 1, "{:#?}", all.iter().map(|m| &m.subject).collect::<Vec<_>>());
     let got: BTreeSet<String> = all.iter().map(|m| m.message_id.clone()).collect();
-    let want: BTreeSet<String> =
-        docs.iter().map(|d| expected_id(PHONG_DU, &format!("arrived:{}", d.id), "phongdu.example.gov.vn")).collect();
+    let want: BTreeSet<String> = docs
+        .iter()
+        .chain([&sentinel])
+        .map(|d| expected_id(PHONG_DU, &format!("arrived:{}", d.id), "phongdu.example.gov.vn"))
+        .collect();
     assert_eq!(got, want, "each document's notification exactly once");
     let q =
         node::mail::queue::health(&net.node(PHONG_DU).store, node::storage::millis(time::OffsetDateTime::now_utc()))
             .await
             .unwrap();
-    assert_eq!((q.sent, q.pending, q.dead), (i64::from(DOCUMENTS), 0, 0));
+    assert_eq!((q.sent, q.pending, q.dead), (i64::from(DOCUMENTS) + 1, 0, 0));
     smtp.stop();
     net.stop().await;
 }
@@ -404,16 +395,8 @@ async fn implicit_tls_works_and_a_relay_with_an_untrusted_certificate_gets_nothi
         bad_dir.path(),
         &SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&stranger), login: None, reject: None },
     );
-    let setup = |port, tls| MailSetup {
-        port,
-        tls,
-        ca_pem: Some(&trusted.ca_pem),
-        login: None,
-        from: PHONG_DU_FROM,
-        clerks: &[PHONG_DU_CLERK],
-        operators: &[],
-        extra: "",
-    };
+    let setup =
+        |port, tls| MailSetup { tls, ..MailSetup::starttls(port, &trusted.ca_pem, PHONG_DU_FROM, &[PHONG_DU_CLERK]) };
     let mut net =
         network(Database::Sqlite, |c, dir| (c == PHONG_DU).then(|| setup(good_port, "implicit").section(dir))).await;
     let tien_yen = net.clerk(TIEN_YEN).await;
@@ -497,17 +480,8 @@ async fn a_notification_the_relay_refuses_for_good_is_dead_lettered_and_shown() 
     let _smtp = SmtpServer::start(port, mail_dir.path(), &options);
     let net = network(Database::Sqlite, |c, dir| {
         (c == PHONG_DU).then(|| {
-            MailSetup {
-                port,
-                tls: "starttls",
-                ca_pem: Some(&pki.ca_pem),
-                login: None,
-                from: PHONG_DU_FROM,
-                clerks: &["khong-ton-tai@phongdu.example.gov.vn"],
-                operators: &[],
-                extra: "",
-            }
-            .section(dir)
+            MailSetup::starttls(port, &pki.ca_pem, PHONG_DU_FROM, &["khong-ton-tai@phongdu.example.gov.vn"])
+                .section(dir)
         })
     })
     .await;

@@ -79,10 +79,6 @@ async fn a_document_crosses_the_quang_ninh_network_with_receipts_everywhere(data
             assert!(held.contains(&arrived), "{at} lacks the delivery receipt of {recipient}: {held:?}");
         }
     }
-    // The document was stored once at each recipient.
-    for r in [THANH_SON, GOV] {
-        assert_eq!(net.node(r).store.inbox(100).await.unwrap().len(), 1);
-    }
 
     // Statuses 03–06 from Thanh Sơn reach the sender.
     for status in [3u8, 4, 5, 6] {

@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::network::{Database, NetOptions, SignedDocument, TestNet, only, topology, wait_for};
-use node::config::Config;
+use harness::network::{Database, NetOptions, SignedDocument, TestNet, database_name, only, topology, wait_for};
 use node::storage::Store;
 use pki::AgencyCode;
 use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
@@ -65,7 +64,8 @@ async fn three_processes_on_one_postgresql_deliver_a_thousand_documents_exactly_
     eprintln!("signed {} documents in {:?}", 2 * EACH_WAY, t0.elapsed());
 
     // Submit in two halves from both communes at once; kill process 1 (Phong Dụ's first
-    // choice, and holder of outbox claims) after the first half is in.
+    // choice, so it takes documents, and it claims outbox work like the others) after the
+    // first half is in.
     let half = EACH_WAY as usize / 2;
     let submit = |clerk: Arc<node::clerk_client::ClerkClient>, docs: Vec<SignedDocument>| {
         tokio::spawn(async move {
@@ -78,7 +78,19 @@ async fn three_processes_on_one_postgresql_deliver_a_thousand_documents_exactly_
     a.await.unwrap();
     b.await.unwrap();
     let t_kill = t0.elapsed();
+    let district_store = net.open_store(&district).await;
     processes[0].kill();
+    // What each process held when process 1 died (printed: how many depends on timing).
+    let db = net.pg().unwrap().url(&database_name(&district));
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db).await.unwrap();
+    let held: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT lease_owner, COUNT(*) FROM outbox WHERE state = 'pending' AND lease_owner IS NOT NULL GROUP BY lease_owner",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    eprintln!("pending outbox claims when process 1 ({}) was killed: {held:?}", addrs[0]);
     let (a, b) = (submit(phong_du.clone(), there[half..].to_vec()), submit(ha_lau.clone(), back[half..].to_vec()));
     a.await.unwrap();
     b.await.unwrap();
@@ -96,20 +108,17 @@ async fn three_processes_on_one_postgresql_deliver_a_thousand_documents_exactly_
         f64::from(2 * EACH_WAY) / elapsed.as_secs_f64()
     );
 
-    // Exactly once in each inbox.
+    // Every document in its recipient's inbox (the inbox cannot hold one twice: exactly once
+    // is shown by the receipts below).
     for (clerk, docs) in [(&ha_lau, &there), (&phong_du, &back)] {
         let inbox = clerk.inbox(10_000).await.unwrap();
         let ids: HashSet<&str> = inbox.iter().map(|e| e.document.as_str()).collect();
-        assert_eq!((inbox.len(), ids.len()), (docs.len(), docs.len()), "exactly once at the recipient");
-        assert!(docs.iter().all(|d| ids.contains(d.id.as_str())));
+        assert!(docs.iter().all(|d| ids.contains(d.id.as_str())), "a document is missing at its recipient");
     }
 
     // Every receipt exactly once: at the sender, the district's hop receipt, the recipient's
-    // hop receipt and its delivery receipt; the district's database holds the same three.
-    let district_store = {
-        let config = Config::load(&net.config_path(&district)).unwrap();
-        Store::open(&config.database, &config.data_dir).await.unwrap()
-    };
+    // hop receipt and its delivery receipt; the district's database holds the same three. A
+    // document taken or handed over twice would show as a second, differently signed receipt.
     wait_for("every receipt back at the senders", Duration::from_secs(60), || async {
         for (from, docs) in [(PHONG_DU, &there), (HA_LAU, &back)] {
             for d in docs.iter() {
@@ -145,6 +154,7 @@ async fn three_processes_on_one_postgresql_deliver_a_thousand_documents_exactly_
     assert_eq!(depths.done, 3 * 2 * i64::from(EACH_WAY), "one document and two receipts per document: {depths:?}");
 
     // The killed process had taken documents, and the survivors carried on.
+    let mut survivors_handed = 0;
     for i in 1..=3 {
         let log = std::fs::read_to_string(net.node_dir(&district).join(format!("p{i}.log"))).unwrap();
         let taken = log.matches("document taken").count();
@@ -152,8 +162,11 @@ async fn three_processes_on_one_postgresql_deliver_a_thousand_documents_exactly_
         eprintln!("process {i}: took {taken} documents, handed over {handed}");
         if i == 1 {
             assert!(taken > 0, "process 1 took nothing before it was killed; the test proves nothing");
+        } else {
+            survivors_handed += handed;
         }
     }
+    assert!(survivors_handed > 0, "the surviving processes handed nothing over");
     district_store.close().await;
     drop(processes);
     net.stop().await;

@@ -146,6 +146,13 @@ impl TestNet {
         net
     }
 
+    /// Opens `code`'s database and attachment store as its node does (what another process of
+    /// the agency, or an operator's command, would open).
+    pub async fn open_store(&self, code: &AgencyCode) -> node::storage::Store {
+        let config = Config::load(&self.config_path(code)).unwrap_or_else(|e| panic!("config of {code}: {e}"));
+        node::storage::Store::open(&config.database, &config.data_dir).await.unwrap()
+    }
+
     /// The network's PostgreSQL cluster, if it runs on one.
     pub fn pg(&self) -> Option<&PgCluster> {
         self.pg.as_ref()

@@ -272,7 +272,13 @@ pub struct MailSetup<'a> {
     pub extra: &'a str,
 }
 
-impl MailSetup<'_> {
+impl<'a> MailSetup<'a> {
+    /// STARTTLS to the relay on `port`, trusting `ca_pem`, no login, no operators, nothing
+    /// extra: what most tests start from (`MailSetup { extra: …, ..MailSetup::starttls(…) }`).
+    pub fn starttls(port: u16, ca_pem: &'a str, from: &'a str, clerks: &'a [&'a str]) -> Self {
+        MailSetup { port, tls: "starttls", ca_pem: Some(ca_pem), login: None, from, clerks, operators: &[], extra: "" }
+    }
+
     /// The `[mail]` section, writing the password and CA files it names into `node_dir`. The
     /// retry policy is fast (200 ms doubling to 1 s) so tests see recovery quickly.
     pub fn section(&self, node_dir: &Path) -> String {
