@@ -252,18 +252,19 @@ impl CrlSet {
     }
 
     /// Adds a CRL. An older CRL of the same issuer stays in the set; validation uses the
-    /// newest one whose signature verifies.
+    /// newest one whose signature verifies. The set is kept newest first (CRLs of the same
+    /// time in the order added), so lookups during validation need no sorting.
     pub fn add(&mut self, crl: Crl) {
-        if !self.crls.iter().any(|c| c.fingerprint == crl.fingerprint) {
-            self.crls.push(crl);
+        if self.crls.iter().any(|c| c.fingerprint == crl.fingerprint) {
+            return;
         }
+        let at = self.crls.partition_point(|c| c.this_update >= crl.this_update);
+        self.crls.insert(at, crl);
     }
 
     /// Every CRL whose issuer name is `issuer_raw`, newest first.
-    pub(crate) fn by_issuer<'a>(&'a self, issuer_raw: &[u8]) -> Vec<&'a Crl> {
-        let mut found: Vec<&Crl> = self.crls.iter().filter(|c| c.issuer_raw == issuer_raw).collect();
-        found.sort_by_key(|c| std::cmp::Reverse(c.this_update));
-        found
+    pub(crate) fn by_issuer<'a>(&'a self, issuer_raw: &'a [u8]) -> impl Iterator<Item = &'a Crl> {
+        self.crls.iter().filter(move |c| c.issuer_raw == issuer_raw)
     }
 
     /// All CRLs in the set.

@@ -284,17 +284,28 @@ pub fn verify_envelope(
             ));
         }
     };
-    // Order first: a seal in first place, or a person in second, is the wrong order.
+    // Order first: the second signature must seal the first, and a seal in first place with a
+    // person in second is named as the wrong order rather than as a wrong certificate (the
+    // leaves are parsed for that only when the first signer's certificate is refused).
+    let wrong_order = || {
+        DocumentError::Signatures(
+            "signatures are in the wrong order: the official signs first, then the agency seal over it",
+        )
+    };
+    if person.seals.is_some() || seal.seals.is_none() {
+        return Err(wrong_order());
+    }
     let profile_of = |h: &SignatureHeader| {
         h.chain.first().and_then(|der| Certificate::from_der(der).ok()).and_then(|c| c.profile().ok())
     };
-    let swapped = profile_of(person) == Some(Profile::Seal) && profile_of(seal) == Some(Profile::Person);
-    if swapped || person.seals.is_some() || seal.seals.is_none() {
-        return Err(DocumentError::Signatures(
-            "signatures are in the wrong order: the official signs first, then the agency seal over it",
-        ));
-    }
-    let person_report = verify_signer(envelope, validator, person, Role::Person, at)?;
+    let person_report = match verify_signer(envelope, validator, person, Role::Person, at) {
+        Err(DocumentError::Chain { error: ChainError::WrongUsage { .. }, .. })
+            if profile_of(person) == Some(Profile::Seal) && profile_of(seal) == Some(Profile::Person) =>
+        {
+            return Err(wrong_order());
+        }
+        result => result?,
+    };
     let seal_report = verify_signer(envelope, validator, seal, Role::Seal, at)?;
     let person_sig = envelope.signature_bytes(person.index).unwrap_or_default();
     if seal.seals != Some(crate::sha256(person_sig)) {

@@ -650,9 +650,9 @@ impl Validator {
     }
 
     /// The newest CRL from `issuer` that is validly signed by it.
-    fn issuer_crl(&self, issuer: &Certificate) -> Result<Option<&Crl>, ChainError> {
-        let candidates = self.crls.by_issuer(&issuer.subject_raw);
-        if candidates.is_empty() {
+    fn issuer_crl<'a>(&'a self, issuer: &'a Certificate) -> Result<Option<&'a Crl>, ChainError> {
+        let mut candidates = self.crls.by_issuer(&issuer.subject_raw).peekable();
+        if candidates.peek().is_none() {
             return Ok(None);
         }
         let mut last_problem = String::new();
