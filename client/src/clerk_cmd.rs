@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use node::clerk_client::{ClerkClient, ClerkError};
-use node::protocol::DocumentSummary;
+use node::protocol::{DocumentSummary, ErrorKind};
 use pki::document::bundle::{Bundle, BundleLimits, write_bundle};
 use pki::document::verify::{VerifyOptions, verify_bundle};
 use pki::document::{Envelope, Manifest, ReceiptKind, SignedReceipt, StatusCode};
@@ -17,6 +17,7 @@ use pki::{AgencyCode, Profile as CertProfile};
 
 use crate::document_cmd::SigningIdentity;
 use crate::form::{BusinessAct, BusinessInput, CodeOrName, DateInput, Form, SignerDefaults, read_form};
+use crate::outgoing::{Pending, Source};
 use crate::profile::{Profile, Profiles};
 use crate::secret::PassphraseSource;
 use crate::timefmt::{clerk_time, now};
@@ -155,6 +156,86 @@ pub(crate) struct SendArgs {
     json: bool,
 }
 
+/// Arguments of `lienthong send`: a new document, or one kept from an earlier attempt.
+#[derive(Args, Debug)]
+pub(crate) struct SendCommandArgs {
+    #[command(flatten)]
+    send: SendArgs,
+    /// Send again a signed document whose answer was lost or that the node could not take
+    /// (its id, or a prefix of its SHA-256 from --pending): the same signed bytes, so the
+    /// node takes it once whatever happened before.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["form", "to", "draft", "attachments", "pending"])]
+    resume: Option<String>,
+    /// List the signed documents kept because the node has not confirmed them.
+    #[arg(long)]
+    pending: bool,
+}
+
+/// `lienthong send`.
+pub(crate) fn send_command(profile_name: Option<&str>, a: SendCommandArgs) -> anyhow::Result<()> {
+    if a.pending {
+        return list_pending(a.send.json);
+    }
+    if let Some(what) = &a.resume {
+        let p = profile(profile_name)?;
+        let pending = Pending::find(what)?;
+        if pending.agency != p.agency {
+            bail!(
+                "{} was signed for {}, but this profile sends for {} (pick the right one with --profile)",
+                pending.document,
+                pending.agency,
+                p.agency
+            );
+        }
+        let envelope = Envelope::from_bytes(&pending.envelope)?;
+        let manifest = envelope.manifest()?;
+        let scratch = private_tempdir("resume")?;
+        let paths = pending.attachment_files(&manifest.attachments, scratch.path())?;
+        return submit(p, envelope, pending, paths, a.send.json, true);
+    }
+    send(profile_name, a.send, None)
+}
+
+/// `lienthong send --pending`.
+fn list_pending(json: bool) -> anyhow::Result<()> {
+    let pending = Pending::list()?;
+    if json {
+        let list: Vec<serde_json::Value> = pending
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "document": p.document, "envelope_sha256": p.digest, "from": p.agency,
+                    "to": p.to, "subject": p.subject, "signed_at": p.signed_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    if pending.is_empty() {
+        println!("No signed document is waiting: the node confirmed everything sent from here.");
+        return Ok(());
+    }
+    println!("Signed, not yet confirmed by the node (send each with `lienthong send --resume ID`):");
+    for p in &pending {
+        println!("  {}  sha256 {}  signed {}", p.document, &p.digest[..16], p.signed_at);
+        println!("      to {}: {}", p.to.join(", "), p.subject);
+    }
+    Ok(())
+}
+
+/// Refuses to sign a new document whose id is already signed and waiting: the node would
+/// refuse the second one as a different document with the same id.
+fn refuse_if_pending(document: &str) -> anyhow::Result<()> {
+    if let Some(earlier) = Pending::with_id(document)? {
+        bail!(
+            "{document} was already signed (at {}) and the node has not confirmed it; send that one with `lienthong send --resume \"{document}\"` instead of signing it again",
+            earlier.signed_at
+        );
+    }
+    Ok(())
+}
+
 /// What a later document does to an earlier one.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Acting {
@@ -180,6 +261,7 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
     // Build and check everything before any signature is made. A draft's attachments are
     // unpacked into a private temporary directory, removed when `_unpacked` goes.
     let mut _unpacked = None;
+    let mut sources = Vec::new();
     let (envelope, attachment_paths, crls) = match &a.draft {
         Some(draft) => {
             let file = File::open(draft).with_context(|| format!("cannot open {}", draft.display()))?;
@@ -188,6 +270,14 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
             if seal.agency() != Some(bundle.manifest.from) {
                 bail!("the draft is from {}, but this profile's seal is of {}", bundle.manifest.from, p.agency);
             }
+            refuse_if_pending(&bundle.manifest.id().to_string())?;
+            let draft_path = std::path::absolute(draft).with_context(|| format!("{}", draft.display()))?;
+            sources = bundle
+                .manifest
+                .attachments
+                .iter()
+                .map(|a| (a.name.clone(), Source::Draft(draft_path.clone())))
+                .collect();
             // Copying checks each attachment's size and SHA-256 against the manifest.
             let dir = private_tempdir("draft")?;
             let mut paths = Vec::new();
@@ -225,6 +315,13 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
             let defaults =
                 SignerDefaults { from: p.agency()?, name: leaf.common_name.clone(), position: leaf.title.clone() };
             let manifest = form.to_manifest(&a.document.attachments, &defaults)?;
+            refuse_if_pending(&manifest.id().to_string())?;
+            for att in &manifest.attachments {
+                let path = crate::form::attachment_path(&a.document.attachments, &att.name)
+                    .with_context(|| format!("attachment {} not found", att.name))?;
+                let path = std::path::absolute(path).with_context(|| format!("{}", path.display()))?;
+                sources.push((att.name.clone(), Source::File(path)));
+            }
             let person =
                 SigningIdentity::with_key(person_chain, &person_key, &person_cert, &person_source, "--passphrase")?;
             let envelope = Envelope::sign_person(&manifest.to_cbor()?, &person.key, &person.chain, t)?.add_seal(
@@ -235,19 +332,43 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
             (envelope, a.document.attachments.clone(), Vec::new())
         }
     };
+    // Kept before anything leaves this machine: whatever happens to the answer, the same
+    // signed bytes can be sent again.
+    let pending = Pending::keep(&envelope, &crls, sources, t)?;
+    submit(p, envelope, pending, attachment_paths, a.json, false)
+}
+
+/// Submits a kept document and settles its spool entry by the answer: confirmed or refused
+/// for good, the entry goes; anything else keeps it and says how to send it again.
+fn submit(
+    p: Profile,
+    envelope: Envelope,
+    pending: Pending,
+    attachment_paths: Vec<PathBuf>,
+    json: bool,
+    resumed: bool,
+) -> anyhow::Result<()> {
     let manifest = envelope.manifest()?;
     let total: u64 = manifest.attachments.iter().map(|x| x.size).sum();
-    let json = a.json;
+    let id = manifest.id().to_string();
+    let again = format!("lienthong send --resume \"{id}\"");
     block_on(async move {
-        let client = p.connect().await?;
+        let client = match p.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(e.context(format!(
+                    "nothing was sent; {id} is signed and kept here: when the node is reachable, send it with `{again}`"
+                )));
+            }
+        };
         let bar = progress(total);
         let mut index = 0;
         let paths = attachment_paths.clone();
         let names: Vec<String> = manifest.attachments.iter().map(|x| x.name.clone()).collect();
-        let (id, digest) = client
+        let result = client
             .submit(
                 envelope.as_bytes(),
-                crls,
+                pending.crls.clone(),
                 |att| {
                     // Attachments go in manifest order; find each by name.
                     let path = crate::form::attachment_path(&paths, &att.name);
@@ -260,12 +381,38 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
                 },
                 |n| bar.inc(n),
             )
-            .await
-            .map_err(refused)?;
+            .await;
         bar.finish_and_clear();
         client.close().await;
+        let (id, digest) = match result {
+            Ok(answer) => {
+                pending.done()?;
+                answer
+            }
+            Err(ClerkError::Refused { kind: ErrorKind::Unavailable, message }) => {
+                bail!(
+                    "the node could not take {id} now: {message}; nothing was taken, and the signed document is kept here: send it again with `{again}`"
+                )
+            }
+            Err(ClerkError::Refused { message, .. }) => {
+                // Refused for good: the same bytes would be refused again.
+                pending.done()?;
+                bail!("the node refused {id}: {message}")
+            }
+            Err(ClerkError::Io(e)) => {
+                bail!(
+                    "{e}; {id} was not sent in full, and the signed document is kept here: send it again with `{again}`"
+                )
+            }
+            Err(e) => bail!(
+                "unknown whether the node took {id}: {e}. Retry with `{again}`: it sends the same signed document, and a node that already has it only confirms it"
+            ),
+        };
         if json {
-            println!("{}", serde_json::json!({ "document": id, "envelope_sha256": digest, "attachments": names }));
+            println!(
+                "{}",
+                serde_json::json!({ "document": id, "envelope_sha256": digest, "attachments": names, "resumed": resumed })
+            );
         } else {
             println!("Sent {id}");
             println!("  to:       {}", manifest.to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));

@@ -57,7 +57,12 @@ fn sync_parent(path: &Path) -> anyhow::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(parent).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync directory {}", parent.display()))
+    sync_dir(parent)
+}
+
+/// Syncs a directory, so the names created or removed in it survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync directory {}", dir.display()))
 }
 
 /// Reads a text file with the path in the error.

@@ -8,6 +8,7 @@ mod demo;
 mod document_cmd;
 mod files;
 mod form;
+mod outgoing;
 mod pki_cmd;
 mod profile;
 mod report;
@@ -44,7 +45,7 @@ enum Command {
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
     /// Sign (official, then seal) and send a document through the agency's node.
-    Send(clerk_cmd::SendArgs),
+    Send(clerk_cmd::SendCommandArgs),
     /// List received documents (urgent first), or sent ones with --sent.
     Inbox(clerk_cmd::InboxArgs),
     /// Show a document's fields and provenance, verified here.
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => document_cmd::verify(args),
         Command::Demo(args) => demo::run(args),
         Command::Profile(command) => profile::run(command),
-        Command::Send(args) => clerk_cmd::send(profile.as_deref(), args, None),
+        Command::Send(args) => clerk_cmd::send_command(profile.as_deref(), args),
         Command::Inbox(args) => clerk_cmd::inbox(profile.as_deref(), args),
         Command::Show(args) => clerk_cmd::show(profile.as_deref(), args),
         Command::Fetch(args) => clerk_cmd::fetch(profile.as_deref(), args),

@@ -333,6 +333,121 @@ async fn every_clerk_mistake_gets_a_message_a_clerk_can_act_on() {
     net.stop().await;
 }
 
+/// The ids in Hà Lâu's inbox (its clerk's view), as often as each appears.
+async fn ha_lau_inbox(cli: &Cli) -> Vec<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(&lienthong(cli, &["--profile", "ha-lau", "inbox", "--json"]).await.ok()).unwrap();
+    json.as_array().unwrap().iter().map(|e| e["document"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Issue 10: a clerk cannot retry safely when the node's answer is lost. The CLI keeps the
+/// signed envelope until the node confirms it; `send --resume` sends the same bytes, which
+/// the node takes once whatever happened before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_the_node_did_not_confirm_is_kept_and_resumed_exactly_once() {
+    harness::logging();
+    let (mut net, cli) = network_with_profiles().await;
+    let phong_du = PHONG_DU.parse().unwrap();
+
+    // The node is down: nothing was sent, and the signed document is kept.
+    net.stop_node(&phong_du).await;
+    let err = lienthong(&cli, SEND).await.fails();
+    assert!(err.contains("nothing was sent") && err.contains("lienthong send --resume"), "{err}");
+    let pending: serde_json::Value =
+        serde_json::from_str(&lienthong(&cli, &["send", "--pending", "--json"]).await.ok()).unwrap();
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    let id = pending[0]["document"].as_str().unwrap().to_owned();
+    let digest = pending[0]["envelope_sha256"].as_str().unwrap().to_owned();
+    assert!(lienthong(&cli, &["send", "--pending"]).await.ok().contains(&id));
+
+    // Signing the same document again would make a second envelope with the same id.
+    let again = lienthong(&cli, SEND).await.fails();
+    assert!(again.contains("already signed") && again.contains(&format!("--resume \"{id}\"")), "{again}");
+
+    // A changed attachment is named, not sent.
+    std::fs::write(cli.path("Công văn 7.pdf"), b"%PDF-1.4 altered\n").unwrap();
+    net.start_node(&phong_du).await;
+    let changed = lienthong(&cli, &["--profile", "phong-du", "send", "--resume", &id]).await.fails();
+    assert!(changed.contains("changed since the document was signed"), "{changed}");
+    std::fs::write(cli.path("Công văn 7.pdf"), b"%PDF-1.4 Cong van so 7\n").unwrap();
+
+    // Resumed by a prefix of its SHA-256: the same document, delivered once.
+    let entry = cli.path(&format!("config/outgoing/{digest}"));
+    let kept = cli.path("kept-entry");
+    copy_dir(&entry, &kept);
+    let out = lienthong(&cli, &["--profile", "phong-du", "send", "--resume", &digest[..12]]).await.ok();
+    assert_eq!(sent_id(&out), id);
+    assert!(!entry.exists(), "the entry goes once the node confirmed");
+    let none = lienthong(&cli, &["send", "--pending"]).await.ok();
+    assert!(none.contains("No signed document is waiting"), "{none}");
+    until("the document in Hà Lâu's inbox", async || ha_lau_inbox(&cli).await.contains(&id)).await;
+
+    // The answer was lost after all (the entry is back): resuming again only confirms.
+    copy_dir(&kept, &entry);
+    let out = lienthong(&cli, &["--profile", "phong-du", "send", "--resume", &id, "--json"]).await.ok();
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((answer["document"].as_str(), answer["resumed"].as_bool()), (Some(id.as_str()), Some(true)));
+    assert_eq!(answer["envelope_sha256"].as_str(), Some(digest.as_str()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(ha_lau_inbox(&cli).await.iter().filter(|d| **d == id).count(), 1, "exactly once");
+    let sender = net.open_store(&phong_du).await;
+    assert_eq!(sender.sent(100).await.unwrap().iter().filter(|d| d.document == id).count(), 1);
+    let err = lienthong(&cli, &["--profile", "phong-du", "send", "--resume", &id]).await.fails();
+    assert!(err.contains("no signed document") && err.contains("--pending"), "{err}");
+    net.stop().await;
+}
+
+/// The clerk's process dies in the middle of a large attachment: the node may or may not
+/// have it; resuming delivers it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_killed_mid_upload_is_resumed_and_delivered_once() {
+    harness::logging();
+    let (net, cli) = network_with_profiles().await;
+    let big: Vec<u8> = (0..48u32 * 1024 * 1024).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(cli.path("Hồ sơ.bin"), &big).unwrap();
+    let mut args: Vec<&str> = SEND.to_vec();
+    args.extend(["--attach", "Hồ sơ.bin"]);
+    let mut child = std::process::Command::new(harness::bin("lienthong"))
+        .args(&args)
+        .current_dir(cli.dir.path())
+        .env("LIENTHONG_CONFIG_DIR", cli.path("config"))
+        .env("CHU_TICH_PASS", PERSON_PASSPHRASE)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the node is receiving the attachment (a partly written temporary file).
+    let receiving = net.node_dir(&PHONG_DU.parse().unwrap()).join("data/blobs/tmp");
+    until("the upload under way", async || {
+        std::fs::read_dir(&receiving)
+            .is_ok_and(|d| d.filter_map(Result::ok).any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+    })
+    .await;
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success(), "killed before it could finish");
+    let pending: serde_json::Value =
+        serde_json::from_str(&lienthong(&cli, &["send", "--pending", "--json"]).await.ok()).unwrap();
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    let id = pending[0]["document"].as_str().unwrap().to_owned();
+    let out = lienthong(&cli, &["--profile", "phong-du", "send", "--resume", &id]).await.ok();
+    assert_eq!(sent_id(&out), id);
+    until("the document in Hà Lâu's inbox", async || ha_lau_inbox(&cli).await.contains(&id)).await;
+    let fetched = lienthong(&cli, &["--profile", "ha-lau", "fetch", &id, "--out", "received"]).await.ok();
+    assert!(fetched.contains("intact"), "{fetched}");
+    assert_eq!(std::fs::read(cli.path("received/Hồ sơ.bin")).unwrap(), big);
+    assert_eq!(ha_lau_inbox(&cli).await.iter().filter(|d| **d == id).count(), 1, "exactly once");
+    net.stop().await;
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
 #[test]
 fn the_demo_runs_in_one_command() {
     let cli = Cli::new();
