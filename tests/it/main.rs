@@ -18,6 +18,7 @@ macro_rules! on_both_backends {
     )*};
 }
 
+mod authz;
 mod backup;
 mod clerk_cli;
 mod clerk_protocol;

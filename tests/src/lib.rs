@@ -6,9 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
 pub mod cli;
+pub mod identities;
 pub mod network;
 pub mod operator;
 pub mod postgres;
+pub mod probe;
 pub mod smtp;
 
 pub use cli::{Cli, Run, bin};
