@@ -141,10 +141,19 @@ async fn serve(
     }
 }
 
+/// A document of this agency: one it sent or one in its inbox. Documents that only pass
+/// through this node on their way elsewhere are not the agency's to read, and are answered
+/// exactly like unknown ones, so a clerk cannot even learn that they exist.
 async fn find(node: &Node, document: &str) -> Result<StoredDocument, ClerkResponse> {
+    let missing = || bad(format!("no document {document} at this agency (see the inbox or sent list for ids)"));
     match node.store.document_by_id(document).await {
-        Ok(Some(d)) => Ok(d),
-        Ok(None) => Err(bad(format!("no document {document} at this agency (see the inbox or sent list for ids)"))),
+        Ok(Some(d)) if d.outgoing && d.sender == node.config.agency => Ok(d),
+        Ok(Some(d)) => match node.store.in_inbox(d.id).await {
+            Ok(true) => Ok(d),
+            Ok(false) => Err(missing()),
+            Err(e) => Err(unavailable(e)),
+        },
+        Ok(None) => Err(missing()),
         Err(e) => Err(unavailable(e)),
     }
 }

@@ -2,7 +2,7 @@
 //! when it is addressed here, and forwarding it toward its addressee otherwise. Every node a
 //! receipt passes through keeps it in its own database.
 
-use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
+use pki::document::{Receipt, ReceiptKind, SignedReceipt, StatusCode};
 use pki::{AgencyCode, Crl};
 
 use crate::protocol::ErrorKind;
@@ -14,6 +14,51 @@ use crate::{Metrics, Node};
 pub fn verify_receipt(node: &Node, receipt: &SignedReceipt, carried: &[Vec<u8>]) -> Result<(), String> {
     let carried: Vec<Crl> = carried.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
     receipt.verify(&node.trust.validator_with(&carried)).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Whether the agency that sealed `r` may say what it says, checked before a notice from a
+/// neighbour is kept, acted on or passed on. A valid seal proves who speaks, not that they
+/// may speak for others:
+/// - a recall request (13) comes from the document's sender only;
+/// - a refusal (02) may come from a recipient or from a node that can stand on the path from
+///   the sender to it: an ancestor of the sender or of the recipient (or either one itself),
+///   the national tier where level-1 agencies meet, or one of this node's neighbours (a direct
+///   peer on a short-cut path);
+/// - every other status (01 arrived, 03–06, 15, 16) is a recipient speaking for itself only.
+///
+/// Hop receipts say only that their signer took the document from the addressee; they are
+/// kept for tracking and change no state here.
+pub fn standing(node: &Node, r: &Receipt) -> Result<(), String> {
+    let sender = r.document.sender;
+    match r.kind {
+        ReceiptKind::Hop => Ok(()),
+        ReceiptKind::Status(StatusCode::RecallRequested) if r.by != sender => {
+            Err(format!("{} asks for {} back, but only its sender {sender} may", r.by, r.document))
+        }
+        ReceiptKind::Status(StatusCode::RecallRequested) => Ok(()),
+        ReceiptKind::Status(StatusCode::Refused) => {
+            let on_path = |recipient: &AgencyCode| {
+                recipient.is_within(&r.by)
+                    || sender.is_within(&r.by)
+                    || r.by.level() == 1
+                    || node.routes.relation(&r.by).is_some()
+            };
+            match r.recipients.iter().find(|x| !on_path(x)) {
+                Some(x) => {
+                    Err(format!("{} refuses {} for {x}, but it is on no path from {sender} to {x}", r.by, r.document))
+                }
+                None => Ok(()),
+            }
+        }
+        ReceiptKind::Status(code) if r.recipients.as_slice() != [r.by] => Err(format!(
+            "{} posts status {} of {} for {}, but a recipient's status speaks for that recipient only",
+            r.by,
+            code.code(),
+            r.document,
+            r.recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        )),
+        ReceiptKind::Status(_) => Ok(()),
+    }
 }
 
 /// Acts on a receipt addressed to this agency, inside the transaction that stores it; returns
@@ -82,6 +127,10 @@ pub async fn take_notice(
         SignedReceipt::from_bytes(bytes).map_err(|e| (ErrorKind::BadRequest, format!("malformed receipt: {e}")))?;
     verify_receipt(node, &receipt, carried)
         .map_err(|e| (ErrorKind::BadRequest, format!("receipt does not verify: {e}")))?;
+    standing(node, &receipt.receipt).map_err(|reason| {
+        tracing::warn!(document = %receipt.receipt.document, peer = %from, by = %receipt.receipt.by, reason = %reason, "receipt refused");
+        (ErrorKind::Forbidden, reason)
+    })?;
     let now = millis(node.now());
     let result: Result<bool, StoreError> = async {
         let mut tx = node.store.begin().await?;

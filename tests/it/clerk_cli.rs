@@ -291,6 +291,7 @@ async fn every_clerk_mistake_gets_a_message_a_clerk_can_act_on() {
     .await;
     let id = sent_id(&lienthong(&cli, SEND).await.ok());
     fails(&["--profile", "phong-du", "status", &id, "accepted"], &["was not received by this agency"]).await;
+    until("the document in Hà Lâu's inbox", async || ha_lau_inbox(&cli).await.contains(&id)).await;
     fails(&["--profile", "ha-lau", "recall", &id], &["only the sender can recall it"]).await;
     fails(&["--profile", "ha-lau", "fetch", "000.01.41.H49,2026/01/01,99/UBND-VP", "--out", "x"], &["no document"])
         .await;
