@@ -458,3 +458,120 @@ fn check(topology: &Topology, states: &BTreeMap<AgencyCode, NodeState>, sent: &[
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: [&str; 5] = ["000.01.41.H49", "000.00.41.H49", "000.00.00.H49", "000.00.42.H49", "000.01.42.H49"];
+
+    fn code(s: &str) -> AgencyCode {
+        s.parse().unwrap()
+    }
+
+    fn topology() -> Topology {
+        Topology::parse(node::demo::QUANG_NINH_2024).unwrap().only(&PATH.map(code))
+    }
+
+    fn sent(expect: Expect) -> Sent {
+        Sent {
+            id: "doc-1".into(),
+            digest: [7; 32],
+            from: code(PATH[0]),
+            to: vec![code(PATH[4])],
+            attachments: Vec::new(),
+            expect,
+        }
+    }
+
+    fn receipt(state: &mut NodeState, kind: &str, status: i64, by: &str) {
+        *state.receipts.entry(("doc-1".into(), kind.into(), status, by.into())).or_default() += 1;
+    }
+
+    /// What the databases hold when the document went through the first `reached` hops of the
+    /// path (all four: delivered), every transfer done, receipts kept by every node upstream.
+    fn states(reached: usize) -> BTreeMap<AgencyCode, NodeState> {
+        let mut states: BTreeMap<AgencyCode, NodeState> = PATH.iter().map(|c| (code(c), NodeState::default())).collect();
+        for (i, c) in PATH.iter().enumerate().take(reached + 1) {
+            let s = states.get_mut(&code(c)).unwrap();
+            s.documents.insert("doc-1".into(), vec![7; 32]);
+            s.outbox.insert("done".into(), (1, 0));
+            for later in &PATH[i + 1..=reached] {
+                receipt(s, "hop", -1, later);
+            }
+            if reached == 4 && i < 4 {
+                receipt(s, "status", 1, PATH[4]);
+            }
+        }
+        if reached == 4 {
+            states.get_mut(&code(PATH[4])).unwrap().inbox.insert("doc-1".into());
+        }
+        states
+    }
+
+    #[test]
+    fn a_delivered_document_with_every_receipt_once_is_clean() {
+        let audit = check(&topology(), &states(4), &[sent(Expect::Delivered)]);
+        assert!(audit.is_clean(), "{}", audit.explain());
+        assert_eq!((audit.delivered, audit.lost, audit.duplicated), (1, 0, 0));
+    }
+
+    #[test]
+    fn a_document_missing_from_the_inbox_is_lost() {
+        let mut s = states(4);
+        s.get_mut(&code(PATH[4])).unwrap().inbox.clear();
+        let audit = check(&topology(), &s, &[sent(Expect::Delivered)]);
+        assert_eq!((audit.delivered, audit.lost), (0, 1));
+        assert!(audit.problems.iter().any(|p| p.contains("not in 000.01.42.H49's inbox")), "{}", audit.explain());
+    }
+
+    #[test]
+    fn a_second_hop_receipt_is_a_duplicate() {
+        let mut s = states(4);
+        receipt(s.get_mut(&code(PATH[0])).unwrap(), "hop", -1, PATH[2]);
+        let audit = check(&topology(), &s, &[sent(Expect::Delivered)]);
+        assert_eq!(audit.duplicated, 1, "{}", audit.explain());
+        assert!(audit.problems.iter().any(|p| p.contains("the sender holds 2 hop receipt(s) from 000.00.00.H49")));
+    }
+
+    #[test]
+    fn a_missing_delivery_receipt_or_relay_copy_is_reported() {
+        let mut s = states(4);
+        s.get_mut(&code(PATH[0])).unwrap().receipts.remove(&("doc-1".into(), "status".into(), 1, PATH[4].into()));
+        s.get_mut(&code(PATH[2])).unwrap().documents.clear();
+        let audit = check(&topology(), &s, &[sent(Expect::Delivered)]);
+        assert!(audit.problems.iter().any(|p| p.contains("0 delivery receipt(s)")), "{}", audit.explain());
+        assert!(audit.problems.iter().any(|p| p.contains("missing at 000.00.00.H49")), "{}", audit.explain());
+    }
+
+    #[test]
+    fn pending_dead_and_unexpected_refused_transfers_are_reported() {
+        let mut s = states(4);
+        let province = s.get_mut(&code(PATH[2])).unwrap();
+        province.outbox.insert("pending".into(), (2, 3));
+        province.outbox.insert("dead".into(), (1, 1000));
+        province.outbox.insert("refused".into(), (1, 0));
+        let audit = check(&topology(), &s, &[sent(Expect::Delivered)]);
+        for expected in ["2 transfer(s) still pending", "1 transfer(s) dead-lettered", "1 transfer(s) refused"] {
+            assert!(audit.problems.iter().any(|p| p.contains(expected)), "{expected}: {}", audit.explain());
+        }
+    }
+
+    #[test]
+    fn an_expected_refusal_needs_the_signed_refusal_and_nothing_past_the_refusing_node() {
+        let mut s = states(2);
+        receipt(s.get_mut(&code(PATH[0])).unwrap(), "status", 2, PATH[3]);
+        s.get_mut(&code(PATH[2])).unwrap().outbox.insert("refused".into(), (1, 0));
+        let refused = sent(Expect::RefusedBy(code(PATH[3])));
+        let audit = check(&topology(), &s, std::slice::from_ref(&refused));
+        assert!(audit.is_clean(), "{}", audit.explain());
+        assert_eq!(audit.refused, 1);
+
+        // A copy past the refusing node, or no refusal at the sender, is caught.
+        s.get_mut(&code(PATH[4])).unwrap().documents.insert("doc-1".into(), vec![7; 32]);
+        s.get_mut(&code(PATH[0])).unwrap().receipts.remove(&("doc-1".into(), "status".into(), 2, PATH[3].into()));
+        let audit = check(&topology(), &s, &[refused]);
+        assert!(audit.problems.iter().any(|p| p.contains("off its path")), "{}", audit.explain());
+        assert!(audit.problems.iter().any(|p| p.contains("0 refusal(s)")), "{}", audit.explain());
+    }
+}
