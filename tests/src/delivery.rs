@@ -491,7 +491,8 @@ mod tests {
     /// What the databases hold when the document went through the first `reached` hops of the
     /// path (all four: delivered), every transfer done, receipts kept by every node upstream.
     fn states(reached: usize) -> BTreeMap<AgencyCode, NodeState> {
-        let mut states: BTreeMap<AgencyCode, NodeState> = PATH.iter().map(|c| (code(c), NodeState::default())).collect();
+        let mut states: BTreeMap<AgencyCode, NodeState> =
+            PATH.iter().map(|c| (code(c), NodeState::default())).collect();
         for (i, c) in PATH.iter().enumerate().take(reached + 1) {
             let s = states.get_mut(&code(c)).unwrap();
             s.documents.insert("doc-1".into(), vec![7; 32]);
