@@ -24,6 +24,7 @@ mod clerk_cli;
 mod clerk_protocol;
 mod crash;
 mod document_cli;
+mod faults;
 mod mail;
 mod network;
 mod pki_cli;

@@ -1,5 +1,5 @@
 //! The shared test harness: finding and running the shipped binaries, scratch directories,
-//! and (in later modules) nodes, databases and the fault proxy.
+//! nodes and networks, databases, the seeded UDP fault proxy and the exactly-once audit.
 //!
 //! Tests drive the real binaries as separate processes wherever a person or operator would,
 //! so what is tested is what ships.
@@ -7,6 +7,9 @@
 
 pub mod cli;
 pub mod identities;
+pub mod delivery;
+pub mod fault_net;
+pub mod fault_proxy;
 pub mod network;
 pub mod operator;
 pub mod postgres;
