@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
 pub mod cli;
-pub mod identities;
 pub mod delivery;
 pub mod fault_net;
 pub mod fault_proxy;
+pub mod identities;
 pub mod network;
 pub mod operator;
 pub mod postgres;
