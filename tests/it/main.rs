@@ -23,6 +23,7 @@ mod clerk_cli;
 mod clerk_protocol;
 mod crash;
 mod document_cli;
+mod hostile;
 mod mail;
 mod network;
 mod pki_cli;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
 pub mod cli;
+pub mod hostile;
 pub mod network;
 pub mod operator;
 pub mod postgres;
