@@ -486,3 +486,67 @@ async fn a_request_on_a_dead_connection_is_abandoned_and_the_next_address_tried(
     assert!(took < Duration::from_secs(15), "the transfer waited {took:?} on a dead connection (idle timeout 30 s)");
     net.stop().await;
 }
+
+/// Documents cross a link that loses a fifth of its datagrams each way (seeded: the seed is
+/// printed, `LIENTHONG_LOSS_SEED` replays a run): every one arrives exactly once, with one hop
+/// receipt, and the time to drain is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_cross_a_link_losing_a_fifth_of_its_datagrams() {
+    harness::logging();
+    let seed: u64 = std::env::var("LIENTHONG_LOSS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    println!("loss seed {seed} (LIENTHONG_LOSS_SEED={seed} replays this run)");
+    let topology = only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]);
+    let mut net = TestNet::prepare(topology, NetOptions::default());
+    let (tien_yen, phong_du): (AgencyCode, AgencyCode) = (TIEN_YEN.parse().unwrap(), PHONG_DU.parse().unwrap());
+    let relay = Relay::start(net.addrs[&tien_yen], "127.0.0.1".parse().unwrap(), seed).await;
+    relay.loss(0.2);
+    let path = net.config_path(&phong_du);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let direct = format!("address = \"{}\"", net.addrs[&tien_yen]);
+    std::fs::write(&path, text.replace(&direct, &format!("address = \"{}\"", relay.addr))).unwrap();
+    for code in net.topology.codes() {
+        net.start_node(&code).await;
+    }
+    let clerk = net.clerk(PHONG_DU).await;
+    let docs: Vec<_> = (1..=40).map(|n| net.document(PHONG_DU, &[TIEN_YEN], n)).collect();
+    let t = Instant::now();
+    for d in &docs {
+        d.submit(&clerk).await.unwrap();
+    }
+    let recipient = net.node(TIEN_YEN);
+    wait_for("every document across the lossy link", Duration::from_secs(90), || async {
+        recipient.store.inbox(1000).await.unwrap().len() >= docs.len()
+    })
+    .await;
+    let took = t.elapsed();
+    let (forwarded, dropped) = relay.counts();
+    println!(
+        "HOSTILE 20 % loss (seed {seed}): {} documents drained in {took:?}; relay forwarded {forwarded}, dropped {dropped} datagrams",
+        docs.len()
+    );
+    let inbox = recipient.store.inbox(1000).await.unwrap();
+    assert_eq!(inbox.len(), docs.len(), "a document arrived twice");
+    let sender = net.node(PHONG_DU);
+    for d in &docs {
+        wait_for("the hop receipt back at the sender", Duration::from_secs(60), || async {
+            sender.store.receipts_for(&d.digest).await.unwrap().iter().any(|r| {
+                let s = pki::document::SignedReceipt::from_bytes(&r.bytes).unwrap();
+                s.receipt.kind == pki::document::ReceiptKind::Hop
+            })
+        })
+        .await;
+        let hops = sender
+            .store
+            .receipts_for(&d.digest)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                pki::document::SignedReceipt::from_bytes(&r.bytes).unwrap().receipt.kind
+                    == pki::document::ReceiptKind::Hop
+            })
+            .count();
+        assert_eq!(hops, 1, "{}: {hops} hop receipts", d.id);
+    }
+    net.stop().await;
+}
