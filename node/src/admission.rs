@@ -163,13 +163,20 @@ pub struct Admission {
     limits: AdmissionLimits,
     state: Arc<Mutex<State>>,
     refusals: [AtomicU64; 6],
-    logged: Mutex<[Option<(Instant, u64)>; 6]>,
+    retries: AtomicU64,
+    logged: Mutex<[Option<(Instant, u64)>; 7]>,
 }
 
 impl Admission {
     /// Admission under `limits`.
     pub fn new(limits: AdmissionLimits) -> Self {
-        Admission { limits, state: Arc::default(), refusals: Default::default(), logged: Mutex::new([None; 6]) }
+        Admission {
+            limits,
+            state: Arc::default(),
+            refusals: Default::default(),
+            retries: AtomicU64::new(0),
+            logged: Mutex::new([None; 7]),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -183,6 +190,15 @@ impl Admission {
         let mut s = self.lock();
         if !validated {
             if s.unvalidated >= l.max_unvalidated_handshakes || s.handshakes >= l.max_handshakes {
+                drop(s);
+                let total = self.retries.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(since) = self.due(6, total) {
+                    tracing::info!(
+                        since_last_report = since,
+                        total,
+                        "connection attempts from unproven addresses answered with a Retry (handshakes: limits.max_unvalidated_handshakes reached)"
+                    );
+                }
                 return HandshakeDecision::Retry;
             }
             s.handshakes += 1;
@@ -241,21 +257,33 @@ impl Admission {
     /// Counts a refusal (and logs the count at most once a second per kind). Returns it.
     fn refused(&self, why: Refused) -> Refused {
         let total = self.refusals[why.index()].fetch_add(1, Ordering::Relaxed) + 1;
-        let mut logged = self.logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = &mut logged[why.index()];
-        let due = entry.is_none_or(|(at, _)| at.elapsed() >= Duration::from_secs(1));
-        if due {
-            let since = total - entry.map_or(0, |(_, n)| n);
-            *entry = Some((Instant::now(), total));
-            drop(logged);
+        if let Some(since) = self.due(why.index(), total) {
             tracing::warn!(refused = %why, since_last_report = since, total, "connection attempts refused");
         }
         why
     }
 
+    /// Whether line `which` is due for logging (at most once a second), with the count since
+    /// it was last logged; `total` is the count now.
+    fn due(&self, which: usize, total: u64) -> Option<u64> {
+        let mut logged = self.logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = logged.get_mut(which)?;
+        if entry.is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(1)) {
+            return None;
+        }
+        let since = total - entry.map_or(0, |(_, n)| n);
+        *entry = Some((Instant::now(), total));
+        Some(since)
+    }
+
     /// Refusals so far, per kind.
     pub fn refusals(&self) -> Vec<(Refused, u64)> {
         Refused::ALL.iter().map(|r| (*r, self.refusals[r.index()].load(Ordering::Relaxed))).collect()
+    }
+
+    /// Attempts answered with a Retry so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Handshakes in progress now (unvalidated ones among them), and connections held.
@@ -337,6 +365,7 @@ mod tests {
         let first = accept(a.handshake(ip(1), false));
         let _second = accept(a.handshake(ip(2), false));
         assert!(matches!(a.handshake(ip(3), false), HandshakeDecision::Retry), "third unvalidated");
+        assert_eq!(a.retries(), 1);
         // A validated address still gets in while the unvalidated share is full.
         let _v = accept(a.handshake(ip(3), true));
         drop(first);

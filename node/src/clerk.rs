@@ -59,9 +59,12 @@ pub async fn handle(
     drop(lease);
     // The answer, and a fetched document's attachments after it, get their size's time: a
     // clerk that stops reading does not hold the stream for ever.
-    let attachments = match (&response, &follow) {
-        (ClerkResponse::Document { .. }, Some(doc)) => node.store.attachments(doc.id).await.ok(),
-        _ => None,
+    let (response, attachments) = match (response, &follow) {
+        (response @ ClerkResponse::Document { .. }, Some(doc)) => match node.store.attachments(doc.id).await {
+            Ok(a) => (response, Some(a)),
+            Err(e) => (unavailable(e), None),
+        },
+        (response, _) => (response, None),
     };
     let frame = crate::protocol::encode(&response);
     let bytes = frame.len() as u64 + attachments.iter().flatten().map(|a| a.size).sum::<u64>();

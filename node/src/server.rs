@@ -106,7 +106,7 @@ pub async fn serve(node: Arc<Node>) {
                         Ok(Ok(conn)) => handle_connection(node, conn).await,
                         Ok(Err(e)) => tracing::info!(peer = %addr, error = %e, "handshake failed"),
                         // Dropping the unfinished handshake closes it.
-                        Err(_) => tracing::debug!(peer = %addr, "handshake abandoned after limits.handshake_timeout"),
+                        Err(_) => tracing::info!(peer = %addr, "handshake abandoned after limits.handshake_timeout"),
                     }
                 });
             }
