@@ -10,8 +10,9 @@ use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 
 use crate::Node;
+use crate::budget::ConnectionBudget;
 use crate::intake::{Source, take_document, truncate};
-use crate::protocol::{ClerkRequest, ClerkResponse, ErrorKind, read_frame, write_frame};
+use crate::protocol::{ClerkRequest, ClerkResponse, ErrorKind, read_request, write_frame};
 use crate::storage::{StoredDocument, millis};
 
 fn bad(message: impl Into<String>) -> ClerkResponse {
@@ -22,25 +23,28 @@ fn unavailable(e: impl std::fmt::Display) -> ClerkResponse {
     ClerkResponse::Error { kind: ErrorKind::Unavailable, message: e.to_string() }
 }
 
-/// Handles one clerk request stream.
-pub async fn handle(node: Arc<Node>, clerk: AgencyCode, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+/// Handles one clerk request stream, its frame read under `budget`.
+pub async fn handle(
+    node: Arc<Node>,
+    clerk: AgencyCode,
+    budget: ConnectionBudget,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
     let limits = &node.config.limits;
-    let request: ClerkRequest =
-        match tokio::time::timeout(limits.request_timeout, read_frame(&mut recv, limits.max_frame_bytes)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                let _ = write_frame(&mut send, &bad(e.to_string())).await;
-                let _ = send.finish();
-                return;
-            }
-            Err(_) => {
-                let _ =
-                    write_frame(&mut send, &unavailable("the request did not arrive within limits.request_timeout"))
-                        .await;
-                let _ = send.finish();
-                return;
-            }
-        };
+    let opened = tokio::time::Instant::now();
+    // The frame's memory stays leased until the request is served.
+    let mut lease = budget.lease();
+    let request: ClerkRequest = match read_request(&mut recv, limits, &mut lease, opened).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(clerk = %clerk, error = %e, "clerk request not read");
+            let answer = ClerkResponse::Error { kind: e.kind(), message: e.to_string() };
+            let _ = tokio::time::timeout(limits.frame_timeout, write_frame(&mut send, &answer)).await;
+            let _ = send.finish();
+            return;
+        }
+    };
     // A submission streams its attachments, which take time in proportion to their size
     // (intake bounds that itself); every other request gets the plain request timeout.
     let allowed = match request {
@@ -52,22 +56,41 @@ pub async fn handle(node: Arc<Node>, clerk: AgencyCode, mut send: quinn::SendStr
         Ok(r) => r,
         Err(_) => unavailable(format!("the node did not finish the request within {allowed:?}; try again")),
     };
-    if write_frame(&mut send, &response).await.is_err() {
-        return;
-    }
-    // A fetched document's attachments follow its response frame.
-    if let (ClerkResponse::Document { .. }, Some(doc)) = (&response, follow) {
-        if let Ok(attachments) = node.store.attachments(doc.id).await {
-            for a in attachments {
-                let Ok(mut file) = node.store.blobs().open_blob(&a.sha256).await else { return };
-                if tokio::io::copy(&mut file, &mut send).await.is_err() {
-                    return;
-                }
-            }
+    drop(lease);
+    // The answer, and a fetched document's attachments after it, get their size's time: a
+    // clerk that stops reading does not hold the stream for ever.
+    let (response, attachments) = match (response, &follow) {
+        (response @ ClerkResponse::Document { .. }, Some(doc)) => match node.store.attachments(doc.id).await {
+            Ok(a) => (response, Some(a)),
+            Err(e) => (unavailable(e), None),
+        },
+        (response, _) => (response, None),
+    };
+    let frame = crate::protocol::encode(&response);
+    let bytes = frame.len() as u64 + attachments.iter().flatten().map(|a| a.size).sum::<u64>();
+    let allowed = limits.frame_time(bytes);
+    let written = tokio::time::timeout(allowed, async {
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        for a in attachments.into_iter().flatten() {
+            let mut file = node.store.blobs().open_blob(&a.sha256).await.map_err(|e| e.to_string())?;
+            tokio::io::copy(&mut file, &mut send).await.map_err(|e| e.to_string())?;
         }
-        let _ = send.flush().await;
+        send.flush().await.map_err(|e| e.to_string())
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {
+            let _ = send.finish();
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(clerk = %clerk, error = %e, "answer not sent");
+            let _ = send.reset(1u32.into());
+        }
+        Err(_) => {
+            tracing::warn!(clerk = %clerk, "answer not taken within {allowed:?}; stream reset");
+            let _ = send.reset(1u32.into());
+        }
     }
-    let _ = send.finish();
     let _ = recv.stop(0u32.into());
 }
 

@@ -141,19 +141,49 @@ pub struct RawLimits {
     pub max_attachment_bytes: u64,
     /// Largest sum of a document's attachments, bytes.
     pub max_document_bytes: u64,
-    /// Most simultaneous QUIC connections.
+    /// Most simultaneous QUIC connections (authenticated), all peers together.
     pub max_connections: usize,
-    /// Most simultaneous connections from one agency.
+    /// Most simultaneous connections from one neighbour agency.
     pub max_connections_per_peer: usize,
+    /// Most simultaneous connections of this agency's clerks, all together: a pool of its
+    /// own, so clerks and neighbours cannot crowd each other out.
+    pub max_clerk_connections: usize,
+    /// Most simultaneous connections with one clerk certificate, so one clerk (or one stolen
+    /// certificate) cannot take the clerks' pool.
+    pub max_connections_per_certificate: usize,
+    /// Most handshakes in progress, all addresses together.
+    pub max_handshakes: usize,
+    /// Most handshakes in progress from addresses that have not proved they receive what is
+    /// sent to them; beyond this, attempts get a QUIC Retry (address validation) first.
+    pub max_unvalidated_handshakes: usize,
+    /// Most handshakes in progress from one validated address.
+    pub max_handshakes_per_address: usize,
+    /// A handshake not finished within this is abandoned.
+    pub handshake_timeout: String,
     /// Most concurrent streams (requests) per connection.
     pub max_streams_per_connection: u32,
+    /// QUIC receive window per connection, bytes: what a peer may have in flight to us on one
+    /// connection (a stream gets a quarter of it).
+    pub receive_window: u64,
+    /// Request-frame memory one connection may hold, bytes.
+    pub frame_budget_per_connection: usize,
+    /// Request-frame memory one certificate may hold over all its connections, bytes.
+    pub frame_budget_per_certificate: usize,
+    /// Request-frame memory of the whole node, bytes.
+    pub frame_budget_total: usize,
+    /// A request frame must arrive within this plus its size at `min_transfer_rate`.
+    pub frame_timeout: String,
+    /// The slowest transfer a request is given time for, bytes per second: frames get
+    /// `frame_timeout` plus their size at this rate, requests `request_timeout` plus theirs.
+    pub min_transfer_rate: u64,
     /// Most documents sent to one next hop at a time.
     pub max_in_flight_per_peer: usize,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: String,
     /// Keep-alive interval on idle connections.
     pub keep_alive: String,
-    /// A request that takes longer than this fails (and is retried).
+    /// A request to a neighbour that takes longer than this (plus its size at
+    /// `min_transfer_rate`) fails, its connection is dropped, and it is retried on a new one.
     pub request_timeout: String,
     /// Connecting to one address of a neighbour gives up after this long (and tries the next).
     pub connect_timeout: String,
@@ -163,19 +193,34 @@ pub struct RawLimits {
     pub outbox_lease: String,
 }
 
+const MIB: usize = 1024 * 1024;
+
 impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
-            max_frame_bytes: 16 * 1024 * 1024,
+            // An envelope is at most 512 KiB; the rest is room for the CRLs that ride along.
+            max_frame_bytes: 4 * MIB,
             max_attachment_bytes: 256 * 1024 * 1024,
             max_document_bytes: 1024 * 1024 * 1024,
             max_connections: 1024,
             max_connections_per_peer: 8,
+            max_clerk_connections: 64,
+            max_connections_per_certificate: 4,
+            max_handshakes: 128,
+            max_unvalidated_handshakes: 32,
+            max_handshakes_per_address: 16,
+            handshake_timeout: "10s".into(),
             max_streams_per_connection: 64,
+            receive_window: 8 * MIB as u64,
+            frame_budget_per_connection: 16 * MIB,
+            frame_budget_per_certificate: 32 * MIB,
+            frame_budget_total: 256 * MIB,
+            frame_timeout: "10s".into(),
+            min_transfer_rate: 256 * 1024,
             max_in_flight_per_peer: 16,
             idle_timeout: "60s".into(),
             keep_alive: "15s".into(),
-            request_timeout: "120s".into(),
+            request_timeout: "20s".into(),
             connect_timeout: "10s".into(),
             outbox_lease: "30s".into(),
         }
@@ -238,8 +283,32 @@ pub struct Limits {
     pub max_connections: usize,
     /// See [`RawLimits::max_connections_per_peer`].
     pub max_connections_per_peer: usize,
+    /// See [`RawLimits::max_clerk_connections`].
+    pub max_clerk_connections: usize,
+    /// See [`RawLimits::max_connections_per_certificate`].
+    pub max_connections_per_certificate: usize,
+    /// See [`RawLimits::max_handshakes`].
+    pub max_handshakes: usize,
+    /// See [`RawLimits::max_unvalidated_handshakes`].
+    pub max_unvalidated_handshakes: usize,
+    /// See [`RawLimits::max_handshakes_per_address`].
+    pub max_handshakes_per_address: usize,
+    /// See [`RawLimits::handshake_timeout`].
+    pub handshake_timeout: Duration,
     /// See [`RawLimits::max_streams_per_connection`].
     pub max_streams_per_connection: u32,
+    /// See [`RawLimits::receive_window`].
+    pub receive_window: u64,
+    /// See [`RawLimits::frame_budget_per_connection`].
+    pub frame_budget_per_connection: usize,
+    /// See [`RawLimits::frame_budget_per_certificate`].
+    pub frame_budget_per_certificate: usize,
+    /// See [`RawLimits::frame_budget_total`].
+    pub frame_budget_total: usize,
+    /// See [`RawLimits::frame_timeout`].
+    pub frame_timeout: Duration,
+    /// See [`RawLimits::min_transfer_rate`].
+    pub min_transfer_rate: u64,
     /// See [`RawLimits::max_in_flight_per_peer`].
     pub max_in_flight_per_peer: usize,
     /// See [`RawLimits::idle_timeout`].
@@ -252,6 +321,18 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// See [`RawLimits::outbox_lease`].
     pub outbox_lease: Duration,
+}
+
+impl Limits {
+    /// How long `bytes` take at `min_transfer_rate`.
+    pub fn transfer_time(&self, bytes: u64) -> Duration {
+        Duration::from_millis(bytes.saturating_mul(1000) / self.min_transfer_rate.max(1))
+    }
+
+    /// The time a request frame of `bytes` may take to arrive, from its stream's opening.
+    pub fn frame_time(&self, bytes: u64) -> Duration {
+        self.frame_timeout.saturating_add(self.transfer_time(bytes))
+    }
 }
 
 /// Retry policy, validated.
@@ -468,6 +549,103 @@ fn neighbour(p: &mut Problems, key: &str, raw: &RawNeighbour) -> Option<Neighbou
     Some(Neighbour { agency: agency?, addresses: addresses? })
 }
 
+/// Validates `[limits]`, recording every problem; `None` if there was one.
+fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
+    let problems_before = p.0.len();
+    for (key, value) in [
+        ("limits.max_frame_bytes", l.max_frame_bytes as u64),
+        ("limits.max_attachment_bytes", l.max_attachment_bytes),
+        ("limits.max_document_bytes", l.max_document_bytes),
+        ("limits.max_connections", l.max_connections as u64),
+        ("limits.max_connections_per_peer", l.max_connections_per_peer as u64),
+        ("limits.max_clerk_connections", l.max_clerk_connections as u64),
+        ("limits.max_connections_per_certificate", l.max_connections_per_certificate as u64),
+        ("limits.max_handshakes", l.max_handshakes as u64),
+        ("limits.max_handshakes_per_address", l.max_handshakes_per_address as u64),
+        ("limits.max_streams_per_connection", u64::from(l.max_streams_per_connection)),
+        ("limits.min_transfer_rate", l.min_transfer_rate),
+        ("limits.max_in_flight_per_peer", l.max_in_flight_per_peer as u64),
+    ] {
+        if value == 0 {
+            p.add(key, "must be at least 1");
+        }
+    }
+    if l.max_frame_bytes > u32::MAX as usize {
+        p.add("limits.max_frame_bytes", "must fit in 32 bits");
+    }
+    if l.max_unvalidated_handshakes > l.max_handshakes {
+        p.add("limits.max_unvalidated_handshakes", "must not exceed limits.max_handshakes");
+    }
+    if l.max_handshakes_per_address > l.max_handshakes {
+        p.add("limits.max_handshakes_per_address", "must not exceed limits.max_handshakes");
+    }
+    if l.max_connections_per_certificate > l.max_clerk_connections {
+        p.add("limits.max_connections_per_certificate", "must not exceed limits.max_clerk_connections");
+    }
+    if !(64 * 1024..=1 << 40).contains(&l.receive_window) {
+        p.add("limits.receive_window", "must be between 64 KiB and 1 TiB");
+    }
+    // A frame must fit in each budget it is read under, or it could never be read.
+    if l.frame_budget_per_connection < l.max_frame_bytes {
+        p.add("limits.frame_budget_per_connection", "must be at least limits.max_frame_bytes");
+    }
+    if l.frame_budget_per_certificate < l.frame_budget_per_connection {
+        p.add("limits.frame_budget_per_certificate", "must be at least limits.frame_budget_per_connection");
+    }
+    if l.frame_budget_total < l.frame_budget_per_certificate {
+        p.add("limits.frame_budget_total", "must be at least limits.frame_budget_per_certificate");
+    }
+    let handshake_timeout = duration(p, "limits.handshake_timeout", &l.handshake_timeout);
+    let frame_timeout = duration(p, "limits.frame_timeout", &l.frame_timeout);
+    for (key, d) in [("limits.handshake_timeout", handshake_timeout), ("limits.frame_timeout", frame_timeout)] {
+        if d.is_some_and(|d| d.is_zero()) {
+            p.add(key, "must be longer than zero");
+        }
+    }
+    let idle = duration(p, "limits.idle_timeout", &l.idle_timeout);
+    let keep_alive = duration(p, "limits.keep_alive", &l.keep_alive);
+    let request_timeout = duration(p, "limits.request_timeout", &l.request_timeout);
+    let connect_timeout = duration(p, "limits.connect_timeout", &l.connect_timeout);
+    let outbox_lease = duration(p, "limits.outbox_lease", &l.outbox_lease);
+    if outbox_lease.is_some_and(|d| d < Duration::from_secs(1)) {
+        p.add("limits.outbox_lease", "must be at least 1s (it is renewed every third of it)");
+    }
+    if let (Some(i), Some(k)) = (idle, keep_alive)
+        && k >= i
+    {
+        p.add("limits.keep_alive", "must be shorter than limits.idle_timeout");
+    }
+    if p.0.len() > problems_before {
+        return None;
+    }
+    Some(Limits {
+        max_frame_bytes: l.max_frame_bytes,
+        max_attachment_bytes: l.max_attachment_bytes,
+        max_document_bytes: l.max_document_bytes,
+        max_connections: l.max_connections,
+        max_connections_per_peer: l.max_connections_per_peer,
+        max_clerk_connections: l.max_clerk_connections,
+        max_connections_per_certificate: l.max_connections_per_certificate,
+        max_handshakes: l.max_handshakes,
+        max_unvalidated_handshakes: l.max_unvalidated_handshakes,
+        max_handshakes_per_address: l.max_handshakes_per_address,
+        handshake_timeout: handshake_timeout?,
+        max_streams_per_connection: l.max_streams_per_connection,
+        receive_window: l.receive_window,
+        frame_budget_per_connection: l.frame_budget_per_connection,
+        frame_budget_per_certificate: l.frame_budget_per_certificate,
+        frame_budget_total: l.frame_budget_total,
+        frame_timeout: frame_timeout?,
+        min_transfer_rate: l.min_transfer_rate,
+        max_in_flight_per_peer: l.max_in_flight_per_peer,
+        idle_timeout: idle?,
+        keep_alive: keep_alive?,
+        request_timeout: request_timeout?,
+        connect_timeout: connect_timeout?,
+        outbox_lease: outbox_lease?,
+    })
+}
+
 impl Config {
     /// Reads and validates a config file; relative paths are taken from the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -553,36 +731,7 @@ impl Config {
                 }
             }
         }
-        let l = &raw.limits;
-        for (key, value) in [
-            ("limits.max_frame_bytes", l.max_frame_bytes as u64),
-            ("limits.max_attachment_bytes", l.max_attachment_bytes),
-            ("limits.max_document_bytes", l.max_document_bytes),
-            ("limits.max_connections", l.max_connections as u64),
-            ("limits.max_connections_per_peer", l.max_connections_per_peer as u64),
-            ("limits.max_streams_per_connection", u64::from(l.max_streams_per_connection)),
-            ("limits.max_in_flight_per_peer", l.max_in_flight_per_peer as u64),
-        ] {
-            if value == 0 {
-                p.add(key, "must be at least 1");
-            }
-        }
-        if l.max_frame_bytes > u32::MAX as usize {
-            p.add("limits.max_frame_bytes", "must fit in 32 bits");
-        }
-        let idle = duration(&mut p, "limits.idle_timeout", &l.idle_timeout);
-        let keep_alive = duration(&mut p, "limits.keep_alive", &l.keep_alive);
-        let request_timeout = duration(&mut p, "limits.request_timeout", &l.request_timeout);
-        let connect_timeout = duration(&mut p, "limits.connect_timeout", &l.connect_timeout);
-        let outbox_lease = duration(&mut p, "limits.outbox_lease", &l.outbox_lease);
-        if outbox_lease.is_some_and(|d| d < Duration::from_secs(1)) {
-            p.add("limits.outbox_lease", "must be at least 1s (it is renewed every third of it)");
-        }
-        if let (Some(i), Some(k)) = (idle, keep_alive)
-            && k >= i
-        {
-            p.add("limits.keep_alive", "must be shorter than limits.idle_timeout");
-        }
+        let limits = limits(&mut p, &raw.limits);
         let r = &raw.retry;
         let initial = duration(&mut p, "retry.initial", &r.initial);
         let max = duration(&mut p, "retry.max", &r.max);
@@ -616,20 +765,7 @@ impl Config {
             parent,
             children,
             peers,
-            limits: Limits {
-                max_frame_bytes: l.max_frame_bytes,
-                max_attachment_bytes: l.max_attachment_bytes,
-                max_document_bytes: l.max_document_bytes,
-                max_connections: l.max_connections,
-                max_connections_per_peer: l.max_connections_per_peer,
-                max_streams_per_connection: l.max_streams_per_connection,
-                max_in_flight_per_peer: l.max_in_flight_per_peer,
-                idle_timeout: idle.ok_or_else(missing)?,
-                keep_alive: keep_alive.ok_or_else(missing)?,
-                request_timeout: request_timeout.ok_or_else(missing)?,
-                connect_timeout: connect_timeout.ok_or_else(missing)?,
-                outbox_lease: outbox_lease.ok_or_else(missing)?,
-            },
+            limits: limits.ok_or_else(missing)?,
             retry: RetryPolicy {
                 initial: initial.ok_or_else(missing)?,
                 max: max.ok_or_else(missing)?,
@@ -704,16 +840,28 @@ poll = "10s"
 # address = ["10.0.0.5:7400", "10.0.0.6:7400", "10.0.0.7:7400"]
 
 [limits]
-max_frame_bytes = 16777216           # envelope, CRLs and receipts of one request
+max_frame_bytes = 4194304            # one request: envelope (at most 512 KiB) and the CRLs riding along
 max_attachment_bytes = 268435456     # 256 MiB per attachment
 max_document_bytes = 1073741824      # 1 GiB of attachments per document
-max_connections = 1024
-max_connections_per_peer = 8
+max_connections = 1024               # authenticated connections, everyone together
+max_connections_per_peer = 8         # per neighbour agency
+max_clerk_connections = 64           # this agency's clerks together (their own pool)
+max_connections_per_certificate = 4  # one clerk certificate
+max_handshakes = 128                 # handshakes in progress; nothing unauthenticated holds more
+max_unvalidated_handshakes = 32      # beyond this, unproven addresses get a QUIC Retry first
+max_handshakes_per_address = 16
+handshake_timeout = "10s"
 max_streams_per_connection = 64
+receive_window = 8388608             # 8 MiB in flight per connection (a stream: a quarter)
+frame_budget_per_connection = 16777216   # request-frame memory per connection,
+frame_budget_per_certificate = 33554432  # per certificate (all its connections),
+frame_budget_total = 268435456           # and for the node
+frame_timeout = "10s"                # a request frame gets this plus its size at min_transfer_rate
+min_transfer_rate = 262144           # bytes/s: the slowest transfer given time for
 max_in_flight_per_peer = 16
 idle_timeout = "60s"
 keep_alive = "15s"
-request_timeout = "120s"
+request_timeout = "20s"              # well under idle_timeout; larger requests get their size at min_transfer_rate
 connect_timeout = "10s"              # per address of a neighbour; then the next address
 outbox_lease = "30s"                 # a dead process's transfers are taken over after this
 
@@ -725,4 +873,92 @@ jitter = 0.2
 max_attempts = 30                    # then dead-lettered, and the sender gets a signed refusal
 {mail_section}"#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: &RawLimits) -> Result<Limits, Vec<String>> {
+        let mut p = Problems(Vec::new());
+        match limits(&mut p, raw) {
+            Some(l) if p.0.is_empty() => Ok(l),
+            _ => Err(p.0.into_iter().map(|(k, v)| format!("{k}: {v}")).collect()),
+        }
+    }
+
+    fn refused(raw: &RawLimits, key: &str) {
+        let problems = check(raw).err().unwrap_or_default();
+        assert!(problems.iter().any(|p| p.starts_with(key)), "{key} not refused: {problems:?}");
+    }
+
+    #[test]
+    fn the_default_limits_are_valid_and_consistent() {
+        let l = check(&RawLimits::default()).unwrap();
+        assert!(l.max_frame_bytes <= l.frame_budget_per_connection);
+        assert!(l.request_timeout < l.idle_timeout, "a small request must fail before its connection is given up");
+        assert!(l.handshake_timeout < l.idle_timeout);
+        // A frame gets frame_timeout plus its size at the minimum rate.
+        assert_eq!(l.frame_time(256 * 1024), Duration::from_secs(11));
+        assert_eq!(l.transfer_time(u64::MAX), Duration::from_millis(u64::MAX / (256 * 1024)), "saturates");
+    }
+
+    #[test]
+    fn frame_budgets_must_hold_a_frame_and_each_other() {
+        let mut raw = RawLimits::default();
+        raw.frame_budget_per_connection = raw.max_frame_bytes;
+        raw.frame_budget_per_certificate = raw.max_frame_bytes;
+        raw.frame_budget_total = raw.max_frame_bytes;
+        check(&raw).unwrap();
+        let mut under = raw.clone();
+        under.frame_budget_total -= 1;
+        refused(&under, "limits.frame_budget_total");
+        let mut under = raw.clone();
+        under.frame_budget_per_certificate -= 1;
+        refused(&under, "limits.frame_budget_per_certificate");
+        raw.frame_budget_per_connection -= 1;
+        refused(&raw, "limits.frame_budget_per_connection");
+    }
+
+    #[test]
+    fn handshake_and_connection_caps_are_checked_at_their_edges() {
+        let mut raw = RawLimits::default();
+        raw.max_unvalidated_handshakes = raw.max_handshakes;
+        raw.max_handshakes_per_address = raw.max_handshakes;
+        raw.max_connections_per_certificate = raw.max_clerk_connections;
+        check(&raw).unwrap();
+        // No unvalidated handshakes at all: every new address gets a Retry first.
+        raw.max_unvalidated_handshakes = 0;
+        check(&raw).unwrap();
+        let mut over = raw.clone();
+        over.max_unvalidated_handshakes = over.max_handshakes + 1;
+        refused(&over, "limits.max_unvalidated_handshakes");
+        let mut over = raw.clone();
+        over.max_handshakes_per_address = over.max_handshakes + 1;
+        refused(&over, "limits.max_handshakes_per_address");
+        let mut over = raw.clone();
+        over.max_connections_per_certificate = over.max_clerk_connections + 1;
+        refused(&over, "limits.max_connections_per_certificate");
+        for zero in [
+            |r: &mut RawLimits| r.max_handshakes = 0,
+            |r: &mut RawLimits| r.max_clerk_connections = 0,
+            |r: &mut RawLimits| r.min_transfer_rate = 0,
+        ] {
+            let mut r = RawLimits::default();
+            zero(&mut r);
+            assert!(check(&r).is_err());
+        }
+    }
+
+    #[test]
+    fn timeouts_and_windows_are_checked() {
+        let mut raw = RawLimits { receive_window: 64 * 1024, handshake_timeout: "1ms".into(), ..RawLimits::default() };
+        check(&raw).unwrap();
+        raw.receive_window -= 1;
+        refused(&raw, "limits.receive_window");
+        let mut raw = RawLimits { frame_timeout: "0s".into(), ..RawLimits::default() };
+        refused(&raw, "limits.frame_timeout");
+        raw.handshake_timeout = "soon".into();
+        refused(&raw, "limits.handshake_timeout");
+    }
 }

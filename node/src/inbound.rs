@@ -6,29 +6,46 @@ use pki::AgencyCode;
 use serde_bytes::ByteBuf;
 
 use crate::Node;
+use crate::budget::ConnectionBudget;
 use crate::intake::{Source, take_document};
-use crate::protocol::{ErrorKind, NodeRequest, NodeResponse, read_frame, write_frame};
+use crate::protocol::{ErrorKind, NodeRequest, NodeResponse, encode, read_request};
 
-/// Handles one request stream from neighbour `peer`.
-pub async fn handle(node: Arc<Node>, peer: AgencyCode, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-    let response = serve(&node, peer, &mut recv).await;
+/// Handles one request stream from neighbour `peer`, its frame read under `budget`.
+pub async fn handle(
+    node: Arc<Node>,
+    peer: AgencyCode,
+    budget: ConnectionBudget,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let opened = tokio::time::Instant::now();
+    // The frame's memory stays leased until the request is served.
+    let mut lease = budget.lease();
+    let response = match read_request::<NodeRequest>(&mut recv, &node.config.limits, &mut lease, opened).await {
+        Ok(request) => serve(&node, peer, request, &mut recv).await,
+        Err(e) => NodeResponse::Error { kind: e.kind(), message: e.to_string() },
+    };
+    drop(lease);
     if let NodeResponse::Error { kind, message } = &response {
         tracing::warn!(peer = %peer, kind = ?kind, error = %message, "request not served");
     }
-    let _ = write_frame(&mut send, &response).await;
-    let _ = send.finish();
+    // An answer the peer does not read is given up after its time, like a request frame's.
+    let frame = encode(&response);
+    let allowed = node.config.limits.frame_time(frame.len() as u64);
+    match tokio::time::timeout(allowed, send.write_all(&frame)).await {
+        Ok(_) => {
+            let _ = send.finish();
+        }
+        Err(_) => {
+            tracing::warn!(peer = %peer, "answer not taken within {allowed:?}; stream reset");
+            let _ = send.reset(0u32.into());
+        }
+    }
     // Nothing more is read: stop the peer from sending what we will not read.
     let _ = recv.stop(0u32.into());
 }
 
-async fn serve(node: &Arc<Node>, peer: AgencyCode, recv: &mut quinn::RecvStream) -> NodeResponse {
-    let limits = &node.config.limits;
-    let request: NodeRequest =
-        match tokio::time::timeout(limits.request_timeout, read_frame(recv, limits.max_frame_bytes)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return NodeResponse::Error { kind: ErrorKind::BadRequest, message: e.to_string() },
-            Err(_) => return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "request timed out".into() },
-        };
+async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &mut quinn::RecvStream) -> NodeResponse {
     if node.stopping() {
         return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() };
     }

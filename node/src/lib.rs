@@ -9,7 +9,9 @@
 //! nodes on `127.0.0.1:0` in-process exactly as the daemon runs them.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod backup;
+pub mod budget;
 pub mod clerk;
 pub mod clerk_client;
 pub mod config;
@@ -32,7 +34,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
-use pki::AgencyCode;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
@@ -123,7 +124,10 @@ pub struct Node {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     connections: outbound::ConnectionSlots,
-    inbound_per_peer: StdMutex<HashMap<AgencyCode, usize>>,
+    /// Handshake and connection slots (see `admission`).
+    pub admission: admission::Admission,
+    /// Request-frame memory (see `budget`).
+    pub frame_budgets: budget::FrameBudgets,
     outbox_wake: Notify,
     crl_fetch: Notify,
     lease_owner: String,
@@ -193,8 +197,7 @@ impl Node {
         let transport = Arc::new(server::transport_config(&config.limits));
         let quic_server = quinn::crypto::rustls::QuicServerConfig::try_from(server_crypto)
             .map_err(|e| StartError::Endpoint(e.to_string()))?;
-        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
-        server_config.transport_config(transport.clone());
+        let server_config = server::quic_server_config(Arc::new(quic_server), transport.clone(), &config.limits);
         let quic_client = quinn::crypto::rustls::QuicClientConfig::try_from(client_crypto)
             .map_err(|e| StartError::Endpoint(e.to_string()))?;
         let mut client_config = quinn::ClientConfig::new(Arc::new(quic_client));
@@ -225,7 +228,12 @@ impl Node {
             endpoint,
             client_config,
             connections: StdMutex::new(HashMap::new()),
-            inbound_per_peer: StdMutex::new(HashMap::new()),
+            admission: admission::Admission::new((&config.limits).into()),
+            frame_budgets: budget::FrameBudgets::new(
+                config.limits.frame_budget_total,
+                config.limits.frame_budget_per_certificate,
+                config.limits.frame_budget_per_connection,
+            ),
             outbox_wake: Notify::new(),
             crl_fetch: Notify::new(),
             lease_owner: format!("{instance}/{}-{:x}", std::process::id(), random_u64()),

@@ -24,10 +24,6 @@ use crate::{Metrics, Node};
 /// most a few rounds of its peer's in-flight limit before it runs.
 const MAX_CLAIMED: usize = 128;
 
-/// The slowest transfer rate a request is given time for, bytes per second: a request may
-/// take `request_timeout` plus its size at this rate.
-pub const MIN_TRANSFER_RATE: u64 = 256 * 1024;
-
 /// How a transfer ended.
 enum Outcome {
     /// Handed over (or refused for good, with the refusal recorded).
@@ -51,9 +47,12 @@ pub(crate) struct Slot {
 }
 
 impl Node {
-    /// The time a request carrying `bytes` may take.
+    /// The time a request carrying `bytes` may take: `limits.request_timeout` (well under the
+    /// idle timeout, so a small request fails long before its connection would be given up)
+    /// plus its size at `limits.min_transfer_rate`.
     pub fn request_time(&self, bytes: u64) -> Duration {
-        self.config.limits.request_timeout + Duration::from_secs(bytes / MIN_TRANSFER_RATE)
+        let limits = &self.config.limits;
+        limits.request_timeout.saturating_add(limits.transfer_time(bytes))
     }
 
     /// The connection to neighbour `hop`, opening one if needed. A neighbour may have several
@@ -133,6 +132,11 @@ impl Node {
     /// fails so the peer never mistakes a local failure for a short document. A refused write
     /// does not hide the peer's answer: the peer may answer early (a duplicate, a refusal) and
     /// stop reading.
+    ///
+    /// A request that times out closes its connection: a connection on which a request got
+    /// no answer in its time is taken as dead or half-open (the peer frozen, the path gone, a
+    /// handshake one side never finished), so the next request connects afresh, to the
+    /// neighbour's next address, instead of waiting for the idle timeout on the old one.
     pub async fn request<F, Fut>(
         &self,
         hop: &AgencyCode,
@@ -144,8 +148,11 @@ impl Node {
         F: FnOnce(quinn::SendStream) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
     {
+        let deadline = crate::protocol::deadline_after(tokio::time::Instant::now(), timeout);
+        let timed_out = || format!("request to {hop} timed out after {timeout:?}");
+        let conn = tokio::time::timeout_at(deadline, self.connection(hop)).await.map_err(|_| timed_out())??;
+        let heard_before = conn.stats().udp_rx.datagrams;
         let exchange = async {
-            let conn = self.connection(hop).await?;
             let (mut send, mut recv) =
                 conn.open_bi().await.map_err(|e| format!("cannot open a stream to {hop}: {e}"))?;
             let written = match write_frame(&mut send, request).await {
@@ -160,9 +167,15 @@ impl Node {
                 }),
             }
         };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| format!("request to {hop} timed out after {timeout:?}"))?
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(r) => r,
+            Err(_) => {
+                let heard = conn.stats().udp_rx.datagrams.saturating_sub(heard_before);
+                tracing::warn!(peer = %hop, timeout = ?timeout, datagrams_heard = heard, "request timed out; dropping its connection, the next request connects afresh");
+                conn.close(crate::server::close::REQUEST_TIMED_OUT.into(), b"request timed out");
+                Err(timed_out())
+            }
+        }
     }
 
     /// A request with nothing after its frame.

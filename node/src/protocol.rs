@@ -35,6 +35,46 @@ pub enum FrameError {
     /// The CBOR is refused.
     #[error("malformed frame: {0}")]
     Cbor(String),
+    /// The frame did not arrive by its deadline (`limits.frame_timeout` plus its size at
+    /// `limits.min_transfer_rate`).
+    #[error("the request frame did not arrive within {allowed:?} ({received} of {} bytes came)", .len.map_or("its".to_owned(), |l| l.to_string()))]
+    TimedOut {
+        /// Bytes of the frame received (the 4-byte header not counted).
+        received: usize,
+        /// Its declared length, if the header came.
+        len: Option<usize>,
+        /// The time it had.
+        allowed: std::time::Duration,
+    },
+    /// No room in the frame budgets before the deadline.
+    #[error(transparent)]
+    Busy(#[from] crate::budget::BudgetError),
+}
+
+impl FrameError {
+    /// How a node answers a request frame that failed this way: worth retrying or not.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FrameError::TimedOut { .. } | FrameError::Busy(_) => ErrorKind::Unavailable,
+            _ => ErrorKind::BadRequest,
+        }
+    }
+}
+
+/// An error with its causes: quinn's "connection lost" hides why (the peer's close reason,
+/// such as which limit refused the connection) in its source.
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Encodes a message as a frame.
@@ -61,7 +101,7 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     max: usize,
 ) -> Result<T, FrameError> {
     let mut len = [0u8; 4];
-    recv.read_exact(&mut len).await.map_err(|e| FrameError::Stream(e.to_string()))?;
+    recv.read_exact(&mut len).await.map_err(|e| FrameError::Stream(describe(&e)))?;
     let len = u32::from_be_bytes(len);
     if len as usize > max {
         return Err(FrameError::TooLarge { len: u64::from(len), max });
@@ -72,7 +112,7 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     let mut chunk = vec![0u8; 64 * 1024];
     while body.len() < len {
         let want = chunk.len().min(len - body.len());
-        match recv.read(&mut chunk[..want]).await.map_err(|e| FrameError::Stream(e.to_string()))? {
+        match recv.read(&mut chunk[..want]).await.map_err(|e| FrameError::Stream(describe(&e)))? {
             Some(n) => body.extend_from_slice(&chunk[..n]),
             None => {
                 return Err(FrameError::Stream(format!("stream ended {} bytes into a {len}-byte frame", body.len())));
@@ -82,9 +122,64 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     decode(&body, max)
 }
 
+/// `from` plus `d`, or a year from `from` if that is beyond what the clock can count (a
+/// configuration allowing absurdly slow transfers).
+pub fn deadline_after(from: tokio::time::Instant, d: std::time::Duration) -> tokio::time::Instant {
+    from.checked_add(d).unwrap_or_else(|| from + std::time::Duration::from_secs(365 * 86_400))
+}
+
+/// Reads one request frame as a server does: within its deadline and its memory budget.
+///
+/// The header must arrive within `limits.frame_timeout` of `opened` (when the stream was
+/// accepted), the whole frame within that plus its size at `limits.min_transfer_rate`; a frame
+/// declaring more than `limits.max_frame_bytes` is refused before anything else is read. The
+/// buffer grows as bytes arrive, and every growth is first taken from `lease`, which the caller
+/// keeps until the request is served.
+pub async fn read_request<T: for<'de> Deserialize<'de>>(
+    recv: &mut quinn::RecvStream,
+    limits: &crate::config::Limits,
+    lease: &mut crate::budget::Lease,
+    opened: tokio::time::Instant,
+) -> Result<T, FrameError> {
+    let max = limits.max_frame_bytes;
+    let header_deadline = deadline_after(opened, limits.frame_timeout);
+    let mut len = [0u8; 4];
+    match tokio::time::timeout_at(header_deadline, recv.read_exact(&mut len)).await {
+        Ok(r) => r.map_err(|e| FrameError::Stream(describe(&e)))?,
+        Err(_) => return Err(FrameError::TimedOut { received: 0, len: None, allowed: limits.frame_timeout }),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len: len as u64, max });
+    }
+    let allowed = limits.frame_time(len as u64);
+    let deadline = deadline_after(opened, allowed);
+    let timed_out = |received| FrameError::TimedOut { received, len: Some(len), allowed };
+    // `body` is zero-filled up to what the lease holds; `filled` bytes of it have arrived.
+    let mut body: Vec<u8> = Vec::new();
+    let mut filled = 0;
+    while filled < len {
+        if filled == body.len() {
+            let grow_to = (body.len().max(32 * 1024) * 2).min(len);
+            lease.grow(grow_to - body.len(), deadline).await?;
+            body.reserve_exact(grow_to - body.len());
+            body.resize(grow_to, 0);
+        }
+        match tokio::time::timeout_at(deadline, recv.read(&mut body[filled..])).await {
+            Err(_) => return Err(timed_out(filled)),
+            Ok(Err(e)) => return Err(FrameError::Stream(describe(&e))),
+            Ok(Ok(Some(n))) => filled += n,
+            Ok(Ok(None)) => {
+                return Err(FrameError::Stream(format!("stream ended {filled} bytes into a {len}-byte frame")));
+            }
+        }
+    }
+    decode(&body, max)
+}
+
 /// Writes one frame.
 pub async fn write_frame<T: Serialize>(send: &mut quinn::SendStream, message: &T) -> Result<(), FrameError> {
-    send.write_all(&encode(message)).await.map_err(|e| FrameError::Stream(e.to_string()))
+    send.write_all(&encode(message)).await.map_err(|e| FrameError::Stream(describe(&e)))
 }
 
 /// A request from one node to a neighbour.

@@ -1,4 +1,11 @@
 //! Accepting connections and streams, and dispatching requests by ALPN.
+//!
+//! **Nothing unauthenticated holds what authenticated peers need.** A connection attempt takes
+//! a handshake slot before any handshake work (under load, an address not yet validated gets a
+//! stateless QUIC Retry instead), and gives it back when the handshake ends or is abandoned
+//! after `limits.handshake_timeout`. Only a peer whose certificate is validated, for the ALPN
+//! it chose, takes a connection slot; see `admission` for the caps. Each stream's request
+//! frame is read under the connection's frame budget and deadline (see `budget`, `protocol`).
 
 use std::sync::Arc;
 
@@ -6,6 +13,8 @@ use pki::{AgencyCode, Profile};
 use rustls::pki_types::CertificateDer;
 
 use crate::Node;
+use crate::admission::{HandshakeDecision, Peer};
+use crate::budget::ConnectionBudget;
 use crate::config::Limits;
 use crate::protocol::{ALPN_CLERK, ALPN_NODE};
 
@@ -15,21 +24,30 @@ pub mod close {
     pub const NOT_NEIGHBOUR: u32 = 0x10;
     /// A clerk of another agency.
     pub const FOREIGN_CLERK: u32 = 0x11;
-    /// Too many connections from this agency.
+    /// Too many connections (from this agency, clerk certificate, or in all).
     pub const TOO_MANY: u32 = 0x12;
     /// Certificate unusable for the ALPN.
     pub const WRONG_PROFILE: u32 = 0x13;
+    /// A request on this connection timed out; the connection is replaced.
+    pub const REQUEST_TIMED_OUT: u32 = 0x14;
 }
+
+/// Bytes of packets quinn may buffer for one connection attempt not yet decided on (the first
+/// packet excluded): enough for a ClientHello spread over a few datagrams.
+const INCOMING_BUFFER: u64 = 64 * 1024;
 
 /// QUIC transport limits from the configuration: streams, windows, timeouts.
 pub fn transport_config(limits: &Limits) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(limits.max_streams_per_connection.into());
     t.max_concurrent_uni_streams(0u8.into());
-    // Bound what a peer can make us buffer: 8 MiB per stream, 32 MiB per connection.
-    t.stream_receive_window((8u32 * 1024 * 1024).into());
-    t.receive_window((32u32 * 1024 * 1024).into());
-    t.send_window(32 * 1024 * 1024);
+    // What a peer can make quinn buffer for us: `receive_window` per connection, a quarter of
+    // it per stream (validation keeps both within QUIC's varint range).
+    let window = quinn::VarInt::from_u64(limits.receive_window).unwrap_or(quinn::VarInt::from_u32(8 << 20));
+    let stream = quinn::VarInt::from_u64(limits.receive_window / 4).unwrap_or(quinn::VarInt::from_u32(2 << 20));
+    t.receive_window(window);
+    t.stream_receive_window(stream);
+    t.send_window(limits.receive_window);
     if let Ok(idle) = quinn::IdleTimeout::try_from(limits.idle_timeout) {
         t.max_idle_timeout(Some(idle));
     }
@@ -37,30 +55,68 @@ pub fn transport_config(limits: &Limits) -> quinn::TransportConfig {
     t
 }
 
+/// The QUIC server configuration: `crypto` and `transport`, and quinn's queue of connection
+/// attempts not yet decided on bounded by `limits.max_handshakes` (eight times as many, each
+/// with at most 64 KiB of early packets).
+pub fn quic_server_config(
+    crypto: Arc<quinn::crypto::rustls::QuicServerConfig>,
+    transport: Arc<quinn::TransportConfig>,
+    limits: &Limits,
+) -> quinn::ServerConfig {
+    let mut config = quinn::ServerConfig::with_crypto(crypto);
+    config.transport_config(transport);
+    let queue = limits.max_handshakes.saturating_mul(8);
+    config.max_incoming(queue);
+    config.incoming_buffer_size(INCOMING_BUFFER);
+    config.incoming_buffer_size_total((queue as u64).saturating_mul(INCOMING_BUFFER / 4));
+    config
+}
+
 /// Accepts connections until shutdown.
 pub async fn serve(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
-    let active = Arc::new(tokio::sync::Semaphore::new(node.config.limits.max_connections));
     loop {
         let incoming = tokio::select! {
             i = node.endpoint.accept() => match i { Some(i) => i, None => break },
             _ = shutdown.changed() => break,
         };
-        let Ok(permit) = active.clone().try_acquire_owned() else {
-            tracing::warn!(peer = %incoming.remote_address(), "connection refused: limit of {} connections reached", node.config.limits.max_connections);
-            incoming.refuse();
-            continue;
-        };
-        let task_node = node.clone();
-        node.tasks.spawn(async move {
-            let node = task_node;
-            let _permit = permit;
-            let addr = incoming.remote_address();
-            match incoming.await {
-                Ok(conn) => handle_connection(node, conn).await,
-                Err(e) => tracing::info!(peer = %addr, error = %e, "handshake failed"),
+        let addr = incoming.remote_address();
+        match node.admission.handshake(addr.ip(), incoming.remote_address_validated()) {
+            HandshakeDecision::Accept(slot) => {
+                let connecting = match incoming.accept() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(peer = %addr, error = %e, "connection attempt not accepted");
+                        continue;
+                    }
+                };
+                let task_node = node.clone();
+                node.tasks.spawn(async move {
+                    let node = task_node;
+                    let limit = node.config.limits.handshake_timeout;
+                    let mut shutdown = node.shutdown_signal();
+                    let done = tokio::select! {
+                        r = tokio::time::timeout(limit, connecting) => r,
+                        _ = shutdown.changed() => return,
+                    };
+                    // The handshake is over either way: its slot goes back before the
+                    // connection (if any) is admitted.
+                    drop(slot);
+                    match done {
+                        Ok(Ok(conn)) => handle_connection(node, conn).await,
+                        Ok(Err(e)) => tracing::info!(peer = %addr, error = %e, "handshake failed"),
+                        // Dropping the unfinished handshake closes it.
+                        Err(_) => tracing::info!(peer = %addr, "handshake abandoned after limits.handshake_timeout"),
+                    }
+                });
             }
-        });
+            HandshakeDecision::Retry => {
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().refuse();
+                }
+            }
+            HandshakeDecision::Refuse(_) => incoming.refuse(),
+        }
     }
 }
 
@@ -73,22 +129,6 @@ fn peer_chain(conn: &quinn::Connection) -> Option<Vec<Vec<u8>>> {
 
 fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
     conn.handshake_data()?.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
-}
-
-/// Counts a peer's connections, releasing on drop.
-struct PeerSlot {
-    node: Arc<Node>,
-    agency: AgencyCode,
-}
-
-impl Drop for PeerSlot {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.node.inbound_per_peer.lock()
-            && let Some(n) = map.get_mut(&self.agency)
-        {
-            *n = n.saturating_sub(1);
-        }
-    }
 }
 
 async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
@@ -108,7 +148,7 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
             return;
         }
     };
-    let agency = verified.agency;
+    let agency: AgencyCode = verified.agency;
     if is_clerk {
         if agency != node.config.agency {
             tracing::warn!(peer_agency = %agency, "clerk of another agency refused");
@@ -120,21 +160,17 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
         conn.close(close::NOT_NEIGHBOUR.into(), b"not a neighbour of this node");
         return;
     }
-    let _slot = {
-        let mut map = match node.inbound_per_peer.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        let n = map.entry(agency).or_insert(0);
-        if *n >= node.config.limits.max_connections_per_peer {
-            drop(map);
-            tracing::warn!(peer_agency = %agency, "too many connections from this agency");
-            conn.close(close::TOO_MANY.into(), b"too many connections");
+    let certificate = chain.first().map(|leaf| pki::sha256(leaf)).unwrap_or_default();
+    let peer = Peer { agency, clerk: is_clerk, certificate };
+    let _slot = match node.admission.connection(&peer) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            // `admission` counts and logs refusals (at most once a second per kind).
+            conn.close(close::TOO_MANY.into(), refused.to_string().as_bytes());
             return;
         }
-        *n += 1;
-        PeerSlot { node: node.clone(), agency }
     };
+    let budget = node.frame_budgets.for_connection(certificate);
     tracing::debug!(peer_agency = %agency, clerk = is_clerk, "connection accepted");
     let mut shutdown = node.shutdown_signal();
     loop {
@@ -142,13 +178,13 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
             s = conn.accept_bi() => match s { Ok(s) => s, Err(_) => break },
             _ = shutdown.changed() => break,
         };
-        let task_node = node.clone();
+        let (task_node, budget): (Arc<Node>, ConnectionBudget) = (node.clone(), budget.clone());
         node.tasks.spawn(async move {
             let node = task_node;
             if is_clerk {
-                crate::clerk::handle(node, agency, send, recv).await;
+                crate::clerk::handle(node, agency, budget, send, recv).await;
             } else {
-                crate::inbound::handle(node, agency, send, recv).await;
+                crate::inbound::handle(node, agency, budget, send, recv).await;
             }
         });
     }

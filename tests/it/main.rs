@@ -25,6 +25,7 @@ mod clerk_protocol;
 mod crash;
 mod document_cli;
 mod faults;
+mod hostile;
 mod mail;
 mod network;
 mod pki_cli;

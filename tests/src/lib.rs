@@ -9,6 +9,7 @@ pub mod cli;
 pub mod delivery;
 pub mod fault_net;
 pub mod fault_proxy;
+pub mod hostile;
 pub mod identities;
 pub mod network;
 pub mod operator;
