@@ -17,17 +17,18 @@
 //! uncompressed: attachments are usually PDFs that do not compress, and a reader that never
 //! inflates cannot be hit by a decompression bomb.
 //!
-//! The byte layout ([`layout`]) leaves no choice: local records back to back from offset 0,
+//! The byte layout (`layout.rs`) leaves no choice: local records back to back from offset 0,
 //! the central directory listing them in the same order, the end record last; no comments,
 //! extra fields, data descriptors, encryption, compression or ZIP64; fixed versions, flags,
 //! timestamps and attributes; entry names in NFC UTF-8 without path tricks or bidirectional
-//! controls ([`names`]). Every byte of the file belongs to exactly one record, so there is no
+//! controls (`names.rs`). Every byte of the file belongs to exactly one record, so there is no
 //! room for content that one reader shows and another does not. The reader ([`Bundle::open`])
 //! checks all of it against the raw bytes and refuses anything else with a [`LayoutError`] or
 //! a [`BundleError`] naming the entry and the rule; the writer ([`write_bundle`]) produces only
 //! that layout.
 
 mod layout;
+mod layout_error;
 mod names;
 mod reader;
 mod writer;
@@ -40,7 +41,8 @@ use std::io;
 use super::envelope::EnvelopeError;
 use super::manifest::ManifestError;
 
-pub use layout::{HeaderField, LayoutError, MAX_BUNDLE_OFFSET};
+pub use layout::MAX_BUNDLE_OFFSET;
+pub use layout_error::{HeaderField, LayoutError};
 pub use names::{NameRule, check_entry_name};
 pub use reader::Bundle;
 pub use writer::{write_bundle, write_bundle_with_limits};

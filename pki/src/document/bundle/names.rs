@@ -25,7 +25,7 @@ pub enum NameRule {
     /// The name is empty.
     #[error("the name is empty")]
     Empty,
-    /// The name is longer than [`MAX_NAME_BYTES`].
+    /// The name is longer than 255 bytes.
     #[error("the name is {len} bytes, more than 255")]
     TooLong {
         /// Its length in bytes.

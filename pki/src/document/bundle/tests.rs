@@ -8,7 +8,6 @@ use proptest::prelude::*;
 use time::macros::date;
 use unicode_normalization::UnicodeNormalization;
 
-use super::layout::{HeaderField, LayoutError, MAX_BUNDLE_OFFSET};
 use super::names::NameRule;
 use super::*;
 use crate::Certificate;

@@ -3,7 +3,8 @@
 
 use std::io::{self, Seek, SeekFrom, Write};
 
-use super::layout::{self, LOCAL_CRC_OFFSET, LayoutError};
+use super::LayoutError;
+use super::layout::{self, LOCAL_CRC_OFFSET};
 use super::{
     BUNDLE_MEDIA_TYPE, BundleError, BundleLimits, ENVELOPE_ENTRY, MEDIA_TYPE_ENTRY, crl_entry, names, receipt_entry,
 };
