@@ -283,6 +283,15 @@ async fn every_notification_arrives_over_starttls_decoded_and_once(database: Dat
 
 on_both_backends!(an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once);
 
+/// Waits until Phong Dụ's node has recorded `n` notifications as taken by the relay.
+async fn recorded_sent(net: &TestNet, n: i64) {
+    wait_for("the node to record what the relay took", Duration::from_secs(30), || async {
+        let now = node::storage::millis(time::OffsetDateTime::now_utc());
+        node::mail::queue::health(&net.node(PHONG_DU).store, now).await.unwrap().sent == n
+    })
+    .await
+}
+
 async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(database: Database) {
     const DOCUMENTS: u32 = 20;
     harness::logging();
@@ -353,6 +362,10 @@ async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(
     let mut smtp = SmtpServer::start(port, mail_dir.path(), &options);
     harness::smtp::wait_for_mail(mail_dir.path(), DOCUMENTS as usize, Duration::from_secs(60)).await;
     eprintln!("{DOCUMENTS} notifications arrived {:?} after the relay came back ({database:?})", started.elapsed());
+    // The node records a notification as sent just after the relay took it: wait for that, or
+    // the restart below would be the one documented duplicate (relay took it, node stopped
+    // before recording it) rather than a restart after delivery.
+    recorded_sent(&net, i64::from(DOCUMENTS)).await;
     // Another restart after delivery sends nothing again: a document sent after it is
     // notified, and nothing else came with it (a resent notification would have been due
     // before it).
@@ -368,6 +381,7 @@ async fn an_smtp_outage_delays_mail_and_every_notification_arrives_exactly_once(
         .map(|d| expected_id(PHONG_DU, &format!("arrived:{}", d.id), "phongdu.example.gov.vn"))
         .collect();
     assert_eq!(got, want, "each document's notification exactly once");
+    recorded_sent(&net, i64::from(DOCUMENTS) + 1).await;
     let q =
         node::mail::queue::health(&net.node(PHONG_DU).store, node::storage::millis(time::OffsetDateTime::now_utc()))
             .await
