@@ -9,7 +9,9 @@ pub mod cli;
 pub mod network;
 pub mod operator;
 pub mod postgres;
+pub mod silent_peer;
 pub mod smtp;
+pub mod tmpfs;
 
 pub use cli::{Cli, Run, bin};
 
