@@ -182,7 +182,11 @@ async fn the_reserve_refuses_documents_before_anything_is_written(database: Data
 
     disk.resize(64 * MIB);
     refused.submit(&clerk).await.unwrap();
-    net.stop().await;
+    for c in [PHONG_DU, TIEN_YEN] {
+        net.stop_node(&code(c)).await;
+    }
+    // Unmounted before the network's directory goes (a mount point cannot be removed).
+    drop(disk);
 }
 
 /// `lienthong-node status` on a database it cannot read: one line, no terminal escapes, a
