@@ -40,6 +40,9 @@ pub struct RawConfig {
     pub retry: RawRetry,
     /// `[mail]`: email notifications (optional).
     pub mail: Option<crate::mail::RawMail>,
+    /// `[health]`: when the health read-out alerts.
+    #[serde(default)]
+    pub health: crate::health::RawAlerts,
 }
 
 /// `[node]`.
@@ -191,6 +194,10 @@ pub struct RawLimits {
     /// renews it while the transfer runs; when a process of a scaled-out node dies, the others
     /// take its transfers over after at most this long.
     pub outbox_lease: String,
+    /// Free space, bytes, the node keeps on the filesystems it writes to (the attachment
+    /// store, the SQLite database): a document that would leave less is refused for now (the
+    /// sender retries) before anything is written. 0 turns the check off.
+    pub min_free_bytes: u64,
 }
 
 const MIB: usize = 1024 * 1024;
@@ -223,6 +230,7 @@ impl Default for RawLimits {
             request_timeout: "20s".into(),
             connect_timeout: "10s".into(),
             outbox_lease: "30s".into(),
+            min_free_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -321,6 +329,8 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// See [`RawLimits::outbox_lease`].
     pub outbox_lease: Duration,
+    /// See [`RawLimits::min_free_bytes`].
+    pub min_free_bytes: u64,
 }
 
 impl Limits {
@@ -409,6 +419,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Email notifications; `None` without `[mail]`.
     pub mail: Option<crate::mail::MailConfig>,
+    /// When the health read-out alerts.
+    pub health: crate::health::Alerts,
 }
 
 /// Every problem found in a configuration, each with its key.
@@ -643,6 +655,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         request_timeout: request_timeout?,
         connect_timeout: connect_timeout?,
         outbox_lease: outbox_lease?,
+        min_free_bytes: l.min_free_bytes,
     })
 }
 
@@ -745,6 +758,7 @@ impl Config {
             p.add("retry.max_attempts", "must be at least 1");
         }
         let mail = crate::mail::config::validate(raw.mail.as_ref(), base, &mut p.0);
+        let health = crate::health::validate_alerts(&raw.health, &mut p.0);
         if !p.0.is_empty() {
             return Err(ConfigError { problems: p.0 });
         }
@@ -775,6 +789,7 @@ impl Config {
                 jitter_seed: r.jitter_seed,
             },
             mail,
+            health,
         })
     }
 
@@ -864,6 +879,8 @@ keep_alive = "15s"
 request_timeout = "20s"              # well under idle_timeout; larger requests get their size at min_transfer_rate
 connect_timeout = "10s"              # per address of a neighbour; then the next address
 outbox_lease = "30s"                 # a dead process's transfers are taken over after this
+min_free_bytes = 268435456           # 256 MiB kept free on the data (and database) filesystem:
+                                     # documents that would use it are refused for now, and retried
 
 [retry]
 initial = "1s"
@@ -871,6 +888,13 @@ max = "10m"
 multiplier = 2.0
 jitter = 0.2
 max_attempts = 30                    # then dead-lettered, and the sender gets a signed refusal
+
+[health]
+# When `lienthong-node status` and the clerks' health read-out raise alerts.
+backlog_age = "5m"                   # transfers pending longer than this
+neighbour_down_after = "1m"          # a neighbour failing (no answer, no hand-over) this long
+stuck_after = "5m"                   # a transfer attempt running this long
+storage_error_window = "1h"          # storage errors are shown this long after the latest
 {mail_section}"#
     )
 }

@@ -1,18 +1,172 @@
-//! The operator's read-out: queues, deliveries, retries, failures, CRL freshness and
-//! certificate expiry, as one JSON document (served to clerks, printed by
-//! `lienthong-node status`).
+//! The operator's read-out: queues, deliveries, retries, failures, storage, neighbours, CRL
+//! freshness and certificate expiry, as one JSON document (served to clerks, printed by
+//! `lienthong-node status`), with alerts for what needs a person.
+//!
+//! Alerts come from two places. What the database and the filesystems say (free space under
+//! the reserve, storage failures recorded, transfers waiting too long, transfers to a
+//! neighbour that keep failing) is in every read-out, including `lienthong-node status` on a
+//! stopped node. What only the running process knows (requests to a neighbour that get no
+//! answer, attempts that hang, storage failures it could not yet write down) is in the running
+//! node's read-out ([`report`]), kept by [`Watch`].
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use pki::Crl;
+use pki::{AgencyCode, Crl};
 use time::OffsetDateTime;
 
 use crate::Node;
 use crate::config::Config;
-use crate::storage::{QueueDepths, Store, StoreError, millis};
+use crate::storage::{QueueDepths, StorageFaults, Store, StoreError, from_millis, millis};
 use crate::trust::Trust;
+
+/// `[health]` as written: when alerts are raised.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerts {
+    /// Transfers pending longer than this are a backlog.
+    pub backlog_age: String,
+    /// A neighbour that has not answered (and taken nothing) for this long, while transfers to
+    /// it fail, is down.
+    pub neighbour_down_after: String,
+    /// A transfer attempt running this long is stuck.
+    pub stuck_after: String,
+    /// A storage failure stays an alert this long after the latest one.
+    pub storage_error_window: String,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        RawAlerts {
+            backlog_age: "5m".into(),
+            neighbour_down_after: "1m".into(),
+            stuck_after: "5m".into(),
+            storage_error_window: "1h".into(),
+        }
+    }
+}
+
+/// `[health]`, validated.
+#[derive(Debug, Clone)]
+pub struct Alerts {
+    /// See [`RawAlerts::backlog_age`].
+    pub backlog_age: Duration,
+    /// See [`RawAlerts::neighbour_down_after`].
+    pub neighbour_down_after: Duration,
+    /// See [`RawAlerts::stuck_after`].
+    pub stuck_after: Duration,
+    /// See [`RawAlerts::storage_error_window`].
+    pub storage_error_window: Duration,
+}
+
+/// Validates `[health]`, adding each problem with its key; the defaults stand in for values
+/// that do not parse (the configuration is refused anyway).
+pub fn validate_alerts(raw: &RawAlerts, problems: &mut Vec<(String, String)>) -> Alerts {
+    let mut parse = |key: &str, text: &str, default: Duration| match humantime::parse_duration(text) {
+        Ok(d) if d >= Duration::from_secs(1) => d,
+        Ok(_) => {
+            problems.push((format!("health.{key}"), "must be at least 1s".into()));
+            default
+        }
+        Err(e) => {
+            problems.push((format!("health.{key}"), format!("{text:?} is not a duration like 30s or 5m ({e})")));
+            default
+        }
+    };
+    Alerts {
+        backlog_age: parse("backlog_age", &raw.backlog_age, Duration::from_secs(300)),
+        neighbour_down_after: parse("neighbour_down_after", &raw.neighbour_down_after, Duration::from_secs(60)),
+        stuck_after: parse("stuck_after", &raw.stuck_after, Duration::from_secs(300)),
+        storage_error_window: parse("storage_error_window", &raw.storage_error_window, Duration::from_secs(3600)),
+    }
+}
+
+/// What the running node saw of its neighbours and its transfers in flight.
+#[derive(Debug, Default)]
+pub struct Watch {
+    contacts: Mutex<HashMap<AgencyCode, Contact>>,
+    in_flight: Mutex<HashMap<i64, Attempt>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Contact {
+    /// The latest answer from it, ms.
+    last_answer: Option<i64>,
+    /// The first of the failures since the latest answer, ms.
+    failing_since: Option<i64>,
+    failures: u32,
+    last_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Attempt {
+    hop: AgencyCode,
+    started: i64,
+    earlier_attempts: u32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Watch {
+    /// `hop` answered a request (whatever the answer: it is up).
+    pub fn answered(&self, hop: &AgencyCode, now: i64) {
+        let mut contacts = lock(&self.contacts);
+        let c = contacts.entry(*hop).or_default();
+        c.last_answer = Some(now);
+        c.failing_since = None;
+        c.failures = 0;
+    }
+
+    /// A connection or request to `hop` failed without an answer.
+    pub fn unreachable(&self, hop: &AgencyCode, now: i64, error: &str) {
+        let mut contacts = lock(&self.contacts);
+        let c = contacts.entry(*hop).or_default();
+        c.failing_since.get_or_insert(now);
+        c.failures = c.failures.saturating_add(1);
+        c.last_error = Some(error.to_owned());
+    }
+
+    /// A transfer attempt started (`earlier_attempts` failed before it).
+    pub(crate) fn started(&self, transfer: i64, hop: &AgencyCode, earlier_attempts: u32, now: i64) {
+        lock(&self.in_flight).insert(transfer, Attempt { hop: *hop, started: now, earlier_attempts });
+    }
+
+    /// A transfer attempt ended (however).
+    pub(crate) fn ended(&self, transfer: i64) {
+        lock(&self.in_flight).remove(&transfer);
+    }
+}
+
+impl Node {
+    /// Records that neighbour `hop` answered a request: the hook for every piece of code that
+    /// talks to neighbours (the outbox, connection attempts), so a neighbour down is seen.
+    pub fn neighbour_answered(&self, hop: &AgencyCode) {
+        self.watch.answered(hop, millis(self.now()));
+    }
+
+    /// Records that a connection or request to neighbour `hop` got no answer.
+    pub fn neighbour_unreachable(&self, hop: &AgencyCode, error: &str) {
+        self.watch.unreachable(hop, millis(self.now()), error);
+    }
+
+    /// Remembers a storage failure for the read-out (and the database, once it takes writes
+    /// again) and logs it.
+    pub fn storage_failed(&self, what: &str, error: &StoreError) {
+        if error.is_storage_failure() {
+            tracing::error!(error = %error, disk_full = error.is_disk_full(), "storage failure while {what}");
+        }
+        self.store.note_failure(error, millis(self.now()));
+    }
+}
 
 /// A certificate's expiry.
 #[derive(Debug, Serialize)]
@@ -38,6 +192,49 @@ pub struct CrlFreshness {
     pub stale: bool,
 }
 
+/// Free space on a filesystem the node writes to.
+#[derive(Debug, Serialize)]
+pub struct FreeSpace {
+    /// A directory on it.
+    pub path: String,
+    /// Bytes available (absent when it cannot be read).
+    pub free_bytes: Option<u64>,
+}
+
+/// The node's storage.
+#[derive(Debug, Serialize)]
+pub struct StorageHealth {
+    /// Free space where the node writes.
+    pub free: Vec<FreeSpace>,
+    /// The reserve kept free (`limits.min_free_bytes`).
+    pub reserve_bytes: u64,
+    /// Storage failures.
+    pub failures: StorageFaults,
+}
+
+/// A neighbour's transfers and, in a running node, how it answers.
+#[derive(Debug, Serialize)]
+pub struct NeighbourHealth {
+    /// The neighbour.
+    pub agency: String,
+    /// Transfers to it waiting.
+    pub pending: i64,
+    /// Of which failed at least once.
+    pub retrying: i64,
+    /// The oldest waiting transfer's age, seconds.
+    pub oldest_pending_seconds: i64,
+    /// Seconds since the latest transfer it took (absent: never).
+    pub last_handover_seconds_ago: Option<i64>,
+    /// Seconds since it last answered a request (running node; absent: not since start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_answer_seconds_ago: Option<i64>,
+    /// Requests without an answer since its latest answer (running node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_attempts: Option<u32>,
+    /// The latest error of a transfer to it.
+    pub last_error: Option<String>,
+}
+
 /// The health read-out.
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -58,6 +255,10 @@ pub struct Health {
     pub totals: Vec<(String, i64)>,
     /// The latest dead-lettered transfers: (id, document, next hop, last error).
     pub dead_letters: Vec<(i64, String, String, String)>,
+    /// Free space and storage failures.
+    pub storage: StorageHealth,
+    /// Neighbours with transfers (and, in a running node, those it talked to).
+    pub neighbours: Vec<NeighbourHealth>,
     /// Node and seal certificate expiry.
     pub certificates: Vec<Expiry>,
     /// CRLs held.
@@ -85,14 +286,15 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
     .into_iter()
     .collect();
     let crls = node.trust.validator().crls().iter().cloned().collect::<Vec<_>>();
-    let mut health = from_storage(&node.config, &node.store, &node.trust, &crls, now).await?;
+    let mut health = build(&node.config, &node.store, &node.trust, &crls, now, Some(&node.watch)).await?;
     health.uptime_seconds = Some((now - node.started).whole_seconds());
     health.since_start = since_start;
     Ok(health)
 }
 
-/// The read-out from the configuration and the database alone, for `lienthong-node status` on
-/// the node's machine (running or not): everything but uptime and the in-memory counters.
+/// The read-out from the configuration, the database and the filesystems alone, for
+/// `lienthong-node status` on the node's machine (running or not): everything but uptime and
+/// what only the running process knows.
 pub async fn from_storage(
     config: &Config,
     store: &Store,
@@ -100,6 +302,35 @@ pub async fn from_storage(
     crls: &[Crl],
     now: OffsetDateTime,
 ) -> Result<Health, StoreError> {
+    build(config, store, trust, crls, now, None).await
+}
+
+/// Free space under which a filesystem counts as full whatever the reserve: less than the
+/// smallest useful write of a document with an attachment and its database rows.
+const FULL_BELOW: u64 = 1024 * 1024;
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn at(ms: i64) -> String {
+    from_millis(ms).map(pki::format_utc).unwrap_or_else(|| format!("{ms} ms"))
+}
+
+async fn build(
+    config: &Config,
+    store: &Store,
+    trust: &Trust,
+    crls: &[Crl],
+    now: OffsetDateTime,
+    watch: Option<&Watch>,
+) -> Result<Health, StoreError> {
+    let now_ms = millis(now);
+    let rules = &config.health;
     let mut alerts = Vec::new();
     let certificates: Vec<Expiry> = [("node", &config.tls), ("seal", &config.seal)]
         .iter()
@@ -133,10 +364,91 @@ pub async fn from_storage(
             }
         })
         .collect();
-    let queue = store.queue_depths(millis(now)).await?;
+
+    let storage = storage_health(config, store, watch, now_ms, &mut alerts).await?;
+
+    let mut queue = store.queue_depths(now_ms).await?;
     if queue.dead > 0 {
         alerts.push(format!("{} transfer(s) dead-lettered", queue.dead));
     }
+    let backlog_ms = i64::try_from(rules.backlog_age.as_millis()).unwrap_or(i64::MAX);
+    let hops = store.outbox_by_hop(now_ms, now_ms.saturating_sub(backlog_ms)).await?;
+    queue.backlog = hops.iter().map(|h| h.aged).sum();
+    if queue.backlog > 0 {
+        alerts.push(format!(
+            "backlog: {} transfer(s) pending for more than {} (the oldest for {} s)",
+            queue.backlog,
+            human(rules.backlog_age),
+            queue.oldest_pending_seconds
+        ));
+    }
+    let (contacts, attempts) = match watch {
+        Some(w) => (lock(&w.contacts).clone(), lock(&w.in_flight).values().cloned().collect::<Vec<_>>()),
+        None => (HashMap::new(), Vec::new()),
+    };
+    // Attempts that hang: running longer than `stuck_after`. Those that had not failed before
+    // count as retrying too (the database still says 0 attempts for them).
+    let stuck_ms = i64::try_from(rules.stuck_after.as_millis()).unwrap_or(i64::MAX);
+    let stuck: Vec<&Attempt> = attempts.iter().filter(|a| now_ms - a.started >= stuck_ms).collect();
+    queue.in_flight = i64::try_from(attempts.len()).unwrap_or(i64::MAX);
+    queue.stuck = i64::try_from(stuck.len()).unwrap_or(i64::MAX);
+    queue.retrying += i64::try_from(stuck.iter().filter(|a| a.earlier_attempts == 0).count()).unwrap_or(0);
+    if let Some(longest) = stuck.iter().min_by_key(|a| a.started) {
+        alerts.push(format!(
+            "{} transfer attempt(s) running for more than {} (the longest for {} s, to {})",
+            stuck.len(),
+            human(rules.stuck_after),
+            (now_ms - longest.started) / 1000,
+            longest.hop
+        ));
+    }
+
+    let down_ms = i64::try_from(rules.neighbour_down_after.as_millis()).unwrap_or(i64::MAX);
+    let mut neighbours = Vec::new();
+    let mut agencies: Vec<String> = hops.iter().map(|h| h.next_hop.clone()).collect();
+    agencies.extend(contacts.keys().map(ToString::to_string).filter(|a| !hops.iter().any(|h| &h.next_hop == a)));
+    for agency in agencies {
+        let hop = hops.iter().find(|h| h.next_hop == agency);
+        let contact = agency.parse::<AgencyCode>().ok().and_then(|c| contacts.get(&c));
+        let n = NeighbourHealth {
+            pending: hop.map_or(0, |h| h.pending),
+            retrying: hop.map_or(0, |h| h.retrying),
+            oldest_pending_seconds: hop.map_or(0, |h| h.oldest_pending_seconds),
+            last_handover_seconds_ago: hop.and_then(|h| h.last_done).map(|t| (now_ms - t).max(0) / 1000),
+            last_answer_seconds_ago: contact.and_then(|c| c.last_answer).map(|t| (now_ms - t).max(0) / 1000),
+            failed_attempts: contact.map(|c| c.failures),
+            last_error: contact.and_then(|c| c.last_error.clone()).or_else(|| hop.and_then(|h| h.last_error.clone())),
+            agency,
+        };
+        let down = match contact {
+            // The running node knows: no answer for `neighbour_down_after`.
+            Some(c) => c.failing_since.is_some_and(|t| now_ms - t >= down_ms),
+            // From the database: transfers failing, the oldest waiting that long, and nothing
+            // handed over for that long.
+            None => {
+                n.retrying > 0
+                    && n.oldest_pending_seconds * 1000 >= down_ms
+                    && n.last_handover_seconds_ago.is_none_or(|s| s * 1000 >= down_ms)
+            }
+        };
+        if down {
+            alerts.push(format!(
+                "neighbour {} looks down: {} transfer(s) waiting ({} retried), no answer for {}{}; last error: {}",
+                n.agency,
+                n.pending,
+                n.retrying,
+                match (contact.and_then(|c| c.failing_since), n.last_handover_seconds_ago) {
+                    (Some(t), _) => format!("{} s", (now_ms - t) / 1000),
+                    (None, Some(s)) => format!("{s} s"),
+                    (None, None) => "ever".into(),
+                },
+                n.failed_attempts.map(|f| format!(" ({f} failed attempts)")).unwrap_or_default(),
+                n.last_error.as_deref().unwrap_or("(none recorded)")
+            ));
+        }
+        neighbours.push(n);
+    }
+
     let mail = crate::mail::health(config, store, now).await?;
     alerts.extend(mail.iter().flat_map(crate::mail::alerts));
     Ok(Health {
@@ -147,9 +459,104 @@ pub async fn from_storage(
         since_start: Default::default(),
         totals: store.counters().await?,
         dead_letters: store.dead_letters(20).await?,
+        storage,
+        neighbours,
         certificates,
         crls,
         mail,
         alerts,
     })
+}
+
+/// Free space against the reserve, and storage failures: those the running process saw and
+/// those recorded in the database, alerting while the latest is within the window.
+async fn storage_health(
+    config: &Config,
+    store: &Store,
+    watch: Option<&Watch>,
+    now_ms: i64,
+    alerts: &mut Vec<String>,
+) -> Result<StorageHealth, StoreError> {
+    let reserve = config.limits.min_free_bytes;
+    let mut free = Vec::new();
+    for (path, bytes) in store.free_space() {
+        match &bytes {
+            Ok(b) if *b < reserve => alerts.push(format!(
+                "disk nearly full: {} free on {}, below the reserve of {} (limits.min_free_bytes); documents are refused until space is freed",
+                mib(*b),
+                path.display(),
+                mib(reserve)
+            )),
+            // Without a reserve (or a tiny one), a filesystem this close to full is one.
+            Ok(b) if *b < FULL_BELOW => alerts.push(format!(
+                "disk full: {} free on {}; storing documents fails until space is freed",
+                mib(*b),
+                path.display()
+            )),
+            Ok(_) => {}
+            Err(e) => alerts.push(format!("cannot read the free space of {}: {e}", path.display())),
+        }
+        free.push(FreeSpace { path: path.display().to_string(), free_bytes: bytes.ok() });
+    }
+    let mut failures = store.recorded_faults().await?;
+    if watch.is_some() {
+        let (since_start, last) = store.faults_seen();
+        failures.since_start = Some(since_start);
+        // What this process saw last is newer than (or the same as) what it recorded.
+        if let Some((t, e)) = last
+            && failures.last_at_ms.is_none_or(|r| t >= r)
+        {
+            failures.last_at_ms = Some(t);
+            failures.last_error = Some(e);
+        }
+    }
+    let window = i64::try_from(config.health.storage_error_window.as_millis()).unwrap_or(i64::MAX);
+    if let (Some(t), Some(e)) = (failures.last_at_ms, failures.last_error.as_deref())
+        && now_ms - t <= window
+    {
+        let count = match failures.since_start {
+            Some(n) => format!("{n} since start, {} recorded", failures.recorded),
+            None => format!("{} recorded", failures.recorded),
+        };
+        alerts.push(format!("storage failures ({count}); the latest at {}: {e}", at(t)));
+    }
+    Ok(StorageHealth { free, reserve_bytes: reserve, failures })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_thresholds_are_validated_with_their_keys() {
+        let mut problems = Vec::new();
+        let alerts = validate_alerts(&RawAlerts::default(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            (alerts.backlog_age, alerts.neighbour_down_after, alerts.stuck_after, alerts.storage_error_window),
+            (Duration::from_secs(300), Duration::from_secs(60), Duration::from_secs(300), Duration::from_secs(3600))
+        );
+        let raw = RawAlerts {
+            backlog_age: "soon".into(),
+            neighbour_down_after: "999ms".into(),
+            stuck_after: "1s".into(),
+            ..RawAlerts::default()
+        };
+        validate_alerts(&raw, &mut problems);
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["health.backlog_age", "health.neighbour_down_after"], "1s is the edge: {problems:?}");
+    }
+
+    #[test]
+    fn a_neighbour_is_up_again_at_its_first_answer() {
+        let watch = Watch::default();
+        let hop: AgencyCode = "000.00.41.H49".parse().unwrap();
+        watch.unreachable(&hop, 1_000, "timed out");
+        watch.unreachable(&hop, 2_000, "refused");
+        let c = lock(&watch.contacts)[&hop].clone();
+        assert_eq!((c.failing_since, c.failures, c.last_error.as_deref()), (Some(1_000), 2, Some("refused")));
+        watch.answered(&hop, 3_000);
+        let c = lock(&watch.contacts)[&hop].clone();
+        assert_eq!((c.failing_since, c.failures, c.last_answer), (None, 0, Some(3_000)));
+    }
 }

@@ -2,13 +2,16 @@
 //! neighbour (`Deliver`) or from this agency's clerk (`Submit`).
 //!
 //! **Invariant: a node answers with a hop receipt only after the document is durable.** The
-//! order is: check who may hand us what and the limits; verify the envelope (signatures,
-//! chains at signing time with the node's CRLs and those sent along, hierarchy); stream every
-//! attachment into temporary files checking size and hash; move them into the store; then one
-//! database transaction records the document, its routes, the outbox transfers, the inbox
-//! entry and the receipts (the hop receipt returned to the sender among them). Until that
-//! commit returns, the document is the previous hop's; after it, it is ours. Any failure
-//! before the commit leaves nothing behind and produces a signed refusal with the reason.
+//! order is: check who may hand us what and the limits, and that it fits above the free-space
+//! reserve; verify the envelope (signatures, chains at signing time with the node's CRLs and
+//! those sent along, hierarchy); stream every attachment into temporary files checking size
+//! and hash, synced and size-checked on disk; move them into the store; then one database
+//! transaction records the document, its routes, the outbox transfers, the inbox entry and the
+//! receipts (the hop receipt returned to the sender among them). Until that `COMMIT` has
+//! succeeded (`Tx::commit` returned `Ok`), the document is the previous hop's; after it, it is
+//! ours. Any failure before the commit leaves nothing behind: a bad document gets a signed
+//! refusal with the reason, a storage failure a transient refusal saying the node cannot store
+//! documents now (the sender retries).
 
 use std::collections::BTreeMap;
 
@@ -134,6 +137,24 @@ fn transient(reason: String) -> Refusal {
     Refusal { reason, receipt: None, transient: true }
 }
 
+/// The refusal for a document the node cannot store now (a full disk, a database refusing
+/// writes): transient, so a neighbour retries and the clerk is told to send again; nothing of
+/// the document was kept. The failure is remembered for the health read-out.
+fn cannot_store(node: &Node, error: &crate::storage::StoreError) -> Refusal {
+    node.storage_failed("taking a document", error);
+    transient(storage_reason(error))
+}
+
+/// What the sender and the clerk are told when storage fails.
+pub(crate) fn storage_reason(error: &crate::storage::StoreError) -> String {
+    let full = match error {
+        crate::storage::StoreError::NoSpace { .. } => "the disk is nearly full: ",
+        e if e.is_disk_full() => "the disk is full: ",
+        _ => "",
+    };
+    format!("the node cannot store documents now ({full}{error}); nothing was taken, send again later")
+}
+
 /// Takes a document whose attachments follow on `attachments`.
 pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     node: &Node,
@@ -218,7 +239,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
                 Some(from) => {
                     match node.store.hop_receipt_covering(&digest, &node.config.agency, &from, &recipients).await {
                         Ok(r) => r,
-                        Err(e) => return Err(transient(e.to_string())),
+                        Err(e) => return Err(cannot_store(node, &e)),
                     }
                 }
                 None => None,
@@ -232,7 +253,14 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             return Err(refuse(format!("a different document with the id {doc_id} was already received"), &recipients));
         }
         Ok(None) => {}
-        Err(e) => return Err(transient(e.to_string())),
+        Err(e) => return Err(cannot_store(node, &e)),
+    }
+
+    // Room for it, keeping the reserve: refused now, before a byte is written, rather than
+    // failing halfway on a full disk.
+    let needed = total.saturating_add(envelope_bytes.len() as u64);
+    if let Err(e) = node.store.ensure_space(needed, limits.min_free_bytes) {
+        return Err(cannot_store(node, &e));
     }
 
     // Verify: signatures, chains at signing time, hierarchy; with the CRLs that came along.
@@ -261,7 +289,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Ok(Err(crate::storage::StoreError::Attachment { name, problem })) => {
             return Err(refuse(format!("attachment {name:?}: {problem}"), &recipients));
         }
-        Ok(Err(e)) => return Err(transient(e.to_string())),
+        Ok(Err(e)) => return Err(cannot_store(node, &e)),
         Err(_) => {
             return Err(transient(format!(
                 "attachments of {doc_id} did not arrive within {:?}",
@@ -308,7 +336,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     }
 
     for p in pending {
-        p.commit().await.map_err(|e| transient(e.to_string()))?;
+        p.commit().await.map_err(|e| cannot_store(node, &e))?;
     }
     let mut crls_changed = false;
     let new_cas = node.trust.learn(path_cas(&envelope));
@@ -330,7 +358,10 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         {
             DocInsert::New(id) => (id, false),
             DocInsert::Existing(id) => (id, true),
-            DocInsert::Conflict => return Ok(None),
+            DocInsert::Conflict => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
         };
         let toward_sender = match node.routes.next_hop(&manifest.from) {
             Ok(NextHop::Neighbour(n)) => Some(n),
@@ -426,7 +457,8 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Ok(None) => {
             return Err(refuse(format!("a different document with the id {doc_id} was already received"), &recipients));
         }
-        Err(e) => return Err(transient(e.to_string())),
+        // Not committed: nothing was taken, and no hop receipt leaves this node.
+        Err(e) => return Err(cannot_store(node, &e)),
     };
     if crls_changed {
         crate::crls::refresh(node).await;

@@ -121,6 +121,8 @@ pub struct Node {
     pub routes: Routes,
     /// In-memory counters.
     pub metrics: Metrics,
+    /// What the running node saw of neighbours and transfers in flight (for health alerts).
+    pub watch: health::Watch,
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     connections: outbound::ConnectionSlots,
@@ -225,6 +227,7 @@ impl Node {
             trust,
             routes,
             metrics: Metrics::default(),
+            watch: health::Watch::default(),
             endpoint,
             client_config,
             connections: StdMutex::new(HashMap::new()),

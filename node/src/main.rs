@@ -85,10 +85,12 @@ enum Command {
     },
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LIENTHONG_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: logs kept in files or read by scripts get none.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -121,13 +123,48 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
 
 async fn status(path: PathBuf) -> anyhow::Result<()> {
     let config = load(&path)?;
-    let store = node::storage::Store::open(&config.database, &config.data_dir).await?;
-    let crls = store.crls().await?;
-    let trust = node::trust::Trust::new(config.anchors.clone(), Vec::new(), config.crl_freshness);
-    let report = node::health::from_storage(&config, &store, &trust, &crls, time::OffsetDateTime::now_utc()).await?;
+    let read = async {
+        let store = node::storage::Store::open(&config.database, &config.data_dir).await?;
+        let crls = store.crls().await?;
+        let trust = node::trust::Trust::new(config.anchors.clone(), Vec::new(), config.crl_freshness);
+        let report = node::health::from_storage(&config, &store, &trust, &crls, time::OffsetDateTime::now_utc()).await;
+        store.close().await;
+        report
+    };
+    // One line, whatever the database said (its messages may span lines or carry escapes).
+    let report = read.await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the health of {} from its storage (data {}, {} database): {}",
+            config.agency,
+            config.data_dir.display(),
+            node::storage::Backend::of_url(&config.database).name(),
+            one_line(&e.to_string())
+        )
+    })?;
     println!("{}", serde_json::to_string_pretty(&report)?);
-    store.close().await;
     Ok(())
+}
+
+/// `text` on one line: control characters (line breaks, terminal escapes) and the runs of
+/// spaces they leave become single spaces.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape sequence: ESC [ parameters final-byte.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                while chars.next().is_some_and(|c| !c.is_ascii_alphabetic()) {}
+            }
+            continue;
+        }
+        let c = if c.is_control() { ' ' } else { c };
+        if !(c == ' ' && out.ends_with(' ')) {
+            out.push(c);
+        }
+    }
+    out.trim().to_owned()
 }
 
 async fn backup(config: PathBuf, out: PathBuf, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
@@ -175,7 +212,9 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    // `status` prints a read-out for a person or a script, or one line saying why it cannot:
+    // no log lines beside it (LIENTHONG_LOG still turns them on).
+    init_logging(cli.log_json, if matches!(cli.command, Command::Status { .. }) { "off" } else { "info" });
     let result = match cli.command {
         Command::Init { agency, name, listen, parent, out } => (|| {
             let parent = match &parent {
@@ -215,5 +254,19 @@ fn main() -> ExitCode {
             eprintln!("error: {line}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn errors_are_printed_on_one_clean_line() {
+        assert_eq!(
+            one_line("database:\n  error returned\tfrom \u{1b}[31mdatabase\u{1b}[0m:  (code: 14)\r\n"),
+            "database: error returned from database: (code: 14)"
+        );
+        assert_eq!(one_line("plain"), "plain");
     }
 }

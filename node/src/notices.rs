@@ -139,7 +139,12 @@ pub async fn take_notice(
         Ok(new)
     }
     .await;
-    let new = result.map_err(|e| (ErrorKind::Unavailable, e.to_string()))?;
+    // Accepted only once the receipt is committed; otherwise the sender keeps it and retries.
+    let new = result.map_err(|e| {
+        node.storage_failed("taking a receipt", &e);
+        let full = if e.is_disk_full() { "the disk is full: " } else { "" };
+        (ErrorKind::Unavailable, format!("the node cannot store receipts now ({full}{e}); send again later"))
+    })?;
     if new {
         Metrics::bump(&node.metrics.notices_in);
         node.wake_outbox();

@@ -197,9 +197,18 @@ pub async fn run_outbox(node: Arc<Node>) {
     let lease = node.config.limits.outbox_lease;
     let renew_every = lease / 3;
     let mut renewed_at = tokio::time::Instant::now();
+    let mut faults_tried_at: Option<tokio::time::Instant> = None;
     loop {
         if node.stopping() {
             break;
+        }
+        // Storage failures seen while the database refused writes are written down once it
+        // takes them again (tried every few seconds), so `status` shows them afterwards.
+        if faults_tried_at.is_none_or(|t| t.elapsed() >= FAULTS_RECORD_EVERY) {
+            faults_tried_at = Some(tokio::time::Instant::now());
+            if let Err(e) = node.store.record_faults().await {
+                tracing::debug!(error = %e, "storage failures not written down yet");
+            }
         }
         let now = millis(node.now());
         if node.store.backend() == crate::storage::Backend::Postgres && renewed_at.elapsed() >= renew_every {
@@ -252,7 +261,20 @@ pub async fn run_outbox(node: Arc<Node>) {
             node.tasks.spawn(async move {
                 if let Ok(_permit) = peer.acquire_owned().await {
                     let id = transfer.id;
-                    run_transfer(&task_node, transfer).await;
+                    task_node.watch.started(id, &transfer.next_hop, transfer.attempts, millis(task_node.now()));
+                    let recorded = run_transfer(&task_node, transfer).await;
+                    task_node.watch.ended(id);
+                    if !recorded {
+                        // The outcome could not be written (storage failing): the transfer is
+                        // still pending and due. Hold it back a while instead of sending it
+                        // again at once (the next hop would answer it from its storage, but
+                        // there is no point while ours refuses writes).
+                        let mut stop = task_node.shutdown_signal();
+                        tokio::select! {
+                            _ = tokio::time::sleep(task_node.config.retry.initial.max(Duration::from_secs(1))) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
                     if let Ok(mut s) = in_flight.lock() {
                         s.remove(&id);
                     }
@@ -284,7 +306,11 @@ pub async fn run_outbox(node: Arc<Node>) {
     }
 }
 
-async fn run_transfer(node: &Arc<Node>, transfer: Transfer) {
+/// How often storage failures not yet in the database are tried again.
+const FAULTS_RECORD_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs one transfer and records its outcome; false when the outcome could not be recorded.
+async fn run_transfer(node: &Arc<Node>, transfer: Transfer) -> bool {
     let outcome = match transfer.kind {
         TransferKind::Document(id) => send_document(node, &transfer, id).await,
         TransferKind::Notice(id) => send_notice(node, &transfer, id).await,
@@ -318,8 +344,13 @@ async fn run_transfer(node: &Arc<Node>, transfer: Transfer) {
             fail(node, &transfer, &error, now, Some(reason.as_str())).await
         }
     };
-    if let Err(e) = result {
-        tracing::error!(transfer = transfer.id, error = %e, "cannot record the outcome of a transfer; it is retried when its lease runs out");
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            // Logged there; the transfer stays pending and is tried again.
+            node.storage_failed(&format!("recording the outcome of transfer {}", transfer.id), &e);
+            false
+        }
     }
 }
 
@@ -346,7 +377,8 @@ async fn fail(
     let now = millis(node.now());
     let mut tx = node.store.begin().await?;
     if !tx.fail_transfer(transfer.id, &node.lease_owner, error, next_attempt_at, dead_reason.is_some(), true).await? {
-        return Ok(());
+        // The claim expired and another worker owns the transfer now.
+        return tx.rollback().await;
     }
     if dead_reason.is_some() {
         Metrics::bump(&node.metrics.dead);
@@ -375,7 +407,7 @@ async fn record(
     let mut tx = node.store.begin().await?;
     if !tx.finish_transfer(transfer.id, &node.lease_owner, state, now).await? {
         // The claim expired and another worker owns the transfer now.
-        return Ok(());
+        return tx.rollback().await;
     }
     crate::notices::keep_and_route(&mut tx, node, kept, &transfer.next_hop.to_string(), None, now).await?;
     tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
@@ -422,8 +454,12 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
         .await;
     let response = match response {
         Ok(r) => r,
-        Err(e) => return Outcome::Retry(e),
+        Err(e) => {
+            node.neighbour_unreachable(&hop, &e);
+            return Outcome::Retry(e);
+        }
     };
+    node.neighbour_answered(&hop);
     match response {
         NodeResponse::HopReceipt { receipt } => {
             let receipt = match SignedReceipt::from_bytes(&receipt) {
@@ -491,7 +527,12 @@ async fn send_notice(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcome 
         receipt: ByteBuf::from(stored.bytes),
         crls: node.crls_for(&[chain]).await.into_iter().map(ByteBuf::from).collect(),
     };
-    match node.simple_request(&hop, &request).await {
+    let response = node.simple_request(&hop, &request).await;
+    match &response {
+        Ok(_) => node.neighbour_answered(&hop),
+        Err(e) => node.neighbour_unreachable(&hop, e),
+    }
+    match response {
         Ok(NodeResponse::Accepted) => {
             let now = millis(node.now());
             let result: Result<(), StoreError> = async {

@@ -15,7 +15,9 @@ pub mod network;
 pub mod operator;
 pub mod postgres;
 pub mod probe;
+pub mod silent_peer;
 pub mod smtp;
+pub mod tmpfs;
 
 pub use cli::{Cli, Run, bin};
 

@@ -21,19 +21,23 @@ pub(crate) use held_by;
 
 pub mod blobs;
 mod documents;
+mod faults;
 mod outbox;
 mod receipts;
+pub mod space;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, ConnectOptions, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, ConnectOptions};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use documents::{DocInsert, NewDocument, StoredDocument};
-pub use outbox::{Leased, QueueDepths, Transfer, TransferKind};
+pub use faults::StorageFaults;
+pub use outbox::{HopQueue, Leased, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
 
 /// Which database is behind the pool.
@@ -93,6 +97,22 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// Storing would leave less than the configured reserve free on a filesystem the node
+    /// writes to.
+    #[error(
+        "{free} bytes free on {} for {needed} bytes to store, below the reserve of {reserve} bytes (limits.min_free_bytes)",
+        path.display()
+    )]
+    NoSpace {
+        /// A directory on that filesystem.
+        path: std::path::PathBuf,
+        /// Bytes available there.
+        free: u64,
+        /// Bytes the write needs.
+        needed: u64,
+        /// The reserve.
+        reserve: u64,
+    },
 }
 
 /// The node's database and attachment store.
@@ -102,6 +122,9 @@ pub struct Store {
     backend: Backend,
     write: Mutex<()>,
     blobs: blobs::BlobStore,
+    /// Where the node writes: the data directory and, on SQLite, the database's directory.
+    write_dirs: Vec<std::path::PathBuf>,
+    faults: std::sync::Mutex<faults::FaultLog>,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -124,45 +147,61 @@ impl Store {
         sqlx::any::install_default_drivers();
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Dir { path: data_dir.to_owned(), source })?;
         let backend = Backend::of_url(url);
-        let pool = match backend {
-            Backend::Sqlite => {
-                let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
-                let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-                AnyPoolOptions::new()
-                    .max_connections(4)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // WAL: readers do not block the writer. FULL: a commit is on disk when
-                            // it returns, which is what a hop receipt promises.
-                            for pragma in [
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA synchronous = FULL",
-                                "PRAGMA busy_timeout = 10000",
-                                "PRAGMA foreign_keys = ON",
-                            ] {
-                                sqlx::query(pragma).execute(&mut *conn).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?
-            }
-            Backend::Postgres => {
-                let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(options)
-                    .await?
-            }
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
         };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        // One connection first, set up as the pool's will be: a database that cannot be opened
+        // (missing, damaged, on a read-only filesystem) fails here at once with its own error,
+        // instead of the pool retrying quietly until its acquire timeout.
+        let mut probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await?;
+        set_up(&mut probe, backend).await?;
+        sqlx::Connection::close(probe).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| Box::pin(async move { set_up(conn, backend).await }))
+            .connect_with(options)
+            .await?;
         match backend {
             Backend::Sqlite => MIGRATE_SQLITE.run(&pool).await?,
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }
         let blobs = blobs::BlobStore::open(&data_dir.join("blobs"))?;
-        Ok(Store { pool, backend, write: Mutex::new(()), blobs })
+        let mut write_dirs = vec![data_dir.to_owned()];
+        // The database's directory counts on its own when it is on another filesystem.
+        let device = |d: &Path| std::fs::metadata(d).ok().map(|m| std::os::unix::fs::MetadataExt::dev(&m));
+        if let Some(dir) = space::sqlite_dir(&url)
+            && device(&dir) != device(data_dir)
+        {
+            write_dirs.push(dir);
+        }
+        Ok(Store { pool, backend, write: Mutex::new(()), blobs, write_dirs, faults: Default::default() })
+    }
+
+    /// Free bytes on each filesystem the node writes to (the data directory; on SQLite also
+    /// the database's directory when it is on another filesystem).
+    pub fn free_space(&self) -> Vec<(std::path::PathBuf, std::io::Result<u64>)> {
+        self.write_dirs.iter().map(|d| (d.clone(), space::available(d))).collect()
+    }
+
+    /// Refuses, before anything is written, a write of `needed` bytes that would leave less
+    /// than `reserve` free on a filesystem the node writes to. A reserve of 0 checks nothing.
+    pub fn ensure_space(&self, needed: u64, reserve: u64) -> Result<(), StoreError> {
+        if reserve == 0 {
+            return Ok(());
+        }
+        for dir in &self.write_dirs {
+            let free = space::available(dir).map_err(|source| StoreError::Dir { path: dir.clone(), source })?;
+            if !space::fits(free, needed, reserve) {
+                return Err(StoreError::NoSpace { path: dir.clone(), free, needed, reserve });
+            }
+        }
+        Ok(())
     }
 
     /// The backend.
@@ -180,14 +219,46 @@ impl Store {
         &self.pool
     }
 
-    /// Begins a write transaction; on SQLite it holds the process's write lock until dropped.
+    /// Begins a write transaction; on SQLite it holds the process's write lock until it ends.
+    ///
+    /// The transaction is ours, not sqlx's (see [`Tx`]): `BEGIN` is sent as a plain statement
+    /// on a pooled connection, so a connection that is somehow still inside a transaction
+    /// makes `BEGIN` fail ("cannot start a transaction within a transaction") instead of
+    /// silently nesting a savepoint. Such a connection is closed and one fresh connection is
+    /// tried before giving up.
     pub async fn begin(&self) -> Result<Tx<'_>, StoreError> {
-        let guard = match self.backend {
+        let mut guard = match self.backend {
             Backend::Sqlite => Some(self.write.lock().await),
             Backend::Postgres => None,
         };
-        let tx = self.pool.begin().await?;
-        Ok(Tx { tx, _guard: guard })
+        // IMMEDIATE takes SQLite's write lock now: a busy or failing database shows at BEGIN,
+        // before any work, and the transaction can never fail to upgrade later.
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let mut retried = false;
+        loop {
+            // Held by a `Tx` from the start: if this future is dropped halfway (a request timing
+            // out), the connection is closed, never returned to the pool mid-`BEGIN`.
+            let mut tx = Tx { conn: Some(self.pool.acquire().await?), _guard: None };
+            match sqlx::raw_sql(begin).execute(tx.conn()).await {
+                Ok(_) => {
+                    tx._guard = guard.take();
+                    return Ok(tx);
+                }
+                Err(e) => {
+                    if let Some(conn) = tx.conn.take() {
+                        discard(conn).await;
+                    }
+                    if retried {
+                        return Err(e.into());
+                    }
+                    tracing::warn!(error = %e, "BEGIN failed; that database connection is closed, trying a fresh one");
+                    retried = true;
+                }
+            }
+        }
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -196,21 +267,111 @@ impl Store {
     }
 }
 
-/// A write transaction. Dropped without [`Tx::commit`], it rolls back.
+/// Sets up a new connection. SQLite: WAL (readers do not block the writer); `synchronous =
+/// FULL` (a commit is on disk when it returns, which is what a hop receipt promises); a busy
+/// timeout; foreign keys. PostgreSQL needs nothing.
+async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = FULL",
+            "PRAGMA busy_timeout = 10000",
+            "PRAGMA foreign_keys = ON",
+        ] {
+            sqlx::query(pragma).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Closes a pooled connection instead of returning it to the pool: the one way to be sure
+/// that whatever state it is in (a transaction the database may or may not have rolled back
+/// itself) goes with it. Closing rolls back anything still open (SQLite rolls back on
+/// `sqlite3_close`; PostgreSQL aborts the transaction of a session that ends). The pool opens
+/// a replacement when it needs one.
+async fn discard(conn: PoolConnection<Any>) {
+    // Bounded: a connection that hangs while closing is dropped (which closes it too).
+    let closing = conn.close();
+    if !matches!(tokio::time::timeout(Duration::from_secs(5), closing).await, Ok(Ok(()))) {
+        tracing::warn!("a database connection did not close cleanly; it was dropped");
+    }
+}
+
+/// A write transaction. It ends in one of three ways, and only the first two give the
+/// connection back to the pool:
+/// - [`Tx::commit`] returns `Ok` only when `COMMIT` itself succeeded: the work is durable.
+/// - [`Tx::rollback`] (a transaction ended on purpose) sends `ROLLBACK`.
+/// - Anything else — `COMMIT` or `ROLLBACK` failing, or the `Tx` dropped, as every `?` on a
+///   failed statement does — closes the connection, which rolls back whatever is open.
+///
+/// Why not sqlx's `Transaction`: sqlx counts transaction depth itself and only lowers the
+/// count when its own `COMMIT`/`ROLLBACK` succeeds. When SQLite rolls a transaction back on
+/// its own (a `COMMIT` failing with `SQLITE_FULL` does), the `ROLLBACK` sqlx queues on drop
+/// fails with "no transaction is active", the failure is dropped unseen, the count stays at
+/// one, and the pool takes the connection back after a ping. The next `begin` on it sends
+/// `SAVEPOINT` instead of `BEGIN`; after one more failure the rollback is `ROLLBACK TO
+/// SAVEPOINT`, which does not end the transaction: the connection then holds SQLite's write
+/// lock for good and every later "commit" on it releases a savepoint inside a transaction that
+/// never commits (sqlx documents that automatic rollbacks may not be counted). Here no
+/// statement of a transaction is ever a savepoint, and a connection whose state is uncertain
+/// is never reused.
+///
+/// Every statement error inside a transaction must end it (callers use `?`): PostgreSQL
+/// answers `COMMIT` of a transaction aborted by an earlier error with a rollback, not an
+/// error.
 pub struct Tx<'a> {
-    tx: Transaction<'static, Any>,
+    /// `None` once the transaction ended.
+    conn: Option<PoolConnection<Any>>,
     _guard: Option<MutexGuard<'a, ()>>,
 }
 
 impl Tx<'_> {
-    /// Commits.
-    pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+    /// Commits. `Ok` means the database said the `COMMIT` succeeded (with SQLite's
+    /// `synchronous = FULL`, the data is on disk); on `Err` nothing of the transaction is kept
+    /// and the connection is closed.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.end("COMMIT").await
+    }
+
+    /// Ends the transaction without keeping anything (a transaction ended on purpose: the
+    /// work turned out not to be needed).
+    pub async fn rollback(mut self) -> Result<(), StoreError> {
+        self.end("ROLLBACK").await
+    }
+
+    async fn end(&mut self, statement: &'static str) -> Result<(), StoreError> {
+        // The connection stays in `self` while the statement runs: if this future is dropped
+        // halfway, `Drop` closes it (the outcome is unknown, so it is never reused).
+        let result = sqlx::raw_sql(statement).execute(self.conn()).await;
+        let Some(conn) = self.conn.take() else { return Ok(()) };
+        match result {
+            // Dropped here, it goes back to the pool: the transaction ended, as the database said.
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, statement, "transaction did not end cleanly; closing its database connection");
+                discard(conn).await;
+                Err(e.into())
+            }
+        }
     }
 
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
+        // The connection is taken only by `end`, which consumes the transaction: while a `Tx`
+        // can be used, it holds its connection.
+        match self.conn.as_mut() {
+            Some(c) => c,
+            None => unreachable!("a transaction is used after it ended"),
+        }
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            // Dropped without commit or rollback: a statement failed (or the work was
+            // cancelled). Its state is uncertain; the pool must not get it back.
+            conn.close_on_drop();
+        }
     }
 }
 

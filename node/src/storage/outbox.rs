@@ -189,6 +189,31 @@ pub struct QueueDepths {
     pub done: i64,
     /// Oldest pending transfer's age, seconds.
     pub oldest_pending_seconds: i64,
+    /// Pending for longer than `health.backlog_age` (set by the health read-out).
+    pub backlog: i64,
+    /// Attempts running now (a running node's read-out).
+    pub in_flight: i64,
+    /// Of which running longer than `health.stuck_after`.
+    pub stuck: i64,
+}
+
+/// The outbox toward one next hop, for the health read-out.
+#[derive(Debug, Clone)]
+pub struct HopQueue {
+    /// The next hop.
+    pub next_hop: String,
+    /// Transfers waiting.
+    pub pending: i64,
+    /// Of which failed at least once.
+    pub retrying: i64,
+    /// Of which created before the backlog cut-off.
+    pub aged: i64,
+    /// The oldest waiting transfer's age, seconds.
+    pub oldest_pending_seconds: i64,
+    /// When it last took a transfer, ms.
+    pub last_done: Option<i64>,
+    /// The error of its latest failed transfer still waiting.
+    pub last_error: Option<String>,
 }
 
 impl Store {
@@ -362,7 +387,53 @@ impl Store {
             refused: d.count("refused"),
             done: d.count("done"),
             oldest_pending_seconds: d.oldest_pending_seconds,
+            ..QueueDepths::default()
         })
+    }
+
+    /// The outbox per next hop: waiting, retrying, waiting since before `aged_before` (ms), the
+    /// oldest, the latest hand-over and the latest error.
+    pub async fn outbox_by_hop(&self, now: i64, aged_before: i64) -> Result<Vec<HopQueue>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT next_hop,
+                    SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS pending,
+                    SUM(CASE WHEN state = 'pending' AND attempts > 0 THEN 1 ELSE 0 END) AS retrying,
+                    SUM(CASE WHEN state = 'pending' AND created_at < $1 THEN 1 ELSE 0 END) AS aged,
+                    MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest,
+                    MAX(CASE WHEN state = 'done' THEN done_at END) AS last_done
+             FROM outbox GROUP BY next_hop ORDER BY next_hop",
+        )
+        .bind(aged_before)
+        .fetch_all(self.pool())
+        .await?;
+        let mut hops = Vec::with_capacity(rows.len());
+        for r in rows {
+            let next_hop: String = r.try_get("next_hop")?;
+            let retrying = r.try_get::<Option<i64>, _>("retrying")?.unwrap_or(0);
+            let last_error = if retrying > 0 {
+                sqlx::query(
+                    "SELECT last_error FROM outbox WHERE next_hop = $1 AND state = 'pending' AND attempts > 0 ORDER BY next_attempt_at DESC, id DESC LIMIT 1",
+                )
+                .bind(&next_hop)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|row| row.try_get::<Option<String>, _>("last_error"))
+                .transpose()?
+                .flatten()
+            } else {
+                None
+            };
+            hops.push(HopQueue {
+                pending: r.try_get::<Option<i64>, _>("pending")?.unwrap_or(0),
+                retrying,
+                aged: r.try_get::<Option<i64>, _>("aged")?.unwrap_or(0),
+                oldest_pending_seconds: r.try_get::<Option<i64>, _>("oldest")?.map_or(0, |o| (now - o).max(0) / 1000),
+                last_done: r.try_get("last_done")?,
+                last_error,
+                next_hop,
+            });
+        }
+        Ok(hops)
     }
 
     /// Dead-lettered transfers, for the operator.

@@ -1,0 +1,129 @@
+//! Storage failures, remembered for the operator: how many since start, the latest with its
+//! time, and (once the database takes writes again) the same in the database, so that
+//! `lienthong-node status` shows a failure after it is over.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// In memory: what the running process saw.
+#[derive(Debug, Default)]
+pub(crate) struct FaultLog {
+    since_start: u64,
+    /// Seen but not yet written to the database.
+    unrecorded: u64,
+    last: Option<(i64, String)>,
+}
+
+/// Storage failures, for the health read-out.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StorageFaults {
+    /// Failures seen by the running process (absent when read from storage alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_start: Option<u64>,
+    /// Failures recorded in the database over the node's life (counter `storage_errors`).
+    pub recorded: i64,
+    /// When the latest failure happened, ms.
+    pub last_at_ms: Option<i64>,
+    /// What it said.
+    pub last_error: Option<String>,
+}
+
+impl StoreError {
+    /// Whether this is a failure of the node's storage (database, files, space), as opposed to
+    /// a problem with what was being stored (an attachment that does not match its manifest).
+    pub fn is_storage_failure(&self) -> bool {
+        !matches!(self, StoreError::Attachment { .. })
+    }
+
+    /// Whether the failure says the disk (or the database's space) is full: ENOSPC or EDQUOT
+    /// from a file, SQLITE_FULL, PostgreSQL's `disk_full`, or the configured reserve.
+    pub fn is_disk_full(&self) -> bool {
+        let io_full = |e: &std::io::Error| {
+            matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+                || e.raw_os_error() == Some(28)
+        };
+        match self {
+            StoreError::NoSpace { .. } => true,
+            StoreError::Io(e) | StoreError::Dir { source: e, .. } => io_full(e),
+            StoreError::Database(sqlx::Error::Io(e)) => io_full(e),
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                // SQLITE_FULL is 13 (extended codes keep it in the low byte); 53100 is
+                // PostgreSQL's disk_full.
+                e.code().is_some_and(|c| c == "53100" || c.parse::<i64>().is_ok_and(|n| n & 0xff == 13))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Store {
+    /// Remembers a storage failure seen at `now` (ms); failures of what was stored (see
+    /// [`StoreError::is_storage_failure`]) are not counted.
+    pub fn note_failure(&self, error: &StoreError, now: i64) {
+        if !error.is_storage_failure() {
+            return;
+        }
+        let mut log = lock(&self.faults);
+        log.since_start += 1;
+        log.unrecorded += 1;
+        log.last = Some((now, error.to_string()));
+    }
+
+    /// What the running process saw: failures since start, and the latest.
+    pub fn faults_seen(&self) -> (u64, Option<(i64, String)>) {
+        let log = lock(&self.faults);
+        (log.since_start, log.last.clone())
+    }
+
+    /// Writes the failures seen since the last call into the database (the counter and the
+    /// latest); true if there was anything to write. Fails, and keeps them, while the
+    /// database still refuses writes.
+    pub async fn record_faults(&self) -> Result<bool, StoreError> {
+        let (count, last) = {
+            let log = lock(&self.faults);
+            (log.unrecorded, log.last.clone())
+        };
+        let Some((at, error)) = last.filter(|_| count > 0) else { return Ok(false) };
+        let mut tx = self.begin().await?;
+        tx.count("storage_errors", i64::try_from(count).unwrap_or(i64::MAX)).await?;
+        sqlx::query(
+            "INSERT INTO storage_faults (id, at, error) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET at = $1, error = $2",
+        )
+        .bind(at)
+        .bind(error)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        let mut log = lock(&self.faults);
+        log.unrecorded = log.unrecorded.saturating_sub(count);
+        Ok(true)
+    }
+
+    /// The failures recorded in the database.
+    pub async fn recorded_faults(&self) -> Result<StorageFaults, StoreError> {
+        let recorded = sqlx::query("SELECT value FROM counters WHERE name = 'storage_errors'")
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| r.try_get::<i64, _>("value"))
+            .transpose()?
+            .unwrap_or(0);
+        let last = sqlx::query("SELECT at, error FROM storage_faults WHERE id = 1").fetch_optional(self.pool()).await?;
+        Ok(StorageFaults {
+            since_start: None,
+            recorded,
+            last_at_ms: last.as_ref().map(|r| r.try_get("at")).transpose()?,
+            last_error: last.as_ref().map(|r| r.try_get("error")).transpose()?,
+        })
+    }
+}
+
+fn lock(m: &Mutex<FaultLog>) -> std::sync::MutexGuard<'_, FaultLog> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
