@@ -17,6 +17,7 @@ pub mod memory_ca;
 pub mod pem;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tlog;
 pub mod validate;
 
 pub use agency::{AgencyCode, AgencyCodeError, Scope};
