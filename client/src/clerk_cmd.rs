@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use node::clerk_client::{ClerkClient, ClerkError};
-use node::protocol::{DocumentSummary, ErrorKind};
+use node::protocol::{DocumentSummary, ErrorKind, RouteOutcome};
 use pki::document::bundle::{Bundle, BundleLimits, write_bundle};
 use pki::document::verify::{VerifyOptions, verify_bundle};
 use pki::document::{Envelope, Manifest, ReceiptKind, SignedReceipt, StatusCode};
@@ -240,6 +240,62 @@ fn refuse_if_pending(document: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Asks the node, before anything is signed, whether every recipient can be reached, and
+/// refuses a recipient no node serves, with the reason. The answer is advice: when the node
+/// cannot be asked (it is down, or too old to know the question) or a node on the way is
+/// down, the send goes on — the document is kept and retried — and stderr says so.
+fn check_recipients(p: &Profile, to: &[AgencyCode]) -> anyhow::Result<()> {
+    let answers = block_on_value(async {
+        let client = p.connect().await?;
+        let answers = client.route(to).await;
+        client.close().await;
+        Ok(answers)
+    });
+    let answers = match answers {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            eprintln!("note: the node could not say whether the recipients can be reached ({e}); sending anyway");
+            return Ok(());
+        }
+        // Not reachable now: `submit` keeps the signed document and says how to resend it.
+        Err(_) => return Ok(()),
+    };
+    let mut refused = Vec::new();
+    for a in &answers {
+        match &a.outcome {
+            RouteOutcome::Reachable { .. } => {}
+            RouteOutcome::NoRoute { path, reason } => {
+                let at = path.last().map(String::as_str).unwrap_or("the node");
+                refused.push(format!("{}: the node of {at} has no route to it ({reason})", a.recipient));
+            }
+            RouteOutcome::Unconfirmed { path, next_hop, reason } => {
+                let at = path.last().map(String::as_str).unwrap_or("the node");
+                eprintln!(
+                    "note: {} could not be confirmed: the node of {at} could not ask {next_hop} ({reason}); the document will wait there and be retried",
+                    a.recipient
+                );
+            }
+        }
+    }
+    if !refused.is_empty() {
+        bail!(
+            "no node serves {} — {}. Nothing was signed; check the recipient code(s)",
+            if refused.len() == 1 { "this recipient" } else { "these recipients" },
+            refused.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Like [`block_on`], for work that returns a value.
+fn block_on_value<T, F: std::future::Future<Output = anyhow::Result<T>>>(f: F) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
 /// What a later document does to an earlier one.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Acting {
@@ -275,6 +331,7 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
                 bail!("the draft is from {}, but this profile's seal is of {}", bundle.manifest.from, p.agency);
             }
             refuse_if_pending(&bundle.manifest.id().to_string())?;
+            check_recipients(&p, &bundle.manifest.to)?;
             let draft_path = std::path::absolute(draft).with_context(|| format!("{}", draft.display()))?;
             sources = bundle
                 .manifest
@@ -320,6 +377,7 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
                 SignerDefaults { from: p.agency()?, name: leaf.common_name.clone(), position: leaf.title.clone() };
             let manifest = form.to_manifest(&a.document.attachments, &defaults)?;
             refuse_if_pending(&manifest.id().to_string())?;
+            check_recipients(&p, &manifest.to)?;
             for att in &manifest.attachments {
                 let path = crate::form::attachment_path(&a.document.attachments, &att.name)
                     .with_context(|| format!("attachment {} not found", att.name))?;
@@ -491,6 +549,25 @@ fn status_name(code: Option<u8>) -> String {
     }
 }
 
+/// A sent document still in the node's outbox: `sending`, or `sending (retrying: …)` with
+/// the hop, the attempts, the last error and when the next attempt is due.
+fn sending(waiting: &[node::protocol::Waiting]) -> String {
+    let retrying: Vec<String> = waiting
+        .iter()
+        .filter(|w| w.attempts > 0)
+        .map(|w| {
+            format!(
+                "{} attempt(s) to {}, last: {}; next at {}",
+                w.attempts,
+                w.next_hop,
+                w.last_error.as_deref().unwrap_or("no answer"),
+                human_millis(w.next_attempt_ms)
+            )
+        })
+        .collect();
+    if retrying.is_empty() { "sending".to_owned() } else { format!("sending (retrying: {})", retrying.join("; ")) }
+}
+
 /// Pads or cuts text to `width` characters (NFC Vietnamese is one column per character).
 fn cell(text: &str, width: usize) -> String {
     let count = text.chars().count();
@@ -557,7 +634,10 @@ fn print_table(entries: &[DocumentSummary], sent: bool) -> anyhow::Result<()> {
     for e in entries {
         let at = human_millis(e.at_ms);
         let party = if sent { e.recipients.join(", ") } else { format!("{} {}", e.sender, e.sender_name) };
-        let mut status = status_name(e.status);
+        let mut status = match (e.status, e.waiting.as_slice()) {
+            (None, [_, ..]) => sending(&e.waiting),
+            _ => status_name(e.status),
+        };
         if e.provisional {
             status.push_str(" (provisional)");
         }
