@@ -630,12 +630,14 @@ fn print_table(entries: &[DocumentSummary], sent: bool) -> anyhow::Result<()> {
     }
     let who = if sent { "To" } else { "From" };
     let when = if sent { "Sent" } else { "Arrived" };
-    outln!("{when:<25} {:<15} {who:<48} {:<14} {:<40} {:<10} Status", "Urgency", "Number", "Subject", "Due")?;
+    outln!("{when:<26} {:<15} {who:<48} {:<14} {:<40} {:<10} Status", "Urgency", "Number", "Subject", "Due")?;
     for e in entries {
         let at = human_millis(e.at_ms);
         let party = if sent { e.recipients.join(", ") } else { format!("{} {}", e.sender, e.sender_name) };
-        let mut status = match (e.status, e.waiting.as_slice()) {
-            (None, [_, ..]) => sending(&e.waiting),
+        let mut status = match (sent, e.status, e.waiting.as_slice()) {
+            (true, None, [_, ..]) => sending(&e.waiting),
+            // Handed to the next hop (its hop receipt is kept), no arrival yet.
+            (true, None, []) => "in transit".to_owned(),
             _ => status_name(e.status),
         };
         if e.provisional {
@@ -649,7 +651,7 @@ fn print_table(entries: &[DocumentSummary], sent: bool) -> anyhow::Result<()> {
         }
         outln!(
             "{} {} {} {} {} {:<10} {}",
-            cell(&at, 25),
+            cell(&at, 26),
             cell(urgency_name(e.urgency), 15),
             cell(&party, 48),
             cell(&e.number, 14),
@@ -657,7 +659,7 @@ fn print_table(entries: &[DocumentSummary], sent: bool) -> anyhow::Result<()> {
             e.due.as_deref().unwrap_or("-"),
             status
         )?;
-        outln!("{:>26}id: {}", "", e.document)?;
+        outln!("{:>27}id: {}", "", e.document)?;
     }
     Ok(())
 }

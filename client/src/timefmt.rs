@@ -103,7 +103,12 @@ pub(crate) fn now() -> OffsetDateTime {
 /// C library, because `localtime_r` is not safe once the async runtime has started threads.
 fn local_zone() -> Option<&'static tz::TimeZone> {
     static ZONE: OnceLock<Option<tz::TimeZone>> = OnceLock::new();
-    ZONE.get_or_init(|| tz::TimeZone::local().ok()).as_ref()
+    ZONE.get_or_init(|| match std::env::var("TZ") {
+        // A zone name (`Asia/Ho_Chi_Minh`, `:Asia/Ho_Chi_Minh`) or a POSIX rule (`ICT-7`).
+        Ok(tz) if !tz.trim().is_empty() => tz::TimeZone::from_posix_tz(&tz).ok(),
+        _ => tz::TimeZone::local().ok(),
+    })
+    .as_ref()
 }
 
 /// The machine's UTC offset at instant `t` (zones with daylight saving change it).

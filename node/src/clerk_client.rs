@@ -147,6 +147,9 @@ impl Rejection {
                     44 => Rejection::ClerkRevoked,
                     45 => Rejection::ClerkExpired,
                     48 => Rejection::ClerkUnknownCa,
+                    // The node's verifier says "unsupported certificate" for a valid chain of
+                    // the wrong profile (a seal or person certificate offered for TLS).
+                    46 => Rejection::NotClerk,
                     other => Rejection::ClerkCertificate { alert: other },
                 })
             }

@@ -29,10 +29,15 @@ pub const MAX_ROUTE_RECIPIENTS: usize = pki::document::manifest::MAX_RECIPIENTS;
 /// direct peer only shortens it; 8 leaves room and bounds what one question can cost.
 pub const MAX_ROUTE_HOPS: u8 = 8;
 
-/// How long a node waits for its next hop's answer, per node still to be asked after it: a
-/// neighbour that does not answer in time is reported as unconfirmed, not waited for
-/// (connecting to a dead neighbour alone can take `limits.connect_timeout`).
-pub const ROUTE_WAIT_PER_HOP: Duration = Duration::from_secs(2);
+/// How long a node waits for its next hop's answer: [`ROUTE_WAIT_BASE`] plus this much per
+/// node that may still be asked after it, so each node on the way gives up before the one that
+/// asked it (and reports the right node as the one it could not reach). A neighbour that does
+/// not answer in time is reported as unconfirmed rather than waited for (connecting to a dead
+/// neighbour alone can take `limits.connect_timeout`); the clerk waits at most 5 s.
+pub const ROUTE_WAIT_PER_HOP: Duration = Duration::from_millis(500);
+
+/// See [`ROUTE_WAIT_PER_HOP`].
+pub const ROUTE_WAIT_BASE: Duration = Duration::from_secs(1);
 
 /// Answers this agency's clerk.
 pub async fn answer_clerk(node: &Arc<Node>, recipients: &[String]) -> ClerkResponse {
@@ -145,7 +150,7 @@ async fn ask(node: &Arc<Node>, next: AgencyCode, group: &[AgencyCode], hops_left
     }
     let request =
         NodeRequest::Route { recipients: group.iter().map(ToString::to_string).collect(), hops_left: hops_left - 1 };
-    let wait = ROUTE_WAIT_PER_HOP * u32::from(hops_left);
+    let wait = ROUTE_WAIT_BASE + ROUTE_WAIT_PER_HOP * u32::from(hops_left);
     let answer =
         node.request(&next, &request, wait, |mut s| async move { s.finish().map_err(|e| e.to_string()) }).await;
     match answer {
