@@ -270,6 +270,10 @@ async fn every_clerk_mistake_gets_a_message_a_clerk_can_act_on() {
     fails(&with(&["--urgency", "gấp"], &["--urgency"]), &["unknown urgency", "hỏa tốc"]).await;
     fails(&with(&["--due", "12/31/2099"], &["--due"]), &["due", "there is no month 31"]).await;
     fails(&with(&["--due", "hôm nay"], &["--due"]), &["due", "2026-12-01 or 01/12/2026"]).await;
+    // Said once: "manifest field due due date …" stuttered (issue 14).
+    let before = lienthong(&cli, &with(&["--due", "01/01/2020"], &["--due"])).await.fails();
+    assert!(before.contains("manifest field due 2020-01-01 is before the document date"), "{before}");
+    assert!(!before.contains("due due"), "{before}");
     fails(&with(&["--passphrase-env", "WRONG_PASS"], &["--passphrase-env"]), &["wrong passphrase"]).await;
     fails(&with(&["--to", PHONG_DU], &["--to"]), &["cannot send to itself"]).await;
     // Nobody runs 000.09.41.H49: refused before anything is signed, naming the node that has

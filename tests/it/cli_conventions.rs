@@ -325,3 +325,52 @@ fn certificate_profiles_are_cert_profile_and_the_old_spelling_still_works() {
         serde_json::from_str(&cli.lienthong(["pki", "show", "seal.cert.pem", "--json"]).ok()).unwrap();
     assert!(json[0]["not_after"].as_str().unwrap().ends_with('Z'), "{json}");
 }
+
+#[test]
+fn the_demo_left_running_names_profiles_that_exist_and_stops_only_when_its_nodes_exited() {
+    let mut cli = Cli::new();
+    // Whatever fails below, the network does not outlive the test.
+    struct StopDemo(std::path::PathBuf);
+    impl Drop for StopDemo {
+        fn drop(&mut self) {
+            if self.0.join("net/pids.txt").exists() {
+                let _ = Command::new(harness::bin("lienthong"))
+                    .args(["demo", "--stop", "net"])
+                    .current_dir(&self.0)
+                    .output();
+            }
+        }
+    }
+    let _guard = StopDemo(cli.dir.path().to_owned());
+    let run = cli.lienthong(["demo", "--dir", "net", "--topology", "quang-ninh-2025", "--keep"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    cli.env("LIENTHONG_CONFIG_DIR", cli.path("net/config").to_str().unwrap().to_owned().as_str());
+    let profiles: serde_json::Value = serde_json::from_str(&cli.lienthong(["profile", "list", "--json"]).ok()).unwrap();
+    let names: Vec<&str> = profiles.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let hinted: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("lienthong --profile "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(hinted.len(), 2, "{}", run.stdout);
+    for name in &hinted {
+        assert!(names.contains(name), "the hint names {name}, not among {names:?}");
+    }
+    // The hinted inbox works against the running network.
+    let inbox = cli.lienthong(["--profile", hinted[0], "inbox"]).ok();
+    assert!(inbox.contains("UBND-VP"), "{inbox}");
+    let pids: Vec<String> = std::fs::read_to_string(cli.path("net/pids.txt"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, p)| p.to_owned()))
+        .collect();
+    let stopped = cli.lienthong(["demo", "--stop", "net"]).ok();
+    assert!(stopped.contains(&format!("{} node(s) stopped", pids.len())), "{stopped}");
+    // Said stopped only once the processes are gone.
+    for pid in &pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next()).unwrap_or(None);
+        assert!(matches!(state, None | Some('Z')), "pid {pid} still running after --stop: {stat}");
+    }
+}
