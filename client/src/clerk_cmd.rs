@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use node::clerk_client::{ClerkClient, ClerkError};
-use node::protocol::{DocumentSummary, ErrorKind};
+use node::protocol::{DocumentSummary, ErrorKind, RouteOutcome};
 use pki::document::bundle::{Bundle, BundleLimits, write_bundle};
 use pki::document::verify::{VerifyOptions, verify_bundle};
 use pki::document::{Envelope, Manifest, ReceiptKind, SignedReceipt, StatusCode};
@@ -18,9 +18,10 @@ use pki::{AgencyCode, Profile as CertProfile};
 use crate::document_cmd::SigningIdentity;
 use crate::form::{BusinessAct, BusinessInput, CodeOrName, DateInput, Form, SignerDefaults, read_form};
 use crate::outgoing::{Pending, Source};
+use crate::outln;
 use crate::profile::{Profile, Profiles};
 use crate::secret::PassphraseSource;
-use crate::timefmt::{clerk_time, now};
+use crate::timefmt::{human, human_millis, machine, now};
 
 /// Runs async clerk work on a small runtime: the CLI is one request at a time.
 fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
@@ -209,17 +210,20 @@ fn list_pending(json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        outln!("{}", serde_json::Value::Array(list))?;
         return Ok(());
     }
     if pending.is_empty() {
-        println!("No signed document is waiting: the node confirmed everything sent from here.");
+        outln!("No signed document is waiting: the node confirmed everything sent from here.")?;
         return Ok(());
     }
-    println!("Signed, not yet confirmed by the node (send each with `lienthong send --resume ID`):");
+    outln!("Signed, not yet confirmed by the node (send each with `lienthong send --resume ID`):")?;
     for p in &pending {
-        println!("  {}  sha256 {}  signed {}", p.document, &p.digest[..16], p.signed_at);
-        println!("      to {}: {}", p.to.join(", "), p.subject);
+        let signed = time::OffsetDateTime::parse(&p.signed_at, &time::format_description::well_known::Rfc3339)
+            .map(human)
+            .unwrap_or_else(|_| p.signed_at.clone());
+        outln!("  {}  sha256 {}  signed {}", p.document, p.digest.get(..16).unwrap_or(&p.digest), signed)?;
+        outln!("      to {}: {}", p.to.join(", "), p.subject)?;
     }
     Ok(())
 }
@@ -234,6 +238,62 @@ fn refuse_if_pending(document: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Asks the node, before anything is signed, whether every recipient can be reached, and
+/// refuses a recipient no node serves, with the reason. The answer is advice: when the node
+/// cannot be asked (it is down, or too old to know the question) or a node on the way is
+/// down, the send goes on — the document is kept and retried — and stderr says so.
+fn check_recipients(p: &Profile, to: &[AgencyCode]) -> anyhow::Result<()> {
+    let answers = block_on_value(async {
+        let client = p.connect().await?;
+        let answers = client.route(to).await;
+        client.close().await;
+        Ok(answers)
+    });
+    let answers = match answers {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            eprintln!("note: the node could not say whether the recipients can be reached ({e}); sending anyway");
+            return Ok(());
+        }
+        // Not reachable now: `submit` keeps the signed document and says how to resend it.
+        Err(_) => return Ok(()),
+    };
+    let mut refused = Vec::new();
+    for a in &answers {
+        match &a.outcome {
+            RouteOutcome::Reachable { .. } => {}
+            RouteOutcome::NoRoute { path, reason } => {
+                let at = path.last().map(String::as_str).unwrap_or("the node");
+                refused.push(format!("{}: the node of {at} has no route to it ({reason})", a.recipient));
+            }
+            RouteOutcome::Unconfirmed { path, next_hop, reason } => {
+                let at = path.last().map(String::as_str).unwrap_or("the node");
+                eprintln!(
+                    "note: {} could not be confirmed: the node of {at} could not ask {next_hop} ({reason}); the document will wait there and be retried",
+                    a.recipient
+                );
+            }
+        }
+    }
+    if !refused.is_empty() {
+        bail!(
+            "no node serves {} — {}. Nothing was signed; check the recipient code(s)",
+            if refused.len() == 1 { "this recipient" } else { "these recipients" },
+            refused.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Like [`block_on`], for work that returns a value.
+fn block_on_value<T, F: std::future::Future<Output = anyhow::Result<T>>>(f: F) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
 }
 
 /// What a later document does to an earlier one.
@@ -271,6 +331,7 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
                 bail!("the draft is from {}, but this profile's seal is of {}", bundle.manifest.from, p.agency);
             }
             refuse_if_pending(&bundle.manifest.id().to_string())?;
+            check_recipients(&p, &bundle.manifest.to)?;
             let draft_path = std::path::absolute(draft).with_context(|| format!("{}", draft.display()))?;
             sources = bundle
                 .manifest
@@ -316,6 +377,7 @@ pub(crate) fn send(profile_name: Option<&str>, a: SendArgs, acting: Option<(Acti
                 SignerDefaults { from: p.agency()?, name: leaf.common_name.clone(), position: leaf.title.clone() };
             let manifest = form.to_manifest(&a.document.attachments, &defaults)?;
             refuse_if_pending(&manifest.id().to_string())?;
+            check_recipients(&p, &manifest.to)?;
             for att in &manifest.attachments {
                 let path = crate::form::attachment_path(&a.document.attachments, &att.name)
                     .with_context(|| format!("attachment {} not found", att.name))?;
@@ -409,15 +471,15 @@ fn submit(
             ),
         };
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({ "document": id, "envelope_sha256": digest, "attachments": names, "resumed": resumed })
-            );
+            )?;
         } else {
-            println!("Sent {id}");
-            println!("  to:       {}", manifest.to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
-            println!("  subject:  {}", manifest.subject);
-            println!("  follow it with: lienthong track \"{id}\"");
+            outln!("Sent {id}")?;
+            outln!("  to:       {}", manifest.to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))?;
+            outln!("  subject:  {}", manifest.subject)?;
+            outln!("  follow it with: lienthong track \"{id}\"")?;
         }
         Ok(())
     })
@@ -429,6 +491,20 @@ fn private_tempdir(what: &str) -> anyhow::Result<tempfile::TempDir> {
         .prefix(&format!("lienthong-{what}-"))
         .tempdir()
         .with_context(|| format!("cannot create a temporary directory in {}", std::env::temp_dir().display()))
+}
+
+/// A byte counter for a transfer whose size is learnt as it goes (fetch), shown on a
+/// terminal only.
+fn progress_unknown() -> ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
+        bar.set_style(style);
+    }
+    bar
 }
 
 fn progress(total: u64) -> ProgressBar {
@@ -473,6 +549,25 @@ fn status_name(code: Option<u8>) -> String {
     }
 }
 
+/// A sent document still in the node's outbox: `sending`, or `sending (retrying: …)` with
+/// the hop, the attempts, the last error and when the next attempt is due.
+fn sending(waiting: &[node::protocol::Waiting]) -> String {
+    let retrying: Vec<String> = waiting
+        .iter()
+        .filter(|w| w.attempts > 0)
+        .map(|w| {
+            format!(
+                "{} attempt(s) to {}, last: {}; next at {}",
+                w.attempts,
+                w.next_hop,
+                w.last_error.as_deref().unwrap_or("no answer"),
+                human_millis(w.next_attempt_ms)
+            )
+        })
+        .collect();
+    if retrying.is_empty() { "sending".to_owned() } else { format!("sending (retrying: {})", retrying.join("; ")) }
+}
+
 /// Pads or cuts text to `width` characters (NFC Vietnamese is one column per character).
 fn cell(text: &str, width: usize) -> String {
     let count = text.chars().count();
@@ -507,28 +602,44 @@ pub(crate) fn inbox(profile_name: Option<&str>, a: InboxArgs) -> anyhow::Result<
         });
         entries.truncate(a.limit as usize);
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&entries)?);
+            // The node's fields as they are, plus the time in RFC 3339 UTC for programs.
+            let list: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| {
+                    let mut v = serde_json::to_value(e).unwrap_or_default();
+                    if let (Some(map), Ok(t)) = (
+                        v.as_object_mut(),
+                        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000),
+                    ) {
+                        map.insert("at".into(), machine(t).into());
+                    }
+                    v
+                })
+                .collect();
+            outln!("{}", serde_json::to_string_pretty(&list)?)?;
             return Ok(());
         }
-        print_table(&entries, a.sent);
-        Ok(())
+        print_table(&entries, a.sent)
     })
 }
 
-fn print_table(entries: &[DocumentSummary], sent: bool) {
+fn print_table(entries: &[DocumentSummary], sent: bool) -> anyhow::Result<()> {
     if entries.is_empty() {
-        println!("{}", if sent { "Nothing sent yet." } else { "The inbox is empty." });
-        return;
+        outln!("{}", if sent { "Nothing sent yet." } else { "The inbox is empty." })?;
+        return Ok(());
     }
     let who = if sent { "To" } else { "From" };
     let when = if sent { "Sent" } else { "Arrived" };
-    println!("{when:<23} {:<15} {who:<48} {:<14} {:<40} {:<10} Status", "Urgency", "Number", "Subject", "Due");
+    outln!("{when:<26} {:<15} {who:<48} {:<14} {:<40} {:<10} Status", "Urgency", "Number", "Subject", "Due")?;
     for e in entries {
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000)
-            .map(clerk_time)
-            .unwrap_or_default();
+        let at = human_millis(e.at_ms);
         let party = if sent { e.recipients.join(", ") } else { format!("{} {}", e.sender, e.sender_name) };
-        let mut status = status_name(e.status);
+        let mut status = match (sent, e.status, e.waiting.as_slice()) {
+            (true, None, [_, ..]) => sending(&e.waiting),
+            // Handed to the next hop (its hop receipt is kept), no arrival yet.
+            (true, None, []) => "in transit".to_owned(),
+            _ => status_name(e.status),
+        };
         if e.provisional {
             status.push_str(" (provisional)");
         }
@@ -538,29 +649,42 @@ fn print_table(entries: &[DocumentSummary], sent: bool) {
         if let Some(s) = &e.superseded {
             status.push_str(&format!(", {s}"));
         }
-        println!(
+        outln!(
             "{} {} {} {} {} {:<10} {}",
-            cell(&at, 23),
+            cell(&at, 26),
             cell(urgency_name(e.urgency), 15),
             cell(&party, 48),
             cell(&e.number, 14),
             cell(&e.subject, 40),
             e.due.as_deref().unwrap_or("-"),
             status
-        );
-        println!("{:>24}id: {}", "", e.document);
+        )?;
+        outln!("{:>27}id: {}", "", e.document)?;
     }
+    Ok(())
 }
 
 /// Fetches a document into `dir`: every attachment checked against its SHA-256 as it is
 /// written (under a temporary name, moved into place only when it matches), then the bundle
 /// assembled and verified. Returns the bundle's path.
 pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    fetch_with_progress(client, document, dir, &ProgressBar::hidden()).await
+}
+
+/// [`fetch_into`], counting the attachment bytes on `bar` as they are written.
+async fn fetch_with_progress(
+    client: &ClerkClient,
+    document: &str,
+    dir: &Path,
+    bar: &ProgressBar,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let written: std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>> = Default::default();
     let fetched = client
         .fetch(document, |att, mut recv| {
-            let (dir, written) = (dir.to_owned(), written.clone());
+            let (dir, written, bar) = (dir.to_owned(), written.clone(), bar.clone());
+            // The sizes are known one attachment at a time: the bar grows with each.
+            bar.inc_length(att.size);
             async move {
                 pki::document::manifest::check_attachment_name(&att.name)
                     .map_err(|p| ClerkError::Protocol(format!("attachment name {:?} {p}", att.name)))?;
@@ -580,6 +704,7 @@ pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path)
                     ctx.update(&buf[..n]);
                     out.write_all(&buf[..n]).map_err(named)?;
                     remaining -= n as u64;
+                    bar.inc(n as u64);
                 }
                 if ctx.finish().as_ref() != att.sha256 {
                     let _ = std::fs::remove_file(&partial);
@@ -630,6 +755,9 @@ pub(crate) struct FetchArgs {
     /// Where to write the bundle and the attachments.
     #[arg(long)]
     out: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `lienthong fetch`.
@@ -637,19 +765,43 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
     let p = profile(profile_name)?;
     block_on(async move {
         let client = p.connect().await?;
-        let path = fetch_into(&client, &a.document, &a.out).await?;
+        let bar = progress_unknown();
+        let path = fetch_with_progress(&client, &a.document, &a.out, &bar).await;
+        bar.finish_and_clear();
         client.close().await;
+        let path = path?;
         let options = verify_options(&p)?;
         let report = verify_bundle(BufReader::new(File::open(&path)?), &options)
             .context("the fetched document does not verify")?;
-        println!("Fetched {} into {}", report.document_id, a.out.display());
-        println!("  bundle:      {}", path.display());
+        if a.json {
+            let attachments: Vec<serde_json::Value> = report
+                .attachments
+                .iter()
+                .map(|at| {
+                    serde_json::json!({
+                        "name": at.attachment.name,
+                        "path": a.out.join(&at.attachment.name),
+                        "size": at.attachment.size,
+                        "sha256": hex::encode(at.attachment.sha256),
+                    })
+                })
+                .collect();
+            let out = serde_json::json!({
+                "document": report.document_id.to_string(),
+                "bundle": path,
+                "attachments": attachments,
+            });
+            outln!("{}", serde_json::to_string_pretty(&out)?)?;
+            return Ok(());
+        }
+        outln!("Fetched {} into {}", report.document_id, a.out.display())?;
+        outln!("  bundle:      {}", path.display())?;
         for at in &report.attachments {
-            println!(
+            outln!(
                 "  attachment:  {} ({} bytes, intact)",
                 a.out.join(&at.attachment.name).display(),
                 at.attachment.size
-            );
+            )?;
         }
         Ok(())
     })
@@ -686,7 +838,7 @@ pub(crate) fn show(profile_name: Option<&str>, a: ShowArgs) -> anyhow::Result<()
         let report = verify_bundle(BufReader::new(file), &verify_options(&p)?);
         let report = report.context("the document does not verify")?;
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?)?;
         } else {
             crate::report::print(&report);
         }
@@ -706,6 +858,9 @@ pub(crate) struct StatusArgs {
     /// A note for the sender.
     #[arg(long)]
     note: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `lienthong status`.
@@ -723,7 +878,12 @@ pub(crate) fn status(profile_name: Option<&str>, a: StatusArgs) -> anyhow::Resul
         let client = p.connect().await?;
         client.post_status(&a.document, code, a.note.clone()).await.map_err(refused)?;
         client.close().await;
-        println!("Status {:02} {} sent for {}", code, a.status, a.document);
+        if a.json {
+            let out = serde_json::json!({ "document": a.document, "status": code, "name": a.status, "note": a.note });
+            outln!("{out}")?;
+        } else {
+            outln!("Status {:02} {} sent for {}", code, a.status, a.document)?;
+        }
         Ok(())
     })
 }
@@ -770,15 +930,15 @@ pub(crate) fn track(profile_name: Option<&str>, a: TrackArgs) -> anyhow::Result<
         receipts.sort_by_key(|r| (r.receipt.at, r.receipt.kind != ReceiptKind::Hop));
         if a.json {
             let list: Vec<_> = receipts.iter().map(|r| &r.receipt).collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            outln!("{}", serde_json::to_string_pretty(&list)?)?;
             return Ok(());
         }
-        println!("Track of {}", a.document);
+        outln!("Track of {}", a.document)?;
         if receipts.is_empty() {
-            println!("  no receipts yet");
+            outln!("  no receipts yet")?;
         }
         for r in &receipts {
-            println!("  {}  {}", clerk_time(r.receipt.at), describe_named(r, &own, ToString::to_string));
+            outln!("  {}  {}", human(r.receipt.at), describe_named(r, &own, ToString::to_string))?;
         }
         Ok(())
     })
@@ -792,6 +952,9 @@ pub(crate) struct RecallArgs {
     /// The reason, for the recipients.
     #[arg(long)]
     note: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `lienthong recall`.
@@ -801,7 +964,11 @@ pub(crate) fn recall(profile_name: Option<&str>, a: RecallArgs) -> anyhow::Resul
         let client = p.connect().await?;
         client.recall(&a.document, a.note.clone()).await.map_err(refused)?;
         client.close().await;
-        println!("Recall requested for {} (status 13 sent to every recipient)", a.document);
+        if a.json {
+            outln!("{}", serde_json::json!({ "document": a.document, "status": 13, "note": a.note }))?;
+        } else {
+            outln!("Recall requested for {} (status 13 sent to every recipient)", a.document)?;
+        }
         Ok(())
     })
 }

@@ -20,8 +20,9 @@ use pki::document::{Attachment, Business, DocumentKind, Envelope, Manifest, Rece
 use pki::{AgencyCode, Profile as CertProfile};
 use unicode_normalization::UnicodeNormalization;
 
+use crate::outln;
 use crate::profile::{Profile, Profiles};
-use crate::timefmt::{clerk_time, now, today_vietnam};
+use crate::timefmt::{human, now, today_vietnam};
 
 /// The passphrase of the demo officials' keys (they are encrypted, as real ones are).
 pub(crate) const DEMO_PASSPHRASE: &str = "demo-passphrase";
@@ -114,18 +115,61 @@ fn stop_processes(children: &mut [(AgencyCode, Child)]) {
 fn stop(dir: &Path) -> anyhow::Result<()> {
     let pids = std::fs::read_to_string(dir.join("pids.txt"))
         .with_context(|| format!("{} holds no running demo (no pids.txt)", dir.display()))?;
-    let mut stopped = 0;
+    // Signal every node first (they shut down in parallel), then wait for each to be gone:
+    // "stopped" is said only of a process that has exited.
+    let mut signalled = Vec::new();
     for line in pids.lines() {
         if let Some((code, pid)) = line.split_once(' ')
             && Command::new("kill").args(["-TERM", pid]).status().is_ok_and(|s| s.success())
         {
-            println!("stopped {code} (pid {pid})");
-            stopped += 1;
+            signalled.push((code.to_owned(), pid.to_owned()));
         }
     }
+    let mut stopped = 0;
+    let mut still = Vec::new();
+    for (code, pid) in &signalled {
+        if wait_gone(pid, Duration::from_secs(20)) {
+            outln!("stopped {code} (pid {pid})")?;
+            stopped += 1;
+        } else {
+            still.push(format!("{code} (pid {pid})"));
+        }
+    }
+    if !still.is_empty() {
+        bail!(
+            "{} did not exit within 20 s of SIGTERM; see their node.log in {}, or end them with kill -KILL",
+            still.join(", "),
+            dir.display()
+        );
+    }
     std::fs::remove_file(dir.join("pids.txt"))?;
-    println!("{stopped} node(s) stopped; their files stay in {}", dir.display());
+    outln!("{stopped} node(s) stopped; their files stay in {}", dir.display())?;
     Ok(())
+}
+
+/// Waits until process `pid` no longer exists (not a child of this process: `kill -0`
+/// asks), at most `limit`. A process that is gone, or was never there, counts as gone.
+fn wait_gone(pid: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let alive = Command::new("kill").args(["-0", pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+            && !is_zombie(pid);
+        if !alive {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An exited process not yet reaped by its parent (state Z) has stopped all the same.
+fn is_zombie(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(false)
 }
 
 /// Who sends to whom in each topology.
@@ -155,7 +199,7 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
         bail!("{} holds a running demo; stop it with `lienthong demo --stop {}`", dir.display(), dir.display());
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    println!("lienthong demo — the {} network in {}", a.topology, dir.display());
+    outln!("lienthong demo — the {} network in {}", a.topology, dir.display())?;
 
     // 1. Certificates for every agency: a national root, a CA per province and district, and
     //    node, seal, clerk and chairman certificates.
@@ -168,11 +212,11 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
     for code in topology.codes() {
         node::demo::write_node(&dir, &code, &topology, &pki, &addrs, &options, DEMO_PASSPHRASE.as_bytes())?;
     }
-    println!(
+    outln!(
         "  certificates: a national root, {} CAs, and node, seal, clerk and chairman certificates for {} agencies",
         pki.cas.len(),
         topology.codes().len()
-    );
+    )?;
 
     // 2. Profiles, so the clerk commands work against this network.
     let mut profiles = Profiles::default();
@@ -219,7 +263,7 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
         children.push((code, child));
     }
     std::fs::write(dir.join("pids.txt"), &pids).with_context(|| format!("cannot write {}/pids.txt", dir.display()))?;
-    println!("  nodes: {} lienthong-node processes on 127.0.0.1 (QUIC, mutual TLS, SQLite)", children.len());
+    outln!("  nodes: {} lienthong-node processes on 127.0.0.1 (QUIC, mutual TLS, SQLite)", children.len())?;
 
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -233,16 +277,21 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
         return Err(e.context(format!("the demo failed; node logs are in {}/*/node.log", dir.display())));
     }
     if a.keep {
-        println!();
-        println!("The network is still running. Talk to it as any agency's clerk:");
-        println!("  export LIENTHONG_CONFIG_DIR={}", config_dir.display());
-        println!("  lienthong profile list");
-        println!("  lienthong --profile thanh-son inbox");
-        println!(
-            "  lienthong --profile phong-du send --to 000.00.00.G22 --number 124 --notation UBND-VP --place \"Phong Dụ\" --subject \"Báo cáo tình hình\" --passphrase-env DEMO_PASS"
-        );
-        println!("  (the chairmen's key passphrase is {DEMO_PASSPHRASE:?}: export DEMO_PASS={DEMO_PASSPHRASE})");
-        println!("Stop it with: lienthong demo --stop {}", dir.display());
+        outln!()?;
+        outln!("The network is still running. Talk to it as any agency's clerk:")?;
+        outln!("  export LIENTHONG_CONFIG_DIR={}", config_dir.display())?;
+        outln!("  lienthong profile list")?;
+        // The hints name this topology's own agencies, so each profile named exists.
+        let (from, to) = scenario(&a.topology);
+        let name_of = |code: &str| code.parse::<AgencyCode>().map(|c| topology.name(&c)).unwrap_or_default();
+        outln!("  lienthong --profile {} inbox", slug(&name_of(to[0])))?;
+        outln!(
+            "  lienthong --profile {} send --to 000.00.00.G22 --number 124 --notation UBND-VP --place \"{}\" --subject \"Báo cáo tình hình\" --passphrase-env DEMO_PASS",
+            slug(&name_of(from)),
+            place(&name_of(from))
+        )?;
+        outln!("  (the chairmen's key passphrase is {DEMO_PASSPHRASE:?}: export DEMO_PASS={DEMO_PASSPHRASE})")?;
+        outln!("Stop it with: lienthong demo --stop {}", dir.display())?;
         // The processes outlive this command.
         for (_, child) in children {
             std::mem::forget(child);
@@ -250,10 +299,10 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
     } else {
         stop_processes(&mut children);
         std::fs::remove_file(dir.join("pids.txt"))?;
-        println!();
-        println!("Network stopped. Every node's database, log and certificates stay in {}", dir.display());
+        outln!()?;
+        outln!("Network stopped. Every node's database, log and certificates stay in {}", dir.display())?;
     }
-    println!("Demo finished in {:.1} s.", started.elapsed().as_secs_f64());
+    outln!("Demo finished in {:.1} s.", started.elapsed().as_secs_f64())?;
     Ok(())
 }
 
@@ -296,7 +345,7 @@ async fn exchange(
     for code in topology.codes() {
         clerks.insert(code, connect(dir, pki, addrs, &code).await?);
     }
-    println!("  all {} nodes answer", clerks.len());
+    outln!("  all {} nodes answer", clerks.len())?;
 
     // The chairman signs, the clerk seals, the node sends.
     let body = format!(
@@ -345,10 +394,10 @@ async fn exchange(
     let (id, _) = sender
         .submit(envelope.as_bytes(), Vec::new(), move |_| Ok(std::io::Cursor::new(body_for_submit.clone())), |_| {})
         .await?;
-    println!();
-    println!("{} sends {id}", topology.name(&from));
-    println!("  signed by the chairman, Nguyễn Văn An, then sealed by {}", topology.name(&from));
-    println!("  to {}", to.iter().map(|c| format!("{} ({c})", topology.name(c))).collect::<Vec<_>>().join(" and "));
+    outln!()?;
+    outln!("{} sends {id}", topology.name(&from))?;
+    outln!("  signed by the chairman, Nguyễn Văn An, then sealed by {}", topology.name(&from))?;
+    outln!("  to {}", to.iter().map(|c| format!("{} ({c})", topology.name(c))).collect::<Vec<_>>().join(" and "))?;
 
     for r in &to {
         let clerk = &clerks[r];
@@ -359,12 +408,12 @@ async fn exchange(
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        println!("  arrived at {} after {} ms, verified and stored", topology.name(r), sent_at.elapsed().as_millis());
+        outln!("  arrived at {} after {} ms, verified and stored", topology.name(r), sent_at.elapsed().as_millis())?;
     }
     for r in &to {
         clerks[r].post_status(&id, StatusCode::Accepted.code(), Some("Đã tiếp nhận".into())).await?;
         clerks[r].post_status(&id, StatusCode::Completed.code(), Some("Đã xử lý xong".into())).await?;
-        println!("  {} accepts it (03) and completes it (06)", topology.name(r));
+        outln!("  {} accepts it (03) and completes it (06)", topology.name(r))?;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -381,17 +430,13 @@ async fn exchange(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    println!();
-    println!("Track of {id} at {} (every receipt is signed and kept by every node it passed):", topology.name(&from));
+    outln!()?;
+    outln!("Track of {id} at {} (every receipt is signed and kept by every node it passed):", topology.name(&from))?;
     let mut track = sender.track(&id).await?;
     // Same-second receipts: the hops first (in the order they came back), then the statuses.
     track.sort_by_key(|r| (r.receipt.at, r.receipt.kind != ReceiptKind::Hop));
     for r in &track {
-        println!(
-            "  {}  {}",
-            clerk_time(r.receipt.at),
-            crate::clerk_cmd::describe_named(r, &from, |c| topology.name(c))
-        );
+        outln!("  {}  {}", human(r.receipt.at), crate::clerk_cmd::describe_named(r, &from, |c| topology.name(c)))?;
     }
 
     let receiver = to[0];
@@ -400,16 +445,16 @@ async fn exchange(
     let mut options = pki::document::verify::VerifyOptions::new(vec![pki.root.cert.clone()], now());
     options.revocation = pki::RevocationMode::BestEffort;
     let report = verify_bundle(BufReader::new(std::fs::File::open(&bundle)?), &options)?;
-    println!();
-    println!("Provenance of the copy {} received ({}):", topology.name(&receiver), bundle.display());
-    println!();
+    outln!()?;
+    outln!("Provenance of the copy {} received ({}):", topology.name(&receiver), bundle.display())?;
+    outln!()?;
     crate::report::print(&report);
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "Verify it yourself, offline: lienthong verify \"{}\" --anchor {}",
         bundle.display(),
         dir.join("root.pem").display()
-    );
+    )?;
     for (_, c) in clerks {
         c.close().await;
     }

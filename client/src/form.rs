@@ -40,8 +40,7 @@ impl DateInput {
             DateInput::Toml(d) => d.to_string(),
             DateInput::Text(t) => t.clone(),
         };
-        Date::parse(&text, time::macros::format_description!("[year]-[month]-[day]"))
-            .with_context(|| format!("{field} {text:?} is not a date like 2026-11-23"))
+        crate::timefmt::parse_date(&text, field)
     }
 }
 
@@ -95,6 +94,39 @@ pub(crate) struct BusinessAct {
     pub revoke: Option<String>,
     pub update: Option<String>,
     pub replace: Option<String>,
+}
+
+/// An urgency word as people type it: `hỏa tốc`, `Hỏa tốc`, `hoả tốc` (the old accent
+/// placement), or without diacritics, `hoa toc`, `khan`, `thuong khan` — the same words, as
+/// typed on a keyboard without Vietnamese input. Also 0–4 and the English names.
+pub(crate) fn parse_urgency(text: &str) -> anyhow::Result<Urgency> {
+    if let Ok(u) = text.parse::<Urgency>() {
+        return Ok(u);
+    }
+    let wanted = fold(text);
+    Urgency::ALL.iter().copied().find(|u| fold(u.name_vi()) == wanted).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown urgency {text:?}; use 0-4 or thường, khẩn, thượng khẩn, hỏa tốc, hỏa tốc hẹn giờ (with or without diacritics: thuong, khan, thuong khan, hoa toc, hoa toc hen gio)"
+        )
+    })
+}
+
+/// Lower case, without diacritics (đ as d), words separated by single spaces.
+fn fold(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let bare: String = text
+        .nfd()
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .map(|c| match c {
+            'đ' | 'Đ' => 'd',
+            c => c,
+        })
+        .collect::<String>()
+        .to_lowercase();
+    bare.split(|c: char| c.is_whitespace() || c == '-' || c == '_')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Reads a form file (TOML, or JSON when the name ends in `.json`).
@@ -204,7 +236,7 @@ impl Form {
         };
         let urgency = match self.urgency.as_ref().unwrap_or(&CodeOrName::Code(0)) {
             CodeOrName::Code(c) => Urgency::from_code(*c).with_context(|| format!("urgency {c} is not 0 to 4"))?,
-            CodeOrName::Name(n) => n.parse::<Urgency>().map_err(anyhow::Error::msg)?,
+            CodeOrName::Name(n) => parse_urgency(n)?,
         };
         let business = match &self.business {
             None => Business::New,
@@ -256,5 +288,30 @@ impl Form {
         .normalized();
         manifest.validate()?;
         Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urgency_words_with_or_without_diacritics() {
+        for (typed, expected) in [
+            ("khẩn", Urgency::Urgent),
+            ("khan", Urgency::Urgent),
+            ("KHAN", Urgency::Urgent),
+            ("thuong khan", Urgency::VeryUrgent),
+            ("Thượng khẩn", Urgency::VeryUrgent),
+            ("hoa toc", Urgency::Flash),
+            ("hoả tốc", Urgency::Flash),
+            ("hoa-toc-hen-gio", Urgency::FlashTimed),
+            ("thuong", Urgency::Normal),
+            ("3", Urgency::Flash),
+        ] {
+            assert_eq!(parse_urgency(typed).unwrap(), expected, "{typed}");
+        }
+        let e = parse_urgency("gấp").unwrap_err().to_string();
+        assert!(e.contains("unknown urgency") && e.contains("hoa toc"), "{e}");
     }
 }

@@ -1,6 +1,10 @@
 //! `lienthong`: the command line for people — clerks, officials, node operators and
 //! verifiers. Thin over the `pki` and `node` libraries: arguments are parsed here, turned into
 //! validated values, and errors become one line on stderr and a non-zero exit code.
+//!
+//! Exit codes: 0 success (also when the reader of standard output closed it early, as `head`
+//! does); 1 a failure the command explains on stderr; 2 a usage error (clap's). `verify` adds
+//! its own code for "verified but indeterminate" (see the README).
 #![forbid(unsafe_code)]
 
 mod clerk_cmd;
@@ -8,7 +12,9 @@ mod demo;
 mod document_cmd;
 mod files;
 mod form;
+mod manual;
 mod outgoing;
+mod output;
 mod pki_cmd;
 mod profile;
 mod report;
@@ -19,9 +25,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub(crate) use output::outln;
+
 /// Exchange digitally signed official documents between agencies.
 #[derive(Parser, Debug)]
-#[command(name = "lienthong", version, about, long_about = None)]
+#[command(
+    name = "lienthong",
+    version,
+    about,
+    long_about = None,
+    after_help = "Environment:\n  LIENTHONG_PROFILE     the clerk profile to use (as --profile)\n  LIENTHONG_CONFIG_DIR  where profiles and the outgoing spool live (default: ~/.config/lienthong)\n  TZ                    the time zone times are shown in (default: the machine's)\n\nExit codes: 0 success; 1 a failure, explained on stderr; 2 a usage error."
+)]
 struct Cli {
     /// The profile to use (see `lienthong profile`); default: the default profile.
     #[arg(long, global = true, env = "LIENTHONG_PROFILE")]
@@ -64,10 +78,20 @@ enum Command {
     Update(clerk_cmd::ActingArgs),
     /// Send a document replacing an earlier one.
     Replace(clerk_cmd::ActingArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Write the manual pages (lienthong.1 and one per command) into a directory.
+    Man(manual::ManArgs),
+}
+
+/// The command-line interface as clap sees it (for completions and manual pages).
+pub(crate) fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 2, `--help` and `--version` 0 (clap's conventions).
+    let cli = Cli::try_parse().unwrap_or_else(|e| e.exit());
     let profile = cli.profile;
     let result = match cli.command {
         Command::Pki(command) => pki_cmd::run(command),
@@ -85,18 +109,65 @@ fn main() -> ExitCode {
         Command::Revoke(args) => clerk_cmd::acting(profile.as_deref(), clerk_cmd::Acting::Revoke, args),
         Command::Update(args) => clerk_cmd::acting(profile.as_deref(), clerk_cmd::Acting::Update, args),
         Command::Replace(args) => clerk_cmd::acting(profile.as_deref(), clerk_cmd::Acting::Replace, args),
+        Command::Completions(args) => manual::completions(args),
+        Command::Man(args) => manual::man(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader took what it wanted and closed the pipe: nothing went wrong.
+        Err(error) if output::is_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: the outermost context first, then each cause.
-            let mut line = error.to_string();
-            for cause in error.chain().skip(1) {
-                line.push_str(": ");
-                line.push_str(&cause.to_string());
-            }
-            eprintln!("error: {line}");
+            use std::io::Write;
+            // A closed stderr has nobody to tell; the exit code still says it failed.
+            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error as one line: the outermost context first, then each cause — leaving out a
+/// cause whose words the line already holds (many errors print their source inside their
+/// own message, and the chain would say it twice).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        line.push_str(": ");
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapping(std::io::Error);
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "envelope: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_that_prints_its_source_is_said_once() {
+        let e = anyhow::Error::new(Wrapping(std::io::Error::other("unexpected end of CBOR"))).context("cv-123.ltd");
+        assert_eq!(one_line(&e), "cv-123.ltd: envelope: unexpected end of CBOR");
+        let e = anyhow::Error::new(std::io::Error::other("no such file")).context("cannot read form.toml");
+        assert_eq!(one_line(&e), "cannot read form.toml: no such file");
+    }
+
+    #[test]
+    fn the_interface_is_consistent() {
+        command().debug_assert();
     }
 }

@@ -13,6 +13,7 @@ use node::config::Identity;
 use pki::{AgencyCode, Certificate, PrivateKey, Profile as CertProfile};
 
 use crate::files;
+use crate::outln;
 use crate::pki_cmd::read_certificates;
 
 /// One profile.
@@ -160,7 +161,11 @@ pub(crate) enum ProfileCommand {
     /// Add (or replace) a profile.
     Add(AddArgs),
     /// List profiles.
-    List,
+    List {
+        /// Print JSON: one object per profile, with its name and whether it is the default.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a profile the default.
     Use {
         /// The profile.
@@ -264,17 +269,32 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<()> {
                 profiles.default = Some(a.name.clone());
             }
             profiles.save()?;
-            println!(
+            outln!(
                 "Profile {} saved for {} at {}{}",
                 a.name,
                 a.agency,
                 a.node,
                 if profiles.default.as_deref() == Some(&a.name) { " (default)" } else { "" }
-            );
+            )?;
         }
-        ProfileCommand::List => {
+        ProfileCommand::List { json: true } => {
+            let list: Vec<serde_json::Value> = profiles
+                .profiles
+                .iter()
+                .map(|(name, p)| {
+                    let mut v = serde_json::to_value(p).unwrap_or_default();
+                    if let Some(map) = v.as_object_mut() {
+                        map.insert("name".into(), name.clone().into());
+                        map.insert("default".into(), (profiles.default.as_deref() == Some(name)).into());
+                    }
+                    v
+                })
+                .collect();
+            outln!("{}", serde_json::to_string_pretty(&list)?)?;
+        }
+        ProfileCommand::List { json: false } => {
             if profiles.profiles.is_empty() {
-                println!("No profiles yet; add one with `lienthong profile add`.");
+                outln!("No profiles yet; add one with `lienthong profile add`.")?;
             }
             for (name, p) in &profiles.profiles {
                 let mark = if profiles.default.as_deref() == Some(name) { "*" } else { " " };
@@ -283,12 +303,12 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<()> {
                     .flatten()
                     .collect::<Vec<_>>()
                     .join(", ");
-                println!(
+                outln!(
                     "{mark} {name:<16} {} at {}{}",
                     p.agency,
                     p.node,
                     if can.is_empty() { String::new() } else { format!(" ({can})") }
-                );
+                )?;
             }
         }
         ProfileCommand::Use { name } => {
@@ -297,11 +317,11 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<()> {
             }
             profiles.default = Some(name.clone());
             profiles.save()?;
-            println!("{name} is now the default profile");
+            outln!("{name} is now the default profile")?;
         }
         ProfileCommand::Show { name } => {
             let (name, p) = profiles.select(name.as_deref())?;
-            println!("{name}\n{}", toml::to_string_pretty(&p)?);
+            outln!("{name}\n{}", toml::to_string_pretty(&p)?)?;
         }
         ProfileCommand::Remove { name } => {
             if profiles.profiles.remove(&name).is_none() {
@@ -311,7 +331,7 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<()> {
                 profiles.default = None;
             }
             profiles.save()?;
-            println!("Profile {name} removed (its files are untouched)");
+            outln!("Profile {name} removed (its files are untouched)")?;
         }
     }
     Ok(())

@@ -220,7 +220,7 @@ pub async fn backup(
     if !empty_or_absent(out)? {
         return Err(BackupError::OutputNotEmpty(out.to_owned()));
     }
-    std::fs::create_dir_all(out).map_err(io(out))?;
+    private_dir(out)?;
     let store = Store::open(&config.database, &config.data_dir).await?;
     let (backend, documents, receipts) = match store.backend() {
         Backend::Sqlite => {
@@ -261,7 +261,48 @@ pub async fn backup(
     let json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| BackupError::Io { path: out.join("backup.json"), source: std::io::Error::other(e.to_string()) })?;
     std::fs::write(out.join("backup.json"), json).map_err(io(out))?;
+    // A backup holds every document and receipt of the agency: this user's only, like the
+    // node's own data (the directory was 0700 from the start, so nothing was ever exposed).
+    make_private(out)?;
     Ok(manifest)
+}
+
+/// Creates `dir` (and missing parents) with mode 0700 on Unix.
+fn private_dir(dir: &Path) -> Result<(), BackupError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io(dir))?;
+    set_mode(dir, 0o700)
+}
+
+/// Sets every file under `dir` to 0600 and every directory to 0700: the database snapshot,
+/// the dump and the copied attachments are created with the process umask (or, for copies,
+/// the source's mode), so they are narrowed here.
+fn make_private(dir: &Path) -> Result<(), BackupError> {
+    set_mode(dir, 0o700)?;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+        if meta.is_dir() {
+            make_private(&path)?;
+        } else if meta.is_file() {
+            set_mode(&path, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<(), BackupError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<(), BackupError> {
+    Ok(())
 }
 
 /// Reads `backup.json`.

@@ -118,7 +118,17 @@ async fn serve(
             Err(e) => unavailable(e),
         },
         ClerkRequest::Sent { limit } => match node.store.sent(limit.min(10_000)).await {
-            Ok(entries) => ClerkResponse::Documents { entries },
+            Ok(mut entries) => {
+                // A document no recipient has answered for yet may still be in the outbox.
+                for e in entries.iter_mut().filter(|e| e.status.is_none()) {
+                    let Ok(digest) = hex::decode(&e.digest) else { continue };
+                    match node.store.waiting_transfers(&digest).await {
+                        Ok(w) => e.waiting = w,
+                        Err(err) => return unavailable(err),
+                    }
+                }
+                ClerkResponse::Documents { entries }
+            }
             Err(e) => unavailable(e),
         },
         ClerkRequest::Fetch { document } => match find(node, &document).await {
@@ -157,6 +167,7 @@ async fn serve(
         },
         ClerkRequest::PostStatus { document, status, note } => post_status(node, &document, status, note).await,
         ClerkRequest::Recall { document, note } => recall(node, &document, note).await,
+        ClerkRequest::Route { recipients } => crate::route_check::answer_clerk(node, &recipients).await,
         ClerkRequest::Health => match crate::health::report(node).await {
             Ok(h) => ClerkResponse::Health { json: serde_json::to_string_pretty(&h).unwrap_or_default() },
             Err(e) => unavailable(e),

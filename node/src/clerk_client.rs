@@ -11,7 +11,9 @@ use serde_bytes::ByteBuf;
 use tokio::io::AsyncRead;
 
 use crate::config::Identity;
-use crate::protocol::{ALPN_CLERK, ClerkRequest, ClerkResponse, DocumentSummary, ErrorKind, read_frame, write_frame};
+use crate::protocol::{
+    ALPN_CLERK, ClerkRequest, ClerkResponse, DocumentSummary, ErrorKind, RouteAnswer, read_frame, write_frame,
+};
 use crate::trust::Trust;
 
 /// Why a clerk request failed.
@@ -45,6 +47,129 @@ pub enum ClerkError {
     /// A local file problem.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The node, or this side's check of the node, refused the connection: the TLS handshake
+    /// or the node's admission rules. Said as the cause and the fix, not as a transport code.
+    #[error("{0}")]
+    Rejected(Rejection),
+}
+
+/// Why a connection to the node was refused, and what fixes it. Built from the TLS alert
+/// or application close code the connection ended with ([`Rejection::from_connection`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The node at the address holds another agency's node certificate.
+    #[error(
+        "the node at {address} is not {agency}'s node (its certificate is for another agency): check the node address in the profile (--node)"
+    )]
+    WrongNode {
+        /// The agency the profile expects.
+        agency: AgencyCode,
+        /// The address tried.
+        address: SocketAddr,
+    },
+    /// The node's certificate does not chain to this profile's national root, or is not
+    /// valid now.
+    #[error(
+        "the node at {address} presented a certificate this profile does not trust ({detail}): check the profile's --anchor (the national root) and --node address"
+    )]
+    UntrustedNode {
+        /// The address tried.
+        address: SocketAddr,
+        /// What the check said.
+        detail: String,
+    },
+    /// TLS alert 44 from the node: the clerk certificate is on a CRL the node holds.
+    #[error(
+        "the node refused this clerk certificate as revoked: ask the agency's CA for a new one (lienthong pki issue --cert-profile clerk) and add it to the profile (lienthong profile add … --clerk-cert)"
+    )]
+    ClerkRevoked,
+    /// TLS alert 45 from the node: expired or not yet valid.
+    #[error(
+        "the node refused this clerk certificate as expired or not yet valid (check this machine's clock too): ask the agency's CA for a new one (lienthong pki issue --cert-profile clerk) and add it to the profile"
+    )]
+    ClerkExpired,
+    /// TLS alert 48 from the node: it cannot chain the clerk certificate to the root.
+    #[error(
+        "the node cannot chain this clerk certificate to the national root: the profile's --clerk-cert must be the chain file (PREFIX.chain.pem: the certificate and the CAs above it), not PREFIX.cert.pem, and be issued under the national root the node trusts"
+    )]
+    ClerkUnknownCa,
+    /// Another TLS alert from the node (42 bad certificate, 46 unsupported certificate, …).
+    #[error(
+        "the node refused this clerk certificate (TLS alert {alert}): the profile's --clerk-cert must be a clerk certificate of this agency (lienthong pki show FILE says its profile and agency)"
+    )]
+    ClerkCertificate {
+        /// The TLS alert number.
+        alert: u8,
+    },
+    /// Close code 0x11: a clerk of another agency.
+    #[error(
+        "the node belongs to another agency than this clerk certificate: a clerk talks only to its own agency's node (check the profile's --agency, --node and --clerk-cert)"
+    )]
+    ForeignClerk,
+    /// Close code 0x13: the certificate is not a clerk certificate.
+    #[error(
+        "the certificate in the profile's --clerk-cert is not usable as a clerk certificate here (a node, seal or person certificate, or not valid now): use the agency's clerk certificate (lienthong pki issue --cert-profile clerk)"
+    )]
+    NotClerk,
+    /// Close code 0x12: too many connections of this agency at the node.
+    #[error("the node has too many connections from this agency right now: try again in a moment")]
+    TooMany,
+    /// Any other close code.
+    #[error("the node closed the connection (code {code:#x}: {reason})")]
+    Closed {
+        /// The application close code.
+        code: u64,
+        /// The node's reason text.
+        reason: String,
+    },
+}
+
+impl Rejection {
+    /// The rejection a connection error stands for, if it is one (and not a network
+    /// problem, which stays a transport error). `agency` and `address` are what the profile
+    /// asked for.
+    pub fn from_connection(error: &quinn::ConnectionError, agency: AgencyCode, address: SocketAddr) -> Option<Self> {
+        use crate::server::close;
+        match error {
+            // This side refused the node's certificate during the handshake.
+            quinn::ConnectionError::TransportError(e) if is_crypto(u64::from(e.code)) => {
+                Some(if e.reason.contains("NotValidForName") {
+                    Rejection::WrongNode { agency, address }
+                } else {
+                    Rejection::UntrustedNode { address, detail: e.reason.clone() }
+                })
+            }
+            // The node sent a TLS alert: it refused the clerk certificate.
+            quinn::ConnectionError::ConnectionClosed(c) if is_crypto(u64::from(c.error_code)) => {
+                let alert = (u64::from(c.error_code) - 0x100) as u8;
+                Some(match alert {
+                    44 => Rejection::ClerkRevoked,
+                    45 => Rejection::ClerkExpired,
+                    48 => Rejection::ClerkUnknownCa,
+                    // The node's verifier says "unsupported certificate" for a valid chain of
+                    // the wrong profile (a seal or person certificate offered for TLS).
+                    46 => Rejection::NotClerk,
+                    other => Rejection::ClerkCertificate { alert: other },
+                })
+            }
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                let code = c.error_code.into_inner();
+                Some(match u32::try_from(code).unwrap_or(u32::MAX) {
+                    close::FOREIGN_CLERK => Rejection::ForeignClerk,
+                    close::WRONG_PROFILE => Rejection::NotClerk,
+                    close::TOO_MANY => Rejection::TooMany,
+                    _ => Rejection::Closed { code, reason: String::from_utf8_lossy(&c.reason).into_owned() },
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// QUIC carries TLS alerts as transport error codes 0x100 + alert (RFC 9001, 4.8).
+fn is_crypto(code: u64) -> bool {
+    (0x100..=0x1ff).contains(&code)
 }
 
 /// A fetched document: its envelope, CRLs and receipts (attachments were streamed out).
@@ -64,10 +189,20 @@ pub struct ClerkClient {
     endpoint: quinn::Endpoint,
     connection: quinn::Connection,
     max_frame: usize,
+    agency: AgencyCode,
+    address: SocketAddr,
 }
 
-fn transport(e: impl std::fmt::Display) -> ClerkError {
-    ClerkError::Transport(e.to_string())
+impl ClerkClient {
+    /// A failed exchange in the clerk's terms: if the connection ended with a refusal (TLS
+    /// 1.3 client authentication finishes after `connect` returns, so the node's verdict on
+    /// the clerk certificate shows here), that refusal; otherwise the transport error.
+    fn transport(&self, e: impl std::fmt::Display) -> ClerkError {
+        self.connection
+            .close_reason()
+            .and_then(|reason| Rejection::from_connection(&reason, self.agency, self.address))
+            .map_or_else(|| ClerkError::Transport(e.to_string()), ClerkError::Rejected)
+    }
 }
 
 impl ClerkClient {
@@ -96,15 +231,18 @@ impl ClerkClient {
         let connection = tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
             .await
             .map_err(|_| fail("no answer within 10 s (is the node running, and is this its address?)".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(ClerkClient { endpoint, connection, max_frame: 64 * 1024 * 1024 })
+            .map_err(|e| match Rejection::from_connection(&e, agency, address) {
+                Some(r) => ClerkError::Rejected(r),
+                None => fail(e.to_string()),
+            })?;
+        Ok(ClerkClient { endpoint, connection, max_frame: 64 * 1024 * 1024, agency, address })
     }
 
     async fn exchange(&self, request: &ClerkRequest) -> Result<(ClerkResponse, quinn::RecvStream), ClerkError> {
-        let (mut send, mut recv) = self.connection.open_bi().await.map_err(transport)?;
-        write_frame(&mut send, request).await.map_err(transport)?;
-        send.finish().map_err(transport)?;
-        let response = read_frame(&mut recv, self.max_frame).await.map_err(transport)?;
+        let (mut send, mut recv) = self.connection.open_bi().await.map_err(|e| self.transport(e))?;
+        write_frame(&mut send, request).await.map_err(|e| self.transport(e))?;
+        send.finish().map_err(|e| self.transport(e))?;
+        let response = read_frame(&mut recv, self.max_frame).await.map_err(|e| self.transport(e))?;
         Ok((response, recv))
     }
 
@@ -130,13 +268,13 @@ impl ClerkClient {
     {
         let manifest =
             manifest_of(envelope).map_err(|e| ClerkError::Protocol(format!("the envelope does not parse: {e}")))?;
-        let (mut send, mut recv) = self.connection.open_bi().await.map_err(transport)?;
+        let (mut send, mut recv) = self.connection.open_bi().await.map_err(|e| self.transport(e))?;
         let request = ClerkRequest::Submit {
             envelope: ByteBuf::from(envelope.to_vec()),
             crls: crls.into_iter().map(ByteBuf::from).collect(),
         };
         let written = async {
-            write_frame(&mut send, &request).await.map_err(transport)?;
+            write_frame(&mut send, &request).await.map_err(|e| self.transport(e))?;
             for a in &manifest.attachments {
                 let mut reader = open(a)?;
                 let mut buf = vec![0u8; 64 * 1024];
@@ -145,11 +283,11 @@ impl ClerkClient {
                     if n == 0 {
                         break;
                     }
-                    send.write_all(&buf[..n]).await.map_err(transport)?;
+                    send.write_all(&buf[..n]).await.map_err(|e| self.transport(e))?;
                     progress(n as u64);
                 }
             }
-            send.finish().map_err(transport)
+            send.finish().map_err(|e| self.transport(e))
         }
         .await;
         // The node may answer early (a refusal) and stop reading; its answer is what counts.
@@ -159,7 +297,7 @@ impl ClerkClient {
             (Ok(ClerkResponse::Error { kind, message }), _) => Err(ClerkError::Refused { kind, message }),
             (Ok(other), _) => Err(ClerkError::Protocol(format!("{other:?}"))),
             (Err(_), Err(w)) => Err(w),
-            (Err(e), Ok(())) => Err(transport(e)),
+            (Err(e), Ok(())) => Err(self.transport(e)),
         }
     }
 
@@ -224,6 +362,16 @@ impl ClerkClient {
     /// Asks the recipients of a sent document to give it back.
     pub async fn recall(&self, document: &str, note: Option<String>) -> Result<(), ClerkError> {
         self.call(&ClerkRequest::Recall { document: document.to_owned(), note }).await.map(|_| ())
+    }
+
+    /// Whether each recipient can be reached, as the nodes on the way see it (asked before
+    /// signing; see `node::route_check`).
+    pub async fn route(&self, recipients: &[AgencyCode]) -> Result<Vec<RouteAnswer>, ClerkError> {
+        let request = ClerkRequest::Route { recipients: recipients.iter().map(ToString::to_string).collect() };
+        match self.call(&request).await? {
+            ClerkResponse::Routes { routes } => Ok(routes),
+            other => Err(ClerkError::Protocol(format!("{other:?}"))),
+        }
     }
 
     /// The node's health read-out (JSON).

@@ -84,6 +84,9 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
             crate::crls::take_pushed(node, &crls).await;
             NodeResponse::Accepted
         }
+        NodeRequest::Route { recipients, hops_left } => {
+            crate::route_check::answer_neighbour(node, peer, &recipients, hops_left).await
+        }
         NodeRequest::CrlFetch { known } => {
             let known: Vec<(Vec<u8>, i64)> = known.into_iter().map(|(i, t)| (i.into_vec(), t)).collect();
             NodeResponse::Crls { crls: crate::crls::newer_than(node, &known).into_iter().map(ByteBuf::from).collect() }

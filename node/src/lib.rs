@@ -24,6 +24,7 @@ pub mod mail;
 pub mod notices;
 pub mod outbound;
 pub mod protocol;
+pub mod route_check;
 pub mod routing;
 pub mod server;
 pub mod storage;

@@ -212,6 +212,15 @@ pub enum NodeRequest {
         /// (issuer name DER, thisUpdate) of each CRL held.
         known: Vec<(ByteBuf, i64)>,
     },
+    /// Can these recipients be reached from here? Asked before a clerk signs a document (see
+    /// [`crate::route_check`]); each node answers from its routing table and asks its next
+    /// hop in turn. Nothing is stored.
+    Route {
+        /// Agency codes, at most [`crate::route_check::MAX_ROUTE_RECIPIENTS`].
+        recipients: Vec<String>,
+        /// How many more nodes may be asked after this one.
+        hops_left: u8,
+    },
 }
 
 /// Why a request was not served; tells the sender whether to retry.
@@ -246,6 +255,11 @@ pub enum NodeResponse {
     Crls {
         /// DER CRLs.
         crls: Vec<ByteBuf>,
+    },
+    /// The answer to [`NodeRequest::Route`]: one per recipient asked.
+    Routes {
+        /// In the order asked.
+        routes: Vec<RouteAnswer>,
     },
     /// Not served.
     Error {
@@ -305,6 +319,49 @@ pub enum ClerkRequest {
     },
     /// The node's health read-out.
     Health,
+    /// Can these recipients be reached? Asked by `lienthong send` before anything is signed.
+    Route {
+        /// Agency codes.
+        recipients: Vec<String>,
+    },
+}
+
+/// Whether one recipient can be reached, as the nodes on the way see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RouteAnswer {
+    /// The recipient's agency code.
+    pub recipient: String,
+    /// What the nodes on the way found.
+    pub outcome: RouteOutcome,
+}
+
+/// What the nodes on the way to a recipient found.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RouteOutcome {
+    /// The recipient's own node is at the end of `path` (the agencies whose nodes the
+    /// document passes, this one first).
+    Reachable {
+        /// Node agencies, from the asked node to the recipient's.
+        path: Vec<String>,
+    },
+    /// Node `at` has no route: the document would be refused there with `reason`.
+    NoRoute {
+        /// Agency codes of the nodes asked, the last one being the one without a route.
+        path: Vec<String>,
+        /// Why, in the node's words.
+        reason: String,
+    },
+    /// The way is known as far as `path` goes, but its last node could not ask the next one
+    /// (down, unreachable, too slow): a document would wait there and be retried.
+    Unconfirmed {
+        /// Node agencies that answered, the last one being the one that could not go on.
+        path: Vec<String>,
+        /// The next hop it could not ask.
+        next_hop: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One line of an inbox or sent list.
@@ -340,6 +397,25 @@ pub struct DocumentSummary {
     pub superseded: Option<String>,
     /// The sender asked for it back (status 13) and this agency has not answered yet.
     pub recall_requested: bool,
+    /// For a sent document still in this node's outbox: the transfers waiting, with their
+    /// retries. Empty once every next hop has taken it (and for received documents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Waiting>,
+}
+
+/// A transfer of a sent document that this node has not handed over yet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Waiting {
+    /// The next hop it waits for.
+    pub next_hop: String,
+    /// The recipients it carries.
+    pub recipients: Vec<String>,
+    /// Attempts made so far (0: not tried yet).
+    pub attempts: u32,
+    /// The last attempt's error, if any.
+    pub last_error: Option<String>,
+    /// When the next attempt is due, Unix milliseconds.
+    pub next_attempt_ms: i64,
 }
 
 /// A node's answer to its clerk.
@@ -378,6 +454,11 @@ pub enum ClerkResponse {
     Health {
         /// JSON.
         json: String,
+    },
+    /// The answer to [`ClerkRequest::Route`]: one per recipient asked.
+    Routes {
+        /// In the order asked.
+        routes: Vec<RouteAnswer>,
     },
     /// Refused or failed.
     Error {

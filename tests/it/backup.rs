@@ -100,6 +100,8 @@ async fn a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothin
     let backup = net.dir.path().join("backup");
     let out = node_cmd(&net, &["backup", "--config", path(&old_dir.join("node.toml")), "--out", path(&backup)]).ok();
     assert!(out.contains("5 documents") && out.contains("5 attachment files"), "{out}");
+    // Issue 14: a backup holds every document of the agency; its owner's only.
+    assert_private(&backup);
     let again = node_cmd(&net, &["backup", "--config", path(&old_dir.join("node.toml")), "--out", path(&backup)]);
     assert!(again.fails().contains("is not empty; a backup goes into a new directory"));
 
@@ -165,4 +167,20 @@ fn first_file(dir: &Path) -> PathBuf {
     let path = std::fs::read_dir(dir).unwrap().next().unwrap_or_else(|| panic!("nothing under {}", dir.display()));
     let path = path.unwrap().path();
     if path.is_dir() { first_file(&path) } else { path }
+}
+
+/// Every directory under `dir` is 0700 and every file 0600 (issue 14: backups were 0644).
+fn assert_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}: {mode:o}", dir.display());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_private(&path);
+        } else {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}: {mode:o}", path.display());
+        }
+    }
 }

@@ -155,3 +155,42 @@ async fn revoke_update_and_replace_act_on_the_earlier_document() {
     }
     net.stop().await;
 }
+
+/// Issue 14: the route question, at the library level — answered along the way (Phong Dụ asks
+/// Tiên Yên), each outcome in its shape, and the recipients limit at its edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_question_is_answered_along_the_way_within_its_limits() {
+    use node::clerk_client::ClerkError;
+    use node::protocol::{ErrorKind, RouteOutcome};
+    use node::route_check::MAX_ROUTE_RECIPIENTS;
+    harness::logging();
+    let net = network().await;
+    let clerk = net.clerk(PHONG_DU).await;
+    let codes = |list: &[&str]| list.iter().map(|c| c.parse().unwrap()).collect::<Vec<pki::AgencyCode>>();
+    let answers = clerk.route(&codes(&[HA_LAU, "000.05.41.H49", PHONG_DU])).await.unwrap();
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0].recipient, HA_LAU);
+    assert_eq!(
+        answers[0].outcome,
+        RouteOutcome::Reachable { path: vec![PHONG_DU.into(), "000.00.41.H49".into(), HA_LAU.into()] }
+    );
+    match &answers[1].outcome {
+        RouteOutcome::NoRoute { path, reason } => {
+            assert_eq!(path, &vec![PHONG_DU.to_owned(), "000.00.41.H49".to_owned()]);
+            assert!(reason.contains("no route to 000.05.41.H49"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(answers[2].outcome, RouteOutcome::Reachable { path: vec![PHONG_DU.into()] });
+    // The limit is a document's own: as many recipients as a document may have, not one more.
+    let many: Vec<pki::AgencyCode> = (0..MAX_ROUTE_RECIPIENTS).map(|_| HA_LAU.parse().unwrap()).collect();
+    assert_eq!(clerk.route(&many).await.unwrap().len(), MAX_ROUTE_RECIPIENTS);
+    let too_many: Vec<pki::AgencyCode> = (0..=MAX_ROUTE_RECIPIENTS).map(|_| HA_LAU.parse().unwrap()).collect();
+    match clerk.route(&too_many).await {
+        Err(ClerkError::Refused { kind: ErrorKind::BadRequest, message }) => {
+            assert!(message.contains("more than 200"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    net.stop().await;
+}

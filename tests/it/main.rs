@@ -22,6 +22,7 @@ mod authz;
 mod backup;
 mod clerk_cli;
 mod clerk_protocol;
+mod cli_conventions;
 mod crash;
 mod disk_full;
 mod document_cli;

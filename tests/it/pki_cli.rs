@@ -115,7 +115,7 @@ fn keys_are_private_and_encrypted_keys_open_in_openssl() {
             "issue",
             "--ca",
             "tien-yen-ca",
-            "--profile",
+            "--cert-profile",
             "node",
             "--agency",
             "000.01.41.H49",
@@ -138,17 +138,17 @@ fn operator_mistakes_get_clear_messages_and_change_nothing() {
     let cases: &[(&[&str], &str)] = &[
         // Tiên Yên's CA may not certify a commune of Ba Chẽ.
         (
-            &["--profile", "seal", "--agency", "000.01.42.H49", "--name", "Thanh Sơn", "--out", "a"],
+            &["--cert-profile", "seal", "--agency", "000.01.42.H49", "--name", "Thanh Sơn", "--out", "a"],
             "000.00.41.H49 may only issue for codes within it, not for 000.01.42.H49",
         ),
         (
-            &["--profile", "seal", "--agency", "000.01.41.h49", "--name", "x", "--out", "b"],
+            &["--cert-profile", "seal", "--agency", "000.01.41.h49", "--name", "x", "--out", "b"],
             "level-1 letter must be upper case",
         ),
-        (&["--profile", "seal", "--agency", "000.1.41.H49", "--name", "x", "--out", "c"], "group 2 (Z1Z2)"),
-        (&["--profile", "person", "--agency", "000.01.41.H49", "--name", "x", "--out", "d"], "needs --position"),
+        (&["--cert-profile", "seal", "--agency", "000.1.41.H49", "--name", "x", "--out", "c"], "group 2 (Z1Z2)"),
+        (&["--cert-profile", "person", "--agency", "000.01.41.H49", "--name", "x", "--out", "d"], "needs --position"),
         (
-            &["--profile", "seal", "--agency", "000.01.41.H49", "--name", "x", "--out", "phong-du-seal"],
+            &["--cert-profile", "seal", "--agency", "000.01.41.H49", "--name", "x", "--out", "phong-du-seal"],
             "already exists",
         ),
     ];
@@ -166,7 +166,7 @@ fn operator_mistakes_get_clear_messages_and_change_nothing() {
             "issue",
             "--ca",
             "tien-yen-ca",
-            "--profile",
+            "--cert-profile",
             "node",
             "--agency",
             "000.01.41.H49",
@@ -235,7 +235,7 @@ fn serials_stay_unique_under_concurrent_issuance() {
                     "issue",
                     "--ca",
                     "tien-yen-ca",
-                    "--profile",
+                    "--cert-profile",
                     "node",
                     "--agency",
                     "000.01.41.H49",

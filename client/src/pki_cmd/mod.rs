@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use self::ca_dir::{CaDir, IndexEvent};
 use crate::files;
+use crate::outln;
 use crate::secret::PassphraseSource;
 use crate::timefmt::{add_period, human, now, parse_duration, parse_time};
 
@@ -147,16 +148,21 @@ pub(crate) struct IssueArgs {
     /// Directory of the issuing CA.
     #[arg(long)]
     ca: PathBuf,
-    /// Certificate profile.
-    #[arg(long, value_parser = ["node", "seal", "person", "clerk"])]
-    profile: String,
+    /// Certificate profile: node, seal, person or clerk. (Named --cert-profile so it is not
+    /// mistaken for the global --profile, which picks a clerk profile.)
+    #[arg(long = "cert-profile", value_name = "KIND", value_parser = ["node", "seal", "person", "clerk"], required_unless_present = "profile")]
+    cert_profile: Option<String>,
+    /// The old spelling of --cert-profile; still read, with a note. (Its id is the global
+    /// option's, so here it takes the global's place instead of clashing with it.)
+    #[arg(id = "profile", long = "profile", hide = true, value_parser = ["node", "seal", "person", "clerk"], conflicts_with = "cert_profile")]
+    old_profile: Option<String>,
     /// Agency code of the subject.
     #[arg(long)]
     agency: AgencyCode,
     /// Subject name: the agency's name, or the person's full name for a person certificate.
     #[arg(long)]
     name: String,
-    /// The person's position (required for --profile person), e.g. "Chủ tịch".
+    /// The person's position (required for --cert-profile person), e.g. "Chủ tịch".
     #[arg(long)]
     position: Option<String>,
     /// The organization (default: the name; for a person, give the agency's name).
@@ -278,11 +284,11 @@ fn init_root(a: InitRootArgs) -> anyhow::Result<()> {
     let key = PrivateKey::generate(a.validity.key_algorithm()?)?;
     let cert = issue::self_signed_root(&a.name, &key, &root_serial()?, not_before, not_after)?;
     CaDir::create(&a.dir, &cert, &key.to_encrypted_pem(&passphrase)?, &[], &cert)?;
-    println!("Created the national root CA in {}", a.dir.display());
-    println!("  subject:  {}", cert.subject);
-    println!("  valid:    {} to {}", human(cert.not_before), human(cert.not_after));
-    println!("  sha256:   {}", hex_colon(&cert.fingerprint()));
-    println!("Give {} to every node and verifier as the trust anchor.", a.dir.join("ca.cert.pem").display());
+    outln!("Created the national root CA in {}", a.dir.display())?;
+    outln!("  subject:  {}", cert.subject)?;
+    outln!("  valid:    {} to {}", human(cert.not_before), human(cert.not_after))?;
+    outln!("  sha256:   {}", hex_colon(&cert.fingerprint()))?;
+    outln!("Give {} to every node and verifier as the trust anchor.", a.dir.join("ca.cert.pem").display())?;
     Ok(())
 }
 
@@ -326,20 +332,30 @@ fn issue_ca(a: IssueCaArgs) -> anyhow::Result<()> {
     drop(lock);
 
     CaDir::create(&a.dir, &cert, &key.to_encrypted_pem(&passphrase)?, &parent.chain()?, &parent.root()?)?;
-    println!("Created the CA of {} ({}) in {}", a.agency, a.name, a.dir.display());
-    println!("  serial:   {}", cert.serial);
-    println!("  pathLen:  {}", cert.ca.and_then(|c| c.path_len).map_or("none".to_owned(), |p| p.to_string()));
-    println!("  valid:    {} to {}", human(cert.not_before), human(cert.not_after));
+    outln!("Created the CA of {} ({}) in {}", a.agency, a.name, a.dir.display())?;
+    outln!("  serial:   {}", cert.serial)?;
+    outln!("  pathLen:  {}", cert.ca.and_then(|c| c.path_len).map_or("none".to_owned(), |p| p.to_string()))?;
+    outln!("  valid:    {} to {}", human(cert.not_before), human(cert.not_after))?;
     Ok(())
 }
 
 fn issue_end_entity(a: IssueArgs) -> anyhow::Result<()> {
-    let profile: Profile = a.profile.parse().map_err(anyhow::Error::msg)?;
+    let chosen = match (&a.cert_profile, &a.old_profile) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => {
+            eprintln!(
+                "note: `pki issue --profile {p}` is now `--cert-profile {p}` (--profile alone picks a clerk profile); the old spelling will go"
+            );
+            p.clone()
+        }
+        (None, None) => bail!("give the certificate profile with --cert-profile node|seal|person|clerk"),
+    };
+    let profile: Profile = chosen.parse().map_err(anyhow::Error::msg)?;
     if profile == Profile::Person && a.position.is_none() {
         bail!("a person certificate needs --position (e.g. --position \"Chủ tịch\")");
     }
     if profile != Profile::Person && a.position.is_some() {
-        bail!("--position is only for --profile person");
+        bail!("--position is only for --cert-profile person");
     }
     let paths = OutputPaths::new(&a.out);
     paths.refuse_existing(a.public_key.is_none())?;
@@ -394,15 +410,15 @@ fn issue_end_entity(a: IssueArgs) -> anyhow::Result<()> {
         chain.push_str(&c.to_pem());
     }
     files::create_new(&paths.chain, chain.as_bytes(), false)?;
-    println!("Issued a {profile} certificate for {} ({})", a.agency, a.name);
-    println!("  serial:   {}", cert.serial);
-    println!("  valid:    {} to {}", human(cert.not_before), human(cert.not_after));
-    println!(
+    outln!("Issued a {profile} certificate for {} ({})", a.agency, a.name)?;
+    outln!("  serial:   {}", cert.serial)?;
+    outln!("  valid:    {} to {}", human(cert.not_before), human(cert.not_after))?;
+    outln!(
         "  files:    {}, {}{}",
         paths.cert.display(),
         paths.chain.display(),
         if a.public_key.is_none() { format!(", {} (mode 600)", paths.key.display()) } else { String::new() }
-    );
+    )?;
     Ok(())
 }
 
@@ -466,8 +482,8 @@ fn revoke(a: RevokeArgs) -> anyhow::Result<()> {
     }
     ca.record_revoked(&lock, &serial, at, a.reason)?;
     drop(lock);
-    println!("Revoked {} (serial {serial}) at {} for {}", cert.id().name, human(at), a.reason);
-    println!("Publish it: lienthong pki crl --ca {}", a.ca.display());
+    outln!("Revoked {} (serial {serial}) at {} for {}", cert.id().name, human(at), a.reason)?;
+    outln!("Publish it: lienthong pki crl --ca {}", a.ca.display())?;
     Ok(())
 }
 
@@ -498,10 +514,10 @@ fn crl(a: CrlArgs) -> anyhow::Result<()> {
     if let Some(out) = &a.out {
         files::replace(out, crl.to_pem().as_bytes())?;
     }
-    println!("Published CRL #{number} of {} with {} revoked certificate(s)", ca.cert.id().name, revoked.len());
-    println!("  this update: {}", human(this_update));
-    println!("  next update: {}", human(next_update));
-    println!("  file:        {}", a.out.as_deref().unwrap_or(&path).display());
+    outln!("Published CRL #{number} of {} with {} revoked certificate(s)", ca.cert.id().name, revoked.len())?;
+    outln!("  this update: {}", human(this_update))?;
+    outln!("  next update: {}", human(next_update))?;
+    outln!("  file:        {}", a.out.as_deref().unwrap_or(&path).display())?;
     Ok(())
 }
 
@@ -571,7 +587,7 @@ fn verify_chain(a: VerifyChainArgs) -> anyhow::Result<()> {
         Ok(ok) => show::print_verified(&ok, at, a.json),
         Err(e) => {
             if a.json {
-                println!("{}", serde_json::json!({ "valid": false, "rule": e.rule(), "reason": e.to_string() }));
+                outln!("{}", serde_json::json!({ "valid": false, "rule": e.rule(), "reason": e.to_string() }))?;
             }
             Err(anyhow::Error::new(e).context("invalid"))
         }

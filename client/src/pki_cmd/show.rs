@@ -8,6 +8,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{certificates_from, crls_from, hex_colon, read_pem_or_der};
+use crate::outln;
 use crate::timefmt::human;
 
 /// `lienthong pki show FILE`.
@@ -19,23 +20,23 @@ pub(super) fn show(path: &Path, as_json: bool) -> anyhow::Result<()> {
     if is_crl {
         let crls = crls_from(path, &bytes, pem)?;
         if as_json {
-            println!("{}", serde_json::to_string_pretty(&crls.iter().map(crl_json).collect::<Vec<_>>())?);
+            outln!("{}", serde_json::to_string_pretty(&crls.iter().map(crl_json).collect::<Vec<_>>())?)?;
         } else {
             for crl in &crls {
-                print_crl(crl);
+                print_crl(crl)?;
             }
         }
         return Ok(());
     }
     let certs = certificates_from(path, &bytes, pem)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&certs.iter().map(cert_json).collect::<Vec<_>>())?);
+        outln!("{}", serde_json::to_string_pretty(&certs.iter().map(cert_json).collect::<Vec<_>>())?)?;
     } else {
         for (i, cert) in certs.iter().enumerate() {
             if i > 0 {
-                println!();
+                outln!()?;
             }
-            print_cert(cert);
+            print_cert(cert)?;
         }
     }
     Ok(())
@@ -49,27 +50,28 @@ fn profile_text(cert: &Certificate) -> String {
     }
 }
 
-fn print_cert(cert: &Certificate) {
-    println!("Subject:      {}", cert.subject);
+fn print_cert(cert: &Certificate) -> anyhow::Result<()> {
+    outln!("Subject:      {}", cert.subject)?;
     if let Some(code) = cert.agency {
-        println!("Agency code:  {code}");
+        outln!("Agency code:  {code}")?;
     }
-    println!("Profile:      {}", profile_text(cert));
+    outln!("Profile:      {}", profile_text(cert))?;
     if let Some(title) = &cert.title {
-        println!("Position:     {title}");
+        outln!("Position:     {title}")?;
     }
     if let Some(ca) = cert.ca {
-        println!("Path length:  {}", ca.path_len.map_or("unlimited".to_owned(), |p| p.to_string()));
+        outln!("Path length:  {}", ca.path_len.map_or("unlimited".to_owned(), |p| p.to_string()))?;
     }
-    println!("Issuer:       {}", cert.issuer);
-    println!("Serial:       {}", cert.serial);
-    println!("Valid from:   {}", human(cert.not_before));
-    println!("Valid until:  {}", human(cert.not_after));
+    outln!("Issuer:       {}", cert.issuer)?;
+    outln!("Serial:       {}", cert.serial)?;
+    outln!("Valid from:   {}", human(cert.not_before))?;
+    outln!("Valid until:  {}", human(cert.not_after))?;
     match &cert.public_key {
-        Ok(k) => println!("Key:          {}", k.kind),
-        Err(p) => println!("Key:          refused: {p}"),
+        Ok(k) => outln!("Key:          {}", k.kind)?,
+        Err(p) => outln!("Key:          refused: {p}")?,
     }
-    println!("SHA-256:      {}", hex_colon(&cert.fingerprint()));
+    outln!("SHA-256:      {}", hex_colon(&cert.fingerprint()))?;
+    Ok(())
 }
 
 fn cert_json(cert: &Certificate) -> serde_json::Value {
@@ -89,19 +91,20 @@ fn cert_json(cert: &Certificate) -> serde_json::Value {
     })
 }
 
-fn print_crl(crl: &Crl) {
-    println!("CRL issuer:   {}", crl.issuer);
+fn print_crl(crl: &Crl) -> anyhow::Result<()> {
+    outln!("CRL issuer:   {}", crl.issuer)?;
     if let Some(n) = &crl.number {
-        println!("CRL number:   {n}");
+        outln!("CRL number:   {n}")?;
     }
-    println!("This update:  {}", human(crl.this_update));
-    println!("Next update:  {}", human(crl.next_update));
-    println!("Revoked:      {}", crl.revoked.len());
+    outln!("This update:  {}", human(crl.this_update))?;
+    outln!("Next update:  {}", human(crl.next_update))?;
+    outln!("Revoked:      {}", crl.revoked.len())?;
     let mut entries: Vec<_> = crl.revoked.iter().collect();
     entries.sort_by_key(|(_, r)| r.at);
     for (serial, r) in entries {
-        println!("  {serial}  {}  {}", human(r.at), r.reason);
+        outln!("  {serial}  {}  {}", human(r.at), r.reason)?;
     }
+    Ok(())
 }
 
 fn crl_json(crl: &Crl) -> serde_json::Value {
@@ -114,8 +117,9 @@ fn crl_json(crl: &Crl) -> serde_json::Value {
     })
 }
 
+/// Times in JSON: RFC 3339 in UTC, whatever the machine's zone.
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    crate::timefmt::machine(t)
 }
 
 fn revocation_text(status: &RevocationStatus) -> String {
@@ -142,14 +146,14 @@ pub(super) fn print_verified(ok: &VerifiedChain, at: OffsetDateTime, as_json: bo
             "path": ok.path,
             "revocation": ok.revocation,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
-    println!("valid: {} certificate of {} at {}", ok.profile, ok.agency, human(at));
+    outln!("valid: {} certificate of {} at {}", ok.profile, ok.agency, human(at))?;
     for (i, c) in ok.path.iter().enumerate() {
         let status = ok.revocation.get(i).map(revocation_text).unwrap_or_else(|| "trust anchor".to_owned());
-        println!("  {}{}", "  ".repeat(i), summary_line(c));
-        println!("  {}  revocation: {status}", "  ".repeat(i));
+        outln!("  {}{}", "  ".repeat(i), summary_line(c))?;
+        outln!("  {}  revocation: {status}", "  ".repeat(i))?;
     }
     Ok(())
 }

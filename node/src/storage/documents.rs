@@ -337,6 +337,7 @@ impl Store {
                     provisional: r.try_get::<i64, _>("provisional")? != 0,
                     superseded: r.try_get("superseded_by")?,
                     recall_requested: r.try_get::<i64, _>("recall_requested")? != 0,
+                    waiting: Vec::new(),
                 })
             })
             .collect()

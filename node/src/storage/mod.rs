@@ -20,6 +20,7 @@ macro_rules! held_by {
 pub(crate) use held_by;
 
 pub mod blobs;
+mod delivery;
 mod documents;
 mod faults;
 mod outbox;

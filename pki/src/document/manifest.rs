@@ -468,7 +468,7 @@ impl Manifest {
         {
             return Err(field_err(
                 "due",
-                FieldProblem::Invalid(format!("due date {due} is before the document date {}", self.date)),
+                FieldProblem::Invalid(format!("{due} is before the document date {}", self.date)),
             ));
         }
         if let Some(target) = self.business.target() {

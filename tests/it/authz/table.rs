@@ -50,6 +50,8 @@ pub(super) enum Op {
     CrlPush,
     /// `CrlFetch`.
     CrlFetch,
+    /// `Route`: can a recipient be reached (asked on a clerk's behalf before signing).
+    Route,
     /// Handshake on the clerk ALPN and a first stream.
     ClerkConnect,
     /// `Submit` of a document sealed by Tiên Yên.
@@ -75,10 +77,12 @@ pub(super) enum Op {
     Recall,
     /// `Health`.
     Health,
+    /// `Route` from the clerk: can these recipients be reached (before signing).
+    ClerkRoute,
 }
 
 /// Number of columns; every row of [`TABLE`] has exactly this many cells.
-pub(super) const N: usize = 20;
+pub(super) const N: usize = 22;
 
 /// The columns, in table order.
 pub(super) const OPS: [Op; N] = [
@@ -90,6 +94,7 @@ pub(super) const OPS: [Op; N] = [
     Op::ArrivedForAnother,
     Op::CrlPush,
     Op::CrlFetch,
+    Op::Route,
     Op::ClerkConnect,
     Op::Submit,
     Op::SubmitForeign,
@@ -102,6 +107,7 @@ pub(super) const OPS: [Op; N] = [
     Op::TrackTransit,
     Op::Recall,
     Op::Health,
+    Op::ClerkRoute,
 ];
 
 impl Op {
@@ -117,18 +123,20 @@ impl Op {
             Op::ArrivedForAnother => 5,
             Op::CrlPush => 6,
             Op::CrlFetch => 7,
-            Op::ClerkConnect => 8,
-            Op::Submit => 9,
-            Op::SubmitForeign => 10,
-            Op::Inbox => 11,
-            Op::Sent => 12,
-            Op::Fetch => 13,
-            Op::FetchTransit => 14,
-            Op::PostStatus => 15,
-            Op::Track => 16,
-            Op::TrackTransit => 17,
-            Op::Recall => 18,
-            Op::Health => 19,
+            Op::Route => 8,
+            Op::ClerkConnect => 9,
+            Op::Submit => 10,
+            Op::SubmitForeign => 11,
+            Op::Inbox => 12,
+            Op::Sent => 13,
+            Op::Fetch => 14,
+            Op::FetchTransit => 15,
+            Op::PostStatus => 16,
+            Op::Track => 17,
+            Op::TrackTransit => 18,
+            Op::Recall => 19,
+            Op::Health => 20,
+            Op::ClerkRoute => 21,
         }
     }
 
@@ -154,6 +162,7 @@ impl Op {
             Op::TrackTransit => "track!",
             Op::Recall => "recall",
             Op::Health => "health",
+            Op::Route | Op::ClerkRoute => "route",
         }
     }
 
@@ -185,6 +194,7 @@ pub(super) fn node_column(request: &NodeRequest) -> Op {
         NodeRequest::Notice { .. } => Op::Notice,
         NodeRequest::CrlPush { .. } => Op::CrlPush,
         NodeRequest::CrlFetch { .. } => Op::CrlFetch,
+        NodeRequest::Route { .. } => Op::Route,
         // Checkpoints (the transparency log's signed tree heads, pushed and fetched between
         // neighbours) do not exist yet. When `NodeRequest` gets them, their columns go here:
         // who may push a checkpoint, who may fetch one, who may ask for a proof.
@@ -202,6 +212,7 @@ pub(super) fn clerk_column(request: &ClerkRequest) -> Op {
         ClerkRequest::Track { .. } => Op::Track,
         ClerkRequest::Recall { .. } => Op::Recall,
         ClerkRequest::Health => Op::Health,
+        ClerkRequest::Route { .. } => Op::ClerkRoute,
     }
 }
 
@@ -298,9 +309,9 @@ pub(super) const R02: Expect = Expect::Refused;
 
 /// The table. Columns as in [`OPS`]:
 /// node protocol: connect, deliver, relay, notice, 13 by a non-sender, 01 for another
-/// recipient, CRL push, CRL fetch; clerk protocol: connect, submit, submit another agency's
-/// document, inbox, sent, fetch, fetch a document in transit, post status, track, track a
-/// document in transit, recall, health.
+/// recipient, CRL push, CRL fetch, route question; clerk protocol: connect, submit, submit
+/// another agency's document, inbox, sent, fetch, fetch a document in transit, post status,
+/// track, track a document in transit, recall, health, route question.
 ///
 /// Why each answer:
 /// - Anything whose chain does not validate now for the node or clerk profile (no
@@ -313,7 +324,8 @@ pub(super) const R02: Expect = Expect::Refused;
 /// - Documents: a child or peer hands over only documents of its own subtree (a document of
 ///   the Government Office from them is refused with a signed 02); the parent relays the
 ///   rest of the country. Only the parent pushes CRLs. CRLs are public: any neighbour may
-///   fetch them.
+///   fetch them. Any neighbour may ask whether a recipient can be reached (it asks on its
+///   clerk's behalf; the answer is what routing would do, which a neighbour learns anyway).
 /// - Notices travel from anyone's neighbour, but a status binds only its rightful signer: a
 ///   recall request (13) only from the document's sender, an arrival (01) only from the
 ///   recipient it names. Neither decides anything at this node otherwise (Forbidden).
@@ -326,26 +338,26 @@ pub(super) const R02: Expect = Expect::Refused;
 ///   (`clerk_protocol.rs` tests those messages).
 #[rustfmt::skip]
 pub(super) const TABLE: [(Who, [Expect; N]); 20] = [
-    //                       node protocol                                                     clerk protocol
-    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls      conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health
-    (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ExpiredNode,      [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::NotYetValidNode,  [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::RevokedNode,      [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ExpiredClerk,     [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::NotYetValidClerk, [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::RevokedClerk,     [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnSeal,          [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnPerson,        [H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnNode,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::OwnClerk,         [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       OK,     OK,     BR,     OK,     OK,     OK,     BR,     OK,     OK,     BR,     OK,     OK]),
-    (Who::ChildClerk,       [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
-    (Who::ParentClerk,      [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
-    (Who::Parent,           [OK,     OK,     OK,     OK,     FB,     FB,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Child,            [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Peer,             [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Sibling,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Stranger,         [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    //                       node protocol                                                             clerk protocol
+    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route     conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route
+    (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ExpiredNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::NotYetValidNode,  [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::RevokedNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ExpiredClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::NotYetValidClerk, [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::RevokedClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnSeal,          [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnPerson,        [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnNode,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::OwnClerk,         [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       OK,     OK,     BR,     OK,     OK,     OK,     BR,     OK,     OK,     BR,     OK,     OK,     OK]),
+    (Who::ChildClerk,       [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
+    (Who::ParentClerk,      [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
+    (Who::Parent,           [OK,     OK,     OK,     OK,     FB,     FB,     OK,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Child,            [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Peer,             [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Sibling,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Stranger,         [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
 ];

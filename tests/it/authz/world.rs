@@ -38,6 +38,7 @@ impl Seen {
             Ok(NodeResponse::HopReceipt { .. }) => Seen::Served("hop receipt".into()),
             Ok(NodeResponse::Accepted) => Seen::Served("accepted".into()),
             Ok(NodeResponse::Crls { crls }) => Seen::Served(format!("{} CRLs", crls.len())),
+            Ok(NodeResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
             Ok(NodeResponse::Refused { receipt }) => Seen::Refused(
                 SignedReceipt::from_bytes(&receipt)
                     .map(|r| r.receipt.note.unwrap_or_default())
@@ -63,6 +64,7 @@ impl Seen {
             Ok(ClerkResponse::Receipts { receipts }) => Seen::Served(format!("{} receipts", receipts.len())),
             Ok(ClerkResponse::Done) => Seen::Served("done".into()),
             Ok(ClerkResponse::Health { json }) => Seen::Served(format!("health, {} bytes", json.len())),
+            Ok(ClerkResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
             Ok(ClerkResponse::Error { kind, message }) => Seen::Error(kind, message),
             Err(n) => Seen::from_no_answer(n),
         }
@@ -334,6 +336,14 @@ impl World {
                 (Request::Node(request, Vec::new()), Effect::Crl(crl.fingerprint()))
             }
             Op::CrlFetch => (Request::Node(NodeRequest::CrlFetch { known: Vec::new() }, Vec::new()), Effect::Nothing),
+            // About Tiên Yên itself: answered from its own table, without asking a neighbour.
+            Op::Route => (
+                Request::Node(NodeRequest::Route { recipients: vec![TIEN_YEN.into()], hops_left: 0 }, Vec::new()),
+                Effect::Nothing,
+            ),
+            Op::ClerkRoute => {
+                (Request::Clerk(ClerkRequest::Route { recipients: vec![TIEN_YEN.into()] }, Vec::new()), Effect::Nothing)
+            }
             Op::Submit | Op::SubmitForeign => {
                 let doc = if op == Op::Submit {
                     self.document(TIEN_YEN, &[party])
