@@ -373,14 +373,7 @@ impl RetryPolicy {
     }
 }
 
-/// A key and its certificate chain, loaded and checked.
-#[derive(Debug)]
-pub struct Identity {
-    /// Leaf first.
-    pub chain: Vec<Certificate>,
-    /// The private key.
-    pub key: PrivateKey,
-}
+pub use lienthong_protocol::Identity;
 
 /// The validated configuration a node runs on.
 #[derive(Debug)]

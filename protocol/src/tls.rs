@@ -15,9 +15,9 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme};
 use time::OffsetDateTime;
 
-use crate::config::Identity;
-use crate::protocol::{ALPN_CLERK, ALPN_NODE};
+use crate::Identity;
 use crate::trust::Trust;
+use crate::wire::{ALPN_CLERK, ALPN_NODE};
 
 /// The crypto provider: *ring*, nothing else.
 pub fn provider() -> Arc<CryptoProvider> {

@@ -10,11 +10,11 @@ use pki::{AgencyCode, Certificate};
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncRead;
 
-use crate::config::Identity;
-use crate::protocol::{
+use crate::Identity;
+use crate::trust::Trust;
+use crate::wire::{
     ALPN_CLERK, ClerkRequest, ClerkResponse, DocumentSummary, ErrorKind, RouteAnswer, read_frame, write_frame,
 };
-use crate::trust::Trust;
 
 /// Why a clerk request failed.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +130,7 @@ impl Rejection {
     /// problem, which stays a transport error). `agency` and `address` are what the profile
     /// asked for.
     pub fn from_connection(error: &quinn::ConnectionError, agency: AgencyCode, address: SocketAddr) -> Option<Self> {
-        use crate::server::close;
+        use crate::wire::close;
         match error {
             // This side refused the node's certificate during the handshake.
             quinn::ConnectionError::TransportError(e) if is_crypto(u64::from(e.code)) => {

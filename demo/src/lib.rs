@@ -1,6 +1,7 @@
 //! A network as data: a topology file, a PKI for it, and every node's files. What
 //! `lienthong demo` stands the Quảng Ninh network up with, and what the tests build their
 //! networks with.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use pki::memory_ca::{Issued, MemoryCa};
 use pki::{AgencyCode, Certificate, Crl, KeyAlgorithm, PrivateKey, Profile};
 use time::{Duration, OffsetDateTime};
 
-use crate::config::Identity;
+use lienthong_protocol::Identity;
 
 /// Quảng Ninh before 1 July 2025: four levels, with a second province.
 pub const QUANG_NINH_2024: &str = include_str!("../../deploy/topology/quang-ninh-2024.toml");
