@@ -23,6 +23,7 @@ mod clerk_cli;
 mod clerk_protocol;
 mod crash;
 mod document_cli;
+mod fuzz_corpus;
 mod mail;
 mod network;
 mod pki_cli;
