@@ -36,7 +36,8 @@ enum Command {
     Pki(pki_cmd::PkiCommand),
     /// Sign a document as the competent official, and seal it as the agency.
     Sign(document_cmd::SignArgs),
-    /// Verify a document bundle offline and print its provenance.
+    /// Validate a document bundle offline and print its report: exit 0 PASSED, 1 FAILED,
+    /// 3 INDETERMINATE, 4 when a file cannot be read.
     Verify(document_cmd::VerifyArgs),
     /// Start the Quảng Ninh demo network on this machine and send a signed document through it.
     Demo(demo::DemoArgs),
@@ -70,8 +71,13 @@ fn main() -> ExitCode {
     let profile = cli.profile;
     let result = match cli.command {
         Command::Pki(command) => pki_cmd::run(command),
-        Command::Sign(args) => document_cmd::sign(args),
-        Command::Verify(args) => document_cmd::verify(args),
+        Command::Sign(args) => document_cmd::sign(profile.as_deref(), args),
+        Command::Verify(args) => {
+            return document_cmd::verify(args).unwrap_or_else(|error| {
+                print_error(&error);
+                ExitCode::from(document_cmd::EXIT_CANNOT_VERIFY)
+            });
+        }
         Command::Demo(args) => demo::run(args),
         Command::Profile(command) => profile::run(command),
         Command::Send(args) => clerk_cmd::send(profile.as_deref(), args, None),
@@ -88,14 +94,18 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: the outermost context first, then each cause.
-            let mut line = error.to_string();
-            for cause in error.chain().skip(1) {
-                line.push_str(": ");
-                line.push_str(&cause.to_string());
-            }
-            eprintln!("error: {line}");
+            print_error(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line on stderr: the outermost context first, then each cause.
+fn print_error(error: &anyhow::Error) {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+    }
+    eprintln!("error: {line}");
 }
