@@ -105,9 +105,9 @@ pub(crate) fn print(report: &ValidationReport) {
         println!("  {}. {who}{agency} — {}: {}", s.index, s.role, verdict(&s.conclusion));
         println!("     claims to be signed {} with {}", human(s.claimed_signing_time), s.algorithm);
         match &s.proof_of_existence {
-            Some(p) => println!("     proven to exist at {} by {p}", human(p.time)),
+            Some(p) => println!("     proven to exist by {p}"),
             None => println!(
-                "     NO independent proof of existence: the signing time is the signer's claim; judged at {}",
+                "     NO independent proof of existence: the signing time is the signer's claim; judged at {} with the newest CRLs at hand",
                 human(s.best_signature_time)
             ),
         }

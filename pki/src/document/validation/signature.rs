@@ -152,7 +152,9 @@ fn refused_note(evidence: &RevocationEvidence) -> String {
 }
 
 fn revocation(evidence: &RevocationEvidence, is_leaf: bool, t: &Times<'_>) -> (RevocationFinding, Option<Reason>) {
-    let (cert, issuer) = (&evidence.cert, &evidence.issuer);
+    let cert = &evidence.cert;
+    // The CA by name only: its serial is on the certificate line that names it.
+    let issuer = format!("\"{}\"", evidence.issuer.name);
     let about = |sub, rule, message: String| Some(Reason::about(sub, rule, cert.clone(), message));
     if let Some((entry, crl)) = evidence.revocation() {
         let said = format!(
@@ -207,7 +209,7 @@ fn revocation(evidence: &RevocationEvidence, is_leaf: bool, t: &Times<'_>) -> (R
     match t.proof {
         Some(p) if crl.this_update < p.time => {
             let problem = format!(
-                "the newest CRL of {issuer} was issued {}, before the proof of existence at {}; a CRL of {issuer} issued after {} is needed",
+                "the newest CRL of {issuer} was issued {}, before the proof of existence at {}; a CRL of that CA issued after {} is needed",
                 format_utc(crl.this_update),
                 format_utc(p.time),
                 format_utc(p.time)
@@ -217,7 +219,7 @@ fn revocation(evidence: &RevocationEvidence, is_leaf: bool, t: &Times<'_>) -> (R
         Some(_) => (good, None),
         None if crl.this_update < t.claimed => {
             let problem = format!(
-                "the newest CRL of {issuer} was issued {}, before the signature's claimed time {}, and a CRL older than a signature cannot speak for it. With no independent proof of existence, a CRL of {issuer} issued after {} and not yet due at the validation time {} is needed",
+                "the newest CRL of {issuer} was issued {}, before the signature's claimed time {}: a CRL older than a signature cannot speak for it. With no independent proof of existence, a CRL of that CA issued after {} and still current at the validation time {} is needed",
                 format_utc(crl.this_update),
                 format_utc(t.claimed),
                 format_utc(t.claimed),
@@ -227,7 +229,7 @@ fn revocation(evidence: &RevocationEvidence, is_leaf: bool, t: &Times<'_>) -> (R
         }
         None if crl.next_update < t.validation => {
             let problem = format!(
-                "the newest CRL of {issuer} (issued {}) was due to be replaced at {}, before the validation time {}; with no independent proof of existence the CRL must be current at the validation time",
+                "the newest CRL of {issuer} (issued {}) was due to be replaced at {}, before the validation time {}; with no independent proof of existence, the CRL must be current at the validation time",
                 format_utc(crl.this_update),
                 format_utc(crl.next_update),
                 format_utc(t.validation)
@@ -336,7 +338,7 @@ pub(crate) fn judge_signature(
             format_utc(header.signing_time)
         ),
         None => format!(
-            "no independent proof of existence: the signing time {} is only the signer's claim, so the certificates are judged at the validation time {}",
+            "no independent proof of existence: the signing time {} is only the signer's claim, so the certificates are judged at the validation time {} with the newest CRLs at hand (a revocation published after them is not seen)",
             format_utc(header.signing_time),
             format_utc(validation)
         ),
