@@ -344,7 +344,7 @@ fn the_demo_runs_in_one_command() {
         "06 completed",
         "took responsibility from",
         "PASSED  000.01.41.H49",
-        "proven to exist at",
+        "proven to exist by",
         "Network stopped",
         "Demo finished in",
     ] {

@@ -15,6 +15,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::envelope::{Envelope, EnvelopeError, SignatureHeader};
 use super::manifest::{Manifest, ManifestError};
 use super::validation::SubIndication;
+/// Bundle validation lives in [`super::validation`]; kept reachable at its former path.
 pub use super::validation::{VerifyOptions, verify_bundle};
 use crate::agency::AgencyCode;
 use crate::cert::{Certificate, Profile};

@@ -551,9 +551,8 @@ fn every_sub_indication_belongs_to_its_etsi_indication() {
 }
 
 #[test]
-fn the_bundle_fixture_verifies_unchanged() {
-    // The shared fixture's plain bundle (CRLs of day 0) is TRY_LATER: it predates the
-    // signatures of day 10.
+fn crls_of_day_0_cannot_speak_for_signatures_of_day_10() {
+    // The shared fixture's plain bundle (CRLs of day 0, signatures of day 10) is TRY_LATER.
     let mut p = pki();
     let e = signed(&p, day(10));
     let r = verify(&bundle(&e, &p.crls(), PDF), &p.options());
