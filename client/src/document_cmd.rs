@@ -133,7 +133,7 @@ fn check_signer(
     let conclusion = judge_signer(validator, chain, role, claimed, now);
     if let Some(r) = conclusion.reasons.iter().find(|r| r.sub_indication != SubIndication::TryLater) {
         bail!(
-            "cannot sign: the {role} certificate in {}: {} (`lienthong verify` would report {} {})",
+            "cannot sign with {} ({role}): {} (`lienthong verify` would report {} {})",
             source.display(),
             r.message,
             r.indication,

@@ -558,3 +558,26 @@ fn crls_of_day_0_cannot_speak_for_signatures_of_day_10() {
     let r = verify(&bundle(&e, &p.crls(), PDF), &p.options());
     assert_total(&r, Indication::Indeterminate, Some(SubIndication::TryLater));
 }
+
+#[test]
+fn only_an_input_that_cannot_be_read_is_an_error() {
+    use std::io::{Read, Seek, SeekFrom};
+    struct Unreadable;
+    impl Read for Unreadable {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the disk failed"))
+        }
+    }
+    impl Seek for Unreadable {
+        fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+            Err(std::io::Error::other("the disk failed"))
+        }
+    }
+    let p = pki();
+    let err = verify_bundle(Unreadable, &p.options()).unwrap_err();
+    assert!(matches!(&err, VerifyError::Io(e) if e.to_string().contains("the disk failed")), "{err}");
+    // Empty, or bytes that are not a bundle: a report.
+    for bytes in [&b""[..], b"PK\x03\x04 not really"] {
+        assert_eq!(verify(bytes, &p.options()).sub_indication(), Some(SubIndication::FormatFailure));
+    }
+}
