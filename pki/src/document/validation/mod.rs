@@ -91,6 +91,14 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
     let mut bundle = match Bundle::open(reader, options.limits) {
         Ok(b) => b,
         Err(e) if unreadable(&e) => return Err(io_error(e)),
+        // Well formed but without an attachment the manifest names: the signed data cannot be
+        // found, which is not the same as a broken container.
+        Err(e @ BundleError::MissingAttachment(_)) => {
+            let crls: CrlSet = options.crls.iter().cloned().collect();
+            let mut report = empty_report(options.at, Conclusion::from_reasons(vec![attachment_reason(e)]), &crls);
+            report.total = total(&report);
+            return Ok(report);
+        }
         Err(e) => {
             return Ok(format_failure(options, "bundle_format", e.to_string(), options.crls.iter().cloned().collect()));
         }
