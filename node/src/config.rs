@@ -591,15 +591,14 @@ fn check_chain_complete(chain: &[Certificate], anchors: &[Certificate], file: &P
     if anchored {
         return Ok(());
     }
-    let what = if chain.len() == 1 {
-        "only the certificate itself".to_owned()
+    let holds = if chain.len() == 1 {
+        format!("holds only the certificate {}", top.id())
     } else {
-        format!("{} certificates", chain.len())
+        format!("ends with {}", top.id())
     };
     Err(format!(
-        "{} holds {what}, ending with {} issued by \"{}\", which is not the national root: the CA certificates between them are missing (append them to the file, each CA after the certificate it issued)",
+        "{} {holds}, issued by \"{}\", which is not the national root: the CA certificates between them are missing, so a neighbour that has not met those CAs refuses it; append them to the file, each CA after the certificate it issued",
         file.display(),
-        top.id(),
         top.issuer
     ))
 }
@@ -737,23 +736,24 @@ fn neighbour(p: &mut Problems, key: &str, raw: &RawNeighbour) -> Option<Neighbou
 /// is the routing parent of every level-1 node (ministries and provinces), which are not under
 /// it by code. So a level-1 node's parent may be another level-1 code (the hub), and a level-1
 /// node without a parent (the hub) may have level-1 children. Direct peers may be anywhere.
-fn check_tree(p: &mut Problems, agency: AgencyCode, parent: Option<&Neighbour>, children: &[Neighbour]) {
+fn check_tree(p: &mut Problems, agency: AgencyCode, parent: Option<AgencyCode>, children: &[Option<AgencyCode>]) {
     let ancestors: Vec<String> = agency.ancestors().map(|a| a.to_string()).collect();
     if let Some(parent) = parent {
-        let hub = agency.level() == 1 && parent.agency.level() == 1;
-        if !agency.is_under(&parent.agency) && !hub {
+        let hub = agency.level() == 1 && parent.level() == 1;
+        if !agency.is_under(&parent) && !hub {
             let expected = if ancestors.is_empty() {
                 "a level-1 node's parent is the national hub, a level-1 code like 000.00.00.G22".to_owned()
             } else {
                 format!("the parent of {agency} is one of the agencies above it: {}", ancestors.join(", "))
             };
-            p.add("parent.agency", format!("{} is not above {agency} in the code tree; {expected}", parent.agency));
+            p.add("parent.agency", format!("{parent} is not above {agency} in the code tree; {expected}"));
         }
     }
     let is_hub = agency.level() == 1 && parent.is_none();
     for (i, child) in children.iter().enumerate() {
-        let hub_child = is_hub && child.agency.level() == 1;
-        if !child.agency.is_under(&agency) && !hub_child {
+        let Some(child) = child else { continue };
+        let hub_child = is_hub && child.level() == 1;
+        if !child.is_under(&agency) && !hub_child {
             let why = if agency.level() == 1 && parent.is_some() {
                 " (only the national hub, a level-1 node without a parent, has level-1 children)"
             } else {
@@ -761,10 +761,7 @@ fn check_tree(p: &mut Problems, agency: AgencyCode, parent: Option<&Neighbour>, 
             };
             p.add(
                 format!("child[{i}].agency"),
-                format!(
-                    "{} is not below {agency} in the code tree; a child is an agency under this one{why}",
-                    child.agency
-                ),
+                format!("{child} is not below {agency} in the code tree; a child is an agency under this one{why}"),
             );
         }
     }
@@ -998,7 +995,10 @@ impl Config {
                     p.add("parent/child/peer", format!("{} is listed twice", n.agency));
                 }
             }
-            check_tree(&mut p, agency, parent.as_ref(), &children);
+            // From the codes as written, whatever else is wrong with those entries.
+            let parent_code = raw.parent.as_ref().and_then(|n| n.agency.parse().ok());
+            let child_codes: Vec<Option<AgencyCode>> = raw.children.iter().map(|n| n.agency.parse().ok()).collect();
+            check_tree(&mut p, agency, parent_code, &child_codes);
         }
         let limits = limits(&mut p, &raw.limits);
         let r = &raw.retry;
@@ -1277,10 +1277,9 @@ mod tests {
     }
 
     fn tree(agency: &str, parent: Option<&str>, children: &[&str]) -> Vec<String> {
-        let n = |c: &str| Neighbour { agency: c.parse().unwrap(), addresses: vec!["10.0.0.1:7400".into()] };
-        let children: Vec<Neighbour> = children.iter().map(|c| n(c)).collect();
+        let children: Vec<Option<AgencyCode>> = children.iter().map(|c| c.parse().ok()).collect();
         let mut p = Problems(Vec::new());
-        check_tree(&mut p, agency.parse().unwrap(), parent.map(n).as_ref(), &children);
+        check_tree(&mut p, agency.parse().unwrap(), parent.map(|c| c.parse().unwrap()), &children);
         p.0.into_iter().map(|(k, _)| k).collect()
     }
 

@@ -106,9 +106,17 @@ pub fn findings(config: &Config, crls: &[Crl], now: OffsetDateTime) -> Vec<Findi
                     });
                 }
                 for (i, status) in chain.revocation.iter().enumerate() {
-                    if let (RevocationStatus::NotChecked, Some(issuer)) = (status, chain.path.get(i + 1)) {
-                        let of = if i == 0 { format!("the {what} certificate") } else { format!("the CA above the {what} certificate") };
-                        unchecked.entry(issuer.subject.clone()).or_default().push(of);
+                    if let (RevocationStatus::NotChecked, Some(cert), Some(issuer)) =
+                        (status, chain.path.get(i), chain.path.get(i + 1))
+                    {
+                        // The leaf by its role; a CA by its name (the node's and the seal's
+                        // chains share their CAs).
+                        let issued =
+                            if i == 0 { format!("the {what} certificate") } else { format!("\"{}\"", cert.subject) };
+                        let list = unchecked.entry(issuer.subject.clone()).or_default();
+                        if !list.contains(&issued) {
+                            list.push(issued);
+                        }
                     }
                 }
             }
