@@ -3,7 +3,7 @@
 //!
 //! The typed structures (`RawConfig` and its sections) stay plain serde structures: adding a
 //! section is adding a field with `#[derive(Deserialize)]`, nothing here changes. serde stops
-//! at the first error, so [`Document::deserialize`] loops: it deserializes the document,
+//! at the first error, so [`Document::read`] loops: it deserializes the document,
 //! turns the error into a [`Problem`] located by its span in the parsed document (unknown key,
 //! wrong type, missing key), takes the offending entry out (or puts a stand-in where a
 //! required key is missing) and tries again, until the rest of the file reads. What it
@@ -77,7 +77,7 @@ fn parse_path(key: &str) -> Option<Vec<Step>> {
     Some(steps)
 }
 
-/// How many times [`Document::deserialize`] tries again: far more problems than a file has
+/// How many times [`Document::read`] tries again: far more problems than a file has
 /// before anyone reads the list, and a bound on the work a hostile file can cause.
 const MAX_ROUNDS: usize = 200;
 
@@ -108,15 +108,16 @@ impl<'t> Document<'t> {
             .collect())
     }
 
-    /// Deserializes the document into `T`, collecting every problem serde finds on the way.
-    /// `None` when something could not be stepped over (then the problems say what).
+    /// [`Document::read`]'s value and problems.
     #[cfg(test)]
     pub(super) fn deserialize<T: DeserializeOwned>(&self) -> (Option<T>, Vec<Problem>) {
         let read = self.read::<T>();
         (read.value, read.problems)
     }
 
-    /// [`Document::deserialize`], with the keys whose values were left out or stood in for.
+    /// Deserializes the document into `T`, collecting every problem serde finds on the way,
+    /// with the keys whose values were left out or stood in for. No value when something could
+    /// not be stepped over (then the problems say what).
     pub(super) fn read<T: DeserializeOwned>(&self) -> Read<T> {
         let mut doc = self.root.clone();
         let mut problems: Vec<Problem> = Vec::new();
