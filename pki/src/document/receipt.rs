@@ -116,6 +116,16 @@ pub enum ReceiptKind {
     Status(StatusCode),
 }
 
+impl std::fmt::Display for ReceiptKind {
+    /// `hop`, or the status as `01 arrived`: how logs and reports name it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReceiptKind::Hop => f.write_str("hop"),
+            ReceiptKind::Status(status) => status.fmt(f),
+        }
+    }
+}
+
 /// The signed content of a receipt.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Receipt {
