@@ -23,7 +23,13 @@ use crate::storage::millis;
 /// Reloads the trust state from the stored CRLs.
 pub async fn refresh(node: &Node) {
     match node.store.crls().await {
-        Ok(crls) => node.trust.set_crls(crls),
+        Ok(crls) => {
+            node.trust.set_crls(crls);
+            let closed = node.recheck_connections();
+            if closed > 0 {
+                tracing::warn!(closed, "live connections closed: the new CRLs revoke their certificates");
+            }
+        }
         Err(e) => tracing::error!(error = %e, "cannot read stored CRLs"),
     }
 }
@@ -99,6 +105,11 @@ pub async fn watch_files(node: Arc<Node>) {
     }
     let mut shutdown = node.shutdown_signal();
     loop {
+        // A node that cannot check its own chain holds no fresh CRLs: it asks its parent at
+        // start and at every poll until it has them (it refuses unchecked certificates).
+        if lacks_crls(&node) {
+            fetch_from_parent(&node).await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(node.config.crl_poll) => {}
             _ = node.crl_fetch.notified() => {
@@ -122,6 +133,17 @@ pub async fn watch_files(node: Arc<Node>) {
             tracing::debug!(read = changed.len(), stored = stored.len(), "CRL files reloaded");
             push_to_children(&node, &stored).await;
         }
+    }
+}
+
+/// True when this node cannot vouch for its own node certificate's chain with the CRLs it
+/// holds: the sign that it has no fresh CRLs of its part of the tree.
+fn lacks_crls(node: &Node) -> bool {
+    let now = node.now();
+    let chain: Vec<&[u8]> = node.config.tls.chain.iter().map(|c| c.der()).collect();
+    match node.trust.validate(&chain, now, pki::Profile::Node) {
+        Ok(verified) => node.trust.chain_gap(&verified, now).is_some(),
+        Err(_) => false,
     }
 }
 

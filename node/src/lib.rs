@@ -18,6 +18,7 @@ pub mod crls;
 pub mod health;
 pub mod inbound;
 pub mod intake;
+pub mod live;
 pub mod mail;
 pub mod notices;
 pub mod outbound;
@@ -126,6 +127,8 @@ pub struct Node {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     connections: outbound::ConnectionSlots,
+    /// Every live authenticated connection and its chain (see `live`).
+    pub(crate) live: live::LiveConnections,
     /// Handshake and connection slots (see `admission`).
     pub admission: admission::Admission,
     /// Request-frame memory (see `budget`).
@@ -231,6 +234,7 @@ impl Node {
             endpoint,
             client_config,
             connections: StdMutex::new(HashMap::new()),
+            live: live::LiveConnections::default(),
             admission: admission::Admission::new((&config.limits).into()),
             frame_budgets: budget::FrameBudgets::new(
                 config.limits.frame_budget_total,
