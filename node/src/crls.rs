@@ -34,6 +34,25 @@ pub async fn refresh(node: &Node) {
     }
 }
 
+/// Reloads the trust state from the stored CRLs if they differ from those in use: the CRLs
+/// another process of a scaled-out node stored (they share the database), or those stored
+/// before this process started. Cheap: a node holds one CRL per CA it knows.
+pub async fn sync_from_store(node: &Node) {
+    match node.store.crls().await {
+        Ok(stored) => {
+            let mut held: Vec<[u8; 32]> = node.trust.validator().crls().iter().map(|c| c.fingerprint()).collect();
+            let mut found: Vec<[u8; 32]> = stored.iter().map(|c| c.fingerprint()).collect();
+            held.sort_unstable();
+            found.sort_unstable();
+            if held != found {
+                tracing::debug!(held = held.len(), stored = found.len(), "CRLs in the database changed; reloading");
+                refresh(node).await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read stored CRLs"),
+    }
+}
+
 /// Stores the CRLs among `crls` that are newer and signed by a known CA (or, for the
 /// operator's own files, `trusted`, checked when used); returns the stored.
 pub async fn store_checked(node: &Node, crls: &[Crl], trusted: bool) -> Vec<Crl> {
@@ -92,6 +111,8 @@ pub async fn load_configured(node: &Node) {
     // Storing refreshes the trust state when anything is new; the CRLs already in the
     // database were loaded when the trust state was made.
     store_checked(node, &crls, true).await;
+    // Another process of this agency may have stored them first (then nothing was new here).
+    sync_from_store(node).await;
 }
 
 /// Polls the CRL files (a change is stored and pushed to the children), and fetches from the
@@ -107,6 +128,7 @@ pub async fn watch_files(node: Arc<Node>) {
     loop {
         // A node that cannot check its own chain holds no fresh CRLs: it asks its parent at
         // start and at every poll until it has them (it refuses unchecked certificates).
+        sync_from_store(&node).await;
         if lacks_crls(&node) {
             fetch_from_parent(&node).await;
         }
