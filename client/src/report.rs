@@ -7,7 +7,7 @@ use pki::document::validation::{Conclusion, Indication, RevocationFinding, Valid
 use pki::document::verify::Role;
 
 use crate::output::outln;
-use crate::timefmt::human;
+use crate::timefmt::{human, localize};
 
 /// `PASSED`, or `INDETERMINATE (TRY_LATER)`.
 pub(crate) fn verdict(c: &Conclusion) -> String {
@@ -37,7 +37,7 @@ fn revocation_words(finding: &RevocationFinding) -> String {
 
 fn reasons(c: &Conclusion, indent: &str) -> anyhow::Result<()> {
     for r in &c.reasons {
-        outln!("{indent}✗ {} {}: {}", r.indication, r.sub_indication, r.message)?;
+        outln!("{indent}✗ {} {}: {}", r.indication, r.sub_indication, localize(&r.message))?;
     }
     Ok(())
 }
@@ -57,7 +57,7 @@ pub(crate) fn print(report: &ValidationReport) -> anyhow::Result<()> {
     let title = report.document_id.as_deref().unwrap_or("(not a readable document)");
     outln!("{}  {title}", verdict(&report.total))?;
     if let Some(lead) = report.total.leading() {
-        outln!("  why: {}", lead.message)?;
+        outln!("  why: {}", localize(&lead.message))?;
     }
     if let Some(remedy) = remedy(&report.total) {
         outln!("  what to do: {remedy}")?;
@@ -107,14 +107,14 @@ pub(crate) fn print(report: &ValidationReport) -> anyhow::Result<()> {
         outln!("  {}. {who}{agency} — {}: {}", s.index, s.role, verdict(&s.conclusion))?;
         outln!("     claims to be signed {} with {}", human(s.claimed_signing_time), s.algorithm)?;
         match &s.proof_of_existence {
-            Some(p) => outln!("     proven to exist by {p}")?,
+            Some(p) => outln!("     proven to exist by {}", localize(&p.to_string()))?,
             None => outln!(
                 "     NO independent proof of existence: the signing time is the signer's claim; judged at {} with the newest CRLs at hand",
                 human(s.best_signature_time)
             )?,
         }
         for note in s.notes.iter().skip(1) {
-            outln!("     note: {note}")?;
+            outln!("     note: {}", localize(note))?;
         }
         if s.role == Role::Seal {
             outln!("     covers the official's signature above")?;

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use anyhow::{Context, bail};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 /// Parses a time argument.
 pub(crate) fn parse_time(text: &str) -> anyhow::Result<OffsetDateTime> {
@@ -135,6 +135,36 @@ pub(crate) fn machine(t: OffsetDateTime) -> String {
     t.to_offset(UtcOffset::UTC).format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
+/// `text` with every time `pki` wrote into it (`2026-11-23 02:15:00 UTC`, its one format for
+/// times in messages, which knows no time zone) shown as [`human`] shows times, so that a
+/// report reads in one zone: `pki` reads no clock and no zone, the command line does.
+pub(crate) fn localize(text: &str) -> String {
+    const LEN: usize = "2026-11-23 02:15:00 UTC".len();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" UTC") {
+        let end = at + " UTC".len();
+        let parsed = at
+            .checked_sub(LEN - " UTC".len())
+            .and_then(|start| rest.get(start..at).map(|t| (start, t)))
+            .and_then(|(start, t)| {
+                PrimitiveDateTime::parse(t, format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))
+                    .ok()
+                    .map(|p| (start, p.assume_utc()))
+            });
+        match parsed {
+            Some((start, t)) => {
+                out.push_str(&rest[..start]);
+                out.push_str(&human(t));
+            }
+            None => out.push_str(&rest[..end]),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A time given as Unix milliseconds (how the node stores its local times), for people.
 pub(crate) fn human_millis(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map(human).unwrap_or_else(|_| ms.to_string())
@@ -152,6 +182,19 @@ pub(crate) fn today_vietnam() -> Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_pki_wrote_read_in_the_local_zone() {
+        let t = OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap();
+        let text = format!("revoked at {} (keyCompromise); claims {}", pki::format_utc(t), pki::format_utc(t));
+        let local = localize(&text);
+        assert_eq!(local, format!("revoked at {} (keyCompromise); claims {}", human(t), human(t)));
+        // Text that only looks like it is left alone.
+        for s in ["UTC", " UTC", "at 2026-13-40 99:00:00 UTC", "no time here", "ends in UTC"] {
+            assert_eq!(localize(s), s);
+        }
+        assert_eq!(localize("2026-11-23 02:15:00 UTC"), human(time::macros::datetime!(2026-11-23 02:15:00 UTC)));
+    }
 
     #[test]
     fn dates_read_iso_and_day_first() {
