@@ -795,6 +795,7 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
                 "document": document,
                 "bundle": path,
                 "indication": report.indication(),
+                "sub_indication": report.sub_indication(),
                 "attachments": attachments,
             });
             outln!("{}", serde_json::to_string_pretty(&out)?)?;
