@@ -13,6 +13,7 @@ mod document_cmd;
 mod files;
 mod form;
 mod manual;
+mod manual_pages;
 mod outgoing;
 mod output;
 mod pki_cmd;

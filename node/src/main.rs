@@ -5,9 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use node::Node;
 use node::config::{Config, template};
+
+// The same generator as `lienthong completions` and `lienthong man` (one piece of code for
+// both binaries; the node does not depend on the client crate).
+#[path = "../../client/src/manual_pages.rs"]
+mod manual_pages;
 
 /// The lienthong node daemon.
 #[derive(Parser, Debug)]
@@ -85,6 +90,17 @@ enum Command {
         /// The configuration file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Print the shell completion script (install it as README's "Installing" says).
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (lienthong-node.1 and one per command) into a directory.
+    Man {
+        /// Directory to write the pages into (created if missing), e.g. /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -279,7 +295,7 @@ fn main() -> ExitCode {
     // no log lines beside it (LIENTHONG_LOG still turns them on).
     // `check` prints its findings itself: only warnings from libraries beside them.
     let default_log = match cli.command {
-        Command::Status { .. } => "off",
+        Command::Status { .. } | Command::Completions { .. } | Command::Man { .. } => "off",
         Command::Check { .. } => "warn",
         _ => "info",
     };
@@ -310,6 +326,17 @@ fn main() -> ExitCode {
         Command::Status { config } => block_on(status(config)),
         Command::Backup { config, out, pg_bin } => block_on(backup(config, out, pg_bin)),
         Command::Restore { config, from, pg_bin } => block_on(restore(config, from, pg_bin)),
+        Command::Completions { shell } => {
+            let script = manual_pages::completion_script(Cli::command(), "lienthong-node", shell);
+            // A reader that stops early (`| head`) is not a failure.
+            match std::io::Write::write_all(&mut std::io::stdout(), script.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
+        Command::Man { out } => manual_pages::write_pages(Cli::command(), "lienthong-node", &out).map(|written| {
+            println!("Wrote {} manual pages into {}", written.len(), out.display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -302,6 +302,16 @@ fn completions_and_manual_pages_come_from_the_real_options() {
     let page = std::fs::read_to_string(cli.path("man1/lienthong-pki-issue.1")).unwrap();
     assert!(page.contains(".TH") && page.contains("cert\\-profile"), "{page}");
     assert!(cli.path("man1/lienthong.1").exists() && cli.path("man1/lienthong-send.1").exists());
+
+    // The daemon too, from its own options.
+    let node = harness::bin("lienthong-node");
+    let script = cli.run(&node, ["completions", "bash"]).ok();
+    assert!(script.contains("lienthong-node") && script.contains("--config") && script.contains("status"));
+    let out = cli.run(&node, ["man", "--out", "man1"]).ok();
+    assert!(out.contains("manual pages"), "{out}");
+    let page = std::fs::read_to_string(cli.path("man1/lienthong-node-check.1")).unwrap();
+    assert!(page.contains(".TH") && page.contains("config"), "{page}");
+    assert!(cli.path("man1/lienthong-node.1").exists());
 }
 
 #[test]
