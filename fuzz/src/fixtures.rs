@@ -35,8 +35,26 @@ const CRLS_PEM: &str = include_str!("../fixtures/crls.pem");
 /// The directory of the fixture files on disk (`fuzz/fixtures`): the config target points
 /// every file a configuration names at one of them. Both crates that compile this file
 /// (`fuzz/` and `tests/`) sit beside each other at the workspace root.
+///
+/// Git keeps no permissions but the executable bit, so a fresh clone has the fixture keys
+/// readable by everyone, which the node's configuration check refuses (a private key must be
+/// its owner's only). They are made owner-only here, once, before anything reads them, as an
+/// operator would `chmod 600` them.
 pub fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fixtures")
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fixtures");
+        #[cfg(unix)]
+        for key in ["node.key.pem", "seal.key.pem"] {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join(key);
+            if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+                panic!("cannot make {} owner-only: {e}", path.display());
+            }
+        }
+        dir
+    })
+    .clone()
 }
 
 /// The national root of the fixture PKI.
