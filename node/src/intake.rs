@@ -100,6 +100,7 @@ impl Node {
     ) -> Refusal {
         Metrics::bump(&self.metrics.refused);
         let doc = manifest.map(|m| m.id().to_string()).unwrap_or_default();
+        self.telemetry.document_refused(&doc, &reason, self.now());
         tracing::warn!(document = %doc, reason = %reason, "document refused");
         let receipt =
             manifest.and_then(|m| self.refusal(m, digest, recipients.to_vec(), &reason)).map(|r| r.as_bytes().to_vec());
@@ -142,7 +143,9 @@ fn transient(reason: String) -> Refusal {
 /// the document was kept. The failure is remembered for the health read-out.
 fn cannot_store(node: &Node, error: &crate::storage::StoreError) -> Refusal {
     node.storage_failed("taking a document", error);
-    transient(storage_reason(error))
+    let reason = storage_reason(error);
+    node.telemetry.document_refused("", &reason, node.now());
+    transient(reason)
 }
 
 /// What the sender and the clerk are told when storage fails.
@@ -271,8 +274,10 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             Err(e) => return Err(refuse(format!("a CRL sent with the document is malformed: {e}"), &recipients)),
         }
     }
-    let verified = verify_envelope(&envelope, &node.trust.validator_with(&carried), now)
-        .map_err(|e| refuse(format!("verification failed: {e}"), &recipients))?;
+    let verifying = std::time::Instant::now();
+    let verified = verify_envelope(&envelope, &node.trust.validator_with(&carried), now);
+    node.telemetry.verified_in(verifying.elapsed());
+    let verified = verified.map_err(|e| refuse(format!("verification failed: {e}"), &recipients))?;
     let is_provisional = verified.signers.iter().any(|s| node.trust.is_provisional(&s.revocation, now));
 
     // Attachments: all into temporary files, checked; nothing is kept unless all are good.
@@ -341,6 +346,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     let mut crls_changed = false;
     let new_cas = node.trust.learn(path_cas(&envelope));
     let sender_name = verified.signers.get(1).map(|s| s.name.clone()).unwrap_or_default();
+    let committing = std::time::Instant::now();
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
@@ -452,6 +458,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Ok(Some(answer))
     }
     .await;
+    node.telemetry.committed_in(committing.elapsed());
     let hop_answer = match committed {
         Ok(Some(answer)) => answer,
         Ok(None) => {
@@ -465,6 +472,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     }
     node.wake_outbox();
     Metrics::bump(&node.metrics.documents_in);
+    node.telemetry.document_taken(matches!(source, Source::Clerk));
     if is_provisional {
         Metrics::bump(&node.metrics.provisional);
         tracing::warn!(document = %doc_id, "document taken with provisional verification: CRLs missing or older than the freshness budget");
