@@ -36,3 +36,4 @@ mod refusals;
 mod revocation;
 mod scale_out;
 mod storage;
+mod web;

@@ -149,7 +149,7 @@ pub(crate) fn tls_config(identity: &Identity) -> Result<rustls::ServerConfig, Tl
 
 /// Every route.
 fn router(web: Arc<Web>) -> Router {
-    let (form_limit, upload_limit) = (web.settings.max_form_bytes, web.settings.max_upload_bytes);
+    let form_limit = web.settings.max_form_bytes;
     Router::new()
         .route("/", axum::routing::get(html::home))
         .route("/style.css", axum::routing::get(html::stylesheet))
@@ -157,7 +157,7 @@ fn router(web: Arc<Web>) -> Router {
         .route("/readyz", axum::routing::get(probes::readyz))
         .route("/metrics", axum::routing::get(metrics::scrape))
         .route("/status.json", axum::routing::get(console::status_json))
-        .merge(verifier::routes(upload_limit))
+        .merge(verifier::routes())
         .merge(console::routes(form_limit))
         .fallback(html::not_found)
         .layer(axum::middleware::from_fn_with_state(web.clone(), deadline))

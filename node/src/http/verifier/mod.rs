@@ -47,12 +47,19 @@ pub(crate) struct Upload {
     pub(crate) kept_as: Option<String>,
 }
 
-/// The verifier's routes.
-pub(crate) fn routes(max_upload: u64) -> Router<Arc<Web>> {
-    let limit = usize::try_from(max_upload.saturating_add(MULTIPART_SLACK)).unwrap_or(usize::MAX);
+/// The verifier's routes. Uploads are not cut off by axum's body limit: the handler counts
+/// the bytes itself and, past `http.max_upload_bytes`, reads the rest without keeping it, so
+/// the sender (a browser too) gets the 413 page instead of a reset connection.
+pub(crate) fn routes() -> Router<Arc<Web>> {
     Router::new()
-        .route("/verify", axum::routing::get(form).post(upload_page).layer(DefaultBodyLimit::max(limit)))
-        .route("/verify.json", axum::routing::post(upload_json).layer(DefaultBodyLimit::max(limit)))
+        .route("/verify", axum::routing::get(form).post(upload_page).layer(DefaultBodyLimit::disable()))
+        .route("/verify.json", axum::routing::post(upload_json).layer(DefaultBodyLimit::disable()))
+}
+
+/// Reads and discards the rest of a refused upload (the request's deadline bounds it).
+async fn drain(body: axum::body::Body) {
+    let mut body = body;
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 /// Whether `viewer` may use the verifier; the page to answer with otherwise.
@@ -130,6 +137,7 @@ async fn handle(web: Arc<Web>, lang: Lang, request: Request, json: bool) -> Resp
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max.saturating_add(MULTIPART_SLACK)) {
         web.node.telemetry.web_verifications.get_or_create(&vec![("result", "refused".to_owned())]).inc();
+        drain(request.into_body()).await;
         return too_large(lang, json, max);
     }
     let Ok(permit) = web.verifications.clone().try_acquire_owned() else {
@@ -268,7 +276,8 @@ async fn receive(
     std::fs::create_dir_all(&dir).map_err(|e| Problem::Space(format!("{}: {e}", dir.display())))?;
     let temp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Problem::Space(e.to_string()))?;
     let mut file = tokio::fs::File::from_std(temp.reopen().map_err(|e| Problem::Space(e.to_string()))?);
-    let mut sink = Sink { file: &mut file, bytes: 0, max, hash: ring::digest::Context::new(&ring::digest::SHA256) };
+    let mut sink =
+        Sink { file: &mut file, bytes: 0, max, over: false, hash: ring::digest::Context::new(&ring::digest::SHA256) };
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -278,27 +287,24 @@ async fn receive(
     if multipart {
         let mut form = Multipart::from_request(request, &()).await.map_err(|e| Problem::Read(e.body_text()))?;
         let mut found = false;
-        loop {
-            let field = match form.next_field().await {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(Problem::TooLarge),
-                Err(e) => return Err(Problem::Read(e.body_text())),
-            };
-            if field.name() != Some("bundle") || found {
-                continue;
+        // Every field is read to its end (other fields and a second file are read and
+        // dropped, counted against the limit too), so the whole body is consumed.
+        while let Some(mut field) = form.next_field().await.map_err(|e| Problem::Read(e.body_text()))? {
+            let keep = field.name() == Some("bundle") && !found;
+            if keep {
+                found = true;
+                name = field.file_name().map(|n| n.chars().take(255).collect::<String>());
             }
-            found = true;
-            name = field.file_name().map(|n| n.chars().take(255).collect::<String>());
-            let mut field = field;
-            loop {
-                match field.chunk().await {
-                    Ok(Some(chunk)) => sink.write(&chunk).await?,
-                    Ok(None) => break,
-                    Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(Problem::TooLarge),
-                    Err(e) => return Err(Problem::Read(e.body_text())),
+            while let Some(chunk) = field.chunk().await.map_err(|e| Problem::Read(e.body_text()))? {
+                if keep {
+                    sink.write(&chunk).await?;
+                } else {
+                    sink.skip(chunk.len());
                 }
             }
+        }
+        if sink.over {
+            return Err(Problem::TooLarge);
         }
         if !found || sink.bytes == 0 {
             return Err(Problem::NoFile);
@@ -311,6 +317,9 @@ async fn receive(
                 sink.write(&chunk).await?;
             }
         }
+        if sink.over {
+            return Err(Problem::TooLarge);
+        }
         if sink.bytes == 0 {
             return Err(Problem::NoFile);
         }
@@ -321,22 +330,30 @@ async fn receive(
     Ok((Upload { name, bytes, sha256: hex::encode(digest.as_ref()), kept_as: None }, temp))
 }
 
-/// Counts, hashes and writes the upload, stopping past the limit.
+/// Counts, hashes and writes the upload; past the limit it only counts (the rest is read
+/// and dropped, and the upload refused at its end).
 struct Sink<'a> {
     file: &'a mut tokio::fs::File,
     bytes: u64,
     max: u64,
+    over: bool,
     hash: ring::digest::Context,
 }
 
 impl Sink<'_> {
     async fn write(&mut self, chunk: &[u8]) -> Result<(), Problem> {
-        self.bytes = self.bytes.saturating_add(chunk.len() as u64);
-        if self.bytes > self.max {
-            return Err(Problem::TooLarge);
+        self.skip(chunk.len());
+        if self.over {
+            return Ok(());
         }
         self.hash.update(chunk);
         self.file.write_all(chunk).await.map_err(|e| Problem::Space(e.to_string()))
+    }
+
+    /// Counts bytes that are not kept (other form fields, or anything past the limit).
+    fn skip(&mut self, n: usize) {
+        self.bytes = self.bytes.saturating_add(n as u64);
+        self.over |= self.bytes > self.max;
     }
 }
 
