@@ -464,3 +464,55 @@ async fn uploads_are_bounded_and_a_large_one_costs_little_memory() {
     assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "nothing uploaded is kept");
     process.kill();
 }
+
+/// `lienthong demo --keep` turns every node's web face on and prints where the receiving
+/// node's verifier and console are: the verifier there passes the document the demo sent,
+/// the console lets the printed operator certificate in, and `/readyz` is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_a_web_face_that_answers() {
+    let cli = harness::Cli::new();
+    struct StopDemo(std::path::PathBuf);
+    impl Drop for StopDemo {
+        fn drop(&mut self) {
+            if self.0.join("net/pids.txt").exists() {
+                let _ = std::process::Command::new(harness::bin("lienthong"))
+                    .args(["demo", "--stop", "net"])
+                    .current_dir(&self.0)
+                    .output();
+            }
+        }
+    }
+    let _guard = StopDemo(cli.dir.path().to_owned());
+    let run = cli.lienthong(["demo", "--dir", "net", "--keep"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let line = |prefix: &str| {
+        run.stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {}", run.stdout))
+            .to_owned()
+    };
+    let verifier = line("verifier: ");
+    let url = verifier.split_whitespace().next().unwrap().strip_suffix("/verify").unwrap().to_owned();
+    let addr: std::net::SocketAddr = url.strip_prefix("https://").unwrap().parse().unwrap();
+    let console = line("console:  ");
+    // Paths are printed as given (`--dir net`): relative to where the demo ran.
+    let cert = cli.path(between(&console, "client certificate ", ", key "));
+    let key = cli.path(between(&console, ", key ", ")"));
+    let bundle = cli.path(between(&run.stdout, "received (", "):"));
+
+    let anonymous = client(addr, None);
+    let ready = anonymous.get("/readyz").await.unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let report = anonymous.send("POST", "/verify.json", &[], std::fs::read(&bundle).unwrap()).await.unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report.body).unwrap();
+    assert_eq!(report["indication"], "PASSED", "{report}");
+    let operator = node::config::Identity {
+        chain: pki::Certificate::from_pem_all(&std::fs::read_to_string(&cert).unwrap()).unwrap(),
+        key: pki::PrivateKey::from_pem(&std::fs::read_to_string(&key).unwrap(), None).unwrap(),
+    };
+    let page = client(addr, Some(&operator)).get("/console?lang=en").await.unwrap();
+    assert_eq!(page.status, 200, "{}", page.text());
+    let stopped = cli.lienthong(["demo", "--stop", "net"]).ok();
+    assert!(stopped.contains("node(s) stopped"), "{stopped}");
+}

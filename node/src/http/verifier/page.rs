@@ -138,7 +138,7 @@ pub(crate) fn report(web: &Web, lang: Lang, uri: &Uri, v: &Verdict, upload: &Upl
 <dl class="fields">
 <dt>{file}</dt><dd>{name}</dd>
 <dt>{size}</dt><dd>{bytes} {unit}</dd>
-<dt>SHA-256</dt><dd class="mono">{sha}</dd>
+<dt>SHA-256</dt><dd class="mono hash">{sha}</dd>
 <dt>{at}</dt><dd>{when}</dd>
 <dt>{kept}</dt><dd>{kept_text}</dd>
 </dl>
@@ -305,7 +305,7 @@ fn provenance(b: &mut String, l: Lang, p: &Provenance) {
     for a in &p.attachments {
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"mono hash\">{}</td><td>{}</td></tr>",
             esc(&a.attachment.name),
             esc(&a.attachment.media_type),
             a.attachment.size,
@@ -374,7 +374,7 @@ fn provenance(b: &mut String, l: Lang, p: &Provenance) {
     }
     let _ = write!(
         b,
-        "</tbody></table><p>{} <span class=\"mono\">{}</span></p>",
+        "</tbody></table><p>{} <span class=\"mono hash\">{}</span></p>",
         l.t("SHA-256 của phong bì chữ ký:", "SHA-256 of the signed envelope:"),
         esc(&p.envelope_sha256)
     );
