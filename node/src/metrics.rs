@@ -59,9 +59,24 @@ fn latency_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// Every class [`classify`] gives.
+pub const REFUSAL_CLASSES: [&str; 11] = [
+    "malformed",
+    "storage",
+    "verification",
+    "too_large",
+    "duplicate_id",
+    "attachment",
+    "recipients",
+    "not_allowed",
+    "no_route",
+    "crl",
+    "other",
+];
+
 impl Default for Telemetry {
     fn default() -> Self {
-        Telemetry {
+        let t = Telemetry {
             taken: Family::default(),
             refused: Family::default(),
             attempts: Family::default(),
@@ -69,7 +84,19 @@ impl Default for Telemetry {
             commit_seconds: latency_buckets(),
             web_verifications: Family::default(),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_REFUSALS)),
+        };
+        // Every series whose labels are known in advance exists from the start at 0, so a
+        // rate or an alert sees the first event instead of a series appearing.
+        for via in ["clerk", "neighbour"] {
+            let _ = t.taken.get_or_create(&vec![("via", via.to_owned())]);
         }
+        for class in REFUSAL_CLASSES {
+            let _ = t.refused.get_or_create(&vec![("reason", class.to_owned())]);
+        }
+        for result in ["passed", "indeterminate", "failed", "refused"] {
+            let _ = t.web_verifications.get_or_create(&vec![("result", result.to_owned())]);
+        }
+        t
     }
 }
 
@@ -154,6 +181,7 @@ mod tests {
         assert_eq!(classify("this node sends for A only, not for B"), "not_allowed");
         assert_eq!(classify("the node cannot store documents now (the disk is full: …)"), "storage");
         assert_eq!(classify("something new"), "other");
+        assert!(REFUSAL_CLASSES.contains(&classify("no route to 000.05.41.H49")));
     }
 
     #[test]

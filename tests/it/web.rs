@@ -104,6 +104,23 @@ async fn metrics_and_health_follow_a_real_exchange(database: Database) {
     assert!(sample(&m, "lienthong_certificate_days_to_expiry", &[("certificate", "node")]) > 300.0);
     assert!(m.lines().filter(|l| l.starts_with("lienthong_crl_age_seconds{")).count() >= 2, "{m}");
     assert!(m.trim_end().ends_with("# EOF"));
+    // Every metric the dashboard and the alert rules in deploy/ name is one the node exports.
+    let monitoring = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring");
+    for file in ["grafana-dashboard.json", "prometheus-alerts.yml"] {
+        let text = std::fs::read_to_string(monitoring.join(file)).unwrap();
+        let mut named: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("lienthong_"))
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        assert!(named.len() >= 8, "{file}: {named:?}");
+        for name in named {
+            let base =
+                ["_total", "_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+            assert!(m.contains(&format!("# TYPE {base} ")), "{file} names {name}, which the node does not export");
+        }
+    }
 
     // A neighbour handing over what it may not: refused, counted by class, on the console.
     let foreign = net.document(HA_LAU, &[PHONG_DU], 9);

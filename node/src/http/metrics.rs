@@ -125,16 +125,20 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
     r.register("crl_age_seconds", "Age of the newest CRL held of each CA", crl_age);
     r.register("crl_next_update_seconds", "Seconds until each newest CRL falls due (negative: overdue)", crl_due);
 
-    if let Some(mail) = &health.mail {
-        let states = gauge_family();
-        for (state, n) in [("pending", mail.pending), ("dead", mail.dead), ("sent", mail.sent)] {
-            states.get_or_create(&labels(&[("state", state)])).set(n as f64);
-        }
-        r.register("mail", "Notification mail by state", states);
-        let oldest = gauge_family();
-        oldest.get_or_create(&Vec::new()).set(mail.oldest_pending_seconds as f64);
-        r.register("mail_oldest_pending_seconds", "Age of the oldest notification waiting", oldest);
+    // Zeros when mail is off, so dashboards and alert rules find the series everywhere.
+    let mail = health.mail.as_ref();
+    let states = gauge_family();
+    for (state, n) in [
+        ("pending", mail.map_or(0, |m| m.pending)),
+        ("dead", mail.map_or(0, |m| m.dead)),
+        ("sent", mail.map_or(0, |m| m.sent)),
+    ] {
+        states.get_or_create(&labels(&[("state", state)])).set(n as f64);
     }
+    r.register("mail", "Notification mail by state", states);
+    let oldest = gauge_family();
+    oldest.get_or_create(&Vec::new()).set(mail.map_or(0, |m| m.oldest_pending_seconds) as f64);
+    r.register("mail_oldest_pending_seconds", "Age of the oldest notification waiting", oldest);
     let alerts = gauge_family();
     alerts.get_or_create(&Vec::new()).set(health.alerts.len() as f64);
     r.register("alerts", "Alerts in the health read-out now", alerts);

@@ -180,7 +180,7 @@ async fn deadline(State(web): State<Arc<Web>>, request: Request, next: Next) -> 
             lang,
             axum::http::StatusCode::REQUEST_TIMEOUT,
             lang.t("Hết thời gian", "Request timed out"),
-            &lang.t(
+            lang.t(
                 &format!("Yêu cầu không xong trong {}; không có gì được giữ lại.", humantime::format_duration(limit)),
                 &format!("The request did not finish within {}; nothing was kept.", humantime::format_duration(limit)),
             ),
