@@ -204,6 +204,13 @@ async fn the_console_refuses_strangers_forged_actions_and_revoked_operators() {
         .await
         .unwrap();
     assert_eq!(missing.status, 422, "{}", missing.text());
+    // A form over http.max_form_bytes (16 KiB) is refused before it is read whole.
+    let padded = format!("csrf=00&pad={}", "x".repeat(16 * 1024)).into_bytes();
+    let big = operator
+        .send("POST", "/console/transfers/1/retry", &[("content-type", "application/x-www-form-urlencoded")], padded)
+        .await
+        .unwrap();
+    assert_eq!(big.status, 413, "{}", big.text());
 
     // Revoked: refused from the next request on, with the reason.
     let issuer = net.pki.cas.get_mut(&code(TIEN_YEN)).unwrap();
