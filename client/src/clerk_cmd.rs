@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use node::clerk_client::{ClerkClient, ClerkError};
-use node::protocol::{DocumentSummary, ErrorKind, RouteOutcome};
+use lienthong_protocol::clerk_client::{ClerkClient, ClerkError};
+use lienthong_protocol::wire::{DocumentSummary, ErrorKind, RouteOutcome};
 use pki::document::bundle::{Bundle, BundleLimits, write_bundle};
 use pki::document::verify::{VerifyOptions, verify_bundle};
 use pki::document::{Envelope, Manifest, ReceiptKind, SignedReceipt, StatusCode};
@@ -551,7 +551,7 @@ fn status_name(code: Option<u8>) -> String {
 
 /// A sent document still in the node's outbox: `sending`, or `sending (retrying: …)` with
 /// the hop, the attempts, the last error and when the next attempt is due.
-fn sending(waiting: &[node::protocol::Waiting]) -> String {
+fn sending(waiting: &[lienthong_protocol::wire::Waiting]) -> String {
     let retrying: Vec<String> = waiting
         .iter()
         .filter(|w| w.attempts > 0)

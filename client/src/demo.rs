@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ::demo::{DemoPki, NodeOptions, Topology};
 use anyhow::{Context, bail};
 use clap::Args;
-use node::clerk_client::ClerkClient;
-use node::demo::{DemoPki, NodeOptions, Topology};
+use lienthong_protocol::clerk_client::ClerkClient;
 use pki::document::verify::verify_bundle;
 use pki::document::{Attachment, Business, DocumentKind, Envelope, Manifest, ReceiptKind, StatusCode, Urgency};
 use pki::{AgencyCode, Profile as CertProfile};
@@ -221,8 +221,8 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let text = match a.topology.as_str() {
-        "quang-ninh-2025" => node::demo::QUANG_NINH_2025,
-        _ => node::demo::QUANG_NINH_2024,
+        "quang-ninh-2025" => ::demo::QUANG_NINH_2025,
+        _ => ::demo::QUANG_NINH_2024,
     };
     let topology = Topology::parse(text).map_err(anyhow::Error::msg)?;
     let dir = match &a.dir {
@@ -239,13 +239,13 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
     //    node, seal, clerk and chairman certificates.
     let mut pki = DemoPki::build(&topology, now())?;
     let crls = pki.crls(now())?;
-    node::demo::write_shared(&dir, &pki, &crls)?;
+    ::demo::write_shared(&dir, &pki, &crls)?;
     let addrs = free_addresses(&topology.codes())?;
     let options =
         NodeOptions { database: None, crl_file: true, extra: "[retry]\ninitial = \"200ms\"\nmax = \"5s\"\n".into() };
     let web = free_web_addresses(&topology.codes())?;
     for code in topology.codes() {
-        node::demo::write_node(&dir, &code, &topology, &pki, &addrs, &options, DEMO_PASSPHRASE.as_bytes())?;
+        ::demo::write_node(&dir, &code, &topology, &pki, &addrs, &options, DEMO_PASSPHRASE.as_bytes())?;
         enable_web(&dir, &code, &topology.name(&code), &mut pki, web[&code])?;
     }
     outln!(

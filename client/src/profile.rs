@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use node::clerk_client::ClerkClient;
-use node::config::Identity;
+use lienthong_protocol::Identity;
+use lienthong_protocol::clerk_client::ClerkClient;
 use pki::{AgencyCode, Certificate, PrivateKey, Profile as CertProfile};
 
 use crate::files;

@@ -1,4 +1,4 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = pki::Crl::from_der(data);
+    lienthong_fuzz::pki_targets::crl(data);
 });

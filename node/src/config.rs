@@ -364,25 +364,33 @@ pub struct RetryPolicy {
     pub jitter_seed: Option<u64>,
 }
 
+/// The longest `retry.initial` or `retry.max` (and `mail.retry.…`) a configuration may give:
+/// 30 days. Waiting longer than that between two attempts is never what an operator means, and
+/// the bound keeps every delay, jitter included, far inside what the outbox's millisecond
+/// times hold (a `max` of billions of years used to make the first retry panic).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl RetryPolicy {
     /// The delay before attempt `attempt` (1-based, after a failure), with `unit` in [0, 1) as
-    /// the random draw: exponential, capped, spread by ± jitter.
+    /// the random draw: exponential, capped, spread by ± jitter. Total for any policy: a delay
+    /// beyond what a `Duration` holds (only a policy that skipped validation can ask for one)
+    /// is `max`.
     pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
         let base = self.initial.as_secs_f64() * self.multiplier.powi(attempt.saturating_sub(1).min(64) as i32);
         let capped = base.min(self.max.as_secs_f64());
         let spread = 1.0 + self.jitter * (2.0 * unit - 1.0);
-        Duration::from_secs_f64((capped * spread).max(0.0))
+        Duration::try_from_secs_f64((capped * spread).max(0.0)).unwrap_or(self.max)
     }
 }
 
-/// A key and its certificate chain, loaded and checked.
-#[derive(Debug)]
-pub struct Identity {
-    /// Leaf first.
-    pub chain: Vec<Certificate>,
-    /// The private key.
-    pub key: PrivateKey,
+/// Records a problem for `key` when `delay` is longer than [`MAX_RETRY_DELAY`].
+pub(crate) fn check_retry_delay(problems: &mut Vec<(String, String)>, key: &str, delay: Option<Duration>) {
+    if delay.is_some_and(|d| d > MAX_RETRY_DELAY) {
+        problems.push((key.to_owned(), "must be at most 30d".to_owned()));
+    }
 }
+
+pub use lienthong_protocol::Identity;
 
 /// The validated configuration a node runs on.
 #[derive(Debug)]
@@ -752,6 +760,8 @@ impl Config {
         let r = &raw.retry;
         let initial = duration(&mut p, "retry.initial", &r.initial);
         let max = duration(&mut p, "retry.max", &r.max);
+        check_retry_delay(&mut p.0, "retry.initial", initial);
+        check_retry_delay(&mut p.0, "retry.max", max);
         if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
             p.add("retry.multiplier", "must be at least 1");
         }
@@ -991,5 +1001,44 @@ mod tests {
         refused(&raw, "limits.frame_timeout");
         raw.handshake_timeout = "soon".into();
         refused(&raw, "limits.handshake_timeout");
+    }
+
+    /// The problems of a configuration whose files do not exist, with `retry` as its
+    /// `[retry]` section.
+    fn problems_with_retry(retry: &str) -> Vec<(String, String)> {
+        let text = format!(
+            "[node]\nagency = \"000.00.41.H49\"\nname = \"Tiên Yên\"\nlisten = \"127.0.0.1:7400\"\ndata_dir = \
+             \"data\"\n[tls]\ncertificate = \"n.pem\"\nkey = \"n.key\"\ntrust_anchor = \"r.pem\"\n[seal]\ncertificate = \
+             \"s.pem\"\nkey = \"s.key\"\n[retry]\n{retry}\n"
+        );
+        let raw: RawConfig = toml::from_str(&text).unwrap();
+        Config::validate(raw, Path::new("/nonexistent-lienthong")).unwrap_err().problems
+    }
+
+    #[test]
+    fn retry_delays_are_bounded_at_30_days() {
+        let keys = |retry: &str| -> Vec<String> {
+            problems_with_retry(retry).into_iter().map(|(k, _)| k).filter(|k| k.starts_with("retry.")).collect()
+        };
+        assert!(keys("initial = \"30d\"\nmax = \"30d\"").is_empty());
+        assert_eq!(keys("initial = \"1s\"\nmax = \"30days 1s\""), vec!["retry.max"]);
+        // Found by the `config` fuzz target: this made the first retry panic.
+        assert_eq!(keys("initial = \"500000000000y\"\nmax = \"500000000000y\""), vec!["retry.initial", "retry.max"]);
+    }
+
+    #[test]
+    fn a_delay_is_total_for_any_policy() {
+        let policy = RetryPolicy {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+            multiplier: f64::MAX,
+            jitter: 1.0,
+            max_attempts: u32::MAX,
+            jitter_seed: None,
+        };
+        assert_eq!(policy.delay(u32::MAX, 0.999_999), Duration::MAX);
+        let sane = RetryPolicy { initial: Duration::from_secs(1), max: MAX_RETRY_DELAY, ..policy };
+        assert!(sane.delay(u32::MAX, 0.999_999) <= MAX_RETRY_DELAY * 2);
+        assert_eq!(sane.delay(1, 0.5), Duration::from_secs(1));
     }
 }

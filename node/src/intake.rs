@@ -81,12 +81,7 @@ impl Node {
             to: manifest.from,
             at: truncate(self.now()),
             recipients,
-            // Normalised first, then cut, so the note stays within the limit after NFC.
-            note: Some(
-                unicode_normalization::UnicodeNormalization::nfc(reason)
-                    .take(pki::document::receipt::MAX_NOTE_CHARS)
-                    .collect(),
-            ),
+            note: Some(refusal_note(reason)),
         };
         self.sign_receipt(&receipt).map_err(|e| tracing::error!(error = %e, "cannot sign a refusal")).ok()
     }
@@ -126,6 +121,12 @@ impl Node {
             .map(|c| c.der().to_vec())
             .collect()
     }
+}
+
+/// The note of a signed refusal: `reason` (which may quote what a peer sent) normalised to
+/// NFC first, then cut, so it stays within the receipt's limit after NFC.
+pub fn refusal_note(reason: &str) -> String {
+    unicode_normalization::UnicodeNormalization::nfc(reason).take(pki::document::receipt::MAX_NOTE_CHARS).collect()
 }
 
 /// Times in receipts have second resolution.

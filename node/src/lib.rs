@@ -13,10 +13,8 @@ pub mod admission;
 pub mod backup;
 pub mod budget;
 pub mod clerk;
-pub mod clerk_client;
 pub mod config;
 pub mod crls;
-pub mod demo;
 pub mod health;
 pub mod http;
 pub mod inbound;
@@ -30,8 +28,8 @@ pub mod route_check;
 pub mod routing;
 pub mod server;
 pub mod storage;
-pub mod tls;
-pub mod trust;
+
+pub use lienthong_protocol::{clerk_client, tls, trust};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,40 +1,22 @@
-//! The wire protocol between nodes (ALPN `lienthong/1`) and between a clerk's CLI and its own
-//! node (ALPN `lienthong-clerk/1`).
-//!
-//! One request per bidirectional QUIC stream. A request is a frame — a 4-byte big-endian
-//! length and a CBOR message — followed, for documents, by the attachment bytes in manifest
-//! order; the response is a frame, followed by attachments when it returns a document. Signed
-//! objects (envelopes, receipts, CRLs) travel as their exact bytes; the frames around them are
-//! plain CBOR and are never signed. The version is in the ALPN: a change of these messages is
-//! a new ALPN, and a node can serve both while the network upgrades.
+//! The wire protocol (crate `lienthong-protocol`, re-exported here), and how a node reads a
+//! request frame as a server: within its deadline and its memory budget.
 
-use pki::document::cbor::{self, CborLimits};
-use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
+use std::time::Duration;
 
-/// ALPN of node-to-node traffic.
-pub const ALPN_NODE: &[u8] = b"lienthong/1";
-/// ALPN of a clerk's CLI talking to its own node.
-pub const ALPN_CLERK: &[u8] = b"lienthong-clerk/1";
+use serde::Deserialize;
 
-/// Why a frame cannot be read or written.
+pub use lienthong_protocol::wire::*;
+
+use crate::budget::{BudgetError, Lease};
+use crate::config::Limits;
+
+/// Why a request frame was not read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum FrameError {
-    /// The peer declared a frame over the limit.
-    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
-    TooLarge {
-        /// Declared length.
-        len: u64,
-        /// The limit.
-        max: usize,
-    },
-    /// The stream ended or failed.
-    #[error("stream: {0}")]
-    Stream(String),
-    /// The CBOR is refused.
-    #[error("malformed frame: {0}")]
-    Cbor(String),
+pub enum RequestError {
+    /// The frame itself is refused (too large, malformed, the stream failed).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
     /// The frame did not arrive by its deadline (`limits.frame_timeout` plus its size at
     /// `limits.min_transfer_rate`).
     #[error("the request frame did not arrive within {allowed:?} ({received} of {} bytes came)", .len.map_or("its".to_owned(), |l| l.to_string()))]
@@ -44,88 +26,27 @@ pub enum FrameError {
         /// Its declared length, if the header came.
         len: Option<usize>,
         /// The time it had.
-        allowed: std::time::Duration,
+        allowed: Duration,
     },
     /// No room in the frame budgets before the deadline.
     #[error(transparent)]
-    Busy(#[from] crate::budget::BudgetError),
+    Busy(#[from] BudgetError),
 }
 
-impl FrameError {
+impl RequestError {
     /// How a node answers a request frame that failed this way: worth retrying or not.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            FrameError::TimedOut { .. } | FrameError::Busy(_) => ErrorKind::Unavailable,
-            _ => ErrorKind::BadRequest,
+            RequestError::TimedOut { .. } | RequestError::Busy(_) => ErrorKind::Unavailable,
+            RequestError::Frame(e) => e.kind(),
         }
     }
-}
-
-/// An error with its causes: quinn's "connection lost" hides why (the peer's close reason,
-/// such as which limit refused the connection) in its source.
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
-/// Encodes a message as a frame.
-pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    let mut body = Vec::new();
-    // Encoding our own message types into a Vec cannot fail.
-    let _ = ciborium::into_writer(message, &mut body);
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    frame
-}
-
-/// Decodes a frame body after the bounded CBOR scan.
-pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8], max: usize) -> Result<T, FrameError> {
-    cbor::scan(body, CborLimits { max_bytes: max, max_depth: 16, max_items: 200_000 }, false)
-        .map_err(|e| FrameError::Cbor(e.to_string()))?;
-    ciborium::from_reader(body).map_err(|e| FrameError::Cbor(e.to_string()))
-}
-
-/// Reads one frame from a QUIC stream, refusing lengths over `max` before reading them.
-pub async fn read_frame<T: for<'de> Deserialize<'de>>(
-    recv: &mut quinn::RecvStream,
-    max: usize,
-) -> Result<T, FrameError> {
-    let mut len = [0u8; 4];
-    recv.read_exact(&mut len).await.map_err(|e| FrameError::Stream(describe(&e)))?;
-    let len = u32::from_be_bytes(len);
-    if len as usize > max {
-        return Err(FrameError::TooLarge { len: u64::from(len), max });
-    }
-    // Grow the buffer as bytes arrive, so a declared length costs nothing until it is sent.
-    let len = len as usize;
-    let mut body = Vec::with_capacity(len.min(64 * 1024));
-    let mut chunk = vec![0u8; 64 * 1024];
-    while body.len() < len {
-        let want = chunk.len().min(len - body.len());
-        match recv.read(&mut chunk[..want]).await.map_err(|e| FrameError::Stream(describe(&e)))? {
-            Some(n) => body.extend_from_slice(&chunk[..n]),
-            None => {
-                return Err(FrameError::Stream(format!("stream ended {} bytes into a {len}-byte frame", body.len())));
-            }
-        }
-    }
-    decode(&body, max)
 }
 
 /// `from` plus `d`, or a year from `from` if that is beyond what the clock can count (a
 /// configuration allowing absurdly slow transfers).
-pub fn deadline_after(from: tokio::time::Instant, d: std::time::Duration) -> tokio::time::Instant {
-    from.checked_add(d).unwrap_or_else(|| from + std::time::Duration::from_secs(365 * 86_400))
+pub fn deadline_after(from: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    from.checked_add(d).unwrap_or_else(|| from + Duration::from_secs(365 * 86_400))
 }
 
 /// Reads one request frame as a server does: within its deadline and its memory budget.
@@ -137,24 +58,24 @@ pub fn deadline_after(from: tokio::time::Instant, d: std::time::Duration) -> tok
 /// keeps until the request is served.
 pub async fn read_request<T: for<'de> Deserialize<'de>>(
     recv: &mut quinn::RecvStream,
-    limits: &crate::config::Limits,
-    lease: &mut crate::budget::Lease,
+    limits: &Limits,
+    lease: &mut Lease,
     opened: tokio::time::Instant,
-) -> Result<T, FrameError> {
+) -> Result<T, RequestError> {
     let max = limits.max_frame_bytes;
     let header_deadline = deadline_after(opened, limits.frame_timeout);
     let mut len = [0u8; 4];
     match tokio::time::timeout_at(header_deadline, recv.read_exact(&mut len)).await {
         Ok(r) => r.map_err(|e| FrameError::Stream(describe(&e)))?,
-        Err(_) => return Err(FrameError::TimedOut { received: 0, len: None, allowed: limits.frame_timeout }),
+        Err(_) => return Err(RequestError::TimedOut { received: 0, len: None, allowed: limits.frame_timeout }),
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > max {
-        return Err(FrameError::TooLarge { len: len as u64, max });
+        return Err(FrameError::TooLarge { len: len as u64, max }.into());
     }
     let allowed = limits.frame_time(len as u64);
     let deadline = deadline_after(opened, allowed);
-    let timed_out = |received| FrameError::TimedOut { received, len: Some(len), allowed };
+    let timed_out = |received| RequestError::TimedOut { received, len: Some(len), allowed };
     // `body` is zero-filled up to what the lease holds; `filled` bytes of it have arrived.
     let mut body: Vec<u8> = Vec::new();
     let mut filled = 0;
@@ -167,331 +88,12 @@ pub async fn read_request<T: for<'de> Deserialize<'de>>(
         }
         match tokio::time::timeout_at(deadline, recv.read(&mut body[filled..])).await {
             Err(_) => return Err(timed_out(filled)),
-            Ok(Err(e)) => return Err(FrameError::Stream(describe(&e))),
+            Ok(Err(e)) => return Err(FrameError::Stream(describe(&e)).into()),
             Ok(Ok(Some(n))) => filled += n,
             Ok(Ok(None)) => {
-                return Err(FrameError::Stream(format!("stream ended {filled} bytes into a {len}-byte frame")));
+                return Err(FrameError::Stream(format!("stream ended {filled} bytes into a {len}-byte frame")).into());
             }
         }
     }
-    decode(&body, max)
-}
-
-/// Writes one frame.
-pub async fn write_frame<T: Serialize>(send: &mut quinn::SendStream, message: &T) -> Result<(), FrameError> {
-    send.write_all(&encode(message)).await.map_err(|e| FrameError::Stream(describe(&e)))
-}
-
-/// A request from one node to a neighbour.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum NodeRequest {
-    /// Take responsibility for a document for these recipients; the attachments follow.
-    Deliver {
-        /// The envelope's exact bytes.
-        envelope: ByteBuf,
-        /// The recipients this hop carries the document for.
-        recipients: Vec<String>,
-        /// CRLs that cover the signers' chains.
-        crls: Vec<ByteBuf>,
-    },
-    /// A signed receipt or status travelling toward the agency it is addressed to.
-    Notice {
-        /// The receipt's exact bytes.
-        receipt: ByteBuf,
-        /// CRLs that cover the signer's chain.
-        crls: Vec<ByteBuf>,
-    },
-    /// New CRLs, pushed down the tree as soon as a node has them.
-    CrlPush {
-        /// DER CRLs.
-        crls: Vec<ByteBuf>,
-    },
-    /// What CRLs the asker has; the answer carries newer ones. Sent on connecting to a parent.
-    CrlFetch {
-        /// (issuer name DER, thisUpdate) of each CRL held.
-        known: Vec<(ByteBuf, i64)>,
-    },
-    /// Can these recipients be reached from here? Asked before a clerk signs a document (see
-    /// [`crate::route_check`]); each node answers from its routing table and asks its next
-    /// hop in turn. Nothing is stored.
-    Route {
-        /// Agency codes, at most [`crate::route_check::MAX_ROUTE_RECIPIENTS`].
-        recipients: Vec<String>,
-        /// How many more nodes may be asked after this one.
-        hops_left: u8,
-    },
-}
-
-/// Why a request was not served; tells the sender whether to retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// Temporary: try again later (overloaded, shutting down, storage busy).
-    Unavailable,
-    /// The request itself is wrong; retrying will not help.
-    BadRequest,
-    /// The peer is not allowed this request.
-    Forbidden,
-}
-
-/// A node's answer.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum NodeResponse {
-    /// The document is verified and durably stored: responsibility passes to the responder.
-    HopReceipt {
-        /// The signed hop receipt.
-        receipt: ByteBuf,
-    },
-    /// The document is refused, with a signed status 02 giving the reason.
-    Refused {
-        /// The signed refusal.
-        receipt: ByteBuf,
-    },
-    /// The notice or CRLs are stored.
-    Accepted,
-    /// CRLs newer than those the asker has.
-    Crls {
-        /// DER CRLs.
-        crls: Vec<ByteBuf>,
-    },
-    /// The answer to [`NodeRequest::Route`]: one per recipient asked.
-    Routes {
-        /// In the order asked.
-        routes: Vec<RouteAnswer>,
-    },
-    /// Not served.
-    Error {
-        /// Retry or not.
-        kind: ErrorKind,
-        /// For the log.
-        message: String,
-    },
-}
-
-/// A clerk's request to its own node.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClerkRequest {
-    /// Send a signed, sealed document; the attachments follow.
-    Submit {
-        /// The envelope's exact bytes.
-        envelope: ByteBuf,
-        /// CRLs covering the signers (optional: the node adds those it has).
-        crls: Vec<ByteBuf>,
-    },
-    /// Documents received by this agency.
-    Inbox {
-        /// Most entries to return.
-        limit: u32,
-    },
-    /// Documents sent by this agency.
-    Sent {
-        /// Most entries to return.
-        limit: u32,
-    },
-    /// One document with its receipts and CRLs; the attachments follow the response.
-    Fetch {
-        /// The document id.
-        document: String,
-    },
-    /// Post a status (03, 04, 05, 06, 15 or 16) on a received document.
-    PostStatus {
-        /// The document id.
-        document: String,
-        /// The status code.
-        status: u8,
-        /// A note.
-        note: Option<String>,
-    },
-    /// Every receipt and status held for a document.
-    Track {
-        /// The document id.
-        document: String,
-    },
-    /// Ask the recipients of a sent document to give it back (status 13).
-    Recall {
-        /// The document id.
-        document: String,
-        /// The reason.
-        note: Option<String>,
-    },
-    /// The node's health read-out.
-    Health,
-    /// Can these recipients be reached? Asked by `lienthong send` before anything is signed.
-    Route {
-        /// Agency codes.
-        recipients: Vec<String>,
-    },
-}
-
-/// Whether one recipient can be reached, as the nodes on the way see it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RouteAnswer {
-    /// The recipient's agency code.
-    pub recipient: String,
-    /// What the nodes on the way found.
-    pub outcome: RouteOutcome,
-}
-
-/// What the nodes on the way to a recipient found.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum RouteOutcome {
-    /// The recipient's own node is at the end of `path` (the agencies whose nodes the
-    /// document passes, this one first).
-    Reachable {
-        /// Node agencies, from the asked node to the recipient's.
-        path: Vec<String>,
-    },
-    /// Node `at` has no route: the document would be refused there with `reason`.
-    NoRoute {
-        /// Agency codes of the nodes asked, the last one being the one without a route.
-        path: Vec<String>,
-        /// Why, in the node's words.
-        reason: String,
-    },
-    /// The way is known as far as `path` goes, but its last node could not ask the next one
-    /// (down, unreachable, too slow): a document would wait there and be retried.
-    Unconfirmed {
-        /// Node agencies that answered, the last one being the one that could not go on.
-        path: Vec<String>,
-        /// The next hop it could not ask.
-        next_hop: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// One line of an inbox or sent list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DocumentSummary {
-    /// Document id.
-    pub document: String,
-    /// Envelope SHA-256, hex.
-    pub digest: String,
-    /// Sender code.
-    pub sender: String,
-    /// Sender name (from its seal certificate).
-    pub sender_name: String,
-    /// Recipients (for sent documents) or this agency (for received ones).
-    pub recipients: Vec<String>,
-    /// Number/notation.
-    pub number: String,
-    /// Type name (Công văn, Quyết định…).
-    pub type_name: String,
-    /// Subject.
-    pub subject: String,
-    /// Urgency 0–4.
-    pub urgency: u8,
-    /// Due date.
-    pub due: Option<String>,
-    /// Arrival (or submission) time, Unix milliseconds.
-    pub at_ms: i64,
-    /// Latest status code seen (1 arrived … 16 refused), if any.
-    pub status: Option<u8>,
-    /// Verification was provisional (CRLs older than the freshness budget).
-    pub provisional: bool,
-    /// Revoked, updated or replaced by a later document (its id), or recalled.
-    pub superseded: Option<String>,
-    /// The sender asked for it back (status 13) and this agency has not answered yet.
-    pub recall_requested: bool,
-    /// For a sent document still in this node's outbox: the transfers waiting, with their
-    /// retries. Empty once every next hop has taken it (and for received documents).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub waiting: Vec<Waiting>,
-}
-
-/// A transfer of a sent document that this node has not handed over yet.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Waiting {
-    /// The next hop it waits for.
-    pub next_hop: String,
-    /// The recipients it carries.
-    pub recipients: Vec<String>,
-    /// Attempts made so far (0: not tried yet).
-    pub attempts: u32,
-    /// The last attempt's error, if any.
-    pub last_error: Option<String>,
-    /// When the next attempt is due, Unix milliseconds.
-    pub next_attempt_ms: i64,
-}
-
-/// A node's answer to its clerk.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClerkResponse {
-    /// Accepted for sending.
-    Submitted {
-        /// The document id.
-        document: String,
-        /// Envelope SHA-256, hex.
-        digest: String,
-    },
-    /// A list of documents.
-    Documents {
-        /// Newest first.
-        entries: Vec<DocumentSummary>,
-    },
-    /// A document; its attachments follow in manifest order.
-    Document {
-        /// The envelope's exact bytes.
-        envelope: ByteBuf,
-        /// CRLs covering its signers and receipts.
-        crls: Vec<ByteBuf>,
-        /// Receipts and statuses held for it.
-        receipts: Vec<ByteBuf>,
-    },
-    /// Receipts and statuses.
-    Receipts {
-        /// Exact bytes of each.
-        receipts: Vec<ByteBuf>,
-    },
-    /// Done.
-    Done,
-    /// Health read-out as JSON text.
-    Health {
-        /// JSON.
-        json: String,
-    },
-    /// The answer to [`ClerkRequest::Route`]: one per recipient asked.
-    Routes {
-        /// In the order asked.
-        routes: Vec<RouteAnswer>,
-    },
-    /// Refused or failed.
-    Error {
-        /// Retry or not.
-        kind: ErrorKind,
-        /// What went wrong, for the clerk.
-        message: String,
-    },
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_round_trip_and_refuse_garbage() {
-        let req = NodeRequest::Deliver {
-            envelope: ByteBuf::from(vec![1, 2, 3]),
-            recipients: vec!["000.01.42.H49".into()],
-            crls: vec![],
-        };
-        let frame = encode(&req);
-        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
-        assert_eq!(len, frame.len() - 4);
-        match decode::<NodeRequest>(&frame[4..], 1 << 20).unwrap() {
-            NodeRequest::Deliver { envelope, recipients, .. } => {
-                assert_eq!(envelope.as_ref(), &[1, 2, 3]);
-                assert_eq!(recipients, vec!["000.01.42.H49".to_owned()]);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(decode::<NodeRequest>(&frame[4..], 4).is_err(), "over the limit");
-        assert!(decode::<NodeRequest>(b"\xa1\x64type\x63bad", 1 << 20).is_err());
-        assert!(decode::<NodeRequest>(&[0x9f], 1 << 20).is_err());
-    }
+    Ok(decode(&body, max)?)
 }

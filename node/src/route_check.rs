@@ -20,9 +20,7 @@ use crate::Node;
 use crate::protocol::{ClerkResponse, ErrorKind, NodeRequest, NodeResponse, RouteAnswer, RouteOutcome};
 use crate::routing::NextHop;
 
-/// Most recipients one question may carry: a document's own limit
-/// ([`pki::document::manifest::MAX_RECIPIENTS`]), so every real document can be asked about.
-pub const MAX_ROUTE_RECIPIENTS: usize = pki::document::manifest::MAX_RECIPIENTS;
+pub use lienthong_protocol::wire::MAX_ROUTE_RECIPIENTS;
 
 /// How many nodes a question may pass after the first: the deepest chain a document can take
 /// is commune → district → province → hub → province → district → commune (6 hops), and a

@@ -18,19 +18,7 @@ use crate::budget::ConnectionBudget;
 use crate::config::Limits;
 use crate::protocol::{ALPN_CLERK, ALPN_NODE};
 
-/// Application close codes.
-pub mod close {
-    /// Not a neighbour of this node.
-    pub const NOT_NEIGHBOUR: u32 = 0x10;
-    /// A clerk of another agency.
-    pub const FOREIGN_CLERK: u32 = 0x11;
-    /// Too many connections (from this agency, clerk certificate, or in all).
-    pub const TOO_MANY: u32 = 0x12;
-    /// Certificate unusable for the ALPN.
-    pub const WRONG_PROFILE: u32 = 0x13;
-    /// A request on this connection timed out; the connection is replaced.
-    pub const REQUEST_TIMED_OUT: u32 = 0x14;
-}
+pub use lienthong_protocol::wire::close;
 
 /// Bytes of packets quinn may buffer for one connection attempt not yet decided on (the first
 /// packet excluded): enough for a ClientHello spread over a few datagrams.

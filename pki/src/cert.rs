@@ -511,3 +511,12 @@ pub enum PemError {
         error: ParseError,
     },
 }
+
+impl From<crate::pem::PemBlockError> for PemError {
+    fn from(e: crate::pem::PemBlockError) -> Self {
+        match e {
+            crate::pem::PemBlockError::Syntax(s) => PemError::Syntax(s),
+            crate::pem::PemBlockError::Missing(l) => PemError::Missing(l),
+        }
+    }
+}

@@ -207,7 +207,7 @@ impl Crl {
 
     /// Reads every CRL in a PEM text.
     pub fn from_pem_all(text: &str) -> Result<Vec<Crl>, CrlParseError> {
-        crate::pem::blocks(text, "X509 CRL")?.iter().map(|der| Crl::from_der(der)).collect()
+        crate::pem::blocks(text, "X509 CRL").map_err(PemError::from)?.iter().map(|der| Crl::from_der(der)).collect()
     }
 
     /// The DER encoding, as issued.

@@ -13,6 +13,7 @@ pub mod crl;
 pub mod document;
 pub mod issue;
 pub mod keys;
+#[cfg(any(test, feature = "memory-ca"))]
 pub mod memory_ca;
 pub mod pem;
 #[cfg(any(test, feature = "testing"))]

@@ -28,6 +28,7 @@ mod crash;
 mod disk_full;
 mod document_cli;
 mod faults;
+mod fuzz_corpus;
 mod health_alerts;
 mod hostile;
 mod mail;

@@ -470,7 +470,7 @@ mod tests {
     }
 
     fn topology() -> Topology {
-        Topology::parse(node::demo::QUANG_NINH_2024).unwrap().only(&PATH.map(code))
+        Topology::parse(demo::QUANG_NINH_2024).unwrap().only(&PATH.map(code))
     }
 
     fn sent(expect: Expect) -> Sent {

@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn paths_go_up_to_the_common_ancestor_and_down() {
-        let t = Topology::parse(node::demo::QUANG_NINH_2024).unwrap();
+        let t = Topology::parse(demo::QUANG_NINH_2024).unwrap();
         let hops = |a: &str, b: &str| path(&t, &code(a), &code(b)).iter().map(ToString::to_string).collect::<Vec<_>>();
         assert_eq!(
             hops("000.01.41.H49", "000.01.42.H49"),

@@ -11,8 +11,8 @@ use pki::memory_ca::{Issued, MemoryCa};
 use pki::{AgencyCode, KeyAlgorithm, PrivateKey, Profile, RevocationReason};
 use time::{Duration, OffsetDateTime};
 
+use demo::DemoPki;
 use node::config::Identity;
-use node::demo::DemoPki;
 
 /// How a certificate falls outside its validity window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

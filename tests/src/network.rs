@@ -14,7 +14,7 @@ use pki::document::Envelope;
 use pki::document::manifest::{Attachment, Business, DocumentKind, Manifest, Urgency};
 use pki::{AgencyCode, Profile};
 
-pub use node::demo::{DemoPki, Topology};
+pub use demo::{DemoPki, Topology};
 
 use crate::postgres::PgCluster;
 
@@ -112,7 +112,7 @@ impl TestNet {
             addrs.insert(code, socket.local_addr().unwrap());
             sockets.insert(code, socket);
         }
-        node::demo::write_shared(dir.path(), &pki, &crls).unwrap();
+        demo::write_shared(dir.path(), &pki, &crls).unwrap();
         let pg = match options.database {
             Database::Sqlite => None,
             Database::Postgres => {
@@ -168,12 +168,9 @@ impl TestNet {
 
     fn write_node_files(&self, code: &AgencyCode) {
         let database = self.pg.as_ref().map(|pg| pg.url(&database_name(code)));
-        let options = node::demo::NodeOptions {
-            database,
-            crl_file: self.options.with_crls,
-            extra: self.options.extra_config.clone(),
-        };
-        node::demo::write_node(
+        let options =
+            demo::NodeOptions { database, crl_file: self.options.with_crls, extra: self.options.extra_config.clone() };
+        demo::write_node(
             self.dir.path(),
             code,
             &self.topology,

@@ -408,6 +408,8 @@ pub fn validate(raw: Option<&RawMail>, base: &Path, problems: &mut Vec<(String, 
     let timeout = duration(problems, "timeout", &raw.timeout);
     let initial = duration(problems, "retry.initial", &raw.retry.initial);
     let max = duration(problems, "retry.max", &raw.retry.max);
+    crate::config::check_retry_delay(problems, "mail.retry.initial", initial);
+    crate::config::check_retry_delay(problems, "mail.retry.max", max);
     if let (Some(i), Some(m)) = (initial, max)
         && m < i
     {
@@ -526,6 +528,19 @@ mod tests {
         ] {
             assert!(found.iter().any(|k| k == key), "{key} not reported: {found:?}");
         }
+    }
+
+    #[test]
+    fn retry_delays_are_bounded_at_30_days() {
+        let retry = |initial: &str, max: &str| {
+            keys(&format!("[retry]\ninitial = \"{initial}\"\nmax = \"{max}\"\n"))
+                .into_iter()
+                .filter(|k| k.starts_with("mail.retry."))
+                .collect::<Vec<_>>()
+        };
+        assert!(retry("30d", "30d").is_empty());
+        assert_eq!(retry("30s", "30days 1s"), vec!["mail.retry.max"]);
+        assert_eq!(retry("500000000000y", "500000000000y"), vec!["mail.retry.initial", "mail.retry.max"]);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! item counts stay under limits, indefinite lengths and floats are refused. A hostile bundle
 //! therefore gets a clear error and never a deep recursion or a large allocation. Second,
 //! deterministic encoding (RFC 8949 §4.2.1, "core deterministic"): shortest-form heads,
-//! definite lengths, map keys sorted by their encoded bytes. [`encode`] writes it and
-//! [`scan`] with `canonical` checks it, so one manifest has exactly one encoding.
+//! definite lengths, map keys sorted by their encoded bytes, and no bignums (an integer has one
+//! spelling). [`encode`] writes it and [`scan`] with `canonical` checks it, so one manifest has
+//! exactly one encoding.
 
 use ciborium::Value;
 
@@ -162,6 +163,15 @@ pub fn scan(bytes: &[u8], limits: CborLimits, canonical: bool) -> Result<(), Cbo
                 }
             }
             6 => {
+                // A bignum can spell an integer a second way (found by fuzzing: a manifest
+                // whose number was `0xc2 0x41 0x01` decoded, and re-encoded as `0x01`).
+                // Nothing lienthong signs uses bignums, so deterministic input has none.
+                if canonical && (arg == 2 || arg == 3) {
+                    return Err(CborError::NotDeterministic {
+                        offset: start,
+                        what: "bignums are not used (an integer is written as an integer)",
+                    });
+                }
                 if stack.len() >= limits.max_depth {
                     return Err(CborError::TooDeep { max: limits.max_depth, offset: start });
                 }
@@ -316,6 +326,10 @@ mod tests {
         // A non-shortest head: 5 encoded as 0x18 0x05.
         assert!(matches!(scan(&[0x18, 0x05], L, true), Err(CborError::NotDeterministic { .. })));
         assert!(scan(&[0x18, 0x05], L, false).is_ok());
+        // A bignum: 1 written as tag 2 over one byte.
+        assert!(matches!(scan(&[0xc2, 0x41, 0x01], L, true), Err(CborError::NotDeterministic { .. })));
+        assert!(matches!(scan(&[0xc3, 0x41, 0x01], L, true), Err(CborError::NotDeterministic { .. })));
+        assert!(scan(&[0xc2, 0x41, 0x01], L, false).is_ok());
     }
 
     #[test]

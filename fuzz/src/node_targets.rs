@@ -1,0 +1,299 @@
+//! Targets for what a node decodes: the frames of both protocols, a neighbour's requests
+//! taken as far as they go without a network or a database, and the configuration file.
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+
+use node::config::{Config, RawConfig, RawLimits};
+use node::protocol::{self, ClerkRequest, ClerkResponse, NodeRequest, NodeResponse};
+use node::routing::{NextHop, Routes};
+use node::trust::Trust;
+use pki::document::verify::verify_envelope;
+use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
+use pki::{AgencyCode, Certificate, Crl, PrivateKey};
+use serde::Serialize;
+
+use super::fixtures::{self, code};
+
+/// The largest frame a node reads by default.
+fn max_frame() -> usize {
+    RawLimits::default().max_frame_bytes
+}
+
+/// One frame body of either protocol, as `protocol::read_frame` hands it to the decoder. The
+/// first byte picks the message type (node request, node response, clerk request, clerk
+/// response), the rest is the body. Property: whatever decodes re-encodes to a frame whose
+/// length prefix is right and which decodes to the same message.
+pub fn frame(data: &[u8]) -> bool {
+    let Some((&selector, body)) = data.split_first() else { return false };
+    match selector % 4 {
+        0 => round_trip::<NodeRequest>(body),
+        1 => round_trip::<NodeResponse>(body),
+        2 => round_trip::<ClerkRequest>(body),
+        _ => round_trip::<ClerkResponse>(body),
+    }
+}
+
+fn round_trip<T: Serialize + for<'de> serde::Deserialize<'de> + Debug>(body: &[u8]) -> bool {
+    let Ok(message) = protocol::decode::<T>(body, max_frame()) else { return false };
+    let frame = protocol::encode(&message);
+    let declared = frame.get(..4).and_then(|h| <[u8; 4]>::try_from(h).ok()).map(u32::from_be_bytes);
+    assert_eq!(declared.map(|n| n as usize), Some(frame.len() - 4), "the length prefix is the body's length");
+    let again: T = protocol::decode(&frame[4..], max_frame())
+        .unwrap_or_else(|e| panic!("{message:?} re-encodes to a frame that does not decode: {e}"));
+    assert_eq!(format!("{again:?}"), format!("{message:?}"), "a message survives a round trip");
+    true
+}
+
+/// The fixture node (district [`fixtures::OWN`]): its trust state, made fresh for every input so
+/// no signature cache carries over from one input to the next, its routes and its seal.
+struct World {
+    trust: Trust,
+    routes: Routes,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            trust: Trust::new(vec![fixtures::root().clone()], fixtures::crls().to_vec(), fixtures::FRESHNESS),
+            routes: Routes::new(
+                code(fixtures::OWN),
+                Some(code(fixtures::PARENT)),
+                fixtures::CHILDREN.iter().map(|c| code(c)).collect(),
+                Vec::new(),
+            ),
+        }
+    }
+}
+
+/// The fixture node's seal (key and chain), which signs its receipts and refusals.
+fn seal() -> &'static (PrivateKey, Vec<Certificate>) {
+    static SEAL: std::sync::OnceLock<(PrivateKey, Vec<Certificate>)> = std::sync::OnceLock::new();
+    SEAL.get_or_init(|| {
+        let key = PrivateKey::from_pem(include_str!("../fixtures/seal.key.pem"), None)
+            .unwrap_or_else(|e| panic!("fuzz/fixtures/seal.key.pem: {e}"));
+        let chain = Certificate::from_pem_all(include_str!("../fixtures/seal.chain.pem"))
+            .unwrap_or_else(|e| panic!("fuzz/fixtures/seal.chain.pem: {e}"));
+        (key, chain)
+    })
+}
+
+/// A neighbour's request to the fixture node, taken as `inbound::serve` and `intake` /
+/// `notices` take it, up to the point where they would read attachments or open a
+/// transaction: frame, envelope or receipt, the CRLs sent along, verification with the node's
+/// trust state at the fixed time, who may relay what, routing, and the signed refusal the
+/// sender would get. The first byte picks the neighbour it comes from (the parent, a child, the
+/// other child, or an agency that is no neighbour); the rest is the frame body. Accepted means
+/// the node would have taken the document or notice, or kept a pushed CRL.
+pub fn node_request(data: &[u8]) -> bool {
+    let Some((&selector, body)) = data.split_first() else { return false };
+    let from = code(match selector % 4 {
+        0 => fixtures::PARENT,
+        1 => fixtures::CHILDREN[0],
+        2 => fixtures::CHILDREN[1],
+        _ => fixtures::REVOKED_SEAL,
+    });
+    let Ok(request) = protocol::decode::<NodeRequest>(body, max_frame()) else { return false };
+    let world = World::new();
+    match request {
+        NodeRequest::Deliver { envelope, recipients, crls } => deliver(&world, from, &envelope, &recipients, &crls),
+        NodeRequest::Notice { receipt, crls } => notice(&world, from, &receipt, &crls),
+        NodeRequest::CrlPush { crls } => {
+            if world.routes.relation(&from) != Some(node::routing::Relation::Parent) {
+                return false;
+            }
+            // As `crls::take_pushed`: unreadable ones dropped, the rest kept only if a known
+            // CA signed them.
+            let parsed: Vec<Crl> = crls.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
+            parsed.iter().filter(|c| world.trust.knows_signer_of(c)).count() > 0
+        }
+        NodeRequest::Route { recipients, hops_left: _ } => {
+            // As `route_check::answer_neighbour`, this node's part: the limit, the codes, the
+            // next hop of each (asking the next node needs the network).
+            if recipients.len() > node::route_check::MAX_ROUTE_RECIPIENTS {
+                return false;
+            }
+            let Ok(codes) = recipients.iter().map(|r| r.parse::<AgencyCode>()).collect::<Result<Vec<_>, _>>() else {
+                return false;
+            };
+            codes.iter().all(|c| world.routes.next_hop(c).is_ok())
+        }
+        NodeRequest::CrlFetch { known } => {
+            // As `crls::newer_than`.
+            let held = world.trust.validator();
+            let newer = held
+                .crls()
+                .iter()
+                .filter(|c| {
+                    !known.iter().any(|(issuer, t)| **issuer == c.issuer_raw && *t >= c.this_update.unix_timestamp())
+                })
+                .count();
+            assert!(newer <= held.crls().len());
+            true
+        }
+    }
+}
+
+/// `intake::take_document` for a neighbour, without attachments and storage.
+fn deliver(
+    world: &World,
+    from: AgencyCode,
+    envelope: &[u8],
+    recipients: &[String],
+    carried: &[serde_bytes::ByteBuf],
+) -> bool {
+    let Ok(envelope) = Envelope::from_bytes(envelope) else { return false };
+    let digest = envelope.digest();
+    let Ok(manifest) = envelope.manifest() else { return false };
+    let refuse = |reason: String, rcpt: &[AgencyCode]| {
+        refusal_signs(&manifest, digest, rcpt, &reason);
+        false
+    };
+    let mut parsed = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        match r.parse::<AgencyCode>() {
+            Ok(c) if manifest.to.contains(&c) && !parsed.contains(&c) => parsed.push(c),
+            Ok(c) => {
+                return refuse(format!("{c} is not a recipient of this document (or is listed twice)"), &manifest.to);
+            }
+            Err(e) => return refuse(format!("recipient {r:?}: {e}"), &manifest.to),
+        }
+    }
+    if parsed.is_empty() {
+        return refuse("no recipients given".into(), &manifest.to);
+    }
+    if let Err(reason) = world.routes.may_relay(&from, &manifest.from) {
+        return refuse(reason, &parsed);
+    }
+    let limits = RawLimits::default();
+    if manifest.attachments.iter().any(|a| a.size > limits.max_attachment_bytes) {
+        return refuse("attachment over the limit".into(), &parsed);
+    }
+    // Sizes are bounded by the manifest's own limits, so the sum cannot overflow.
+    let total: u64 = manifest.attachments.iter().map(|a| a.size).sum();
+    if total > limits.max_document_bytes {
+        return refuse("attachments over the limit".into(), &parsed);
+    }
+    let mut crls = Vec::with_capacity(carried.len());
+    for der in carried {
+        match Crl::from_der(der) {
+            Ok(c) => crls.push(c),
+            Err(e) => return refuse(format!("a CRL sent with the document is malformed: {e}"), &parsed),
+        }
+    }
+    let verified = match verify_envelope(&envelope, &world.trust.validator_with(&crls), fixtures::NOW) {
+        Ok(v) => v,
+        Err(e) => return refuse(format!("verification failed: {e}"), &parsed),
+    };
+    let _provisional = verified.signers.iter().any(|s| world.trust.is_provisional(&s.revocation, fixtures::NOW));
+    let (plan, unroutable) = world.routes.plan(&parsed, Some(from));
+    let planned: usize = plan.values().map(Vec::len).sum();
+    assert_eq!(planned + unroutable.len(), parsed.len(), "every recipient is routed or refused, once");
+    assert!(!plan.contains_key(&NextHop::Neighbour(from)), "nothing is routed back where it came from");
+    if plan.is_empty() {
+        let reasons: Vec<String> = unroutable.iter().map(|(_, e)| e.to_string()).collect();
+        return refuse(reasons.join("; "), &parsed);
+    }
+    for (r, e) in &unroutable {
+        refusal_signs(&manifest, digest, &[*r], &e.to_string());
+    }
+    true
+}
+
+/// The node can sign the refusal it answers with (`Node::refusal`), whatever the reason says.
+fn refusal_signs(manifest: &Manifest, digest: [u8; 32], recipients: &[AgencyCode], reason: &str) {
+    let receipt = Receipt {
+        kind: ReceiptKind::Status(StatusCode::Refused),
+        document: manifest.id(),
+        envelope: digest,
+        by: code(fixtures::OWN),
+        to: manifest.from,
+        at: fixtures::NOW,
+        recipients: recipients.to_vec(),
+        note: Some(node::intake::refusal_note(reason)),
+    };
+    let (key, chain) = seal();
+    if let Err(e) = receipt.sign(key, chain) {
+        panic!("the refusal of {} ({reason:?}) cannot be signed: {e}", manifest.id());
+    }
+}
+
+/// `notices::take_notice`, without storage: the receipt, the CRLs sent along (unreadable ones
+/// dropped), verification, and where the node would send it next.
+fn notice(world: &World, from: AgencyCode, receipt: &[u8], carried: &[serde_bytes::ByteBuf]) -> bool {
+    let Ok(receipt) = SignedReceipt::from_bytes(receipt) else { return false };
+    let carried: Vec<Crl> = carried.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
+    if receipt.verify(&world.trust.validator_with(&carried)).is_err() {
+        return false;
+    }
+    let to = match receipt.receipt.kind {
+        ReceiptKind::Hop => receipt.receipt.document.sender,
+        ReceiptKind::Status(_) => receipt.receipt.to,
+    };
+    match world.routes.next_hop(&to) {
+        Ok(NextHop::Neighbour(n)) if n == from => false,
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
+/// The node's configuration file: TOML into [`RawConfig`], then [`Config::validate`] with every
+/// file the configuration names replaced by a fixture of the same file name (or a file that
+/// does not exist), so hostile paths such as `/dev/zero` are never opened. A configuration that
+/// validates is then used as the node uses it: routes, neighbours, retry delays.
+pub fn config(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else { return false };
+    let Ok(mut raw) = toml::from_str::<RawConfig>(text) else { return false };
+    let fixture = |path: &mut PathBuf| *path = fixture_file(path);
+    fixture(&mut raw.tls.certificate);
+    fixture(&mut raw.tls.key);
+    fixture(&mut raw.tls.trust_anchor);
+    fixture(&mut raw.seal.certificate);
+    fixture(&mut raw.seal.key);
+    if let Some(p) = raw.seal.passphrase_file.as_mut() {
+        fixture(p);
+    }
+    raw.crl.files.iter_mut().for_each(fixture);
+    if let Some(mail) = raw.mail.as_mut() {
+        if let Some(p) = mail.password_file.as_mut() {
+            fixture(p);
+        }
+        if let Some(p) = mail.ca_file.as_mut() {
+            fixture(p);
+        }
+        mail.certificates.iter_mut().for_each(fixture);
+    }
+    let Ok(config) = Config::validate(raw, &fixtures::dir()) else { return false };
+    let _ = Routes::new(
+        config.agency,
+        config.parent.as_ref().map(|n| n.agency),
+        config.children.iter().map(|n| n.agency).collect(),
+        config.peers.iter().map(|n| n.agency).collect(),
+    );
+    assert!(config.neighbours().all(|(n, _)| !n.addresses.is_empty() && n.agency != config.agency));
+    let retry = &config.retry;
+    for attempt in [1, 2, retry.max_attempts / 2, retry.max_attempts, u32::MAX] {
+        for unit in [0.0, 0.5, 0.999_999] {
+            let _ = retry.delay(attempt, unit);
+        }
+    }
+    if let Some(mail) = &config.mail {
+        for attempt in [1, mail.retry.max_attempts, u32::MAX] {
+            let _ = mail.retry.delay(attempt, 0.999_999);
+        }
+    }
+    true
+}
+
+/// The fixture standing in for `path`: `fuzz/fixtures/NAME` for the names the fixture
+/// node has, else a name that does not exist there.
+fn fixture_file(path: &Path) -> PathBuf {
+    const KNOWN: [&str; 7] =
+        ["node.chain.pem", "node.key.pem", "seal.chain.pem", "seal.key.pem", "clerk.chain.pem", "root.pem", "crls.pem"];
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let dir = fixtures::dir();
+    match KNOWN.iter().find(|k| **k == name) {
+        Some(k) => dir.join(k),
+        None => dir.join("missing"),
+    }
+}

@@ -1,0 +1,499 @@
+//! The committed fuzz corpora (`fuzz/corpus/TARGET/`) and crash regressions
+//! (`fuzz/regressions/TARGET/`) replayed as ordinary tests, through the very entry functions
+//! the fuzz targets run (`fuzz/src/`, compiled here as a module), so anything the fuzzer once
+//! found stays fixed under `cargo test`. Seeds named `ok-*` are valid inputs made by the
+//! project's own code and must still be accepted (decoded, and verified where the target
+//! verifies); if a format changes on purpose, rewrite them with
+//! `cargo test -p lienthong-tests --test it fuzz_corpus::write_seed_corpus -- --ignored`.
+
+use std::path::{Path, PathBuf};
+
+#[allow(unreachable_pub, dead_code)]
+#[path = "../../fuzz/src/lib.rs"]
+mod fuzz;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    files.sort();
+    files
+}
+
+fn entry(target: &str) -> fuzz::Entry {
+    fuzz::TARGETS.iter().find(|(name, _)| *name == target).map(|(_, e)| *e).unwrap()
+}
+
+/// Replays one target's corpus and regressions; returns (files, accepted).
+fn replay(target: &str) -> (usize, usize) {
+    let run = entry(target);
+    let corpus = files_in(&fuzz_dir().join("corpus").join(target));
+    assert!(!corpus.is_empty(), "fuzz/corpus/{target} holds no seeds");
+    let regressions = files_in(&fuzz_dir().join("regressions").join(target));
+    let mut accepted = 0;
+    for file in corpus.iter().chain(&regressions) {
+        let bytes = std::fs::read(file).unwrap();
+        let outcome = std::panic::catch_unwind(|| run(&bytes));
+        let Ok(ok) = outcome else {
+            panic!("{target}: {} makes the target fail (see the panic above)", file.display())
+        };
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(
+            ok || !name.starts_with("ok-"),
+            "{target}: the valid seed {} is no longer accepted; if the format changed on purpose, rewrite the \
+             seeds (see this module's documentation)",
+            file.display()
+        );
+        accepted += usize::from(ok);
+    }
+    (corpus.len() + regressions.len(), accepted)
+}
+
+macro_rules! replay_targets {
+    ($($target:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $target() {
+                let (files, accepted) = replay(stringify!($target));
+                println!("{}: {files} inputs replayed, {accepted} accepted", stringify!($target));
+            }
+        )*
+
+        /// Every target has a binary, a corpus and a replay test, and nothing else lies there.
+        #[test]
+        fn every_target_is_fuzzed_and_replayed() {
+            let mut replayed = vec![$(stringify!($target)),*];
+            replayed.sort_unstable();
+            let mut listed: Vec<&str> = fuzz::TARGETS.iter().map(|(name, _)| *name).collect();
+            listed.sort_unstable();
+            assert_eq!(listed, replayed, "fuzz::TARGETS and the replay tests differ");
+            let stems = |dir: &str, files: bool| -> Vec<String> {
+                let mut out: Vec<String> = std::fs::read_dir(fuzz_dir().join(dir))
+                    .unwrap()
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_file() == files)
+                    .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                    .collect();
+                out.sort();
+                out
+            };
+            assert_eq!(stems("fuzz_targets", true), listed, "fuzz/fuzz_targets/*.rs and fuzz::TARGETS differ");
+            assert_eq!(stems("corpus", false), listed, "fuzz/corpus/* and fuzz::TARGETS differ");
+            let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
+            for name in &listed {
+                assert!(manifest.contains(&format!("name = \"{name}\"")), "fuzz/Cargo.toml has no [[bin]] {name}");
+            }
+        }
+    };
+}
+
+replay_targets!(
+    agency_code,
+    bundle,
+    cbor_scan,
+    certificate,
+    config,
+    crl,
+    envelope,
+    frame,
+    manifest,
+    node_request,
+    pem,
+    receipt,
+);
+
+/// Writes the fixture PKI (`fuzz/fixtures/`) and the named seeds of every corpus
+/// (`fuzz/corpus/TARGET/ok-*` and edge cases) from the project's own code. Not a test: run it
+/// by hand when a format changes (see the module documentation). Keys are fresh each time,
+/// so fixtures and seeds are rewritten together.
+#[test]
+#[ignore = "writes fuzz/fixtures and the seed corpora; run by hand"]
+fn write_seed_corpus() {
+    seeds::write_all(&fuzz_dir());
+}
+
+mod seeds {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+    use std::path::Path;
+
+    use demo::{DemoPki, NodeOptions, Topology};
+    use node::protocol::{ClerkRequest, ClerkResponse, DocumentSummary, ErrorKind, NodeRequest, NodeResponse, encode};
+    use pki::document::{
+        Attachment, Business, DocumentKind, Envelope, Manifest, Receipt, ReceiptKind, StatusCode, Urgency, write_bundle,
+    };
+    use pki::{AgencyCode, Crl, RevocationReason};
+    use serde_bytes::ByteBuf;
+
+    use super::fuzz::fixtures::{self, code};
+
+    /// The corpus being written: `fuzz/corpus/TARGET/NAME`.
+    struct Corpus<'a>(&'a Path);
+
+    impl Corpus<'_> {
+        fn put(&self, target: &str, name: &str, bytes: &[u8]) {
+            let dir = self.0.join("corpus").join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+
+        /// A seed whose first byte selects (a message type, a neighbour, limits).
+        fn put_selected(&self, target: &str, name: &str, selector: u8, bytes: &[u8]) {
+            let mut all = vec![selector];
+            all.extend_from_slice(bytes);
+            self.put(target, name, &all);
+        }
+    }
+
+    /// A frame body (the CBOR after the 4-byte length).
+    fn body<T: serde::Serialize>(message: &T) -> Vec<u8> {
+        encode(message)[4..].to_vec()
+    }
+
+    struct Signed {
+        manifest: Manifest,
+        envelope: Envelope,
+        bodies: Vec<Vec<u8>>,
+    }
+
+    fn document(pki: &DemoPki, from: &str, to: &[&str], number: u32, business: Business) -> Signed {
+        let from = code(from);
+        let body = format!("%PDF-1.4 Công văn số {number} của {from}\n").into_bytes();
+        let manifest = Manifest {
+            from,
+            to: to.iter().map(|c| code(c)).collect(),
+            number,
+            notation: "UBND-VP".into(),
+            place: "Quảng Ninh".into(),
+            date: fixtures::SIGNED.date(),
+            kind: DocumentKind::Administrative,
+            type_name: "Công văn".into(),
+            subject: format!("Về việc thử nghiệm liên thông văn bản số {number}"),
+            signer_name: "Nguyễn Văn An".into(),
+            signer_position: "Chủ tịch".into(),
+            due: Some(fixtures::SIGNED.date().next_day().unwrap()),
+            urgency: Urgency::Urgent,
+            steering: 0,
+            business,
+            attachments: vec![Attachment {
+                name: format!("cv-{number}.pdf"),
+                media_type: "application/pdf".into(),
+                size: body.len() as u64,
+                sha256: pki::sha256(&body),
+            }],
+        };
+        let a = &pki.agencies[&from];
+        let envelope = Envelope::sign_person(
+            &manifest.to_cbor().unwrap(),
+            &a.person.key,
+            &a.chain(&a.person.cert),
+            fixtures::SIGNED,
+        )
+        .unwrap()
+        .add_seal(&a.seal.key, &a.chain(&a.seal.cert), fixtures::SIGNED)
+        .unwrap();
+        Signed { manifest, envelope, bodies: vec![body] }
+    }
+
+    fn receipt(pki: &DemoPki, doc: &Signed, kind: ReceiptKind, by: &str, to: &str, rcpt: &[&str]) -> Vec<u8> {
+        let note = matches!(kind, ReceiptKind::Status(StatusCode::Refused))
+            .then(|| "Người nhận không xác định: thử nghiệm".to_owned());
+        let r = Receipt {
+            kind,
+            document: doc.manifest.id(),
+            envelope: doc.envelope.digest(),
+            by: code(by),
+            to: code(to),
+            at: fixtures::SIGNED,
+            recipients: rcpt.iter().map(|c| code(c)).collect(),
+            note,
+        };
+        let a = &pki.agencies[&code(by)];
+        r.sign(&a.seal.key, &a.chain(&a.seal.cert)).unwrap().as_bytes().to_vec()
+    }
+
+    pub(super) fn write_all(fuzz: &Path) {
+        let topology = Topology::parse(demo::QUANG_NINH_2024).unwrap();
+        let mut pki = DemoPki::build(&topology, fixtures::BUILT).unwrap();
+        let revoked = code(fixtures::REVOKED_SEAL);
+        let serial = pki.agencies[&revoked].seal.cert.serial.clone();
+        let revoked_at = fixtures::BUILT - time::Duration::minutes(30);
+        pki.cas.get_mut(&revoked).unwrap().revoke(&serial, revoked_at, RevocationReason::KeyCompromise);
+        // Issued at BUILT, due a week after SIGNED.
+        let crls: Vec<Crl> = pki.crls(fixtures::BUILT + time::Duration::hours(1)).unwrap();
+
+        // The fixture files: root, CRLs, and the fixture node's certificates and keys.
+        let fixtures_dir = fuzz.join("fixtures");
+        let scratch = tempfile::tempdir().unwrap();
+        let own = code(fixtures::OWN);
+        let mut addrs: BTreeMap<AgencyCode, SocketAddr> = BTreeMap::new();
+        for (i, c) in topology.codes().into_iter().enumerate() {
+            addrs.insert(c, format!("127.0.0.1:{}", 7400 + i).parse().unwrap());
+        }
+        let extra = "[limits]\nmax_frame_bytes = 1048576\nidle_timeout = \"30s\"\n\n[retry]\ninitial = \"1s\"\nmax = \
+                     \"10m\"\nmultiplier = 2.0\njitter = 0.2\nmax_attempts = 30\njitter_seed = 7\n";
+        let options = NodeOptions { database: None, crl_file: true, extra: extra.into() };
+        demo::write_shared(scratch.path(), &pki, &crls).unwrap();
+        let node_dir = demo::write_node(scratch.path(), &own, &topology, &pki, &addrs, &options, b"mat-khau").unwrap();
+        std::fs::create_dir_all(&fixtures_dir).unwrap();
+        for name in ["root.pem", "crls.pem"] {
+            std::fs::copy(scratch.path().join(name), fixtures_dir.join(name)).unwrap();
+        }
+        for name in ["node.chain.pem", "node.key.pem", "seal.chain.pem", "seal.key.pem", "clerk.chain.pem"] {
+            std::fs::copy(node_dir.join(name), fixtures_dir.join(name)).unwrap();
+        }
+
+        let corpus = Corpus(fuzz);
+        let (parent, child1, child2) = (fixtures::PARENT, fixtures::CHILDREN[0], fixtures::CHILDREN[1]);
+
+        // Documents: commune to sibling commune (through the fixture node), the province down
+        // to a commune, the fixture node up to the province, and one sealed with a revoked seal.
+        let sideways = document(&pki, child1, &[child2], 1, Business::New);
+        let down = document(&pki, parent, &[child1, fixtures::OWN], 2, Business::New);
+        let earlier = document(&pki, fixtures::OWN, &[parent], 3, Business::New);
+        let up = document(&pki, fixtures::OWN, &[parent], 5, Business::Update(earlier.manifest.id()));
+        let by_revoked = document(&pki, fixtures::REVOKED_SEAL, &[child1], 4, Business::New);
+        let hop = receipt(&pki, &sideways, ReceiptKind::Hop, fixtures::OWN, child1, &[child2]);
+        let arrived = receipt(&pki, &sideways, ReceiptKind::Status(StatusCode::Arrived), child2, child1, &[child2]);
+        let refused = receipt(&pki, &down, ReceiptKind::Status(StatusCode::Refused), child1, parent, &[child1]);
+        let recall =
+            receipt(&pki, &up, ReceiptKind::Status(StatusCode::RecallRequested), fixtures::OWN, parent, &[parent]);
+        let revoked_receipt = receipt(&pki, &by_revoked, ReceiptKind::Hop, fixtures::REVOKED_SEAL, child1, &[child1]);
+        let crl_ders: Vec<Vec<u8>> = crls.iter().map(|c| c.der().to_vec()).collect();
+        let crl_bufs = || crl_ders.iter().cloned().map(ByteBuf::from).collect::<Vec<_>>();
+
+        // agency_code
+        for c in topology.codes() {
+            corpus.put("agency_code", &format!("ok-{c}"), c.to_string().as_bytes());
+        }
+        for (name, text) in
+            [("edge-short-group", "00.00.00.H49"), ("edge-long", "000.00.00.H49.000"), ("edge-kind", "000.00.00.X49")]
+        {
+            corpus.put("agency_code", name, text.as_bytes());
+        }
+
+        // certificate
+        corpus.put("certificate", "ok-root.der", pki.root.cert.der());
+        for (c, ca) in &pki.cas {
+            corpus.put("certificate", &format!("ok-ca-{c}.der"), ca.cert.der());
+        }
+        let a = &pki.agencies[&own];
+        for (name, issued) in [("node", &a.node), ("seal", &a.seal), ("clerk", &a.clerk), ("person", &a.person)] {
+            corpus.put("certificate", &format!("ok-{name}.der"), issued.cert.der());
+        }
+
+        // crl
+        for (i, der) in crl_ders.iter().enumerate() {
+            corpus.put("crl", &format!("ok-{i:02}.der"), der);
+        }
+
+        // manifest, envelope, bundle, receipt
+        for (name, doc) in [("sideways", &sideways), ("down", &down), ("up", &up), ("revoked-seal", &by_revoked)] {
+            corpus.put("manifest", &format!("ok-{name}.cbor"), doc.envelope.payload());
+            let prefix = if name == "revoked-seal" { "" } else { "ok-" };
+            corpus.put("envelope", &format!("{prefix}{name}.cose"), doc.envelope.as_bytes());
+        }
+        let bundle = write_bundle(
+            std::io::Cursor::new(Vec::new()),
+            &sideways.envelope,
+            &crl_ders,
+            &[hop.clone(), arrived.clone()],
+            |_, out| {
+                out.write_all(&sideways.bodies[0])?;
+                Ok(())
+            },
+        )
+        .unwrap()
+        .into_inner();
+        corpus.put("bundle", "ok-sideways.ltd", &bundle);
+        for (name, bytes) in [
+            ("ok-hop", &hop),
+            ("ok-arrived", &arrived),
+            ("ok-refused", &refused),
+            ("ok-recall", &recall),
+            ("revoked-seal", &revoked_receipt),
+        ] {
+            corpus.put("receipt", &format!("{name}.cose"), bytes);
+        }
+
+        // cbor_scan: the first byte picks the limits (even: tight, odd: generous).
+        corpus.put_selected("cbor_scan", "ok-manifest", 1, sideways.envelope.payload());
+        corpus.put_selected("cbor_scan", "ok-receipt", 1, &hop);
+        corpus.put_selected(
+            "cbor_scan",
+            "ok-frame",
+            1,
+            &body(&NodeRequest::CrlFetch { known: vec![(ByteBuf::from(vec![0x30, 0x00]), 1)] }),
+        );
+        corpus.put_selected("cbor_scan", "ok-small-map", 0, &[0xa2, 0x61, 0x61, 0x01, 0x62, 0x74, 0x6f, 0x80]);
+        corpus.put_selected("cbor_scan", "edge-indefinite", 0, &[0x9f, 0x01, 0xff]);
+        corpus.put_selected("cbor_scan", "edge-deep", 0, &[0x81, 0x81, 0x81, 0x81, 0x81, 0x01]);
+        corpus.put_selected("cbor_scan", "edge-unsorted", 0, &[0xa2, 0x62, 0x74, 0x6f, 0x01, 0x61, 0x61, 0x02]);
+        corpus.put_selected("cbor_scan", "edge-huge-length", 1, &[0x5b, 0x40, 0, 0, 0, 0, 0, 0, 0]);
+
+        // pem
+        for name in ["root.pem", "crls.pem", "seal.chain.pem", "seal.key.pem"] {
+            corpus.put("pem", &format!("ok-{name}"), &std::fs::read(fixtures_dir.join(name)).unwrap());
+        }
+        corpus.put("pem", "person.key.pem", &std::fs::read(node_dir.join("person.key.pem")).unwrap());
+
+        // frame: the first byte picks the message type.
+        let summary = DocumentSummary {
+            document: sideways.manifest.id().to_string(),
+            digest: hex_digest(&sideways.envelope),
+            sender: child1.into(),
+            sender_name: "Ủy ban nhân dân xã Phong Dụ".into(),
+            recipients: vec![child2.into()],
+            number: "1/UBND-VP".into(),
+            type_name: "Công văn".into(),
+            subject: sideways.manifest.subject.clone(),
+            urgency: 1,
+            due: Some("2026-01-02".into()),
+            at_ms: 1_767_229_200_000,
+            status: Some(1),
+            provisional: false,
+            superseded: None,
+            recall_requested: false,
+            waiting: Vec::new(),
+        };
+        let node_requests = [
+            (
+                "deliver",
+                NodeRequest::Deliver {
+                    envelope: ByteBuf::from(sideways.envelope.as_bytes().to_vec()),
+                    recipients: vec![child2.into()],
+                    crls: crl_bufs(),
+                },
+            ),
+            ("notice", NodeRequest::Notice { receipt: ByteBuf::from(arrived.clone()), crls: crl_bufs() }),
+            ("crl-push", NodeRequest::CrlPush { crls: crl_bufs() }),
+            (
+                "crl-fetch",
+                NodeRequest::CrlFetch {
+                    known: crls
+                        .iter()
+                        .map(|c| (ByteBuf::from(c.issuer_raw.clone()), c.this_update.unix_timestamp()))
+                        .collect(),
+                },
+            ),
+        ];
+        for (name, request) in &node_requests {
+            corpus.put_selected("frame", &format!("ok-node-request-{name}"), 0, &body(request));
+        }
+        let node_responses = [
+            ("hop-receipt", NodeResponse::HopReceipt { receipt: ByteBuf::from(hop.clone()) }),
+            ("refused", NodeResponse::Refused { receipt: ByteBuf::from(refused.clone()) }),
+            ("accepted", NodeResponse::Accepted),
+            ("crls", NodeResponse::Crls { crls: crl_bufs() }),
+            ("error", NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() }),
+        ];
+        for (name, response) in &node_responses {
+            corpus.put_selected("frame", &format!("ok-node-response-{name}"), 1, &body(response));
+        }
+        let id = sideways.manifest.id().to_string();
+        let clerk_requests = [
+            ("submit", ClerkRequest::Submit { envelope: ByteBuf::from(up.envelope.as_bytes().to_vec()), crls: vec![] }),
+            ("inbox", ClerkRequest::Inbox { limit: 50 }),
+            ("sent", ClerkRequest::Sent { limit: 50 }),
+            ("fetch", ClerkRequest::Fetch { document: id.clone() }),
+            (
+                "post-status",
+                ClerkRequest::PostStatus { document: id.clone(), status: 3, note: Some("Đã tiếp nhận".into()) },
+            ),
+            ("track", ClerkRequest::Track { document: id.clone() }),
+            ("recall", ClerkRequest::Recall { document: id.clone(), note: None }),
+            ("health", ClerkRequest::Health),
+        ];
+        for (name, request) in &clerk_requests {
+            corpus.put_selected("frame", &format!("ok-clerk-request-{name}"), 2, &body(request));
+        }
+        let clerk_responses = [
+            ("submitted", ClerkResponse::Submitted { document: id.clone(), digest: hex_digest(&sideways.envelope) }),
+            ("documents", ClerkResponse::Documents { entries: vec![summary] }),
+            (
+                "document",
+                ClerkResponse::Document {
+                    envelope: ByteBuf::from(sideways.envelope.as_bytes().to_vec()),
+                    crls: crl_bufs(),
+                    receipts: vec![ByteBuf::from(hop.clone())],
+                },
+            ),
+            (
+                "receipts",
+                ClerkResponse::Receipts { receipts: vec![ByteBuf::from(hop.clone()), ByteBuf::from(arrived.clone())] },
+            ),
+            ("done", ClerkResponse::Done),
+            ("health", ClerkResponse::Health { json: "{\"alerts\":[]}".into() }),
+            ("error", ClerkResponse::Error { kind: ErrorKind::BadRequest, message: "không có văn bản".into() }),
+        ];
+        for (name, response) in &clerk_responses {
+            corpus.put_selected("frame", &format!("ok-clerk-response-{name}"), 3, &body(response));
+        }
+        corpus.put_selected(
+            "frame",
+            "edge-unknown-type",
+            0,
+            &[0xa1, 0x64, 0x74, 0x79, 0x70, 0x65, 0x63, 0x62, 0x61, 0x64],
+        );
+
+        // node_request: the first byte picks the neighbour (0 parent, 1 and 2 the children,
+        // 3 an agency that is no neighbour).
+        let deliver = |doc: &Signed, rcpt: &[&str]| NodeRequest::Deliver {
+            envelope: ByteBuf::from(doc.envelope.as_bytes().to_vec()),
+            recipients: rcpt.iter().map(|c| (*c).to_owned()).collect(),
+            crls: crl_bufs(),
+        };
+        let notice = |bytes: &[u8]| NodeRequest::Notice { receipt: ByteBuf::from(bytes.to_vec()), crls: crl_bufs() };
+        corpus.put_selected("node_request", "ok-deliver-from-child", 1, &body(&deliver(&sideways, &[child2])));
+        corpus.put_selected(
+            "node_request",
+            "ok-deliver-from-parent",
+            0,
+            &body(&deliver(&down, &[child1, fixtures::OWN])),
+        );
+        corpus.put_selected("node_request", "deliver-sibling-relays", 2, &body(&deliver(&sideways, &[child2])));
+        corpus.put_selected("node_request", "deliver-revoked-seal", 0, &body(&deliver(&by_revoked, &[child1])));
+        corpus.put_selected(
+            "node_request",
+            "deliver-not-a-recipient",
+            1,
+            &body(&deliver(&sideways, &[child1, child2])),
+        );
+        corpus.put_selected("node_request", "ok-notice-arrived", 2, &body(&notice(&arrived)));
+        corpus.put_selected("node_request", "ok-notice-refused", 1, &body(&notice(&refused)));
+        corpus.put_selected("node_request", "notice-revoked-seal", 1, &body(&notice(&revoked_receipt)));
+        corpus.put_selected("node_request", "ok-crl-push", 0, &body(&NodeRequest::CrlPush { crls: crl_bufs() }));
+        corpus.put_selected(
+            "node_request",
+            "crl-push-from-child",
+            1,
+            &body(&NodeRequest::CrlPush { crls: crl_bufs() }),
+        );
+        corpus.put_selected("node_request", "ok-crl-fetch", 1, &body(&node_requests[3].1));
+
+        // config: the node's own file, the `init` template, and one with every section.
+        corpus.put("config", "ok-node.toml", &std::fs::read(node_dir.join("node.toml")).unwrap());
+        let template = node::config::template(
+            &own,
+            "Ủy ban nhân dân huyện Tiên Yên",
+            "0.0.0.0:7400",
+            Some((&code(parent), "10.0.0.1:7400")),
+        );
+        corpus.put("config", "ok-template.toml", template.as_bytes());
+        let full = format!(
+            "{}\n[[peer]]\nagency = \"000.00.00.H37\"\naddress = [\"10.0.0.5:7400\", \"ls.example.gov.vn:7400\"]\n\n[mail]\nserver = \
+             \"127.0.0.1\"\ntls = \"none\"\nfrom = \"Liên thông <lienthong@tienyen.example.gov.vn>\"\nclerks = \
+             [\"vanthu@tienyen.example.gov.vn\"]\noperators = [\"Quản trị <qt@tienyen.example.gov.vn>\"]\ndigest_at = \
+             \"07:30\"\ncertificates = [\"node.chain.pem\"]\n[mail.retry]\ninitial = \"30s\"\nmax = \"30m\"\nmax_attempts = 50\n",
+            String::from_utf8(std::fs::read(node_dir.join("node.toml")).unwrap()).unwrap()
+        );
+        corpus.put("config", "ok-full.toml", full.as_bytes());
+    }
+
+    fn hex_digest(envelope: &Envelope) -> String {
+        envelope.digest().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
