@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lienthong_protocol::clerk_client::{ClerkClient, ClerkError};
 use lienthong_protocol::wire::{DocumentSummary, ErrorKind, RouteOutcome};
 use pki::document::bundle::{Bundle, BundleLimits, write_bundle};
-use pki::document::verify::{VerifyOptions, verify_bundle};
+use pki::document::validation::{Indication, VerifyOptions, verify_bundle};
 use pki::document::{Envelope, Manifest, ReceiptKind, SignedReceipt, StatusCode};
 use pki::{AgencyCode, Profile as CertProfile};
 
@@ -771,8 +771,13 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
         client.close().await;
         let path = path?;
         let options = verify_options(&p)?;
-        let report = verify_bundle(BufReader::new(File::open(&path)?), &options)
-            .context("the fetched document does not verify")?;
+        let report = verify_bundle(BufReader::new(File::open(&path)?), &options)?;
+        let verdict = crate::report::verdict(&report.total);
+        let why = report.total.leading().map(|r| r.message.clone()).unwrap_or_default();
+        if report.indication() == Indication::Failed {
+            bail!("the fetched document is {verdict}: {why}");
+        }
+        let document = report.document_id.clone().unwrap_or_else(|| a.document.clone());
         if a.json {
             let attachments: Vec<serde_json::Value> = report
                 .attachments
@@ -787,14 +792,16 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
                 })
                 .collect();
             let out = serde_json::json!({
-                "document": report.document_id.to_string(),
+                "document": document,
                 "bundle": path,
+                "indication": report.indication(),
                 "attachments": attachments,
             });
             outln!("{}", serde_json::to_string_pretty(&out)?)?;
             return Ok(());
         }
-        outln!("Fetched {} into {}", report.document_id, a.out.display())?;
+        outln!("Fetched {document} into {}", a.out.display())?;
+        outln!("  validation:  {verdict}{}", if why.is_empty() { String::new() } else { format!(" — {why}") })?;
         outln!("  bundle:      {}", path.display())?;
         for at in &report.attachments {
             outln!(
@@ -808,11 +815,9 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
 }
 
 fn verify_options(p: &Profile) -> anyhow::Result<VerifyOptions> {
-    let mut options = VerifyOptions::new(p.anchors()?, now());
-    // A node accepts documents while CRLs are missing or old (marking them provisional);
-    // the report says so instead of failing.
-    options.revocation = pki::RevocationMode::BestEffort;
-    Ok(options)
+    // A missing or old CRL makes the report INDETERMINATE (TRY_LATER), which is shown rather
+    // than refused: the node took the document, and the clerk sees what is not established.
+    Ok(VerifyOptions::new(p.anchors()?, now()))
 }
 
 /// Arguments of `lienthong show`.
@@ -835,12 +840,11 @@ pub(crate) fn show(profile_name: Option<&str>, a: ShowArgs) -> anyhow::Result<()
         client.close().await;
         let path = path?;
         let file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let report = verify_bundle(BufReader::new(file), &verify_options(&p)?);
-        let report = report.context("the document does not verify")?;
+        let report = verify_bundle(BufReader::new(file), &verify_options(&p)?)?;
         if a.json {
             outln!("{}", serde_json::to_string_pretty(&report)?)?;
         } else {
-            crate::report::print(&report);
+            crate::report::print(&report)?;
         }
         Ok(())
     })

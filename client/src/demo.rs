@@ -15,7 +15,7 @@ use ::demo::{DemoPki, NodeOptions, Topology};
 use anyhow::{Context, bail};
 use clap::Args;
 use lienthong_protocol::clerk_client::ClerkClient;
-use pki::document::verify::verify_bundle;
+use pki::document::validation::verify_bundle;
 use pki::document::{Attachment, Business, DocumentKind, Envelope, Manifest, ReceiptKind, StatusCode, Urgency};
 use pki::{AgencyCode, Profile as CertProfile};
 use unicode_normalization::UnicodeNormalization;
@@ -306,7 +306,7 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
-        .block_on(exchange(&dir, &topology, &pki, &addrs, &a.topology));
+        .block_on(exchange(&dir, &topology, &mut pki, &addrs, &a.topology));
     if let Err(e) = result {
         stop_processes(&mut children);
         let _ = std::fs::remove_file(dir.join("pids.txt"));
@@ -395,7 +395,7 @@ async fn connect(
 async fn exchange(
     dir: &Path,
     topology: &Topology,
-    pki: &DemoPki,
+    pki: &mut DemoPki,
     addrs: &BTreeMap<AgencyCode, SocketAddr>,
     name: &str,
 ) -> anyhow::Result<()> {
@@ -503,18 +503,31 @@ async fn exchange(
     let receiver = to[0];
     let out = dir.join("received").join(slug(&topology.name(&receiver)));
     let bundle = crate::clerk_cmd::fetch_into(&clerks[&receiver], &id, &out).await?;
-    let mut options = pki::document::verify::VerifyOptions::new(vec![pki.root.cert.clone()], now());
-    options.revocation = pki::RevocationMode::BestEffort;
+    // The CAs publish their next CRLs after the delivery: issued after the receipts, they speak
+    // for the time the receipts prove, and the report can be PASSED.
+    let published = now();
+    let mut fresh = vec![pki.root.crl(published, published + time::Duration::days(7))?];
+    for ca in pki.cas.values_mut() {
+        fresh.push(ca.crl(published, published + time::Duration::days(7))?);
+    }
+    let published_pem = fresh.iter().map(pki::Crl::to_pem).collect::<String>();
+    std::fs::write(dir.join("crls-after.pem"), &published_pem)?;
+    // Published where the nodes read their CRLs (each polls `crls.pem` every second): their web
+    // verifiers then judge the document as this report does.
+    std::fs::write(dir.join("crls.pem"), &published_pem)?;
+    let mut options = pki::document::validation::VerifyOptions::new(vec![pki.root.cert.clone()], now());
+    options.crls = fresh;
     let report = verify_bundle(BufReader::new(std::fs::File::open(&bundle)?), &options)?;
     outln!()?;
     outln!("Provenance of the copy {} received ({}):", topology.name(&receiver), bundle.display())?;
     outln!()?;
-    crate::report::print(&report);
+    crate::report::print(&report)?;
     outln!()?;
     outln!(
-        "Verify it yourself, offline: lienthong verify \"{}\" --anchor {}",
+        "Verify it yourself, offline: lienthong verify \"{}\" --anchor {} --crl {}",
         bundle.display(),
-        dir.join("root.pem").display()
+        dir.join("root.pem").display(),
+        dir.join("crls-after.pem").display()
     )?;
     for (_, c) in clerks {
         c.close().await;

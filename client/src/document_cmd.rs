@@ -4,15 +4,18 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use pki::document::Envelope;
 use pki::document::bundle::{Bundle, BundleError, BundleLimits, write_bundle};
-use pki::document::verify::{VerifyOptions, verify_bundle};
-use pki::{Certificate, PrivateKey, Profile, RevocationMode};
+use pki::document::validation::{Indication, SubIndication, VerifyOptions, judge_signer, judge_signers, verify_bundle};
+use pki::document::verify::Role;
+use pki::{Certificate, Crl, PrivateKey, Profile, Validator};
 
 use crate::form::{SignerDefaults, read_form};
+use crate::output::outln;
 use crate::pki_cmd::{read_certificates, read_crls};
 use crate::report;
 use crate::secret::PassphraseSource;
@@ -54,9 +57,16 @@ pub(crate) struct SignArgs {
     /// File holding the seal key's passphrase, if it is encrypted.
     #[arg(long, value_name = "FILE")]
     seal_passphrase_file: Option<PathBuf>,
-    /// CRL files to carry in the bundle, so it verifies offline later (repeat).
+    /// CRL files to check the signers against and to carry in the bundle (repeat).
     #[arg(long, value_name = "FILE")]
     crl: Vec<PathBuf>,
+    /// The national root the signers' chains must lead to (default: the profile's anchor).
+    #[arg(long, env = "LIENTHONG_ANCHOR")]
+    anchor: Option<PathBuf>,
+    /// Trust an anchor that is not a self-signed root (a CA certificate topping a partial
+    /// chain). Everything above that CA goes unchecked: for testing a sub-hierarchy only.
+    #[arg(long)]
+    danger_partial_chain: bool,
     /// Where to write the bundle (.ltd).
     #[arg(long)]
     out: PathBuf,
@@ -73,15 +83,65 @@ pub(crate) struct VerifyArgs {
     /// Extra CRL files besides those in the bundle.
     #[arg(long, value_name = "FILE")]
     crl: Vec<PathBuf>,
-    /// Verify as of this time (default: now).
+    /// Validate as of this time (default: now).
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
-    /// Accept signers whose revocation cannot be checked (no CRL), and say so in the report.
+    /// Trust an anchor that is not a self-signed root (a CA certificate topping a partial
+    /// chain). Everything above that CA goes unchecked: for testing a sub-hierarchy only.
     #[arg(long)]
-    allow_unchecked_revocation: bool,
-    /// Print the provenance report as JSON.
+    danger_partial_chain: bool,
+    /// Print the validation report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Exit status of `lienthong verify` when the document is FAILED.
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// Exit status of `lienthong verify` when the document is INDETERMINATE (2 is a usage error).
+pub(crate) const EXIT_INDETERMINATE: u8 = 3;
+/// Exit status of `lienthong verify` when it could not validate at all (a file unreadable).
+pub(crate) const EXIT_CANNOT_VERIFY: u8 = 4;
+
+/// Reads trust anchors, refusing any that is not a self-signed root unless `partial_chain`
+/// (the user's explicit `--danger-partial-chain`).
+pub(crate) fn read_anchors(path: &Path, partial_chain: bool) -> anyhow::Result<Vec<Certificate>> {
+    let anchors = read_certificates(path)?;
+    if !partial_chain {
+        for anchor in &anchors {
+            if let Some(problem) = pki::validate::root_anchor_problem(anchor) {
+                bail!(
+                    "{}: {} is not a self-signed root CA ({problem}); the trust anchor must be the national root, or give --danger-partial-chain to trust a CA certificate as the top of a partial chain",
+                    path.display(),
+                    anchor.id()
+                );
+            }
+        }
+    }
+    Ok(anchors)
+}
+
+/// Refuses to sign with `chain` when `lienthong verify` would refuse the signature for any
+/// reason but CRLs being older than it (TRY_LATER, which a newer CRL settles): the same
+/// reasons, in the same words.
+fn check_signer(
+    validator: &Validator,
+    chain: &[Certificate],
+    role: Role,
+    claimed: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+    source: &Path,
+) -> anyhow::Result<()> {
+    let conclusion = judge_signer(validator, chain, role, claimed, now);
+    if let Some(r) = conclusion.reasons.iter().find(|r| r.sub_indication != SubIndication::TryLater) {
+        bail!(
+            "cannot sign with {} ({role}): {} (`lienthong verify` would report {} {})",
+            source.display(),
+            r.message,
+            r.indication,
+            r.sub_indication
+        );
+    }
+    Ok(())
 }
 
 /// A signing key with its certificate chain, checked to belong together and to fit the role.
@@ -146,12 +206,26 @@ impl SigningIdentity {
     }
 }
 
-fn read_crl_ders(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+fn read_crl_files(paths: &[PathBuf]) -> anyhow::Result<Vec<Crl>> {
     let mut out = Vec::new();
     for p in paths {
-        out.extend(read_crls(p)?.into_iter().map(|c| c.der().to_vec()));
+        out.extend(read_crls(p)?);
     }
     Ok(out)
+}
+
+/// The anchors `sign` checks the signers against: `--anchor`, else the profile's.
+fn signing_anchors(profile: Option<&str>, a: &SignArgs) -> anyhow::Result<Vec<Certificate>> {
+    if let Some(path) = &a.anchor {
+        return read_anchors(path, a.danger_partial_chain);
+    }
+    let selected = crate::profile::Profiles::load()?.select(profile).map(|(_, p)| p);
+    match selected {
+        Ok(p) => read_anchors(&p.anchor, a.danger_partial_chain),
+        Err(_) => bail!(
+            "lienthong sign checks the signers' certificate chains before signing: give --anchor ROOT.pem (the national root), or use a profile that has one"
+        ),
+    }
 }
 
 /// Writes the bundle to a temporary file next to `out`, then renames it into place.
@@ -176,39 +250,60 @@ fn write_out(
 }
 
 /// `lienthong sign`.
-pub(crate) fn sign(a: SignArgs) -> anyhow::Result<()> {
-    let seal_pass = PassphraseSource { env: a.seal_passphrase_env.clone(), file: a.seal_passphrase_file.clone() };
-    let seal = match (&a.seal_key, &a.seal_cert) {
-        (Some(k), Some(c)) => Some(SigningIdentity::load(k, c, &seal_pass, Profile::Seal, "--seal-passphrase")?),
+pub(crate) fn sign(profile: Option<&str>, a: SignArgs) -> anyhow::Result<()> {
+    let anchors = signing_anchors(profile, &a)?;
+    let crls = read_crl_files(&a.crl)?;
+    let validator = Validator::new(anchors).with_crls(crls.iter().cloned().collect());
+    let mut crl_ders: Vec<Vec<u8>> = crls.iter().map(|c| c.der().to_vec()).collect();
+    let t = now();
+    // Every certificate check comes before any passphrase is asked for.
+    let seal_chain = match (&a.seal_key, &a.seal_cert) {
+        (Some(_), Some(c)) => {
+            let chain = signing_chain(c, Profile::Seal)?;
+            check_signer(&validator, &chain, Role::Seal, t, t, c)?;
+            Some(chain)
+        }
         (None, None) => None,
         _ => bail!("give both --seal-key and --seal-cert"),
     };
-    let mut crls = read_crl_ders(&a.crl)?;
-    let t = now();
+    let seal_pass = PassphraseSource { env: a.seal_passphrase_env.clone(), file: a.seal_passphrase_file.clone() };
+    let load_seal = |chain: Vec<Certificate>| -> anyhow::Result<SigningIdentity> {
+        let (Some(key), Some(cert)) = (&a.seal_key, &a.seal_cert) else {
+            bail!("give both --seal-key and --seal-cert");
+        };
+        SigningIdentity::with_key(chain, key, cert, &seal_pass, "--seal-passphrase")
+    };
 
     if let Some(input) = &a.seal {
         // Seal an official-signed bundle.
-        let seal = seal.context("--seal needs --seal-key and --seal-cert")?;
+        let seal_chain = seal_chain.context("--seal needs --seal-key and --seal-cert")?;
         let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
         let mut bundle = Bundle::open(BufReader::new(file), BundleLimits::default())
             .with_context(|| format!("{}", input.display()))?;
-        if seal.agency() != Some(bundle.manifest.from) {
-            bail!(
-                "the seal is of {}, but the document is from {}",
-                seal.agency().map_or("no agency".into(), |c| c.to_string()),
-                bundle.manifest.from
-            );
+        // The official's signature in the draft, judged as verify will judge it.
+        let headers = bundle.envelope.headers()?;
+        let person_header = headers.first().with_context(|| format!("{} holds no signature", input.display()))?;
+        let person_chain = person_header
+            .chain
+            .iter()
+            .map(|der| Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("the official's certificate chain in {}", input.display()))?;
+        check_signer(&validator, &person_chain, Role::Person, person_header.signing_time, t, input)?;
+        if let Some(problem) = judge_signers(&bundle.manifest, person_chain.first(), seal_chain.first()).first() {
+            bail!("cannot seal {}: {}", input.display(), problem.message);
         }
+        let seal = load_seal(seal_chain)?;
         let sealed = bundle.envelope.add_seal(&seal.key, &seal.chain, t)?;
         let mut carried = bundle.crls.clone();
-        carried.append(&mut crls);
+        carried.append(&mut crl_ders);
         write_out(&a.out, |w| {
             write_bundle(w, &sealed, &carried, &bundle.receipts.clone(), |att, out| {
                 bundle.copy_attachment(&att.name, out).map(|_| ())
             })
         })?;
-        println!("Sealed {} as {}", bundle.manifest.id(), seal.chain[0].id().name);
-        println!("  written: {}", a.out.display());
+        outln!("Sealed {} as {}", bundle.manifest.id(), seal.chain[0].id().name)?;
+        outln!("  written: {}", a.out.display())?;
         return Ok(());
     }
 
@@ -217,28 +312,28 @@ pub(crate) fn sign(a: SignArgs) -> anyhow::Result<()> {
     };
     let person_pass = PassphraseSource { env: a.passphrase_env.clone(), file: a.passphrase_file.clone() };
     let form = read_form(form_path)?;
-    // Check what can be checked before any passphrase is asked for.
     let person_chain = signing_chain(cert, Profile::Person)?;
+    check_signer(&validator, &person_chain, Role::Person, t, t, cert)?;
     let person_leaf = &person_chain[0];
-    let from = match &seal {
-        Some(s) => s.agency().context("the seal certificate has no agency code")?,
+    let from = match &seal_chain {
+        Some(s) => s[0].agency.context("the seal certificate has no agency code")?,
         None => person_leaf.agency.context("the official's certificate has no agency code")?,
     };
     let defaults = SignerDefaults { from, name: person_leaf.common_name.clone(), position: person_leaf.title.clone() };
     let manifest = form.to_manifest(&a.attachments, &defaults)?;
-    let person = SigningIdentity::with_key(person_chain, key, cert, &person_pass, "--passphrase")?;
-    if let Some(code) = person.agency()
-        && !code.is_within(&manifest.from)
-    {
-        bail!("the official's certificate is of {code}, outside the sender {}", manifest.from);
+    let seal_leaf = seal_chain.as_ref().map(|c| &c[0]);
+    if let Some(problem) = judge_signers(&manifest, Some(person_leaf), seal_leaf).first() {
+        bail!("cannot sign: {}", problem.message);
     }
+    let person = SigningIdentity::with_key(person_chain, key, cert, &person_pass, "--passphrase")?;
+    let seal = seal_chain.map(load_seal).transpose()?;
     let mut envelope = Envelope::sign_person(&manifest.to_cbor()?, &person.key, &person.chain, t)?;
     if let Some(seal) = &seal {
         envelope = envelope.add_seal(&seal.key, &seal.chain, t)?;
     }
     let paths = a.attachments.clone();
     write_out(&a.out, |w| {
-        write_bundle(w, &envelope, &crls, &[], |att, out| {
+        write_bundle(w, &envelope, &crl_ders, &[], |att, out| {
             let path = crate::form::attachment_path(&paths, &att.name)
                 .ok_or_else(|| BundleError::MissingAttachment(att.name.clone()))?;
             let mut f = File::open(path)?;
@@ -246,22 +341,24 @@ pub(crate) fn sign(a: SignArgs) -> anyhow::Result<()> {
             Ok(())
         })
     })?;
-    println!("Signed {}", manifest.id());
-    println!("  official: {} ({})", person.chain[0].id().name, person.chain[0].title.as_deref().unwrap_or(""));
+    outln!("Signed {}", manifest.id())?;
+    outln!("  official: {} ({})", manifest.signer_name, manifest.signer_position)?;
     match &seal {
-        Some(s) => println!("  sealed:   {}", s.chain[0].id().name),
-        None => println!(
+        Some(s) => outln!("  sealed:   {}", s.chain[0].id().name)?,
+        None => outln!(
             "  not sealed yet: the clerk seals with `lienthong sign --seal {} --seal-key … --seal-cert … --out …`",
             a.out.display()
-        ),
+        )?,
     }
-    println!("  written:  {}", a.out.display());
+    outln!("  written:  {}", a.out.display())?;
     Ok(())
 }
 
-/// `lienthong verify`.
-pub(crate) fn verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let anchors = read_certificates(&a.anchor)?;
+/// `lienthong verify`: prints the whole report (also when it is not PASSED) and returns the
+/// exit status: 0 PASSED, 1 FAILED, 3 INDETERMINATE. An input that cannot be read is an error
+/// (exit 4, see `main`).
+pub(crate) fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let anchors = read_anchors(&a.anchor, a.danger_partial_chain)?;
     let mut options = VerifyOptions::new(
         anchors,
         match &a.at {
@@ -269,30 +366,23 @@ pub(crate) fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             None => now(),
         },
     );
-    for p in &a.crl {
-        options.crls.extend(read_crls(p)?);
-    }
-    if a.allow_unchecked_revocation {
-        options.revocation = RevocationMode::BestEffort;
-    }
+    options.crls = read_crl_files(&a.crl)?;
     let file = File::open(&a.file).with_context(|| format!("cannot open {}", a.file.display()))?;
-    match verify_bundle(BufReader::new(file), &options) {
-        Ok(report) => {
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "verified": true, "report": report }))?
-                );
-            } else {
-                report::print(&report);
-            }
-            Ok(())
-        }
-        Err(e) => {
-            if a.json {
-                println!("{}", serde_json::json!({ "verified": false, "kind": e.kind(), "reason": e.to_string() }));
-            }
-            Err(anyhow::Error::new(e).context(format!("{} does not verify", a.file.display())))
-        }
+    let report = verify_bundle(BufReader::new(file), &options).with_context(|| format!("{}", a.file.display()))?;
+    let printed = if a.json { outln!("{}", serde_json::to_string_pretty(&report)?) } else { report::print(&report) };
+    // A reader that closed the pipe (`| head -1`) took what it wanted: the verdict still
+    // decides the exit status.
+    match printed {
+        Err(e) if crate::output::is_closed(&e) => {}
+        other => other?,
     }
+    let code = match report.indication() {
+        Indication::Passed => return Ok(ExitCode::SUCCESS),
+        Indication::Failed => EXIT_FAILED,
+        Indication::Indeterminate => EXIT_INDETERMINATE,
+    };
+    let why = report.total.leading().map(|r| r.message.as_str()).unwrap_or_default();
+    let remedy = report::remedy(&report.total).map(|r| format!(" — what to do: {r}")).unwrap_or_default();
+    eprintln!("error: {} is {}: {why}{remedy}", a.file.display(), report::verdict(&report.total));
+    Ok(ExitCode::from(code))
 }

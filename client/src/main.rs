@@ -51,7 +51,8 @@ enum Command {
     Pki(pki_cmd::PkiCommand),
     /// Sign a document as the competent official, and seal it as the agency.
     Sign(document_cmd::SignArgs),
-    /// Verify a document bundle offline and print its provenance.
+    /// Validate a document bundle offline and print its report: exit 0 PASSED, 1 FAILED,
+    /// 3 INDETERMINATE, 4 when a file cannot be read.
     Verify(document_cmd::VerifyArgs),
     /// Start the Quảng Ninh demo network on this machine and send a signed document through it.
     Demo(demo::DemoArgs),
@@ -95,8 +96,13 @@ fn main() -> ExitCode {
     let profile = cli.profile;
     let result = match cli.command {
         Command::Pki(command) => pki_cmd::run(command),
-        Command::Sign(args) => document_cmd::sign(args),
-        Command::Verify(args) => document_cmd::verify(args),
+        Command::Sign(args) => document_cmd::sign(profile.as_deref(), args),
+        Command::Verify(args) => {
+            return document_cmd::verify(args).unwrap_or_else(|error| {
+                print_error(&error);
+                ExitCode::from(document_cmd::EXIT_CANNOT_VERIFY)
+            });
+        }
         Command::Demo(args) => demo::run(args),
         Command::Profile(command) => profile::run(command),
         Command::Send(args) => clerk_cmd::send_command(profile.as_deref(), args),
@@ -117,12 +123,17 @@ fn main() -> ExitCode {
         // The reader took what it wanted and closed the pipe: nothing went wrong.
         Err(error) if output::is_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            use std::io::Write;
-            // A closed stderr has nobody to tell; the exit code still says it failed.
-            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&error));
+            print_error(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line on stderr (see [`one_line`]). A closed stderr has nobody to tell; the exit code
+/// still says it failed.
+fn print_error(error: &anyhow::Error) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "error: {}", one_line(error));
 }
 
 /// The error as one line: the outermost context first, then each cause — leaving out a

@@ -17,7 +17,7 @@ use super::fixtures::{self, code};
 
 /// The largest frame a node reads by default.
 fn max_frame() -> usize {
-    RawLimits::default().max_frame_bytes
+    usize::try_from(RawLimits::default().max_frame_bytes.get()).unwrap_or(usize::MAX)
 }
 
 /// One frame body of either protocol, as `protocol::read_frame` hands it to the decoder. The
@@ -166,12 +166,12 @@ fn deliver(
         return refuse(reason, &parsed);
     }
     let limits = RawLimits::default();
-    if manifest.attachments.iter().any(|a| a.size > limits.max_attachment_bytes) {
+    if manifest.attachments.iter().any(|a| a.size > limits.max_attachment_bytes.get()) {
         return refuse("attachment over the limit".into(), &parsed);
     }
     // Sizes are bounded by the manifest's own limits, so the sum cannot overflow.
     let total: u64 = manifest.attachments.iter().map(|a| a.size).sum();
-    if total > limits.max_document_bytes {
+    if total > limits.max_document_bytes.get() {
         return refuse("attachments over the limit".into(), &parsed);
     }
     let mut crls = Vec::with_capacity(carried.len());

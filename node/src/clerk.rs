@@ -87,7 +87,7 @@ pub async fn handle(
             let _ = send.reset(1u32.into());
         }
         Err(_) => {
-            tracing::warn!(clerk = %clerk, "answer not taken within {allowed:?}; stream reset");
+            tracing::warn!(clerk = %clerk, "answer not taken within {}; stream reset", humantime::format_duration(allowed));
             let _ = send.reset(1u32.into());
         }
     }

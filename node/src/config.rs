@@ -11,6 +11,12 @@ use std::time::Duration;
 use pki::{AgencyCode, Certificate, PrivateKey, Profile};
 use serde::Deserialize;
 
+mod document;
+mod units;
+
+pub use document::Problem;
+pub use units::{ByteRate, ByteSize, HumanDuration, SizeError};
+
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,18 +102,18 @@ pub struct RawCrl {
     pub files: Vec<PathBuf>,
     /// CRLs older than this make verification provisional.
     #[serde(default = "default_freshness")]
-    pub freshness: String,
+    pub freshness: HumanDuration,
     /// How often the files are checked for changes.
     #[serde(default = "default_poll")]
-    pub poll: String,
+    pub poll: HumanDuration,
 }
 
-fn default_freshness() -> String {
-    "7d".into()
+fn default_freshness() -> HumanDuration {
+    HumanDuration::days(7)
 }
 
-fn default_poll() -> String {
-    "10s".into()
+fn default_poll() -> HumanDuration {
+    HumanDuration::secs(10)
 }
 
 impl Default for RawCrl {
@@ -127,8 +133,7 @@ pub struct RawNeighbour {
 }
 
 /// One address or a list of them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Addresses {
     /// `address = "10.0.0.5:7400"`.
     One(String),
@@ -136,16 +141,41 @@ pub enum Addresses {
     Many(Vec<String>),
 }
 
+impl<'de> Deserialize<'de> for Addresses {
+    /// By hand rather than `#[serde(untagged)]`, whose error ("data did not match any variant")
+    /// does not say what to write.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AddressesVisitor;
+        impl<'de> serde::de::Visitor<'de> for AddressesVisitor {
+            type Value = Addresses;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an address like \"10.0.0.5:7400\", or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Addresses, E> {
+                Ok(Addresses::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Addresses, A::Error> {
+                let mut list = Vec::new();
+                while let Some(a) = seq.next_element::<String>()? {
+                    list.push(a);
+                }
+                Ok(Addresses::Many(list))
+            }
+        }
+        d.deserialize_any(AddressesVisitor)
+    }
+}
+
 /// `[limits]`: every bound a peer could otherwise push on us.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLimits {
     /// Largest request or response frame (envelope, CRLs, receipts), bytes.
-    pub max_frame_bytes: usize,
+    pub max_frame_bytes: ByteSize,
     /// Largest single attachment, bytes.
-    pub max_attachment_bytes: u64,
+    pub max_attachment_bytes: ByteSize,
     /// Largest sum of a document's attachments, bytes.
-    pub max_document_bytes: u64,
+    pub max_document_bytes: ByteSize,
     /// Most simultaneous QUIC connections (authenticated), all peers together.
     pub max_connections: usize,
     /// Most simultaneous connections from one neighbour agency.
@@ -164,53 +194,51 @@ pub struct RawLimits {
     /// Most handshakes in progress from one validated address.
     pub max_handshakes_per_address: usize,
     /// A handshake not finished within this is abandoned.
-    pub handshake_timeout: String,
+    pub handshake_timeout: HumanDuration,
     /// Most concurrent streams (requests) per connection.
     pub max_streams_per_connection: u32,
     /// QUIC receive window per connection, bytes: what a peer may have in flight to us on one
     /// connection (a stream gets a quarter of it).
-    pub receive_window: u64,
+    pub receive_window: ByteSize,
     /// Request-frame memory one connection may hold, bytes.
-    pub frame_budget_per_connection: usize,
+    pub frame_budget_per_connection: ByteSize,
     /// Request-frame memory one certificate may hold over all its connections, bytes.
-    pub frame_budget_per_certificate: usize,
+    pub frame_budget_per_certificate: ByteSize,
     /// Request-frame memory of the whole node, bytes.
-    pub frame_budget_total: usize,
+    pub frame_budget_total: ByteSize,
     /// A request frame must arrive within this plus its size at `min_transfer_rate`.
-    pub frame_timeout: String,
+    pub frame_timeout: HumanDuration,
     /// The slowest transfer a request is given time for, bytes per second: frames get
     /// `frame_timeout` plus their size at this rate, requests `request_timeout` plus theirs.
-    pub min_transfer_rate: u64,
+    pub min_transfer_rate: ByteRate,
     /// Most documents sent to one next hop at a time.
     pub max_in_flight_per_peer: usize,
     /// A connection with no traffic for this long is closed.
-    pub idle_timeout: String,
+    pub idle_timeout: HumanDuration,
     /// Keep-alive interval on idle connections.
-    pub keep_alive: String,
+    pub keep_alive: HumanDuration,
     /// A request to a neighbour that takes longer than this (plus its size at
     /// `min_transfer_rate`) fails, its connection is dropped, and it is retried on a new one.
-    pub request_timeout: String,
+    pub request_timeout: HumanDuration,
     /// Connecting to one address of a neighbour gives up after this long (and tries the next).
-    pub connect_timeout: String,
+    pub connect_timeout: HumanDuration,
     /// How long a claim on an outbox transfer holds unless renewed. The process holding it
     /// renews it while the transfer runs; when a process of a scaled-out node dies, the others
     /// take its transfers over after at most this long.
-    pub outbox_lease: String,
+    pub outbox_lease: HumanDuration,
     /// Free space, bytes, the node keeps on the filesystems it writes to (the attachment
     /// store, the SQLite database): a document that would leave less is refused for now (the
     /// sender retries) before anything is written. 0 turns the check off.
-    pub min_free_bytes: u64,
+    pub min_free_bytes: ByteSize,
 }
-
-const MIB: usize = 1024 * 1024;
 
 impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             // An envelope is at most 512 KiB; the rest is room for the CRLs that ride along.
-            max_frame_bytes: 4 * MIB,
-            max_attachment_bytes: 256 * 1024 * 1024,
-            max_document_bytes: 1024 * 1024 * 1024,
+            max_frame_bytes: ByteSize::mib(4),
+            max_attachment_bytes: ByteSize::mib(256),
+            max_document_bytes: ByteSize::gib(1),
             max_connections: 1024,
             max_connections_per_peer: 8,
             max_clerk_connections: 64,
@@ -218,21 +246,21 @@ impl Default for RawLimits {
             max_handshakes: 128,
             max_unvalidated_handshakes: 32,
             max_handshakes_per_address: 16,
-            handshake_timeout: "10s".into(),
+            handshake_timeout: HumanDuration::secs(10),
             max_streams_per_connection: 64,
-            receive_window: 8 * MIB as u64,
-            frame_budget_per_connection: 16 * MIB,
-            frame_budget_per_certificate: 32 * MIB,
-            frame_budget_total: 256 * MIB,
-            frame_timeout: "10s".into(),
-            min_transfer_rate: 256 * 1024,
+            receive_window: ByteSize::mib(8),
+            frame_budget_per_connection: ByteSize::mib(16),
+            frame_budget_per_certificate: ByteSize::mib(32),
+            frame_budget_total: ByteSize::mib(256),
+            frame_timeout: HumanDuration::secs(10),
+            min_transfer_rate: ByteRate(ByteSize::kib(256)),
             max_in_flight_per_peer: 16,
-            idle_timeout: "60s".into(),
-            keep_alive: "15s".into(),
-            request_timeout: "20s".into(),
-            connect_timeout: "10s".into(),
-            outbox_lease: "30s".into(),
-            min_free_bytes: 256 * 1024 * 1024,
+            idle_timeout: HumanDuration::secs(60),
+            keep_alive: HumanDuration::secs(15),
+            request_timeout: HumanDuration::secs(20),
+            connect_timeout: HumanDuration::secs(10),
+            outbox_lease: HumanDuration::secs(30),
+            min_free_bytes: ByteSize::mib(256),
         }
     }
 }
@@ -242,9 +270,9 @@ impl Default for RawLimits {
 #[serde(deny_unknown_fields, default)]
 pub struct RawRetry {
     /// First delay.
-    pub initial: String,
+    pub initial: HumanDuration,
     /// Longest delay.
-    pub max: String,
+    pub max: HumanDuration,
     /// Growth factor per attempt.
     pub multiplier: f64,
     /// Random spread, as a fraction of the delay (0 to 1).
@@ -258,8 +286,8 @@ pub struct RawRetry {
 impl Default for RawRetry {
     fn default() -> Self {
         RawRetry {
-            initial: "1s".into(),
-            max: "10m".into(),
+            initial: HumanDuration::secs(1),
+            max: HumanDuration::mins(10),
             multiplier: 2.0,
             jitter: 0.2,
             max_attempts: 30,
@@ -433,14 +461,81 @@ pub struct Config {
     pub health: crate::health::Alerts,
     /// The web face; `None` without `[http]`.
     pub http: Option<crate::http::HttpConfig>,
+    /// The key and certificate files, for the checks of `lienthong-node check` and the health
+    /// read-out (a key file opened to others, a certificate revoked or expiring).
+    pub files: OwnFiles,
 }
 
-/// Every problem found in a configuration, each with its key.
+/// The node's own key and certificate files, as resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct OwnFiles {
+    /// `tls.certificate`.
+    pub tls_certificate: PathBuf,
+    /// `tls.key`.
+    pub tls_key: PathBuf,
+    /// `seal.certificate`.
+    pub seal_certificate: PathBuf,
+    /// `seal.key`.
+    pub seal_key: PathBuf,
+    /// `seal.passphrase_file`.
+    pub seal_passphrase_file: Option<PathBuf>,
+}
+
+impl OwnFiles {
+    /// The private files, with their keys: they must be readable by their owner only.
+    pub fn private(&self) -> Vec<(&'static str, &Path)> {
+        let mut files = vec![("tls.key", self.tls_key.as_path()), ("seal.key", self.seal_key.as_path())];
+        if let Some(f) = &self.seal_passphrase_file {
+            files.push(("seal.passphrase_file", f.as_path()));
+        }
+        files
+    }
+}
+
+/// Every problem found in a configuration file, each with its key and line, so an operator
+/// fixes the file in one pass.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", .problems.iter().map(|(k, p)| format!("{k}: {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError {
-    /// (key, problem) pairs.
-    pub problems: Vec<(String, String)>,
+    /// The file, when the configuration came from one.
+    pub file: Option<PathBuf>,
+    /// Every problem, in the order of the file (those without a line last).
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// Problems found without a file at hand: no lines.
+    fn unlocated(pairs: Vec<(String, String)>) -> ConfigError {
+        let problems = pairs.into_iter().map(|(key, message)| Problem { key, line: None, message }).collect();
+        ConfigError { file: None, problems }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    /// `FILE has N problems:` and one line per problem, `FILE:LINE: key: what` (the GNU
+    /// convention editors and terminals jump from).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.file.as_ref().map_or_else(|| "the configuration".to_owned(), |p| p.display().to_string());
+        let n = self.problems.len();
+        write!(f, "{name} has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        for problem in &self.problems {
+            match problem.line {
+                Some(line) => write!(f, "\n  {name}:{line}: {problem}")?,
+                None => write!(f, "\n  {name}: {problem}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Locates `problems` (key, message) in the configuration file `path`: each gets the line of
+/// its key or of the nearest section above it. For findings made after loading (`check`).
+pub fn locate(path: &Path, problems: Vec<(String, String)>) -> Vec<Problem> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let document = document::Document::parse(&text).ok();
+    problems
+        .into_iter()
+        .map(|(key, message)| Problem { line: document.as_ref().and_then(|d| d.line(&key)), key, message })
+        .collect()
 }
 
 struct Problems(Vec<(String, String)>);
@@ -461,11 +556,63 @@ impl Problems {
     }
 }
 
-fn duration(p: &mut Problems, key: &str, text: &str) -> Option<Duration> {
-    p.check(
-        key,
-        humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration like 30s or 7d ({e})")),
-    )
+/// A key file's permissions: only its owner may read it (like ssh, which refuses such keys),
+/// or `Err` saying what to do.
+pub fn check_private_file(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            let who = if mode & 0o070 != 0 && mode & 0o007 != 0 {
+                "its group and all users"
+            } else if mode & 0o070 != 0 {
+                "its group"
+            } else {
+                "all users"
+            };
+            return Err(format!(
+                "{} is open to {who} (mode {:04o}); a private key must be readable by its owner only: chmod 600 {}",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a chain file holds the whole chain up to the national root: each certificate issued
+/// by the next, the last one by a trust anchor (the anchor itself may be left out). A peer that
+/// has not met our CAs before can validate nothing less.
+fn check_chain_complete(chain: &[Certificate], anchors: &[Certificate], file: &Path) -> Result<(), String> {
+    for (i, pair) in chain.windows(2).enumerate() {
+        if pair[0].issuer_raw != pair[1].subject_raw {
+            return Err(format!(
+                "{}: certificate #{} ({}) is not issued by the next one ({}); the file must hold the certificate first, then its CA, then that CA's CA, up to the national root",
+                file.display(),
+                i + 1,
+                pair[0].id(),
+                pair[1].id()
+            ));
+        }
+    }
+    let Some(top) = chain.last() else { return Err(format!("{} holds no certificate", file.display())) };
+    let anchored = anchors.iter().any(|a| a.fingerprint() == top.fingerprint() || a.subject_raw == top.issuer_raw);
+    if anchored {
+        return Ok(());
+    }
+    let holds = if chain.len() == 1 {
+        format!("holds only the certificate {}", top.id())
+    } else {
+        format!("ends with {}", top.id())
+    };
+    Err(format!(
+        "{} {holds}, issued by \"{}\", which is not the national root: the CA certificates between them are missing, so a neighbour that has not met those CAs refuses it; append them to the file, each CA after the certificate it issued",
+        file.display(),
+        top.issuer
+    ))
 }
 
 fn resolve(base: &Path, path: &Path) -> PathBuf {
@@ -478,26 +625,40 @@ fn load_chain(p: &mut Problems, key: &str, path: &Path) -> Option<Vec<Certificat
     p.check(key, Certificate::from_pem_all(&text).map_err(|e| format!("{}: {e}", path.display())))
 }
 
+/// The files of an identity as the configuration names them.
+struct IdentityFiles<'a> {
+    /// `tls` or `seal`.
+    section: &'a str,
+    certificate: &'a Path,
+    key: &'a Path,
+    passphrase: Option<&'a Path>,
+}
+
 fn load_identity(
     p: &mut Problems,
-    section: &str,
-    cert: &Path,
-    key: &Path,
-    passphrase: Option<&Path>,
+    files: IdentityFiles<'_>,
     profile: Profile,
     agency: Option<AgencyCode>,
+    anchors: Option<&[Certificate]>,
 ) -> Option<Identity> {
+    let IdentityFiles { section, certificate: cert, key, passphrase } = files;
     let chain = load_chain(p, &format!("{section}.certificate"), cert);
     let key_text = p.check(
         &format!("{section}.key"),
         std::fs::read_to_string(key).map_err(|e| format!("cannot read {}: {e}", key.display())),
     );
+    if key_text.is_some() {
+        p.check(&format!("{section}.key"), check_private_file(key));
+    }
     let pass = match passphrase {
         Some(f) => p
             .check(
                 &format!("{section}.passphrase_file"),
                 std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display())),
             )
+            .inspect(|_| {
+                p.check(&format!("{section}.passphrase_file"), check_private_file(f));
+            })
             .map(|mut b| {
                 while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
                     b.pop();
@@ -513,7 +674,15 @@ fn load_identity(
         )
     });
     let (chain, private) = (chain?, private?);
-    let leaf = chain.first()?;
+    let Some(leaf) = chain.first() else {
+        p.add(format!("{section}.certificate"), format!("{} holds no certificate", cert.display()));
+        return None;
+    };
+    if let Some(anchors) = anchors
+        && let Err(problem) = check_chain_complete(&chain, anchors, cert)
+    {
+        p.add(format!("{section}.certificate"), problem);
+    }
     if let Err(problem) = leaf.check_usage(profile) {
         p.add(
             format!("{section}.certificate"),
@@ -573,13 +742,71 @@ fn neighbour(p: &mut Problems, key: &str, raw: &RawNeighbour) -> Option<Neighbou
     Some(Neighbour { agency: agency?, addresses: addresses? })
 }
 
+/// The neighbours' places in the code tree. A parent is an ancestor of this agency (for a
+/// commune, its district or, without districts, its province), and a child is below it, with
+/// one exception the design makes: the national hub (itself a level-1 code, `000.00.00.G22`)
+/// is the routing parent of every level-1 node (ministries and provinces), which are not under
+/// it by code. So a level-1 node's parent may be another level-1 code (the hub), and a level-1
+/// node without a parent (the hub) may have level-1 children. Direct peers may be anywhere.
+fn check_tree(p: &mut Problems, agency: AgencyCode, parent: Option<AgencyCode>, children: &[Option<AgencyCode>]) {
+    let ancestors: Vec<String> = agency.ancestors().map(|a| a.to_string()).collect();
+    if let Some(parent) = parent {
+        let hub = agency.level() == 1 && parent.level() == 1;
+        if !agency.is_under(&parent) && !hub {
+            let expected = if ancestors.is_empty() {
+                "a level-1 node's parent is the national hub, a level-1 code like 000.00.00.G22".to_owned()
+            } else {
+                format!("the parent of {agency} is one of the agencies above it: {}", ancestors.join(", "))
+            };
+            p.add("parent.agency", format!("{parent} is not above {agency} in the code tree; {expected}"));
+        }
+    }
+    let is_hub = agency.level() == 1 && parent.is_none();
+    for (i, child) in children.iter().enumerate() {
+        let Some(child) = child else { continue };
+        let hub_child = is_hub && child.level() == 1;
+        if !child.is_under(&agency) && !hub_child {
+            let why = if agency.level() == 1 && parent.is_some() {
+                " (only the national hub, a level-1 node without a parent, has level-1 children)"
+            } else {
+                ""
+            };
+            p.add(
+                format!("child[{i}].agency"),
+                format!("{child} is not below {agency} in the code tree; a child is an agency under this one{why}"),
+            );
+        }
+    }
+}
+
+/// A size that must fit in memory on this machine (`usize`).
+fn in_memory(p: &mut Problems, key: &str, size: ByteSize) -> usize {
+    usize::try_from(size.get()).unwrap_or_else(|_| {
+        p.add(key, format!("{size} does not fit in this machine's memory"));
+        0
+    })
+}
+
+/// A duration that must not be zero.
+fn nonzero(p: &mut Problems, key: &str, d: HumanDuration) -> Duration {
+    if d.get().is_zero() {
+        p.add(key, "must be longer than zero");
+    }
+    d.get()
+}
+
 /// Validates `[limits]`, recording every problem; `None` if there was one.
 fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     let problems_before = p.0.len();
+    let max_frame_bytes = in_memory(p, "limits.max_frame_bytes", l.max_frame_bytes);
+    let frame_budget_per_connection = in_memory(p, "limits.frame_budget_per_connection", l.frame_budget_per_connection);
+    let frame_budget_per_certificate =
+        in_memory(p, "limits.frame_budget_per_certificate", l.frame_budget_per_certificate);
+    let frame_budget_total = in_memory(p, "limits.frame_budget_total", l.frame_budget_total);
     for (key, value) in [
-        ("limits.max_frame_bytes", l.max_frame_bytes as u64),
-        ("limits.max_attachment_bytes", l.max_attachment_bytes),
-        ("limits.max_document_bytes", l.max_document_bytes),
+        ("limits.max_frame_bytes", l.max_frame_bytes.get()),
+        ("limits.max_attachment_bytes", l.max_attachment_bytes.get()),
+        ("limits.max_document_bytes", l.max_document_bytes.get()),
         ("limits.max_connections", l.max_connections as u64),
         ("limits.max_connections_per_peer", l.max_connections_per_peer as u64),
         ("limits.max_clerk_connections", l.max_clerk_connections as u64),
@@ -587,15 +814,18 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         ("limits.max_handshakes", l.max_handshakes as u64),
         ("limits.max_handshakes_per_address", l.max_handshakes_per_address as u64),
         ("limits.max_streams_per_connection", u64::from(l.max_streams_per_connection)),
-        ("limits.min_transfer_rate", l.min_transfer_rate),
+        ("limits.min_transfer_rate", l.min_transfer_rate.0.get()),
         ("limits.max_in_flight_per_peer", l.max_in_flight_per_peer as u64),
     ] {
         if value == 0 {
             p.add(key, "must be at least 1");
         }
     }
-    if l.max_frame_bytes > u32::MAX as usize {
-        p.add("limits.max_frame_bytes", "must fit in 32 bits");
+    if l.max_frame_bytes.get() > u64::from(u32::MAX) {
+        p.add(
+            "limits.max_frame_bytes",
+            format!("{} is more than a frame's 32-bit length can say (4GiB − 1)", l.max_frame_bytes),
+        );
     }
     if l.max_unvalidated_handshakes > l.max_handshakes {
         p.add("limits.max_unvalidated_handshakes", "must not exceed limits.max_handshakes");
@@ -606,8 +836,8 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     if l.max_connections_per_certificate > l.max_clerk_connections {
         p.add("limits.max_connections_per_certificate", "must not exceed limits.max_clerk_connections");
     }
-    if !(64 * 1024..=1 << 40).contains(&l.receive_window) {
-        p.add("limits.receive_window", "must be between 64 KiB and 1 TiB");
+    if !(ByteSize::kib(64)..=ByteSize(1 << 40)).contains(&l.receive_window) {
+        p.add("limits.receive_window", format!("{} is not between 64KiB and 1TiB", l.receive_window));
     }
     // A frame must fit in each budget it is read under, or it could never be read.
     if l.frame_budget_per_connection < l.max_frame_bytes {
@@ -619,33 +849,21 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     if l.frame_budget_total < l.frame_budget_per_certificate {
         p.add("limits.frame_budget_total", "must be at least limits.frame_budget_per_certificate");
     }
-    let handshake_timeout = duration(p, "limits.handshake_timeout", &l.handshake_timeout);
-    let frame_timeout = duration(p, "limits.frame_timeout", &l.frame_timeout);
-    for (key, d) in [("limits.handshake_timeout", handshake_timeout), ("limits.frame_timeout", frame_timeout)] {
-        if d.is_some_and(|d| d.is_zero()) {
-            p.add(key, "must be longer than zero");
-        }
-    }
-    let idle = duration(p, "limits.idle_timeout", &l.idle_timeout);
-    let keep_alive = duration(p, "limits.keep_alive", &l.keep_alive);
-    let request_timeout = duration(p, "limits.request_timeout", &l.request_timeout);
-    let connect_timeout = duration(p, "limits.connect_timeout", &l.connect_timeout);
-    let outbox_lease = duration(p, "limits.outbox_lease", &l.outbox_lease);
-    if outbox_lease.is_some_and(|d| d < Duration::from_secs(1)) {
+    let handshake_timeout = nonzero(p, "limits.handshake_timeout", l.handshake_timeout);
+    let frame_timeout = nonzero(p, "limits.frame_timeout", l.frame_timeout);
+    if l.outbox_lease.get() < Duration::from_secs(1) {
         p.add("limits.outbox_lease", "must be at least 1s (it is renewed every third of it)");
     }
-    if let (Some(i), Some(k)) = (idle, keep_alive)
-        && k >= i
-    {
+    if l.keep_alive >= l.idle_timeout {
         p.add("limits.keep_alive", "must be shorter than limits.idle_timeout");
     }
     if p.0.len() > problems_before {
         return None;
     }
     Some(Limits {
-        max_frame_bytes: l.max_frame_bytes,
-        max_attachment_bytes: l.max_attachment_bytes,
-        max_document_bytes: l.max_document_bytes,
+        max_frame_bytes,
+        max_attachment_bytes: l.max_attachment_bytes.get(),
+        max_document_bytes: l.max_document_bytes.get(),
         max_connections: l.max_connections,
         max_connections_per_peer: l.max_connections_per_peer,
         max_clerk_connections: l.max_clerk_connections,
@@ -653,33 +871,55 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         max_handshakes: l.max_handshakes,
         max_unvalidated_handshakes: l.max_unvalidated_handshakes,
         max_handshakes_per_address: l.max_handshakes_per_address,
-        handshake_timeout: handshake_timeout?,
+        handshake_timeout,
         max_streams_per_connection: l.max_streams_per_connection,
-        receive_window: l.receive_window,
-        frame_budget_per_connection: l.frame_budget_per_connection,
-        frame_budget_per_certificate: l.frame_budget_per_certificate,
-        frame_budget_total: l.frame_budget_total,
-        frame_timeout: frame_timeout?,
-        min_transfer_rate: l.min_transfer_rate,
+        receive_window: l.receive_window.get(),
+        frame_budget_per_connection,
+        frame_budget_per_certificate,
+        frame_budget_total,
+        frame_timeout,
+        min_transfer_rate: l.min_transfer_rate.0.get(),
         max_in_flight_per_peer: l.max_in_flight_per_peer,
-        idle_timeout: idle?,
-        keep_alive: keep_alive?,
-        request_timeout: request_timeout?,
-        connect_timeout: connect_timeout?,
-        outbox_lease: outbox_lease?,
-        min_free_bytes: l.min_free_bytes,
+        idle_timeout: l.idle_timeout.get(),
+        keep_alive: l.keep_alive.get(),
+        request_timeout: l.request_timeout.get(),
+        connect_timeout: l.connect_timeout.get(),
+        outbox_lease: l.outbox_lease.get(),
+        min_free_bytes: l.min_free_bytes.get(),
     })
 }
 
 impl Config {
     /// Reads and validates a config file; relative paths are taken from the file's directory.
+    ///
+    /// Every problem of the file comes back at once, each with its key path and line: what
+    /// the TOML reader finds (syntax, unknown keys with the nearest valid one, values of the
+    /// wrong kind, missing keys) and what validation finds in the rest. A problem validation
+    /// would find again in a key already reported (an unknown key's absence, a stand-in for a
+    /// missing one) is left out.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let single = |key: &str, problem: String| ConfigError { problems: vec![(key.to_owned(), problem)] };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| single("(file)", format!("cannot read {}: {e}", path.display())))?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| single("(file)", format!("{}: {e}", path.display())))?;
+        let failed = |problems: Vec<Problem>| ConfigError { file: Some(path.to_owned()), problems };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            failed(vec![Problem { key: String::new(), line: None, message: format!("cannot read it: {e}") }])
+        })?;
+        let document = document::Document::parse(&text).map_err(failed)?;
+        let read = document.read::<RawConfig>();
+        let mut problems = read.problems;
+        let Some(raw) = read.value else { return Err(failed(problems)) };
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
-        Config::validate(raw, &base)
+        match Config::validate(raw, &base) {
+            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(_) => {}
+            Err(e) => problems.extend(
+                e.problems
+                    .into_iter()
+                    .filter(|p| !document::follows_from(&p.key, &p.message, &read.covered))
+                    .map(|p| Problem { line: document.line(&p.key), ..p }),
+            ),
+        }
+        // In the order of the file; problems of no particular line last.
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        Err(failed(problems))
     }
 
     /// Validates a raw config, resolving relative paths against `base`.
@@ -709,34 +949,46 @@ impl Config {
             }
             None => format!("sqlite://{}", data_dir.join("node.db").display()),
         };
+        let files = OwnFiles {
+            tls_certificate: resolve(base, &raw.tls.certificate),
+            tls_key: resolve(base, &raw.tls.key),
+            seal_certificate: resolve(base, &raw.seal.certificate),
+            seal_key: resolve(base, &raw.seal.key),
+            seal_passphrase_file: raw.seal.passphrase_file.as_ref().map(|f| resolve(base, f)),
+        };
+        let anchors = load_chain(&mut p, "tls.trust_anchor", &resolve(base, &raw.tls.trust_anchor));
         let tls = load_identity(
             &mut p,
-            "tls",
-            &resolve(base, &raw.tls.certificate),
-            &resolve(base, &raw.tls.key),
-            None,
+            IdentityFiles {
+                section: "tls",
+                certificate: &files.tls_certificate,
+                key: &files.tls_key,
+                passphrase: None,
+            },
             Profile::Node,
             agency,
+            anchors.as_deref(),
         );
-        let seal_pass = raw.seal.passphrase_file.as_ref().map(|f| resolve(base, f));
         let seal = load_identity(
             &mut p,
-            "seal",
-            &resolve(base, &raw.seal.certificate),
-            &resolve(base, &raw.seal.key),
-            seal_pass.as_deref(),
+            IdentityFiles {
+                section: "seal",
+                certificate: &files.seal_certificate,
+                key: &files.seal_key,
+                passphrase: files.seal_passphrase_file.as_deref(),
+            },
             Profile::Seal,
             agency,
+            anchors.as_deref(),
         );
-        let anchors = load_chain(&mut p, "tls.trust_anchor", &resolve(base, &raw.tls.trust_anchor));
         let crl_files: Vec<PathBuf> = raw.crl.files.iter().map(|f| resolve(base, f)).collect();
         for (i, f) in crl_files.iter().enumerate() {
             if !f.exists() {
                 p.add(format!("crl.files[{i}]"), format!("{} does not exist", f.display()));
             }
         }
-        let crl_freshness = duration(&mut p, "crl.freshness", &raw.crl.freshness);
-        let crl_poll = duration(&mut p, "crl.poll", &raw.crl.poll);
+        let crl_freshness = raw.crl.freshness.get();
+        let crl_poll = nonzero(&mut p, "crl.poll", raw.crl.poll);
         let parent = raw.parent.as_ref().and_then(|n| neighbour(&mut p, "parent", n));
         let children: Vec<Neighbour> =
             raw.children.iter().enumerate().filter_map(|(i, n)| neighbour(&mut p, &format!("child[{i}]"), n)).collect();
@@ -755,13 +1007,19 @@ impl Config {
                     p.add("parent/child/peer", format!("{} is listed twice", n.agency));
                 }
             }
+            // From the codes as written, whatever else is wrong with those entries.
+            let parent_code = raw.parent.as_ref().and_then(|n| n.agency.parse().ok());
+            let child_codes: Vec<Option<AgencyCode>> = raw.children.iter().map(|n| n.agency.parse().ok()).collect();
+            check_tree(&mut p, agency, parent_code, &child_codes);
         }
         let limits = limits(&mut p, &raw.limits);
         let r = &raw.retry;
-        let initial = duration(&mut p, "retry.initial", &r.initial);
-        let max = duration(&mut p, "retry.max", &r.max);
-        check_retry_delay(&mut p.0, "retry.initial", initial);
-        check_retry_delay(&mut p.0, "retry.max", max);
+        let (initial, max) = (r.initial.get(), r.max.get());
+        if max < initial {
+            p.add("retry.max", "must not be shorter than retry.initial");
+        }
+        check_retry_delay(&mut p.0, "retry.initial", Some(initial));
+        check_retry_delay(&mut p.0, "retry.max", Some(max));
         if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
             p.add("retry.multiplier", "must be at least 1");
         }
@@ -775,10 +1033,10 @@ impl Config {
         let health = crate::health::validate_alerts(&raw.health, &mut p.0);
         let http = crate::http::config::validate(raw.http.as_ref(), base, &mut p.0);
         if !p.0.is_empty() {
-            return Err(ConfigError { problems: p.0 });
+            return Err(ConfigError::unlocated(p.0));
         }
         // Every Option below is Some when no problem was recorded.
-        let missing = || ConfigError { problems: vec![("(internal)".into(), "incomplete configuration".into())] };
+        let missing = || ConfigError::unlocated(vec![("(internal)".into(), "incomplete configuration".into())]);
         Ok(Config {
             agency: agency.ok_or_else(missing)?,
             name: raw.node.name.trim().to_owned(),
@@ -789,15 +1047,15 @@ impl Config {
             seal: seal.ok_or_else(missing)?,
             anchors: anchors.ok_or_else(missing)?,
             crl_files,
-            crl_freshness: crl_freshness.ok_or_else(missing)?,
-            crl_poll: crl_poll.ok_or_else(missing)?,
+            crl_freshness,
+            crl_poll,
             parent,
             children,
             peers,
             limits: limits.ok_or_else(missing)?,
             retry: RetryPolicy {
-                initial: initial.ok_or_else(missing)?,
-                max: max.ok_or_else(missing)?,
+                initial,
+                max,
                 multiplier: r.multiplier,
                 jitter: r.jitter,
                 max_attempts: r.max_attempts,
@@ -806,6 +1064,7 @@ impl Config {
             mail,
             health,
             http,
+            files,
         })
     }
 
@@ -842,14 +1101,17 @@ data_dir = "data"
 # database = "postgres://lienthong@localhost/lienthong"   # default: sqlite://DATA_DIR/node.db
 
 [tls]
-# The node certificate chain (profile node, leaf first) and key: `lienthong pki issue --profile node`.
+# The node certificate chain and key: `lienthong pki issue --cert-profile node`. The chain file
+# holds the certificate first, then each CA above it (the national root may be left out); the
+# key file must be readable by its owner only (chmod 600).
 certificate = "node.chain.pem"
 key = "node.key.pem"
 # The national root certificate.
 trust_anchor = "root.pem"
 
 [seal]
-# The agency seal (profile seal): signs hop receipts, delivery receipts and statuses.
+# The agency seal (`--cert-profile seal`, chain and key as above): signs hop receipts, delivery
+# receipts and statuses.
 certificate = "seal.chain.pem"
 key = "seal.key.pem"
 # passphrase_file = "seal.pass"   # if the seal key is encrypted
@@ -872,9 +1134,11 @@ poll = "10s"
 # address = ["10.0.0.5:7400", "10.0.0.6:7400", "10.0.0.7:7400"]
 
 [limits]
-max_frame_bytes = 4194304            # one request: envelope (at most 512 KiB) and the CRLs riding along
-max_attachment_bytes = 268435456     # 256 MiB per attachment
-max_document_bytes = 1073741824      # 1 GiB of attachments per document
+# Sizes are bytes, or a number with a unit: "4MiB", "256 MiB", "1GB" (KiB/MiB/GiB/TiB count in
+# 1024s, kB/MB/GB/TB in 1000s). Durations have their unit: "500ms", "10s", "5m", "7d".
+max_frame_bytes = "4MiB"             # one request: envelope (at most 512 KiB) and the CRLs riding along
+max_attachment_bytes = "256MiB"      # per attachment
+max_document_bytes = "1GiB"          # attachments per document
 max_connections = 1024               # authenticated connections, everyone together
 max_connections_per_peer = 8         # per neighbour agency
 max_clerk_connections = 64           # this agency's clerks together (their own pool)
@@ -884,19 +1148,19 @@ max_unvalidated_handshakes = 32      # beyond this, unproven addresses get a QUI
 max_handshakes_per_address = 16
 handshake_timeout = "10s"
 max_streams_per_connection = 64
-receive_window = 8388608             # 8 MiB in flight per connection (a stream: a quarter)
-frame_budget_per_connection = 16777216   # request-frame memory per connection,
-frame_budget_per_certificate = 33554432  # per certificate (all its connections),
-frame_budget_total = 268435456           # and for the node
+receive_window = "8MiB"              # in flight per connection (a stream: a quarter)
+frame_budget_per_connection = "16MiB"    # request-frame memory per connection,
+frame_budget_per_certificate = "32MiB"   # per certificate (all its connections),
+frame_budget_total = "256MiB"            # and for the node
 frame_timeout = "10s"                # a request frame gets this plus its size at min_transfer_rate
-min_transfer_rate = 262144           # bytes/s: the slowest transfer given time for
+min_transfer_rate = "256KiB/s"       # the slowest transfer given time for
 max_in_flight_per_peer = 16
 idle_timeout = "60s"
 keep_alive = "15s"
 request_timeout = "20s"              # well under idle_timeout; larger requests get their size at min_transfer_rate
 connect_timeout = "10s"              # per address of a neighbour; then the next address
 outbox_lease = "30s"                 # a dead process's transfers are taken over after this
-min_free_bytes = 268435456           # 256 MiB kept free on the data (and database) filesystem:
+min_free_bytes = "256MiB"            # kept free on the data (and database) filesystem:
                                      # documents that would use it are refused for now, and retried
 
 [retry]
@@ -912,6 +1176,7 @@ backlog_age = "5m"                   # transfers pending longer than this
 neighbour_down_after = "1m"          # a neighbour failing (no answer, no hand-over) this long
 stuck_after = "5m"                   # a transfer attempt running this long
 storage_error_window = "1h"          # storage errors are shown this long after the latest
+expiry_warning = "30d"               # the node's or seal's chain expiring within this
 {mail_section}{http_section}"#
     )
 }
@@ -952,12 +1217,12 @@ mod tests {
         raw.frame_budget_total = raw.max_frame_bytes;
         check(&raw).unwrap();
         let mut under = raw.clone();
-        under.frame_budget_total -= 1;
+        under.frame_budget_total.0 -= 1;
         refused(&under, "limits.frame_budget_total");
         let mut under = raw.clone();
-        under.frame_budget_per_certificate -= 1;
+        under.frame_budget_per_certificate.0 -= 1;
         refused(&under, "limits.frame_budget_per_certificate");
-        raw.frame_budget_per_connection -= 1;
+        raw.frame_budget_per_connection.0 -= 1;
         refused(&raw, "limits.frame_budget_per_connection");
     }
 
@@ -983,7 +1248,7 @@ mod tests {
         for zero in [
             |r: &mut RawLimits| r.max_handshakes = 0,
             |r: &mut RawLimits| r.max_clerk_connections = 0,
-            |r: &mut RawLimits| r.min_transfer_rate = 0,
+            |r: &mut RawLimits| r.min_transfer_rate = ByteRate(ByteSize(0)),
         ] {
             let mut r = RawLimits::default();
             zero(&mut r);
@@ -993,13 +1258,17 @@ mod tests {
 
     #[test]
     fn timeouts_and_windows_are_checked() {
-        let mut raw = RawLimits { receive_window: 64 * 1024, handshake_timeout: "1ms".into(), ..RawLimits::default() };
+        let mut raw = RawLimits {
+            receive_window: ByteSize::kib(64),
+            handshake_timeout: HumanDuration(Duration::from_millis(1)),
+            ..RawLimits::default()
+        };
         check(&raw).unwrap();
-        raw.receive_window -= 1;
+        raw.receive_window.0 -= 1;
         refused(&raw, "limits.receive_window");
-        let mut raw = RawLimits { frame_timeout: "0s".into(), ..RawLimits::default() };
+        let mut raw = RawLimits { frame_timeout: HumanDuration::secs(0), ..RawLimits::default() };
         refused(&raw, "limits.frame_timeout");
-        raw.handshake_timeout = "soon".into();
+        raw.handshake_timeout = HumanDuration::secs(0);
         refused(&raw, "limits.handshake_timeout");
     }
 
@@ -1012,7 +1281,12 @@ mod tests {
              \"s.pem\"\nkey = \"s.key\"\n[retry]\n{retry}\n"
         );
         let raw: RawConfig = toml::from_str(&text).unwrap();
-        Config::validate(raw, Path::new("/nonexistent-lienthong")).unwrap_err().problems
+        Config::validate(raw, Path::new("/nonexistent-lienthong"))
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| (p.key, p.message))
+            .collect()
     }
 
     #[test]
@@ -1040,5 +1314,52 @@ mod tests {
         let sane = RetryPolicy { initial: Duration::from_secs(1), max: MAX_RETRY_DELAY, ..policy };
         assert!(sane.delay(u32::MAX, 0.999_999) <= MAX_RETRY_DELAY * 2);
         assert_eq!(sane.delay(1, 0.5), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_init_template_reads_and_writes_the_defaults_in_human_units() {
+        let agency: AgencyCode = "000.01.41.H49".parse().unwrap();
+        let parent: AgencyCode = "000.00.41.H49".parse().unwrap();
+        let text = template(&agency, "Ủy ban nhân dân xã Phong Dụ", "0.0.0.0:7400", Some((&parent, "10.0.0.2:7400")));
+        let document = document::Document::parse(&text).unwrap();
+        let (raw, problems) = document.deserialize::<RawConfig>();
+        assert!(problems.is_empty(), "{problems:?}");
+        let raw = raw.unwrap();
+        // The values written out are the defaults, so the comments in the file tell the truth.
+        assert_eq!(format!("{:?}", raw.limits), format!("{:?}", RawLimits::default()));
+        assert_eq!(format!("{:?}", raw.retry), format!("{:?}", RawRetry::default()));
+        assert_eq!(format!("{:?}", raw.health), format!("{:?}", crate::health::RawAlerts::default()));
+        assert_eq!(format!("{:?}", raw.crl), format!("{:?}", RawCrl::default()));
+        assert!(text.contains("max_frame_bytes = \"4MiB\"") && text.contains("min_free_bytes = \"256MiB\""));
+        assert!(
+            text.contains("--cert-profile node") && !text.contains("--profile node"),
+            "the option is --cert-profile"
+        );
+    }
+
+    fn tree(agency: &str, parent: Option<&str>, children: &[&str]) -> Vec<String> {
+        let children: Vec<Option<AgencyCode>> = children.iter().map(|c| c.parse().ok()).collect();
+        let mut p = Problems(Vec::new());
+        check_tree(&mut p, agency.parse().unwrap(), parent.map(|c| c.parse().unwrap()), &children);
+        p.0.into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn a_parent_is_above_the_agency_except_the_hub_above_level_one() {
+        // A commune under its district, or (2025, no districts) under its province.
+        assert!(tree("000.01.41.H49", Some("000.00.41.H49"), &[]).is_empty());
+        assert!(tree("000.00.61.H49", Some("000.00.00.H49"), &[]).is_empty());
+        // A province under the national hub: both level 1, not related by code.
+        assert!(tree("000.00.00.H49", Some("000.00.00.G22"), &["000.00.41.H49"]).is_empty());
+        // The hub: no parent, level-1 children.
+        assert!(tree("000.00.00.G22", None, &["000.00.00.H49", "000.00.00.H37"]).is_empty());
+        // A commune whose parent is another district, or the hub.
+        assert_eq!(tree("000.01.41.H49", Some("000.00.42.H49"), &[]), ["parent.agency"]);
+        assert_eq!(tree("000.01.41.H49", Some("000.00.00.G22"), &[]), ["parent.agency"]);
+        // A district listing a commune of another district, or its own province, as a child.
+        assert_eq!(tree("000.00.41.H49", Some("000.00.00.H49"), &["000.01.42.H49"]), ["child[0].agency"]);
+        assert_eq!(tree("000.00.41.H49", None, &["000.00.00.H49"]), ["child[0].agency"]);
+        // A province with a parent is not the hub: no level-1 children.
+        assert_eq!(tree("000.00.00.H49", Some("000.00.00.G22"), &["000.00.00.H37"]), ["child[0].agency"]);
     }
 }

@@ -158,7 +158,7 @@ pub async fn push_to_children(node: &Arc<Node>, crls: &[Crl]) {
         }
         match node.simple_request(&child.agency, &request).await {
             Ok(NodeResponse::Accepted) => tracing::info!(peer = %child.agency, count = crls.len(), "CRLs pushed"),
-            Ok(other) => tracing::warn!(peer = %child.agency, answer = ?other, "CRL push not accepted"),
+            Ok(other) => tracing::warn!(peer = %child.agency, answer = %other, "CRL push not accepted"),
             Err(e) => {
                 tracing::info!(peer = %child.agency, error = %e, "CRL push failed; the child fetches on reconnect")
             }
@@ -182,7 +182,7 @@ pub async fn fetch_from_parent(node: &Arc<Node>) {
             let stored = store_checked(node, &crls, false).await;
             push_to_children(node, &stored).await;
         }
-        Ok(other) => tracing::warn!(peer = %parent, answer = ?other, "CRL fetch not answered"),
+        Ok(other) => tracing::warn!(peer = %parent, answer = %other, "CRL fetch not answered"),
         Err(e) => tracing::info!(peer = %parent, error = %e, "CRL fetch failed"),
     }
 }

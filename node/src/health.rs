@@ -20,7 +20,7 @@ use pki::{AgencyCode, Crl};
 use time::OffsetDateTime;
 
 use crate::Node;
-use crate::config::Config;
+use crate::config::{Config, HumanDuration};
 use crate::storage::{QueueDepths, StorageFaults, Store, StoreError, from_millis, millis};
 use crate::trust::Trust;
 
@@ -29,23 +29,27 @@ use crate::trust::Trust;
 #[serde(deny_unknown_fields, default)]
 pub struct RawAlerts {
     /// Transfers pending longer than this are a backlog.
-    pub backlog_age: String,
+    pub backlog_age: HumanDuration,
     /// A neighbour that has not answered (and taken nothing) for this long, while transfers to
     /// it fail, is down.
-    pub neighbour_down_after: String,
+    pub neighbour_down_after: HumanDuration,
     /// A transfer attempt running this long is stuck.
-    pub stuck_after: String,
+    pub stuck_after: HumanDuration,
     /// A storage failure stays an alert this long after the latest one.
-    pub storage_error_window: String,
+    pub storage_error_window: HumanDuration,
+    /// A certificate of the node's own chains (node, seal, their CAs) that expires within this
+    /// raises a warning.
+    pub expiry_warning: HumanDuration,
 }
 
 impl Default for RawAlerts {
     fn default() -> Self {
         RawAlerts {
-            backlog_age: "5m".into(),
-            neighbour_down_after: "1m".into(),
-            stuck_after: "5m".into(),
-            storage_error_window: "1h".into(),
+            backlog_age: HumanDuration::mins(5),
+            neighbour_down_after: HumanDuration::mins(1),
+            stuck_after: HumanDuration::mins(5),
+            storage_error_window: HumanDuration::hours(1),
+            expiry_warning: HumanDuration::days(30),
         }
     }
 }
@@ -61,27 +65,24 @@ pub struct Alerts {
     pub stuck_after: Duration,
     /// See [`RawAlerts::storage_error_window`].
     pub storage_error_window: Duration,
+    /// See [`RawAlerts::expiry_warning`].
+    pub expiry_warning: Duration,
 }
 
-/// Validates `[health]`, adding each problem with its key; the defaults stand in for values
-/// that do not parse (the configuration is refused anyway).
+/// Validates `[health]`, adding each problem with its key (the configuration is then refused).
 pub fn validate_alerts(raw: &RawAlerts, problems: &mut Vec<(String, String)>) -> Alerts {
-    let mut parse = |key: &str, text: &str, default: Duration| match humantime::parse_duration(text) {
-        Ok(d) if d >= Duration::from_secs(1) => d,
-        Ok(_) => {
+    let mut at_least_1s = |key: &str, d: HumanDuration| {
+        if d.get() < Duration::from_secs(1) {
             problems.push((format!("health.{key}"), "must be at least 1s".into()));
-            default
         }
-        Err(e) => {
-            problems.push((format!("health.{key}"), format!("{text:?} is not a duration like 30s or 5m ({e})")));
-            default
-        }
+        d.get()
     };
     Alerts {
-        backlog_age: parse("backlog_age", &raw.backlog_age, Duration::from_secs(300)),
-        neighbour_down_after: parse("neighbour_down_after", &raw.neighbour_down_after, Duration::from_secs(60)),
-        stuck_after: parse("stuck_after", &raw.stuck_after, Duration::from_secs(300)),
-        storage_error_window: parse("storage_error_window", &raw.storage_error_window, Duration::from_secs(3600)),
+        backlog_age: at_least_1s("backlog_age", raw.backlog_age),
+        neighbour_down_after: at_least_1s("neighbour_down_after", raw.neighbour_down_after),
+        stuck_after: at_least_1s("stuck_after", raw.stuck_after),
+        storage_error_window: at_least_1s("storage_error_window", raw.storage_error_window),
+        expiry_warning: raw.expiry_warning.get(),
     }
 }
 
@@ -331,19 +332,19 @@ async fn build(
 ) -> Result<Health, StoreError> {
     let now_ms = millis(now);
     let rules = &config.health;
-    let mut alerts = Vec::new();
+    // The node's own identity: revoked, expired or expiring certificates, CRLs missing for its
+    // own chains, key files open to others.
+    let mut alerts: Vec<String> = crate::self_check::findings(config, crls, now)
+        .into_iter()
+        .map(|f| format!("{}: {}", f.key, f.message))
+        .collect();
     let certificates: Vec<Expiry> = [("node", &config.tls), ("seal", &config.seal)]
         .iter()
         .filter_map(|(what, id)| id.chain.first().map(|c| (what, c)))
-        .map(|(what, c)| {
-            let days_left = (c.not_after - now).whole_days();
-            if days_left < 30 {
-                alerts.push(format!(
-                    "the {what} certificate expires in {days_left} days ({})",
-                    pki::format_utc(c.not_after)
-                ));
-            }
-            Expiry { certificate: format!("{what}: {}", c.id()), not_after: pki::format_utc(c.not_after), days_left }
+        .map(|(what, c)| Expiry {
+            certificate: format!("{what}: {}", c.id()),
+            not_after: pki::format_utc(c.not_after),
+            days_left: (c.not_after - now).whole_days(),
         })
         .collect();
     let crls: Vec<CrlFreshness> = crls
@@ -537,9 +538,9 @@ mod tests {
             (Duration::from_secs(300), Duration::from_secs(60), Duration::from_secs(300), Duration::from_secs(3600))
         );
         let raw = RawAlerts {
-            backlog_age: "soon".into(),
-            neighbour_down_after: "999ms".into(),
-            stuck_after: "1s".into(),
+            backlog_age: HumanDuration::secs(0),
+            neighbour_down_after: HumanDuration(Duration::from_millis(999)),
+            stuck_after: HumanDuration::secs(1),
             ..RawAlerts::default()
         };
         validate_alerts(&raw, &mut problems);

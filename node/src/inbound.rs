@@ -27,7 +27,7 @@ pub async fn handle(
     };
     drop(lease);
     if let NodeResponse::Error { kind, message } = &response {
-        tracing::warn!(peer = %peer, kind = ?kind, error = %message, "request not served");
+        tracing::warn!(peer = %peer, kind = %kind, error = %message, "request not served");
     }
     // An answer the peer does not read is given up after its time, like a request frame's.
     let frame = encode(&response);
@@ -37,7 +37,7 @@ pub async fn handle(
             let _ = send.finish();
         }
         Err(_) => {
-            tracing::warn!(peer = %peer, "answer not taken within {allowed:?}; stream reset");
+            tracing::warn!(peer = %peer, "answer not taken within {}; stream reset", humantime::format_duration(allowed));
             let _ = send.reset(0u32.into());
         }
     }

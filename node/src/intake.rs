@@ -13,8 +13,6 @@
 //! refusal with the reason, a storage failure a transient refusal saying the node cannot store
 //! documents now (the sender retries).
 
-use std::collections::BTreeMap;
-
 use pki::document::verify::verify_envelope;
 use pki::document::{Business, Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 use pki::{AgencyCode, Crl};
@@ -298,8 +296,8 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Ok(Err(e)) => return Err(cannot_store(node, &e)),
         Err(_) => {
             return Err(transient(format!(
-                "attachments of {doc_id} did not arrive within {:?}",
-                node.request_time(total)
+                "attachments of {doc_id} did not arrive within {}",
+                humantime::format_duration(node.request_time(total))
             )));
         }
     };
@@ -478,8 +476,9 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Metrics::bump(&node.metrics.provisional);
         tracing::warn!(document = %doc_id, "document taken with provisional verification: CRLs missing or older than the freshness budget");
     }
-    let hops: BTreeMap<String, usize> = plan.iter().map(|(h, r)| (format!("{h:?}"), r.len())).collect();
-    tracing::info!(document = %doc_id, peer = %received_from, next_hops = ?hops, provisional = is_provisional, "document taken");
+    // "000.00.41.H49:2, local:1": each next hop and how many recipients go there.
+    let hops = plan.iter().map(|(h, r)| format!("{h}:{}", r.len())).collect::<Vec<_>>().join(", ");
+    tracing::info!(document = %doc_id, peer = %received_from, next_hops = %hops, provisional = is_provisional, "document taken");
     Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: false })
 }
 

@@ -26,6 +26,7 @@ pub mod outbound;
 pub mod protocol;
 pub mod route_check;
 pub mod routing;
+pub mod self_check;
 pub mod server;
 pub mod storage;
 

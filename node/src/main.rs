@@ -40,7 +40,10 @@ enum Command {
         #[arg(long, default_value = "node.toml")]
         out: PathBuf,
     },
-    /// Check a configuration without starting.
+    /// Check a configuration and the node's own files without starting: every problem of the
+    /// file with its key and line, then the node's certificates (revoked by a CRL in its files
+    /// or database, expired, expiring), missing CRLs and key file permissions. Exits 1 on an
+    /// error; warnings are printed and do not fail.
     Check {
         /// The configuration file.
         #[arg(long)]
@@ -92,8 +95,10 @@ enum Command {
 fn init_logging(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LIENTHONG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colour only for a person at a terminal: logs kept in files or read by scripts get none.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Colour only for a person at a terminal who has not asked for none (NO_COLOR, no-color.org):
+    // logs kept in files, the journal or read by scripts get plain text.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = !no_color && !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -102,15 +107,73 @@ fn init_logging(json: bool, default: &str) {
     }
 }
 
+/// Loads a configuration; every problem of the file, each with its line, is the error.
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
-    Config::load(path).map_err(|e| {
-        let lines: Vec<String> = e.problems.iter().map(|(k, p)| format!("  {k}: {p}")).collect();
-        anyhow::anyhow!("{} has {} problem(s):\n{}", path.display(), lines.len(), lines.join("\n"))
-    })
+    Config::load(path).map_err(|e| anyhow::anyhow!(e.to_string()))
+}
+
+/// What the node finds wrong with itself, with the CRLs of its files and its database.
+async fn own_findings(config: &Config) -> Vec<node::self_check::Finding> {
+    use node::self_check::{Finding, Severity, file_crls, findings, stored_crls};
+    let (mut crls, mut found) = file_crls(config);
+    match stored_crls(config).await {
+        Ok(stored) => crls.extend(stored),
+        Err(e) => found.push(Finding {
+            severity: Severity::Warning,
+            key: "node.database".into(),
+            message: format!(
+                "cannot read the CRLs this node stored, so revocations it learnt from its parent are not checked: {}",
+                one_line(&e)
+            ),
+        }),
+    }
+    found.extend(findings(config, &crls, time::OffsetDateTime::now_utc()));
+    found.sort_by_key(|f| f.severity);
+    found
+}
+
+/// `check`: the configuration, then the node's own identity. Warnings go to stderr as
+/// `warning: FILE:LINE: key: …`; errors fail the command with the same block as a bad file.
+async fn check(path: PathBuf) -> anyhow::Result<()> {
+    use node::self_check::Severity;
+    let config = load(&path)?;
+    let found = own_findings(&config).await;
+    let located = node::config::locate(&path, found.iter().map(|f| (f.key.clone(), f.message.clone())).collect());
+    let mut errors = Vec::new();
+    let mut warnings = 0;
+    for (finding, problem) in found.iter().zip(located) {
+        if finding.severity == Severity::Error {
+            errors.push(problem);
+            continue;
+        }
+        warnings += 1;
+        match problem.line {
+            Some(line) => eprintln!("warning: {}:{line}: {problem}", path.display()),
+            None => eprintln!("warning: {}: {problem}", path.display()),
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!(node::config::ConfigError { file: Some(path), problems: errors }.to_string());
+    }
+    let note = match warnings {
+        0 => String::new(),
+        1 => " (1 warning above)".into(),
+        n => format!(" ({n} warnings above)"),
+    };
+    println!("{} is valid{note}: node {} ({}) on {}", path.display(), config.agency, config.name, config.listen);
+    Ok(())
 }
 
 async fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = load(&path)?;
+    // What `check` would say, in the log: the node starts anyway (its neighbours decide whether
+    // they take its certificate), and the health read-out keeps alerting until it is fixed.
+    for f in own_findings(&config).await {
+        match f.severity {
+            node::self_check::Severity::Error => tracing::error!(key = %f.key, "{}", f.message),
+            node::self_check::Severity::Warning => tracing::warn!(key = %f.key, "{}", f.message),
+        }
+    }
     let socket =
         std::net::UdpSocket::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let handle = Node::start(config, socket).await?;
@@ -260,7 +323,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `status` prints a read-out for a person or a script, or one line saying why it cannot:
     // no log lines beside it (LIENTHONG_LOG still turns them on).
-    init_logging(cli.log_json, if matches!(cli.command, Command::Status { .. }) { "off" } else { "info" });
+    // `check` prints its findings itself: only warnings from libraries beside them.
+    let default_log = match cli.command {
+        Command::Status { .. } => "off",
+        Command::Check { .. } => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_json, default_log);
     let result = match cli.command {
         Command::Init { agency, name, listen, parent, out } => (|| {
             let parent = match &parent {
@@ -282,8 +351,7 @@ fn main() -> ExitCode {
             );
             Ok(())
         })(),
-        Command::Check { config } => load(&config)
-            .map(|c| println!("{} is valid: node {} ({}) on {}", config.display(), c.agency, c.name, c.listen)),
+        Command::Check { config } => block_on(check(config)),
         Command::Run { config } => block_on(run(config)),
         Command::Status { config, json } => block_on(status(config, json)),
         Command::Backup { config, out, pg_bin } => block_on(backup(config, out, pg_bin)),

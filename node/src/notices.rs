@@ -148,7 +148,7 @@ pub async fn take_notice(
     if new {
         Metrics::bump(&node.metrics.notices_in);
         node.wake_outbox();
-        tracing::info!(document = %receipt.receipt.document, peer = %from, kind = ?receipt.receipt.kind, by = %receipt.receipt.by, "receipt taken");
+        tracing::info!(document = %receipt.receipt.document, peer = %from, kind = %receipt.receipt.kind, by = %receipt.receipt.by, "receipt taken");
     }
     Ok(())
 }

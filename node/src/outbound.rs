@@ -113,7 +113,12 @@ impl Node {
                     .map_err(|e| format!("{addr}: {e}"))?;
                 tokio::time::timeout(self.config.limits.connect_timeout, connecting)
                     .await
-                    .map_err(|_| format!("{addr}: timed out after {:?}", self.config.limits.connect_timeout))?
+                    .map_err(|_| {
+                        format!(
+                            "{addr}: timed out after {}",
+                            humantime::format_duration(self.config.limits.connect_timeout)
+                        )
+                    })?
                     .map_err(|e| format!("{addr}: {e}"))
             };
             match attempt.await {
@@ -160,7 +165,7 @@ impl Node {
         Fut: std::future::Future<Output = Result<(), String>>,
     {
         let deadline = crate::protocol::deadline_after(tokio::time::Instant::now(), timeout);
-        let timed_out = || format!("request to {hop} timed out after {timeout:?}");
+        let timed_out = || format!("request to {hop} timed out after {}", humantime::format_duration(timeout));
         let conn = tokio::time::timeout_at(deadline, self.connection(hop)).await.map_err(|_| timed_out())??;
         let heard_before = conn.stats().udp_rx.datagrams;
         let exchange = async {
@@ -182,7 +187,7 @@ impl Node {
             Ok(r) => r,
             Err(_) => {
                 let heard = conn.stats().udp_rx.datagrams.saturating_sub(heard_before);
-                tracing::warn!(peer = %hop, timeout = ?timeout, datagrams_heard = heard, "request timed out; dropping its connection, the next request connects afresh");
+                tracing::warn!(peer = %hop, timeout = %humantime::format_duration(timeout), datagrams_heard = heard, "request timed out; dropping its connection, the next request connects afresh");
                 conn.close(crate::server::close::REQUEST_TIMED_OUT.into(), b"request timed out");
                 Err(timed_out())
             }
@@ -345,7 +350,7 @@ async fn run_transfer(node: &Arc<Node>, transfer: Transfer) -> bool {
             let attempt = transfer.attempts + 1;
             let dead = attempt >= node.config.retry.max_attempts;
             let delay = node.config.retry.delay(attempt, node.jitter_draw());
-            tracing::warn!(transfer = transfer.id, peer = %transfer.next_hop, attempt, retry_in = ?delay, error = %error, dead, "transfer failed");
+            tracing::warn!(transfer = transfer.id, peer = %transfer.next_hop, attempt, retry_in = %humantime::format_duration(delay), error = %error, dead, "transfer failed");
             Metrics::bump(&node.metrics.retries);
             let reason = format!("not delivered to {} after {attempt} attempts: {error}", transfer.next_hop);
             fail(node, &transfer, &error, now + delay.as_millis() as i64, dead.then_some(reason.as_str())).await
@@ -524,7 +529,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
         }
         NodeResponse::Error { kind: ErrorKind::Unavailable, message } => Outcome::Retry(format!("{hop}: {message}")),
         NodeResponse::Error { message, .. } => Outcome::Permanent(format!("{hop}: {message}")),
-        other => Outcome::Retry(format!("{hop} answered {other:?} to a document")),
+        other => Outcome::Retry(format!("{hop} answered {other} to a document")),
     }
 }
 
@@ -562,7 +567,7 @@ async fn send_notice(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcome 
             Outcome::Retry(format!("{hop}: {message}"))
         }
         Ok(NodeResponse::Error { message, .. }) => Outcome::Permanent(format!("{hop}: {message}")),
-        Ok(other) => Outcome::Retry(format!("{hop} answered {other:?} to a receipt")),
+        Ok(other) => Outcome::Retry(format!("{hop} answered {other} to a receipt")),
         Err(e) => Outcome::Retry(e),
     }
 }

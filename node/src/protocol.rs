@@ -19,7 +19,7 @@ pub enum RequestError {
     Frame(#[from] FrameError),
     /// The frame did not arrive by its deadline (`limits.frame_timeout` plus its size at
     /// `limits.min_transfer_rate`).
-    #[error("the request frame did not arrive within {allowed:?} ({received} of {} bytes came)", .len.map_or("its".to_owned(), |l| l.to_string()))]
+    #[error("the request frame did not arrive within {} ({received} of {} bytes came)", humantime::format_duration(*allowed), .len.map_or("its".to_owned(), |l| l.to_string()))]
     TimedOut {
         /// Bytes of the frame received (the 4-byte header not counted).
         received: usize,

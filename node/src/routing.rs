@@ -36,6 +36,16 @@ pub enum NextHop {
     Neighbour(AgencyCode),
 }
 
+impl std::fmt::Display for NextHop {
+    /// `local`, or the neighbour's agency code: how logs name a next hop.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NextHop::Local => f.write_str("local"),
+            NextHop::Neighbour(code) => code.fmt(f),
+        }
+    }
+}
+
 /// The routing table of one node.
 #[derive(Debug, Clone)]
 pub struct Routes {

@@ -183,6 +183,17 @@ pub enum ErrorKind {
     Forbidden,
 }
 
+impl std::fmt::Display for ErrorKind {
+    /// As logs and messages say it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::BadRequest => "bad request",
+            ErrorKind::Forbidden => "forbidden",
+        })
+    }
+}
+
 /// A node's answer.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -216,6 +227,20 @@ pub enum NodeResponse {
         /// For the log.
         message: String,
     },
+}
+
+impl std::fmt::Display for NodeResponse {
+    /// What the answer is, for logs and transfer errors: its kind, not its bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeResponse::HopReceipt { .. } => f.write_str("a hop receipt"),
+            NodeResponse::Refused { .. } => f.write_str("a signed refusal"),
+            NodeResponse::Accepted => f.write_str("accepted"),
+            NodeResponse::Crls { crls } => write!(f, "{} CRL(s)", crls.len()),
+            NodeResponse::Routes { routes } => write!(f, "{} route answer(s)", routes.len()),
+            NodeResponse::Error { kind, message } => write!(f, "an error ({kind}): {message}"),
+        }
+    }
 }
 
 /// A clerk's request to its own node.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pki::document::manifest::{Attachment, Business, DocumentKind, Manifest, Urgency};
-use pki::document::verify::{VerifyOptions, verify_bundle, verify_envelope};
+use pki::document::validation::{Indication, VerifyOptions, verify_bundle};
+use pki::document::verify::verify_envelope;
 use pki::document::{Envelope, write_bundle};
 use pki::testing::{TestCa, day};
 use pki::validate::SignatureCache;
@@ -81,13 +82,22 @@ pub(crate) fn run(raw_verify: f64) {
     report("verify envelope, signers' chains cached", r, "doc", Some(("raw verification", raw_verify)));
     println!("  {:<52} {:>12.2} verifications' worth of work per document", "", raw_verify / r);
 
-    let crl_der: Vec<Vec<u8>> = crls.iter().map(|c| c.der().to_vec()).collect();
+    // The bundle carries CRLs issued after the signatures (day 11), so the report is PASSED:
+    // the path measured is the whole validation model, not an early TRY_LATER.
+    let fresh = [root.crl(day(11), day(40)), province.crl(day(11), day(40)), district.crl(day(11), day(40))];
+    let crl_der: Vec<Vec<u8>> = fresh.iter().map(|c| c.der().to_vec()).collect();
     let bundle =
         write_bundle(Cursor::new(Vec::new()), &envelope, &crl_der, &[], |_, w| w.write_all(&pdf).map_err(Into::into))
             .unwrap()
             .into_inner();
+    assert_eq!(verify_bundle(Cursor::new(&bundle), &warm).unwrap().indication(), Indication::Passed);
     let r = rate(window, || {
         verify_bundle(Cursor::new(&bundle), &warm).unwrap();
     });
-    report("verify bundle with a 100 KiB attachment, cache warm", r, "doc", Some(("raw verification", raw_verify)));
+    report(
+        "validate bundle (100 KiB attachment), PASSED, cache warm",
+        r,
+        "doc",
+        Some(("raw verification", raw_verify)),
+    );
 }

@@ -91,8 +91,11 @@ test('a delivered document PASSED, with both signers and the chain', async () =>
   const page = await upload(fixture.files.good);
   const text = await page.locator('main').innerText();
   assert.match(await page.locator('.verdict .indication').innerText(), /^PASSED$/);
-  assert.ok(text.includes('Nguyễn Văn An, Chủ tịch — the official\'s signature'), text);
-  assert.ok(text.includes('the agency seal (over the signature above)'), text);
+  // The lines `lienthong verify` prints: both signers, each chain up to the root.
+  assert.match(text, /1\. Nguyễn Văn An, Chủ tịch \[[0-9.A-Z]+\] — official's signature: PASSED/);
+  assert.match(text, /2\. .+ — agency seal: PASSED/);
+  assert.match(text, /covers the official's signature above/);
+  assert.equal((text.match(/^ *root +/gm) || []).length, 2, text);
   assert.ok(text.includes('national root'), text);
   assert.ok(text.includes('took responsibility (hop receipt)'), text);
   assert.ok(text.includes('the file was deleted after the check'), text);

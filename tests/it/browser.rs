@@ -65,6 +65,7 @@ async fn the_verifier_and_the_console_in_chromium() {
         net.node(HA_LAU).store.document_by_id(&doc.id).await.unwrap().is_some()
     })
     .await;
+    web::publish_crls_after_signing(&mut net, addr).await;
     let good = fetched_bundle(&net, HA_LAU, &doc).await;
     std::fs::write(files.join("cv-5.ltd"), &good).unwrap();
     std::fs::write(files.join("cv-5-altered.ltd"), web::tamper(&good, b"%PDF-1.4 C")).unwrap();

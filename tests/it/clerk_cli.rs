@@ -167,7 +167,12 @@ async fn send_inbox_show_fetch_status_track_recall_and_replace() {
 
     // Show and fetch verify what arrived.
     let shown = lienthong(&cli, &["--profile", "ha-lau", "show", &id]).await.ok();
-    assert!(shown.starts_with(&format!("VERIFIED  {id}")) && shown.contains("Nguyễn Văn An, Chủ tịch"), "{shown}");
+    // The network's CRLs were published before the document: the report shows it as not yet
+    // established (TRY_LATER) rather than refusing to show the document.
+    assert!(
+        shown.starts_with(&format!("INDETERMINATE (TRY_LATER)  {id}")) && shown.contains("Nguyễn Văn An, Chủ tịch"),
+        "{shown}"
+    );
     let fetched = lienthong(&cli, &["--profile", "ha-lau", "fetch", &id, "--out", "received"]).await.ok();
     assert!(fetched.contains("intact"), "{fetched}");
     assert_eq!(std::fs::read(cli.path("received/Công văn 7.pdf")).unwrap(), b"%PDF-1.4 Cong van so 7\n");
@@ -179,16 +184,11 @@ async fn send_inbox_show_fetch_status_track_recall_and_replace() {
         .path();
     let verified = lienthong(
         &cli,
-        &[
-            "verify",
-            bundle.to_str().unwrap(),
-            "--anchor",
-            net.dir.path().join("root.pem").to_str().unwrap(),
-            "--allow-unchecked-revocation",
-        ],
+        &["verify", bundle.to_str().unwrap(), "--anchor", net.dir.path().join("root.pem").to_str().unwrap()],
     )
     .await;
-    assert!(verified.ok().contains("VERIFIED"));
+    assert_eq!(verified.status, 3, "INDETERMINATE: {}", verified.stdout);
+    assert!(verified.stdout.starts_with("INDETERMINATE (TRY_LATER)"), "{}", verified.stdout);
 
     // Statuses travel back; the sender's track shows hops and statuses.
     lienthong(&cli, &["--profile", "ha-lau", "status", &id, "accepted", "--note", "Đã tiếp nhận"]).await.ok();
@@ -461,7 +461,8 @@ fn the_demo_runs_in_one_command() {
         "arrived at Văn phòng Chính phủ",
         "06 completed",
         "took responsibility from",
-        "VERIFIED  000.01.41.H49",
+        "PASSED  000.01.41.H49",
+        "proven to exist by",
         "Network stopped",
         "Demo finished in",
     ] {

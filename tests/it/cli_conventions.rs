@@ -105,6 +105,7 @@ async fn every_listing_ends_quietly_when_its_reader_closes_the_pipe() {
         vec!["--profile", "phong-du", "track", &id],
         vec!["--profile", "phong-du", "track", &id, "--json"],
         vec!["--profile", "ha-lau", "show", &id, "--json"],
+        vec!["--profile", "ha-lau", "show", &id],
         vec!["profile", "list"],
         vec!["profile", "list", "--json"],
         vec!["send", "--pending"],
@@ -123,6 +124,34 @@ async fn every_listing_ends_quietly_when_its_reader_closes_the_pipe() {
         let (first, run) = tokio::task::block_in_place(|| through_head(cli_ref, envs_ref, &args));
         quiet_success(&args, &run);
         assert!(!first.is_empty(), "{args:?}: no first line");
+    }
+    // `verify` prints its report first: a reader that leaves early changes its exit status
+    // (the verdict) in nothing, and nothing panics.
+    lienthong(&cli, &["--profile", "ha-lau", "fetch", &id, "--out", "fetched"]).await.ok();
+    let bundle = std::fs::read_dir(cli.path("fetched"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "ltd"))
+        .unwrap();
+    for json in [false, true] {
+        let mut args = vec!["verify", bundle.to_str().unwrap(), "--anchor", root.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        let whole = lienthong(&cli, &args).await;
+        let (cli_ref, envs_ref) = (&cli, &envs);
+        for run in [
+            tokio::task::block_in_place(|| with_closed_stdout(cli_ref, envs_ref, &args)),
+            tokio::task::block_in_place(|| through_head(cli_ref, envs_ref, &args)).1,
+        ] {
+            assert_eq!(run.status, whole.status, "{args:?}: {}", run.stderr);
+            assert!(
+                !run.stderr.contains("panicked") && !run.stderr.contains("Broken pipe"),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
     }
     // A real failure on stdout is still a failure: /dev/full refuses every write.
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();

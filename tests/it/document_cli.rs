@@ -1,10 +1,14 @@
-//! `lienthong sign` and `lienthong verify` as processes, and the independent COSE check with
-//! pycose.
+//! `lienthong sign` and `lienthong verify` as processes: the report and its exit status for
+//! PASSED, FAILED and INDETERMINATE, the backdating attack, what `sign` refuses, signer
+//! fidelity in NFC and NFD (a property test over names and key types), and the independent
+//! COSE check with pycose.
 
 use std::path::Path;
 
-use harness::Cli;
-use harness::operator::{demo_hierarchy, publish_crls};
+use harness::operator::{PASSPHRASES, demo_hierarchy, publish_crls};
+use harness::{Cli, Run};
+use pki::testing::TestCa;
+use pki::{Certificate, PrivateKey};
 
 const FORM: &str = r#"
 to = ["000.01.42.H49", "000.00.00.G22"]
@@ -26,8 +30,11 @@ fn write_form(cli: &Cli, text: &str) {
     std::fs::write(cli.path(PDF), b"%PDF-1.4 van ban thu nghiem\n").unwrap();
 }
 
-/// The official signs (draft.ltd), then the clerk seals (doc.ltd).
-fn sign_and_seal(cli: &Cli) {
+const ANCHOR: &str = "root-ca/ca.cert.pem";
+
+/// The official signs (draft.ltd), then the clerk seals (doc.ltd), with `crls` checked and
+/// carried.
+fn sign_and_seal_with(cli: &Cli, crls: &str) {
     cli.lienthong([
         "sign",
         "--form",
@@ -41,7 +48,9 @@ fn sign_and_seal(cli: &Cli) {
         "--passphrase-env",
         "PERSON_PASS",
         "--crl",
-        "crls.pem",
+        crls,
+        "--anchor",
+        ANCHOR,
         "--out",
         "draft.ltd",
     ])
@@ -54,10 +63,53 @@ fn sign_and_seal(cli: &Cli) {
         "phong-du-seal.key.pem",
         "--seal-cert",
         "phong-du-seal.chain.pem",
+        "--anchor",
+        ANCHOR,
         "--out",
         "doc.ltd",
     ])
     .ok();
+}
+
+fn sign_and_seal(cli: &Cli) {
+    sign_and_seal_with(cli, "crls.pem");
+}
+
+/// `lienthong verify FILE --anchor ROOT EXTRA…`.
+fn verify(cli: &Cli, file: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["verify", file, "--anchor", ANCHOR];
+    args.extend_from_slice(extra);
+    cli.lienthong(&args)
+}
+
+/// Asserts the exit status and the report's first line, and returns the report.
+#[track_caller]
+fn verdict(run: Run, status: i32, first_line: &str) -> String {
+    assert_eq!(run.status, status, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with(first_line), "expected {first_line:?}, got:\n{}", run.stdout);
+    if status != 0 {
+        assert!(run.stderr.starts_with("error: "), "one line on stderr: {}", run.stderr);
+    }
+    run.stdout
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+/// A CA directory made by `lienthong pki`, as a CA in memory (to make certificates the CLI
+/// would refuse to issue, such as names in NFD).
+fn ca_of(cli: &Cli, dir: &str, passphrase_var: &str) -> TestCa {
+    let pass = PASSPHRASES.iter().find(|(k, _)| *k == passphrase_var).unwrap().1;
+    let cert = Certificate::from_pem_all(&std::fs::read_to_string(cli.path(dir).join("ca.cert.pem")).unwrap())
+        .unwrap()
+        .remove(0);
+    let key = PrivateKey::from_pem(
+        &std::fs::read_to_string(cli.path(dir).join("ca.key.pem")).unwrap(),
+        Some(pass.as_bytes()),
+    )
+    .unwrap();
+    TestCa::from_parts(cert, key)
 }
 
 fn pycose(cli: &Cli, bundle: &str) -> harness::Run {
@@ -71,29 +123,42 @@ fn official_signs_clerk_seals_verifier_checks_offline_and_pycose_agrees() {
     write_form(&cli, FORM);
     sign_and_seal(&cli);
 
-    // The draft is not a finished document.
-    let err = cli.lienthong(["verify", "draft.ltd", "--anchor", "root-ca/ca.cert.pem"]).fails();
-    assert!(err.contains("signed by one party only"), "{err}");
+    // The draft is not a finished document: FAILED, exit 1, the whole report printed.
+    let out =
+        verdict(verify(&cli, "draft.ltd", &[]), 1, "FAILED (FORMAT_FAILURE)  000.01.41.H49,2026/11/23,123/UBND-VP");
+    assert!(out.contains("signed by one party only"), "{out}");
 
-    let out = cli.lienthong(["verify", "doc.ltd", "--anchor", "root-ca/ca.cert.pem"]).ok();
-    assert!(out.starts_with("VERIFIED  000.01.41.H49,2026/11/23,123/UBND-VP"), "{out}");
+    // The CRLs the signers held were published before they signed: they cannot speak for the
+    // signatures, and there is no receipt yet. INDETERMINATE, exit 3, saying what to do.
+    let run = verify(&cli, "doc.ltd", &[]);
+    assert!(run.stderr.contains("--crl"), "{}", run.stderr);
+    let out = verdict(run, 3, "INDETERMINATE (TRY_LATER)  000.01.41.H49,2026/11/23,123/UBND-VP");
+    assert!(out.contains("what to do:") && out.contains("before the signature's claimed time"), "{out}");
+
+    // The CAs publish again: with CRLs issued after the signatures, PASSED, exit 0.
+    publish_crls(&cli);
+    let out =
+        verdict(verify(&cli, "doc.ltd", &["--crl", "crls.pem"]), 0, "PASSED  000.01.41.H49,2026/11/23,123/UBND-VP");
     for expected in [
-        "Nguyễn Văn An, Chủ tịch [000.01.41.H49] — official's signature",
-        "Ủy ban nhân dân xã Phong Dụ [000.01.41.H49] — agency seal",
+        "Nguyễn Văn An, Chủ tịch [000.01.41.H49] — official's signature: PASSED",
+        "Ủy ban nhân dân xã Phong Dụ [000.01.41.H49] — agency seal: PASSED",
+        "NO independent proof of existence",
         "Hỏa tốc (3)",
         "Công văn 123.pdf",
         "intact",
-        "not revoked at signing time",
+        "not revoked (CRL issued",
+        "root         Root CA",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
-    let json = cli.lienthong(["verify", "doc.ltd", "--anchor", "root-ca/ca.cert.pem", "--json"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["verified"], true);
-    assert_eq!(v["report"]["signers"][0]["role"], "person");
-    assert_eq!(v["report"]["signers"][1]["role"], "seal");
-    assert_eq!(v["report"]["signers"][0]["chain"].as_array().unwrap().len(), 4);
-    assert_eq!(v["report"]["manifest"]["subject"], "Về việc chủ động ứng phó với bão số 3 và mưa lũ trên địa bàn xã");
+    let run = verify(&cli, "doc.ltd", &["--crl", "crls.pem", "--json"]);
+    assert_eq!(run.status, 0);
+    let v = json(&run);
+    assert_eq!((v["indication"].as_str(), v["sub_indication"].as_str()), (Some("PASSED"), None));
+    assert_eq!(v["signatures"][0]["role"], "person");
+    assert_eq!(v["signatures"][1]["role"], "seal");
+    assert_eq!(v["signatures"][0]["chain"].as_array().unwrap().len(), 4);
+    assert_eq!(v["manifest"]["subject"], "Về việc chủ động ứng phó với bão số 3 và mưa lũ trên địa bàn xã");
 
     // An independent COSE implementation verifies each signature with the x5chain leaf.
     let run = pycose(&cli, "doc.ltd");
@@ -125,7 +190,7 @@ fn official_signs_clerk_seals_verifier_checks_offline_and_pycose_agrees() {
     let mut tampered = bytes.clone();
     tampered[env_end - 10] ^= 0x01;
     std::fs::write(cli.path("tampered.ltd"), &tampered).unwrap();
-    let ours = cli.lienthong(["verify", "tampered.ltd", "--anchor", "root-ca/ca.cert.pem"]).fails();
+    let ours = verdict(verify(&cli, "tampered.ltd", &["--crl", "crls.pem"]), 1, "FAILED (FORMAT_FAILURE)");
     assert!(ours.contains("META-INF/envelope.cose") && ours.contains("altered"), "{ours}");
 }
 
@@ -197,14 +262,18 @@ fn rsa_and_ed25519_signers_sign_through_the_cli_and_verify_in_pycose() {
         "ed-seal.chain.pem",
         "--crl",
         "crls.pem",
+        "--anchor",
+        ANCHOR,
         "--out",
         "doc.ltd",
     ])
     .ok();
-    let json = cli.lienthong(["verify", "doc.ltd", "--anchor", "root-ca/ca.cert.pem", "--json"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["report"]["signers"][0]["algorithm"], "PS256");
-    assert_eq!(v["report"]["signers"][1]["algorithm"], "EdDSA");
+    publish_crls(&cli);
+    let run = verify(&cli, "doc.ltd", &["--crl", "crls.pem", "--json"]);
+    let v = json(&run);
+    assert_eq!(run.status, 0, "{v}");
+    assert_eq!(v["signatures"][0]["algorithm"], "PS256");
+    assert_eq!(v["signatures"][1]["algorithm"], "EdDSA");
     let run = pycose(&cli, "doc.ltd");
     assert_eq!(run.status, 0, "pycose: {run:?}");
     assert!(
@@ -215,10 +284,11 @@ fn rsa_and_ed25519_signers_sign_through_the_cli_and_verify_in_pycose() {
 }
 
 #[test]
-fn altered_attachments_and_revoked_signers_are_refused_with_the_reason() {
+fn altered_attachments_and_revoked_signers_are_reported_with_the_reason() {
     let cli = demo_hierarchy();
     write_form(&cli, FORM);
     sign_and_seal(&cli);
+    std::fs::copy(cli.path("crls.pem"), cli.path("crls-before.pem")).unwrap();
 
     // Alter the attachment inside the ZIP (same length, so only the content differs).
     let bytes = std::fs::read(cli.path("doc.ltd")).unwrap();
@@ -227,11 +297,11 @@ fn altered_attachments_and_revoked_signers_are_refused_with_the_reason() {
     let mut altered = bytes.clone();
     altered[pos] = b'V';
     std::fs::write(cli.path("altered.ltd"), &altered).unwrap();
-    let err = cli.lienthong(["verify", "altered.ltd", "--anchor", "root-ca/ca.cert.pem"]).fails();
-    assert!(err.contains("Công văn 123.pdf") && err.contains("altered"), "{err}");
+    let out = verdict(verify(&cli, "altered.ltd", &[]), 1, "FAILED (HASH_FAILURE)");
+    assert!(out.contains("Công văn 123.pdf") && out.contains("altered"), "{out}");
 
-    // The official's certificate is revoked a moment after signing: the document still verifies,
-    // and says so.
+    // The official's certificate is revoked a moment after signing. With no receipt, nothing
+    // independent shows the signature came first: INDETERMINATE, not "stands".
     std::thread::sleep(std::time::Duration::from_millis(1100));
     cli.lienthong([
         "pki",
@@ -245,19 +315,268 @@ fn altered_attachments_and_revoked_signers_are_refused_with_the_reason() {
     ])
     .ok();
     publish_crls(&cli);
-    let out = cli.lienthong(["verify", "doc.ltd", "--anchor", "root-ca/ca.cert.pem", "--crl", "crls.pem"]).ok();
-    assert!(out.contains("revoked later") && out.contains("affiliationChanged"), "{out}");
+    let out = verdict(verify(&cli, "doc.ltd", &["--crl", "crls.pem"]), 3, "INDETERMINATE (REVOKED_NO_POE)");
+    assert!(out.contains("REVOKED at") && out.contains("affiliationChanged"), "{out}");
+    let v = json(&verify(&cli, "doc.ltd", &["--crl", "crls.pem", "--json"]));
+    assert_eq!(v["sub_indication"], "REVOKED_NO_POE");
+    assert_eq!(v["signatures"][0]["sub_indication"], "REVOKED_NO_POE");
+    assert_eq!(v["signatures"][1]["indication"], "PASSED");
 
-    // A document signed after the revocation is refused.
+    // `sign` knows the new CRL and refuses, with verify's reason.
     std::fs::remove_file(cli.path("draft.ltd")).unwrap();
     std::fs::remove_file(cli.path("doc.ltd")).unwrap();
-    sign_and_seal(&cli);
-    let err = cli.lienthong(["verify", "doc.ltd", "--anchor", "root-ca/ca.cert.pem", "--crl", "crls.pem"]).fails();
-    assert!(err.contains("official's signature") && err.contains("was revoked at"), "{err}");
-    let json = cli.lienthong(["verify", "doc.ltd", "--anchor", "root-ca/ca.cert.pem", "--crl", "crls.pem", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(v["verified"], false);
-    assert_eq!(v["kind"], "chain");
+    write_form(&cli, FORM);
+    let err = cli
+        .lienthong([
+            "sign",
+            "--form",
+            "form.toml",
+            "--attach",
+            PDF,
+            "--key",
+            "chu-tich.key.pem",
+            "--cert",
+            "chu-tich.chain.pem",
+            "--passphrase-env",
+            "PERSON_PASS",
+            "--crl",
+            "crls.pem",
+            "--anchor",
+            ANCHOR,
+            "--out",
+            "draft.ltd",
+        ])
+        .fails();
+    assert!(err.contains("cannot sign") && err.contains("was revoked at") && err.contains("FAILED REVOKED"), "{err}");
+    assert!(!cli.path("draft.ltd").exists());
+
+    // Signed with only the old CRL at hand, the signature is FAILED REVOKED for whoever has
+    // the new one: the signer's own time is after the revocation.
+    sign_and_seal_with(&cli, "crls-before.pem");
+    let out = verdict(verify(&cli, "doc.ltd", &["--crl", "crls.pem"]), 1, "FAILED (REVOKED)");
+    assert!(out.contains("official's signature") && out.contains("at or after the revocation"), "{out}");
+}
+
+#[test]
+fn the_backdating_attack_offline_is_never_passed() {
+    // Issue 11: the chairman's key is stolen; his certificate is revoked for keyCompromise at T.
+    // The thief signs after T with iat = T − 2 s (lienthong sign would not: the key is used here
+    // through the library, as a modified tool would) and bundles the CRLs at hand.
+    let cli = demo_hierarchy();
+    // Times a little ahead (the certificates were issued just now), validated with --at.
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let t = now + time::Duration::minutes(30);
+    let rfc = |at: time::OffsetDateTime| at.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let older = |name: &str| {
+        let mut all = String::new();
+        for (ca, pass) in harness::operator::CAS {
+            cli.lienthong([
+                "pki",
+                "crl",
+                "--ca",
+                ca,
+                "--ca-passphrase-env",
+                pass,
+                "--at",
+                &rfc(t - time::Duration::minutes(10)),
+            ])
+            .ok();
+            all.push_str(&std::fs::read_to_string(cli.path(ca).join("crl.pem")).unwrap());
+        }
+        std::fs::write(cli.path(name), all).unwrap();
+    };
+    older("crls-older.pem");
+    cli.lienthong([
+        "pki",
+        "revoke",
+        "--ca",
+        "tien-yen-ca",
+        "--cert",
+        "chu-tich.cert.pem",
+        "--reason",
+        "keyCompromise",
+        "--at",
+        &rfc(t),
+    ])
+    .ok();
+    cli.lienthong([
+        "pki",
+        "crl",
+        "--ca",
+        "tien-yen-ca",
+        "--ca-passphrase-env",
+        "TY_PASS",
+        "--at",
+        &rfc(t + time::Duration::minutes(1)),
+    ])
+    .ok();
+    std::fs::copy(cli.path("tien-yen-ca/crl.pem"), cli.path("crl-newer.pem")).unwrap();
+
+    let read_chain = |f: &str| Certificate::from_pem_all(&std::fs::read_to_string(cli.path(f)).unwrap()).unwrap();
+    let person_key = PrivateKey::from_pem(
+        &std::fs::read_to_string(cli.path("chu-tich.key.pem")).unwrap(),
+        Some(PASSPHRASES.iter().find(|(k, _)| *k == "PERSON_PASS").unwrap().1.as_bytes()),
+    )
+    .unwrap();
+    let seal_key =
+        PrivateKey::from_pem(&std::fs::read_to_string(cli.path("phong-du-seal.key.pem")).unwrap(), None).unwrap();
+    let manifest = pki::document::Manifest {
+        from: "000.01.41.H49".parse().unwrap(),
+        to: vec!["000.01.42.H49".parse().unwrap()],
+        number: 9,
+        notation: "UBND-VP".into(),
+        place: "Phong Dụ".into(),
+        date: now.date(),
+        kind: pki::document::DocumentKind::Administrative,
+        type_name: "Quyết định".into(),
+        subject: "Về việc chuyển toàn bộ kinh phí dự phòng".into(),
+        signer_name: "Nguyễn Văn An".into(),
+        signer_position: "Chủ tịch".into(),
+        due: None,
+        urgency: pki::document::Urgency::Normal,
+        steering: 0,
+        business: pki::document::Business::New,
+        attachments: Vec::new(),
+    };
+    let backdated = t - time::Duration::seconds(2);
+    let envelope = pki::document::Envelope::sign_person(
+        &manifest.to_cbor().unwrap(),
+        &person_key,
+        &read_chain("chu-tich.chain.pem"),
+        backdated,
+    )
+    .unwrap()
+    .add_seal(&seal_key, &read_chain("phong-du-seal.chain.pem"), backdated)
+    .unwrap();
+    let crl_ders = |files: &[&str]| -> Vec<Vec<u8>> {
+        files
+            .iter()
+            .flat_map(|f| pki::Crl::from_pem_all(&std::fs::read_to_string(cli.path(f)).unwrap()).unwrap())
+            .map(|c| c.der().to_vec())
+            .collect()
+    };
+    let write = |name: &str, crls: Vec<Vec<u8>>| {
+        let file = std::fs::File::create(cli.path(name)).unwrap();
+        pki::document::write_bundle(file, &envelope, &crls, &[], |_, _| Ok(())).unwrap();
+    };
+    write("forged.ltd", crl_ders(&["crls-older.pem", "crl-newer.pem"]));
+    write("forged-old-crls.ltd", crl_ders(&["crls-older.pem"]));
+
+    let at = rfc(t + time::Duration::minutes(2));
+    let verify = |file: &str, extra: &[&str]| {
+        let mut args = vec!["--at", at.as_str()];
+        args.extend_from_slice(extra);
+        verify(&cli, file, &args)
+    };
+    // Both the newer CRL and an older one in the bundle: the revocation is found, and nothing
+    // independent dates the signature before it.
+    let out = verdict(verify("forged.ltd", &[]), 3, "INDETERMINATE (REVOKED_NO_POE)");
+    println!("{out}");
+    assert!(
+        out.contains("keyCompromise") && out.contains("a signature backdated with the revoked key would look the same"),
+        "{out}"
+    );
+    let v = json(&verify("forged.ltd", &["--json"]));
+    assert_eq!(
+        (v["indication"].as_str(), v["sub_indication"].as_str()),
+        (Some("INDETERMINATE"), Some("REVOKED_NO_POE"))
+    );
+    // Only the older CRL: it predates the claimed time and cannot speak for the signature.
+    println!("{}", verdict(verify("forged-old-crls.ltd", &[]), 3, "INDETERMINATE (TRY_LATER)"));
+    // The verifier brings the CA's newest CRL: the same verdict as with it in the bundle.
+    verdict(verify("forged-old-crls.ltd", &["--crl", "crl-newer.pem"]), 3, "INDETERMINATE (REVOKED_NO_POE)");
+}
+
+#[test]
+fn sign_refuses_what_verify_would_refuse() {
+    let cli = demo_hierarchy();
+    write_form(&cli, FORM);
+    let sign = |extra: &[&str]| {
+        let mut args = vec![
+            "sign",
+            "--form",
+            "form.toml",
+            "--attach",
+            PDF,
+            "--key",
+            "chu-tich.key.pem",
+            "--cert",
+            "chu-tich.chain.pem",
+            "--passphrase-env",
+            "PERSON_PASS",
+            "--seal-key",
+            "phong-du-seal.key.pem",
+            "--out",
+            "x.ltd",
+        ];
+        args.extend_from_slice(extra);
+        cli.lienthong(&args)
+    };
+    // No anchor, no profile: it will not sign unchecked.
+    let err = sign(&["--seal-cert", "phong-du-seal.chain.pem"]).fails();
+    assert!(err.contains("--anchor"), "{err}");
+    // A province CA is not a root: refused as an anchor unless asked for explicitly.
+    let err = sign(&["--seal-cert", "phong-du-seal.chain.pem", "--anchor", "quang-ninh-ca/ca.cert.pem"]).fails();
+    assert!(err.contains("not a self-signed root") && err.contains("--danger-partial-chain"), "{err}");
+    let err = cli.lienthong(["verify", "nothing.ltd", "--anchor", "quang-ninh-ca/ca.cert.pem"]);
+    assert_eq!(err.status, 4, "{err:?}");
+    assert!(err.stderr.contains("not a self-signed root"), "{}", err.stderr);
+    sign(&[
+        "--seal-cert",
+        "phong-du-seal.chain.pem",
+        "--anchor",
+        "quang-ninh-ca/ca.cert.pem",
+        "--danger-partial-chain",
+    ])
+    .ok();
+    std::fs::remove_file(cli.path("x.ltd")).unwrap();
+    // A district's seal over a commune official: no delegation across agencies.
+    cli.lienthong([
+        "pki",
+        "issue",
+        "--ca",
+        "quang-ninh-ca",
+        "--profile",
+        "seal",
+        "--agency",
+        "000.00.41.H49",
+        "--name",
+        "Ủy ban nhân dân huyện Tiên Yên",
+        "--out",
+        "tien-yen-seal",
+        "--ca-passphrase-env",
+        "QN_PASS",
+    ])
+    .ok();
+    let err = cli
+        .lienthong([
+            "sign",
+            "--form",
+            "form.toml",
+            "--attach",
+            PDF,
+            "--key",
+            "chu-tich.key.pem",
+            "--cert",
+            "chu-tich.chain.pem",
+            "--passphrase-env",
+            "PERSON_PASS",
+            "--seal-key",
+            "tien-yen-seal.key.pem",
+            "--seal-cert",
+            "tien-yen-seal.chain.pem",
+            "--anchor",
+            ANCHOR,
+            "--out",
+            "x.ltd",
+        ])
+        .fails();
+    assert!(err.contains("cannot sign") && err.contains("delegation"), "{err}");
+    // A [signer] position other than the certificate's title.
+    write_form(&cli, &format!("{FORM}\n[signer]\nname = \"Nguyễn Văn An\"\nposition = \"Phó Chủ tịch\"\n"));
+    let err = sign(&["--seal-cert", "phong-du-seal.chain.pem", "--anchor", ANCHOR]).fails();
+    assert!(err.contains("position") && err.contains("Phó Chủ tịch") && err.contains("Chủ tịch"), "{err}");
+    assert!(!cli.path("x.ltd").exists(), "nothing written");
 }
 
 #[test]
@@ -277,6 +596,8 @@ fn signing_mistakes_are_caught_before_anything_is_signed() {
             "chu-tich.chain.pem",
             "--passphrase-env",
             "PERSON_PASS",
+            "--anchor",
+            ANCHOR,
             "--out",
             "x.ltd",
         ];
@@ -306,6 +627,8 @@ fn signing_mistakes_are_caught_before_anything_is_signed() {
             "phong-du-seal.key.pem",
             "--cert",
             "phong-du-seal.chain.pem",
+            "--anchor",
+            ANCHOR,
             "--out",
             "x.ltd",
         ])
@@ -323,6 +646,8 @@ fn signing_mistakes_are_caught_before_anything_is_signed() {
             "phong-du-seal.key.pem",
             "--cert",
             "chu-tich.chain.pem",
+            "--anchor",
+            ANCHOR,
             "--out",
             "x.ltd",
         ])
@@ -334,6 +659,7 @@ fn signing_mistakes_are_caught_before_anything_is_signed() {
     std::fs::copy(cli.path("chu-tich.key.pem"), bad.path("k.pem")).unwrap();
     std::fs::copy(cli.path("chu-tich.chain.pem"), bad.path("c.pem")).unwrap();
     std::fs::write(bad.path("form.toml"), FORM).unwrap();
+    std::fs::copy(cli.path(ANCHOR), bad.path("root.pem")).unwrap();
     let err = bad
         .lienthong([
             "sign",
@@ -345,9 +671,124 @@ fn signing_mistakes_are_caught_before_anything_is_signed() {
             "c.pem",
             "--passphrase-env",
             "PERSON_PASS",
+            "--anchor",
+            "root.pem",
             "--out",
             "x.ltd",
         ])
         .fails();
     assert!(err.contains("wrong passphrase"), "{err}");
+}
+
+/// An official for the property test: a Vietnamese name and position, each written in NFC or
+/// in NFD (as a certificate from another CA may carry them), with an RSA-2048 or a P-256 key.
+#[derive(Clone, Debug)]
+struct Official {
+    name: String,
+    position: String,
+    name_nfd: bool,
+    position_nfd: bool,
+    rsa: bool,
+}
+
+fn official() -> impl proptest::strategy::Strategy<Value = Official> {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    let surnames = vec!["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô"];
+    let middles = vec!["Văn", "Thị", "Hữu", "Đức", "Ngọc", "Thanh", "Minh", "Quốc", "Thùy"];
+    let givens =
+        vec!["An", "Bình", "Cường", "Dũng", "Hạnh", "Hương", "Khánh", "Lộc", "Phượng", "Quỳnh", "Thủy", "Yến", "Ánh"];
+    let positions = vec!["Chủ tịch", "Phó Chủ tịch", "Trưởng phòng Tư pháp", "Giám đốc Sở Nội vụ", "Chánh Văn phòng"];
+    (select(surnames), select(middles), select(givens), select(positions), any::<bool>(), any::<bool>(), any::<bool>())
+        .prop_map(|(s, m, g, position, name_nfd, position_nfd, rsa)| Official {
+            name: format!("{s} {m} {g}"),
+            position: position.to_owned(),
+            name_nfd,
+            position_nfd,
+            rsa,
+        })
+}
+
+#[test]
+fn what_sign_writes_verify_accepts_for_names_in_nfc_or_nfd_and_rsa_or_p256_keys() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use unicode_normalization::UnicodeNormalization;
+    let cli = demo_hierarchy();
+    write_form(&cli, FORM);
+    let tien_yen = std::cell::RefCell::new(ca_of(&cli, "tien-yen-ca", "TY_PASS"));
+    let ca_chain = std::fs::read_to_string(cli.path("tien-yen-ca/chain.pem")).unwrap();
+    let mut runner = TestRunner::new(Config { cases: 3, failure_persistence: None, ..Config::default() });
+    let rounds = std::cell::Cell::new(0);
+    let result = runner.run(&proptest::collection::vec(official(), 4), |officials| {
+        rounds.set(rounds.get() + 1);
+        let round = rounds.get();
+        let mut signed = Vec::new();
+        for (i, o) in officials.iter().enumerate() {
+            let written = |text: &str, nfd: bool| if nfd { text.nfd().collect::<String>() } else { text.to_owned() };
+            let (name, position) = (written(&o.name, o.name_nfd), written(&o.position, o.position_nfd));
+            let key = if o.rsa {
+                pki::testing::rsa_key()
+            } else {
+                PrivateKey::generate(pki::KeyAlgorithm::EcdsaP256).unwrap()
+            };
+            let spki = key.public_key().spki_der.clone();
+            let cert = tien_yen.borrow_mut().issue_unchecked(
+                pki::Profile::Person,
+                "000.01.41.H49",
+                &o.name,
+                &spki,
+                |params| {
+                    params.distinguished_name.push(rcgen::DnType::CommonName, name.clone());
+                    params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 12]), position.clone());
+                },
+            );
+            prop_assert_eq!(cert.common_name.as_deref(), Some(name.as_str()));
+            let tag = format!("{round}-{i}");
+            std::fs::write(cli.path(&format!("person-{tag}.chain.pem")), format!("{}{ca_chain}", cert.to_pem()))
+                .unwrap();
+            std::fs::write(cli.path(&format!("person-{tag}.key.pem")), key.to_pem().as_bytes()).unwrap();
+            let (key_file, cert_file, out) =
+                (format!("person-{tag}.key.pem"), format!("person-{tag}.chain.pem"), format!("doc-{tag}.ltd"));
+            let run = cli.lienthong([
+                "sign",
+                "--form",
+                "form.toml",
+                "--attach",
+                PDF,
+                "--key",
+                &key_file,
+                "--cert",
+                &cert_file,
+                "--seal-key",
+                "phong-du-seal.key.pem",
+                "--seal-cert",
+                "phong-du-seal.chain.pem",
+                "--crl",
+                "crls.pem",
+                "--anchor",
+                ANCHOR,
+                "--out",
+                &out,
+            ]);
+            prop_assert_eq!(run.status, 0, "sign {:?}: {}", o, run.stderr);
+            signed.push((out, o.clone()));
+        }
+        // CRLs published after the signatures speak for them.
+        publish_crls(&cli);
+        for (file, o) in signed {
+            let run = verify(&cli, &file, &["--crl", "crls.pem", "--json"]);
+            prop_assert_eq!(run.status, 0, "verify {:?}: {}", o, run.stdout);
+            let v = json(&run);
+            let (name, position): (String, String) = (o.name.nfc().collect(), o.position.nfc().collect());
+            prop_assert_eq!(v["signatures"][0]["name"].as_str(), Some(name.as_str()));
+            prop_assert_eq!(v["manifest"]["signer_position"].as_str(), Some(position.as_str()));
+            prop_assert_eq!(v["signatures"][0]["position"].as_str(), Some(position.as_str()));
+            prop_assert_eq!(v["signatures"][0]["algorithm"].as_str(), Some(if o.rsa { "PS256" } else { "ES256" }));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
 }

@@ -467,11 +467,11 @@ fn a_bad_mail_section_is_reported_key_by_key_and_the_node_does_not_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     for expected in [
-        "  mail.tls: tls = \"none\" sends mail and the SMTP password in clear text, so it is allowed only for a relay on this machine (127.0.0.1 or ::1)",
-        "  mail.password: passwords are not written in the configuration",
-        "  mail.from: \"Liên thông\" is not a mail address",
-        "  mail.clerks[0]: \"vanthu@\" is not a mail address",
-        "  mail.digest_at: \"8h\" is not a time of day",
+        ": mail.tls: tls = \"none\" sends mail and the SMTP password in clear text, so it is allowed only for a relay on this machine (127.0.0.1 or ::1)",
+        ": mail.password: passwords are not written in the configuration",
+        ": mail.from: \"Liên thông\" is not a mail address",
+        ": mail.clerks[0]: \"vanthu@\" is not a mail address",
+        ": mail.digest_at: \"8h\" is not a time of day",
     ] {
         assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
     }

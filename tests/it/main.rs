@@ -33,6 +33,7 @@ mod health_alerts;
 mod hostile;
 mod mail;
 mod network;
+mod node_config;
 mod pki_cli;
 mod refusals;
 mod revocation;

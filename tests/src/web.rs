@@ -124,6 +124,35 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
+/// CRLs of the root and every CA issued after every signature made so far. The test PKI dates
+/// its CRLs an hour back, and a CRL older than a signature cannot speak for it (issue 11): a
+/// document signed a moment ago is INDETERMINATE (TRY_LATER) until its CAs publish again, for
+/// the web verifier as for `lienthong verify`. These are dated an hour ahead (so issued now),
+/// after a pause past the current second (CRL times are whole seconds).
+pub fn crls_after_signing(net: &mut TestNet) -> Vec<pki::Crl> {
+    std::thread::sleep(Duration::from_millis(1100));
+    net.pki.crls(time::OffsetDateTime::now_utc() + time::Duration::hours(1)).unwrap()
+}
+
+/// Publishes [`crls_after_signing`] to the network's `crls.pem` and waits until the node whose
+/// web face is at `web` holds them (its `/metrics` shows every CRL younger than a minute).
+pub async fn publish_crls_after_signing(net: &mut TestNet, web: SocketAddr) {
+    let crls = crls_after_signing(net);
+    std::fs::write(net.dir.path().join("crls.pem"), crls.iter().map(pki::Crl::to_pem).collect::<String>()).unwrap();
+    let client = client(web, None);
+    crate::network::wait_for("the node holding the new CRLs", Duration::from_secs(15), || async {
+        let Ok(answer) = client.get("/metrics").await else { return false };
+        let ages: Vec<f64> = answer
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("lienthong_crl_age_seconds{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+            .collect();
+        !ages.is_empty() && ages.iter().all(|&age| age < 60.0)
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::sample;

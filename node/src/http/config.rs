@@ -12,7 +12,7 @@ use std::time::Duration;
 use pki::{Certificate, PrivateKey};
 use serde::Deserialize;
 
-use crate::config::Identity;
+use crate::config::{ByteSize, HumanDuration, Identity};
 
 /// `[http]` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,12 +33,12 @@ pub struct RawHttp {
     /// revoked, may use the console.
     #[serde(default)]
     pub operators: Vec<PathBuf>,
-    /// Largest bundle the verifier takes, bytes.
+    /// Largest bundle the verifier takes (`"256MiB"`).
     #[serde(default = "default_max_upload")]
-    pub max_upload_bytes: u64,
-    /// Largest body of any other request (the console's forms), bytes.
+    pub max_upload_bytes: ByteSize,
+    /// Largest body of any other request (the console's forms, `"16KiB"`).
     #[serde(default = "default_max_form")]
-    pub max_form_bytes: usize,
+    pub max_form_bytes: ByteSize,
     /// Most open HTTP connections; further ones wait in the kernel's queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -48,10 +48,10 @@ pub struct RawHttp {
     pub max_concurrent_verifications: usize,
     /// A request (headers, body and answer) other than an upload must be done within this.
     #[serde(default = "default_request_timeout")]
-    pub request_timeout: String,
+    pub request_timeout: HumanDuration,
     /// An upload and its verification must be done within this.
     #[serde(default = "default_upload_timeout")]
-    pub upload_timeout: String,
+    pub upload_timeout: HumanDuration,
     /// Keep every uploaded bundle under `DATA_DIR/uploads/` (off: nothing uploaded is kept
     /// once its report is sent).
     #[serde(default)]
@@ -61,11 +61,11 @@ pub struct RawHttp {
 fn default_verifier() -> String {
     "public".into()
 }
-fn default_max_upload() -> u64 {
-    256 * 1024 * 1024
+fn default_max_upload() -> ByteSize {
+    ByteSize::mib(256)
 }
-fn default_max_form() -> usize {
-    16 * 1024
+fn default_max_form() -> ByteSize {
+    ByteSize::kib(16)
 }
 fn default_max_connections() -> usize {
     256
@@ -73,11 +73,11 @@ fn default_max_connections() -> usize {
 fn default_max_verifications() -> usize {
     2
 }
-fn default_request_timeout() -> String {
-    "30s".into()
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration::secs(30)
 }
-fn default_upload_timeout() -> String {
-    "10m".into()
+fn default_upload_timeout() -> HumanDuration {
+    HumanDuration::mins(10)
 }
 
 /// Who may use the verifier.
@@ -130,8 +130,8 @@ pub const TEMPLATE: &str = r#"
 # verifier = "public"                 # "public", "operators" or "off"
 # operators = ["operator.chain.pem"]  # client certificates (pki issue --cert-profile clerk)
 #                                     # allowed on the console
-# max_upload_bytes = 268435456        # 256 MiB: the largest bundle verified
-# max_form_bytes = 16384
+# max_upload_bytes = "256MiB"         # the largest bundle verified
+# max_form_bytes = "16KiB"            # the largest console form
 # max_connections = 256
 # max_concurrent_verifications = 2    # more uploads at once are answered 503
 # request_timeout = "30s"
@@ -225,16 +225,22 @@ pub fn validate(raw: Option<&RawHttp>, base: &Path, problems: &mut Vec<(String, 
             Err(e) => problem(problems, &format!("operators[{i}]"), e),
         }
     }
-    if raw.max_upload_bytes < 1024 {
-        problem(problems, "max_upload_bytes", "must be at least 1024");
+    let (max_upload, max_form) = (raw.max_upload_bytes.get(), raw.max_form_bytes.get());
+    if max_upload < 1024 {
+        problem(problems, "max_upload_bytes", format!("{} is less than the least, 1KiB", raw.max_upload_bytes));
     }
     // A bundle cannot reach 4 GiB (no ZIP64), so a larger limit would only promise a
     // verification that never comes.
-    if raw.max_upload_bytes > u64::from(u32::MAX) {
-        problem(problems, "max_upload_bytes", "must be under 4 GiB (a bundle never is larger)");
+    if max_upload > u64::from(u32::MAX) {
+        problem(
+            problems,
+            "max_upload_bytes",
+            format!("{} is not under 4GiB (a bundle never is larger)", raw.max_upload_bytes),
+        );
     }
-    if raw.max_form_bytes < 1024 {
-        problem(problems, "max_form_bytes", "must be at least 1024");
+    // A form is held in memory; 1 MiB is far more than any console form needs.
+    if !(1024..=1 << 20).contains(&max_form) {
+        problem(problems, "max_form_bytes", format!("{} is not between 1KiB and 1MiB", raw.max_form_bytes));
     }
     if raw.max_connections == 0 {
         problem(problems, "max_connections", "must be at least 1");
@@ -242,19 +248,14 @@ pub fn validate(raw: Option<&RawHttp>, base: &Path, problems: &mut Vec<(String, 
     if raw.max_concurrent_verifications == 0 {
         problem(problems, "max_concurrent_verifications", "must be at least 1");
     }
-    let mut duration = |key: &str, text: &str| match humantime::parse_duration(text) {
-        Ok(d) if d >= Duration::from_secs(1) => Some(d),
-        Ok(_) => {
-            problem(problems, key, "must be at least 1s");
-            None
+    let mut at_least_a_second = |key: &str, d: HumanDuration| {
+        if d.get() < Duration::from_secs(1) {
+            problem(problems, key, format!("{d} is less than the least, 1s"));
         }
-        Err(e) => {
-            problem(problems, key, format!("{text:?} is not a duration like 30s or 10m ({e})"));
-            None
-        }
+        d.get()
     };
-    let request_timeout = duration("request_timeout", &raw.request_timeout);
-    let upload_timeout = duration("upload_timeout", &raw.upload_timeout);
+    let request_timeout = at_least_a_second("request_timeout", raw.request_timeout);
+    let upload_timeout = at_least_a_second("upload_timeout", raw.upload_timeout);
     if problems.len() > before {
         return None;
     }
@@ -263,12 +264,13 @@ pub fn validate(raw: Option<&RawHttp>, base: &Path, problems: &mut Vec<(String, 
         identity,
         verifier,
         operators,
-        max_upload_bytes: raw.max_upload_bytes,
-        max_form_bytes: raw.max_form_bytes,
+        max_upload_bytes: max_upload,
+        // At most 1 MiB (checked above), so it fits any usize.
+        max_form_bytes: usize::try_from(max_form).unwrap_or(1 << 20),
         max_connections: raw.max_connections,
         max_concurrent_verifications: raw.max_concurrent_verifications,
-        request_timeout: request_timeout?,
-        upload_timeout: upload_timeout?,
+        request_timeout,
+        upload_timeout,
         keep_uploads: raw.keep_uploads,
     })
 }
@@ -299,20 +301,47 @@ mod tests {
     }
 
     #[test]
+    fn sizes_and_durations_are_written_with_their_units() {
+        let r: RawHttp = toml::from_str(
+            "listen = \"127.0.0.1:0\"\nmax_upload_bytes = \"4 MiB\"\nmax_form_bytes = \"2KiB\"\n\
+             request_timeout = \"45s\"\nupload_timeout = \"1h\"",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        let c = validate(Some(&r), Path::new("."), &mut problems).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((c.max_upload_bytes, c.max_form_bytes), (4 << 20, 2048));
+        assert_eq!((c.request_timeout, c.upload_timeout), (Duration::from_secs(45), Duration::from_secs(3600)));
+        // The same words as every other size and duration of the file: a unit that could mean
+        // 1000 or 1024, or a bare number of seconds, is refused while the file is read.
+        for (bad, says) in [
+            ("max_upload_bytes = \"256M\"", "ambiguous"),
+            ("upload_timeout = 600", "a duration with its unit"),
+            ("request_timeout = \"later\"", "is not a duration"),
+        ] {
+            let e = toml::from_str::<RawHttp>(&format!("listen = \"127.0.0.1:0\"\n{bad}")).unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn every_limit_is_checked_at_its_edge() {
         let mut r = raw("nowhere");
         assert_eq!(keys(&r), ["http.listen"]);
         r = raw("127.0.0.1:0");
-        r.max_upload_bytes = 1024;
-        r.max_form_bytes = 1024;
-        r.request_timeout = "1s".into();
+        r.max_upload_bytes = ByteSize::kib(1);
+        r.max_form_bytes = ByteSize::kib(1);
+        r.request_timeout = HumanDuration::secs(1);
         assert!(keys(&r).is_empty());
-        r.max_upload_bytes = 1023;
-        r.max_form_bytes = 1023;
+        r.max_upload_bytes = ByteSize(u64::from(u32::MAX));
+        r.max_form_bytes = ByteSize::mib(1);
+        assert!(keys(&r).is_empty());
+        r.max_upload_bytes = ByteSize(1023);
+        r.max_form_bytes = ByteSize(1023);
         r.max_connections = 0;
         r.max_concurrent_verifications = 0;
-        r.request_timeout = "999ms".into();
-        r.upload_timeout = "later".into();
+        r.request_timeout = HumanDuration(Duration::from_millis(999));
+        r.upload_timeout = HumanDuration::secs(0);
         r.verifier = "everyone".into();
         assert_eq!(
             keys(&r),
@@ -327,9 +356,10 @@ mod tests {
             ]
         );
         r = raw("127.0.0.1:0");
-        r.max_upload_bytes = u64::from(u32::MAX) + 1;
+        r.max_upload_bytes = ByteSize(u64::from(u32::MAX) + 1);
+        r.max_form_bytes = ByteSize((1 << 20) + 1);
         r.certificate = Some("web.pem".into());
         r.operators = vec!["missing.pem".into()];
-        assert_eq!(keys(&r), ["http.certificate", "http.operators[0]", "http.max_upload_bytes"]);
+        assert_eq!(keys(&r), ["http.certificate", "http.operators[0]", "http.max_upload_bytes", "http.max_form_bytes"]);
     }
 }

@@ -15,7 +15,7 @@ use lettre::transport::smtp::client::{Certificate as SmtpCertificate, TlsParamet
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::config::RetryPolicy;
+use crate::config::{HumanDuration, RetryPolicy};
 
 /// `[mail]` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,7 +63,7 @@ pub struct RawMail {
     pub certificates: Vec<PathBuf>,
     /// How long one SMTP conversation (connect, TLS, authenticate, send) may take.
     #[serde(default = "default_timeout")]
-    pub timeout: String,
+    pub timeout: HumanDuration,
     /// `[mail.retry]`.
     #[serde(default)]
     pub retry: RawMailRetry,
@@ -81,8 +81,8 @@ fn default_digest_at() -> String {
     "08:00".into()
 }
 
-fn default_timeout() -> String {
-    "30s".into()
+fn default_timeout() -> HumanDuration {
+    HumanDuration::secs(30)
 }
 
 /// `[mail.retry]`: how a notification the relay did not take is retried. The defaults keep
@@ -92,9 +92,9 @@ fn default_timeout() -> String {
 #[serde(deny_unknown_fields, default)]
 pub struct RawMailRetry {
     /// First delay.
-    pub initial: String,
+    pub initial: HumanDuration,
     /// Longest delay.
-    pub max: String,
+    pub max: HumanDuration,
     /// After this many failed attempts a notification is dead-lettered (kept, shown in the
     /// health read-out, not sent).
     pub max_attempts: u32,
@@ -102,7 +102,7 @@ pub struct RawMailRetry {
 
 impl Default for RawMailRetry {
     fn default() -> Self {
-        RawMailRetry { initial: "30s".into(), max: "30m".into(), max_attempts: 50 }
+        RawMailRetry { initial: HumanDuration::secs(30), max: HumanDuration::mins(30), max_attempts: 50 }
     }
 }
 
@@ -116,6 +116,17 @@ pub enum TlsMode {
     /// No TLS at all: allowed only for a relay on this machine's loopback address, because
     /// mail and password would otherwise cross the network in clear text.
     DangerCleartextLoopback,
+}
+
+impl std::fmt::Display for TlsMode {
+    /// As the configuration writes it (`mail.tls`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsMode::Starttls => "starttls",
+            TlsMode::Implicit => "implicit",
+            TlsMode::DangerCleartextLoopback => "none",
+        })
+    }
 }
 
 /// SMTP credentials. The password is read from its file at start and never printed.
@@ -222,18 +233,12 @@ fn problem(problems: &mut Problems, key: &str, text: impl ToString) {
     problems.push((format!("mail.{key}"), text.to_string()));
 }
 
-fn duration(problems: &mut Problems, key: &str, text: &str) -> Option<Duration> {
-    match humantime::parse_duration(text) {
-        Ok(d) if !d.is_zero() => Some(d),
-        Ok(_) => {
-            problem(problems, key, "must be longer than zero");
-            None
-        }
-        Err(e) => {
-            problem(problems, key, format!("{text:?} is not a duration like 30s or 10m ({e})"));
-            None
-        }
+fn duration(problems: &mut Problems, key: &str, d: HumanDuration) -> Option<Duration> {
+    if d.get().is_zero() {
+        problem(problems, key, "must be longer than zero");
+        return None;
     }
+    Some(d.get())
 }
 
 fn mailbox(problems: &mut Problems, key: &str, text: &str) -> Option<Mailbox> {
@@ -405,9 +410,9 @@ pub fn validate(raw: Option<&RawMail>, base: &Path, problems: &mut Vec<(String, 
         }
         None => Vec::new(),
     };
-    let timeout = duration(problems, "timeout", &raw.timeout);
-    let initial = duration(problems, "retry.initial", &raw.retry.initial);
-    let max = duration(problems, "retry.max", &raw.retry.max);
+    let timeout = duration(problems, "timeout", raw.timeout);
+    let initial = duration(problems, "retry.initial", raw.retry.initial);
+    let max = duration(problems, "retry.max", raw.retry.max);
     crate::config::check_retry_delay(problems, "mail.retry.initial", initial);
     crate::config::check_retry_delay(problems, "mail.retry.max", max);
     if let (Some(i), Some(m)) = (initial, max)
@@ -510,7 +515,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_key() {
         let found = keys(
-            "tls = \"ssl\"\nport = 0\npassword = \"bí mật\"\nusername = \"u\"\noperators = [\"not an address\"]\nexpiry_warning_days = 0\ndigest_at = \"25:00\"\ntimeout = \"soon\"\nca_file = \"/nonexistent/ca.pem\"\ncertificates = [\"/nonexistent/person.pem\"]\n[retry]\ninitial = \"1m\"\nmax = \"1s\"\nmax_attempts = 0\n",
+            "tls = \"ssl\"\nport = 0\npassword = \"bí mật\"\nusername = \"u\"\noperators = [\"not an address\"]\nexpiry_warning_days = 0\ndigest_at = \"25:00\"\ntimeout = \"0s\"\nca_file = \"/nonexistent/ca.pem\"\ncertificates = [\"/nonexistent/person.pem\"]\n[retry]\ninitial = \"1m\"\nmax = \"1s\"\nmax_attempts = 0\n",
         );
         for key in [
             "mail.tls",

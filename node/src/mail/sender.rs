@@ -141,7 +141,7 @@ async fn failed(node: &Node, mail: &MailConfig, queued: &QueuedMail, error: &Sen
     let delay = mail.retry.delay(attempt, node.jitter_draw());
     let now = millis(node.now());
     let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-    tracing::warn!(mail = queued.id, kind = %queued.kind, attempt, retry_in = ?delay, dead, error = %error, "notification not sent");
+    tracing::warn!(mail = queued.id, kind = %queued.kind, attempt, retry_in = %humantime::format_duration(delay), dead, error = %error, "notification not sent");
     if let Err(e) =
         queue::mark_failed(&node.store, queued.id, &node.lease_owner, &error.to_string(), now, next, dead).await
     {
@@ -265,7 +265,7 @@ pub async fn run(node: Arc<Node>) {
             return;
         }
     };
-    tracing::info!(relay = %relay_name(&mail), tls = ?mail.tls, "mail worker started");
+    tracing::info!(relay = %relay_name(&mail), tls = %mail.tls, "mail worker started");
     let mut shutdown = node.shutdown_signal();
     let mut schedule = Schedule::default();
     loop {

@@ -116,6 +116,16 @@ pub enum ReceiptKind {
     Status(StatusCode),
 }
 
+impl std::fmt::Display for ReceiptKind {
+    /// `hop`, or the status as `01 arrived`: how logs and reports name it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReceiptKind::Hop => f.write_str("hop"),
+            ReceiptKind::Status(status) => status.fmt(f),
+        }
+    }
+}
+
 /// The signed content of a receipt.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Receipt {
@@ -341,6 +351,12 @@ impl SignedReceipt {
     /// SHA-256 of the bytes: a receipt's identity for deduplication.
     pub fn digest(&self) -> [u8; 32] {
         crate::sha256(&self.bytes)
+    }
+
+    /// Whether the signature verifies with `key` (the seal's, from a chain the caller has
+    /// judged): how the offline verifier checks a receipt it judges with its own time rules.
+    pub fn signature_verifies(&self, key: &crate::algorithm::PublicKey) -> bool {
+        self.algorithm.verify(key, &self.sign1.tbs_data(b""), &self.sign1.signature)
     }
 
     /// Verifies the seal's chain at the receipt's time, the signature, and that the seal is of

@@ -1,5 +1,7 @@
-//! Signing and verifying documents: the happy path, NFC, every kind of tampering, revocation
-//! around the signing time, hierarchy rules, RSA and Ed25519 signers, and hostile bundles.
+//! Signing and verifying documents: the happy path, NFC, every kind of tampering, hierarchy
+//! rules, RSA and Ed25519 signers, and hostile bundles. The fixture is shared with the
+//! validation model's tests (`validation/tests.rs`), which cover time, revocation and proof
+//! of existence rule by rule.
 
 use std::io::Cursor;
 
@@ -12,18 +14,17 @@ use crate::cert::Profile;
 use crate::crl::RevocationReason;
 use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::testing::{Issued, TestCa, day, rsa_key};
-use crate::validate::{ChainError, RevocationStatus};
 
-struct Pki {
-    root: TestCa,
-    province: TestCa,
-    tien_yen: TestCa,
-    ba_che: TestCa,
-    person: Issued,
-    seal: Issued,
+pub(crate) struct Pki {
+    pub(crate) root: TestCa,
+    pub(crate) province: TestCa,
+    pub(crate) tien_yen: TestCa,
+    pub(crate) ba_che: TestCa,
+    pub(crate) person: Issued,
+    pub(crate) seal: Issued,
 }
 
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     let mut root = TestCa::root();
     let mut province = root.sub_ca("000.00.00.H49", "Ủy ban nhân dân tỉnh Quảng Ninh");
     let mut tien_yen = province.sub_ca("000.00.41.H49", "Ủy ban nhân dân huyện Tiên Yên");
@@ -34,27 +35,35 @@ fn pki() -> Pki {
 }
 
 impl Pki {
-    fn chain(&self, leaf: &Certificate, ca: &TestCa) -> Vec<Certificate> {
+    pub(crate) fn chain(&self, leaf: &Certificate, ca: &TestCa) -> Vec<Certificate> {
         vec![leaf.clone(), ca.cert.clone(), self.province.cert.clone()]
     }
 
-    fn crls(&mut self) -> Vec<Vec<u8>> {
+    /// CRLs of every CA issued at day 0, due at day 30: older than the signatures (day 10).
+    pub(crate) fn crls(&mut self) -> Vec<Vec<u8>> {
+        self.crls_at(day(0))
+    }
+
+    /// CRLs of every CA issued at `at`, due 30 days later.
+    pub(crate) fn crls_at(&mut self, at: time::OffsetDateTime) -> Vec<Vec<u8>> {
+        let due = at + time::Duration::days(30);
         vec![
-            self.root.crl(day(0), day(30)).der().to_vec(),
-            self.province.crl(day(0), day(30)).der().to_vec(),
-            self.tien_yen.crl(day(0), day(30)).der().to_vec(),
-            self.ba_che.crl(day(0), day(30)).der().to_vec(),
+            self.root.crl(at, due).der().to_vec(),
+            self.province.crl(at, due).der().to_vec(),
+            self.tien_yen.crl(at, due).der().to_vec(),
+            self.ba_che.crl(at, due).der().to_vec(),
         ]
     }
 
-    fn options(&self) -> VerifyOptions {
+    /// Validation at day 20.
+    pub(crate) fn options(&self) -> VerifyOptions {
         VerifyOptions::new(vec![self.root.cert.clone()], day(20))
     }
 }
 
-const PDF: &[u8] = b"%PDF-1.7 Cong van so 123 ve viec phong chong bao so 3";
+pub(crate) const PDF: &[u8] = b"%PDF-1.7 Cong van so 123 ve viec phong chong bao so 3";
 
-fn manifest() -> Manifest {
+pub(crate) fn manifest() -> Manifest {
     Manifest {
         from: "000.01.41.H49".parse().unwrap(),
         to: vec!["000.01.42.H49".parse().unwrap(), "000.00.00.G22".parse().unwrap()],
@@ -81,50 +90,89 @@ fn manifest() -> Manifest {
 }
 
 /// Signs as the official at day 10 and seals at day 10 + 1 hour.
-fn sign(p: &Pki, person: &Issued, person_ca: &TestCa, seal: &Issued, seal_ca: &TestCa, m: &Manifest) -> Envelope {
+pub(crate) fn sign(
+    p: &Pki,
+    person: &Issued,
+    person_ca: &TestCa,
+    seal: &Issued,
+    seal_ca: &TestCa,
+    m: &Manifest,
+) -> Envelope {
     let t = day(10);
     let e = Envelope::sign_person(&m.to_cbor().unwrap(), &person.key, &p.chain(&person.cert, person_ca), t).unwrap();
     e.add_seal(&seal.key, &p.chain(&seal.cert, seal_ca), t + time::Duration::hours(1)).unwrap()
 }
 
-fn bundle(envelope: &Envelope, crls: &[Vec<u8>], attachment: &[u8]) -> Vec<u8> {
+pub(crate) fn bundle(envelope: &Envelope, crls: &[Vec<u8>], attachment: &[u8]) -> Vec<u8> {
     try_bundle(envelope, crls, attachment).unwrap()
 }
 
 fn try_bundle(envelope: &Envelope, crls: &[Vec<u8>], attachment: &[u8]) -> Result<Vec<u8>, BundleError> {
+    with_receipts(envelope, crls, &[], attachment)
+}
+
+/// A bundle carrying receipts too.
+pub(crate) fn with_receipts(
+    envelope: &Envelope,
+    crls: &[Vec<u8>],
+    receipts: &[Vec<u8>],
+    attachment: &[u8],
+) -> Result<Vec<u8>, BundleError> {
     let write = |_: &Attachment, w: &mut dyn std::io::Write| w.write_all(attachment).map_err(BundleError::Io);
-    Ok(write_bundle(Cursor::new(Vec::new()), envelope, crls, &[], write)?.into_inner())
+    Ok(write_bundle(Cursor::new(Vec::new()), envelope, crls, receipts, write)?.into_inner())
 }
 
-/// The validator `verify_bundle` would build from `options` and these CRLs.
+/// A validator on `options`' anchors with these CRLs (revocation required, as a careful
+/// verifier at a fixed time).
 fn validator(crls: &crate::crl::CrlSet, options: &VerifyOptions) -> crate::Validator {
-    crate::Validator::new(options.anchors.clone()).with_crls(crls.clone()).with_mode(options.revocation)
+    crate::Validator::new(options.anchors.clone()).with_crls(crls.clone())
 }
 
-fn verify(bytes: &[u8], options: &VerifyOptions) -> Result<Provenance, DocumentError> {
-    verify_bundle(Cursor::new(bytes), options)
+/// The report on a bundle held in memory (which always reads, so there is always a report).
+pub(crate) fn verify(bytes: &[u8], options: &VerifyOptions) -> ValidationReport {
+    verify_bundle(Cursor::new(bytes), options).expect("a bundle in memory always reads")
+}
+
+/// Asserts the total indication and sub-indication, showing the report when they differ.
+#[track_caller]
+pub(crate) fn assert_total(report: &ValidationReport, indication: Indication, sub: Option<SubIndication>) {
+    assert_eq!(
+        (report.indication(), report.sub_indication()),
+        (indication, sub),
+        "{}",
+        serde_json::to_string_pretty(&report.total).unwrap()
+    );
 }
 
 #[test]
 fn a_signed_sealed_document_verifies_with_its_provenance() {
     let mut p = pki();
     let e = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
-    let b = bundle(&e, &p.crls(), PDF);
-    let report = verify(&b, &p.options()).unwrap();
-    assert_eq!(report.document_id, "000.01.41.H49,2026/01/10,123/UBND-VP");
-    assert_eq!(report.signers.len(), 2);
-    assert_eq!(report.signers[0].role, Role::Person);
-    assert_eq!(report.signers[0].name, "Nguyễn Văn An");
-    assert_eq!(report.signers[0].position.as_deref(), Some("Chủ tịch"));
-    assert_eq!(report.signers[1].role, Role::Seal);
-    assert_eq!(report.signers[1].agency.to_string(), "000.01.41.H49");
-    assert_eq!(report.signers[1].chain.len(), 4, "seal, district, province, root");
-    assert!(report.signers.iter().all(|s| s.revocation.iter().all(|r| matches!(r, RevocationStatus::Good { .. }))));
+    // CRLs issued after the signatures (day 11), still current at the validation (day 20).
+    let b = bundle(&e, &p.crls_at(day(11)), PDF);
+    let report = verify(&b, &p.options());
+    assert_total(&report, Indication::Passed, None);
+    assert_eq!(report.document_id.as_deref(), Some("000.01.41.H49,2026/01/10,123/UBND-VP"));
+    assert_eq!(report.signatures.len(), 2);
+    let (official, seal) = (&report.signatures[0], &report.signatures[1]);
+    assert_eq!(official.role, Role::Person);
+    assert_eq!(official.name.as_deref(), Some("Nguyễn Văn An"));
+    assert_eq!(official.position.as_deref(), Some("Chủ tịch"));
+    assert_eq!(seal.role, Role::Seal);
+    assert_eq!(seal.agency.map(|a| a.to_string()).as_deref(), Some("000.01.41.H49"));
+    assert_eq!(seal.chain.len(), 4, "seal, district, province, root");
+    use validation::RevocationFinding;
+    for s in &report.signatures {
+        assert!(s.chain[..3].iter().all(|c| matches!(c.revocation, RevocationFinding::Good { .. })), "{s:?}");
+        assert_eq!(s.chain[3].revocation, RevocationFinding::Anchor);
+        assert!(s.proof_of_existence.is_none() && s.notes[0].contains("no independent proof of existence"));
+    }
     assert!(report.attachments[0].verified);
     assert_eq!(report.crls.len(), 4);
     // The JSON report carries the Vietnamese text as is.
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("Nguyễn Văn An") && json.contains("\"date\":\"2026-01-10\""), "{json}");
+    assert!(json.starts_with("{\"indication\":\"PASSED\",\"sub_indication\":null"), "{json}");
 }
 
 #[test]
@@ -204,9 +252,11 @@ fn tampering_with_manifest_attachment_signature_or_chain_is_named() {
     let pos = b.windows(PDF.len()).position(|w| w == PDF).unwrap();
     let mut tampered = b.clone();
     tampered[pos + 5] ^= 1;
-    let err = verify(&tampered, &options).unwrap_err();
-    assert!(matches!(&err, DocumentError::Bundle(BundleError::AttachmentHash(n)) if n == "Công văn 123.pdf"), "{err}");
-    assert!(err.to_string().contains("Công văn 123.pdf"));
+    let report = verify(&tampered, &options);
+    assert_total(&report, Indication::Failed, Some(SubIndication::HashFailure));
+    assert!(!report.attachments[0].verified);
+    let reason = report.total.leading().unwrap();
+    assert!(reason.message.contains("Công văn 123.pdf") && reason.message.contains("altered"), "{}", reason.message);
 
     // The manifest: a new subject under the old signatures.
     let mut sign: coset::CoseSign = coset::TaggedCborSerializable::from_tagged_slice(e.as_bytes()).unwrap();
@@ -240,28 +290,25 @@ fn tampering_with_manifest_attachment_signature_or_chain_is_named() {
 }
 
 #[test]
-fn revocation_before_signing_fails_after_signing_still_verifies() {
-    // Revoked at day 5, signed at day 10: refused.
+fn revocation_before_signing_fails_after_signing_needs_a_proof_of_existence() {
+    // Revoked at day 5, the signature claims day 10: FAILED REVOKED, on the signer's own word.
     let mut p = pki();
     p.tien_yen.revoke(&p.person.cert.serial, day(5), RevocationReason::KeyCompromise);
-    let crls = p.crls();
+    let crls = p.crls_at(day(11));
     let e = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
-    let err = verify(&bundle(&e, &crls, PDF), &p.options()).unwrap_err();
-    assert!(
-        matches!(&err, DocumentError::Chain { role: Role::Person, error: ChainError::Revoked { .. }, .. }),
-        "{err}"
-    );
+    let report = verify(&bundle(&e, &crls, PDF), &p.options());
+    assert_total(&report, Indication::Failed, Some(SubIndication::Revoked));
+    assert_eq!(report.signatures[0].conclusion.sub_indication, Some(SubIndication::Revoked));
+    assert!(report.signatures[1].conclusion.is_passed(), "{:?}", report.signatures[1].conclusion);
 
-    // Revoked at day 15, signed at day 10, verified at day 20: valid, and the report says so.
+    // Revoked at day 15, the signature claims day 10, nothing independent proves it: not
+    // PASSED (a backdated signature would look the same).
     let mut p = pki();
     p.tien_yen.revoke(&p.person.cert.serial, day(15), RevocationReason::AffiliationChanged);
-    let crls = p.crls();
+    let crls = p.crls_at(day(16));
     let e = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
-    let report = verify(&bundle(&e, &crls, PDF), &p.options()).unwrap();
-    assert!(matches!(
-        report.signers[0].revocation[0],
-        RevocationStatus::RevokedLater { reason: RevocationReason::AffiliationChanged, .. }
-    ));
+    let report = verify(&bundle(&e, &crls, PDF), &p.options());
+    assert_total(&report, Indication::Indeterminate, Some(SubIndication::RevokedNoPoe));
 }
 
 #[test]
@@ -273,31 +320,90 @@ fn expired_at_signing_time_fails() {
     let short = Issued { cert: crate::issue::issue(&req, &p.tien_yen.signer()).unwrap(), key };
     let crls = p.crls();
     let e = sign(&p, &p.person, &p.tien_yen, &short, &p.tien_yen, &manifest());
-    let err = verify(&bundle(&e, &crls, PDF), &p.options()).unwrap_err();
-    assert!(matches!(&err, DocumentError::Chain { role: Role::Seal, error: ChainError::Expired { .. }, .. }), "{err}");
+    let report = verify(&bundle(&e, &crls, PDF), &p.options());
+    assert_total(&report, Indication::Failed, Some(SubIndication::Expired));
+    assert_eq!(report.signatures[1].conclusion.sub_indication, Some(SubIndication::Expired));
+    assert_eq!(report.total.leading().unwrap().certificate, Some(short.cert.id()));
 }
 
 #[test]
-fn seal_of_another_agency_or_person_outside_the_sender_fails() {
+fn seal_of_another_agency_official_of_another_agency_or_other_names_fail() {
     let mut p = pki();
-    let crls = p.crls();
+    let crls = p.crls_at(day(11));
+    let options = p.options();
+    let rules = |report: &ValidationReport, i: usize| -> Vec<&'static str> {
+        report.signatures[i].conclusion.reasons.iter().map(|r| r.rule).collect()
+    };
     // Hà Lâu's seal on a Phong Dụ document.
     let ha_lau = p.tien_yen.issue(Profile::Seal, "000.02.41.H49", "Ủy ban nhân dân xã Hà Lâu");
     let e = sign(&p, &p.person, &p.tien_yen, &ha_lau, &p.tien_yen, &manifest());
-    let err = verify(&bundle(&e, &crls, PDF), &p.options()).unwrap_err();
-    assert!(matches!(err, DocumentError::SealNotSender { .. }), "{err}");
+    let report = verify(&bundle(&e, &crls, PDF), &options);
+    assert_total(&report, Indication::Indeterminate, Some(SubIndication::SigConstraintsFailure));
+    assert_eq!(rules(&report, 1), ["hierarchy"]);
     // A Thanh Sơn official (Ba Chẽ district) signing for Phong Dụ.
     let outsider = p.ba_che.issue_person("000.01.42.H49", "Nguyễn Văn An", "Chủ tịch", "Ủy ban nhân dân xã Thanh Sơn");
     let ba_che = std::mem::replace(&mut p.ba_che, TestCa::root());
     let e = sign(&p, &outsider, &ba_che, &p.seal, &p.tien_yen, &manifest());
-    let err = verify(&bundle(&e, &crls, PDF), &p.options()).unwrap_err();
-    assert!(matches!(err, DocumentError::PersonOutsideSender { .. }), "{err}");
-    // The manifest naming another signer than the certificate.
+    let report = verify(&bundle(&e, &crls, PDF), &options);
+    assert_total(&report, Indication::Indeterminate, Some(SubIndication::SigConstraintsFailure));
+    assert_eq!(rules(&report, 0), ["hierarchy"]);
+    // A district's seal over a commune official's signature: the official is within the
+    // district, but not of the seal's agency, and no delegation is supported.
+    let district_seal = p.province.issue(Profile::Seal, "000.00.41.H49", "Ủy ban nhân dân huyện Tiên Yên");
     let mut m = manifest();
-    m.signer_name = "Trần Thị Bình".into();
-    let e = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &m);
-    let err = verify(&bundle(&e, &crls, PDF), &p.options()).unwrap_err();
-    assert!(matches!(err, DocumentError::SignerMismatch { .. }), "{err}");
+    m.from = "000.00.41.H49".parse().unwrap();
+    let e = Envelope::sign_person(&m.to_cbor().unwrap(), &p.person.key, &p.chain(&p.person.cert, &p.tien_yen), day(10))
+        .unwrap()
+        .add_seal(&district_seal.key, &[district_seal.cert.clone(), p.province.cert.clone()], day(10))
+        .unwrap();
+    let report = verify(&bundle(&e, &crls, PDF), &options);
+    assert_total(&report, Indication::Indeterminate, Some(SubIndication::SigConstraintsFailure));
+    let reason = &report.signatures[0].conclusion.reasons[0];
+    assert!(reason.message.contains("delegation") && reason.message.contains("000.00.41.H49"), "{}", reason.message);
+    assert!(
+        verify_envelope(
+            &e,
+            &validator(&crls.iter().map(|d| crate::Crl::from_der(d).unwrap()).collect(), &options),
+            day(20)
+        )
+        .is_err_and(|e| matches!(e, DocumentError::PersonNotOfSealAgency { .. }))
+    );
+    // The manifest naming another signer, or another position, than the certificate.
+    type Change = fn(&mut Manifest);
+    let changes: [(&str, Change); 2] = [
+        ("name", |m| m.signer_name = "Trần Thị Bình".into()),
+        ("position", |m| m.signer_position = "Phó Chủ tịch".into()),
+    ];
+    for (field, change) in changes {
+        let mut m = manifest();
+        change(&mut m);
+        let e = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &m);
+        let report = verify(&bundle(&e, &crls, PDF), &options);
+        assert_total(&report, Indication::Indeterminate, Some(SubIndication::SigConstraintsFailure));
+        assert_eq!(rules(&report, 0), ["signer_mismatch"]);
+        assert!(report.signatures[0].conclusion.reasons[0].message.contains(field));
+    }
+}
+
+#[test]
+fn a_certificate_name_in_nfd_matches_the_nfc_manifest() {
+    let mut p = pki();
+    let nfd_name: String = "Nguyễn Văn An".nfd().collect();
+    let nfd_title: String = "Chủ tịch".nfd().collect();
+    assert_ne!(nfd_name, "Nguyễn Văn An");
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let cert =
+        p.tien_yen.issue_unchecked(Profile::Person, "000.01.41.H49", "x", &key.public_key().spki_der, |params| {
+            params.distinguished_name.push(rcgen::DnType::CommonName, nfd_name.clone());
+            params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 12]), nfd_title.clone());
+        });
+    assert_eq!(cert.common_name.as_deref(), Some(nfd_name.as_str()));
+    let person = Issued { cert, key };
+    let crls = p.crls_at(day(11));
+    let e = sign(&p, &person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
+    let report = verify(&bundle(&e, &crls, PDF), &p.options());
+    assert_total(&report, Indication::Passed, None);
+    assert_eq!(report.signatures[0].name.as_deref(), Some("Nguyễn Văn An"), "reported in NFC");
 }
 
 #[test]
@@ -349,7 +455,7 @@ fn a_seal_alone_or_signatures_in_the_wrong_order_fail() {
 #[test]
 fn rsa_and_ed25519_signers_verify() {
     let mut p = pki();
-    let crls = p.crls();
+    let crls = p.crls_at(day(11));
     let rsa_person = {
         let key = rsa_key();
         let mut req = p.tien_yen.request(Profile::Person, "000.01.41.H49", "Nguyễn Văn An", &key);
@@ -363,22 +469,24 @@ fn rsa_and_ed25519_signers_verify() {
         PrivateKey::generate(KeyAlgorithm::Ed25519).unwrap(),
     );
     let e = sign(&p, &rsa_person, &p.tien_yen, &ed_seal, &p.tien_yen, &manifest());
-    let report = verify(&bundle(&e, &crls, PDF), &p.options()).unwrap();
-    assert_eq!(report.signers[0].algorithm, "PS256");
-    assert_eq!(report.signers[1].algorithm, "EdDSA");
+    let report = verify(&bundle(&e, &crls, PDF), &p.options());
+    assert_total(&report, Indication::Passed, None);
+    assert_eq!(report.signatures[0].algorithm, "PS256");
+    assert_eq!(report.signatures[1].algorithm, "EdDSA");
 }
 
 #[test]
-fn missing_crls_fail_unless_best_effort() {
+fn missing_crls_are_try_later_naming_the_ca() {
     let p = pki();
     let e = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
-    let b = bundle(&e, &[], PDF);
-    let err = verify(&b, &p.options()).unwrap_err();
-    assert!(matches!(&err, DocumentError::Chain { error: ChainError::RevocationUnknown { .. }, .. }), "{err}");
-    let mut relaxed = p.options();
-    relaxed.revocation = crate::validate::RevocationMode::BestEffort;
-    let report = verify(&b, &relaxed).unwrap();
-    assert!(report.signers[0].revocation.iter().all(|r| *r == RevocationStatus::NotChecked));
+    let report = verify(&bundle(&e, &[], PDF), &p.options());
+    assert_total(&report, Indication::Indeterminate, Some(SubIndication::TryLater));
+    let reason = report.total.leading().unwrap();
+    assert_eq!(reason.rule, "no_crl");
+    assert!(
+        reason.message.contains("no CRL of \"Ủy ban nhân dân huyện Tiên Yên\"")
+            && reason.remedy.is_some_and(|r| r.contains("--crl"))
+    );
 }
 
 #[test]
@@ -388,12 +496,19 @@ fn hostile_bundles_get_clear_errors() {
     let e = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
     let good = bundle(&e, &crls, PDF);
     let options = p.options();
-    // Truncated at every tenth byte: an error, never a panic.
+    let format = |bytes: &[u8]| {
+        let report = verify(bytes, &options);
+        assert_total(&report, Indication::Failed, Some(SubIndication::FormatFailure));
+        report.total.leading().unwrap().message.clone()
+    };
+    // Truncated at every tenth byte: a report, never a panic and never PASSED.
     for cut in (0..good.len()).step_by(10) {
-        assert!(verify(&good[..cut], &options).is_err(), "truncated at {cut}");
+        assert_ne!(verify(&good[..cut], &options).indication(), Indication::Passed, "truncated at {cut}");
     }
-    // The container's own refusals (not a ZIP, wrong mimetype, extra, compressed or damaged
-    // entries, every non-canonical layout) are tested in `bundle/tests.rs`.
+    // Not a ZIP at all: FAILED (FORMAT_FAILURE), with the container's reason. The container's
+    // own refusals (wrong mimetype, extra, compressed or damaged entries, every non-canonical
+    // layout) are tested in `bundle/tests.rs`.
+    assert!(!format(b"hello").is_empty());
     // An envelope that is deep CBOR nesting.
     let mut deep = vec![0x81u8; 5000];
     deep.push(0x01);
@@ -454,19 +569,21 @@ fn receipts_sign_verify_and_travel_in_the_bundle() {
         }
     }
 
-    // In a bundle, receipts are verified and reported; one for another document is refused.
-    let write = |receipts: &[Vec<u8>]| {
-        write_bundle(Cursor::new(Vec::new()), &e, &crls, receipts, |_, w| w.write_all(PDF).map_err(BundleError::Io))
-            .unwrap()
-            .into_inner()
-    };
-    let report = verify(&write(&[signed.as_bytes().to_vec()]), &p.options()).unwrap();
+    // In a bundle, receipts are judged and reported: this one is another agency's, so it is a
+    // proof of existence. One for another document means the bundle is wrongly assembled.
+    let crls = p.crls_at(day(12));
+    let write = |receipts: &[Vec<u8>]| with_receipts(&e, &crls, receipts, PDF).unwrap();
+    let report = verify(&write(&[signed.as_bytes().to_vec()]), &p.options());
+    assert_total(&report, Indication::Passed, None);
     assert_eq!(report.receipts.len(), 1);
-    assert_eq!(report.receipts[0].signer, "Ủy ban nhân dân xã Thanh Sơn");
-    assert_eq!(report.receipts[0].receipt.note.as_deref(), Some("Đã nhận"));
+    assert_eq!(report.receipts[0].signer.as_deref(), Some("Ủy ban nhân dân xã Thanh Sơn"));
+    assert_eq!(report.receipts[0].receipt.as_ref().unwrap().note.as_deref(), Some("Đã nhận"));
+    assert!(report.receipts[0].independent && report.receipts[0].proof_of_existence);
+    assert_eq!(report.signatures[0].best_signature_time, day(11));
     let mut other = arrived.clone();
     other.envelope = [7; 32];
     let stray = other.sign(&thanh_son.key, &p.chain(&thanh_son.cert, &p.ba_che)).unwrap();
-    let err = verify(&write(&[stray.as_bytes().to_vec()]), &p.options()).unwrap_err();
-    assert!(matches!(err, DocumentError::Receipt { index: 1, .. }), "{err}");
+    let report = verify(&write(&[stray.as_bytes().to_vec()]), &p.options());
+    assert_total(&report, Indication::Failed, Some(SubIndication::FormatFailure));
+    assert_eq!(report.total.leading().unwrap().rule, "receipt_for_another_document");
 }

@@ -1,24 +1,25 @@
-//! Verifying a signed document and reporting its provenance.
+//! The envelope's own rules, shared by every way a document is judged: exactly the official's
+//! signature then the seal's over it, each signer's chain, and signer fidelity (the seal is the
+//! sender's, the official is of the seal's agency, the manifest names the official as the
+//! certificate does, in NFC).
 //!
-//! Stages, each with its own error: the container ([`BundleError`]), the envelope and
-//! manifest, the signatures (count, order, the seal covering the person), each signer's chain
-//! at its signing time ([`ChainError`]), the hierarchy (the seal is the sender's, the person is
-//! under the sender), and the attachments. The result is a [`Provenance`] report a verifier can
-//! read or a tool can parse.
-
-use std::io::{Read, Seek};
-use std::sync::Arc;
+//! Two judgements are built on them. The offline verifier's report, with proof of existence
+//! and ETSI indications, is [`super::validation`]. A node judges at arrival
+//! ([`super::validation::verify_arrival`]); [`verify_envelope`] is the older judgement with
+//! each chain validated at the signer's own claimed time, kept until the node's intake moves
+//! to the arrival check.
 
 use time::{Duration, OffsetDateTime};
+use unicode_normalization::UnicodeNormalization;
 
-use super::bundle::{Bundle, BundleError, BundleLimits};
 use super::envelope::{Envelope, EnvelopeError, SignatureHeader};
-use super::manifest::{Attachment, Manifest, ManifestError};
-use super::receipt::{Receipt, SignedReceipt};
+use super::manifest::{Manifest, ManifestError};
+use super::validation::SubIndication;
+/// Bundle validation lives in [`super::validation`]; kept reachable at its former path.
+pub use super::validation::{VerifyOptions, verify_bundle};
 use crate::agency::AgencyCode;
 use crate::cert::{Certificate, Profile};
-use crate::crl::{Crl, CrlSet};
-use crate::validate::{CertSummary, ChainError, RevocationMode, RevocationStatus, SignatureCache, Validator};
+use crate::validate::{CertSummary, ChainError, RevocationStatus, Validator};
 
 /// How far in the future of the verification time a signing time may lie (clock skew
 /// between a signer's machine and the verifier's).
@@ -34,6 +35,16 @@ pub enum Role {
     Seal,
 }
 
+impl Role {
+    /// The certificate profile this role signs with.
+    pub fn profile(self) -> Profile {
+        match self {
+            Role::Person => Profile::Person,
+            Role::Seal => Profile::Seal,
+        }
+    }
+}
+
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -43,13 +54,10 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// Why a document does not verify. Each variant names the stage and what failed.
+/// Why an envelope does not verify. Each variant names the stage and what failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DocumentError {
-    /// The container.
-    #[error(transparent)]
-    Bundle(#[from] BundleError),
     /// The envelope.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
@@ -67,7 +75,7 @@ pub enum DocumentError {
         /// Whose.
         role: Role,
     },
-    /// A signer's chain does not validate at the signing time.
+    /// A signer's chain does not validate.
     #[error("the {role} (signature #{index}): {error}")]
     Chain {
         /// 1-based position.
@@ -91,28 +99,29 @@ pub enum DocumentError {
         /// The manifest's sender.
         sender: AgencyCode,
     },
-    /// The person is outside the sender's subtree.
-    #[error("the official's certificate is of {person}, outside the sender {sender}")]
-    PersonOutsideSender {
-        /// The person's agency.
+    /// The official's certificate is of another agency than the seal's. lienthong supports no
+    /// delegation across agencies: no verifiable, revocable delegation instrument exists in
+    /// the national format, and accepting the hierarchy as an implicit one would let a
+    /// district's seal issue documents in any of its communes' officials' names.
+    #[error(
+        "the official's certificate is of {person}, but the seal is of {seal}: an official signs only for their own agency (delegation to another agency's seal is not supported)"
+    )]
+    PersonNotOfSealAgency {
+        /// The official's agency.
         person: AgencyCode,
-        /// The sender.
-        sender: AgencyCode,
+        /// The seal's agency.
+        seal: AgencyCode,
     },
-    /// A receipt carried in the bundle does not verify or is for another document.
-    #[error("receipt #{index} in the bundle: {problem}")]
-    Receipt {
-        /// 1-based position.
-        index: usize,
-        /// What is wrong.
-        problem: String,
-    },
-    /// The manifest's signer fields do not match the person's certificate.
-    #[error("the manifest names the signer {manifest:?}, but the official's certificate names {certificate:?}")]
+    /// The manifest's signer fields do not match the official's certificate (compared in NFC).
+    #[error(
+        "the manifest names the signer's {field} {manifest:?}, but the official's certificate says {certificate:?}"
+    )]
     SignerMismatch {
+        /// `name` or `position`.
+        field: &'static str,
         /// What the manifest says.
         manifest: String,
-        /// What the certificate says.
+        /// What the certificate says (NFC).
         certificate: String,
     },
 }
@@ -121,13 +130,6 @@ impl DocumentError {
     /// A short stable name of the failure, for `--json` output.
     pub fn kind(&self) -> &'static str {
         match self {
-            DocumentError::Bundle(
-                BundleError::AttachmentHash(_)
-                | BundleError::AttachmentSize { .. }
-                | BundleError::AttachmentTooLong { .. }
-                | BundleError::MissingAttachment(_),
-            ) => "attachment",
-            DocumentError::Bundle(_) => "bundle",
             DocumentError::Envelope(_) => "envelope",
             DocumentError::Manifest(_) => "manifest",
             DocumentError::Signatures(_) | DocumentError::SealDoesNotCover | DocumentError::SigningTime(_) => {
@@ -135,123 +137,52 @@ impl DocumentError {
             }
             DocumentError::BadSignature { .. } => "bad_signature",
             DocumentError::Chain { .. } => "chain",
-            DocumentError::SealNotSender { .. } | DocumentError::PersonOutsideSender { .. } => "hierarchy",
+            DocumentError::SealNotSender { .. } | DocumentError::PersonNotOfSealAgency { .. } => "hierarchy",
             DocumentError::SignerMismatch { .. } => "signer_mismatch",
-            DocumentError::Receipt { .. } => "receipt",
+        }
+    }
+
+    /// The ETSI sub-indication this failure amounts to.
+    pub fn sub_indication(&self) -> SubIndication {
+        match self {
+            DocumentError::Envelope(_) | DocumentError::Manifest(_) | DocumentError::Signatures(_) => {
+                SubIndication::FormatFailure
+            }
+            DocumentError::BadSignature { .. } => SubIndication::SigCryptoFailure,
+            DocumentError::Chain { error, .. } => SubIndication::of_chain_error(error),
+            DocumentError::SealDoesNotCover => SubIndication::HashFailure,
+            DocumentError::SigningTime(_)
+            | DocumentError::SealNotSender { .. }
+            | DocumentError::PersonNotOfSealAgency { .. }
+            | DocumentError::SignerMismatch { .. } => SubIndication::SigConstraintsFailure,
         }
     }
 }
 
-/// One signer, as the report shows them.
+/// One signer, as a node records them.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SignerReport {
     /// Official or seal.
     pub role: Role,
-    /// The person's or agency's name.
+    /// The person's or agency's name (NFC).
     pub name: String,
-    /// The person's position.
+    /// The person's position (NFC).
     pub position: Option<String>,
     /// The agency the certificate is for.
     pub agency: AgencyCode,
-    /// When they signed (as claimed in the signature, and checked against the chain).
+    /// When they claim to have signed.
     #[serde(with = "time::serde::rfc3339")]
     pub signing_time: OffsetDateTime,
     /// The COSE algorithm.
     pub algorithm: &'static str,
     /// The chain from the signer to the national root.
     pub chain: Vec<CertSummary>,
-    /// Revocation status at the signing time of each certificate below the root.
+    /// Revocation status of each certificate below the root, at the time the chain was
+    /// validated.
     pub revocation: Vec<RevocationStatus>,
 }
 
-/// An attachment, as verified.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct AttachmentReport {
-    /// What the manifest says (name, media type, size, SHA-256).
-    #[serde(flatten)]
-    pub attachment: Attachment,
-    /// True once the bytes were read and matched.
-    pub verified: bool,
-}
-
-/// A CRL that was used.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct CrlReport {
-    /// Its issuer.
-    pub issuer: String,
-    /// When it was issued.
-    #[serde(with = "time::serde::rfc3339")]
-    pub this_update: OffsetDateTime,
-    /// When the next was due.
-    #[serde(with = "time::serde::rfc3339")]
-    pub next_update: OffsetDateTime,
-}
-
-/// What a verifier learns about a document: who signed it in which role, the chains up to the
-/// national root with validity and revocation at signing time, the attachments, the CRLs used.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Provenance {
-    /// The document identifier.
-    pub document_id: String,
-    /// The manifest.
-    pub manifest: Manifest,
-    /// SHA-256 of the envelope, hex.
-    pub envelope_sha256: String,
-    /// The official, then the seal.
-    pub signers: Vec<SignerReport>,
-    /// The attachments.
-    pub attachments: Vec<AttachmentReport>,
-    /// CRLs carried in the bundle or given.
-    pub crls: Vec<CrlReport>,
-    /// The signed receipts carried in the bundle, each verified, in time order.
-    pub receipts: Vec<ReceiptReport>,
-    /// When the verification ran.
-    #[serde(with = "time::serde::rfc3339")]
-    pub verified_at: OffsetDateTime,
-}
-
-/// A receipt, as verified.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ReceiptReport {
-    /// The receipt's content.
-    #[serde(flatten)]
-    pub receipt: Receipt,
-    /// The sealing agency's name, from its certificate.
-    pub signer: String,
-}
-
-/// What verification trusts and when it runs.
-#[derive(Clone, Debug)]
-pub struct VerifyOptions {
-    /// Trust anchors: the national root.
-    pub anchors: Vec<Certificate>,
-    /// CRLs from outside the bundle.
-    pub crls: Vec<Crl>,
-    /// The verification time ("now" for the verifier).
-    pub at: OffsetDateTime,
-    /// Whether a missing or stale CRL fails verification.
-    pub revocation: RevocationMode,
-    /// A signature cache to share across many verifications (a node).
-    pub cache: Option<Arc<SignatureCache>>,
-    /// Limits on the bundle.
-    pub limits: BundleLimits,
-}
-
-impl VerifyOptions {
-    /// Verification against `anchors` at `at`, revocation required.
-    pub fn new(anchors: Vec<Certificate>, at: OffsetDateTime) -> Self {
-        VerifyOptions {
-            anchors,
-            crls: Vec::new(),
-            at,
-            revocation: RevocationMode::Required,
-            cache: None,
-            limits: BundleLimits::default(),
-        }
-    }
-}
-
-/// A document whose signatures, chains and hierarchy verified (attachments not yet).
+/// A document whose signatures, chains and signers verified (attachments not yet).
 #[derive(Clone, Debug)]
 pub struct VerifiedEnvelope {
     /// The manifest.
@@ -260,57 +191,61 @@ pub struct VerifiedEnvelope {
     pub signers: Vec<SignerReport>,
 }
 
-/// Verifies the envelope's signatures, chains and hierarchy at each signing time with
-/// `validator` (its anchors, CRLs, revocation mode and cache), `at` being "now" for the
-/// verifier. A node passes the validator it already holds, so nothing is rebuilt per document.
-pub fn verify_envelope(
-    envelope: &Envelope,
-    validator: &Validator,
-    at: OffsetDateTime,
-) -> Result<VerifiedEnvelope, DocumentError> {
+/// Text as names are compared: trimmed, NFC.
+pub(crate) fn nfc(text: &str) -> String {
+    text.trim().nfc().collect()
+}
+
+/// The manifest and the two signature headers, in the order the law requires: exactly the
+/// official's signature, then the seal's, which names the signature it covers.
+pub fn signature_pair(envelope: &Envelope) -> Result<(Manifest, SignatureHeader, SignatureHeader), DocumentError> {
     let manifest = envelope.manifest()?;
-    let headers = envelope.headers()?;
-    let (person, seal) = match headers.as_slice() {
-        [] => return Err(DocumentError::Signatures("the document is not signed")),
-        [_] => {
+    let mut headers = envelope.headers()?;
+    let (person, seal) = match headers.len() {
+        0 => return Err(DocumentError::Signatures("the document is not signed")),
+        1 => {
             return Err(DocumentError::Signatures(
                 "the document is signed by one party only; it needs the official's signature and then the agency seal",
             ));
         }
-        [p, s] => (p, s),
+        2 => {
+            let seal = headers.remove(1);
+            (headers.remove(0), seal)
+        }
         _ => {
             return Err(DocumentError::Signatures(
                 "the document has more than two signatures; lienthong expects the official's, then the agency seal",
             ));
         }
     };
-    // Order first: the second signature must seal the first, and a seal in first place with a
-    // person in second is named as the wrong order rather than as a wrong certificate (the
-    // leaves are parsed for that only when the first signer's certificate is refused).
-    let wrong_order = || {
-        DocumentError::Signatures(
-            "signatures are in the wrong order: the official signs first, then the agency seal over it",
-        )
-    };
+    // The second signature must seal the first.
     if person.seals.is_some() || seal.seals.is_none() {
         return Err(wrong_order());
     }
-    let profile_of = |h: &SignatureHeader| {
-        h.chain.first().and_then(|der| Certificate::from_der(der).ok()).and_then(|c| c.profile().ok())
-    };
-    let person_report = match verify_signer(envelope, validator, person, Role::Person, at) {
-        Err(DocumentError::Chain { error: ChainError::WrongUsage { .. }, .. })
-            if profile_of(person) == Some(Profile::Seal) && profile_of(seal) == Some(Profile::Person) =>
-        {
-            return Err(wrong_order());
-        }
-        result => result?,
-    };
-    let seal_report = verify_signer(envelope, validator, seal, Role::Seal, at)?;
+    Ok((manifest, person, seal))
+}
+
+fn wrong_order() -> DocumentError {
+    DocumentError::Signatures(
+        "signatures are in the wrong order: the official signs first, then the agency seal over it",
+    )
+}
+
+/// Whether the seal's protected header names exactly the official's signature bytes.
+pub fn check_seal_covers(
+    envelope: &Envelope,
+    person: &SignatureHeader,
+    seal: &SignatureHeader,
+) -> Result<(), DocumentError> {
     let person_sig = envelope.signature_bytes(person.index).unwrap_or_default();
     if seal.seals != Some(crate::sha256(person_sig)) {
         return Err(DocumentError::SealDoesNotCover);
     }
+    Ok(())
+}
+
+/// Whether the official signed before (or when) the seal did, as each claims.
+pub fn check_signing_order(person: &SignatureHeader, seal: &SignatureHeader) -> Result<(), DocumentError> {
     if person.signing_time > seal.signing_time {
         return Err(DocumentError::SigningTime(format!(
             "the official signed at {}, after the seal at {}",
@@ -318,17 +253,86 @@ pub fn verify_envelope(
             crate::format_utc(seal.signing_time)
         )));
     }
-    if seal_report.agency != manifest.from {
-        return Err(DocumentError::SealNotSender { seal: seal_report.agency, sender: manifest.from });
+    Ok(())
+}
+
+/// Signer fidelity: every way the manifest and the signers' certificates disagree, each with
+/// the role it concerns. The seal must be the sender's; the official must be of the seal's
+/// agency (no delegation, see [`DocumentError::PersonNotOfSealAgency`]); the manifest's signer
+/// name and position must be the certificate's common name and title, both compared in NFC
+/// (a certificate issued elsewhere may carry NFD text; the manifest always holds NFC).
+pub fn signer_problems(
+    manifest: &Manifest,
+    person: Option<&Certificate>,
+    seal: Option<&Certificate>,
+) -> Vec<(Role, DocumentError)> {
+    let mut problems = Vec::new();
+    if let Some(seal_agency) = seal.and_then(|s| s.agency)
+        && seal_agency != manifest.from
+    {
+        problems.push((Role::Seal, DocumentError::SealNotSender { seal: seal_agency, sender: manifest.from }));
     }
-    if !person_report.agency.is_within(&manifest.from) {
-        return Err(DocumentError::PersonOutsideSender { person: person_report.agency, sender: manifest.from });
+    let Some(person) = person else { return problems };
+    let authority = seal.and_then(|s| s.agency).unwrap_or(manifest.from);
+    if let Some(person_agency) = person.agency
+        && person_agency != authority
+    {
+        problems.push((Role::Person, DocumentError::PersonNotOfSealAgency { person: person_agency, seal: authority }));
     }
-    if person_report.name != manifest.signer_name {
-        return Err(DocumentError::SignerMismatch {
-            manifest: manifest.signer_name.clone(),
-            certificate: person_report.name.clone(),
-        });
+    for (field, in_manifest, in_cert) in
+        [("name", &manifest.signer_name, &person.common_name), ("position", &manifest.signer_position, &person.title)]
+    {
+        let certificate = in_cert.as_deref().map(nfc).unwrap_or_default();
+        if nfc(in_manifest) != certificate {
+            problems.push((
+                Role::Person,
+                DocumentError::SignerMismatch { field, manifest: in_manifest.clone(), certificate },
+            ));
+        }
+    }
+    problems
+}
+
+/// Verifies the envelope's signatures, chains and signers with each chain validated at its
+/// signer's claimed signing time, `at` being "now" for the verifier. This trusts the claimed
+/// time, which a signer with a stolen key chooses; nodes move to
+/// [`super::validation::verify_arrival`] and verifiers to [`super::validation::verify_bundle`].
+pub fn verify_envelope(
+    envelope: &Envelope,
+    validator: &Validator,
+    at: OffsetDateTime,
+) -> Result<VerifiedEnvelope, DocumentError> {
+    verify_chains_at(envelope, validator, at, |h| h.signing_time)
+}
+
+/// Verifies the envelope with each signer's chain validated at `chain_time(signature)`.
+pub(crate) fn verify_chains_at(
+    envelope: &Envelope,
+    validator: &Validator,
+    now: OffsetDateTime,
+    chain_time: impl Fn(&SignatureHeader) -> OffsetDateTime,
+) -> Result<VerifiedEnvelope, DocumentError> {
+    let (manifest, person, seal) = signature_pair(envelope)?;
+    // A seal in first place with a person in second is named as the wrong order rather than
+    // as a wrong certificate (the leaves are parsed for that only when the first signer's
+    // certificate is refused).
+    let profile_of = |h: &SignatureHeader| {
+        h.chain.first().and_then(|der| Certificate::from_der(der).ok()).and_then(|c| c.profile().ok())
+    };
+    let (person_report, person_leaf) =
+        match verify_signer(envelope, validator, &person, Role::Person, now, chain_time(&person)) {
+            Err(DocumentError::Chain { error: ChainError::WrongUsage { .. }, .. })
+                if profile_of(&person) == Some(Profile::Seal) && profile_of(&seal) == Some(Profile::Person) =>
+            {
+                return Err(wrong_order());
+            }
+            result => result?,
+        };
+    let (seal_report, seal_leaf) = verify_signer(envelope, validator, &seal, Role::Seal, now, chain_time(&seal))?;
+    check_seal_covers(envelope, &person, &seal)?;
+    check_signing_order(&person, &seal)?;
+    if let Some((_, problem)) = signer_problems(&manifest, Some(&person_leaf), Some(&seal_leaf)).into_iter().next() {
+        return Err(problem);
     }
     Ok(VerifiedEnvelope { manifest, signers: vec![person_report, seal_report] })
 }
@@ -339,7 +343,8 @@ fn verify_signer(
     header: &SignatureHeader,
     role: Role,
     now: OffsetDateTime,
-) -> Result<SignerReport, DocumentError> {
+    chain_time: OffsetDateTime,
+) -> Result<(SignerReport, Certificate), DocumentError> {
     if header.signing_time > now + MAX_CLOCK_SKEW {
         return Err(DocumentError::SigningTime(format!(
             "the {role} claims to be made at {}, later than now ({})",
@@ -347,12 +352,8 @@ fn verify_signer(
             crate::format_utc(now)
         )));
     }
-    let usage = match role {
-        Role::Person => Profile::Person,
-        Role::Seal => Profile::Seal,
-    };
     let chain = validator
-        .validate(&header.chain, header.signing_time, usage)
+        .validate(&header.chain, chain_time, role.profile())
         .map_err(|error| DocumentError::Chain { index: header.index, role, error })?;
     let key = chain.leaf.public_key.as_ref().map_err(|problem| DocumentError::Chain {
         index: header.index,
@@ -362,66 +363,15 @@ fn verify_signer(
     if !envelope.verify_signature(header, key) {
         return Err(DocumentError::BadSignature { index: header.index, role });
     }
-    Ok(SignerReport {
+    let report = SignerReport {
         role,
-        name: chain.leaf.common_name.clone().unwrap_or_else(|| chain.leaf.subject.clone()),
-        position: chain.leaf.title.clone(),
+        name: nfc(chain.leaf.common_name.as_deref().unwrap_or(&chain.leaf.subject)),
+        position: chain.leaf.title.as_deref().map(nfc),
         agency: chain.agency,
         signing_time: header.signing_time,
         algorithm: header.algorithm.name(),
         chain: chain.path,
         revocation: chain.revocation,
-    })
-}
-
-/// Verifies a whole bundle: container, envelope, signatures, chains with the bundle's CRLs and
-/// the given ones, hierarchy, and every attachment's bytes.
-pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Result<Provenance, DocumentError> {
-    let mut bundle = Bundle::open(reader, options.limits)?;
-    let mut crls = CrlSet::new();
-    for (i, der) in bundle.crls.iter().enumerate() {
-        let crl = Crl::from_der(der).map_err(|error| BundleError::Crl { index: i + 1, error })?;
-        crls.add(crl);
-    }
-    for crl in &options.crls {
-        crls.add(crl.clone());
-    }
-    let mut validator = Validator::new(options.anchors.clone()).with_crls(crls).with_mode(options.revocation);
-    if let Some(cache) = &options.cache {
-        validator = validator.with_cache(cache.clone());
-    }
-    let verified = verify_envelope(&bundle.envelope, &validator, options.at)?;
-    bundle.check_attachments()?;
-    let digest = bundle.envelope.digest();
-    let mut receipts = Vec::with_capacity(bundle.receipts.len());
-    for (i, bytes) in bundle.receipts.iter().enumerate() {
-        let problem = |p: String| DocumentError::Receipt { index: i + 1, problem: p };
-        let signed = SignedReceipt::from_bytes(bytes).map_err(|e| problem(e.to_string()))?;
-        let chain = signed.verify(&validator).map_err(|e| problem(e.to_string()))?;
-        if signed.receipt.envelope != digest {
-            return Err(problem("it is for another document".to_owned()));
-        }
-        let signer = chain.leaf.common_name.clone().unwrap_or_else(|| chain.leaf.subject.clone());
-        receipts.push(ReceiptReport { receipt: signed.receipt, signer });
-    }
-    receipts.sort_by_key(|r| r.receipt.at);
-    Ok(Provenance {
-        document_id: verified.manifest.id().to_string(),
-        envelope_sha256: hex::encode(bundle.envelope.digest()),
-        signers: verified.signers,
-        attachments: verified
-            .manifest
-            .attachments
-            .iter()
-            .map(|a| AttachmentReport { attachment: a.clone(), verified: true })
-            .collect(),
-        manifest: verified.manifest,
-        crls: validator
-            .crls()
-            .iter()
-            .map(|c| CrlReport { issuer: c.issuer.clone(), this_update: c.this_update, next_update: c.next_update })
-            .collect(),
-        receipts,
-        verified_at: options.at,
-    })
+    };
+    Ok((report, chain.leaf))
 }

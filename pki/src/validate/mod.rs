@@ -429,6 +429,14 @@ impl SignatureCache {
     }
 }
 
+/// What a walk down a chain found: the anchor, the certificates below it (leaf first) and,
+/// when a time was given, their revocation status at that time.
+struct Walked<'s, 'c> {
+    anchor: &'s Certificate,
+    body: &'c [Certificate],
+    revocation: Vec<RevocationStatus>,
+}
+
 /// Validates chains against a fixed set of anchors and CRLs.
 #[derive(Debug, Clone)]
 pub struct Validator {
@@ -504,6 +512,30 @@ impl Validator {
         at: OffsetDateTime,
         usage: Profile,
     ) -> Result<VerifiedChain, ChainError> {
+        let walked = self.walk(chain, usage, Some(at))?;
+        let leaf = &walked.body[0];
+        let mut path: Vec<CertSummary> = walked.body.iter().map(CertSummary::of).collect();
+        path.push(CertSummary::of(walked.anchor));
+        Ok(VerifiedChain {
+            // Checked in the walk: every certificate below the anchor has a code.
+            agency: leaf.agency.ok_or_else(|| ChainError::MissingAgencyCode { cert: leaf.id() })?,
+            profile: usage,
+            leaf: leaf.clone(),
+            path,
+            revocation: walked.revocation,
+        })
+    }
+
+    /// Checks a chain link by link from the anchor down. With `at`, validity and revocation
+    /// are checked at that time, in their place among the rules (what [`Validator::validate`]
+    /// does); without it, only the rules that do not depend on time are (what
+    /// [`Validator::examine`] does, leaving time to the caller's proof-of-existence rules).
+    fn walk<'s, 'c>(
+        &'s self,
+        chain: &'c [Certificate],
+        usage: Profile,
+        at: Option<OffsetDateTime>,
+    ) -> Result<Walked<'s, 'c>, ChainError> {
         let Some(top) = chain.last() else { return Err(ChainError::Empty) };
         if chain.len() > DEFAULT_MAX_CHAIN_LEN {
             return Err(ChainError::TooLong { len: chain.len(), max: DEFAULT_MAX_CHAIN_LEN });
@@ -535,7 +567,9 @@ impl Validator {
 
         // The anchor is trusted by configuration, but it still has to be a CA in date, with an
         // acceptable key, and its path length counts.
-        check_time(anchor, at)?;
+        if let Some(at) = at {
+            check_time(anchor, at)?;
+        }
         anchor.check_usage(Profile::Ca).map_err(|problem| ChainError::WrongUsage {
             cert: anchor.id(),
             wanted: Profile::Ca,
@@ -573,7 +607,9 @@ impl Validator {
             if let Err(problem) = &cert.public_key {
                 return Err(ChainError::WeakKey { cert: cert.id(), problem: problem.clone() });
             }
-            check_time(cert, at)?;
+            if let Some(at) = at {
+                check_time(cert, at)?;
+            }
             if let Some(oid) = cert.unknown_critical.first() {
                 return Err(ChainError::UnknownCriticalExtension { cert: cert.id(), oid: oid.clone() });
             }
@@ -587,22 +623,13 @@ impl Validator {
                 check_path_len(cert, from_leaf - 1)?;
                 scope = Scope::Agency(code);
             }
-            revocation.push(self.revocation_status(cert, issuer, at)?);
+            if let Some(at) = at {
+                revocation.push(self.revocation_status(cert, issuer, at)?);
+            }
             issuer = cert;
         }
         revocation.reverse();
-
-        let leaf = &body[0];
-        let mut path: Vec<CertSummary> = body.iter().map(CertSummary::of).collect();
-        path.push(CertSummary::of(anchor));
-        Ok(VerifiedChain {
-            // Checked in the loop: every certificate below the anchor has a code.
-            agency: leaf.agency.ok_or_else(|| ChainError::MissingAgencyCode { cert: leaf.id() })?,
-            profile: usage,
-            leaf: leaf.clone(),
-            path,
-            revocation,
-        })
+        Ok(Walked { anchor, body, revocation })
     }
 
     fn verify_link(&self, issuer_key: &crate::algorithm::PublicKey, cert: &Certificate) -> bool {
@@ -697,6 +724,25 @@ impl Validator {
     }
 }
 
+/// Why `cert` is not a root that can stand as a trust anchor on its own: an anchor must be a
+/// CA certificate that is self-issued and signed by its own key. A CA certificate topping a
+/// partial chain (a province CA, say) validates chains too — [`Validator`] accepts any anchor
+/// it is given — but trusting it skips every check above it, so callers accept one only when
+/// the user asks for a partial chain explicitly.
+pub fn root_anchor_problem(cert: &Certificate) -> Option<String> {
+    if let Err(problem) = cert.check_usage(Profile::Ca) {
+        return Some(problem.to_string());
+    }
+    if !cert.is_self_issued() {
+        return Some(format!("it is issued by {}, not by itself", cert.issuer));
+    }
+    let self_signed = match (&cert.public_key, &cert.signature_algorithm) {
+        (Ok(key), Ok(algorithm)) => algorithm.verify(key, cert.tbs(), cert.signature()),
+        _ => false,
+    };
+    (!self_signed).then(|| "its signature is not made by its own key".to_owned())
+}
+
 fn check_time(cert: &Certificate, at: OffsetDateTime) -> Result<(), ChainError> {
     if at < cert.not_before {
         return Err(ChainError::NotYetValid { cert: cert.id(), not_before: cert.not_before, at });
@@ -721,6 +767,10 @@ impl fmt::Display for VerifiedChain {
         write!(f, "{} certificate of {} ({})", self.profile, self.agency, self.leaf.id())
     }
 }
+
+mod examine;
+
+pub use examine::{CrlFacts, ExaminedChain, RefusedCrl, RevocationEvidence};
 
 #[cfg(test)]
 mod tests;

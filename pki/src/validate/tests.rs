@@ -435,6 +435,51 @@ fn the_cache_remembers_links_and_never_accepts_a_bad_one() {
 }
 
 #[test]
+fn examine_checks_the_time_free_rules_and_lays_out_what_the_crls_say() {
+    let mut d = demo();
+    // Revoked at day 5, listed by the district's CRL of day 6; an older CRL of day 1 does not
+    // list it; a forged CRL in the district's name is refused and reported.
+    let older = d.district.crl(day(1), day(30));
+    d.district.revoke(&d.seal.cert.serial, day(5), RevocationReason::KeyCompromise);
+    let newer = d.district.crl(day(6), day(30));
+    let mut impostor = TestCa::root_with("x", PrivateKey::generate(crate::KeyAlgorithm::EcdsaP256).unwrap());
+    let forged =
+        impostor.sub_ca_unchecked("000.00.41.H49", "Ủy ban nhân dân huyện Tiên Yên", |_| {}).crl(day(7), day(30));
+    let crls: CrlSet = [older, newer, forged, d.province.crl(day(0), day(30))].into_iter().collect();
+    let v = Validator::new(vec![d.root.cert.clone()]).with_crls(crls);
+    // Far past every validity and CRL: examine applies no time, validate does.
+    let examined = v.examine(&d.chain(), Profile::Seal).unwrap();
+    assert!(v.validate(&d.chain(), day(5000), Profile::Seal).is_err());
+    assert_eq!(examined.agency.to_string(), "000.01.41.H49");
+    assert_eq!(examined.path.len(), 4);
+    assert_eq!(examined.revocation.len(), 3, "seal, district, province");
+    let seal = &examined.revocation[0];
+    assert_eq!((seal.cert.clone(), seal.issuer.clone()), (d.seal.cert.id(), d.district.cert.id()));
+    assert_eq!(seal.crls.iter().map(|c| c.this_update).collect::<Vec<_>>(), [day(6), day(1)], "newest first");
+    let (entry, crl) = seal.revocation().unwrap();
+    assert_eq!((entry.at, entry.reason, crl.this_update), (day(5), RevocationReason::KeyCompromise, day(6)));
+    assert_eq!(seal.refused.len(), 1);
+    assert_eq!(seal.refused[0].this_update, day(7));
+    assert!(examined.revocation[2].crls.is_empty(), "no root CRL given");
+    // The structural rules are the same as validate's.
+    let other = TestCa::root();
+    assert!(matches!(
+        Validator::new(vec![other.cert.clone()]).examine(&d.chain(), Profile::Seal),
+        Err(ChainError::UnknownAnchor { .. })
+    ));
+    assert!(matches!(v.examine(&d.chain(), Profile::Person), Err(ChainError::WrongUsage { .. })));
+}
+
+#[test]
+fn only_a_self_signed_root_is_an_anchor_of_its_own() {
+    let d = demo();
+    assert_eq!(root_anchor_problem(&d.root.cert), None);
+    let province = root_anchor_problem(&d.province.cert).unwrap();
+    assert!(province.contains("issued by") && province.contains("Root CA"), "{province}");
+    assert!(root_anchor_problem(&d.seal.cert).unwrap().contains("not a CA"));
+}
+
+#[test]
 fn rule_names_are_stable() {
     let err = ChainError::Empty;
     assert_eq!(err.rule(), "empty");

@@ -22,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
-use pki::document::verify::{VerifyOptions, verify_bundle};
+use pki::document::validation::{VerifyOptions, verify_bundle};
 use tokio::io::AsyncWriteExt;
 
 use super::VerifierAccess;
@@ -195,10 +195,10 @@ async fn handle(web: Arc<Web>, lang: Lang, request: Request, json: bool) -> Resp
     let verified = tokio::task::spawn_blocking(move || {
         // Held until the verification is over, even if the answer is no longer awaited.
         let _permit = permit;
-        let result = match file.reopen() {
-            Ok(f) => verify_bundle(BufReader::new(f), &options),
-            Err(e) => Err(pki::document::bundle::BundleError::Io(e).into()),
-        };
+        let result = file
+            .reopen()
+            .map_err(pki::document::VerifyError::Io)
+            .and_then(|f| verify_bundle(BufReader::new(f), &options));
         (result, file)
     })
     .await;
@@ -208,26 +208,28 @@ async fn handle(web: Arc<Web>, lang: Lang, request: Request, json: bool) -> Resp
             return refusal(lang, json, StatusCode::INTERNAL_SERVER_ERROR, "verification failed", e.to_string());
         }
     };
-    let verdict = report::judge(result);
-    let result = match verdict.indication {
-        report::Indication::Passed => "passed",
-        report::Indication::Indeterminate => "indeterminate",
-        report::Indication::Failed => "failed",
+    // Only an unreadable temporary file gets no report (a damaged bundle is FAILED in one).
+    let verdict = match result {
+        Ok(report) => report,
+        Err(e) => {
+            return refusal(lang, json, StatusCode::INTERNAL_SERVER_ERROR, "verification failed", e.to_string());
+        }
     };
-    node.telemetry.web_verifications.get_or_create(&vec![("result", result.to_owned())]).inc();
+    let indication = verdict.indication();
+    node.telemetry.web_verifications.get_or_create(&vec![("result", report::class(indication).to_owned())]).inc();
     if web.settings.keep_uploads {
         upload.kept_as =
             keep(&node, file, &upload).map_err(|e| tracing::warn!(error = %e, "cannot keep an upload")).ok();
     }
     tracing::info!(
-        indication = verdict.indication.name(),
-        sub_indication = verdict.sub_indication.unwrap_or(""),
+        indication = indication.name(),
+        sub_indication = verdict.sub_indication().map(|s| s.name()).unwrap_or(""),
         bytes = upload.bytes,
         sha256 = %upload.sha256,
         "web verifier: bundle checked"
     );
     if json {
-        let body = verdict.to_json(&upload);
+        let body = report::to_json(&verdict, &upload);
         return ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
             .into_response();
     }
@@ -241,9 +243,9 @@ fn too_large(lang: Lang, json: bool, max: u64) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE,
         lang.t("Tệp quá lớn", "File too large"),
         format!(
-            "{} {} {} (http.max_upload_bytes). {}",
+            "{} {} ({max} {}, http.max_upload_bytes). {}",
             lang.t("Trình kiểm tra nhận tệp tới", "The verifier takes files of up to"),
-            max,
+            crate::config::ByteSize(max),
             lang.t("byte", "bytes"),
             lang.t(
                 "Không có gì được giữ lại. Kiểm tra tệp lớn hơn bằng lệnh `lienthong verify`.",

@@ -4,13 +4,12 @@
 use std::fmt::Write as _;
 
 use axum::http::{StatusCode, Uri};
-use pki::document::ReceiptKind;
-use pki::document::verify::{Provenance, Role};
-use pki::validate::RevocationStatus;
+use pki::document::report_text::{self, Kind, Line, Part};
+use pki::document::validation::{Indication, ValidationReport};
 
 use super::Upload;
-use super::report::{Indication, Verdict};
-use crate::http::html::{Page, esc, head};
+use super::report::class;
+use crate::http::html::{Page, esc};
 use crate::http::i18n::Lang;
 use crate::http::server::Web;
 
@@ -44,9 +43,9 @@ pub(crate) fn form(web: &Web, lang: Lang, uri: &Uri) -> Page {
         code = l.code(),
         label = l.t("Tệp văn bản (.ltd)", "Document file (.ltd)"),
         hint = esc(&format!(
-            "{} {} MiB. {}",
+            "{} {}. {}",
             l.t("Tối đa", "At most"),
-            web.settings.max_upload_bytes / (1024 * 1024),
+            crate::config::ByteSize(web.settings.max_upload_bytes),
             if web.settings.keep_uploads {
                 l.t("Nút này lưu lại các tệp tải lên (http.keep_uploads).", "This node keeps uploaded files (http.keep_uploads).")
             } else {
@@ -64,34 +63,9 @@ pub(crate) fn form(web: &Web, lang: Lang, uri: &Uri) -> Page {
     Page::new(web, lang, uri, lang.t("Kiểm tra văn bản", "Verify a document"), body)
 }
 
-fn revocation_words(l: Lang, status: Option<&RevocationStatus>) -> String {
-    match status {
-        None => l.t("gốc tin cậy", "trust anchor").to_owned(),
-        Some(RevocationStatus::Good { crl_this_update, .. }) => format!(
-            "{} ({} {})",
-            l.t("chưa bị thu hồi khi ký", "not revoked at signing time"),
-            l.t("CRL ngày", "CRL of"),
-            vn_time(*crl_this_update)
-        ),
-        Some(RevocationStatus::RevokedLater { revoked_at, reason }) => format!(
-            "{} {} ({reason}); {}",
-            l.t("bị thu hồi sau, lúc", "revoked later, at"),
-            vn_time(*revoked_at),
-            l.t("chữ ký có trước nên vẫn đứng", "the signature was made before and stands")
-        ),
-        Some(RevocationStatus::Stale { crl_next_update, .. }) => format!(
-            "{} {}",
-            l.t("không rõ: CRL đã quá hạn từ", "unknown: the CRL was stale since"),
-            vn_time(*crl_next_update)
-        ),
-        Some(RevocationStatus::NotChecked) => {
-            l.t("KHÔNG kiểm tra được thu hồi (thiếu CRL)", "revocation NOT checked (no CRL)").to_owned()
-        }
-    }
-}
-
-fn verdict_words(l: Lang, v: &Verdict) -> &'static str {
-    match v.indication {
+/// What the indication means, in the reader's language.
+fn verdict_words(l: Lang, indication: Indication) -> &'static str {
+    match indication {
         Indication::Passed => l.t(
             "Văn bản đúng như nó tự nhận: các chữ ký hợp lệ, chuỗi chứng thư tới gốc quốc gia, tệp đính kèm nguyên vẹn.",
             "The document is what it says: the signatures verify, the chains reach the national root, the attachments are intact.",
@@ -107,31 +81,76 @@ fn verdict_words(l: Lang, v: &Verdict) -> &'static str {
     }
 }
 
+/// A part's heading on the page (the terminal's own headings are in English only).
+fn heading(l: Lang, part: Part) -> Option<&'static str> {
+    Some(match part {
+        Part::Verdict | Part::Footer => return None,
+        Part::Document => l.t("Cấu trúc văn bản", "The document's structure"),
+        Part::Manifest => l.t("Văn bản", "Document"),
+        Part::Signatures => l.t("Chữ ký (theo thứ tự ký)", "Signatures (in the order made)"),
+        Part::Attachments => l.t("Tệp đính kèm", "Attachments"),
+        Part::Crls => l.t("Danh sách thu hồi (CRL) đã dùng", "Revocation lists (CRLs) at hand"),
+        Part::Receipts => l.t("Biên nhận", "Receipts"),
+        _ => l.t("Khác", "Other"),
+    })
+}
+
+/// The report's lines after its verdict, each part under its heading, indented as in the
+/// terminal (a monospace list, so the chains' columns line up).
+fn report_lines(b: &mut String, l: Lang, lines: &[Line]) {
+    let mut open: Option<Part> = None;
+    for line in lines.iter().filter(|x| x.part != Part::Verdict && !matches!(x.kind, Kind::Blank | Kind::Heading)) {
+        if open != Some(line.part) {
+            if open.is_some() {
+                b.push_str("</ul></section>");
+            }
+            b.push_str("<section class=\"report-part\">");
+            if let Some(h) = heading(l, line.part) {
+                let _ = write!(b, "<h2>{h}</h2>");
+            }
+            b.push_str("<ul class=\"report-lines\">");
+            open = Some(line.part);
+        }
+        let class = match line.kind {
+            Kind::Reason(indication) => format!("reason {}", class(indication)),
+            _ => "line".to_owned(),
+        };
+        // The part's own indentation is the list's; deeper lines are nested under it.
+        let depth = line.indent.saturating_sub(2).min(6);
+        let _ = write!(b, "<li class=\"{class} i{depth}\">{}</li>", esc(&line.text));
+    }
+    if open.is_some() {
+        b.push_str("</ul></section>");
+    }
+}
+
 /// The report page.
-pub(crate) fn report(web: &Web, lang: Lang, uri: &Uri, v: &Verdict, upload: &Upload) -> Page {
+pub(crate) fn report(web: &Web, lang: Lang, uri: &Uri, report: &ValidationReport, upload: &Upload) -> Page {
     let l = lang;
-    let mut b = String::with_capacity(8192);
+    let indication = report.indication();
+    let lines = report_text::lines(report, &vn_time);
+    let mut b = String::with_capacity(16384);
     let _ = write!(
         b,
         r#"<section class="verdict {class}" aria-labelledby="verdict-title" role="status">
-<p class="indication" id="verdict-title">{indication}{sub}</p>
+<p class="indication" id="verdict-title">{name}{sub}</p>
 <p>{words}</p>"#,
-        class = v.indication.class(),
-        indication = v.indication.name(),
-        sub = v.sub_indication.map(|s| format!(" — {s}")).unwrap_or_default(),
-        words = verdict_words(l, v),
+        class = class(indication),
+        name = indication.name(),
+        sub = report.sub_indication().map(|s| format!(" — {s}")).unwrap_or_default(),
+        words = verdict_words(l, indication),
     );
-    if !v.reasons.is_empty() {
-        let _ = write!(b, "<p><strong>{}</strong></p><ul class=\"reasons\">", l.t("Lý do:", "Reasons:"));
-        for r in &v.reasons {
-            let _ = write!(b, "<li>{}</li>", esc(r));
+    // Why and what to do, as `lienthong verify` says them under its first line.
+    let why: Vec<&Line> = lines.iter().filter(|x| x.part == Part::Verdict && x.kind == Kind::Text).collect();
+    if !why.is_empty() {
+        let _ = write!(b, "<ul class=\"reasons\">");
+        for line in why {
+            let _ = write!(b, "<li>{}</li>", esc(&line.text));
         }
         b.push_str("</ul>");
     }
     b.push_str("</section>");
-    if let Some(p) = &v.provenance {
-        provenance(&mut b, l, p);
-    }
+    report_lines(&mut b, l, &lines);
     let _ = write!(
         b,
         r#"<h2>{title}</h2>
@@ -151,7 +170,7 @@ pub(crate) fn report(web: &Web, lang: Lang, uri: &Uri, v: &Verdict, upload: &Upl
         unit = l.t("byte", "bytes"),
         sha = esc(&upload.sha256),
         at = l.t("Kiểm tra lúc", "Checked at"),
-        when = vn_time(web.node.now()),
+        when = vn_time(report.validation_time),
         kept = l.t("Lưu lại", "Kept"),
         kept_text = match &upload.kept_as {
             Some(path) => esc(path),
@@ -165,217 +184,7 @@ pub(crate) fn report(web: &Web, lang: Lang, uri: &Uri, v: &Verdict, upload: &Upl
             "Print this page with Ctrl+P: the printout holds the report only."
         ),
     );
-    let status = match v.indication {
-        Indication::Passed => StatusCode::OK,
-        // The request worked; the document did not. Still 200 for the page; scripts read the
-        // indication (JSON).
-        _ => StatusCode::OK,
-    };
-    Page::new(
-        web,
-        lang,
-        uri,
-        format!("{} — {}", l.t("Kết quả kiểm tra", "Verification report"), v.indication.name()),
-        b,
-    )
-    .status(status)
-}
-
-fn provenance(b: &mut String, l: Lang, p: &Provenance) {
-    let m = &p.manifest;
-    let to = m.to.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-    let _ = write!(
-        b,
-        r#"<h2>{doc}</h2>
-<dl class="fields">
-<dt>{id}</dt><dd class="mono">{document_id}</dd>
-<dt>{kind}</dt><dd>{type_name} {num} {number}/{notation}</dd>
-<dt>{place_date}</dt><dd>{place}, {date}</dd>
-<dt>{subject}</dt><dd>{subject_text}</dd>
-<dt>{from}</dt><dd>{from_code}</dd>
-<dt>{to_label}</dt><dd>{to}</dd>
-<dt>{urgency}</dt><dd>{urgency_text} ({urgency_code})</dd>
-{due}{business}</dl>"#,
-        doc = l.t("Văn bản", "Document"),
-        id = l.t("Mã định danh", "Document id"),
-        document_id = esc(&p.document_id),
-        kind = l.t("Loại, số, ký hiệu", "Type, number, notation"),
-        type_name = esc(&m.type_name),
-        num = l.t("số", "no."),
-        number = m.number,
-        notation = esc(&m.notation),
-        place_date = l.t("Nơi, ngày ban hành", "Place, date"),
-        place = esc(&m.place),
-        date = m.date,
-        subject = l.t("Trích yếu", "Subject"),
-        subject_text = esc(&m.subject),
-        from = l.t("Cơ quan gửi", "From"),
-        from_code = m.from,
-        to_label = l.t("Nơi nhận", "To"),
-        to = esc(&to),
-        urgency = l.t("Độ khẩn", "Urgency"),
-        urgency_text = m.urgency.name_vi(),
-        urgency_code = m.urgency.code(),
-        due = m.due.map(|d| format!("<dt>{}</dt><dd>{d}</dd>\n", l.t("Hạn xử lý", "Due"))).unwrap_or_default(),
-        business = m
-            .business
-            .target()
-            .map(|t| format!(
-                "<dt>{}</dt><dd class=\"mono\">{}</dd>\n",
-                match m.business.code() {
-                    1 => l.t("Thu hồi văn bản", "Revokes"),
-                    2 => l.t("Cập nhật văn bản", "Updates"),
-                    _ => l.t("Thay thế văn bản", "Replaces"),
-                },
-                esc(&t.to_string())
-            ))
-            .unwrap_or_default(),
-    );
-    let _ = write!(b, "<h2>{}</h2>", l.t("Chữ ký (theo thứ tự ký)", "Signatures (in the order made)"));
-    for (i, s) in p.signers.iter().enumerate() {
-        let who = match (&s.role, &s.position) {
-            (Role::Person, Some(pos)) => format!("{}, {pos}", s.name),
-            _ => s.name.clone(),
-        };
-        let role = match s.role {
-            Role::Person => l.t("chữ ký của người có thẩm quyền", "the official's signature"),
-            Role::Seal => l.t("con dấu cơ quan (ký trên chữ ký trên)", "the agency seal (over the signature above)"),
-        };
-        let _ = write!(
-            b,
-            r#"<h3>{n}. {who} — {role}</h3>
-<p>{agency_label} <span class="mono">{agency}</span> · {signed} {when} · {alg}</p>
-<table><caption>{caption}</caption>{head}<tbody>"#,
-            n = i + 1,
-            who = esc(&who),
-            role = role,
-            agency_label = l.t("Cơ quan", "Agency"),
-            agency = s.agency,
-            signed = l.t("ký lúc", "signed"),
-            when = vn_time(s.signing_time),
-            alg = s.algorithm,
-            caption = l.t("Chuỗi chứng thư tới gốc quốc gia", "Certificate chain up to the national root"),
-            head = head(&[
-                l.t("Bậc", "Level"),
-                l.t("Chứng thư", "Certificate"),
-                l.t("Mã cơ quan", "Agency code"),
-                l.t("Số hiệu", "Serial"),
-                l.t("Hiệu lực", "Valid"),
-                l.t("Thu hồi khi ký", "Revocation at signing"),
-            ]),
-        );
-        for (depth, cert) in s.chain.iter().enumerate() {
-            let level = match depth {
-                0 => l.t("người ký", "signer"),
-                d if d + 1 == s.chain.len() => l.t("gốc quốc gia", "national root"),
-                _ => l.t("cấp trên", "issuer"),
-            };
-            let _ = write!(
-                b,
-                "<tr><th scope=\"row\">{level}</th><td>{name}</td><td class=\"mono\">{agency}</td><td class=\"mono\">{serial}</td><td>{from} → {to}</td><td>{revocation}</td></tr>",
-                name = esc(&cert.id.name),
-                agency = cert.agency.map(|c| c.to_string()).unwrap_or_else(|| "—".into()),
-                serial = esc(&cert.id.serial.to_string()),
-                from = vn_time(cert.not_before),
-                to = vn_time(cert.not_after),
-                revocation = esc(&revocation_words(l, s.revocation.get(depth))),
-            );
-        }
-        b.push_str("</tbody></table>");
-    }
-    let _ = write!(
-        b,
-        "<h2>{}</h2><table><caption>{}</caption>{}<tbody>",
-        l.t("Tệp đính kèm", "Attachments"),
-        l.t(
-            "Mỗi tệp được so với SHA-256 trong văn bản đã ký",
-            "Each checked against its SHA-256 in the signed manifest"
-        ),
-        head(&[
-            l.t("Tên", "Name"),
-            l.t("Kiểu", "Type"),
-            l.t("Kích thước (byte)", "Size (bytes)"),
-            "SHA-256",
-            l.t("Kết quả", "Result")
-        ])
-    );
-    if p.attachments.is_empty() {
-        let _ = write!(b, "<tr><td colspan=\"5\">{}</td></tr>", l.t("không có", "none"));
-    }
-    for a in &p.attachments {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"mono hash\">{}</td><td>{}</td></tr>",
-            esc(&a.attachment.name),
-            esc(&a.attachment.media_type),
-            a.attachment.size,
-            hex::encode(a.attachment.sha256),
-            if a.verified { l.t("nguyên vẹn", "intact") } else { l.t("CHƯA KIỂM TRA", "NOT CHECKED") }
-        );
-    }
-    b.push_str("</tbody></table>");
-    let _ = write!(
-        b,
-        "<h2>{}</h2><table><caption>{}</caption>{}<tbody>",
-        l.t("Biên nhận", "Receipts"),
-        l.t(
-            "Mỗi biên nhận do con dấu của cơ quan đã nhận ký",
-            "Each signed by the seal of the agency that took the document"
-        ),
-        head(&[
-            l.t("Thời gian", "Time"),
-            l.t("Cơ quan ký", "Signed by"),
-            l.t("Nội dung", "What"),
-            l.t("Cho", "For"),
-            l.t("Ghi chú", "Note")
-        ])
-    );
-    if p.receipts.is_empty() {
-        let _ = write!(
-            b,
-            "<tr><td colspan=\"5\">{}</td></tr>",
-            l.t("tệp không mang biên nhận nào", "the file carries no receipts")
-        );
-    }
-    for r in &p.receipts {
-        let what = match r.receipt.kind {
-            ReceiptKind::Hop => {
-                l.t("đã nhận trách nhiệm (biên nhận chuyển tiếp)", "took responsibility (hop receipt)").to_owned()
-            }
-            ReceiptKind::Status(code) => format!("{} {code}", l.t("trạng thái", "status")),
-        };
-        let recipients = r.receipt.recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{} <span class=\"mono\">[{}]</span></td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
-            vn_time(r.receipt.at),
-            esc(&r.signer),
-            r.receipt.by,
-            esc(&what),
-            esc(&recipients),
-            esc(r.receipt.note.as_deref().unwrap_or(""))
-        );
-    }
-    b.push_str("</tbody></table>");
-    let _ = write!(
-        b,
-        "<h2>{}</h2><table>{}<tbody>",
-        l.t("Danh sách thu hồi (CRL) đã dùng", "Revocation lists (CRLs) used"),
-        head(&[l.t("Cơ quan cấp", "Issuer"), l.t("Ban hành", "Issued"), l.t("Lần sau", "Next due")])
-    );
-    for c in &p.crls {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.issuer),
-            vn_time(c.this_update),
-            vn_time(c.next_update)
-        );
-    }
-    let _ = write!(
-        b,
-        "</tbody></table><p>{} <span class=\"mono hash\">{}</span></p>",
-        l.t("SHA-256 của phong bì chữ ký:", "SHA-256 of the signed envelope:"),
-        esc(&p.envelope_sha256)
-    );
+    // The request worked whatever the document's verdict: 200; scripts read the indication.
+    Page::new(web, lang, uri, format!("{} — {}", l.t("Kết quả kiểm tra", "Verification report"), indication.name()), b)
+        .status(StatusCode::OK)
 }

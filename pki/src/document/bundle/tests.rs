@@ -105,7 +105,7 @@ fn write_with(p: &Parts, limits: BundleLimits) -> Result<Vec<u8>, BundleError> {
 
 /// One entry as the test writes it: every field of both headers can be set on its own.
 #[derive(Clone, Debug)]
-struct Raw {
+pub(crate) struct Raw {
     name: Vec<u8>,
     local_name: Vec<u8>,
     data: Vec<u8>,
@@ -142,7 +142,7 @@ struct Fields {
 
 impl Raw {
     /// The canonical entry for `name` holding `data`.
-    fn new(name: &str, data: &[u8]) -> Raw {
+    pub(crate) fn new(name: &str, data: &[u8]) -> Raw {
         let fields = Fields {
             needed: 20,
             flags: 0x0800,
@@ -190,7 +190,7 @@ impl Raw {
 
 /// Archive-level choices.
 #[derive(Clone, Debug, Default)]
-struct Archive {
+pub(crate) struct Archive {
     /// Bytes before the first local header; offsets count them when `shift` is set.
     prefix: Vec<u8>,
     shift: bool,
@@ -214,7 +214,7 @@ fn fields(out: &mut Vec<u8>, f: &Fields, name: &[u8], extra: &[u8]) {
     out.extend_from_slice(&(extra.len() as u16).to_le_bytes());
 }
 
-fn build(entries: &[Raw], archive: &Archive) -> Vec<u8> {
+pub(crate) fn build(entries: &[Raw], archive: &Archive) -> Vec<u8> {
     let mut out = archive.prefix.clone();
     let base = if archive.shift { 0 } else { archive.prefix.len() };
     let mut directory = Vec::new();
