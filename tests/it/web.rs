@@ -504,7 +504,10 @@ async fn uploads_are_bounded_and_a_large_one_costs_little_memory() {
     for (what, bytes) in [("garbage", garbage), ("a truncated bundle", big[..big.len() / 2].to_vec())] {
         let answer = anonymous.send("POST", "/verify.json", &[], bytes).await.unwrap();
         let report: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-        eprintln!("WEB {what}: {} {} — {}", report["indication"], report["sub_indication"], report["reason"]);
+        eprintln!(
+            "WEB {what}: {} {} — {}",
+            report["indication"], report["sub_indication"], report["reasons"][0]["message"]
+        );
         assert_eq!((answer.status, report["indication"].as_str()), (200, Some("FAILED")), "{what}: {report}");
         assert_eq!(report["sub_indication"], "FORMAT_FAILURE", "{what}: {report}");
     }

@@ -300,3 +300,26 @@ pub fn lines(report: &ValidationReport, time: &dyn Fn(OffsetDateTime) -> String)
     w.text(0, format!("Validated at {}", time(report.validation_time)));
     w.lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::validation::{VerifyOptions, verify_bundle};
+
+    #[test]
+    fn a_report_reads_as_titled_parted_lines_with_its_reasons() {
+        let options = VerifyOptions::new(Vec::new(), OffsetDateTime::UNIX_EPOCH);
+        let report = verify_bundle(std::io::Cursor::new(b"not a bundle".to_vec()), &options).unwrap();
+        let lines = lines(&report, &|t| t.unix_timestamp().to_string());
+        assert_eq!(lines[0].kind, Kind::Title);
+        assert_eq!(lines[0].to_string(), "FAILED (FORMAT_FAILURE)  (not a readable document)");
+        let why = lines.iter().find(|l| l.text.starts_with("why: ")).unwrap();
+        assert_eq!((why.part, why.indent), (Part::Verdict, 2));
+        assert!(why.to_string().starts_with("  why: "));
+        let reason = lines.iter().find(|l| matches!(l.kind, Kind::Reason(_))).unwrap();
+        assert_eq!((reason.kind, reason.part), (Kind::Reason(Indication::Failed), Part::Document));
+        assert!(reason.text.starts_with("✗ FAILED FORMAT_FAILURE: "), "{}", reason.text);
+        assert_eq!(lines.last().unwrap().to_string(), "Validated at 0");
+        assert!(lines.iter().any(|l| l.kind == Kind::Heading && l.text == "Receipts (0):"));
+    }
+}
