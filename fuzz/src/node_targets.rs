@@ -8,7 +8,6 @@ use node::config::{Config, RawConfig, RawLimits};
 use node::protocol::{self, ClerkRequest, ClerkResponse, NodeRequest, NodeResponse};
 use node::routing::{NextHop, Routes};
 use node::trust::Trust;
-use pki::document::verify::verify_envelope;
 use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 use pki::{AgencyCode, Certificate, Crl, PrivateKey};
 use serde::Serialize;
@@ -181,11 +180,17 @@ fn deliver(
             Err(e) => return refuse(format!("a CRL sent with the document is malformed: {e}"), &parsed),
         }
     }
-    let verified = match verify_envelope(&envelope, &world.trust.validator_with(&crls), fixtures::NOW) {
-        Ok(v) => v,
-        Err(e) => return refuse(format!("verification failed: {e}"), &parsed),
-    };
-    let _provisional = verified.signers.iter().any(|s| world.trust.is_provisional(&s.revocation, fixtures::NOW));
+    let arrival = pki::document::validation::Arrival { at: fixtures::NOW, max_age: time::Duration::MAX };
+    let verified =
+        match pki::document::validation::verify_arrival(&envelope, &world.trust.validator_with(&crls), &arrival) {
+            Ok(v) => v,
+            Err(e) => return refuse(format!("verification failed: {e}"), &parsed),
+        };
+    let _gaps: Vec<_> = verified
+        .signers
+        .iter()
+        .filter_map(|s| world.trust.revocation_gap(&s.chain, &s.revocation, fixtures::NOW))
+        .collect();
     let (plan, unroutable) = world.routes.plan(&parsed, Some(from));
     let planned: usize = plan.values().map(Vec::len).sum();
     assert_eq!(planned + unroutable.len(), parsed.len(), "every recipient is routed or refused, once");

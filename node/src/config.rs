@@ -106,6 +106,12 @@ pub struct RawCrl {
     /// How often the files are checked for changes.
     #[serde(default = "default_poll")]
     pub poll: HumanDuration,
+    /// Accept peer and clerk certificates (and documents' signers) whose revocation cannot be
+    /// checked: no CRL of their issuer, or one older than `freshness`. Off by default: a
+    /// certificate revoked where this node cannot see it would otherwise be taken. When on,
+    /// every such acceptance raises an alert (status, operator mail) instead of a refusal.
+    #[serde(default)]
+    pub danger_accept_unchecked: bool,
 }
 
 fn default_freshness() -> HumanDuration {
@@ -118,7 +124,12 @@ fn default_poll() -> HumanDuration {
 
 impl Default for RawCrl {
     fn default() -> Self {
-        RawCrl { files: Vec::new(), freshness: default_freshness(), poll: default_poll() }
+        RawCrl {
+            files: Vec::new(),
+            freshness: default_freshness(),
+            poll: default_poll(),
+            danger_accept_unchecked: false,
+        }
     }
 }
 
@@ -230,6 +241,10 @@ pub struct RawLimits {
     /// store, the SQLite database): a document that would leave less is refused for now (the
     /// sender retries) before anything is written. 0 turns the check off.
     pub min_free_bytes: ByteSize,
+    /// Where a document enters the network (this node taking it from its clerk), the oldest
+    /// signing time accepted, before the node's clock: the signer's `iat` is a claim, and a
+    /// signature claimed to be older is refused rather than taken on its word.
+    pub max_signature_age: HumanDuration,
 }
 
 impl Default for RawLimits {
@@ -261,6 +276,7 @@ impl Default for RawLimits {
             connect_timeout: HumanDuration::secs(10),
             outbox_lease: HumanDuration::secs(30),
             min_free_bytes: ByteSize::mib(256),
+            max_signature_age: HumanDuration::days(3),
         }
     }
 }
@@ -361,6 +377,8 @@ pub struct Limits {
     pub outbox_lease: Duration,
     /// See [`RawLimits::min_free_bytes`].
     pub min_free_bytes: u64,
+    /// See [`RawLimits::max_signature_age`].
+    pub max_signature_age: Duration,
 }
 
 impl Limits {
@@ -445,6 +463,8 @@ pub struct Config {
     pub crl_freshness: Duration,
     /// CRL file poll interval.
     pub crl_poll: Duration,
+    /// See [`RawCrl::danger_accept_unchecked`].
+    pub crl_accept_unchecked: bool,
     /// Routing parent.
     pub parent: Option<Neighbour>,
     /// Children.
@@ -850,6 +870,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         p.add("limits.frame_budget_total", "must be at least limits.frame_budget_per_certificate");
     }
     let handshake_timeout = nonzero(p, "limits.handshake_timeout", l.handshake_timeout);
+    let max_signature_age = nonzero(p, "limits.max_signature_age", l.max_signature_age);
     let frame_timeout = nonzero(p, "limits.frame_timeout", l.frame_timeout);
     if l.outbox_lease.get() < Duration::from_secs(1) {
         p.add("limits.outbox_lease", "must be at least 1s (it is renewed every third of it)");
@@ -886,6 +907,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         connect_timeout: l.connect_timeout.get(),
         outbox_lease: l.outbox_lease.get(),
         min_free_bytes: l.min_free_bytes.get(),
+        max_signature_age,
     })
 }
 
@@ -1049,6 +1071,7 @@ impl Config {
             crl_files,
             crl_freshness,
             crl_poll,
+            crl_accept_unchecked: raw.crl.danger_accept_unchecked,
             parent,
             children,
             peers,
@@ -1120,9 +1143,13 @@ key = "seal.key.pem"
 # CRL files to load and watch, e.g. those this agency's CA publishes. CRLs also arrive from
 # the parent and with documents.
 files = []
-# CRLs older than this make verification provisional (traffic continues; the operator is told).
+# A certificate (a neighbour's, a clerk's, a document signer's) can be vouched for only with a
+# CRL of its issuer no older than this; without one it is refused (a fresh node asks its
+# parent for CRLs at start and keeps asking until it has them).
 freshness = "7d"
 poll = "10s"
+# DANGER: take certificates whose revocation cannot be checked (marked provisional, alerted).
+danger_accept_unchecked = false
 
 {parent_block}
 # One [[child]] per node below this one, and [[peer]] for direct short-cuts:
@@ -1162,6 +1189,7 @@ connect_timeout = "10s"              # per address of a neighbour; then the next
 outbox_lease = "30s"                 # a dead process's transfers are taken over after this
 min_free_bytes = "256MiB"            # kept free on the data (and database) filesystem:
                                      # documents that would use it are refused for now, and retried
+max_signature_age = "3d"             # a clerk's document signed longer ago is refused (iat is a claim)
 
 [retry]
 initial = "1s"

@@ -23,7 +23,32 @@ use crate::storage::millis;
 /// Reloads the trust state from the stored CRLs.
 pub async fn refresh(node: &Node) {
     match node.store.crls().await {
-        Ok(crls) => node.trust.set_crls(crls),
+        Ok(crls) => {
+            node.trust.set_crls(crls);
+            let closed = node.recheck_connections();
+            if closed > 0 {
+                tracing::warn!(closed, "live connections closed: the new CRLs revoke their certificates");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read stored CRLs"),
+    }
+}
+
+/// Reloads the trust state from the stored CRLs if they differ from those in use: the CRLs
+/// another process of a scaled-out node stored (they share the database), or those stored
+/// before this process started. Cheap: a node holds one CRL per CA it knows.
+pub async fn sync_from_store(node: &Node) {
+    match node.store.crls().await {
+        Ok(stored) => {
+            let mut held: Vec<[u8; 32]> = node.trust.validator().crls().iter().map(|c| c.fingerprint()).collect();
+            let mut found: Vec<[u8; 32]> = stored.iter().map(|c| c.fingerprint()).collect();
+            held.sort_unstable();
+            found.sort_unstable();
+            if held != found {
+                tracing::debug!(held = held.len(), stored = found.len(), "CRLs in the database changed; reloading");
+                refresh(node).await;
+            }
+        }
         Err(e) => tracing::error!(error = %e, "cannot read stored CRLs"),
     }
 }
@@ -86,6 +111,8 @@ pub async fn load_configured(node: &Node) {
     // Storing refreshes the trust state when anything is new; the CRLs already in the
     // database were loaded when the trust state was made.
     store_checked(node, &crls, true).await;
+    // Another process of this agency may have stored them first (then nothing was new here).
+    sync_from_store(node).await;
 }
 
 /// Polls the CRL files (a change is stored and pushed to the children), and fetches from the
@@ -99,6 +126,12 @@ pub async fn watch_files(node: Arc<Node>) {
     }
     let mut shutdown = node.shutdown_signal();
     loop {
+        // A node that cannot check its own chain holds no fresh CRLs: it asks its parent at
+        // start and at every poll until it has them (it refuses unchecked certificates).
+        sync_from_store(&node).await;
+        if lacks_crls(&node) {
+            fetch_from_parent(&node).await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(node.config.crl_poll) => {}
             _ = node.crl_fetch.notified() => {
@@ -122,6 +155,17 @@ pub async fn watch_files(node: Arc<Node>) {
             tracing::debug!(read = changed.len(), stored = stored.len(), "CRL files reloaded");
             push_to_children(&node, &stored).await;
         }
+    }
+}
+
+/// True when this node cannot vouch for its own node certificate's chain with the CRLs it
+/// holds: the sign that it has no fresh CRLs of its part of the tree.
+fn lacks_crls(node: &Node) -> bool {
+    let now = node.now();
+    let chain: Vec<&[u8]> = node.config.tls.chain.iter().map(|c| c.der()).collect();
+    match node.trust.validate(&chain, now, pki::Profile::Node) {
+        Ok(verified) => node.trust.chain_gap(&verified, now).is_some(),
+        Err(_) => false,
     }
 }
 

@@ -91,6 +91,22 @@ pub fn validate_alerts(raw: &RawAlerts, problems: &mut Vec<(String, String)>) ->
 pub struct Watch {
     contacts: Mutex<HashMap<AgencyCode, Contact>>,
     in_flight: Mutex<HashMap<i64, Attempt>>,
+    /// Certificates whose revocation could not be checked, by who presented them.
+    unchecked: Mutex<HashMap<String, Unchecked>>,
+    /// Of those, the ones not yet mailed to the operators: (who, gap, accepted, when).
+    unmailed: Mutex<Vec<(String, String, bool, i64)>>,
+}
+
+/// How long an acceptance or refusal for want of revocation information stays an alert after
+/// the last one.
+pub(crate) const UNCHECKED_ALERT_FOR: i64 = 15 * 60 * 1000;
+
+#[derive(Debug, Clone)]
+struct Unchecked {
+    gap: String,
+    accepted: bool,
+    count: u64,
+    last: i64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -145,6 +161,37 @@ impl Watch {
     pub(crate) fn ended(&self, transfer: i64) {
         lock(&self.in_flight).remove(&transfer);
     }
+
+    fn unchecked(&self, who: &str, gap: &str, accepted: bool, now: i64) -> bool {
+        let mut map = lock(&self.unchecked);
+        let e = map.entry(who.to_owned()).or_insert(Unchecked { gap: String::new(), accepted, count: 0, last: 0 });
+        let first = e.count == 0 || now - e.last > UNCHECKED_ALERT_FOR;
+        *e = Unchecked { gap: gap.to_owned(), accepted, count: e.count.saturating_add(1), last: now };
+        first
+    }
+
+    /// The revocation alerts raised since the last call, for the operators' mail.
+    pub(crate) fn take_unmailed(&self) -> Vec<(String, String, bool, i64)> {
+        std::mem::take(&mut *lock(&self.unmailed))
+    }
+
+    fn unchecked_alerts(&self, now: i64) -> Vec<String> {
+        let mut map = lock(&self.unchecked);
+        map.retain(|_, u| now - u.last <= UNCHECKED_ALERT_FOR);
+        let mut alerts: Vec<String> = map
+            .iter()
+            .map(|(who, u)| {
+                let what = if u.accepted {
+                    "accepted without a revocation check (crl.danger_accept_unchecked is on)"
+                } else {
+                    "refused: its revocation cannot be checked here (give the node fresh CRLs: crl.files, or its parent)"
+                };
+                format!("{who} {what}: {} ({} time(s), the last at {})", u.gap, u.count, at(u.last))
+            })
+            .collect();
+        alerts.sort();
+        alerts
+    }
 }
 
 impl Node {
@@ -157,6 +204,24 @@ impl Node {
     /// Records that a connection or request to neighbour `hop` got no answer.
     pub fn neighbour_unreachable(&self, hop: &AgencyCode, error: &str) {
         self.watch.unreachable(hop, millis(self.now()), error);
+    }
+
+    /// Records that `who` (a peer, a clerk, a document's signers) presented a certificate whose
+    /// revocation this node cannot check (`gap`), and whether it was `accepted` anyway (the
+    /// operator's opt-in) or refused: an alert in the read-out for a while, and a warning in
+    /// the log the first time.
+    pub fn revocation_unchecked(&self, who: &str, gap: &str, accepted: bool) {
+        let now = millis(self.now());
+        if self.watch.unchecked(who, gap, accepted, now) {
+            if self.config.mail.as_ref().is_some_and(|m| !m.operators.is_empty()) {
+                lock(&self.watch.unmailed).push((who.to_owned(), gap.to_owned(), accepted, now));
+            }
+            if accepted {
+                tracing::warn!(who, gap, "accepted without a revocation check (crl.danger_accept_unchecked)");
+            } else {
+                tracing::warn!(who, gap, "refused: revocation cannot be checked");
+            }
+        }
     }
 
     /// Remembers a storage failure for the read-out (and the database, once it takes writes
@@ -382,6 +447,9 @@ async fn build(
             human(rules.backlog_age),
             queue.oldest_pending_seconds
         ));
+    }
+    if let Some(w) = watch {
+        alerts.extend(w.unchecked_alerts(now_ms));
     }
     let (contacts, attempts) = match watch {
         Some(w) => (lock(&w.contacts).clone(), lock(&w.in_flight).values().cloned().collect::<Vec<_>>()),

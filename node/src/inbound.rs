@@ -13,6 +13,7 @@ use crate::protocol::{ErrorKind, NodeRequest, NodeResponse, encode, read_request
 /// Handles one request stream from neighbour `peer`, its frame read under `budget`.
 pub async fn handle(
     node: Arc<Node>,
+    conn: &quinn::Connection,
     peer: AgencyCode,
     budget: ConnectionBudget,
     mut send: quinn::SendStream,
@@ -22,7 +23,10 @@ pub async fn handle(
     // The frame's memory stays leased until the request is served.
     let mut lease = budget.lease();
     let response = match read_request::<NodeRequest>(&mut recv, &node.config.limits, &mut lease, opened).await {
-        Ok(request) => serve(&node, peer, request, &mut recv).await,
+        Ok(request) => match crls_only(&node, conn, &request) {
+            Some(refused) => refused,
+            None => serve(&node, peer, request, &mut recv).await,
+        },
         Err(e) => NodeResponse::Error { kind: e.kind(), message: e.to_string() },
     };
     drop(lease);
@@ -43,6 +47,23 @@ pub async fn handle(
     }
     // Nothing more is read: stop the peer from sending what we will not read.
     let _ = recv.stop(0u32.into());
+}
+
+/// A neighbour whose certificate's revocation this node cannot check yet exchanges CRLs only
+/// (how a fresh node gets its first CRLs); anything else waits, as a transient refusal.
+fn crls_only(node: &Node, conn: &quinn::Connection, request: &NodeRequest) -> Option<NodeResponse> {
+    if matches!(request, NodeRequest::CrlPush { .. } | NodeRequest::CrlFetch { .. }) {
+        return None;
+    }
+    match node.standing(conn) {
+        crate::live::Standing::Vouched => None,
+        crate::live::Standing::CrlsOnly(reason) => Some(NodeResponse::Error {
+            kind: ErrorKind::Unavailable,
+            message: format!(
+                "this node cannot check your certificate for revocation yet ({reason}); until it has fresh CRLs it exchanges CRLs only, try again later"
+            ),
+        }),
+    }
 }
 
 async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &mut quinn::RecvStream) -> NodeResponse {

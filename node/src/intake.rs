@@ -13,7 +13,7 @@
 //! refusal with the reason, a storage failure a transient refusal saying the node cannot store
 //! documents now (the sender retries).
 
-use pki::document::verify::verify_envelope;
+use pki::document::validation::{Arrival, ArrivalError};
 use pki::document::{Business, Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 use pki::{AgencyCode, Crl};
 
@@ -265,7 +265,11 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         return Err(cannot_store(node, &e));
     }
 
-    // Verify: signatures, chains at signing time, hierarchy; with the CRLs that came along.
+    // Verify at arrival (this node's clock): signatures, every signer's chain valid now (a
+    // revoked signer is refused whatever signing time it claims), hierarchy, signer fidelity;
+    // with the CRLs that came along. Where the document enters the network (from our clerk),
+    // a signature claimed to be older than `limits.max_signature_age` is refused too; further
+    // hops do not re-apply the age, as a document may wait in an outbox during an outage.
     let mut carried = Vec::with_capacity(carried_crls.len());
     for der in carried_crls {
         match Crl::from_der(der) {
@@ -273,11 +277,40 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             Err(e) => return Err(refuse(format!("a CRL sent with the document is malformed: {e}"), &recipients)),
         }
     }
+    let max_age = match source {
+        Source::Clerk => time::Duration::try_from(limits.max_signature_age).unwrap_or(time::Duration::MAX),
+        Source::Neighbour { .. } => time::Duration::MAX,
+    };
     let verifying = std::time::Instant::now();
-    let verified = verify_envelope(&envelope, &node.trust.validator_with(&carried), now);
+    let verified = pki::document::validation::verify_arrival(
+        &envelope,
+        &node.trust.validator_with(&carried),
+        &Arrival { at: now, max_age },
+    );
     node.telemetry.verified_in(verifying.elapsed());
-    let verified = verified.map_err(|e| refuse(format!("verification failed: {e}"), &recipients))?;
-    let is_provisional = verified.signers.iter().any(|s| node.trust.is_provisional(&s.revocation, now));
+    let verified = verified.map_err(|e| match e {
+        e @ ArrivalError::InFuture { .. } => transient(format!("not taken now: {e}")),
+        e => refuse(format!("verification failed: {e}"), &recipients),
+    })?;
+    // Revocation that cannot be checked (no CRL of an issuer, or one older than the freshness
+    // budget): refused for now unless the operator opted in, then taken provisionally and
+    // alerted. Transient: the CRL may come (from the parent, or with the next attempt).
+    let gaps: Vec<String> = verified
+        .signers
+        .iter()
+        .filter_map(|s| node.trust.revocation_gap(&s.chain, &s.revocation, now).map(|g| format!("the {}: {g}", s.role)))
+        .collect();
+    let is_provisional = !gaps.is_empty();
+    if is_provisional {
+        let gap = gaps.join("; ");
+        if !node.config.crl_accept_unchecked {
+            node.revocation_unchecked(&format!("document {doc_id}"), &gap, false);
+            return Err(transient(format!(
+                "not taken now: the revocation of its signers cannot be checked here ({gap}); this node asks its parent for CRLs, send again later"
+            )));
+        }
+        node.revocation_unchecked(&format!("document {doc_id}"), &gap, true);
+    }
 
     // Attachments: all into temporary files, checked; nothing is kept unless all are good.
     // The time allowed grows with the size.

@@ -19,6 +19,7 @@ pub mod health;
 pub mod http;
 pub mod inbound;
 pub mod intake;
+pub mod live;
 pub mod mail;
 pub mod metrics;
 pub mod notices;
@@ -133,6 +134,8 @@ pub struct Node {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     connections: outbound::ConnectionSlots,
+    /// Every live authenticated connection and its chain (see `live`).
+    pub(crate) live: live::LiveConnections,
     /// Handshake and connection slots (see `admission`).
     pub admission: admission::Admission,
     /// Request-frame memory (see `budget`).
@@ -246,6 +249,7 @@ impl Node {
             endpoint,
             client_config,
             connections: StdMutex::new(HashMap::new()),
+            live: live::LiveConnections::default(),
             admission: admission::Admission::new((&config.limits).into()),
             frame_budgets: budget::FrameBudgets::new(
                 config.limits.frame_budget_total,

@@ -123,6 +123,8 @@ impl Node {
             };
             match attempt.await {
                 Ok(conn) => {
+                    let chain = crate::live::peer_chain(&conn).unwrap_or_default();
+                    self.register_connection(&conn, chain, pki::Profile::Node, crate::live::node_named(hop));
                     slot.connection = Some(conn.clone());
                     slot.next = at;
                     drop(slot);
@@ -167,6 +169,14 @@ impl Node {
         let deadline = crate::protocol::deadline_after(tokio::time::Instant::now(), timeout);
         let timed_out = || format!("request to {hop} timed out after {}", humantime::format_duration(timeout));
         let conn = tokio::time::timeout_at(deadline, self.connection(hop)).await.map_err(|_| timed_out())??;
+        // Only CRLs travel over a connection whose peer's revocation cannot be checked yet.
+        if !matches!(request, NodeRequest::CrlFetch { .. } | NodeRequest::CrlPush { .. })
+            && let crate::live::Standing::CrlsOnly(reason) = self.standing(&conn)
+        {
+            return Err(format!(
+                "{hop}'s certificate cannot be checked for revocation here ({reason}); nothing but CRLs is exchanged with it until this node has fresh CRLs"
+            ));
+        }
         let heard_before = conn.stats().udp_rx.datagrams;
         let exchange = async {
             let (mut send, mut recv) =

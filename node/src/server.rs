@@ -10,12 +10,12 @@
 use std::sync::Arc;
 
 use pki::{AgencyCode, Profile};
-use rustls::pki_types::CertificateDer;
 
 use crate::Node;
 use crate::admission::{HandshakeDecision, Peer};
 use crate::budget::ConnectionBudget;
 use crate::config::Limits;
+use crate::live::{Standing, node_named, peer_chain, truncate_reason};
 use crate::protocol::{ALPN_CLERK, ALPN_NODE};
 
 pub use lienthong_protocol::wire::close;
@@ -108,13 +108,6 @@ pub async fn serve(node: Arc<Node>) {
     }
 }
 
-/// The peer's certificate chain, as the TLS layer verified it.
-fn peer_chain(conn: &quinn::Connection) -> Option<Vec<Vec<u8>>> {
-    let identity = conn.peer_identity()?;
-    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
-    Some(certs.iter().map(|c| c.as_ref().to_vec()).collect())
-}
-
 fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
     conn.handshake_data()?.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
 }
@@ -158,6 +151,15 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
             return;
         }
     };
+    // Revocation that bites: a clerk whose certificate cannot be checked is turned away; a
+    // neighbour's connection carries CRLs only until it can be (see `live`).
+    let who = if is_clerk { format!("clerk certificate {}", verified.leaf.id()) } else { node_named(&agency) };
+    if let Standing::CrlsOnly(reason) = node.register_connection(&conn, chain, profile, who)
+        && is_clerk
+    {
+        conn.close(close::NO_REVOCATION_INFO.into(), truncate_reason(&reason).as_bytes());
+        return;
+    }
     let budget = node.frame_budgets.for_connection(certificate);
     tracing::debug!(peer_agency = %agency, clerk = is_clerk, "connection accepted");
     let mut shutdown = node.shutdown_signal();
@@ -167,12 +169,13 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
             _ = shutdown.changed() => break,
         };
         let (task_node, budget): (Arc<Node>, ConnectionBudget) = (node.clone(), budget.clone());
+        let task_conn = conn.clone();
         node.tasks.spawn(async move {
             let node = task_node;
             if is_clerk {
                 crate::clerk::handle(node, agency, budget, send, recv).await;
             } else {
-                crate::inbound::handle(node, agency, budget, send, recv).await;
+                crate::inbound::handle(node, &task_conn, agency, budget, send, recv).await;
             }
         });
     }

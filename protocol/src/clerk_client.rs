@@ -112,6 +112,23 @@ pub enum Rejection {
         "the certificate in the profile's --clerk-cert is not usable as a clerk certificate here (a node, seal or person certificate, or not valid now): use the agency's clerk certificate (lienthong pki issue --cert-profile clerk)"
     )]
     NotClerk,
+    /// Close code 0x15: the node holds no fresh CRL to check this certificate with, and does
+    /// not take certificates unchecked.
+    #[error(
+        "the node cannot check this clerk certificate for revocation yet ({reason}): it takes no certificate unchecked; the node's operator must give it fresh CRLs (crl.files, or its parent) — try again later"
+    )]
+    NoRevocationInfo {
+        /// The node's reason.
+        reason: String,
+    },
+    /// Close code 0x16: the certificate was revoked (or stopped being valid) while connected.
+    #[error(
+        "the node closed this session because the clerk certificate was revoked or is no longer valid ({reason}): ask the agency's CA for a new one (lienthong pki issue --cert-profile clerk) and add it to the profile"
+    )]
+    RevokedWhileConnected {
+        /// The node's reason.
+        reason: String,
+    },
     /// Close code 0x12: too many connections of this agency at the node.
     #[error("the node has too many connections from this agency right now: try again in a moment")]
     TooMany,
@@ -159,6 +176,12 @@ impl Rejection {
                     close::FOREIGN_CLERK => Rejection::ForeignClerk,
                     close::WRONG_PROFILE => Rejection::NotClerk,
                     close::TOO_MANY => Rejection::TooMany,
+                    close::NO_REVOCATION_INFO => {
+                        Rejection::NoRevocationInfo { reason: String::from_utf8_lossy(&c.reason).into_owned() }
+                    }
+                    close::REVOKED => {
+                        Rejection::RevokedWhileConnected { reason: String::from_utf8_lossy(&c.reason).into_owned() }
+                    }
                     _ => Rejection::Closed { code, reason: String::from_utf8_lossy(&c.reason).into_owned() },
                 })
             }

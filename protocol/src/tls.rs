@@ -161,6 +161,11 @@ pub fn server_config(identity: &Identity, trust: Arc<Trust>) -> Result<rustls::S
     config.alpn_protocols = vec![ALPN_NODE.to_vec(), ALPN_CLERK.to_vec()];
     // 0-RTT data can be replayed: never accept it.
     config.max_early_data_size = 0;
+    // No session resumption: a resumed session skips certificate verification, so a client
+    // revoked since its first handshake would get back in on its ticket. Every connection
+    // validates the chain against the CRLs held at that moment.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
@@ -173,6 +178,9 @@ pub fn client_config(identity: &Identity, trust: Arc<Trust>, alpn: &[u8]) -> Res
         .with_client_auth_cert(certs(identity), key_der(identity))?;
     config.alpn_protocols = vec![alpn.to_vec()];
     config.enable_early_data = false;
+    // No session resumption either way (see `server_config`): a revoked node must fail its
+    // next handshake.
+    config.resumption = rustls::client::Resumption::disabled();
     // The agency code is the server name for our verifier; there is no need to send it.
     config.enable_sni = false;
     Ok(config)

@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use pki::validate::{RevocationStatus, SignatureCache, VerifiedChain};
+use pki::validate::{CertSummary, RevocationStatus, SignatureCache, VerifiedChain};
 use pki::{Certificate, ChainError, Crl, CrlSet, Profile, RevocationMode, Validator};
 use time::OffsetDateTime;
 
@@ -34,8 +34,9 @@ impl Trust {
     }
 
     fn build(anchors: &[Certificate], cache: &Arc<SignatureCache>, crls: Vec<Crl>) -> Validator {
-        // Best effort: a missing or stale CRL does not stop traffic; it makes the verification
-        // provisional (see `is_provisional`). A revocation on a CRL always refuses.
+        // Best effort at this level: a missing or stale CRL is reported per certificate, and
+        // the node decides (see `revocation_gap`: refused unless the operator opted in). A
+        // revocation on a CRL always refuses.
         Validator::new(anchors.to_vec())
             .with_crls(crls.into_iter().collect::<CrlSet>())
             .with_mode(RevocationMode::BestEffort)
@@ -135,19 +136,76 @@ impl Trust {
         self.validator().validate(chain, now, profile)
     }
 
-    /// True when a signer's chain was checked against CRLs that are missing or older than the
-    /// freshness budget at `now`: the document is still taken, but marked, and the operator is
-    /// told. A revocation after signing is a settled answer, not a provisional one.
-    pub fn is_provisional(&self, statuses: &[RevocationStatus], now: OffsetDateTime) -> bool {
-        statuses.iter().any(|s| match s {
-            RevocationStatus::Good { crl_this_update, .. } => self.is_stale(*crl_this_update, now),
-            RevocationStatus::RevokedLater { .. } => false,
-            RevocationStatus::Stale { .. } | RevocationStatus::NotChecked => true,
+    /// What keeps this node from vouching that no certificate of a validated chain (`path`,
+    /// leaf first, with the `statuses` validation gave, one per certificate below the anchor)
+    /// is revoked at `now`: the first certificate whose issuer's CRL is missing, past its
+    /// nextUpdate, or older than the freshness budget. `None` when every one was checked
+    /// against a fresh CRL (or is settled as revoked later).
+    pub fn revocation_gap(
+        &self,
+        path: &[CertSummary],
+        statuses: &[RevocationStatus],
+        now: OffsetDateTime,
+    ) -> Option<RevocationGap> {
+        statuses.iter().enumerate().find_map(|(i, status)| {
+            let certificate = path.get(i).map_or_else(|| "?".into(), |c| c.id.to_string());
+            let issuer = path.get(i + 1).map_or_else(|| "?".into(), |c| c.id.name.clone());
+            match status {
+                RevocationStatus::RevokedLater { .. } => None,
+                RevocationStatus::Good { crl_this_update, .. } if !self.is_stale(*crl_this_update, now) => None,
+                RevocationStatus::Good { crl_this_update, .. } | RevocationStatus::Stale { crl_this_update, .. } => {
+                    Some(RevocationGap::Old { certificate, issuer, this_update: *crl_this_update })
+                }
+                RevocationStatus::NotChecked => Some(RevocationGap::Missing { certificate, issuer }),
+            }
         })
+    }
+
+    /// [`Trust::revocation_gap`] of a validated peer or clerk chain.
+    pub fn chain_gap(&self, chain: &VerifiedChain, now: OffsetDateTime) -> Option<RevocationGap> {
+        self.revocation_gap(&chain.path, &chain.revocation, now)
     }
 
     /// True when a CRL issued at `this_update` is older than the freshness budget at `now`.
     pub fn is_stale(&self, this_update: OffsetDateTime, now: OffsetDateTime) -> bool {
         now - this_update > self.freshness
+    }
+}
+
+/// Why the revocation of a certificate cannot be checked now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevocationGap {
+    /// No CRL of the issuer is held.
+    Missing {
+        /// The certificate.
+        certificate: String,
+        /// Its issuer, whose CRL is missing.
+        issuer: String,
+    },
+    /// The newest CRL of the issuer is older than the freshness budget or past its
+    /// nextUpdate.
+    Old {
+        /// The certificate.
+        certificate: String,
+        /// Its issuer.
+        issuer: String,
+        /// When that CRL was issued.
+        this_update: OffsetDateTime,
+    },
+}
+
+impl std::fmt::Display for RevocationGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RevocationGap::Missing { certificate, issuer } => {
+                write!(f, "no CRL of {issuer} is held, so {certificate} cannot be checked for revocation")
+            }
+            RevocationGap::Old { certificate, issuer, this_update } => write!(
+                f,
+                "the newest CRL of {issuer} (issued {}) is too old to vouch for {certificate}",
+                pki::format_utc(*this_update)
+            ),
+        }
     }
 }

@@ -33,6 +33,11 @@ pub mod close {
     pub const WRONG_PROFILE: u32 = 0x13;
     /// A request on this connection timed out; the connection is replaced.
     pub const REQUEST_TIMED_OUT: u32 = 0x14;
+    /// The node cannot check the certificate's revocation (no fresh CRL of its issuer) and
+    /// does not take it unchecked.
+    pub const NO_REVOCATION_INFO: u32 = 0x15;
+    /// The certificate was revoked (or stopped being valid) while connected.
+    pub const REVOKED: u32 = 0x16;
 }
 
 /// Why a frame cannot be read or written.

@@ -516,3 +516,58 @@ async fn a_notification_the_relay_refuses_for_good_is_dead_lettered_and_shown() 
     assert!(harness::smtp::received(mail_dir.path()).is_empty());
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_refused_for_want_of_revocation_information_is_mailed_to_the_operators() {
+    harness::logging();
+    let pki = SmtpPki::new("CA thư điện tử thử nghiệm");
+    let dir = harness::smtp::mail_dir();
+    let port = free_port();
+    let _relay = SmtpServer::start(
+        port,
+        dir.path(),
+        &SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&pki), login: None, reject: None },
+    );
+    // Tiên Yên started without any CRL (its parent, the province, not running): its own clerk
+    // cannot be checked for revocation.
+    let topology = only(&topology("quang-ninh-2024"), &["000.00.00.H49", TIEN_YEN]);
+    let mut net = TestNet::prepare(topology, NetOptions { with_crls: false, ..NetOptions::default() });
+    let tien_yen = code(TIEN_YEN);
+    let setup = MailSetup {
+        operators: &[PHONG_DU_OPERATOR],
+        ..MailSetup::starttls(port, &pki.ca_pem, TIEN_YEN_FROM, &[TIEN_YEN_CLERK])
+    };
+    set_mail(&net.config_path(&tien_yen), &setup.section(&net.node_dir(&tien_yen)));
+    net.start_node(&tien_yen).await;
+    let clerk = node::clerk_client::ClerkClient::connect(
+        net.addrs[&tien_yen],
+        tien_yen,
+        &net.identity(&tien_yen, pki::Profile::Clerk),
+        vec![net.pki.root.cert.clone()],
+    )
+    .await;
+    let refused = match clerk {
+        Ok(c) => c.inbox(1).await.map(|_| ()).unwrap_err(),
+        Err(e) => e,
+    };
+    eprintln!("the clerk is told: {refused}");
+    let got = harness::smtp::wait_for_mail(dir.path(), 1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1, "one alert, not one per attempt");
+    assert!(to(&got[0], PHONG_DU_OPERATOR), "{:?}", got[0].rcpt_tos);
+    assert!(got[0].subject.contains("Từ chối chứng thư không kiểm tra được thu hồi"), "{}", got[0].subject);
+    assert!(got[0].subject.contains("clerk certificate"), "{}", got[0].subject);
+    // A second refusal within the alert window is the same alert: no second mail.
+    let again = node::clerk_client::ClerkClient::connect(
+        net.addrs[&tien_yen],
+        tien_yen,
+        &net.identity(&tien_yen, pki::Profile::Clerk),
+        vec![net.pki.root.cert.clone()],
+    )
+    .await;
+    if let Ok(c) = again {
+        assert!(c.inbox(1).await.is_err());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(harness::smtp::received(dir.path()).len(), 1);
+    net.stop().await;
+}

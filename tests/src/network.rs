@@ -269,8 +269,13 @@ impl TestNet {
 
     /// Signs a manifest as `from`'s chairman and seals it.
     pub fn sign(&self, manifest: Manifest, bodies: Vec<Vec<u8>>) -> SignedDocument {
+        self.sign_at(manifest, bodies, time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap())
+    }
+
+    /// Signs a manifest as `from`'s chairman and seals it, both claiming to sign at `now`
+    /// (the signer chooses its `iat`: what a backdating attacker does).
+    pub fn sign_at(&self, manifest: Manifest, bodies: Vec<Vec<u8>>, now: time::OffsetDateTime) -> SignedDocument {
         let a = &self.pki.agencies[&manifest.from];
-        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
         let envelope =
             Envelope::sign_person(&manifest.to_cbor().unwrap(), &a.person.key, &a.chain(&a.person.cert), now)
                 .unwrap()

@@ -251,6 +251,10 @@ pub(crate) struct VerifyChainArgs {
     /// Use the chain must be valid for (default: the leaf's own profile).
     #[arg(long, value_parser = ["node", "seal", "person", "clerk", "ca"])]
     usage: Option<String>,
+    /// Trust a CA certificate that is not a self-signed root as the top of a partial chain
+    /// (as `verify --danger-partial-chain`).
+    #[arg(long)]
+    danger_partial_chain: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -563,7 +567,7 @@ pub(crate) fn read_crls(path: &Path) -> anyhow::Result<Vec<Crl>> {
 
 fn verify_chain(a: VerifyChainArgs) -> anyhow::Result<()> {
     let chain = read_certificates(&a.chain)?;
-    let anchors = read_certificates(&a.anchor)?;
+    let anchors = crate::document_cmd::read_anchors(&a.anchor, a.danger_partial_chain)?;
     let mut crls = CrlSet::new();
     for path in &a.crl {
         for c in read_crls(path)? {

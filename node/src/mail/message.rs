@@ -34,6 +34,9 @@ pub enum Kind {
     Expiry,
     /// The daily digest of overdue documents.
     Digest,
+    /// Something the operator must act on now (a certificate taken or refused because its
+    /// revocation cannot be checked).
+    Alert,
 }
 
 impl Kind {
@@ -45,6 +48,7 @@ impl Kind {
             Kind::Status => "status",
             Kind::Expiry => "expiry",
             Kind::Digest => "digest",
+            Kind::Alert => "alert",
         }
     }
 }
@@ -375,6 +379,43 @@ pub fn expiry(agency: Agency<'_>, what: &str, cert: &pki::Certificate, now: Offs
     body.push_str(&footer(agency));
     let key = format!("expiry:{}:{step}", hex::encode(cert.fingerprint()));
     Notification { kind: Kind::Expiry, audience: Audience::Operators, dedup_key: key, subject, body }
+}
+
+/// `who` presented a certificate whose revocation this node cannot check (`gap`); it was
+/// `accepted` anyway (the operator's opt-in `crl.danger_accept_unchecked`) or refused.
+/// `window` makes the same event mail at most once per alert window.
+pub fn revocation_alert(
+    agency: Agency<'_>,
+    who: &str,
+    gap: &str,
+    accepted: bool,
+    now: OffsetDateTime,
+    window: i64,
+) -> Notification {
+    let subject = if accepted {
+        format!("[CẢNH BÁO] Chấp nhận chứng thư chưa kiểm tra thu hồi: {who}")
+    } else {
+        format!("[CẢNH BÁO] Từ chối chứng thư không kiểm tra được thu hồi: {who}")
+    };
+    let mut body = if accepted {
+        format!(
+            "Nút của {} đã chấp nhận {who} mà không kiểm tra được chứng thư có bị thu hồi hay không, vì cấu hình crl.danger_accept_unchecked = true.\n\n",
+            agency.name
+        )
+    } else {
+        format!(
+            "Nút của {} đã từ chối {who} vì không kiểm tra được chứng thư có bị thu hồi hay không.\n\n",
+            agency.name
+        )
+    };
+    body.push_str(&format!("{:<15} {gap}\n", "Lý do:"));
+    body.push_str(&format!("{:<15} {}\n", "Lúc:", time_vi(now)));
+    body.push_str(
+        "\nĐề nghị cấp cho nút danh sách thu hồi (CRL) mới: tệp trong crl.files, hoặc kiểm tra kết nối với nút cấp trên (nút tự hỏi CRL từ nút cấp trên). Xem `lienthong-node status`.\n",
+    );
+    body.push_str(&footer(agency));
+    let key = format!("alert:revocation:{}:{who}:{window}", if accepted { "accepted" } else { "refused" });
+    Notification { kind: Kind::Alert, audience: Audience::Operators, dedup_key: key, subject, body }
 }
 
 /// The daily digest for `day` (Vietnam date): documents in the inbox past their due date and

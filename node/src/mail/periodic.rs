@@ -155,6 +155,26 @@ pub async fn check_digest(node: &Node, now: OffsetDateTime) -> Result<Option<Dat
     Ok(Some(day))
 }
 
+/// Queues a mail to the operators for every revocation alert raised since the last round
+/// (at most one per certificate and outcome per alert window). Returns how many were queued.
+pub async fn mail_alerts(node: &Node) -> Result<usize, StoreError> {
+    let raised = node.watch.take_unmailed();
+    if raised.is_empty() || node.config.mail.is_none() {
+        return Ok(0);
+    }
+    let mut queued = 0;
+    let mut tx = node.store.begin().await?;
+    for (who, gap, accepted, at) in &raised {
+        let when = crate::storage::from_millis(*at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let window = at / crate::health::UNCHECKED_ALERT_FOR;
+        let n = message::revocation_alert(super::agency(node), who, gap, *accepted, when, window);
+        queued += usize::from(super::enqueue(&mut tx, node, &n, *at).await?);
+    }
+    tx.commit().await?;
+    tracing::warn!(count = queued, "revocation alerts queued for the operators");
+    Ok(queued)
+}
+
 /// When the worker runs the periodic checks next.
 #[derive(Debug, Default)]
 pub(crate) struct Schedule {
@@ -171,6 +191,9 @@ impl Schedule {
                 Ok(_) => self.certificates_checked = Some(now),
                 Err(e) => tracing::error!(error = %e, "cannot check certificate expiry"),
             }
+        }
+        if let Err(e) = mail_alerts(node).await {
+            tracing::error!(error = %e, "cannot queue alert mail for the operators");
         }
         if self.digest_settled != Some(now.to_offset(ICT).date()) {
             match check_digest(node, now).await {

@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use crate::cert::CertId;
 use crate::crl::RevocationReason;
 use crate::document::envelope::Envelope;
-use crate::document::verify::{DocumentError, Role, VerifiedEnvelope, verify_chains_at};
+use crate::document::verify::{DocumentError, MAX_CLOCK_SKEW, Role, VerifiedEnvelope, verify_chains_at};
 use crate::format_utc;
 use crate::validate::{ChainError, Validator};
 
@@ -69,6 +69,25 @@ pub enum ArrivalError {
         /// The arrival time.
         arrival: OffsetDateTime,
     },
+    /// A signature claims a signing time later than arrival plus the allowed clock skew: the
+    /// signer's clock (or this node's) is wrong. Not the document's fault for good: the
+    /// sender may try again once the clocks agree.
+    #[error(
+        "the {role} (signature #{index}) claims to be made at {}, after it arrived here ({}) by more than the {} of clock skew allowed; check the clocks of the signer and of this node",
+        format_utc(*claimed),
+        format_utc(*arrival),
+        describe(MAX_CLOCK_SKEW)
+    )]
+    InFuture {
+        /// 1-based position of the signature.
+        index: usize,
+        /// Whose.
+        role: Role,
+        /// The signing time the signature claims.
+        claimed: OffsetDateTime,
+        /// The arrival time.
+        arrival: OffsetDateTime,
+    },
     /// A signature claims a signing time older than the maximum age before arrival.
     #[error(
         "the {role} (signature #{index}) claims to be made at {}, {} before it arrived ({}); a node takes signatures made at most {} before arrival",
@@ -98,7 +117,14 @@ impl ArrivalError {
             ArrivalError::Document(e) => e.kind(),
             ArrivalError::Revoked { .. } => "revoked_at_arrival",
             ArrivalError::TooOld { .. } => "signature_too_old",
+            ArrivalError::InFuture { .. } => "signing_time_in_future",
         }
+    }
+
+    /// True when the refusal may go away by itself (clocks brought into agreement), so a node
+    /// answers it as a transient failure rather than with a signed, final refusal.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ArrivalError::InFuture { .. })
     }
 }
 
@@ -109,6 +135,7 @@ pub(crate) fn describe(d: Duration) -> String {
     match (days, hours, mins, s) {
         (d, 0, 0, 0) if d > 0 => format!("{d} day{}", if d == 1 { "" } else { "s" }),
         (0, 0, 0, s) => format!("{s} s"),
+        (0, 0, m, 0) => format!("{m} min"),
         (0, 0, m, s) => format!("{m} min {s} s"),
         (0, h, m, _) => format!("{h} h {m} min"),
         (d, h, _, _) => format!("{d} d {h} h"),
@@ -126,6 +153,12 @@ pub fn verify_arrival(
     arrival: &Arrival,
 ) -> Result<VerifiedEnvelope, ArrivalError> {
     let headers = envelope.headers().map_err(DocumentError::from)?;
+    // A claimed time in the future of arrival first: the chain check would otherwise report
+    // it as a malformed signing time, which is final.
+    if let Some(h) = headers.iter().find(|h| h.signing_time > arrival.at + MAX_CLOCK_SKEW) {
+        let role = if h.index == 1 { Role::Person } else { Role::Seal };
+        return Err(ArrivalError::InFuture { index: h.index, role, claimed: h.signing_time, arrival: arrival.at });
+    }
     let verified = verify_chains_at(envelope, validator, arrival.at, |_| arrival.at).map_err(|e| match e {
         DocumentError::Chain { index, role, error: ChainError::Revoked { cert, revoked_at, reason } } => {
             let claimed = headers.iter().find(|h| h.index == index).map_or(arrival.at, |h| h.signing_time);

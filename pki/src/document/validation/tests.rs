@@ -487,13 +487,19 @@ fn arrival_judges_chains_at_the_nodes_clock_and_bounds_the_claimed_age() {
     let err = verify_arrival(&e, &validator, &arrival).unwrap_err();
     assert!(matches!(err, ArrivalError::TooOld { index: 1, .. }), "{err}");
     assert!(err.to_string().contains("at most 3 days before arrival"), "{err}");
+    assert!(!err.is_transient(), "a signature too old stays too old");
     // At the limit, and at a normal arrival, it is taken.
     assert!(verify_arrival(&e, &validator, &Arrival::new(day(13))).is_ok());
     let taken = verify_arrival(&e, &validator, &Arrival::new(day(10) + Duration::minutes(1))).unwrap();
     assert_eq!(taken.signers.len(), 2);
-    // A claimed time in the future of arrival (beyond the clock skew) stays refused.
+    // A claimed time in the future of arrival (beyond the clock skew) is refused, as a
+    // matter of clocks (transient), not of the document.
     let err = verify_arrival(&e, &validator, &Arrival::new(day(10) - hours(1))).unwrap_err();
-    assert_eq!(err.kind(), "signatures");
+    assert!(matches!(err, ArrivalError::InFuture { index: 1, .. }), "{err}");
+    assert_eq!(err.kind(), "signing_time_in_future");
+    assert!(err.is_transient());
+    // Within the skew it is taken.
+    assert!(verify_arrival(&e, &validator, &Arrival::new(day(10) - Duration::minutes(4))).is_ok());
 }
 
 #[test]
