@@ -773,7 +773,7 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
         let options = verify_options(&p)?;
         let report = verify_bundle(BufReader::new(File::open(&path)?), &options)?;
         let verdict = crate::report::verdict(&report.total);
-        let why = report.total.leading().map(|r| r.message.clone()).unwrap_or_default();
+        let why = report.total.leading().map(|r| crate::timefmt::localize(&r.message)).unwrap_or_default();
         if report.indication() == Indication::Failed {
             bail!("the fetched document is {verdict}: {why}");
         }
@@ -795,6 +795,7 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
                 "document": document,
                 "bundle": path,
                 "indication": report.indication(),
+                "sub_indication": report.sub_indication(),
                 "attachments": attachments,
             });
             outln!("{}", serde_json::to_string_pretty(&out)?)?;

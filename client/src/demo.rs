@@ -153,10 +153,11 @@ fn stop(dir: &Path) -> anyhow::Result<()> {
     // "stopped" is said only of a process that has exited.
     let mut signalled = Vec::new();
     for line in pids.lines() {
-        if let Some((code, pid)) = line.split_once(' ')
-            && Command::new("kill").args(["-TERM", pid]).status().is_ok_and(|s| s.success())
-        {
+        let Some((code, pid)) = line.split_once(' ') else { continue };
+        if Command::new("kill").args(["-TERM", pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
             signalled.push((code.to_owned(), pid.to_owned()));
+        } else {
+            outln!("{code} (pid {pid}) was not running")?;
         }
     }
     let mut stopped = 0;

@@ -136,7 +136,7 @@ fn check_signer(
         bail!(
             "cannot sign with {} ({role}): {} (`lienthong verify` would report {} {})",
             source.display(),
-            r.message,
+            crate::timefmt::localize(&r.message),
             r.indication,
             r.sub_indication
         );
@@ -291,7 +291,7 @@ pub(crate) fn sign(profile: Option<&str>, a: SignArgs) -> anyhow::Result<()> {
             .with_context(|| format!("the official's certificate chain in {}", input.display()))?;
         check_signer(&validator, &person_chain, Role::Person, person_header.signing_time, t, input)?;
         if let Some(problem) = judge_signers(&bundle.manifest, person_chain.first(), seal_chain.first()).first() {
-            bail!("cannot seal {}: {}", input.display(), problem.message);
+            bail!("cannot seal {}: {}", input.display(), crate::timefmt::localize(&problem.message));
         }
         let seal = load_seal(seal_chain)?;
         let sealed = bundle.envelope.add_seal(&seal.key, &seal.chain, t)?;
@@ -323,7 +323,7 @@ pub(crate) fn sign(profile: Option<&str>, a: SignArgs) -> anyhow::Result<()> {
     let manifest = form.to_manifest(&a.attachments, &defaults)?;
     let seal_leaf = seal_chain.as_ref().map(|c| &c[0]);
     if let Some(problem) = judge_signers(&manifest, Some(person_leaf), seal_leaf).first() {
-        bail!("cannot sign: {}", problem.message);
+        bail!("cannot sign: {}", crate::timefmt::localize(&problem.message));
     }
     let person = SigningIdentity::with_key(person_chain, key, cert, &person_pass, "--passphrase")?;
     let seal = seal_chain.map(load_seal).transpose()?;
@@ -381,7 +381,7 @@ pub(crate) fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         Indication::Failed => EXIT_FAILED,
         Indication::Indeterminate => EXIT_INDETERMINATE,
     };
-    let why = report.total.leading().map(|r| r.message.as_str()).unwrap_or_default();
+    let why = report.total.leading().map(|r| crate::timefmt::localize(&r.message)).unwrap_or_default();
     let remedy = report::remedy(&report.total).map(|r| format!(" — what to do: {r}")).unwrap_or_default();
     eprintln!("error: {} is {}: {why}{remedy}", a.file.display(), report::verdict(&report.total));
     Ok(ExitCode::from(code))

@@ -93,9 +93,11 @@ impl Profiles {
                 bail!("several profiles and no default: give --profile NAME or run `lienthong profile use NAME`")
             }
         };
-        let known: Vec<&String> = self.profiles.keys().collect();
-        let profile =
-            self.profiles.get(&name).with_context(|| format!("no profile named {name:?} (profiles: {known:?})"))?;
+        let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+        let profile = self
+            .profiles
+            .get(&name)
+            .with_context(|| format!("no profile named {name:?} (profiles: {})", known.join(", ")))?;
         Ok((name, profile.clone()))
     }
 }
@@ -296,6 +298,7 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<()> {
             if profiles.profiles.is_empty() {
                 outln!("No profiles yet; add one with `lienthong profile add`.")?;
             }
+            let width = profiles.profiles.keys().map(|n| n.chars().count()).max().unwrap_or(0);
             for (name, p) in &profiles.profiles {
                 let mark = if profiles.default.as_deref() == Some(name) { "*" } else { " " };
                 let can = [p.seal_key.as_ref().map(|_| "seal"), p.person_key.as_ref().map(|_| "official")]
@@ -304,7 +307,7 @@ pub(crate) fn run(command: ProfileCommand) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ");
                 outln!(
-                    "{mark} {name:<16} {} at {}{}",
+                    "{mark} {name:<width$} {} at {}{}",
                     p.agency,
                     p.node,
                     if can.is_empty() { String::new() } else { format!(" ({can})") }

@@ -1,5 +1,6 @@
 //! The validation report for a verifier reading a terminal. The words are
-//! `pki::document::report_text`'s, shared with the node's web verifier so both say the same.
+//! `pki::document::report_text`'s, shared with the node's web verifier so both say the same;
+//! times, those `pki` wrote into reasons and notes too, in the machine's zone ([`human`]).
 
 use pki::document::report_text;
 use pki::document::validation::ValidationReport;

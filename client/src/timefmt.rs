@@ -135,6 +135,14 @@ pub(crate) fn machine(t: OffsetDateTime) -> String {
     t.to_offset(UtcOffset::UTC).format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
+/// `text` with every time `pki` wrote into it (`2026-11-23 02:15:00 UTC`, its one format for
+/// times in messages, which knows no time zone) shown as [`human`] shows times, so that a
+/// report reads in one zone: `pki` reads no clock and no zone, the command line does. The
+/// rewriting is `pki::document::report_text::localize`, which the report's lines use too.
+pub(crate) fn localize(text: &str) -> String {
+    pki::document::report_text::localize(text, &human)
+}
+
 /// A time given as Unix milliseconds (how the node stores its local times), for people.
 pub(crate) fn human_millis(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map(human).unwrap_or_else(|_| ms.to_string())
@@ -152,6 +160,19 @@ pub(crate) fn today_vietnam() -> Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_pki_wrote_read_in_the_local_zone() {
+        let t = OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap();
+        let text = format!("revoked at {} (keyCompromise); claims {}", pki::format_utc(t), pki::format_utc(t));
+        let local = localize(&text);
+        assert_eq!(local, format!("revoked at {} (keyCompromise); claims {}", human(t), human(t)));
+        // Text that only looks like it is left alone.
+        for s in ["UTC", " UTC", "at 2026-13-40 99:00:00 UTC", "no time here", "ends in UTC"] {
+            assert_eq!(localize(s), s);
+        }
+        assert_eq!(localize("2026-11-23 02:15:00 UTC"), human(time::macros::datetime!(2026-11-23 02:15:00 UTC)));
+    }
 
     #[test]
     fn dates_read_iso_and_day_first() {

@@ -119,7 +119,7 @@ impl Node {
                             humantime::format_duration(self.config.limits.connect_timeout)
                         )
                     })?
-                    .map_err(|e| format!("{addr}: {e}"))
+                    .map_err(|e| format!("{addr}: {}", connection_refused(hop, &e)))
             };
             match attempt.await {
                 Ok(conn) => {
@@ -210,6 +210,60 @@ impl Node {
             s.finish().map_err(|e| e.to_string())
         })
         .await
+    }
+}
+
+/// Why a connection to neighbour `hop` failed, in words an operator or a clerk (who sees it in
+/// `inbox --sent`) can act on: which side refused which certificate, rather than a TLS alert
+/// number.
+fn connection_refused(hop: &AgencyCode, e: &quinn::ConnectionError) -> String {
+    use quinn::ConnectionError as E;
+    const CRYPTO: u64 = 0x100;
+    let (code, local, reason) = match e {
+        E::TransportError(t) => (u64::from(t.code), true, t.reason.clone()),
+        E::ConnectionClosed(c) => (u64::from(c.error_code), false, String::from_utf8_lossy(&c.reason).into_owned()),
+        E::ApplicationClosed(a) => {
+            let reason = String::from_utf8_lossy(&a.reason).into_owned();
+            let code = u32::try_from(a.error_code.into_inner()).unwrap_or(u32::MAX);
+            return match code {
+                crate::server::close::NOT_NEIGHBOUR => {
+                    format!(
+                        "{hop} does not list this node as a neighbour: check its [parent]/[[child]]/[[peer]] configuration"
+                    )
+                }
+                crate::server::close::NO_REVOCATION_INFO => format!(
+                    "{hop} cannot check this node's certificate for revocation yet ({reason}); it needs fresh CRLs"
+                ),
+                crate::server::close::REVOKED => format!("{hop} closed the connection: {reason}"),
+                crate::server::close::TOO_MANY => format!("{hop} has too many connections from this agency right now"),
+                _ => e.to_string(),
+            };
+        }
+        _ => return e.to_string(),
+    };
+    if !(CRYPTO..CRYPTO + 0x100).contains(&code) {
+        return e.to_string();
+    }
+    match (code - CRYPTO, local) {
+        (_, true) if reason.contains("NotValidForName") => format!(
+            "the node at that address is not {hop}'s node (its certificate is for another agency): check the address of {hop} in the configuration"
+        ),
+        (44, true) => format!(
+            "{hop}'s node certificate is revoked (a CRL this node holds lists it): nothing is handed to it until its operator installs a new certificate"
+        ),
+        (45, true) => {
+            format!("{hop}'s node certificate has expired or is not yet valid (check this machine's clock too)")
+        }
+        (48, true) => format!("{hop}'s node certificate does not chain to the national root this node trusts"),
+        (_, true) => format!("{hop}'s node certificate is refused here ({reason})"),
+        (44, false) => format!(
+            "{hop} refused this node's certificate as revoked: have a new node certificate issued (lienthong pki issue --cert-profile node)"
+        ),
+        (45, false) => format!("{hop} refused this node's certificate as expired or not yet valid"),
+        (48, false) => format!(
+            "{hop} cannot chain this node's certificate to the national root: tls.certificate must be the chain file (the certificate and the CAs above it)"
+        ),
+        (_, false) => format!("{hop} refused this node's certificate ({reason})"),
     }
 }
 

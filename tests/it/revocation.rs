@@ -214,6 +214,17 @@ async fn a_revoked_node_stops_receiving_within_seconds_without_a_restart() {
     let pending = net.node(TIEN_YEN).store.queue_depths(0).await.unwrap();
     eprintln!("the district's queue: {pending:?}");
     assert!(pending.pending >= 1, "the second document waits at the district");
+    // What the district's clerk reads in `inbox --sent`: the cause in words, not a TLS alert.
+    let mut errors: Vec<String> = Vec::new();
+    wait_for("the sent list to say why the second document waits", Duration::from_secs(20), || async {
+        sender.sent(10).await.unwrap().iter().flat_map(|d| &d.waiting).any(|w| w.last_error.is_some())
+    })
+    .await;
+    for d in sender.sent(10).await.unwrap() {
+        errors.extend(d.waiting.iter().filter_map(|w| w.last_error.clone()));
+    }
+    eprintln!("why it waits: {errors:?}");
+    assert!(errors.iter().any(|e| e.contains("node certificate is revoked")), "{errors:?}");
     net.stop().await;
 }
 

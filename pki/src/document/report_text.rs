@@ -5,9 +5,10 @@
 //! One list of [`Line`]s, so that `lienthong verify` (which prints them) and the node's web
 //! verifier (which lays them out as a page) say the same thing in the same words; neither has
 //! wording of its own for a report. Times are written by the caller's formatter (the terminal
-//! shows the machine's local time, the web page Vietnam time).
+//! shows the machine's local time, the web page Vietnam time), those `pki` wrote into reasons,
+//! notes and proofs of existence (in UTC, as `pki` knows no zone) too ([`localize`]).
 
-use time::OffsetDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::ReceiptKind;
 use super::validation::{Conclusion, Indication, RevocationFinding, ValidationReport};
@@ -108,12 +109,39 @@ pub fn revocation_words(finding: &RevocationFinding, time: &dyn Fn(OffsetDateTim
     }
 }
 
-struct Writer {
-    lines: Vec<Line>,
-    part: Part,
+/// `text` with every time `pki` wrote into it (`2026-11-23 02:15:00 UTC`, its one format for
+/// times in messages) written by `time` instead, so that a report reads in one zone.
+pub fn localize(text: &str, time: &dyn Fn(OffsetDateTime) -> String) -> String {
+    const LEN: usize = "2026-11-23 02:15:00 UTC".len();
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" UTC") {
+        let end = at + " UTC".len();
+        let parsed = at
+            .checked_sub(LEN - " UTC".len())
+            .and_then(|start| rest.get(start..at).map(|t| (start, t)))
+            .and_then(|(start, t)| PrimitiveDateTime::parse(t, &format).ok().map(|p| (start, p.assume_utc())));
+        match parsed {
+            Some((start, t)) => {
+                out.push_str(&rest[..start]);
+                out.push_str(&time(t));
+            }
+            None => out.push_str(&rest[..end]),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
-impl Writer {
+struct Writer<'a> {
+    lines: Vec<Line>,
+    part: Part,
+    time: &'a dyn Fn(OffsetDateTime) -> String,
+}
+
+impl Writer<'_> {
     fn push(&mut self, kind: Kind, indent: usize, text: impl Into<String>) {
         self.lines.push(Line { part: self.part, kind, indent, text: text.into() });
     }
@@ -135,7 +163,7 @@ impl Writer {
             self.push(
                 Kind::Reason(r.indication),
                 indent,
-                format!("✗ {} {}: {}", r.indication, r.sub_indication, r.message),
+                format!("✗ {} {}: {}", r.indication, r.sub_indication, localize(&r.message, self.time)),
             );
         }
     }
@@ -143,11 +171,11 @@ impl Writer {
 
 /// The report as lines, times written by `time`.
 pub fn lines(report: &ValidationReport, time: &dyn Fn(OffsetDateTime) -> String) -> Vec<Line> {
-    let mut w = Writer { lines: Vec::new(), part: Part::Verdict };
+    let mut w = Writer { lines: Vec::new(), part: Part::Verdict, time };
     let title = report.document_id.as_deref().unwrap_or("(not a readable document)");
     w.push(Kind::Title, 0, format!("{}  {title}", verdict(&report.total)));
     if let Some(lead) = report.total.leading() {
-        w.text(2, format!("why: {}", lead.message));
+        w.text(2, format!("why: {}", localize(&lead.message, time)));
     }
     if let Some(remedy) = remedy(&report.total) {
         w.text(2, format!("what to do: {remedy}"));
@@ -195,7 +223,7 @@ pub fn lines(report: &ValidationReport, time: &dyn Fn(OffsetDateTime) -> String)
         w.text(2, format!("{}. {who}{agency} — {}: {}", s.index, s.role, verdict(&s.conclusion)));
         w.text(5, format!("claims to be signed {} with {}", time(s.claimed_signing_time), s.algorithm));
         match &s.proof_of_existence {
-            Some(p) => w.text(5, format!("proven to exist by {p}")),
+            Some(p) => w.text(5, format!("proven to exist by {}", localize(&p.to_string(), time))),
             None => w.text(
                 5,
                 format!(
@@ -205,7 +233,7 @@ pub fn lines(report: &ValidationReport, time: &dyn Fn(OffsetDateTime) -> String)
             ),
         }
         for note in s.notes.iter().skip(1) {
-            w.text(5, format!("note: {note}"));
+            w.text(5, format!("note: {}", localize(note, time)));
         }
         if s.role == Role::Seal {
             w.text(5, "covers the official's signature above");
@@ -321,5 +349,17 @@ mod tests {
         assert!(reason.text.starts_with("✗ FAILED FORMAT_FAILURE: "), "{}", reason.text);
         assert_eq!(lines.last().unwrap().to_string(), "Validated at 0");
         assert!(lines.iter().any(|l| l.kind == Kind::Heading && l.text == "Receipts (0):"));
+    }
+
+    #[test]
+    fn times_pki_wrote_into_messages_are_written_by_the_caller() {
+        let time = |t: OffsetDateTime| format!("<{}>", t.unix_timestamp());
+        assert_eq!(
+            localize("revoked 1970-01-01 00:01:00 UTC, before 1970-01-01 00:00:01 UTC.", &time),
+            "revoked <60>, before <1>."
+        );
+        for untouched in ["no time here", " UTC", "at 2026-13-01 00:00:00 UTC", "UTC 2026-01-01 00:00:00"] {
+            assert_eq!(localize(untouched, &time), untouched);
+        }
     }
 }
