@@ -77,6 +77,40 @@ fn node_binary() -> PathBuf {
     }
 }
 
+/// A free loopback TCP port per agency, for the nodes' web faces.
+fn free_web_addresses(codes: &[AgencyCode]) -> anyhow::Result<BTreeMap<AgencyCode, SocketAddr>> {
+    let mut out = BTreeMap::new();
+    let mut held = Vec::new();
+    for c in codes {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback TCP port")?;
+        out.insert(*c, l.local_addr()?);
+        held.push(l);
+    }
+    Ok(out)
+}
+
+/// Turns on `code`'s web face at `addr`: an operator certificate for its console
+/// (`operator.chain.pem`, `operator.key.pem`) and the `[http]` section.
+fn enable_web(dir: &Path, code: &AgencyCode, name: &str, pki: &mut DemoPki, addr: SocketAddr) -> anyhow::Result<()> {
+    let nd = dir.join(code.to_string());
+    let operator = pki.issue_operator(code, &format!("Quản trị viên {name}"))?;
+    let chain: String = operator.chain.iter().map(pki::Certificate::to_pem).collect();
+    std::fs::write(nd.join("operator.chain.pem"), chain)?;
+    crate::files::create_new(&nd.join("operator.key.pem"), operator.key.to_pem().as_bytes(), true)?;
+    let config = nd.join("node.toml");
+    let mut text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
+    text.push_str(&format!(
+        "
+# The web face: verifier, operator console, metrics, health.
+[http]
+listen = \"{addr}\"
+operators = [\"operator.chain.pem\"]
+"
+    ));
+    std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
+    Ok(())
+}
+
 fn free_addresses(codes: &[AgencyCode]) -> anyhow::Result<BTreeMap<AgencyCode, SocketAddr>> {
     // Bind, note the port, release: a race with another program is possible but harmless here
     // (that node would fail to start and the demo would say so).
@@ -210,8 +244,10 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
     let addrs = free_addresses(&topology.codes())?;
     let options =
         NodeOptions { database: None, crl_file: true, extra: "[retry]\ninitial = \"200ms\"\nmax = \"5s\"\n".into() };
+    let web = free_web_addresses(&topology.codes())?;
     for code in topology.codes() {
         ::demo::write_node(&dir, &code, &topology, &pki, &addrs, &options, DEMO_PASSPHRASE.as_bytes())?;
+        enable_web(&dir, &code, &topology.name(&code), &mut pki, web[&code])?;
     }
     outln!(
         "  certificates: a national root, {} CAs, and node, seal, clerk and chairman certificates for {} agencies",
@@ -276,6 +312,31 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
         stop_processes(&mut children);
         let _ = std::fs::remove_file(dir.join("pids.txt"));
         return Err(e.context(format!("the demo failed; node logs are in {}/*/node.log", dir.display())));
+    }
+    let (_, to) = scenario(&a.topology);
+    if let Ok(receiver) = to[0].parse::<AgencyCode>() {
+        let url = format!("https://{}", web[&receiver]);
+        let nd = dir.join(receiver.to_string());
+        outln!()?;
+        outln!(
+            "The web face of {} (every node has one; HTTPS with the node's certificate, which names an agency, not a host: browsers warn):",
+            topology.name(&receiver)
+        )?;
+        outln!(
+            "  verifier: {url}/verify   (upload the .ltd file above; or: curl -k --data-binary @FILE {url}/verify.json)"
+        )?;
+        outln!(
+            "  console:  {url}/console  (operators only: client certificate {}, key {})",
+            nd.join("operator.chain.pem").display(),
+            nd.join("operator.key.pem").display()
+        )?;
+        outln!(
+            "            for a browser: openssl pkcs12 -export -in operator.chain.pem -inkey operator.key.pem -out operator.p12, then import operator.p12"
+        )?;
+        outln!("  metrics:  {url}/metrics   health: {url}/healthz, {url}/readyz")?;
+        if !a.keep {
+            outln!("  (these answer while the network runs: start the demo with --keep to use them)")?;
+        }
     }
     if a.keep {
         outln!()?;

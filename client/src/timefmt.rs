@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use anyhow::{Context, bail};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::{Date, OffsetDateTime, UtcOffset};
 
 /// Parses a time argument.
 pub(crate) fn parse_time(text: &str) -> anyhow::Result<OffsetDateTime> {
@@ -137,32 +137,10 @@ pub(crate) fn machine(t: OffsetDateTime) -> String {
 
 /// `text` with every time `pki` wrote into it (`2026-11-23 02:15:00 UTC`, its one format for
 /// times in messages, which knows no time zone) shown as [`human`] shows times, so that a
-/// report reads in one zone: `pki` reads no clock and no zone, the command line does.
+/// report reads in one zone: `pki` reads no clock and no zone, the command line does. The
+/// rewriting is `pki::document::report_text::localize`, which the report's lines use too.
 pub(crate) fn localize(text: &str) -> String {
-    const LEN: usize = "2026-11-23 02:15:00 UTC".len();
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(" UTC") {
-        let end = at + " UTC".len();
-        let parsed = at
-            .checked_sub(LEN - " UTC".len())
-            .and_then(|start| rest.get(start..at).map(|t| (start, t)))
-            .and_then(|(start, t)| {
-                PrimitiveDateTime::parse(t, format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"))
-                    .ok()
-                    .map(|p| (start, p.assume_utc()))
-            });
-        match parsed {
-            Some((start, t)) => {
-                out.push_str(&rest[..start]);
-                out.push_str(&human(t));
-            }
-            None => out.push_str(&rest[..end]),
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
+    pki::document::report_text::localize(text, &human)
 }
 
 /// A time given as Unix milliseconds (how the node stores its local times), for people.

@@ -180,6 +180,21 @@ impl DemoPki {
         Ok(out)
     }
 
+    /// A new operator certificate for `code`'s web console: a client certificate (profile
+    /// clerk) named `name`, issued by the CA that issues the agency's other certificates. It is
+    /// an operator's once listed in `[http] operators` (see `node::http`).
+    pub fn issue_operator(&mut self, code: &AgencyCode, name: &str) -> Result<Identity, IssueError> {
+        let issuer = std::iter::once(*code)
+            .chain(code.ancestors())
+            .find(|c| self.cas.contains_key(c))
+            .ok_or(IssueError::Hierarchy { code: *code, scope: pki::Scope::National })?;
+        let above = self.agencies.get(code).map(|a| a.above.clone()).unwrap_or_default();
+        let ca = self.cas.get_mut(&issuer).ok_or(IssueError::Hierarchy { code: *code, scope: pki::Scope::National })?;
+        let issued = ca.issue(Profile::Clerk, *code, name)?;
+        let chain = std::iter::once(issued.cert).chain(above).collect();
+        Ok(Identity { chain, key: issued.key })
+    }
+
     /// An agency's identity for a profile (node, seal, clerk or person).
     pub fn identity(&self, code: &AgencyCode, which: Profile) -> Option<Identity> {
         let a = self.agencies.get(code)?;

@@ -286,6 +286,12 @@ impl Admission {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// Connections held now per neighbour agency, and by clerks (for `/metrics`).
+    pub fn connections_by_agency(&self) -> (Vec<(AgencyCode, usize)>, usize) {
+        let s = self.lock();
+        (s.per_agency.iter().map(|(a, n)| (*a, *n)).collect(), s.clerks)
+    }
+
     /// Handshakes in progress now (unvalidated ones among them), and connections held.
     pub fn in_use(&self) -> (usize, usize, usize) {
         let s = self.lock();

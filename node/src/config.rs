@@ -49,6 +49,8 @@ pub struct RawConfig {
     /// `[health]`: when the health read-out alerts.
     #[serde(default)]
     pub health: crate::health::RawAlerts,
+    /// `[http]`: the web verifier, console, metrics and health checks (optional).
+    pub http: Option<crate::http::RawHttp>,
 }
 
 /// `[node]`.
@@ -477,6 +479,8 @@ pub struct Config {
     pub mail: Option<crate::mail::MailConfig>,
     /// When the health read-out alerts.
     pub health: crate::health::Alerts,
+    /// The web face; `None` without `[http]`.
+    pub http: Option<crate::http::HttpConfig>,
     /// The key and certificate files, for the checks of `lienthong-node check` and the health
     /// read-out (a key file opened to others, a certificate revoked or expiring).
     pub files: OwnFiles,
@@ -1049,6 +1053,7 @@ impl Config {
         }
         let mail = crate::mail::config::validate(raw.mail.as_ref(), base, &mut p.0);
         let health = crate::health::validate_alerts(&raw.health, &mut p.0);
+        let http = crate::http::config::validate(raw.http.as_ref(), base, &mut p.0);
         if !p.0.is_empty() {
             return Err(ConfigError::unlocated(p.0));
         }
@@ -1081,6 +1086,7 @@ impl Config {
             },
             mail,
             health,
+            http,
             files,
         })
     }
@@ -1103,6 +1109,7 @@ pub fn template(agency: &AgencyCode, name: &str, listen: &str, parent: Option<(&
         None => "# [parent]            # the national hub has none\n# agency = \"000.00.00.G22\"\n# address = \"hub.example.gov.vn:7400\"\n".into(),
     };
     let mail_section = crate::mail::config::TEMPLATE;
+    let http_section = crate::http::config::TEMPLATE;
     format!(
         r#"# lienthong-node configuration for {name} ({agency}).
 # Relative paths are taken from this file's directory. Check it with `lienthong-node check`.
@@ -1198,7 +1205,7 @@ neighbour_down_after = "1m"          # a neighbour failing (no answer, no hand-o
 stuck_after = "5m"                   # a transfer attempt running this long
 storage_error_window = "1h"          # storage errors are shown this long after the latest
 expiry_warning = "30d"               # the node's or seal's chain expiring within this
-{mail_section}"#
+{mail_section}{http_section}"#
     )
 }
 

@@ -93,6 +93,7 @@ impl Node {
     ) -> Refusal {
         Metrics::bump(&self.metrics.refused);
         let doc = manifest.map(|m| m.id().to_string()).unwrap_or_default();
+        self.telemetry.document_refused(&doc, &reason, self.now());
         tracing::warn!(document = %doc, reason = %reason, "document refused");
         let receipt =
             manifest.and_then(|m| self.refusal(m, digest, recipients.to_vec(), &reason)).map(|r| r.as_bytes().to_vec());
@@ -141,7 +142,9 @@ fn transient(reason: String) -> Refusal {
 /// the document was kept. The failure is remembered for the health read-out.
 fn cannot_store(node: &Node, error: &crate::storage::StoreError) -> Refusal {
     node.storage_failed("taking a document", error);
-    transient(storage_reason(error))
+    let reason = storage_reason(error);
+    node.telemetry.document_refused("", &reason, node.now());
+    transient(reason)
 }
 
 /// What the sender and the clerk are told when storage fails.
@@ -278,12 +281,14 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Source::Clerk => time::Duration::try_from(limits.max_signature_age).unwrap_or(time::Duration::MAX),
         Source::Neighbour { .. } => time::Duration::MAX,
     };
+    let verifying = std::time::Instant::now();
     let verified = pki::document::validation::verify_arrival(
         &envelope,
         &node.trust.validator_with(&carried),
         &Arrival { at: now, max_age },
-    )
-    .map_err(|e| match e {
+    );
+    node.telemetry.verified_in(verifying.elapsed());
+    let verified = verified.map_err(|e| match e {
         e @ ArrivalError::InFuture { .. } => transient(format!("not taken now: {e}")),
         e => refuse(format!("verification failed: {e}"), &recipients),
     })?;
@@ -373,6 +378,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     let mut crls_changed = false;
     let new_cas = node.trust.learn(path_cas(&envelope));
     let sender_name = verified.signers.get(1).map(|s| s.name.clone()).unwrap_or_default();
+    let committing = std::time::Instant::now();
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
@@ -484,6 +490,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Ok(Some(answer))
     }
     .await;
+    node.telemetry.committed_in(committing.elapsed());
     let hop_answer = match committed {
         Ok(Some(answer)) => answer,
         Ok(None) => {
@@ -497,6 +504,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     }
     node.wake_outbox();
     Metrics::bump(&node.metrics.documents_in);
+    node.telemetry.document_taken(matches!(source, Source::Clerk));
     if is_provisional {
         Metrics::bump(&node.metrics.provisional);
         tracing::warn!(document = %doc_id, "document taken with provisional verification: CRLs missing or older than the freshness budget");

@@ -16,10 +16,12 @@ pub mod clerk;
 pub mod config;
 pub mod crls;
 pub mod health;
+pub mod http;
 pub mod inbound;
 pub mod intake;
 pub mod live;
 pub mod mail;
+pub mod metrics;
 pub mod notices;
 pub mod outbound;
 pub mod protocol;
@@ -65,6 +67,9 @@ pub enum StartError {
     /// The run lock could not be taken.
     #[error("cannot lock {0}: {1}")]
     Lock(std::path::PathBuf, std::io::Error),
+    /// The web face (`[http]`) could not start.
+    #[error(transparent)]
+    Http(#[from] http::HttpStartError),
 }
 
 /// Takes the lock that keeps a second process off a SQLite node's data (two processes would
@@ -122,6 +127,8 @@ pub struct Node {
     pub routes: Routes,
     /// In-memory counters.
     pub metrics: Metrics,
+    /// Labelled counters, latencies and the latest refusals (for `/metrics` and the console).
+    pub telemetry: metrics::Telemetry,
     /// What the running node saw of neighbours and transfers in flight (for health alerts).
     pub watch: health::Watch,
     endpoint: quinn::Endpoint,
@@ -139,6 +146,8 @@ pub struct Node {
     jitter: StdMutex<u64>,
     shutdown: watch::Receiver<bool>,
     started: time::OffsetDateTime,
+    /// Where the web face listens, when `[http]` is on.
+    http_addr: Option<std::net::SocketAddr>,
     /// Every task doing work (connections, requests, transfers), so shutdown can wait for
     /// them.
     pub(crate) tasks: TaskTracker,
@@ -223,6 +232,11 @@ impl Node {
         endpoint_config.cid_generator(|| Box::new(RandomCids));
         let endpoint = quinn::Endpoint::new(endpoint_config, Some(server_config), socket, runtime)
             .map_err(|e| StartError::Endpoint(e.to_string()))?;
+        // The web face's port is bound here, so a port in use fails the start like the QUIC one.
+        let web = match &config.http {
+            Some(h) => Some(http::bind(h, &config.tls).await?),
+            None => None,
+        };
         let (stop, shutdown) = watch::channel(false);
         let seed = config.retry.jitter_seed.unwrap_or_else(random_u64);
         let node = Arc::new(Node {
@@ -230,6 +244,7 @@ impl Node {
             trust,
             routes,
             metrics: Metrics::default(),
+            telemetry: metrics::Telemetry::default(),
             watch: health::Watch::default(),
             endpoint,
             client_config,
@@ -247,6 +262,7 @@ impl Node {
             jitter: StdMutex::new(seed),
             shutdown,
             started: time::OffsetDateTime::now_utc(),
+            http_addr: web.as_ref().map(http::Bound::local_addr),
             tasks: TaskTracker::new(),
             config,
         });
@@ -259,6 +275,9 @@ impl Node {
         tasks.spawn(outbound::run_outbox(node.clone()));
         tasks.spawn(crls::watch_files(node.clone()));
         tasks.spawn(mail::run(node.clone()));
+        if let Some(web) = web {
+            tasks.spawn(http::serve(node.clone(), web));
+        }
         tracing::info!(agency = %node.config.agency, listen = %node.local_addr(), "node started");
         Ok(NodeHandle { node, stop, tasks, _run_lock: run_lock })
     }
@@ -266,6 +285,11 @@ impl Node {
     /// The address the endpoint is bound to.
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.endpoint.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// Where the web face (`[http]`) listens, when it is on.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http_addr
     }
 
     /// True once shutdown began.

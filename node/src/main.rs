@@ -85,11 +85,15 @@ enum Command {
         #[arg(long)]
         pg_bin: Option<PathBuf>,
     },
-    /// Print the health read-out of a node from its database (run on the node's machine).
+    /// Print the health read-out of a node: asked of the running node over its web face
+    /// (`[http]`), else read from its database (run on the node's machine).
     Status {
         /// The configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// Print the read-out as JSON (for scripts) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the shell completion script (install it as README's "Installing" says).
     Completions {
@@ -200,8 +204,42 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(path: PathBuf) -> anyhow::Result<()> {
+async fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
     let config = load(&path)?;
+    // The running node knows more (uptime, answers from neighbours, attempts in flight): ask
+    // it first; a node that is not running (or has no web face) is read from its database.
+    let asked = match node::http::status::ask(&config).await {
+        Ok(Some(health)) => Some((
+            health,
+            format!(
+                "asked the running node at https://{}",
+                config
+                    .http
+                    .as_ref()
+                    .map(|h| node::http::status::local_address(h.listen).to_string())
+                    .unwrap_or_default()
+            ),
+        )),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::info!(error = %e, "the running node did not answer; reading its database");
+            if !json {
+                eprintln!(
+                    "note: the node's web face did not answer ({}); reading the database instead",
+                    one_line(&e.to_string())
+                );
+            }
+            None
+        }
+    };
+    if let Some((health, source)) = asked {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&health)?);
+        } else {
+            print!("{}", node::http::status::table(&health, &source));
+        }
+        return Ok(());
+    }
     let read = async {
         let store = node::storage::Store::open(&config.database, &config.data_dir).await?;
         let crls = store.crls().await?;
@@ -220,7 +258,15 @@ async fn status(path: PathBuf) -> anyhow::Result<()> {
             one_line(&e.to_string())
         )
     })?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let value = serde_json::to_value(&report)?;
+        print!(
+            "{}",
+            node::http::status::table(&value, "read from the database: what only the running node knows is absent")
+        );
+    }
     Ok(())
 }
 
@@ -323,7 +369,7 @@ fn main() -> ExitCode {
         })(),
         Command::Check { config } => block_on(check(config)),
         Command::Run { config } => block_on(run(config)),
-        Command::Status { config } => block_on(status(config)),
+        Command::Status { config, json } => block_on(status(config, json)),
         Command::Backup { config, out, pg_bin } => block_on(backup(config, out, pg_bin)),
         Command::Restore { config, from, pg_bin } => block_on(restore(config, from, pg_bin)),
         Command::Completions { shell } => {

@@ -34,6 +34,17 @@ enum Outcome {
     Permanent(String),
 }
 
+impl Outcome {
+    /// Its name in the transfer-attempt metric.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::Retry(_) => "retry",
+            Outcome::Permanent(_) => "refused",
+        }
+    }
+}
+
 /// One cached connection per neighbour, each behind its own lock, so connecting to a dead
 /// neighbour does not hold up traffic to the others.
 pub(crate) type ConnectionSlots = StdMutex<HashMap<AgencyCode, Arc<tokio::sync::Mutex<Slot>>>>;
@@ -386,6 +397,7 @@ async fn run_transfer(node: &Arc<Node>, transfer: Transfer) -> bool {
     };
     let now = millis(node.now());
     let owner = node.lease_owner.as_str();
+    node.telemetry.transfer_attempted(&transfer.next_hop, outcome.label());
     let result: Result<(), StoreError> = match outcome {
         Outcome::Finished => Ok(()),
         Outcome::Retry(error) | Outcome::Permanent(error) if node.stopping() => {
@@ -621,5 +633,23 @@ async fn send_notice(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcome 
         Ok(NodeResponse::Error { message, .. }) => Outcome::Permanent(format!("{hop}: {message}")),
         Ok(other) => Outcome::Retry(format!("{hop} answered {other} to a receipt")),
         Err(e) => Outcome::Retry(e),
+    }
+}
+
+impl Node {
+    /// The neighbours this node holds an open outgoing connection to now (for the console and
+    /// `/metrics`). A neighbour whose slot is busy connecting is left out.
+    pub fn outbound_connections(&self) -> Vec<AgencyCode> {
+        let slots: Vec<(AgencyCode, Arc<tokio::sync::Mutex<Slot>>)> = match self.connections.lock() {
+            Ok(s) => s.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            Err(p) => p.into_inner().iter().map(|(k, v)| (*k, v.clone())).collect(),
+        };
+        slots
+            .into_iter()
+            .filter(|(_, slot)| {
+                slot.try_lock().is_ok_and(|s| s.connection.as_ref().is_some_and(|c| c.close_reason().is_none()))
+            })
+            .map(|(code, _)| code)
+            .collect()
     }
 }

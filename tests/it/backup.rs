@@ -88,7 +88,8 @@ async fn a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothin
 
     // The operator's read-out from the database alone, as `lienthong-node status` prints it.
     let old_dir = net.node_dir(&code(HA_LAU));
-    let status = Cli::new().run(&bin("lienthong-node"), ["status", "--config", path(&old_dir.join("node.toml"))]).ok();
+    let status =
+        Cli::new().run(&bin("lienthong-node"), ["status", "--json", "--config", path(&old_dir.join("node.toml"))]).ok();
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["agency"], HA_LAU, "{status}");
     assert_eq!(status["queue"]["dead"], 0, "{status}");

@@ -179,7 +179,7 @@ fn document(net: &TestNet, from: &str, to: &str, number: u32, size: usize) -> Si
 /// What a node's `lienthong-node status` prints (as JSON), run beside its config.
 fn status(net: &TestNet, code: &AgencyCode) -> Result<serde_json::Value, String> {
     let out = std::process::Command::new(harness::bin("lienthong-node"))
-        .args(["status", "--config", "node.toml"])
+        .args(["status", "--json", "--config", "node.toml"])
         .current_dir(net.node_dir(code))
         .output()
         .unwrap();

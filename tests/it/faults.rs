@@ -242,7 +242,8 @@ async fn a_partition_between_district_and_province_heals_and_drains() {
     let cli = harness::Cli::new();
     let mut status = serde_json::Value::Null;
     while cut_at.elapsed() < Duration::from_secs(10) {
-        let out = cli.run(&harness::bin("lienthong-node"), ["status", "--config", config.to_str().unwrap()]).ok();
+        let out =
+            cli.run(&harness::bin("lienthong-node"), ["status", "--json", "--config", config.to_str().unwrap()]).ok();
         status = serde_json::from_str(&out).unwrap();
         if status["queue"]["retrying"].as_i64().unwrap_or(0) > 0 {
             break;

@@ -22,7 +22,7 @@ fn code(s: &str) -> AgencyCode {
 /// `lienthong-node status` of `code`: its JSON, or its exit code and stderr.
 fn status(net: &TestNet, code: &AgencyCode) -> Result<serde_json::Value, (i32, String)> {
     let out = std::process::Command::new(harness::bin("lienthong-node"))
-        .args(["status", "--config", "node.toml"])
+        .args(["status", "--json", "--config", "node.toml"])
         .current_dir(net.node_dir(code))
         .output()
         .unwrap();

@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 
 mod authz;
 mod backup;
+mod browser;
 mod clerk_cli;
 mod clerk_protocol;
 mod cli_conventions;
@@ -38,3 +39,4 @@ mod refusals;
 mod revocation;
 mod scale_out;
 mod storage;
+mod web;

@@ -18,6 +18,7 @@ pub mod probe;
 pub mod silent_peer;
 pub mod smtp;
 pub mod tmpfs;
+pub mod web;
 
 pub use cli::{Cli, Run, bin};
 

@@ -8,6 +8,7 @@ pub mod cbor;
 pub mod envelope;
 pub mod manifest;
 pub mod receipt;
+pub mod report_text;
 pub mod validation;
 pub mod verify;
 
