@@ -3,7 +3,7 @@
 //! what the browser needs (a delivered document's bundle, the same tampered, one from another
 //! root, a transfer stuck behind a partition) and checks after the browser is done that the
 //! transfer it retried was delivered. Screenshots of every page are kept in the test's
-//! directory and, with `LIENTHONG_SCREENSHOTS=1`, copied to `docs/screenshots/` for the README.
+//! directory and, with `LIENTHONG_SCREENSHOTS=1`, copied to `tests/browser/screenshots/` for the README.
 //!
 //! Needs `chromium` (`apt-get install chromium`) and `playwright-core` in
 //! `tests/browser/node_modules` (`npm ci --prefix tests/browser`); `.ci/run` installs both.
@@ -143,7 +143,7 @@ async fn the_verifier_and_the_console_in_chromium() {
         ]
     );
     if std::env::var_os("LIENTHONG_SCREENSHOTS").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/screenshots");
         std::fs::create_dir_all(&docs).unwrap();
         for name in &taken {
             std::fs::copy(shots.join(name), docs.join(name)).unwrap();
