@@ -14,7 +14,7 @@
 //! documents now (the sender retries).
 
 use pki::document::validation::{Arrival, ArrivalError};
-use pki::document::{Business, Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
+use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 use pki::{AgencyCode, Crl};
 
 use crate::routing::NextHop;
@@ -155,6 +155,16 @@ pub(crate) fn storage_reason(error: &crate::storage::StoreError) -> String {
         _ => "",
     };
     format!("the node cannot store documents now ({full}{error}); nothing was taken, send again later")
+}
+
+/// What a later document did to the one it names, by its business code (1 revoke, 2 update,
+/// 3 replace), as the inbox shows it ("revoked by …").
+fn superseded_verb(business: i64) -> &'static str {
+    match business {
+        1 => "revoked",
+        2 => "updated",
+        _ => "replaced",
+    }
 }
 
 /// Takes a document whose attachments follow on `attachments`.
@@ -426,14 +436,13 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             match hop {
                 NextHop::Local => {
                     if tx.inbox_add(id, now_ms).await? {
-                        let superseded = match &manifest.business {
-                            Business::New => None,
-                            Business::Revoke(t) => Some(("revoked", t)),
-                            Business::Update(t) => Some(("updated", t)),
-                            Business::Replace(t) => Some(("replaced", t)),
-                        };
-                        if let Some((verb, target)) = superseded {
+                        if let Some(target) = manifest.business.target() {
+                            let verb = superseded_verb(i64::from(manifest.business.code()));
                             tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;
+                        }
+                        // The revocation (update, replacement) may have overtaken this document.
+                        if let Some((code, by)) = tx.inbox_superseder_of(&doc_id).await? {
+                            tx.inbox_supersede(&doc_id, &format!("{} by {by}", superseded_verb(code))).await?;
                         }
                         crate::mail::document_arrived(&mut tx, node, &manifest, &sender_name, now_ms).await?;
                         if let Some(arrived) = &arrived {

@@ -156,6 +156,36 @@ async fn revoke_update_and_replace_act_on_the_earlier_document() {
     net.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_that_overtakes_its_document_still_marks_it() {
+    harness::logging();
+    let net = network().await;
+    let sender = net.clerk(PHONG_DU).await;
+    let recipient = net.clerk(HA_LAU).await;
+    // Documents on the way can overtake each other: here the revocation arrives first.
+    let original = net.document(PHONG_DU, &[HA_LAU], 30);
+    let mut revoke = net.document(PHONG_DU, &[HA_LAU], 31);
+    revoke.manifest.business = Business::Revoke(original.manifest.id());
+    let revoke = net.sign(revoke.manifest.clone(), revoke.bodies.clone());
+    revoke.submit(&sender).await.unwrap();
+    wait_for("the revocation at Hà Lâu", Duration::from_secs(20), || async {
+        recipient.inbox(20).await.unwrap().iter().any(|e| e.document == revoke.id)
+    })
+    .await;
+    original.submit(&sender).await.unwrap();
+    let expected = format!("revoked by {}", revoke.id);
+    wait_for("the late original to arrive marked as revoked", Duration::from_secs(20), || async {
+        recipient
+            .inbox(20)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.document == original.id && e.superseded.as_deref() == Some(expected.as_str()))
+    })
+    .await;
+    net.stop().await;
+}
+
 /// Issue 14: the route question, at the library level — answered along the way (Phong Dụ asks
 /// Tiên Yên), each outcome in its shape, and the recipients limit at its edge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

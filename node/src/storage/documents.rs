@@ -242,6 +242,23 @@ impl Tx<'_> {
         Ok(done.rows_affected() > 0)
     }
 
+    /// A document in this inbox that revokes, updates or replaces `doc_id`, as (its business
+    /// code, its id): one that arrived before the document it acts on (documents overtake
+    /// each other on the way), so the later arrival is marked at once.
+    pub async fn inbox_superseder_of(&mut self, doc_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.business, d.doc_id FROM documents d JOIN inbox i ON i.document = d.id
+             WHERE d.business_of = $1 ORDER BY d.id LIMIT 1",
+        )
+        .bind(doc_id)
+        .fetch_optional(self.conn())
+        .await?;
+        match row {
+            Some(r) => Ok(Some((r.try_get::<i64, _>("business")?, r.try_get::<String, _>("doc_id")?))),
+            None => Ok(None),
+        }
+    }
+
     /// Clears the recall request once this agency has answered it (15 or 16).
     pub async fn inbox_recall_answered(&mut self, doc_id: &str) -> Result<(), StoreError> {
         sqlx::query(
