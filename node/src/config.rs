@@ -49,6 +49,9 @@ pub struct RawConfig {
     /// `[health]`: when the health read-out alerts.
     #[serde(default)]
     pub health: crate::health::RawAlerts,
+    /// `[log]`: the transparency log.
+    #[serde(default)]
+    pub log: crate::tlog::RawLog,
 }
 
 /// `[node]`.
@@ -457,6 +460,8 @@ pub struct Config {
     pub mail: Option<crate::mail::MailConfig>,
     /// When the health read-out alerts.
     pub health: crate::health::Alerts,
+    /// The transparency log.
+    pub log: crate::tlog::LogConfig,
     /// The key and certificate files, for the checks of `lienthong-node check` and the health
     /// read-out (a key file opened to others, a certificate revoked or expiring).
     pub files: OwnFiles,
@@ -1027,6 +1032,7 @@ impl Config {
         }
         let mail = crate::mail::config::validate(raw.mail.as_ref(), base, &mut p.0);
         let health = crate::health::validate_alerts(&raw.health, &mut p.0);
+        let log = crate::tlog::validate_config(&raw.log, agency, &children, &mut p.0);
         if !p.0.is_empty() {
             return Err(ConfigError::unlocated(p.0));
         }
@@ -1058,6 +1064,7 @@ impl Config {
             },
             mail,
             health,
+            log,
             files,
         })
     }

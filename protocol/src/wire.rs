@@ -169,6 +169,16 @@ pub enum NodeRequest {
         /// How many more nodes may be asked after this one.
         hops_left: u8,
     },
+    /// Co-sign a checkpoint of the asker's transparency log (the asker's parent, or for the
+    /// national hub the level-1 nodes it names): the witness checks that it extends the last
+    /// one it co-signed for this log, then answers [`NodeResponse::Cosigned`].
+    LogWitness {
+        /// The C2SP `tlog-witness` add-checkpoint body: `old <size>`, the consistency proof
+        /// from it, a blank line, the checkpoint signed by the asker's seal (a few KiB at most).
+        add_checkpoint: ByteBuf,
+        /// The asker's seal chain (DER, leaf first): whose key signed the checkpoint.
+        seal_chain: Vec<ByteBuf>,
+    },
 }
 
 /// Why a request was not served; tells the sender whether to retry.
@@ -220,6 +230,24 @@ pub enum NodeResponse {
         /// In the order asked.
         routes: Vec<RouteAnswer>,
     },
+    /// The answer to [`NodeRequest::LogWitness`]: the witness's cosignature.
+    Cosigned {
+        /// The C2SP `tlog-cosignature` line (with its final newline).
+        cosignature: String,
+        /// The witness's seal chain (DER, leaf first), to check the cosignature with.
+        seal_chain: Vec<ByteBuf>,
+    },
+    /// The witness will not co-sign. When `witnessed_size` is given, the witness last
+    /// co-signed that size and the asker should prove consistency from it; `evidence` says
+    /// that the witness kept both checkpoints as evidence of a fork or rewrite.
+    WitnessRefused {
+        /// Why, in the witness's words.
+        reason: String,
+        /// The size the witness last co-signed, when the asker assumed another.
+        witnessed_size: Option<u64>,
+        /// The witness kept this as evidence against the log.
+        evidence: bool,
+    },
     /// Not served.
     Error {
         /// Retry or not.
@@ -238,6 +266,8 @@ impl std::fmt::Display for NodeResponse {
             NodeResponse::Accepted => f.write_str("accepted"),
             NodeResponse::Crls { crls } => write!(f, "{} CRL(s)", crls.len()),
             NodeResponse::Routes { routes } => write!(f, "{} route answer(s)", routes.len()),
+            NodeResponse::Cosigned { .. } => f.write_str("a cosignature"),
+            NodeResponse::WitnessRefused { reason, .. } => write!(f, "a witness refusal: {reason}"),
             NodeResponse::Error { kind, message } => write!(f, "an error ({kind}): {message}"),
         }
     }

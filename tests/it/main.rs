@@ -38,3 +38,4 @@ mod refusals;
 mod revocation;
 mod scale_out;
 mod storage;
+mod tlog;
