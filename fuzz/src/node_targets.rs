@@ -146,6 +146,10 @@ pub fn node_request(data: &[u8]) -> bool {
             }
             world.trust.validate(&seal_chain, fixtures::NOW, pki::Profile::Seal).is_ok_and(|v| v.agency == from)
         }
+        NodeRequest::LogEntries { from: _ } => {
+            // As `tlog::query::entries_for`: children only.
+            world.routes.relation(&from) == Some(node::routing::Relation::Child)
+        }
     }
 }
 

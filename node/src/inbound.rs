@@ -95,5 +95,6 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
             let chain: Vec<Vec<u8>> = seal_chain.into_iter().map(ByteBuf::into_vec).collect();
             crate::tlog::witness::answer(node, peer, &add_checkpoint, chain).await
         }
+        NodeRequest::LogEntries { from } => crate::tlog::query::entries_for(node, peer, from).await,
     }
 }

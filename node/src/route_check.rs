@@ -181,6 +181,7 @@ fn kind(r: &NodeResponse) -> &'static str {
         NodeResponse::Crls { .. } => "CRLs",
         NodeResponse::Routes { .. } => "routes",
         NodeResponse::Cosigned { .. } => "a cosignature",
+        NodeResponse::LogEntries { .. } => "log entries",
         NodeResponse::WitnessRefused { .. } => "a witness refusal",
         NodeResponse::Error { .. } => "an error",
     }

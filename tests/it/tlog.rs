@@ -276,3 +276,97 @@ async fn a_forked_child_is_caught_by_its_parent(database: Database) {
     assert!(matches!(peer.request(&request, &[]).await.unwrap(), NodeResponse::Error { .. }));
     net.stop().await;
 }
+
+on_both_backends!(the_log_commands_prove_save_verify_and_audit);
+
+/// `lienthong log` as processes: `prove` on a delivered document verifies; `checkpoint --save`
+/// builds a chain that `verify` checks offline (and refuses once a proof in it is altered);
+/// `consistency` proves one checkpoint extends another; `audit` is clean for honest nodes and
+/// finds an entry the parent claims this agency handed over but that it never sent.
+async fn the_log_commands_prove_save_verify_and_audit(database: Database) {
+    let net = start(database).await;
+    let cli = crate::clerk_cli::clerk_shell();
+    crate::clerk_cli::add_profile(&cli, &net, "phong-du", PHONG_DU);
+    crate::clerk_cli::add_profile(&cli, &net, "tien-yen", TIEN_YEN);
+    let doc = net.document(PHONG_DU, &[PROVINCE], 1321);
+    doc.submit(&net.clerk(PHONG_DU).await).await.unwrap();
+    wait_for("the province to hold the document", Duration::from_secs(30), || async {
+        net.node(PROVINCE).store.document_by_digest(&doc.digest).await.unwrap().is_some()
+    })
+    .await;
+    let store = &net.node(PHONG_DU).store;
+    wait_for("Phong Dụ to index the document", Duration::from_secs(30), || async {
+        !store.log_leaves_for(&doc.digest).await.unwrap().is_empty()
+    })
+    .await;
+    let index = store.log_leaves_for(&doc.digest).await.unwrap()[0].0;
+    wait_witnessed(&net, PHONG_DU, index + 1).await;
+
+    let digest: String = doc.digest.iter().map(|b| format!("{b:02x}")).collect();
+    let proved = cli.lienthong(["--profile", "phong-du", "log", "prove", &digest]).ok();
+    println!("{proved}");
+    assert!(proved.contains(&format!("document {} taken from this agency's clerk", doc.id)), "{proved}");
+    assert!(proved.contains(&format!("co-signed by {TIEN_YEN}")), "{proved}");
+    let unknown = cli.lienthong(["--profile", "phong-du", "log", "prove", &"00".repeat(32)]).fails();
+    assert!(unknown.contains("no entry about envelope"), "{unknown}");
+
+    let chain = cli.path("phong-du.chain.json");
+    let chain_arg = chain.to_str().unwrap();
+    cli.lienthong(["--profile", "phong-du", "log", "checkpoint", "--save", chain_arg]).ok();
+    let more = net.document(PHONG_DU, &[TIEN_YEN], 1322);
+    more.submit(&net.clerk(PHONG_DU).await).await.unwrap();
+    let before: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&chain).unwrap()).unwrap();
+    let first = SignedCheckpoint::parse(before["checkpoints"][0]["note"].as_str().unwrap().as_bytes()).unwrap();
+    wait_for("Phong Dụ's log to grow", Duration::from_secs(30), || async {
+        store.latest_checkpoint().await.unwrap().is_some_and(|c| c.size > first.checkpoint().size)
+    })
+    .await;
+    let saved = cli.lienthong(["--profile", "phong-du", "log", "checkpoint", "--save", chain_arg]).ok();
+    println!("{saved}");
+    let verified = cli.lienthong(["--profile", "phong-du", "log", "verify", chain_arg]).ok();
+    println!("{verified}");
+    assert!(verified.contains("2 checkpoints of lienthong.gov.vn/log/000.01.41.H49"), "{verified}");
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&chain).unwrap()).unwrap();
+    let second = SignedCheckpoint::parse(file["checkpoints"][1]["note"].as_str().unwrap().as_bytes()).unwrap();
+    let (old, new) = (first.checkpoint().size.to_string(), second.checkpoint().size.to_string());
+    let consistent = cli.lienthong(["--profile", "phong-du", "log", "consistency", &old, &new]).ok();
+    assert!(consistent.contains(&format!("consistent: size {new} extends size {old}")), "{consistent}");
+    // One hash of the saved consistency proof altered: the chain no longer verifies.
+    let text = std::fs::read_to_string(&chain).unwrap();
+    let hash = file["checkpoints"][1]["consistency"][0].as_str().unwrap().to_owned();
+    let flipped = format!("{}{}", if hash.starts_with('0') { "1" } else { "0" }, &hash[1..]);
+    std::fs::write(&chain, text.replace(&hash, &flipped)).unwrap();
+    let refused = cli.lienthong(["--profile", "phong-du", "log", "verify", chain_arg]).fails();
+    assert!(refused.contains("does not extend"), "{refused}");
+
+    // Tiên Yên handed Phong Dụ's document to the province: the audit finds nothing amiss.
+    wait_for("the province to index the document", Duration::from_secs(30), || async {
+        !net.node(PROVINCE).store.log_leaves_for(&doc.digest).await.unwrap().is_empty()
+    })
+    .await;
+    let clean = cli.lienthong(["--profile", "tien-yen", "log", "audit"]).ok();
+    assert!(clean.contains(&format!("entries in the log of {PROVINCE} name this agency's node")), "{clean}");
+    assert!(!clean.contains("ALERT"), "{clean}");
+    // The province's log claims a document from Tiên Yên that Tiên Yên never sent.
+    let forged = net.document(TIEN_YEN, &[PROVINCE], 1323);
+    let entry = LogEntry::Document {
+        envelope: forged.digest,
+        document: forged.manifest.id(),
+        via: Via::Node(code(TIEN_YEN)),
+        at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+    };
+    let pool = raw_pool(&net, PROVINCE).await;
+    sqlx::query("INSERT INTO tlog_pending (entry) VALUES ($1)").bind(entry.to_bytes()).execute(&pool).await.unwrap();
+    pool.close().await;
+    let province = &net.node(PROVINCE).store;
+    wait_for("the province to index the claimed entry", Duration::from_secs(30), || async {
+        !province.log_leaves_for(&forged.digest).await.unwrap().is_empty()
+    })
+    .await;
+    let audit = cli.lienthong(["--profile", "tien-yen", "log", "audit"]);
+    println!("{}{}", audit.stdout, audit.stderr);
+    assert!(audit.stdout.contains("ALERT") && audit.stdout.contains(&forged.id), "{}", audit.stdout);
+    let error = audit.fails();
+    assert!(error.contains("claims a document this agency never sent"), "{error}");
+    net.stop().await;
+}

@@ -234,6 +234,18 @@ impl Store {
         rows.iter().map(|r| Ok((uint(r.try_get("idx")?)?, r.try_get("entry")?))).collect()
     }
 
+    /// Whether this node holds the document of `envelope` and routed it to `hop`.
+    pub async fn routed_to(&self, envelope: &[u8; 32], hop: &AgencyCode) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM routes r JOIN documents d ON d.id = r.document WHERE d.digest = $1 AND r.next_hop = $2 LIMIT 1",
+        )
+        .bind(envelope.to_vec())
+        .bind(hop.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Number of leaves indexed, and of leaves still pending.
     pub async fn log_sizes(&self) -> Result<(u64, u64), StoreError> {
         let size: i64 =

@@ -7,6 +7,7 @@
 //! `log.checkpoint_interval` while the log grows, or on demand ([`checkpoint_now`]). The
 //! format and the rules (hashing, proofs, signed notes, the witness rule) are `pki::tlog`'s.
 
+pub mod query;
 pub mod witness;
 
 use std::sync::Arc;
@@ -121,6 +122,26 @@ pub async fn checkpoint_now(node: &Node) -> Result<Option<StoredCheckpoint>, Sto
     let _round = node.log.round.lock().await;
     let Some(latest) = checkpoint(node).await? else { return Ok(None) };
     witness::ask_all(node, &latest).await?;
+    node.store.latest_checkpoint().await
+}
+
+/// How long a clerk's on-demand checkpoint waits for the witnesses before answering with the
+/// checkpoint as it stands (the next round asks them again).
+pub const ON_DEMAND_WITNESS_WAIT: Duration = Duration::from_secs(3);
+
+/// A round for a clerk who asked: the checkpoint is signed at once (signing needs no round:
+/// the database serialises it); the witnesses are given [`ON_DEMAND_WITNESS_WAIT`], including
+/// any wait for a round already asking them.
+pub async fn checkpoint_on_demand(node: &Node) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let Some(latest) = checkpoint(node).await? else { return Ok(None) };
+    let witnessed = tokio::time::timeout(ON_DEMAND_WITNESS_WAIT, async {
+        let _round = node.log.round.lock().await;
+        witness::ask_all(node, &latest).await
+    })
+    .await;
+    if let Ok(result) = witnessed {
+        result?;
+    }
     node.store.latest_checkpoint().await
 }
 

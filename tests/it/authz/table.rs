@@ -54,6 +54,9 @@ pub(super) enum Op {
     Route,
     /// `LogWitness`: co-sign a checkpoint of the caller's own transparency log.
     LogWitness,
+    /// `LogEntries`: the entries of this node's log naming the caller as the one that handed a
+    /// document over (what a child's audit reads).
+    LogEntries,
     /// Handshake on the clerk ALPN and a first stream.
     ClerkConnect,
     /// `Submit` of a document sealed by Tiên Yên.
@@ -81,10 +84,12 @@ pub(super) enum Op {
     Health,
     /// `Route` from the clerk: can these recipients be reached (before signing).
     ClerkRoute,
+    /// `Log`: the node's latest log checkpoint (`lienthong log checkpoint`).
+    ClerkLog,
 }
 
 /// Number of columns; every row of [`TABLE`] has exactly this many cells.
-pub(super) const N: usize = 23;
+pub(super) const N: usize = 25;
 
 /// The columns, in table order.
 pub(super) const OPS: [Op; N] = [
@@ -98,6 +103,7 @@ pub(super) const OPS: [Op; N] = [
     Op::CrlFetch,
     Op::Route,
     Op::LogWitness,
+    Op::LogEntries,
     Op::ClerkConnect,
     Op::Submit,
     Op::SubmitForeign,
@@ -111,6 +117,7 @@ pub(super) const OPS: [Op; N] = [
     Op::Recall,
     Op::Health,
     Op::ClerkRoute,
+    Op::ClerkLog,
 ];
 
 impl Op {
@@ -128,19 +135,21 @@ impl Op {
             Op::CrlFetch => 7,
             Op::Route => 8,
             Op::LogWitness => 9,
-            Op::ClerkConnect => 10,
-            Op::Submit => 11,
-            Op::SubmitForeign => 12,
-            Op::Inbox => 13,
-            Op::Sent => 14,
-            Op::Fetch => 15,
-            Op::FetchTransit => 16,
-            Op::PostStatus => 17,
-            Op::Track => 18,
-            Op::TrackTransit => 19,
-            Op::Recall => 20,
-            Op::Health => 21,
-            Op::ClerkRoute => 22,
+            Op::LogEntries => 10,
+            Op::ClerkConnect => 11,
+            Op::Submit => 12,
+            Op::SubmitForeign => 13,
+            Op::Inbox => 14,
+            Op::Sent => 15,
+            Op::Fetch => 16,
+            Op::FetchTransit => 17,
+            Op::PostStatus => 18,
+            Op::Track => 19,
+            Op::TrackTransit => 20,
+            Op::Recall => 21,
+            Op::Health => 22,
+            Op::ClerkRoute => 23,
+            Op::ClerkLog => 24,
         }
     }
 
@@ -156,6 +165,8 @@ impl Op {
             Op::CrlPush => "push",
             Op::CrlFetch => "crls",
             Op::LogWitness => "cosign",
+            Op::LogEntries => "entries",
+            Op::ClerkLog => "log",
             Op::Submit => "submit",
             Op::SubmitForeign => "sub!",
             Op::Inbox => "inbox",
@@ -201,6 +212,7 @@ pub(super) fn node_column(request: &NodeRequest) -> Op {
         NodeRequest::CrlFetch { .. } => Op::CrlFetch,
         NodeRequest::Route { .. } => Op::Route,
         NodeRequest::LogWitness { .. } => Op::LogWitness,
+        NodeRequest::LogEntries { .. } => Op::LogEntries,
     }
 }
 
@@ -216,6 +228,7 @@ pub(super) fn clerk_column(request: &ClerkRequest) -> Op {
         ClerkRequest::Recall { .. } => Op::Recall,
         ClerkRequest::Health => Op::Health,
         ClerkRequest::Route { .. } => Op::ClerkRoute,
+        ClerkRequest::Log { .. } => Op::ClerkLog,
     }
 }
 
@@ -312,9 +325,9 @@ pub(super) const R02: Expect = Expect::Refused;
 
 /// The table. Columns as in [`OPS`]:
 /// node protocol: connect, deliver, relay, notice, 13 by a non-sender, 01 for another
-/// recipient, CRL push, CRL fetch, route question, cosign a log checkpoint; clerk protocol: connect, submit, submit
+/// recipient, CRL push, CRL fetch, route question, cosign a log checkpoint, log entries naming the caller; clerk protocol: connect, submit, submit
 /// another agency's document, inbox, sent, fetch, fetch a document in transit, post status,
-/// track, track a document in transit, recall, health, route question.
+/// track, track a document in transit, recall, health, route question, log checkpoint.
 ///
 /// Why each answer:
 /// - Anything whose chain does not validate now for the node or clerk profile (no
@@ -331,7 +344,9 @@ pub(super) const R02: Expect = Expect::Refused;
 ///   clerk's behalf; the answer is what routing would do, which a neighbour learns anyway).
 /// - A node witnesses the transparency logs of its children, and of its parent (the national
 ///   hub names level-1 nodes as its witnesses): each may ask it to co-sign a checkpoint of its
-///   own log, signed by its own seal; a direct peer may not (Forbidden).
+///   own log, signed by its own seal; a direct peer may not (Forbidden). Only a child may read
+///   the entries of this node's log that name it (for its audit): the parent and peers are
+///   Forbidden. The own clerk reads its node's log (checkpoint, proofs, audit).
 /// - Notices travel from anyone's neighbour, but a status binds only its rightful signer: a
 ///   recall request (13) only from the document's sender, an arrival (01) only from the
 ///   recipient it names. Neither decides anything at this node otherwise (Forbidden).
@@ -345,25 +360,25 @@ pub(super) const R02: Expect = Expect::Refused;
 #[rustfmt::skip]
 pub(super) const TABLE: [(Who, [Expect; N]); 20] = [
     //                       node protocol                                                             clerk protocol
-    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route   cosign    conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route
-    (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ExpiredNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::NotYetValidNode,  [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::RevokedNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ExpiredClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::NotYetValidClerk, [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::RevokedClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnSeal,          [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnPerson,        [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnNode,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::OwnClerk,         [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       OK,     OK,     BR,     OK,     OK,     OK,     BR,     OK,     OK,     BR,     OK,     OK,     OK]),
-    (Who::ChildClerk,       [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
-    (Who::ParentClerk,      [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
-    (Who::Parent,           [OK,     OK,     OK,     OK,     FB,     FB,     OK,     OK,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Child,            [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Peer,             [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     FB,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Sibling,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Stranger,         [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route   cosign  entries   conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route   log
+    (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ExpiredNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::NotYetValidNode,  [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::RevokedNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ExpiredClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::NotYetValidClerk, [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::RevokedClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnSeal,          [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnPerson,        [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnNode,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::OwnClerk,         [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       OK,     OK,     BR,     OK,     OK,     OK,     BR,     OK,     OK,     BR,     OK,     OK,     OK,     OK]),
+    (Who::ChildClerk,       [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
+    (Who::ParentClerk,      [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
+    (Who::Parent,           [OK,     OK,     OK,     OK,     FB,     FB,     OK,     OK,     OK,     OK,     FB,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Child,            [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Peer,             [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     FB,     FB,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Sibling,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Stranger,         [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
 ];

@@ -40,6 +40,7 @@ impl Seen {
             Ok(NodeResponse::Crls { crls }) => Seen::Served(format!("{} CRLs", crls.len())),
             Ok(NodeResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
             Ok(NodeResponse::Cosigned { .. }) => Seen::Served("cosignature".into()),
+            Ok(NodeResponse::LogEntries { entries, .. }) => Seen::Served(format!("{} log entries", entries.len())),
             Ok(NodeResponse::WitnessRefused { reason, .. }) => Seen::Error(ErrorKind::BadRequest, reason),
             Ok(NodeResponse::Refused { receipt }) => Seen::Refused(
                 SignedReceipt::from_bytes(&receipt)
@@ -67,6 +68,14 @@ impl Seen {
             Ok(ClerkResponse::Done) => Seen::Served("done".into()),
             Ok(ClerkResponse::Health { json }) => Seen::Served(format!("health, {} bytes", json.len())),
             Ok(ClerkResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
+            Ok(ClerkResponse::Log { answer }) => Seen::Served(format!(
+                "log: {}",
+                match answer {
+                    node::protocol::LogAnswer::Checkpoint { note, .. } =>
+                        note.lines().take(2).collect::<Vec<_>>().join(" "),
+                    other => format!("{other:?}"),
+                }
+            )),
             Ok(ClerkResponse::Error { kind, message }) => Seen::Error(kind, message),
             Err(n) => Seen::from_no_answer(n),
         }
@@ -341,6 +350,11 @@ impl World {
             }
             Op::CrlFetch => (Request::Node(NodeRequest::CrlFetch { known: Vec::new() }, Vec::new()), Effect::Nothing),
             Op::LogWitness => (Request::Node(self.log_witness(party), Vec::new()), Effect::Witnessed(code(party))),
+            Op::LogEntries => (Request::Node(NodeRequest::LogEntries { from: 0 }, Vec::new()), Effect::Nothing),
+            Op::ClerkLog => (
+                Request::Clerk(ClerkRequest::Log { query: node::protocol::LogQuery::Checkpoint }, Vec::new()),
+                Effect::Nothing,
+            ),
             // About Tiên Yên itself: answered from its own table, without asking a neighbour.
             Op::Route => (
                 Request::Node(NodeRequest::Route { recipients: vec![TIEN_YEN.into()], hops_left: 0 }, Vec::new()),
