@@ -370,3 +370,47 @@ async fn the_log_commands_prove_save_verify_and_audit(database: Database) {
     assert!(error.contains("claims a document this agency never sent"), "{error}");
     net.stop().await;
 }
+
+on_both_backends!(the_national_hub_is_witnessed_by_the_level_1_nodes_it_names);
+
+/// The hub has no parent: `log.witnesses` names level-1 nodes (its children), which co-sign
+/// its checkpoints, while the province's own log is witnessed by the hub, its parent.
+async fn the_national_hub_is_witnessed_by_the_level_1_nodes_it_names(database: Database) {
+    harness::logging();
+    const HUB: &str = "000.00.00.G22";
+    let mut net = TestNet::prepare(
+        only(&topology("quang-ninh-2024"), &[HUB, PROVINCE]),
+        NetOptions { database, ..NetOptions::default() },
+    );
+    let append = |code: &str, text: &str| {
+        let path = net.config_path(&self::code(code));
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push_str(text);
+        std::fs::write(&path, config).unwrap();
+    };
+    append(HUB, &format!("\n[log]\ncheckpoint_interval = \"200ms\"\nwitnesses = [\"{PROVINCE}\"]\n"));
+    append(PROVINCE, "\n[log]\ncheckpoint_interval = \"200ms\"\n");
+    net.start_node(&code(HUB)).await;
+    net.start_node(&code(PROVINCE)).await;
+    let doc = net.document(HUB, &[PROVINCE], 1331);
+    doc.submit(&net.clerk(HUB).await).await.unwrap();
+    let hub = wait_witnessed(&net, HUB, 1).await;
+    let witnesses: Vec<AgencyCode> = hub
+        .note()
+        .signatures()
+        .iter()
+        .filter_map(|s| Cosignature::from_note_signature(s).unwrap())
+        .map(|c| c.witness)
+        .collect();
+    assert_eq!(witnesses, [code(PROVINCE)], "the hub's checkpoint is co-signed by the province it names");
+    let province = wait_witnessed(&net, PROVINCE, 1).await;
+    let witnesses: Vec<AgencyCode> = province
+        .note()
+        .signatures()
+        .iter()
+        .filter_map(|s| Cosignature::from_note_signature(s).unwrap())
+        .map(|c| c.witness)
+        .collect();
+    assert_eq!(witnesses, [code(HUB)], "the province's checkpoint is co-signed by its parent, the hub");
+    net.stop().await;
+}
