@@ -414,3 +414,84 @@ async fn the_national_hub_is_witnessed_by_the_level_1_nodes_it_names(database: D
     assert_eq!(witnesses, [code(HUB)], "the province's checkpoint is co-signed by its parent, the hub");
     net.stop().await;
 }
+
+on_both_backends!(a_log_checkpoint_is_proof_of_existence_after_a_revocation);
+
+/// Phong Dụ's document is logged by Tiên Yên and the checkpoint co-signed by the province;
+/// then the official's key is revoked for keyCompromise. The bundle as signed (no receipts)
+/// is INDETERMINATE REVOKED_NO_POE; with Tiên Yên's log proof beside it, PASSED, the proof of
+/// existence being the province's cosignature — in `pki` and through `lienthong verify
+/// --log-proof`.
+async fn a_log_checkpoint_is_proof_of_existence_after_a_revocation(database: Database) {
+    use pki::document::validation::{Indication, PoeEvidence, SubIndication, VerifyOptions, verify_bundle};
+    let mut net = start(database).await;
+    let doc = net.document(PHONG_DU, &[PROVINCE], 1341);
+    doc.submit(&net.clerk(PHONG_DU).await).await.unwrap();
+    let district = net.node(TIEN_YEN);
+    wait_for("Tiên Yên to index the document", Duration::from_secs(30), || async {
+        !district.store.log_leaves_for(&doc.digest).await.unwrap().is_empty()
+    })
+    .await;
+    let index = district.store.log_leaves_for(&doc.digest).await.unwrap()[0].0;
+    wait_witnessed(&net, TIEN_YEN, index + 1).await;
+    let proofs = node::tlog::query::log_proofs(district, &doc.digest).await.unwrap();
+    let proof = proofs.into_iter().find(|p| p.proof.index == index).unwrap().to_bytes();
+
+    // The key is compromised, and revoked, after the cosignature.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let person = net.pki.agencies[&code(PHONG_DU)].person.cert.clone();
+    let revoked_at = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let ca = net.pki.cas.values_mut().find(|ca| ca.cert.subject_raw == person.issuer_raw).unwrap();
+    ca.revoke(&person.serial, revoked_at, pki::RevocationReason::KeyCompromise);
+    let at = revoked_at + time::Duration::seconds(2);
+    // Issued a second after the revocation (the demo PKI dates a CRL an hour before the time given).
+    let crls = net.pki.crls(revoked_at + time::Duration::hours(1) + time::Duration::seconds(1)).unwrap();
+
+    // The bundle as the sender signed it: envelope and attachments, no receipts.
+    let envelope = pki::document::Envelope::from_bytes(&doc.envelope).unwrap();
+    let crl_ders: Vec<Vec<u8>> = crls.iter().map(|c| c.der().to_vec()).collect();
+    let mut bodies = doc.bodies.iter();
+    let bundle =
+        pki::document::bundle::write_bundle(std::io::Cursor::new(Vec::new()), &envelope, &crl_ders, &[], |_, out| {
+            out.write_all(bodies.next().unwrap()).map_err(pki::document::bundle::BundleError::Io)
+        })
+        .unwrap()
+        .into_inner();
+    let mut options = VerifyOptions::new(vec![net.pki.root.cert.clone()], at);
+    options.crls = crls.clone();
+    let without = verify_bundle(std::io::Cursor::new(&bundle), &options).unwrap();
+    assert_eq!(without.total.indication, Indication::Indeterminate, "{:#?}", without.total);
+    assert_eq!(without.total.sub_indication, Some(SubIndication::RevokedNoPoe), "{:#?}", without.total);
+    options.log_proofs = vec![proof.clone()];
+    let with = verify_bundle(std::io::Cursor::new(&bundle), &options).unwrap();
+    assert_eq!(with.total.indication, Indication::Passed, "{:#?}", with.total);
+    let poe = &with.proofs_of_existence[0];
+    assert_eq!(poe.by, code(PROVINCE));
+    assert!(matches!(&poe.evidence, PoeEvidence::LogCheckpoint { log, .. } if log.ends_with(TIEN_YEN)), "{poe:?}");
+    assert!(poe.time < revoked_at);
+    println!("proof of existence: {poe}; the log proof is {} bytes", proof.len());
+
+    // The same through the CLI.
+    let cli = crate::clerk_cli::clerk_shell();
+    std::fs::write(cli.path("doc.ltd"), &bundle).unwrap();
+    std::fs::write(cli.path("crls.pem"), crls.iter().map(pki::Crl::to_pem).collect::<String>()).unwrap();
+    std::fs::write(cli.path("doc.logproof"), &proof).unwrap();
+    let root = net.dir.path().join("root.pem");
+    let at_arg = at.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let args = |extra: &[&str]| {
+        let mut v: Vec<String> = ["verify", cli.path("doc.ltd").to_str().unwrap(), "--anchor", root.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(["--crl".into(), cli.path("crls.pem").to_str().unwrap().into(), "--at".into(), at_arg.clone()]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = cli.lienthong(args(&[]));
+    assert_eq!(run.status, 3, "INDETERMINATE without the log proof: {}{}", run.stdout, run.stderr);
+    let run = cli.lienthong(args(&["--log-proof", cli.path("doc.logproof").to_str().unwrap()]));
+    println!("{}", run.stdout);
+    assert_eq!(run.status, 0, "PASSED with it: {}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("log proof #1"), "{}", run.stdout);
+    net.stop().await;
+}
