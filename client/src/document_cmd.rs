@@ -83,6 +83,10 @@ pub(crate) struct VerifyArgs {
     /// Extra CRL files besides those in the bundle.
     #[arg(long, value_name = "FILE")]
     crl: Vec<PathBuf>,
+    /// A transparency-log proof of the document's envelope (as `lienthong log prove --out`
+    /// writes it); co-signed by another agency, it proves the document existed at that time.
+    #[arg(long = "log-proof", value_name = "FILE")]
+    log_proof: Vec<PathBuf>,
     /// Validate as of this time (default: now).
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
@@ -367,6 +371,13 @@ pub(crate) fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         },
     );
     options.crls = read_crl_files(&a.crl)?;
+    for path in &a.log_proof {
+        let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+        if len > pki::tlog::evidence::MAX_LOG_PROOF_BYTES as u64 {
+            bail!("{} is {len} bytes, more than a log proof can be", path.display());
+        }
+        options.log_proofs.push(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?);
+    }
     let file = File::open(&a.file).with_context(|| format!("cannot open {}", a.file.display()))?;
     let report = verify_bundle(BufReader::new(file), &options).with_context(|| format!("{}", a.file.display()))?;
     let printed = if a.json { outln!("{}", serde_json::to_string_pretty(&report)?) } else { report::print(&report) };

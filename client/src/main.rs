@@ -12,6 +12,7 @@ mod demo;
 mod document_cmd;
 mod files;
 mod form;
+mod log_cmd;
 mod manual;
 mod manual_pages;
 mod outgoing;
@@ -74,6 +75,10 @@ enum Command {
     Track(clerk_cmd::TrackArgs),
     /// Ask the recipients of a sent document to give it back.
     Recall(clerk_cmd::RecallArgs),
+    /// The agency node's transparency log: checkpoints, proofs, a saved chain, the audit of
+    /// what the parent logged from this agency.
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
     /// Send a document revoking an earlier one.
     Revoke(clerk_cmd::ActingArgs),
     /// Send a document updating an earlier one.
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
         Command::Status(args) => clerk_cmd::status(profile.as_deref(), args),
         Command::Track(args) => clerk_cmd::track(profile.as_deref(), args),
         Command::Recall(args) => clerk_cmd::recall(profile.as_deref(), args),
+        Command::Log(command) => log_cmd::run(profile.as_deref(), command),
         Command::Revoke(args) => clerk_cmd::acting(profile.as_deref(), clerk_cmd::Acting::Revoke, args),
         Command::Update(args) => clerk_cmd::acting(profile.as_deref(), clerk_cmd::Acting::Update, args),
         Command::Replace(args) => clerk_cmd::acting(profile.as_deref(), clerk_cmd::Acting::Replace, args),

@@ -130,6 +130,25 @@ pub fn node_request(data: &[u8]) -> bool {
             assert!(newer <= held.crls().len());
             true
         }
+        NodeRequest::LogWitness { add_checkpoint, seal_chain } => {
+            // As `tlog::witness::answer` before its transaction: who may ask, the request, the
+            // log's origin, the seal chain.
+            if !matches!(
+                world.routes.relation(&from),
+                Some(node::routing::Relation::Child | node::routing::Relation::Parent)
+            ) {
+                return false;
+            }
+            let Ok(request) = pki::tlog::AddCheckpoint::parse(&add_checkpoint) else { return false };
+            if request.checkpoint.checkpoint().origin.agency != from {
+                return false;
+            }
+            world.trust.validate(&seal_chain, fixtures::NOW, pki::Profile::Seal).is_ok_and(|v| v.agency == from)
+        }
+        NodeRequest::LogEntries { from: _ } => {
+            // As `tlog::query::entries_for`: children only.
+            world.routes.relation(&from) == Some(node::routing::Relation::Child)
+        }
     }
 }
 

@@ -168,6 +168,7 @@ async fn serve(
         ClerkRequest::PostStatus { document, status, note } => post_status(node, &document, status, note).await,
         ClerkRequest::Recall { document, note } => recall(node, &document, note).await,
         ClerkRequest::Route { recipients } => crate::route_check::answer_clerk(node, &recipients).await,
+        ClerkRequest::Log { query } => crate::tlog::query::answer(node, query).await,
         ClerkRequest::Health => match crate::health::report(node).await {
             Ok(h) => ClerkResponse::Health { json: serde_json::to_string_pretty(&h).unwrap_or_default() },
             Err(e) => unavailable(e),

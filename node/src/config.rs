@@ -51,6 +51,9 @@ pub struct RawConfig {
     pub health: crate::health::RawAlerts,
     /// `[http]`: the web verifier, console, metrics and health checks (optional).
     pub http: Option<crate::http::RawHttp>,
+    /// `[log]`: the transparency log.
+    #[serde(default)]
+    pub log: crate::tlog::RawLog,
 }
 
 /// `[node]`.
@@ -481,6 +484,8 @@ pub struct Config {
     pub health: crate::health::Alerts,
     /// The web face; `None` without `[http]`.
     pub http: Option<crate::http::HttpConfig>,
+    /// The transparency log.
+    pub log: crate::tlog::LogConfig,
     /// The key and certificate files, for the checks of `lienthong-node check` and the health
     /// read-out (a key file opened to others, a certificate revoked or expiring).
     pub files: OwnFiles,
@@ -1054,6 +1059,7 @@ impl Config {
         let mail = crate::mail::config::validate(raw.mail.as_ref(), base, &mut p.0);
         let health = crate::health::validate_alerts(&raw.health, &mut p.0);
         let http = crate::http::config::validate(raw.http.as_ref(), base, &mut p.0);
+        let log = crate::tlog::validate_config(&raw.log, agency, &children, &mut p.0);
         if !p.0.is_empty() {
             return Err(ConfigError::unlocated(p.0));
         }
@@ -1087,6 +1093,7 @@ impl Config {
             mail,
             health,
             http,
+            log,
             files,
         })
     }

@@ -518,6 +518,7 @@ async fn build(
         neighbours.push(n);
     }
 
+    alerts.extend(crate::tlog::alerts(store).await?);
     let mail = crate::mail::health(config, store, now).await?;
     alerts.extend(mail.iter().flat_map(crate::mail::alerts));
     Ok(Health {

@@ -112,5 +112,10 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
             let known: Vec<(Vec<u8>, i64)> = known.into_iter().map(|(i, t)| (i.into_vec(), t)).collect();
             NodeResponse::Crls { crls: crate::crls::newer_than(node, &known).into_iter().map(ByteBuf::from).collect() }
         }
+        NodeRequest::LogWitness { add_checkpoint, seal_chain } => {
+            let chain: Vec<Vec<u8>> = seal_chain.into_iter().map(ByteBuf::into_vec).collect();
+            crate::tlog::witness::answer(node, peer, &add_checkpoint, chain).await
+        }
+        NodeRequest::LogEntries { from } => crate::tlog::query::entries_for(node, peer, from).await,
     }
 }

@@ -30,6 +30,7 @@ pub mod routing;
 pub mod self_check;
 pub mod server;
 pub mod storage;
+pub mod tlog;
 
 pub use lienthong_protocol::{clerk_client, tls, trust};
 
@@ -140,6 +141,8 @@ pub struct Node {
     pub admission: admission::Admission,
     /// Request-frame memory (see `budget`).
     pub frame_budgets: budget::FrameBudgets,
+    /// The transparency log's checkpoint rounds (see `tlog`).
+    pub log: tlog::LogState,
     outbox_wake: Notify,
     crl_fetch: Notify,
     lease_owner: String,
@@ -190,6 +193,9 @@ impl Node {
     pub async fn start(config: Config, socket: std::net::UdpSocket) -> Result<NodeHandle, StartError> {
         let run_lock = run_lock(&config)?;
         let store = Store::open(&config.database, &config.data_dir).await?;
+        if config.log.enabled {
+            store.keep_log(config.agency);
+        }
         // Claims are owned by "instance/pid-random". The instance (host and listen address)
         // is the same across restarts of one process of a scaled-out node, so a restarted
         // process frees what its previous run held at once instead of waiting out the lease.
@@ -256,6 +262,7 @@ impl Node {
                 config.limits.frame_budget_per_certificate,
                 config.limits.frame_budget_per_connection,
             ),
+            log: tlog::LogState::default(),
             outbox_wake: Notify::new(),
             crl_fetch: Notify::new(),
             lease_owner: format!("{instance}/{}-{:x}", std::process::id(), random_u64()),
@@ -278,6 +285,7 @@ impl Node {
         if let Some(web) = web {
             tasks.spawn(http::serve(node.clone(), web));
         }
+        tasks.spawn(tlog::run(node.clone()));
         tracing::info!(agency = %node.config.agency, listen = %node.local_addr(), "node started");
         Ok(NodeHandle { node, stop, tasks, _run_lock: run_lock })
     }

@@ -180,6 +180,9 @@ fn kind(r: &NodeResponse) -> &'static str {
         NodeResponse::Accepted => "accepted",
         NodeResponse::Crls { .. } => "CRLs",
         NodeResponse::Routes { .. } => "routes",
+        NodeResponse::Cosigned { .. } => "a cosignature",
+        NodeResponse::LogEntries { .. } => "log entries",
+        NodeResponse::WitnessRefused { .. } => "a witness refusal",
         NodeResponse::Error { .. } => "an error",
     }
 }

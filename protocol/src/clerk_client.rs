@@ -382,6 +382,14 @@ impl ClerkClient {
         }
     }
 
+    /// Asks a question about the node's transparency log.
+    pub async fn log(&self, query: crate::wire::LogQuery) -> Result<crate::wire::LogAnswer, ClerkError> {
+        match self.call(&ClerkRequest::Log { query }).await? {
+            ClerkResponse::Log { answer } => Ok(answer),
+            other => Err(ClerkError::Protocol(format!("{other:?}"))),
+        }
+    }
+
     /// Asks the recipients of a sent document to give it back.
     pub async fn recall(&self, document: &str, note: Option<String>) -> Result<(), ClerkError> {
         self.call(&ClerkRequest::Recall { document: document.to_owned(), note }).await.map(|_| ())

@@ -10,7 +10,7 @@
 
 use pki::document::cbor::{self, CborLimits};
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
+pub use serde_bytes::ByteBuf;
 
 /// ALPN of node-to-node traffic.
 pub const ALPN_NODE: &[u8] = b"lienthong/1";
@@ -174,6 +174,23 @@ pub enum NodeRequest {
         /// How many more nodes may be asked after this one.
         hops_left: u8,
     },
+    /// Co-sign a checkpoint of the asker's transparency log (the asker's parent, or for the
+    /// national hub the level-1 nodes it names): the witness checks that it extends the last
+    /// one it co-signed for this log, then answers [`NodeResponse::Cosigned`].
+    LogWitness {
+        /// The C2SP `tlog-witness` add-checkpoint body: `old <size>`, the consistency proof
+        /// from it, a blank line, the checkpoint signed by the asker's seal (a few KiB at most).
+        add_checkpoint: ByteBuf,
+        /// The asker's seal chain (DER, leaf first): whose key signed the checkpoint.
+        seal_chain: Vec<ByteBuf>,
+    },
+    /// The entries of the answering node's log about documents the asker (a child) handed
+    /// over, from index `from` on: what `lienthong log audit` compares with the asker's own
+    /// records. Answered with [`NodeResponse::LogEntries`].
+    LogEntries {
+        /// The first leaf index wanted.
+        from: u64,
+    },
 }
 
 /// Why a request was not served; tells the sender whether to retry.
@@ -225,6 +242,32 @@ pub enum NodeResponse {
         /// In the order asked.
         routes: Vec<RouteAnswer>,
     },
+    /// The answer to [`NodeRequest::LogWitness`]: the witness's cosignature.
+    Cosigned {
+        /// The C2SP `tlog-cosignature` line (with its final newline).
+        cosignature: String,
+        /// The witness's seal chain (DER, leaf first), to check the cosignature with.
+        seal_chain: Vec<ByteBuf>,
+    },
+    /// The witness will not co-sign. When `witnessed_size` is given, the witness last
+    /// co-signed that size and the asker should prove consistency from it; `evidence` says
+    /// that the witness kept both checkpoints as evidence of a fork or rewrite.
+    WitnessRefused {
+        /// Why, in the witness's words.
+        reason: String,
+        /// The size the witness last co-signed, when the asker assumed another.
+        witnessed_size: Option<u64>,
+        /// The witness kept this as evidence against the log.
+        evidence: bool,
+    },
+    /// The answer to [`NodeRequest::LogEntries`]: (leaf index, leaf bytes), in log order, at
+    /// most [`MAX_LOG_ENTRIES`]; `more` when there are further ones.
+    LogEntries {
+        /// The entries.
+        entries: Vec<(u64, ByteBuf)>,
+        /// Ask again from the index after the last one.
+        more: bool,
+    },
     /// Not served.
     Error {
         /// Retry or not.
@@ -233,6 +276,10 @@ pub enum NodeResponse {
         message: String,
     },
 }
+
+/// Most log entries in one [`NodeResponse::LogEntries`] (each at most 2 KiB, about 150 bytes
+/// in practice: well inside a frame).
+pub const MAX_LOG_ENTRIES: usize = 1000;
 
 impl std::fmt::Display for NodeResponse {
     /// What the answer is, for logs and transfer errors: its kind, not its bytes.
@@ -243,6 +290,9 @@ impl std::fmt::Display for NodeResponse {
             NodeResponse::Accepted => f.write_str("accepted"),
             NodeResponse::Crls { crls } => write!(f, "{} CRL(s)", crls.len()),
             NodeResponse::Routes { routes } => write!(f, "{} route answer(s)", routes.len()),
+            NodeResponse::Cosigned { .. } => f.write_str("a cosignature"),
+            NodeResponse::LogEntries { entries, .. } => write!(f, "{} log entries", entries.len()),
+            NodeResponse::WitnessRefused { reason, .. } => write!(f, "a witness refusal: {reason}"),
             NodeResponse::Error { kind, message } => write!(f, "an error ({kind}): {message}"),
         }
     }
@@ -302,6 +352,93 @@ pub enum ClerkRequest {
         /// Agency codes.
         recipients: Vec<String>,
     },
+    /// A question about the node's transparency log (`lienthong log`).
+    Log {
+        /// Which.
+        query: LogQuery,
+    },
+}
+
+/// What a clerk asks about its node's transparency log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "query", rename_all = "snake_case")]
+pub enum LogQuery {
+    /// The latest checkpoint with its cosignatures (a checkpoint round is run first).
+    Checkpoint,
+    /// Inclusion proofs of the entries about an envelope into the latest co-signed checkpoint.
+    Prove {
+        /// The envelope's SHA-256.
+        envelope: ByteBuf,
+    },
+    /// The checkpoints of sizes `old` and `new` and the consistency proof between them.
+    Consistency {
+        /// The smaller size.
+        old: u64,
+        /// The larger size.
+        new: u64,
+    },
+    /// The parent's entries about documents this node handed over, each compared with this
+    /// node's own records.
+    Audit,
+}
+
+/// The node's answer to a [`LogQuery`]. Checkpoints travel as their signed-note text; chains
+/// (leaf first) and CRLs as DER, so the CLI checks everything itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum LogAnswer {
+    /// [`LogQuery::Checkpoint`].
+    Checkpoint {
+        /// The signed note with its cosignatures.
+        note: String,
+        /// The log's seal chain, then each witness's.
+        chains: Vec<Vec<ByteBuf>>,
+        /// CRLs covering those chains.
+        crls: Vec<ByteBuf>,
+    },
+    /// [`LogQuery::Prove`]: one `pki::tlog::LogProof` per entry about the envelope.
+    Proofs {
+        /// Encoded `LogProof`s.
+        proofs: Vec<ByteBuf>,
+        /// CRLs covering their chains.
+        crls: Vec<ByteBuf>,
+    },
+    /// [`LogQuery::Consistency`].
+    Consistency {
+        /// The older checkpoint's note.
+        old: String,
+        /// The newer checkpoint's note.
+        new: String,
+        /// The consistency proof, hashes of 32 bytes.
+        proof: Vec<ByteBuf>,
+        /// The log's seal chain, then each witness's.
+        chains: Vec<Vec<ByteBuf>>,
+        /// CRLs covering those chains.
+        crls: Vec<ByteBuf>,
+    },
+    /// [`LogQuery::Audit`].
+    Audit {
+        /// The parent asked.
+        parent: String,
+        /// How many of its entries name this node as the one that handed the document over.
+        checked: u64,
+        /// Those this node has no record of handing over: each an alert.
+        not_sent: Vec<AuditFinding>,
+    },
+}
+
+/// An entry of the parent's log naming this node as the sender of a document it has no record
+/// of sending.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditFinding {
+    /// Leaf index in the parent's log.
+    pub index: u64,
+    /// The document id the entry names.
+    pub document: String,
+    /// The envelope digest, hex.
+    pub envelope: String,
+    /// When the parent says it took it (Unix seconds).
+    pub at: i64,
 }
 
 /// Whether one recipient can be reached, as the nodes on the way see it.
@@ -437,6 +574,11 @@ pub enum ClerkResponse {
     Routes {
         /// In the order asked.
         routes: Vec<RouteAnswer>,
+    },
+    /// The answer to [`ClerkRequest::Log`].
+    Log {
+        /// What the node found.
+        answer: LogAnswer,
     },
     /// Refused or failed.
     Error {

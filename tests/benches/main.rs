@@ -2,10 +2,11 @@
 //! machine (raw signature verification, raw QUIC transfer, raw database insert), and the
 //! ratio between them: a ratio survives a change of machine, a bare number does not.
 //!
-//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki] [documents] [network] [storage]`
+//! Run: `cargo bench -p lienthong-tests --bench lienthong -- [pki] [documents] [network] [storage] [log]`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod document_bench;
+mod log_bench;
 mod measure;
 mod network_bench;
 mod pki_bench;
@@ -30,5 +31,8 @@ fn main() {
     }
     if wants("storage") {
         storage_bench::run();
+    }
+    if wants("log") {
+        log_bench::run();
     }
 }

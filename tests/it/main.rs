@@ -39,4 +39,5 @@ mod refusals;
 mod revocation;
 mod scale_out;
 mod storage;
+mod tlog;
 mod web;

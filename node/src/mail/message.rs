@@ -37,6 +37,8 @@ pub enum Kind {
     /// Something the operator must act on now (a certificate taken or refused because its
     /// revocation cannot be checked).
     Alert,
+    /// A neighbour's transparency log does not extend the checkpoint this node co-signed.
+    LogFork,
 }
 
 impl Kind {
@@ -49,6 +51,7 @@ impl Kind {
             Kind::Expiry => "expiry",
             Kind::Digest => "digest",
             Kind::Alert => "alert",
+            Kind::LogFork => "log_fork",
         }
     }
 }
@@ -447,6 +450,36 @@ pub fn digest(agency: Agency<'_>, day: Date, entries: &[Overdue], total: usize) 
     body.push_str("Cập nhật trạng thái khi xử lý xong: lienthong status <mã văn bản> completed\n");
     body.push_str(&footer(agency));
     Notification { kind: Kind::Digest, audience: Audience::Clerks, dedup_key: format!("digest:{}", day), subject, body }
+}
+
+/// A neighbour's transparency log (`log`) presented a checkpoint that does not extend the one
+/// of `witnessed_size` leaves this node co-signed: the operators are told once per log and
+/// size.
+pub fn log_fork(
+    agency: Agency<'_>,
+    log: &AgencyCode,
+    reason: &str,
+    witnessed_size: u64,
+    at: OffsetDateTime,
+) -> Notification {
+    let subject = format!("[CẢNH BÁO NHẬT KÝ] Nhật ký của {log} không nối tiếp điểm kiểm tra đã đồng ký");
+    let mut body = format!(
+        "Nút {log} đã gửi một điểm kiểm tra (checkpoint) nhật ký minh bạch không nối tiếp điểm kiểm tra {witnessed_size} mục mà {} đã đồng ký.\n\n",
+        agency.name
+    );
+    body.push_str(&format!("{:<15} {reason}\n", "Lý do:"));
+    body.push_str(&format!("{:<15} {}\n", "Lúc:", time_vi(at)));
+    body.push_str(
+        "\nHai điểm kiểm tra đã ký được lưu làm bằng chứng (bảng tlog_forks). Nhật ký của nút kia có thể đã bị sửa hoặc rẽ nhánh: đề nghị liên hệ đơn vị vận hành nút đó và kiểm tra (lienthong-node status).\n",
+    );
+    body.push_str(&footer(agency));
+    Notification {
+        kind: Kind::LogFork,
+        audience: Audience::Operators,
+        dedup_key: format!("log_fork:{log}:{witnessed_size}"),
+        subject,
+        body,
+    }
 }
 
 /// The Message-ID of a notification: derived from the agency and the dedup key only, so a

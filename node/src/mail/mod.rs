@@ -66,6 +66,18 @@ pub async fn enqueue(tx: &mut Tx<'_>, node: &Node, n: &Notification, now_ms: i64
     Ok(new)
 }
 
+/// A neighbour's log does not extend the checkpoint this node co-signed (see
+/// `tlog::witness`): the notification for the operators.
+pub fn log_fork(
+    node: &Node,
+    log: &pki::AgencyCode,
+    reason: &str,
+    witnessed_size: u64,
+    at: OffsetDateTime,
+) -> Notification {
+    message::log_fork(agency(node), log, reason, witnessed_size, at)
+}
+
 /// A document was put in this agency's inbox: the clerks are told. Called by `intake` inside
 /// the transaction that takes the document, with what it already holds.
 pub async fn document_arrived(

@@ -101,7 +101,7 @@ macro_rules! select_documents {
 
 impl Tx<'_> {
     /// Records a document and its attachments' metadata (the bytes are already in the blob
-    /// store). Idempotent by envelope digest.
+    /// store), and appends it to the node's log. Idempotent by envelope digest.
     pub async fn insert_document(&mut self, d: &NewDocument<'_>) -> Result<DocInsert, StoreError> {
         let m = d.manifest;
         let doc_id = m.id().to_string();
@@ -156,6 +156,8 @@ impl Tx<'_> {
                 .execute(self.conn())
                 .await?;
         }
+        // The transparency log's leaf, in this transaction: it exists iff the document does.
+        self.log_document(d).await?;
         Ok(DocInsert::New(id))
     }
 

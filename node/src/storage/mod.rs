@@ -26,6 +26,7 @@ mod faults;
 mod outbox;
 mod receipts;
 pub mod space;
+pub mod tlog;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -126,6 +127,9 @@ pub struct Store {
     /// Where the node writes: the data directory and, on SQLite, the database's directory.
     write_dirs: Vec<std::path::PathBuf>,
     faults: std::sync::Mutex<faults::FaultLog>,
+    /// The agency whose transparency log every write transaction appends to; unset, nothing
+    /// is logged (see [`Store::keep_log`]).
+    log: std::sync::OnceLock<pki::AgencyCode>,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -181,7 +185,15 @@ impl Store {
         {
             write_dirs.push(dir);
         }
-        Ok(Store { pool, backend, write: Mutex::new(()), blobs, write_dirs, faults: Default::default() })
+        Ok(Store {
+            pool,
+            backend,
+            write: Mutex::new(()),
+            blobs,
+            write_dirs,
+            faults: Default::default(),
+            log: Default::default(),
+        })
     }
 
     /// Free bytes on each filesystem the node writes to (the data directory; on SQLite also
@@ -242,7 +254,12 @@ impl Store {
         loop {
             // Held by a `Tx` from the start: if this future is dropped halfway (a request timing
             // out), the connection is closed, never returned to the pool mid-`BEGIN`.
-            let mut tx = Tx { conn: Some(self.pool.acquire().await?), _guard: None };
+            let mut tx = Tx {
+                conn: Some(self.pool.acquire().await?),
+                _guard: None,
+                log: self.log.get().copied(),
+                backend: self.backend,
+            };
             match sqlx::raw_sql(begin).execute(tx.conn()).await {
                 Ok(_) => {
                     tx._guard = guard.take();
@@ -324,6 +341,9 @@ pub struct Tx<'a> {
     /// `None` once the transaction ended.
     conn: Option<PoolConnection<Any>>,
     _guard: Option<MutexGuard<'a, ()>>,
+    /// The agency whose log this transaction's events are appended to (see [`Store::keep_log`]).
+    log: Option<pki::AgencyCode>,
+    backend: Backend,
 }
 
 impl Tx<'_> {

@@ -39,6 +39,7 @@ const TABLES: &[(&str, &str)] = &[
     ("ca_certs", "SELECT 'known CA certificates: ' || CAST(COUNT(*) AS TEXT) FROM ca_certs"),
     ("mail_outbox", "SELECT dedup_key || ' ' || kind FROM mail_outbox"),
     ("counters", "SELECT name || '=' || CAST(value AS TEXT) FROM counters"),
+    ("tlog_witnessed", "SELECT agency || ' size ' || CAST(size AS TEXT) FROM tlog_witnessed"),
 ];
 
 /// A node's database and attachment directory, opened read-side.

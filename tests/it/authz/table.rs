@@ -52,6 +52,11 @@ pub(super) enum Op {
     CrlFetch,
     /// `Route`: can a recipient be reached (asked on a clerk's behalf before signing).
     Route,
+    /// `LogWitness`: co-sign a checkpoint of the caller's own transparency log.
+    LogWitness,
+    /// `LogEntries`: the entries of this node's log naming the caller as the one that handed a
+    /// document over (what a child's audit reads).
+    LogEntries,
     /// Handshake on the clerk ALPN and a first stream.
     ClerkConnect,
     /// `Submit` of a document sealed by Tiên Yên.
@@ -79,10 +84,12 @@ pub(super) enum Op {
     Health,
     /// `Route` from the clerk: can these recipients be reached (before signing).
     ClerkRoute,
+    /// `Log`: the node's latest log checkpoint (`lienthong log checkpoint`).
+    ClerkLog,
 }
 
 /// Number of columns; every row of [`TABLE`] has exactly this many cells.
-pub(super) const N: usize = 22;
+pub(super) const N: usize = 25;
 
 /// The columns, in table order.
 pub(super) const OPS: [Op; N] = [
@@ -95,6 +102,8 @@ pub(super) const OPS: [Op; N] = [
     Op::CrlPush,
     Op::CrlFetch,
     Op::Route,
+    Op::LogWitness,
+    Op::LogEntries,
     Op::ClerkConnect,
     Op::Submit,
     Op::SubmitForeign,
@@ -108,6 +117,7 @@ pub(super) const OPS: [Op; N] = [
     Op::Recall,
     Op::Health,
     Op::ClerkRoute,
+    Op::ClerkLog,
 ];
 
 impl Op {
@@ -124,19 +134,22 @@ impl Op {
             Op::CrlPush => 6,
             Op::CrlFetch => 7,
             Op::Route => 8,
-            Op::ClerkConnect => 9,
-            Op::Submit => 10,
-            Op::SubmitForeign => 11,
-            Op::Inbox => 12,
-            Op::Sent => 13,
-            Op::Fetch => 14,
-            Op::FetchTransit => 15,
-            Op::PostStatus => 16,
-            Op::Track => 17,
-            Op::TrackTransit => 18,
-            Op::Recall => 19,
-            Op::Health => 20,
-            Op::ClerkRoute => 21,
+            Op::LogWitness => 9,
+            Op::LogEntries => 10,
+            Op::ClerkConnect => 11,
+            Op::Submit => 12,
+            Op::SubmitForeign => 13,
+            Op::Inbox => 14,
+            Op::Sent => 15,
+            Op::Fetch => 16,
+            Op::FetchTransit => 17,
+            Op::PostStatus => 18,
+            Op::Track => 19,
+            Op::TrackTransit => 20,
+            Op::Recall => 21,
+            Op::Health => 22,
+            Op::ClerkRoute => 23,
+            Op::ClerkLog => 24,
         }
     }
 
@@ -151,6 +164,9 @@ impl Op {
             Op::ArrivedForAnother => "01!rcp",
             Op::CrlPush => "push",
             Op::CrlFetch => "crls",
+            Op::LogWitness => "cosign",
+            Op::LogEntries => "entries",
+            Op::ClerkLog => "log",
             Op::Submit => "submit",
             Op::SubmitForeign => "sub!",
             Op::Inbox => "inbox",
@@ -195,9 +211,8 @@ pub(super) fn node_column(request: &NodeRequest) -> Op {
         NodeRequest::CrlPush { .. } => Op::CrlPush,
         NodeRequest::CrlFetch { .. } => Op::CrlFetch,
         NodeRequest::Route { .. } => Op::Route,
-        // Checkpoints (the transparency log's signed tree heads, pushed and fetched between
-        // neighbours) do not exist yet. When `NodeRequest` gets them, their columns go here:
-        // who may push a checkpoint, who may fetch one, who may ask for a proof.
+        NodeRequest::LogWitness { .. } => Op::LogWitness,
+        NodeRequest::LogEntries { .. } => Op::LogEntries,
     }
 }
 
@@ -213,6 +228,7 @@ pub(super) fn clerk_column(request: &ClerkRequest) -> Op {
         ClerkRequest::Recall { .. } => Op::Recall,
         ClerkRequest::Health => Op::Health,
         ClerkRequest::Route { .. } => Op::ClerkRoute,
+        ClerkRequest::Log { .. } => Op::ClerkLog,
     }
 }
 
@@ -309,9 +325,9 @@ pub(super) const R02: Expect = Expect::Refused;
 
 /// The table. Columns as in [`OPS`]:
 /// node protocol: connect, deliver, relay, notice, 13 by a non-sender, 01 for another
-/// recipient, CRL push, CRL fetch, route question; clerk protocol: connect, submit, submit
+/// recipient, CRL push, CRL fetch, route question, cosign a log checkpoint, log entries naming the caller; clerk protocol: connect, submit, submit
 /// another agency's document, inbox, sent, fetch, fetch a document in transit, post status,
-/// track, track a document in transit, recall, health, route question.
+/// track, track a document in transit, recall, health, route question, log checkpoint.
 ///
 /// Why each answer:
 /// - Anything whose chain does not validate now for the node or clerk profile (no
@@ -326,6 +342,11 @@ pub(super) const R02: Expect = Expect::Refused;
 ///   rest of the country. Only the parent pushes CRLs. CRLs are public: any neighbour may
 ///   fetch them. Any neighbour may ask whether a recipient can be reached (it asks on its
 ///   clerk's behalf; the answer is what routing would do, which a neighbour learns anyway).
+/// - A node witnesses the transparency logs of its children, and of its parent (the national
+///   hub names level-1 nodes as its witnesses): each may ask it to co-sign a checkpoint of its
+///   own log, signed by its own seal; a direct peer may not (Forbidden). Only a child may read
+///   the entries of this node's log that name it (for its audit): the parent and peers are
+///   Forbidden. The own clerk reads its node's log (checkpoint, proofs, audit).
 /// - Notices travel from anyone's neighbour, but a status binds only its rightful signer: a
 ///   recall request (13) only from the document's sender, an arrival (01) only from the
 ///   recipient it names. Neither decides anything at this node otherwise (Forbidden).
@@ -339,25 +360,25 @@ pub(super) const R02: Expect = Expect::Refused;
 #[rustfmt::skip]
 pub(super) const TABLE: [(Who, [Expect; N]); 20] = [
     //                       node protocol                                                             clerk protocol
-    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route     conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route
-    (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ExpiredNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::NotYetValidNode,  [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::RevokedNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ExpiredClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::NotYetValidClerk, [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::RevokedClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnSeal,          [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnPerson,        [H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnNode,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::OwnClerk,         [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       OK,     OK,     BR,     OK,     OK,     OK,     BR,     OK,     OK,     BR,     OK,     OK,     OK]),
-    (Who::ChildClerk,       [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
-    (Who::ParentClerk,      [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
-    (Who::Parent,           [OK,     OK,     OK,     OK,     FB,     FB,     OK,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Child,            [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Peer,             [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Sibling,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Stranger,         [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route   cosign  entries   conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route   log
+    (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ExpiredNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::NotYetValidNode,  [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::RevokedNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ExpiredClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::NotYetValidClerk, [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::RevokedClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnSeal,          [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnPerson,        [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnNode,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::OwnClerk,         [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       OK,     OK,     BR,     OK,     OK,     OK,     BR,     OK,     OK,     BR,     OK,     OK,     OK,     OK]),
+    (Who::ChildClerk,       [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
+    (Who::ParentClerk,      [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
+    (Who::Parent,           [OK,     OK,     OK,     OK,     FB,     FB,     OK,     OK,     OK,     OK,     FB,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Child,            [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Peer,             [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     FB,     FB,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Sibling,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Stranger,         [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
 ];

@@ -6,8 +6,8 @@ use harness::network::{Database, NetOptions, SignedDocument, TestNet, topology};
 use harness::probe::{NoAnswer, Probe, Protocol};
 use node::config::Identity;
 use node::protocol::{ClerkRequest, ClerkResponse, ErrorKind, NodeRequest, NodeResponse};
-use pki::Profile;
 use pki::document::{Receipt, ReceiptKind, SignedReceipt, StatusCode};
+use pki::{AgencyCode, Profile};
 use serde_bytes::ByteBuf;
 
 use super::snapshot::{NodeData, Snapshot};
@@ -39,6 +39,9 @@ impl Seen {
             Ok(NodeResponse::Accepted) => Seen::Served("accepted".into()),
             Ok(NodeResponse::Crls { crls }) => Seen::Served(format!("{} CRLs", crls.len())),
             Ok(NodeResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
+            Ok(NodeResponse::Cosigned { .. }) => Seen::Served("cosignature".into()),
+            Ok(NodeResponse::LogEntries { entries, .. }) => Seen::Served(format!("{} log entries", entries.len())),
+            Ok(NodeResponse::WitnessRefused { reason, .. }) => Seen::Error(ErrorKind::BadRequest, reason),
             Ok(NodeResponse::Refused { receipt }) => Seen::Refused(
                 SignedReceipt::from_bytes(&receipt)
                     .map(|r| r.receipt.note.unwrap_or_default())
@@ -65,6 +68,14 @@ impl Seen {
             Ok(ClerkResponse::Done) => Seen::Served("done".into()),
             Ok(ClerkResponse::Health { json }) => Seen::Served(format!("health, {} bytes", json.len())),
             Ok(ClerkResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
+            Ok(ClerkResponse::Log { answer }) => Seen::Served(format!(
+                "log: {}",
+                match answer {
+                    node::protocol::LogAnswer::Checkpoint { note, .. } =>
+                        note.lines().take(2).collect::<Vec<_>>().join(" "),
+                    other => format!("{other:?}"),
+                }
+            )),
             Ok(ClerkResponse::Error { kind, message }) => Seen::Error(kind, message),
             Err(n) => Seen::from_no_answer(n),
         }
@@ -129,6 +140,8 @@ pub(super) enum Effect {
     Status { envelope: [u8; 32], status: StatusCode },
     /// The CRL is kept.
     Crl([u8; 32]),
+    /// The node co-signed and keeps this agency's log checkpoint.
+    Witnessed(AgencyCode),
 }
 
 /// A request ready to send.
@@ -336,6 +349,12 @@ impl World {
                 (Request::Node(request, Vec::new()), Effect::Crl(crl.fingerprint()))
             }
             Op::CrlFetch => (Request::Node(NodeRequest::CrlFetch { known: Vec::new() }, Vec::new()), Effect::Nothing),
+            Op::LogWitness => (Request::Node(self.log_witness(party), Vec::new()), Effect::Witnessed(code(party))),
+            Op::LogEntries => (Request::Node(NodeRequest::LogEntries { from: 0 }, Vec::new()), Effect::Nothing),
+            Op::ClerkLog => (
+                Request::Clerk(ClerkRequest::Log { query: node::protocol::LogQuery::Checkpoint }, Vec::new()),
+                Effect::Nothing,
+            ),
             // About Tiên Yên itself: answered from its own table, without asking a neighbour.
             Op::Route => (
                 Request::Node(NodeRequest::Route { recipients: vec![TIEN_YEN.into()], hops_left: 0 }, Vec::new()),
@@ -377,6 +396,19 @@ impl World {
         }
     }
 
+    /// A request to co-sign the first checkpoint of `by`'s log, signed by `by`'s seal.
+    pub(super) fn log_witness(&self, by: &str) -> NodeRequest {
+        let a = &self.net.pki.agencies[&code(by)];
+        let root = pki::tlog::leaf_hash(by.as_bytes());
+        let checkpoint =
+            pki::tlog::Checkpoint::new(pki::tlog::LogOrigin::first(code(by)), 1, root).sign(&a.seal.key).unwrap();
+        let request = pki::tlog::AddCheckpoint { old_size: 0, proof: Vec::new(), checkpoint };
+        NodeRequest::LogWitness {
+            add_checkpoint: ByteBuf::from(request.to_text().into_bytes()),
+            seal_chain: a.chain(&a.seal.cert).iter().map(|c| ByteBuf::from(c.der().to_vec())).collect(),
+        }
+    }
+
     /// Whether a served request did what it must, judged from the database.
     pub(super) async fn check(&self, effect: &Effect, diff: &[String]) -> Result<(), String> {
         let store = &self.net.node(TIEN_YEN).store;
@@ -404,6 +436,14 @@ impl World {
                     .filter_map(|r| SignedReceipt::from_bytes(&r.bytes).ok())
                     .any(|r| r.receipt.by == own && r.receipt.kind == ReceiptKind::Status(*status));
                 if signed { Ok(()) } else { Err(format!("no status {status} signed by this node")) }
+            }
+            Effect::Witnessed(agency) => {
+                let witnessed = store.log_witnessed_all().await.unwrap();
+                if witnessed.iter().any(|(a, w)| *a == agency.to_string() && w.size == 1) {
+                    Ok(())
+                } else {
+                    Err(format!("the checkpoint of {agency} was co-signed but is not kept"))
+                }
             }
             Effect::Crl(fingerprint) => {
                 if store.crls().await.unwrap().iter().any(|c| c.fingerprint() == *fingerprint) {

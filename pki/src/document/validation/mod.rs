@@ -51,12 +51,23 @@ pub struct VerifyOptions {
     pub cache: Option<Arc<SignatureCache>>,
     /// Limits on the bundle.
     pub limits: BundleLimits,
+    /// Transparency-log proofs of the envelope given beside the bundle (encoded
+    /// `crate::tlog::LogProof`s): each that verifies, co-signed by an agency other than the
+    /// signers, is a proof of existence at its witness's time.
+    pub log_proofs: Vec<Vec<u8>>,
 }
 
 impl VerifyOptions {
     /// Validation against `anchors` at `at`.
     pub fn new(anchors: Vec<Certificate>, at: OffsetDateTime) -> Self {
-        VerifyOptions { anchors, crls: Vec::new(), at, cache: None, limits: BundleLimits::default() }
+        VerifyOptions {
+            anchors,
+            crls: Vec::new(),
+            at,
+            cache: None,
+            limits: BundleLimits::default(),
+            log_proofs: Vec::new(),
+        }
     }
 }
 
@@ -119,7 +130,14 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
     if let Some(cache) = &options.cache {
         validator = validator.with_cache(cache.clone());
     }
-    let mut report = validate_envelope(&bundle.envelope, &bundle.receipts, &validator, options.at, document_reasons);
+    let mut report = validate_envelope_with_log_proofs(
+        &bundle.envelope,
+        &bundle.receipts,
+        &options.log_proofs,
+        &validator,
+        options.at,
+        document_reasons,
+    );
 
     let attachments: Vec<_> = bundle.manifest.attachments.clone();
     for attachment in attachments {
@@ -187,6 +205,20 @@ pub fn validate_envelope(
     at: OffsetDateTime,
     document_reasons: Vec<Reason>,
 ) -> ValidationReport {
+    validate_envelope_with_log_proofs(envelope, receipts, &[], validator, at, document_reasons)
+}
+
+/// [`validate_envelope`] with transparency-log proofs of the envelope as further proofs of
+/// existence (see [`VerifyOptions::log_proofs`]). A log proof that does not verify is not
+/// counted, and the signatures' notes say why.
+pub fn validate_envelope_with_log_proofs(
+    envelope: &Envelope,
+    receipts: &[Vec<u8>],
+    log_proofs: &[Vec<u8>],
+    validator: &Validator,
+    at: OffsetDateTime,
+    document_reasons: Vec<Reason>,
+) -> ValidationReport {
     let mut reasons = document_reasons;
     let manifest = envelope.manifest().ok();
     let mut report = empty_report(at, Conclusion::passed(), validator.crls());
@@ -202,7 +234,20 @@ pub fn validate_envelope(
                 .iter()
                 .filter_map(|h| h.chain.first().and_then(|der| Certificate::from_der(der).ok()).and_then(|c| c.agency))
                 .collect();
-            let judged = receipts::judge_receipts(receipts, envelope.digest(), &manifest.id(), &signers, validator, at);
+            let mut judged =
+                receipts::judge_receipts(receipts, envelope.digest(), &manifest.id(), &signers, validator, at);
+            let mut log_notes = Vec::new();
+            for (i, bytes) in log_proofs.iter().enumerate() {
+                match poe::from_log_proof(i + 1, bytes, &envelope.digest(), &signers, validator, at) {
+                    Ok(Some(proof)) => judged.proofs.push(proof),
+                    Ok(None) => log_notes.push(format!(
+                        "log proof #{} is co-signed only by the signers' own agencies: not a proof of existence",
+                        i + 1
+                    )),
+                    Err(e) => log_notes.push(format!("log proof #{} is not counted: {e}", i + 1)),
+                }
+            }
+            judged.proofs.sort_by_key(|p| p.time);
             let proof = poe::earliest(&judged.proofs);
             let (mut person_report, person_leaf) =
                 signature::judge_signature(envelope, &person, Role::Person, validator, proof, at);
@@ -228,6 +273,8 @@ pub fn validate_envelope(
                 person_report.notes.push(note.clone());
                 seal_report.notes.push(note);
             }
+            person_report.notes.extend(log_notes.iter().cloned());
+            seal_report.notes.extend(log_notes);
             report.signatures = vec![person_report, seal_report];
             report.receipts = judged.reports;
             report.proofs_of_existence = judged.proofs;

@@ -10,9 +10,11 @@
 //! [`super::receipts`]) and only when it is *independent*: sealed by an agency other than the
 //! document's own signers.
 //!
-//! [`PoeEvidence`] is the plug-in point for other kinds of proof: a checkpoint of a witnessed
-//! transparency log (issue 13) will be one more variant, verified offline and turned into a
-//! [`Poe`] the same way; the rules in [`super::signature`] only look at [`Poe::time`].
+//! A checkpoint of a witnessed transparency log is the other kind: an inclusion proof of the
+//! envelope into a node's log (`crate::tlog::LogProof`, given beside the bundle), whose
+//! checkpoint a witness co-signed at its time. It counts when it verifies and the witness is
+//! an agency other than the signers ([`PoeEvidence::LogCheckpoint`]). The rules in
+//! [`super::signature`] only look at [`Poe::time`].
 
 use std::fmt;
 
@@ -32,6 +34,18 @@ pub enum PoeEvidence {
         index: usize,
         /// Hop receipt or status.
         receipt: ReceiptKind,
+    },
+    /// An entry about the envelope in an agency node's transparency log, proven into a
+    /// checkpoint that the attesting agency co-signed as witness.
+    LogCheckpoint {
+        /// The 1-based position among the log proofs given.
+        index: usize,
+        /// The log (`lienthong.gov.vn/log/<agency>`).
+        log: String,
+        /// The entry's leaf index.
+        leaf: u64,
+        /// The checkpoint's size.
+        tree_size: u64,
     },
 }
 
@@ -57,6 +71,15 @@ impl fmt::Display for Poe {
             PoeEvidence::Receipt { index, receipt: ReceiptKind::Status(code) } => {
                 write!(f, "status {code} receipt #{index}")?
             }
+            PoeEvidence::LogCheckpoint { index, log, leaf, tree_size } => {
+                return write!(
+                    f,
+                    "log proof #{index}: entry {leaf} of {log} (checkpoint of {tree_size}) co-signed by {} [{}] at {}",
+                    self.by_name,
+                    self.by,
+                    crate::format_utc(self.time)
+                );
+            }
         }
         write!(f, " sealed by {} [{}] at {}", self.by_name, self.by, crate::format_utc(self.time))
     }
@@ -65,4 +88,31 @@ impl fmt::Display for Poe {
 /// The earliest of `proofs`: what sets the best signature time.
 pub fn earliest(proofs: &[Poe]) -> Option<&Poe> {
     proofs.iter().min_by_key(|p| p.time)
+}
+
+/// Reads and verifies one log proof (`crate::tlog::LogProof`, encoded) for the envelope of
+/// digest `envelope`: the proof of existence it gives is the earliest cosignature by a witness
+/// other than `signers`; `Ok(None)` when every witness is a signer's own agency.
+pub(crate) fn from_log_proof(
+    index: usize,
+    bytes: &[u8],
+    envelope: &[u8; 32],
+    signers: &[AgencyCode],
+    validator: &crate::validate::Validator,
+    at: OffsetDateTime,
+) -> Result<Option<Poe>, crate::tlog::LogProofError> {
+    let evidence = crate::tlog::LogProof::from_bytes(bytes)?.verify(envelope, validator, at)?;
+    let Some(witness) = evidence.witnesses.iter().find(|w| !signers.contains(&w.agency)) else { return Ok(None) };
+    let leaf = &witness.chain.leaf;
+    Ok(Some(Poe {
+        time: witness.at,
+        by: witness.agency,
+        by_name: crate::document::verify::nfc(leaf.common_name.as_deref().unwrap_or(&leaf.subject)),
+        evidence: PoeEvidence::LogCheckpoint {
+            index,
+            log: evidence.origin.to_string(),
+            leaf: evidence.index,
+            tree_size: evidence.tree_size,
+        },
+    }))
 }

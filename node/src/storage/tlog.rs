@@ -1,0 +1,536 @@
+//! The transparency log's storage: leaves appended with their events, indexed and hashed by
+//! the checkpointer, checkpoints, and what a witness keeps of its neighbours' logs.
+//!
+//! The cost on a document's path is one row: [`Tx::log_entry`] inserts the leaf's bytes into
+//! `tlog_pending` inside the transaction that records the event, so a leaf exists if and only
+//! if its event committed, and concurrent transactions (several PostgreSQL processes) never
+//! wait on each other for an index. [`Tx::integrate`] — one transaction, holding the log's
+//! head row — then gives pending leaves their index in commit order, hashes them, and stores
+//! every complete subtree that now exists (`tlog_nodes`, from `pki::tlog::Frontier::append`),
+//! about two rows per leaf in a few multi-row statements. Roots and proofs read a handful of
+//! those hashes, never the leaves ([`Store::log_hashes`]).
+//!
+//! The frontier is read back from `tlog_nodes` at every integration rather than kept in
+//! memory: another process of the agency may have integrated meanwhile, and what the node
+//! signs is always what its database holds (so a history rewritten in the database shows in
+//! the next checkpoint, where the parent catches it).
+
+use pki::AgencyCode;
+use pki::document::{ReceiptKind, SignedReceipt};
+use pki::tlog::{Frontier, Hash, LogEntry, NodeId, Via};
+use sqlx::Row;
+
+use super::{Backend, NewDocument, Store, StoreError, Tx, from_millis};
+
+/// Most pending leaves one integration indexes; the rest wait for the next round.
+pub const MAX_INTEGRATE: i64 = 20_000;
+/// An indexed leaf to insert: index, bytes, envelope, kind, via.
+type LeafRow = (i64, Vec<u8>, Vec<u8>, &'static str, Option<String>);
+
+/// Rows per multi-row INSERT (3 parameters each, well under SQLite's 32,766).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// A checkpoint this node signed.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// The signed note, with the parent's cosignature once given.
+    pub note: String,
+    /// When it was signed (ms).
+    pub signed_at: i64,
+    /// When the parent's cosignature was added (ms).
+    pub witnessed_at: Option<i64>,
+    /// Why the parent refused it, if it did.
+    pub refused: Option<String>,
+}
+
+/// A checkpoint a witness refused as inconsistent with one it co-signed.
+#[derive(Debug, Clone)]
+pub struct StoredFork {
+    /// The log's agency.
+    pub agency: String,
+    /// Why (fork, rollback, failed proof).
+    pub reason: String,
+    /// The checkpoint co-signed before.
+    pub witnessed: String,
+    /// The one presented.
+    pub presented: String,
+    /// The add-checkpoint request as presented (old size, consistency proof, checkpoint).
+    pub proof: String,
+    /// When (ms).
+    pub at: i64,
+}
+
+/// What a witness keeps of one neighbour's log.
+#[derive(Debug, Clone)]
+pub struct WitnessedLog {
+    /// The latest co-signed checkpoint (the log's note as presented).
+    pub note: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// Encodes a certificate chain for a BLOB column: each DER preceded by its 4-byte length.
+pub fn encode_chain(chain: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for der in chain {
+        out.extend_from_slice(&(der.len() as u32).to_be_bytes());
+        out.extend_from_slice(der);
+    }
+    out
+}
+
+/// Reads [`encode_chain`]'s encoding back.
+pub fn decode_chain(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut chain = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_at_checked(4).ok_or_else(|| StoreError::Corrupt("stored chain".into()))?;
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let (der, rest) = rest.split_at_checked(len).ok_or_else(|| StoreError::Corrupt("stored chain".into()))?;
+        chain.push(der.to_vec());
+        bytes = rest;
+    }
+    Ok(chain)
+}
+
+fn hash_of(bytes: Vec<u8>) -> Result<Hash, StoreError> {
+    <Hash>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt("a log hash is not 32 bytes".into()))
+}
+
+fn int(v: u64) -> i64 {
+    // Sizes and indexes are at most pki::tlog::MAX_TREE_SIZE = i64::MAX.
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn uint(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative log size or index {v}")))
+}
+
+/// The hashes of `nodes`, in that order, in one query.
+async fn hashes_of(conn: &mut sqlx::AnyConnection, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+    if nodes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from("SELECT level, idx, hash FROM tlog_nodes WHERE ");
+    for i in 0..nodes.len() {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push_str(&format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2));
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+    for n in nodes {
+        query = query.bind(i64::from(n.level)).bind(int(n.index));
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let level: i64 = row.try_get("level")?;
+        let index: i64 = row.try_get("idx")?;
+        found.insert((level, index), hash_of(row.try_get("hash")?)?);
+    }
+    nodes
+        .iter()
+        .map(|n| {
+            found.get(&(i64::from(n.level), int(n.index))).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!("the log has no hash for subtree {} at level {}", n.index, n.level))
+            })
+        })
+        .collect()
+}
+
+fn kind_name(entry: &LogEntry) -> &'static str {
+    match entry {
+        LogEntry::Document { .. } => "document",
+        LogEntry::Signed { .. } => "signed",
+        LogEntry::Recorded { .. } => "recorded",
+    }
+}
+
+fn via_column(entry: &LogEntry) -> Option<String> {
+    match entry {
+        LogEntry::Document { via: Via::Clerk, .. } => Some("clerk".into()),
+        LogEntry::Document { via: Via::Node(code), .. } => Some(code.to_string()),
+        _ => None,
+    }
+}
+
+fn checkpoint_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        size: uint(row.try_get("size")?)?,
+        note: row.try_get("note")?,
+        signed_at: row.try_get("signed_at")?,
+        witnessed_at: row.try_get("witnessed_at")?,
+        refused: row.try_get("refused")?,
+    })
+}
+
+const SELECT_CHECKPOINT: &str = "SELECT size, note, signed_at, witnessed_at, refused FROM tlog_checkpoints";
+
+impl Store {
+    /// From now on every write transaction appends its events to `agency`'s log. A node with
+    /// `log.enabled = false` never calls it (measurements of the log's cost).
+    pub fn keep_log(&self, agency: AgencyCode) {
+        let _ = self.log.set(agency);
+    }
+
+    /// Whether events are logged.
+    pub fn logging(&self) -> bool {
+        self.log.get().is_some()
+    }
+
+    /// The hashes of complete subtrees, in the order asked (what `pki::tlog::ProofPlan` names).
+    pub async fn log_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        hashes_of(&mut conn, nodes).await
+    }
+
+    /// The latest checkpoint signed, if any.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_CHECKPOINT} ORDER BY size DESC LIMIT 1")))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(checkpoint_row).transpose()
+    }
+
+    /// The latest checkpoint the parent co-signed, if any.
+    pub async fn latest_witnessed_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_CHECKPOINT} WHERE witnessed_at IS NOT NULL ORDER BY size DESC LIMIT 1"
+        )))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(checkpoint_row).transpose()
+    }
+
+    /// The checkpoint of exactly `size` leaves, if one was signed.
+    pub async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_CHECKPOINT} WHERE size = $1")))
+            .bind(int(size))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(checkpoint_row).transpose()
+    }
+
+    /// The indexed leaves about an envelope: (index, leaf bytes), in log order.
+    pub async fn log_leaves_for(&self, envelope: &[u8; 32]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query("SELECT idx, entry FROM tlog_leaves WHERE envelope = $1 ORDER BY idx")
+            .bind(envelope.to_vec())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((uint(r.try_get("idx")?)?, r.try_get("entry")?))).collect()
+    }
+
+    /// The document leaves of documents handed over by `via` ("clerk" or a neighbour's code),
+    /// at index `from` and beyond: (index, leaf bytes), in log order, at most `limit`.
+    pub async fn log_documents_via(&self, via: &str, from: u64, limit: i64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query("SELECT idx, entry FROM tlog_leaves WHERE via = $1 AND idx >= $2 ORDER BY idx LIMIT $3")
+            .bind(via)
+            .bind(int(from))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((uint(r.try_get("idx")?)?, r.try_get("entry")?))).collect()
+    }
+
+    /// Whether this node holds the document of `envelope` and routed it to `hop`.
+    pub async fn routed_to(&self, envelope: &[u8; 32], hop: &AgencyCode) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM routes r JOIN documents d ON d.id = r.document WHERE d.digest = $1 AND r.next_hop = $2 LIMIT 1",
+        )
+        .bind(envelope.to_vec())
+        .bind(hop.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Number of leaves indexed, and of leaves still pending.
+    pub async fn log_sizes(&self) -> Result<(u64, u64), StoreError> {
+        let size: i64 =
+            sqlx::query("SELECT size FROM tlog_head WHERE id = 1").fetch_one(&self.pool).await?.try_get(0)?;
+        let pending: i64 = sqlx::query("SELECT COUNT(*) FROM tlog_pending").fetch_one(&self.pool).await?.try_get(0)?;
+        Ok((uint(size)?, uint(pending)?))
+    }
+
+    /// The witnesses that co-signed this node's checkpoints: (agency, seal chain, size last
+    /// co-signed).
+    pub async fn log_cosigners(&self) -> Result<Vec<(String, Vec<Vec<u8>>, u64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT agency, chain, size FROM tlog_cosigners ORDER BY agency").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("agency")?, decode_chain(&r.try_get::<Vec<u8>, _>("chain")?)?, uint(r.try_get("size")?)?))
+            })
+            .collect()
+    }
+
+    /// Checkpoints refused as forks or rewrites by this node as a witness, newest first.
+    pub async fn log_forks(&self, limit: i64) -> Result<Vec<StoredFork>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agency, reason, witnessed, presented, proof, at FROM tlog_forks ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredFork {
+                    agency: r.try_get("agency")?,
+                    reason: r.try_get("reason")?,
+                    witnessed: r.try_get("witnessed")?,
+                    presented: r.try_get("presented")?,
+                    proof: r.try_get("proof")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The latest co-signed checkpoint of each neighbour's log this node witnesses.
+    pub async fn log_witnessed_all(&self) -> Result<Vec<(String, WitnessedLog)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT agency, note, size FROM tlog_witnessed ORDER BY agency").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("agency")?, WitnessedLog { note: r.try_get("note")?, size: uint(r.try_get("size")?)? }))
+            })
+            .collect()
+    }
+}
+
+impl Tx<'_> {
+    /// Appends `entry` to the log (pending its index) if this store keeps one. Called in the
+    /// transaction that records the event.
+    pub async fn log_entry(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
+        if self.log.is_none() {
+            return Ok(());
+        }
+        sqlx::query("INSERT INTO tlog_pending (entry) VALUES ($1)").bind(entry.to_bytes()).execute(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Logs a document just recorded (see [`Tx::insert_document`]).
+    pub(crate) async fn log_document(&mut self, d: &NewDocument<'_>) -> Result<(), StoreError> {
+        if self.log.is_none() {
+            return Ok(());
+        }
+        let via = match d.received_from {
+            "clerk" => Via::Clerk,
+            other => Via::Node(other.parse().map_err(|e: pki::AgencyCodeError| StoreError::Corrupt(e.to_string()))?),
+        };
+        let at = from_millis(d.received_at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        self.log_entry(&LogEntry::Document { envelope: d.digest, document: d.manifest.id(), via, at }).await
+    }
+
+    /// Logs a receipt just stored (see [`Tx::insert_receipt`]): signed by this agency's seal,
+    /// or recorded from another agency.
+    pub(crate) async fn log_receipt(&mut self, r: &SignedReceipt, now: i64) -> Result<(), StoreError> {
+        let Some(own) = self.log else { return Ok(()) };
+        let c = &r.receipt;
+        let at = from_millis(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let kind: ReceiptKind = c.kind;
+        let entry = if c.by == own {
+            LogEntry::Signed { receipt: r.digest(), kind, envelope: c.envelope, at }
+        } else {
+            LogEntry::Recorded { receipt: r.digest(), kind, by: c.by, envelope: c.envelope, at }
+        };
+        self.log_entry(&entry).await
+    }
+
+    /// Gives pending leaves (at most [`MAX_INTEGRATE`]) their index, in commit order, and
+    /// stores every complete subtree they complete. Returns the frontier of the tree now.
+    /// Holds the log's head row (PostgreSQL `FOR UPDATE`; SQLite has one writer) until the
+    /// transaction ends, so two processes never index the same leaves.
+    pub async fn integrate(&mut self) -> Result<Frontier, StoreError> {
+        let lock = match self.backend {
+            Backend::Sqlite => "SELECT size FROM tlog_head WHERE id = 1",
+            Backend::Postgres => "SELECT size FROM tlog_head WHERE id = 1 FOR UPDATE",
+        };
+        let size = uint(sqlx::query(lock).fetch_one(self.conn()).await?.try_get(0)?)?;
+        let ids = Frontier::node_ids(size);
+        let hashes = hashes_of(self.conn(), &ids).await?;
+        let mut frontier =
+            Frontier::from_hashes(size, hashes).map_err(|e| StoreError::Corrupt(format!("the log's frontier: {e}")))?;
+        let pending = sqlx::query("SELECT id, entry FROM tlog_pending ORDER BY id LIMIT $1")
+            .bind(MAX_INTEGRATE)
+            .fetch_all(self.conn())
+            .await?;
+        if pending.is_empty() {
+            return Ok(frontier);
+        }
+        let mut taken = Vec::with_capacity(pending.len());
+        let mut leaves: Vec<LeafRow> = Vec::with_capacity(pending.len());
+        let mut nodes: Vec<(i64, i64, Vec<u8>)> = Vec::with_capacity(pending.len() * 2);
+        for row in &pending {
+            let id: i64 = row.try_get("id")?;
+            let bytes: Vec<u8> = row.try_get("entry")?;
+            let entry = LogEntry::from_bytes(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("pending log entry {id}: {e}")))?;
+            let index = int(frontier.size());
+            for (node, hash) in
+                frontier.append(pki::tlog::leaf_hash(&bytes)).map_err(|e| StoreError::Corrupt(e.to_string()))?
+            {
+                nodes.push((i64::from(node.level), int(node.index), hash.to_vec()));
+            }
+            leaves.push((index, bytes, entry.envelope().to_vec(), kind_name(&entry), via_column(&entry)));
+            taken.push(id);
+        }
+        for chunk in leaves.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from("INSERT INTO tlog_leaves (idx, entry, envelope, kind, via) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let b = 5 * i;
+                sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5));
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for (index, bytes, envelope, kind, via) in chunk {
+                q = q.bind(*index).bind(bytes.clone()).bind(envelope.clone()).bind(*kind).bind(via.clone());
+            }
+            q.execute(self.conn()).await?;
+        }
+        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from("INSERT INTO tlog_nodes (level, idx, hash) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for (level, index, hash) in chunk {
+                q = q.bind(*level).bind(*index).bind(hash.clone());
+            }
+            q.execute(self.conn()).await?;
+        }
+        for chunk in taken.chunks(ROWS_PER_STATEMENT) {
+            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM tlog_pending WHERE id IN ({})", params.join(","));
+            let mut d = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for id in chunk {
+                d = d.bind(*id);
+            }
+            d.execute(self.conn()).await?;
+        }
+        sqlx::query("UPDATE tlog_head SET size = $1 WHERE id = 1")
+            .bind(int(frontier.size()))
+            .execute(self.conn())
+            .await?;
+        Ok(frontier)
+    }
+
+    /// Records a checkpoint this node signed (nothing if one of that size exists).
+    pub async fn insert_checkpoint(&mut self, size: u64, note: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO tlog_checkpoints (size, note, signed_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(int(size))
+        .bind(note)
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Adds witness `agency`'s cosignature: the checkpoint of `size` gets the co-signed `note`,
+    /// and the witness's chain and size are kept.
+    pub async fn add_cosignature(
+        &mut self,
+        size: u64,
+        note: &str,
+        agency: &AgencyCode,
+        chain: &[Vec<u8>],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tlog_checkpoints SET note = $1, witnessed_at = $2, refused = NULL WHERE size = $3")
+            .bind(note)
+            .bind(now)
+            .bind(int(size))
+            .execute(self.conn())
+            .await?;
+        sqlx::query(
+            "INSERT INTO tlog_cosigners (agency, chain, size, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (agency) DO UPDATE SET chain = excluded.chain, size = excluded.size, at = excluded.at",
+        )
+        .bind(agency.to_string())
+        .bind(encode_chain(chain))
+        .bind(int(size))
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// The note of the checkpoint of `size`, inside the transaction.
+    pub async fn checkpoint_note(&mut self, size: u64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT note FROM tlog_checkpoints WHERE size = $1")
+            .bind(int(size))
+            .fetch_optional(self.conn())
+            .await?;
+        row.map(|r| r.try_get("note")).transpose().map_err(Into::into)
+    }
+
+    /// Records why a witness refused the checkpoint of `size`.
+    pub async fn checkpoint_refused(&mut self, size: u64, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tlog_checkpoints SET refused = $1 WHERE size = $2")
+            .bind(reason)
+            .bind(int(size))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// As a witness: the latest co-signed checkpoint of `agency`'s log, held for the rest of the
+    /// transaction (PostgreSQL `FOR UPDATE`), so two requests are never checked against the
+    /// same state.
+    pub async fn witnessed_for_update(&mut self, agency: &AgencyCode) -> Result<Option<WitnessedLog>, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT note, size FROM tlog_witnessed WHERE agency = $1",
+            Backend::Postgres => "SELECT note, size FROM tlog_witnessed WHERE agency = $1 FOR UPDATE",
+        };
+        let row = sqlx::query(sql).bind(agency.to_string()).fetch_optional(self.conn()).await?;
+        row.map(|r| Ok(WitnessedLog { note: r.try_get("note")?, size: uint(r.try_get("size")?)? })).transpose()
+    }
+
+    /// As a witness: `agency`'s log's latest co-signed checkpoint is now `note`.
+    pub async fn set_witnessed(
+        &mut self,
+        agency: &AgencyCode,
+        note: &str,
+        size: u64,
+        chain: &[Vec<u8>],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tlog_witnessed (agency, note, size, chain, at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (agency) DO UPDATE SET note = excluded.note, size = excluded.size, chain = excluded.chain, at = excluded.at",
+        )
+        .bind(agency.to_string())
+        .bind(note)
+        .bind(int(size))
+        .bind(encode_chain(chain))
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// As a witness: keeps the evidence of a fork, rollback or rewrite.
+    pub async fn insert_fork(&mut self, fork: &StoredFork) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tlog_forks (agency, reason, witnessed, presented, proof, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&fork.agency)
+        .bind(&fork.reason)
+        .bind(&fork.witnessed)
+        .bind(&fork.presented)
+        .bind(&fork.proof)
+        .bind(fork.at)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+}
