@@ -243,12 +243,17 @@ pub async fn run_outbox(node: Arc<Node>) {
             renewed_at = tokio::time::Instant::now();
         }
         let busy = in_flight.lock().map(|s| s.len()).unwrap_or(MAX_CLAIMED);
-        let claimed = if busy < MAX_CLAIMED {
-            match node
-                .store
-                .claim_due(&node.lease_owner, now, now + lease.as_millis() as i64, (MAX_CLAIMED - busy) as i64)
-                .await
-            {
+        let room = MAX_CLAIMED.saturating_sub(busy);
+        // A SQLite claim is a plain read: the transfers running here are still pending and due,
+        // and being the oldest they come first. Asking for only `room` rows would return
+        // nothing but them, and new work would wait behind transfers to a slow neighbour until
+        // those ended. So ask for the running ones too, and skip them below.
+        let ask = match node.store.backend() {
+            crate::storage::Backend::Sqlite => room + busy,
+            crate::storage::Backend::Postgres => room,
+        };
+        let claimed = if room > 0 {
+            match node.store.claim_due(&node.lease_owner, now, now + lease.as_millis() as i64, ask as i64).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -261,6 +266,9 @@ pub async fn run_outbox(node: Arc<Node>) {
         let claimed_count = claimed.len();
         let mut started = 0;
         for transfer in claimed {
+            if started == room {
+                break;
+            }
             // A transfer already running here (a SQLite claim is a plain read; a lease may run
             // out while its transfer is still running) is not started twice.
             let fresh = in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
