@@ -104,7 +104,7 @@ impl Figures {
     pub fn against(&mut self, name: &str, label: &str, value: f64, unit: &str, limit: (&str, f64)) -> f64 {
         let (limit_label, limit) = limit;
         println!(
-            "  {label:<64} {:>12} {unit:<9} {:>8.3} x {limit_label} ({} {unit})",
+            "  {label:<64} {:>12} {unit:<9} {:>8.3} x {limit_label} ({})",
             human(value),
             value / limit,
             human(limit)
