@@ -24,6 +24,9 @@ use crate::{Metrics, Node};
 /// most a few rounds of its peer's in-flight limit before it runs.
 const MAX_CLAIMED: usize = 128;
 
+/// Bytes read from a stored attachment at a time when forwarding it.
+const FORWARD_READ: usize = 1 << 20;
+
 /// How a transfer ended.
 enum Outcome {
     /// Handed over (or refused for good, with the refusal recorded).
@@ -308,12 +311,17 @@ pub async fn run_outbox(node: Arc<Node>) {
             renewed_at = tokio::time::Instant::now();
         }
         let busy = in_flight.lock().map(|s| s.len()).unwrap_or(MAX_CLAIMED);
-        let claimed = if busy < MAX_CLAIMED {
-            match node
-                .store
-                .claim_due(&node.lease_owner, now, now + lease.as_millis() as i64, (MAX_CLAIMED - busy) as i64)
-                .await
-            {
+        let room = MAX_CLAIMED.saturating_sub(busy);
+        // A SQLite claim is a plain read: the transfers running here are still pending and due,
+        // and being the oldest they come first. Asking for only `room` rows would return
+        // nothing but them, and new work would wait behind transfers to a slow neighbour until
+        // those ended. So ask for the running ones too, and skip them below.
+        let ask = match node.store.backend() {
+            crate::storage::Backend::Sqlite => room + busy,
+            crate::storage::Backend::Postgres => room,
+        };
+        let claimed = if room > 0 {
+            match node.store.claim_due(&node.lease_owner, now, now + lease.as_millis() as i64, ask as i64).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -326,6 +334,9 @@ pub async fn run_outbox(node: Arc<Node>) {
         let claimed_count = claimed.len();
         let mut started = 0;
         for transfer in claimed {
+            if started == room {
+                break;
+            }
             // A transfer already running here (a SQLite claim is a plain read; a lease may run
             // out while its transfer is still running) is not started twice.
             let fresh = in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
@@ -518,9 +529,11 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
         .request(&hop, &request, node.request_time(total), |mut send| async move {
             let sent = async {
                 for a in &attachments {
-                    let mut file =
-                        blobs.open_blob(&a.sha256).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
-                    tokio::io::copy(&mut file, &mut send).await.map_err(|e| e.to_string())?;
+                    let file = blobs.open_blob(&a.sha256).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
+                    // Large reads: each read of a tokio file is a trip to the blocking pool, and
+                    // `tokio::io::copy` reads 8 KiB at a time (131,072 trips for 1 GiB).
+                    let mut file = tokio::io::BufReader::with_capacity(FORWARD_READ, file);
+                    tokio::io::copy_buf(&mut file, &mut send).await.map_err(|e| e.to_string())?;
                 }
                 send.flush().await.map_err(|e| e.to_string())?;
                 send.finish().map_err(|e| e.to_string())

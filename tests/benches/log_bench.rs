@@ -10,7 +10,7 @@ use harness::network::{Database, NetOptions, RawPeer, TestNet, only, topology};
 use node::protocol::NodeResponse;
 use pki::Profile;
 
-use crate::network_bench::runtime;
+use harness::bench::network::runtime;
 
 const DISTRICT: &str = "000.00.41.H49";
 const COMMUNE: &str = "000.01.41.H49";

@@ -11,44 +11,7 @@ pub(crate) const TIEN_YEN: &str = "000.00.41.H49";
 pub(crate) const PHONG_DU: &str = "000.01.41.H49";
 pub(crate) const HA_LAU: &str = "000.02.41.H49";
 
-/// A clerk's shell: `lienthong` with its own configuration directory and passphrases.
-pub(crate) fn clerk_shell() -> Cli {
-    let mut cli = Cli::new();
-    let config = cli.path("config");
-    cli.env("LIENTHONG_CONFIG_DIR", config.to_str().unwrap())
-        .env("CHU_TICH_PASS", PERSON_PASSPHRASE)
-        .env("WRONG_PASS", "not-it");
-    cli
-}
-
-pub(crate) fn add_profile(cli: &Cli, net: &TestNet, name: &str, code: &str) {
-    let dir = net.node_dir(&code.parse().unwrap());
-    let f = |n: &str| dir.join(n).to_str().unwrap().to_owned();
-    cli.lienthong([
-        "profile",
-        "add",
-        name,
-        "--agency",
-        code,
-        "--node",
-        &net.addrs[&code.parse().unwrap()].to_string(),
-        "--anchor",
-        net.dir.path().join("root.pem").to_str().unwrap(),
-        "--clerk-cert",
-        &f("clerk.chain.pem"),
-        "--clerk-key",
-        &f("clerk.key.pem"),
-        "--seal-cert",
-        &f("seal.chain.pem"),
-        "--seal-key",
-        &f("seal.key.pem"),
-        "--person-cert",
-        &f("person.chain.pem"),
-        "--person-key",
-        &f("person.key.pem"),
-    ])
-    .ok();
-}
+pub(crate) use harness::cli::{add_profile, clerk_shell};
 
 pub(crate) async fn network_with_profiles() -> (TestNet, Cli) {
     let net =

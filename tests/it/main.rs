@@ -34,6 +34,7 @@ mod hostile;
 mod mail;
 mod network;
 mod node_config;
+mod outbox;
 mod pki_cli;
 mod refusals;
 mod revocation;

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Path of a workspace binary (`lienthong`, `lienthong-node`), next to the test executable's
-/// `deps/` directory. `cargo test --workspace` builds them before running tests.
+/// `deps/` directory (or next to the running binary, for the `bench` binary). `cargo test
+/// --workspace` builds them before running tests.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let parent = exe.parent().expect("executable directory");
+    let dir = if parent.ends_with("deps") { parent.parent().expect("target directory") } else { parent };
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -78,6 +80,11 @@ impl Cli {
         self
     }
 
+    /// The environment every command gets.
+    pub fn envs(&self) -> &[(String, String)] {
+        &self.envs
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -106,4 +113,45 @@ impl Cli {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
         Run::from(output)
     }
+}
+
+/// A clerk's shell: `lienthong` with its own configuration directory and passphrases
+/// (`CHU_TICH_PASS` the right one, `WRONG_PASS` not).
+pub fn clerk_shell() -> Cli {
+    let mut cli = Cli::new();
+    let config = cli.path("config");
+    cli.env("LIENTHONG_CONFIG_DIR", config.to_str().unwrap())
+        .env("CHU_TICH_PASS", crate::network::PERSON_PASSPHRASE)
+        .env("WRONG_PASS", "not-it");
+    cli
+}
+
+/// Adds the profile `name` for agency `code` of `net` to a clerk's shell.
+pub fn add_profile(cli: &Cli, net: &crate::network::TestNet, name: &str, code: &str) {
+    let dir = net.node_dir(&code.parse().unwrap());
+    let f = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    cli.lienthong([
+        "profile",
+        "add",
+        name,
+        "--agency",
+        code,
+        "--node",
+        &net.addrs[&code.parse().unwrap()].to_string(),
+        "--anchor",
+        net.dir.path().join("root.pem").to_str().unwrap(),
+        "--clerk-cert",
+        &f("clerk.chain.pem"),
+        "--clerk-key",
+        &f("clerk.key.pem"),
+        "--seal-cert",
+        &f("seal.chain.pem"),
+        "--seal-key",
+        &f("seal.key.pem"),
+        "--person-cert",
+        &f("person.chain.pem"),
+        "--person-key",
+        &f("person.key.pem"),
+    ])
+    .ok();
 }

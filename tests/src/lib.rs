@@ -1,10 +1,12 @@
 //! The shared test harness: finding and running the shipped binaries, scratch directories,
-//! nodes and networks, databases, the seeded UDP fault proxy and the exactly-once audit.
+//! nodes and networks, databases, the seeded UDP fault proxy, the exactly-once audit, and
+//! the benchmarks.
 //!
 //! Tests drive the real binaries as separate processes wherever a person or operator would,
 //! so what is tested is what ships.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
+pub mod bench;
 pub mod cli;
 pub mod delivery;
 pub mod fault_net;

@@ -6,13 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use harness::network::{Database, NetOptions, RawPeer, SignedDocument, TestNet, only, topology};
-use harness::postgres::PgCluster;
 use node::protocol::NodeResponse;
 use pki::Profile;
 
-use crate::measure::report;
-use crate::network_bench::{raw_sqlite, runtime};
+pub use crate::network::Database;
+use crate::network::{NetOptions, RawPeer, SignedDocument, TestNet, only, topology};
+use crate::postgres::PgCluster;
+
+use super::measure::Figures;
+use super::network::{raw_sqlite, runtime};
 
 const DISTRICT: &str = "000.00.41.H49";
 const COMMUNE: &str = "000.01.41.H49";
@@ -20,7 +22,7 @@ const COMMUNE: &str = "000.01.41.H49";
 /// Raw sqlx PostgreSQL inserts over the cluster's Unix socket, one row per transaction,
 /// fsync and synchronous commit on, from `parallel` connections at once (PostgreSQL commits
 /// concurrent transactions with one WAL flush): the durable-commit limit on PostgreSQL.
-async fn raw_postgres(cluster: &PgCluster, name: &str, parallel: usize, total: usize) -> f64 {
+pub async fn raw_postgres(cluster: &PgCluster, name: &str, parallel: usize, total: usize) -> f64 {
     let url = cluster.database(name);
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(parallel as u32).connect(&url).await.unwrap();
     sqlx::query("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, v BYTEA)").execute(&pool).await.unwrap();
@@ -66,15 +68,19 @@ async fn deliver(peers: &[Arc<RawPeer>], docs: &[Arc<SignedDocument>], parallel:
     docs.len() as f64 / start.elapsed().as_secs_f64()
 }
 
-/// One district node (or `instances` of it on one PostgreSQL database) taking `n` documents
-/// from its commune over three connections, 16 in flight each.
-async fn node_rate(database: Database, instances: usize, n: u32) -> f64 {
+/// One hop: the district's node (or `instances` of it on one PostgreSQL database) takes
+/// documents from its commune — verified, stored durably, hop receipt signed and answered —
+/// over `connections` connections. For each `(in flight per connection, documents)` of
+/// `runs`, in turn on the same nodes, returns documents per second.
+pub async fn one_hop(database: Database, instances: usize, connections: usize, runs: &[(usize, u32)]) -> Vec<f64> {
     let topology = only(&topology("quang-ninh-2024"), &[DISTRICT, COMMUNE]);
     let mut options = NetOptions { database, ..NetOptions::default() };
     options.extra_config.push_str("\n[limits]\nmax_streams_per_connection = 256\n");
     let mut net = TestNet::prepare(topology, options);
     let district = DISTRICT.parse().unwrap();
     let commune = COMMUNE.parse().unwrap();
+    // The commune's node keeps running: the district's delivery receipts go back to it, as
+    // they would in service; the benchmark's documents come in on connections of their own.
     net.start_node(&commune).await;
     let (addrs, handles): (Vec<SocketAddr>, Vec<_>) = if instances == 1 {
         net.start_node(&district).await;
@@ -89,42 +95,76 @@ async fn node_rate(database: Database, instances: usize, n: u32) -> f64 {
     };
     let identity = net.identity(&commune, Profile::Node);
     let mut peers = Vec::new();
-    for i in 0..3 {
+    for i in 0..connections {
         peers.push(Arc::new(RawPeer::connect_at(&net, &identity, DISTRICT, addrs[i % addrs.len()]).await));
     }
-    let docs: Vec<_> = (1..=n).map(|i| Arc::new(net.document(COMMUNE, &[DISTRICT], i))).collect();
-    let rate = deliver(&peers, &docs, 16).await;
+    let mut number = 0;
+    let mut rates = Vec::new();
+    for &(parallel, n) in runs {
+        let docs: Vec<_> = (number + 1..=number + n).map(|i| Arc::new(net.document(COMMUNE, &[DISTRICT], i))).collect();
+        number += n;
+        rates.push(deliver(&peers, &docs, parallel).await);
+    }
     for h in handles {
         h.shutdown(std::time::Duration::from_secs(5)).await;
     }
     net.stop().await;
-    rate
+    rates
 }
 
-pub(crate) fn run() {
-    println!("\n== storage: one node on SQLite and on PostgreSQL; one and three instances on PostgreSQL");
-    let rt = runtime();
-    rt.block_on(async {
-        let sqlite = raw_sqlite(2_000).await;
-        report("raw SQLite insert, 1 row per transaction", sqlite, "row", None);
+pub fn run(figures: &mut Figures) {
+    figures.section("storage: one node on SQLite and on PostgreSQL; one and three instances on PostgreSQL");
+    runtime().block_on(async {
+        let sqlite = figures.limit(
+            "raw_sqlite_inserts_per_s",
+            "raw SQLite insert, 1 row per transaction",
+            raw_sqlite(2_000).await,
+            "rows/s",
+        );
         let cluster = PgCluster::start();
-        let pg_sequential = raw_postgres(&cluster, "raw1", 1, 1_000).await;
-        report("raw PostgreSQL insert, 1 row per transaction", pg_sequential, "row", None);
-        let postgres = raw_postgres(&cluster, "raw48", 48, 4_800).await;
-        report("same, 48 connections at once (group commit)", postgres, "row", None);
+        figures.limit(
+            "raw_postgres_inserts_per_s",
+            "raw PostgreSQL insert, 1 row per transaction",
+            raw_postgres(&cluster, "raw1", 1, 1_000).await,
+            "rows/s",
+        );
+        let postgres = figures.limit(
+            "raw_postgres_48_inserts_per_s",
+            "same, 48 connections at once (group commit)",
+            raw_postgres(&cluster, "raw48", 48, 4_800).await,
+            "rows/s",
+        );
         drop(cluster);
-        let n = 1_500;
-        let on_sqlite = node_rate(Database::Sqlite, 1, n).await;
-        report("node takes documents, SQLite", on_sqlite, "doc", Some(("raw SQLite commit", sqlite)));
-        let on_postgres = node_rate(Database::Postgres, 1, n).await;
-        report("node takes documents, PostgreSQL, 1 instance", on_postgres, "doc", Some(("raw PG commit", postgres)));
-        let three = node_rate(Database::Postgres, 3, n).await;
-        report("node takes documents, PostgreSQL, 3 instances", three, "doc", Some(("raw PG commit", postgres)));
-        println!(
-            "  {:<52} {:>12.2} x SQLite node;  3 instances: {:.2} x 1 instance",
-            "PostgreSQL node",
+        let runs = [(16, 1_500)];
+        let on_sqlite = one_hop(Database::Sqlite, 1, 3, &runs).await[0];
+        figures.against(
+            "node_sqlite_docs_per_s",
+            "node takes documents, SQLite, 3 x 16 in flight",
+            on_sqlite,
+            "docs/s",
+            ("raw SQLite commit", sqlite),
+        );
+        let pg = ("raw PG commit, 48 connections", postgres);
+        let on_postgres = one_hop(Database::Postgres, 1, 3, &runs).await[0];
+        figures.against(
+            "node_postgres_docs_per_s",
+            "node takes documents, PostgreSQL, 1 instance",
+            on_postgres,
+            "docs/s",
+            pg,
+        );
+        let three = one_hop(Database::Postgres, 3, 3, &runs).await[0];
+        figures.against(
+            "node_postgres_3_instances_docs_per_s",
+            "node takes documents, PostgreSQL, 3 instances",
+            three,
+            "docs/s",
+            pg,
+        );
+        figures.note(&format!(
+            "PostgreSQL node {:.2} x SQLite node; 3 instances: {:.2} x 1 instance",
             on_postgres / on_sqlite,
             three / on_postgres
-        );
+        ));
     });
 }

@@ -1,0 +1,241 @@
+//! Benchmarks. Each figure is printed next to a limit measured in the same run on the same
+//! machine (raw signatures, raw QUIC, raw durable writes) and the ratio between them: a ratio
+//! survives a change of machine, a bare number does not.
+//!
+//! Two ways in, one piece of code per measurement: `cargo bench -p lienthong-tests --bench
+//! lienthong -- [pki] [documents] [network] [storage]` runs the groups of a component, and
+//! `cargo run --release -p lienthong-tests --bin bench -- --json FILE [--quick]` measures the
+//! whole pipeline against its limits in one run ([`pipeline`]) and writes the figures as
+//! JSON.
+
+pub mod attachments;
+pub mod documents;
+pub mod measure;
+pub mod network;
+pub mod pki;
+pub mod storage;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use self::attachments::{Pair, Transfer};
+use self::measure::{Figures, cores, percentiles_ms};
+use self::storage::Database;
+use crate::postgres::PgCluster;
+
+/// The machine a run was taken on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_mib: u64,
+    pub kernel: String,
+    pub cpu_model: String,
+    /// `/proc/loadavg` when the run started: other work on a shared machine shows here.
+    pub load_average_at_start: String,
+    /// UTC, RFC 3339.
+    pub date: String,
+    pub quick: bool,
+}
+
+impl Machine {
+    pub fn read(quick: bool) -> Machine {
+        let file = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let meminfo = file("/proc/meminfo");
+        let memory_kib: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let cpu_model = file("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+            .unwrap_or_default();
+        Machine {
+            cores: cores(),
+            memory_mib: memory_kib / 1024,
+            kernel: file("/proc/sys/kernel/osrelease").trim().to_owned(),
+            cpu_model,
+            load_average_at_start: file("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            date: time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap(),
+            quick,
+        }
+    }
+}
+
+/// What a run writes as JSON: `{"machine": {...}, "figures": [{"name", "value", "unit",
+/// "limit", "ratio"}, ...]}`.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub machine: &'a Machine,
+    pub figures: &'a [measure::Figure],
+}
+
+/// How long a run is: the full run, or `--quick` (fewer documents and one transfer of each
+/// attachment size instead of three; every figure is still measured, the 1 GiB attachment
+/// included).
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    quic_requests: usize,
+    quic_bulk: u64,
+    commits: usize,
+    disk: u64,
+    one_hop: [(usize, u32); 3],
+    four_hop_load: u32,
+    four_hop_latency: u32,
+    attachment_runs: usize,
+    bundles: u32,
+}
+
+const MIB: u64 = 1 << 20;
+
+const FULL: Sizes = Sizes {
+    quic_requests: 20_000,
+    quic_bulk: 1024 * MIB,
+    commits: 2_000,
+    disk: 1024 * MIB,
+    one_hop: [(1, 300), (16, 1_500), (256, 3_000)],
+    four_hop_load: 1_000,
+    four_hop_latency: 200,
+    attachment_runs: 3,
+    bundles: 300,
+};
+
+const QUICK: Sizes = Sizes {
+    quic_requests: 5_000,
+    quic_bulk: 256 * MIB,
+    commits: 500,
+    disk: 256 * MIB,
+    one_hop: [(1, 100), (16, 500), (256, 1_000)],
+    four_hop_load: 300,
+    four_hop_latency: 50,
+    attachment_runs: 1,
+    bundles: 60,
+};
+
+/// The whole pipeline against its limits, in one run: the limits first (crypto on every
+/// core, raw QUIC, raw durable inserts on SQLite and PostgreSQL, disk writes with fsync),
+/// then lienthong (one hop on both backends, four hops under load and one at a time,
+/// attachments between node processes, offline verification).
+pub fn pipeline(figures: &mut Figures, quick: bool) {
+    let sizes = if quick { QUICK } else { FULL };
+    let rt = network::runtime();
+
+    figures.section("limits: the machine, measured in this run");
+    let (raw_verify_all, crypto) = pki::crypto_limit(figures);
+    let (quic_seq_p50, sqlite) = rt.block_on(async {
+        let (rate, _) = network::raw_quic(64, sizes.quic_requests).await;
+        figures.limit("raw_quic_req_per_s", "raw quinn 1 KiB -> 64 B requests, 64 in flight", rate, "req/s");
+        let (rate, p50) = network::raw_quic(1, sizes.quic_requests / 10).await;
+        figures.limit("raw_quic_sequential_req_per_s", "raw quinn requests, one at a time", rate, "req/s");
+        figures.limit("raw_quic_sequential_p50_ms", "raw quinn request time p50, one at a time", ms(p50), "ms");
+        let bulk = network::raw_quic_bulk(sizes.quic_bulk).await;
+        figures.limit(
+            "raw_quic_bulk_mb_per_s",
+            &format!("raw quinn bulk, one stream, {} MiB", sizes.quic_bulk / MIB),
+            bulk,
+            "MB/s",
+        );
+        let sqlite = network::raw_sqlite(sizes.commits).await;
+        figures.limit("raw_sqlite_inserts_per_s", "raw SQLite durable insert, 1 row per commit", sqlite, "rows/s");
+        let cluster = PgCluster::start();
+        let pg = storage::raw_postgres(&cluster, "raw1", 1, sizes.commits / 2).await;
+        figures.limit("raw_postgres_inserts_per_s", "raw PostgreSQL durable insert, 1 row per commit", pg, "rows/s");
+        let pg48 = storage::raw_postgres(&cluster, "raw48", 48, sizes.commits * 48 / 20).await;
+        figures.limit("raw_postgres_48_inserts_per_s", "same, 48 connections (group commit)", pg48, "rows/s");
+        drop(cluster);
+        (p50, sqlite)
+    });
+    let disk = network::disk_write(sizes.disk);
+    figures.limit("disk_write_mb_per_s", &format!("disk write {} MiB then fsync", sizes.disk / MIB), disk, "MB/s");
+    let bulk = figures.get("raw_quic_bulk_mb_per_s").unwrap_or(f64::NAN);
+
+    figures.section("lienthong");
+    let crypto_limit = ("crypto limit", crypto);
+    rt.block_on(async {
+        for (database, label) in [(Database::Sqlite, "sqlite"), (Database::Postgres, "postgres")] {
+            let rates = storage::one_hop(database, 1, 1, &sizes.one_hop).await;
+            for ((in_flight, n), rate) in sizes.one_hop.iter().zip(rates) {
+                let name = format!("one_hop_{label}_{in_flight}_docs_per_s");
+                let text = format!("one hop, {label}, {in_flight} in flight ({n} documents)");
+                figures.against(&name, &text, rate, "docs/s", crypto_limit);
+                if database == Database::Sqlite && *in_flight == 256 {
+                    figures.against(
+                        "one_hop_docs_per_s",
+                        "one hop (= SQLite, 256 in flight)",
+                        rate,
+                        "docs/s",
+                        crypto_limit,
+                    );
+                }
+            }
+        }
+        let n = sizes.four_hop_load;
+        let rate = network::four_hop_load(n, 64).await;
+        let text = format!("four hops, 64 in flight, delivered ({n} documents)");
+        figures.against("four_hop_delivered_docs_per_s", &text, rate, "docs/s", crypto_limit);
+        if let Some(one) = figures.get("one_hop_docs_per_s") {
+            figures.note(&format!("{:.2} x the one-hop rate", rate / one));
+        }
+        let mut latencies = network::four_hop_latency(sizes.four_hop_latency).await;
+        let (p50, p99) = percentiles_ms(&mut latencies);
+        // The floor: five transfers (the clerk's submit and four hops), each a raw request and
+        // one durable commit.
+        let floor = 5.0 * (ms(quic_seq_p50) + 1e3 / sqlite);
+        let limit = ("5 x (raw request + durable commit)", floor);
+        let text = format!("four hops one at a time, submit -> stored, p50 ({} documents)", sizes.four_hop_latency);
+        figures.against("four_hop_p50_ms", &text, p50, "ms", limit);
+        figures.against("four_hop_p99_ms", "four hops one at a time, p99", p99, "ms", limit);
+
+        let mut pair = Pair::start().await;
+        for (size, label) in [(MIB, "1mib"), (100 * MIB, "100mib"), (1024 * MIB, "1gib")] {
+            let mut runs = Vec::new();
+            for _ in 0..sizes.attachment_runs {
+                runs.push(pair.send(size).await);
+            }
+            attachment_figures(figures, label, &mut runs, bulk);
+        }
+        pair.stop().await;
+    });
+    documents::verify_cli(figures, sizes.bundles, raw_verify_all);
+}
+
+/// The median transfer of `runs` (by end-to-end time) and the highest peak memory seen.
+fn attachment_figures(figures: &mut Figures, label: &str, runs: &mut [Transfer], bulk: f64) {
+    runs.sort_by_key(|t| t.end_to_end);
+    let median = runs[runs.len() / 2];
+    let peak = |i: usize| runs.iter().map(|t| t.peak_rss_mib[i]).fold(0.0, f64::max);
+    let raw = ("raw quinn bulk", bulk);
+    let what = format!("{label} attachment");
+    figures.against(
+        &format!("attachment_{label}_mb_per_s"),
+        &format!("{what}, clerk -> node -> next node stored ({} runs)", runs.len()),
+        median.mb_per_s(),
+        "MB/s",
+        raw,
+    );
+    figures.against(
+        &format!("attachment_{label}_clerk_mb_per_s"),
+        &format!("{what}, clerk -> first node (`lienthong send` exits)"),
+        median.clerk_mb_per_s(),
+        "MB/s",
+        raw,
+    );
+    let (cli, sender, receiver) = (peak(0), peak(1), peak(2));
+    figures.alone(
+        &format!("attachment_{label}_peak_rss_mib"),
+        &format!("{what}, peak RSS of any process"),
+        cli.max(sender).max(receiver),
+        "MiB",
+    );
+    figures.note(&format!("CLI {cli:.1} MiB, sending node {sender:.1} MiB, receiving node {receiver:.1} MiB"));
+    for (who, value) in [("cli", cli), ("sender", sender), ("receiver", receiver)] {
+        figures.record(&format!("attachment_{label}_peak_rss_{who}_mib"), value, "MiB");
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

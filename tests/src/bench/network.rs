@@ -1,0 +1,288 @@
+//! Nodes on loopback (QUIC with mutual TLS, SQLite in WAL with synchronous FULL): raw QUIC,
+//! raw durable writes, and documents over four hops, one at a time and under load.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::delivery::Databases;
+use crate::network::{NetOptions, TestNet, only, topology};
+
+use super::measure::{Figures, percentiles_ms};
+use super::storage::{Database, one_hop};
+
+/// The runtime the benchmarks drive nodes and clients on: two workers, as the nodes' own.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// The 4-hop path Phong Dụ → Tiên Yên → Quảng Ninh → Ba Chẽ → Thanh Sơn.
+const PATH: [&str; 5] = ["000.01.41.H49", "000.00.41.H49", "000.00.00.H49", "000.00.42.H49", "000.01.42.H49"];
+
+/// Raw quinn on loopback: 1 KiB request, 64-byte answer, one stream each, `parallel` at once.
+/// Returns requests per second and the median request time.
+pub async fn raw_quic(parallel: usize, total: usize) -> (f64, Duration) {
+    let (client, conn) = raw_pair(|conn| async move {
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            tokio::spawn(async move {
+                let _ = recv.read_to_end(4096).await;
+                let _ = send.write_all(&[0u8; 64]).await;
+                let _ = send.finish();
+            });
+        }
+    })
+    .await;
+    let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut latencies = Vec::with_capacity(total);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..total {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let conn = conn.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            send.write_all(&[1u8; 1024]).await.unwrap();
+            send.finish().unwrap();
+            recv.read_to_end(1024).await.unwrap();
+            drop(permit);
+            t.elapsed()
+        }));
+    }
+    for t in tasks {
+        latencies.push(t.await.unwrap());
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    latencies.sort();
+    client.close(0u32.into(), b"done");
+    (rate, latencies[latencies.len() / 2])
+}
+
+/// Raw quinn bulk transfer on loopback with quinn's default windows: `bytes` on one
+/// stream, written in 64 KiB chunks, the receiver discarding them. Returns MB/s (10^6 bytes).
+pub async fn raw_quic_bulk(bytes: u64) -> f64 {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<u64>();
+    let done_tx = Arc::new(std::sync::Mutex::new(Some(done_tx)));
+    let (client, conn) = raw_pair(move |conn| {
+        let done_tx = done_tx.clone();
+        async move {
+            if let Ok(mut recv) = conn.accept_uni().await {
+                let mut total = 0u64;
+                while let Ok(Some(chunk)) = recv.read_chunk(1 << 20, true).await {
+                    total += chunk.bytes.len() as u64;
+                }
+                if let Some(tx) = done_tx.lock().unwrap().take() {
+                    let _ = tx.send(total);
+                }
+            }
+        }
+    })
+    .await;
+    let chunk = vec![0xa5u8; 64 * 1024];
+    let start = Instant::now();
+    let mut send = conn.open_uni().await.unwrap();
+    let mut sent = 0u64;
+    while sent < bytes {
+        send.write_all(&chunk).await.unwrap();
+        sent += chunk.len() as u64;
+    }
+    send.finish().unwrap();
+    let received = done_rx.await.unwrap();
+    let mb_per_s = received as f64 / 1e6 / start.elapsed().as_secs_f64();
+    assert_eq!(received, sent);
+    client.close(0u32.into(), b"done");
+    mb_per_s
+}
+
+/// A raw quinn server on loopback running `serve` on each connection, and a client
+/// connected to it.
+async fn raw_pair<F, Fut>(serve: F) -> (quinn::Endpoint, quinn::Connection)
+where
+    F: Fn(quinn::Connection) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (server_cfg, client_cfg) = rcgen_self_signed();
+    let server = quinn::Endpoint::server(server_cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        while let Some(incoming) = server.accept().await {
+            let serve = serve.clone();
+            tokio::spawn(async move {
+                if let Ok(conn) = incoming.await {
+                    serve(conn).await;
+                }
+            });
+        }
+    });
+    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    client.set_default_client_config(client_cfg);
+    let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
+    (client, conn)
+}
+
+fn rcgen_self_signed() -> (quinn::ServerConfig, quinn::ClientConfig) {
+    // A throwaway TLS identity for the raw QUIC limit; the nodes use the full PKI.
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = vec![certified.cert.der().clone()];
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, der)
+        .unwrap();
+    server.alpn_protocols = vec![b"bench".to_vec()];
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![b"bench".to_vec()];
+    let server =
+        quinn::ServerConfig::with_crypto(Arc::new(quinn::crypto::rustls::QuicServerConfig::try_from(server).unwrap()));
+    let client = quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(client).unwrap()));
+    (server, client)
+}
+
+/// Raw sqlx SQLite inserts, one row per transaction, synchronous FULL: the durable-commit
+/// limit a node's hand-over is built on. Returns rows per second.
+pub async fn raw_sqlite(total: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("raw.db").display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL"] {
+        sqlx::query(pragma).execute(&pool).await.unwrap();
+    }
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)").execute(&pool).await.unwrap();
+    let start = Instant::now();
+    for _ in 0..total {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(vec![7u8; 256]).execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Writes `bytes` to a file in the temporary directory (where the benchmark's nodes keep
+/// their data) in 1 MiB writes, then fsyncs it. Returns MB/s (10^6 bytes).
+pub fn disk_write(bytes: u64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = std::fs::File::create(dir.path().join("disk")).unwrap();
+    let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let start = Instant::now();
+    let mut written = 0u64;
+    while written < bytes {
+        file.write_all(&block).unwrap();
+        written += block.len() as u64;
+    }
+    file.sync_all().unwrap();
+    written as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// Submit → stored at the recipient over the 4-hop path, `samples` documents one at a time.
+/// Returns the latencies.
+pub async fn four_hop_latency(samples: u32) -> Vec<Duration> {
+    let net = TestNet::start(only(&topology("quang-ninh-2024"), &PATH), NetOptions::default()).await;
+    let clerk = net.clerk(PATH[0]).await;
+    let recipient = net.node(PATH[4]);
+    let mut latencies = Vec::with_capacity(samples as usize);
+    for i in 0..samples {
+        let d = net.document(PATH[0], &[PATH[4]], 10_000 + i);
+        let start = Instant::now();
+        d.submit(&clerk).await.unwrap();
+        while recipient.store.document_by_id(&d.id).await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        latencies.push(start.elapsed());
+    }
+    clerk.close().await;
+    net.stop().await;
+    latencies
+}
+
+/// Documents per second delivered over the 4-hop path under load: `n` documents submitted by
+/// the first agency's clerk, `in_flight` at a time over 4 clerk connections, from the first
+/// submit until the last is stored at the recipient.
+pub async fn four_hop_load(n: u32, in_flight: usize) -> f64 {
+    let mut options = NetOptions::default();
+    options
+        .extra_config
+        .push_str("\n[limits]\nmax_streams_per_connection = 256\nmax_connections_per_certificate = 8\n");
+    let net = TestNet::start(only(&topology("quang-ninh-2024"), &PATH), options).await;
+    let mut clerks = Vec::new();
+    for _ in 0..4 {
+        clerks.push(Arc::new(net.clerk(PATH[0]).await));
+    }
+    let docs: Vec<_> = (0..n).map(|i| Arc::new(net.document(PATH[0], &[PATH[4]], 20_000 + i))).collect();
+    let databases = Databases::open(&net).await;
+    let recipient = databases.pool(&PATH[4].parse().unwrap());
+    let stored =
+        async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(recipient).await.unwrap() };
+    let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let (clerk, d) = (clerks[i % clerks.len()].clone(), d.clone());
+        tasks.push(tokio::spawn(async move {
+            d.submit(&clerk).await.unwrap();
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    while stored().await < i64::from(n) {
+        assert!(start.elapsed() < Duration::from_secs(600), "the 4-hop load did not drain in 10 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = f64::from(n) / start.elapsed().as_secs_f64();
+    databases.close().await;
+    for c in clerks {
+        if let Ok(c) = Arc::try_unwrap(c) {
+            c.close().await;
+        }
+    }
+    net.stop().await;
+    rate
+}
+
+/// The raw QUIC and SQLite limits, one hop at 1 and 16 in flight and the 4-hop latency.
+pub fn run(figures: &mut Figures) {
+    figures.section("network: nodes on loopback, QUIC with mutual TLS, SQLite (WAL, synchronous FULL)");
+    runtime().block_on(async {
+        let (quic_rate, quic_p50) = raw_quic(64, 20_000).await;
+        figures.limit("raw_quic_req_per_s", "raw QUIC 1 KiB -> 64 B, 64 streams in flight", quic_rate, "req/s");
+        let (quic_seq, quic_seq_p50) = raw_quic(1, 3_000).await;
+        figures.limit("raw_quic_sequential_req_per_s", "raw QUIC, sequential", quic_seq, "req/s");
+        figures.note(&format!("p50 {quic_p50:?} (64 in flight), {quic_seq_p50:?} (sequential)"));
+        let db = figures.limit(
+            "raw_sqlite_inserts_per_s",
+            "raw SQLite insert, 1 row per transaction",
+            raw_sqlite(2_000).await,
+            "rows/s",
+        );
+        let rates = one_hop(Database::Sqlite, 1, 1, &[(1, 500), (16, 500)]).await;
+        for (parallel, r) in [1, 16].into_iter().zip(rates) {
+            figures.against(
+                &format!("one_hop_sqlite_{parallel}_docs_per_s"),
+                &format!("one hop: node takes documents, {parallel} in flight"),
+                r,
+                "docs/s",
+                ("raw SQLite commit", db),
+            );
+        }
+        let mut latencies = four_hop_latency(200).await;
+        let (p50, p99) = percentiles_ms(&mut latencies);
+        let floor = 5.0 * quic_seq_p50.as_secs_f64() * 1e3;
+        let limit = ("5 raw sequential QUIC requests", floor);
+        figures.against("four_hop_p50_ms", "4-hop latency p50, 200 documents one at a time", p50, "ms", limit);
+        figures.against("four_hop_p99_ms", "4-hop latency p99", p99, "ms", limit);
+    });
+}
