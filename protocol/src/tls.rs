@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use pki::{AgencyCode, ChainError, Profile};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme};
+use rustls::{CertificateError, DistinguishedName, Error as TlsError};
 use time::OffsetDateTime;
 
 use crate::Identity;
@@ -58,29 +58,33 @@ impl PeerVerifier {
     }
 }
 
-/// The handshake-signature methods both verifier traits require, the same for both: TLS 1.2 is
-/// refused, TLS 1.3 signatures are checked with *ring*'s algorithms.
-macro_rules! handshake_signatures {
+/// The handshake-signature methods every rustls verifier trait requires, one policy for all
+/// of them (the QUIC peers' verifier here, the node's HTTPS server and client): TLS 1.2 is
+/// refused, TLS 1.3 signatures are checked with *ring*'s algorithms. Use inside an
+/// `impl ServerCertVerifier` or `impl ClientCertVerifier` whose type has an `algorithms:
+/// WebPkiSupportedAlgorithms` field; the calling crate needs `rustls`.
+#[macro_export]
+macro_rules! tls13_handshake_signatures {
     () => {
         fn verify_tls12_signature(
             &self,
             _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, TlsError> {
-            Err(TlsError::General("TLS 1.2 is not used".into()))
+            _: &::rustls::pki_types::CertificateDer<'_>,
+            _: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            Err(::rustls::Error::General("TLS 1.2 is not used".into()))
         }
 
         fn verify_tls13_signature(
             &self,
             message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, TlsError> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            ::rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
         }
 
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        fn supported_verify_schemes(&self) -> Vec<::rustls::SignatureScheme> {
             self.algorithms.supported_schemes()
         }
     };
@@ -108,7 +112,7 @@ impl ServerCertVerifier for PeerVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    handshake_signatures!();
+    crate::tls13_handshake_signatures!();
 }
 
 impl ClientCertVerifier for PeerVerifier {
@@ -141,7 +145,7 @@ impl ClientCertVerifier for PeerVerifier {
         true
     }
 
-    handshake_signatures!();
+    crate::tls13_handshake_signatures!();
 }
 
 fn key_der(identity: &Identity) -> PrivateKeyDer<'static> {
