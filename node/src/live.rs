@@ -147,7 +147,8 @@ impl Node {
         closed
     }
 
-    /// The agency of a live outbound connection's peer, for tests and the read-out.
+    /// Every live authenticated connection, inbound and outbound: who (as alerts name it) and
+    /// for which profile. What the tests watch to see a revoked peer cut off.
     pub fn live_connections(&self) -> Vec<(String, Profile)> {
         let live = lock(&self.live.by_id);
         live.values().filter(|l| l.connection.close_reason().is_none()).map(|l| (l.who.clone(), l.profile)).collect()
