@@ -313,13 +313,15 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     let is_provisional = !gaps.is_empty();
     if is_provisional {
         let gap = gaps.join("; ");
+        // One alert (and one mail) for all such documents, counting them and naming the
+        // latest, not one per document: stale CRLs would otherwise flood the read-out.
+        let latest = format!("the latest, {doc_id}: {gap}");
+        node.revocation_unchecked("documents' signers", &latest, node.config.crl_accept_unchecked);
         if !node.config.crl_accept_unchecked {
-            node.revocation_unchecked(&format!("document {doc_id}"), &gap, false);
             return Err(transient(format!(
                 "not taken now: the revocation of its signers cannot be checked here ({gap}); this node asks its parent for CRLs, send again later"
             )));
         }
-        node.revocation_unchecked(&format!("document {doc_id}"), &gap, true);
     }
 
     // Attachments: all into temporary files, checked; nothing is kept unless all are good.
