@@ -173,6 +173,11 @@ async fn old_crls_refuse_traffic_unless_the_operator_opts_in_then_it_is_provisio
     let alerts = health["alerts"].as_array().unwrap();
     assert!(alerts.iter().any(|a| a.as_str().unwrap().contains("older than the freshness budget")), "{alerts:?}");
     assert!(alerts.iter().any(|a| a.as_str().unwrap().contains("danger_accept_unchecked")), "{alerts:?}");
+    // The document's signers: one alert naming the latest document, not one per document.
+    let signers: Vec<&str> =
+        alerts.iter().filter_map(|a| a.as_str()).filter(|a| a.starts_with("documents' signers")).collect();
+    assert_eq!(signers.len(), 1, "{alerts:?}");
+    assert!(signers[0].contains(&doc.id), "{signers:?}");
     assert!(health["since_start"]["provisional"].as_u64().unwrap() >= 1);
     net.stop().await;
 }
