@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lienthong_protocol::clerk_client::{ClerkClient, ClerkError};
 use lienthong_protocol::wire::{DocumentSummary, ErrorKind, RouteOutcome};
-use pki::document::bundle::{Bundle, BundleLimits, write_bundle};
+use pki::document::bundle::{Bundle, BundleLimits, Carried, write_bundle_carrying};
 use pki::document::validation::{Indication, VerifyOptions, verify_bundle};
 use pki::document::{Envelope, Manifest, ReceiptKind, SignedReceipt, StatusCode};
 use pki::{AgencyCode, Profile as CertProfile};
@@ -667,21 +667,27 @@ fn print_table(entries: &[DocumentSummary], sent: bool) -> anyhow::Result<()> {
 /// Fetches a document into `dir`: every attachment checked against its SHA-256 as it is
 /// written (under a temporary name, moved into place only when it matches), then the bundle
 /// assembled and verified. Returns the bundle's path.
-pub(crate) async fn fetch_into(client: &ClerkClient, document: &str, dir: &Path) -> anyhow::Result<PathBuf> {
-    fetch_with_progress(client, document, dir, &ProgressBar::hidden()).await
+pub(crate) async fn fetch_into(
+    client: &ClerkClient,
+    document: &str,
+    evidence: bool,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    fetch_with_progress(client, document, evidence, dir, &ProgressBar::hidden()).await
 }
 
 /// [`fetch_into`], counting the attachment bytes on `bar` as they are written.
 async fn fetch_with_progress(
     client: &ClerkClient,
     document: &str,
+    evidence: bool,
     dir: &Path,
     bar: &ProgressBar,
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let written: std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>> = Default::default();
     let fetched = client
-        .fetch(document, |att, mut recv| {
+        .fetch(document, evidence, |att, mut recv| {
             let (dir, written, bar) = (dir.to_owned(), written.clone(), bar.clone());
             // The sizes are known one attachment at a time: the bar grows with each.
             bar.inc_length(att.size);
@@ -727,7 +733,8 @@ async fn fetch_with_progress(
     let bundle_path = dir.join(format!("{}.{}", safe_name(&manifest), pki::document::bundle::BUNDLE_EXTENSION));
     let tmp = bundle_path.with_extension("ltd.partial");
     let out = std::io::BufWriter::new(File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?);
-    let writer = write_bundle(out, &envelope, &fetched.crls, &fetched.receipts, |att, w| {
+    let carried = Carried { crls: &fetched.crls, receipts: &fetched.receipts, log_proofs: &fetched.log_proofs };
+    let writer = write_bundle_carrying(out, BundleLimits::default(), &envelope, carried, |att, w| {
         let mut f = File::open(dir.join(&att.name))?;
         std::io::copy(&mut f, w)?;
         Ok(())
@@ -755,6 +762,11 @@ pub(crate) struct FetchArgs {
     /// Where to write the bundle and the attachments.
     #[arg(long)]
     out: PathBuf,
+    /// Gather the transparency-log evidence first: the node runs a checkpoint round so its own
+    /// entry is co-signed, and for a document this agency sent, asks the nodes on the way to
+    /// the recipients for their proofs (a few seconds at most).
+    #[arg(long)]
+    evidence: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -766,7 +778,7 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
     block_on(async move {
         let client = p.connect().await?;
         let bar = progress_unknown();
-        let path = fetch_with_progress(&client, &a.document, &a.out, &bar).await;
+        let path = fetch_with_progress(&client, &a.document, a.evidence, &a.out, &bar).await;
         bar.finish_and_clear();
         client.close().await;
         let path = path?;
@@ -797,6 +809,7 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
                 "indication": report.indication(),
                 "sub_indication": report.sub_indication(),
                 "attachments": attachments,
+                "log_proofs": logged(&report),
             });
             outln!("{}", serde_json::to_string_pretty(&out)?)?;
             return Ok(());
@@ -811,8 +824,37 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
                 at.attachment.size
             )?;
         }
+        for proof in logged(&report) {
+            outln!("  logged:      {}", proof["text"].as_str().unwrap_or_default())?;
+        }
         Ok(())
     })
+}
+
+/// The log proofs a report counted: which node's log holds the document at which entry, and
+/// who co-signed that log when (the verifier's reading, not the node's word).
+fn logged(report: &pki::document::validation::ValidationReport) -> Vec<serde_json::Value> {
+    use pki::document::validation::PoeEvidence;
+    report
+        .proofs_of_existence
+        .iter()
+        .filter_map(|p| match &p.evidence {
+            PoeEvidence::LogCheckpoint { log, leaf, tree_size, .. } => Some(serde_json::json!({
+                "log": log,
+                "entry": leaf,
+                "tree_size": tree_size,
+                "cosigned_by": p.by.to_string(),
+                "cosigned_at": pki::format_utc(p.time),
+                "text": crate::timefmt::localize(&format!(
+                    "entry {leaf} of {log} (checkpoint of {tree_size}), co-signed by {} [{}] at {}",
+                    p.by_name,
+                    p.by,
+                    pki::format_utc(p.time)
+                )),
+            })),
+            _ => None,
+        })
+        .collect()
 }
 
 fn verify_options(p: &Profile) -> anyhow::Result<VerifyOptions> {
@@ -837,7 +879,7 @@ pub(crate) fn show(profile_name: Option<&str>, a: ShowArgs) -> anyhow::Result<()
     block_on(async move {
         let client = p.connect().await?;
         let dir = private_tempdir("show")?;
-        let path = fetch_into(&client, &a.document, dir.path()).await;
+        let path = fetch_into(&client, &a.document, false, dir.path()).await;
         client.close().await;
         let path = path?;
         let file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;

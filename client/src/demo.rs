@@ -15,7 +15,7 @@ use ::demo::{DemoPki, NodeOptions, Topology};
 use anyhow::{Context, bail};
 use clap::Args;
 use lienthong_protocol::clerk_client::ClerkClient;
-use pki::document::validation::verify_bundle;
+use pki::document::validation::{PoeEvidence, verify_bundle};
 use pki::document::{Attachment, Business, DocumentKind, Envelope, Manifest, ReceiptKind, StatusCode, Urgency};
 use pki::{AgencyCode, Profile as CertProfile};
 use unicode_normalization::UnicodeNormalization;
@@ -215,6 +215,39 @@ fn scenario(topology: &str) -> (&'static str, [&'static str; 2]) {
     }
 }
 
+/// The demo's transparency logs: a checkpoint every second (so the demo can show the
+/// proofs a moment after delivery), and the top node's log co-signed by its children, as the
+/// national hub's is by the level-1 nodes it names.
+fn witness_the_top(dir: &Path, code: &AgencyCode, topology: &Topology) -> anyhow::Result<()> {
+    let mut section = String::from("\n[log]\ncheckpoint_interval = \"1s\"\n");
+    if topology.parent(code).is_none() {
+        let children: Vec<String> = topology.children(code).iter().map(|c| format!("\"{c}\"")).collect();
+        section.push_str(&format!("witnesses = [{}]\n", children.join(", ")));
+    }
+    let file = dir.join(code.to_string()).join("node.toml");
+    let mut config = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    config.push_str(&section);
+    std::fs::write(&file, config).with_context(|| format!("cannot write {}", file.display()))
+}
+
+/// The nodes a document passes from `from` to `to` in the hierarchy: up to their nearest
+/// common ancestor, then down.
+fn path(topology: &Topology, from: &AgencyCode, to: &AgencyCode) -> Vec<AgencyCode> {
+    let up = |start: &AgencyCode| {
+        let mut line = vec![*start];
+        while let Some(p) = line.last().and_then(|c| topology.parent(c)) {
+            line.push(p);
+        }
+        line
+    };
+    let (a, b) = (up(from), up(to));
+    let Some(meet) = a.iter().position(|c| b.contains(c)) else { return Vec::new() };
+    let down = b.iter().position(|c| *c == a[meet]).unwrap_or(0);
+    let mut nodes = a[..=meet].to_vec();
+    nodes.extend(b[..down].iter().rev());
+    nodes
+}
+
 /// `lienthong demo`.
 pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.stop {
@@ -248,6 +281,7 @@ pub(crate) fn run(a: DemoArgs) -> anyhow::Result<()> {
     for code in topology.codes() {
         ::demo::write_node(&dir, &code, &topology, &pki, &addrs, &options, DEMO_PASSPHRASE.as_bytes())?;
         enable_web(&dir, &code, &topology.name(&code), &mut pki, web[&code])?;
+        witness_the_top(&dir, &code, &topology)?;
     }
     outln!(
         "  certificates: a national root, {} CAs, and node, seal, clerk and chairman certificates for {} agencies",
@@ -503,7 +537,25 @@ async fn exchange(
 
     let receiver = to[0];
     let out = dir.join("received").join(slug(&topology.name(&receiver)));
-    let bundle = crate::clerk_cmd::fetch_into(&clerks[&receiver], &id, &out).await?;
+    // Every node on the way logged the document; each log's next checkpoint is co-signed by
+    // the node's parent within a second or two. The fetch gathers the proofs along the path.
+    let along = path(&topology, &from, &receiver);
+    let origins: Vec<String> = along.iter().map(|c| pki::tlog::LogOrigin::first(*c).to_string()).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let bundle = loop {
+        let bundle = crate::clerk_cmd::fetch_into(&clerks[&receiver], &id, true, &out).await?;
+        let mut file = std::fs::File::open(&bundle)?;
+        let carried = pki::document::Bundle::open(&mut file, pki::document::BundleLimits::default())?.log_proofs;
+        let logs: Vec<String> = carried
+            .iter()
+            .filter_map(|p| pki::tlog::LogProof::from_bytes(p).ok())
+            .map(|p| p.proof.checkpoint.checkpoint().origin.to_string())
+            .collect();
+        if origins.iter().all(|o| logs.contains(o)) || Instant::now() > deadline {
+            break bundle;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     // The CAs publish their next CRLs after the delivery: issued after the receipts, they speak
     // for the time the receipts prove, and the report can be PASSED.
     let published = now();
@@ -523,6 +575,27 @@ async fn exchange(
     outln!("Provenance of the copy {} received ({}):", topology.name(&receiver), bundle.display())?;
     outln!()?;
     crate::report::print(&report)?;
+    outln!()?;
+    outln!("Logged along the way (an inclusion proof in each node's log, carried in the bundle):")?;
+    for (code, origin) in along.iter().zip(&origins) {
+        let proven: Vec<String> = report
+            .proofs_of_existence
+            .iter()
+            .filter_map(|p| match &p.evidence {
+                PoeEvidence::LogCheckpoint { log, leaf, tree_size, .. } if log == origin => Some(format!(
+                    "entry #{leaf} in a checkpoint of {tree_size} entries, co-signed by {} at {}",
+                    topology.name(&p.by),
+                    human(p.time)
+                )),
+                _ => None,
+            })
+            .collect();
+        let name = topology.name(code);
+        match proven.as_slice() {
+            [] => outln!("  {name}: no co-signed checkpoint holds it yet")?,
+            proven => outln!("  {name}: {}", proven.join("; "))?,
+        }
+    }
     outln!()?;
     outln!(
         "Verify it yourself, offline: lienthong verify \"{}\" --anchor {} --crl {}",

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::Node;
 use crate::budget::ConnectionBudget;
 use crate::intake::{Source, take_document, truncate};
-use crate::protocol::{ClerkRequest, ClerkResponse, ErrorKind, read_request, write_frame};
+use crate::protocol::{ClerkRequest, ClerkResponse, ErrorKind, Toward, read_request, write_frame};
 use crate::storage::{StoredDocument, millis};
 
 fn bad(message: impl Into<String>) -> ClerkResponse {
@@ -131,10 +131,14 @@ async fn serve(
             }
             Err(e) => unavailable(e),
         },
-        ClerkRequest::Fetch { document } => match find(node, &document).await {
+        ClerkRequest::Fetch { document, evidence } => match find(node, &document).await {
             Ok(doc) => {
                 let receipts = match node.store.receipts_for(&doc.digest).await {
                     Ok(r) => r,
+                    Err(e) => return unavailable(e),
+                };
+                let (log_proofs, proof_crls) = match log_evidence(node, &doc, evidence).await {
+                    Ok(found) => found,
                     Err(e) => return unavailable(e),
                 };
                 let mut chains: Vec<Vec<Vec<u8>>> = Envelope::from_bytes(&doc.envelope)
@@ -147,11 +151,15 @@ async fn serve(
                         .filter_map(|r| pki::document::SignedReceipt::from_bytes(&r.bytes).ok())
                         .map(|r| r.chain_der().to_vec()),
                 );
-                let crls = node.crls_for(&chains).await;
+                let mut crls = node.crls_for(&chains).await;
+                crls.extend(proof_crls);
+                crls.sort();
+                crls.dedup();
                 let response = ClerkResponse::Document {
                     envelope: ByteBuf::from(doc.envelope.clone()),
                     crls: crls.into_iter().map(ByteBuf::from).collect(),
                     receipts: receipts.into_iter().map(|r| ByteBuf::from(r.bytes)).collect(),
+                    log_proofs: log_proofs.into_iter().map(ByteBuf::from).collect(),
                 };
                 *follow = Some(doc);
                 response
@@ -174,6 +182,34 @@ async fn serve(
             Err(e) => unavailable(e),
         },
     }
+}
+
+/// The log proofs a fetched document's bundle carries, with the CRLs for their chains: this
+/// node's own and, for a received document, those of the nodes back to the sender. With
+/// `gather` (`lienthong fetch --evidence`), a checkpoint round first, so that this node's own
+/// entry is in a co-signed checkpoint, and for a document this agency sent, the proofs of the
+/// nodes on the way to its recipients.
+async fn log_evidence(
+    node: &Arc<Node>,
+    doc: &StoredDocument,
+    gather: bool,
+) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), crate::storage::StoreError> {
+    if !node.config.log.enabled {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    if gather {
+        crate::tlog::checkpoint_on_demand(node).await?;
+    }
+    use crate::tlog::query::{MAX_PATH_HOPS, PATH_WAIT_PER_HOP, path_proofs};
+    let sent_here = doc.outgoing && doc.sender == node.config.agency;
+    let (toward, hops) = match (sent_here, gather) {
+        (false, _) => (Toward::Sender, MAX_PATH_HOPS),
+        (true, true) => (Toward::Recipients, MAX_PATH_HOPS),
+        (true, false) => (Toward::Recipients, 0),
+    };
+    // Each node further on waits less than the one before it, so a node that is down costs
+    // the fetch at most this long, and the proofs of those that answered still come.
+    path_proofs(node, doc.digest, toward, None, hops, PATH_WAIT_PER_HOP * u32::from(MAX_PATH_HOPS)).await
 }
 
 /// A document of this agency: one it sent or one in its inbox. Documents that only pass

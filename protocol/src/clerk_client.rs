@@ -204,6 +204,8 @@ pub struct Fetched {
     pub crls: Vec<Vec<u8>>,
     /// Receipts and statuses.
     pub receipts: Vec<Vec<u8>>,
+    /// Log proofs of the envelope (encoded `pki::tlog::LogProof`s).
+    pub log_proofs: Vec<Vec<u8>>,
 }
 
 /// A connection to this agency's node.
@@ -341,15 +343,17 @@ impl ClerkClient {
     }
 
     /// Fetches a document; each attachment's bytes are handed to `sink` in manifest order
-    /// (exactly `size` bytes to read from the stream).
-    pub async fn fetch<F, Fut>(&self, document: &str, mut sink: F) -> Result<Fetched, ClerkError>
+    /// (exactly `size` bytes to read from the stream). With `evidence`, the node first
+    /// gathers the log proofs of the document's path (see `ClerkRequest::Fetch`).
+    pub async fn fetch<F, Fut>(&self, document: &str, evidence: bool, mut sink: F) -> Result<Fetched, ClerkError>
     where
         F: FnMut(Attachment, quinn::RecvStream) -> Fut,
         Fut: std::future::Future<Output = Result<quinn::RecvStream, ClerkError>>,
     {
-        let (response, mut recv) = self.exchange(&ClerkRequest::Fetch { document: document.to_owned() }).await?;
+        let (response, mut recv) =
+            self.exchange(&ClerkRequest::Fetch { document: document.to_owned(), evidence }).await?;
         match response {
-            ClerkResponse::Document { envelope, crls, receipts } => {
+            ClerkResponse::Document { envelope, crls, receipts, log_proofs } => {
                 let manifest = manifest_of(&envelope)
                     .map_err(|e| ClerkError::Protocol(format!("the node sent an envelope that does not parse: {e}")))?;
                 for a in manifest.attachments {
@@ -359,6 +363,7 @@ impl ClerkClient {
                     envelope: envelope.into_vec(),
                     crls: crls.into_iter().map(ByteBuf::into_vec).collect(),
                     receipts: receipts.into_iter().map(ByteBuf::into_vec).collect(),
+                    log_proofs: log_proofs.into_iter().map(ByteBuf::into_vec).collect(),
                 })
             }
             ClerkResponse::Error { kind, message } => Err(ClerkError::Refused { kind, message }),

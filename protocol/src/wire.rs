@@ -191,6 +191,30 @@ pub enum NodeRequest {
         /// The first leaf index wanted.
         from: u64,
     },
+    /// Inclusion proofs of a document's envelope in the logs of the nodes on its path, for a
+    /// bundle's evidence: the answering node gives its own (those in a co-signed checkpoint)
+    /// and asks its neighbours further along `toward`, each bounded by `hops_left`. Only a
+    /// neighbour the document passed between is answered. Answered with
+    /// [`NodeResponse::LogProofs`].
+    LogProofs {
+        /// The envelope's SHA-256.
+        envelope: ByteBuf,
+        /// Which way along the path to go on asking.
+        toward: Toward,
+        /// How many more nodes may be asked after this one.
+        hops_left: u8,
+    },
+}
+
+/// A direction along a document's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Toward {
+    /// Back to the node that took it from the sender's clerk: each node asks the neighbour
+    /// it took the document from.
+    Sender,
+    /// On to the recipients: each node asks the neighbours it routed the document to.
+    Recipients,
 }
 
 /// Why a request was not served; tells the sender whether to retry.
@@ -268,6 +292,13 @@ pub enum NodeResponse {
         /// Ask again from the index after the last one.
         more: bool,
     },
+    /// The answer to [`NodeRequest::LogProofs`].
+    LogProofs {
+        /// Encoded `pki::tlog::LogProof`s, at most [`MAX_PATH_PROOFS`].
+        proofs: Vec<ByteBuf>,
+        /// CRLs covering the chains in them.
+        crls: Vec<ByteBuf>,
+    },
     /// Not served.
     Error {
         /// Retry or not.
@@ -281,6 +312,10 @@ pub enum NodeResponse {
 /// in practice: well inside a frame).
 pub const MAX_LOG_ENTRIES: usize = 1000;
 
+/// Most log proofs gathered along a document's path (each a few KiB): one per node on the
+/// paths to a few dozen recipients, and what a bundle carries by default.
+pub const MAX_PATH_PROOFS: usize = 64;
+
 impl std::fmt::Display for NodeResponse {
     /// What the answer is, for logs and transfer errors: its kind, not its bytes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -292,6 +327,7 @@ impl std::fmt::Display for NodeResponse {
             NodeResponse::Routes { routes } => write!(f, "{} route answer(s)", routes.len()),
             NodeResponse::Cosigned { .. } => f.write_str("a cosignature"),
             NodeResponse::LogEntries { entries, .. } => write!(f, "{} log entries", entries.len()),
+            NodeResponse::LogProofs { proofs, .. } => write!(f, "{} log proofs", proofs.len()),
             NodeResponse::WitnessRefused { reason, .. } => write!(f, "a witness refusal: {reason}"),
             NodeResponse::Error { kind, message } => write!(f, "an error ({kind}): {message}"),
         }
@@ -323,6 +359,12 @@ pub enum ClerkRequest {
     Fetch {
         /// The document id.
         document: String,
+        /// Gather the evidence first: a checkpoint round so this node's own entries are in a
+        /// co-signed checkpoint, and (for a document this agency sent) the proofs of the
+        /// nodes on the way to its recipients. Without it the node gives the proofs it has
+        /// and, for a received document, those of the nodes back to the sender.
+        #[serde(default)]
+        evidence: bool,
     },
     /// Post a status (03, 04, 05, 06, 15 or 16) on a received document.
     PostStatus {
@@ -557,6 +599,10 @@ pub enum ClerkResponse {
         crls: Vec<ByteBuf>,
         /// Receipts and statuses held for it.
         receipts: Vec<ByteBuf>,
+        /// Inclusion proofs of its envelope in the logs of the nodes it passed (encoded
+        /// `pki::tlog::LogProof`s; their CRLs are in `crls`).
+        #[serde(default)]
+        log_proofs: Vec<ByteBuf>,
     },
     /// Receipts and statuses.
     Receipts {

@@ -398,7 +398,7 @@ mod seeds {
             ("submit", ClerkRequest::Submit { envelope: ByteBuf::from(up.envelope.as_bytes().to_vec()), crls: vec![] }),
             ("inbox", ClerkRequest::Inbox { limit: 50 }),
             ("sent", ClerkRequest::Sent { limit: 50 }),
-            ("fetch", ClerkRequest::Fetch { document: id.clone() }),
+            ("fetch", ClerkRequest::Fetch { document: id.clone(), evidence: false }),
             (
                 "post-status",
                 ClerkRequest::PostStatus { document: id.clone(), status: 3, note: Some("Đã tiếp nhận".into()) },
@@ -419,6 +419,7 @@ mod seeds {
                     envelope: ByteBuf::from(sideways.envelope.as_bytes().to_vec()),
                     crls: crl_bufs(),
                     receipts: vec![ByteBuf::from(hop.clone())],
+                    log_proofs: Vec::new(),
                 },
             ),
             (

@@ -495,3 +495,146 @@ async fn a_log_checkpoint_is_proof_of_existence_after_a_revocation(database: Dat
     assert!(run.stdout.contains("log proof #1"), "{}", run.stdout);
     net.stop().await;
 }
+
+on_both_backends!(a_fetched_bundle_carries_the_proofs_of_every_node_it_passed);
+
+/// Phong Dụ → Tiên Yên → province → Ba Chẽ → Thanh Sơn, the province's log witnessed by Tiên
+/// Yên (as the hub's is by the level-1 nodes it names). The recipient's `fetch --evidence`
+/// carries one proof per node on the path, each verifying offline and co-signed by the next
+/// node up; the bundle written with them verifies with five log proofs of existence. The
+/// sender's `fetch --evidence` gathers the same five the other way. A neighbour the document
+/// did not pass to is refused the proofs.
+async fn a_fetched_bundle_carries_the_proofs_of_every_node_it_passed(database: Database) {
+    use pki::document::validation::{Indication, PoeEvidence, VerifyOptions, verify_bundle};
+    const BA_CHE: &str = "000.00.42.H49";
+    const THANH_SON: &str = "000.01.42.H49";
+    harness::logging();
+    let path = [PHONG_DU, TIEN_YEN, PROVINCE, BA_CHE, THANH_SON];
+    let mut net =
+        TestNet::prepare(only(&topology("quang-ninh-2024"), &path), NetOptions { database, ..NetOptions::default() });
+    for at in path {
+        let file = net.config_path(&code(at));
+        let mut config = std::fs::read_to_string(&file).unwrap();
+        config.push_str("\n[log]\ncheckpoint_interval = \"200ms\"\n");
+        if at == PROVINCE {
+            config.push_str(&format!("witnesses = [\"{TIEN_YEN}\"]\n"));
+        }
+        std::fs::write(&file, config).unwrap();
+    }
+    for at in path {
+        net.start_node(&code(at)).await;
+    }
+    let doc = net.document(PHONG_DU, &[THANH_SON], 1351);
+    doc.submit(&net.clerk(PHONG_DU).await).await.unwrap();
+    wait_for("Thanh Sơn to hold the document", Duration::from_secs(30), || async {
+        net.node(THANH_SON).store.document_by_digest(&doc.digest).await.unwrap().is_some()
+    })
+    .await;
+    // The verifier's view two minutes from now, with CRLs issued after every cosignature the
+    // fetches below gather (the demo PKI dates a CRL an hour before the time given).
+    let verified_at = time::OffsetDateTime::now_utc() + time::Duration::minutes(2);
+    let mut crls = pki::CrlSet::new();
+    for crl in net.pki.crls(verified_at + time::Duration::minutes(59)).unwrap() {
+        crls.add(crl);
+    }
+    let validator = pki::Validator::new(vec![net.pki.root.cert.clone()]).with_crls(crls);
+    let origins: Vec<String> = path.iter().map(|c| LogOrigin::first(code(c)).to_string()).collect();
+    let witness_of = |log: &str| {
+        let at = path.iter().find(|c| LogOrigin::first(code(c)).to_string() == log).unwrap();
+        if *at == PROVINCE { code(TIEN_YEN) } else { net.topology.parent(&code(at)).unwrap() }
+    };
+    // `fetch --evidence` until every node's checkpoint holding the document is co-signed.
+    let gather = |at: &'static str| {
+        let (net, origins, id) = (&net, &origins, doc.id.clone());
+        async move {
+            let clerk = net.clerk(at).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let fetched = clerk
+                    .fetch(&id, true, |a, mut recv| async move {
+                        let mut body = vec![0u8; a.size as usize];
+                        recv.read_exact(&mut body)
+                            .await
+                            .map_err(|e| node::clerk_client::ClerkError::Transport(e.to_string()))?;
+                        Ok(recv)
+                    })
+                    .await
+                    .unwrap();
+                let logs: Vec<String> = fetched
+                    .log_proofs
+                    .iter()
+                    .map(|p| LogProof::from_bytes(p).unwrap().proof.checkpoint.checkpoint().origin.to_string())
+                    .collect();
+                if origins.iter().all(|o| logs.contains(o)) {
+                    return fetched;
+                }
+                assert!(std::time::Instant::now() < deadline, "{at}: proofs from {logs:?} only after 30 s");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let gathered = [gather(THANH_SON).await, gather(PHONG_DU).await];
+    for (at, fetched) in [THANH_SON, PHONG_DU].into_iter().zip(gathered) {
+        assert_eq!(fetched.log_proofs.len(), path.len(), "{at}: one document entry per node, each once");
+        for bytes in &fetched.log_proofs {
+            let evidence = LogProof::from_bytes(bytes)
+                .unwrap()
+                .verify(&doc.digest, &validator, verified_at)
+                .unwrap_or_else(|e| panic!("{at}: a carried proof does not verify: {e:?}"));
+            let log = evidence.origin.to_string();
+            assert!(matches!(evidence.entry, LogEntry::Document { .. }), "{at}: {log} proves a document entry");
+            assert_eq!(evidence.earliest().map(|w| w.agency), Some(witness_of(&log)), "{at}: {log}'s witness");
+        }
+        println!(
+            "{at}: {} proofs, {} bytes in all",
+            fetched.log_proofs.len(),
+            fetched.log_proofs.iter().map(Vec::len).sum::<usize>()
+        );
+        if at == THANH_SON {
+            // The bundle as `lienthong fetch` writes it verifies with the five proofs counted.
+            let envelope = pki::document::Envelope::from_bytes(&fetched.envelope).unwrap();
+            let carried = pki::document::Carried {
+                crls: &fetched.crls,
+                receipts: &fetched.receipts,
+                log_proofs: &fetched.log_proofs,
+            };
+            let mut bodies = doc.bodies.iter();
+            let bundle = pki::document::write_bundle_carrying(
+                std::io::Cursor::new(Vec::new()),
+                pki::document::BundleLimits::default(),
+                &envelope,
+                carried,
+                |_, out| out.write_all(bodies.next().unwrap()).map_err(pki::document::bundle::BundleError::Io),
+            )
+            .unwrap()
+            .into_inner();
+            let mut options = VerifyOptions::new(vec![net.pki.root.cert.clone()], verified_at);
+            options.crls = validator.crls().iter().cloned().collect();
+            let report = verify_bundle(std::io::Cursor::new(&bundle), &options).unwrap();
+            assert_eq!(report.total.indication, Indication::Passed, "{:#?}", report.total);
+            let logged = report
+                .proofs_of_existence
+                .iter()
+                .filter(|p| matches!(p.evidence, PoeEvidence::LogCheckpoint { .. }))
+                .count();
+            assert_eq!(logged, path.len(), "{:#?}", report.proofs_of_existence);
+        }
+    }
+
+    // Tiên Yên routed the document to the province, not to Phong Dụ: asked by Phong Dụ for
+    // the proofs back toward the sender, it refuses; toward the recipients (it took the
+    // document from Phong Dụ), it answers.
+    let peer = RawPeer::connect(&net, &net.identity(&code(PHONG_DU), Profile::Node), TIEN_YEN).await;
+    let ask = |toward| NodeRequest::LogProofs { envelope: ByteBuf::from(doc.digest.to_vec()), toward, hops_left: 0 };
+    match peer.request(&ask(node::protocol::Toward::Sender), &[]).await.unwrap() {
+        NodeResponse::Error { kind: node::protocol::ErrorKind::Forbidden, .. } => {}
+        other => panic!("expected a refusal, got {other}"),
+    }
+    match peer.request(&ask(node::protocol::Toward::Recipients), &[]).await.unwrap() {
+        NodeResponse::LogProofs { proofs, .. } => {
+            assert_eq!(proofs.len(), 1, "Tiên Yên's own entry only (hops_left 0)")
+        }
+        other => panic!("expected proofs, got {other}"),
+    }
+    net.stop().await;
+}

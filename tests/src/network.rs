@@ -338,7 +338,7 @@ pub async fn fetch_all(
 ) -> Result<(node::clerk_client::Fetched, Vec<Vec<u8>>), node::clerk_client::ClerkError> {
     let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let fetched = clerk
-        .fetch(document, |a, mut recv| {
+        .fetch(document, false, |a, mut recv| {
             let out = bodies.clone();
             async move {
                 let mut buf = vec![0u8; a.size as usize];

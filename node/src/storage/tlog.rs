@@ -246,6 +246,18 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// The neighbours this node routed the document of `envelope` to (its next hops, each
+    /// once), by code.
+    pub async fn routed_hops(&self, envelope: &[u8; 32]) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT r.next_hop FROM routes r JOIN documents d ON d.id = r.document WHERE d.digest = $1 AND r.next_hop IS NOT NULL ORDER BY r.next_hop",
+        )
+        .bind(envelope.to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Number of leaves indexed, and of leaves still pending.
     pub async fn log_sizes(&self) -> Result<(u64, u64), StoreError> {
         let size: i64 =

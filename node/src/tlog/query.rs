@@ -11,7 +11,8 @@ use serde_bytes::ByteBuf;
 
 use crate::Node;
 use crate::protocol::{
-    AuditFinding, ClerkResponse, ErrorKind, LogAnswer, LogQuery, MAX_LOG_ENTRIES, NodeRequest, NodeResponse,
+    AuditFinding, ClerkResponse, ErrorKind, LogAnswer, LogQuery, MAX_LOG_ENTRIES, MAX_PATH_PROOFS, NodeRequest,
+    NodeResponse, Toward,
 };
 use crate::routing::Relation;
 use crate::storage::StoreError;
@@ -77,6 +78,16 @@ async fn run(node: &Node, query: LogQuery) -> Result<Result<LogAnswer, ClerkResp
 
 /// A proof of every entry about `envelope` into the latest checkpoint a witness co-signed.
 pub async fn log_proofs(node: &Node, envelope: &[u8; 32]) -> Result<Vec<LogProof>, StoreError> {
+    proofs_of(node, envelope, |_| true).await
+}
+
+/// A proof of each entry about `envelope` that `wanted` keeps, into the latest checkpoint a
+/// witness co-signed.
+async fn proofs_of(
+    node: &Node,
+    envelope: &[u8; 32],
+    wanted: impl Fn(&LogEntry) -> bool,
+) -> Result<Vec<LogProof>, StoreError> {
     let leaves = node.store.log_leaves_for(envelope).await?;
     let Some(checkpoint) = node.store.latest_witnessed_checkpoint().await? else { return Ok(Vec::new()) };
     let corrupt = |e: String| StoreError::Corrupt(format!("log proof: {e}"));
@@ -85,6 +96,9 @@ pub async fn log_proofs(node: &Node, envelope: &[u8; 32]) -> Result<Vec<LogProof
     let mut proofs = Vec::new();
     for (index, bytes) in leaves.into_iter().filter(|(i, _)| *i < checkpoint.size) {
         let entry = LogEntry::from_bytes(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if !wanted(&entry) {
+            continue;
+        }
         let plan = pki::tlog::inclusion_plan(index, checkpoint.size).map_err(|e| corrupt(e.to_string()))?;
         let hashes = node.store.log_hashes(plan.nodes()).await?;
         let inclusion = plan.assemble(&hashes).map_err(|e| corrupt(e.to_string()))?;
@@ -196,6 +210,129 @@ pub async fn entries_for(node: &Node, peer: AgencyCode, from: u64) -> NodeRespon
         }
         Err(e) => {
             node.storage_failed("reading log entries", &e);
+            NodeResponse::Error { kind: ErrorKind::Unavailable, message: crate::intake::storage_reason(&e) }
+        }
+    }
+}
+
+/// How many nodes a question about a document's path may pass (the longest path in the
+/// hierarchy, commune to commune through the hub, is 7 nodes).
+pub const MAX_PATH_HOPS: u8 = 8;
+/// How long a node waits for a neighbour's proofs, per node still to be asked beyond it, so
+/// that an inner node gives up before the one that asked it does (the neighbours on a path
+/// are normally connected already: a question costs a round trip, not a handshake).
+pub const PATH_WAIT_PER_HOP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The proofs a document's path holds: this node's document entries about `envelope` (those
+/// in a co-signed checkpoint) and, `hops_left` permitting, the proofs its neighbours further
+/// `toward` give, asked at the same time, except `came_from` (the neighbour that asked), each
+/// given `wait`. At most [`MAX_PATH_PROOFS`], each once; with the CRLs covering their chains.
+/// A neighbour that cannot answer in time only leaves its part out.
+pub async fn path_proofs(
+    node: &std::sync::Arc<Node>,
+    envelope: [u8; 32],
+    toward: Toward,
+    came_from: Option<AgencyCode>,
+    hops_left: u8,
+    wait: std::time::Duration,
+) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), StoreError> {
+    let own = proofs_of(node, &envelope, |e| matches!(e, LogEntry::Document { .. })).await?;
+    let mut proofs: Vec<Vec<u8>> = own.iter().map(LogProof::to_bytes).collect();
+    let mut crls = if proofs.is_empty() { Vec::new() } else { node.crls_for(&chains(node).await?).await };
+    let next: Vec<AgencyCode> = match toward {
+        Toward::Sender => node
+            .store
+            .log_leaves_for(&envelope)
+            .await?
+            .iter()
+            .filter_map(|(_, bytes)| match LogEntry::from_bytes(bytes) {
+                Ok(LogEntry::Document { via: Via::Node(from), .. }) => Some(from),
+                _ => None,
+            })
+            .collect(),
+        Toward::Recipients => node.store.routed_hops(&envelope).await?.iter().filter_map(|h| h.parse().ok()).collect(),
+    };
+    let mut asks = tokio::task::JoinSet::new();
+    for hop in next.into_iter().filter(|h| Some(*h) != came_from && *h != node.config.agency) {
+        if hops_left == 0 {
+            break;
+        }
+        let node = node.clone();
+        let request =
+            NodeRequest::LogProofs { envelope: ByteBuf::from(envelope.to_vec()), toward, hops_left: hops_left - 1 };
+        asks.spawn(async move {
+            let answer =
+                node.request(&hop, &request, wait, |mut s| async move { s.finish().map_err(|e| e.to_string()) }).await;
+            (hop, answer)
+        });
+    }
+    while let Some(done) = asks.join_next().await {
+        match done {
+            Ok((_, Ok(NodeResponse::LogProofs { proofs: theirs, crls: their_crls }))) => {
+                proofs.extend(theirs.into_iter().map(ByteBuf::into_vec));
+                crls.extend(their_crls.into_iter().map(ByteBuf::into_vec));
+            }
+            Ok((hop, Ok(other))) => tracing::debug!(peer = %hop, answer = %other, "no log proofs from the neighbour"),
+            Ok((hop, Err(e))) => tracing::debug!(peer = %hop, error = %e, "no log proofs from the neighbour"),
+            Err(e) => tracing::warn!(error = %e, "asking a neighbour for log proofs failed"),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    proofs.retain(|p| seen.insert(ring::digest::digest(&ring::digest::SHA256, p).as_ref().to_vec()));
+    proofs.truncate(MAX_PATH_PROOFS);
+    crls.sort();
+    crls.dedup();
+    Ok((proofs, crls))
+}
+
+/// Serves a neighbour's [`NodeRequest::LogProofs`]: only a neighbour the document passed
+/// between (this node took it from the asker, or routed it to the asker) learns anything,
+/// and one that did not is answered as if the document were unknown.
+pub async fn proofs_for(
+    node: &std::sync::Arc<Node>,
+    peer: AgencyCode,
+    envelope: &[u8],
+    toward: Toward,
+    hops_left: u8,
+) -> NodeResponse {
+    let Ok(envelope) = <[u8; 32]>::try_from(envelope) else {
+        return NodeResponse::Error { kind: ErrorKind::BadRequest, message: "an envelope digest is 32 bytes".into() };
+    };
+    if !node.config.log.enabled {
+        return NodeResponse::LogProofs { proofs: Vec::new(), crls: Vec::new() };
+    }
+    let passed = async {
+        Ok::<_, StoreError>(match toward {
+            // The asker is further on: this node routed the document to it.
+            Toward::Sender => node.store.routed_to(&envelope, &peer).await?,
+            // The asker is further back: this node took the document from it.
+            Toward::Recipients => node.store.log_leaves_for(&envelope).await?.iter().any(|(_, bytes)| {
+                matches!(LogEntry::from_bytes(bytes), Ok(LogEntry::Document { via: Via::Node(from), .. }) if from == peer)
+            }),
+        })
+    };
+    let result = match passed.await {
+        Ok(true) => {
+            let hops = hops_left.min(MAX_PATH_HOPS);
+            path_proofs(node, envelope, toward, Some(peer), hops, PATH_WAIT_PER_HOP * u32::from(hops)).await
+        }
+        Ok(false) => {
+            return NodeResponse::Error {
+                kind: ErrorKind::Forbidden,
+                message:
+                    "a node shows the log proofs of a document only to the neighbours it passed the document between"
+                        .into(),
+            };
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((proofs, crls)) => NodeResponse::LogProofs {
+            proofs: proofs.into_iter().map(ByteBuf::from).collect(),
+            crls: crls.into_iter().map(ByteBuf::from).collect(),
+        },
+        Err(e) => {
+            node.storage_failed("reading log proofs", &e);
             NodeResponse::Error { kind: ErrorKind::Unavailable, message: crate::intake::storage_reason(&e) }
         }
     }

@@ -12,7 +12,7 @@ pub mod report_text;
 pub mod validation;
 pub mod verify;
 
-pub use bundle::{Bundle, BundleError, BundleLimits, write_bundle};
+pub use bundle::{Bundle, BundleError, BundleLimits, Carried, write_bundle, write_bundle_carrying};
 pub use envelope::{Envelope, EnvelopeError};
 pub use manifest::{Attachment, Business, DocumentId, DocumentKind, Manifest, ManifestError, Urgency};
 pub use receipt::{Receipt, ReceiptError, ReceiptKind, SignedReceipt, StatusCode};

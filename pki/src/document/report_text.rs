@@ -11,7 +11,7 @@
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::ReceiptKind;
-use super::validation::{Conclusion, Indication, RevocationFinding, ValidationReport};
+use super::validation::{Conclusion, Indication, PoeEvidence, RevocationFinding, ValidationReport};
 use super::verify::Role;
 
 /// The part of the report a line belongs to (a page shows each under its heading).
@@ -320,6 +320,31 @@ pub fn lines(report: &ValidationReport, time: &dyn Fn(OffsetDateTime) -> String)
             ),
         );
         w.reasons(&r.conclusion, 6);
+    }
+    // Log proofs that counted: which node's log holds the envelope, where, and who co-signed
+    // that log when (those that did not count are in the signatures' notes).
+    let mut logged = report
+        .proofs_of_existence
+        .iter()
+        .filter_map(|p| match &p.evidence {
+            PoeEvidence::LogCheckpoint { index, log, leaf, tree_size } => Some((index, log, leaf, tree_size, p)),
+            PoeEvidence::Receipt { .. } => None,
+        })
+        .collect::<Vec<_>>();
+    logged.sort_by_key(|(index, ..)| **index);
+    if !logged.is_empty() {
+        w.push(Kind::Heading, 0, format!("Logged by ({}):", logged.len()));
+        for (index, log, leaf, tree_size, p) in logged {
+            w.text(
+                2,
+                format!(
+                    "#{index} {log}: entry {leaf} of a checkpoint of {tree_size}, co-signed by {} [{}] at {}  [proof of existence]",
+                    p.by_name,
+                    p.by,
+                    time(p.time)
+                ),
+            );
+        }
     }
     w.part = Part::Footer;
     if let Some(digest) = &report.envelope_sha256 {

@@ -40,7 +40,7 @@ mod tests;
 
 pub use checkpoint::{Checkpoint, CheckpointError, LogOrigin, SignedCheckpoint};
 pub use cosignature::{Cosignature, CosignatureError};
-pub use evidence::{LogEvidence, LogProof, LogProofError, TlogProof, Witnessed};
+pub use evidence::{LogEvidence, LogProof, LogProofError, MAX_LOG_PROOF_BYTES, TlogProof, Witnessed};
 pub use hash::{EMPTY_ROOT, Frontier, FrontierError, MAX_TREE_SIZE, NodeId, leaf_hash, node_hash};
 pub use leaf::{LeafError, LogEntry, Via};
 pub use note::{Note, NoteError, NoteSignature};

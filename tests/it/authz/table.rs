@@ -57,6 +57,9 @@ pub(super) enum Op {
     /// `LogEntries`: the entries of this node's log naming the caller as the one that handed a
     /// document over (what a child's audit reads).
     LogEntries,
+    /// `LogProofs` back toward the sender of the document passing through from the child to
+    /// the parent: only the neighbour it was routed to (the parent) may ask.
+    LogProofs,
     /// Handshake on the clerk ALPN and a first stream.
     ClerkConnect,
     /// `Submit` of a document sealed by Tiên Yên.
@@ -89,7 +92,7 @@ pub(super) enum Op {
 }
 
 /// Number of columns; every row of [`TABLE`] has exactly this many cells.
-pub(super) const N: usize = 25;
+pub(super) const N: usize = 26;
 
 /// The columns, in table order.
 pub(super) const OPS: [Op; N] = [
@@ -104,6 +107,7 @@ pub(super) const OPS: [Op; N] = [
     Op::Route,
     Op::LogWitness,
     Op::LogEntries,
+    Op::LogProofs,
     Op::ClerkConnect,
     Op::Submit,
     Op::SubmitForeign,
@@ -136,20 +140,21 @@ impl Op {
             Op::Route => 8,
             Op::LogWitness => 9,
             Op::LogEntries => 10,
-            Op::ClerkConnect => 11,
-            Op::Submit => 12,
-            Op::SubmitForeign => 13,
-            Op::Inbox => 14,
-            Op::Sent => 15,
-            Op::Fetch => 16,
-            Op::FetchTransit => 17,
-            Op::PostStatus => 18,
-            Op::Track => 19,
-            Op::TrackTransit => 20,
-            Op::Recall => 21,
-            Op::Health => 22,
-            Op::ClerkRoute => 23,
-            Op::ClerkLog => 24,
+            Op::LogProofs => 11,
+            Op::ClerkConnect => 12,
+            Op::Submit => 13,
+            Op::SubmitForeign => 14,
+            Op::Inbox => 15,
+            Op::Sent => 16,
+            Op::Fetch => 17,
+            Op::FetchTransit => 18,
+            Op::PostStatus => 19,
+            Op::Track => 20,
+            Op::TrackTransit => 21,
+            Op::Recall => 22,
+            Op::Health => 23,
+            Op::ClerkRoute => 24,
+            Op::ClerkLog => 25,
         }
     }
 
@@ -166,6 +171,7 @@ impl Op {
             Op::CrlFetch => "crls",
             Op::LogWitness => "cosign",
             Op::LogEntries => "entries",
+            Op::LogProofs => "proofs",
             Op::ClerkLog => "log",
             Op::Submit => "submit",
             Op::SubmitForeign => "sub!",
@@ -213,6 +219,7 @@ pub(super) fn node_column(request: &NodeRequest) -> Op {
         NodeRequest::Route { .. } => Op::Route,
         NodeRequest::LogWitness { .. } => Op::LogWitness,
         NodeRequest::LogEntries { .. } => Op::LogEntries,
+        NodeRequest::LogProofs { .. } => Op::LogProofs,
     }
 }
 
@@ -325,7 +332,8 @@ pub(super) const R02: Expect = Expect::Refused;
 
 /// The table. Columns as in [`OPS`]:
 /// node protocol: connect, deliver, relay, notice, 13 by a non-sender, 01 for another
-/// recipient, CRL push, CRL fetch, route question, cosign a log checkpoint, log entries naming the caller; clerk protocol: connect, submit, submit
+/// recipient, CRL push, CRL fetch, route question, cosign a log checkpoint, log entries naming the caller,
+/// log proofs of a document it passed; clerk protocol: connect, submit, submit
 /// another agency's document, inbox, sent, fetch, fetch a document in transit, post status,
 /// track, track a document in transit, recall, health, route question, log checkpoint.
 ///
@@ -346,7 +354,10 @@ pub(super) const R02: Expect = Expect::Refused;
 ///   hub names level-1 nodes as its witnesses): each may ask it to co-sign a checkpoint of its
 ///   own log, signed by its own seal; a direct peer may not (Forbidden). Only a child may read
 ///   the entries of this node's log that name it (for its audit): the parent and peers are
-///   Forbidden. The own clerk reads its node's log (checkpoint, proofs, audit).
+///   Forbidden. The log proofs of a document (for a bundle's evidence) go only to a neighbour
+///   the document passed between: asked back toward the sender, only the neighbour it was
+///   routed to (here the parent) is answered; the child and peers are Forbidden. The own
+///   clerk reads its node's log (checkpoint, proofs, audit).
 /// - Notices travel from anyone's neighbour, but a status binds only its rightful signer: a
 ///   recall request (13) only from the document's sender, an arrival (01) only from the
 ///   recipient it names. Neither decides anything at this node otherwise (Forbidden).
@@ -360,25 +371,25 @@ pub(super) const R02: Expect = Expect::Refused;
 #[rustfmt::skip]
 pub(super) const TABLE: [(Who, [Expect; N]); 20] = [
     //                       node protocol                                                             clerk protocol
-    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route   cosign  entries   conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route   log
-    (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ExpiredNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::NotYetValidNode,  [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::RevokedNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::ExpiredClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::NotYetValidClerk, [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::RevokedClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnSeal,          [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnPerson,        [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,        H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
-    (Who::OwnNode,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::OwnClerk,         [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       OK,     OK,     BR,     OK,     OK,     OK,     BR,     OK,     OK,     BR,     OK,     OK,     OK,     OK]),
-    (Who::ChildClerk,       [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
-    (Who::ParentClerk,      [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,       FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
-    (Who::Parent,           [OK,     OK,     OK,     OK,     FB,     FB,     OK,     OK,     OK,     OK,     FB,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Child,            [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     OK,     OK,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Peer,             [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     FB,     FB,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Sibling,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
-    (Who::Stranger,         [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,       WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route   cosign  entries proofs  conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route   log
+    (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ExpiredNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::NotYetValidNode,  [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::RevokedNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::ExpiredClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::NotYetValidClerk, [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::RevokedClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnSeal,          [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnPerson,        [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
+    (Who::OwnNode,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::OwnClerk,         [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     OK,     OK,     BR,     OK,     OK,     OK,     BR,     OK,     OK,     BR,     OK,     OK,     OK,     OK]),
+    (Who::ChildClerk,       [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
+    (Who::ParentClerk,      [WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC,     FC]),
+    (Who::Parent,           [OK,     OK,     OK,     OK,     FB,     FB,     OK,     OK,     OK,     OK,     FB,     OK,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Child,            [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     OK,     OK,     FB,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Peer,             [OK,     OK,     R02,    OK,     FB,     FB,     FB,     OK,     OK,     FB,     FB,     FB,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Sibling,          [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
+    (Who::Stranger,         [NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     NN,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP,     WP]),
 ];

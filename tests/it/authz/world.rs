@@ -41,6 +41,7 @@ impl Seen {
             Ok(NodeResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
             Ok(NodeResponse::Cosigned { .. }) => Seen::Served("cosignature".into()),
             Ok(NodeResponse::LogEntries { entries, .. }) => Seen::Served(format!("{} log entries", entries.len())),
+            Ok(NodeResponse::LogProofs { proofs, .. }) => Seen::Served(format!("{} log proofs", proofs.len())),
             Ok(NodeResponse::WitnessRefused { reason, .. }) => Seen::Error(ErrorKind::BadRequest, reason),
             Ok(NodeResponse::Refused { receipt }) => Seen::Refused(
                 SignedReceipt::from_bytes(&receipt)
@@ -351,6 +352,14 @@ impl World {
             Op::CrlFetch => (Request::Node(NodeRequest::CrlFetch { known: Vec::new() }, Vec::new()), Effect::Nothing),
             Op::LogWitness => (Request::Node(self.log_witness(party), Vec::new()), Effect::Witnessed(code(party))),
             Op::LogEntries => (Request::Node(NodeRequest::LogEntries { from: 0 }, Vec::new()), Effect::Nothing),
+            Op::LogProofs => {
+                let request = NodeRequest::LogProofs {
+                    envelope: ByteBuf::from(transit.digest.to_vec()),
+                    toward: node::protocol::Toward::Sender,
+                    hops_left: 0,
+                };
+                (Request::Node(request, Vec::new()), Effect::Nothing)
+            }
             Op::ClerkLog => (
                 Request::Clerk(ClerkRequest::Log { query: node::protocol::LogQuery::Checkpoint }, Vec::new()),
                 Effect::Nothing,
@@ -375,7 +384,7 @@ impl World {
             Op::Sent => (Request::Clerk(ClerkRequest::Sent { limit: 5 }, Vec::new()), Effect::Nothing),
             Op::Fetch | Op::FetchTransit => {
                 let document = if op == Op::Fetch { received.id } else { transit.id };
-                (Request::Clerk(ClerkRequest::Fetch { document }, Vec::new()), Effect::Nothing)
+                (Request::Clerk(ClerkRequest::Fetch { document, evidence: false }, Vec::new()), Effect::Nothing)
             }
             Op::PostStatus => (
                 Request::Clerk(

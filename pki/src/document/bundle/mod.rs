@@ -9,6 +9,7 @@
 //! META-INF/envelope.cose         the COSE_Sign envelope
 //! META-INF/crl/001.crl ...       DER CRLs used to verify the signers, numbered from 001
 //! META-INF/receipts/001.cose ... signed receipts, as they are collected, numbered from 001
+//! META-INF/log/001.proof ...     transparency-log proofs of the envelope, numbered from 001
 //! Công văn 123.pdf ...           the attachments, in the manifest's order, under its names
 //! ```
 //!
@@ -16,6 +17,11 @@
 //! the top level under their own names let any ZIP tool open them. Entries are stored
 //! uncompressed: attachments are usually PDFs that do not compress, and a reader that never
 //! inflates cannot be hit by a decompression bomb.
+//!
+//! The log proofs (`crate::tlog::LogProof`, one per entry) say that a node's log recorded the
+//! envelope and a witness co-signed that log: evidence gathered after the document was signed,
+//! carried so that a verifier needs nothing beside the file. A bundle without them is as valid
+//! as before; the verifier counts each one that verifies as a proof of existence.
 //!
 //! The byte layout (`layout.rs`) leaves no choice: local records back to back from offset 0,
 //! the central directory listing them in the same order, the end record last; no comments,
@@ -45,7 +51,7 @@ pub use layout::MAX_BUNDLE_OFFSET;
 pub use layout_error::{HeaderField, LayoutError};
 pub use names::{NameRule, check_entry_name};
 pub use reader::Bundle;
-pub use writer::{write_bundle, write_bundle_with_limits};
+pub use writer::{write_bundle, write_bundle_carrying};
 
 /// The `mimetype` entry's content.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.lienthong.bundle+zip";
@@ -59,6 +65,8 @@ const ENVELOPE_ENTRY: &str = "META-INF/envelope.cose";
 const CRL_DIR: &str = "META-INF/crl/";
 /// The prefix of the entries that hold receipts (`001.cose`, `002.cose`, …).
 const RECEIPT_DIR: &str = "META-INF/receipts/";
+/// The prefix of the entries that hold transparency-log proofs (`001.proof`, …).
+const LOG_PROOF_DIR: &str = "META-INF/log/";
 /// The directory of the bundle's own entries; no attachment may live there.
 const META_DIR: &str = "META-INF/";
 
@@ -70,6 +78,23 @@ fn crl_entry(index: usize) -> String {
 /// The name of the `index`-th receipt entry (from 1): the only name it may have.
 fn receipt_entry(index: usize) -> String {
     format!("{RECEIPT_DIR}{index:03}.cose")
+}
+
+/// The name of the `index`-th log proof entry (from 1): the only name it may have.
+fn log_proof_entry(index: usize) -> String {
+    format!("{LOG_PROOF_DIR}{index:03}.proof")
+}
+
+/// What a bundle carries besides the envelope and the attachments: the evidence a verifier
+/// needs offline. Every part may be empty.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Carried<'a> {
+    /// DER CRLs covering the signers (and the receipts' and proofs' sealers).
+    pub crls: &'a [Vec<u8>],
+    /// Signed receipts and statuses (COSE bytes).
+    pub receipts: &'a [Vec<u8>],
+    /// Transparency-log proofs of the envelope (encoded `crate::tlog::LogProof`s).
+    pub log_proofs: &'a [Vec<u8>],
 }
 
 /// Bounds on reading a bundle. Every default is explicit and has a reason.
@@ -85,6 +110,10 @@ pub struct BundleLimits {
     pub max_crls: usize,
     /// Most receipts carried (hop, delivery and status receipts of up to 200 recipients).
     pub max_receipts: usize,
+    /// Most transparency-log proofs carried, each at most
+    /// [`crate::tlog::MAX_LOG_PROOF_BYTES`]: 64 covers the entries of every node on the
+    /// paths to a few dozen recipients, and 64 × 256 KiB keeps the bundle's bound.
+    pub max_log_proofs: usize,
 }
 
 impl Default for BundleLimits {
@@ -94,16 +123,17 @@ impl Default for BundleLimits {
             max_total_bytes: 1024 * 1024 * 1024,
             max_crls: 64,
             max_receipts: 4096,
+            max_log_proofs: 64,
         }
     }
 }
 
 impl BundleLimits {
     /// Most entries a bundle within these limits has: `mimetype`, the envelope, the
-    /// attachments, the CRLs and the receipts. It bounds the central directory read into
-    /// memory.
+    /// attachments, the CRLs, the receipts and the log proofs. It bounds the central
+    /// directory read into memory.
     pub fn max_entries(&self) -> usize {
-        2 + super::manifest::MAX_ATTACHMENTS + self.max_crls + self.max_receipts
+        2 + super::manifest::MAX_ATTACHMENTS + self.max_crls + self.max_receipts + self.max_log_proofs
     }
 }
 

@@ -6,8 +6,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use super::layout::{self, Entry};
 use super::{
-    BUNDLE_MEDIA_TYPE, BundleError, BundleLimits, CRL_DIR, ENVELOPE_ENTRY, MEDIA_TYPE_ENTRY, RECEIPT_DIR, crl_entry,
-    receipt_entry,
+    BUNDLE_MEDIA_TYPE, BundleError, BundleLimits, CRL_DIR, ENVELOPE_ENTRY, LOG_PROOF_DIR, MEDIA_TYPE_ENTRY,
+    RECEIPT_DIR, crl_entry, log_proof_entry, receipt_entry,
 };
 use crate::document::cbor::CborLimits;
 use crate::document::envelope::Envelope;
@@ -25,6 +25,8 @@ pub struct Bundle<R: Read + Seek> {
     pub crls: Vec<Vec<u8>>,
     /// Receipts carried (COSE bytes).
     pub receipts: Vec<Vec<u8>>,
+    /// Transparency-log proofs carried (encoded `crate::tlog::LogProof`s, not yet verified).
+    pub log_proofs: Vec<Vec<u8>>,
     /// The attachments' entries, in the manifest's order.
     attachments: Vec<Entry>,
     limits: BundleLimits,
@@ -83,7 +85,7 @@ fn read_numbered<R: Read + Seek>(
 impl<R: Read + Seek> Bundle<R> {
     /// Opens a bundle from untrusted input, checking its container against the one layout and
     /// its size against `limits`. Memory stays bounded: the central directory is bounded by
-    /// `limits`, the envelope, CRLs and receipts by their own size limits, and attachments are
+    /// `limits`, the envelope, CRLs, receipts and log proofs by their own size limits, and attachments are
     /// not read until [`Bundle::copy_attachment`].
     pub fn open(mut reader: R, limits: BundleLimits) -> Result<Self, BundleError> {
         let entries = layout::read_directory(&mut reader, limits.max_entries())?;
@@ -108,7 +110,7 @@ impl<R: Read + Seek> Bundle<R> {
         let envelope = read_small(&mut reader, envelope_entry, CborLimits::ENVELOPE.max_bytes)?;
         let envelope = Envelope::from_bytes(&envelope)?;
         let manifest = envelope.manifest()?;
-        // 3. CRLs, then 4. receipts, each numbered from 001.
+        // 3. CRLs, then 4. receipts, then 5. log proofs, each numbered from 001.
         let mut next = 2;
         let crls = read_numbered(
             &mut reader,
@@ -128,7 +130,16 @@ impl<R: Read + Seek> Bundle<R> {
             limits.max_receipts,
             CborLimits::SIGNED_RECEIPT.max_bytes,
         )?;
-        // 5. The attachments, exactly the manifest's, in its order.
+        let log_proofs = read_numbered(
+            &mut reader,
+            &entries,
+            &mut next,
+            LOG_PROOF_DIR,
+            log_proof_entry,
+            limits.max_log_proofs,
+            crate::tlog::MAX_LOG_PROOF_BYTES,
+        )?;
+        // 6. The attachments, exactly the manifest's, in its order.
         let rest = &entries[next..];
         for (i, e) in rest.iter().enumerate() {
             let position = next + i + 1;
@@ -140,7 +151,8 @@ impl<R: Read + Seek> Bundle<R> {
             let belongs = manifest.attachments.iter().any(|a| a.name == e.name)
                 || e.name == ENVELOPE_ENTRY
                 || e.name.strip_prefix(CRL_DIR).is_some_and(|n| n.ends_with(".crl"))
-                || e.name.strip_prefix(RECEIPT_DIR).is_some_and(|n| n.ends_with(".cose"));
+                || e.name.strip_prefix(RECEIPT_DIR).is_some_and(|n| n.ends_with(".cose"))
+                || e.name.strip_prefix(LOG_PROOF_DIR).is_some_and(|n| n.ends_with(".proof"));
             if !belongs {
                 return Err(BundleError::Unexpected(e.name.clone()));
             }
@@ -161,7 +173,7 @@ impl<R: Read + Seek> Bundle<R> {
             )));
         }
         let attachments = rest.to_vec();
-        Ok(Bundle { reader, envelope, manifest, crls, receipts, attachments, limits })
+        Ok(Bundle { reader, envelope, manifest, crls, receipts, log_proofs, attachments, limits })
     }
 
     /// Streams the attachment `name` into `out`, verifying its size, hash and ZIP checksum as

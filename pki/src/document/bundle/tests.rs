@@ -76,6 +76,7 @@ struct Parts {
     envelope: Envelope,
     crls: Vec<Vec<u8>>,
     receipts: Vec<Vec<u8>>,
+    log_proofs: Vec<Vec<u8>>,
     attachments: Vec<(String, Vec<u8>)>,
 }
 
@@ -86,6 +87,7 @@ fn parts(s: &Signer) -> Parts {
         envelope: envelope(s, &[(PDF_NAME, PDF), (ANNEX_NAME, ANNEX)]),
         crls: vec![b"crl one".to_vec(), b"crl two".to_vec()],
         receipts: vec![b"receipt one".to_vec()],
+        log_proofs: vec![],
         attachments: vec![(PDF_NAME.into(), PDF.to_vec()), (ANNEX_NAME.into(), ANNEX.to_vec())],
     }
 }
@@ -100,7 +102,8 @@ fn write_with(p: &Parts, limits: BundleLimits) -> Result<Vec<u8>, BundleError> {
             p.attachments.iter().find(|(n, _)| *n == a.name).ok_or(BundleError::Unexpected(a.name.clone()))?;
         w.write_all(data).map_err(BundleError::Io)
     };
-    Ok(write_bundle_with_limits(Cursor::new(Vec::new()), limits, &p.envelope, &p.crls, &p.receipts, fill)?.into_inner())
+    let carried = Carried { crls: &p.crls, receipts: &p.receipts, log_proofs: &p.log_proofs };
+    Ok(write_bundle_carrying(Cursor::new(Vec::new()), limits, &p.envelope, carried, fill)?.into_inner())
 }
 
 /// One entry as the test writes it: every field of both headers can be set on its own.
@@ -266,6 +269,7 @@ fn entries(p: &Parts) -> Vec<Raw> {
         vec![Raw::new("mimetype", BUNDLE_MEDIA_TYPE.as_bytes()), Raw::new(ENVELOPE_ENTRY, p.envelope.as_bytes())];
     out.extend(p.crls.iter().enumerate().map(|(i, c)| Raw::new(&crl_entry(i + 1), c)));
     out.extend(p.receipts.iter().enumerate().map(|(i, r)| Raw::new(&receipt_entry(i + 1), r)));
+    out.extend(p.log_proofs.iter().enumerate().map(|(i, r)| Raw::new(&log_proof_entry(i + 1), r)));
     out.extend(p.attachments.iter().map(|(n, d)| Raw::new(n, d)));
     out
 }
@@ -346,7 +350,8 @@ fn an_independent_zip_reader_sees_the_same_entries_and_bytes() {
 #[test]
 fn a_bundle_without_crls_receipts_or_attachments_is_the_same_layout() {
     let s = signer();
-    let p = Parts { envelope: envelope(&s, &[]), crls: vec![], receipts: vec![], attachments: vec![] };
+    let p =
+        Parts { envelope: envelope(&s, &[]), crls: vec![], receipts: vec![], log_proofs: vec![], attachments: vec![] };
     let written = write(&p).unwrap();
     assert_eq!(written, build(&entries(&p), &Archive::default()));
     assert_accepted(&written);
@@ -836,6 +841,7 @@ fn the_writer_refuses_names_the_layout_refuses() {
         envelope: envelope(&s, &[(name, PDF)]),
         crls: vec![],
         receipts: vec![],
+        log_proofs: vec![],
         attachments: vec![(name.into(), PDF.to_vec())],
     };
     let err = write(&p).unwrap_err();
@@ -848,6 +854,7 @@ fn the_writer_refuses_names_the_layout_refuses() {
         envelope: envelope(&s, &[("MIMETYPE", PDF)]),
         crls: vec![],
         receipts: vec![],
+        log_proofs: vec![],
         attachments: vec![("MIMETYPE".into(), PDF.to_vec())],
     };
     let err = write(&p).unwrap_err();
@@ -870,6 +877,45 @@ fn crl_and_receipt_counts_are_refused_past_their_limit() {
     assert!(matches!(write_with(&p, limits), Err(BundleError::Limit(_))));
     let over = write(&p).unwrap();
     assert!(matches!(Bundle::open(Cursor::new(&over), limits), Err(BundleError::Limit(_))));
+}
+
+#[test]
+fn log_proofs_come_after_the_receipts_numbered_and_bounded() {
+    let s = signer();
+    let mut p = parts(&s);
+    p.log_proofs = vec![b"proof one".to_vec(), b"proof two".to_vec()];
+    // Written in the one layout, read back in order.
+    let written = write(&p).unwrap();
+    assert_eq!(written, build(&entries(&p), &Archive::default()));
+    let b = open(&written).unwrap();
+    assert_eq!(b.log_proofs, p.log_proofs);
+    assert_eq!(b.receipts, p.receipts);
+    // At the limit and past it, on both sides.
+    let limits = BundleLimits { max_log_proofs: 2, ..BundleLimits::default() };
+    Bundle::open(Cursor::new(&write_with(&p, limits).unwrap()), limits).unwrap();
+    p.log_proofs.push(b"proof three".to_vec());
+    assert!(matches!(write_with(&p, limits), Err(BundleError::Limit(m)) if m.contains("log proofs")));
+    let over = write(&p).unwrap();
+    assert!(matches!(Bundle::open(Cursor::new(&over), limits), Err(BundleError::Limit(_))));
+    p.log_proofs.pop();
+    let order = |e: Vec<Raw>| refusal(&build(&e, &Archive::default()));
+    // A proof before the receipts, numbered with a gap, or after the attachments.
+    let first_proof = 2 + p.crls.len() + p.receipts.len();
+    let mut e = entries(&p);
+    e.swap(first_proof - 1, first_proof);
+    assert!(matches!(order(e), BundleError::Order { found, .. } if found == receipt_entry(1)));
+    let mut e = entries(&p);
+    e[first_proof + 1] = Raw::new(&log_proof_entry(3), b"proof two");
+    assert!(matches!(order(e), BundleError::Order { found, .. } if found == log_proof_entry(3)));
+    let mut e = entries(&p);
+    let proof = e.remove(first_proof);
+    e.remove(first_proof);
+    e.push(proof);
+    assert!(matches!(order(e), BundleError::Order { found, .. } if found == log_proof_entry(1)));
+    // A proof larger than a proof may be is refused before it is read.
+    p.log_proofs = vec![vec![0; crate::tlog::MAX_LOG_PROOF_BYTES + 1]];
+    assert!(matches!(write(&p), Err(BundleError::Limit(_))));
+    assert!(matches!(order(entries(&p)), BundleError::Limit(_)));
 }
 
 #[test]
@@ -920,6 +966,7 @@ fn sizes_and_offsets_stop_below_the_zip64_marker() {
     let most = limits.max_total_bytes
         + limits.max_crls as u64 * crate::crl::MAX_CRL_LEN as u64
         + limits.max_receipts as u64 * crate::document::cbor::CborLimits::SIGNED_RECEIPT.max_bytes as u64
+        + limits.max_log_proofs as u64 * crate::tlog::MAX_LOG_PROOF_BYTES as u64
         + crate::document::cbor::CborLimits::ENVELOPE.max_bytes as u64
         + limits.max_entries() as u64 * 2 * (46 + 255)
         + 22;
@@ -949,19 +996,22 @@ fn every_written_bundle_reads_back() {
         proptest::collection::vec((attachment_name(), proptest::collection::vec(any::<u8>(), 0..3000)), 0..5),
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..4),
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..4),
+        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..3),
     );
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 64, ..ProptestConfig::default() });
     runner
-        .run(&strategy, |(mut attachments, crls, receipts)| {
+        .run(&strategy, |(mut attachments, crls, receipts, log_proofs)| {
             let mut seen = std::collections::BTreeSet::new();
             attachments.retain(|(n, _)| seen.insert(n.to_lowercase()));
             let listed: Vec<(&str, &[u8])> = attachments.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
-            let p = Parts { envelope: envelope(&s, &listed), crls, receipts, attachments: attachments.clone() };
+            let p =
+                Parts { envelope: envelope(&s, &listed), crls, receipts, log_proofs, attachments: attachments.clone() };
             let written = write(&p).unwrap();
             prop_assert_eq!(&written, &build(&entries(&p), &Archive::default()));
             let mut b = open(&written).unwrap();
             prop_assert_eq!(b.envelope.as_bytes(), p.envelope.as_bytes());
             prop_assert_eq!(&b.crls, &p.crls);
+            prop_assert_eq!(&b.log_proofs, &p.log_proofs);
             prop_assert_eq!(&b.receipts, &p.receipts);
             for (name, data) in &attachments {
                 let mut out = Vec::new();

@@ -6,7 +6,8 @@ use std::io::{self, Seek, SeekFrom, Write};
 use super::LayoutError;
 use super::layout::{self, LOCAL_CRC_OFFSET};
 use super::{
-    BUNDLE_MEDIA_TYPE, BundleError, BundleLimits, ENVELOPE_ENTRY, MEDIA_TYPE_ENTRY, crl_entry, names, receipt_entry,
+    BUNDLE_MEDIA_TYPE, BundleError, BundleLimits, Carried, ENVELOPE_ENTRY, MEDIA_TYPE_ENTRY, crl_entry,
+    log_proof_entry, names, receipt_entry,
 };
 use crate::document::cbor::CborLimits;
 use crate::document::envelope::Envelope;
@@ -24,24 +25,32 @@ pub fn write_bundle<W: Write + Seek>(
     receipts: &[Vec<u8>],
     attachment: impl FnMut(&Attachment, &mut dyn Write) -> Result<(), BundleError>,
 ) -> Result<W, BundleError> {
-    write_bundle_with_limits(out, BundleLimits::default(), envelope, crls, receipts, attachment)
+    write_bundle_carrying(
+        out,
+        BundleLimits::default(),
+        envelope,
+        Carried { crls, receipts, log_proofs: &[] },
+        attachment,
+    )
 }
 
-/// [`write_bundle`] within `limits`: it refuses to write what [`super::Bundle::open`] with
-/// the same limits would refuse to read, so every bundle it writes opens.
-pub fn write_bundle_with_limits<W: Write + Seek>(
+/// [`write_bundle`] with everything a bundle may carry (log proofs too), within `limits`: it
+/// refuses to write what [`super::Bundle::open`] with the same limits would refuse to read,
+/// so every bundle it writes opens.
+pub fn write_bundle_carrying<W: Write + Seek>(
     out: W,
     limits: BundleLimits,
     envelope: &Envelope,
-    crls: &[Vec<u8>],
-    receipts: &[Vec<u8>],
+    carried: Carried<'_>,
     mut attachment: impl FnMut(&Attachment, &mut dyn Write) -> Result<(), BundleError>,
 ) -> Result<W, BundleError> {
+    let Carried { crls, receipts, log_proofs } = carried;
     let manifest = envelope.manifest()?;
-    check_sizes(&limits, envelope, crls, receipts, &manifest.attachments)?;
+    check_sizes(&limits, envelope, &carried, &manifest.attachments)?;
     let mut names: Vec<String> = vec![MEDIA_TYPE_ENTRY.into(), ENVELOPE_ENTRY.into()];
     names.extend((1..=crls.len()).map(crl_entry));
     names.extend((1..=receipts.len()).map(receipt_entry));
+    names.extend((1..=log_proofs.len()).map(log_proof_entry));
     names.extend(manifest.attachments.iter().map(|a| a.name.clone()));
     for name in &names {
         names::check_entry_name(name).map_err(|rule| LayoutError::Name { entry: name.clone(), rule })?;
@@ -57,6 +66,9 @@ pub fn write_bundle_with_limits<W: Write + Seek>(
     for (i, receipt) in receipts.iter().enumerate() {
         zip.small(&receipt_entry(i + 1), receipt)?;
     }
+    for (i, proof) in log_proofs.iter().enumerate() {
+        zip.small(&log_proof_entry(i + 1), proof)?;
+    }
     for declared in &manifest.attachments {
         zip.attachment(declared, &mut attachment)?;
     }
@@ -67,10 +79,10 @@ pub fn write_bundle_with_limits<W: Write + Seek>(
 fn check_sizes(
     limits: &BundleLimits,
     envelope: &Envelope,
-    crls: &[Vec<u8>],
-    receipts: &[Vec<u8>],
+    carried: &Carried<'_>,
     attachments: &[Attachment],
 ) -> Result<(), BundleError> {
+    let Carried { crls, receipts, log_proofs } = *carried;
     let too_big = |what: &str, len: usize, max: usize| {
         if len > max { Err(BundleError::Limit(format!("{what} is {len} bytes, more than {max}"))) } else { Ok(()) }
     };
@@ -80,11 +92,15 @@ fn check_sizes(
     };
     count("CRLs", crls.len(), limits.max_crls)?;
     count("receipts", receipts.len(), limits.max_receipts)?;
+    count("log proofs", log_proofs.len(), limits.max_log_proofs)?;
     for (i, crl) in crls.iter().enumerate() {
         too_big(&crl_entry(i + 1), crl.len(), crate::crl::MAX_CRL_LEN)?;
     }
     for (i, receipt) in receipts.iter().enumerate() {
         too_big(&receipt_entry(i + 1), receipt.len(), CborLimits::SIGNED_RECEIPT.max_bytes)?;
+    }
+    for (i, proof) in log_proofs.iter().enumerate() {
+        too_big(&log_proof_entry(i + 1), proof.len(), crate::tlog::MAX_LOG_PROOF_BYTES)?;
     }
     for a in attachments {
         if a.size > limits.max_attachment_bytes {

@@ -51,7 +51,8 @@ pub struct VerifyOptions {
     pub cache: Option<Arc<SignatureCache>>,
     /// Limits on the bundle.
     pub limits: BundleLimits,
-    /// Transparency-log proofs of the envelope given beside the bundle (encoded
+    /// Transparency-log proofs of the envelope given beside the bundle, counted after those it
+    /// carries (encoded
     /// `crate::tlog::LogProof`s): each that verifies, co-signed by an agency other than the
     /// signers, is a proof of existence at its witness's time.
     pub log_proofs: Vec<Vec<u8>>,
@@ -96,8 +97,9 @@ fn io_error(error: BundleError) -> VerifyError {
 
 /// Validates a whole bundle: the container, the envelope, both signatures with their chains
 /// judged at the best signature time (the earliest independent proof of existence the
-/// receipts give, else the validation time), signer fidelity, every attachment, every
-/// receipt. The CRLs are the bundle's and `options.crls`.
+/// receipts and log proofs give, else the validation time), signer fidelity, every
+/// attachment, every receipt. The CRLs are the bundle's and `options.crls`; the log proofs
+/// the bundle's and `options.log_proofs`.
 pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Result<ValidationReport, VerifyError> {
     let mut bundle = match Bundle::open(reader, options.limits) {
         Ok(b) => b,
@@ -130,10 +132,13 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
     if let Some(cache) = &options.cache {
         validator = validator.with_cache(cache.clone());
     }
+    // The proofs the bundle carries first, then those given beside it: their numbers in the
+    // report follow this order.
+    let log_proofs: Vec<Vec<u8>> = bundle.log_proofs.iter().chain(&options.log_proofs).cloned().collect();
     let mut report = validate_envelope_with_log_proofs(
         &bundle.envelope,
         &bundle.receipts,
-        &options.log_proofs,
+        &log_proofs,
         &validator,
         options.at,
         document_reasons,
