@@ -213,10 +213,26 @@ on_both_backends!(a_forked_child_is_caught_by_its_parent);
 
 /// A child presents two checkpoints of the same size with different roots, both signed by its
 /// seal (played by a raw peer with the child's node and seal identities, over QUIC). The
-/// parent co-signs the first, refuses the second as a fork, keeps both, and alerts.
+/// parent co-signs the first, refuses the second as a fork, keeps both, and alerts: in its
+/// health read-out and by one mail to its operators, through a real SMTP server.
 async fn a_forked_child_is_caught_by_its_parent(database: Database) {
+    use harness::smtp::{MailSetup, SmtpOptions, SmtpPki, SmtpServer, SmtpTls};
+    const OPERATOR: &str = "quantri@tienyen.example.gov.vn";
     harness::logging();
     let mut net = TestNet::prepare(only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]), options(database));
+    let mail_pki = SmtpPki::new("CA thư điện tử thử nghiệm");
+    let mail_dir = harness::smtp::mail_dir();
+    let port = harness::smtp::free_port();
+    let _relay = SmtpServer::start(
+        port,
+        mail_dir.path(),
+        &SmtpOptions { tls: SmtpTls::Starttls, pki: Some(&mail_pki), login: None, reject: None },
+    );
+    let setup = MailSetup {
+        operators: &[OPERATOR],
+        ..MailSetup::starttls(port, &mail_pki.ca_pem, "lienthong@tienyen.example.gov.vn", &[])
+    };
+    harness::smtp::set_mail(&net.config_path(&code(TIEN_YEN)), &setup.section(&net.node_dir(&code(TIEN_YEN))));
     net.start_node(&code(TIEN_YEN)).await;
     let child_node = net.identity(&code(PHONG_DU), Profile::Node);
     let child_seal = net.identity(&code(PHONG_DU), Profile::Seal);
@@ -264,6 +280,14 @@ async fn a_forked_child_is_caught_by_its_parent(database: Database) {
     assert_eq!(SignedCheckpoint::parse(witnessed[0].1.note.as_bytes()).unwrap().checkpoint(), &first);
     let health = node::health::report(net.node(TIEN_YEN)).await.unwrap();
     assert!(health.alerts.iter().any(|a| a.contains(PHONG_DU) && a.contains("fork")), "{:?}", health.alerts);
+    let mail = harness::smtp::wait_for_mail(mail_dir.path(), 1, Duration::from_secs(30)).await;
+    assert!(mail[0].rcpt_tos.iter().any(|r| r == OPERATOR), "{:?}", mail[0].rcpt_tos);
+    assert!(
+        mail[0].subject.contains("[CẢNH BÁO NHẬT KÝ]") && mail[0].subject.contains(PHONG_DU),
+        "{}",
+        mail[0].subject
+    );
+    assert!(mail[0].body.contains("fork"), "{}", mail[0].body);
 
     // Another agency's log is not this peer's to present.
     let other = Checkpoint::new(LogOrigin::first(code(TIEN_YEN)), 1, leaf_hash(b"x")).sign(&child_seal.key).unwrap();
