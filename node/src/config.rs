@@ -202,6 +202,10 @@ pub struct RawLimits {
     pub max_connections_per_certificate: usize,
     /// Most handshakes in progress, all addresses together.
     pub max_handshakes: usize,
+    /// Documents verified at once (signatures and chains): the verification pool, off the
+    /// network's async workers so that a burst of documents cannot stall connections. 0: one
+    /// per CPU core.
+    pub verify_threads: usize,
     /// Most handshakes in progress from addresses that have not proved they receive what is
     /// sent to them; beyond this, attempts get a QUIC Retry (address validation) first.
     pub max_unvalidated_handshakes: usize,
@@ -262,6 +266,7 @@ impl Default for RawLimits {
             max_clerk_connections: 64,
             max_connections_per_certificate: 4,
             max_handshakes: 128,
+            verify_threads: 0,
             max_unvalidated_handshakes: 32,
             max_handshakes_per_address: 16,
             handshake_timeout: HumanDuration::secs(10),
@@ -346,6 +351,8 @@ pub struct Limits {
     pub max_connections_per_certificate: usize,
     /// See [`RawLimits::max_handshakes`].
     pub max_handshakes: usize,
+    /// See [`RawLimits::verify_threads`]; 0 resolved to the cores.
+    pub verify_threads: usize,
     /// See [`RawLimits::max_unvalidated_handshakes`].
     pub max_unvalidated_handshakes: usize,
     /// See [`RawLimits::max_handshakes_per_address`].
@@ -883,6 +890,9 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     if l.keep_alive >= l.idle_timeout {
         p.add("limits.keep_alive", "must be shorter than limits.idle_timeout");
     }
+    if l.verify_threads > MAX_VERIFY_THREADS {
+        p.add("limits.verify_threads", format!("must be at most {MAX_VERIFY_THREADS} (0: one per CPU core)"));
+    }
     if p.0.len() > problems_before {
         return None;
     }
@@ -895,6 +905,10 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         max_clerk_connections: l.max_clerk_connections,
         max_connections_per_certificate: l.max_connections_per_certificate,
         max_handshakes: l.max_handshakes,
+        verify_threads: match l.verify_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        },
         max_unvalidated_handshakes: l.max_unvalidated_handshakes,
         max_handshakes_per_address: l.max_handshakes_per_address,
         handshake_timeout,
@@ -1181,6 +1195,7 @@ max_handshakes = 128                 # handshakes in progress; nothing unauthent
 max_unvalidated_handshakes = 32      # beyond this, unproven addresses get a QUIC Retry first
 max_handshakes_per_address = 16
 handshake_timeout = "10s"
+verify_threads = 0                   # documents verified at once, off the network threads; 0: one per core
 max_streams_per_connection = 64
 receive_window = "8MiB"              # in flight per connection (a stream: a quarter)
 frame_budget_per_connection = "16MiB"    # request-frame memory per connection,
@@ -1216,6 +1231,10 @@ expiry_warning = "30d"               # the node's or seal's chain expiring withi
     )
 }
 
+/// Most verification threads `limits.verify_threads` may ask for: more than any machine a
+/// node runs on has cores, and each is a blocking thread.
+pub const MAX_VERIFY_THREADS: usize = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1242,6 +1261,16 @@ mod tests {
         // A frame gets frame_timeout plus its size at the minimum rate.
         assert_eq!(l.frame_time(256 * 1024), Duration::from_secs(11));
         assert_eq!(l.transfer_time(u64::MAX), Duration::from_millis(u64::MAX / (256 * 1024)), "saturates");
+    }
+
+    #[test]
+    fn the_verification_pool_is_sized_to_the_cores_or_as_asked_up_to_its_bound() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(check(&RawLimits::default()).unwrap().verify_threads, cores);
+        let mut raw = RawLimits { verify_threads: MAX_VERIFY_THREADS, ..RawLimits::default() };
+        assert_eq!(check(&raw).unwrap().verify_threads, MAX_VERIFY_THREADS);
+        raw.verify_threads += 1;
+        refused(&raw, "limits.verify_threads");
     }
 
     #[test]

@@ -292,11 +292,12 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         Source::Neighbour { .. } => time::Duration::MAX,
     };
     let verifying = std::time::Instant::now();
-    let verified = pki::document::validation::verify_arrival(
-        &envelope,
-        &node.trust.validator_with(&carried),
-        &Arrival { at: now, max_age },
-    );
+    let (validator, checked) = (node.trust.validator_with(&carried), envelope.clone());
+    let verified = node
+        .verification
+        .run(move || pki::document::validation::verify_arrival(&checked, &validator, &Arrival { at: now, max_age }))
+        .await
+        .map_err(|e| transient(format!("not taken now: {e}")))?;
     node.telemetry.verified_in(verifying.elapsed());
     let verified = verified.map_err(|e| match e {
         e @ ArrivalError::InFuture { .. } => transient(format!("not taken now: {e}")),

@@ -14,6 +14,7 @@ pub mod backup;
 pub mod budget;
 pub mod clerk;
 pub mod config;
+pub mod cpu;
 pub mod crls;
 pub mod health;
 pub mod http;
@@ -143,6 +144,8 @@ pub struct Node {
     pub frame_budgets: budget::FrameBudgets,
     /// The transparency log's checkpoint rounds (see `tlog`).
     pub log: tlog::LogState,
+    /// Where documents are verified (see `cpu`).
+    pub verification: cpu::CpuPool,
     outbox_wake: Notify,
     crl_fetch: Notify,
     lease_owner: String,
@@ -263,6 +266,7 @@ impl Node {
                 config.limits.frame_budget_per_connection,
             ),
             log: tlog::LogState::default(),
+            verification: cpu::CpuPool::new(config.limits.verify_threads),
             outbox_wake: Notify::new(),
             crl_fetch: Notify::new(),
             lease_owner: format!("{instance}/{}-{:x}", std::process::id(), random_u64()),
