@@ -79,7 +79,7 @@ pub(crate) struct VerifyArgs {
     #[arg(value_name = "PATH")]
     file: PathBuf,
     /// More bundles or directories: verified in one process with a shared cache, one line
-    /// each, then a summary (see `verify_many`).
+    /// each, then a summary.
     #[arg(value_name = "PATH")]
     more: Vec<PathBuf>,
     /// The most bundles one run takes, in all paths together.

@@ -231,6 +231,7 @@ fn many_bundles_are_verified_in_one_process_one_line_each_in_order_with_the_wors
             .to_owned(),
     ];
     let run = verify(&cli, "archive", &["--crl", "crls.pem"]);
+    println!("{}{}", run.stdout, run.stderr);
     assert_eq!(run.status, 1, "{run:?}");
     let mut expected = archive_lines.to_vec();
     expected.push("3 bundles: 1 PASSED, 0 INDETERMINATE, 2 FAILED".to_owned());
@@ -242,7 +243,7 @@ fn many_bundles_are_verified_in_one_process_one_line_each_in_order_with_the_wors
     assert_eq!(run.status, 1, "{run:?}");
     let lines: Vec<_> = run.stdout.lines().collect();
     assert_eq!(lines[0], format!("INDETERMINATE  doc.ltd  {ID}  TRY_LATER"));
-    assert_eq!(lines[1..4], archive_lines);
+    assert_eq!(&lines[1..4], &archive_lines);
     assert_eq!(lines[4], "4 bundles: 1 PASSED, 1 INDETERMINATE, 2 FAILED");
     // Without a FAILED one, INDETERMINATE is the worst: exit 3; all PASSED, exit 0.
     let run = verify(&cli, "archive/a-passed.ltd", &["doc.ltd", "--crl", "crls.pem"]);
