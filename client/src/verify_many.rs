@@ -145,13 +145,11 @@ fn verify_one(path: &Path, options: &VerifyOptions, json: bool) -> Outcome {
             document_id: report.document_id.clone(),
             detail: report.sub_indication().map(|s| s.to_string()),
             json: json.then(|| {
-                serde_json::to_string_pretty(&Entry { file: path.display().to_string(), report: &report })
-                    .unwrap_or_else(|e| {
-                        format!(
-                            "{{\"file\": {:?}, \"error\": \"cannot write the report: {e}\"}}",
-                            path.display().to_string()
-                        )
-                    })
+                let file = path.display().to_string();
+                serde_json::to_string_pretty(&Entry { file: file.clone(), report: &report }).unwrap_or_else(|e| {
+                    let error = format!("cannot write the report: {e}");
+                    serde_json::json!({ "file": file, "indication": report.indication(), "error": error }).to_string()
+                })
             }),
         },
         Err(error) => {
@@ -165,7 +163,10 @@ fn verify_one(path: &Path, options: &VerifyOptions, json: bool) -> Outcome {
                         indication: Indication::Failed,
                         error: error.clone(),
                     };
-                    serde_json::to_string_pretty(&entry).unwrap_or_default()
+                    serde_json::to_string_pretty(&entry).unwrap_or_else(|_| {
+                        let Unreadable { file, indication, error } = entry;
+                        serde_json::json!({ "file": file, "indication": indication, "error": error }).to_string()
+                    })
                 }),
                 detail: Some(error),
             }
