@@ -22,6 +22,7 @@ mod profile;
 mod report;
 mod secret;
 mod timefmt;
+mod verify_many;
 
 use std::process::ExitCode;
 
@@ -54,7 +55,8 @@ enum Command {
     /// Sign a document as the competent official, and seal it as the agency.
     Sign(document_cmd::SignArgs),
     /// Validate a document bundle offline and print its report: exit 0 PASSED, 1 FAILED,
-    /// 3 INDETERMINATE, 4 when a file cannot be read.
+    /// 3 INDETERMINATE, 4 when a file cannot be read. Several bundles or a directory: one
+    /// line each, then a summary; the exit status is the worst verdict's.
     Verify(document_cmd::VerifyArgs),
     /// Start the Quảng Ninh demo network on this machine and send a signed document through it.
     Demo(demo::DemoArgs),

@@ -194,6 +194,95 @@ fn official_signs_clerk_seals_verifier_checks_offline_and_pycose_agrees() {
     assert!(ours.contains("META-INF/envelope.cose") && ours.contains("altered"), "{ours}");
 }
 
+/// `lienthong verify DIR` and `lienthong verify PATH PATH…`: one process for many bundles.
+/// One line per bundle in the order given (a directory's `*.ltd` sorted by name; other files
+/// and subdirectories left out), a file that cannot be read FAILED with its error without
+/// stopping the others, the worst verdict's exit status, `--json` as an array in the same
+/// order, and `--max-files` at its edge.
+#[test]
+fn many_bundles_are_verified_in_one_process_one_line_each_in_order_with_the_worst_exit_status() {
+    const ID: &str = "000.01.41.H49,2026/11/23,123/UBND-VP";
+    let cli = demo_hierarchy();
+    write_form(&cli, FORM);
+    sign_and_seal(&cli);
+    publish_crls(&cli);
+    // A second document signed after those CRLs: they cannot speak for it (TRY_LATER).
+    std::fs::rename(cli.path("doc.ltd"), cli.path("first.ltd")).unwrap();
+    std::fs::remove_file(cli.path("draft.ltd")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write_form(&cli, FORM);
+    sign_and_seal(&cli);
+
+    let archive = cli.path("archive");
+    std::fs::create_dir_all(archive.join("sub.ltd")).unwrap();
+    std::fs::copy(cli.path("first.ltd"), archive.join("a-passed.ltd")).unwrap();
+    let mut altered = std::fs::read(cli.path("first.ltd")).unwrap();
+    let needle = b"van ban thu nghiem";
+    let pos = altered.windows(needle.len()).position(|w| w == needle).unwrap();
+    altered[pos] = b'V';
+    std::fs::write(archive.join("b-altered.ltd"), &altered).unwrap();
+    std::os::unix::fs::symlink("nowhere.ltd.gone", archive.join("c-gone.ltd")).unwrap();
+    std::fs::write(archive.join("notes.txt"), "not a bundle").unwrap();
+
+    let archive_lines = [
+        format!("PASSED  archive/a-passed.ltd  {ID}"),
+        format!("FAILED  archive/b-altered.ltd  {ID}  HASH_FAILURE"),
+        "FAILED  archive/c-gone.ltd  -  cannot open archive/c-gone.ltd: No such file or directory (os error 2)"
+            .to_owned(),
+    ];
+    let run = verify(&cli, "archive", &["--crl", "crls.pem"]);
+    println!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.status, 1, "{run:?}");
+    let mut expected = archive_lines.to_vec();
+    expected.push("3 bundles: 1 PASSED, 0 INDETERMINATE, 2 FAILED".to_owned());
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), expected, "{}", run.stderr);
+    assert!(run.stderr.contains("bundles/s"), "{}", run.stderr);
+
+    // Paths in the order given, a file and a directory: INDETERMINATE first, FAILED decides.
+    let run = verify(&cli, "doc.ltd", &["archive", "--crl", "crls.pem"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    let lines: Vec<_> = run.stdout.lines().collect();
+    assert_eq!(lines[0], format!("INDETERMINATE  doc.ltd  {ID}  TRY_LATER"));
+    assert_eq!(&lines[1..4], &archive_lines);
+    assert_eq!(lines[4], "4 bundles: 1 PASSED, 1 INDETERMINATE, 2 FAILED");
+    // Without a FAILED one, INDETERMINATE is the worst: exit 3; all PASSED, exit 0.
+    let run = verify(&cli, "archive/a-passed.ltd", &["doc.ltd", "--crl", "crls.pem"]);
+    assert_eq!(run.status, 3, "{run:?}");
+    let run = verify(&cli, "archive/a-passed.ltd", &["first.ltd", "--crl", "crls.pem"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(run.stdout.ends_with("2 bundles: 2 PASSED, 0 INDETERMINATE, 0 FAILED\n"), "{}", run.stdout);
+
+    // --json: the reports as an array, in the same order, each naming its file.
+    let run = verify(&cli, "archive", &["doc.ltd", "--crl", "crls.pem", "--json"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    let v = json(&run);
+    let entries = v.as_array().unwrap();
+    let files: Vec<_> = entries.iter().map(|e| e["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["archive/a-passed.ltd", "archive/b-altered.ltd", "archive/c-gone.ltd", "doc.ltd"]);
+    let indications: Vec<_> = entries.iter().map(|e| e["indication"].as_str().unwrap()).collect();
+    assert_eq!(indications, ["PASSED", "FAILED", "FAILED", "INDETERMINATE"]);
+    assert_eq!(entries[0]["signatures"][1]["role"], "seal");
+    assert_eq!(entries[1]["sub_indication"], "HASH_FAILURE");
+    assert!(entries[2]["error"].as_str().unwrap().contains("cannot open"), "{}", entries[2]);
+    assert_eq!(entries[3]["sub_indication"], "TRY_LATER");
+
+    // --max-files: the three in the directory pass with a limit of 3, not with 2.
+    let run = verify(&cli, "archive", &["--crl", "crls.pem", "--max-files", "3"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert_eq!(run.stdout.lines().count(), 4, "{}", run.stdout);
+    let run = verify(&cli, "archive", &["--crl", "crls.pem", "--max-files", "2"]);
+    assert_eq!(run.status, 4, "{run:?}");
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains("more than 2 bundles") && run.stderr.contains("--max-files"), "{}", run.stderr);
+    let run = verify(&cli, "archive/a-passed.ltd", &["doc.ltd", "first.ltd", "--max-files", "2"]);
+    assert_eq!(run.status, 4, "{run:?}");
+
+    // A log proof is of one document.
+    let run = verify(&cli, "archive", &["--log-proof", "proof.0"]);
+    assert_eq!(run.status, 4, "{run:?}");
+    assert!(run.stderr.contains("--log-proof goes with one bundle"), "{}", run.stderr);
+}
+
 #[test]
 fn rsa_and_ed25519_signers_sign_through_the_cli_and_verify_in_pycose() {
     let cli = demo_hierarchy();

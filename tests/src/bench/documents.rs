@@ -24,6 +24,9 @@ struct Fixture {
     person: Issued,
     seal: Issued,
     pdf: Vec<u8>,
+    /// CRLs issued after the signatures (day 11), carried by every bundle: as a node's
+    /// bundles of one day carry the same CRLs of its CAs.
+    fresh_crls: Vec<Vec<u8>>,
 }
 
 impl Fixture {
@@ -33,7 +36,11 @@ impl Fixture {
         let mut district = province.sub_ca("000.00.41.H49", "Ủy ban nhân dân huyện Tiên Yên");
         let person = district.issue_person("000.01.41.H49", "Nguyễn Văn An", "Chủ tịch", "Ủy ban nhân dân xã Phong Dụ");
         let seal = district.issue(Profile::Seal, "000.01.41.H49", "Ủy ban nhân dân xã Phong Dụ");
-        Fixture { root, province, district, person, seal, pdf: vec![0x25u8; 100 * 1024] }
+        let fresh_crls = [root.crl(day(11), day(40)), province.crl(day(11), day(40)), district.crl(day(11), day(40))]
+            .iter()
+            .map(|c| c.der().to_vec())
+            .collect();
+        Fixture { root, province, district, person, seal, pdf: vec![0x25u8; 100 * 1024], fresh_crls }
     }
 
     fn manifest_cbor(&self, number: u32) -> Vec<u8> {
@@ -75,15 +82,14 @@ impl Fixture {
     /// A bundle of document `number` with CRLs issued after its signatures (day 11), so it
     /// validates to PASSED: what is measured is the whole validation model, not an early
     /// TRY_LATER.
-    fn bundle(&mut self, number: u32) -> Vec<u8> {
+    fn bundle(&self, number: u32) -> Vec<u8> {
         let envelope = self.sign(number);
-        let fresh =
-            [self.root.crl(day(11), day(40)), self.province.crl(day(11), day(40)), self.district.crl(day(11), day(40))];
-        let crl_der: Vec<Vec<u8>> = fresh.iter().map(|c| c.der().to_vec()).collect();
         let pdf = &self.pdf;
-        write_bundle(Cursor::new(Vec::new()), &envelope, &crl_der, &[], |_, w| w.write_all(pdf).map_err(Into::into))
-            .unwrap()
-            .into_inner()
+        write_bundle(Cursor::new(Vec::new()), &envelope, &self.fresh_crls, &[], |_, w| {
+            w.write_all(pdf).map_err(Into::into)
+        })
+        .unwrap()
+        .into_inner()
     }
 }
 
@@ -146,41 +152,68 @@ pub fn run(figures: &mut Figures, raw_verify: f64, raw_sign: f64) {
     );
 }
 
-/// `lienthong verify` over `count` distinct bundles, one process per bundle as a user runs
-/// it today, as many processes at once as there are cores; against two raw verifications
-/// per document on every core (`raw_verify_all` verifications/s).
-pub fn verify_cli(figures: &mut Figures, count: u32, raw_verify_all: f64) {
+/// `lienthong verify` on `many` distinct bundles in one process (`lienthong verify DIR`: one
+/// shared cache, every core), against two raw verifications per document on every core
+/// (`raw_verify_all` verifications/s); then, for comparison, `lienthong verify` on the first
+/// `one_each` of them with a process per bundle, as many processes at once as there are cores.
+pub fn verify_cli(figures: &mut Figures, many: u32, one_each: u32, raw_verify_all: f64) {
     let dir = tempfile::Builder::new().prefix("lienthong-bench-verify-").tempdir().unwrap();
-    let mut fx = Fixture::new();
+    let bundles = dir.path().join("bundles");
+    std::fs::create_dir(&bundles).unwrap();
+    let fx = Fixture::new();
     std::fs::write(dir.path().join("root.pem"), fx.root.cert.to_pem()).unwrap();
-    let files: Vec<_> = (0..count)
+    let files: Vec<_> = (0..many)
         .map(|i| {
-            let path = dir.path().join(format!("doc-{i}.lienthong"));
+            let path = bundles.join(format!("doc-{i:06}.ltd"));
             std::fs::write(&path, fx.bundle(1_000 + i)).unwrap();
             path
         })
         .collect();
     let at = day(20).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let limit = ("2 raw verifications, all cores", raw_verify_all / 2.0);
+
+    let start = Instant::now();
+    let out = std::process::Command::new(crate::bin("lienthong"))
+        .arg("verify")
+        .arg("bundles")
+        .args(["--anchor", "root.pem", "--at", &at])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let r = f64::from(many) / start.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "lienthong verify bundles: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("PASSED  ")).count(), many as usize, "{stdout}");
+    figures.against(
+        "verify_docs_per_s",
+        &format!("`lienthong verify DIR`, {many} bundles, one process, {} threads", super::measure::cores()),
+        r,
+        "docs/s",
+        limit,
+    );
+
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let each = &files[..(one_each as usize).min(files.len())];
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..super::measure::cores() {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(file) = files.get(i) else { break };
+                    let Some(file) = each.get(i) else { break };
                     verify_one(&crate::bin("lienthong"), dir.path(), file, &at);
                 }
             });
         }
     });
-    let r = count as f64 / start.elapsed().as_secs_f64();
+    let r = each.len() as f64 / start.elapsed().as_secs_f64();
     figures.against(
-        "verify_docs_per_s",
-        &format!("`lienthong verify`, {count} bundles, a process each"),
+        "verify_one_process_per_bundle_docs_per_s",
+        &format!("`lienthong verify FILE`, {} bundles, a process each", each.len()),
         r,
         "docs/s",
-        ("2 raw verifications, all cores", raw_verify_all / 2.0),
+        limit,
     );
 }
 

@@ -86,6 +86,9 @@ struct Sizes {
     four_hop_load: u32,
     four_hop_latency: u32,
     attachment_runs: usize,
+    /// Bundles `lienthong verify DIR` verifies in one process.
+    many_bundles: u32,
+    /// Of those, how many are verified again with a process each.
     bundles: u32,
 }
 
@@ -100,6 +103,7 @@ const FULL: Sizes = Sizes {
     four_hop_load: 1_000,
     four_hop_latency: 200,
     attachment_runs: 3,
+    many_bundles: 2_000,
     bundles: 300,
 };
 
@@ -112,6 +116,7 @@ const QUICK: Sizes = Sizes {
     four_hop_load: 300,
     four_hop_latency: 50,
     attachment_runs: 1,
+    many_bundles: 1_000,
     bundles: 60,
 };
 
@@ -199,7 +204,17 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
         }
         pair.stop().await;
     });
-    documents::verify_cli(figures, sizes.bundles, raw_verify_all);
+    documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, raw_verify_all);
+}
+
+/// Only the offline verification figures and the crypto limit they are measured against
+/// (`bench --only verify`): for working on `lienthong verify` without the whole run.
+pub fn verify_only(figures: &mut Figures, quick: bool) {
+    let sizes = if quick { QUICK } else { FULL };
+    figures.section("limits: the machine, measured in this run");
+    let (raw_verify_all, _) = pki::crypto_limit(figures);
+    figures.section("offline verification");
+    documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, raw_verify_all);
 }
 
 /// The median transfer of `runs` (by end-to-end time) and the highest peak memory seen.

@@ -7,24 +7,29 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use harness::bench::measure::Figures;
-use harness::bench::{Machine, Report, pipeline};
+use harness::bench::{Machine, Report, pipeline, verify_only};
 
 fn main() -> anyhow::Result<()> {
     let mut json_path: Option<PathBuf> = None;
     let mut quick = false;
+    let mut only_verify = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json_path = Some(args.next().context("--json needs a file name")?.into()),
             "--quick" => quick = true,
+            "--only" => match args.next().as_deref() {
+                Some("verify") => only_verify = true,
+                other => bail!("--only takes `verify` (the offline verification figures), not {other:?}"),
+            },
             "-h" | "--help" => {
-                println!("usage: bench --json FILE [--quick]");
+                println!("usage: bench --json FILE [--quick] [--only verify]");
                 return Ok(());
             }
-            other => bail!("unknown argument {other:?}; usage: bench --json FILE [--quick]"),
+            other => bail!("unknown argument {other:?}; usage: bench --json FILE [--quick] [--only verify]"),
         }
     }
-    let json_path = json_path.context("usage: bench --json FILE [--quick]")?;
+    let json_path = json_path.context("usage: bench --json FILE [--quick] [--only verify]")?;
     let machine = Machine::read(quick);
     println!(
         "lienthong pipeline benchmark{}: {} cores, {} MiB, {}, kernel {}, load {} at start, {}",
@@ -40,7 +45,11 @@ fn main() -> anyhow::Result<()> {
         println!("warning: a debug build; the figures mean something only with --release");
     }
     let mut figures = Figures::new();
-    pipeline(&mut figures, quick);
+    if only_verify {
+        verify_only(&mut figures, quick);
+    } else {
+        pipeline(&mut figures, quick);
+    }
     let text = serde_json::to_string_pretty(&Report { machine: &machine, figures: &figures.figures })?;
     std::fs::write(&json_path, text + "\n").with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("\nfigures written to {}", json_path.display());
