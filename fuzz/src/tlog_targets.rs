@@ -66,7 +66,7 @@ fn world() -> &'static World {
             .with_mode(RevocationMode::Required);
         let log_chain = certs("log.chain.pem", LOG_CHAIN_PEM);
         let witness_chains: Vec<Vec<Certificate>> =
-            WITNESS_CHAIN_PEM.iter().map(|pem| certs("witness-N.chain.pem", *pem)).collect();
+            WITNESS_CHAIN_PEM.iter().map(|pem| certs("witness-N.chain.pem", pem)).collect();
         let chains = std::iter::once(&log_chain)
             .chain(&witness_chains)
             .map(|chain| chain.iter().map(|c| c.der().to_vec()).collect())
