@@ -13,6 +13,7 @@
 pub mod fixtures;
 pub mod node_targets;
 pub mod pki_targets;
+pub mod tlog_targets;
 
 /// A target's entry: the input in, whether it was accepted out.
 pub type Entry = fn(&[u8]) -> bool;
@@ -24,11 +25,15 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("bundle", pki_targets::bundle),
     ("cbor_scan", pki_targets::cbor_scan),
     ("certificate", pki_targets::certificate),
+    ("checkpoint", tlog_targets::checkpoint),
     ("config", node_targets::config),
     ("crl", pki_targets::crl),
     ("envelope", pki_targets::envelope),
     ("frame", node_targets::frame),
+    ("log_entry", tlog_targets::log_entry),
+    ("log_proof", tlog_targets::log_proof),
     ("manifest", pki_targets::manifest),
+    ("merkle_proof", tlog_targets::merkle_proof),
     ("node_request", node_targets::node_request),
     ("pem", pki_targets::pem),
     ("receipt", pki_targets::receipt),

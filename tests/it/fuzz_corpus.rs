@@ -95,11 +95,15 @@ replay_targets!(
     bundle,
     cbor_scan,
     certificate,
+    checkpoint,
     config,
     crl,
     envelope,
     frame,
+    log_entry,
+    log_proof,
     manifest,
+    merkle_proof,
     node_request,
     pem,
     receipt,
@@ -113,6 +117,15 @@ replay_targets!(
 #[ignore = "writes fuzz/fixtures and the seed corpora; run by hand"]
 fn write_seed_corpus() {
     seeds::write_all(&fuzz_dir());
+}
+
+/// Writes the transparency log's fixture world (`fuzz/fixtures/tlog/`) and the seeds of its
+/// targets only (`checkpoint`, `log_entry`, `log_proof`, `merkle_proof`), leaving the main
+/// fixture PKI and the other corpora as they are. [`write_seed_corpus`] does this too.
+#[test]
+#[ignore = "writes fuzz/fixtures/tlog and the log targets' seeds; run by hand"]
+fn write_tlog_seed_corpus() {
+    tlog_seeds::write_all(&fuzz_dir());
 }
 
 mod seeds {
@@ -131,17 +144,17 @@ mod seeds {
     use super::fuzz::fixtures::{self, code};
 
     /// The corpus being written: `fuzz/corpus/TARGET/NAME`.
-    struct Corpus<'a>(&'a Path);
+    pub(super) struct Corpus<'a>(pub(super) &'a Path);
 
     impl Corpus<'_> {
-        fn put(&self, target: &str, name: &str, bytes: &[u8]) {
+        pub(super) fn put(&self, target: &str, name: &str, bytes: &[u8]) {
             let dir = self.0.join("corpus").join(target);
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join(name), bytes).unwrap();
         }
 
         /// A seed whose first byte selects (a message type, a neighbour, limits).
-        fn put_selected(&self, target: &str, name: &str, selector: u8, bytes: &[u8]) {
+        pub(super) fn put_selected(&self, target: &str, name: &str, selector: u8, bytes: &[u8]) {
             let mut all = vec![selector];
             all.extend_from_slice(bytes);
             self.put(target, name, &all);
@@ -492,9 +505,222 @@ mod seeds {
             String::from_utf8(std::fs::read(node_dir.join("node.toml")).unwrap()).unwrap()
         );
         corpus.put("config", "ok-full.toml", full.as_bytes());
+
+        super::tlog_seeds::write_all(fuzz);
     }
 
     fn hex_digest(envelope: &Envelope) -> String {
         envelope.digest().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The transparency log's fixture world and seeds: a root with a province, a district (the
+/// log, ECDSA P-256 seal) and a sibling district CA; the province's seal (Ed25519) witnesses,
+/// the sibling's seal (RSA) witnesses too but is revoked; a log of [`TREE_SIZE`] real entries
+/// of every kind. Fresh keys each time; only certificates, CRLs and signed notes are kept.
+mod tlog_seeds {
+    use std::path::Path;
+
+    use pki::document::{DocumentId, ReceiptKind, StatusCode};
+    use pki::testing::{Issued, TestCa, rsa_key};
+    use pki::tlog::proof::root_at;
+    use pki::tlog::{
+        AddCheckpoint, Checkpoint, Cosignature, EMPTY_ROOT, LogEntry, LogOrigin, LogProof, MemoryTree,
+        SignedCheckpoint, Via, consistency_proof, inclusion_proof,
+    };
+    use pki::{Certificate, Crl, KeyAlgorithm, PrivateKey, Profile, RevocationReason};
+    use time::Duration;
+
+    use super::fuzz::fixtures::{self, code};
+    use super::fuzz::tlog_targets::{ENVELOPE, INDEX, LAST_SIZE, TREE_SIZE, WITNESSES};
+    use super::seeds::Corpus;
+
+    /// Leaf `i` of the fixture log: the document at [`INDEX`], otherwise every kind in turn.
+    fn entry(i: u64) -> LogEntry {
+        let envelope = if i == INDEX { ENVELOPE } else { pki::sha256(&i.to_be_bytes()) };
+        let receipt = pki::sha256(format!("receipt {i}").as_bytes());
+        let at = fixtures::SIGNED + Duration::seconds(i as i64);
+        let document =
+            |sender: &str| -> DocumentId { format!("{sender},2026/01/01,{}/UBND-VP", i + 1).parse().unwrap() };
+        match if i == INDEX { 1 } else { i % 6 } {
+            0 => LogEntry::Document { envelope, document: document(fixtures::OWN), via: Via::Clerk, at },
+            1 => LogEntry::Document {
+                envelope,
+                document: document(fixtures::CHILDREN[0]),
+                via: Via::Node(code(fixtures::CHILDREN[0])),
+                at,
+            },
+            2 => LogEntry::Signed { receipt, kind: ReceiptKind::Hop, envelope, at },
+            3 => LogEntry::Signed { receipt, kind: ReceiptKind::Status(StatusCode::Arrived), envelope, at },
+            4 => LogEntry::Recorded { receipt, kind: ReceiptKind::Hop, by: code(fixtures::PARENT), envelope, at },
+            _ => LogEntry::Recorded {
+                receipt,
+                kind: ReceiptKind::Status(StatusCode::Refused),
+                by: code(fixtures::CHILDREN[1]),
+                envelope,
+                at,
+            },
+        }
+    }
+
+    fn pem_chain(issued: &Issued, cas: &[&TestCa]) -> (String, Vec<Vec<u8>>) {
+        let certs: Vec<&Certificate> = std::iter::once(&issued.cert).chain(cas.iter().map(|ca| &ca.cert)).collect();
+        (certs.iter().map(|c| c.to_pem()).collect(), certs.iter().map(|c| c.der().to_vec()).collect())
+    }
+
+    pub(super) fn write_all(fuzz: &Path) {
+        let built = fixtures::BUILT;
+        let mut root = TestCa::root();
+        let mut province = root.sub_ca(fixtures::PARENT, "Ủy ban nhân dân tỉnh Quảng Ninh");
+        let mut district = province.sub_ca(fixtures::OWN, "Ủy ban nhân dân huyện Tiên Yên");
+        let mut sibling = province.sub_ca(WITNESSES[1], "Ủy ban nhân dân huyện Bình Liêu");
+        let log_seal = district.issue(Profile::Seal, fixtures::OWN, "Ủy ban nhân dân huyện Tiên Yên");
+        let witness = province.issue_key(
+            Profile::Seal,
+            WITNESSES[0],
+            "Ủy ban nhân dân tỉnh Quảng Ninh",
+            PrivateKey::generate(KeyAlgorithm::Ed25519).unwrap(),
+        );
+        let revoked = sibling.issue_key(Profile::Seal, WITNESSES[1], "Ủy ban nhân dân huyện Bình Liêu", rsa_key());
+        sibling.revoke(&revoked.cert.serial, built + Duration::minutes(30), RevocationReason::KeyCompromise);
+        let crls: Vec<Crl> = [&mut root, &mut province, &mut district, &mut sibling]
+            .into_iter()
+            .map(|ca| ca.crl(built, built + Duration::days(8)))
+            .collect();
+
+        let (log_pem, log_der) = pem_chain(&log_seal, &[&district, &province]);
+        let (w1_pem, w1_der) = pem_chain(&witness, &[&province]);
+        let (w2_pem, w2_der) = pem_chain(&revoked, &[&sibling, &province]);
+
+        let mut tree = MemoryTree::new();
+        for i in 0..TREE_SIZE {
+            tree.push(&entry(i).to_bytes()).unwrap();
+        }
+        let origin = LogOrigin::first(code(fixtures::OWN));
+        let signed_at =
+            |size: u64| Checkpoint::new(origin, size, root_at(&tree, size).unwrap()).sign(&log_seal.key).unwrap();
+        let cosign = |signed: &mut SignedCheckpoint, who: &Issued, i: usize, at| {
+            let cosig = Cosignature::sign(signed.checkpoint(), code(WITNESSES[i]), &who.key, at).unwrap();
+            signed.add_cosignature(&cosig).unwrap();
+            cosig
+        };
+        let bare = signed_at(TREE_SIZE);
+        let mut checkpoint = bare.clone();
+        let counted = cosign(&mut checkpoint, &witness, 0, fixtures::SIGNED);
+        let not_counted = cosign(&mut checkpoint, &revoked, 1, fixtures::SIGNED - Duration::minutes(10));
+        let mut last = signed_at(LAST_SIZE);
+        let last_cosig = cosign(&mut last, &witness, 0, built + Duration::minutes(20));
+
+        let dir = fuzz.join("fixtures/tlog");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [
+            ("root.pem", root.cert.to_pem()),
+            ("crls.pem", crls.iter().map(Crl::to_pem).collect()),
+            ("log.chain.pem", log_pem),
+            ("witness-1.chain.pem", w1_pem),
+            ("witness-2.chain.pem", w2_pem),
+            ("checkpoint.note", checkpoint.to_text()),
+            ("last.note", last.to_text()),
+        ] {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+
+        let corpus = Corpus(fuzz);
+        // checkpoint, 0: signed checkpoint notes.
+        let mut second =
+            Checkpoint::new(LogOrigin { agency: origin.agency, generation: 2 }, 3, root_at(&tree, 3).unwrap());
+        second.extensions.push("lienthong.gov.vn/ghi-chú thử".into());
+        let empty = Checkpoint::new(origin, 0, EMPTY_ROOT).sign(&log_seal.key).unwrap();
+        let by_witness = Checkpoint::new(origin, TREE_SIZE, tree.root()).sign(&witness.key).unwrap();
+        for (name, signed) in [
+            ("ok-cosigned", &checkpoint),
+            ("ok-last", &last),
+            ("ok-bare", &bare),
+            ("ok-empty", &empty),
+            ("ok-generation-extension", &second.sign(&log_seal.key).unwrap()),
+            ("signed-by-witness", &by_witness),
+        ] {
+            corpus.put_selected("checkpoint", &format!("{name}.note"), 0, signed.to_text().as_bytes());
+        }
+        // checkpoint, 1: cosignature lines over the fixture checkpoint.
+        corpus.put_selected("checkpoint", "ok-cosignature-ed25519", 1, counted.line().as_bytes());
+        corpus.put_selected("checkpoint", "ok-cosignature-rsa", 1, not_counted.line().as_bytes());
+        corpus.put_selected("checkpoint", "cosignature-of-another-checkpoint", 1, last_cosig.line().as_bytes());
+        // checkpoint, 2 and 3: add-checkpoint requests, against the last co-signed one or the first.
+        let request = |old: u64, proof: Vec<[u8; 32]>, checkpoint: &SignedCheckpoint| {
+            AddCheckpoint { old_size: old, proof, checkpoint: checkpoint.clone() }.to_text().into_bytes()
+        };
+        let extends = consistency_proof(&tree, LAST_SIZE, TREE_SIZE).unwrap();
+        let mut broken = extends.clone();
+        broken[0][0] ^= 1;
+        let fork = Checkpoint::new(origin, LAST_SIZE, [7; 32]).sign(&log_seal.key).unwrap();
+        corpus.put_selected("checkpoint", "ok-add-checkpoint", 2, &request(LAST_SIZE, extends.clone(), &bare));
+        corpus.put_selected("checkpoint", "ok-add-checkpoint-same", 2, &request(LAST_SIZE, vec![], &last));
+        corpus.put_selected("checkpoint", "add-checkpoint-bad-proof", 2, &request(LAST_SIZE, broken, &bare));
+        corpus.put_selected("checkpoint", "add-checkpoint-fork", 2, &request(LAST_SIZE, vec![], &fork));
+        corpus.put_selected("checkpoint", "add-checkpoint-rollback", 2, &request(50, vec![], &signed_at(50)));
+        corpus.put_selected("checkpoint", "add-checkpoint-stale-size", 2, &request(30, extends, &bare));
+        corpus.put_selected("checkpoint", "ok-add-first", 3, &request(0, vec![], &checkpoint));
+
+        // log_entry: one of each kind.
+        for (name, i) in [
+            ("document-clerk", 0),
+            ("document-node", INDEX),
+            ("signed-hop", 2),
+            ("signed-status", 3),
+            ("recorded-hop", 4),
+            ("recorded-status", 5),
+        ] {
+            corpus.put("log_entry", &format!("ok-{name}.cbor"), &entry(i).to_bytes());
+        }
+
+        // log_proof: even, the CBOR proof; odd, its tlog-proof text (chains from the fixtures).
+        let chains = vec![w2_der.clone(), log_der.clone(), w1_der.clone()];
+        let proof_of = |i: u64, signed: &SignedCheckpoint| {
+            LogProof::new(&entry(i), i, inclusion_proof(&tree, i, TREE_SIZE).unwrap(), signed.clone(), chains.clone())
+        };
+        let proof = proof_of(INDEX, &checkpoint);
+        corpus.put_selected("log_proof", "ok-log-proof.cbor", 0, &proof.to_bytes());
+        corpus.put_selected("log_proof", "ok-tlog-proof.txt", 1, proof.proof.to_text().as_bytes());
+        corpus.put_selected("log_proof", "other-envelope.cbor", 0, &proof_of(5, &checkpoint).to_bytes());
+        let mut revoked_only = bare.clone();
+        cosign(&mut revoked_only, &revoked, 1, fixtures::SIGNED);
+        corpus.put_selected("log_proof", "only-revoked-witness.cbor", 0, &proof_of(INDEX, &revoked_only).to_bytes());
+
+        // merkle_proof: the raw modes (0, 1) with a real tree, the reference modes (2, 3).
+        let mut reference = MemoryTree::new();
+        for i in 0..1000u64 {
+            reference.push(&i.to_le_bytes()).unwrap();
+        }
+        let raw = |mode: u8, a: u64, b: u64, h1: [u8; 32], h2: [u8; 32], proof: &[[u8; 32]]| {
+            let mut out = vec![mode];
+            out.extend(a.to_be_bytes());
+            out.extend(b.to_be_bytes());
+            out.extend(h1);
+            out.extend(h2);
+            proof.iter().for_each(|h| out.extend(h));
+            out
+        };
+        let leaf = pki::tlog::leaf_hash(&377u64.to_le_bytes());
+        let path = inclusion_proof(&reference, 377, 1000).unwrap();
+        corpus.put("merkle_proof", "ok-inclusion", &raw(0, 377, 1000, leaf, reference.root(), &path));
+        let (old_root, extension) =
+            (root_at(&reference, 600).unwrap(), consistency_proof(&reference, 600, 1000).unwrap());
+        corpus.put("merkle_proof", "ok-consistency", &raw(1, 600, 1000, old_root, reference.root(), &extension));
+        corpus.put("merkle_proof", "edge-huge-size", &raw(0, u64::MAX - 1, u64::MAX, leaf, leaf, &path));
+        corpus.put("merkle_proof", "edge-huge-consistency", &raw(1, u64::MAX >> 1, u64::MAX, leaf, leaf, &extension));
+        let reference_mode = |mode: u8, a: u16, b: u16, length: u8, mask: &[u8]| {
+            let mut out = vec![mode];
+            out.extend(a.to_be_bytes());
+            out.extend(b.to_be_bytes());
+            out.push(length);
+            out.extend(mask);
+            out
+        };
+        corpus.put("merkle_proof", "ok-inclusion-reference", &reference_mode(2, 999, 377, 0, &[]));
+        corpus.put("merkle_proof", "inclusion-reference-flipped", &reference_mode(2, 999, 377, 0, &[0, 0, 1]));
+        corpus.put("merkle_proof", "inclusion-reference-short", &reference_mode(2, 999, 377, 1, &[]));
+        corpus.put("merkle_proof", "ok-consistency-reference", &reference_mode(3, 999, 599, 0, &[]));
+        corpus.put("merkle_proof", "consistency-reference-longer", &reference_mode(3, 999, 599, 128, &[]));
     }
 }

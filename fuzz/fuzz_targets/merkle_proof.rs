@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    lienthong_fuzz::tlog_targets::merkle_proof(data);
+});
