@@ -539,7 +539,7 @@ async fn exchange(
     let out = dir.join("received").join(slug(&topology.name(&receiver)));
     // Every node on the way logged the document; each log's next checkpoint is co-signed by
     // the node's parent within a second or two. The fetch gathers the proofs along the path.
-    let along = path(&topology, &from, &receiver);
+    let along = path(topology, &from, &receiver);
     let origins: Vec<String> = along.iter().map(|c| pki::tlog::LogOrigin::first(*c).to_string()).collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     let bundle = loop {
