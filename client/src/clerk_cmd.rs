@@ -733,8 +733,18 @@ async fn fetch_with_progress(
     let bundle_path = dir.join(format!("{}.{}", safe_name(&manifest), pki::document::bundle::BUNDLE_EXTENSION));
     let tmp = bundle_path.with_extension("ltd.partial");
     let out = std::io::BufWriter::new(File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?);
-    let carried = Carried { crls: &fetched.crls, receipts: &fetched.receipts, log_proofs: &fetched.log_proofs };
-    let writer = write_bundle_carrying(out, BundleLimits::default(), &envelope, carried, |att, w| {
+    // The log proofs are evidence gathered from other nodes: whatever would not fit a bundle
+    // is left out rather than refusing the document.
+    let limits = BundleLimits::default();
+    let log_proofs: Vec<Vec<u8>> = fetched
+        .log_proofs
+        .iter()
+        .filter(|p| p.len() <= pki::tlog::MAX_LOG_PROOF_BYTES)
+        .take(limits.max_log_proofs)
+        .cloned()
+        .collect();
+    let carried = Carried { crls: &fetched.crls, receipts: &fetched.receipts, log_proofs: &log_proofs };
+    let writer = write_bundle_carrying(out, limits, &envelope, carried, |att, w| {
         let mut f = File::open(dir.join(&att.name))?;
         std::io::copy(&mut f, w)?;
         Ok(())

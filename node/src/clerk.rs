@@ -153,8 +153,7 @@ async fn serve(
                 );
                 let mut crls = node.crls_for(&chains).await;
                 crls.extend(proof_crls);
-                crls.sort();
-                crls.dedup();
+                let crls = crate::tlog::query::newest_per_issuer(crls);
                 let response = ClerkResponse::Document {
                     envelope: ByteBuf::from(doc.envelope.clone()),
                     crls: crls.into_iter().map(ByteBuf::from).collect(),

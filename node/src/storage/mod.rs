@@ -22,7 +22,6 @@ pub(crate) use held_by;
 pub mod blobs;
 mod delivery;
 mod documents;
-mod durable;
 mod faults;
 mod outbox;
 mod receipts;
@@ -131,8 +130,6 @@ pub struct Store {
     /// The agency whose transparency log every write transaction appends to; unset, nothing
     /// is logged (see [`Store::keep_log`]).
     log: std::sync::OnceLock<pki::AgencyCode>,
-    /// SQLite's group commit: what makes a commit durable (see `durable.rs`).
-    wal: Option<durable::WalSync>,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -165,10 +162,6 @@ impl Store {
         // instead of the pool retrying quietly until its acquire timeout.
         let mut probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await?;
         set_up(&mut probe, backend).await?;
-        let wal = match backend {
-            Backend::Sqlite => Some(durable::WalSync::new(sqlite_file(&mut probe).await?)),
-            Backend::Postgres => None,
-        };
         sqlx::Connection::close(probe).await?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
@@ -200,13 +193,7 @@ impl Store {
             write_dirs,
             faults: Default::default(),
             log: Default::default(),
-            wal,
         })
-    }
-
-    /// SQLite's group commit so far: (commits, log syncs). `None` on PostgreSQL.
-    pub fn group_commit_counts(&self) -> Option<(u64, u64)> {
-        self.wal.as_ref().map(durable::WalSync::counts)
     }
 
     /// Free bytes on each filesystem the node writes to (the data directory; on SQLite also
@@ -272,7 +259,6 @@ impl Store {
                 _guard: None,
                 log: self.log.get().copied(),
                 backend: self.backend,
-                wal: self.wal.as_ref(),
             };
             match sqlx::raw_sql(begin).execute(tx.conn()).await {
                 Ok(_) => {
@@ -299,26 +285,14 @@ impl Store {
     }
 }
 
-/// The file of an SQLite connection's main database, as SQLite names it.
-async fn sqlite_file(conn: &mut sqlx::AnyConnection) -> Result<std::path::PathBuf, StoreError> {
-    use sqlx::Row;
-    let row = sqlx::query("PRAGMA database_list").fetch_one(&mut *conn).await?;
-    let file: String = row.try_get(2)?;
-    if file.is_empty() {
-        return Err(StoreError::Corrupt("an SQLite database without a file (in memory) cannot keep receipts".into()));
-    }
-    Ok(file.into())
-}
-
 /// Sets up a new connection. SQLite: WAL (readers do not block the writer); `synchronous =
-/// NORMAL`, with the log synced by the group commit before any commit returns (`durable.rs`:
-/// a commit is on disk when it returns, which is what a hop receipt promises); a busy
+/// FULL` (a commit is on disk when it returns, which is what a hop receipt promises); a busy
 /// timeout; foreign keys. PostgreSQL needs nothing.
 async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
         for pragma in [
             "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
+            "PRAGMA synchronous = FULL",
             "PRAGMA busy_timeout = 10000",
             "PRAGMA foreign_keys = ON",
         ] {
@@ -370,24 +344,14 @@ pub struct Tx<'a> {
     /// The agency whose log this transaction's events are appended to (see [`Store::keep_log`]).
     log: Option<pki::AgencyCode>,
     backend: Backend,
-    /// SQLite: the group commit a commit waits for.
-    wal: Option<&'a durable::WalSync>,
 }
 
 impl Tx<'_> {
-    /// Commits. `Ok` means the database said the `COMMIT` succeeded and the data is on disk
-    /// (SQLite: the write lock is released first, then the log synced once for every commit
-    /// waiting, see `durable.rs`); on `Err` of the `COMMIT` nothing of the transaction is kept
-    /// and the connection is closed. An `Err` of the sync means the outcome is unknown (the
-    /// work may be in the database, and may not survive a power cut): callers treat it as a
-    /// failure to store, and the retry that follows finds what was kept.
+    /// Commits. `Ok` means the database said the `COMMIT` succeeded (with SQLite's
+    /// `synchronous = FULL`, the data is on disk); on `Err` nothing of the transaction is kept
+    /// and the connection is closed.
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        self.end("COMMIT").await?;
-        drop(self._guard.take());
-        match self.wal {
-            Some(wal) => wal.durable().await,
-            None => Ok(()),
-        }
+        self.end("COMMIT").await
     }
 
     /// Ends the transaction without keeping anything (a transaction ended on purpose: the

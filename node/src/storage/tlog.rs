@@ -246,6 +246,19 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Who handed this node the document of `envelope`: a neighbour's code, or "clerk"; `None`
+    /// when it holds no such document.
+    pub async fn received_from(&self, envelope: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT received_from FROM documents WHERE digest = $1")
+            .bind(envelope.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
     /// The neighbours this node routed the document of `envelope` to (its next hops, each
     /// once), by code.
     pub async fn routed_hops(&self, envelope: &[u8; 32]) -> Result<Vec<String>, StoreError> {

@@ -240,16 +240,9 @@ pub async fn path_proofs(
     let mut proofs: Vec<Vec<u8>> = own.iter().map(LogProof::to_bytes).collect();
     let mut crls = if proofs.is_empty() { Vec::new() } else { node.crls_for(&chains(node).await?).await };
     let next: Vec<AgencyCode> = match toward {
-        Toward::Sender => node
-            .store
-            .log_leaves_for(&envelope)
-            .await?
-            .iter()
-            .filter_map(|(_, bytes)| match LogEntry::from_bytes(bytes) {
-                Ok(LogEntry::Document { via: Via::Node(from), .. }) => Some(from),
-                _ => None,
-            })
-            .collect(),
+        // From the document's own record, not the log: a leaf is indexed only at the next
+        // checkpoint.
+        Toward::Sender => node.store.received_from(&envelope).await?.and_then(|f| f.parse().ok()).into_iter().collect(),
         Toward::Recipients => node.store.routed_hops(&envelope).await?.iter().filter_map(|h| h.parse().ok()).collect(),
     };
     let mut asks = tokio::task::JoinSet::new();
@@ -261,15 +254,30 @@ pub async fn path_proofs(
         let request =
             NodeRequest::LogProofs { envelope: ByteBuf::from(envelope.to_vec()), toward, hops_left: hops_left - 1 };
         asks.spawn(async move {
-            let answer =
-                node.request(&hop, &request, wait, |mut s| async move { s.finish().map_err(|e| e.to_string()) }).await;
+            // Given up on by dropping the exchange (its stream is reset), not by `request`'s own
+            // timeout, which would close the connection the neighbour's transfers share.
+            let limit = node.config.limits.request_timeout.max(wait);
+            let exchange =
+                node.request(&hop, &request, limit, |mut s| async move { s.finish().map_err(|e| e.to_string()) });
+            let answer = match tokio::time::timeout(wait, exchange).await {
+                Ok(answer) => answer,
+                Err(_) => Err(format!("no log proofs from {hop} within {} ms", wait.as_millis())),
+            };
             (hop, answer)
         });
     }
     while let Some(done) = asks.join_next().await {
         match done {
-            Ok((_, Ok(NodeResponse::LogProofs { proofs: theirs, crls: their_crls }))) => {
-                proofs.extend(theirs.into_iter().map(ByteBuf::into_vec));
+            Ok((hop, Ok(NodeResponse::LogProofs { proofs: theirs, crls: their_crls }))) => {
+                // A neighbour's answer is not trusted: only proofs that parse, fit a bundle and
+                // are about this envelope are passed on (the verifier checks the rest).
+                let received = theirs.len();
+                let kept: Vec<Vec<u8>> =
+                    theirs.into_iter().map(ByteBuf::into_vec).filter(|p| about(p, &envelope)).collect();
+                if kept.len() < received {
+                    tracing::warn!(peer = %hop, dropped = received - kept.len(), "log proofs from a neighbour that are not about this document (or too large) were dropped");
+                }
+                proofs.extend(kept);
                 crls.extend(their_crls.into_iter().map(ByteBuf::into_vec));
             }
             Ok((hop, Ok(other))) => tracing::debug!(peer = %hop, answer = %other, "no log proofs from the neighbour"),
@@ -280,10 +288,37 @@ pub async fn path_proofs(
     let mut seen = std::collections::HashSet::new();
     proofs.retain(|p| seen.insert(ring::digest::digest(&ring::digest::SHA256, p).as_ref().to_vec()));
     proofs.truncate(MAX_PATH_PROOFS);
-    crls.sort();
-    crls.dedup();
-    Ok((proofs, crls))
+    Ok((proofs, newest_per_issuer(crls)))
 }
+
+/// Whether `bytes` is a log proof that a bundle can carry, about a document entry of
+/// `envelope`.
+fn about(bytes: &[u8], envelope: &[u8; 32]) -> bool {
+    bytes.len() <= pki::tlog::MAX_LOG_PROOF_BYTES
+        && LogProof::from_bytes(bytes).ok().and_then(|p| p.proof.extra).is_some_and(
+            |leaf| matches!(LogEntry::from_bytes(&leaf), Ok(LogEntry::Document { envelope: e, .. }) if e == *envelope),
+        )
+}
+
+/// The newest readable CRL of each issuer among `crls` (nodes on a path may hold different
+/// versions of one CA's CRL; a bundle carries one, and at most [`MAX_PATH_CRLS`]).
+pub fn newest_per_issuer(crls: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut newest: std::collections::BTreeMap<Vec<u8>, (time::OffsetDateTime, Vec<u8>)> = Default::default();
+    for der in crls {
+        let Ok(crl) = pki::Crl::from_der(&der) else { continue };
+        match newest.get(&crl.issuer_raw) {
+            Some((at, _)) if *at >= crl.this_update => {}
+            _ => {
+                newest.insert(crl.issuer_raw.clone(), (crl.this_update, der));
+            }
+        }
+    }
+    newest.into_values().map(|(_, der)| der).take(MAX_PATH_CRLS).collect()
+}
+
+/// Most CRLs a fetched bundle carries: one per CA on the paths of its signers, receipts and
+/// proofs, well inside a bundle's 64.
+pub const MAX_PATH_CRLS: usize = 48;
 
 /// Serves a neighbour's [`NodeRequest::LogProofs`]: only a neighbour the document passed
 /// between (this node took it from the asker, or routed it to the asker) learns anything,
@@ -306,9 +341,7 @@ pub async fn proofs_for(
             // The asker is further on: this node routed the document to it.
             Toward::Sender => node.store.routed_to(&envelope, &peer).await?,
             // The asker is further back: this node took the document from it.
-            Toward::Recipients => node.store.log_leaves_for(&envelope).await?.iter().any(|(_, bytes)| {
-                matches!(LogEntry::from_bytes(bytes), Ok(LogEntry::Document { via: Via::Node(from), .. }) if from == peer)
-            }),
+            Toward::Recipients => node.store.received_from(&envelope).await?.is_some_and(|f| f == peer.to_string()),
         })
     };
     let result = match passed.await {
