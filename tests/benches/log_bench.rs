@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::network::{Database, NetOptions, RawPeer, TestNet, only, topology};
-use node::protocol::NodeResponse;
 use pki::Profile;
 
 use harness::bench::network::runtime;
+use harness::bench::storage::deliver;
 
 const DISTRICT: &str = "000.00.41.H49";
 const COMMUNE: &str = "000.01.41.H49";
@@ -31,23 +31,7 @@ async fn rate(database: Database, log: bool, n: u32) -> (f64, Option<usize>) {
         peers.push(Arc::new(RawPeer::connect(&net, &identity, DISTRICT).await));
     }
     let docs: Vec<_> = (1..=n).map(|i| Arc::new(net.document(COMMUNE, &[DISTRICT], i))).collect();
-    let sems: Vec<_> = peers.iter().map(|_| Arc::new(tokio::sync::Semaphore::new(16))).collect();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, d) in docs.iter().enumerate() {
-        let k = i % peers.len();
-        let permit = sems[k].clone().acquire_owned().await.unwrap();
-        let (peer, d) = (peers[k].clone(), d.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = peer.deliver(&d, &[DISTRICT]).await;
-            drop(permit);
-            assert!(matches!(r, Ok(NodeResponse::HopReceipt { .. })), "{r:?}");
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let rate = f64::from(n) / start.elapsed().as_secs_f64();
+    let rate = deliver(&peers, &docs, 16).await;
     let mut proof_bytes = None;
     if log {
         // The district's delivery receipts reach the commune, which logs them; its checkpoint

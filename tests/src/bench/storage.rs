@@ -47,8 +47,9 @@ pub async fn raw_postgres(cluster: &PgCluster, name: &str, parallel: usize, tota
 }
 
 /// Delivers `docs` to the district through `peers` (round robin), `parallel` in flight per
-/// peer; returns documents per second.
-async fn deliver(peers: &[Arc<RawPeer>], docs: &[Arc<SignedDocument>], parallel: usize) -> f64 {
+/// peer; returns documents per second. Every benchmark that hands documents to a node
+/// measures with this one.
+pub async fn deliver(peers: &[Arc<RawPeer>], docs: &[Arc<SignedDocument>], parallel: usize) -> f64 {
     let sems: Vec<_> = peers.iter().map(|_| Arc::new(tokio::sync::Semaphore::new(parallel))).collect();
     let start = Instant::now();
     let mut tasks = Vec::new();
