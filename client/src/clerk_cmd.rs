@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lienthong_protocol::clerk_client::{ClerkClient, ClerkError};
 use lienthong_protocol::wire::{DocumentSummary, ErrorKind, RouteOutcome};
 use pki::document::bundle::{Bundle, BundleLimits, Carried, write_bundle_carrying};
-use pki::document::validation::{Indication, VerifyOptions, verify_bundle};
+use pki::document::validation::{Indication, Poe, PoeEvidence, VerifyOptions, verify_bundle};
 use pki::document::{Envelope, Manifest, ReceiptKind, SignedReceipt, StatusCode};
 use pki::{AgencyCode, Profile as CertProfile};
 
@@ -819,7 +819,7 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
                 "indication": report.indication(),
                 "sub_indication": report.sub_indication(),
                 "attachments": attachments,
-                "log_proofs": logged(&report),
+                "log_proofs": logged(&report).map(logged_json).collect::<Vec<_>>(),
             });
             outln!("{}", serde_json::to_string_pretty(&out)?)?;
             return Ok(());
@@ -835,7 +835,7 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
             )?;
         }
         for proof in logged(&report) {
-            outln!("  logged:      {}", proof["text"].as_str().unwrap_or_default())?;
+            outln!("  logged:      {}", crate::timefmt::localize(&proof.to_string()))?;
         }
         Ok(())
     })
@@ -843,28 +843,20 @@ pub(crate) fn fetch(profile_name: Option<&str>, a: FetchArgs) -> anyhow::Result<
 
 /// The log proofs a report counted: which node's log holds the document at which entry, and
 /// who co-signed that log when (the verifier's reading, not the node's word).
-fn logged(report: &pki::document::validation::ValidationReport) -> Vec<serde_json::Value> {
-    use pki::document::validation::PoeEvidence;
-    report
-        .proofs_of_existence
-        .iter()
-        .filter_map(|p| match &p.evidence {
-            PoeEvidence::LogCheckpoint { log, leaf, tree_size, .. } => Some(serde_json::json!({
-                "log": log,
-                "entry": leaf,
-                "tree_size": tree_size,
-                "cosigned_by": p.by.to_string(),
-                "cosigned_at": pki::format_utc(p.time),
-                "text": crate::timefmt::localize(&format!(
-                    "entry {leaf} of {log} (checkpoint of {tree_size}), co-signed by {} [{}] at {}",
-                    p.by_name,
-                    p.by,
-                    pki::format_utc(p.time)
-                )),
-            })),
-            _ => None,
-        })
-        .collect()
+fn logged(report: &pki::document::validation::ValidationReport) -> impl Iterator<Item = &Poe> {
+    report.proofs_of_existence.iter().filter(|p| matches!(p.evidence, PoeEvidence::LogCheckpoint { .. }))
+}
+
+/// A counted log proof for `fetch --json`.
+fn logged_json(p: &Poe) -> serde_json::Value {
+    let PoeEvidence::LogCheckpoint { log, leaf, tree_size, .. } = &p.evidence else { return serde_json::Value::Null };
+    serde_json::json!({
+        "log": log,
+        "entry": leaf,
+        "tree_size": tree_size,
+        "cosigned_by": p.by.to_string(),
+        "cosigned_at": pki::format_utc(p.time),
+    })
 }
 
 fn verify_options(p: &Profile) -> anyhow::Result<VerifyOptions> {

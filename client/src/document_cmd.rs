@@ -218,6 +218,23 @@ impl SigningIdentity {
     }
 }
 
+/// What `lienthong verify` validates against, one bundle or many: the anchors, the time
+/// (`--at`, else now) and the CRL files given.
+pub(crate) fn verify_options(
+    anchor: &Path,
+    partial_chain: bool,
+    at: Option<&str>,
+    crls: &[PathBuf],
+) -> anyhow::Result<VerifyOptions> {
+    let at = match at {
+        Some(t) => parse_time(t)?,
+        None => now(),
+    };
+    let mut options = VerifyOptions::new(read_anchors(anchor, partial_chain)?, at);
+    options.crls = read_crl_files(crls)?;
+    Ok(options)
+}
+
 fn read_crl_files(paths: &[PathBuf]) -> anyhow::Result<Vec<Crl>> {
     let mut out = Vec::new();
     for p in paths {
@@ -373,15 +390,7 @@ pub(crate) fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if crate::verify_many::is_many(&a.file, &a.more) {
         return crate::verify_many::verify(many_request(a));
     }
-    let anchors = read_anchors(&a.anchor, a.danger_partial_chain)?;
-    let mut options = VerifyOptions::new(
-        anchors,
-        match &a.at {
-            Some(t) => parse_time(t)?,
-            None => now(),
-        },
-    );
-    options.crls = read_crl_files(&a.crl)?;
+    let mut options = verify_options(&a.anchor, a.danger_partial_chain, a.at.as_deref(), &a.crl)?;
     for path in &a.log_proof {
         let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
         if len > pki::tlog::evidence::MAX_LOG_PROOF_BYTES as u64 {

@@ -24,10 +24,8 @@ use anyhow::{Context, bail};
 use pki::document::validation::{Indication, ValidationReport, VerifyOptions, verify_bundle};
 use pki::validate::SignatureCache;
 
-use crate::document_cmd::{EXIT_FAILED, EXIT_INDETERMINATE, read_anchors};
+use crate::document_cmd::{EXIT_FAILED, EXIT_INDETERMINATE, verify_options};
 use crate::output::outln;
-use crate::pki_cmd::read_crls;
-use crate::timefmt::{now, parse_time};
 
 /// How many bundles one `lienthong verify` takes by default (`--max-files`): each costs a
 /// path in memory before verification starts, and more than this in one run is more likely a
@@ -237,15 +235,8 @@ pub(crate) fn verify(request: Request) -> anyhow::Result<ExitCode> {
         bail!("--log-proof goes with one bundle: a log proof is of one document's envelope");
     }
     let files = bundles(&request.paths, request.max_files)?;
-    let anchors = read_anchors(&request.anchor, request.danger_partial_chain)?;
-    let at = match &request.at {
-        Some(t) => parse_time(t)?,
-        None => now(),
-    };
-    let mut options = VerifyOptions::new(anchors, at);
-    for path in &request.crls {
-        options.crls.extend(read_crls(path)?);
-    }
+    let mut options =
+        verify_options(&request.anchor, request.danger_partial_chain, request.at.as_deref(), &request.crls)?;
     options.cache = Some(Arc::new(SignatureCache::default()));
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());

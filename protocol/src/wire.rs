@@ -312,9 +312,9 @@ pub enum NodeResponse {
 /// in practice: well inside a frame).
 pub const MAX_LOG_ENTRIES: usize = 1000;
 
-/// Most log proofs gathered along a document's path (each a few KiB): one per node on the
-/// paths to a few dozen recipients, and what a bundle carries by default.
-pub const MAX_PATH_PROOFS: usize = 64;
+/// Most log proofs gathered along a document's path (each a few KiB): what a bundle carries
+/// by default, one per node on the paths to a few dozen recipients.
+pub const MAX_PATH_PROOFS: usize = pki::document::bundle::DEFAULT_MAX_LOG_PROOFS;
 
 impl std::fmt::Display for NodeResponse {
     /// What the answer is, for logs and transfer errors: its kind, not its bytes.

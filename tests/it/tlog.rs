@@ -517,6 +517,9 @@ async fn a_log_checkpoint_is_proof_of_existence_after_a_revocation(database: Dat
     println!("{}", run.stdout);
     assert_eq!(run.status, 0, "PASSED with it: {}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("log proof #1"), "{}", run.stdout);
+    // The report lists the proof that counted: whose log, which entry, who co-signed.
+    let listed = run.stdout.split("Logged by (1):").nth(1).unwrap_or_else(|| panic!("no list: {}", run.stdout));
+    assert!(listed.contains(&format!("lienthong.gov.vn/log/{TIEN_YEN}")) && listed.contains(PROVINCE), "{listed}");
     net.stop().await;
 }
 

@@ -238,8 +238,13 @@ pub async fn path_proofs(
 ) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), StoreError> {
     let own = proofs_of(node, &envelope, |e| matches!(e, LogEntry::Document { .. })).await?;
     let mut proofs: Vec<Vec<u8>> = own.iter().map(LogProof::to_bytes).collect();
-    let mut crls = if proofs.is_empty() { Vec::new() } else { node.crls_for(&chains(node).await?).await };
+    // This node's proofs all carry the same chains (its seal's and its witnesses').
+    let mut crls = match own.first() {
+        Some(p) => node.crls_for(&p.chains).await,
+        None => Vec::new(),
+    };
     let next: Vec<AgencyCode> = match toward {
+        _ if hops_left == 0 => Vec::new(),
         // From the document's own record, not the log: a leaf is indexed only at the next
         // checkpoint.
         Toward::Sender => node.store.received_from(&envelope).await?.and_then(|f| f.parse().ok()).into_iter().collect(),
@@ -247,9 +252,6 @@ pub async fn path_proofs(
     };
     let mut asks = tokio::task::JoinSet::new();
     for hop in next.into_iter().filter(|h| Some(*h) != came_from && *h != node.config.agency) {
-        if hops_left == 0 {
-            break;
-        }
         let node = node.clone();
         let request =
             NodeRequest::LogProofs { envelope: ByteBuf::from(envelope.to_vec()), toward, hops_left: hops_left - 1 };

@@ -323,27 +323,16 @@ pub fn lines(report: &ValidationReport, time: &dyn Fn(OffsetDateTime) -> String)
     }
     // Log proofs that counted: which node's log holds the envelope, where, and who co-signed
     // that log when (those that did not count are in the signatures' notes).
-    let mut logged = report
-        .proofs_of_existence
-        .iter()
-        .filter_map(|p| match &p.evidence {
-            PoeEvidence::LogCheckpoint { index, log, leaf, tree_size } => Some((index, log, leaf, tree_size, p)),
-            PoeEvidence::Receipt { .. } => None,
-        })
-        .collect::<Vec<_>>();
-    logged.sort_by_key(|(index, ..)| **index);
+    let mut logged: Vec<_> =
+        report.proofs_of_existence.iter().filter(|p| matches!(p.evidence, PoeEvidence::LogCheckpoint { .. })).collect();
+    logged.sort_by_key(|p| match p.evidence {
+        PoeEvidence::LogCheckpoint { index, .. } => index,
+        PoeEvidence::Receipt { index, .. } => index,
+    });
     if !logged.is_empty() {
         w.push(Kind::Heading, 0, format!("Logged by ({}):", logged.len()));
-        for (index, log, leaf, tree_size, p) in logged {
-            w.text(
-                2,
-                format!(
-                    "#{index} {log}: entry {leaf} of a checkpoint of {tree_size}, co-signed by {} [{}] at {}  [proof of existence]",
-                    p.by_name,
-                    p.by,
-                    time(p.time)
-                ),
-            );
+        for p in logged {
+            w.text(2, format!("{}  [proof of existence]", localize(&p.to_string(), time)));
         }
     }
     w.part = Part::Footer;

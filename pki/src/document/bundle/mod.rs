@@ -97,6 +97,10 @@ pub struct Carried<'a> {
     pub log_proofs: &'a [Vec<u8>],
 }
 
+/// The default of [`BundleLimits::max_log_proofs`]; also how many proofs a node gathers for
+/// a fetched bundle.
+pub const DEFAULT_MAX_LOG_PROOFS: usize = 64;
+
 /// Bounds on reading a bundle. Every default is explicit and has a reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BundleLimits {
@@ -123,7 +127,7 @@ impl Default for BundleLimits {
             max_total_bytes: 1024 * 1024 * 1024,
             max_crls: 64,
             max_receipts: 4096,
-            max_log_proofs: 64,
+            max_log_proofs: DEFAULT_MAX_LOG_PROOFS,
         }
     }
 }
