@@ -772,9 +772,9 @@ pub(crate) struct FetchArgs {
     /// Where to write the bundle and the attachments.
     #[arg(long)]
     out: PathBuf,
-    /// Gather the transparency-log evidence first: the node runs a checkpoint round so its own
-    /// entry is co-signed, and for a document this agency sent, asks the nodes on the way to
-    /// the recipients for their proofs (a few seconds at most).
+    /// Complete the transparency-log evidence first: the node runs a checkpoint round so that
+    /// its own entry is co-signed and proven too (every fetch brings the hop receipts and log
+    /// proofs the other nodes on the path hold; a node that is down costs a few seconds at most).
     #[arg(long)]
     evidence: bool,
     /// Print the result as JSON.

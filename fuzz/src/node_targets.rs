@@ -149,8 +149,8 @@ pub fn node_request(data: &[u8]) -> bool {
             // As `tlog::query::entries_for`: children only.
             world.routes.relation(&from) == Some(node::routing::Relation::Child)
         }
-        NodeRequest::LogProofs { envelope, toward: _, hops_left: _ } => {
-            // As `tlog::query::proofs_for` before it reads storage: a digest of 32 bytes (who
+        NodeRequest::PathEvidence { envelope, toward: _, hops_left: _ } => {
+            // As `path::answer` before it reads storage: a digest of 32 bytes (who
             // may ask depends on the documents held, which this world has none of).
             envelope.len() == 32
         }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use pki::AgencyCode;
-use pki::document::{Envelope, Receipt, ReceiptKind, StatusCode};
+use pki::document::{Envelope, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 
@@ -133,11 +133,7 @@ async fn serve(
         },
         ClerkRequest::Fetch { document, evidence } => match find(node, &document).await {
             Ok(doc) => {
-                let receipts = match node.store.receipts_for(&doc.digest).await {
-                    Ok(r) => r,
-                    Err(e) => return unavailable(e),
-                };
-                let (log_proofs, proof_crls) = match log_evidence(node, &doc, evidence).await {
+                let (receipts, path) = match receipts_and_path(node, &doc, evidence).await {
                     Ok(found) => found,
                     Err(e) => return unavailable(e),
                 };
@@ -146,19 +142,16 @@ async fn serve(
                     .map(|h| h.into_iter().map(|h| h.chain).collect())
                     .unwrap_or_default();
                 chains.extend(
-                    receipts
-                        .iter()
-                        .filter_map(|r| pki::document::SignedReceipt::from_bytes(&r.bytes).ok())
-                        .map(|r| r.chain_der().to_vec()),
+                    receipts.iter().filter_map(|r| SignedReceipt::from_bytes(r).ok()).map(|r| r.chain_der().to_vec()),
                 );
                 let mut crls = node.crls_for(&chains).await;
-                crls.extend(proof_crls);
-                let crls = crate::tlog::query::newest_per_issuer(crls);
+                crls.extend(path.crls);
+                let crls = crate::path::newest_per_issuer(crls);
                 let response = ClerkResponse::Document {
                     envelope: ByteBuf::from(doc.envelope.clone()),
                     crls: crls.into_iter().map(ByteBuf::from).collect(),
-                    receipts: receipts.into_iter().map(|r| ByteBuf::from(r.bytes)).collect(),
-                    log_proofs: log_proofs.into_iter().map(ByteBuf::from).collect(),
+                    receipts: receipts.into_iter().map(ByteBuf::from).collect(),
+                    log_proofs: path.proofs.into_iter().map(ByteBuf::from).collect(),
                 };
                 *follow = Some(doc);
                 response
@@ -166,8 +159,10 @@ async fn serve(
             Err(e) => e,
         },
         ClerkRequest::Track { document } => match find(node, &document).await {
-            Ok(doc) => match node.store.receipts_for(&doc.digest).await {
-                Ok(r) => ClerkResponse::Receipts { receipts: r.into_iter().map(|r| ByteBuf::from(r.bytes)).collect() },
+            Ok(doc) => match receipts_and_path(node, &doc, false).await {
+                Ok((receipts, _)) => {
+                    ClerkResponse::Receipts { receipts: receipts.into_iter().map(ByteBuf::from).collect() }
+                }
                 Err(e) => unavailable(e),
             },
             Err(e) => e,
@@ -183,32 +178,47 @@ async fn serve(
     }
 }
 
-/// The log proofs a fetched document's bundle carries, with the CRLs for their chains: this
-/// node's own and, for a received document, those of the nodes back to the sender. With
-/// `gather` (`lienthong fetch --evidence`), a checkpoint round first, so that this node's own
-/// entry is in a co-signed checkpoint, and for a document this agency sent, the proofs of the
-/// nodes on the way to its recipients.
-async fn log_evidence(
+/// Every receipt of a document this agency holds, then the hop receipts the nodes on its path
+/// hold (each stays with the node it was given to: see `crate::path`), with the path's log
+/// proofs and the CRLs for their chains. A sent document's path is asked toward its
+/// recipients, a received one's back toward its sender. With `checkpoint` (`lienthong fetch
+/// --evidence`), this node's log runs a checkpoint round first, so that its own entry is in
+/// a co-signed checkpoint.
+///
+/// The hop receipts from the path are verified here (with the CRLs that came with them)
+/// before a clerk sees them, as every receipt this node stores was; one that does not verify
+/// is left out and logged.
+async fn receipts_and_path(
     node: &Arc<Node>,
     doc: &StoredDocument,
-    gather: bool,
-) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), crate::storage::StoreError> {
-    if !node.config.log.enabled {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    if gather {
+    checkpoint: bool,
+) -> Result<(Vec<Vec<u8>>, crate::path::PathEvidence), crate::storage::StoreError> {
+    if checkpoint && node.config.log.enabled {
         crate::tlog::checkpoint_on_demand(node).await?;
     }
-    use crate::tlog::query::{MAX_PATH_HOPS, PATH_WAIT_PER_HOP, path_proofs};
-    let sent_here = doc.outgoing && doc.sender == node.config.agency;
-    let (toward, hops) = match (sent_here, gather) {
-        (false, _) => (Toward::Sender, MAX_PATH_HOPS),
-        (true, true) => (Toward::Recipients, MAX_PATH_HOPS),
-        (true, false) => (Toward::Recipients, 0),
-    };
+    let toward = if doc.outgoing && doc.sender == node.config.agency { Toward::Recipients } else { Toward::Sender };
+    use crate::path::{MAX_PATH_HOPS, PATH_WAIT_PER_HOP, gather};
     // Each node further on waits less than the one before it, so a node that is down costs
-    // the fetch at most this long, and the proofs of those that answered still come.
-    path_proofs(node, doc.digest, toward, None, hops, PATH_WAIT_PER_HOP * u32::from(MAX_PATH_HOPS)).await
+    // the question at most this long, and the parts of those that answered still come.
+    let path =
+        gather(node, doc.digest, toward, None, MAX_PATH_HOPS, PATH_WAIT_PER_HOP * u32::from(MAX_PATH_HOPS)).await?;
+    let mut receipts: Vec<Vec<u8>> = node.store.receipts_for(&doc.digest).await?.into_iter().map(|r| r.bytes).collect();
+    let held: std::collections::HashSet<Vec<u8>> = receipts.iter().cloned().collect();
+    for bytes in &path.receipts {
+        if held.contains(bytes) {
+            continue;
+        }
+        match SignedReceipt::from_bytes(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|r| crate::notices::verify_receipt(node, &r, &path.crls))
+        {
+            Ok(()) => receipts.push(bytes.clone()),
+            Err(e) => {
+                tracing::warn!(document = %doc.doc_id, error = %e, "a hop receipt from the document's path does not verify; left out")
+            }
+        }
+    }
+    Ok((receipts, path))
 }
 
 /// A document of this agency: one it sent or one in its inbox. Documents that only pass

@@ -117,8 +117,8 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
             crate::tlog::witness::answer(node, peer, &add_checkpoint, chain).await
         }
         NodeRequest::LogEntries { from } => crate::tlog::query::entries_for(node, peer, from).await,
-        NodeRequest::LogProofs { envelope, toward, hops_left } => {
-            crate::tlog::query::proofs_for(node, peer, &envelope, toward, hops_left).await
+        NodeRequest::PathEvidence { envelope, toward, hops_left } => {
+            crate::path::answer(node, peer, &envelope, toward, hops_left).await
         }
     }
 }

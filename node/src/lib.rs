@@ -25,6 +25,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notices;
 pub mod outbound;
+pub mod path;
 pub mod protocol;
 pub mod route_check;
 pub mod routing;

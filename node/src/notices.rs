@@ -89,12 +89,10 @@ pub async fn keep_and_route(
     if !new {
         return Ok(false);
     }
-    // A hop receipt is addressed to the previous hop, but travels on to the document's sender
-    // so the sender can track every hop; everything else goes to its addressee.
-    let to = match receipt.receipt.kind {
-        ReceiptKind::Hop => receipt.receipt.document.sender,
-        ReceiptKind::Status(_) => receipt.receipt.to,
-    };
+    // Everything goes to its addressee. A hop receipt is addressed to the previous hop and stays
+    // there: the sender learns the path by asking along it (`crate::path`), so a document costs
+    // H notice transfers over H hops (its delivery receipt), not H(H+1)/2.
+    let to = receipt.receipt.to;
     match node.routes.next_hop(&to) {
         Ok(NextHop::Local) => {
             if let Some(doc) = apply(tx, receipt, now).await?

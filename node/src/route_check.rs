@@ -182,7 +182,7 @@ fn kind(r: &NodeResponse) -> &'static str {
         NodeResponse::Routes { .. } => "routes",
         NodeResponse::Cosigned { .. } => "a cosignature",
         NodeResponse::LogEntries { .. } => "log entries",
-        NodeResponse::LogProofs { .. } => "log proofs",
+        NodeResponse::PathEvidence { .. } => "evidence about a path",
         NodeResponse::WitnessRefused { .. } => "a witness refusal",
         NodeResponse::Error { .. } => "an error",
     }

@@ -191,12 +191,14 @@ pub enum NodeRequest {
         /// The first leaf index wanted.
         from: u64,
     },
-    /// Inclusion proofs of a document's envelope in the logs of the nodes on its path, for a
-    /// bundle's evidence: the answering node gives its own (those in a co-signed checkpoint)
-    /// and asks its neighbours further along `toward`, each bounded by `hops_left`. Only a
-    /// neighbour the document passed between is answered. Answered with
-    /// [`NodeResponse::LogProofs`].
-    LogProofs {
+    /// What the nodes on a document's path hold about it, for `track` and a bundle's evidence:
+    /// the hop receipts given along the way (each stays with the node it was given to) and
+    /// the inclusion proofs of the envelope in their logs. The answering node gives its own
+    /// (toward the recipients, the hop receipts its next hops gave it; toward the sender, the
+    /// one it gave; its log's entries in a co-signed checkpoint) and asks its neighbours
+    /// further along `toward`, each bounded by `hops_left`. Only a neighbour the document
+    /// passed between is answered. Answered with [`NodeResponse::PathEvidence`].
+    PathEvidence {
         /// The envelope's SHA-256.
         envelope: ByteBuf,
         /// Which way along the path to go on asking.
@@ -292,10 +294,12 @@ pub enum NodeResponse {
         /// Ask again from the index after the last one.
         more: bool,
     },
-    /// The answer to [`NodeRequest::LogProofs`].
-    LogProofs {
+    /// The answer to [`NodeRequest::PathEvidence`].
+    PathEvidence {
         /// Encoded `pki::tlog::LogProof`s, at most [`MAX_PATH_PROOFS`].
         proofs: Vec<ByteBuf>,
+        /// Signed hop receipts (COSE bytes), at most [`MAX_PATH_RECEIPTS`].
+        receipts: Vec<ByteBuf>,
         /// CRLs covering the chains in them.
         crls: Vec<ByteBuf>,
     },
@@ -316,6 +320,11 @@ pub const MAX_LOG_ENTRIES: usize = 1000;
 /// by default, one per node on the paths to a few dozen recipients.
 pub const MAX_PATH_PROOFS: usize = pki::document::bundle::DEFAULT_MAX_LOG_PROOFS;
 
+/// Most hop receipts gathered along a document's path (each a few KiB): one per hand-over on
+/// the paths to 200 recipients through a hierarchy of four levels, with room to spare, and
+/// well inside a bundle's `max_receipts`.
+pub const MAX_PATH_RECEIPTS: usize = 512;
+
 impl std::fmt::Display for NodeResponse {
     /// What the answer is, for logs and transfer errors: its kind, not its bytes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -327,7 +336,9 @@ impl std::fmt::Display for NodeResponse {
             NodeResponse::Routes { routes } => write!(f, "{} route answer(s)", routes.len()),
             NodeResponse::Cosigned { .. } => f.write_str("a cosignature"),
             NodeResponse::LogEntries { entries, .. } => write!(f, "{} log entries", entries.len()),
-            NodeResponse::LogProofs { proofs, .. } => write!(f, "{} log proofs", proofs.len()),
+            NodeResponse::PathEvidence { proofs, receipts, .. } => {
+                write!(f, "{} hop receipts and {} log proofs", receipts.len(), proofs.len())
+            }
             NodeResponse::WitnessRefused { reason, .. } => write!(f, "a witness refusal: {reason}"),
             NodeResponse::Error { kind, message } => write!(f, "an error ({kind}): {message}"),
         }

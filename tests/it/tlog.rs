@@ -529,8 +529,9 @@ on_both_backends!(a_fetched_bundle_carries_the_proofs_of_every_node_it_passed);
 /// Yên (as the hub's is by the level-1 nodes it names). The recipient's `fetch --evidence`
 /// carries one proof per node on the path, each verifying offline and co-signed by the next
 /// node up; the bundle written with them verifies with five log proofs of existence. The
-/// sender's `fetch --evidence` gathers the same five the other way. A neighbour the document
-/// did not pass to is refused the proofs.
+/// sender's `fetch --evidence` gathers the same five the other way. Both carry the path's four
+/// hop receipts, gathered from the nodes that keep them. A neighbour the document did not
+/// pass to is refused.
 async fn a_fetched_bundle_carries_the_proofs_of_every_node_it_passed(database: Database) {
     use pki::document::validation::{Indication, PoeEvidence, VerifyOptions, verify_bundle};
     const BA_CHE: &str = "000.00.42.H49";
@@ -603,6 +604,19 @@ async fn a_fetched_bundle_carries_the_proofs_of_every_node_it_passed(database: D
     let gathered = [gather(THANH_SON).await, gather(PHONG_DU).await];
     for (at, fetched) in [THANH_SON, PHONG_DU].into_iter().zip(gathered) {
         assert_eq!(fetched.log_proofs.len(), path.len(), "{at}: one document entry per node, each once");
+        // And every hand-over's hop receipt, each kept by the node it was given to and gathered
+        // along the path the same way: four, each once.
+        let mut hops: Vec<(AgencyCode, AgencyCode)> = fetched
+            .receipts
+            .iter()
+            .map(|r| pki::document::SignedReceipt::from_bytes(r).unwrap().receipt)
+            .filter(|r| r.kind == pki::document::ReceiptKind::Hop)
+            .map(|r| (r.by, r.to))
+            .collect();
+        hops.sort();
+        let mut expected: Vec<(AgencyCode, AgencyCode)> = path.windows(2).map(|w| (code(w[1]), code(w[0]))).collect();
+        expected.sort();
+        assert_eq!(hops, expected, "{at}: the hop receipts of the path");
         for bytes in &fetched.log_proofs {
             let evidence = LogProof::from_bytes(bytes)
                 .unwrap()
@@ -652,14 +666,20 @@ async fn a_fetched_bundle_carries_the_proofs_of_every_node_it_passed(database: D
     // the proofs back toward the sender, it refuses; toward the recipients (it took the
     // document from Phong Dụ), it answers.
     let peer = RawPeer::connect(&net, &net.identity(&code(PHONG_DU), Profile::Node), TIEN_YEN).await;
-    let ask = |toward| NodeRequest::LogProofs { envelope: ByteBuf::from(doc.digest.to_vec()), toward, hops_left: 0 };
+    let ask = |toward| NodeRequest::PathEvidence { envelope: ByteBuf::from(doc.digest.to_vec()), toward, hops_left: 0 };
     match peer.request(&ask(node::protocol::Toward::Sender), &[]).await.unwrap() {
         NodeResponse::Error { kind: node::protocol::ErrorKind::Forbidden, .. } => {}
         other => panic!("expected a refusal, got {other}"),
     }
     match peer.request(&ask(node::protocol::Toward::Recipients), &[]).await.unwrap() {
-        NodeResponse::LogProofs { proofs, .. } => {
-            assert_eq!(proofs.len(), 1, "Tiên Yên's own entry only (hops_left 0)")
+        NodeResponse::PathEvidence { proofs, receipts, .. } => {
+            assert_eq!(proofs.len(), 1, "Tiên Yên's own entry only (hops_left 0)");
+            let hops: Vec<(AgencyCode, AgencyCode)> = receipts
+                .iter()
+                .map(|r| pki::document::SignedReceipt::from_bytes(r).unwrap().receipt)
+                .map(|r| (r.by, r.to))
+                .collect();
+            assert_eq!(hops, [(code(PROVINCE), code(TIEN_YEN))], "the hop receipt Tiên Yên was given, and no other");
         }
         other => panic!("expected proofs, got {other}"),
     }

@@ -4,10 +4,11 @@
 //! - each document is held by every node on its path (with the digest that was signed) and by
 //!   no other, and sits once in each recipient's inbox, its attachments in the recipient's
 //!   store with their size and SHA-256;
-//! - the sender holds exactly one hop receipt from each node of the path and exactly one
-//!   delivery receipt (status 01) from each recipient, and no refusal; each relay holds its
-//!   next hop's hop receipt exactly once; no node holds any receipt of a document twice (a
-//!   document taken twice would leave a second, differently signed receipt);
+//! - the sender holds exactly one delivery receipt (status 01) from each recipient, and no
+//!   refusal; each node of the path (the sender too) holds its next hop's hop receipt exactly
+//!   once, and no hop receipt of a hop further on (a hop receipt stays with the node it was
+//!   given to); no node holds any receipt of a document twice (a document taken twice would
+//!   leave a second, differently signed receipt);
 //! - every outbox is drained: nothing pending, nothing dead, nothing refused that was not
 //!   meant to be.
 //!
@@ -353,7 +354,6 @@ fn check(topology: &Topology, states: &BTreeMap<AgencyCode, NodeState>, sent: &[
         let sender = &states[&s.from];
         // The nodes that must hold it, and the receipts the sender must hold.
         let mut holders: HashSet<AgencyCode> = HashSet::from([s.from]);
-        let mut hop_receipts: HashSet<AgencyCode> = HashSet::new();
         let mut delivered_everywhere = true;
         for r in &s.to {
             let full = path(topology, &s.from, r);
@@ -368,12 +368,24 @@ fn check(topology: &Topology, states: &BTreeMap<AgencyCode, NodeState>, sent: &[
                 }
             };
             holders.extend(reached.iter().copied());
-            hop_receipts.extend(reached.iter().copied());
-            // Each relay holds its next hop's hop receipt exactly once.
-            for pair in std::iter::once(&s.from).chain(reached.iter()).collect::<Vec<_>>().windows(2) {
-                let n = states[pair[0]].receipts_of(&s.id, "hop", -1, pair[1]);
-                if n != 1 {
-                    a.problems.push(format!("{}: {} holds {n} hop receipt(s) from {}", s.id, pair[0], pair[1]));
+            // Each node holds its next hop's hop receipt exactly once, and none from further on.
+            let nodes: Vec<&AgencyCode> = std::iter::once(&s.from).chain(reached.iter()).collect();
+            for (i, at) in nodes.iter().enumerate() {
+                if let Some(next) = nodes.get(i + 1) {
+                    let n = states[*at].receipts_of(&s.id, "hop", -1, next);
+                    if n != 1 {
+                        a.problems.push(format!("{}: {at} holds {n} hop receipt(s) from {next}", s.id));
+                    }
+                    duplicated |= n > 1;
+                }
+                for later in nodes.iter().skip(i + 2) {
+                    let n = states[*at].receipts_of(&s.id, "hop", -1, later);
+                    if n != 0 {
+                        a.problems.push(format!(
+                            "{}: {at} holds {n} hop receipt(s) from {later}, which should stay where it was given",
+                            s.id
+                        ));
+                    }
                 }
             }
             if s.expect == Expect::Delivered {
@@ -388,13 +400,6 @@ fn check(topology: &Topology, states: &BTreeMap<AgencyCode, NodeState>, sent: &[
                 }
                 duplicated |= n > 1;
             }
-        }
-        for h in &hop_receipts {
-            let n = sender.receipts_of(&s.id, "hop", -1, h);
-            if n != 1 {
-                a.problems.push(format!("{}: the sender holds {n} hop receipt(s) from {h}", s.id));
-            }
-            duplicated |= n > 1;
         }
         match s.expect {
             Expect::Delivered => {
@@ -489,7 +494,8 @@ mod tests {
     }
 
     /// What the databases hold when the document went through the first `reached` hops of the
-    /// path (all four: delivered), every transfer done, receipts kept by every node upstream.
+    /// path (all four: delivered), every transfer done: each node holds the hop receipt it gave
+    /// and the one its next hop gave it, and the delivery receipt.
     fn states(reached: usize) -> BTreeMap<AgencyCode, NodeState> {
         let mut states: BTreeMap<AgencyCode, NodeState> =
             PATH.iter().map(|c| (code(c), NodeState::default())).collect();
@@ -497,8 +503,11 @@ mod tests {
             let s = states.get_mut(&code(c)).unwrap();
             s.documents.insert("doc-1".into(), vec![7; 32]);
             s.outbox.insert("done".into(), (1, 0));
-            for later in &PATH[i + 1..=reached] {
-                receipt(s, "hop", -1, later);
+            if i > 0 {
+                receipt(s, "hop", -1, c);
+            }
+            if i < reached {
+                receipt(s, "hop", -1, PATH[i + 1]);
             }
             if reached == 4 && i < 4 {
                 receipt(s, "status", 1, PATH[4]);
@@ -529,10 +538,26 @@ mod tests {
     #[test]
     fn a_second_hop_receipt_is_a_duplicate() {
         let mut s = states(4);
-        receipt(s.get_mut(&code(PATH[0])).unwrap(), "hop", -1, PATH[2]);
+        receipt(s.get_mut(&code(PATH[1])).unwrap(), "hop", -1, PATH[2]);
         let audit = check(&topology(), &s, &[sent(Expect::Delivered)]);
         assert_eq!(audit.duplicated, 1, "{}", audit.explain());
-        assert!(audit.problems.iter().any(|p| p.contains("the sender holds 2 hop receipt(s) from 000.00.00.H49")));
+        assert!(
+            audit.problems.iter().any(|p| p.contains("000.00.41.H49 holds 2 hop receipt(s) from 000.00.00.H49")),
+            "{}",
+            audit.explain()
+        );
+    }
+
+    #[test]
+    fn a_hop_receipt_that_walked_back_to_the_sender_is_reported() {
+        let mut s = states(4);
+        receipt(s.get_mut(&code(PATH[0])).unwrap(), "hop", -1, PATH[3]);
+        let audit = check(&topology(), &s, &[sent(Expect::Delivered)]);
+        assert!(
+            audit.problems.iter().any(|p| p.contains("000.01.41.H49 holds 1 hop receipt(s) from 000.00.42.H49")),
+            "{}",
+            audit.explain()
+        );
     }
 
     #[test]

@@ -11,8 +11,7 @@ use serde_bytes::ByteBuf;
 
 use crate::Node;
 use crate::protocol::{
-    AuditFinding, ClerkResponse, ErrorKind, LogAnswer, LogQuery, MAX_LOG_ENTRIES, MAX_PATH_PROOFS, NodeRequest,
-    NodeResponse, Toward,
+    AuditFinding, ClerkResponse, ErrorKind, LogAnswer, LogQuery, MAX_LOG_ENTRIES, NodeRequest, NodeResponse,
 };
 use crate::routing::Relation;
 use crate::storage::StoreError;
@@ -83,7 +82,7 @@ pub async fn log_proofs(node: &Node, envelope: &[u8; 32]) -> Result<Vec<LogProof
 
 /// A proof of each entry about `envelope` that `wanted` keeps, into the latest checkpoint a
 /// witness co-signed.
-async fn proofs_of(
+pub(crate) async fn proofs_of(
     node: &Node,
     envelope: &[u8; 32],
     wanted: impl Fn(&LogEntry) -> bool,
@@ -210,164 +209,6 @@ pub async fn entries_for(node: &Node, peer: AgencyCode, from: u64) -> NodeRespon
         }
         Err(e) => {
             node.storage_failed("reading log entries", &e);
-            NodeResponse::Error { kind: ErrorKind::Unavailable, message: crate::intake::storage_reason(&e) }
-        }
-    }
-}
-
-/// How many nodes a question about a document's path may pass (the longest path in the
-/// hierarchy, commune to commune through the hub, is 7 nodes).
-pub const MAX_PATH_HOPS: u8 = 8;
-/// How long a node waits for a neighbour's proofs, per node still to be asked beyond it, so
-/// that an inner node gives up before the one that asked it does (the neighbours on a path
-/// are normally connected already: a question costs a round trip, not a handshake).
-pub const PATH_WAIT_PER_HOP: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// The proofs a document's path holds: this node's document entries about `envelope` (those
-/// in a co-signed checkpoint) and, `hops_left` permitting, the proofs its neighbours further
-/// `toward` give, asked at the same time, except `came_from` (the neighbour that asked), each
-/// given `wait`. At most [`MAX_PATH_PROOFS`], each once; with the CRLs covering their chains.
-/// A neighbour that cannot answer in time only leaves its part out.
-pub async fn path_proofs(
-    node: &std::sync::Arc<Node>,
-    envelope: [u8; 32],
-    toward: Toward,
-    came_from: Option<AgencyCode>,
-    hops_left: u8,
-    wait: std::time::Duration,
-) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), StoreError> {
-    let own = proofs_of(node, &envelope, |e| matches!(e, LogEntry::Document { .. })).await?;
-    let mut proofs: Vec<Vec<u8>> = own.iter().map(LogProof::to_bytes).collect();
-    // This node's proofs all carry the same chains (its seal's and its witnesses').
-    let mut crls = match own.first() {
-        Some(p) => node.crls_for(&p.chains).await,
-        None => Vec::new(),
-    };
-    let next: Vec<AgencyCode> = match toward {
-        _ if hops_left == 0 => Vec::new(),
-        // From the document's own record, not the log: a leaf is indexed only at the next
-        // checkpoint.
-        Toward::Sender => node.store.received_from(&envelope).await?.and_then(|f| f.parse().ok()).into_iter().collect(),
-        Toward::Recipients => node.store.routed_hops(&envelope).await?.iter().filter_map(|h| h.parse().ok()).collect(),
-    };
-    let mut asks = tokio::task::JoinSet::new();
-    for hop in next.into_iter().filter(|h| Some(*h) != came_from && *h != node.config.agency) {
-        let node = node.clone();
-        let request =
-            NodeRequest::LogProofs { envelope: ByteBuf::from(envelope.to_vec()), toward, hops_left: hops_left - 1 };
-        asks.spawn(async move {
-            // Given up on by dropping the exchange (its stream is reset), not by `request`'s own
-            // timeout, which would close the connection the neighbour's transfers share.
-            let limit = node.config.limits.request_timeout.max(wait);
-            let exchange =
-                node.request(&hop, &request, limit, |mut s| async move { s.finish().map_err(|e| e.to_string()) });
-            let answer = match tokio::time::timeout(wait, exchange).await {
-                Ok(answer) => answer,
-                Err(_) => Err(format!("no log proofs from {hop} within {} ms", wait.as_millis())),
-            };
-            (hop, answer)
-        });
-    }
-    while let Some(done) = asks.join_next().await {
-        match done {
-            Ok((hop, Ok(NodeResponse::LogProofs { proofs: theirs, crls: their_crls }))) => {
-                // A neighbour's answer is not trusted: only proofs that parse, fit a bundle and
-                // are about this envelope are passed on (the verifier checks the rest).
-                let received = theirs.len();
-                let kept: Vec<Vec<u8>> =
-                    theirs.into_iter().map(ByteBuf::into_vec).filter(|p| about(p, &envelope)).collect();
-                if kept.len() < received {
-                    tracing::warn!(peer = %hop, dropped = received - kept.len(), "log proofs from a neighbour that are not about this document (or too large) were dropped");
-                }
-                proofs.extend(kept);
-                crls.extend(their_crls.into_iter().map(ByteBuf::into_vec));
-            }
-            Ok((hop, Ok(other))) => tracing::debug!(peer = %hop, answer = %other, "no log proofs from the neighbour"),
-            Ok((hop, Err(e))) => tracing::debug!(peer = %hop, error = %e, "no log proofs from the neighbour"),
-            Err(e) => tracing::warn!(error = %e, "asking a neighbour for log proofs failed"),
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    proofs.retain(|p| seen.insert(ring::digest::digest(&ring::digest::SHA256, p).as_ref().to_vec()));
-    proofs.truncate(MAX_PATH_PROOFS);
-    Ok((proofs, newest_per_issuer(crls)))
-}
-
-/// Whether `bytes` is a log proof that a bundle can carry, about a document entry of
-/// `envelope`.
-fn about(bytes: &[u8], envelope: &[u8; 32]) -> bool {
-    bytes.len() <= pki::tlog::MAX_LOG_PROOF_BYTES
-        && LogProof::from_bytes(bytes).ok().and_then(|p| p.proof.extra).is_some_and(
-            |leaf| matches!(LogEntry::from_bytes(&leaf), Ok(LogEntry::Document { envelope: e, .. }) if e == *envelope),
-        )
-}
-
-/// The newest readable CRL of each issuer among `crls` (nodes on a path may hold different
-/// versions of one CA's CRL; a bundle carries one, and at most [`MAX_PATH_CRLS`]).
-pub fn newest_per_issuer(crls: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let mut newest: std::collections::BTreeMap<Vec<u8>, (time::OffsetDateTime, Vec<u8>)> = Default::default();
-    for der in crls {
-        let Ok(crl) = pki::Crl::from_der(&der) else { continue };
-        match newest.get(&crl.issuer_raw) {
-            Some((at, _)) if *at >= crl.this_update => {}
-            _ => {
-                newest.insert(crl.issuer_raw.clone(), (crl.this_update, der));
-            }
-        }
-    }
-    newest.into_values().map(|(_, der)| der).take(MAX_PATH_CRLS).collect()
-}
-
-/// Most CRLs a fetched bundle carries: one per CA on the paths of its signers, receipts and
-/// proofs, well inside a bundle's 64.
-pub const MAX_PATH_CRLS: usize = 48;
-
-/// Serves a neighbour's [`NodeRequest::LogProofs`]: only a neighbour the document passed
-/// between (this node took it from the asker, or routed it to the asker) learns anything,
-/// and one that did not is answered as if the document were unknown.
-pub async fn proofs_for(
-    node: &std::sync::Arc<Node>,
-    peer: AgencyCode,
-    envelope: &[u8],
-    toward: Toward,
-    hops_left: u8,
-) -> NodeResponse {
-    let Ok(envelope) = <[u8; 32]>::try_from(envelope) else {
-        return NodeResponse::Error { kind: ErrorKind::BadRequest, message: "an envelope digest is 32 bytes".into() };
-    };
-    if !node.config.log.enabled {
-        return NodeResponse::LogProofs { proofs: Vec::new(), crls: Vec::new() };
-    }
-    let passed = async {
-        Ok::<_, StoreError>(match toward {
-            // The asker is further on: this node routed the document to it.
-            Toward::Sender => node.store.routed_to(&envelope, &peer).await?,
-            // The asker is further back: this node took the document from it.
-            Toward::Recipients => node.store.received_from(&envelope).await?.is_some_and(|f| f == peer.to_string()),
-        })
-    };
-    let result = match passed.await {
-        Ok(true) => {
-            let hops = hops_left.min(MAX_PATH_HOPS);
-            path_proofs(node, envelope, toward, Some(peer), hops, PATH_WAIT_PER_HOP * u32::from(hops)).await
-        }
-        Ok(false) => {
-            return NodeResponse::Error {
-                kind: ErrorKind::Forbidden,
-                message:
-                    "a node shows the log proofs of a document only to the neighbours it passed the document between"
-                        .into(),
-            };
-        }
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok((proofs, crls)) => NodeResponse::LogProofs {
-            proofs: proofs.into_iter().map(ByteBuf::from).collect(),
-            crls: crls.into_iter().map(ByteBuf::from).collect(),
-        },
-        Err(e) => {
-            node.storage_failed("reading log proofs", &e);
             NodeResponse::Error { kind: ErrorKind::Unavailable, message: crate::intake::storage_reason(&e) }
         }
     }

@@ -57,9 +57,10 @@ pub(super) enum Op {
     /// `LogEntries`: the entries of this node's log naming the caller as the one that handed a
     /// document over (what a child's audit reads).
     LogEntries,
-    /// `LogProofs` back toward the sender of the document passing through from the child to
-    /// the parent: only the neighbour it was routed to (the parent) may ask.
-    LogProofs,
+    /// `PathEvidence` (hop receipts and log proofs) back toward the sender of the document
+    /// passing through from the child to the parent: only the neighbour it was routed to (the
+    /// parent) may ask.
+    PathEvidence,
     /// Handshake on the clerk ALPN and a first stream.
     ClerkConnect,
     /// `Submit` of a document sealed by Tiên Yên.
@@ -107,7 +108,7 @@ pub(super) const OPS: [Op; N] = [
     Op::Route,
     Op::LogWitness,
     Op::LogEntries,
-    Op::LogProofs,
+    Op::PathEvidence,
     Op::ClerkConnect,
     Op::Submit,
     Op::SubmitForeign,
@@ -140,7 +141,7 @@ impl Op {
             Op::Route => 8,
             Op::LogWitness => 9,
             Op::LogEntries => 10,
-            Op::LogProofs => 11,
+            Op::PathEvidence => 11,
             Op::ClerkConnect => 12,
             Op::Submit => 13,
             Op::SubmitForeign => 14,
@@ -171,7 +172,7 @@ impl Op {
             Op::CrlFetch => "crls",
             Op::LogWitness => "cosign",
             Op::LogEntries => "entries",
-            Op::LogProofs => "proofs",
+            Op::PathEvidence => "path",
             Op::ClerkLog => "log",
             Op::Submit => "submit",
             Op::SubmitForeign => "sub!",
@@ -219,7 +220,7 @@ pub(super) fn node_column(request: &NodeRequest) -> Op {
         NodeRequest::Route { .. } => Op::Route,
         NodeRequest::LogWitness { .. } => Op::LogWitness,
         NodeRequest::LogEntries { .. } => Op::LogEntries,
-        NodeRequest::LogProofs { .. } => Op::LogProofs,
+        NodeRequest::PathEvidence { .. } => Op::PathEvidence,
     }
 }
 
@@ -371,7 +372,7 @@ pub(super) const R02: Expect = Expect::Refused;
 #[rustfmt::skip]
 pub(super) const TABLE: [(Who, [Expect; N]); 20] = [
     //                       node protocol                                                             clerk protocol
-    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route   cosign  entries proofs  conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route   log
+    //                       conn    deliv   relay   notice  13!snd  01!rcp  push    crls    route   cosign  entries path    conn    submit  sub!    inbox   sent    fetch   fetch!  status  track   track!  recall  health  route   log
     (Who::NoCertificate,    [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
     (Who::ForeignNode,      [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),
     (Who::ForeignClerk,     [H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H,      H]),

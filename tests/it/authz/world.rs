@@ -41,7 +41,9 @@ impl Seen {
             Ok(NodeResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
             Ok(NodeResponse::Cosigned { .. }) => Seen::Served("cosignature".into()),
             Ok(NodeResponse::LogEntries { entries, .. }) => Seen::Served(format!("{} log entries", entries.len())),
-            Ok(NodeResponse::LogProofs { proofs, .. }) => Seen::Served(format!("{} log proofs", proofs.len())),
+            Ok(NodeResponse::PathEvidence { proofs, receipts, .. }) => {
+                Seen::Served(format!("{} log proofs, {} hop receipts", proofs.len(), receipts.len()))
+            }
             Ok(NodeResponse::WitnessRefused { reason, .. }) => Seen::Error(ErrorKind::BadRequest, reason),
             Ok(NodeResponse::Refused { receipt }) => Seen::Refused(
                 SignedReceipt::from_bytes(&receipt)
@@ -352,8 +354,8 @@ impl World {
             Op::CrlFetch => (Request::Node(NodeRequest::CrlFetch { known: Vec::new() }, Vec::new()), Effect::Nothing),
             Op::LogWitness => (Request::Node(self.log_witness(party), Vec::new()), Effect::Witnessed(code(party))),
             Op::LogEntries => (Request::Node(NodeRequest::LogEntries { from: 0 }, Vec::new()), Effect::Nothing),
-            Op::LogProofs => {
-                let request = NodeRequest::LogProofs {
+            Op::PathEvidence => {
+                let request = NodeRequest::PathEvidence {
                     envelope: ByteBuf::from(transit.digest.to_vec()),
                     toward: node::protocol::Toward::Sender,
                     hops_left: 0,
