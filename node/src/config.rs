@@ -206,6 +206,12 @@ pub struct RawLimits {
     /// network's async workers so that a burst of documents cannot stall connections. 0: one
     /// per CPU core.
     pub verify_threads: usize,
+    /// Questions about documents' paths (`NodeRequest::PathEvidence`, behind `track` and
+    /// `fetch`) this node answers for its neighbours at once. Each costs reads and, further
+    /// along the path, questions to this node's own neighbours; beyond this a question is
+    /// answered "busy, ask again later", so no neighbour can keep the node's storage and
+    /// connections asking on its behalf.
+    pub max_path_questions: usize,
     /// Most handshakes in progress from addresses that have not proved they receive what is
     /// sent to them; beyond this, attempts get a QUIC Retry (address validation) first.
     pub max_unvalidated_handshakes: usize,
@@ -267,6 +273,7 @@ impl Default for RawLimits {
             max_connections_per_certificate: 4,
             max_handshakes: 128,
             verify_threads: 0,
+            max_path_questions: 16,
             max_unvalidated_handshakes: 32,
             max_handshakes_per_address: 16,
             handshake_timeout: HumanDuration::secs(10),
@@ -353,6 +360,8 @@ pub struct Limits {
     pub max_handshakes: usize,
     /// See [`RawLimits::verify_threads`]; 0 resolved to the cores.
     pub verify_threads: usize,
+    /// See [`RawLimits::max_path_questions`].
+    pub max_path_questions: usize,
     /// See [`RawLimits::max_unvalidated_handshakes`].
     pub max_unvalidated_handshakes: usize,
     /// See [`RawLimits::max_handshakes_per_address`].
@@ -848,6 +857,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         ("limits.max_streams_per_connection", u64::from(l.max_streams_per_connection)),
         ("limits.min_transfer_rate", l.min_transfer_rate.0.get()),
         ("limits.max_in_flight_per_peer", l.max_in_flight_per_peer as u64),
+        ("limits.max_path_questions", l.max_path_questions as u64),
     ] {
         if value == 0 {
             p.add(key, "must be at least 1");
@@ -890,6 +900,9 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     if l.keep_alive >= l.idle_timeout {
         p.add("limits.keep_alive", "must be shorter than limits.idle_timeout");
     }
+    if l.max_path_questions > tokio::sync::Semaphore::MAX_PERMITS {
+        p.add("limits.max_path_questions", format!("must be at most {}", tokio::sync::Semaphore::MAX_PERMITS));
+    }
     if l.verify_threads > MAX_VERIFY_THREADS {
         p.add("limits.verify_threads", format!("must be at most {MAX_VERIFY_THREADS} (0: one per CPU core)"));
     }
@@ -909,6 +922,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             n => n,
         },
+        max_path_questions: l.max_path_questions,
         max_unvalidated_handshakes: l.max_unvalidated_handshakes,
         max_handshakes_per_address: l.max_handshakes_per_address,
         handshake_timeout,
@@ -1196,6 +1210,7 @@ max_unvalidated_handshakes = 32      # beyond this, unproven addresses get a QUI
 max_handshakes_per_address = 16
 handshake_timeout = "10s"
 verify_threads = 0                   # documents verified at once, off the network threads; 0: one per core
+max_path_questions = 16              # neighbours' questions about documents' paths (track, fetch) answered at once
 max_streams_per_connection = 64
 receive_window = "8MiB"              # in flight per connection (a stream: a quarter)
 frame_budget_per_connection = "16MiB"    # request-frame memory per connection,
@@ -1271,6 +1286,13 @@ mod tests {
         assert_eq!(check(&raw).unwrap().verify_threads, MAX_VERIFY_THREADS);
         raw.verify_threads += 1;
         refused(&raw, "limits.verify_threads");
+    }
+
+    #[test]
+    fn path_questions_are_at_least_one_at_a_time() {
+        let raw = RawLimits { max_path_questions: 1, ..RawLimits::default() };
+        assert_eq!(check(&raw).unwrap().max_path_questions, 1);
+        refused(&RawLimits { max_path_questions: 0, ..raw }, "limits.max_path_questions");
     }
 
     #[test]

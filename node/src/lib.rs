@@ -147,6 +147,9 @@ pub struct Node {
     pub log: tlog::LogState,
     /// Where documents are verified (see `cpu`).
     pub verification: cpu::CpuPool,
+    /// Neighbours' questions about documents' paths being answered (see `path::answer`):
+    /// `limits.max_path_questions` permits.
+    pub path_questions: tokio::sync::Semaphore,
     outbox_wake: Notify,
     crl_fetch: Notify,
     lease_owner: String,
@@ -268,6 +271,7 @@ impl Node {
             ),
             log: tlog::LogState::default(),
             verification: cpu::CpuPool::new(config.limits.verify_threads),
+            path_questions: tokio::sync::Semaphore::new(config.limits.max_path_questions),
             outbox_wake: Notify::new(),
             crl_fetch: Notify::new(),
             lease_owner: format!("{instance}/{}-{:x}", std::process::id(), random_u64()),

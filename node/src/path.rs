@@ -201,6 +201,17 @@ pub async fn answer(
     let Ok(envelope) = <[u8; 32]>::try_from(envelope) else {
         return NodeResponse::Error { kind: ErrorKind::BadRequest, message: "an envelope digest is 32 bytes".into() };
     };
+    // Held until the answer is built, the questions to further nodes included.
+    let Ok(_permit) = node.path_questions.try_acquire() else {
+        tracing::warn!(peer = %peer, limit = node.config.limits.max_path_questions, "a question about a document's path refused: too many at once");
+        return NodeResponse::Error {
+            kind: ErrorKind::Unavailable,
+            message: format!(
+                "busy: {} questions about documents' paths are being answered (limits.max_path_questions); ask again later",
+                node.config.limits.max_path_questions
+            ),
+        };
+    };
     let passed = async {
         Ok::<_, StoreError>(match toward {
             // The asker is further on: this node routed the document to it.

@@ -35,6 +35,7 @@ mod mail;
 mod network;
 mod node_config;
 mod outbox;
+mod path;
 mod pki_cli;
 mod refusals;
 mod revocation;

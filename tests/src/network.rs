@@ -44,7 +44,7 @@ pub enum Database {
 
 /// Binds a node's address again after a stop: the stopped endpoint's socket is freed a moment
 /// after shutdown returns, so "address in use" is retried for a few seconds.
-fn rebind(addr: SocketAddr) -> UdpSocket {
+pub(crate) fn rebind(addr: SocketAddr) -> UdpSocket {
     let start = std::time::Instant::now();
     loop {
         match UdpSocket::bind(addr) {

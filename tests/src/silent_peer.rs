@@ -2,7 +2,6 @@
 //! certificate and accepts requests, then never answers them. What a stalled or overloaded
 //! node looks like from the sender: attempts that neither succeed nor fail until they time out.
 
-use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ pub struct SilentPeer {
 }
 
 impl SilentPeer {
-    /// Takes `code`'s address in `net` (its node must not be running) and plays it silently.
+    /// Takes `code`'s address in `net` (its node must not be running, or just stopped) and plays
+    /// it silently.
     pub fn start(net: &mut TestNet, code: &AgencyCode) -> SilentPeer {
         net.release_socket(code);
         let identity = net.identity(code, Profile::Node);
@@ -26,7 +26,8 @@ impl SilentPeer {
         let crypto = node::tls::server_config(&identity, trust).unwrap();
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).unwrap();
         let server = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        let socket = UdpSocket::bind(net.addrs[code]).unwrap();
+        // The node that played the address may have just stopped: its socket lingers a moment.
+        let socket = crate::network::rebind(net.addrs[code]);
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(server),
