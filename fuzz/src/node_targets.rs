@@ -96,7 +96,12 @@ pub fn node_request(data: &[u8]) -> bool {
     let world = World::new();
     match request {
         NodeRequest::Deliver { envelope, recipients, crls } => deliver(&world, from, &envelope, &recipients, &crls),
-        NodeRequest::Notice { receipt, crls } => notice(&world, from, &receipt, &crls),
+        NodeRequest::Notices { receipts, crls } => {
+            // As `inbound` and `notices::take_notices`: the count bounded, then each receipt on
+            // its own; accepted if any would be taken.
+            receipts.len() <= node::protocol::MAX_NOTICES
+                && receipts.iter().filter(|r| notice(&world, from, r, &crls)).count() > 0
+        }
         NodeRequest::CrlPush { crls } => {
             if world.routes.relation(&from) != Some(node::routing::Relation::Parent) {
                 return false;
@@ -255,11 +260,7 @@ fn notice(world: &World, from: AgencyCode, receipt: &[u8], carried: &[serde_byte
     if receipt.verify(&world.trust.validator_with(&carried)).is_err() {
         return false;
     }
-    let to = match receipt.receipt.kind {
-        ReceiptKind::Hop => receipt.receipt.document.sender,
-        ReceiptKind::Status(_) => receipt.receipt.to,
-    };
-    match world.routes.next_hop(&to) {
+    match world.routes.next_hop(&receipt.receipt.to) {
         Ok(NextHop::Neighbour(n)) if n == from => false,
         Ok(_) => true,
         Err(_) => false,

@@ -87,10 +87,21 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
                 },
             }
         }
-        NodeRequest::Notice { receipt, crls } => {
+        NodeRequest::Notices { receipts, crls } => {
+            if receipts.len() > crate::protocol::MAX_NOTICES {
+                return NodeResponse::Error {
+                    kind: ErrorKind::BadRequest,
+                    message: format!(
+                        "{} receipts in one request; at most {}",
+                        receipts.len(),
+                        crate::protocol::MAX_NOTICES
+                    ),
+                };
+            }
+            let receipts: Vec<Vec<u8>> = receipts.into_iter().map(ByteBuf::into_vec).collect();
             let crls: Vec<Vec<u8>> = crls.into_iter().map(ByteBuf::into_vec).collect();
-            match crate::notices::take_notice(node, peer, &receipt, &crls).await {
-                Ok(()) => NodeResponse::Accepted,
+            match crate::notices::take_notices(node, peer, &receipts, &crls).await {
+                Ok(refused) => NodeResponse::NoticesTaken { refused },
                 Err((kind, message)) => NodeResponse::Error { kind, message },
             }
         }

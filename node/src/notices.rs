@@ -114,39 +114,68 @@ pub async fn keep_and_route(
     Ok(true)
 }
 
-/// Takes a receipt or status from neighbour `from`.
-pub async fn take_notice(
+/// Takes the receipts and statuses of a `NodeRequest::Notices` from neighbour `from`. Each is
+/// checked on its own — a malformed, unverifiable or out-of-standing one is refused alone, with
+/// its index and reason — and the rest are kept and routed in one transaction. Accepted only
+/// once that transaction is committed: on a storage failure nothing is taken and the error
+/// says so (the neighbour keeps them all and sends them again).
+pub async fn take_notices(
     node: &Node,
     from: AgencyCode,
-    bytes: &[u8],
+    receipts: &[Vec<u8>],
     carried: &[Vec<u8>],
-) -> Result<(), (ErrorKind, String)> {
-    let receipt =
-        SignedReceipt::from_bytes(bytes).map_err(|e| (ErrorKind::BadRequest, format!("malformed receipt: {e}")))?;
-    verify_receipt(node, &receipt, carried)
-        .map_err(|e| (ErrorKind::BadRequest, format!("receipt does not verify: {e}")))?;
-    standing(node, &receipt.receipt).map_err(|reason| {
-        tracing::warn!(document = %receipt.receipt.document, peer = %from, by = %receipt.receipt.by, reason = %reason, "receipt refused");
-        (ErrorKind::Forbidden, reason)
-    })?;
+) -> Result<Vec<(u32, ErrorKind, String)>, (ErrorKind, String)> {
+    // The carried CRLs are read once for the whole batch.
+    let carried: Vec<Crl> = carried.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
+    let validator = node.trust.validator_with(&carried);
+    let mut refused = Vec::new();
+    let mut taken = Vec::with_capacity(receipts.len());
+    for (index, bytes) in (0u32..).zip(receipts) {
+        let checked = SignedReceipt::from_bytes(bytes)
+            .map_err(|e| (ErrorKind::BadRequest, format!("malformed receipt: {e}")))
+            .and_then(|r| match r.verify(&validator) {
+                Ok(_) => Ok(r),
+                Err(e) => Err((ErrorKind::BadRequest, format!("receipt does not verify: {e}"))),
+            })
+            .and_then(|r| match standing(node, &r.receipt) {
+                Ok(()) => Ok(r),
+                Err(reason) => {
+                    tracing::warn!(document = %r.receipt.document, peer = %from, by = %r.receipt.by, reason = %reason, "receipt refused");
+                    Err((ErrorKind::Forbidden, reason))
+                }
+            });
+        match checked {
+            Ok(r) => taken.push(r),
+            Err((kind, reason)) => refused.push((index, kind, reason)),
+        }
+    }
+    if taken.is_empty() {
+        return Ok(refused);
+    }
     let now = millis(node.now());
-    let result: Result<bool, StoreError> = async {
+    let result: Result<Vec<bool>, StoreError> = async {
         let mut tx = node.store.begin().await?;
-        let new = keep_and_route(&mut tx, node, &receipt, &from.to_string(), Some(from), now).await?;
+        let mut new = Vec::with_capacity(taken.len());
+        for receipt in &taken {
+            new.push(keep_and_route(&mut tx, node, receipt, &from.to_string(), Some(from), now).await?);
+        }
         tx.commit().await?;
         Ok(new)
     }
     .await;
-    // Accepted only once the receipt is committed; otherwise the sender keeps it and retries.
     let new = result.map_err(|e| {
-        node.storage_failed("taking a receipt", &e);
+        node.storage_failed("taking receipts", &e);
         let full = if e.is_disk_full() { "the disk is full: " } else { "" };
         (ErrorKind::Unavailable, format!("the node cannot store receipts now ({full}{e}); send again later"))
     })?;
-    if new {
+    let mut any = false;
+    for (receipt, _) in taken.iter().zip(&new).filter(|(_, new)| **new) {
+        any = true;
         Metrics::bump(&node.metrics.notices_in);
-        node.wake_outbox();
         tracing::info!(document = %receipt.receipt.document, peer = %from, kind = %receipt.receipt.kind, by = %receipt.receipt.by, "receipt taken");
     }
-    Ok(())
+    if any {
+        node.wake_outbox();
+    }
+    Ok(refused)
 }

@@ -16,7 +16,7 @@ use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use crate::protocol::{ErrorKind, NodeRequest, NodeResponse, read_frame, write_frame};
+use crate::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse, read_frame, write_frame};
 use crate::storage::{StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
@@ -333,6 +333,10 @@ pub async fn run_outbox(node: Arc<Node>) {
         };
         let claimed_count = claimed.len();
         let mut started = 0;
+        // Documents go one per request; the notices for one neighbour go together, up to
+        // `MAX_NOTICES` a request (one stream, one commit on each side).
+        let mut units: Vec<Vec<Transfer>> = Vec::new();
+        let mut notices: HashMap<AgencyCode, usize> = HashMap::new();
         for transfer in claimed {
             if started == room {
                 break;
@@ -344,17 +348,34 @@ pub async fn run_outbox(node: Arc<Node>) {
                 continue;
             }
             started += 1;
+            match transfer.kind {
+                TransferKind::Notice(_) => match notices.get(&transfer.next_hop) {
+                    Some(&u) if units[u].len() < MAX_NOTICES => units[u].push(transfer),
+                    _ => {
+                        notices.insert(transfer.next_hop, units.len());
+                        units.push(vec![transfer]);
+                    }
+                },
+                TransferKind::Document(_) => units.push(vec![transfer]),
+            }
+        }
+        for unit in units {
+            let hop = unit[0].next_hop;
             let peer = per_peer
-                .entry(transfer.next_hop)
+                .entry(hop)
                 .or_insert_with(|| Arc::new(Semaphore::new(node.config.limits.max_in_flight_per_peer)))
                 .clone();
             let (task_node, in_flight) = (node.clone(), in_flight.clone());
             node.tasks.spawn(async move {
                 if let Ok(_permit) = peer.acquire_owned().await {
-                    let id = transfer.id;
-                    task_node.watch.started(id, &transfer.next_hop, transfer.attempts, millis(task_node.now()));
-                    let recorded = run_transfer(&task_node, transfer).await;
-                    task_node.watch.ended(id);
+                    let ids: Vec<i64> = unit.iter().map(|t| t.id).collect();
+                    for t in &unit {
+                        task_node.watch.started(t.id, &t.next_hop, t.attempts, millis(task_node.now()));
+                    }
+                    let recorded = run_unit(&task_node, unit).await;
+                    for id in &ids {
+                        task_node.watch.ended(*id);
+                    }
                     if !recorded {
                         // The outcome could not be written (storage failing): the transfer is
                         // still pending and due. Hold it back a while instead of sending it
@@ -367,7 +388,9 @@ pub async fn run_outbox(node: Arc<Node>) {
                         }
                     }
                     if let Ok(mut s) = in_flight.lock() {
-                        s.remove(&id);
+                        for id in &ids {
+                            s.remove(id);
+                        }
                     }
                 }
                 task_node.wake_outbox();
@@ -400,26 +423,80 @@ pub async fn run_outbox(node: Arc<Node>) {
 /// How often storage failures not yet in the database are tried again.
 const FAULTS_RECORD_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs one transfer and records its outcome; false when the outcome could not be recorded.
-async fn run_transfer(node: &Arc<Node>, transfer: Transfer) -> bool {
-    let outcome = match transfer.kind {
-        TransferKind::Document(id) => send_document(node, &transfer, id).await,
-        TransferKind::Notice(id) => send_notice(node, &transfer, id).await,
-    };
+/// Runs a unit of work — one document, or notices for one neighbour — and records each
+/// transfer's outcome; false when an outcome could not be recorded.
+async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>) -> bool {
+    match unit.as_slice() {
+        [transfer @ Transfer { kind: TransferKind::Document(id), .. }] => {
+            let outcome = send_document(node, transfer, *id).await;
+            node.telemetry.transfer_attempted(&transfer.next_hop, outcome.label());
+            recorded(node, transfer, record(node, transfer, outcome).await)
+        }
+        _ => {
+            let outcomes = send_notices(node, &unit).await;
+            let now = millis(node.now());
+            let finished: Vec<&Transfer> =
+                unit.iter().zip(&outcomes).filter(|(_, o)| matches!(o, Outcome::Finished)).map(|(t, _)| t).collect();
+            // The notices taken, finished in one transaction.
+            let done: Result<(), StoreError> = async {
+                if finished.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = node.store.begin().await?;
+                for t in &finished {
+                    tx.finish_transfer(t.id, &node.lease_owner, "done", now).await?;
+                }
+                tx.commit().await
+            }
+            .await;
+            let mut all = match done {
+                Ok(()) => true,
+                Err(e) => {
+                    // Still pending: sent again later, and the neighbour knows them already.
+                    node.storage_failed(
+                        &format!("recording {} receipts handed to {}", finished.len(), unit[0].next_hop),
+                        &e,
+                    );
+                    false
+                }
+            };
+            for (transfer, outcome) in unit.iter().zip(outcomes) {
+                node.telemetry.transfer_attempted(&transfer.next_hop, outcome.label());
+                if !matches!(outcome, Outcome::Finished) {
+                    all &= recorded(node, transfer, record(node, transfer, outcome).await);
+                }
+            }
+            all
+        }
+    }
+}
+
+/// Whether a transfer's outcome was recorded; a failure to record it is logged (the transfer
+/// stays pending and is tried again).
+fn recorded(node: &Node, transfer: &Transfer, result: Result<(), StoreError>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            node.storage_failed(&format!("recording the outcome of transfer {}", transfer.id), &e);
+            false
+        }
+    }
+}
+
+/// Records a transfer's outcome other than a notice handed over (a document's hand-over is
+/// recorded by `send_document` with its hop receipt): a failed attempt to retry later, or one
+/// refused for good.
+async fn record(node: &Arc<Node>, transfer: &Transfer, outcome: Outcome) -> Result<(), StoreError> {
     let now = millis(node.now());
     let owner = node.lease_owner.as_str();
-    node.telemetry.transfer_attempted(&transfer.next_hop, outcome.label());
-    let result: Result<(), StoreError> = match outcome {
+    match outcome {
         Outcome::Finished => Ok(()),
         Outcome::Retry(error) | Outcome::Permanent(error) if node.stopping() => {
             // Cut short by shutdown: pending again, and the attempt does not count.
             tracing::info!(transfer = transfer.id, error = %error, "transfer interrupted by shutdown");
-            async {
-                let mut tx = node.store.begin().await?;
-                tx.fail_transfer(transfer.id, owner, &error, now, false, false).await?;
-                tx.commit().await
-            }
-            .await
+            let mut tx = node.store.begin().await?;
+            tx.fail_transfer(transfer.id, owner, &error, now, false, false).await?;
+            tx.commit().await
         }
         Outcome::Retry(error) => {
             let attempt = transfer.attempts + 1;
@@ -428,20 +505,12 @@ async fn run_transfer(node: &Arc<Node>, transfer: Transfer) -> bool {
             tracing::warn!(transfer = transfer.id, peer = %transfer.next_hop, attempt, retry_in = %humantime::format_duration(delay), error = %error, dead, "transfer failed");
             Metrics::bump(&node.metrics.retries);
             let reason = format!("not delivered to {} after {attempt} attempts: {error}", transfer.next_hop);
-            fail(node, &transfer, &error, now + delay.as_millis() as i64, dead.then_some(reason.as_str())).await
+            fail(node, transfer, &error, now + delay.as_millis() as i64, dead.then_some(reason.as_str())).await
         }
         Outcome::Permanent(error) => {
             tracing::warn!(transfer = transfer.id, peer = %transfer.next_hop, error = %error, "transfer refused for good");
             let reason = format!("{} did not take it: {error}", transfer.next_hop);
-            fail(node, &transfer, &error, now, Some(reason.as_str())).await
-        }
-    };
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            // Logged there; the transfer stays pending and is tried again.
-            node.storage_failed(&format!("recording the outcome of transfer {}", transfer.id), &e);
-            false
+            fail(node, transfer, &error, now, Some(reason.as_str())).await
         }
     }
 }
@@ -485,9 +554,9 @@ async fn fail(
     Ok(())
 }
 
-/// Records an answered transfer: `kept` (a hop receipt or refusal from the next hop) stored and
-/// routed on, the routes' state set, the transfer finished, all in one transaction.
-async fn record(
+/// Records an answered document transfer: `kept` (a hop receipt or refusal from the next hop)
+/// stored and routed on, the routes' state set, the transfer finished, all in one transaction.
+async fn record_answer(
     node: &Arc<Node>,
     transfer: &Transfer,
     document: i64,
@@ -574,7 +643,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
             }
             // The hop receipt is kept here and, unless this agency sent the document, travels
             // on toward the sender so the sender can track every hop.
-            match record(node, transfer, id, &receipt, "forwarded", "done").await {
+            match record_answer(node, transfer, id, &receipt, "forwarded", "done").await {
                 Ok(()) => {
                     Metrics::bump(&node.metrics.documents_out);
                     tracing::info!(document = %doc.doc_id, peer = %hop, "document handed over");
@@ -599,7 +668,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
             }
             let reason = refusal.receipt.note.clone().unwrap_or_default();
             tracing::warn!(document = %doc.doc_id, peer = %hop, reason = %reason, "document refused by the next hop");
-            match record(node, transfer, id, &refusal, "refused", "refused").await {
+            match record_answer(node, transfer, id, &refusal, "refused", "refused").await {
                 Ok(()) => Outcome::Finished,
                 Err(e) => Outcome::Retry(e.to_string()),
             }
@@ -610,43 +679,60 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
     }
 }
 
-async fn send_notice(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcome {
-    let hop = transfer.next_hop;
-    let stored = match node.store.receipt(id).await {
-        Ok(r) => r,
-        Err(e) => return Outcome::Retry(e.to_string()),
-    };
-    let chain = SignedReceipt::from_bytes(&stored.bytes).map(|r| r.chain_der().to_vec()).unwrap_or_default();
-    let request = NodeRequest::Notice {
-        receipt: ByteBuf::from(stored.bytes),
-        crls: node.crls_for(&[chain]).await.into_iter().map(ByteBuf::from).collect(),
-    };
-    let response = node.simple_request(&hop, &request).await;
-    match &response {
-        Ok(_) => node.neighbour_answered(&hop),
-        Err(e) => node.neighbour_unreachable(&hop, e),
-    }
-    match response {
-        Ok(NodeResponse::Accepted) => {
-            let now = millis(node.now());
-            let result: Result<(), StoreError> = async {
-                let mut tx = node.store.begin().await?;
-                tx.finish_transfer(transfer.id, &node.lease_owner, "done", now).await?;
-                tx.commit().await
+/// Sends the receipts of notice transfers `batch` (all to one neighbour) in one request; the
+/// outcome of each, in order. `Finished` means the neighbour committed it (recording that here
+/// is the caller's).
+async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
+    let Some(hop) = batch.first().map(|t| t.next_hop) else { return Vec::new() };
+    let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
+    let (mut receipts, mut sent, mut chains) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, transfer) in batch.iter().enumerate() {
+        let TransferKind::Notice(id) = transfer.kind else {
+            outcomes[i] = Some(Outcome::Retry("not a notice".into()));
+            continue;
+        };
+        match node.store.receipt(id).await {
+            Ok(stored) => {
+                let chain =
+                    SignedReceipt::from_bytes(&stored.bytes).map(|r| r.chain_der().to_vec()).unwrap_or_default();
+                if !chains.contains(&chain) {
+                    chains.push(chain);
+                }
+                receipts.push(ByteBuf::from(stored.bytes));
+                sent.push(i);
             }
-            .await;
-            match result {
-                Ok(()) => Outcome::Finished,
-                Err(e) => Outcome::Retry(e.to_string()),
-            }
+            Err(e) => outcomes[i] = Some(Outcome::Retry(e.to_string())),
         }
-        Ok(NodeResponse::Error { kind: ErrorKind::Unavailable, message }) => {
-            Outcome::Retry(format!("{hop}: {message}"))
-        }
-        Ok(NodeResponse::Error { message, .. }) => Outcome::Permanent(format!("{hop}: {message}")),
-        Ok(other) => Outcome::Retry(format!("{hop} answered {other} to a receipt")),
-        Err(e) => Outcome::Retry(e),
     }
+    if !receipts.is_empty() {
+        let request = NodeRequest::Notices {
+            receipts,
+            crls: node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect(),
+        };
+        let response = node.simple_request(&hop, &request).await;
+        match &response {
+            Ok(_) => node.neighbour_answered(&hop),
+            Err(e) => node.neighbour_unreachable(&hop, e),
+        }
+        for (k, &i) in sent.iter().enumerate() {
+            outcomes[i] = Some(match &response {
+                Ok(NodeResponse::NoticesTaken { refused }) => {
+                    match refused.iter().find(|(index, _, _)| usize::try_from(*index).ok() == Some(k)) {
+                        None => Outcome::Finished,
+                        Some((_, ErrorKind::Unavailable, message)) => Outcome::Retry(format!("{hop}: {message}")),
+                        Some((_, _, message)) => Outcome::Permanent(format!("{hop}: {message}")),
+                    }
+                }
+                Ok(NodeResponse::Error { kind: ErrorKind::Unavailable, message }) => {
+                    Outcome::Retry(format!("{hop}: {message}"))
+                }
+                Ok(NodeResponse::Error { message, .. }) => Outcome::Permanent(format!("{hop}: {message}")),
+                Ok(other) => Outcome::Retry(format!("{hop} answered {other} to receipts")),
+                Err(e) => Outcome::Retry(e.clone()),
+            });
+        }
+    }
+    outcomes.into_iter().map(|o| o.unwrap_or_else(|| Outcome::Retry("not sent".into()))).collect()
 }
 
 impl Node {

@@ -178,6 +178,7 @@ fn kind(r: &NodeResponse) -> &'static str {
         NodeResponse::HopReceipt { .. } => "a hop receipt",
         NodeResponse::Refused { .. } => "a refusal",
         NodeResponse::Accepted => "accepted",
+        NodeResponse::NoticesTaken { .. } => "notices taken",
         NodeResponse::Crls { .. } => "CRLs",
         NodeResponse::Routes { .. } => "routes",
         NodeResponse::Cosigned { .. } => "a cosignature",

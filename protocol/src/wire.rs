@@ -148,11 +148,13 @@ pub enum NodeRequest {
         /// CRLs that cover the signers' chains.
         crls: Vec<ByteBuf>,
     },
-    /// A signed receipt or status travelling toward the agency it is addressed to.
-    Notice {
-        /// The receipt's exact bytes.
-        receipt: ByteBuf,
-        /// CRLs that cover the signer's chain.
+    /// Signed receipts and statuses travelling toward the agencies they are addressed to:
+    /// all those waiting for this neighbour, at most [`MAX_NOTICES`], in one request and taken
+    /// in one transaction. Answered with [`NodeResponse::NoticesTaken`].
+    Notices {
+        /// Each receipt's exact bytes.
+        receipts: Vec<ByteBuf>,
+        /// CRLs that cover the signers' chains (each once).
         crls: Vec<ByteBuf>,
     },
     /// New CRLs, pushed down the tree as soon as a node has them.
@@ -256,8 +258,14 @@ pub enum NodeResponse {
         /// The signed refusal.
         receipt: ByteBuf,
     },
-    /// The notice or CRLs are stored.
+    /// The CRLs are stored.
     Accepted,
+    /// The answer to [`NodeRequest::Notices`]: every receipt not listed here is stored (the
+    /// transaction committed); those listed were refused, each with its reason.
+    NoticesTaken {
+        /// (index in the request, why, what).
+        refused: Vec<(u32, ErrorKind, String)>,
+    },
     /// CRLs newer than those the asker has.
     Crls {
         /// DER CRLs.
@@ -320,6 +328,10 @@ pub const MAX_LOG_ENTRIES: usize = 1000;
 /// by default, one per node on the paths to a few dozen recipients.
 pub const MAX_PATH_PROOFS: usize = pki::document::bundle::DEFAULT_MAX_LOG_PROOFS;
 
+/// Most receipts in one [`NodeRequest::Notices`]: each is a few KiB (a seal and its chain), so
+/// a full batch with its CRLs stays well inside the default 4 MiB frame.
+pub const MAX_NOTICES: usize = 64;
+
 /// Most hop receipts gathered along a document's path (each a few KiB): one per hand-over on
 /// the paths to 200 recipients through a hierarchy of four levels, with room to spare, and
 /// well inside a bundle's `max_receipts`.
@@ -332,6 +344,7 @@ impl std::fmt::Display for NodeResponse {
             NodeResponse::HopReceipt { .. } => f.write_str("a hop receipt"),
             NodeResponse::Refused { .. } => f.write_str("a signed refusal"),
             NodeResponse::Accepted => f.write_str("accepted"),
+            NodeResponse::NoticesTaken { refused } => write!(f, "notices taken, {} refused", refused.len()),
             NodeResponse::Crls { crls } => write!(f, "{} CRL(s)", crls.len()),
             NodeResponse::Routes { routes } => write!(f, "{} route answer(s)", routes.len()),
             NodeResponse::Cosigned { .. } => f.write_str("a cosignature"),

@@ -381,7 +381,7 @@ mod seeds {
                     crls: crl_bufs(),
                 },
             ),
-            ("notice", NodeRequest::Notice { receipt: ByteBuf::from(arrived.clone()), crls: crl_bufs() }),
+            ("notice", NodeRequest::Notices { receipts: vec![ByteBuf::from(arrived.clone())], crls: crl_bufs() }),
             ("crl-push", NodeRequest::CrlPush { crls: crl_bufs() }),
             (
                 "crl-fetch",
@@ -400,6 +400,20 @@ mod seeds {
             ("hop-receipt", NodeResponse::HopReceipt { receipt: ByteBuf::from(hop.clone()) }),
             ("refused", NodeResponse::Refused { receipt: ByteBuf::from(refused.clone()) }),
             ("accepted", NodeResponse::Accepted),
+            (
+                "notices-taken",
+                NodeResponse::NoticesTaken {
+                    refused: vec![(1, ErrorKind::Forbidden, "not its status to post".into())],
+                },
+            ),
+            (
+                "path-evidence",
+                NodeResponse::PathEvidence {
+                    proofs: Vec::new(),
+                    receipts: vec![ByteBuf::from(hop.clone())],
+                    crls: crl_bufs(),
+                },
+            ),
             ("crls", NodeResponse::Crls { crls: crl_bufs() }),
             ("error", NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() }),
         ];
@@ -460,7 +474,8 @@ mod seeds {
             recipients: rcpt.iter().map(|c| (*c).to_owned()).collect(),
             crls: crl_bufs(),
         };
-        let notice = |bytes: &[u8]| NodeRequest::Notice { receipt: ByteBuf::from(bytes.to_vec()), crls: crl_bufs() };
+        let notice =
+            |bytes: &[u8]| NodeRequest::Notices { receipts: vec![ByteBuf::from(bytes.to_vec())], crls: crl_bufs() };
         corpus.put_selected("node_request", "ok-deliver-from-child", 1, &body(&deliver(&sideways, &[child2])));
         corpus.put_selected(
             "node_request",
@@ -479,6 +494,11 @@ mod seeds {
         corpus.put_selected("node_request", "ok-notice-arrived", 2, &body(&notice(&arrived)));
         corpus.put_selected("node_request", "ok-notice-refused", 1, &body(&notice(&refused)));
         corpus.put_selected("node_request", "notice-revoked-seal", 1, &body(&notice(&revoked_receipt)));
+        let both = NodeRequest::Notices {
+            receipts: vec![ByteBuf::from(revoked_receipt.to_vec()), ByteBuf::from(arrived.to_vec())],
+            crls: crl_bufs(),
+        };
+        corpus.put_selected("node_request", "ok-notices-one-revoked-one-arrived", 2, &body(&both));
         corpus.put_selected("node_request", "ok-crl-push", 0, &body(&NodeRequest::CrlPush { crls: crl_bufs() }));
         corpus.put_selected(
             "node_request",

@@ -392,8 +392,12 @@ async fn replayed_documents_and_receipts_change_nothing() {
             Ok(NodeResponse::HopReceipt { receipt }) => assert_eq!(receipt.as_ref(), &first[..], "a second receipt"),
             other => panic!("replay {round}: {other:?}"),
         }
-        let notice = NodeRequest::Notice { receipt: serde_bytes::ByteBuf::from(first.clone()), crls: Vec::new() };
-        assert!(matches!(peer.request(&notice, &[]).await, Ok(NodeResponse::Accepted)));
+        let notice =
+            NodeRequest::Notices { receipts: vec![serde_bytes::ByteBuf::from(first.clone())], crls: Vec::new() };
+        match peer.request(&notice, &[]).await {
+            Ok(NodeResponse::NoticesTaken { refused }) => assert!(refused.is_empty(), "{refused:?}"),
+            other => panic!("replay {round} of the receipt: {other:?}"),
+        }
     }
     let during = sampler.finish().await;
     let peak = target.memory();

@@ -114,3 +114,57 @@ async fn a_document_crosses_the_quang_ninh_network_with_receipts_everywhere(data
     assert_eq!(sent[0].status, Some(6));
     net.stop().await;
 }
+
+/// The notices waiting for one neighbour travel in one request (`NodeRequest::Notices`, at
+/// most `MAX_NOTICES`): each receipt is judged on its own — here a malformed one is refused
+/// with its index while the delivery receipts beside it are taken — and a request with one
+/// receipt too many is refused whole, before any is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_notices_is_judged_receipt_by_receipt_and_bounded() {
+    use harness::network::{RawPeer, only};
+    use node::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse};
+    use serde_bytes::ByteBuf;
+    const TIEN_YEN: &str = "000.00.41.H49";
+    harness::logging();
+    let net = TestNet::start(only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]), NetOptions::default()).await;
+    let doc = net.document(PHONG_DU, &[TIEN_YEN], 5);
+    doc.submit(&net.clerk(PHONG_DU).await).await.unwrap();
+    wait_for("the delivery receipt at the sender", Duration::from_secs(30), || async {
+        receipts(&net, PHONG_DU, &doc.digest).await.iter().any(|r| r.0 == ReceiptKind::Status(StatusCode::Arrived))
+    })
+    .await;
+    let arrived = net
+        .node(PHONG_DU)
+        .store
+        .receipts_for(&doc.digest)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.bytes)
+        .find(|b| SignedReceipt::from_bytes(b).unwrap().receipt.kind == ReceiptKind::Status(StatusCode::Arrived))
+        .unwrap();
+    let before = net.node(PHONG_DU).store.receipts_for(&doc.digest).await.unwrap().len();
+    let peer = RawPeer::connect(&net, &net.identity(&code(TIEN_YEN), pki::Profile::Node), PHONG_DU).await;
+    let batch = |n: usize| {
+        let mut receipts = vec![ByteBuf::from(b"not a receipt".to_vec())];
+        receipts.extend((1..n).map(|_| ByteBuf::from(arrived.clone())));
+        NodeRequest::Notices { receipts, crls: Vec::new() }
+    };
+    match peer.request(&batch(MAX_NOTICES), &[]).await.unwrap() {
+        NodeResponse::NoticesTaken { refused } => {
+            assert_eq!(refused.len(), 1, "{refused:?}");
+            assert_eq!((refused[0].0, refused[0].1), (0, ErrorKind::BadRequest), "{refused:?}");
+            assert!(refused[0].2.contains("malformed receipt"), "{refused:?}");
+        }
+        other => panic!("expected the batch taken but its first receipt, got {other}"),
+    }
+    match peer.request(&batch(MAX_NOTICES + 1), &[]).await.unwrap() {
+        NodeResponse::Error { kind: ErrorKind::BadRequest, message } => {
+            assert!(message.contains("at most 64"), "{message}")
+        }
+        other => panic!("expected a refusal of the whole batch, got {other}"),
+    }
+    // The delivery receipt was known already: taken again, stored once.
+    assert_eq!(net.node(PHONG_DU).store.receipts_for(&doc.digest).await.unwrap().len(), before);
+    net.stop().await;
+}

@@ -446,7 +446,9 @@ async fn logs_are_plain_text_or_json_lines_with_values_in_their_display_form() {
     // The commune's text line names the next hop by its code.
     let taken = log_of(PHONG_DU).lines().find(|l| l.contains("document taken")).unwrap().to_owned();
     assert!(taken.contains(&format!("next_hops={TIEN_YEN}:2")), "{taken}");
-    assert!(log_of(PHONG_DU).contains("kind=hop"), "receipt kinds by name");
+    // Receipt kinds by name: the delivery receipts taken (hop receipts stay with the node they
+    // were given to and are not "taken" as notices).
+    assert!(log_of(PHONG_DU).contains("kind=01 arrived"), "receipt kinds by name");
     // The district's lines are JSON, its next hops "local:1, <province>:1" as one string.
     let json = log_of(TIEN_YEN);
     let lines: Vec<serde_json::Value> =

@@ -38,12 +38,12 @@ pub(super) enum Op {
     /// `Deliver` of a document sealed by a third party (the Government Office): only a parent
     /// relays for others.
     Relay,
-    /// `Notice`: status 03 on a document Tiên Yên sent, signed by a recipient of it.
+    /// `Notices` (one): status 03 on a document Tiên Yên sent, signed by a recipient of it.
     Notice,
-    /// `Notice`: status 13 (recall requested) on a document in Tiên Yên's inbox, signed by an
+    /// `Notices` (one): status 13 (recall requested) on a document in Tiên Yên's inbox, signed by an
     /// agency that did not send it.
     RecallByNonSender,
-    /// `Notice`: status 01 (arrived) on a document Tiên Yên sent, signed by one agency for
+    /// `Notices` (one): status 01 (arrived) on a document Tiên Yên sent, signed by one agency for
     /// another recipient.
     ArrivedForAnother,
     /// `CrlPush` of a genuine, newer CRL.
@@ -214,7 +214,7 @@ impl Op {
 pub(super) fn node_column(request: &NodeRequest) -> Op {
     match request {
         NodeRequest::Deliver { .. } => Op::Deliver,
-        NodeRequest::Notice { .. } => Op::Notice,
+        NodeRequest::Notices { .. } => Op::Notice,
         NodeRequest::CrlPush { .. } => Op::CrlPush,
         NodeRequest::CrlFetch { .. } => Op::CrlFetch,
         NodeRequest::Route { .. } => Op::Route,

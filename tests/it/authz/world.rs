@@ -37,6 +37,11 @@ impl Seen {
         match r {
             Ok(NodeResponse::HopReceipt { .. }) => Seen::Served("hop receipt".into()),
             Ok(NodeResponse::Accepted) => Seen::Served("accepted".into()),
+            // One notice a request here: taken, or refused with its reason.
+            Ok(NodeResponse::NoticesTaken { refused }) => match refused.into_iter().next() {
+                None => Seen::Served("notice taken".into()),
+                Some((_, kind, message)) => Seen::Error(kind, message),
+            },
             Ok(NodeResponse::Crls { crls }) => Seen::Served(format!("{} CRLs", crls.len())),
             Ok(NodeResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
             Ok(NodeResponse::Cosigned { .. }) => Seen::Served("cosignature".into()),
@@ -325,7 +330,8 @@ impl World {
         let fixture = &self.fixtures[row];
         let (received, sent, transit) = (fixture.received.clone(), fixture.sent.clone(), fixture.transit.clone());
         let notice = |r: &SignedReceipt| {
-            let request = NodeRequest::Notice { receipt: ByteBuf::from(r.as_bytes().to_vec()), crls: Vec::new() };
+            let request =
+                NodeRequest::Notices { receipts: vec![ByteBuf::from(r.as_bytes().to_vec())], crls: Vec::new() };
             (Request::Node(request, Vec::new()), Effect::Receipt { envelope: r.receipt.envelope, digest: r.digest() })
         };
         let stored =
