@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use pki::AgencyCode;
-use pki::document::{Envelope, Receipt, ReceiptKind, SignedReceipt, StatusCode};
+use pki::document::{Envelope, ReceiptKind, SignedReceipt, StatusCode};
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 
 use crate::Node;
 use crate::budget::ConnectionBudget;
-use crate::intake::{Source, take_document, truncate};
+use crate::intake::{Saying, Source, take_document};
 use crate::protocol::{ClerkRequest, ClerkResponse, ErrorKind, Toward, read_request, write_frame};
 use crate::storage::{StoredDocument, millis};
 
@@ -254,17 +254,8 @@ async fn send_status(
         if node.store.status_held(&doc.digest, &node.config.agency, &to, status.code()).await.map_err(unavailable)? {
             continue;
         }
-        let receipt = Receipt {
-            kind: ReceiptKind::Status(status),
-            document: manifest.id(),
-            envelope: doc.digest,
-            by: node.config.agency,
-            to,
-            at: truncate(node.now()),
-            recipients,
-            note: note.clone(),
-        };
-        signed.push(node.sign_receipt(&receipt).map_err(|e| bad(e.to_string()))?);
+        let saying = Saying { kind: ReceiptKind::Status(status), to, recipients, note: note.clone() };
+        signed.push(node.sign_receipt(&manifest, doc.digest, saying, node.now()).map_err(|e| bad(e.to_string()))?);
     }
     if signed.is_empty() {
         return Ok(());

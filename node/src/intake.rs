@@ -46,6 +46,19 @@ pub struct Taken {
     pub duplicate: bool,
 }
 
+/// What a receipt of this agency says, before [`Node::sign_receipt`] signs it.
+#[derive(Debug, Clone)]
+pub struct Saying {
+    /// A hop receipt or a status.
+    pub kind: ReceiptKind,
+    /// The agency it is addressed to.
+    pub to: AgencyCode,
+    /// The recipients it speaks for.
+    pub recipients: Vec<AgencyCode>,
+    /// A free-text note (a refusal's reason, a clerk's remark).
+    pub note: Option<String>,
+}
+
 /// A document refused.
 #[derive(Debug)]
 pub struct Refusal {
@@ -58,8 +71,27 @@ pub struct Refusal {
 }
 
 impl Node {
-    /// Signs a receipt with this agency's seal.
-    pub fn sign_receipt(&self, receipt: &Receipt) -> Result<SignedReceipt, pki::document::ReceiptError> {
+    /// Signs what this agency says about a document with its seal: the one place a node makes
+    /// a receipt (hop receipts, delivery receipts, refusals, a clerk's statuses), so that every
+    /// one names this agency as its signer, the document by its id and envelope digest, and a
+    /// time truncated to the second as receipts carry it.
+    pub fn sign_receipt(
+        &self,
+        manifest: &Manifest,
+        envelope: [u8; 32],
+        saying: Saying,
+        at: time::OffsetDateTime,
+    ) -> Result<SignedReceipt, pki::document::ReceiptError> {
+        let receipt = Receipt {
+            kind: saying.kind,
+            document: manifest.id(),
+            envelope,
+            by: self.config.agency,
+            to: saying.to,
+            at: truncate(at),
+            recipients: saying.recipients,
+            note: saying.note,
+        };
         receipt.sign(&self.seal().key, &self.seal().chain)
     }
 
@@ -71,17 +103,15 @@ impl Node {
         recipients: Vec<AgencyCode>,
         reason: &str,
     ) -> Option<SignedReceipt> {
-        let receipt = Receipt {
+        let saying = Saying {
             kind: ReceiptKind::Status(StatusCode::Refused),
-            document: manifest.id(),
-            envelope: digest,
-            by: self.config.agency,
             to: manifest.from,
-            at: truncate(self.now()),
             recipients,
             note: Some(refusal_note(reason)),
         };
-        self.sign_receipt(&receipt).map_err(|e| tracing::error!(error = %e, "cannot sign a refusal")).ok()
+        self.sign_receipt(manifest, digest, saying, self.now())
+            .map_err(|e| tracing::error!(error = %e, "cannot sign a refusal"))
+            .ok()
     }
 
     fn refuse(
@@ -357,18 +387,9 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
 
     // Receipts this hand-over may produce, signed before the transaction; the transaction
     // keeps only those that are new.
-    let sign = |kind: ReceiptKind, to: AgencyCode, rcpt: Vec<AgencyCode>, note: Option<String>| {
-        let receipt = Receipt {
-            kind,
-            document: manifest.id(),
-            envelope: digest,
-            by: node.config.agency,
-            to,
-            at: truncate(now),
-            recipients: rcpt,
-            note,
-        };
-        node.sign_receipt(&receipt).map_err(|e| transient(format!("cannot sign a receipt: {e}")))
+    let sign = |kind: ReceiptKind, to: AgencyCode, recipients: Vec<AgencyCode>, note: Option<String>| {
+        node.sign_receipt(&manifest, digest, Saying { kind, to, recipients, note }, now)
+            .map_err(|e| transient(format!("cannot sign a receipt: {e}")))
     };
     let hop_receipt = match came_from {
         Some(from) => Some(sign(ReceiptKind::Hop, from, recipients.clone(), None)?),
