@@ -150,7 +150,7 @@ impl Store {
     /// `data_dir`, and applies migrations.
     pub async fn open(url: &str, data_dir: &Path) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Dir { path: data_dir.to_owned(), source })?;
+        blobs::create_dir_durably(data_dir).map_err(|source| StoreError::Dir { path: data_dir.to_owned(), source })?;
         let backend = Backend::of_url(url);
         let url = match backend {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
