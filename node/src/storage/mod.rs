@@ -27,6 +27,7 @@ mod outbox;
 mod receipts;
 pub mod space;
 pub mod tlog;
+mod values;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -37,7 +38,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, ConnectOptions};
 use tokio::sync::{Mutex, MutexGuard};
 
-pub use documents::{DocInsert, NewDocument, StoredDocument};
+pub use documents::{DocInsert, NewDocument, NewRoute, StoredDocument};
 pub use faults::StorageFaults;
 pub use outbox::{HopQueue, Leased, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
