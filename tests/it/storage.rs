@@ -72,6 +72,7 @@ on_both_backends!(
     only_newer_crls_replace_older_ones,
     counters_add_up_under_concurrency,
     a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit,
+    the_outbox_leaves_out_the_transfers_running_here,
 );
 
 async fn a_document_is_stored_once_per_envelope(database: Database) {
@@ -405,3 +406,33 @@ async fn a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit(da
     }
 }
 
+/// A wake-up of the outbox reads only transfers not already running in this process: those
+/// running are left out of the claim (on SQLite a claim is a plain read, so before they came
+/// back first on every wake-up) and out of the next due time (which otherwise stays "now"
+/// while they run).
+async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
+    let (net, store) = open(database).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 4);
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(id) = tx.insert_document(&new_document(&doc, 0)).await.unwrap() else { panic!() };
+    let hop = code(HA_LAU);
+    for (r, at) in [(HA_LAU, 1000), (TIEN_YEN, 1000), (PHONG_DU, 3000)] {
+        assert!(tx.enqueue(TransferKind::Document(id), &hop, &[code(r)], at).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+
+    let running: Vec<i64> =
+        store.claim_due_except("a", 1000, 31_000, 1, &[]).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(running.len(), 1);
+    let next = store.claim_due_except("a", 1000, 31_000, 10, &running).await.unwrap();
+    assert_eq!(next.len(), 1, "only the other due transfer: {next:?}");
+    assert!(!running.contains(&next[0].id));
+    let running: Vec<i64> = running.into_iter().chain([next[0].id]).collect();
+    assert!(store.claim_due_except("a", 2000, 32_000, 10, &running).await.unwrap().is_empty(), "nothing new is due");
+    assert_eq!(store.next_due_except(Leased::Outbox, 2000, &running).await.unwrap(), Some(3000), "the one not running");
+    if store.backend() == node::storage::Backend::Sqlite {
+        // Without the exclusion a SQLite wake-up reads the running transfers again.
+        assert_eq!(store.claim_due("a", 2000, 32_000, 10).await.unwrap().len(), 2);
+        assert_eq!(store.next_due(Leased::Outbox, 2000).await.unwrap(), Some(1000));
+    }
+}
