@@ -310,18 +310,14 @@ pub async fn run_outbox(node: Arc<Node>) {
             }
             renewed_at = tokio::time::Instant::now();
         }
-        let busy = in_flight.lock().map(|s| s.len()).unwrap_or(MAX_CLAIMED);
-        let room = MAX_CLAIMED.saturating_sub(busy);
+        let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
+        let room = MAX_CLAIMED.saturating_sub(running.len());
         // A SQLite claim is a plain read: the transfers running here are still pending and due,
-        // and being the oldest they come first. Asking for only `room` rows would return
-        // nothing but them, and new work would wait behind transfers to a slow neighbour until
-        // those ended. So ask for the running ones too, and skip them below.
-        let ask = match node.store.backend() {
-            crate::storage::Backend::Sqlite => room + busy,
-            crate::storage::Backend::Postgres => room,
-        };
+        // and being the oldest they would come first, so they are left out of the claim (and
+        // new work never waits behind transfers to a slow neighbour).
         let claimed = if room > 0 {
-            match node.store.claim_due(&node.lease_owner, now, now + lease.as_millis() as i64, ask as i64).await {
+            let until = now + lease.as_millis() as i64;
+            match node.store.claim_due_except(&node.lease_owner, now, until, room as i64, &running).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -399,10 +395,12 @@ pub async fn run_outbox(node: Arc<Node>) {
         // Sleep until woken (new work, or a transfer finished), the next transfer is due, or a
         // second passes. When everything due is already running, only a wake-up helps.
         let now = millis(node.now());
-        let wait = if claimed_count > 0 && started == 0 {
+        // Full: a finishing transfer wakes the loop.
+        let wait = if (claimed_count > 0 && started == 0) || started == room {
             Duration::from_secs(1)
         } else {
-            match node.store.next_due(crate::storage::Leased::Outbox, now).await {
+            let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
+            match node.store.next_due_except(crate::storage::Leased::Outbox, now, &running).await {
                 Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
                 _ => Duration::from_secs(1),
             }

@@ -4,6 +4,7 @@ use pki::AgencyCode;
 use pki::document::manifest::{Attachment, Manifest};
 use sqlx::Row;
 
+use super::values::{rows_per_statement, values};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 use crate::protocol::DocumentSummary;
 
@@ -26,6 +27,17 @@ pub struct NewDocument<'a> {
     pub provisional: bool,
     /// Submitted by this agency's clerk.
     pub outgoing: bool,
+}
+
+/// A recipient's route to record (see [`Tx::add_routes`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewRoute<'a> {
+    /// The recipient.
+    pub recipient: &'a AgencyCode,
+    /// Where its copy goes from here; `None` when it goes nowhere (delivered here, refused).
+    pub next_hop: Option<&'a AgencyCode>,
+    /// Its state: pending, delivered, refused.
+    pub state: &'a str,
 }
 
 /// What inserting a document found.
@@ -145,16 +157,23 @@ impl Tx<'_> {
             });
         };
         let id: i64 = row.try_get("id")?;
-        for (position, a) in m.attachments.iter().enumerate() {
-            sqlx::query("INSERT INTO attachments (document, position, name, media_type, size, sha256) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(id)
-                .bind(position as i64)
-                .bind(&a.name)
-                .bind(&a.media_type)
-                .bind(a.size as i64)
-                .bind(a.sha256.to_vec())
-                .execute(self.conn())
-                .await?;
+        // One statement for all the attachments (more only past the parameter limit).
+        let per_statement = rows_per_statement(5, 1);
+        for (n, chunk) in m.attachments.chunks(per_statement).enumerate() {
+            let sql = format!(
+                "INSERT INTO attachments (document, position, name, media_type, size, sha256) VALUES {}",
+                values("($1, {}, {}, {}, {}, {})", 1, chunk.len())
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+            for (i, a) in chunk.iter().enumerate() {
+                insert = insert
+                    .bind((n * per_statement + i) as i64)
+                    .bind(&a.name)
+                    .bind(&a.media_type)
+                    .bind(a.size as i64)
+                    .bind(a.sha256.to_vec());
+            }
+            insert.execute(self.conn()).await?;
         }
         // The transparency log's leaf, in this transaction: it exists iff the document does.
         self.log_document(d).await?;
@@ -190,7 +209,40 @@ impl Tx<'_> {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Updates the state of a recipient's route (forwarded, delivered, refused).
+    /// Records where each recipient's copy goes from here, in one statement; returns the
+    /// recipients routed now (in the order given, each once), leaving out those already
+    /// recorded.
+    pub async fn add_routes(
+        &mut self,
+        document: i64,
+        routes: &[NewRoute<'_>],
+        now: i64,
+    ) -> Result<Vec<AgencyCode>, StoreError> {
+        let mut added = std::collections::HashSet::new();
+        for chunk in routes.chunks(rows_per_statement(3, 2)) {
+            let sql = format!(
+                "INSERT INTO routes (document, recipient, next_hop, state, updated_at) VALUES {} ON CONFLICT (document, recipient) DO NOTHING RETURNING recipient",
+                values("($1, {}, {}, {}, $2)", 2, chunk.len())
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(document).bind(now);
+            for r in chunk {
+                insert = insert.bind(r.recipient.to_string()).bind(r.next_hop.map(ToString::to_string)).bind(r.state);
+            }
+            for row in insert.fetch_all(self.conn()).await? {
+                added.insert(row.try_get::<String, _>("recipient")?);
+            }
+        }
+        let mut routed = Vec::with_capacity(added.len());
+        for r in routes {
+            if added.remove(&r.recipient.to_string()) {
+                routed.push(*r.recipient);
+            }
+        }
+        Ok(routed)
+    }
+
+    /// Updates the state of recipients' routes (forwarded, delivered, refused), in one
+    /// statement.
     pub async fn set_route_state(
         &mut self,
         document: i64,
@@ -198,14 +250,16 @@ impl Tx<'_> {
         state: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        for r in recipients {
-            sqlx::query("UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient = $4")
-                .bind(state)
-                .bind(now)
-                .bind(document)
-                .bind(r.to_string())
-                .execute(self.conn())
-                .await?;
+        for chunk in recipients.chunks(rows_per_statement(1, 3)) {
+            let sql = format!(
+                "UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient IN ({})",
+                values("{}", 3, chunk.len())
+            );
+            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state).bind(now).bind(document);
+            for r in chunk {
+                update = update.bind(r.to_string());
+            }
+            update.execute(self.conn()).await?;
         }
         Ok(())
     }
@@ -322,6 +376,16 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// A document's routes as (recipient, next hop, state), by recipient: where each
+    /// recipient's copy went from here and how far it got.
+    pub async fn routes(&self, document: i64) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+        let rows = sqlx::query("SELECT recipient, next_hop, state FROM routes WHERE document = $1 ORDER BY recipient")
+            .bind(document)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("recipient")?, r.try_get("next_hop")?, r.try_get("state")?))).collect()
     }
 
     /// Whether the document is in this agency's inbox (it was addressed here).

@@ -27,6 +27,7 @@ mod outbox;
 mod receipts;
 pub mod space;
 pub mod tlog;
+mod values;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -37,7 +38,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, ConnectOptions};
 use tokio::sync::{Mutex, MutexGuard};
 
-pub use documents::{DocInsert, NewDocument, StoredDocument};
+pub use documents::{DocInsert, NewDocument, NewRoute, StoredDocument};
 pub use faults::StorageFaults;
 pub use outbox::{HopQueue, Leased, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
@@ -150,7 +151,7 @@ impl Store {
     /// `data_dir`, and applies migrations.
     pub async fn open(url: &str, data_dir: &Path) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Dir { path: data_dir.to_owned(), source })?;
+        blobs::create_dir_durably(data_dir).map_err(|source| StoreError::Dir { path: data_dir.to_owned(), source })?;
         let backend = Backend::of_url(url);
         let url = match backend {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),

@@ -133,6 +133,15 @@ impl Tx<'_> {
     }
 }
 
+/// ` AND id NOT IN (…)` for row ids this process read from the database (integers, so safe
+/// to inline, and portable: sqlx's Any driver binds no arrays); empty for none.
+fn not_in(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    format!(" AND id NOT IN ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+}
+
 fn transfer(row: &sqlx::any::AnyRow) -> Result<Transfer, StoreError> {
     let kind = match row.try_get::<String, _>("kind")?.as_str() {
         "document" => TransferKind::Document(
@@ -225,14 +234,28 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Transfer>, StoreError> {
+        self.claim_due_except(owner, now, lease_until, limit, &[]).await
+    }
+
+    /// [`Store::claim_due`], leaving out the transfers `running` (those this process is
+    /// sending now): on SQLite a claim is a plain read, so without this every wake-up would
+    /// read the running transfers again (they are still pending and the oldest due) before
+    /// reaching new work.
+    pub async fn claim_due_except(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        running: &[i64],
+    ) -> Result<Vec<Transfer>, StoreError> {
         let rows = self
-            .claim_rows(
+            .claim_rows_except(
                 Leased::Outbox,
                 "id, kind, document, receipt, next_hop, recipients, attempts",
                 owner,
-                now,
-                lease_until,
-                limit,
+                (now, lease_until, limit),
+                running,
             )
             .await?;
         rows.iter().map(transfer).collect()
@@ -249,13 +272,27 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        self.claim_rows_except(queue, columns, owner, (now, lease_until, limit), &[]).await
+    }
+
+    /// [`Store::claim_rows`] leaving out the rows `except`; `window` is (now, lease until,
+    /// limit).
+    async fn claim_rows_except(
+        &self,
+        queue: Leased,
+        columns: &'static str,
+        owner: &str,
+        (now, lease_until, limit): (i64, i64, i64),
+        except: &[i64],
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
         let table = queue.table();
+        let except = not_in(except);
         // The table name and columns are constants of this crate.
         match self.backend() {
             // One process owns a SQLite database (leases are released at start): claiming is a
             // read, and the worker keeps a row from running twice. No write, no fsync per claim.
             Backend::Sqlite => Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {columns} FROM {table} WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+                "SELECT {columns} FROM {table} WHERE state = 'pending' AND next_attempt_at <= $1{except} ORDER BY next_attempt_at, id LIMIT $2"
             )))
             .bind(now)
             .bind(limit)
@@ -267,7 +304,7 @@ impl Store {
                 let mut tx = self.begin().await?;
                 let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-                     SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+                     SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3){except} \
                      ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {columns}, next_attempt_at"
                 )))
                 .bind(owner)
@@ -344,9 +381,16 @@ impl Store {
     /// The earliest time a pending row of `queue` becomes available to claim (due and not
     /// held by another process), ms.
     pub async fn next_due(&self, queue: Leased, now: i64) -> Result<Option<i64>, StoreError> {
+        self.next_due_except(queue, now, &[]).await
+    }
+
+    /// [`Store::next_due`] among the rows other than `running` (those this process is working
+    /// on now, which would otherwise always look due).
+    pub async fn next_due_except(&self, queue: Leased, now: i64, running: &[i64]) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {} WHERE state = 'pending'",
-            queue.table()
+            "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {} WHERE state = 'pending'{}",
+            queue.table(),
+            not_in(running)
         )))
         .bind(now)
         .fetch_one(self.pool())

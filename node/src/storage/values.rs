@@ -1,0 +1,67 @@
+//! Multi-row statements: the `VALUES` lists and `IN` lists of one statement for many rows, so
+//! a document's rows cost one statement (one round trip to sqlx's SQLite worker thread, one
+//! to PostgreSQL) instead of one per row.
+//!
+//! The placeholders are written here as `$n`, not with sqlx's `QueryBuilder`: through the
+//! `Any` driver `QueryBuilder::push_bind` writes `?` (`AnyArguments` keeps the default
+//! `format_placeholder`), which PostgreSQL does not accept.
+
+use std::fmt::Write;
+
+/// The most parameters one statement binds: SQLite's limit before 3.32 (999; later versions
+/// and the bundled one allow 32,766, PostgreSQL 65,535), so a statement fits any SQLite a node
+/// may be linked with. Longer lists are split into several statements.
+pub(crate) const MAX_BINDS: usize = 999;
+
+/// How many rows of `per_row` parameters one statement takes after `shared` parameters bound
+/// once for all rows (at least one).
+pub(crate) fn rows_per_statement(per_row: usize, shared: usize) -> usize {
+    (MAX_BINDS.saturating_sub(shared) / per_row.max(1)).max(1)
+}
+
+/// `rows` copies of `row`, comma-separated, each `{}` replaced by the next placeholder after
+/// the `shared` ones (`$1` … `$shared`, which `row` may name itself): `values("($1, {}, {})",
+/// 1, 2)` is `($1, $2, $3), ($1, $4, $5)`.
+pub(crate) fn values(row: &str, shared: usize, rows: usize) -> String {
+    let mut pieces = row.split("{}");
+    let first = pieces.next().unwrap_or_default();
+    let rest: Vec<&str> = pieces.collect();
+    let mut out = String::with_capacity(rows * (row.len() + 4 * rest.len()));
+    let mut n = shared;
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(first);
+        for piece in &rest {
+            n += 1;
+            let _ = write!(out, "${n}{piece}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_numbered_after_the_shared_parameters() {
+        assert_eq!(values("($1, {}, {}, $2)", 2, 2), "($1, $3, $4, $2), ($1, $5, $6, $2)");
+        assert_eq!(values("{}", 3, 3), "$4, $5, $6");
+        assert_eq!(values("({})", 0, 1), "($1)");
+        assert_eq!(values("({})", 0, 0), "");
+    }
+
+    #[test]
+    fn a_statement_stays_within_the_parameter_limit() {
+        for (per_row, shared) in [(5, 1), (3, 2), (1, 3), (1, 0), (999, 0), (1000, 5)] {
+            let rows = rows_per_statement(per_row, shared);
+            assert!(rows >= 1);
+            if per_row + shared <= MAX_BINDS {
+                assert!(shared + rows * per_row <= MAX_BINDS, "{per_row} {shared}");
+                assert!(shared + (rows + 1) * per_row > MAX_BINDS, "{per_row} {shared}: not full");
+            }
+        }
+    }
+}
