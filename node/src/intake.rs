@@ -406,9 +406,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             .push((*r, sign(ReceiptKind::Status(StatusCode::Refused), manifest.from, vec![*r], Some(e.to_string()))?));
     }
 
-    for p in pending {
-        p.commit().await.map_err(|e| cannot_store(node, &e))?;
-    }
+    crate::storage::blobs::PendingBlob::commit_all(pending).await.map_err(|e| cannot_store(node, &e))?;
     let mut crls_changed = false;
     let new_cas = node.trust.learn(path_cas(&envelope));
     let sender_name = verified.signers.get(1).map(|s| s.name.clone()).unwrap_or_default();
@@ -440,20 +438,25 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             _ => None,
         };
         // Only recipients not routed before: a concurrent or repeated delivery adds nothing.
+        // Every route in one statement; each recipient counts as new once.
+        let mut routes = Vec::with_capacity(recipients.len());
         for (hop, rcpts) in &plan {
-            let mut new = Vec::with_capacity(rcpts.len());
-            for r in rcpts {
-                let hop_code = match hop {
-                    NextHop::Local => None,
-                    NextHop::Neighbour(n) => Some(n),
-                };
-                if tx
-                    .add_route(id, r, hop_code, if hop_code.is_some() { "pending" } else { "delivered" }, now_ms)
-                    .await?
-                {
-                    new.push(*r);
-                }
-            }
+            let next_hop = match hop {
+                NextHop::Local => None,
+                NextHop::Neighbour(n) => Some(n),
+            };
+            let state = if next_hop.is_some() { "pending" } else { "delivered" };
+            routes.extend(rcpts.iter().map(|r| crate::storage::NewRoute { recipient: r, next_hop, state }));
+        }
+        routes.extend(refusals.iter().map(|(r, _)| crate::storage::NewRoute {
+            recipient: r,
+            next_hop: None,
+            state: "refused",
+        }));
+        let mut routed: std::collections::HashSet<AgencyCode> =
+            tx.add_routes(id, &routes, now_ms).await?.into_iter().collect();
+        for (hop, rcpts) in &plan {
+            let new: Vec<AgencyCode> = rcpts.iter().filter(|r| routed.remove(r)).copied().collect();
             if new.is_empty() {
                 continue;
             }
@@ -483,7 +486,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
             }
         }
         for (r, refusal) in &refusals {
-            if tx.add_route(id, r, None, "refused", now_ms).await? {
+            if routed.remove(r) {
                 let (rid, _) = tx.insert_receipt(refusal, &node.config.agency.to_string(), now_ms).await?;
                 if let Some(n) = toward_sender {
                     tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;

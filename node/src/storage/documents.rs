@@ -187,7 +187,8 @@ impl Tx<'_> {
         row.as_ref().map(stored_document).transpose()
     }
 
-    /// Records where a recipient's copy goes from here; false if it was already recorded.
+    /// Records where a recipient's copy goes from here; false if it was already recorded. One
+    /// route of [`Tx::add_routes`].
     pub async fn add_route(
         &mut self,
         document: i64,
@@ -196,17 +197,8 @@ impl Tx<'_> {
         state: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO routes (document, recipient, next_hop, state, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document, recipient) DO NOTHING",
-        )
-        .bind(document)
-        .bind(recipient.to_string())
-        .bind(next_hop.map(ToString::to_string))
-        .bind(state)
-        .bind(now)
-        .execute(self.conn())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let route = NewRoute { recipient, next_hop, state };
+        Ok(!self.add_routes(document, &[route], now).await?.is_empty())
     }
 
     /// Records where each recipient's copy goes from here, in one statement; returns the
