@@ -123,27 +123,15 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// What parsing from the cache saves, in-process on one thread: `cargo test --release -p
-/// lienthong-pki --features testing measure_the_parse_cache -- --ignored --nocapture`. Prints
-/// the rates (never asserts them): a cache of signature links only (what the cache held before
-/// it held parsed certificates and CRLs) against the whole cache, interleaved, medians of 5.
-/// With `LIENTHONG_BUNDLES_DIR` set, also writes the bundles there (and `root.pem`) for timing
-/// `lienthong verify DIR` (validation time: `2026-01-21T00:00:00Z`).
+/// lienthong-pki measure_the_parse_cache -- --ignored --nocapture`. Prints the rates (never
+/// asserts them): a cache of signature links only (what the cache held before it held parsed
+/// certificates and CRLs) against the whole cache, interleaved, medians of 5.
 #[test]
 #[ignore = "a measurement: run it in release"]
 fn measure_the_parse_cache() {
     let mut p = pki();
     let n = 200;
     let bundles = many_bundles(&mut p, n);
-    if let Ok(dir) = std::env::var("LIENTHONG_BUNDLES_DIR") {
-        let dir = std::path::Path::new(&dir);
-        std::fs::create_dir_all(dir.join("bundles")).unwrap();
-        std::fs::write(dir.join("root.pem"), p.root.cert.to_pem()).unwrap();
-        for (i, b) in bundles.iter().enumerate() {
-            std::fs::write(dir.join("bundles").join(format!("doc-{i:06}.ltd")), b).unwrap();
-        }
-        let at: OffsetDateTime = day(20);
-        println!("wrote {n} bundles to {}; verify them at {at}", dir.display());
-    }
     let links_only = CacheLimits { certificates: 0, crls: 0, ..CacheLimits::default() };
     let (mut before, mut after) = (Vec::new(), Vec::new());
     for _ in 0..5 {
@@ -157,4 +145,23 @@ fn measure_the_parse_cache() {
         "{n} distinct bundles x 3, 1 thread: links cached only {before:.0} docs/s; links, certificates and CRLs cached {after:.0} docs/s ({:+.1} %)",
         (after / before - 1.0) * 100.0
     );
+}
+
+/// Writes `LIENTHONG_BUNDLES` (default 1,000) bundles of [`many_bundles`] into
+/// `LIENTHONG_BUNDLES_DIR/bundles`, and the root into `LIENTHONG_BUNDLES_DIR/root.pem`, for
+/// timing `lienthong verify DIR --anchor root.pem --at 2026-01-21T00:00:00Z` (all PASSED).
+#[test]
+#[ignore = "writes files for a measurement"]
+fn write_bundles_for_the_cli() {
+    let dir = std::env::var("LIENTHONG_BUNDLES_DIR").expect("LIENTHONG_BUNDLES_DIR: where to write the bundles");
+    let n = std::env::var("LIENTHONG_BUNDLES").map_or(1_000, |n| n.parse().expect("LIENTHONG_BUNDLES: a count"));
+    let dir = std::path::Path::new(&dir);
+    let mut p = pki();
+    std::fs::create_dir_all(dir.join("bundles")).unwrap();
+    std::fs::write(dir.join("root.pem"), p.root.cert.to_pem()).unwrap();
+    for (i, b) in many_bundles(&mut p, n).iter().enumerate() {
+        std::fs::write(dir.join("bundles").join(format!("doc-{i:06}.ltd")), b).unwrap();
+    }
+    let at: OffsetDateTime = day(20);
+    println!("wrote {n} bundles to {}; verify them at {at}", dir.display());
 }
