@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
@@ -239,10 +240,12 @@ impl Crl {
     }
 }
 
-/// The CRLs a validator consults, from any number of CAs.
+/// The CRLs a validator consults, from any number of CAs. Each is held shared, so a set is
+/// cheap to copy and the CRLs of a cache (`validate::SignatureCache::crl`) are not copied
+/// into it.
 #[derive(Clone, Debug, Default)]
 pub struct CrlSet {
-    crls: Vec<Crl>,
+    crls: Vec<Arc<Crl>>,
 }
 
 impl CrlSet {
@@ -255,6 +258,11 @@ impl CrlSet {
     /// newest one whose signature verifies. The set is kept newest first (CRLs of the same
     /// time in the order added), so lookups during validation need no sorting.
     pub fn add(&mut self, crl: Crl) {
+        self.add_shared(Arc::new(crl));
+    }
+
+    /// [`CrlSet::add`] for a CRL held elsewhere too (by a cache).
+    pub fn add_shared(&mut self, crl: Arc<Crl>) {
         if self.crls.iter().any(|c| c.fingerprint == crl.fingerprint) {
             return;
         }
@@ -264,11 +272,16 @@ impl CrlSet {
 
     /// Every CRL whose issuer name is `issuer_raw`, newest first.
     pub(crate) fn by_issuer<'a>(&'a self, issuer_raw: &'a [u8]) -> impl Iterator<Item = &'a Crl> {
-        self.crls.iter().filter(move |c| c.issuer_raw == issuer_raw)
+        self.iter().filter(move |c| c.issuer_raw == issuer_raw)
     }
 
     /// All CRLs in the set.
     pub fn iter(&self) -> impl Iterator<Item = &Crl> {
+        self.crls.iter().map(|c| &**c)
+    }
+
+    /// All CRLs in the set, shared: for building another set without copying them.
+    pub fn iter_shared(&self) -> impl Iterator<Item = &Arc<Crl>> {
         self.crls.iter()
     }
 
@@ -288,6 +301,16 @@ impl FromIterator<Crl> for CrlSet {
         let mut set = CrlSet::new();
         for crl in iter {
             set.add(crl);
+        }
+        set
+    }
+}
+
+impl FromIterator<Arc<Crl>> for CrlSet {
+    fn from_iter<I: IntoIterator<Item = Arc<Crl>>>(iter: I) -> Self {
+        let mut set = CrlSet::new();
+        for crl in iter {
+            set.add_shared(crl);
         }
         set
     }

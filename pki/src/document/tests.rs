@@ -129,8 +129,29 @@ fn validator(crls: &crate::crl::CrlSet, options: &VerifyOptions) -> crate::Valid
 }
 
 /// The report on a bundle held in memory (which always reads, so there is always a report).
+///
+/// Every bundle the document and validation tests verify through here also checks the
+/// cache's promise (`validate::cache`): the report is the same without a cache as with the
+/// one cache all these tests share (holding every other test's certificates and CRLs, cold or
+/// warm for this bundle's), and the same again once this bundle's are in it.
 pub(crate) fn verify(bytes: &[u8], options: &VerifyOptions) -> ValidationReport {
-    verify_bundle(Cursor::new(bytes), options).expect("a bundle in memory always reads")
+    let report = verify_bundle(Cursor::new(bytes), options).expect("a bundle in memory always reads");
+    if options.cache.is_none() {
+        static SHARED: std::sync::OnceLock<std::sync::Arc<crate::validate::SignatureCache>> =
+            std::sync::OnceLock::new();
+        let mut cached = options.clone();
+        cached.cache = Some(SHARED.get_or_init(Default::default).clone());
+        let expected = serde_json::to_value(&report).unwrap();
+        for round in ["first", "second"] {
+            let again = verify_bundle(Cursor::new(bytes), &cached).expect("a bundle in memory always reads");
+            assert_eq!(
+                serde_json::to_value(&again).unwrap(),
+                expected,
+                "the {round} verification with the shared cache differs from the one without"
+            );
+        }
+    }
+    report
 }
 
 /// Asserts the total indication and sub-indication, showing the report when they differ.

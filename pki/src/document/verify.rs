@@ -317,7 +317,7 @@ pub(crate) fn verify_chains_at(
     // as a wrong certificate (the leaves are parsed for that only when the first signer's
     // certificate is refused).
     let profile_of = |h: &SignatureHeader| {
-        h.chain.first().and_then(|der| Certificate::from_der(der).ok()).and_then(|c| c.profile().ok())
+        h.chain.first().and_then(|der| validator.certificate(der).ok()).and_then(|c| c.profile().ok())
     };
     let (person_report, person_leaf) =
         match verify_signer(envelope, validator, &person, Role::Person, now, chain_time(&person)) {

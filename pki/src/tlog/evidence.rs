@@ -362,11 +362,11 @@ impl LogProof {
 
         // The carried chains' leaves, parsed once; a chain that does not parse is simply
         // never matched and shows up as the witness or log without a certificate.
-        let leaves: Vec<(usize, Certificate)> = self
+        let leaves: Vec<(usize, std::sync::Arc<Certificate>)> = self
             .chains
             .iter()
             .enumerate()
-            .filter_map(|(i, chain)| Some((i, Certificate::from_der(chain.first()?).ok()?)))
+            .filter_map(|(i, chain)| Some((i, validator.certificate(chain.first()?).ok()?)))
             .collect();
 
         // The log's signature, by a carried chain of the origin's agency.

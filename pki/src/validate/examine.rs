@@ -8,6 +8,8 @@
 //! laid out — each certificate's validity interval and everything its issuer's CRLs say about
 //! it — so the caller can apply its proof-of-existence rules (`document::validation`).
 
+use std::borrow::Borrow;
+
 use time::OffsetDateTime;
 
 use super::{CertSummary, ChainError, Validator};
@@ -89,33 +91,26 @@ impl Validator {
     /// issuer's subtree, CA-ness, path lengths, the leaf's profile — and gathers, without
     /// judging, each certificate's validity interval and what every CRL of its issuer says.
     pub fn examine<D: AsRef<[u8]>>(&self, chain: &[D], usage: Profile) -> Result<ExaminedChain, ChainError> {
-        if chain.is_empty() {
-            return Err(ChainError::Empty);
-        }
-        if chain.len() > super::DEFAULT_MAX_CHAIN_LEN {
-            return Err(ChainError::TooLong { len: chain.len(), max: super::DEFAULT_MAX_CHAIN_LEN });
-        }
-        let certs = chain
-            .iter()
-            .enumerate()
-            .map(|(index, der)| {
-                Certificate::from_der(der.as_ref()).map_err(|error| ChainError::Malformed { index, error })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let certs = self.parse_chain(chain)?;
         self.examine_parsed(&certs, usage)
     }
 
-    /// [`Validator::examine`] for an already parsed chain, leaf first.
-    pub fn examine_parsed(&self, chain: &[Certificate], usage: Profile) -> Result<ExaminedChain, ChainError> {
+    /// [`Validator::examine`] for an already parsed chain, leaf first (owned certificates, or
+    /// shared ones as the cache gives them).
+    pub fn examine_parsed<C: Borrow<Certificate>>(
+        &self,
+        chain: &[C],
+        usage: Profile,
+    ) -> Result<ExaminedChain, ChainError> {
         let walked = self.walk(chain, usage, None)?;
         let body = walked.body;
         let revocation = body
             .iter()
             .enumerate()
-            .map(|(i, cert)| self.evidence(cert, body.get(i + 1).unwrap_or(walked.anchor)))
+            .map(|(i, cert)| self.evidence(cert.borrow(), body.get(i + 1).map_or(walked.anchor, Borrow::borrow)))
             .collect();
-        let leaf = &body[0];
-        let mut path: Vec<CertSummary> = body.iter().map(CertSummary::of).collect();
+        let leaf: &Certificate = body[0].borrow();
+        let mut path: Vec<CertSummary> = body.iter().map(|c| CertSummary::of(c.borrow())).collect();
         path.push(CertSummary::of(walked.anchor));
         Ok(ExaminedChain {
             // Checked in the walk: every certificate below the anchor has a code.

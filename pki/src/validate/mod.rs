@@ -12,27 +12,25 @@
 //! intermediates, profile and key usage for the leaf, and revocation by the issuer's CRL.
 //!
 //! Signature checks of certificate and CRL links are cached in a [`SignatureCache`], so a
-//! document whose signers share intermediates costs about one signature check per signer.
+//! document whose signers share intermediates costs about one signature check per signer; the
+//! same cache holds the certificates parsed from DER, so a chain seen before is not parsed
+//! again (see the [`cache`] module: time and revocation are still judged every time).
 
-use std::collections::HashSet;
+use std::borrow::Borrow;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use crate::agency::{AgencyCode, Scope};
 use crate::algorithm::KeyProblem;
 use crate::cert::{CertId, Certificate, ParseError, Profile, UsageProblem};
-use crate::crl::{Crl, CrlSet, RevocationReason};
+use crate::crl::{Crl, CrlParseError, CrlSet, RevocationReason};
 
 /// Longest chain accepted, anchor included. The hierarchy is root, province CA, district CA,
 /// leaf (4); a ministry may add a level. 8 leaves room without letting a peer make us walk
 /// an unbounded chain.
 pub const DEFAULT_MAX_CHAIN_LEN: usize = 8;
-
-/// How many verified links the cache remembers before it starts over. A national node sees
-/// a few thousand agencies, each with a handful of certificates.
-pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
 
 /// What to do when revocation cannot be established.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -364,76 +362,11 @@ impl ChainError {
     }
 }
 
-/// Remembers which (issuer key, signed object) pairs verified, so shared intermediates and
-/// CRLs are checked once. Shared between validators (a node makes a new validator when its
-/// CRLs change, and keeps the cache).
-#[derive(Debug)]
-pub struct SignatureCache {
-    verified: Mutex<HashSet<[u8; 32]>>,
-    capacity: usize,
-    hits: std::sync::atomic::AtomicU64,
-}
-
-impl Default for SignatureCache {
-    fn default() -> Self {
-        SignatureCache::with_capacity(DEFAULT_CACHE_CAPACITY)
-    }
-}
-
-impl SignatureCache {
-    /// A cache that forgets everything once it holds `capacity` entries (cheap, and a
-    /// refill costs one verification per entry).
-    pub fn with_capacity(capacity: usize) -> Self {
-        SignatureCache { verified: Mutex::new(HashSet::new()), capacity, hits: Default::default() }
-    }
-
-    fn key(issuer_spki: &[u8], object_fingerprint: &[u8; 32]) -> [u8; 32] {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(issuer_spki);
-        ctx.update(object_fingerprint);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        out
-    }
-
-    fn contains(&self, key: &[u8; 32]) -> bool {
-        let hit = self.verified.lock().map(|set| set.contains(key)).unwrap_or(false);
-        if hit {
-            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        hit
-    }
-
-    /// How many signature checks the cache has answered (each one a verification saved).
-    pub fn hits(&self) -> u64 {
-        self.hits.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn insert(&self, key: [u8; 32]) {
-        if let Ok(mut set) = self.verified.lock() {
-            if set.len() >= self.capacity {
-                set.clear();
-            }
-            set.insert(key);
-        }
-    }
-
-    /// Number of remembered links.
-    pub fn len(&self) -> usize {
-        self.verified.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    /// True when nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// What a walk down a chain found: the anchor, the certificates below it (leaf first) and,
 /// when a time was given, their revocation status at that time.
-struct Walked<'s, 'c> {
+struct Walked<'s, 'c, C> {
     anchor: &'s Certificate,
-    body: &'c [Certificate],
+    body: &'c [C],
     revocation: Vec<RevocationStatus>,
 }
 
@@ -465,7 +398,7 @@ impl Validator {
         self
     }
 
-    /// Remembers verified signatures in `cache`.
+    /// Remembers verified signatures, and the certificates parsed, in `cache`.
     pub fn with_cache(mut self, cache: Arc<SignatureCache>) -> Self {
         self.cache = Some(cache);
         self
@@ -481,6 +414,44 @@ impl Validator {
         &self.crls
     }
 
+    /// The cache this validator remembers work in, if any.
+    pub fn cache(&self) -> Option<&Arc<SignatureCache>> {
+        self.cache.as_ref()
+    }
+
+    /// `der` parsed as a certificate, through the cache when there is one (a DER seen before
+    /// costs a hash and a lookup): for callers that read a chain's certificates beside
+    /// validating it.
+    pub fn certificate(&self, der: &[u8]) -> Result<Arc<Certificate>, ParseError> {
+        match &self.cache {
+            Some(cache) => cache.certificate(der),
+            None => Certificate::from_der(der).map(Arc::new),
+        }
+    }
+
+    /// `der` parsed as a CRL, through the cache when there is one.
+    pub fn crl(&self, der: &[u8]) -> Result<Arc<Crl>, CrlParseError> {
+        match &self.cache {
+            Some(cache) => cache.crl(der),
+            None => Crl::from_der(der).map(Arc::new),
+        }
+    }
+
+    /// A DER chain parsed, leaf first, each certificate through the cache when there is one.
+    fn parse_chain<D: AsRef<[u8]>>(&self, chain: &[D]) -> Result<Vec<Arc<Certificate>>, ChainError> {
+        if chain.is_empty() {
+            return Err(ChainError::Empty);
+        }
+        if chain.len() > DEFAULT_MAX_CHAIN_LEN {
+            return Err(ChainError::TooLong { len: chain.len(), max: DEFAULT_MAX_CHAIN_LEN });
+        }
+        chain
+            .iter()
+            .enumerate()
+            .map(|(index, der)| self.certificate(der.as_ref()).map_err(|error| ChainError::Malformed { index, error }))
+            .collect()
+    }
+
     /// Validates a DER chain, leaf first (the anchor may be included or left out), for
     /// `usage` at time `at`.
     pub fn validate<D: AsRef<[u8]>>(
@@ -489,32 +460,21 @@ impl Validator {
         at: OffsetDateTime,
         usage: Profile,
     ) -> Result<VerifiedChain, ChainError> {
-        if chain.is_empty() {
-            return Err(ChainError::Empty);
-        }
-        if chain.len() > DEFAULT_MAX_CHAIN_LEN {
-            return Err(ChainError::TooLong { len: chain.len(), max: DEFAULT_MAX_CHAIN_LEN });
-        }
-        let certs = chain
-            .iter()
-            .enumerate()
-            .map(|(index, der)| {
-                Certificate::from_der(der.as_ref()).map_err(|error| ChainError::Malformed { index, error })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let certs = self.parse_chain(chain)?;
         self.validate_parsed(&certs, at, usage)
     }
 
-    /// Validates an already parsed chain, leaf first.
-    pub fn validate_parsed(
+    /// Validates an already parsed chain, leaf first (owned certificates, or shared ones as
+    /// the cache gives them).
+    pub fn validate_parsed<C: Borrow<Certificate>>(
         &self,
-        chain: &[Certificate],
+        chain: &[C],
         at: OffsetDateTime,
         usage: Profile,
     ) -> Result<VerifiedChain, ChainError> {
         let walked = self.walk(chain, usage, Some(at))?;
-        let leaf = &walked.body[0];
-        let mut path: Vec<CertSummary> = walked.body.iter().map(CertSummary::of).collect();
+        let leaf: &Certificate = walked.body[0].borrow();
+        let mut path: Vec<CertSummary> = walked.body.iter().map(|c| CertSummary::of(c.borrow())).collect();
         path.push(CertSummary::of(walked.anchor));
         Ok(VerifiedChain {
             // Checked in the walk: every certificate below the anchor has a code.
@@ -530,13 +490,13 @@ impl Validator {
     /// are checked at that time, in their place among the rules (what [`Validator::validate`]
     /// does); without it, only the rules that do not depend on time are (what
     /// [`Validator::examine`] does, leaving time to the caller's proof-of-existence rules).
-    fn walk<'s, 'c>(
+    fn walk<'s, 'c, C: Borrow<Certificate>>(
         &'s self,
-        chain: &'c [Certificate],
+        chain: &'c [C],
         usage: Profile,
         at: Option<OffsetDateTime>,
-    ) -> Result<Walked<'s, 'c>, ChainError> {
-        let Some(top) = chain.last() else { return Err(ChainError::Empty) };
+    ) -> Result<Walked<'s, 'c, C>, ChainError> {
+        let Some(top) = chain.last().map(Borrow::borrow) else { return Err(ChainError::Empty) };
         if chain.len() > DEFAULT_MAX_CHAIN_LEN {
             return Err(ChainError::TooLong { len: chain.len(), max: DEFAULT_MAX_CHAIN_LEN });
         }
@@ -581,6 +541,7 @@ impl Validator {
         let mut scope = anchor.agency.map_or(Scope::National, Scope::Agency);
         let mut revocation = Vec::with_capacity(body.len());
         for (from_leaf, cert) in body.iter().enumerate().rev() {
+            let cert: &Certificate = cert.borrow();
             if cert.issuer_raw != issuer.subject_raw {
                 return Err(ChainError::IssuerMismatch {
                     cert: cert.id(),
@@ -768,9 +729,16 @@ impl fmt::Display for VerifiedChain {
     }
 }
 
+pub mod cache;
 mod examine;
 
+pub use cache::{
+    CacheLimits, DEFAULT_CACHE_CAPACITY, DEFAULT_CERTIFICATE_CACHE_BYTES, DEFAULT_CERTIFICATE_CACHE_CAPACITY,
+    DEFAULT_CRL_CACHE_BYTES, DEFAULT_CRL_CACHE_CAPACITY, ParsedCache, SignatureCache,
+};
 pub use examine::{CrlFacts, ExaminedChain, RefusedCrl, RevocationEvidence};
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod tests;

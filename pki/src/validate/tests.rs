@@ -13,14 +13,14 @@ use crate::testing::{Issued, P384_PUBLIC_PEM, RSA_1024_PUBLIC_PEM, T0, TestCa, c
 
 /// The demo chain: root → Quảng Ninh (000.00.00.H49) → Tiên Yên (000.00.41.H49) → Phong Dụ
 /// seal (000.01.41.H49).
-struct Demo {
-    root: TestCa,
-    province: TestCa,
-    district: TestCa,
-    seal: Issued,
+pub(super) struct Demo {
+    pub(super) root: TestCa,
+    pub(super) province: TestCa,
+    pub(super) district: TestCa,
+    pub(super) seal: Issued,
 }
 
-fn demo() -> Demo {
+pub(super) fn demo() -> Demo {
     let mut root = TestCa::root();
     let mut province = root.sub_ca("000.00.00.H49", "Ủy ban nhân dân tỉnh Quảng Ninh");
     let mut district = province.sub_ca("000.00.41.H49", "Ủy ban nhân dân huyện Tiên Yên");
@@ -29,18 +29,18 @@ fn demo() -> Demo {
 }
 
 impl Demo {
-    fn chain(&self) -> Vec<Vec<u8>> {
+    pub(super) fn chain(&self) -> Vec<Vec<u8>> {
         chain(&[&self.seal.cert, &self.district.cert, &self.province.cert])
     }
 
     /// Fresh CRLs from every CA, issued at day 0 and due at day 30.
-    fn crls(&mut self) -> CrlSet {
+    pub(super) fn crls(&mut self) -> CrlSet {
         [self.root.crl(day(0), day(30)), self.province.crl(day(0), day(30)), self.district.crl(day(0), day(30))]
             .into_iter()
             .collect()
     }
 
-    fn validator(&mut self) -> Validator {
+    pub(super) fn validator(&mut self) -> Validator {
         Validator::new(vec![self.root.cert.clone()]).with_crls(self.crls())
     }
 }

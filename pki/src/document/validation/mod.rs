@@ -107,20 +107,24 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
         // Well formed but without an attachment the manifest names: the signed data cannot be
         // found, which is not the same as a broken container.
         Err(e @ BundleError::MissingAttachment(_)) => {
-            let crls: CrlSet = options.crls.iter().cloned().collect();
+            let crls = given_crls(options);
             let mut report = empty_report(options.at, Conclusion::from_reasons(vec![attachment_reason(e)]), &crls);
             report.total = total(&report);
             return Ok(report);
         }
         Err(e) => {
-            return Ok(format_failure(options, "bundle_format", e.to_string(), options.crls.iter().cloned().collect()));
+            return Ok(format_failure(options, "bundle_format", e.to_string(), given_crls(options)));
         }
     };
-    let mut crls: CrlSet = options.crls.iter().cloned().collect();
+    let mut crls = given_crls(options);
+    let mut validator = Validator::new(options.anchors.clone());
+    if let Some(cache) = &options.cache {
+        validator = validator.with_cache(cache.clone());
+    }
     let mut document_reasons = Vec::new();
     for (i, der) in bundle.crls.iter().enumerate() {
-        match Crl::from_der(der) {
-            Ok(crl) => crls.add(crl),
+        match validator.crl(der) {
+            Ok(crl) => crls.add_shared(crl),
             Err(error) => document_reasons.push(Reason::new(
                 SubIndication::FormatFailure,
                 "bundle_crl",
@@ -128,10 +132,7 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
             )),
         }
     }
-    let mut validator = Validator::new(options.anchors.clone()).with_crls(crls);
-    if let Some(cache) = &options.cache {
-        validator = validator.with_cache(cache.clone());
-    }
+    let validator = validator.with_crls(crls);
     // The proofs the bundle carries first, then those given beside it: their numbers in the
     // report follow this order.
     let log_proofs: Vec<Vec<u8>> = bundle.log_proofs.iter().chain(&options.log_proofs).cloned().collect();
@@ -155,6 +156,15 @@ pub fn verify_bundle<R: Read + Seek>(reader: R, options: &VerifyOptions) -> Resu
     }
     report.total = total(&report);
     Ok(report)
+}
+
+/// The CRLs given beside the bundle, as a set: shared through the cache when there is one, so
+/// verifying many bundles does not copy them for each.
+fn given_crls(options: &VerifyOptions) -> CrlSet {
+    match &options.cache {
+        Some(cache) => options.crls.iter().map(|c| cache.share_crl(c)).collect(),
+        None => options.crls.iter().cloned().collect(),
+    }
 }
 
 fn attachment_reason(error: BundleError) -> Reason {
@@ -237,7 +247,7 @@ pub fn validate_envelope_with_log_proofs(
             // not independent (whether the leaves are trustworthy is each signature's verdict).
             let signers: Vec<_> = [&person, &seal]
                 .iter()
-                .filter_map(|h| h.chain.first().and_then(|der| Certificate::from_der(der).ok()).and_then(|c| c.agency))
+                .filter_map(|h| h.chain.first().and_then(|der| validator.certificate(der).ok()).and_then(|c| c.agency))
                 .collect();
             let mut judged =
                 receipts::judge_receipts(receipts, envelope.digest(), &manifest.id(), &signers, validator, at);
@@ -342,5 +352,7 @@ pub fn judge_signers(manifest: &Manifest, person: Option<&Certificate>, seal: Op
     signer_problems(manifest, person, seal).iter().map(|(_, e)| document_reason(e)).collect()
 }
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod tests;

@@ -241,10 +241,10 @@ fn revocation(evidence: &RevocationEvidence, is_leaf: bool, t: &Times<'_>) -> (R
 }
 
 /// The chain as far as it parses, for a report when a chain rule failed first.
-fn parsed_chain(chain: &[Vec<u8>]) -> Vec<CertificateReport> {
+fn parsed_chain(validator: &Validator, chain: &[Vec<u8>]) -> Vec<CertificateReport> {
     chain
         .iter()
-        .map_while(|der| Certificate::from_der(der).ok())
+        .map_while(|der| validator.certificate(der).ok())
         .map(|c| CertificateReport { summary: CertSummary::of(&c), revocation: RevocationFinding::NotExamined })
         .collect()
 }
@@ -299,8 +299,9 @@ pub(crate) fn judge_signer_chain(
         }
         Err(error) => {
             reasons.push(Reason::chain(error));
-            let leaf = chain.first().and_then(|der| Certificate::from_der(der).ok());
-            JudgedChain { chain: parsed_chain(chain), reasons, leaf }
+            let leaf =
+                chain.first().and_then(|der| validator.certificate(der).ok()).map(std::sync::Arc::unwrap_or_clone);
+            JudgedChain { chain: parsed_chain(validator, chain), reasons, leaf }
         }
     }
 }
