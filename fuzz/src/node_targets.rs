@@ -204,7 +204,7 @@ fn deliver(
     }
     let mut crls = Vec::with_capacity(carried.len());
     for der in carried {
-        match Crl::from_der(der) {
+        match world.trust.parse_crl(der) {
             Ok(c) => crls.push(c),
             Err(e) => return refuse(format!("a CRL sent with the document is malformed: {e}"), &parsed),
         }
@@ -252,12 +252,11 @@ fn refusal_signs(manifest: &Manifest, digest: [u8; 32], recipients: &[AgencyCode
     }
 }
 
-/// `notices::take_notice`, without storage: the receipt, the CRLs sent along (unreadable ones
+/// One receipt of `notices::take_notices`, without storage: the receipt, the CRLs sent along (unreadable ones
 /// dropped), verification, and where the node would send it next.
 fn notice(world: &World, from: AgencyCode, receipt: &[u8], carried: &[serde_bytes::ByteBuf]) -> bool {
     let Ok(receipt) = SignedReceipt::from_bytes(receipt) else { return false };
-    let carried: Vec<Crl> = carried.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
-    if receipt.verify(&world.trust.validator_with(&carried)).is_err() {
+    if receipt.verify(&world.trust.validator_with(&world.trust.parse_crls(carried))).is_err() {
         return false;
     }
     match world.routes.next_hop(&receipt.receipt.to) {

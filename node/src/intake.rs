@@ -13,9 +13,9 @@
 //! refusal with the reason, a storage failure a transient refusal saying the node cannot store
 //! documents now (the sender retries).
 
+use pki::AgencyCode;
 use pki::document::validation::{Arrival, ArrivalError};
 use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
-use pki::{AgencyCode, Crl};
 
 use crate::routing::NextHop;
 use crate::storage::{DocInsert, NewDocument, TransferKind, millis};
@@ -136,7 +136,7 @@ impl Node {
         let mut issuers: Vec<Vec<u8>> = self.trust.anchors().iter().map(|a| a.subject_raw.clone()).collect();
         for chain in chains {
             for der in chain {
-                if let Ok(c) = pki::Certificate::from_der(der) {
+                if let Ok(c) = self.trust.cache().certificate(der) {
                     issuers.push(c.issuer_raw.clone());
                 }
             }
@@ -312,7 +312,8 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     // hops do not re-apply the age, as a document may wait in an outbox during an outage.
     let mut carried = Vec::with_capacity(carried_crls.len());
     for der in carried_crls {
-        match Crl::from_der(der) {
+        // Through the shared cache: the same CRLs come with every document.
+        match node.trust.parse_crl(der) {
             Ok(c) => carried.push(c),
             Err(e) => return Err(refuse(format!("a CRL sent with the document is malformed: {e}"), &recipients)),
         }
@@ -408,7 +409,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
 
     crate::storage::blobs::PendingBlob::commit_all(pending).await.map_err(|e| cannot_store(node, &e))?;
     let mut crls_changed = false;
-    let new_cas = node.trust.learn(path_cas(&envelope));
+    let new_cas = node.trust.learn(path_cas(node, &envelope));
     let sender_name = verified.signers.get(1).map(|s| s.name.clone()).unwrap_or_default();
     let committing = std::time::Instant::now();
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
@@ -552,13 +553,19 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// The intermediate CA certificates of the envelope's signer chains.
-fn path_cas(envelope: &Envelope) -> Vec<pki::Certificate> {
+fn path_cas(node: &Node, envelope: &Envelope) -> Vec<pki::Certificate> {
+    let cache = node.trust.cache();
     envelope
         .headers()
         .map(|headers| {
             headers
                 .iter()
-                .flat_map(|h| h.chain.iter().skip(1).filter_map(|der| pki::Certificate::from_der(der).ok()))
+                .flat_map(|h| {
+                    h.chain
+                        .iter()
+                        .skip(1)
+                        .filter_map(|der| cache.certificate(der).ok().map(std::sync::Arc::unwrap_or_clone))
+                })
                 .filter(|c| c.ca.is_some())
                 .collect()
         })

@@ -2,8 +2,8 @@
 //! when it is addressed here, and forwarding it toward its addressee otherwise. Every node a
 //! receipt passes through keeps it in its own database.
 
+use pki::AgencyCode;
 use pki::document::{Receipt, ReceiptKind, SignedReceipt, StatusCode};
-use pki::{AgencyCode, Crl};
 
 use crate::protocol::ErrorKind;
 use crate::routing::NextHop;
@@ -12,8 +12,7 @@ use crate::{Metrics, Node};
 
 /// Verifies a receipt's seal with the node's CRLs plus `carried`.
 pub fn verify_receipt(node: &Node, receipt: &SignedReceipt, carried: &[Vec<u8>]) -> Result<(), String> {
-    let carried: Vec<Crl> = carried.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
-    receipt.verify(&node.trust.validator_with(&carried)).map(|_| ()).map_err(|e| e.to_string())
+    receipt.verify(&node.trust.validator_with(&node.trust.parse_crls(carried))).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Whether the agency that sealed `r` may say what it says, checked before a notice from a
@@ -126,8 +125,7 @@ pub async fn take_notices(
     carried: &[Vec<u8>],
 ) -> Result<Vec<(u32, ErrorKind, String)>, (ErrorKind, String)> {
     // The carried CRLs are read once for the whole batch.
-    let carried: Vec<Crl> = carried.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
-    let validator = node.trust.validator_with(&carried);
+    let validator = node.trust.validator_with(&node.trust.parse_crls(carried));
     let mut refused = Vec::new();
     let mut taken = Vec::with_capacity(receipts.len());
     for (index, bytes) in (0u32..).zip(receipts) {

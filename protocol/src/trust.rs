@@ -27,20 +27,17 @@ impl Trust {
     /// verification provisional.
     pub fn new(anchors: Vec<Certificate>, crls: Vec<Crl>, freshness: Duration) -> Self {
         let cache = Arc::new(SignatureCache::default());
-        let validator = Self::build(&anchors, &cache, crls);
+        let validator = Self::build(&anchors, &cache, crls.into_iter().collect());
         // A budget beyond what `time` can hold (centuries) means "never stale".
         let freshness = time::Duration::try_from(freshness).unwrap_or(time::Duration::MAX);
         Trust { anchors, learned: RwLock::default(), cache, current: RwLock::new(Arc::new(validator)), freshness }
     }
 
-    fn build(anchors: &[Certificate], cache: &Arc<SignatureCache>, crls: Vec<Crl>) -> Validator {
+    fn build(anchors: &[Certificate], cache: &Arc<SignatureCache>, crls: CrlSet) -> Validator {
         // Best effort at this level: a missing or stale CRL is reported per certificate, and
         // the node decides (see `revocation_gap`: refused unless the operator opted in). A
         // revocation on a CRL always refuses.
-        Validator::new(anchors.to_vec())
-            .with_crls(crls.into_iter().collect::<CrlSet>())
-            .with_mode(RevocationMode::BestEffort)
-            .with_cache(cache.clone())
+        Validator::new(anchors.to_vec()).with_crls(crls).with_mode(RevocationMode::BestEffort).with_cache(cache.clone())
     }
 
     /// The validator to use now.
@@ -53,20 +50,31 @@ impl Trust {
 
     /// The validator for something that came with CRLs of its own (`carried`): the current
     /// one when they add nothing newer (the common case, nothing rebuilt), else one with them
-    /// added.
-    pub fn validator_with(&self, carried: &[Crl]) -> Arc<Validator> {
+    /// added (shared, not copied).
+    pub fn validator_with(&self, carried: &[Arc<Crl>]) -> Arc<Validator> {
         let current = self.validator();
-        let newer: Vec<&Crl> = carried.iter().filter(|c| !Self::holds_as_new(&current, c)).collect();
+        let newer: Vec<Arc<Crl>> = carried.iter().filter(|c| !Self::holds_as_new(&current, c)).cloned().collect();
         if newer.is_empty() {
             return current;
         }
-        let crls = current.crls().iter().chain(newer).cloned().collect();
+        let crls = current.crls().iter_shared().cloned().chain(newer).collect();
         Arc::new(Self::build(&self.anchors, &self.cache, crls))
+    }
+
+    /// The CRL `der` parses to, through the shared cache: the CRLs that travel with every
+    /// document and receipt are parsed once, not at every arrival.
+    pub fn parse_crl(&self, der: &[u8]) -> Result<Arc<Crl>, pki::crl::CrlParseError> {
+        self.cache.crl(der)
+    }
+
+    /// Each of `ders` that parses (see [`Trust::parse_crl`]); the others are left out.
+    pub fn parse_crls<D: AsRef<[u8]>>(&self, ders: &[D]) -> Vec<Arc<Crl>> {
+        ders.iter().filter_map(|d| self.parse_crl(d.as_ref()).ok()).collect()
     }
 
     /// Replaces the CRL set.
     pub fn set_crls(&self, crls: Vec<Crl>) {
-        let validator = Arc::new(Self::build(&self.anchors, &self.cache, crls));
+        let validator = Arc::new(Self::build(&self.anchors, &self.cache, crls.into_iter().collect()));
         match self.current.write() {
             Ok(mut v) => *v = validator,
             Err(poisoned) => *poisoned.into_inner() = validator,
