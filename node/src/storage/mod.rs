@@ -288,7 +288,13 @@ impl Store {
 
 /// Sets up a new connection. SQLite: WAL (readers do not block the writer); `synchronous =
 /// FULL` (a commit is on disk when it returns, which is what a hop receipt promises); a busy
-/// timeout; foreign keys. PostgreSQL needs nothing.
+/// timeout; foreign keys; and the database file read through a memory map (up to 256 MiB):
+/// with several connections, each re-read pages another one changed with `pread`, copying
+/// them — 20 % of the CPU of a node taking documents in a profile, and its rate fell as the
+/// database grew; mapped, SQLite reads them in place (one hop at 256 in flight: +40 %).
+/// Writes still go through `write` and `fsync`, so durability is unchanged; a read error of
+/// the disk under the map would stop the process (SIGBUS) instead of failing one query.
+/// PostgreSQL needs nothing.
 async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
         for pragma in [
@@ -296,6 +302,7 @@ async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), 
             "PRAGMA synchronous = FULL",
             "PRAGMA busy_timeout = 10000",
             "PRAGMA foreign_keys = ON",
+            "PRAGMA mmap_size = 268435456",
         ] {
             sqlx::query(pragma).execute(&mut *conn).await?;
         }
