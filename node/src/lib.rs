@@ -150,6 +150,9 @@ pub struct Node {
     /// Neighbours' questions about documents' paths being answered (see `path::answer`):
     /// `limits.max_path_questions` permits.
     pub path_questions: tokio::sync::Semaphore,
+    /// The questions about paths being answered for each neighbour (see `path::answer`: one
+    /// neighbour may hold a quarter of `limits.max_path_questions`, at least one).
+    pub path_questions_by_peer: StdMutex<HashMap<pki::AgencyCode, usize>>,
     outbox_wake: Notify,
     crl_fetch: Notify,
     lease_owner: String,
@@ -272,6 +275,7 @@ impl Node {
             log: tlog::LogState::default(),
             verification: cpu::CpuPool::new(config.limits.verify_threads),
             path_questions: tokio::sync::Semaphore::new(config.limits.max_path_questions),
+            path_questions_by_peer: StdMutex::new(HashMap::new()),
             outbox_wake: Notify::new(),
             crl_fetch: Notify::new(),
             lease_owner: format!("{instance}/{}-{:x}", std::process::id(), random_u64()),

@@ -143,7 +143,7 @@ pub async fn take_notices(
                 }
             });
         match checked {
-            Ok(r) => taken.push(r),
+            Ok(r) => taken.push((index, r)),
             Err((kind, reason)) => refused.push((index, kind, reason)),
         }
     }
@@ -151,23 +151,50 @@ pub async fn take_notices(
         return Ok(refused);
     }
     let now = millis(node.now());
-    let result: Result<Vec<bool>, StoreError> = async {
-        let mut tx = node.store.begin().await?;
-        let mut new = Vec::with_capacity(taken.len());
-        for receipt in &taken {
-            new.push(keep_and_route(&mut tx, node, receipt, &from.to_string(), Some(from), now).await?);
+    let keep = |receipts: &[(u32, SignedReceipt)]| {
+        let receipts = receipts.to_vec();
+        async move {
+            let mut tx = node.store.begin().await?;
+            let mut new = Vec::with_capacity(receipts.len());
+            for (_, receipt) in &receipts {
+                new.push(keep_and_route(&mut tx, node, receipt, &from.to_string(), Some(from), now).await?);
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(new)
         }
-        tx.commit().await?;
-        Ok(new)
-    }
-    .await;
-    let new = result.map_err(|e| {
-        node.storage_failed("taking receipts", &e);
+    };
+    let unavailable = |e: &StoreError| {
+        node.storage_failed("taking receipts", e);
         let full = if e.is_disk_full() { "the disk is full: " } else { "" };
         (ErrorKind::Unavailable, format!("the node cannot store receipts now ({full}{e}); send again later"))
-    })?;
+    };
+    let new = match keep(&taken).await {
+        Ok(new) => new,
+        // A full disk refuses them all alike; any other failure may be one receipt's, so each
+        // is tried in a transaction of its own and only those that fail are refused (for now).
+        Err(e) if e.is_disk_full() || taken.len() == 1 => return Err(unavailable(&e)),
+        Err(_) => {
+            let mut new = Vec::with_capacity(taken.len());
+            let mut kept = Vec::with_capacity(taken.len());
+            for one in &taken {
+                match keep(std::slice::from_ref(one)).await {
+                    Ok(n) => {
+                        new.extend(n);
+                        kept.push(one.clone());
+                    }
+                    Err(e) => {
+                        let (kind, reason) = unavailable(&e);
+                        refused.push((one.0, kind, reason));
+                    }
+                }
+            }
+            taken = kept;
+            new
+        }
+    };
+    refused.sort_by_key(|(index, _, _)| *index);
     let mut any = false;
-    for (receipt, _) in taken.iter().zip(&new).filter(|(_, new)| **new) {
+    for ((_, receipt), _) in taken.iter().zip(&new).filter(|(_, new)| **new) {
         any = true;
         Metrics::bump(&node.metrics.notices_in);
         tracing::info!(document = %receipt.receipt.document, peer = %from, kind = %receipt.receipt.kind, by = %receipt.receipt.by, "receipt taken");

@@ -38,6 +38,14 @@ enum Outcome {
 }
 
 impl Outcome {
+    /// Why it did not finish ("" when it did).
+    fn reason(&self) -> &str {
+        match self {
+            Outcome::Finished => "",
+            Outcome::Retry(why) | Outcome::Permanent(why) => why,
+        }
+    }
+
     /// Its name in the transfer-attempt metric.
     fn label(&self) -> &'static str {
         match self {
@@ -639,8 +647,8 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
             if let Err(e) = crate::notices::verify_receipt(node, &receipt, &[]) {
                 return Outcome::Retry(format!("{hop}'s hop receipt does not verify: {e}"));
             }
-            // The hop receipt is kept here and, unless this agency sent the document, travels
-            // on toward the sender so the sender can track every hop.
+            // The hop receipt is kept here, with the node it was given to; the sender's `track`
+            // asks for it along the path (`crate::path`).
             match record_answer(node, transfer, id, &receipt, "forwarded", "done").await {
                 Ok(()) => {
                     Metrics::bump(&node.metrics.documents_out);
@@ -677,13 +685,15 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
     }
 }
 
-/// Sends the receipts of notice transfers `batch` (all to one neighbour) in one request; the
-/// outcome of each, in order. `Finished` means the neighbour committed it (recording that here
-/// is the caller's).
+/// Sends the receipts of notice transfers `batch` (all to one neighbour), as few requests as
+/// [`MAX_NOTICE_BATCH_BYTES`] allows; the outcome of each, in order. `Finished` means the
+/// neighbour committed it (recording that here is the caller's).
 async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
     let Some(hop) = batch.first().map(|t| t.next_hop) else { return Vec::new() };
     let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
-    let (mut receipts, mut sent, mut chains) = (Vec::new(), Vec::new(), Vec::new());
+    // (index in `batch`, receipt bytes, its chain), cut into requests by size.
+    let mut chunks: Vec<Vec<NoticeItem>> = vec![Vec::new()];
+    let mut chunk_bytes = 0;
     for (i, transfer) in batch.iter().enumerate() {
         let TransferKind::Notice(id) = transfer.kind else {
             outcomes[i] = Some(Outcome::Retry("not a notice".into()));
@@ -693,44 +703,87 @@ async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
             Ok(stored) => {
                 let chain =
                     SignedReceipt::from_bytes(&stored.bytes).map(|r| r.chain_der().to_vec()).unwrap_or_default();
-                if !chains.contains(&chain) {
-                    chains.push(chain);
+                let size = stored.bytes.len() + chain.iter().map(Vec::len).sum::<usize>();
+                if chunk_bytes + size > MAX_NOTICE_BATCH_BYTES && chunks.last().is_some_and(|c| !c.is_empty()) {
+                    chunks.push(Vec::new());
+                    chunk_bytes = 0;
                 }
-                receipts.push(ByteBuf::from(stored.bytes));
-                sent.push(i);
+                chunk_bytes += size;
+                if let Some(chunk) = chunks.last_mut() {
+                    chunk.push((i, stored.bytes, chain));
+                }
             }
             Err(e) => outcomes[i] = Some(Outcome::Retry(e.to_string())),
         }
     }
-    if !receipts.is_empty() {
-        let request = NodeRequest::Notices {
-            receipts,
-            crls: node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect(),
-        };
-        let response = node.simple_request(&hop, &request).await;
-        match &response {
-            Ok(_) => node.neighbour_answered(&hop),
-            Err(e) => node.neighbour_unreachable(&hop, e),
-        }
-        for (k, &i) in sent.iter().enumerate() {
-            outcomes[i] = Some(match &response {
-                Ok(NodeResponse::NoticesTaken { refused }) => {
-                    match refused.iter().find(|(index, _, _)| usize::try_from(*index).ok() == Some(k)) {
-                        None => Outcome::Finished,
-                        Some((_, ErrorKind::Unavailable, message)) => Outcome::Retry(format!("{hop}: {message}")),
-                        Some((_, _, message)) => Outcome::Permanent(format!("{hop}: {message}")),
-                    }
+    for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+        match send_notice_request(node, hop, chunk).await {
+            Ok(each) => {
+                for ((i, _, _), outcome) in chunk.iter().zip(each) {
+                    outcomes[*i] = Some(outcome);
                 }
-                Ok(NodeResponse::Error { kind: ErrorKind::Unavailable, message }) => {
-                    Outcome::Retry(format!("{hop}: {message}"))
+            }
+            // The request as a whole was not taken (the neighbour could not read or store it):
+            // each receipt on its own, so that one cannot hold back or doom the others.
+            Err(whole) if chunk.len() > 1 => {
+                tracing::warn!(peer = %hop, receipts = chunk.len(), error = %whole.reason(), "a batch of notices was not taken; sending them one by one");
+                for item in chunk {
+                    let outcome = match send_notice_request(node, hop, std::slice::from_ref(item)).await {
+                        Ok(mut each) => each.pop().unwrap_or_else(|| Outcome::Retry("no answer".into())),
+                        Err(one) => one,
+                    };
+                    outcomes[item.0] = Some(outcome);
                 }
-                Ok(NodeResponse::Error { message, .. }) => Outcome::Permanent(format!("{hop}: {message}")),
-                Ok(other) => Outcome::Retry(format!("{hop} answered {other} to receipts")),
-                Err(e) => Outcome::Retry(e.clone()),
-            });
+            }
+            Err(whole) => outcomes[chunk[0].0] = Some(whole),
         }
     }
     outcomes.into_iter().map(|o| o.unwrap_or_else(|| Outcome::Retry("not sent".into()))).collect()
+}
+
+/// A notice to send: its transfer's index in the batch, the receipt's bytes, its seal chain.
+type NoticeItem = (usize, Vec<u8>, Vec<Vec<u8>>);
+
+/// Most bytes of receipts and their chains in one `NodeRequest::Notices` (with their CRLs
+/// it stays well inside the default 4 MiB frame, and inside any neighbour's frame of 2 MiB or
+/// more); a larger batch goes in several requests, a single receipt always in one.
+const MAX_NOTICE_BATCH_BYTES: usize = 1024 * 1024;
+
+/// One `NodeRequest::Notices` of `items` to `hop`: each receipt's outcome, in order, or the
+/// outcome of a request not taken as a whole (`Retry` for a transient error or a broken
+/// exchange, `Permanent` for a refusal).
+async fn send_notice_request(node: &Arc<Node>, hop: AgencyCode, items: &[NoticeItem]) -> Result<Vec<Outcome>, Outcome> {
+    let mut chains: Vec<Vec<Vec<u8>>> = Vec::new();
+    for (_, _, chain) in items {
+        if !chains.contains(chain) {
+            chains.push(chain.clone());
+        }
+    }
+    let request = NodeRequest::Notices {
+        receipts: items.iter().map(|(_, bytes, _)| ByteBuf::from(bytes.clone())).collect(),
+        crls: node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect(),
+    };
+    let response = node.simple_request(&hop, &request).await;
+    match &response {
+        Ok(_) => node.neighbour_answered(&hop),
+        Err(e) => node.neighbour_unreachable(&hop, e),
+    }
+    tracing::debug!(peer = %hop, receipts = items.len(), answer = %response.as_ref().map_or_else(|e| e.clone(), ToString::to_string), "notices sent");
+    match response {
+        Ok(NodeResponse::NoticesTaken { refused }) => Ok((0..items.len())
+            .map(|k| match refused.iter().find(|(index, _, _)| usize::try_from(*index).ok() == Some(k)) {
+                None => Outcome::Finished,
+                Some((_, ErrorKind::Unavailable, message)) => Outcome::Retry(format!("{hop}: {message}")),
+                Some((_, _, message)) => Outcome::Permanent(format!("{hop}: {message}")),
+            })
+            .collect()),
+        Ok(NodeResponse::Error { kind: ErrorKind::Unavailable, message }) => {
+            Err(Outcome::Retry(format!("{hop}: {message}")))
+        }
+        Ok(NodeResponse::Error { message, .. }) => Err(Outcome::Permanent(format!("{hop}: {message}"))),
+        Ok(other) => Err(Outcome::Retry(format!("{hop} answered {other} to receipts"))),
+        Err(e) => Err(Outcome::Retry(e)),
+    }
 }
 
 impl Node {

@@ -71,8 +71,13 @@ pub async fn gather(
         Toward::Sender => node.store.received_from(&envelope).await?.and_then(|f| f.parse().ok()).into_iter().collect(),
         Toward::Recipients => node.store.routed_hops(&envelope).await?.iter().filter_map(|h| h.parse().ok()).collect(),
     };
+    let next: Vec<AgencyCode> =
+        next.into_iter().filter(|h| Some(*h) != came_from && *h != node.config.agency).collect();
+    // Each neighbour gets its share of the answer, so one (faulty or hostile) branch cannot
+    // crowd out the others.
+    let share = |max: usize| (max / next.len().max(1)).max(1);
     let mut asks = tokio::task::JoinSet::new();
-    for hop in next.into_iter().filter(|h| Some(*h) != came_from && *h != node.config.agency) {
+    for hop in next.iter().copied() {
         let node = node.clone();
         let request =
             NodeRequest::PathEvidence { envelope: ByteBuf::from(envelope.to_vec()), toward, hops_left: hops_left - 1 };
@@ -95,16 +100,23 @@ pub async fn gather(
                 // A neighbour's answer is not trusted: only proofs and hop receipts that parse,
                 // fit a bundle and are about this envelope are passed on (the asker verifies).
                 let received = proofs.len() + receipts.len();
-                let proofs: Vec<Vec<u8>> =
-                    proofs.into_iter().map(ByteBuf::into_vec).filter(|p| proof_about(p, &envelope)).collect();
-                let receipts: Vec<Vec<u8>> =
-                    receipts.into_iter().map(ByteBuf::into_vec).filter(|r| hop_receipt_about(r, &envelope)).collect();
+                let keep = |items: Vec<ByteBuf>, about: fn(&[u8], &[u8; 32]) -> bool, max: usize| -> Vec<Vec<u8>> {
+                    items.into_iter().map(ByteBuf::into_vec).filter(|x| about(x, &envelope)).take(share(max)).collect()
+                };
+                let proofs = keep(proofs, proof_about, MAX_PATH_PROOFS);
+                let receipts = keep(receipts, hop_receipt_about, MAX_PATH_RECEIPTS);
                 if proofs.len() + receipts.len() < received {
-                    tracing::warn!(peer = %hop, dropped = received - proofs.len() - receipts.len(), "evidence from a neighbour that is not about this document (or too large) was dropped");
+                    tracing::warn!(peer = %hop, dropped = received - proofs.len() - receipts.len(), "evidence from a neighbour that is not about this document, too large, or beyond its share was dropped");
                 }
                 found.proofs.extend(proofs);
                 found.receipts.extend(receipts);
-                found.crls.extend(crls.into_iter().map(ByteBuf::into_vec));
+                // Only CRLs a CA this node knows signed: a forged "newer" CRL must not push the
+                // genuine one out of a bundle.
+                found.crls.extend(
+                    crls.into_iter()
+                        .map(ByteBuf::into_vec)
+                        .filter(|der| node.trust.parse_crl(der).is_ok_and(|crl| node.trust.knows_signer_of(&crl))),
+                );
             }
             Ok((hop, Ok(other))) => {
                 tracing::debug!(peer = %hop, answer = %other, "nothing about the path from the neighbour")
@@ -115,6 +127,7 @@ pub async fn gather(
     }
     once_each(&mut found.proofs, MAX_PATH_PROOFS);
     once_each(&mut found.receipts, MAX_PATH_RECEIPTS);
+    within_bytes(&mut found, MAX_PATH_ANSWER_BYTES);
     found.crls = newest_per_issuer(std::mem::take(&mut found.crls));
     Ok(found)
 }
@@ -147,6 +160,57 @@ async fn own_part(node: &Node, envelope: &[u8; 32], toward: Toward) -> Result<Pa
     }
     let crls = if chains.is_empty() { Vec::new() } else { node.crls_for(&chains).await };
     Ok(PathEvidence { proofs: proofs.iter().map(LogProof::to_bytes).collect(), receipts, crls })
+}
+
+/// One neighbour's open question about a path, counted in `Node::path_questions_by_peer`
+/// until dropped.
+struct PeerShare<'a> {
+    node: &'a Node,
+    peer: AgencyCode,
+}
+
+impl<'a> PeerShare<'a> {
+    /// Counts a question of `peer` if it has fewer than `max` open.
+    fn take(node: &'a Node, peer: AgencyCode, max: usize) -> Option<PeerShare<'a>> {
+        let mut open = node.path_questions_by_peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(peer).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerShare { node, peer })
+    }
+}
+
+impl Drop for PeerShare<'_> {
+    fn drop(&mut self) {
+        let mut open = self.node.path_questions_by_peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// Most bytes of hop receipts and proofs in one answer about a path: half the default 4 MiB
+/// frame, so an answer (with its CRLs) fits the frame of the node that asked; what comes first
+/// (this node's own part, then its neighbours' in the order they answered) is kept.
+pub const MAX_PATH_ANSWER_BYTES: usize = 2 * 1024 * 1024;
+
+/// Keeps, this node's own part first, the receipts then the proofs that fit in `max` bytes.
+fn within_bytes(found: &mut PathEvidence, max: usize) {
+    let mut left = max;
+    let mut fits = |item: &Vec<u8>| match left.checked_sub(item.len()) {
+        Some(rest) => {
+            left = rest;
+            true
+        }
+        None => false,
+    };
+    found.receipts.retain(&mut fits);
+    found.proofs.retain(&mut fits);
 }
 
 /// Keeps the first of equal items, then at most `max`.
@@ -201,16 +265,23 @@ pub async fn answer(
     let Ok(envelope) = <[u8; 32]>::try_from(envelope) else {
         return NodeResponse::Error { kind: ErrorKind::BadRequest, message: "an envelope digest is 32 bytes".into() };
     };
-    // Held until the answer is built, the questions to further nodes included.
+    // Held until the answer is built, the questions to further nodes included: all
+    // neighbours together, and each neighbour its quarter, so that one cannot take them all.
+    let limit = node.config.limits.max_path_questions;
+    let busy = |message: String| {
+        tracing::warn!(peer = %peer, limit, reason = %message, "a question about a document's path refused");
+        NodeResponse::Error { kind: ErrorKind::Unavailable, message: format!("busy: {message}; ask again later") }
+    };
     let Ok(_permit) = node.path_questions.try_acquire() else {
-        tracing::warn!(peer = %peer, limit = node.config.limits.max_path_questions, "a question about a document's path refused: too many at once");
-        return NodeResponse::Error {
-            kind: ErrorKind::Unavailable,
-            message: format!(
-                "busy: {} questions about documents' paths are being answered (limits.max_path_questions); ask again later",
-                node.config.limits.max_path_questions
-            ),
-        };
+        return busy(format!(
+            "{limit} questions about documents' paths are being answered (limits.max_path_questions)"
+        ));
+    };
+    let Some(_share) = PeerShare::take(node, peer, (limit / 4).max(1)) else {
+        return busy(format!(
+            "this neighbour has {} questions about documents' paths open, its share of limits.max_path_questions",
+            (limit / 4).max(1)
+        ));
     };
     let passed = async {
         Ok::<_, StoreError>(match toward {

@@ -1,4 +1,4 @@
-//! The wire protocol between nodes (ALPN `lienthong/1`) and between a clerk's CLI and its own
+//! The wire protocol between nodes (ALPN `lienthong/2`) and between a clerk's CLI and its own
 //! node (ALPN `lienthong-clerk/1`).
 //!
 //! One request per bidirectional QUIC stream. A request is a frame — a 4-byte big-endian
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use serde_bytes::ByteBuf;
 
 /// ALPN of node-to-node traffic.
-pub const ALPN_NODE: &[u8] = b"lienthong/1";
+pub const ALPN_NODE: &[u8] = b"lienthong/2";
 /// ALPN of a clerk's CLI talking to its own node.
 pub const ALPN_CLERK: &[u8] = b"lienthong-clerk/1";
 
