@@ -113,6 +113,22 @@ pub async fn keep_and_route(
     Ok(true)
 }
 
+/// Keeps and routes `receipts` (from neighbour `from`) in one transaction; whether each is new.
+async fn keep_all(
+    node: &Node,
+    from: AgencyCode,
+    receipts: &[(u32, SignedReceipt)],
+    now: i64,
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = node.store.begin().await?;
+    let mut new = Vec::with_capacity(receipts.len());
+    for (_, receipt) in receipts {
+        new.push(keep_and_route(&mut tx, node, receipt, &from.to_string(), Some(from), now).await?);
+    }
+    tx.commit().await?;
+    Ok(new)
+}
+
 /// Takes the receipts and statuses of a `NodeRequest::Notices` from neighbour `from`. Each is
 /// checked on its own — a malformed, unverifiable or out-of-standing one is refused alone, with
 /// its index and reason — and the rest are kept and routed in one transaction. Accepted only
@@ -151,24 +167,12 @@ pub async fn take_notices(
         return Ok(refused);
     }
     let now = millis(node.now());
-    let keep = |receipts: &[(u32, SignedReceipt)]| {
-        let receipts = receipts.to_vec();
-        async move {
-            let mut tx = node.store.begin().await?;
-            let mut new = Vec::with_capacity(receipts.len());
-            for (_, receipt) in &receipts {
-                new.push(keep_and_route(&mut tx, node, receipt, &from.to_string(), Some(from), now).await?);
-            }
-            tx.commit().await?;
-            Ok::<_, StoreError>(new)
-        }
-    };
     let unavailable = |e: &StoreError| {
         node.storage_failed("taking receipts", e);
         let full = if e.is_disk_full() { "the disk is full: " } else { "" };
         (ErrorKind::Unavailable, format!("the node cannot store receipts now ({full}{e}); send again later"))
     };
-    let new = match keep(&taken).await {
+    let new = match keep_all(node, from, &taken, now).await {
         Ok(new) => new,
         // A full disk refuses them all alike; any other failure may be one receipt's, so each
         // is tried in a transaction of its own and only those that fail are refused (for now).
@@ -177,7 +181,7 @@ pub async fn take_notices(
             let mut new = Vec::with_capacity(taken.len());
             let mut kept = Vec::with_capacity(taken.len());
             for one in &taken {
-                match keep(std::slice::from_ref(one)).await {
+                match keep_all(node, from, std::slice::from_ref(one), now).await {
                     Ok(n) => {
                         new.extend(n);
                         kept.push(one.clone());
