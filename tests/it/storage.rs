@@ -73,6 +73,9 @@ on_both_backends!(
     counters_add_up_under_concurrency,
     a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit,
     the_outbox_leaves_out_the_transfers_running_here,
+    concurrent_writes_are_each_visible_when_their_commit_returns,
+    a_write_dropped_halfway_leaves_the_others_in_its_batch,
+    a_write_cancelled_while_it_holds_the_writer_blocks_nobody,
 );
 
 async fn a_document_is_stored_once_per_envelope(database: Database) {
@@ -435,4 +438,124 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
         assert_eq!(store.claim_due("a", 2000, 32_000, 10).await.unwrap().len(), 2);
         assert_eq!(store.next_due(Leased::Outbox, 2000).await.unwrap(), Some(1000));
     }
+}
+
+/// The value of counter `name`, read through the pool (another connection than the writer's):
+/// what any reader of the database sees.
+async fn counter(store: &Store, name: &str) -> Option<i64> {
+    store.counters().await.unwrap().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+/// Group commit (SQLite) keeps each write's promise: 64 writes racing, each reads its own
+/// work back through another connection the moment its `commit` returns (a write is never
+/// told "committed" before the `COMMIT` that holds it). On SQLite they were committed in fewer
+/// batches than writes: the first write holds the writer while the others queue behind it,
+/// and they join one batch.
+async fn concurrent_writes_are_each_visible_when_their_commit_returns(database: Database) {
+    let (_net, store) = open(database).await;
+    let before = store.write_batches();
+    let first = store.begin().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.count(&format!("write-{i}"), i + 1).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(
+                counter(&store, &format!("write-{i}")).await,
+                Some(i + 1),
+                "write {i} not visible after its commit"
+            );
+        }));
+    }
+    // Let the writes queue behind the first one (no correctness depends on it).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    first.commit().await.unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    match (before, store.write_batches()) {
+        (Some((b0, w0)), Some((b1, w1))) => {
+            let (batches, writes) = (b1 - b0, w1 - w0);
+            println!("65 writes: {writes} committed in {batches} batches");
+            assert_eq!(writes, 65);
+            assert!(batches < writes, "{writes} writes took {batches} batches: no group commit");
+        }
+        (None, None) => {}
+        other => panic!("{other:?}"),
+    }
+    store.close().await;
+}
+
+/// A write that fails halfway (dropped without `commit`, as `?` on a failed statement does)
+/// is rolled back alone: the write queued behind it joins the same batch and is kept, and an
+/// explicit rollback in the same batch keeps nothing of its own.
+async fn a_write_dropped_halfway_leaves_the_others_in_its_batch(database: Database) {
+    let (_net, store) = open(database).await;
+    let before = store.write_batches();
+    let mut dropped = store.begin().await.unwrap();
+    dropped.count("dropped", 1).await.unwrap();
+    let queued = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut rolled = store.begin().await.unwrap();
+            rolled.count("rolled-back", 1).await.unwrap();
+            rolled.rollback().await.unwrap();
+            let mut tx = store.begin().await.unwrap();
+            tx.count("kept", 1).await.unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(dropped);
+    queued.await.unwrap();
+    assert_eq!(counter(&store, "kept").await, Some(1));
+    assert_eq!(counter(&store, "dropped").await, None, "a dropped write was kept");
+    assert_eq!(counter(&store, "rolled-back").await, None, "a rolled-back write was kept");
+    // And the writer goes on: a later write commits on its own.
+    let mut tx = store.begin().await.unwrap();
+    tx.count("later", 1).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(counter(&store, "later").await, Some(1));
+    if let (Some((b0, w0)), Some((b1, w1))) = (before, store.write_batches()) {
+        assert_eq!(w1 - w0, 2, "kept and later, and nothing else, were committed");
+        assert!(b1 - b0 <= 2);
+    }
+    store.close().await;
+}
+
+/// A task cancelled while its write holds the writer (a request timing out mid-transaction)
+/// leaves nothing behind: its work is rolled back and the next writes go through at once.
+async fn a_write_cancelled_while_it_holds_the_writer_blocks_nobody(database: Database) {
+    let (_net, store) = open(database).await;
+    let (held_tx, held) = tokio::sync::oneshot::channel();
+    let stuck = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.count("cancelled", 1).await.unwrap();
+            let _ = held_tx.send(());
+            std::future::pending::<()>().await;
+            tx.commit().await.unwrap();
+        })
+    };
+    held.await.unwrap();
+    let next = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.count("next", 1).await.unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stuck.abort();
+    tokio::time::timeout(std::time::Duration::from_secs(30), next)
+        .await
+        .expect("the next write waited for good")
+        .unwrap();
+    assert_eq!(counter(&store, "next").await, Some(1));
+    assert_eq!(counter(&store, "cancelled").await, None);
+    store.close().await;
 }

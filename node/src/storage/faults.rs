@@ -36,7 +36,10 @@ impl StoreError {
     /// Whether this is a failure of the node's storage (database, files, space), as opposed to
     /// a problem with what was being stored (an attachment that does not match its manifest).
     pub fn is_storage_failure(&self) -> bool {
-        !matches!(self, StoreError::Attachment { .. })
+        match self {
+            StoreError::Batch(e) => e.is_storage_failure(),
+            e => !matches!(e, StoreError::Attachment { .. }),
+        }
     }
 
     /// Whether the failure says the disk (or the database's space) is full: ENOSPC or EDQUOT
@@ -48,6 +51,7 @@ impl StoreError {
         };
         match self {
             StoreError::NoSpace { .. } => true,
+            StoreError::Batch(e) => e.is_disk_full(),
             StoreError::Io(e) | StoreError::Dir { source: e, .. } => io_full(e),
             StoreError::Database(sqlx::Error::Io(e)) => io_full(e),
             StoreError::Database(sqlx::Error::Database(e)) => {

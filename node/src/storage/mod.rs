@@ -19,6 +19,7 @@ macro_rules! held_by {
 }
 pub(crate) use held_by;
 
+mod batch;
 pub mod blobs;
 mod delivery;
 mod documents;
@@ -36,7 +37,6 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, ConnectOptions};
-use tokio::sync::{Mutex, MutexGuard};
 
 pub use documents::{DocInsert, NewDocument, NewRoute, StoredDocument};
 pub use faults::StorageFaults;
@@ -78,6 +78,10 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The batch of writes this one was committed with failed (see [`batch`]): nothing of it
+    /// was kept. Shared by every write in the batch.
+    #[error("{0}")]
+    Batch(std::sync::Arc<StoreError>),
     /// The attachment store failed.
     #[error("attachment store: {0}")]
     Io(#[from] std::io::Error),
@@ -123,7 +127,9 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    write: Mutex<()>,
+    /// SQLite's one writer, which commits writes in batches (see [`batch`]); PostgreSQL takes
+    /// concurrent transactions and groups their syncs itself.
+    writer: Option<batch::Writer>,
     blobs: blobs::BlobStore,
     /// Where the node writes: the data directory and, on SQLite, the database's directory.
     write_dirs: Vec<std::path::PathBuf>,
@@ -189,7 +195,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            write: Mutex::new(()),
+            writer: (backend == Backend::Sqlite).then(batch::Writer::new),
             blobs,
             write_dirs,
             faults: Default::default(),
@@ -233,39 +239,34 @@ impl Store {
         &self.pool
     }
 
-    /// Begins a write transaction; on SQLite it holds the process's write lock until it ends.
+    /// Begins a write transaction. On SQLite it joins the batch of writes that is open (see
+    /// [`batch`]), holding the process's one writer until it ends; [`Tx::commit`] still
+    /// returns only once the write is committed.
     ///
-    /// The transaction is ours, not sqlx's (see [`Tx`]): `BEGIN` is sent as a plain statement
-    /// on a pooled connection, so a connection that is somehow still inside a transaction
-    /// makes `BEGIN` fail ("cannot start a transaction within a transaction") instead of
-    /// silently nesting a savepoint. Such a connection is closed and one fresh connection is
-    /// tried before giving up.
+    /// On PostgreSQL the transaction is ours, not sqlx's (see [`Tx`]): `BEGIN` is sent as a
+    /// plain statement on a pooled connection, so a connection that is somehow still inside a
+    /// transaction makes `BEGIN` fail ("cannot start a transaction within a transaction")
+    /// instead of silently nesting a savepoint. Such a connection is closed and one fresh
+    /// connection is tried before giving up.
     pub async fn begin(&self) -> Result<Tx<'_>, StoreError> {
-        let mut guard = match self.backend {
-            Backend::Sqlite => Some(self.write.lock().await),
-            Backend::Postgres => None,
+        let mut tx = Tx {
+            conn: None,
+            unit: None,
+            log: self.log.get().copied(),
+            backend: self.backend,
+            _store: std::marker::PhantomData,
         };
-        // IMMEDIATE takes SQLite's write lock now: a busy or failing database shows at BEGIN,
-        // before any work, and the transaction can never fail to upgrade later.
-        let begin = match self.backend {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-            Backend::Postgres => "BEGIN",
-        };
+        if let Some(writer) = &self.writer {
+            tx.unit = Some(writer.join(&self.pool).await?);
+            return Ok(tx);
+        }
         let mut retried = false;
         loop {
-            // Held by a `Tx` from the start: if this future is dropped halfway (a request timing
-            // out), the connection is closed, never returned to the pool mid-`BEGIN`.
-            let mut tx = Tx {
-                conn: Some(self.pool.acquire().await?),
-                _guard: None,
-                log: self.log.get().copied(),
-                backend: self.backend,
-            };
-            match sqlx::raw_sql(begin).execute(tx.conn()).await {
-                Ok(_) => {
-                    tx._guard = guard.take();
-                    return Ok(tx);
-                }
+            // Held by the `Tx` from the start: if this future is dropped halfway (a request
+            // timing out), the connection is closed, never returned to the pool mid-`BEGIN`.
+            tx.conn = Some(self.pool.acquire().await?);
+            match sqlx::raw_sql("BEGIN").execute(tx.conn()).await {
+                Ok(_) => return Ok(tx),
                 Err(e) => {
                     if let Some(conn) = tx.conn.take() {
                         discard(conn).await;
@@ -280,8 +281,18 @@ impl Store {
         }
     }
 
+    /// SQLite: how many batches of writes were committed since the store was opened, and how
+    /// many writes they held (their ratio is the syncs group commit saved). `None` on
+    /// PostgreSQL.
+    pub fn write_batches(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(batch::Writer::committed)
+    }
+
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.flush().await;
+        }
         self.pool.close().await;
     }
 }
@@ -323,8 +334,10 @@ async fn discard(conn: PoolConnection<Any>) {
     }
 }
 
-/// A write transaction. It ends in one of three ways, and only the first two give the
-/// connection back to the pool:
+/// A write transaction. On SQLite it is one write in a batch (see [`batch`]): a savepoint in
+/// the open database transaction, rolled back alone when it fails, committed with the batch.
+/// On PostgreSQL it is a transaction of its own, and ends in one of three ways, only the first
+/// two giving the connection back to the pool:
 /// - [`Tx::commit`] returns `Ok` only when `COMMIT` itself succeeded: the work is durable.
 /// - [`Tx::rollback`] (a transaction ended on purpose) sends `ROLLBACK`.
 /// - Anything else — `COMMIT` or `ROLLBACK` failing, or the `Tx` dropped, as every `?` on a
@@ -338,34 +351,44 @@ async fn discard(conn: PoolConnection<Any>) {
 /// `SAVEPOINT` instead of `BEGIN`; after one more failure the rollback is `ROLLBACK TO
 /// SAVEPOINT`, which does not end the transaction: the connection then holds SQLite's write
 /// lock for good and every later "commit" on it releases a savepoint inside a transaction that
-/// never commits (sqlx documents that automatic rollbacks may not be counted). Here no
-/// statement of a transaction is ever a savepoint, and a connection whose state is uncertain
+/// never commits (sqlx documents that automatic rollbacks may not be counted). Here sqlx never
+/// sees a transaction: the batch's savepoints are plain statements of ours, a batch whose
+/// transaction ended on its own fails as a whole, and a connection whose state is uncertain
 /// is never reused.
 ///
 /// Every statement error inside a transaction must end it (callers use `?`): PostgreSQL
 /// answers `COMMIT` of a transaction aborted by an earlier error with a rollback, not an
-/// error.
+/// error, and SQLite may have rolled back the whole batch.
 pub struct Tx<'a> {
-    /// `None` once the transaction ended.
+    /// PostgreSQL: the transaction's own connection; `None` once it ended.
     conn: Option<PoolConnection<Any>>,
-    _guard: Option<MutexGuard<'a, ()>>,
+    /// SQLite: this write in the open batch; `None` once it ended.
+    unit: Option<batch::Unit>,
     /// The agency whose log this transaction's events are appended to (see [`Store::keep_log`]).
     log: Option<pki::AgencyCode>,
     backend: Backend,
+    /// A transaction is of one store (and holds its writer on SQLite).
+    _store: std::marker::PhantomData<&'a Store>,
 }
 
 impl Tx<'_> {
-    /// Commits. `Ok` means the database said the `COMMIT` succeeded (with SQLite's
-    /// `synchronous = FULL`, the data is on disk); on `Err` nothing of the transaction is kept
-    /// and the connection is closed.
+    /// Commits. `Ok` means the database said the `COMMIT` holding this work succeeded (with
+    /// SQLite's `synchronous = FULL`, the data is on disk); on `Err` nothing of the
+    /// transaction is kept.
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        self.end("COMMIT").await
+        match self.unit.take() {
+            Some(unit) => unit.commit().await,
+            None => self.end("COMMIT").await,
+        }
     }
 
     /// Ends the transaction without keeping anything (a transaction ended on purpose: the
     /// work turned out not to be needed).
     pub async fn rollback(mut self) -> Result<(), StoreError> {
-        self.end("ROLLBACK").await
+        match self.unit.take() {
+            Some(unit) => unit.rollback().await,
+            None => self.end("ROLLBACK").await,
+        }
     }
 
     async fn end(&mut self, statement: &'static str) -> Result<(), StoreError> {
@@ -385,8 +408,11 @@ impl Tx<'_> {
     }
 
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        // The connection is taken only by `end`, which consumes the transaction: while a `Tx`
-        // can be used, it holds its connection.
+        // Taken only when the transaction ends, which consumes it: while a `Tx` can be used,
+        // it holds its connection or its place in the batch.
+        if let Some(unit) = self.unit.as_mut() {
+            return unit.conn();
+        }
         match self.conn.as_mut() {
             Some(c) => c,
             None => unreachable!("a transaction is used after it ended"),
@@ -401,6 +427,7 @@ impl Drop for Tx<'_> {
             // cancelled). Its state is uncertain; the pool must not get it back.
             conn.close_on_drop();
         }
+        // A batched write dropped unfinished rolls back to its savepoint (`batch::Unit`'s drop).
     }
 }
 
