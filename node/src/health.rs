@@ -348,6 +348,7 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
         ("dead_letters", m.dead.load(Ordering::Relaxed)),
         ("provisional", m.provisional.load(Ordering::Relaxed)),
         ("notices_in", m.notices_in.load(Ordering::Relaxed)),
+        ("notice_batches_in", m.notice_batches_in.load(Ordering::Relaxed)),
     ]
     .into_iter()
     .collect();

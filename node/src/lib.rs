@@ -109,6 +109,9 @@ pub struct Metrics {
     pub provisional: AtomicU64,
     /// Notices (receipts, statuses) taken.
     pub notices_in: AtomicU64,
+    /// Requests of notices that brought new ones (each a batch, one transaction): with
+    /// `notices_in`, how well a neighbour batches.
+    pub notice_batches_in: AtomicU64,
 }
 
 impl Metrics {

@@ -204,6 +204,7 @@ pub async fn take_notices(
         tracing::info!(document = %receipt.receipt.document, peer = %from, kind = %receipt.receipt.kind, by = %receipt.receipt.by, "receipt taken");
     }
     if any {
+        Metrics::bump(&node.metrics.notice_batches_in);
         node.wake_outbox();
     }
     Ok(refused)

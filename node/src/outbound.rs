@@ -283,6 +283,7 @@ pub async fn run_outbox(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
     let in_flight: Arc<StdMutex<HashSet<i64>>> = Arc::default();
     let mut per_peer: HashMap<AgencyCode, Arc<Semaphore>> = HashMap::new();
+    let notices = NoticeQueues::default();
     // A claim holds for one lease and is renewed every third of it while its transfer runs
     // (PostgreSQL; on SQLite one process owns the outbox and claims are plain reads).
     let lease = node.config.limits.outbox_lease;
@@ -337,10 +338,10 @@ pub async fn run_outbox(node: Arc<Node>) {
         };
         let claimed_count = claimed.len();
         let mut started = 0;
-        // Documents go one per request; the notices for one neighbour go together, up to
-        // `MAX_NOTICES` a request (one stream, one commit on each side).
-        let mut units: Vec<Vec<Transfer>> = Vec::new();
-        let mut notices: HashMap<AgencyCode, usize> = HashMap::new();
+        // Documents go one per request; notices wait in their neighbour's queue, and each of
+        // its senders takes all those waiting (up to `MAX_NOTICES`) when it is free.
+        let mut documents: Vec<Transfer> = Vec::new();
+        let mut new_notices = false;
         for transfer in claimed {
             if started == room {
                 break;
@@ -353,52 +354,32 @@ pub async fn run_outbox(node: Arc<Node>) {
             }
             started += 1;
             match transfer.kind {
-                TransferKind::Notice(_) => match notices.get(&transfer.next_hop) {
-                    Some(&u) if units[u].len() < MAX_NOTICES => units[u].push(transfer),
-                    _ => {
-                        notices.insert(transfer.next_hop, units.len());
-                        units.push(vec![transfer]);
-                    }
-                },
-                TransferKind::Document(_) => units.push(vec![transfer]),
+                TransferKind::Notice(_) => {
+                    notices.push(transfer);
+                    new_notices = true;
+                }
+                TransferKind::Document(_) => documents.push(transfer),
             }
         }
-        for unit in units {
-            let hop = unit[0].next_hop;
-            let peer = per_peer
-                .entry(hop)
-                .or_insert_with(|| Arc::new(Semaphore::new(node.config.limits.max_in_flight_per_peer)))
-                .clone();
+        for transfer in documents {
+            let peer = peer_slots(&mut per_peer, &node, transfer.next_hop);
             let (task_node, in_flight) = (node.clone(), in_flight.clone());
             node.tasks.spawn(async move {
-                if let Ok(_permit) = peer.acquire_owned().await {
-                    let ids: Vec<i64> = unit.iter().map(|t| t.id).collect();
-                    for t in &unit {
-                        task_node.watch.started(t.id, &t.next_hop, t.attempts, millis(task_node.now()));
-                    }
-                    let recorded = run_unit(&task_node, unit).await;
-                    for id in &ids {
-                        task_node.watch.ended(*id);
-                    }
-                    if !recorded {
-                        // The outcome could not be written (storage failing): the transfer is
-                        // still pending and due. Hold it back a while instead of sending it
-                        // again at once (the next hop would answer it from its storage, but
-                        // there is no point while ours refuses writes).
-                        let mut stop = task_node.shutdown_signal();
-                        tokio::select! {
-                            _ = tokio::time::sleep(task_node.config.retry.initial.max(Duration::from_secs(1))) => {}
-                            _ = stop.changed() => {}
-                        }
-                    }
-                    if let Ok(mut s) = in_flight.lock() {
-                        for id in &ids {
-                            s.remove(id);
-                        }
-                    }
-                }
+                run_claimed(&task_node, &peer, &in_flight, vec![transfer]).await;
                 task_node.wake_outbox();
             });
+        }
+        if new_notices {
+            for hop in notices.to_start() {
+                let peer = peer_slots(&mut per_peer, &node, hop);
+                let (task_node, in_flight, queues) = (node.clone(), in_flight.clone(), notices.clone());
+                node.tasks.spawn(async move {
+                    while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
+                        run_claimed(&task_node, &peer, &in_flight, batch).await;
+                    }
+                    task_node.wake_outbox();
+                });
+            }
         }
         // Sleep until woken (new work, or a transfer finished), the next transfer is due, or a
         // second passes. When everything due is already running, only a wake-up helps.
@@ -423,6 +404,105 @@ pub async fn run_outbox(node: Arc<Node>) {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// The slots for transfers running to one neighbour at once (`limits.max_in_flight_per_peer`).
+fn peer_slots(per_peer: &mut HashMap<AgencyCode, Arc<Semaphore>>, node: &Node, hop: AgencyCode) -> Arc<Semaphore> {
+    per_peer.entry(hop).or_insert_with(|| Arc::new(Semaphore::new(node.config.limits.max_in_flight_per_peer))).clone()
+}
+
+/// Runs claimed transfers (a document, or a batch of notices for one neighbour) in one of the
+/// neighbour's slots, records their outcomes, and lets the outbox claim them again.
+async fn run_claimed(node: &Arc<Node>, peer: &Semaphore, in_flight: &StdMutex<HashSet<i64>>, unit: Vec<Transfer>) {
+    let ids: Vec<i64> = unit.iter().map(|t| t.id).collect();
+    if let Ok(_permit) = peer.acquire().await {
+        for t in &unit {
+            node.watch.started(t.id, &t.next_hop, t.attempts, millis(node.now()));
+        }
+        let recorded = run_unit(node, unit).await;
+        for id in &ids {
+            node.watch.ended(*id);
+        }
+        if !recorded {
+            // The outcome could not be written (storage failing): the transfer is still
+            // pending and due. Hold it back a while instead of sending it again at once (the
+            // next hop would answer it from its storage, but there is no point while ours
+            // refuses writes).
+            let mut stop = node.shutdown_signal();
+            tokio::select! {
+                _ = tokio::time::sleep(node.config.retry.initial.max(Duration::from_secs(1))) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+    if let Ok(mut s) = in_flight.lock() {
+        for id in &ids {
+            s.remove(id);
+        }
+    }
+}
+
+/// At most this many batches of notices in flight to one neighbour. While they run, the
+/// notices that fall due wait in the neighbour's queue and go together in the next batch: a
+/// busy node sends its receipts in few requests (one stream and one transaction on each side
+/// per batch) without holding back a lone receipt.
+const NOTICE_SENDERS_PER_PEER: usize = 2;
+
+/// Notices claimed from the outbox and waiting for a sender, per neighbour.
+#[derive(Debug, Default, Clone)]
+struct NoticeQueues(Arc<StdMutex<HashMap<AgencyCode, NoticeQueue>>>);
+
+#[derive(Debug, Default)]
+struct NoticeQueue {
+    waiting: std::collections::VecDeque<Transfer>,
+    senders: usize,
+}
+
+impl NoticeQueues {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AgencyCode, NoticeQueue>> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Queues a claimed notice for its neighbour.
+    fn push(&self, transfer: Transfer) {
+        self.lock().entry(transfer.next_hop).or_default().waiting.push_back(transfer);
+    }
+
+    /// The neighbours with notices waiting that may start one more sender (counted as
+    /// started).
+    fn to_start(&self) -> Vec<AgencyCode> {
+        let mut queues = self.lock();
+        let mut hops = Vec::new();
+        for (hop, q) in queues.iter_mut() {
+            // One sender per batch's worth waiting, up to the bound.
+            let wanted = q.waiting.len().div_ceil(MAX_NOTICES).min(NOTICE_SENDERS_PER_PEER);
+            while q.senders < wanted {
+                q.senders += 1;
+                hops.push(*hop);
+            }
+        }
+        hops
+    }
+
+    /// The next batch for a sender of `hop` (all waiting, up to `MAX_NOTICES`); `None` ends
+    /// the sender: nothing waits, or the node stops (the notices stay pending in the
+    /// outbox and are claimed again after the restart).
+    fn next_batch(&self, hop: &AgencyCode, stopping: bool) -> Option<Vec<Transfer>> {
+        let mut queues = self.lock();
+        let q = queues.get_mut(hop)?;
+        if q.waiting.is_empty() || stopping {
+            q.senders = q.senders.saturating_sub(1);
+            if stopping {
+                q.waiting.clear();
+            }
+            return None;
+        }
+        let n = q.waiting.len().min(MAX_NOTICES);
+        Some(q.waiting.drain(..n).collect())
     }
 }
 

@@ -3,9 +3,14 @@
 
 use std::time::Duration;
 
-use harness::network::{Database, NetOptions, TestNet, only, topology, wait_for};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use harness::network::{Database, NetOptions, RawPeer, TestNet, only, topology, wait_for};
 use harness::silent_peer::SilentPeer;
+use node::protocol::NodeResponse;
 use pki::AgencyCode;
+use pki::Profile;
 
 const TIEN_YEN: &str = "000.00.41.H49";
 const PHONG_DU: &str = "000.01.41.H49";
@@ -15,7 +20,7 @@ fn code(s: &str) -> AgencyCode {
     s.parse().unwrap()
 }
 
-on_both_backends!(a_hung_neighbour_does_not_hold_up_the_others);
+on_both_backends!(a_hung_neighbour_does_not_hold_up_the_others, receipts_for_one_neighbour_go_in_batches);
 
 /// Tiên Yên has 100 documents for Phong Dụ, whose node hangs (accepts and never answers):
 /// they stay in flight, 16 attempts hanging and the rest waiting for a slot. A document for
@@ -43,5 +48,48 @@ async fn a_hung_neighbour_does_not_hold_up_the_others(database: Database) {
     })
     .await;
     clerk.close().await;
+    net.stop().await;
+}
+
+/// Phong Dụ's node hands Tiên Yên 200 documents for it, 64 at a time: Tiên Yên owes Phong Dụ
+/// 200 delivery receipts, and sends them in batches — while one batch is on its way, those
+/// falling due wait and go together in the next — instead of one request each. Every receipt
+/// arrives exactly once.
+async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
+    let mut net = TestNet::prepare(
+        only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]),
+        NetOptions { database, ..NetOptions::default() },
+    );
+    net.start_node(&code(PHONG_DU)).await;
+    net.start_node(&code(TIEN_YEN)).await;
+    let identity = net.identity(&code(PHONG_DU), Profile::Node);
+    let peer = Arc::new(RawPeer::connect(&net, &identity, TIEN_YEN).await);
+    let slots = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for i in 1..=200 {
+        let doc = Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i));
+        let permit = slots.clone().acquire_owned().await.unwrap();
+        let peer = peer.clone();
+        tasks.push(tokio::spawn(async move {
+            let answer = peer.deliver(&doc, &[TIEN_YEN]).await;
+            drop(permit);
+            assert!(matches!(answer, Ok(NodeResponse::HopReceipt { .. })), "{answer:?}");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let phong_du = net.node(PHONG_DU);
+    wait_for("the 200 delivery receipts back at Phong Dụ", Duration::from_secs(60), || async {
+        phong_du.metrics.notices_in.load(Ordering::Relaxed) >= 200
+    })
+    .await;
+    let (notices, batches) = (
+        phong_du.metrics.notices_in.load(Ordering::Relaxed),
+        phong_du.metrics.notice_batches_in.load(Ordering::Relaxed),
+    );
+    println!("{notices} receipts came in {batches} requests");
+    assert_eq!(notices, 200, "each receipt once");
+    assert!(batches <= 100, "{notices} receipts in {batches} requests: not batched");
     net.stop().await;
 }

@@ -158,42 +158,8 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
     let bulk = figures.get("raw_quic_bulk_mb_per_s").unwrap_or(f64::NAN);
 
     figures.section("lienthong");
-    let crypto_limit = ("crypto limit", crypto);
     rt.block_on(async {
-        for (database, label) in [(Database::Sqlite, "sqlite"), (Database::Postgres, "postgres")] {
-            let rates = storage::one_hop(database, 1, 1, &sizes.one_hop).await;
-            for ((in_flight, n), rate) in sizes.one_hop.iter().zip(rates) {
-                let name = format!("one_hop_{label}_{in_flight}_docs_per_s");
-                let text = format!("one hop, {label}, {in_flight} in flight ({n} documents)");
-                figures.against(&name, &text, rate, "docs/s", crypto_limit);
-                if database == Database::Sqlite && *in_flight == 256 {
-                    figures.against(
-                        "one_hop_docs_per_s",
-                        "one hop (= SQLite, 256 in flight)",
-                        rate,
-                        "docs/s",
-                        crypto_limit,
-                    );
-                }
-            }
-        }
-        let n = sizes.four_hop_load;
-        let rate = network::four_hop_load(n, 64).await;
-        let text = format!("four hops, 64 in flight, delivered ({n} documents)");
-        figures.against("four_hop_delivered_docs_per_s", &text, rate, "docs/s", crypto_limit);
-        if let Some(one) = figures.get("one_hop_docs_per_s") {
-            figures.note(&format!("{:.2} x the one-hop rate", rate / one));
-        }
-        let mut latencies = network::four_hop_latency(sizes.four_hop_latency).await;
-        let (p50, p99) = percentiles_ms(&mut latencies);
-        // The floor: five transfers (the clerk's submit and four hops), each a raw request and
-        // one durable commit.
-        let floor = 5.0 * (ms(quic_seq_p50) + 1e3 / sqlite);
-        let limit = ("5 x (raw request + durable commit)", floor);
-        let text = format!("four hops one at a time, submit -> stored, p50 ({} documents)", sizes.four_hop_latency);
-        figures.against("four_hop_p50_ms", &text, p50, "ms", limit);
-        figures.against("four_hop_p99_ms", "four hops one at a time, p99", p99, "ms", limit);
-
+        hops(figures, &sizes, crypto, quic_seq_p50, sqlite).await;
         let mut pair = Pair::start().await;
         for (size, label) in [(MIB, "1mib"), (100 * MIB, "100mib"), (1024 * MIB, "1gib")] {
             let mut runs = Vec::new();
@@ -205,6 +171,63 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
         pair.stop().await;
     });
     documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, raw_verify_all);
+}
+
+/// The pipeline's hops: one hop on both backends at 1, 16 and 256 in flight, four hops under
+/// load and one at a time, against the crypto limit and the floor of a hop (`quic_seq_p50`,
+/// one raw request; `sqlite`, raw durable inserts per second).
+async fn hops(figures: &mut Figures, sizes: &Sizes, crypto: f64, quic_seq_p50: Duration, sqlite: f64) {
+    let crypto_limit = ("crypto limit", crypto);
+    for (database, label) in [(Database::Sqlite, "sqlite"), (Database::Postgres, "postgres")] {
+        let rates = storage::one_hop(database, 1, 1, &sizes.one_hop).await;
+        for ((in_flight, n), rate) in sizes.one_hop.iter().zip(rates) {
+            let name = format!("one_hop_{label}_{in_flight}_docs_per_s");
+            let text = format!("one hop, {label}, {in_flight} in flight ({n} documents)");
+            figures.against(&name, &text, rate, "docs/s", crypto_limit);
+            if database == Database::Sqlite && *in_flight == 256 {
+                figures.against(
+                    "one_hop_docs_per_s",
+                    "one hop (= SQLite, 256 in flight)",
+                    rate,
+                    "docs/s",
+                    crypto_limit,
+                );
+            }
+        }
+    }
+    let n = sizes.four_hop_load;
+    let rate = network::four_hop_load(n, 64).await;
+    let text = format!("four hops, 64 in flight, delivered ({n} documents)");
+    figures.against("four_hop_delivered_docs_per_s", &text, rate, "docs/s", crypto_limit);
+    if let Some(one) = figures.get("one_hop_docs_per_s") {
+        figures.note(&format!("{:.2} x the one-hop rate", rate / one));
+    }
+    let mut latencies = network::four_hop_latency(sizes.four_hop_latency).await;
+    let (p50, p99) = percentiles_ms(&mut latencies);
+    // The floor: five transfers (the clerk's submit and four hops), each a raw request and
+    // one durable commit.
+    let floor = 5.0 * (ms(quic_seq_p50) + 1e3 / sqlite);
+    let limit = ("5 x (raw request + durable commit)", floor);
+    let text = format!("four hops one at a time, submit -> stored, p50 ({} documents)", sizes.four_hop_latency);
+    figures.against("four_hop_p50_ms", &text, p50, "ms", limit);
+    figures.against("four_hop_p99_ms", "four hops one at a time, p99", p99, "ms", limit);
+}
+
+/// Only the hops and the limits they are measured against (`bench --only hops`): for working
+/// on the pipeline (and profiling it) without the attachments and verification.
+pub fn hops_only(figures: &mut Figures, quick: bool) {
+    let sizes = if quick { QUICK } else { FULL };
+    let rt = network::runtime();
+    figures.section("limits: the machine, measured in this run");
+    let (_, crypto) = pki::crypto_limit(figures);
+    rt.block_on(async {
+        let (rate, p50) = network::raw_quic(1, sizes.quic_requests / 10).await;
+        figures.limit("raw_quic_sequential_req_per_s", "raw quinn requests, one at a time", rate, "req/s");
+        let sqlite = network::raw_sqlite(sizes.commits).await;
+        figures.limit("raw_sqlite_inserts_per_s", "raw SQLite durable insert, 1 row per commit", sqlite, "rows/s");
+        figures.section("lienthong");
+        hops(figures, &sizes, crypto, p50, sqlite).await;
+    });
 }
 
 /// Only the offline verification figures and the crypto limit they are measured against

@@ -1,35 +1,38 @@
 //! `bench`: the document pipeline against its limits, measured in one run, printed as a table
 //! (each figure next to its limit and the ratio) and written as JSON for scripts.
 //!
-//! `cargo run --release -p lienthong-tests --bin bench -- --json FILE [--quick]`
+//! `cargo run --release -p lienthong-tests --bin bench -- --json FILE [--quick] [--only verify|hops]`
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use harness::bench::measure::Figures;
-use harness::bench::{Machine, Report, pipeline, verify_only};
+use harness::bench::{Machine, Report, hops_only, pipeline, verify_only};
 
 fn main() -> anyhow::Result<()> {
     let mut json_path: Option<PathBuf> = None;
     let mut quick = false;
-    let mut only_verify = false;
+    let mut only: Option<&'static str> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json_path = Some(args.next().context("--json needs a file name")?.into()),
             "--quick" => quick = true,
             "--only" => match args.next().as_deref() {
-                Some("verify") => only_verify = true,
-                other => bail!("--only takes `verify` (the offline verification figures), not {other:?}"),
+                Some("verify") => only = Some("verify"),
+                Some("hops") => only = Some("hops"),
+                other => bail!(
+                    "--only takes `verify` (the offline verification figures) or `hops` (one and four hops), not {other:?}"
+                ),
             },
             "-h" | "--help" => {
-                println!("usage: bench --json FILE [--quick] [--only verify]");
+                println!("usage: bench --json FILE [--quick] [--only verify|hops]");
                 return Ok(());
             }
-            other => bail!("unknown argument {other:?}; usage: bench --json FILE [--quick] [--only verify]"),
+            other => bail!("unknown argument {other:?}; usage: bench --json FILE [--quick] [--only verify|hops]"),
         }
     }
-    let json_path = json_path.context("usage: bench --json FILE [--quick] [--only verify]")?;
+    let json_path = json_path.context("usage: bench --json FILE [--quick] [--only verify|hops]")?;
     let machine = Machine::read(quick);
     println!(
         "lienthong pipeline benchmark{}: {} cores, {} MiB, {}, kernel {}, load {} at start, {}",
@@ -45,10 +48,10 @@ fn main() -> anyhow::Result<()> {
         println!("warning: a debug build; the figures mean something only with --release");
     }
     let mut figures = Figures::new();
-    if only_verify {
-        verify_only(&mut figures, quick);
-    } else {
-        pipeline(&mut figures, quick);
+    match only {
+        Some("verify") => verify_only(&mut figures, quick),
+        Some(_) => hops_only(&mut figures, quick),
+        None => pipeline(&mut figures, quick),
     }
     let text = serde_json::to_string_pretty(&Report { machine: &machine, figures: &figures.figures })?;
     std::fs::write(&json_path, text + "\n").with_context(|| format!("cannot write {}", json_path.display()))?;
