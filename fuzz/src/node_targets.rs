@@ -216,7 +216,7 @@ fn deliver(
             Err(e) => return refuse(format!("verification failed: {e}"), &parsed),
         };
     let _gaps: Vec<_> = verified
-        .signers
+        .signers()
         .iter()
         .filter_map(|s| world.trust.revocation_gap(&s.chain, &s.revocation, fixtures::NOW))
         .collect();

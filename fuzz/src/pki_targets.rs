@@ -74,8 +74,8 @@ pub fn envelope(data: &[u8]) -> bool {
         .with_crls(fixtures::crls().iter().cloned().collect())
         .with_mode(RevocationMode::Required);
     let Ok(verified) = verify_envelope(&envelope, &validator, fixtures::NOW) else { return false };
-    assert_eq!(verified.manifest.to_cbor().ok().as_deref(), Some(envelope.payload()));
-    assert_eq!(verified.signers.len(), 2, "a verified document has the official's signature and the seal");
+    assert_eq!(verified.manifest().to_cbor().ok().as_deref(), Some(envelope.payload()));
+    assert_eq!(verified.signers().len(), 2, "a verified document has the official's signature and the seal");
     true
 }
 

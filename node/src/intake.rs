@@ -338,7 +338,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     // budget): refused for now unless the operator opted in, then taken provisionally and
     // alerted. Transient: the CRL may come (from the parent, or with the next attempt).
     let gaps: Vec<String> = verified
-        .signers
+        .signers()
         .iter()
         .filter_map(|s| node.trust.revocation_gap(&s.chain, &s.revocation, now).map(|g| format!("the {}: {g}", s.role)))
         .collect();
@@ -410,16 +410,13 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     crate::storage::blobs::PendingBlob::commit_all(pending).await.map_err(|e| cannot_store(node, &e))?;
     let mut crls_changed = false;
     let new_cas = node.trust.learn(path_cas(node, &envelope));
-    let sender_name = verified.signers.get(1).map(|s| s.name.clone()).unwrap_or_default();
+    let sender_name = verified.sender_name().to_owned();
     let committing = std::time::Instant::now();
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
             .insert_document(&NewDocument {
-                manifest: &manifest,
-                envelope: envelope.as_bytes(),
-                digest,
-                sender_name: &sender_name,
+                document: &verified,
                 received_from: &received_from,
                 received_at: now_ms,
                 provisional: is_provisional,

@@ -14,6 +14,7 @@ use node::protocol::ErrorKind;
 use node::storage::blobs::BlobStore;
 use node::storage::{DocInsert, NewDocument, Store};
 use pki::AgencyCode;
+use pki::document::verify::VerifiedEnvelope;
 use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
 use sqlx::Connection;
 
@@ -25,25 +26,16 @@ fn code(s: &str) -> AgencyCode {
     s.parse().unwrap()
 }
 
-fn new_document(doc: &SignedDocument, at: i64) -> NewDocument<'_> {
-    NewDocument {
-        manifest: &doc.manifest,
-        envelope: &doc.envelope,
-        digest: doc.digest,
-        sender_name: "Ủy ban nhân dân xã Phong Dụ",
-        received_from: PHONG_DU,
-        received_at: at,
-        provisional: false,
-        outgoing: false,
-    }
+fn new_document(doc: &VerifiedEnvelope, at: i64) -> NewDocument<'_> {
+    NewDocument { document: doc, received_from: PHONG_DU, received_at: at, provisional: false, outgoing: false }
 }
 
 /// Records one document in its own transaction; Ok only when the COMMIT returned Ok.
-async fn record(store: &Store, doc: &SignedDocument, at: i64) -> Result<(), String> {
+async fn record(store: &Store, doc: &VerifiedEnvelope, at: i64) -> Result<(), String> {
     let mut tx = store.begin().await.map_err(|e| e.to_string())?;
     let id = match tx.insert_document(&new_document(doc, at)).await.map_err(|e| e.to_string())? {
         DocInsert::New(id) => id,
-        other => return Err(format!("{} was {other:?}", doc.id)),
+        other => return Err(format!("{} was {other:?}", doc.manifest().id())),
     };
     tx.inbox_add(id, at).await.map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())
@@ -83,7 +75,7 @@ async fn sqlite_transactions_after_a_full_disk_commit_for_real() {
     let mut at = 0;
     for d in &docs[..10] {
         at += 1;
-        record(&store, d, at).await.unwrap();
+        record(&store, &net.verified(d), at).await.unwrap();
         acknowledged.insert(d.id.clone());
     }
 
@@ -91,7 +83,7 @@ async fn sqlite_transactions_after_a_full_disk_commit_for_real() {
     let mut refused = 0;
     for d in &docs[10..60] {
         at += 1;
-        match record(&store, d, at).await {
+        match record(&store, &net.verified(d), at).await {
             Ok(()) => {
                 acknowledged.insert(d.id.clone());
             }
@@ -109,7 +101,7 @@ async fn sqlite_transactions_after_a_full_disk_commit_for_real() {
     disk.empty();
     for d in &docs[60..] {
         at += 1;
-        record(&store, d, at).await.unwrap_or_else(|e| panic!("{} after space returned: {e}", d.id));
+        record(&store, &net.verified(d), at).await.unwrap_or_else(|e| panic!("{} after space returned: {e}", d.id));
         acknowledged.insert(d.id.clone());
     }
     // Every acknowledged commit is visible to another connection, and nobody holds the lock.

@@ -8,6 +8,7 @@ use harness::network::{Database, NetOptions, SignedDocument, TestNet, only, topo
 use node::config::Config;
 use node::storage::{DocInsert, Leased, NewDocument, NewRoute, Store, TransferKind};
 use pki::AgencyCode;
+use pki::document::verify::VerifiedEnvelope;
 use pki::document::{Receipt, ReceiptKind, SignedReceipt, StatusCode};
 
 const TIEN_YEN: &str = "000.00.41.H49";
@@ -33,17 +34,9 @@ async fn open_again(net: &TestNet) -> Arc<Store> {
     Arc::new(net.open_store(&code(TIEN_YEN)).await)
 }
 
-fn new_document<'a>(doc: &'a SignedDocument, at: i64) -> NewDocument<'a> {
-    NewDocument {
-        manifest: &doc.manifest,
-        envelope: &doc.envelope,
-        digest: doc.digest,
-        sender_name: "Ủy ban nhân dân xã Phong Dụ",
-        received_from: PHONG_DU,
-        received_at: at,
-        provisional: false,
-        outgoing: false,
-    }
+/// A verified document to record, as a node records what it took from Phong Dụ.
+fn new_document(doc: &VerifiedEnvelope, at: i64) -> NewDocument<'_> {
+    NewDocument { document: doc, received_from: PHONG_DU, received_at: at, provisional: false, outgoing: false }
 }
 
 /// A receipt signed by `by`'s seal.
@@ -83,7 +76,7 @@ async fn a_document_is_stored_once_per_envelope(database: Database) {
     let doc = net.document(PHONG_DU, &[HA_LAU], 1);
 
     let mut tx = store.begin().await.unwrap();
-    let DocInsert::New(id) = tx.insert_document(&new_document(&doc, 1)).await.unwrap() else {
+    let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 1)).await.unwrap() else {
         panic!("first insert is not new")
     };
     assert!(tx.add_route(id, &code(HA_LAU), Some(&code(HA_LAU)), "pending", 1).await.unwrap());
@@ -92,11 +85,11 @@ async fn a_document_is_stored_once_per_envelope(database: Database) {
     // The same envelope again is recognised; the same document id with another envelope (the
     // same manifest signed again) is a conflict.
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.insert_document(&new_document(&doc, 2)).await.unwrap(), DocInsert::Existing(id));
+    assert_eq!(tx.insert_document(&new_document(&net.verified(&doc), 2)).await.unwrap(), DocInsert::Existing(id));
     assert!(!tx.add_route(id, &code(HA_LAU), Some(&code(HA_LAU)), "pending", 2).await.unwrap());
     let resigned = net.sign(doc.manifest.clone(), doc.bodies.clone());
     assert_ne!(resigned.digest, doc.digest);
-    assert_eq!(tx.insert_document(&new_document(&resigned, 2)).await.unwrap(), DocInsert::Conflict);
+    assert_eq!(tx.insert_document(&new_document(&net.verified(&resigned), 2)).await.unwrap(), DocInsert::Conflict);
     tx.commit().await.unwrap();
 
     let stored = store.document_by_id(&doc.id).await.unwrap().unwrap();
@@ -109,7 +102,7 @@ async fn a_document_is_stored_once_per_envelope(database: Database) {
     // A transaction dropped without commit leaves nothing behind.
     let other = net.document(PHONG_DU, &[HA_LAU], 2);
     let mut tx = store.begin().await.unwrap();
-    assert!(matches!(tx.insert_document(&new_document(&other, 3)).await.unwrap(), DocInsert::New(_)));
+    assert!(matches!(tx.insert_document(&new_document(&net.verified(&other), 3)).await.unwrap(), DocInsert::New(_)));
     drop(tx);
     assert!(store.document_by_id(&other.id).await.unwrap().is_none());
 
@@ -131,7 +124,7 @@ async fn racing_deliveries_store_one_document(database: Database) {
     // Two stores: on PostgreSQL, two node processes racing; on SQLite, one process's
     // connections.
     let second = open_again(&net).await;
-    let doc = Arc::new(net.document(PHONG_DU, &[HA_LAU], 7));
+    let doc = Arc::new(net.verified(&net.document(PHONG_DU, &[HA_LAU], 7)));
     let mut racers = Vec::new();
     for i in 0..8i64 {
         let store = if i % 2 == 0 { store.clone() } else { second.clone() };
@@ -215,7 +208,7 @@ async fn the_outbox_deduplicates_retries_and_dead_letters(database: Database) {
     let (net, store) = open(database).await;
     let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 4);
     let mut tx = store.begin().await.unwrap();
-    let DocInsert::New(id) = tx.insert_document(&new_document(&doc, 0)).await.unwrap() else { panic!() };
+    let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 0)).await.unwrap() else { panic!() };
     let (hop, rcpt) = (code(HA_LAU), [code(HA_LAU)]);
     assert!(tx.enqueue(TransferKind::Document(id), &hop, &rcpt, 1000).await.unwrap());
     assert!(!tx.enqueue(TransferKind::Document(id), &hop, &rcpt, 1001).await.unwrap(), "a replayed hand-over");
@@ -276,7 +269,9 @@ async fn a_second_process_never_sends_the_same_transfer(database: Database) {
             let other = open_again(&net).await;
             let doc = net.document(PHONG_DU, &[HA_LAU], 5);
             let mut tx = store.begin().await.unwrap();
-            let DocInsert::New(id) = tx.insert_document(&new_document(&doc, 0)).await.unwrap() else { panic!() };
+            let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 0)).await.unwrap() else {
+                panic!()
+            };
             for r in [HA_LAU, TIEN_YEN, PHONG_DU] {
                 assert!(tx.enqueue(TransferKind::Document(id), &code(HA_LAU), &[code(r)], 0).await.unwrap());
             }
@@ -365,15 +360,16 @@ async fn counters_add_up_under_concurrency(database: Database) {
 }
 
 /// A document's attachments, routes and route states are written with multi-row statements,
-/// split where a statement would bind more than `MAX_BINDS` (999) parameters: 250 attachments
-/// (199 per statement), 1,000 routes (332 per statement) and their states (996 per
-/// statement) all land, in order, each once; a route already recorded is not reported new.
+/// split where a statement would bind more than `MAX_BINDS` (999) parameters: the most
+/// attachments a manifest may list (64, one statement: 199 would fit), 1,000 routes (332 per
+/// statement) and their states (996 per statement) all land, in order, each once; a route
+/// already recorded is not reported new.
 async fn a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit(database: Database) {
     let (net, store) = open(database).await;
     let doc = net.document(PHONG_DU, &[HA_LAU], 1);
     let mut manifest = doc.manifest.clone();
     let template = manifest.attachments.first().cloned().expect("the test document has an attachment");
-    manifest.attachments = (0..250u32)
+    manifest.attachments = (0..pki::document::manifest::MAX_ATTACHMENTS as u32)
         .map(|i| {
             let mut a = template.clone();
             a.name = format!("phu-luc-{i:03}.pdf");
@@ -382,8 +378,9 @@ async fn a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit(da
             a
         })
         .collect();
+    let doc = net.verified(&net.sign(manifest.clone(), Vec::new()));
     let mut tx = store.begin().await.unwrap();
-    let id = match tx.insert_document(&NewDocument { manifest: &manifest, ..new_document(&doc, 1) }).await.unwrap() {
+    let id = match tx.insert_document(&new_document(&doc, 1)).await.unwrap() {
         DocInsert::New(id) => id,
         other => panic!("{other:?}"),
     };
@@ -417,7 +414,7 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
     let (net, store) = open(database).await;
     let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 4);
     let mut tx = store.begin().await.unwrap();
-    let DocInsert::New(id) = tx.insert_document(&new_document(&doc, 0)).await.unwrap() else { panic!() };
+    let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 0)).await.unwrap() else { panic!() };
     let hop = code(HA_LAU);
     for (r, at) in [(HA_LAU, 1000), (TIEN_YEN, 1000), (PHONG_DU, 3000)] {
         assert!(tx.enqueue(TransferKind::Document(id), &hop, &[code(r)], at).await.unwrap());

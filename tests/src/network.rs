@@ -231,6 +231,22 @@ impl TestNet {
         .unwrap()
     }
 
+    /// `doc` verified as a node verifies it on arrival now, against the hierarchy's root and
+    /// the CRLs last published (`crls.pem`): what a node's storage takes. Panics if it does
+    /// not verify.
+    pub fn verified(&self, doc: &SignedDocument) -> pki::document::verify::VerifiedEnvelope {
+        let now = time::OffsetDateTime::now_utc();
+        let mut crls = pki::CrlSet::new();
+        let published = std::fs::read_to_string(self.dir.path().join("crls.pem")).unwrap();
+        for crl in pki::Crl::from_pem_all(&published).unwrap() {
+            crls.add(crl);
+        }
+        let validator = pki::Validator::new(vec![self.pki.root.cert.clone()]).with_crls(crls);
+        let envelope = Envelope::from_bytes(&doc.envelope).unwrap();
+        pki::document::validation::verify_arrival(&envelope, &validator, &pki::document::validation::Arrival::new(now))
+            .unwrap()
+    }
+
     /// An agency's identity for a profile.
     pub fn identity(&self, code: &AgencyCode, which: Profile) -> Identity {
         self.pki.identity(code, which).unwrap()

@@ -2,6 +2,7 @@
 
 use pki::AgencyCode;
 use pki::document::manifest::{Attachment, Manifest};
+use pki::document::verify::VerifiedEnvelope;
 use sqlx::Row;
 
 use super::values::{rows_per_statement, values};
@@ -11,14 +12,9 @@ use crate::protocol::DocumentSummary;
 /// A document to record.
 #[derive(Debug)]
 pub struct NewDocument<'a> {
-    /// Its manifest.
-    pub manifest: &'a Manifest,
-    /// The envelope's exact bytes.
-    pub envelope: &'a [u8],
-    /// SHA-256 of the envelope.
-    pub digest: [u8; 32],
-    /// The sender's name, from its seal certificate.
-    pub sender_name: &'a str,
+    /// The document, verified: storage keeps nothing else (the manifest, the digest and the
+    /// sender's name recorded are those of the envelope that verified).
+    pub document: &'a VerifiedEnvelope,
     /// The neighbour it came from, or `clerk` for a local submission.
     pub received_from: &'a str,
     /// Local time, ms.
@@ -115,7 +111,8 @@ impl Tx<'_> {
     /// Records a document and its attachments' metadata (the bytes are already in the blob
     /// store), and appends it to the node's log. Idempotent by envelope digest.
     pub async fn insert_document(&mut self, d: &NewDocument<'_>) -> Result<DocInsert, StoreError> {
-        let m = d.manifest;
+        let m = d.document.manifest();
+        let digest = d.document.envelope().digest();
         let doc_id = m.id().to_string();
         let (business_of, due) = (m.business.target().map(ToString::to_string), m.due.map(|d| d.to_string()));
         // Insert-or-nothing, then look: correct also when two transactions race (PostgreSQL).
@@ -124,9 +121,9 @@ impl Tx<'_> {
              VALUES ($1, $2, $3, $18, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(&doc_id)
-        .bind(d.digest.to_vec())
+        .bind(digest.to_vec())
         .bind(m.from.to_string())
-        .bind(d.envelope.to_vec())
+        .bind(d.document.envelope().as_bytes().to_vec())
         .bind(i64::from(m.number))
         .bind(&m.notation)
         .bind(&m.type_name)
@@ -140,21 +137,17 @@ impl Tx<'_> {
         .bind(d.received_at)
         .bind(i64::from(d.provisional))
         .bind(i64::from(d.outgoing))
-        .bind(d.sender_name)
+        .bind(d.document.sender_name())
         .fetch_optional(self.conn())
         .await?;
         let Some(row) = inserted else {
             let row = sqlx::query("SELECT id, digest FROM documents WHERE doc_id = $1 OR digest = $2")
                 .bind(&doc_id)
-                .bind(d.digest.to_vec())
+                .bind(digest.to_vec())
                 .fetch_one(self.conn())
                 .await?;
             let existing: Vec<u8> = row.try_get("digest")?;
-            return Ok(if existing == d.digest {
-                DocInsert::Existing(row.try_get("id")?)
-            } else {
-                DocInsert::Conflict
-            });
+            return Ok(if existing == digest { DocInsert::Existing(row.try_get("id")?) } else { DocInsert::Conflict });
         };
         let id: i64 = row.try_get("id")?;
         // One statement for all the attachments (more only past the parameter limit).

@@ -346,7 +346,8 @@ impl Tx<'_> {
             other => Via::Node(other.parse().map_err(|e: pki::AgencyCodeError| StoreError::Corrupt(e.to_string()))?),
         };
         let at = from_millis(d.received_at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        self.log_entry(&LogEntry::Document { envelope: d.digest, document: d.manifest.id(), via, at }).await
+        let (envelope, document) = (d.document.envelope().digest(), d.document.manifest().id());
+        self.log_entry(&LogEntry::Document { envelope, document, via, at }).await
     }
 
     /// Logs a receipt just stored (see [`Tx::insert_receipt`]): signed by this agency's seal,

@@ -182,13 +182,37 @@ pub struct SignerReport {
     pub revocation: Vec<RevocationStatus>,
 }
 
-/// A document whose signatures, chains and signers verified (attachments not yet).
+/// A document whose signatures, chains and signers verified (attachments not yet): the
+/// envelope with what verifying it found. Only verification makes one (its fields are
+/// private), so a function that takes it — a node's storage does — cannot be handed a
+/// document nobody verified, or a manifest that is not the one the signatures cover.
 #[derive(Clone, Debug)]
 pub struct VerifiedEnvelope {
-    /// The manifest.
-    pub manifest: Manifest,
+    envelope: Envelope,
+    manifest: Manifest,
+    signers: Vec<SignerReport>,
+}
+
+impl VerifiedEnvelope {
+    /// The envelope that verified, byte for byte.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// Its manifest (the signed one).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
     /// The official, then the seal.
-    pub signers: Vec<SignerReport>,
+    pub fn signers(&self) -> &[SignerReport] {
+        &self.signers
+    }
+
+    /// The sending agency's name, from its seal certificate.
+    pub fn sender_name(&self) -> &str {
+        self.signers.get(1).map_or("", |s| s.name.as_str())
+    }
 }
 
 /// Text as names are compared: trimmed, NFC.
@@ -334,7 +358,7 @@ pub(crate) fn verify_chains_at(
     if let Some((_, problem)) = signer_problems(&manifest, Some(&person_leaf), Some(&seal_leaf)).into_iter().next() {
         return Err(problem);
     }
-    Ok(VerifiedEnvelope { manifest, signers: vec![person_report, seal_report] })
+    Ok(VerifiedEnvelope { envelope: envelope.clone(), manifest, signers: vec![person_report, seal_report] })
 }
 
 fn verify_signer(

@@ -166,7 +166,7 @@ pub fn verify_arrival(
         }
         other => ArrivalError::Document(other),
     })?;
-    for (header, signer) in headers.iter().zip(&verified.signers) {
+    for (header, signer) in headers.iter().zip(verified.signers()) {
         if arrival.at - header.signing_time > arrival.max_age {
             return Err(ArrivalError::TooOld {
                 index: header.index,

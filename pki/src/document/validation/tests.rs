@@ -491,7 +491,7 @@ fn arrival_judges_chains_at_the_nodes_clock_and_bounds_the_claimed_age() {
     // At the limit, and at a normal arrival, it is taken.
     assert!(verify_arrival(&e, &validator, &Arrival::new(day(13))).is_ok());
     let taken = verify_arrival(&e, &validator, &Arrival::new(day(10) + Duration::minutes(1))).unwrap();
-    assert_eq!(taken.signers.len(), 2);
+    assert_eq!(taken.signers().len(), 2);
     // A claimed time in the future of arrival (beyond the clock skew) is refused, as a
     // matter of clocks (transient), not of the document.
     let err = verify_arrival(&e, &validator, &Arrival::new(day(10) - hours(1))).unwrap_err();
