@@ -31,7 +31,7 @@ async fn rate(database: Database, log: bool, n: u32) -> (f64, Option<usize>) {
         peers.push(Arc::new(RawPeer::connect(&net, &identity, DISTRICT).await));
     }
     let docs: Vec<_> = (1..=n).map(|i| Arc::new(net.document(COMMUNE, &[DISTRICT], i))).collect();
-    let rate = deliver(&peers, &docs, 16).await;
+    let rate = deliver(&peers, &docs, 16).await.0;
     let mut proof_bytes = None;
     if log {
         // The district's delivery receipts reach the commune, which logs them; its checkpoint

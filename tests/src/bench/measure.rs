@@ -35,6 +35,19 @@ pub fn rate_on_all_cores<F: FnMut()>(window: Duration, make: impl Fn() -> F + Sy
 }
 
 /// The cores this process may run on.
+/// CPU time this process has used so far, every thread (user + system, from `/proc/self/stat`,
+/// in the kernel's 10 ms ticks): divided by the documents of a run, it is a cost that other
+/// work on the machine does not inflate the way it inflates a rate.
+pub fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

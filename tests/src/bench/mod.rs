@@ -178,12 +178,22 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
 /// one raw request; `sqlite`, raw durable inserts per second).
 async fn hops(figures: &mut Figures, sizes: &Sizes, crypto: f64, quic_seq_p50: Duration, sqlite: f64) {
     let crypto_limit = ("crypto limit", crypto);
+    // The CPU the crypto limit's work takes per document: every core for 1/crypto s.
+    let crypto_cpu = ("crypto CPU per document", cores() as f64 * 1e3 / crypto);
     for (database, label) in [(Database::Sqlite, "sqlite"), (Database::Postgres, "postgres")] {
         let rates = storage::one_hop(database, 1, 1, &sizes.one_hop).await;
-        for ((in_flight, n), rate) in sizes.one_hop.iter().zip(rates) {
+        for ((in_flight, n), (rate, cpu_ms)) in sizes.one_hop.iter().zip(rates) {
             let name = format!("one_hop_{label}_{in_flight}_docs_per_s");
             let text = format!("one hop, {label}, {in_flight} in flight ({n} documents)");
             figures.against(&name, &text, rate, "docs/s", crypto_limit);
+            let server = if database == Database::Postgres { ", not counting the server" } else { "" };
+            figures.against(
+                &format!("one_hop_{label}_{in_flight}_cpu_ms_per_doc"),
+                &format!("  CPU per document, both nodes{server}"),
+                cpu_ms,
+                "ms",
+                crypto_cpu,
+            );
             if database == Database::Sqlite && *in_flight == 256 {
                 figures.against(
                     "one_hop_docs_per_s",

@@ -269,7 +269,7 @@ pub fn run(figures: &mut Figures) {
             "rows/s",
         );
         let rates = one_hop(Database::Sqlite, 1, 1, &[(1, 500), (16, 500)]).await;
-        for (parallel, r) in [1, 16].into_iter().zip(rates) {
+        for (parallel, (r, _)) in [1, 16].into_iter().zip(rates) {
             figures.against(
                 &format!("one_hop_sqlite_{parallel}_docs_per_s"),
                 &format!("one hop: node takes documents, {parallel} in flight"),

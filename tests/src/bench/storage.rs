@@ -47,10 +47,12 @@ pub async fn raw_postgres(cluster: &PgCluster, name: &str, parallel: usize, tota
 }
 
 /// Delivers `docs` to the district through `peers` (round robin), `parallel` in flight per
-/// peer; returns documents per second. Every benchmark that hands documents to a node
+/// peer; returns documents per second and the CPU time this process (the nodes, and the
+/// peers' side of the connections) spent per document, in ms. Every benchmark that hands documents to a node
 /// measures with this one.
-pub async fn deliver(peers: &[Arc<RawPeer>], docs: &[Arc<SignedDocument>], parallel: usize) -> f64 {
+pub async fn deliver(peers: &[Arc<RawPeer>], docs: &[Arc<SignedDocument>], parallel: usize) -> (f64, f64) {
     let sems: Vec<_> = peers.iter().map(|_| Arc::new(tokio::sync::Semaphore::new(parallel))).collect();
+    let cpu = super::measure::process_cpu();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (i, d) in docs.iter().enumerate() {
@@ -66,14 +68,22 @@ pub async fn deliver(peers: &[Arc<RawPeer>], docs: &[Arc<SignedDocument>], paral
     for t in tasks {
         t.await.unwrap();
     }
-    docs.len() as f64 / start.elapsed().as_secs_f64()
+    let rate = docs.len() as f64 / start.elapsed().as_secs_f64();
+    let cpu_ms = (super::measure::process_cpu() - cpu).as_secs_f64() * 1e3 / docs.len() as f64;
+    (rate, cpu_ms)
 }
 
 /// One hop: the district's node (or `instances` of it on one PostgreSQL database) takes
 /// documents from its commune — verified, stored durably, hop receipt signed and answered —
 /// over `connections` connections. For each `(in flight per connection, documents)` of
-/// `runs`, in turn on the same nodes, returns documents per second.
-pub async fn one_hop(database: Database, instances: usize, connections: usize, runs: &[(usize, u32)]) -> Vec<f64> {
+/// `runs`, in turn on the same nodes, returns documents per second and CPU ms per document
+/// (see [`deliver`]).
+pub async fn one_hop(
+    database: Database,
+    instances: usize,
+    connections: usize,
+    runs: &[(usize, u32)],
+) -> Vec<(f64, f64)> {
     let topology = only(&topology("quang-ninh-2024"), &[DISTRICT, COMMUNE]);
     let mut options = NetOptions { database, ..NetOptions::default() };
     options.extra_config.push_str("\n[limits]\nmax_streams_per_connection = 256\n");
@@ -137,7 +147,7 @@ pub fn run(figures: &mut Figures) {
         );
         drop(cluster);
         let runs = [(16, 1_500)];
-        let on_sqlite = one_hop(Database::Sqlite, 1, 3, &runs).await[0];
+        let on_sqlite = one_hop(Database::Sqlite, 1, 3, &runs).await[0].0;
         figures.against(
             "node_sqlite_docs_per_s",
             "node takes documents, SQLite, 3 x 16 in flight",
@@ -146,7 +156,7 @@ pub fn run(figures: &mut Figures) {
             ("raw SQLite commit", sqlite),
         );
         let pg = ("raw PG commit, 48 connections", postgres);
-        let on_postgres = one_hop(Database::Postgres, 1, 3, &runs).await[0];
+        let on_postgres = one_hop(Database::Postgres, 1, 3, &runs).await[0].0;
         figures.against(
             "node_postgres_docs_per_s",
             "node takes documents, PostgreSQL, 1 instance",
@@ -154,7 +164,7 @@ pub fn run(figures: &mut Figures) {
             "docs/s",
             pg,
         );
-        let three = one_hop(Database::Postgres, 3, 3, &runs).await[0];
+        let three = one_hop(Database::Postgres, 3, 3, &runs).await[0].0;
         figures.against(
             "node_postgres_3_instances_docs_per_s",
             "node takes documents, PostgreSQL, 3 instances",
