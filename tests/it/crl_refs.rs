@@ -184,7 +184,56 @@ async fn a_revoked_signer_whose_crl_is_only_referenced_is_refused(database: Data
     net.stop().await;
 }
 
+async fn notices_name_their_crls_and_a_missing_one_is_asked_for_once(database: Database) {
+    harness::logging();
+    let topology = only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]);
+    let mut net = TestNet::start(topology, network(database, "")).await;
+    let crl = newer_crl(&mut net, PHONG_DU);
+    let code: AgencyCode = PHONG_DU.parse().unwrap();
+    let seal = net.identity(&code, Profile::Seal);
+    let peer = RawPeer::connect(&net, &net.identity(&code, Profile::Node), TIEN_YEN).await;
+    // Statuses 01 of documents the district sent the commune, sealed by the commune.
+    let arrived = |n: u32| {
+        let doc = net.document(TIEN_YEN, &[PHONG_DU], n);
+        let receipt = pki::document::Receipt {
+            kind: pki::document::ReceiptKind::Status(pki::document::StatusCode::Arrived),
+            document: doc.manifest.id(),
+            envelope: doc.digest,
+            by: code,
+            to: TIEN_YEN.parse().unwrap(),
+            at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+            recipients: vec![code],
+            note: None,
+        };
+        receipt.sign(&seal.key, &seal.chain).unwrap()
+    };
+    let notices = |r: &pki::document::SignedReceipt, asked: &[&[u8]]| NodeRequest::Notices {
+        receipts: vec![ByteBuf::from(r.as_bytes().to_vec())],
+        crls: vec![node::crl_refs::reference(&crl)],
+        crls_asked: asked.iter().map(|d| ByteBuf::from(d.to_vec())).collect(),
+    };
+    let first = arrived(1);
+    match peer.request(&notices(&first, &[]), &[]).await.unwrap() {
+        NodeResponse::CrlsWanted { sha256 } => assert_eq!(sha256, sha256s(&[&crl])),
+        other => panic!("{other}"),
+    }
+    match peer.request(&notices(&first, &[crl.der()]), &[]).await.unwrap() {
+        NodeResponse::NoticesTaken { refused } => assert!(refused.is_empty(), "{refused:?}"),
+        other => panic!("{other}"),
+    }
+    assert!(stored(&net, TIEN_YEN, &crl).await, "the CRL fetched with notices is kept");
+    // The next batch finds it held.
+    match peer.request(&notices(&arrived(2), &[]), &[]).await.unwrap() {
+        NodeResponse::NoticesTaken { refused } => assert!(refused.is_empty(), "{refused:?}"),
+        other => panic!("the second batch: {other}"),
+    }
+    let metrics = &net.node(TIEN_YEN).metrics;
+    assert_eq!((metrics.crl_asks.load(Ordering::Relaxed), metrics.crls_fetched.load(Ordering::Relaxed)), (1, 1));
+    net.stop().await;
+}
+
 on_both_backends!(
+    notices_name_their_crls_and_a_missing_one_is_asked_for_once,
     a_receiver_lacking_a_referenced_crl_asks_once_and_keeps_it,
     a_bad_answer_to_an_ask_refuses_the_document_for_now_and_keeps_nothing,
     a_revoked_signer_whose_crl_is_only_referenced_is_refused,
