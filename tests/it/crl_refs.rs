@@ -319,3 +319,104 @@ async fn what_a_neighbour_sends_when_asked_is_bounded_by_count_and_bytes() {
     assert!(net.node(TIEN_YEN).store.document_by_id(&doc.id).await.unwrap().is_none());
     net.stop().await;
 }
+
+/// How the request frames that carry a document or a receipt to a neighbour shrink when CRLs
+/// are named instead of carried: measured on the test network's documents and printed (the
+/// figures in the README come from here); a reference is smaller than any CRL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_and_notices_name_their_crls_in_fewer_bytes_than_they_carried_them() {
+    /// The request as `lienthong/2` sent it: the CRLs' DER with every document and batch.
+    #[derive(serde::Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Carried {
+        Deliver { envelope: ByteBuf, recipients: Vec<String>, crls: Vec<ByteBuf> },
+        Notices { receipts: Vec<ByteBuf>, crls: Vec<ByteBuf> },
+    }
+    harness::logging();
+    let topology = only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]);
+    let net = TestNet::start(topology, network(Database::Sqlite, "")).await;
+    let sender = net.node(PHONG_DU);
+    let doc = net.document(PHONG_DU, &[TIEN_YEN], 1);
+    let envelope = pki::document::Envelope::from_bytes(&doc.envelope).unwrap();
+    let chains: Vec<Vec<Vec<u8>>> = envelope.headers().unwrap().into_iter().map(|h| h.chain).collect();
+    let carried: Vec<ByteBuf> = sender.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect();
+    let named = sender.crl_refs_for(&chains);
+    assert_eq!(named.refs.len(), carried.len(), "the same CRLs, named");
+    let old = node::protocol::encode(&Carried::Deliver {
+        envelope: ByteBuf::from(doc.envelope.clone()),
+        recipients: vec![TIEN_YEN.into()],
+        crls: carried.clone(),
+    });
+    let new = node::protocol::encode(&NodeRequest::Deliver {
+        envelope: ByteBuf::from(doc.envelope.clone()),
+        recipients: vec![TIEN_YEN.into()],
+        crls: named.refs.clone(),
+        crls_asked: Vec::new(),
+    });
+    let attachments: usize = doc.bodies.iter().map(Vec::len).sum();
+    let crl_bytes: usize = carried.iter().map(|c| c.len()).sum();
+    println!(
+        "Deliver frame: {} bytes carrying {} CRLs ({crl_bytes} bytes of DER), {} bytes naming them; envelope {} bytes, attachments {attachments} bytes",
+        old.len(),
+        carried.len(),
+        new.len(),
+        doc.envelope.len()
+    );
+    assert!(new.len() < old.len());
+    // The same with 1,000 revocations on the commune's CA's CRL: each cost every document
+    // some 40 bytes when carried, nothing when named.
+    let mut net = net;
+    let ca = issuer_of(&net, PHONG_DU);
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    for i in 0u32..1000 {
+        let serial = pki::Serial::from_bytes(&[&[0x5a][..], &i.to_be_bytes()].concat());
+        net.pki.cas.get_mut(&ca).unwrap().revoke(&serial, now, pki::RevocationReason::Superseded);
+    }
+    let big = newer_crl(&mut net, PHONG_DU);
+    let sender = net.node(PHONG_DU);
+    let with_big: Vec<ByteBuf> = carried
+        .iter()
+        .map(|c| match Crl::from_der(c) {
+            Ok(parsed) if parsed.issuer_raw == big.issuer_raw => ByteBuf::from(big.der().to_vec()),
+            _ => c.clone(),
+        })
+        .collect();
+    let old_big = node::protocol::encode(&Carried::Deliver {
+        envelope: ByteBuf::from(doc.envelope.clone()),
+        recipients: vec![TIEN_YEN.into()],
+        crls: with_big,
+    });
+    println!(
+        "with 1,000 revocations on the CA's CRL ({} bytes): {} bytes carrying, {} bytes naming",
+        big.der().len(),
+        old_big.len(),
+        new.len()
+    );
+
+    // One receipt (a status 01 sealed by the commune) in a batch of notices.
+    let seal = net.identity(&PHONG_DU.parse().unwrap(), Profile::Seal);
+    let receipt = pki::document::Receipt {
+        kind: pki::document::ReceiptKind::Status(pki::document::StatusCode::Arrived),
+        document: doc.manifest.id(),
+        envelope: doc.digest,
+        by: PHONG_DU.parse().unwrap(),
+        to: TIEN_YEN.parse().unwrap(),
+        at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+        recipients: vec![PHONG_DU.parse().unwrap()],
+        note: None,
+    }
+    .sign(&seal.key, &seal.chain)
+    .unwrap();
+    let chains = vec![receipt.chain_der().to_vec()];
+    let receipts = vec![ByteBuf::from(receipt.as_bytes().to_vec())];
+    let carried: Vec<ByteBuf> = sender.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect();
+    let old = node::protocol::encode(&Carried::Notices { receipts: receipts.clone(), crls: carried });
+    let new = node::protocol::encode(&NodeRequest::Notices {
+        receipts,
+        crls: sender.crl_refs_for(&chains).refs.clone(),
+        crls_asked: Vec::new(),
+    });
+    println!("Notices frame of one receipt: {} bytes carrying CRLs, {} bytes naming them", old.len(), new.len());
+    assert!(new.len() < old.len());
+    net.stop().await;
+}
