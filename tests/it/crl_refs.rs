@@ -232,7 +232,33 @@ async fn notices_name_their_crls_and_a_missing_one_is_asked_for_once(database: D
     net.stop().await;
 }
 
+async fn a_node_sends_its_notices_again_with_the_crls_its_neighbour_asks_for(database: Database) {
+    harness::logging();
+    // The district sends the commune a document; the commune's status 01 goes back as a notice
+    // naming a CRL of the commune's CA that only the commune holds.
+    let topology = only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]);
+    let mut net = TestNet::start(topology, network(database, "")).await;
+    let crl = newer_crl(&mut net, PHONG_DU);
+    node::crls::store_checked(net.node(PHONG_DU), std::slice::from_ref(&crl), true).await;
+    let sender = net.clerk(TIEN_YEN).await;
+    let doc = net.document(TIEN_YEN, &[PHONG_DU], 1);
+    doc.submit(&sender).await.unwrap();
+    let district = net.node(TIEN_YEN);
+    wait_for("the commune's status 01 at the district", Duration::from_secs(30), || async {
+        district.store.receipts_for(&doc.digest).await.unwrap().iter().any(|r| {
+            pki::document::SignedReceipt::from_bytes(&r.bytes).unwrap().receipt.kind
+                == pki::document::ReceiptKind::Status(pki::document::StatusCode::Arrived)
+        })
+    })
+    .await;
+    assert_eq!(district.metrics.crl_asks.load(Ordering::Relaxed), 1, "asked once");
+    assert_eq!(district.metrics.crls_fetched.load(Ordering::Relaxed), 1);
+    assert!(stored(&net, TIEN_YEN, &crl).await, "and kept");
+    net.stop().await;
+}
+
 on_both_backends!(
+    a_node_sends_its_notices_again_with_the_crls_its_neighbour_asks_for,
     notices_name_their_crls_and_a_missing_one_is_asked_for_once,
     a_receiver_lacking_a_referenced_crl_asks_once_and_keeps_it,
     a_bad_answer_to_an_ask_refuses_the_document_for_now_and_keeps_nothing,
