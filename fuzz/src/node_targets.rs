@@ -5,7 +5,8 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use node::config::{Config, RawConfig, RawLimits};
-use node::protocol::{self, ClerkRequest, ClerkResponse, NodeRequest, NodeResponse};
+use node::crl_refs::{FetchLimits, Resolution};
+use node::protocol::{self, ByteBuf, ClerkRequest, ClerkResponse, CrlRef, NodeRequest, NodeResponse};
 use node::routing::{NextHop, Routes};
 use node::trust::Trust;
 use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
@@ -79,7 +80,7 @@ fn seal() -> &'static (PrivateKey, Vec<Certificate>) {
 
 /// A neighbour's request to the fixture node, taken as `inbound::serve` and `intake` /
 /// `notices` take it, up to the point where they would read attachments or open a
-/// transaction: frame, envelope or receipt, the CRLs sent along, verification with the node's
+/// transaction: frame, envelope or receipt, the CRLs referenced (held, or sent as asked), verification with the node's
 /// trust state at the fixed time, who may relay what, routing, and the signed refusal the
 /// sender would get. The first byte picks the neighbour it comes from (the parent, a child, the
 /// other child, or an agency that is no neighbour); the rest is the frame body. Accepted means
@@ -95,12 +96,27 @@ pub fn node_request(data: &[u8]) -> bool {
     let Ok(request) = protocol::decode::<NodeRequest>(body, max_frame()) else { return false };
     let world = World::new();
     match request {
-        NodeRequest::Deliver { envelope, recipients, crls } => deliver(&world, from, &envelope, &recipients, &crls),
-        NodeRequest::Notices { receipts, crls } => {
-            // As `inbound` and `notices::take_notices`: the count bounded, then each receipt on
-            // its own; accepted if any would be taken.
-            receipts.len() <= node::protocol::MAX_NOTICES
-                && receipts.iter().filter(|r| notice(&world, from, r, &crls)).count() > 0
+        NodeRequest::Deliver { envelope, recipients, crls, crls_asked } => {
+            let chains = Envelope::from_bytes(&envelope)
+                .and_then(|e| e.headers())
+                .map(|h| h.into_iter().map(|h| h.chain).collect())
+                .unwrap_or_default();
+            let Some(fetched) = resolved(&world, &crls, &crls_asked, chains) else { return false };
+            deliver(&world, from, &envelope, &recipients, &fetched)
+        }
+        NodeRequest::Notices { receipts, crls, crls_asked } => {
+            // As `inbound` and `notices::take_notices`: the count bounded, the CRL references
+            // resolved, then each receipt on its own; accepted if any would be taken.
+            if receipts.len() > node::protocol::MAX_NOTICES {
+                return false;
+            }
+            let chains = receipts
+                .iter()
+                .filter_map(|r| SignedReceipt::from_bytes(r).ok())
+                .map(|r| r.chain_der().to_vec())
+                .collect();
+            let Some(fetched) = resolved(&world, &crls, &crls_asked, chains) else { return false };
+            receipts.iter().filter(|r| notice(&world, from, r, &fetched)).count() > 0
         }
         NodeRequest::CrlPush { crls } => {
             if world.routes.relation(&from) != Some(node::routing::Relation::Parent) {
@@ -162,13 +178,46 @@ pub fn node_request(data: &[u8]) -> bool {
     }
 }
 
-/// `intake::take_document` for a neighbour, without attachments and storage.
+/// As `inbound` before it serves a document or notices: their CRL references resolved against
+/// the node's trust state, with the CRLs sent as asked (`crl_refs::resolve`). `None` when the
+/// node would answer `CrlsWanted` or refuse for now. Properties: the node asks only for CRLs
+/// referenced, at most `limits.max_crl_fetch_count`, and only when none were sent; what it
+/// takes from the sender is exactly what it asked for.
+fn resolved(
+    world: &World,
+    refs: &[CrlRef],
+    asked: &[ByteBuf],
+    chains: Vec<Vec<Vec<u8>>>,
+) -> Option<Vec<std::sync::Arc<Crl>>> {
+    let raw = RawLimits::default();
+    let limits = FetchLimits { max_count: raw.max_crl_fetch_count, max_bytes: raw.max_crl_fetch_bytes.get() };
+    let cas = || node::crl_refs::cas_of(&world.trust, chains.iter().map(Vec::as_slice));
+    match node::crl_refs::resolve_with(&world.trust, &limits, refs, asked, cas) {
+        Resolution::Ready { fetched } => {
+            assert!(fetched.len() <= asked.len(), "only what was sent is taken");
+            for f in &fetched {
+                assert!(refs.iter().any(|r| r.sha256.as_slice() == f.fingerprint().as_slice()), "a CRL not referenced");
+            }
+            Some(fetched)
+        }
+        Resolution::Wanted(wanted) => {
+            assert!(asked.is_empty(), "asked again after an answer");
+            assert!(!wanted.is_empty() && wanted.len() <= limits.max_count, "{} CRLs asked for", wanted.len());
+            assert!(wanted.iter().all(|w| refs.iter().any(|r| r.sha256 == *w)), "asked for a CRL not referenced");
+            None
+        }
+        Resolution::Unresolved(_) | Resolution::BadRequest(_) => None,
+    }
+}
+
+/// `intake::take_document` for a neighbour, without attachments and storage; `fetched` are the
+/// CRLs the neighbour sent as asked.
 fn deliver(
     world: &World,
     from: AgencyCode,
     envelope: &[u8],
     recipients: &[String],
-    carried: &[serde_bytes::ByteBuf],
+    fetched: &[std::sync::Arc<Crl>],
 ) -> bool {
     let Ok(envelope) = Envelope::from_bytes(envelope) else { return false };
     let digest = envelope.digest();
@@ -202,16 +251,9 @@ fn deliver(
     if total > limits.max_document_bytes.get() {
         return refuse("attachments over the limit".into(), &parsed);
     }
-    let mut crls = Vec::with_capacity(carried.len());
-    for der in carried {
-        match world.trust.parse_crl(der) {
-            Ok(c) => crls.push(c),
-            Err(e) => return refuse(format!("a CRL sent with the document is malformed: {e}"), &parsed),
-        }
-    }
     let arrival = pki::document::validation::Arrival { at: fixtures::NOW, max_age: time::Duration::MAX };
     let verified =
-        match pki::document::validation::verify_arrival(&envelope, &world.trust.validator_with(&crls), &arrival) {
+        match pki::document::validation::verify_arrival(&envelope, &world.trust.validator_with(fetched), &arrival) {
             Ok(v) => v,
             Err(e) => return refuse(format!("verification failed: {e}"), &parsed),
         };
@@ -252,11 +294,11 @@ fn refusal_signs(manifest: &Manifest, digest: [u8; 32], recipients: &[AgencyCode
     }
 }
 
-/// One receipt of `notices::take_notices`, without storage: the receipt, the CRLs sent along (unreadable ones
-/// dropped), verification, and where the node would send it next.
-fn notice(world: &World, from: AgencyCode, receipt: &[u8], carried: &[serde_bytes::ByteBuf]) -> bool {
+/// One receipt of `notices::take_notices`, without storage: the receipt, verification with the
+/// node's CRLs and those fetched for the batch, and where the node would send it next.
+fn notice(world: &World, from: AgencyCode, receipt: &[u8], fetched: &[std::sync::Arc<Crl>]) -> bool {
     let Ok(receipt) = SignedReceipt::from_bytes(receipt) else { return false };
-    if receipt.verify(&world.trust.validator_with(&world.trust.parse_crls(carried))).is_err() {
+    if receipt.verify(&world.trust.validator_with(fetched)).is_err() {
         return false;
     }
     match world.routes.next_hop(&receipt.receipt.to) {

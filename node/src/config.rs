@@ -212,6 +212,14 @@ pub struct RawLimits {
     /// answered "busy, ask again later", so no neighbour can keep the node's storage and
     /// connections asking on its behalf.
     pub max_path_questions: usize,
+    /// Most CRLs a neighbour may send in answer to this node asking for the CRLs a document or
+    /// a batch of notices references and this node lacks (`NodeResponse::CrlsWanted`). A
+    /// document's chains have a handful of CAs; more than this missing at once is refused for
+    /// now (transient), as a revocation gap is.
+    pub max_crl_fetch_count: usize,
+    /// Most bytes of those CRLs together: a CRL grows by some 40 bytes per revocation, so the
+    /// default holds tens of thousands of revocations and stays well inside a frame.
+    pub max_crl_fetch_bytes: ByteSize,
     /// Most handshakes in progress from addresses that have not proved they receive what is
     /// sent to them; beyond this, attempts get a QUIC Retry (address validation) first.
     pub max_unvalidated_handshakes: usize,
@@ -274,6 +282,8 @@ impl Default for RawLimits {
             max_handshakes: 128,
             verify_threads: 0,
             max_path_questions: 16,
+            max_crl_fetch_count: 32,
+            max_crl_fetch_bytes: ByteSize::mib(2),
             max_unvalidated_handshakes: 32,
             max_handshakes_per_address: 16,
             handshake_timeout: HumanDuration::secs(10),
@@ -362,6 +372,10 @@ pub struct Limits {
     pub verify_threads: usize,
     /// See [`RawLimits::max_path_questions`].
     pub max_path_questions: usize,
+    /// See [`RawLimits::max_crl_fetch_count`].
+    pub max_crl_fetch_count: usize,
+    /// See [`RawLimits::max_crl_fetch_bytes`].
+    pub max_crl_fetch_bytes: u64,
     /// See [`RawLimits::max_unvalidated_handshakes`].
     pub max_unvalidated_handshakes: usize,
     /// See [`RawLimits::max_handshakes_per_address`].
@@ -858,6 +872,8 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         ("limits.min_transfer_rate", l.min_transfer_rate.0.get()),
         ("limits.max_in_flight_per_peer", l.max_in_flight_per_peer as u64),
         ("limits.max_path_questions", l.max_path_questions as u64),
+        ("limits.max_crl_fetch_count", l.max_crl_fetch_count as u64),
+        ("limits.max_crl_fetch_bytes", l.max_crl_fetch_bytes.get()),
     ] {
         if value == 0 {
             p.add(key, "must be at least 1");
@@ -923,6 +939,8 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
             n => n,
         },
         max_path_questions: l.max_path_questions,
+        max_crl_fetch_count: l.max_crl_fetch_count,
+        max_crl_fetch_bytes: l.max_crl_fetch_bytes.get(),
         max_unvalidated_handshakes: l.max_unvalidated_handshakes,
         max_handshakes_per_address: l.max_handshakes_per_address,
         handshake_timeout,
@@ -1211,6 +1229,8 @@ max_handshakes_per_address = 16
 handshake_timeout = "10s"
 verify_threads = 0                   # documents verified at once, off the network threads; 0: one per core
 max_path_questions = 16              # neighbours' questions about documents' paths (track, fetch) answered at once
+max_crl_fetch_count = 32             # CRLs a neighbour may send when asked for those a document references
+max_crl_fetch_bytes = "2MiB"         # and their bytes together
 max_streams_per_connection = 64
 receive_window = "8MiB"              # in flight per connection (a stream: a quarter)
 frame_budget_per_connection = "16MiB"    # request-frame memory per connection,
@@ -1293,6 +1313,11 @@ mod tests {
         let raw = RawLimits { max_path_questions: 1, ..RawLimits::default() };
         assert_eq!(check(&raw).unwrap().max_path_questions, 1);
         refused(&RawLimits { max_path_questions: 0, ..raw }, "limits.max_path_questions");
+        let raw = RawLimits { max_crl_fetch_count: 1, max_crl_fetch_bytes: ByteSize(1), ..RawLimits::default() };
+        assert_eq!(check(&raw).unwrap().max_crl_fetch_count, 1);
+        assert_eq!(check(&raw).unwrap().max_crl_fetch_bytes, 1);
+        refused(&RawLimits { max_crl_fetch_count: 0, ..raw.clone() }, "limits.max_crl_fetch_count");
+        refused(&RawLimits { max_crl_fetch_bytes: ByteSize(0), ..raw }, "limits.max_crl_fetch_bytes");
     }
 
     #[test]

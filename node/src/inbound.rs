@@ -71,8 +71,16 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
         return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() };
     }
     match request {
-        NodeRequest::Deliver { envelope, recipients, crls } => {
-            let crls: Vec<Vec<u8>> = crls.into_iter().map(ByteBuf::into_vec).collect();
+        NodeRequest::Deliver { envelope, recipients, crls, crls_asked } => {
+            // The referenced CRLs first: one this node lacks is asked for before a byte of the
+            // attachments is read (see `crl_refs`).
+            let chain_cas =
+                || crate::crl_refs::cas_of(&node.trust, envelope_chains(&envelope).iter().map(Vec::as_slice));
+            let crls: Vec<Vec<u8>> = match crate::crl_refs::resolve(node, &crls, &crls_asked, chain_cas).into_fetched()
+            {
+                Ok(fetched) => fetched.iter().map(|c| c.der().to_vec()).collect(),
+                Err(answer) => return answer,
+            };
             match take_document(node, Source::Neighbour { agency: peer }, &envelope, &crls, &recipients, recv).await {
                 Ok(taken) => match taken.hop_receipt {
                     Some(r) => NodeResponse::HopReceipt { receipt: ByteBuf::from(r) },
@@ -87,7 +95,7 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
                 },
             }
         }
-        NodeRequest::Notices { receipts, crls } => {
+        NodeRequest::Notices { receipts, crls, crls_asked } => {
             if receipts.len() > crate::protocol::MAX_NOTICES {
                 return NodeResponse::Error {
                     kind: ErrorKind::BadRequest,
@@ -99,8 +107,19 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
                 };
             }
             let receipts: Vec<Vec<u8>> = receipts.into_iter().map(ByteBuf::into_vec).collect();
-            let crls: Vec<Vec<u8>> = crls.into_iter().map(ByteBuf::into_vec).collect();
-            match crate::notices::take_notices(node, peer, &receipts, &crls).await {
+            let chain_cas = || {
+                let chains: Vec<Vec<Vec<u8>>> = receipts
+                    .iter()
+                    .filter_map(|b| pki::document::SignedReceipt::from_bytes(b).ok())
+                    .map(|r| r.chain_der().to_vec())
+                    .collect();
+                crate::crl_refs::cas_of(&node.trust, chains.iter().map(Vec::as_slice))
+            };
+            let fetched = match crate::crl_refs::resolve(node, &crls, &crls_asked, chain_cas).into_fetched() {
+                Ok(fetched) => fetched,
+                Err(answer) => return answer,
+            };
+            match crate::notices::take_notices(node, peer, &receipts, &fetched).await {
                 Ok(refused) => NodeResponse::NoticesTaken { refused },
                 Err((kind, message)) => NodeResponse::Error { kind, message },
             }
@@ -132,4 +151,13 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
             crate::path::answer(node, peer, &envelope, toward, hops_left).await
         }
     }
+}
+
+/// The signer chains of an envelope (DER, leaf first); none when it does not parse (it is
+/// refused later, with its reason).
+fn envelope_chains(envelope: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    pki::document::Envelope::from_bytes(envelope)
+        .and_then(|e| e.headers())
+        .map(|h| h.into_iter().map(|h| h.chain).collect())
+        .unwrap_or_default()
 }

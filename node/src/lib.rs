@@ -15,6 +15,7 @@ pub mod budget;
 pub mod clerk;
 pub mod config;
 pub mod cpu;
+pub mod crl_refs;
 pub mod crls;
 pub mod health;
 pub mod http;
@@ -112,6 +113,11 @@ pub struct Metrics {
     /// Requests of notices that brought new ones (each a batch, one transaction): with
     /// `notices_in`, how well a neighbour batches.
     pub notice_batches_in: AtomicU64,
+    /// Times this node asked a neighbour for CRLs a document or notices referenced and it
+    /// lacked (`NodeResponse::CrlsWanted`).
+    pub crl_asks: AtomicU64,
+    /// CRLs received from neighbours in answer to those asks and used.
+    pub crls_fetched: AtomicU64,
 }
 
 impl Metrics {
@@ -156,6 +162,9 @@ pub struct Node {
     /// The questions about paths being answered for each neighbour (see `path::answer`: one
     /// neighbour may hold a quarter of `limits.max_path_questions`, at least one).
     pub path_questions_by_peer: StdMutex<HashMap<pki::AgencyCode, usize>>,
+    /// Which CRLs the documents and notices this node sends reference, per set of signer
+    /// chains (see `crl_refs::RefCache`).
+    pub(crate) crl_refs: crl_refs::RefCache,
     outbox_wake: Notify,
     crl_fetch: Notify,
     lease_owner: String,
@@ -279,6 +288,7 @@ impl Node {
             verification: cpu::CpuPool::new(config.limits.verify_threads),
             path_questions: tokio::sync::Semaphore::new(config.limits.max_path_questions),
             path_questions_by_peer: StdMutex::new(HashMap::new()),
+            crl_refs: crl_refs::RefCache::default(),
             outbox_wake: Notify::new(),
             crl_fetch: Notify::new(),
             lease_owner: format!("{instance}/{}-{:x}", std::process::id(), random_u64()),

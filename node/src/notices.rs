@@ -2,8 +2,10 @@
 //! when it is addressed here, and forwarding it toward its addressee otherwise. Every node a
 //! receipt passes through keeps it in its own database.
 
-use pki::AgencyCode;
+use std::sync::Arc;
+
 use pki::document::{Receipt, ReceiptKind, SignedReceipt, StatusCode};
+use pki::{AgencyCode, Crl};
 
 use crate::protocol::ErrorKind;
 use crate::routing::NextHop;
@@ -133,15 +135,17 @@ async fn keep_all(
 /// checked on its own — a malformed, unverifiable or out-of-standing one is refused alone, with
 /// its index and reason — and the rest are kept and routed in one transaction. Accepted only
 /// once that transaction is committed: on a storage failure nothing is taken and the error
-/// says so (the neighbour keeps them all and sends them again).
+/// says so (the neighbour keeps them all and sends them again). `fetched` are the referenced
+/// CRLs this node lacked and asked the neighbour for (see `crl_refs`): checked with, and kept
+/// once the batch is.
 pub async fn take_notices(
     node: &Node,
     from: AgencyCode,
     receipts: &[Vec<u8>],
-    carried: &[Vec<u8>],
+    fetched: &[Arc<Crl>],
 ) -> Result<Vec<(u32, ErrorKind, String)>, (ErrorKind, String)> {
-    // The carried CRLs are read once for the whole batch.
-    let validator = node.trust.validator_with(&node.trust.parse_crls(carried));
+    // One validator for the whole batch.
+    let validator = node.trust.validator_with(fetched);
     let mut refused = Vec::new();
     let mut taken = Vec::with_capacity(receipts.len());
     for (index, bytes) in (0u32..).zip(receipts) {
@@ -207,5 +211,38 @@ pub async fn take_notices(
         Metrics::bump(&node.metrics.notice_batches_in);
         node.wake_outbox();
     }
+    if !fetched.is_empty() && !taken.is_empty() {
+        keep_fetched(node, fetched, &taken).await;
+    }
     Ok(refused)
+}
+
+/// Keeps the CRLs fetched for a batch of notices, as intake keeps a document's: those signed
+/// by a CA this node knows, counting the CAs on the seal chains of the receipts just taken
+/// (validated, so learned and remembered), so that the next batch needs no fetch.
+async fn keep_fetched(node: &Node, fetched: &[Arc<Crl>], taken: &[(u32, SignedReceipt)]) {
+    let chains = taken.iter().map(|(_, r)| r.chain_der());
+    let cas = crate::crl_refs::cas_of(&node.trust, chains).into_iter().map(Arc::unwrap_or_clone);
+    let new_cas = node.trust.learn(cas);
+    let now = millis(node.now());
+    let kept: Result<bool, StoreError> = async {
+        let mut tx = node.store.begin().await?;
+        let mut changed = false;
+        for crl in fetched.iter().filter(|c| !node.trust.has_crl_as_new_as(c)) {
+            if node.trust.knows_signer_of(crl) && tx.store_crl(crl, now).await? {
+                changed = true;
+            }
+        }
+        for ca in &new_cas {
+            tx.learn_ca(ca).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+    .await;
+    match kept {
+        Ok(true) => crate::crls::refresh(node).await,
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "cannot keep the CRLs fetched with notices; the next batch asks again"),
+    }
 }

@@ -16,6 +16,7 @@ use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
+use crate::crl_refs::Asked;
 use crate::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse, read_frame, write_frame};
 use crate::storage::{StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
@@ -514,7 +515,7 @@ const FAULTS_RECORD_EVERY: Duration = Duration::from_secs(5);
 async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>) -> bool {
     match unit.as_slice() {
         [transfer @ Transfer { kind: TransferKind::Document(id), .. }] => {
-            let outcome = send_document(node, transfer, *id).await;
+            let outcome = send_document(node, transfer, *id, None).await;
             node.telemetry.transfer_attempted(&transfer.next_hop, outcome.label());
             recorded(node, transfer, record(node, transfer, outcome).await)
         }
@@ -663,7 +664,9 @@ async fn record_answer(
     Ok(())
 }
 
-async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcome {
+/// Sends a document to its next hop; `asked` when the next hop answered a first attempt with
+/// [`NodeResponse::CrlsWanted`] (then the request goes again, once, with those CRLs).
+async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Option<Asked>) -> Outcome {
     let hop = transfer.next_hop;
     let (doc, attachments) = match (node.store.document(id).await, node.store.attachments(id).await) {
         (Ok(d), Ok(a)) => (d, a),
@@ -673,10 +676,13 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
         .and_then(|e| e.headers())
         .map(|h| h.into_iter().map(|h| h.chain).collect())
         .unwrap_or_default();
+    // The CRLs go by reference (computed once per set of chains); their bytes only when asked.
+    let referenced = node.crl_refs_for(&chains);
     let request = NodeRequest::Deliver {
         envelope: ByteBuf::from(doc.envelope.clone()),
         recipients: transfer.recipients.iter().map(ToString::to_string).collect(),
-        crls: node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect(),
+        crls: referenced.refs.clone(),
+        crls_asked: asked.as_ref().map(|a| referenced.asked(&a.wanted, &a.previous)).unwrap_or_default(),
     };
     let total: u64 = attachments.iter().map(|a| a.size).sum();
     let blobs = node.store.blobs().clone();
@@ -759,6 +765,11 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64) -> Outcom
                 Err(e) => Outcome::Retry(e.to_string()),
             }
         }
+        NodeResponse::CrlsWanted { sha256 } if asked.is_none() => {
+            tracing::debug!(document = %doc.doc_id, peer = %hop, crls = sha256.len(), "the next hop asks for CRLs; sending again with them");
+            let asked = Asked { wanted: sha256, previous: referenced.refs.clone() };
+            Box::pin(send_document(node, transfer, id, Some(asked))).await
+        }
         NodeResponse::Error { kind: ErrorKind::Unavailable, message } => Outcome::Retry(format!("{hop}: {message}")),
         NodeResponse::Error { message, .. } => Outcome::Permanent(format!("{hop}: {message}")),
         other => Outcome::Retry(format!("{hop} answered {other} to a document")),
@@ -797,7 +808,7 @@ async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
         }
     }
     for chunk in chunks.iter().filter(|c| !c.is_empty()) {
-        match send_notice_request(node, hop, chunk).await {
+        match send_notice_request(node, hop, chunk, None).await {
             Ok(each) => {
                 for ((i, _, _), outcome) in chunk.iter().zip(each) {
                     outcomes[*i] = Some(outcome);
@@ -808,7 +819,7 @@ async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
             Err(whole) if chunk.len() > 1 => {
                 tracing::warn!(peer = %hop, receipts = chunk.len(), error = %whole.reason(), "a batch of notices was not taken; sending them one by one");
                 for item in chunk {
-                    let outcome = match send_notice_request(node, hop, std::slice::from_ref(item)).await {
+                    let outcome = match send_notice_request(node, hop, std::slice::from_ref(item), None).await {
                         Ok(mut each) => each.pop().unwrap_or_else(|| Outcome::Retry("no answer".into())),
                         Err(one) => one,
                     };
@@ -831,17 +842,25 @@ const MAX_NOTICE_BATCH_BYTES: usize = 1024 * 1024;
 
 /// One `NodeRequest::Notices` of `items` to `hop`: each receipt's outcome, in order, or the
 /// outcome of a request not taken as a whole (`Retry` for a transient error or a broken
-/// exchange, `Permanent` for a refusal).
-async fn send_notice_request(node: &Arc<Node>, hop: AgencyCode, items: &[NoticeItem]) -> Result<Vec<Outcome>, Outcome> {
+/// exchange, `Permanent` for a refusal). `asked` when `hop` answered a first attempt with
+/// [`NodeResponse::CrlsWanted`]: the request goes again, once, with those CRLs.
+async fn send_notice_request(
+    node: &Arc<Node>,
+    hop: AgencyCode,
+    items: &[NoticeItem],
+    asked: Option<Asked>,
+) -> Result<Vec<Outcome>, Outcome> {
     let mut chains: Vec<Vec<Vec<u8>>> = Vec::new();
     for (_, _, chain) in items {
         if !chains.contains(chain) {
             chains.push(chain.clone());
         }
     }
+    let referenced = node.crl_refs_for(&chains);
     let request = NodeRequest::Notices {
         receipts: items.iter().map(|(_, bytes, _)| ByteBuf::from(bytes.clone())).collect(),
-        crls: node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect(),
+        crls: referenced.refs.clone(),
+        crls_asked: asked.as_ref().map(|a| referenced.asked(&a.wanted, &a.previous)).unwrap_or_default(),
     };
     let response = node.simple_request(&hop, &request).await;
     match &response {
@@ -857,6 +876,11 @@ async fn send_notice_request(node: &Arc<Node>, hop: AgencyCode, items: &[NoticeI
                 Some((_, _, message)) => Outcome::Permanent(format!("{hop}: {message}")),
             })
             .collect()),
+        Ok(NodeResponse::CrlsWanted { sha256 }) if asked.is_none() => {
+            tracing::debug!(peer = %hop, crls = sha256.len(), "the neighbour asks for CRLs; sending the notices again with them");
+            let asked = Asked { wanted: sha256, previous: referenced.refs.clone() };
+            Box::pin(send_notice_request(node, hop, items, Some(asked))).await
+        }
         Ok(NodeResponse::Error { kind: ErrorKind::Unavailable, message }) => {
             Err(Outcome::Retry(format!("{hop}: {message}")))
         }

@@ -185,6 +185,7 @@ fn kind(r: &NodeResponse) -> &'static str {
         NodeResponse::LogEntries { .. } => "log entries",
         NodeResponse::PathEvidence { .. } => "evidence about a path",
         NodeResponse::WitnessRefused { .. } => "a witness refusal",
+        NodeResponse::CrlsWanted { .. } => "a request for CRLs",
         NodeResponse::Error { .. } => "an error",
     }
 }

@@ -1,4 +1,4 @@
-//! The wire protocol between nodes (ALPN `lienthong/2`) and between a clerk's CLI and its own
+//! The wire protocol between nodes (ALPN `lienthong/3`) and between a clerk's CLI and its own
 //! node (ALPN `lienthong-clerk/1`).
 //!
 //! One request per bidirectional QUIC stream. A request is a frame — a 4-byte big-endian
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use serde_bytes::ByteBuf;
 
 /// ALPN of node-to-node traffic.
-pub const ALPN_NODE: &[u8] = b"lienthong/2";
+pub const ALPN_NODE: &[u8] = b"lienthong/3";
 /// ALPN of a clerk's CLI talking to its own node.
 pub const ALPN_CLERK: &[u8] = b"lienthong-clerk/1";
 
@@ -145,8 +145,14 @@ pub enum NodeRequest {
         envelope: ByteBuf,
         /// The recipients this hop carries the document for.
         recipients: Vec<String>,
-        /// CRLs that cover the signers' chains.
-        crls: Vec<ByteBuf>,
+        /// The CRLs that cover the signers' chains, by reference: a receiver holding each (or
+        /// a newer one of its CA) verifies at once; one lacking some answers
+        /// [`NodeResponse::CrlsWanted`] before reading the attachments.
+        crls: Vec<CrlRef>,
+        /// The DER of the referenced CRLs the receiver asked for with
+        /// [`NodeResponse::CrlsWanted`], when this request is the answer to that; else empty.
+        #[serde(default)]
+        crls_asked: Vec<ByteBuf>,
     },
     /// Signed receipts and statuses travelling toward the agencies they are addressed to:
     /// all those waiting for this neighbour, at most [`MAX_NOTICES`], in one request and taken
@@ -154,8 +160,13 @@ pub enum NodeRequest {
     Notices {
         /// Each receipt's exact bytes.
         receipts: Vec<ByteBuf>,
-        /// CRLs that cover the signers' chains (each once).
-        crls: Vec<ByteBuf>,
+        /// The CRLs that cover the signers' chains (each once), by reference, as in
+        /// [`NodeRequest::Deliver`].
+        crls: Vec<CrlRef>,
+        /// The DER of the referenced CRLs the receiver asked for with
+        /// [`NodeResponse::CrlsWanted`], when this request is the answer to that; else empty.
+        #[serde(default)]
+        crls_asked: Vec<ByteBuf>,
     },
     /// New CRLs, pushed down the tree as soon as a node has them.
     CrlPush {
@@ -209,6 +220,24 @@ pub enum NodeRequest {
         hops_left: u8,
     },
 }
+
+/// A CRL named instead of sent: which CA issued it, its number, and the SHA-256 of its DER.
+/// A receiver holding a CRL with that digest, or a newer one (higher number) of the same CA,
+/// needs nothing more; the digest pins the exact bytes to ask for otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlRef {
+    /// The DER of the issuer's name, matched byte for byte against stored CRLs.
+    pub issuer: ByteBuf,
+    /// The cRLNumber as big-endian bytes; empty when the CRL has none.
+    pub number: ByteBuf,
+    /// SHA-256 of the CRL's DER.
+    pub sha256: ByteBuf,
+}
+
+/// Most CRL references one [`NodeRequest::Deliver`] or [`NodeRequest::Notices`] may carry:
+/// one per CA on the signers' chains, a handful for a document and a few hundred at most for
+/// a batch of [`MAX_NOTICES`] receipts from agencies all over the tree.
+pub const MAX_CRL_REFS: usize = 512;
 
 /// A direction along a document's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,6 +347,13 @@ pub enum NodeResponse {
         /// For the log.
         message: String,
     },
+    /// The answer to a [`NodeRequest::Deliver`] or [`NodeRequest::Notices`] referencing CRLs
+    /// the receiver lacks (given before it reads any attachment): send the request again, on
+    /// a new stream, with these CRLs' DER in `crls_asked`. Nothing was taken.
+    CrlsWanted {
+        /// The SHA-256 of each CRL wanted, as referenced.
+        sha256: Vec<ByteBuf>,
+    },
 }
 
 /// Most log entries in one [`NodeResponse::LogEntries`] (each at most 2 KiB, about 150 bytes
@@ -354,6 +390,7 @@ impl std::fmt::Display for NodeResponse {
             }
             NodeResponse::WitnessRefused { reason, .. } => write!(f, "a witness refusal: {reason}"),
             NodeResponse::Error { kind, message } => write!(f, "an error ({kind}): {message}"),
+            NodeResponse::CrlsWanted { sha256 } => write!(f, "a request for {} CRL(s)", sha256.len()),
         }
     }
 }
@@ -668,15 +705,22 @@ mod tests {
         let req = NodeRequest::Deliver {
             envelope: ByteBuf::from(vec![1, 2, 3]),
             recipients: vec!["000.01.42.H49".into()],
-            crls: vec![],
+            crls: vec![CrlRef {
+                issuer: ByteBuf::from(vec![0x30, 0]),
+                number: ByteBuf::from(vec![7]),
+                sha256: ByteBuf::from(vec![9; 32]),
+            }],
+            crls_asked: vec![],
         };
         let frame = encode(&req);
         let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
         assert_eq!(len, frame.len() - 4);
         match decode::<NodeRequest>(&frame[4..], 1 << 20).unwrap() {
-            NodeRequest::Deliver { envelope, recipients, .. } => {
+            NodeRequest::Deliver { envelope, recipients, crls, crls_asked } => {
                 assert_eq!(envelope.as_ref(), &[1, 2, 3]);
                 assert_eq!(recipients, vec!["000.01.42.H49".to_owned()]);
+                assert_eq!(crls[0].number.as_ref(), &[7]);
+                assert!(crls_asked.is_empty());
             }
             other => panic!("{other:?}"),
         }

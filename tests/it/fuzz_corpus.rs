@@ -277,6 +277,25 @@ mod seeds {
         let revoked_receipt = receipt(&pki, &by_revoked, ReceiptKind::Hop, fixtures::REVOKED_SEAL, child1, &[child1]);
         let crl_ders: Vec<Vec<u8>> = crls.iter().map(|c| c.der().to_vec()).collect();
         let crl_bufs = || crl_ders.iter().cloned().map(ByteBuf::from).collect::<Vec<_>>();
+        // Documents and notices name their CRLs; a CRL newer than the fixture node holds is
+        // referenced, asked for and sent (`crl_refs`).
+        let crl_refs = || crls.iter().map(node::crl_refs::reference).collect::<Vec<_>>();
+        // Only those of the CAs on the document's chains, as a sender references them.
+        let sideways_issuers: Vec<Vec<u8>> = sideways
+            .envelope
+            .headers()
+            .unwrap()
+            .iter()
+            .flat_map(|h| h.chain.iter().map(|der| pki::Certificate::from_der(der).unwrap().issuer_raw))
+            .collect();
+        let newer: Vec<Crl> = pki
+            .crls(fixtures::BUILT + time::Duration::hours(2))
+            .unwrap()
+            .into_iter()
+            .filter(|c| sideways_issuers.contains(&c.issuer_raw))
+            .collect();
+        let newer_refs = || newer.iter().map(node::crl_refs::reference).collect::<Vec<_>>();
+        let newer_bufs = || newer.iter().map(|c| ByteBuf::from(c.der().to_vec())).collect::<Vec<_>>();
 
         // agency_code
         for c in topology.codes() {
@@ -378,10 +397,18 @@ mod seeds {
                 NodeRequest::Deliver {
                     envelope: ByteBuf::from(sideways.envelope.as_bytes().to_vec()),
                     recipients: vec![child2.into()],
-                    crls: crl_bufs(),
+                    crls: crl_refs(),
+                    crls_asked: Vec::new(),
                 },
             ),
-            ("notice", NodeRequest::Notices { receipts: vec![ByteBuf::from(arrived.clone())], crls: crl_bufs() }),
+            (
+                "notice",
+                NodeRequest::Notices {
+                    receipts: vec![ByteBuf::from(arrived.clone())],
+                    crls: crl_refs(),
+                    crls_asked: Vec::new(),
+                },
+            ),
             ("crl-push", NodeRequest::CrlPush { crls: crl_bufs() }),
             (
                 "crl-fetch",
@@ -415,6 +442,7 @@ mod seeds {
                 },
             ),
             ("crls", NodeResponse::Crls { crls: crl_bufs() }),
+            ("crls-wanted", NodeResponse::CrlsWanted { sha256: newer_refs().into_iter().map(|r| r.sha256).collect() }),
             ("error", NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() }),
         ];
         for (name, response) in &node_responses {
@@ -472,10 +500,34 @@ mod seeds {
         let deliver = |doc: &Signed, rcpt: &[&str]| NodeRequest::Deliver {
             envelope: ByteBuf::from(doc.envelope.as_bytes().to_vec()),
             recipients: rcpt.iter().map(|c| (*c).to_owned()).collect(),
-            crls: crl_bufs(),
+            crls: crl_refs(),
+            crls_asked: Vec::new(),
         };
-        let notice =
-            |bytes: &[u8]| NodeRequest::Notices { receipts: vec![ByteBuf::from(bytes.to_vec())], crls: crl_bufs() };
+        let notice = |bytes: &[u8]| NodeRequest::Notices {
+            receipts: vec![ByteBuf::from(bytes.to_vec())],
+            crls: crl_refs(),
+            crls_asked: Vec::new(),
+        };
+        // With CRLs newer than the node's: asked for (not taken yet), then sent as asked (taken),
+        // and sent as asked but one of them not the CRL referenced (refused for now).
+        let with_newer = |asked: Vec<ByteBuf>| NodeRequest::Deliver {
+            envelope: ByteBuf::from(sideways.envelope.as_bytes().to_vec()),
+            recipients: vec![child2.into()],
+            crls: newer_refs(),
+            crls_asked: asked,
+        };
+        corpus.put_selected("node_request", "deliver-crls-wanted", 1, &body(&with_newer(Vec::new())));
+        corpus.put_selected("node_request", "ok-deliver-crls-asked", 1, &body(&with_newer(newer_bufs())));
+        let mut mismatched = newer_bufs();
+        mismatched[0] = crl_bufs()[0].clone();
+        corpus.put_selected("node_request", "deliver-crls-asked-mismatch", 1, &body(&with_newer(mismatched)));
+        let notices_newer = NodeRequest::Notices {
+            receipts: vec![ByteBuf::from(arrived.to_vec())],
+            crls: newer_refs(),
+            crls_asked: newer_bufs(),
+        };
+        // The commune's seal chain has the same CAs as its sibling's document.
+        corpus.put_selected("node_request", "ok-notice-crls-asked", 2, &body(&notices_newer));
         corpus.put_selected("node_request", "ok-deliver-from-child", 1, &body(&deliver(&sideways, &[child2])));
         corpus.put_selected(
             "node_request",
@@ -496,7 +548,8 @@ mod seeds {
         corpus.put_selected("node_request", "notice-revoked-seal", 1, &body(&notice(&revoked_receipt)));
         let both = NodeRequest::Notices {
             receipts: vec![ByteBuf::from(revoked_receipt.to_vec()), ByteBuf::from(arrived.to_vec())],
-            crls: crl_bufs(),
+            crls: crl_refs(),
+            crls_asked: Vec::new(),
         };
         corpus.put_selected("node_request", "ok-notices-one-revoked-one-arrived", 2, &body(&both));
         corpus.put_selected("node_request", "ok-crl-push", 0, &body(&NodeRequest::CrlPush { crls: crl_bufs() }));

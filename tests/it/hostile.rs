@@ -392,8 +392,11 @@ async fn replayed_documents_and_receipts_change_nothing() {
             Ok(NodeResponse::HopReceipt { receipt }) => assert_eq!(receipt.as_ref(), &first[..], "a second receipt"),
             other => panic!("replay {round}: {other:?}"),
         }
-        let notice =
-            NodeRequest::Notices { receipts: vec![serde_bytes::ByteBuf::from(first.clone())], crls: Vec::new() };
+        let notice = NodeRequest::Notices {
+            receipts: vec![serde_bytes::ByteBuf::from(first.clone())],
+            crls: Vec::new(),
+            crls_asked: Vec::new(),
+        };
         match peer.request(&notice, &[]).await {
             Ok(NodeResponse::NoticesTaken { refused }) => assert!(refused.is_empty(), "{refused:?}"),
             other => panic!("replay {round} of the receipt: {other:?}"),

@@ -25,6 +25,7 @@ mod clerk_cli;
 mod clerk_protocol;
 mod cli_conventions;
 mod crash;
+mod crl_refs;
 mod disk_full;
 mod document_cli;
 mod faults;

@@ -148,7 +148,7 @@ async fn a_batch_of_notices_is_judged_receipt_by_receipt_and_bounded() {
     let batch = |n: usize| {
         let mut receipts = vec![ByteBuf::from(b"not a receipt".to_vec())];
         receipts.extend((1..n).map(|_| ByteBuf::from(arrived.clone())));
-        NodeRequest::Notices { receipts, crls: Vec::new() }
+        NodeRequest::Notices { receipts, crls: Vec::new(), crls_asked: Vec::new() }
     };
     match peer.request(&batch(MAX_NOTICES), &[]).await.unwrap() {
         NodeResponse::NoticesTaken { refused } => {

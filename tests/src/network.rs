@@ -446,6 +446,7 @@ impl RawPeer {
             envelope: serde_bytes::ByteBuf::from(doc.envelope.clone()),
             recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             crls: Vec::new(),
+            crls_asked: Vec::new(),
         };
         self.request(&request, &doc.bodies.concat()).await
     }

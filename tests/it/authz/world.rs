@@ -56,6 +56,10 @@ impl Seen {
                     .unwrap_or_else(|e| format!("unreadable refusal: {e}")),
             ),
             Ok(NodeResponse::Error { kind, message }) => Seen::Error(kind, message),
+            // Nothing taken yet: the node asks for CRLs the request referenced.
+            Ok(NodeResponse::CrlsWanted { sha256 }) => {
+                Seen::Error(ErrorKind::Unavailable, format!("asks for {} CRLs first", sha256.len()))
+            }
             Err(n) => Seen::from_no_answer(n),
         }
     }
@@ -330,8 +334,11 @@ impl World {
         let fixture = &self.fixtures[row];
         let (received, sent, transit) = (fixture.received.clone(), fixture.sent.clone(), fixture.transit.clone());
         let notice = |r: &SignedReceipt| {
-            let request =
-                NodeRequest::Notices { receipts: vec![ByteBuf::from(r.as_bytes().to_vec())], crls: Vec::new() };
+            let request = NodeRequest::Notices {
+                receipts: vec![ByteBuf::from(r.as_bytes().to_vec())],
+                crls: Vec::new(),
+                crls_asked: Vec::new(),
+            };
             (Request::Node(request, Vec::new()), Effect::Receipt { envelope: r.receipt.envelope, digest: r.digest() })
         };
         let stored =
@@ -516,6 +523,7 @@ pub(super) fn deliver(doc: &SignedDocument, recipients: &[&str]) -> NodeRequest 
         envelope: ByteBuf::from(doc.envelope.clone()),
         recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
         crls: Vec::new(),
+        crls_asked: Vec::new(),
     }
 }
 
