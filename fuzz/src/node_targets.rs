@@ -95,7 +95,7 @@ pub fn node_request(data: &[u8]) -> bool {
     let Ok(request) = protocol::decode::<NodeRequest>(body, max_frame()) else { return false };
     let world = World::new();
     match request {
-        NodeRequest::Deliver { envelope, recipients, crls } => deliver(&world, from, &envelope, &recipients, &crls),
+        NodeRequest::Deliver { envelope, recipients, crls, .. } => deliver(&world, from, &envelope, &recipients, &crls),
         NodeRequest::Notices { receipts, crls } => {
             // As `inbound` and `notices::take_notices`: the count bounded, then each receipt on
             // its own; accepted if any would be taken.

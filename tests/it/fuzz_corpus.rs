@@ -379,6 +379,7 @@ mod seeds {
                     envelope: ByteBuf::from(sideways.envelope.as_bytes().to_vec()),
                     recipients: vec![child2.into()],
                     crls: crl_bufs(),
+                    resume: false,
                 },
             ),
             ("notice", NodeRequest::Notices { receipts: vec![ByteBuf::from(arrived.clone())], crls: crl_bufs() }),
@@ -422,7 +423,14 @@ mod seeds {
         }
         let id = sideways.manifest.id().to_string();
         let clerk_requests = [
-            ("submit", ClerkRequest::Submit { envelope: ByteBuf::from(up.envelope.as_bytes().to_vec()), crls: vec![] }),
+            (
+                "submit",
+                ClerkRequest::Submit {
+                    envelope: ByteBuf::from(up.envelope.as_bytes().to_vec()),
+                    crls: vec![],
+                    resume: false,
+                },
+            ),
             ("inbox", ClerkRequest::Inbox { limit: 50 }),
             ("sent", ClerkRequest::Sent { limit: 50 }),
             ("fetch", ClerkRequest::Fetch { document: id.clone(), evidence: false }),
@@ -473,6 +481,7 @@ mod seeds {
             envelope: ByteBuf::from(doc.envelope.as_bytes().to_vec()),
             recipients: rcpt.iter().map(|c| (*c).to_owned()).collect(),
             crls: crl_bufs(),
+            resume: false,
         };
         let notice =
             |bytes: &[u8]| NodeRequest::Notices { receipts: vec![ByteBuf::from(bytes.to_vec())], crls: crl_bufs() };

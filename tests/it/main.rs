@@ -38,6 +38,7 @@ mod outbox;
 mod path;
 mod pki_cli;
 mod refusals;
+mod resume;
 mod revocation;
 mod scale_out;
 mod storage;

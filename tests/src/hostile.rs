@@ -344,7 +344,7 @@ impl Target {
         }
     }
 
-    /// A QUIC connection to the node as neighbour `code`'s node (ALPN `lienthong/2`).
+    /// A QUIC connection to the node as neighbour `code`'s node (ALPN `lienthong/3`).
     pub async fn neighbour(&self, code: &str) -> crate::network::RawPeer {
         let identity = self.identity(code, Profile::Node);
         let connect = crate::network::RawPeer::connect(&self.net, &identity, TIEN_YEN);

@@ -430,6 +430,7 @@ impl RawPeer {
             envelope: serde_bytes::ByteBuf::from(doc.envelope.clone()),
             recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             crls: Vec::new(),
+            resume: false,
         };
         self.request(&request, &doc.bodies.concat()).await
     }

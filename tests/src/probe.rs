@@ -27,9 +27,9 @@ const MAX_RESPONSE: usize = 64 << 20;
 /// Which of the node's two protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// `lienthong/2`, node to node.
+    /// `lienthong/3`, node to node.
     Node,
-    /// `lienthong-clerk/1`, a clerk to its own node.
+    /// `lienthong-clerk/2`, a clerk to its own node.
     Clerk,
 }
 
