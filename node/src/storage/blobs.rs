@@ -54,6 +54,9 @@ use super::StoreError;
 /// holds two such buffers: one filled from the stream while the other is hashed and written.
 const WRITE_CHUNK: usize = 256 * 1024;
 
+/// Bytes written between the syncs started beside a transfer's writes (see [`pump`]).
+const SYNC_EVERY: u64 = 32 << 20;
+
 /// Bytes read at a time when hashing the kept prefix of a partial file again.
 const REHASH_CHUNK: usize = 1 << 20;
 
@@ -585,9 +588,12 @@ async fn fill<R: AsyncRead + Unpin>(
 }
 
 /// Streams `len` bytes from `reader` into the sink, two buffers at a time: while one is
-/// filled from the stream, the other is hashed and written on the blocking pool. Whatever was
-/// read before a failure is written too (it is what a resumed transfer keeps). The sink comes
-/// back unless a blocking task was lost.
+/// filled from the stream, the other is hashed and written on the blocking pool. Every
+/// [`SYNC_EVERY`] bytes written, a sync of what was written so far starts beside the writes
+/// (on a second handle of the file), so the final sync has only the tail left to do and a
+/// broken-off transfer has most of its bytes durable. Whatever was read before a failure is
+/// written too (it is what a resumed transfer keeps). The sink comes back unless a blocking
+/// task was lost.
 async fn pump<R: AsyncRead + Unpin>(
     reader: &mut R,
     sink: Sink,
@@ -599,6 +605,8 @@ async fn pump<R: AsyncRead + Unpin>(
     let mut sink = Some(sink);
     let mut spare: Option<Vec<u8>> = Some(vec![0u8; chunk]);
     let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
+    let mut syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+    let mut unsynced = 0u64;
     let mut left = len;
     let mut outcome = Ok(());
     // Takes back the sink and the buffer of the write in progress, if any.
@@ -617,12 +625,28 @@ async fn pump<R: AsyncRead + Unpin>(
             Err(e) => Err(Broke::Disk(std::io::Error::other(e))),
         }
     }
+    // Waits for the background sync, if any.
+    async fn synced(syncing: &mut Option<tokio::task::JoinHandle<std::io::Result<()>>>) -> Result<(), Broke> {
+        match syncing.take() {
+            None => Ok(()),
+            Some(task) => task.await.map_err(std::io::Error::other).and_then(|r| r).map_err(Broke::Disk),
+        }
+    }
     while left > 0 {
         let mut buf = spare.take().unwrap_or_else(|| vec![0u8; chunk]);
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let (filled, broke) = fill(reader, &mut buf, want, stop).await;
         if let Err(e) = settle(&mut writing, &mut sink, &mut spare).await {
             return (sink, Err(e));
+        }
+        if unsynced >= SYNC_EVERY && syncing.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+            if let Err(e) = synced(&mut syncing).await {
+                return (sink, Err(e));
+            }
+            if let Some(handle) = sink.as_ref().and_then(|s| s.file.try_clone().ok()) {
+                syncing = Some(tokio::task::spawn_blocking(move || handle.sync_data()));
+                unsynced = 0;
+            }
         }
         if filled > 0 {
             let Some(mut s) = sink.take() else { return (None, Err(Broke::Disk(std::io::Error::other("no sink")))) };
@@ -632,6 +656,7 @@ async fn pump<R: AsyncRead + Unpin>(
                 (s, buf, written)
             }));
             left -= filled as u64;
+            unsynced += filled as u64;
         }
         if let Some(broke) = broke {
             outcome = Err(broke);
@@ -639,6 +664,9 @@ async fn pump<R: AsyncRead + Unpin>(
         }
     }
     if let Err(e) = settle(&mut writing, &mut sink, &mut spare).await {
+        return (sink, Err(e));
+    }
+    if let Err(e) = synced(&mut syncing).await {
         return (sink, Err(e));
     }
     (sink, outcome)
@@ -1123,6 +1151,18 @@ mod tests {
         let third = claim(&store, key(1), body.len()).await;
         assert_eq!(third.kept(), 0);
         store.receive_resumed("a.pdf", &mut body.as_slice(), body.len() as u64, &hash, third).await.unwrap();
+    }
+
+    /// A transfer longer than [`SYNC_EVERY`] syncs beside its writes and still stores exactly
+    /// its bytes.
+    #[tokio::test]
+    async fn a_long_transfer_syncs_as_it_goes_and_stores_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let body = body_of(usize::try_from(SYNC_EVERY).unwrap() * 2 + 12_345);
+        let hash = sha(&body);
+        store.receive("a.pdf", &mut body.as_slice(), body.len() as u64, &hash).await.unwrap().commit().await.unwrap();
+        assert_eq!(std::fs::read(store.path(&hash)).unwrap(), body);
     }
 
     /// Wrong bytes in a transfer that resumed nothing are refused as in a plain receive.
