@@ -311,7 +311,7 @@ impl BlobStore {
                 continue;
             }
             let stale = entry.metadata().and_then(|m| m.modified()).map_or(true, |t| expired(t, limits, now));
-            if stale || limits.max_bytes == 0 {
+            if (stale || limits.max_bytes == 0) && unlocked(&path) {
                 tracing::info!(partial = %path.display(), "removing the partial file of an interrupted transfer: too old to resume");
                 let _ = std::fs::remove_file(&path);
             }
@@ -562,21 +562,27 @@ enum Broke {
 }
 
 /// Fills `buf[..want]` from `reader`: the bytes read, and why it stopped early if it did.
+/// The stop signal is waited on by one future for the whole buffer, not one per read (a
+/// stream gives a packet's worth of bytes per read: hundreds of reads per buffer).
 async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut [u8],
     want: usize,
     stop: Option<&Notify>,
 ) -> (usize, Option<Broke>) {
+    let stopped = async {
+        match stop {
+            Some(stop) => stop.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stopped);
     let mut filled = 0;
     while filled < want {
-        let read = reader.read(&mut buf[filled..want]);
-        let n = match stop {
-            Some(stop) => tokio::select! {
-                n = read => n,
-                () = stop.notified() => return (filled, Some(Broke::Stopped)),
-            },
-            None => read.await,
+        let n = tokio::select! {
+            biased;
+            n = reader.read(&mut buf[filled..want]) => n,
+            () = &mut stopped => return (filled, Some(Broke::Stopped)),
         };
         match n {
             Ok(0) => return (filled, Some(Broke::Short((want - filled) as u64))),
@@ -709,6 +715,11 @@ fn lock_partial(path: &Path) -> std::io::Result<Option<std::fs::File>> {
     }
 }
 
+/// No transfer (of any process) holds the partial file at `path`.
+fn unlocked(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| f.try_lock().is_ok())
+}
+
 /// A partial file last written at `modified` is past `limits.max_age` at `now`.
 fn expired(modified: SystemTime, limits: &PartialLimits, now: SystemTime) -> bool {
     now.duration_since(modified).is_ok_and(|age| age > limits.max_age)
@@ -750,6 +761,10 @@ fn make_room(
     for (_, len, path) in others {
         if total <= limits.max_bytes {
             break;
+        }
+        // One another process of a scaled-out node is receiving into stays.
+        if !unlocked(&path) {
+            continue;
         }
         tracing::info!(partial = %path.display(), "evicting the partial file of an interrupted transfer to keep within limits.max_partial_bytes");
         if std::fs::remove_file(&path).is_ok() {
