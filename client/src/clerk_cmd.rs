@@ -428,17 +428,21 @@ fn submit(
         let paths = attachment_paths.clone();
         let names: Vec<String> = manifest.attachments.iter().map(|x| x.name.clone()).collect();
         let result = client
-            .submit(
+            .submit_at(
                 envelope.as_bytes(),
                 pending.crls.clone(),
-                |att| {
-                    // Attachments go in manifest order; find each by name.
+                |att, offset| {
+                    // Attachments go in manifest order; find each by name. A resumed upload
+                    // starts where the node says its earlier attempt broke off.
                     let path = crate::form::attachment_path(&paths, &att.name);
                     index += 1;
                     let path =
                         path.ok_or_else(|| std::io::Error::other(format!("attachment {} not found", att.name)))?;
-                    let file = File::open(path)
+                    let mut file = File::open(path)
                         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))
+                        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                    bar.inc(offset);
                     Ok(tokio::io::BufReader::new(tokio::fs::File::from_std(file)))
                 },
                 |n| bar.inc(n),

@@ -96,7 +96,7 @@ pub fn node_request(data: &[u8]) -> bool {
     let Ok(request) = protocol::decode::<NodeRequest>(body, max_frame()) else { return false };
     let world = World::new();
     match request {
-        NodeRequest::Deliver { envelope, recipients, crls, crls_asked } => {
+        NodeRequest::Deliver { envelope, recipients, crls, crls_asked, .. } => {
             let chains = Envelope::from_bytes(&envelope)
                 .and_then(|e| e.headers())
                 .map(|h| h.into_iter().map(|h| h.chain).collect())

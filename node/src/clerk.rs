@@ -1,4 +1,4 @@
-//! Serving this agency's clerks (ALPN `lienthong-clerk/1`): submit, inbox, sent, fetch,
+//! Serving this agency's clerks (ALPN `lienthong-clerk/2`): submit, inbox, sent, fetch,
 //! statuses, track, recall, health. The clerk's certificate has already been checked to be a
 //! clerk certificate of this agency.
 
@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::Node;
 use crate::budget::ConnectionBudget;
-use crate::intake::{Saying, Source, take_document};
+use crate::intake::{ResumeAnswer, Saying, Source, take_document_resumable};
 use crate::protocol::{ClerkRequest, ClerkResponse, ErrorKind, Toward, read_request, write_frame};
 use crate::storage::{StoredDocument, millis};
 
@@ -52,10 +52,11 @@ pub async fn handle(
         _ => limits.request_timeout,
     };
     let mut follow: Option<StoredDocument> = None;
-    let response = match tokio::time::timeout(allowed, serve(&node, clerk, request, &mut recv, &mut follow)).await {
-        Ok(r) => r,
-        Err(_) => unavailable(format!("the node did not finish the request within {allowed:?}; try again")),
-    };
+    let response =
+        match tokio::time::timeout(allowed, serve(&node, clerk, request, &mut send, &mut recv, &mut follow)).await {
+            Ok(r) => r,
+            Err(_) => unavailable(format!("the node did not finish the request within {allowed:?}; try again")),
+        };
     drop(lease);
     // The answer, and a fetched document's attachments after it, get their size's time: a
     // clerk that stops reading does not hold the stream for ever.
@@ -98,13 +99,18 @@ async fn serve(
     node: &Arc<Node>,
     clerk: AgencyCode,
     request: ClerkRequest,
+    send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
     follow: &mut Option<StoredDocument>,
 ) -> ClerkResponse {
     match request {
-        ClerkRequest::Submit { envelope, crls } => {
+        ClerkRequest::Submit { envelope, crls, resume } => {
             let crls: Vec<Vec<u8>> = crls.into_iter().map(ByteBuf::into_vec).collect();
-            match take_document(node, Source::Clerk, &envelope, &crls, &[], recv).await {
+            let resume = resume.then_some(ResumeAnswer {
+                send,
+                frame: |offsets| crate::protocol::encode(&ClerkResponse::ResumeFrom { offsets }),
+            });
+            match take_document_resumable(node, Source::Clerk, &envelope, &crls, &[], recv, resume).await {
                 Ok(taken) => {
                     tracing::info!(document = %taken.document, clerk = %clerk, duplicate = taken.duplicate, "document submitted");
                     ClerkResponse::Submitted { document: taken.document, digest: hex::encode(taken.digest) }

@@ -266,6 +266,14 @@ pub struct RawLimits {
     /// signing time accepted, before the node's clock: the signer's `iat` is a claim, and a
     /// signature claimed to be older is refused rather than taken on its word.
     pub max_signature_age: HumanDuration,
+    /// Most bytes kept, all together, from large transfers that broke off (the attachment
+    /// store's `partial/` files), so that the next attempt continues where they stopped; a
+    /// transfer being received counts at its full size. Oldest evicted first; an attachment
+    /// larger than this is received without resuming. 0 turns resuming off.
+    pub max_partial_bytes: ByteSize,
+    /// The bytes of a broken-off transfer not continued within this are removed (when another
+    /// transfer starts, and at start).
+    pub max_partial_age: HumanDuration,
 }
 
 impl Default for RawLimits {
@@ -302,6 +310,8 @@ impl Default for RawLimits {
             outbox_lease: HumanDuration::secs(30),
             min_free_bytes: ByteSize::mib(256),
             max_signature_age: HumanDuration::days(3),
+            max_partial_bytes: ByteSize::gib(2),
+            max_partial_age: HumanDuration::days(1),
         }
     }
 }
@@ -412,6 +422,10 @@ pub struct Limits {
     pub min_free_bytes: u64,
     /// See [`RawLimits::max_signature_age`].
     pub max_signature_age: Duration,
+    /// See [`RawLimits::max_partial_bytes`].
+    pub max_partial_bytes: u64,
+    /// See [`RawLimits::max_partial_age`].
+    pub max_partial_age: Duration,
 }
 
 impl Limits {
@@ -423,6 +437,11 @@ impl Limits {
     /// The time a request frame of `bytes` may take to arrive, from its stream's opening.
     pub fn frame_time(&self, bytes: u64) -> Duration {
         self.frame_timeout.saturating_add(self.transfer_time(bytes))
+    }
+
+    /// The bounds on the partial files of broken-off transfers.
+    pub fn partials(&self) -> crate::storage::blobs::PartialLimits {
+        crate::storage::blobs::PartialLimits { max_bytes: self.max_partial_bytes, max_age: self.max_partial_age }
     }
 }
 
@@ -909,6 +928,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     }
     let handshake_timeout = nonzero(p, "limits.handshake_timeout", l.handshake_timeout);
     let max_signature_age = nonzero(p, "limits.max_signature_age", l.max_signature_age);
+    let max_partial_age = nonzero(p, "limits.max_partial_age", l.max_partial_age);
     let frame_timeout = nonzero(p, "limits.frame_timeout", l.frame_timeout);
     if l.outbox_lease.get() < Duration::from_secs(1) {
         p.add("limits.outbox_lease", "must be at least 1s (it is renewed every third of it)");
@@ -959,6 +979,8 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         outbox_lease: l.outbox_lease.get(),
         min_free_bytes: l.min_free_bytes.get(),
         max_signature_age,
+        max_partial_bytes: l.max_partial_bytes.get(),
+        max_partial_age,
     })
 }
 
@@ -1247,6 +1269,8 @@ outbox_lease = "30s"                 # a dead process's transfers are taken over
 min_free_bytes = "256MiB"            # kept free on the data (and database) filesystem:
                                      # documents that would use it are refused for now, and retried
 max_signature_age = "3d"             # a clerk's document signed longer ago is refused (iat is a claim)
+max_partial_bytes = "2GiB"           # kept from large transfers that broke off, to resume them (0: never resume)
+max_partial_age = "1d"               # such bytes not resumed within this are removed
 
 [retry]
 initial = "1s"

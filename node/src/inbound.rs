@@ -7,7 +7,7 @@ use serde_bytes::ByteBuf;
 
 use crate::Node;
 use crate::budget::ConnectionBudget;
-use crate::intake::{Source, take_document};
+use crate::intake::{ResumeAnswer, Source, take_document_resumable};
 use crate::protocol::{ErrorKind, NodeRequest, NodeResponse, encode, read_request};
 
 /// Handles one request stream from neighbour `peer`, its frame read under `budget`.
@@ -25,7 +25,7 @@ pub async fn handle(
     let response = match read_request::<NodeRequest>(&mut recv, &node.config.limits, &mut lease, opened).await {
         Ok(request) => match crls_only(&node, conn, &request) {
             Some(refused) => refused,
-            None => serve(&node, peer, request, &mut recv).await,
+            None => serve(&node, peer, request, &mut send, &mut recv).await,
         },
         Err(e) => NodeResponse::Error { kind: e.kind(), message: e.to_string() },
     };
@@ -66,12 +66,18 @@ fn crls_only(node: &Node, conn: &quinn::Connection, request: &NodeRequest) -> Op
     }
 }
 
-async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &mut quinn::RecvStream) -> NodeResponse {
+async fn serve(
+    node: &Arc<Node>,
+    peer: AgencyCode,
+    request: NodeRequest,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> NodeResponse {
     if node.stopping() {
         return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() };
     }
     match request {
-        NodeRequest::Deliver { envelope, recipients, crls, crls_asked } => {
+        NodeRequest::Deliver { envelope, recipients, crls, crls_asked, resume } => {
             // The referenced CRLs first: one this node lacks is asked for before a byte of the
             // attachments is read (see `crl_refs`).
             let chain_cas =
@@ -81,7 +87,10 @@ async fn serve(node: &Arc<Node>, peer: AgencyCode, request: NodeRequest, recv: &
                 Ok(fetched) => fetched.iter().map(|c| c.der().to_vec()).collect(),
                 Err(answer) => return answer,
             };
-            match take_document(node, Source::Neighbour { agency: peer }, &envelope, &crls, &recipients, recv).await {
+            let resume =
+                resume.then_some(ResumeAnswer { send, frame: |offsets| encode(&NodeResponse::ResumeFrom { offsets }) });
+            let source = Source::Neighbour { agency: peer };
+            match take_document_resumable(node, source, &envelope, &crls, &recipients, recv, resume).await {
                 Ok(taken) => match taken.hop_receipt {
                     Some(r) => NodeResponse::HopReceipt { receipt: ByteBuf::from(r) },
                     None => NodeResponse::Error { kind: ErrorKind::Unavailable, message: "hop receipt missing".into() },

@@ -206,6 +206,34 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     recipients: &[String],
     attachments: &mut R,
 ) -> Result<Taken, Refusal> {
+    take_document_resumable(node, source, envelope_bytes, carried_crls, recipients, attachments, None).await
+}
+
+/// Where a resumable transfer's sender is told, once the document is verified and before its
+/// attachments are read, how many bytes of each this node kept from an interrupted attempt:
+/// the stream to answer on, and how the answer is framed in its protocol.
+pub struct ResumeAnswer<'a> {
+    /// The request's answer stream.
+    pub send: &'a mut quinn::SendStream,
+    /// The answer frame carrying the offsets (`NodeResponse::ResumeFrom` or
+    /// `ClerkResponse::ResumeFrom`).
+    pub frame: fn(Vec<u64>) -> Vec<u8>,
+}
+
+/// [`take_document`] for a sender that asked to resume (`resume` in the request): with
+/// `resume` given, each attachment goes into its partial file (see
+/// `crate::storage::blobs`), the sender is told the offsets to continue from, and the stream
+/// carries only the rest. A transfer that breaks off keeps what arrived, and is refused as
+/// transient so the sender tries again.
+pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
+    node: &Node,
+    source: Source,
+    envelope_bytes: &[u8],
+    carried_crls: &[Vec<u8>],
+    recipients: &[String],
+    attachments: &mut R,
+    resume: Option<ResumeAnswer<'_>>,
+) -> Result<Taken, Refusal> {
     let now = node.now();
     let now_ms = millis(now);
     let envelope = Envelope::from_bytes(envelope_bytes)
@@ -356,21 +384,49 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
         }
     }
 
-    // Attachments: all into temporary files, checked; nothing is kept unless all are good.
-    // The time allowed grows with the size.
+    // Attachments: all into temporary (or partial) files, checked; nothing is stored unless
+    // all are good. The time allowed grows with the size.
     let receive = async {
-        let mut pending = Vec::with_capacity(manifest.attachments.len());
-        for a in &manifest.attachments {
-            pending.push(node.store.blobs().receive(&a.name, attachments, a.size, &a.sha256).await?);
+        use crate::storage::blobs::{PartialKey, ReceiveError};
+        let blobs = node.store.blobs();
+        let mut claims = Vec::with_capacity(manifest.attachments.len());
+        if let Some(answer) = resume {
+            let limits = limits.partials();
+            for (index, a) in manifest.attachments.iter().enumerate() {
+                let key = PartialKey { envelope: digest, index };
+                claims.push(blobs.claim_partial(key, a.size, &limits, std::time::SystemTime::now()).await?);
+            }
+            let offsets = claims.iter().map(|c| c.as_ref().map_or(0, |p| p.kept())).collect();
+            let frame = (answer.frame)(offsets);
+            if let Err(e) = answer.send.write_all(&frame).await {
+                return Err(ReceiveError::Interrupted {
+                    name: String::new(),
+                    kept: 0,
+                    size: total,
+                    reason: format!("cannot tell the sender where to resume: {e}"),
+                });
+            }
         }
-        Ok::<_, crate::storage::StoreError>(pending)
+        let mut pending = Vec::with_capacity(manifest.attachments.len());
+        for (index, a) in manifest.attachments.iter().enumerate() {
+            pending.push(match claims.get_mut(index).and_then(Option::take) {
+                Some(partial) => blobs.receive_resumed(&a.name, attachments, a.size, &a.sha256, partial).await?,
+                None => blobs.receive(&a.name, attachments, a.size, &a.sha256).await?,
+            });
+        }
+        Ok::<_, ReceiveError>(pending)
     };
     let pending = match tokio::time::timeout(node.request_time(total), receive).await {
         Ok(Ok(p)) => p,
-        Ok(Err(crate::storage::StoreError::Attachment { name, problem })) => {
+        Ok(Err(crate::storage::blobs::ReceiveError::Store(crate::storage::StoreError::Attachment {
+            name,
+            problem,
+        }))) => {
             return Err(refuse(format!("attachment {name:?}: {problem}"), &recipients));
         }
-        Ok(Err(e)) => return Err(cannot_store(node, &e)),
+        Ok(Err(crate::storage::blobs::ReceiveError::Store(e))) => return Err(cannot_store(node, &e)),
+        // The sender tries again: from where it broke off, or in full after a discarded prefix.
+        Ok(Err(e)) => return Err(transient(format!("not taken now: {e}"))),
         Err(_) => {
             return Err(transient(format!(
                 "attachments of {doc_id} did not arrive within {}",

@@ -215,6 +215,8 @@ impl Node {
     pub async fn start(config: Config, socket: std::net::UdpSocket) -> Result<NodeHandle, StartError> {
         let run_lock = run_lock(&config)?;
         let store = Store::open(&config.database, &config.data_dir).await?;
+        // Bytes of broken-off transfers too old to resume go at start (see storage::blobs).
+        store.blobs().sweep_partials(&config.limits.partials(), std::time::SystemTime::now());
         if config.log.enabled {
             store.keep_log(config.agency);
         }

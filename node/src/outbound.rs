@@ -178,6 +178,34 @@ impl Node {
         F: FnOnce(quinn::SendStream) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
     {
+        let max_frame = self.config.limits.max_frame_bytes;
+        self.exchange(hop, request, timeout, |send, mut recv| async move {
+            let written = body(send).await;
+            match read_frame::<NodeResponse>(&mut recv, max_frame).await {
+                Ok(r) => Ok(r),
+                Err(e) => Err(match written {
+                    Err(w) => format!("sending to {hop}: {w}"),
+                    Ok(()) => format!("reading the answer of {hop}: {e}"),
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Like [`Node::request`], with `converse` given both streams once the request frame is
+    /// written and reading the answer itself: for exchanges of more than one answer frame,
+    /// such as a resumable delivery (the offsets to continue from, then the hop receipt).
+    pub async fn exchange<F, Fut>(
+        &self,
+        hop: &AgencyCode,
+        request: &NodeRequest,
+        timeout: Duration,
+        converse: F,
+    ) -> Result<NodeResponse, String>
+    where
+        F: FnOnce(quinn::SendStream, quinn::RecvStream) -> Fut,
+        Fut: std::future::Future<Output = Result<NodeResponse, String>>,
+    {
         let deadline = crate::protocol::deadline_after(tokio::time::Instant::now(), timeout);
         let timed_out = || format!("request to {hop} timed out after {}", humantime::format_duration(timeout));
         let conn = tokio::time::timeout_at(deadline, self.connection(hop)).await.map_err(|_| timed_out())??;
@@ -193,16 +221,12 @@ impl Node {
         let exchange = async {
             let (mut send, mut recv) =
                 conn.open_bi().await.map_err(|e| format!("cannot open a stream to {hop}: {e}"))?;
-            let written = match write_frame(&mut send, request).await {
-                Ok(()) => body(send).await,
-                Err(e) => Err(e.to_string()),
-            };
-            match read_frame::<NodeResponse>(&mut recv, self.config.limits.max_frame_bytes).await {
-                Ok(r) => Ok(r),
-                Err(e) => Err(match written {
-                    Err(w) => format!("sending to {hop}: {w}"),
-                    Ok(()) => format!("reading the answer of {hop}: {e}"),
-                }),
+            match write_frame(&mut send, request).await {
+                Ok(()) => converse(send, recv).await,
+                Err(e) => match read_frame::<NodeResponse>(&mut recv, self.config.limits.max_frame_bytes).await {
+                    Ok(r) => Ok(r),
+                    Err(_) => Err(format!("sending to {hop}: {e}")),
+                },
             }
         };
         match tokio::time::timeout_at(deadline, exchange).await {
@@ -676,6 +700,8 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
         .and_then(|e| e.headers())
         .map(|h| h.into_iter().map(|h| h.chain).collect())
         .unwrap_or_default();
+    let total: u64 = attachments.iter().map(|a| a.size).sum();
+    let resume = total >= crate::protocol::RESUME_MIN_BYTES;
     // The CRLs go by reference (computed once per set of chains); their bytes only when asked.
     let referenced = node.crl_refs_for(&chains);
     let request = NodeRequest::Deliver {
@@ -683,28 +709,38 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
         recipients: transfer.recipients.iter().map(ToString::to_string).collect(),
         crls: referenced.refs.clone(),
         crls_asked: asked.as_ref().map(|a| referenced.asked(&a.wanted, &a.previous)).unwrap_or_default(),
+        resume,
     };
-    let total: u64 = attachments.iter().map(|a| a.size).sum();
     let blobs = node.store.blobs().clone();
+    let max_frame = node.config.limits.max_frame_bytes;
     let response = node
-        .request(&hop, &request, node.request_time(total), |mut send| async move {
-            let sent = async {
-                for a in &attachments {
-                    let file = blobs.open_blob(&a.sha256).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
-                    // Large reads: each read of a tokio file is a trip to the blocking pool, and
-                    // `tokio::io::copy` reads 8 KiB at a time (131,072 trips for 1 GiB).
-                    let mut file = tokio::io::BufReader::with_capacity(FORWARD_READ, file);
-                    tokio::io::copy_buf(&mut file, &mut send).await.map_err(|e| e.to_string())?;
+        .exchange(&hop, &request, node.request_time(total), |mut send, mut recv| async move {
+            // A resumable delivery is answered twice: first where to continue each attachment
+            // from (or at once with a refusal or an earlier hop receipt), then the hop receipt.
+            let offsets = if resume {
+                match read_frame::<NodeResponse>(&mut recv, max_frame).await {
+                    Ok(NodeResponse::ResumeFrom { offsets }) => offsets,
+                    Ok(answer) => {
+                        let _ = send.reset(0u32.into());
+                        return Ok(answer);
+                    }
+                    Err(e) => return Err(format!("reading the answer of {hop}: {e}")),
                 }
-                send.flush().await.map_err(|e| e.to_string())?;
-                send.finish().map_err(|e| e.to_string())
-            }
-            .await;
+            } else {
+                vec![0; attachments.len()]
+            };
+            let sent = send_attachments(&blobs, &attachments, &offsets, &mut send).await;
             if sent.is_err() {
                 // A local failure must not reach the peer as a short (refusable) document.
                 let _ = send.reset(1u32.into());
             }
-            sent
+            match read_frame::<NodeResponse>(&mut recv, max_frame).await {
+                Ok(r) => Ok(r),
+                Err(e) => Err(match sent {
+                    Err(w) => format!("sending to {hop}: {w}"),
+                    Ok(()) => format!("reading the answer of {hop}: {e}"),
+                }),
+            }
         })
         .await;
     let response = match response {
@@ -774,6 +810,37 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
         NodeResponse::Error { message, .. } => Outcome::Permanent(format!("{hop}: {message}")),
         other => Outcome::Retry(format!("{hop} answered {other} to a document")),
     }
+}
+
+/// Sends a document's stored attachments in manifest order, each from its offset (what the
+/// next hop kept of an interrupted attempt), then finishes the stream. Reads go through
+/// [`FORWARD_READ`]-byte buffers: each read of a tokio file is a trip to the blocking pool,
+/// and `tokio::io::copy` reads 8 KiB at a time (131,072 trips for 1 GiB).
+async fn send_attachments(
+    blobs: &crate::storage::blobs::BlobStore,
+    attachments: &[pki::document::manifest::Attachment],
+    offsets: &[u64],
+    send: &mut quinn::SendStream,
+) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    if offsets.len() != attachments.len() {
+        return Err(format!(
+            "the next hop gave {} resume offsets for {} attachments",
+            offsets.len(),
+            attachments.len()
+        ));
+    }
+    for (a, &offset) in attachments.iter().zip(offsets) {
+        if offset > a.size {
+            return Err(format!("the next hop would resume {:?} at {offset}, past its {} bytes", a.name, a.size));
+        }
+        let mut file = blobs.open_blob(&a.sha256).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
+        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
+        let mut file = tokio::io::BufReader::with_capacity(FORWARD_READ, file.take(a.size - offset));
+        tokio::io::copy_buf(&mut file, send).await.map_err(|e| e.to_string())?;
+    }
+    send.flush().await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())
 }
 
 /// Sends the receipts of notice transfers `batch` (all to one neighbour), as few requests as

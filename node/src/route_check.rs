@@ -178,6 +178,7 @@ fn kind(r: &NodeResponse) -> &'static str {
         NodeResponse::HopReceipt { .. } => "a hop receipt",
         NodeResponse::Refused { .. } => "a refusal",
         NodeResponse::Accepted => "accepted",
+        NodeResponse::ResumeFrom { .. } => "resume offsets",
         NodeResponse::NoticesTaken { .. } => "notices taken",
         NodeResponse::Crls { .. } => "CRLs",
         NodeResponse::Routes { .. } => "routes",

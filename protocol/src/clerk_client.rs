@@ -1,4 +1,4 @@
-//! The clerk's side of `lienthong-clerk/1`: what the `lienthong` CLI (and the tests) use to
+//! The clerk's side of `lienthong-clerk/2`: what the `lienthong` CLI (and the tests) use to
 //! talk to their own node.
 
 use std::net::SocketAddr;
@@ -279,8 +279,38 @@ impl ClerkClient {
     }
 
     /// Submits a signed, sealed document. `open` gives a reader for each attachment of the
-    /// manifest, in order; `progress` is told how many bytes went out.
+    /// manifest, in order; `progress` is told how many bytes went out. When the node resumes
+    /// an interrupted upload, the bytes it already holds are read from the reader and skipped
+    /// (see [`ClerkClient::submit_at`] to seek instead).
     pub async fn submit<R, F>(
+        &self,
+        envelope: &[u8],
+        crls: Vec<Vec<u8>>,
+        mut open: F,
+        progress: impl FnMut(u64),
+    ) -> Result<(String, String), ClerkError>
+    where
+        R: AsyncRead + Unpin,
+        F: FnMut(&Attachment) -> Result<R, std::io::Error>,
+    {
+        self.submit_at(
+            envelope,
+            crls,
+            |a, offset| {
+                let reader = open(a)?;
+                Ok(Skip { inner: reader, skip: offset })
+            },
+            progress,
+        )
+        .await
+    }
+
+    /// Submits a signed, sealed document, resumably when its attachments are large (at least
+    /// [`crate::wire::RESUME_MIN_BYTES`] together): the node first says how many bytes of each
+    /// attachment it kept from an interrupted attempt of the same envelope, and only the rest
+    /// is sent. `open(attachment, offset)` gives a reader for each attachment of the manifest,
+    /// in order, positioned `offset` bytes in; `progress` is told how many bytes went out.
+    pub async fn submit_at<R, F>(
         &self,
         envelope: &[u8],
         crls: Vec<Vec<u8>>,
@@ -289,38 +319,79 @@ impl ClerkClient {
     ) -> Result<(String, String), ClerkError>
     where
         R: AsyncRead + Unpin,
-        F: FnMut(&Attachment) -> Result<R, std::io::Error>,
+        F: FnMut(&Attachment, u64) -> Result<R, std::io::Error>,
     {
         let manifest =
             manifest_of(envelope).map_err(|e| ClerkError::Protocol(format!("the envelope does not parse: {e}")))?;
+        let total: u64 = manifest.attachments.iter().map(|a| a.size).sum();
+        let resume = total >= crate::wire::RESUME_MIN_BYTES;
         let (mut send, mut recv) = self.connection.open_bi().await.map_err(|e| self.transport(e))?;
         let request = ClerkRequest::Submit {
             envelope: ByteBuf::from(envelope.to_vec()),
             crls: crls.into_iter().map(ByteBuf::from).collect(),
+            resume,
+        };
+        if let Err(e) = write_frame(&mut send, &request).await {
+            // The node may have answered already (refused at once); its answer is what counts.
+            let answer = read_frame::<ClerkResponse>(&mut recv, self.max_frame).await;
+            return finish(answer.map_err(|_| self.transport(e)));
+        }
+        let offsets = if resume {
+            match read_frame::<ClerkResponse>(&mut recv, self.max_frame).await.map_err(|e| self.transport(e))? {
+                ClerkResponse::ResumeFrom { offsets } if offsets.len() == manifest.attachments.len() => offsets,
+                ClerkResponse::ResumeFrom { offsets } => {
+                    let _ = send.reset(1u32.into());
+                    return Err(ClerkError::Protocol(format!(
+                        "the node gave {} resume offsets for {} attachments",
+                        offsets.len(),
+                        manifest.attachments.len()
+                    )));
+                }
+                // Refused (or a duplicate answered) before any attachment byte: nothing to send.
+                other => {
+                    let _ = send.reset(0u32.into());
+                    return finish(Ok(other));
+                }
+            }
+        } else {
+            vec![0; manifest.attachments.len()]
         };
         let written = async {
-            write_frame(&mut send, &request).await.map_err(|e| self.transport(e))?;
-            for a in &manifest.attachments {
-                let mut reader = open(a)?;
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await?;
+            for (a, &offset) in manifest.attachments.iter().zip(&offsets) {
+                if offset > a.size {
+                    return Err(ClerkError::Protocol(format!(
+                        "the node would resume {:?} at {offset}, past its {} bytes",
+                        a.name, a.size
+                    )));
+                }
+                let mut reader = open(a, offset)?;
+                let mut buf = vec![0u8; SUBMIT_CHUNK];
+                let mut left = a.size - offset;
+                while left > 0 {
+                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf[..want]).await?;
                     if n == 0 {
-                        break;
+                        return Err(ClerkError::Io(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("attachment {:?} ended {left} bytes short of its {} bytes", a.name, a.size),
+                        )));
                     }
                     send.write_all(&buf[..n]).await.map_err(|e| self.transport(e))?;
                     progress(n as u64);
+                    left -= n as u64;
                 }
             }
             send.finish().map_err(|e| self.transport(e))
         }
         .await;
+        if written.is_err() {
+            // A local failure must not reach the node as a short (refusable) document.
+            let _ = send.reset(1u32.into());
+        }
         // The node may answer early (a refusal) and stop reading; its answer is what counts.
         let response = read_frame::<ClerkResponse>(&mut recv, self.max_frame).await;
         match (response, written) {
-            (Ok(ClerkResponse::Submitted { document, digest }), _) => Ok((document, digest)),
-            (Ok(ClerkResponse::Error { kind, message }), _) => Err(ClerkError::Refused { kind, message }),
-            (Ok(other), _) => Err(ClerkError::Protocol(format!("{other:?}"))),
+            (Ok(answer), _) => finish(Ok(answer)),
             (Err(_), Err(w)) => Err(w),
             (Err(e), Ok(())) => Err(self.transport(e)),
         }
@@ -422,6 +493,50 @@ impl ClerkClient {
     pub async fn close(self) {
         self.connection.close(0u32.into(), b"done");
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Bytes read from an attachment file and written to the stream at a time by
+/// [`ClerkClient::submit_at`].
+const SUBMIT_CHUNK: usize = 256 * 1024;
+
+/// The node's final answer to a submission.
+fn finish(answer: Result<ClerkResponse, ClerkError>) -> Result<(String, String), ClerkError> {
+    match answer? {
+        ClerkResponse::Submitted { document, digest } => Ok((document, digest)),
+        ClerkResponse::Error { kind, message } => Err(ClerkError::Refused { kind, message }),
+        other => Err(ClerkError::Protocol(format!("{other:?}"))),
+    }
+}
+
+/// A reader whose first `skip` bytes are read and dropped: how [`ClerkClient::submit`] resumes
+/// with readers that cannot seek.
+struct Skip<R> {
+    inner: R,
+    skip: u64,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Skip<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        while this.skip > 0 {
+            let mut scratch = [0u8; 8192];
+            let want = scratch.len().min(usize::try_from(this.skip).unwrap_or(usize::MAX));
+            let mut sink = tokio::io::ReadBuf::new(&mut scratch[..want]);
+            std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut sink))?;
+            if sink.filled().is_empty() {
+                return std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the attachment is shorter than the part the node already holds",
+                )));
+            }
+            this.skip -= sink.filled().len() as u64;
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 

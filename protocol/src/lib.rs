@@ -1,5 +1,5 @@
 //! What both ends of a lienthong connection share: the wire protocol of the two ALPNs
-//! (`lienthong/3` between nodes, `lienthong-clerk/1` between a clerk's CLI and its node), the
+//! (`lienthong/3` between nodes, `lienthong-clerk/2` between a clerk's CLI and its node), the
 //! TLS configuration with the peer verifier that validates chains with `pki`, the trust state
 //! behind it, and the clerk's client.
 //!

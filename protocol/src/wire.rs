@@ -1,5 +1,5 @@
 //! The wire protocol between nodes (ALPN `lienthong/3`) and between a clerk's CLI and its own
-//! node (ALPN `lienthong-clerk/1`).
+//! node (ALPN `lienthong-clerk/2`).
 //!
 //! One request per bidirectional QUIC stream. A request is a frame — a 4-byte big-endian
 //! length and a CBOR message — followed, for documents, by the attachment bytes in manifest
@@ -15,7 +15,14 @@ pub use serde_bytes::ByteBuf;
 /// ALPN of node-to-node traffic.
 pub const ALPN_NODE: &[u8] = b"lienthong/3";
 /// ALPN of a clerk's CLI talking to its own node.
-pub const ALPN_CLERK: &[u8] = b"lienthong-clerk/1";
+pub const ALPN_CLERK: &[u8] = b"lienthong-clerk/2";
+
+/// Attachments (of one document, together) from this size on are sent resumably: the sender
+/// asks (`resume` in [`NodeRequest::Deliver`] / [`ClerkRequest::Submit`]) and waits for the
+/// receiver's [`NodeResponse::ResumeFrom`] / [`ClerkResponse::ResumeFrom`] before sending
+/// them, one round trip that pays for itself only when there is much to send again. Smaller
+/// documents stream their attachments right after the frame, as before.
+pub const RESUME_MIN_BYTES: u64 = 1 << 20;
 
 /// Most recipients one route question may name: a document's own limit.
 pub const MAX_ROUTE_RECIPIENTS: usize = pki::document::manifest::MAX_RECIPIENTS;
@@ -153,6 +160,10 @@ pub enum NodeRequest {
         /// [`NodeResponse::CrlsWanted`], when this request is the answer to that; else empty.
         #[serde(default)]
         crls_asked: Vec<ByteBuf>,
+        /// Answer [`NodeResponse::ResumeFrom`] before the attachments are sent (see
+        /// [`RESUME_MIN_BYTES`]); the attachments then start at the offsets given.
+        #[serde(default)]
+        resume: bool,
     },
     /// Signed receipts and statuses travelling toward the agencies they are addressed to:
     /// all those waiting for this neighbour, at most [`MAX_NOTICES`], in one request and taken
@@ -289,6 +300,13 @@ pub enum NodeResponse {
     },
     /// The CRLs are stored.
     Accepted,
+    /// The first answer to a resumable [`NodeRequest::Deliver`], once the envelope is
+    /// verified: send each attachment (in manifest order) from its offset on, then read the
+    /// final answer. A refusal comes instead of this, and then nothing is to be sent.
+    ResumeFrom {
+        /// Bytes of each attachment the receiver holds from an interrupted attempt.
+        offsets: Vec<u64>,
+    },
     /// The answer to [`NodeRequest::Notices`]: every receipt not listed here is stored (the
     /// transaction committed); those listed were refused, each with its reason.
     NoticesTaken {
@@ -380,6 +398,7 @@ impl std::fmt::Display for NodeResponse {
             NodeResponse::HopReceipt { .. } => f.write_str("a hop receipt"),
             NodeResponse::Refused { .. } => f.write_str("a signed refusal"),
             NodeResponse::Accepted => f.write_str("accepted"),
+            NodeResponse::ResumeFrom { offsets } => write!(f, "resume from {offsets:?}"),
             NodeResponse::NoticesTaken { refused } => write!(f, "notices taken, {} refused", refused.len()),
             NodeResponse::Crls { crls } => write!(f, "{} CRL(s)", crls.len()),
             NodeResponse::Routes { routes } => write!(f, "{} route answer(s)", routes.len()),
@@ -405,6 +424,10 @@ pub enum ClerkRequest {
         envelope: ByteBuf,
         /// CRLs covering the signers (optional: the node adds those it has).
         crls: Vec<ByteBuf>,
+        /// Answer [`ClerkResponse::ResumeFrom`] before the attachments are sent (see
+        /// [`RESUME_MIN_BYTES`]); the attachments then start at the offsets given.
+        #[serde(default)]
+        resume: bool,
     },
     /// Documents received by this agency.
     Inbox {
@@ -672,6 +695,13 @@ pub enum ClerkResponse {
     },
     /// Done.
     Done,
+    /// The first answer to a resumable [`ClerkRequest::Submit`], once the envelope is
+    /// verified: send each attachment (in manifest order) from its offset on, then read the
+    /// final answer. A refusal comes instead of this, and then nothing is to be sent.
+    ResumeFrom {
+        /// Bytes of each attachment the node holds from an interrupted attempt.
+        offsets: Vec<u64>,
+    },
     /// Health read-out as JSON text.
     Health {
         /// JSON.
@@ -711,16 +741,18 @@ mod tests {
                 sha256: ByteBuf::from(vec![9; 32]),
             }],
             crls_asked: vec![],
+            resume: true,
         };
         let frame = encode(&req);
         let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
         assert_eq!(len, frame.len() - 4);
         match decode::<NodeRequest>(&frame[4..], 1 << 20).unwrap() {
-            NodeRequest::Deliver { envelope, recipients, crls, crls_asked } => {
+            NodeRequest::Deliver { envelope, recipients, crls, crls_asked, resume } => {
                 assert_eq!(envelope.as_ref(), &[1, 2, 3]);
                 assert_eq!(recipients, vec!["000.01.42.H49".to_owned()]);
                 assert_eq!(crls[0].number.as_ref(), &[7]);
                 assert!(crls_asked.is_empty());
+                assert!(resume);
             }
             other => panic!("{other:?}"),
         }

@@ -383,8 +383,9 @@ async fn a_send_killed_mid_upload_is_resumed_and_delivered_once() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Killed once the node is receiving the attachment (a partly written temporary file).
-    let receiving = net.node_dir(&PHONG_DU.parse().unwrap()).join("data/blobs/tmp");
+    // Killed once the node is receiving the attachment (a partly written partial file: a
+    // large upload is resumable, and `--resume` sends only what the node did not keep).
+    let receiving = net.node_dir(&PHONG_DU.parse().unwrap()).join("data/blobs/partial");
     until("the upload under way", async || {
         std::fs::read_dir(&receiving)
             .is_ok_and(|d| d.filter_map(Result::ok).any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))

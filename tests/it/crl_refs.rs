@@ -38,6 +38,7 @@ fn deliver(doc: &SignedDocument, refs: &[&Crl], asked: &[&[u8]]) -> NodeRequest 
         recipients: vec![TIEN_YEN.to_owned()],
         crls: refs.iter().map(|c| node::crl_refs::reference(c)).collect(),
         crls_asked: asked.iter().map(|d| ByteBuf::from(d.to_vec())).collect(),
+        resume: false,
     }
 }
 
@@ -335,6 +336,7 @@ async fn what_a_neighbour_sends_when_asked_is_bounded_by_count_and_bytes() {
         recipients: vec![TIEN_YEN.to_owned()],
         crls: refs,
         crls_asked: vec![ByteBuf::from(larger.der().to_vec()), ByteBuf::from(root_crl.der().to_vec())],
+        resume: false,
     };
     match peer.request(&request, &doc.bodies.concat()).await.unwrap() {
         NodeResponse::Error { kind: ErrorKind::Unavailable, message } => {
@@ -378,6 +380,7 @@ async fn documents_and_notices_name_their_crls_in_fewer_bytes_than_they_carried_
         recipients: vec![TIEN_YEN.into()],
         crls: named.refs.clone(),
         crls_asked: Vec::new(),
+        resume: false,
     });
     let attachments: usize = doc.bodies.iter().map(Vec::len).sum();
     let crl_bytes: usize = carried.iter().map(|c| c.len()).sum();

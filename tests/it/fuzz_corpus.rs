@@ -399,6 +399,7 @@ mod seeds {
                     recipients: vec![child2.into()],
                     crls: crl_refs(),
                     crls_asked: Vec::new(),
+                    resume: false,
                 },
             ),
             (
@@ -450,7 +451,14 @@ mod seeds {
         }
         let id = sideways.manifest.id().to_string();
         let clerk_requests = [
-            ("submit", ClerkRequest::Submit { envelope: ByteBuf::from(up.envelope.as_bytes().to_vec()), crls: vec![] }),
+            (
+                "submit",
+                ClerkRequest::Submit {
+                    envelope: ByteBuf::from(up.envelope.as_bytes().to_vec()),
+                    crls: vec![],
+                    resume: false,
+                },
+            ),
             ("inbox", ClerkRequest::Inbox { limit: 50 }),
             ("sent", ClerkRequest::Sent { limit: 50 }),
             ("fetch", ClerkRequest::Fetch { document: id.clone(), evidence: false }),
@@ -502,6 +510,7 @@ mod seeds {
             recipients: rcpt.iter().map(|c| (*c).to_owned()).collect(),
             crls: crl_refs(),
             crls_asked: Vec::new(),
+            resume: false,
         };
         let notice = |bytes: &[u8]| NodeRequest::Notices {
             receipts: vec![ByteBuf::from(bytes.to_vec())],
@@ -515,6 +524,7 @@ mod seeds {
             recipients: vec![child2.into()],
             crls: newer_refs(),
             crls_asked: asked,
+            resume: false,
         };
         corpus.put_selected("node_request", "deliver-crls-wanted", 1, &body(&with_newer(Vec::new())));
         corpus.put_selected("node_request", "ok-deliver-crls-asked", 1, &body(&with_newer(newer_bufs())));

@@ -39,6 +39,7 @@ mod outbox;
 mod path;
 mod pki_cli;
 mod refusals;
+mod resume;
 mod revocation;
 mod scale_out;
 mod storage;

@@ -447,6 +447,7 @@ impl RawPeer {
             recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             crls: Vec::new(),
             crls_asked: Vec::new(),
+            resume: false,
         };
         self.request(&request, &doc.bodies.concat()).await
     }

@@ -29,7 +29,7 @@ const MAX_RESPONSE: usize = 64 << 20;
 pub enum Protocol {
     /// `lienthong/3`, node to node.
     Node,
-    /// `lienthong-clerk/1`, a clerk to its own node.
+    /// `lienthong-clerk/2`, a clerk to its own node.
     Clerk,
 }
 

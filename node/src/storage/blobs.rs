@@ -18,23 +18,116 @@
 //! 256 times over its life), and syncs a shard directory holding a file it found already
 //! stored (another document's rename may not be synced yet).
 //!
+//! **Resuming.** A large transfer ([`lienthong_protocol::wire::RESUME_MIN_BYTES`]) is received
+//! into a *partial file* under `partial/`, named by the envelope's digest and the attachment's
+//! index ([`PartialKey`]), instead of a temporary file: when the transfer breaks off (the
+//! connection lost, the sender gone, the node stopped or killed), the bytes written stay
+//! there, and the next attempt of the same document continues after them. Nothing in a partial
+//! file is trusted: the next attempt hashes the kept prefix again before appending, so the
+//! SHA-256 checked at the end covers every byte; a mismatch after resuming discards the file
+//! ([`ReceiveError::Discarded`]) and the attempt after that starts over. Partial files are
+//! bounded ([`PartialLimits`]: their total bytes and their age, both configured under
+//! `limits`): older ones are evicted to make room, stale ones removed when a transfer claims
+//! one and at start ([`BlobStore::sweep_partials`]). A partial file is claimed by one transfer
+//! at a time, with an exclusive file lock (so across the processes of a scaled-out node too);
+//! a newer attempt of the same document asks an older one still stuck on its stream in this
+//! process to stop and hand the file over.
+//!
 //! Every write error reaches the caller. Files are written with `std::fs` on the blocking
 //! pool, not through tokio's `File`: tokio's `File` keeps a failed write's error for the next
 //! operation, and `sync_all` does not report it (the error is lost and the file is short);
 //! it also keeps only the error's kind, not the operating system's message.
 
-use std::collections::HashSet;
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::Notify;
 
 use super::StoreError;
 
 /// Bytes handed to the blocking pool per write: large enough that the hand-off costs little
-/// per byte, small enough that many concurrent documents stay cheap in memory.
+/// per byte, small enough that many concurrent documents stay cheap in memory. A transfer
+/// holds two such buffers: one filled from the stream while the other is hashed and written.
 const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Bytes written between the syncs started beside a transfer's writes (see [`pump`]).
+const SYNC_EVERY: u64 = 32 << 20;
+
+/// Bytes read at a time when hashing the kept prefix of a partial file again.
+const REHASH_CHUNK: usize = 1 << 20;
+
+/// How long a newer attempt waits for an older one (asked to stop) to let go of a partial
+/// file before receiving without resuming.
+const HANDOVER_WAIT: Duration = Duration::from_secs(2);
+
+/// How often the lock of a partial file is tried while waiting for its handover.
+const HANDOVER_POLL: Duration = Duration::from_millis(20);
+
+/// Bounds on the partial files kept from interrupted transfers (`limits.max_partial_bytes`
+/// and `limits.max_partial_age`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialLimits {
+    /// Most bytes all partial files may hold together, counting those being received at
+    /// their full size; an attachment larger than this is received without resuming. 0 turns
+    /// resuming off.
+    pub max_bytes: u64,
+    /// A partial file not written for this long is removed rather than resumed.
+    pub max_age: Duration,
+}
+
+/// Which attachment of which document a partial file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialKey {
+    /// The envelope's SHA-256.
+    pub envelope: [u8; 32],
+    /// The attachment's index in the manifest.
+    pub index: usize,
+}
+
+impl PartialKey {
+    fn file_name(&self) -> String {
+        format!("{}-{}", hex::encode(self.envelope), self.index)
+    }
+}
+
+/// Why a resumable receive failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The store failed, or the bytes do not match the manifest (as for a plain receive).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The transfer broke off; what arrived is kept for the next attempt.
+    #[error(
+        "attachment {name:?}: the transfer broke off after {kept} of {size} bytes ({reason}); they are kept, and the next attempt continues after them"
+    )]
+    Interrupted {
+        /// The attachment's name.
+        name: String,
+        /// Bytes kept in its partial file.
+        kept: u64,
+        /// Its declared size.
+        size: u64,
+        /// What broke.
+        reason: String,
+    },
+    /// The bytes kept from an earlier attempt and the bytes sent now do not hash to the
+    /// manifest's SHA-256: the kept bytes may be the damaged ones, so they are thrown away and
+    /// the next attempt sends everything (not a refusal of the document).
+    #[error(
+        "attachment {name:?}: the {kept} bytes kept from an interrupted attempt and the rest sent now do not match its SHA-256; the kept bytes were discarded, send it again in full"
+    )]
+    Discarded {
+        /// The attachment's name.
+        name: String,
+        /// Bytes that had been kept.
+        kept: u64,
+    },
+}
 
 /// Content-addressed files under one directory.
 #[derive(Debug, Clone)]
@@ -48,6 +141,9 @@ pub struct BlobStore {
 #[derive(Default)]
 struct Durable {
     shards: Mutex<HashSet<PathBuf>>,
+    /// Partial files claimed by transfers of this process: how to ask each to stop, and the
+    /// size it is reserved at in the partial files' bound.
+    claims: Mutex<HashMap<PathBuf, (Arc<Notify>, u64)>>,
     /// Unit tests observe (and fail) directory syncs here; see [`sync_dir`].
     #[cfg(test)]
     hook: Option<SyncHook>,
@@ -128,6 +224,8 @@ impl BlobStore {
         let tmp = root.join("tmp");
         let dir_error = |source| StoreError::Dir { path: tmp.clone(), source };
         durable.create_dir_all(&tmp).map_err(dir_error)?;
+        let partial = root.join("partial");
+        durable.create_dir_all(&partial).map_err(|source| StoreError::Dir { path: partial.clone(), source })?;
         // Temporary files left by a crash belong to no committed document. Only old ones go:
         // node processes sharing this store (scale-out) may be writing fresh ones.
         let stale = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
@@ -169,54 +267,229 @@ impl BlobStore {
     ) -> Result<PendingBlob, StoreError> {
         let tmp = self.root.join("tmp").join(format!("{}-{}", hex::encode(&sha256[..8]), unique_suffix()));
         // From here on, the temporary file goes away with `pending` unless committed.
-        let pending =
-            PendingBlob { tmp: Some(tmp.clone()), target: self.path(sha256), size, durable: Arc::clone(&self.durable) };
+        let pending = PendingBlob {
+            tmp: Some(tmp.clone()),
+            target: self.path(sha256),
+            size,
+            durable: Arc::clone(&self.durable),
+            claim: None,
+        };
         let create = tmp.clone();
-        let mut file = blocking(move || std::fs::File::create(create)).await?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut remaining = size;
-        let mut buf = vec![0u8; WRITE_CHUNK.min(usize::try_from(size).unwrap_or(WRITE_CHUNK)).max(1)];
-        while remaining > 0 {
-            // Fill the buffer (or take what remains), then write it in one blocking call.
-            let mut filled = 0;
-            while filled < buf.len() && (filled as u64) < remaining {
-                let want = (buf.len() - filled).min(usize::try_from(remaining - filled as u64).unwrap_or(usize::MAX));
-                let n = reader.read(&mut buf[filled..filled + want]).await?;
-                if n == 0 {
-                    return Err(attachment_error(
-                        name,
-                        format!("stream ended {} bytes short of the declared {size}", remaining - filled as u64),
-                    ));
-                }
-                filled += n;
+        let file = blocking(move || std::fs::File::create(create)).await?;
+        let sink = Sink { file, ctx: ring::digest::Context::new(&ring::digest::SHA256) };
+        let (sink, pumped) = pump(reader, sink, size, None).await;
+        match pumped {
+            Ok(()) => {}
+            Err(Broke::Short(missing)) => {
+                return Err(attachment_error(
+                    name,
+                    format!("stream ended {missing} bytes short of the declared {size}"),
+                ));
             }
-            ctx.update(&buf[..filled]);
-            let (f, b) = blocking(move || {
-                file.write_all(&buf[..filled])?;
-                Ok((file, buf))
-            })
-            .await?;
-            (file, buf) = (f, b);
-            remaining -= filled as u64;
+            Err(Broke::Stream(e) | Broke::Disk(e)) => return Err(StoreError::Io(e)),
+            Err(Broke::Stopped) => return Err(StoreError::Io(std::io::Error::other("stopped"))),
         }
+        let Some(Sink { file, ctx }) = sink else {
+            return Err(StoreError::Io(std::io::Error::other("the attachment's writer was lost")));
+        };
         if ctx.finish().as_ref() != sha256 {
             return Err(attachment_error(name, "bytes do not match the SHA-256 in the manifest (altered in transit)"));
         }
-        // Durable before it can be renamed into place, and exactly as long as declared: a
-        // write the kernel took only in part shows here at the latest.
-        let on_disk = blocking(move || {
-            file.flush()?;
-            file.sync_all()?;
-            Ok(file.metadata()?.len())
-        })
-        .await?;
-        if on_disk != size {
-            return Err(StoreError::Io(std::io::Error::other(format!(
-                "attachment {name:?}: wrote {size} bytes but {} holds {on_disk}",
-                tmp.display()
-            ))));
-        }
+        make_durable(name, file, &tmp, size).await?;
         Ok(pending)
+    }
+
+    /// Removes partial files not written for longer than `limits.max_age` (before `now`), and
+    /// all of them when resuming is off: what a node does at start.
+    pub fn sweep_partials(&self, limits: &PartialLimits, now: SystemTime) {
+        let dir = self.root.join("partial");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let claimed = self.durable.claims.lock().map(|c| c.keys().cloned().collect::<HashSet<_>>()).unwrap_or_default();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if claimed.contains(&path) {
+                continue;
+            }
+            let stale = entry.metadata().and_then(|m| m.modified()).map_or(true, |t| expired(t, limits, now));
+            if (stale || limits.max_bytes == 0) && unlocked(&path) {
+                tracing::info!(partial = %path.display(), "removing the partial file of an interrupted transfer: too old to resume");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// Claims the partial file of one attachment (of `size` bytes) for a transfer that may
+    /// resume: `None` when it may not (resuming off, the attachment larger than the bound, or
+    /// another transfer holding the file past [`HANDOVER_WAIT`]); then receive with
+    /// [`BlobStore::receive`]. A file too old, longer than the attachment or not fitting the
+    /// bound any more starts over empty; other partial files are removed when stale and, oldest
+    /// first, when this one needs their room.
+    pub async fn claim_partial(
+        &self,
+        key: PartialKey,
+        size: u64,
+        limits: &PartialLimits,
+        now: SystemTime,
+    ) -> Result<Option<Partial>, StoreError> {
+        if limits.max_bytes == 0 || size > limits.max_bytes {
+            return Ok(None);
+        }
+        let path = self.root.join("partial").join(key.file_name());
+        // An older attempt of this document still receiving here is stale: the sender has
+        // given up on it. Ask it to stop, and wait for it to let go of the file.
+        let older = self.durable.claims.lock().ok().and_then(|c| c.get(&path).map(|(stop, _)| Arc::clone(stop)));
+        if let Some(stop) = older {
+            stop.notify_one();
+        }
+        let waited_since = tokio::time::Instant::now();
+        let file = loop {
+            let open = path.clone();
+            if let Some(file) = blocking(move || lock_partial(&open)).await? {
+                break file;
+            }
+            if waited_since.elapsed() >= HANDOVER_WAIT {
+                tracing::warn!(partial = %path.display(), "another transfer holds this partial file; receiving without resuming");
+                return Ok(None);
+            }
+            tokio::time::sleep(HANDOVER_POLL).await;
+        };
+        let stop = Arc::new(Notify::new());
+        // Registered before anything else can fail, so the claim's guard always unregisters it.
+        if let Ok(mut claims) = self.durable.claims.lock() {
+            claims.insert(path.clone(), (Arc::clone(&stop), size));
+        }
+        let claim = Claim { file: Some(file), path: path.clone(), durable: Arc::clone(&self.durable) };
+        let (limits, durable, dir) = (*limits, Arc::clone(&self.durable), self.root.join("partial"));
+        blocking(move || {
+            let mut claim = claim;
+            let file = claim.file.as_mut().ok_or_else(|| std::io::Error::other("claim without its file"))?;
+            let meta = file.metadata()?;
+            let kept = meta.len();
+            if kept > size || meta.modified().map_or(true, |t| expired(t, &limits, now)) {
+                file.set_len(0)?;
+            }
+            if !make_room(&dir, &path, size, &limits, now, &durable)? {
+                tracing::warn!(partial = %path.display(), "no room in limits.max_partial_bytes for this transfer; receiving without resuming");
+                let _ = std::fs::remove_file(&path);
+                return Ok(None);
+            }
+            let kept = claim.file.as_ref().map(|f| f.metadata().map(|m| m.len())).transpose()?.unwrap_or(0);
+            Ok(Some(Partial { claim, kept, stop }))
+        })
+        .await
+        .map_err(StoreError::Io)
+    }
+
+    /// Receives the rest of an attachment into its claimed partial file: the kept prefix is
+    /// hashed again from disk, the stream (which starts at [`Partial::kept`]) appended, and
+    /// the whole checked against `sha256` and made durable as [`BlobStore::receive`] does.
+    /// When the stream breaks off, the bytes that arrived are synced and kept
+    /// ([`ReceiveError::Interrupted`]); a mismatch discards the file.
+    pub async fn receive_resumed<R: AsyncRead + Unpin>(
+        &self,
+        name: &str,
+        reader: &mut R,
+        size: u64,
+        sha256: &[u8; 32],
+        partial: Partial,
+    ) -> Result<PendingBlob, ReceiveError> {
+        let Partial { mut claim, kept, stop } = partial;
+        let path = claim.path.clone();
+        let Some(mut file) = claim.file.take() else {
+            return Err(StoreError::Io(std::io::Error::other("claim without its file")).into());
+        };
+        // Nothing is trusted that was not hashed: the kept prefix is read back and hashed.
+        let rehashed = blocking(move || {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            file.seek(std::io::SeekFrom::Start(0))?;
+            let mut buf = vec![0u8; REHASH_CHUNK.min(usize::try_from(kept).unwrap_or(REHASH_CHUNK)).max(1)];
+            let mut left = kept;
+            while left > 0 {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = file.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the partial file shrank"));
+                }
+                ctx.update(&buf[..n]);
+                left -= n as u64;
+            }
+            file.seek(std::io::SeekFrom::Start(kept))?;
+            Ok((file, ctx))
+        })
+        .await;
+        let (file, ctx) = match rehashed {
+            Ok(found) => found,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(StoreError::Io(e).into());
+            }
+        };
+        let (sink, pumped) = pump(reader, Sink { file, ctx }, size - kept, Some(&stop)).await;
+        let Some(Sink { file, ctx }) = sink else {
+            let _ = std::fs::remove_file(&path);
+            return Err(StoreError::Io(std::io::Error::other("the attachment's writer was lost")).into());
+        };
+        let reason = match pumped {
+            Ok(()) => None,
+            Err(Broke::Disk(e)) => {
+                // Full or failing disk: the partial file is given up to free its room.
+                let _ = std::fs::remove_file(&path);
+                return Err(StoreError::Io(e).into());
+            }
+            Err(Broke::Short(missing)) => Some(format!("the stream ended {missing} bytes short")),
+            Err(Broke::Stream(e)) => Some(e.to_string()),
+            Err(Broke::Stopped) => Some("a newer attempt of the same document took over".to_owned()),
+        };
+        if let Some(reason) = reason {
+            // The last durable offset: what arrived is synced before the file is let go.
+            let kept = blocking(move || {
+                file.sync_data()?;
+                Ok(file.metadata()?.len())
+            })
+            .await
+            .unwrap_or(0);
+            tracing::info!(attachment = %name, kept, size, reason = %reason, "transfer broke off; its bytes are kept to resume");
+            return Err(ReceiveError::Interrupted { name: name.to_owned(), kept, size, reason });
+        }
+        if ctx.finish().as_ref() != sha256 {
+            let _ = std::fs::remove_file(&path);
+            if kept > 0 {
+                tracing::warn!(attachment = %name, kept, "the kept prefix of a resumed transfer did not match; discarded");
+                return Err(ReceiveError::Discarded { name: name.to_owned(), kept });
+            }
+            return Err(
+                attachment_error(name, "bytes do not match the SHA-256 in the manifest (altered in transit)").into()
+            );
+        }
+        let on_disk = blocking(move || {
+            file.sync_all()?;
+            Ok((file.metadata()?.len(), file))
+        })
+        .await;
+        let file = match on_disk {
+            Ok((len, file)) if len == size => file,
+            Ok((len, _)) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(StoreError::Io(std::io::Error::other(format!(
+                    "attachment {name:?}: wrote {size} bytes but {} holds {len}",
+                    path.display()
+                )))
+                .into());
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(StoreError::Io(e).into());
+            }
+        };
+        // The lock is held until the file is moved into the store (or let go).
+        claim.file = Some(file);
+        Ok(PendingBlob {
+            tmp: Some(path),
+            target: self.path(sha256),
+            size,
+            durable: Arc::clone(&self.durable),
+            claim: Some(claim),
+        })
     }
 
     /// Opens a stored blob for reading.
@@ -225,13 +498,280 @@ impl BlobStore {
     }
 }
 
-/// A verified attachment waiting, durable, in a temporary file.
+/// A verified attachment waiting, durable, in a temporary file (or its partial file).
 #[derive(Debug)]
 pub struct PendingBlob {
     tmp: Option<PathBuf>,
     target: PathBuf,
     size: u64,
     durable: Arc<Durable>,
+    /// For a partial file: its claim. Dropped uncommitted, the complete, checked file stays
+    /// as a partial file (another attachment of the document may have broken off), and the
+    /// next attempt finds nothing to send for it.
+    claim: Option<Claim>,
+}
+
+/// A partial file claimed by one transfer (see [`BlobStore::claim_partial`]).
+#[derive(Debug)]
+pub struct Partial {
+    claim: Claim,
+    kept: u64,
+    stop: Arc<Notify>,
+}
+
+impl Partial {
+    /// Bytes kept from earlier attempts: where the sender is to continue.
+    pub fn kept(&self) -> u64 {
+        self.kept
+    }
+}
+
+/// Holds a partial file: its open, exclusively locked file (the lock goes with it) and its
+/// place among this process's claims.
+#[derive(Debug)]
+struct Claim {
+    file: Option<std::fs::File>,
+    path: PathBuf,
+    durable: Arc<Durable>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(mut claims) = self.durable.claims.lock() {
+            claims.remove(&self.path);
+        }
+    }
+}
+
+/// Where a stream's bytes go: the file, and the hash of every byte written to it.
+struct Sink {
+    file: std::fs::File,
+    ctx: ring::digest::Context,
+}
+
+/// Why [`pump`] stopped short.
+enum Broke {
+    /// The stream ended early; this many bytes are missing.
+    Short(u64),
+    /// Reading the stream failed.
+    Stream(std::io::Error),
+    /// Writing the file failed.
+    Disk(std::io::Error),
+    /// Asked to stop (a newer attempt took over).
+    Stopped,
+}
+
+/// Fills `buf[..want]` from `reader`: the bytes read, and why it stopped early if it did.
+/// The stop signal is waited on by one future for the whole buffer, not one per read (a
+/// stream gives a packet's worth of bytes per read: hundreds of reads per buffer).
+async fn fill<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+    want: usize,
+    stop: Option<&Notify>,
+) -> (usize, Option<Broke>) {
+    let stopped = async {
+        match stop {
+            Some(stop) => stop.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stopped);
+    let mut filled = 0;
+    while filled < want {
+        let n = tokio::select! {
+            biased;
+            n = reader.read(&mut buf[filled..want]) => n,
+            () = &mut stopped => return (filled, Some(Broke::Stopped)),
+        };
+        match n {
+            Ok(0) => return (filled, Some(Broke::Short((want - filled) as u64))),
+            Ok(n) => filled += n,
+            Err(e) => return (filled, Some(Broke::Stream(e))),
+        }
+    }
+    (filled, None)
+}
+
+/// Streams `len` bytes from `reader` into the sink, two buffers at a time: while one is
+/// filled from the stream, the other is hashed and written on the blocking pool. Every
+/// [`SYNC_EVERY`] bytes written, a sync of what was written so far starts beside the writes
+/// (on a second handle of the file), so the final sync has only the tail left to do and a
+/// broken-off transfer has most of its bytes durable. Whatever was read before a failure is
+/// written too (it is what a resumed transfer keeps). The sink comes back unless a blocking
+/// task was lost.
+async fn pump<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    sink: Sink,
+    len: u64,
+    stop: Option<&Notify>,
+) -> (Option<Sink>, Result<(), Broke>) {
+    type Written = (Sink, Vec<u8>, std::io::Result<()>);
+    let chunk = WRITE_CHUNK.min(usize::try_from(len).unwrap_or(WRITE_CHUNK)).max(1);
+    let mut sink = Some(sink);
+    let mut spare: Option<Vec<u8>> = Some(vec![0u8; chunk]);
+    let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
+    let mut syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+    let mut unsynced = 0u64;
+    let mut left = len;
+    let mut outcome = Ok(());
+    // Takes back the sink and the buffer of the write in progress, if any.
+    async fn settle(
+        writing: &mut Option<tokio::task::JoinHandle<Written>>,
+        sink: &mut Option<Sink>,
+        spare: &mut Option<Vec<u8>>,
+    ) -> Result<(), Broke> {
+        let Some(task) = writing.take() else { return Ok(()) };
+        match task.await {
+            Ok((s, buf, written)) => {
+                *sink = Some(s);
+                *spare = Some(buf);
+                written.map_err(Broke::Disk)
+            }
+            Err(e) => Err(Broke::Disk(std::io::Error::other(e))),
+        }
+    }
+    // Waits for the background sync, if any.
+    async fn synced(syncing: &mut Option<tokio::task::JoinHandle<std::io::Result<()>>>) -> Result<(), Broke> {
+        match syncing.take() {
+            None => Ok(()),
+            Some(task) => task.await.map_err(std::io::Error::other).and_then(|r| r).map_err(Broke::Disk),
+        }
+    }
+    while left > 0 {
+        let mut buf = spare.take().unwrap_or_else(|| vec![0u8; chunk]);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let (filled, broke) = fill(reader, &mut buf, want, stop).await;
+        if let Err(e) = settle(&mut writing, &mut sink, &mut spare).await {
+            return (sink, Err(e));
+        }
+        if unsynced >= SYNC_EVERY && syncing.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+            if let Err(e) = synced(&mut syncing).await {
+                return (sink, Err(e));
+            }
+            if let Some(handle) = sink.as_ref().and_then(|s| s.file.try_clone().ok()) {
+                syncing = Some(tokio::task::spawn_blocking(move || handle.sync_data()));
+                unsynced = 0;
+            }
+        }
+        if filled > 0 {
+            let Some(mut s) = sink.take() else { return (None, Err(Broke::Disk(std::io::Error::other("no sink")))) };
+            writing = Some(tokio::task::spawn_blocking(move || {
+                s.ctx.update(&buf[..filled]);
+                let written = s.file.write_all(&buf[..filled]);
+                (s, buf, written)
+            }));
+            left -= filled as u64;
+            unsynced += filled as u64;
+        }
+        if let Some(broke) = broke {
+            outcome = Err(broke);
+            break;
+        }
+    }
+    if let Err(e) = settle(&mut writing, &mut sink, &mut spare).await {
+        return (sink, Err(e));
+    }
+    if let Err(e) = synced(&mut syncing).await {
+        return (sink, Err(e));
+    }
+    (sink, outcome)
+}
+
+/// Flushes and syncs a received file, then checks it holds exactly `size` bytes on disk: a
+/// write the kernel took only in part shows here at the latest.
+async fn make_durable(name: &str, mut file: std::fs::File, path: &Path, size: u64) -> Result<(), StoreError> {
+    let on_disk = blocking(move || {
+        file.flush()?;
+        file.sync_all()?;
+        Ok(file.metadata()?.len())
+    })
+    .await?;
+    if on_disk != size {
+        return Err(StoreError::Io(std::io::Error::other(format!(
+            "attachment {name:?}: wrote {size} bytes but {} holds {on_disk}",
+            path.display()
+        ))));
+    }
+    Ok(())
+}
+
+/// Opens (creating) the partial file at `path` and takes its exclusive lock: `None` when
+/// another transfer holds it. The file locked is the one at `path` (not one renamed away
+/// into the store by its previous holder meanwhile).
+fn lock_partial(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    let held = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(at) if at.ino() == held.ino() && at.dev() == held.dev() => Ok(Some(file)),
+        // Moved or removed between the open and the lock: try again.
+        _ => Ok(None),
+    }
+}
+
+/// No transfer (of any process) holds the partial file at `path`.
+fn unlocked(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| f.try_lock().is_ok())
+}
+
+/// A partial file last written at `modified` is past `limits.max_age` at `now`.
+fn expired(modified: SystemTime, limits: &PartialLimits, now: SystemTime) -> bool {
+    now.duration_since(modified).is_ok_and(|age| age > limits.max_age)
+}
+
+/// Keeps the partial files within `limits.max_bytes` with `own` (claimed, reserved at `size`)
+/// among them: stale files not claimed here are removed, then the oldest others until `size`
+/// fits. False when it cannot fit (other claims of this process hold the room).
+fn make_room(
+    dir: &Path,
+    own: &Path,
+    size: u64,
+    limits: &PartialLimits,
+    now: SystemTime,
+    durable: &Durable,
+) -> std::io::Result<bool> {
+    let claims: HashMap<PathBuf, u64> = durable
+        .claims
+        .lock()
+        .map(|c| c.iter().filter(|(p, _)| p.as_path() != own).map(|(p, (_, size))| (p.clone(), *size)).collect())
+        .unwrap_or_default();
+    let mut total: u64 = size.saturating_add(claims.values().sum());
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        if path == own || claims.contains_key(&path) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if expired(modified, limits, now) {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        total = total.saturating_add(meta.len());
+        others.push((modified, meta.len(), path));
+    }
+    others.sort();
+    for (_, len, path) in others {
+        if total <= limits.max_bytes {
+            break;
+        }
+        // One another process of a scaled-out node is receiving into stays.
+        if !unlocked(&path) {
+            continue;
+        }
+        tracing::info!(partial = %path.display(), "evicting the partial file of an interrupted transfer to keep within limits.max_partial_bytes");
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+    Ok(total <= limits.max_bytes)
 }
 
 impl PendingBlob {
@@ -313,7 +853,9 @@ fn place_file(tmp: &Path, target: &Path, dir: &Path, size: u64) -> std::io::Resu
 
 impl Drop for PendingBlob {
     fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
+        if let Some(tmp) = self.tmp.take()
+            && self.claim.is_none()
+        {
             let _ = std::fs::remove_file(tmp);
         }
     }
@@ -440,13 +982,14 @@ mod tests {
     }
 
     /// Opening a store where nothing exists yet syncs each new directory's entry into its
-    /// parent: the data directory's, the root's and `tmp/`'s.
+    /// parent: the data directory's, the root's, `tmp/`'s and `partial/`'s.
     #[test]
     fn a_new_store_syncs_every_directory_it_creates_into_its_parent() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let (_, syncs) = observed(&data.join("blobs"));
-        assert_eq!(syncs.take(), vec![dir.path().to_owned(), data.clone(), data.join("blobs")]);
+        let blobs = data.join("blobs");
+        assert_eq!(syncs.take(), vec![dir.path().to_owned(), data.clone(), blobs.clone(), blobs]);
         // Opened again, nothing is created and nothing synced.
         let (_, again) = observed(&data.join("blobs"));
         assert_eq!(again.take(), Vec::<PathBuf>::new());
@@ -527,5 +1070,236 @@ mod tests {
         syncs.fail(Some(store.path(&sha(&other[1])).parent().unwrap()));
         assert!(PendingBlob::commit_all(batch).await.is_err());
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "temporary files left");
+    }
+
+    /// A reader that gives `data`, then fails (as a lost connection does) or, with `hang`,
+    /// never answers again (a stream stuck on a dead path).
+    struct Breaks {
+        data: Vec<u8>,
+        at: usize,
+        hang: bool,
+    }
+
+    impl AsyncRead for Breaks {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let this = &mut *self;
+            if this.at == this.data.len() {
+                if this.hang {
+                    return std::task::Poll::Pending;
+                }
+                return std::task::Poll::Ready(Err(std::io::Error::other("connection lost")));
+            }
+            let n = buf.remaining().min(this.data.len() - this.at).min(100_000);
+            buf.put_slice(&this.data[this.at..this.at + n]);
+            this.at += n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn body_of(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    const LIMITS: PartialLimits = PartialLimits { max_bytes: 1 << 30, max_age: Duration::from_secs(3600) };
+
+    fn key(index: usize) -> PartialKey {
+        PartialKey { envelope: [9; 32], index }
+    }
+
+    /// Claims, expecting a partial file.
+    async fn claim(store: &BlobStore, key: PartialKey, size: usize) -> Partial {
+        store.claim_partial(key, size as u64, &LIMITS, SystemTime::now()).await.unwrap().expect("resumable")
+    }
+
+    /// A transfer that breaks off keeps what arrived (synced); the next attempt is told that
+    /// offset, hashes the kept bytes again and takes only the rest.
+    #[tokio::test]
+    async fn a_broken_transfer_resumes_from_the_kept_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let body = body_of(3_000_000);
+        let hash = sha(&body);
+        let first = claim(&store, key(0), body.len()).await;
+        assert_eq!(first.kept(), 0);
+        let mut reader = Breaks { data: body[..1_234_567].to_vec(), at: 0, hang: false };
+        let broke = store.receive_resumed("a.pdf", &mut reader, body.len() as u64, &hash, first).await;
+        assert!(matches!(broke, Err(ReceiveError::Interrupted { kept: 1_234_567, .. })), "{broke:?}");
+        let second = claim(&store, key(0), body.len()).await;
+        assert_eq!(second.kept(), 1_234_567);
+        let pending = store.receive_resumed("a.pdf", &mut &body[1_234_567..], body.len() as u64, &hash, second).await;
+        pending.unwrap().commit().await.unwrap();
+        assert_eq!(std::fs::read(store.path(&hash)).unwrap(), body);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("partial")).unwrap().count(),
+            0,
+            "the partial file moved into place"
+        );
+        // The next transfer of the same document starts from nothing.
+        assert_eq!(claim(&store, key(0), body.len()).await.kept(), 0);
+    }
+
+    /// Kept bytes that were damaged meanwhile do not reach the store: the whole is hashed, the
+    /// mismatch discards the partial file, and the attempt after it starts over.
+    #[tokio::test]
+    async fn a_damaged_partial_file_is_discarded_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let body = body_of(2_000_000);
+        let hash = sha(&body);
+        let first = claim(&store, key(1), body.len()).await;
+        let mut reader = Breaks { data: body[..1_000_000].to_vec(), at: 0, hang: false };
+        assert!(store.receive_resumed("a.pdf", &mut reader, body.len() as u64, &hash, first).await.is_err());
+        let path = dir.path().join("partial").join(key(1).file_name());
+        let mut kept = std::fs::read(&path).unwrap();
+        kept[500_000] ^= 0x01;
+        std::fs::write(&path, &kept).unwrap();
+        let second = claim(&store, key(1), body.len()).await;
+        assert_eq!(second.kept(), 1_000_000);
+        let resumed = store.receive_resumed("a.pdf", &mut &body[1_000_000..], body.len() as u64, &hash, second).await;
+        assert!(matches!(resumed, Err(ReceiveError::Discarded { kept: 1_000_000, .. })), "{resumed:?}");
+        assert!(!path.exists(), "the damaged partial file is gone");
+        assert!(!store.contains(&hash));
+        let third = claim(&store, key(1), body.len()).await;
+        assert_eq!(third.kept(), 0);
+        store.receive_resumed("a.pdf", &mut body.as_slice(), body.len() as u64, &hash, third).await.unwrap();
+    }
+
+    /// A transfer longer than [`SYNC_EVERY`] syncs beside its writes and still stores exactly
+    /// its bytes.
+    #[tokio::test]
+    async fn a_long_transfer_syncs_as_it_goes_and_stores_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let body = body_of(usize::try_from(SYNC_EVERY).unwrap() * 2 + 12_345);
+        let hash = sha(&body);
+        store.receive("a.pdf", &mut body.as_slice(), body.len() as u64, &hash).await.unwrap().commit().await.unwrap();
+        assert_eq!(std::fs::read(store.path(&hash)).unwrap(), body);
+    }
+
+    /// Wrong bytes in a transfer that resumed nothing are refused as in a plain receive.
+    #[tokio::test]
+    async fn wrong_bytes_from_the_start_are_an_attachment_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let body = body_of(100_000);
+        let first = claim(&store, key(0), body.len()).await;
+        let wrong = store.receive_resumed("a.pdf", &mut body.as_slice(), body.len() as u64, &[0; 32], first).await;
+        assert!(matches!(wrong, Err(ReceiveError::Store(StoreError::Attachment { .. }))), "{wrong:?}");
+        assert_eq!(std::fs::read_dir(dir.path().join("partial")).unwrap().count(), 0);
+    }
+
+    /// A newer attempt of the same document takes the partial file over from an older one
+    /// stuck on its stream in this process: the older stops and keeps what it wrote.
+    #[tokio::test]
+    async fn a_newer_attempt_takes_over_from_a_stuck_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let body = body_of(1_500_000);
+        let hash = sha(&body);
+        let first = claim(&store, key(0), body.len()).await;
+        let stuck = {
+            let (store, hash) = (store.clone(), hash);
+            let data = body[..700_000].to_vec();
+            tokio::spawn(async move {
+                let mut reader = Breaks { data, at: 0, hang: true };
+                store.receive_resumed("a.pdf", &mut reader, 1_500_000, &hash, first).await
+            })
+        };
+        // The stuck attempt has written its first buffers; the bytes of the buffer it was
+        // filling when the stream stalled are written when it stops.
+        let path = dir.path().join("partial").join(key(0).file_name());
+        while std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let second = claim(&store, key(0), body.len()).await;
+        assert_eq!(second.kept(), 700_000);
+        let older = stuck.await.unwrap();
+        assert!(
+            matches!(&older, Err(ReceiveError::Interrupted { reason, .. }) if reason.contains("newer attempt")),
+            "{older:?}"
+        );
+        let pending = store.receive_resumed("a.pdf", &mut &body[700_000..], body.len() as u64, &hash, second).await;
+        pending.unwrap().commit().await.unwrap();
+        assert_eq!(std::fs::read(store.path(&hash)).unwrap(), body);
+    }
+
+    /// `max_bytes` at its edge: an attachment of exactly the bound is resumable, one byte more
+    /// is not; 0 turns resuming off.
+    #[tokio::test]
+    async fn the_partial_bytes_bound_at_its_edge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let limits = PartialLimits { max_bytes: 1000, max_age: Duration::from_secs(60) };
+        let now = SystemTime::now();
+        assert!(store.claim_partial(key(0), 1000, &limits, now).await.unwrap().is_some());
+        assert!(store.claim_partial(key(1), 1001, &limits, now).await.unwrap().is_none());
+        let off = PartialLimits { max_bytes: 0, ..limits };
+        assert!(store.claim_partial(key(2), 1, &off, now).await.unwrap().is_none());
+    }
+
+    /// The bound counts every partial file: a new transfer evicts the oldest kept ones to make
+    /// room, and is not resumable while other transfers of this process reserve the room.
+    #[tokio::test]
+    async fn older_partial_files_are_evicted_to_keep_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let limits = PartialLimits { max_bytes: 1000, max_age: Duration::from_secs(3600) };
+        let partial = dir.path().join("partial");
+        let now = SystemTime::now();
+        for (i, age) in [(0usize, 30u64), (1, 20)] {
+            let path = partial.join(key(i).file_name());
+            std::fs::write(&path, vec![1u8; 400]).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(now - Duration::from_secs(age))
+                .unwrap();
+        }
+        // 400 + 400 kept, 300 wanted: the oldest (index 0) goes, the other stays.
+        let held = store.claim_partial(key(2), 300, &limits, now).await.unwrap().expect("room made");
+        assert!(!partial.join(key(0).file_name()).exists());
+        assert!(partial.join(key(1).file_name()).exists());
+        // 400 kept + 300 reserved + 700 wanted: index 1 is evicted; exactly 1000 fits.
+        let fits = store.claim_partial(key(3), 700, &limits, now).await.unwrap();
+        assert!(fits.is_some());
+        assert!(!partial.join(key(1).file_name()).exists());
+        // Both claims reserve their full size: nothing more fits.
+        assert!(store.claim_partial(key(4), 1, &limits, now).await.unwrap().is_none());
+        drop((held, fits));
+        assert!(store.claim_partial(key(4), 1, &limits, now).await.unwrap().is_some());
+    }
+
+    /// `max_age` at its edge: kept bytes exactly that old are resumed, a second older are not;
+    /// at start, partial files older than it are removed and younger ones kept.
+    #[tokio::test]
+    async fn the_partial_age_bound_at_its_edge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(600) };
+        let partial = dir.path().join("partial");
+        let now = SystemTime::now();
+        let age = |i: usize, secs: u64| {
+            let path = partial.join(key(i).file_name());
+            std::fs::write(&path, vec![1u8; 100]).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(now - Duration::from_secs(secs))
+                .unwrap();
+            path
+        };
+        age(0, 600);
+        age(1, 601);
+        assert_eq!(store.claim_partial(key(0), 1000, &limits, now).await.unwrap().unwrap().kept(), 100);
+        assert_eq!(store.claim_partial(key(1), 1000, &limits, now).await.unwrap().unwrap().kept(), 0);
+        let (young, old) = (age(2, 600), age(3, 601));
+        store.sweep_partials(&limits, now);
+        assert!(young.exists() && !old.exists());
     }
 }

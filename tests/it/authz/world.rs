@@ -37,6 +37,7 @@ impl Seen {
         match r {
             Ok(NodeResponse::HopReceipt { .. }) => Seen::Served("hop receipt".into()),
             Ok(NodeResponse::Accepted) => Seen::Served("accepted".into()),
+            Ok(NodeResponse::ResumeFrom { offsets }) => Seen::Served(format!("resume from {offsets:?}")),
             // One notice a request here: taken, or refused with its reason.
             Ok(NodeResponse::NoticesTaken { refused }) => match refused.into_iter().next() {
                 None => Seen::Served("notice taken".into()),
@@ -78,6 +79,7 @@ impl Seen {
             }
             Ok(ClerkResponse::Receipts { receipts }) => Seen::Served(format!("{} receipts", receipts.len())),
             Ok(ClerkResponse::Done) => Seen::Served("done".into()),
+            Ok(ClerkResponse::ResumeFrom { offsets }) => Seen::Served(format!("resume from {offsets:?}")),
             Ok(ClerkResponse::Health { json }) => Seen::Served(format!("health, {} bytes", json.len())),
             Ok(ClerkResponse::Routes { routes }) => Seen::Served(format!("{} routes", routes.len())),
             Ok(ClerkResponse::Log { answer }) => Seen::Served(format!(
@@ -524,11 +526,12 @@ pub(super) fn deliver(doc: &SignedDocument, recipients: &[&str]) -> NodeRequest 
         recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
         crls: Vec::new(),
         crls_asked: Vec::new(),
+        resume: false,
     }
 }
 
 pub(super) fn submit(doc: &SignedDocument) -> ClerkRequest {
-    ClerkRequest::Submit { envelope: ByteBuf::from(doc.envelope.clone()), crls: Vec::new() }
+    ClerkRequest::Submit { envelope: ByteBuf::from(doc.envelope.clone()), crls: Vec::new(), resume: false }
 }
 
 pub(super) fn body(doc: &SignedDocument) -> Vec<u8> {
