@@ -399,6 +399,9 @@ pub async fn run_outbox(node: Arc<Node>) {
                 let peer = peer_slots(&mut per_peer, &node, hop);
                 let (task_node, in_flight, queues) = (node.clone(), in_flight.clone(), notices.clone());
                 node.tasks.spawn(async move {
+                    // A sender that panics gives its place back (else, with fewer than a batch
+                    // waiting, none would start again and the neighbour's notices would stall).
+                    let _place = SenderPlace { queues: &queues, hop };
                     while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
                         run_claimed(&task_node, &peer, &in_flight, batch).await;
                     }
@@ -482,6 +485,23 @@ struct NoticeQueues(Arc<StdMutex<HashMap<AgencyCode, NoticeQueue>>>);
 struct NoticeQueue {
     waiting: std::collections::VecDeque<Transfer>,
     senders: usize,
+}
+
+/// A notice sender's place among its neighbour's senders, given back if the sender panics
+/// (when it ends normally, [`NoticeQueues::next_batch`] gave it back).
+struct SenderPlace<'a> {
+    queues: &'a NoticeQueues,
+    hop: AgencyCode,
+}
+
+impl Drop for SenderPlace<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(q) = self.queues.lock().get_mut(&self.hop)
+        {
+            q.senders = q.senders.saturating_sub(1);
+        }
+    }
 }
 
 impl NoticeQueues {

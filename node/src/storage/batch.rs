@@ -79,6 +79,9 @@ pub(crate) struct Batch {
     opened: Instant,
     /// Where the open batch's outcome is told.
     done: watch::Sender<Outcome>,
+    /// Numbers the writes' savepoints: each has a name of its own, so that a savepoint left
+    /// behind by a cancelled statement can never be the one a later `ROLLBACK TO` reaches.
+    savepoints: u64,
     shared: Arc<Shared>,
 }
 
@@ -111,6 +114,7 @@ impl Writer {
             units: 0,
             opened: Instant::now(),
             done: watch::channel(None).0,
+            savepoints: 0,
             shared: Arc::clone(&shared),
         };
         Writer { batch: Arc::new(Mutex::new(batch)), shared }
@@ -135,17 +139,39 @@ impl Writer {
     pub(crate) async fn join(&self, pool: &AnyPool) -> Result<Unit, StoreError> {
         self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let waiting = Waiting(&self.shared.waiting);
-        let mut batch = Arc::clone(&self.batch).lock_owned().await;
+        let batch = Arc::clone(&self.batch).lock_owned().await;
         drop(waiting);
-        if batch.conn.is_none() {
-            batch.open(pool).await?;
-        }
+        // In a task of its own: if the caller is cancelled, the batch still knows where it
+        // stands (a savepoint made for nobody is empty, and its name is never used again).
+        let pool = pool.clone();
+        let joined = run_detached(batch, move |mut batch| async move {
+            if batch.conn.is_none()
+                && let Err(e) = batch.open(&pool).await
+            {
+                return Err(e);
+            }
+            batch.savepoints += 1;
+            let savepoint = format!("w{}", batch.savepoints);
+            if let Err(e) = savepoint_statement("SAVEPOINT", &savepoint, &mut batch).await {
+                return Err(end_failed(batch, e.into()).await);
+            }
+            Ok((batch, savepoint))
+        })
+        .await;
+        let (batch, savepoint) = joined.ok_or_else(lost)??;
         let (id, outcome) = (batch.id, batch.done.subscribe());
-        if let Err(e) = sqlx::raw_sql("SAVEPOINT unit").execute(batch.conn()).await {
-            return Err(end_failed(batch, e.into()).await);
-        }
-        Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), released: false, id, outcome })
+        Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), savepoint, id, outcome })
     }
+}
+
+/// `SAVEPOINT`, `RELEASE` or `ROLLBACK TO` (then `RELEASE`) the write's savepoint. Its name is
+/// ours (`w` and a number), never text from outside.
+async fn savepoint_statement(statement: &str, name: &str, batch: &mut Batch) -> Result<(), sqlx::Error> {
+    let sql = match statement {
+        "ROLLBACK TO" => format!("ROLLBACK TO {name}; RELEASE {name}"),
+        other => format!("{other} {name}"),
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(batch.conn()).await.map(|_| ())
 }
 
 impl Batch {
@@ -254,10 +280,11 @@ where
 pub(crate) struct Unit {
     /// The writer's lock, to close the batch if nobody else does (see [`Unit::wait`]).
     writer: Arc<Mutex<Batch>>,
-    /// The writer, held from `join` until the write's end is settled.
+    /// The writer, held from `join` until the write ends; taken (into a task of its own) by
+    /// `commit` and `rollback`.
     batch: Option<OwnedMutexGuard<Batch>>,
-    /// Whether its savepoint was released (its work is in the batch).
-    released: bool,
+    /// Its savepoint's name.
+    savepoint: String,
     id: u64,
     outcome: watch::Receiver<Outcome>,
 }
@@ -273,30 +300,47 @@ impl Unit {
     /// Puts the write into its batch and returns once the batch is committed: `Ok` means the
     /// database said the `COMMIT` that holds this write succeeded.
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
-        let released = match self.batch.as_mut() {
-            Some(b) => sqlx::raw_sql("RELEASE unit").execute(b.conn()).await,
-            None => return Ok(()),
-        };
-        let Some(mut batch) = self.batch.take() else { return Ok(()) };
-        if let Err(e) = released {
-            // Whether its work is in the batch is unknown: the batch cannot be trusted.
-            return Err(end_failed(batch, e.into()).await);
+        let Some(batch) = self.batch.take() else { return Ok(()) };
+        let savepoint = std::mem::take(&mut self.savepoint);
+        // Released, and the batch committed or left to the writes waiting, in a task of its
+        // own: a caller cancelled halfway cannot leave it unknown whether its work is in.
+        let ended = run_detached(batch, move |mut batch| async move {
+            if let Err(e) = savepoint_statement("RELEASE", &savepoint, &mut batch).await {
+                return Some(Err(end_failed(batch, e.into()).await));
+            }
+            batch.units += 1;
+            if batch.should_commit() { Some(batch.commit().await.map_err(StoreError::Batch)) } else { None }
+        })
+        .await;
+        match ended {
+            Some(Some(result)) => result,
+            Some(None) => self.wait().await,
+            None => Err(lost()),
         }
-        self.released = true;
-        batch.units += 1;
-        if batch.should_commit() {
-            let committed = run_detached(batch, |mut b| async move { b.commit().await }).await;
-            return match committed {
-                Some(result) => result.map_err(StoreError::Batch),
-                None => Err(lost()),
-            };
-        }
-        drop(batch);
-        self.wait().await
     }
 
-    /// Waits for the batch this write was released into; closes it itself if it stays open
-    /// with nobody left to close it.
+    /// Rolls the write back to its savepoint; the batch goes on without it. Returns once the
+    /// batch it was part of has ended, `Err` if that batch failed: what the write read in it
+    /// (another write's row, not yet committed) held only if the batch did.
+    pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
+        let Some(batch) = self.batch.take() else { return Ok(()) };
+        let savepoint = std::mem::take(&mut self.savepoint);
+        let ended = run_detached(batch, move |mut batch| async move {
+            if let Err(e) = savepoint_statement("ROLLBACK TO", &savepoint, &mut batch).await {
+                return Some(Err(end_failed(batch, e.into()).await));
+            }
+            if batch.should_commit() { Some(batch.commit().await.map_err(StoreError::Batch)) } else { None }
+        })
+        .await;
+        match ended {
+            Some(Some(result)) => result,
+            Some(None) => self.wait().await,
+            None => Err(lost()),
+        }
+    }
+
+    /// Waits for the batch this write was part of; closes it itself if it stays open with
+    /// nobody left to close it.
     async fn wait(&mut self) -> Result<(), StoreError> {
         loop {
             match tokio::time::timeout(ORPHANED_AFTER, self.outcome.wait_for(Option::is_some)).await {
@@ -320,28 +364,15 @@ impl Unit {
             }
         }
     }
-
-    /// Rolls the write back to its savepoint; the batch goes on without it.
-    pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
-        let Some(mut batch) = self.batch.take() else { return Ok(()) };
-        if let Err(e) = sqlx::raw_sql("ROLLBACK TO unit; RELEASE unit").execute(batch.conn()).await {
-            return Err(end_failed(batch, e.into()).await);
-        }
-        if batch.should_commit() {
-            // Others released into it wait for it to end.
-            run_detached(batch, |mut b| async move { b.commit().await }).await;
-        }
-        Ok(())
-    }
 }
 
 impl Drop for Unit {
     /// A write dropped before its end (a statement failed and `?` returned, or the caller was
-    /// cancelled): its savepoint is rolled back in a task holding the batch, and the batch
-    /// goes on; if that fails, the batch fails.
+    /// cancelled while it ran its statements): its savepoint is rolled back in a task holding
+    /// the batch, and the batch goes on; if that fails, the batch fails.
     fn drop(&mut self) {
         let Some(mut batch) = self.batch.take() else { return };
-        let released = self.released;
+        let savepoint = std::mem::take(&mut self.savepoint);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime left (the process is ending): close the connection, which rolls the
             // whole batch back; nobody is left to tell.
@@ -351,14 +382,14 @@ impl Drop for Unit {
             return;
         };
         runtime.spawn(async move {
-            if !released
-                && batch.conn.is_some()
-                && let Err(e) = sqlx::raw_sql("ROLLBACK TO unit; RELEASE unit").execute(batch.conn()).await
-            {
+            if batch.conn.is_none() {
+                return;
+            }
+            if let Err(e) = savepoint_statement("ROLLBACK TO", &savepoint, &mut batch).await {
                 batch.fail(Arc::new(e.into())).await;
                 return;
             }
-            if batch.conn.is_some() && batch.should_commit() {
+            if batch.should_commit() {
                 let _ = batch.commit().await;
             }
         });
