@@ -299,35 +299,30 @@ impl Unit {
 
     /// Puts the write into its batch and returns once the batch is committed: `Ok` means the
     /// database said the `COMMIT` that holds this write succeeded.
-    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
-        let Some(batch) = self.batch.take() else { return Ok(()) };
-        let savepoint = std::mem::take(&mut self.savepoint);
-        // Released, and the batch committed or left to the writes waiting, in a task of its
-        // own: a caller cancelled halfway cannot leave it unknown whether its work is in.
-        let ended = run_detached(batch, move |mut batch| async move {
-            if let Err(e) = savepoint_statement("RELEASE", &savepoint, &mut batch).await {
-                return Some(Err(end_failed(batch, e.into()).await));
-            }
-            batch.units += 1;
-            if batch.should_commit() { Some(batch.commit().await.map_err(StoreError::Batch)) } else { None }
-        })
-        .await;
-        match ended {
-            Some(Some(result)) => result,
-            Some(None) => self.wait().await,
-            None => Err(lost()),
-        }
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.end("RELEASE").await
     }
 
     /// Rolls the write back to its savepoint; the batch goes on without it. Returns once the
     /// batch it was part of has ended, `Err` if that batch failed: what the write read in it
     /// (another write's row, not yet committed) held only if the batch did.
-    pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        self.end("ROLLBACK TO").await
+    }
+
+    /// Ends the write with `statement` on its savepoint (`RELEASE` puts its work in the batch),
+    /// then commits the batch or leaves it to the writes waiting and waits for it. The
+    /// statement and the decision run in a task of their own: a caller cancelled halfway
+    /// cannot leave it unknown where the write stands.
+    async fn end(mut self, statement: &'static str) -> Result<(), StoreError> {
         let Some(batch) = self.batch.take() else { return Ok(()) };
         let savepoint = std::mem::take(&mut self.savepoint);
         let ended = run_detached(batch, move |mut batch| async move {
-            if let Err(e) = savepoint_statement("ROLLBACK TO", &savepoint, &mut batch).await {
+            if let Err(e) = savepoint_statement(statement, &savepoint, &mut batch).await {
                 return Some(Err(end_failed(batch, e.into()).await));
+            }
+            if statement == "RELEASE" {
+                batch.units += 1;
             }
             if batch.should_commit() { Some(batch.commit().await.map_err(StoreError::Batch)) } else { None }
         })
