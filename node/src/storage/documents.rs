@@ -107,6 +107,11 @@ macro_rules! select_documents {
     };
 }
 
+/// The query of [`Tx::inbox_superseder_of`], run for every document taken into an inbox: it
+/// must find its row through `documents_business_of`, not by reading the table.
+const SUPERSEDER: &str = "SELECT d.business, d.doc_id FROM documents d JOIN inbox i ON i.document = d.id
+     WHERE d.business_of = $1 ORDER BY d.id LIMIT 1";
+
 impl Tx<'_> {
     /// Records a document and its attachments' metadata (the bytes are already in the blob
     /// store), and appends it to the node's log. Idempotent by envelope digest.
@@ -287,13 +292,7 @@ impl Tx<'_> {
     /// code, its id): one that arrived before the document it acts on (documents overtake
     /// each other on the way), so the later arrival is marked at once.
     pub async fn inbox_superseder_of(&mut self, doc_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT d.business, d.doc_id FROM documents d JOIN inbox i ON i.document = d.id
-             WHERE d.business_of = $1 ORDER BY d.id LIMIT 1",
-        )
-        .bind(doc_id)
-        .fetch_optional(self.conn())
-        .await?;
+        let row = sqlx::query(SUPERSEDER).bind(doc_id).fetch_optional(self.conn()).await?;
         match row {
             Some(r) => Ok(Some((r.try_get::<i64, _>("business")?, r.try_get::<String, _>("doc_id")?))),
             None => Ok(None),
@@ -434,5 +433,30 @@ impl Store {
             limit,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lookup every arrival makes reads an index, so its cost does not grow with the
+    /// number of documents the node holds (it read the whole table before migration 0006).
+    #[tokio::test]
+    async fn the_superseder_lookup_reads_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("node.db").display());
+        let store = Store::open(&url, dir.path()).await.unwrap();
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {SUPERSEDER}")))
+            .bind("QN-1/2026")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String, _>("detail").unwrap())
+            .collect();
+        assert!(plan.iter().any(|step| step.contains("USING INDEX documents_business_of")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN")), "{plan:?}");
+        store.close().await;
     }
 }

@@ -20,15 +20,13 @@ use pki::document::{ReceiptKind, SignedReceipt};
 use pki::tlog::{Frontier, Hash, LogEntry, NodeId, Via};
 use sqlx::Row;
 
+use super::values::{rows_per_statement, unshared_values};
 use super::{Backend, NewDocument, Store, StoreError, Tx, from_millis};
 
 /// Most pending leaves one integration indexes; the rest wait for the next round.
 pub const MAX_INTEGRATE: i64 = 20_000;
 /// An indexed leaf to insert: index, bytes, envelope, kind, via.
 type LeafRow = (i64, Vec<u8>, Vec<u8>, &'static str, Option<String>);
-
-/// Rows per multi-row INSERT (3 parameters each, well under SQLite's 32,766).
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// A checkpoint this node signed.
 #[derive(Debug, Clone)]
@@ -403,39 +401,32 @@ impl Tx<'_> {
             leaves.push((index, bytes, entry.envelope().to_vec(), kind_name(&entry), via_column(&entry)));
             taken.push(id);
         }
-        for chunk in leaves.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from("INSERT INTO tlog_leaves (idx, entry, envelope, kind, via) VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let b = 5 * i;
-                sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5));
-            }
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+        for chunk in leaves.chunks(rows_per_statement(5, 0)) {
+            let sql = format!(
+                "INSERT INTO tlog_leaves (idx, entry, envelope, kind, via) VALUES {}",
+                unshared_values(self.backend, "({}, {}, {}, {}, {})", chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (index, bytes, envelope, kind, via) in chunk {
                 q = q.bind(*index).bind(bytes.clone()).bind(envelope.clone()).bind(*kind).bind(via.clone());
             }
             q.execute(self.conn()).await?;
         }
-        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from("INSERT INTO tlog_nodes (level, idx, hash) VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
-            }
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+        for chunk in nodes.chunks(rows_per_statement(3, 0)) {
+            let sql = format!(
+                "INSERT INTO tlog_nodes (level, idx, hash) VALUES {}",
+                unshared_values(self.backend, "({}, {}, {})", chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (level, index, hash) in chunk {
                 q = q.bind(*level).bind(*index).bind(hash.clone());
             }
             q.execute(self.conn()).await?;
         }
-        for chunk in taken.chunks(ROWS_PER_STATEMENT) {
-            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("DELETE FROM tlog_pending WHERE id IN ({})", params.join(","));
-            let mut d = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+        for chunk in taken.chunks(rows_per_statement(1, 0)) {
+            let sql =
+                format!("DELETE FROM tlog_pending WHERE id IN ({})", unshared_values(self.backend, "{}", chunk.len()));
+            let mut d = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {
                 d = d.bind(*id);
             }
