@@ -94,6 +94,17 @@ pub enum Rejection {
         "the node cannot chain this clerk certificate to the national root: the profile's --clerk-cert must be the chain file (PREFIX.chain.pem: the certificate and the CAs above it), not PREFIX.cert.pem, and be issued under the national root the node trusts"
     )]
     ClerkUnknownCa,
+    /// TLS alert 120 (no application protocol) from the node: it speaks none of the clerk
+    /// protocol versions this program does — one of the two is of another release.
+    #[error(
+        "the node at {address} speaks another version of the clerk protocol than this program ({ours}): install the same lienthong release as the node's (lienthong --version; the node's operator can tell theirs)"
+    )]
+    ProtocolVersion {
+        /// The address tried.
+        address: SocketAddr,
+        /// The protocol this program offered.
+        ours: &'static str,
+    },
     /// Another TLS alert from the node (42 bad certificate, 46 unsupported certificate, …).
     #[error(
         "the node refused this clerk certificate (TLS alert {alert}): the profile's --clerk-cert must be a clerk certificate of this agency (lienthong pki show FILE says its profile and agency)"
@@ -167,6 +178,10 @@ impl Rejection {
                     // The node's verifier says "unsupported certificate" for a valid chain of
                     // the wrong profile (a seal or person certificate offered for TLS).
                     46 => Rejection::NotClerk,
+                    120 => Rejection::ProtocolVersion {
+                        address,
+                        ours: std::str::from_utf8(ALPN_CLERK).unwrap_or("lienthong-clerk"),
+                    },
                     other => Rejection::ClerkCertificate { alert: other },
                 })
             }
@@ -543,4 +558,31 @@ impl<R: AsyncRead + Unpin> AsyncRead for Skip<R> {
 /// The manifest of envelope bytes, or why they do not parse.
 fn manifest_of(envelope: &[u8]) -> Result<Manifest, String> {
     Envelope::from_bytes(envelope).map_err(|e| e.to_string())?.manifest().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(code: u8) -> quinn::ConnectionError {
+        quinn::ConnectionError::ConnectionClosed(quinn::ConnectionClose {
+            error_code: quinn::TransportErrorCode::crypto(code),
+            frame_type: None,
+            reason: Default::default(),
+        })
+    }
+
+    /// A node of another release refuses the handshake with "no application protocol"; the
+    /// clerk is told to match releases, not to change a certificate that is fine.
+    #[test]
+    fn a_protocol_mismatch_is_not_blamed_on_the_certificate() {
+        let agency: AgencyCode = "000.00.00.H49".parse().unwrap();
+        let address: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let rejection = Rejection::from_connection(&alert(120), agency, address).unwrap();
+        assert!(matches!(rejection, Rejection::ProtocolVersion { .. }), "{rejection:?}");
+        let text = rejection.to_string();
+        assert!(text.contains("lienthong-clerk/") && !text.contains("certificate"), "{text}");
+        let other = Rejection::from_connection(&alert(42), agency, address).unwrap();
+        assert_eq!(other, Rejection::ClerkCertificate { alert: 42 });
+    }
 }
