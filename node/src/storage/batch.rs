@@ -152,7 +152,7 @@ impl Writer {
             }
             batch.savepoints += 1;
             let savepoint = format!("w{}", batch.savepoints);
-            if let Err(e) = savepoint_statement("SAVEPOINT", &savepoint, &mut batch).await {
+            if let Err(e) = savepoint_statement(Step::Open, &savepoint, &mut batch).await {
                 return Err(end_failed(batch, e.into()).await);
             }
             Ok((batch, savepoint))
@@ -164,12 +164,24 @@ impl Writer {
     }
 }
 
-/// `SAVEPOINT`, `RELEASE` or `ROLLBACK TO` (then `RELEASE`) the write's savepoint. Its name is
-/// ours (`w` and a number), never text from outside.
-async fn savepoint_statement(statement: &str, name: &str, batch: &mut Batch) -> Result<(), sqlx::Error> {
-    let sql = match statement {
-        "ROLLBACK TO" => format!("ROLLBACK TO {name}; RELEASE {name}"),
-        other => format!("{other} {name}"),
+/// What a statement does to a write's savepoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `SAVEPOINT`: the write joins the batch.
+    Open,
+    /// `RELEASE`: its work stays in the batch.
+    Release,
+    /// `ROLLBACK TO` then `RELEASE`: its work is undone, the batch goes on.
+    RollBack,
+}
+
+/// Runs `step` on the write's savepoint. Its name is ours (`w` and a number), never text from
+/// outside.
+async fn savepoint_statement(step: Step, name: &str, batch: &mut Batch) -> Result<(), sqlx::Error> {
+    let sql = match step {
+        Step::Open => format!("SAVEPOINT {name}"),
+        Step::Release => format!("RELEASE {name}"),
+        Step::RollBack => format!("ROLLBACK TO {name}; RELEASE {name}"),
     };
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(batch.conn()).await.map(|_| ())
 }
@@ -300,28 +312,28 @@ impl Unit {
     /// Puts the write into its batch and returns once the batch is committed: `Ok` means the
     /// database said the `COMMIT` that holds this write succeeded.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.end("RELEASE").await
+        self.end(Step::Release).await
     }
 
     /// Rolls the write back to its savepoint; the batch goes on without it. Returns once the
     /// batch it was part of has ended, `Err` if that batch failed: what the write read in it
     /// (another write's row, not yet committed) held only if the batch did.
     pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        self.end("ROLLBACK TO").await
+        self.end(Step::RollBack).await
     }
 
-    /// Ends the write with `statement` on its savepoint (`RELEASE` puts its work in the batch),
+    /// Ends the write with `step` on its savepoint (`RELEASE` puts its work in the batch),
     /// then commits the batch or leaves it to the writes waiting and waits for it. The
     /// statement and the decision run in a task of their own: a caller cancelled halfway
     /// cannot leave it unknown where the write stands.
-    async fn end(mut self, statement: &'static str) -> Result<(), StoreError> {
+    async fn end(mut self, step: Step) -> Result<(), StoreError> {
         let Some(batch) = self.batch.take() else { return Ok(()) };
         let savepoint = std::mem::take(&mut self.savepoint);
         let ended = run_detached(batch, move |mut batch| async move {
-            if let Err(e) = savepoint_statement(statement, &savepoint, &mut batch).await {
+            if let Err(e) = savepoint_statement(step, &savepoint, &mut batch).await {
                 return Some(Err(end_failed(batch, e.into()).await));
             }
-            if statement == "RELEASE" {
+            if step == Step::Release {
                 batch.units += 1;
             }
             if batch.should_commit() { Some(batch.commit().await.map_err(StoreError::Batch)) } else { None }
@@ -380,7 +392,7 @@ impl Drop for Unit {
             if batch.conn.is_none() {
                 return;
             }
-            if let Err(e) = savepoint_statement("ROLLBACK TO", &savepoint, &mut batch).await {
+            if let Err(e) = savepoint_statement(Step::RollBack, &savepoint, &mut batch).await {
                 batch.fail(Arc::new(e.into())).await;
                 return;
             }
