@@ -253,6 +253,7 @@ impl Store {
             conn: None,
             unit: None,
             log: self.log.get().copied(),
+            log_pending: Vec::new(),
             backend: self.backend,
             _store: std::marker::PhantomData,
         };
@@ -366,6 +367,9 @@ pub struct Tx<'a> {
     unit: Option<batch::Unit>,
     /// The agency whose log this transaction's events are appended to (see [`Store::keep_log`]).
     log: Option<pki::AgencyCode>,
+    /// Log entries of this transaction's events, inserted in one statement when it commits
+    /// (see [`Tx::log_entry`]).
+    log_pending: Vec<Vec<u8>>,
     backend: Backend,
     /// A transaction is of one store (and holds its writer on SQLite).
     _store: std::marker::PhantomData<&'a Store>,
@@ -376,6 +380,8 @@ impl Tx<'_> {
     /// SQLite's `synchronous = FULL`, the data is on disk); on `Err` nothing of the
     /// transaction is kept.
     pub async fn commit(mut self) -> Result<(), StoreError> {
+        // A failure here drops `self`, which rolls everything back.
+        self.insert_log_entries().await?;
         match self.unit.take() {
             Some(unit) => unit.commit().await,
             None => self.end("COMMIT").await,

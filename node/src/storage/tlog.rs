@@ -325,12 +325,32 @@ impl Store {
 
 impl Tx<'_> {
     /// Appends `entry` to the log (pending its index) if this store keeps one. Called in the
-    /// transaction that records the event.
+    /// transaction that records the event; the row is written when it commits, with the
+    /// transaction's other entries (a batch of 64 notices is one statement, not 64), so it
+    /// exists if and only if the event committed.
     pub async fn log_entry(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
-        if self.log.is_none() {
-            return Ok(());
+        if self.log.is_some() {
+            self.log_pending.push(entry.to_bytes());
         }
-        sqlx::query("INSERT INTO tlog_pending (entry) VALUES ($1)").bind(entry.to_bytes()).execute(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Writes the entries [`Tx::log_entry`] kept, in their order, before the transaction commits.
+    pub(crate) async fn insert_log_entries(&mut self) -> Result<(), StoreError> {
+        let mut entries = std::mem::take(&mut self.log_pending);
+        while !entries.is_empty() {
+            let rest = entries.split_off(entries.len().min(rows_per_statement(1, 0)));
+            let chunk = std::mem::replace(&mut entries, rest);
+            let sql = format!(
+                "INSERT INTO tlog_pending (entry) VALUES {}",
+                unshared_values(self.backend, "({})", chunk.len())
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for entry in chunk {
+                insert = insert.bind(entry);
+            }
+            insert.execute(self.conn()).await?;
+        }
         Ok(())
     }
 
