@@ -115,8 +115,8 @@ async fn serve(
                     tracing::info!(document = %taken.document, clerk = %clerk, duplicate = taken.duplicate, "document submitted");
                     ClerkResponse::Submitted { document: taken.document, digest: hex::encode(taken.digest) }
                 }
-                Err(r) if r.transient => unavailable(r.reason),
-                Err(r) => bad(r.reason),
+                Err(e) if e.is_transient() => unavailable(e),
+                Err(e) => bad(e.to_string()),
             }
         }
         ClerkRequest::Inbox { limit } => match node.store.inbox(limit.min(10_000)).await {

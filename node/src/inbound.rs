@@ -95,12 +95,12 @@ async fn serve(
                     Some(r) => NodeResponse::HopReceipt { receipt: ByteBuf::from(r) },
                     None => NodeResponse::Error { kind: ErrorKind::Unavailable, message: "hop receipt missing".into() },
                 },
-                Err(refusal) if refusal.transient => {
-                    NodeResponse::Error { kind: ErrorKind::Unavailable, message: refusal.reason }
+                Err(e) if e.is_transient() => {
+                    NodeResponse::Error { kind: ErrorKind::Unavailable, message: e.to_string() }
                 }
-                Err(refusal) => match refusal.receipt {
-                    Some(r) => NodeResponse::Refused { receipt: ByteBuf::from(r) },
-                    None => NodeResponse::Error { kind: ErrorKind::BadRequest, message: refusal.reason },
+                Err(e) => match e.receipt() {
+                    Some(r) => NodeResponse::Refused { receipt: ByteBuf::from(r.to_vec()) },
+                    None => NodeResponse::Error { kind: ErrorKind::BadRequest, message: e.to_string() },
                 },
             }
         }

@@ -59,15 +59,165 @@ pub struct Saying {
     pub note: Option<String>,
 }
 
-/// A document refused.
-#[derive(Debug)]
-pub struct Refusal {
-    /// Why, for the log and the signed refusal.
-    pub reason: String,
-    /// The signed status 02, when the document could be identified.
-    pub receipt: Option<Vec<u8>>,
-    /// A transient failure (storage down, shutting down): the sender should retry.
-    pub transient: bool,
+/// Why a document is refused for good: the document itself is at fault, or it is not this
+/// node's to take, so sending it again would change nothing. Its text is the note of the
+/// signed refusal (status 02) and what senders, clerks and tests quote: keep the wording.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The envelope does not parse.
+    #[error("malformed envelope: {0}")]
+    MalformedEnvelope(pki::document::EnvelopeError),
+    /// The manifest inside the envelope does not parse.
+    #[error("malformed manifest: {0}")]
+    MalformedManifest(pki::document::ManifestError),
+    /// The clerk submitted a document of another agency.
+    #[error("this node sends for {node} only, not for {sender}")]
+    NotOurSender {
+        /// This node's agency.
+        node: AgencyCode,
+        /// The sender the manifest names.
+        sender: AgencyCode,
+    },
+    /// A neighbour named a recipient the manifest does not list (or one twice).
+    #[error("{0} is not a recipient of this document (or is listed twice)")]
+    NotARecipient(AgencyCode),
+    /// A neighbour named a recipient that is not an agency code.
+    #[error("recipient {given:?}: {error}")]
+    BadRecipient {
+        /// What was given.
+        given: String,
+        /// Why it is not a code.
+        error: pki::AgencyCodeError,
+    },
+    /// A neighbour named no recipient.
+    #[error("no recipients given")]
+    NoRecipients,
+    /// The neighbour may not relay for this sender (see `Routes::may_relay`).
+    #[error("{0}")]
+    NotRelayed(String),
+    /// One attachment is over `limits.max_attachment_bytes`.
+    #[error("attachment {name:?} is {size} bytes, over this node's limit of {limit}")]
+    AttachmentTooLarge {
+        /// Its name.
+        name: String,
+        /// Its declared size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// All attachments together are over `limits.max_document_bytes`.
+    #[error("attachments total {total} bytes, over this node's limit of {limit}")]
+    DocumentTooLarge {
+        /// Their declared total.
+        total: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Another document with this id is stored already.
+    #[error("a different document with the id {0} was already received")]
+    IdTaken(String),
+    /// A CRL that came with the document does not parse.
+    #[error("a CRL sent with the document is malformed: {0}")]
+    MalformedCrl(pki::crl::CrlParseError),
+    /// The envelope does not verify at arrival (a transient [`ArrivalError`] is
+    /// [`IntakeError::NotYetValid`] instead).
+    #[error("verification failed: {0}")]
+    Verification(ArrivalError),
+    /// An attachment's bytes do not match the manifest.
+    #[error("attachment {name:?}: {problem}")]
+    BadAttachment {
+        /// Its name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// No recipient can be routed from here.
+    #[error("{}", route_reasons(.0))]
+    NoRoute(Vec<(AgencyCode, crate::routing::RouteError)>),
+}
+
+/// The reasons of unroutable recipients, as one refusal note.
+fn route_reasons(unroutable: &[(AgencyCode, crate::routing::RouteError)]) -> String {
+    unroutable.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// Why a document was not taken, by the stage that stopped it. Only [`IntakeError::Refused`] is
+/// final (it carries the signed refusal); every other variant is transient: nothing of the
+/// document was kept as taken, and the sender (a neighbour's outbox, a clerk) sends it again.
+/// The text is what the sender is told (`NodeResponse::Error`, `ClerkResponse`), unchanged
+/// from the strings earlier versions built.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// Refused for good, with the signed status 02 when the document could be identified.
+    #[error("{refusal}")]
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// The signed refusal (none when the envelope or manifest did not parse, or signing
+        /// failed).
+        receipt: Option<Vec<u8>>,
+    },
+    /// Storage cannot take documents now (a full disk, the reserve reached, a database
+    /// refusing writes).
+    #[error("{}", storage_reason(.0))]
+    Storage(crate::storage::StoreError),
+    /// The verification pool failed to run the verification (a panicking thread).
+    #[error("not taken now: {0}")]
+    Verifier(crate::cpu::CpuError),
+    /// The envelope does not verify now but may later ([`ArrivalError::is_transient`]: a
+    /// signing time ahead of this node's clock).
+    #[error("not taken now: {0}")]
+    NotYetValid(ArrivalError),
+    /// The signers' revocation cannot be checked (no CRL, or a stale one) and
+    /// `crl_accept_unchecked` is off: the CRLs may come from the parent or with a retry.
+    #[error(
+        "not taken now: the revocation of its signers cannot be checked here ({gaps}); this node asks its parent for CRLs, send again later"
+    )]
+    RevocationUnchecked {
+        /// Each signer's gap, joined.
+        gaps: String,
+    },
+    /// The attachments' transfer broke off (what arrived may be kept for a resumed attempt).
+    #[error("not taken now: {0}")]
+    Interrupted(crate::storage::blobs::ReceiveError),
+    /// The attachments did not arrive within the time their size allows.
+    #[error("attachments of {document} did not arrive within {}", humantime::format_duration(*.allowed))]
+    TimedOut {
+        /// The document id.
+        document: String,
+        /// The time allowed.
+        allowed: std::time::Duration,
+    },
+    /// A receipt of this node (hop, arrival, a recipient's refusal) could not be signed.
+    #[error("cannot sign a receipt: {0}")]
+    Signing(pki::document::ReceiptError),
+}
+
+impl IntakeError {
+    /// Whether the sender should send again: everything but a refusal. A neighbour is
+    /// answered `Unavailable` (its outbox retries) and a clerk is told to send again; a
+    /// refusal is answered with the signed refusal (or `BadRequest`) and not retried.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IntakeError::Refused { .. } => false,
+            IntakeError::Storage(_)
+            | IntakeError::Verifier(_)
+            | IntakeError::NotYetValid(_)
+            | IntakeError::RevocationUnchecked { .. }
+            | IntakeError::Interrupted(_)
+            | IntakeError::TimedOut { .. }
+            | IntakeError::Signing(_) => true,
+        }
+    }
+
+    /// The signed refusal (status 02) of a document refused for good, when it could be
+    /// identified and signing worked.
+    pub fn receipt(&self) -> Option<&[u8]> {
+        match self {
+            IntakeError::Refused { receipt, .. } => receipt.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl Node {
@@ -119,15 +269,16 @@ impl Node {
         manifest: Option<&Manifest>,
         digest: [u8; 32],
         recipients: &[AgencyCode],
-        reason: String,
-    ) -> Refusal {
+        refusal: Refusal,
+    ) -> IntakeError {
         Metrics::bump(&self.metrics.refused);
+        let reason = refusal.to_string();
         let doc = manifest.map(|m| m.id().to_string()).unwrap_or_default();
         self.telemetry.document_refused(&doc, &reason, self.now());
         tracing::warn!(document = %doc, reason = %reason, "document refused");
         let receipt =
             manifest.and_then(|m| self.refusal(m, digest, recipients.to_vec(), &reason)).map(|r| r.as_bytes().to_vec());
-        Refusal { reason, receipt, transient: false }
+        IntakeError::Refused { refusal, receipt }
     }
 
     /// The CRLs to send along with a document or receipt whose signers' chains are `chains`:
@@ -162,19 +313,20 @@ pub fn truncate(t: time::OffsetDateTime) -> time::OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
-fn transient(reason: String) -> Refusal {
-    tracing::error!(reason = %reason, "document not taken (will be retried by the sender)");
-    Refusal { reason, receipt: None, transient: true }
+/// Logs a transient failure (see [`IntakeError::is_transient`]) and passes it on.
+fn transient(error: IntakeError) -> IntakeError {
+    tracing::error!(reason = %error, "document not taken (will be retried by the sender)");
+    error
 }
 
 /// The refusal for a document the node cannot store now (a full disk, a database refusing
 /// writes): transient, so a neighbour retries and the clerk is told to send again; nothing of
 /// the document was kept. The failure is remembered for the health read-out.
-fn cannot_store(node: &Node, error: &crate::storage::StoreError) -> Refusal {
-    node.storage_failed("taking a document", error);
-    let reason = storage_reason(error);
-    node.telemetry.document_refused("", &reason, node.now());
-    transient(reason)
+fn cannot_store(node: &Node, error: crate::storage::StoreError) -> IntakeError {
+    node.storage_failed("taking a document", &error);
+    let error = IntakeError::Storage(error);
+    node.telemetry.document_refused("", &error.to_string(), node.now());
+    transient(error)
 }
 
 /// What the sender and the clerk are told when storage fails.
@@ -205,7 +357,7 @@ pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
     carried_crls: &[Vec<u8>],
     recipients: &[String],
     attachments: &mut R,
-) -> Result<Taken, Refusal> {
+) -> Result<Taken, IntakeError> {
     take_document_resumable(node, source, envelope_bytes, carried_crls, recipients, attachments, None).await
 }
 
@@ -233,23 +385,22 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     recipients: &[String],
     attachments: &mut R,
     resume: Option<ResumeAnswer<'_>>,
-) -> Result<Taken, Refusal> {
+) -> Result<Taken, IntakeError> {
     let now = node.now();
     let now_ms = millis(now);
     let envelope = Envelope::from_bytes(envelope_bytes)
-        .map_err(|e| node.refuse(None, [0; 32], &[], format!("malformed envelope: {e}")))?;
+        .map_err(|e| node.refuse(None, [0; 32], &[], Refusal::MalformedEnvelope(e)))?;
     let digest = envelope.digest();
-    let manifest =
-        envelope.manifest().map_err(|e| node.refuse(None, digest, &[], format!("malformed manifest: {e}")))?;
+    let manifest = envelope.manifest().map_err(|e| node.refuse(None, digest, &[], Refusal::MalformedManifest(e)))?;
     let doc_id = manifest.id().to_string();
-    let refuse = |reason: String, rcpt: &[AgencyCode]| node.refuse(Some(&manifest), digest, rcpt, reason);
+    let refuse = |refusal: Refusal, rcpt: &[AgencyCode]| node.refuse(Some(&manifest), digest, rcpt, refusal);
 
     // Who sends, for whom.
     let (recipients, came_from) = match source {
         Source::Clerk => {
             if manifest.from != node.config.agency {
                 return Err(refuse(
-                    format!("this node sends for {} only, not for {}", node.config.agency, manifest.from),
+                    Refusal::NotOurSender { node: node.config.agency, sender: manifest.from },
                     &manifest.to,
                 ));
             }
@@ -261,19 +412,18 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 match r.parse::<AgencyCode>() {
                     Ok(c) if manifest.to.contains(&c) && !parsed.contains(&c) => parsed.push(c),
                     Ok(c) => {
-                        return Err(refuse(
-                            format!("{c} is not a recipient of this document (or is listed twice)"),
-                            &manifest.to,
-                        ));
+                        return Err(refuse(Refusal::NotARecipient(c), &manifest.to));
                     }
-                    Err(e) => return Err(refuse(format!("recipient {r:?}: {e}"), &manifest.to)),
+                    Err(error) => {
+                        return Err(refuse(Refusal::BadRecipient { given: r.clone(), error }, &manifest.to));
+                    }
                 }
             }
             if parsed.is_empty() {
-                return Err(refuse("no recipients given".into(), &manifest.to));
+                return Err(refuse(Refusal::NoRecipients, &manifest.to));
             }
             if let Err(reason) = node.routes.may_relay(&agency, &manifest.from) {
-                return Err(refuse(reason, &parsed));
+                return Err(refuse(Refusal::NotRelayed(reason), &parsed));
             }
             (parsed, Some(agency))
         }
@@ -287,19 +437,13 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let limits = &node.config.limits;
     if let Some(big) = manifest.attachments.iter().find(|a| a.size > limits.max_attachment_bytes) {
         return Err(refuse(
-            format!(
-                "attachment {:?} is {} bytes, over this node's limit of {}",
-                big.name, big.size, limits.max_attachment_bytes
-            ),
+            Refusal::AttachmentTooLarge { name: big.name.clone(), size: big.size, limit: limits.max_attachment_bytes },
             &recipients,
         ));
     }
     let total: u64 = manifest.attachments.iter().map(|a| a.size).sum();
     if total > limits.max_document_bytes {
-        return Err(refuse(
-            format!("attachments total {total} bytes, over this node's limit of {}", limits.max_document_bytes),
-            &recipients,
-        ));
+        return Err(refuse(Refusal::DocumentTooLarge { total, limit: limits.max_document_bytes }, &recipients));
     }
 
     // A retry of a document already taken: answer as before, without reading it again.
@@ -309,7 +453,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 Some(from) => {
                     match node.store.hop_receipt_covering(&digest, &node.config.agency, &from, &recipients).await {
                         Ok(r) => r,
-                        Err(e) => return Err(cannot_store(node, &e)),
+                        Err(e) => return Err(cannot_store(node, e)),
                     }
                 }
                 None => None,
@@ -320,17 +464,17 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             }
         }
         Ok(Some(_)) => {
-            return Err(refuse(format!("a different document with the id {doc_id} was already received"), &recipients));
+            return Err(refuse(Refusal::IdTaken(doc_id), &recipients));
         }
         Ok(None) => {}
-        Err(e) => return Err(cannot_store(node, &e)),
+        Err(e) => return Err(cannot_store(node, e)),
     }
 
     // Room for it, keeping the reserve: refused now, before a byte is written, rather than
     // failing halfway on a full disk.
     let needed = total.saturating_add(envelope_bytes.len() as u64);
     if let Err(e) = node.store.ensure_space(needed, limits.min_free_bytes) {
-        return Err(cannot_store(node, &e));
+        return Err(cannot_store(node, e));
     }
 
     // Verify at arrival (this node's clock): signatures, every signer's chain valid now (a
@@ -343,7 +487,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         // Through the shared cache: the same CRLs come with every document.
         match node.trust.parse_crl(der) {
             Ok(c) => carried.push(c),
-            Err(e) => return Err(refuse(format!("a CRL sent with the document is malformed: {e}"), &recipients)),
+            Err(e) => return Err(refuse(Refusal::MalformedCrl(e), &recipients)),
         }
     }
     let max_age = match source {
@@ -356,11 +500,11 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         .verification
         .run(move || pki::document::validation::verify_arrival(&checked, &validator, &Arrival { at: now, max_age }))
         .await
-        .map_err(|e| transient(format!("not taken now: {e}")))?;
+        .map_err(|e| transient(IntakeError::Verifier(e)))?;
     node.telemetry.verified_in(verifying.elapsed());
     let verified = verified.map_err(|e| match e {
-        e @ ArrivalError::InFuture { .. } => transient(format!("not taken now: {e}")),
-        e => refuse(format!("verification failed: {e}"), &recipients),
+        e if e.is_transient() => transient(IntakeError::NotYetValid(e)),
+        e => refuse(Refusal::Verification(e), &recipients),
     })?;
     // Revocation that cannot be checked (no CRL of an issuer, or one older than the freshness
     // budget): refused for now unless the operator opted in, then taken provisionally and
@@ -378,9 +522,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         let latest = format!("the latest, {doc_id}: {gap}");
         node.revocation_unchecked("documents' signers", &latest, node.config.crl_accept_unchecked);
         if !node.config.crl_accept_unchecked {
-            return Err(transient(format!(
-                "not taken now: the revocation of its signers cannot be checked here ({gap}); this node asks its parent for CRLs, send again later"
-            )));
+            return Err(transient(IntakeError::RevocationUnchecked { gaps: gap }));
         }
     }
 
@@ -422,31 +564,27 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             name,
             problem,
         }))) => {
-            return Err(refuse(format!("attachment {name:?}: {problem}"), &recipients));
+            return Err(refuse(Refusal::BadAttachment { name, problem }, &recipients));
         }
-        Ok(Err(crate::storage::blobs::ReceiveError::Store(e))) => return Err(cannot_store(node, &e)),
+        Ok(Err(crate::storage::blobs::ReceiveError::Store(e))) => return Err(cannot_store(node, e)),
         // The sender tries again: from where it broke off, or in full after a discarded prefix.
-        Ok(Err(e)) => return Err(transient(format!("not taken now: {e}"))),
+        Ok(Err(e)) => return Err(transient(IntakeError::Interrupted(e))),
         Err(_) => {
-            return Err(transient(format!(
-                "attachments of {doc_id} did not arrive within {}",
-                humantime::format_duration(node.request_time(total))
-            )));
+            return Err(transient(IntakeError::TimedOut { document: doc_id, allowed: node.request_time(total) }));
         }
     };
 
     // Routing: one transfer per next hop; unknown recipients are refused individually.
     let (plan, unroutable) = node.routes.plan(&recipients, came_from);
     if plan.is_empty() {
-        let reasons: Vec<String> = unroutable.iter().map(|(_, e)| e.to_string()).collect();
-        return Err(refuse(reasons.join("; "), &recipients));
+        return Err(refuse(Refusal::NoRoute(unroutable), &recipients));
     }
 
     // Receipts this hand-over may produce, signed before the transaction; the transaction
     // keeps only those that are new.
     let sign = |kind: ReceiptKind, to: AgencyCode, recipients: Vec<AgencyCode>, note: Option<String>| {
         node.sign_receipt(&manifest, digest, Saying { kind, to, recipients, note }, now)
-            .map_err(|e| transient(format!("cannot sign a receipt: {e}")))
+            .map_err(|e| transient(IntakeError::Signing(e)))
     };
     let hop_receipt = match came_from {
         Some(from) => Some(sign(ReceiptKind::Hop, from, recipients.clone(), None)?),
@@ -463,7 +601,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             .push((*r, sign(ReceiptKind::Status(StatusCode::Refused), manifest.from, vec![*r], Some(e.to_string()))?));
     }
 
-    crate::storage::blobs::PendingBlob::commit_all(pending).await.map_err(|e| cannot_store(node, &e))?;
+    crate::storage::blobs::PendingBlob::commit_all(pending).await.map_err(|e| cannot_store(node, e))?;
     let mut crls_changed = false;
     let new_cas = node.trust.learn(path_cas(node, &envelope));
     let sender_name = verified.sender_name().to_owned();
@@ -584,10 +722,10 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let hop_answer = match committed {
         Ok(Some(answer)) => answer,
         Ok(None) => {
-            return Err(refuse(format!("a different document with the id {doc_id} was already received"), &recipients));
+            return Err(refuse(Refusal::IdTaken(doc_id), &recipients));
         }
         // Not committed: nothing was taken, and no hop receipt leaves this node.
-        Err(e) => return Err(cannot_store(node, &e)),
+        Err(e) => return Err(cannot_store(node, e)),
     };
     if crls_changed {
         crate::crls::refresh(node).await;
@@ -623,4 +761,149 @@ fn path_cas(node: &Node, envelope: &Envelope) -> Vec<pki::Certificate> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pki::document::verify::Role;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::storage::StoreError;
+
+    /// Whether each variant should be retried, and why; a match without a wildcard, so a new
+    /// variant does not compile until someone decides here whether the sender retries it.
+    fn should_retry(e: &IntakeError) -> bool {
+        match e {
+            // The document is at fault or not ours: the same bytes would be refused again.
+            IntakeError::Refused { .. } => false,
+            // This node's disk or database: may be fixed by the operator.
+            IntakeError::Storage(_) => true,
+            // A panicking verification thread says nothing about the document.
+            IntakeError::Verifier(_) => true,
+            // A signing time ahead of our clock: passes once the clocks agree.
+            IntakeError::NotYetValid(_) => true,
+            // The CRLs may come from the parent or with the next attempt.
+            IntakeError::RevocationUnchecked { .. } => true,
+            // A broken transfer: the next attempt resumes or starts again.
+            IntakeError::Interrupted(_) => true,
+            // A slow link: the next attempt may be faster.
+            IntakeError::TimedOut { .. } => true,
+            // Our seal's key or chain: the operator's to fix.
+            IntakeError::Signing(_) => true,
+        }
+    }
+
+    fn one_of_each() -> Vec<IntakeError> {
+        let (claimed, arrival) = (datetime!(2026-03-02 10:00 UTC), datetime!(2026-03-01 10:00 UTC));
+        vec![
+            IntakeError::Refused { refusal: Refusal::NoRecipients, receipt: Some(vec![7]) },
+            IntakeError::Storage(StoreError::Corrupt("a row".into())),
+            IntakeError::Verifier(crate::cpu::CpuError::Panicked("boom".into())),
+            IntakeError::NotYetValid(ArrivalError::InFuture { index: 1, role: Role::Seal, claimed, arrival }),
+            IntakeError::RevocationUnchecked { gaps: "the seal: no CRL".into() },
+            IntakeError::Interrupted(crate::storage::blobs::ReceiveError::Interrupted {
+                name: "a.pdf".into(),
+                kept: 10,
+                size: 20,
+                reason: "reset".into(),
+            }),
+            IntakeError::TimedOut { document: "D1".into(), allowed: Duration::from_secs(90) },
+            IntakeError::Signing(pki::document::ReceiptError::Format("no key".into())),
+        ]
+    }
+
+    #[test]
+    fn only_a_refusal_is_final() {
+        let all = one_of_each();
+        assert_eq!(all.len(), 8, "one sample per variant");
+        for e in &all {
+            assert_eq!(e.is_transient(), should_retry(e), "{e:?}");
+        }
+        assert_eq!(all.iter().filter(|e| !e.is_transient()).count(), 1);
+    }
+
+    #[test]
+    fn only_a_refusal_carries_its_signed_receipt() {
+        for e in one_of_each() {
+            match &e {
+                IntakeError::Refused { .. } => assert_eq!(e.receipt(), Some(&[7u8][..])),
+                _ => assert_eq!(e.receipt(), None, "{e:?}"),
+            }
+        }
+        let unsigned = IntakeError::Refused { refusal: Refusal::NoRecipients, receipt: None };
+        assert_eq!(unsigned.receipt(), None);
+    }
+
+    /// The texts senders and signed refusal notes carry, as the strings built before the
+    /// types were.
+    #[test]
+    fn texts_are_the_ones_senders_are_told() {
+        let ours: AgencyCode = "000.00.41.H49".parse().unwrap();
+        let other: AgencyCode = "000.00.42.H49".parse().unwrap();
+        let cases: Vec<(IntakeError, String)> = vec![
+            (
+                IntakeError::Refused {
+                    refusal: Refusal::NotOurSender { node: ours, sender: other },
+                    receipt: None,
+                },
+                format!("this node sends for {ours} only, not for {other}"),
+            ),
+            (
+                IntakeError::Refused { refusal: Refusal::NotARecipient(other), receipt: None },
+                format!("{other} is not a recipient of this document (or is listed twice)"),
+            ),
+            (
+                IntakeError::Refused {
+                    refusal: Refusal::AttachmentTooLarge { name: "a.pdf".into(), size: 11, limit: 10 },
+                    receipt: None,
+                },
+                "attachment \"a.pdf\" is 11 bytes, over this node's limit of 10".into(),
+            ),
+            (
+                IntakeError::Refused { refusal: Refusal::DocumentTooLarge { total: 11, limit: 10 }, receipt: None },
+                "attachments total 11 bytes, over this node's limit of 10".into(),
+            ),
+            (
+                IntakeError::Refused { refusal: Refusal::IdTaken("D1".into()), receipt: None },
+                "a different document with the id D1 was already received".into(),
+            ),
+            (
+                IntakeError::Refused {
+                    refusal: Refusal::NoRoute(vec![
+                        (other, crate::routing::RouteError::Unknown(other)),
+                        (ours, crate::routing::RouteError::Unknown(ours)),
+                    ]),
+                    receipt: None,
+                },
+                format!(
+                    "{}; {}",
+                    crate::routing::RouteError::Unknown(other),
+                    crate::routing::RouteError::Unknown(ours)
+                ),
+            ),
+            (
+                IntakeError::Storage(StoreError::Corrupt("a row".into())),
+                "the node cannot store documents now (stored data is damaged: a row); nothing was taken, send again later"
+                    .into(),
+            ),
+            (
+                IntakeError::RevocationUnchecked { gaps: "the seal: no CRL".into() },
+                "not taken now: the revocation of its signers cannot be checked here (the seal: no CRL); this node asks its parent for CRLs, send again later".into(),
+            ),
+            (
+                IntakeError::TimedOut { document: "D1".into(), allowed: Duration::from_secs(90) },
+                "attachments of D1 did not arrive within 1m 30s".into(),
+            ),
+            (
+                IntakeError::Signing(pki::document::ReceiptError::Format("no key".into())),
+                "cannot sign a receipt: receipt is not a signed COSE_Sign1 receipt: no key".into(),
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
+    }
 }

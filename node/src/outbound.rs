@@ -29,21 +29,21 @@ const MAX_CLAIMED: usize = 128;
 const FORWARD_READ: usize = 1 << 20;
 
 /// How a transfer ended.
+#[derive(Debug)]
 enum Outcome {
     /// Handed over (or refused for good, with the refusal recorded).
     Finished,
-    /// Try again later.
-    Retry(String),
-    /// Give up now (a permanent error).
-    Permanent(String),
+    /// Not handed over: tried again later or given up now, as
+    /// [`TransferError::is_transient`] says.
+    Failed(TransferError),
 }
 
 impl Outcome {
     /// Why it did not finish ("" when it did).
-    fn reason(&self) -> &str {
+    fn reason(&self) -> String {
         match self {
-            Outcome::Finished => "",
-            Outcome::Retry(why) | Outcome::Permanent(why) => why,
+            Outcome::Finished => String::new(),
+            Outcome::Failed(e) => e.to_string(),
         }
     }
 
@@ -51,8 +51,128 @@ impl Outcome {
     fn label(&self) -> &'static str {
         match self {
             Outcome::Finished => "finished",
-            Outcome::Retry(_) => "retry",
-            Outcome::Permanent(_) => "refused",
+            Outcome::Failed(e) if e.is_transient() => "retry",
+            Outcome::Failed(_) => "refused",
+        }
+    }
+}
+
+impl From<TransferError> for Outcome {
+    fn from(e: TransferError) -> Outcome {
+        Outcome::Failed(e)
+    }
+}
+
+/// Why a transfer (a document or a notice) was not handed over, by the stage that failed. The
+/// text is what the outbox records (`last_error`), what `inbox --sent` shows and what a
+/// dead-letter's signed refusal quotes: keep the wording.
+#[derive(Debug, thiserror::Error)]
+enum TransferError {
+    /// No answer from the neighbour: it could not be connected to, the exchange broke or timed
+    /// out, or the request could not be written (a stored attachment that could not be read
+    /// while sending included). The text comes from [`Node::exchange`].
+    #[error("{0}")]
+    Transport(String),
+    /// This node's storage failed: reading the transfer, or recording the answer.
+    #[error("{0}")]
+    LocalStorage(StoreError),
+    /// The neighbour cannot take it now (`ErrorKind::Unavailable`: its storage, a clock or
+    /// CRL problem, shutting down).
+    #[error("{hop}: {message}")]
+    Unavailable {
+        /// The neighbour.
+        hop: AgencyCode,
+        /// What it said.
+        message: String,
+    },
+    /// The neighbour refused it for good without a signed refusal (any other `ErrorKind`).
+    #[error("{hop}: {message}")]
+    Rejected {
+        /// The neighbour.
+        hop: AgencyCode,
+        /// What it said.
+        message: String,
+    },
+    /// The neighbour's hop receipt does not parse.
+    #[error("{hop} answered with a malformed hop receipt: {error}")]
+    MalformedHopReceipt {
+        /// The neighbour.
+        hop: AgencyCode,
+        /// Why it does not parse.
+        error: pki::document::ReceiptError,
+    },
+    /// The neighbour's hop receipt is for another document, signer or recipients.
+    #[error("{hop} answered with a hop receipt that does not match the transfer")]
+    HopReceiptMismatch {
+        /// The neighbour.
+        hop: AgencyCode,
+    },
+    /// The neighbour's hop receipt does not verify (its seal, its chain, revocation).
+    #[error("{hop}'s hop receipt does not verify: {error}")]
+    HopReceiptUnverified {
+        /// The neighbour.
+        hop: AgencyCode,
+        /// Why.
+        error: String,
+    },
+    /// The neighbour refused, but its refusal does not parse or is not a refusal of this
+    /// document by it.
+    #[error("{hop} refused with an unusable refusal")]
+    UnusableRefusal {
+        /// The neighbour.
+        hop: AgencyCode,
+    },
+    /// The neighbour refused, but its refusal does not verify.
+    #[error("{hop} refused, but its refusal does not verify: {error}")]
+    RefusalUnverified {
+        /// The neighbour.
+        hop: AgencyCode,
+        /// Why.
+        error: String,
+    },
+    /// The neighbour answered with something that is no answer to this request.
+    #[error("{hop} answered {answer} to {what}")]
+    UnexpectedAnswer {
+        /// The neighbour.
+        hop: AgencyCode,
+        /// Its answer, as text.
+        answer: String,
+        /// What was sent ("a document", "receipts").
+        what: &'static str,
+    },
+    /// A notice left unsent in this round by the outbox's own bookkeeping ("not sent", "no
+    /// answer", "not a notice").
+    #[error("{0}")]
+    NotSent(&'static str),
+}
+
+impl TransferError {
+    /// Whether the transfer is tried again (with backoff, until `retry.max_attempts`) rather
+    /// than given up at once with a signed refusal to the sender. Given up only when the
+    /// neighbour said no: a plain refusal, or a refusal that cannot be used or verified (it
+    /// answered, and sending the same again would get the same). Everything on this side or
+    /// on the way (connecting, storage, an answer that does not fit or verify) may pass.
+    fn is_transient(&self) -> bool {
+        match self {
+            TransferError::Rejected { .. }
+            | TransferError::UnusableRefusal { .. }
+            | TransferError::RefusalUnverified { .. } => false,
+            TransferError::Transport(_)
+            | TransferError::LocalStorage(_)
+            | TransferError::Unavailable { .. }
+            | TransferError::MalformedHopReceipt { .. }
+            | TransferError::HopReceiptMismatch { .. }
+            | TransferError::HopReceiptUnverified { .. }
+            | TransferError::UnexpectedAnswer { .. }
+            | TransferError::NotSent(_) => true,
+        }
+    }
+
+    /// What a neighbour's `NodeResponse::Error` (or a notice it did not take) means.
+    fn answered(hop: AgencyCode, kind: ErrorKind, message: String) -> TransferError {
+        match kind {
+            ErrorKind::Unavailable => TransferError::Unavailable { hop, message },
+            _ => TransferError::Rejected { hop, message },
         }
     }
 }
@@ -622,14 +742,16 @@ async fn record(node: &Arc<Node>, transfer: &Transfer, outcome: Outcome) -> Resu
     let owner = node.lease_owner.as_str();
     match outcome {
         Outcome::Finished => Ok(()),
-        Outcome::Retry(error) | Outcome::Permanent(error) if node.stopping() => {
+        Outcome::Failed(error) if node.stopping() => {
+            let error = error.to_string();
             // Cut short by shutdown: pending again, and the attempt does not count.
             tracing::info!(transfer = transfer.id, error = %error, "transfer interrupted by shutdown");
             let mut tx = node.store.begin().await?;
             tx.fail_transfer(transfer.id, owner, &error, now, false, false).await?;
             tx.commit().await
         }
-        Outcome::Retry(error) => {
+        Outcome::Failed(error) if error.is_transient() => {
+            let error = error.to_string();
             let attempt = transfer.attempts + 1;
             let dead = attempt >= node.config.retry.max_attempts;
             let delay = node.config.retry.delay(attempt, node.jitter_draw());
@@ -638,7 +760,8 @@ async fn record(node: &Arc<Node>, transfer: &Transfer, outcome: Outcome) -> Resu
             let reason = format!("not delivered to {} after {attempt} attempts: {error}", transfer.next_hop);
             fail(node, transfer, &error, now + delay.as_millis() as i64, dead.then_some(reason.as_str())).await
         }
-        Outcome::Permanent(error) => {
+        Outcome::Failed(error) => {
+            let error = error.to_string();
             tracing::warn!(transfer = transfer.id, peer = %transfer.next_hop, error = %error, "transfer refused for good");
             let reason = format!("{} did not take it: {error}", transfer.next_hop);
             fail(node, transfer, &error, now, Some(reason.as_str())).await
@@ -714,7 +837,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
     let hop = transfer.next_hop;
     let (doc, attachments) = match (node.store.document(id).await, node.store.attachments(id).await) {
         (Ok(d), Ok(a)) => (d, a),
-        (Err(e), _) | (_, Err(e)) => return Outcome::Retry(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => return TransferError::LocalStorage(e).into(),
     };
     let chains: Vec<Vec<Vec<u8>>> = Envelope::from_bytes(&doc.envelope)
         .and_then(|e| e.headers())
@@ -767,7 +890,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
         Ok(r) => r,
         Err(e) => {
             node.neighbour_unreachable(&hop, &e);
-            return Outcome::Retry(e);
+            return TransferError::Transport(e).into();
         }
     };
     node.neighbour_answered(&hop);
@@ -775,7 +898,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
         NodeResponse::HopReceipt { receipt } => {
             let receipt = match SignedReceipt::from_bytes(&receipt) {
                 Ok(r) => r,
-                Err(e) => return Outcome::Retry(format!("{hop} answered with a malformed hop receipt: {e}")),
+                Err(error) => return TransferError::MalformedHopReceipt { hop, error }.into(),
             };
             let r = &receipt.receipt;
             let fits = r.kind == ReceiptKind::Hop
@@ -784,10 +907,10 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
                 && r.envelope == doc.digest
                 && transfer.recipients.iter().all(|x| r.recipients.contains(x));
             if !fits {
-                return Outcome::Retry(format!("{hop} answered with a hop receipt that does not match the transfer"));
+                return TransferError::HopReceiptMismatch { hop }.into();
             }
-            if let Err(e) = crate::notices::verify_receipt(node, &receipt, &[]) {
-                return Outcome::Retry(format!("{hop}'s hop receipt does not verify: {e}"));
+            if let Err(error) = crate::notices::verify_receipt(node, &receipt, &[]) {
+                return TransferError::HopReceiptUnverified { hop, error }.into();
             }
             // The hop receipt is kept here, with the node it was given to; the sender's `track`
             // asks for it along the path (`crate::path`).
@@ -797,7 +920,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
                     tracing::info!(document = %doc.doc_id, peer = %hop, "document handed over");
                     Outcome::Finished
                 }
-                Err(e) => Outcome::Retry(e.to_string()),
+                Err(e) => TransferError::LocalStorage(e).into(),
             }
         }
         NodeResponse::Refused { receipt } => {
@@ -809,16 +932,16 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
                 {
                     r
                 }
-                _ => return Outcome::Permanent(format!("{hop} refused with an unusable refusal")),
+                _ => return TransferError::UnusableRefusal { hop }.into(),
             };
-            if let Err(e) = crate::notices::verify_receipt(node, &refusal, &[]) {
-                return Outcome::Permanent(format!("{hop} refused, but its refusal does not verify: {e}"));
+            if let Err(error) = crate::notices::verify_receipt(node, &refusal, &[]) {
+                return TransferError::RefusalUnverified { hop, error }.into();
             }
             let reason = refusal.receipt.note.clone().unwrap_or_default();
             tracing::warn!(document = %doc.doc_id, peer = %hop, reason = %reason, "document refused by the next hop");
             match record_answer(node, transfer, id, &refusal, "refused", "refused").await {
                 Ok(()) => Outcome::Finished,
-                Err(e) => Outcome::Retry(e.to_string()),
+                Err(e) => TransferError::LocalStorage(e).into(),
             }
         }
         NodeResponse::CrlsWanted { sha256 } if asked.is_none() => {
@@ -826,9 +949,8 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
             let asked = Asked { wanted: sha256, previous: referenced.refs.clone() };
             Box::pin(send_document(node, transfer, id, Some(asked))).await
         }
-        NodeResponse::Error { kind: ErrorKind::Unavailable, message } => Outcome::Retry(format!("{hop}: {message}")),
-        NodeResponse::Error { message, .. } => Outcome::Permanent(format!("{hop}: {message}")),
-        other => Outcome::Retry(format!("{hop} answered {other} to a document")),
+        NodeResponse::Error { kind, message } => TransferError::answered(hop, kind, message).into(),
+        other => TransferError::UnexpectedAnswer { hop, answer: other.to_string(), what: "a document" }.into(),
     }
 }
 
@@ -874,7 +996,7 @@ async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
     let mut chunk_bytes = 0;
     for (i, transfer) in batch.iter().enumerate() {
         let TransferKind::Notice(id) = transfer.kind else {
-            outcomes[i] = Some(Outcome::Retry("not a notice".into()));
+            outcomes[i] = Some(TransferError::NotSent("not a notice").into());
             continue;
         };
         match node.store.receipt(id).await {
@@ -891,7 +1013,7 @@ async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
                     chunk.push((i, stored.bytes, chain));
                 }
             }
-            Err(e) => outcomes[i] = Some(Outcome::Retry(e.to_string())),
+            Err(e) => outcomes[i] = Some(TransferError::LocalStorage(e).into()),
         }
     }
     for chunk in chunks.iter().filter(|c| !c.is_empty()) {
@@ -907,7 +1029,7 @@ async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
                 tracing::warn!(peer = %hop, receipts = chunk.len(), error = %whole.reason(), "a batch of notices was not taken; sending them one by one");
                 for item in chunk {
                     let outcome = match send_notice_request(node, hop, std::slice::from_ref(item), None).await {
-                        Ok(mut each) => each.pop().unwrap_or_else(|| Outcome::Retry("no answer".into())),
+                        Ok(mut each) => each.pop().unwrap_or_else(|| TransferError::NotSent("no answer").into()),
                         Err(one) => one,
                     };
                     outcomes[item.0] = Some(outcome);
@@ -916,7 +1038,7 @@ async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
             Err(whole) => outcomes[chunk[0].0] = Some(whole),
         }
     }
-    outcomes.into_iter().map(|o| o.unwrap_or_else(|| Outcome::Retry("not sent".into()))).collect()
+    outcomes.into_iter().map(|o| o.unwrap_or_else(|| TransferError::NotSent("not sent").into())).collect()
 }
 
 /// A notice to send: its transfer's index in the batch, the receipt's bytes, its seal chain.
@@ -959,8 +1081,7 @@ async fn send_notice_request(
         Ok(NodeResponse::NoticesTaken { refused }) => Ok((0..items.len())
             .map(|k| match refused.iter().find(|(index, _, _)| usize::try_from(*index).ok() == Some(k)) {
                 None => Outcome::Finished,
-                Some((_, ErrorKind::Unavailable, message)) => Outcome::Retry(format!("{hop}: {message}")),
-                Some((_, _, message)) => Outcome::Permanent(format!("{hop}: {message}")),
+                Some((_, kind, message)) => TransferError::answered(hop, *kind, message.clone()).into(),
             })
             .collect()),
         Ok(NodeResponse::CrlsWanted { sha256 }) if asked.is_none() => {
@@ -968,12 +1089,9 @@ async fn send_notice_request(
             let asked = Asked { wanted: sha256, previous: referenced.refs.clone() };
             Box::pin(send_notice_request(node, hop, items, Some(asked))).await
         }
-        Ok(NodeResponse::Error { kind: ErrorKind::Unavailable, message }) => {
-            Err(Outcome::Retry(format!("{hop}: {message}")))
-        }
-        Ok(NodeResponse::Error { message, .. }) => Err(Outcome::Permanent(format!("{hop}: {message}"))),
-        Ok(other) => Err(Outcome::Retry(format!("{hop} answered {other} to receipts"))),
-        Err(e) => Err(Outcome::Retry(e)),
+        Ok(NodeResponse::Error { kind, message }) => Err(TransferError::answered(hop, kind, message).into()),
+        Ok(other) => Err(TransferError::UnexpectedAnswer { hop, answer: other.to_string(), what: "receipts" }.into()),
+        Err(e) => Err(TransferError::Transport(e).into()),
     }
 }
 
@@ -992,5 +1110,120 @@ impl Node {
             })
             .map(|(code, _)| code)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether each variant is retried, and why; a match without a wildcard, so a new variant
+    /// does not compile until someone decides here whether it is retried or given up.
+    fn should_retry(e: &TransferError) -> bool {
+        match e {
+            // Connecting, the stream, a timeout: the way may clear.
+            TransferError::Transport(_) => true,
+            // Our own disk or database: the operator may fix it.
+            TransferError::LocalStorage(_) => true,
+            // The neighbour said so.
+            TransferError::Unavailable { .. } => true,
+            // The neighbour said no, and would say it again.
+            TransferError::Rejected { .. } => false,
+            // A hop receipt that is broken, does not fit or does not verify (CRLs may come,
+            // a bug may be fixed): the neighbour keeps the document and answers a retry from
+            // its storage.
+            TransferError::MalformedHopReceipt { .. } => true,
+            TransferError::HopReceiptMismatch { .. } => true,
+            TransferError::HopReceiptUnverified { .. } => true,
+            // It refused: a refusal we cannot use is still a refusal.
+            TransferError::UnusableRefusal { .. } => false,
+            TransferError::RefusalUnverified { .. } => false,
+            // Something that is no answer to the request: asked again.
+            TransferError::UnexpectedAnswer { .. } => true,
+            // Our own bookkeeping left it unsent this round.
+            TransferError::NotSent(_) => true,
+        }
+    }
+
+    fn hop() -> AgencyCode {
+        "000.00.41.H49".parse().unwrap()
+    }
+
+    fn one_of_each() -> Vec<TransferError> {
+        let hop = hop();
+        vec![
+            TransferError::Transport("cannot connect to it".into()),
+            TransferError::LocalStorage(StoreError::Corrupt("a row".into())),
+            TransferError::Unavailable { hop, message: "busy".into() },
+            TransferError::Rejected { hop, message: "malformed envelope".into() },
+            TransferError::MalformedHopReceipt { hop, error: pki::document::ReceiptError::Format("x".into()) },
+            TransferError::HopReceiptMismatch { hop },
+            TransferError::HopReceiptUnverified { hop, error: "revoked".into() },
+            TransferError::UnusableRefusal { hop },
+            TransferError::RefusalUnverified { hop, error: "revoked".into() },
+            TransferError::UnexpectedAnswer { hop, answer: "pong".into(), what: "a document" },
+            TransferError::NotSent("not sent"),
+        ]
+    }
+
+    #[test]
+    fn retried_unless_the_neighbour_said_no() {
+        let all = one_of_each();
+        assert_eq!(all.len(), 11, "one sample per variant");
+        for e in &all {
+            assert_eq!(e.is_transient(), should_retry(e), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn the_metric_labels_stay_finished_retry_refused() {
+        assert_eq!(Outcome::Finished.label(), "finished");
+        assert_eq!(Outcome::Finished.reason(), "");
+        for e in one_of_each() {
+            let expected = if should_retry(&e) { "retry" } else { "refused" };
+            let text = e.to_string();
+            let outcome = Outcome::from(e);
+            assert_eq!(outcome.label(), expected, "{outcome:?}");
+            assert_eq!(outcome.reason(), text);
+        }
+    }
+
+    #[test]
+    fn an_error_answer_is_retried_only_when_unavailable() {
+        let unavailable = TransferError::answered(hop(), ErrorKind::Unavailable, "full".into());
+        assert!(unavailable.is_transient());
+        assert_eq!(unavailable.to_string(), format!("{}: full", hop()));
+        let bad = TransferError::answered(hop(), ErrorKind::BadRequest, "no".into());
+        assert!(!bad.is_transient());
+        assert_eq!(bad.to_string(), format!("{}: no", hop()));
+    }
+
+    /// The texts the outbox records, as the strings built before the types were.
+    #[test]
+    fn texts_are_the_ones_recorded() {
+        let hop = hop();
+        let cases = [
+            (
+                TransferError::HopReceiptMismatch { hop },
+                format!("{hop} answered with a hop receipt that does not match the transfer"),
+            ),
+            (
+                TransferError::HopReceiptUnverified { hop, error: "e".into() },
+                format!("{hop}'s hop receipt does not verify: e"),
+            ),
+            (TransferError::UnusableRefusal { hop }, format!("{hop} refused with an unusable refusal")),
+            (
+                TransferError::RefusalUnverified { hop, error: "e".into() },
+                format!("{hop} refused, but its refusal does not verify: e"),
+            ),
+            (
+                TransferError::UnexpectedAnswer { hop, answer: "pong".into(), what: "receipts" },
+                format!("{hop} answered pong to receipts"),
+            ),
+            (TransferError::LocalStorage(StoreError::Corrupt("a row".into())), "stored data is damaged: a row".into()),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
     }
 }
