@@ -11,7 +11,7 @@ use harness::network::{Database, NetOptions, NodeProcess, SignedDocument, TestNe
 use harness::tmpfs::Tmpfs;
 use node::clerk_client::ClerkError;
 use node::protocol::ErrorKind;
-use node::storage::blobs::BlobStore;
+use node::storage::blobs::{BlobStore, ReceiveError};
 use node::storage::{DocInsert, NewDocument, Store};
 use pki::AgencyCode;
 use pki::document::verify::VerifiedEnvelope;
@@ -134,7 +134,8 @@ async fn attachment_writes_on_a_full_disk_fail_and_store_nothing() {
         let received = store.receive("cv.pdf", &mut body.as_slice(), size as u64, &hash).await;
         let committed = match received {
             Ok(pending) => pending.commit().await,
-            Err(e) => Err(e),
+            Err(ReceiveError::Store(e)) => Err(e),
+            Err(other) => panic!("{size} bytes: not a storage error: {other}"),
         };
         let error = committed.expect_err("an attachment was stored on a full disk");
         assert!(error.is_disk_full(), "{size} bytes: not reported as a full disk: {error}");

@@ -115,6 +115,18 @@ pub enum ReceiveError {
         /// What broke.
         reason: String,
     },
+    /// The sender's stream broke (a connection reset or lost) before all the bytes of an
+    /// attachment sent without resuming arrived: nothing is kept, the sender sends it again.
+    /// Not a storage failure: the disk and the database are fine.
+    #[error("attachment {name:?}: the transfer broke off before its {size} bytes arrived ({reason}); send it again")]
+    Broken {
+        /// The attachment's name.
+        name: String,
+        /// Its declared size.
+        size: u64,
+        /// What the stream said.
+        reason: String,
+    },
     /// The bytes kept from an earlier attempt and the bytes sent now do not hash to the
     /// manifest's SHA-256: the kept bytes may be the damaged ones, so they are thrown away and
     /// the next attempt sends everything (not a refusal of the document).
@@ -264,7 +276,7 @@ impl BlobStore {
         reader: &mut R,
         size: u64,
         sha256: &[u8; 32],
-    ) -> Result<PendingBlob, StoreError> {
+    ) -> Result<PendingBlob, ReceiveError> {
         let tmp = self.root.join("tmp").join(format!("{}-{}", hex::encode(&sha256[..8]), unique_suffix()));
         // From here on, the temporary file goes away with `pending` unless committed.
         let pending = PendingBlob {
@@ -288,7 +300,8 @@ impl BlobStore {
                 return Err(attachment_error(
                     name,
                     "bytes do not match the SHA-256 in the manifest (altered in transit)",
-                ));
+                )
+                .into());
             }
             let path = tmp.clone();
             let on_disk = blocking(move || {
@@ -297,22 +310,25 @@ impl BlobStore {
                 file.sync_all()?;
                 Ok(file.metadata()?.len())
             })
-            .await?;
+            .await
+            .map_err(StoreError::Io)?;
             check_size(name, &tmp, size, on_disk)?;
             return Ok(pending);
         }
         let create = tmp.clone();
-        let file = blocking(move || std::fs::File::create(create)).await?;
+        let file = blocking(move || std::fs::File::create(create)).await.map_err(StoreError::Io)?;
         let sink = Sink { file, ctx: ring::digest::Context::new(&ring::digest::SHA256) };
         let (sink, pumped) = pump(reader, sink, size, None).await;
         if let Err(broke) = pumped {
             return Err(received_error(name, size, broke));
         }
         let Some(Sink { file, ctx }) = sink else {
-            return Err(StoreError::Io(std::io::Error::other("the attachment's writer was lost")));
+            return Err(StoreError::Io(std::io::Error::other("the attachment's writer was lost")).into());
         };
         if ctx.finish().as_ref() != sha256 {
-            return Err(attachment_error(name, "bytes do not match the SHA-256 in the manifest (altered in transit)"));
+            return Err(
+                attachment_error(name, "bytes do not match the SHA-256 in the manifest (altered in transit)").into()
+            );
         }
         make_durable(name, file, &tmp, size).await?;
         Ok(pending)
@@ -720,14 +736,17 @@ fn check_size(name: &str, path: &Path, size: u64, on_disk: u64) -> Result<(), St
     Ok(())
 }
 
-/// The error of an attachment whose bytes could not all be received and written.
-fn received_error(name: &str, size: u64, broke: Broke) -> StoreError {
+/// The error of an attachment whose bytes could not all be received and written: a stream
+/// that ended early is the sender's fault, one that broke is the connection's (not a storage
+/// failure: the sender sends again), and only a failed write is the store's.
+fn received_error(name: &str, size: u64, broke: Broke) -> ReceiveError {
     match broke {
         Broke::Short(missing) => {
-            attachment_error(name, format!("stream ended {missing} bytes short of the declared {size}"))
+            attachment_error(name, format!("stream ended {missing} bytes short of the declared {size}")).into()
         }
-        Broke::Stream(e) | Broke::Disk(e) => StoreError::Io(e),
-        Broke::Stopped => StoreError::Io(std::io::Error::other("stopped")),
+        Broke::Stream(e) => ReceiveError::Broken { name: name.to_owned(), size, reason: e.to_string() },
+        Broke::Disk(e) => StoreError::Io(e).into(),
+        Broke::Stopped => StoreError::Io(std::io::Error::other("stopped")).into(),
     }
 }
 
@@ -939,11 +958,11 @@ mod tests {
             let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let hash = sha(&body);
             let short = store.receive("a.pdf", &mut &body[..size - 3], size as u64, &hash).await;
-            assert!(matches!(short, Err(StoreError::Attachment { .. })), "{size}: {short:?}");
+            assert!(matches!(short, Err(ReceiveError::Store(StoreError::Attachment { .. }))), "{size}: {short:?}");
             let mut altered = body.clone();
             altered[size - 1] ^= 1;
             let altered = store.receive("a.pdf", &mut altered.as_slice(), size as u64, &hash).await;
-            assert!(matches!(altered, Err(StoreError::Attachment { .. })), "{size}: {altered:?}");
+            assert!(matches!(altered, Err(ReceiveError::Store(StoreError::Attachment { .. }))), "{size}: {altered:?}");
             assert!(!store.path(&hash).exists());
             assert_eq!(
                 std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
@@ -953,6 +972,46 @@ mod tests {
             let pending = store.receive("a.pdf", &mut body.as_slice(), size as u64, &hash).await.unwrap();
             pending.commit().await.unwrap();
             assert_eq!(std::fs::read(store.path(&hash)).unwrap(), body, "{size}");
+        }
+    }
+
+    /// A stream that yields `good` bytes, then the error a reset connection gives.
+    struct Resets {
+        good: Vec<u8>,
+    }
+
+    impl AsyncRead for Resets {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.good.is_empty() {
+                return std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
+            }
+            let n = self.good.len().min(buf.remaining());
+            buf.put_slice(&self.good[..n]);
+            self.good.drain(..n);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A connection that breaks mid-attachment is the connection's failure, not the store's
+    /// (it used to come back as a storage I/O error, which intake counts as a storage failure
+    /// and the node's health reports); nothing is left behind, and the sender sends again.
+    #[tokio::test]
+    async fn a_broken_stream_is_not_a_storage_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        for size in [2_000usize, 3 * WRITE_CHUNK] {
+            let body: Vec<u8> = (0..size).map(|i| (i % 241) as u8).collect();
+            let mut stream = Resets { good: body[..size / 2].to_vec() };
+            let received = store.receive("a.pdf", &mut stream, size as u64, &sha(&body)).await;
+            match received {
+                Err(ReceiveError::Broken { size: declared, .. }) => assert_eq!(declared, size as u64),
+                other => panic!("{size} bytes: {other:?}"),
+            }
+            assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "{size}: temporary file left");
         }
     }
 

@@ -1,9 +1,9 @@
 //! The transparency log's storage: leaves appended with their events, indexed and hashed by
 //! the checkpointer, checkpoints, and what a witness keeps of its neighbours' logs.
 //!
-//! The cost on a document's path is one row: [`Tx::log_entry`] inserts the leaf's bytes into
-//! `tlog_pending` inside the transaction that records the event, so a leaf exists if and only
-//! if its event committed, and concurrent transactions (several PostgreSQL processes) never
+//! The cost on a document's path is one row: [`Tx::log_entry`] keeps the leaf's bytes and
+//! [`Tx::commit`] inserts a transaction's leaves into `tlog_pending` in one statement, inside
+//! the transaction that records the events, so a leaf exists if and only if its event committed, and concurrent transactions (several PostgreSQL processes) never
 //! wait on each other for an index. [`Tx::integrate`] — one transaction, holding the log's
 //! head row — then gives pending leaves their index in commit order, hashes them, and stores
 //! every complete subtree that now exists (`tlog_nodes`, from `pki::tlog::Frontier::append`),
