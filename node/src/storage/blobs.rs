@@ -975,27 +975,6 @@ mod tests {
         }
     }
 
-    /// A stream that yields `good` bytes, then the error a reset connection gives.
-    struct Resets {
-        good: Vec<u8>,
-    }
-
-    impl AsyncRead for Resets {
-        fn poll_read(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            if self.good.is_empty() {
-                return std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
-            }
-            let n = self.good.len().min(buf.remaining());
-            buf.put_slice(&self.good[..n]);
-            self.good.drain(..n);
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
     /// A connection that breaks mid-attachment is the connection's failure, not the store's
     /// (it used to come back as a storage I/O error, which intake counts as a storage failure
     /// and the node's health reports); nothing is left behind, and the sender sends again.
@@ -1005,7 +984,7 @@ mod tests {
         let store = BlobStore::open(dir.path()).unwrap();
         for size in [2_000usize, 3 * WRITE_CHUNK] {
             let body: Vec<u8> = (0..size).map(|i| (i % 241) as u8).collect();
-            let mut stream = Resets { good: body[..size / 2].to_vec() };
+            let mut stream = Breaks { data: body[..size / 2].to_vec(), at: 0, hang: false };
             let received = store.receive("a.pdf", &mut stream, size as u64, &sha(&body)).await;
             match received {
                 Err(ReceiveError::Broken { size: declared, .. }) => assert_eq!(declared, size as u64),
@@ -1206,6 +1185,14 @@ mod tests {
         }
     }
 
+    /// A partial file of `len` bytes for attachment `index`, last written at `modified`.
+    fn kept_partial(partial: &Path, index: usize, len: usize, modified: SystemTime) -> PathBuf {
+        let path = partial.join(key(index).file_name());
+        std::fs::write(&path, vec![1u8; len]).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
+        path
+    }
+
     fn body_of(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
@@ -1357,14 +1344,7 @@ mod tests {
         let partial = dir.path().join("partial");
         let now = SystemTime::now();
         for (i, age) in [(0usize, 30u64), (1, 20)] {
-            let path = partial.join(key(i).file_name());
-            std::fs::write(&path, vec![1u8; 400]).unwrap();
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(now - Duration::from_secs(age))
-                .unwrap();
+            kept_partial(&partial, i, 400, now - Duration::from_secs(age));
         }
         // 400 + 400 kept, 300 wanted: the oldest (index 0) goes, the other stays.
         let held = store.claim_partial(key(2), 300, &limits, now).await.unwrap().expect("room made");
@@ -1389,17 +1369,7 @@ mod tests {
         let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(600) };
         let partial = dir.path().join("partial");
         let now = SystemTime::now();
-        let age = |i: usize, secs: u64| {
-            let path = partial.join(key(i).file_name());
-            std::fs::write(&path, vec![1u8; 100]).unwrap();
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(now - Duration::from_secs(secs))
-                .unwrap();
-            path
-        };
+        let age = |i: usize, secs: u64| kept_partial(&partial, i, 100, now - Duration::from_secs(secs));
         age(0, 600);
         age(1, 601);
         assert_eq!(store.claim_partial(key(0), 1000, &limits, now).await.unwrap().unwrap().kept(), 100);

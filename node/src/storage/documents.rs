@@ -174,7 +174,7 @@ impl Tx<'_> {
             insert.execute(self.conn()).await?;
         }
         // The transparency log's leaf, in this transaction: it exists iff the document does.
-        self.log_document(d).await?;
+        self.log_document(d)?;
         Ok(DocInsert::New(id))
     }
 

@@ -328,11 +328,10 @@ impl Tx<'_> {
     /// transaction that records the event; the row is written when it commits, with the
     /// transaction's other entries (a batch of 64 notices is one statement, not 64), so it
     /// exists if and only if the event committed.
-    pub async fn log_entry(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
+    pub fn log_entry(&mut self, entry: &LogEntry) {
         if self.log.is_some() {
             self.log_pending.push(entry.to_bytes());
         }
-        Ok(())
     }
 
     /// Writes the entries [`Tx::log_entry`] kept, in their order, before the transaction commits.
@@ -355,7 +354,7 @@ impl Tx<'_> {
     }
 
     /// Logs a document just recorded (see [`Tx::insert_document`]).
-    pub(crate) async fn log_document(&mut self, d: &NewDocument<'_>) -> Result<(), StoreError> {
+    pub(crate) fn log_document(&mut self, d: &NewDocument<'_>) -> Result<(), StoreError> {
         if self.log.is_none() {
             return Ok(());
         }
@@ -365,13 +364,14 @@ impl Tx<'_> {
         };
         let at = from_millis(d.received_at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let (envelope, document) = (d.document.envelope().digest(), d.document.manifest().id());
-        self.log_entry(&LogEntry::Document { envelope, document, via, at }).await
+        self.log_entry(&LogEntry::Document { envelope, document, via, at });
+        Ok(())
     }
 
     /// Logs a receipt just stored (see [`Tx::insert_receipt`]): signed by this agency's seal,
     /// or recorded from another agency.
-    pub(crate) async fn log_receipt(&mut self, r: &SignedReceipt, now: i64) -> Result<(), StoreError> {
-        let Some(own) = self.log else { return Ok(()) };
+    pub(crate) fn log_receipt(&mut self, r: &SignedReceipt, now: i64) {
+        let Some(own) = self.log else { return };
         let c = &r.receipt;
         let at = from_millis(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let kind: ReceiptKind = c.kind;
@@ -380,7 +380,7 @@ impl Tx<'_> {
         } else {
             LogEntry::Recorded { receipt: r.digest(), kind, by: c.by, envelope: c.envelope, at }
         };
-        self.log_entry(&entry).await
+        self.log_entry(&entry);
     }
 
     /// Gives pending leaves (at most [`MAX_INTEGRATE`]) their index, in commit order, and
