@@ -4,8 +4,9 @@
 //! A backup is a directory: `backup.json` (what it holds), the database (`node.db`, a
 //! consistent SQLite snapshot taken with `VACUUM INTO` while the node runs; or
 //! `database.dump`, from `pg_dump --format=custom`, also consistent while the node runs) and
-//! `blobs/`, the attachment files. The database is taken first and the attachments after:
-//! attachments are written before the transaction that refers to them commits and are never
+//! `blobs/`, the attachment files (small attachments are in the database itself, see
+//! `storage::inline`). The database is taken first and the attachments after: attachment
+//! files are written before the transaction that refers to them commits and are never
 //! removed, so every attachment the database snapshot refers to is in the copy.
 //!
 //! Restore goes onto an empty node only (no database content, no attachments), checks that the
@@ -42,6 +43,10 @@ pub struct Manifest {
     pub attachment_files: u64,
     /// Their total size, bytes.
     pub attachment_bytes: u64,
+    /// Small attachments kept in the database (`storage::inline`), backed up with it; counted
+    /// like documents (0 in backups taken before they existed).
+    #[serde(default)]
+    pub inline_attachments: i64,
 }
 
 /// What a restore found.
@@ -153,6 +158,7 @@ async fn count(pool: &sqlx::AnyPool, table: &str) -> Result<i64, BackupError> {
     let sql = match table {
         "documents" => "SELECT COUNT(*) AS n FROM documents",
         "receipts" => "SELECT COUNT(*) AS n FROM receipts",
+        "inline_blobs" => "SELECT COUNT(*) AS n FROM inline_blobs",
         _ => "SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'",
     };
     Ok(sqlx::query(sql).fetch_one(pool).await?.try_get("n")?)
@@ -222,7 +228,7 @@ pub async fn backup(
     }
     private_dir(out)?;
     let store = Store::open(&config.database, &config.data_dir).await?;
-    let (backend, documents, receipts) = match store.backend() {
+    let (backend, counts) = match store.backend() {
         Backend::Sqlite => {
             let file = out.join("node.db");
             let target = file.to_str().ok_or_else(|| BackupError::Io {
@@ -232,20 +238,29 @@ pub async fn backup(
             sqlx::query("VACUUM INTO $1").bind(target).execute(store.pool()).await?;
             // Count in the snapshot itself, so the numbers are exactly what it holds.
             let snapshot = sqlx::AnyPool::connect(&format!("sqlite://{target}?mode=ro")).await?;
-            let counts = (count(&snapshot, "documents").await?, count(&snapshot, "receipts").await?);
+            let counts = (
+                count(&snapshot, "documents").await?,
+                count(&snapshot, "receipts").await?,
+                count(&snapshot, "inline_blobs").await?,
+            );
             snapshot.close().await;
-            (Backend::Sqlite.name(), counts.0, counts.1)
+            (Backend::Sqlite.name(), counts)
         }
         Backend::Postgres => {
-            let counts = (count(store.pool(), "documents").await?, count(store.pool(), "receipts").await?);
+            let counts = (
+                count(store.pool(), "documents").await?,
+                count(store.pool(), "receipts").await?,
+                count(store.pool(), "inline_blobs").await?,
+            );
             let dump = out.join("database.dump");
             run_tool(
                 &tool(pg_bin, "pg_dump"),
                 &["--format=custom".as_ref(), "--file".as_ref(), dump.as_os_str(), config.database.as_ref()],
             )?;
-            (Backend::Postgres.name(), counts.0, counts.1)
+            (Backend::Postgres.name(), counts)
         }
     };
+    let (documents, receipts, inline_attachments) = counts;
     store.close().await;
     let (attachment_files, attachment_bytes) = copy_blobs(&config.data_dir.join("blobs"), &out.join("blobs"))?;
     let manifest = Manifest {
@@ -257,6 +272,7 @@ pub async fn backup(
         receipts,
         attachment_files,
         attachment_bytes,
+        inline_attachments,
     };
     let json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| BackupError::Io { path: out.join("backup.json"), source: std::io::Error::other(e.to_string()) })?;
@@ -395,7 +411,8 @@ pub async fn restore(config: &Config, from: &Path, pg_bin: Option<&Path>) -> Res
     let store = Store::open(&config.database, &config.data_dir).await?;
     store.release_leases(None).await?;
     let rows = sqlx::query(
-        "SELECT DISTINCT a.sha256, a.size, d.doc_id FROM attachments a JOIN documents d ON d.id = a.document ORDER BY d.doc_id",
+        "SELECT DISTINCT a.sha256, a.size, d.doc_id, b.bytes FROM attachments a JOIN documents d ON d.id = a.document
+         LEFT JOIN inline_blobs b ON b.sha256 = a.sha256 ORDER BY d.doc_id",
     )
     .fetch_all(store.pool())
     .await?;
@@ -407,6 +424,14 @@ pub async fn restore(config: &Config, from: &Path, pg_bin: Option<&Path>) -> Res
         let problem =
             |p: String| BackupError::Attachment { sha256: hex::encode(&sha), document: document.clone(), problem: p };
         let digest: [u8; 32] = sha.as_slice().try_into().map_err(|_| problem("has a malformed hash".into()))?;
+        // Kept in the database (`storage::inline`): restored with it, checked here all the same.
+        if let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("bytes")? {
+            if bytes.len() as i64 != size || pki::sha256(&bytes) != digest {
+                return Err(problem("does not match its SHA-256 or size: damaged".into()));
+            }
+            checked += 1;
+            continue;
+        }
         let path = store.blobs().path(&digest);
         let mut file = std::fs::File::open(&path).map_err(|e| problem(format!("is missing: {e}")))?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);

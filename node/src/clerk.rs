@@ -68,13 +68,13 @@ pub async fn handle(
         (response, _) => (response, None),
     };
     let frame = crate::protocol::encode(&response);
-    let bytes = frame.len() as u64 + attachments.iter().flatten().map(|a| a.size).sum::<u64>();
+    let bytes = frame.len() as u64 + attachments.iter().flatten().map(|a| a.attachment.size).sum::<u64>();
     let allowed = limits.frame_time(bytes);
     let written = tokio::time::timeout(allowed, async {
         send.write_all(&frame).await.map_err(|e| e.to_string())?;
         for a in attachments.into_iter().flatten() {
-            let mut file = node.store.blobs().open_blob(&a.sha256).await.map_err(|e| e.to_string())?;
-            tokio::io::copy(&mut file, &mut send).await.map_err(|e| e.to_string())?;
+            let mut reader = node.store.blobs().reader(&a, 0, FETCH_READ).await.map_err(|e| e.to_string())?;
+            tokio::io::copy_buf(&mut reader, &mut send).await.map_err(|e| e.to_string())?;
         }
         send.flush().await.map_err(|e| e.to_string())
     })
@@ -94,6 +94,10 @@ pub async fn handle(
     }
     let _ = recv.stop(0u32.into());
 }
+
+/// Bytes read at a time from the file of an attachment a clerk fetches: each read of a file is
+/// a trip to the blocking pool.
+const FETCH_READ: usize = 256 * 1024;
 
 async fn serve(
     node: &Arc<Node>,

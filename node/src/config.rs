@@ -274,6 +274,12 @@ pub struct RawLimits {
     /// The bytes of a broken-off transfer not continued within this are removed (when another
     /// transfer starts, and at start).
     pub max_partial_age: HumanDuration,
+    /// Attachments of at most this many bytes are kept in the database, in the transaction
+    /// that takes their document, instead of as files: a file costs its own sync and its
+    /// directory's on every hop (three syncs where one does). Larger ones are files, streamed.
+    /// At most 256KiB (they are held whole in memory while received); 0 keeps every
+    /// attachment as a file.
+    pub inline_attachment_bytes: ByteSize,
 }
 
 impl Default for RawLimits {
@@ -312,6 +318,7 @@ impl Default for RawLimits {
             max_signature_age: HumanDuration::days(3),
             max_partial_bytes: ByteSize::gib(2),
             max_partial_age: HumanDuration::days(1),
+            inline_attachment_bytes: ByteSize::kib(64),
         }
     }
 }
@@ -426,6 +433,8 @@ pub struct Limits {
     pub max_partial_bytes: u64,
     /// See [`RawLimits::max_partial_age`].
     pub max_partial_age: Duration,
+    /// See [`RawLimits::inline_attachment_bytes`].
+    pub inline_attachment_bytes: u64,
 }
 
 impl Limits {
@@ -939,6 +948,15 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     if l.max_path_questions > tokio::sync::Semaphore::MAX_PERMITS {
         p.add("limits.max_path_questions", format!("must be at most {}", tokio::sync::Semaphore::MAX_PERMITS));
     }
+    if l.inline_attachment_bytes.get() > crate::storage::inline::MAX_INLINE_BYTES as u64 {
+        p.add(
+            "limits.inline_attachment_bytes",
+            format!(
+                "{} is more than 256KiB (an attachment kept in the database is received whole in memory)",
+                l.inline_attachment_bytes
+            ),
+        );
+    }
     if l.verify_threads > MAX_VERIFY_THREADS {
         p.add("limits.verify_threads", format!("must be at most {MAX_VERIFY_THREADS} (0: one per CPU core)"));
     }
@@ -981,6 +999,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         max_signature_age,
         max_partial_bytes: l.max_partial_bytes.get(),
         max_partial_age,
+        inline_attachment_bytes: l.inline_attachment_bytes.get(),
     })
 }
 
@@ -1271,6 +1290,8 @@ min_free_bytes = "256MiB"            # kept free on the data (and database) file
 max_signature_age = "3d"             # a clerk's document signed longer ago is refused (iat is a claim)
 max_partial_bytes = "2GiB"           # kept from large transfers that broke off, to resume them (0: never resume)
 max_partial_age = "1d"               # such bytes not resumed within this are removed
+inline_attachment_bytes = "64KiB"    # attachments this small are kept in the database (one sync
+                                     # per document instead of three); at most 256KiB, 0: all files
 
 [retry]
 initial = "1s"
@@ -1330,6 +1351,21 @@ mod tests {
         assert_eq!(check(&raw).unwrap().verify_threads, MAX_VERIFY_THREADS);
         raw.verify_threads += 1;
         refused(&raw, "limits.verify_threads");
+    }
+
+    #[test]
+    fn attachments_kept_in_the_database_are_at_most_256_kib() {
+        assert_eq!(check(&RawLimits::default()).unwrap().inline_attachment_bytes, 64 * 1024);
+        let raw = RawLimits { inline_attachment_bytes: ByteSize::kib(256), ..RawLimits::default() };
+        assert_eq!(check(&raw).unwrap().inline_attachment_bytes, 256 * 1024);
+        assert_eq!(
+            check(&RawLimits { inline_attachment_bytes: ByteSize(0), ..raw.clone() }).unwrap().inline_attachment_bytes,
+            0
+        );
+        refused(
+            &RawLimits { inline_attachment_bytes: ByteSize(256 * 1024 + 1), ..raw },
+            "limits.inline_attachment_bytes",
+        );
     }
 
     #[test]

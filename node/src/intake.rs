@@ -530,6 +530,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     // all are good. The time allowed grows with the size.
     let receive = async {
         use crate::storage::blobs::{PartialKey, ReceiveError};
+        use crate::storage::inline::{InlineBlob, Received};
         let blobs = node.store.blobs();
         let mut claims = Vec::with_capacity(manifest.attachments.len());
         if let Some(answer) = resume {
@@ -552,8 +553,14 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         let mut pending = Vec::with_capacity(manifest.attachments.len());
         for (index, a) in manifest.attachments.iter().enumerate() {
             pending.push(match claims.get_mut(index).and_then(Option::take) {
-                Some(partial) => blobs.receive_resumed(&a.name, attachments, a.size, &a.sha256, partial).await?,
-                None => blobs.receive(&a.name, attachments, a.size, &a.sha256).await?,
+                Some(partial) => {
+                    Received::File(blobs.receive_resumed(&a.name, attachments, a.size, &a.sha256, partial).await?)
+                }
+                // Small: kept in the document's transaction (see `storage::inline`).
+                None if a.size <= limits.inline_attachment_bytes => {
+                    Received::Inline(InlineBlob::receive(&a.name, attachments, a.size, &a.sha256).await?)
+                }
+                None => Received::File(blobs.receive(&a.name, attachments, a.size, &a.sha256).await?),
             });
         }
         Ok::<_, ReceiveError>(pending)
@@ -601,7 +608,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             .push((*r, sign(ReceiptKind::Status(StatusCode::Refused), manifest.from, vec![*r], Some(e.to_string()))?));
     }
 
-    crate::storage::blobs::PendingBlob::commit_all(pending).await.map_err(|e| cannot_store(node, e))?;
+    let inline = crate::storage::inline::Received::commit_files(pending).await.map_err(|e| cannot_store(node, e))?;
     let mut crls_changed = false;
     let new_cas = node.trust.learn(path_cas(node, &envelope));
     let sender_name = verified.sender_name().to_owned();
@@ -615,6 +622,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 received_at: now_ms,
                 provisional: is_provisional,
                 outgoing: matches!(source, Source::Clerk),
+                inline: &inline,
             })
             .await?
         {

@@ -296,14 +296,15 @@ async fn backup(config: PathBuf, out: PathBuf, pg_bin: Option<PathBuf>) -> anyho
     let config = load(&config)?;
     let m = node::backup::backup(&config, &out, pg_bin.as_deref(), time::OffsetDateTime::now_utc()).await?;
     println!(
-        "Backed up {} ({} database) into {}: {}, {}, {} ({} bytes).",
+        "Backed up {} ({} database) into {}: {}, {}, {} ({} bytes), {} in the database.",
         m.agency,
         m.backend,
         out.display(),
         count(m.documents, "document"),
         count(m.receipts, "receipt"),
         count(m.attachment_files, "attachment file"),
-        m.attachment_bytes
+        m.attachment_bytes,
+        count(m.inline_attachments, "small attachment")
     );
     Ok(())
 }

@@ -843,7 +843,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
         .and_then(|e| e.headers())
         .map(|h| h.into_iter().map(|h| h.chain).collect())
         .unwrap_or_default();
-    let total: u64 = attachments.iter().map(|a| a.size).sum();
+    let total: u64 = attachments.iter().map(|a| a.attachment.size).sum();
     let resume = total >= crate::protocol::RESUME_MIN_BYTES;
     // The CRLs go by reference (computed once per set of chains); their bytes only when asked.
     let referenced = node.crl_refs_for(&chains);
@@ -960,11 +960,10 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
 /// and `tokio::io::copy` reads 8 KiB at a time (131,072 trips for 1 GiB).
 async fn send_attachments(
     blobs: &crate::storage::blobs::BlobStore,
-    attachments: &[pki::document::manifest::Attachment],
+    attachments: &[crate::storage::inline::StoredAttachment],
     offsets: &[u64],
     send: &mut quinn::SendStream,
 ) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
     if offsets.len() != attachments.len() {
         return Err(format!(
             "the next hop gave {} resume offsets for {} attachments",
@@ -973,13 +972,16 @@ async fn send_attachments(
         ));
     }
     for (a, &offset) in attachments.iter().zip(offsets) {
-        if offset > a.size {
-            return Err(format!("the next hop would resume {:?} at {offset}, past its {} bytes", a.name, a.size));
+        let name = &a.attachment.name;
+        if offset > a.attachment.size {
+            return Err(format!(
+                "the next hop would resume {name:?} at {offset}, past its {} bytes",
+                a.attachment.size
+            ));
         }
-        let mut file = blobs.open_blob(&a.sha256).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
-        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| format!("attachment {:?}: {e}", a.name))?;
-        let mut file = tokio::io::BufReader::with_capacity(FORWARD_READ, file.take(a.size - offset));
-        tokio::io::copy_buf(&mut file, send).await.map_err(|e| e.to_string())?;
+        let mut reader =
+            blobs.reader(a, offset, FORWARD_READ).await.map_err(|e| format!("attachment {name:?}: {e}"))?;
+        tokio::io::copy_buf(&mut reader, send).await.map_err(|e| e.to_string())?;
     }
     send.flush().await.map_err(|e| e.to_string())?;
     send.finish().map_err(|e| e.to_string())

@@ -72,7 +72,13 @@ async fn a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothin
     let topology = only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU, HA_LAU]);
     let mut net = TestNet::start(topology, NetOptions { database, ..NetOptions::default() }).await;
     let sender = net.clerk(PHONG_DU).await;
-    let docs: Vec<_> = (1..=5).map(|n| net.document(PHONG_DU, &[HA_LAU], n)).collect();
+    // Four small attachments, kept in the database (`storage::inline`), and one file.
+    let mut docs: Vec<_> = (1..=4).map(|n| net.document(PHONG_DU, &[HA_LAU], n)).collect();
+    let large = vec![5u8; 200 * 1024];
+    let mut manifest = net.document(PHONG_DU, &[HA_LAU], 5).manifest;
+    manifest.attachments[0].size = large.len() as u64;
+    manifest.attachments[0].sha256 = pki::sha256(&large);
+    docs.push(net.sign(manifest, vec![large]));
     for d in &docs {
         d.submit(&sender).await.unwrap();
     }
@@ -100,7 +106,12 @@ async fn a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothin
     // Backed up while it runs.
     let backup = net.dir.path().join("backup");
     let out = node_cmd(&net, &["backup", "--config", path(&old_dir.join("node.toml")), "--out", path(&backup)]).ok();
-    assert!(out.contains("5 documents") && out.contains("5 attachment files"), "{out}");
+    assert!(
+        out.contains("5 documents")
+            && out.contains("1 attachment file")
+            && out.contains("4 small attachments in the database"),
+        "{out}"
+    );
     // Issue 14: a backup holds every document of the agency; its owner's only.
     assert_private(&backup);
     let again = node_cmd(&net, &["backup", "--config", path(&old_dir.join("node.toml")), "--out", path(&backup)]);
@@ -161,6 +172,36 @@ async fn a_node_backed_up_while_running_is_restored_on_a_new_machine_with_nothin
         node_cmd(&net, &["restore", "--config", path(&damaged_target.join("node.toml")), "--from", path(&backup)])
             .fails();
     assert!(damaged.contains("does not match its SHA-256 or size: damaged"), "{damaged}");
+
+    // So is a small attachment damaged in the database's snapshot.
+    if net.pg().is_none() {
+        std::fs::write(
+            &blob,
+            std::fs::read(&blob)
+                .map(|mut b| {
+                    b[0] ^= 1;
+                    b
+                })
+                .unwrap(),
+        )
+        .unwrap();
+        let snapshot = format!("sqlite://{}", backup.join("node.db").display());
+        let db = sqlx::AnyPool::connect(&snapshot).await.unwrap();
+        let altered = sqlx::query("UPDATE inline_blobs SET bytes = $1 WHERE sha256 = $2")
+            .bind(b"not the attachment".to_vec())
+            .bind(docs[0].manifest.attachments[0].sha256.to_vec())
+            .execute(&db)
+            .await
+            .unwrap();
+        assert_eq!(altered.rows_affected(), 1, "the first document's attachment is in the database");
+        db.close().await;
+        let inline_target = net.dir.path().join("ha-lau-fourth");
+        new_machine(&net, &old_copy, &inline_target, "damaged-inline");
+        let damaged =
+            node_cmd(&net, &["restore", "--config", path(&inline_target.join("node.toml")), "--from", path(&backup)])
+                .fails();
+        assert!(damaged.contains("does not match its SHA-256 or size: damaged"), "{damaged}");
+    }
     net.stop().await;
 }
 

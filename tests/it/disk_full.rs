@@ -27,7 +27,14 @@ fn code(s: &str) -> AgencyCode {
 }
 
 fn new_document(doc: &VerifiedEnvelope, at: i64) -> NewDocument<'_> {
-    NewDocument { document: doc, received_from: PHONG_DU, received_at: at, provisional: false, outgoing: false }
+    NewDocument {
+        document: doc,
+        received_from: PHONG_DU,
+        received_at: at,
+        provisional: false,
+        outgoing: false,
+        inline: &[],
+    }
 }
 
 /// Records one document in its own transaction; Ok only when the COMMIT returned Ok.
@@ -205,8 +212,11 @@ async fn check_attachments(store: &Store, doc: &SignedDocument, at: &str) {
     let attachments = store.attachments(stored.id).await.unwrap();
     assert_eq!(attachments.len(), doc.bodies.len());
     for (a, body) in attachments.iter().zip(&doc.bodies) {
-        let bytes = std::fs::read(store.blobs().path(&a.sha256)).unwrap_or_else(|e| panic!("{} at {at}: {e}", a.name));
-        assert!(bytes == *body, "{} of {} at {at}: {} bytes stored, {} sent", a.name, doc.id, bytes.len(), body.len());
+        let name = &a.attachment.name;
+        let mut bytes = Vec::new();
+        let mut reader = store.blobs().reader(a, 0, 64 * 1024).await.unwrap_or_else(|e| panic!("{name} at {at}: {e}"));
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes).await.unwrap();
+        assert!(bytes == *body, "{name} of {} at {at}: {} bytes stored, {} sent", doc.id, bytes.len(), body.len());
     }
 }
 
@@ -239,17 +249,29 @@ const NEARLY_FULL: u64 = 96 * 1024;
 /// Health thresholds short enough for a test, and no free-space reserve (the real ENOSPC path).
 const REAL_ENOSPC: &str = "[limits]\nmin_free_bytes = 0\n\n[health]\nbacklog_age = \"2s\"\nneighbour_down_after = \"2s\"\nstuck_after = \"30s\"\nstorage_error_window = \"1h\"\n";
 
+/// The extra config of the disk-full tests: with `files`, every attachment is a file
+/// (`limits.inline_attachment_bytes = 0`), else small ones are kept in the database. On
+/// PostgreSQL the full disk holds only the attachment files (the database is elsewhere), so
+/// there every attachment must be a file for the disk to be met at all.
+fn enospc_config(database: Database, files: bool) -> String {
+    let limits = match (database, files) {
+        (Database::Sqlite, false) => REAL_ENOSPC.to_owned(),
+        _ => REAL_ENOSPC.replacen("[limits]\n", "[limits]\ninline_attachment_bytes = 0\n", 1),
+    };
+    format!("{}{limits}", NetOptions::default().extra_config)
+}
+
 on_both_backends!(the_recipient_disk_full_loses_nothing, the_sender_disk_full_refuses_submissions_cleanly);
 
 /// Issue 10: the receiving node's data on a small filesystem, filled up (SQLite: its database
-/// and attachments; PostgreSQL: its attachments). Twenty documents sent while it is full are
+/// and attachments; PostgreSQL: its attachments; every attachment a file here). Twenty documents sent while it is full are
 /// refused with retryable errors, nothing is receipted that is not stored, `status` shows it;
 /// after the filesystem grows (no restart) everything is delivered exactly once with every
 /// receipt and every byte.
 async fn the_recipient_disk_full_loses_nothing(database: Database) {
     harness::logging();
     let (sender_code, recipient_code) = (code(PHONG_DU), code(TIEN_YEN));
-    let extra = format!("{}{REAL_ENOSPC}", NetOptions::default().extra_config);
+    let extra = enospc_config(database, true);
     let mut net = TestNet::prepare(
         only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]),
         NetOptions { database, extra_config: extra, ..NetOptions::default() },
@@ -399,12 +421,13 @@ fn database_name(database: Database) -> &'static str {
 }
 
 /// The sending node's disk full: every submission is refused with a clear, retryable error and
-/// nothing is kept (no document, no partial attachment under its hash); once the filesystem
+/// nothing is kept (no document, no partial attachment under its hash; on SQLite the small
+/// attachments go into the database, whose commits fail); once the filesystem
 /// grows, the same documents are submitted again and delivered with every byte.
 async fn the_sender_disk_full_refuses_submissions_cleanly(database: Database) {
     harness::logging();
     let (sender_code, recipient_code) = (code(PHONG_DU), code(TIEN_YEN));
-    let extra = format!("{}{REAL_ENOSPC}", NetOptions::default().extra_config);
+    let extra = enospc_config(database, false);
     let mut net = TestNet::prepare(
         only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]),
         NetOptions { database, extra_config: extra, ..NetOptions::default() },

@@ -32,6 +32,7 @@ mod faults;
 mod fuzz_corpus;
 mod health_alerts;
 mod hostile;
+mod inline;
 mod mail;
 mod network;
 mod node_config;

@@ -36,7 +36,14 @@ async fn open_again(net: &TestNet) -> Arc<Store> {
 
 /// A verified document to record, as a node records what it took from Phong Dụ.
 fn new_document(doc: &VerifiedEnvelope, at: i64) -> NewDocument<'_> {
-    NewDocument { document: doc, received_from: PHONG_DU, received_at: at, provisional: false, outgoing: false }
+    NewDocument {
+        document: doc,
+        received_from: PHONG_DU,
+        received_at: at,
+        provisional: false,
+        outgoing: false,
+        inline: &[],
+    }
 }
 
 /// A receipt signed by `by`'s seal.
@@ -97,7 +104,7 @@ async fn a_document_is_stored_once_per_envelope(database: Database) {
     assert_eq!(stored.recipients, vec![code(HA_LAU)]);
     let attachments = store.attachments(id).await.unwrap();
     assert_eq!(attachments.len(), 1);
-    assert_eq!(attachments[0].sha256, doc.manifest.attachments[0].sha256);
+    assert_eq!(attachments[0].attachment.sha256, doc.manifest.attachments[0].sha256);
 
     // A transaction dropped without commit leaves nothing behind.
     let other = net.document(PHONG_DU, &[HA_LAU], 2);
@@ -396,7 +403,8 @@ async fn a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit(da
     tx.set_route_state(id, &recipients[3..], "delivered", 4).await.unwrap();
     tx.commit().await.unwrap();
 
-    assert_eq!(store.attachments(id).await.unwrap(), manifest.attachments, "every attachment, in manifest order");
+    let stored: Vec<_> = store.attachments(id).await.unwrap().into_iter().map(|a| a.attachment).collect();
+    assert_eq!(stored, manifest.attachments, "every attachment, in manifest order");
     let routes = store.routes(id).await.unwrap();
     assert_eq!(routes.len(), 1000);
     for (i, (recipient, next_hop, state)) in routes.iter().enumerate() {

@@ -199,7 +199,8 @@ impl Databases {
     }
 
     /// Checks `sent` against every node's database; with `blobs`, also reads every delivered
-    /// attachment back from the recipients' stores and checks its size and hash.
+    /// attachment back from the recipients' stores (the database's `inline_blobs`, else the
+    /// attachment files) and checks its size and hash.
     pub async fn audit(&self, sent: &[Sent], blobs: bool) -> Audit {
         let mut states = BTreeMap::new();
         for code in self.nodes.keys() {
@@ -209,10 +210,26 @@ impl Databases {
         if blobs {
             for s in sent.iter().filter(|s| s.expect == Expect::Delivered) {
                 for r in &s.to {
-                    let store = &self.nodes[r].1;
+                    let (pool, store) = &self.nodes[r];
                     for (size, sha) in &s.attachments {
-                        let file = store.path(sha);
-                        match std::fs::read(&file) {
+                        // Small attachments are kept in the database (`storage::inline`).
+                        let inline: Option<Vec<u8>> =
+                            match sqlx::query_scalar("SELECT bytes FROM inline_blobs WHERE sha256 = $1")
+                                .bind(sha.to_vec())
+                                .fetch_optional(pool)
+                                .await
+                            {
+                                Ok(b) => b,
+                                Err(e) => {
+                                    audit.problems.push(format!("{}: cannot read inline_blobs at {r}: {e}", s.id));
+                                    continue;
+                                }
+                            };
+                        let read = match inline {
+                            Some(bytes) => Ok(bytes),
+                            None => std::fs::read(store.path(sha)),
+                        };
+                        match read {
                             Ok(bytes) if bytes.len() as u64 == *size && pki::sha256(&bytes) == *sha => {}
                             Ok(bytes) => audit.problems.push(format!(
                                 "{}: attachment {} at {r} has {} bytes (expected {size}) or the wrong hash",

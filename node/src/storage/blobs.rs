@@ -292,17 +292,7 @@ impl BlobStore {
             // One chunk (most attachments): read whole and checked first, then created,
             // written and synced in one task on the blocking pool instead of three, and an
             // attachment refused for its bytes never creates a file.
-            let mut bytes = vec![0u8; small];
-            if let (_, Some(broke)) = fill(reader, &mut bytes, small, None).await {
-                return Err(received_error(name, size, broke));
-            }
-            if ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref() != sha256 {
-                return Err(attachment_error(
-                    name,
-                    "bytes do not match the SHA-256 in the manifest (altered in transit)",
-                )
-                .into());
-            }
+            let bytes = read_checked(name, reader, small, sha256).await?;
             let path = tmp.clone();
             let on_disk = blocking(move || {
                 let mut file = std::fs::File::create(path)?;
@@ -711,6 +701,26 @@ async fn pump<R: AsyncRead + Unpin>(
         return (sink, Err(e));
     }
     (sink, outcome)
+}
+
+/// Reads exactly `size` bytes from `reader` into memory and checks them against `sha256`:
+/// an attachment of one buffer, checked before anything is written anywhere.
+pub(crate) async fn read_checked<R: AsyncRead + Unpin>(
+    name: &str,
+    reader: &mut R,
+    size: usize,
+    sha256: &[u8; 32],
+) -> Result<Vec<u8>, ReceiveError> {
+    let mut bytes = vec![0u8; size];
+    if let (_, Some(broke)) = fill(reader, &mut bytes, size, None).await {
+        return Err(received_error(name, size as u64, broke));
+    }
+    if ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref() != sha256 {
+        return Err(
+            attachment_error(name, "bytes do not match the SHA-256 in the manifest (altered in transit)").into()
+        );
+    }
+    Ok(bytes)
 }
 
 /// Flushes and syncs a received file, then checks it holds exactly `size` bytes on disk: a

@@ -5,6 +5,7 @@ use pki::document::manifest::{Attachment, Manifest};
 use pki::document::verify::VerifiedEnvelope;
 use sqlx::Row;
 
+use super::inline::{InlineBlob, StoredAttachment};
 use super::values::{rows_per_statement, values};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 use crate::protocol::DocumentSummary;
@@ -23,6 +24,9 @@ pub struct NewDocument<'a> {
     pub provisional: bool,
     /// Submitted by this agency's clerk.
     pub outgoing: bool,
+    /// The bytes of its attachments kept in the database (see `storage::inline`); the others
+    /// are already files in the blob store.
+    pub inline: &'a [InlineBlob],
 }
 
 /// A recipient's route to record (see [`Tx::add_routes`]).
@@ -113,8 +117,9 @@ const SUPERSEDER: &str = "SELECT d.business, d.doc_id FROM documents d JOIN inbo
      WHERE d.business_of = $1 ORDER BY d.id LIMIT 1";
 
 impl Tx<'_> {
-    /// Records a document and its attachments' metadata (the bytes are already in the blob
-    /// store), and appends it to the node's log. Idempotent by envelope digest.
+    /// Records a document, its attachments' metadata and the bytes of those kept in the
+    /// database (the others are already files in the blob store), and appends it to the
+    /// node's log. Idempotent by envelope digest.
     pub async fn insert_document(&mut self, d: &NewDocument<'_>) -> Result<DocInsert, StoreError> {
         let m = d.document.manifest();
         let digest = d.document.envelope().digest();
@@ -173,6 +178,7 @@ impl Tx<'_> {
             }
             insert.execute(self.conn()).await?;
         }
+        self.insert_inline(d.inline).await?;
         // The transparency log's leaf, in this transaction: it exists iff the document does.
         self.log_document(d)?;
         Ok(DocInsert::New(id))
@@ -342,22 +348,26 @@ impl Store {
         stored_document(&row)
     }
 
-    /// A document's attachments, in manifest order.
-    pub async fn attachments(&self, document: i64) -> Result<Vec<Attachment>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, media_type, size, sha256 FROM attachments WHERE document = $1 ORDER BY position")
-                .bind(document)
-                .fetch_all(self.pool())
-                .await?;
+    /// A document's attachments, in manifest order, with the bytes of those kept in the
+    /// database (one query for both).
+    pub async fn attachments(&self, document: i64) -> Result<Vec<StoredAttachment>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.name, a.media_type, a.size, a.sha256, b.bytes FROM attachments a
+             LEFT JOIN inline_blobs b ON b.sha256 = a.sha256 WHERE a.document = $1 ORDER BY a.position",
+        )
+        .bind(document)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
-                Ok(Attachment {
+                let attachment = Attachment {
                     name: r.try_get("name")?,
                     media_type: r.try_get("media_type")?,
                     size: u64::try_from(r.try_get::<i64, _>("size")?)
                         .map_err(|_| StoreError::Corrupt("negative size".into()))?,
                     sha256: digest_of(r.try_get("sha256")?)?,
-                })
+                };
+                Ok(StoredAttachment::new(attachment, r.try_get("bytes")?))
             })
             .collect()
     }

@@ -24,6 +24,7 @@ pub mod blobs;
 mod delivery;
 mod documents;
 mod faults;
+pub mod inline;
 mod outbox;
 mod receipts;
 pub mod space;

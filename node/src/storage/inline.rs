@@ -1,0 +1,159 @@
+//! Small attachments kept in the database instead of as files.
+//!
+//! A file in the attachment store costs, on every hop, its creation, its sync and its shard
+//! directory's sync before the document's transaction commits with a sync of its own: three
+//! syncs where one does. An attachment of at most `limits.inline_attachment_bytes` (at most
+//! [`MAX_INLINE_BYTES`]) is received whole into memory and checked against its SHA-256 like
+//! any other ([`super::blobs::read_checked`]), then written in the document's own transaction
+//! ([`super::NewDocument::inline`]), into `inline_blobs`, named by its SHA-256 like a file.
+//! So the invariant stays the one the files keep: a committed document has its bytes, and a
+//! refused or rolled-back one leaves none.
+//!
+//! Readers do not choose: [`super::Store::attachments`] returns each attachment with its bytes
+//! when they are in the database, and [`BlobStore::reader`] reads either kind from an offset.
+
+use std::io::Cursor;
+
+use pki::document::manifest::Attachment;
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader, Take};
+use tokio_util::either::Either;
+
+use super::blobs::{BlobStore, PendingBlob, ReceiveError, read_checked};
+use super::values::{rows_per_statement, unshared_values};
+use super::{StoreError, Tx};
+
+/// The largest attachment that may be kept in the database: it is received whole in memory,
+/// and a row this size is still cheap to write and read.
+pub const MAX_INLINE_BYTES: usize = 256 * 1024;
+
+/// A received attachment whose bytes checked out, held in memory for its document's
+/// transaction.
+#[derive(Debug)]
+pub struct InlineBlob {
+    sha256: [u8; 32],
+    bytes: Vec<u8>,
+}
+
+impl InlineBlob {
+    /// Reads exactly `size` bytes from `reader` and checks them against `sha256`; nothing is
+    /// written anywhere.
+    pub async fn receive<R: AsyncRead + Unpin>(
+        name: &str,
+        reader: &mut R,
+        size: u64,
+        sha256: &[u8; 32],
+    ) -> Result<InlineBlob, ReceiveError> {
+        let size = usize::try_from(size).ok().filter(|&s| s <= MAX_INLINE_BYTES).ok_or_else(|| {
+            StoreError::Io(std::io::Error::other(format!("attachment {name:?}: too large to keep in the database")))
+        })?;
+        Ok(InlineBlob { sha256: *sha256, bytes: read_checked(name, reader, size, sha256).await? })
+    }
+}
+
+/// A received attachment: durable in a file waiting to be moved into the store, or in memory
+/// waiting for its document's transaction.
+#[derive(Debug)]
+pub enum Received {
+    /// A file (see [`PendingBlob`]).
+    File(PendingBlob),
+    /// Bytes for `inline_blobs`.
+    Inline(InlineBlob),
+}
+
+impl Received {
+    /// Moves the files into the store (see [`PendingBlob::commit_all`]) and hands back the
+    /// attachments kept in the database, which the document's transaction must insert
+    /// ([`super::NewDocument::inline`]) for the document to have its bytes.
+    pub async fn commit_files(received: Vec<Received>) -> Result<Vec<InlineBlob>, StoreError> {
+        let (mut files, mut inline) = (Vec::new(), Vec::new());
+        for r in received {
+            match r {
+                Received::File(f) => files.push(f),
+                Received::Inline(i) => inline.push(i),
+            }
+        }
+        PendingBlob::commit_all(files).await?;
+        Ok(inline)
+    }
+}
+
+/// A stored attachment: its manifest entry and, when it is kept in the database, its bytes.
+#[derive(Debug, Clone)]
+pub struct StoredAttachment {
+    /// As the manifest lists it.
+    pub attachment: Attachment,
+    inline: Option<Vec<u8>>,
+}
+
+impl StoredAttachment {
+    pub(crate) fn new(attachment: Attachment, inline: Option<Vec<u8>>) -> StoredAttachment {
+        StoredAttachment { attachment, inline }
+    }
+
+    /// True when the bytes are in the database rather than in a file.
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+}
+
+/// A stored attachment's bytes from an offset on, from the database or from its file.
+pub type AttachmentReader = Either<Cursor<Vec<u8>>, BufReader<Take<tokio::fs::File>>>;
+
+impl BlobStore {
+    /// Reads the stored attachment `a` from byte `offset` on (where a next hop that kept part
+    /// of an interrupted transfer continues), a file through a buffer of `buffer` bytes.
+    pub async fn reader(
+        &self,
+        a: &StoredAttachment,
+        offset: u64,
+        buffer: usize,
+    ) -> Result<AttachmentReader, StoreError> {
+        let size = a.attachment.size;
+        if offset > size {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("attachment {:?} read from byte {offset}, past its {size} bytes", a.attachment.name),
+            )));
+        }
+        if let Some(bytes) = &a.inline {
+            let mut cursor = Cursor::new(bytes.clone());
+            cursor.set_position(offset);
+            return Ok(Either::Left(cursor));
+        }
+        use tokio::io::AsyncSeekExt;
+        let mut file = self.open_blob(&a.attachment.sha256).await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        Ok(Either::Right(BufReader::with_capacity(buffer, file.take(size - offset))))
+    }
+}
+
+impl super::Store {
+    /// Whether the bytes of the attachment with this hash are stored, in the database or as a
+    /// file: what a refusal must not leave behind.
+    pub async fn has_attachment_bytes(&self, sha256: &[u8; 32]) -> Result<bool, StoreError> {
+        let inline: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inline_blobs WHERE sha256 = $1")
+            .bind(sha256.to_vec())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(inline > 0 || self.blobs().contains(sha256))
+    }
+}
+
+impl Tx<'_> {
+    /// Keeps the bytes of a document's small attachments (one statement; an attachment
+    /// already kept, by another document, is kept once).
+    pub(crate) async fn insert_inline(&mut self, blobs: &[InlineBlob]) -> Result<(), StoreError> {
+        for chunk in blobs.chunks(rows_per_statement(2, 0)) {
+            let sql = format!(
+                "INSERT INTO inline_blobs (sha256, bytes) VALUES {} ON CONFLICT (sha256) DO NOTHING",
+                unshared_values(self.backend, "({}, {})", chunk.len())
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in chunk {
+                insert = insert.bind(b.sha256.to_vec()).bind(b.bytes.as_slice());
+            }
+            insert.execute(self.conn()).await?;
+        }
+        Ok(())
+    }
+}
