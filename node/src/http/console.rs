@@ -194,7 +194,7 @@ async fn overview(State(web): State<Arc<Web>>, lang: Lang, uri: Uri, request: Re
             l.t("Lỗi gần nhất", "Last error"),
         ])
     );
-    let outbound = web.node.outbound.outbound_connections();
+    let outbound = web.node.outbound.connected_neighbours();
     let (inbound, _) = web.node.capacity.admission().connections_by_agency();
     for (n, relation) in web.node.config.neighbours() {
         let relation = match relation {

@@ -99,7 +99,7 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
     for (agency, n) in inbound {
         connections.get_or_create(&labels(&[("peer", &agency.to_string()), ("direction", "in")])).set(n as f64);
     }
-    for agency in node.outbound.outbound_connections() {
+    for agency in node.outbound.connected_neighbours() {
         connections.get_or_create(&labels(&[("peer", &agency.to_string()), ("direction", "out")])).set(1.0);
     }
     connections.get_or_create(&labels(&[("peer", "clerks"), ("direction", "in")])).set(clerks as f64);

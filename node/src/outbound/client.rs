@@ -436,7 +436,7 @@ impl Client {
 
     /// The neighbours this node holds an open outgoing connection to now (for the console and
     /// `/metrics`). A neighbour whose slot is busy connecting is left out.
-    pub fn outbound_connections(&self) -> Vec<AgencyCode> {
+    pub fn connected_neighbours(&self) -> Vec<AgencyCode> {
         let slots: Vec<(AgencyCode, Arc<tokio::sync::Mutex<Slot>>)> = match self.connections.lock() {
             Ok(s) => s.iter().map(|(k, v)| (*k, v.clone())).collect(),
             Err(p) => p.into_inner().iter().map(|(k, v)| (*k, v.clone())).collect(),
