@@ -48,7 +48,7 @@ pub async fn handle(
     // A submission streams its attachments, which take time in proportion to their size
     // (intake bounds that itself); every other request gets the plain request timeout.
     let allowed = match request {
-        ClerkRequest::Submit { .. } => node.outbound.request_time(limits.max_document_bytes),
+        ClerkRequest::Submit { .. } => limits.request_time(limits.max_document_bytes),
         _ => limits.request_timeout,
     };
     let mut follow: Option<StoredDocument> = None;

@@ -540,7 +540,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         }
         Ok::<_, ReceiveError>(pending)
     };
-    let pending = match tokio::time::timeout(node.outbound.request_time(total), receive).await {
+    let pending = match tokio::time::timeout(node.config.limits.request_time(total), receive).await {
         Ok(Ok(p)) => p,
         Ok(Err(crate::storage::blobs::ReceiveError::Store(crate::storage::StoreError::Attachment {
             name,
@@ -554,7 +554,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         Err(_) => {
             return Err(transient(IntakeError::TimedOut {
                 document: doc_id,
-                allowed: node.outbound.request_time(total),
+                allowed: node.config.limits.request_time(total),
             }));
         }
     };

@@ -2,7 +2,7 @@
 //!
 //! A neighbour may have several addresses (the processes of a scaled-out node, or a name
 //! resolving to several); they are tried in turn, and after a lost connection the next one
-//! first. A request is bounded by [`Client::request_time`]; one that times out closes its
+//! first. A request is bounded by its time (`Limits::request_time`); one that times out closes its
 //! connection, so the retry connects afresh instead of waiting on a dead or half-open one.
 //! Why a request got no answer is a [`RequestError`] by stage, whose text is what the outbox
 //! records as a transfer's `last_error`.
@@ -228,11 +228,16 @@ impl Client {
         lease_owner: String,
         jitter_seed: u64,
     ) -> Client {
+        // The first entry of an agency wins, as a lookup in the configuration's order would.
+        let mut neighbours = HashMap::new();
+        for (n, _) in config.neighbours() {
+            neighbours.entry(n.agency).or_insert_with(|| n.addresses.clone());
+        }
         Client {
             endpoint,
             client_config,
             connections: StdMutex::new(HashMap::new()),
-            neighbours: config.neighbours().map(|(n, _)| (n.agency, n.addresses.clone())).collect(),
+            neighbours,
             parent: config.parent.as_ref().map(|n| n.agency),
             limits: config.limits.clone(),
             trust,
@@ -275,13 +280,6 @@ impl Client {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
         (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// The time a request carrying `bytes` may take: `limits.request_timeout` (well under the
-    /// idle timeout, so a small request fails long before its connection would be given up)
-    /// plus its size at `limits.min_transfer_rate`.
-    pub fn request_time(&self, bytes: u64) -> Duration {
-        self.limits.request_timeout.saturating_add(self.limits.transfer_time(bytes))
     }
 
     /// The connection to neighbour `hop`, opening one if needed. A neighbour may have several

@@ -619,7 +619,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
     let max_frame = node.config.limits.max_frame_bytes;
     let response = node
         .outbound
-        .exchange(&hop, &request, node.outbound.request_time(total), |mut send, mut recv| async move {
+        .exchange(&hop, &request, node.config.limits.request_time(total), |mut send, mut recv| async move {
             // A resumable delivery is answered twice: first where to continue each attachment
             // from (or at once with a refusal or an earlier hop receipt), then the hop receipt.
             let offsets = if resume {
