@@ -48,7 +48,7 @@ pub async fn handle(
     // A submission streams its attachments, which take time in proportion to their size
     // (intake bounds that itself); every other request gets the plain request timeout.
     let allowed = match request {
-        ClerkRequest::Submit { .. } => node.request_time(limits.max_document_bytes),
+        ClerkRequest::Submit { .. } => limits.request_time(limits.max_document_bytes),
         _ => limits.request_timeout,
     };
     let mut follow: Option<StoredDocument> = None;
@@ -154,7 +154,7 @@ async fn serve(
                 chains.extend(
                     receipts.iter().filter_map(|r| SignedReceipt::from_bytes(r).ok()).map(|r| r.chain_der().to_vec()),
                 );
-                let mut crls = node.crls_for(&chains).await;
+                let mut crls = node.trust.crls_for(&chains);
                 crls.extend(path.crls);
                 let crls = crate::path::newest_per_issuer(crls);
                 let response = ClerkResponse::Document {
@@ -215,7 +215,7 @@ async fn receipts_and_path(
     let mut receipts: Vec<Vec<u8>> = node.store.receipts_for(&doc.digest).await?.into_iter().map(|r| r.bytes).collect();
     let held: std::collections::HashSet<Vec<u8>> = receipts.iter().cloned().collect();
     // One validator for all of them, with the CRLs that came along.
-    let validator = node.trust.validator_with(&node.trust.parse_crls(&path.crls));
+    let validator = node.trust.trust().validator_with(&node.trust.trust().parse_crls(&path.crls));
     for bytes in &path.receipts {
         if held.contains(bytes) {
             continue;
@@ -291,7 +291,7 @@ async fn send_status(
     }
     .await;
     result.map_err(unavailable)?;
-    node.wake_outbox();
+    node.outbound.wake_outbox();
     tracing::info!(document = %doc.doc_id, status = %status, count = signed.len(), "status sent");
     Ok(())
 }

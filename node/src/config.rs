@@ -443,6 +443,13 @@ impl Limits {
         Duration::from_millis(bytes.saturating_mul(1000) / self.min_transfer_rate.max(1))
     }
 
+    /// The time a request carrying `bytes` may take, on either end: `request_timeout` (well
+    /// under the idle timeout, so a small request fails long before its connection would be
+    /// given up) plus its size at `min_transfer_rate`.
+    pub fn request_time(&self, bytes: u64) -> Duration {
+        self.request_timeout.saturating_add(self.transfer_time(bytes))
+    }
+
     /// The time a request frame of `bytes` may take to arrive, from its stream's opening.
     pub fn frame_time(&self, bytes: u64) -> Duration {
         self.frame_timeout.saturating_add(self.transfer_time(bytes))

@@ -111,15 +111,15 @@ fn chains_key(chains: &[Vec<Vec<u8>>]) -> [u8; 32] {
     key
 }
 
-impl Node {
+impl RefCache {
     /// The CRLs to reference with a document or receipts whose signers' chains are `chains`:
-    /// every held CRL of a CA on those chains, and the root's. Computed once per set of chains
-    /// while the CRL set stays the same.
-    pub fn crl_refs_for(&self, chains: &[Vec<Vec<u8>>]) -> Arc<Referenced> {
-        let validator = self.trust.validator();
+    /// every CRL `trust` holds of a CA on those chains, and the root's. Computed once per set
+    /// of chains while the CRL set stays the same.
+    pub fn refs_for(&self, trust: &Trust, chains: &[Vec<Vec<u8>>]) -> Arc<Referenced> {
+        let validator = trust.validator();
         let key = chains_key(chains);
         {
-            let mut state = self.crl_refs.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut state = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if state.validator.as_ref().is_some_and(|v| Arc::ptr_eq(v, &validator)) {
                 if let Some(found) = state.by_chains.get(&key) {
                     return found.clone();
@@ -129,8 +129,8 @@ impl Node {
                 state.by_chains.clear();
             }
         }
-        let mut issuers: Vec<Vec<u8>> = self.trust.anchors().iter().map(|a| a.subject_raw.clone()).collect();
-        let cache = self.trust.cache();
+        let mut issuers: Vec<Vec<u8>> = trust.anchors().iter().map(|a| a.subject_raw.clone()).collect();
+        let cache = trust.cache();
         for der in chains.iter().flatten() {
             if let Ok(c) = cache.certificate(der)
                 && !issuers.contains(&c.issuer_raw)
@@ -142,7 +142,7 @@ impl Node {
             validator.crls().iter_shared().filter(|c| issuers.contains(&c.issuer_raw)).cloned().collect();
         let refs = crls.iter().map(|c| reference(c)).collect();
         let referenced = Arc::new(Referenced { crls, refs });
-        let mut state = self.crl_refs.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Only for the validator it was computed with: a CRL set replaced meanwhile wins.
         if state.validator.as_ref().is_some_and(|v| Arc::ptr_eq(v, &validator)) {
             if state.by_chains.len() >= MAX_CACHED_CHAIN_SETS {
@@ -219,11 +219,11 @@ pub fn resolve(
         max_count: node.config.limits.max_crl_fetch_count,
         max_bytes: node.config.limits.max_crl_fetch_bytes,
     };
-    let resolution = resolve_with(&node.trust, &limits, refs, asked, chain_cas);
+    let resolution = resolve_with(node.trust.trust(), &limits, refs, asked, chain_cas);
     match &resolution {
-        Resolution::Wanted(_) => Metrics::bump(&node.metrics.crl_asks),
+        Resolution::Wanted(_) => Metrics::bump(&node.observed.metrics().crl_asks),
         Resolution::Ready { fetched } => {
-            node.metrics.crls_fetched.fetch_add(fetched.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            node.observed.metrics().crls_fetched.fetch_add(fetched.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         Resolution::Unresolved(_) | Resolution::BadRequest(_) => {}
     }

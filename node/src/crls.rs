@@ -24,8 +24,8 @@ use crate::storage::millis;
 pub async fn refresh(node: &Node) {
     match node.store.crls().await {
         Ok(crls) => {
-            node.trust.set_crls(crls);
-            let closed = node.recheck_connections();
+            node.trust.trust().set_crls(crls);
+            let closed = node.trust.recheck_connections();
             if closed > 0 {
                 tracing::warn!(closed, "live connections closed: the new CRLs revoke their certificates");
             }
@@ -40,7 +40,8 @@ pub async fn refresh(node: &Node) {
 pub async fn sync_from_store(node: &Node) {
     match node.store.crls().await {
         Ok(stored) => {
-            let mut held: Vec<[u8; 32]> = node.trust.validator().crls().iter().map(|c| c.fingerprint()).collect();
+            let mut held: Vec<[u8; 32]> =
+                node.trust.trust().validator().crls().iter().map(|c| c.fingerprint()).collect();
             let mut found: Vec<[u8; 32]> = stored.iter().map(|c| c.fingerprint()).collect();
             held.sort_unstable();
             found.sort_unstable();
@@ -61,7 +62,7 @@ pub async fn store_checked(node: &Node, crls: &[Crl], trusted: bool) -> Vec<Crl>
     let result: Result<(), crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         for crl in crls {
-            if !trusted && !node.trust.knows_signer_of(crl) {
+            if !trusted && !node.trust.trust().knows_signer_of(crl) {
                 tracing::debug!(issuer = %crl.issuer, "CRL from a CA not known here (or with a bad signature); not kept");
                 continue;
             }
@@ -134,7 +135,7 @@ pub async fn watch_files(node: Arc<Node>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(node.config.crl_poll) => {}
-            _ = node.crl_fetch.notified() => {
+            _ = node.trust.crls_wanted() => {
                 fetch_from_parent(&node).await;
                 continue;
             }
@@ -163,8 +164,8 @@ pub async fn watch_files(node: Arc<Node>) {
 fn lacks_crls(node: &Node) -> bool {
     let now = node.now();
     let chain: Vec<&[u8]> = node.config.tls.chain.iter().map(|c| c.der()).collect();
-    match node.trust.validate(&chain, now, pki::Profile::Node) {
-        Ok(verified) => node.trust.chain_gap(&verified, now).is_some(),
+    match node.trust.trust().validate(&chain, now, pki::Profile::Node) {
+        Ok(verified) => node.trust.trust().chain_gap(&verified, now).is_some(),
         Err(_) => false,
     }
 }
@@ -182,6 +183,7 @@ pub async fn take_pushed(node: &Arc<Node>, ders: &[Vec<u8>]) {
 /// The stored CRLs newer than what an asker holds.
 pub fn newer_than(node: &Node, known: &[(Vec<u8>, i64)]) -> Vec<Vec<u8>> {
     node.trust
+        .trust()
         .validator()
         .crls()
         .iter()
@@ -200,7 +202,7 @@ pub async fn push_to_children(node: &Arc<Node>, crls: &[Crl]) {
         if relation != Relation::Child {
             continue;
         }
-        match node.simple_request(&child.agency, &request).await {
+        match node.outbound.simple_request(&child.agency, &request).await {
             Ok(NodeResponse::Accepted) => tracing::info!(peer = %child.agency, count = crls.len(), "CRLs pushed"),
             Ok(other) => tracing::warn!(peer = %child.agency, answer = %other, "CRL push not accepted"),
             Err(e) => {
@@ -215,12 +217,13 @@ pub async fn fetch_from_parent(node: &Arc<Node>) {
     let Some(parent) = node.config.parent.as_ref().map(|p| p.agency) else { return };
     let known = node
         .trust
+        .trust()
         .validator()
         .crls()
         .iter()
         .map(|c| (ByteBuf::from(c.issuer_raw.clone()), c.this_update.unix_timestamp()))
         .collect();
-    match node.simple_request(&parent, &NodeRequest::CrlFetch { known }).await {
+    match node.outbound.simple_request(&parent, &NodeRequest::CrlFetch { known }).await {
         Ok(NodeResponse::Crls { crls }) => {
             let crls: Vec<Crl> = crls.iter().filter_map(|d| Crl::from_der(d).ok()).collect();
             let stored = store_checked(node, &crls, false).await;

@@ -19,10 +19,11 @@ use serde::{Deserialize, Serialize};
 use pki::{AgencyCode, Crl};
 use time::OffsetDateTime;
 
-use crate::Node;
 use crate::config::{Config, HumanDuration};
+use crate::metrics::Telemetry;
 use crate::storage::{QueueDepths, StorageFaults, Store, StoreError, from_millis, millis};
 use crate::trust::Trust;
+use crate::{Metrics, Node};
 
 /// `[health]` as written: when alerts are raised.
 #[derive(Debug, Clone, Deserialize)]
@@ -194,16 +195,50 @@ impl Watch {
     }
 }
 
-impl Node {
+/// What a running node observes about itself, for the read-out, `/metrics` and the console:
+/// the in-memory counters, the labelled telemetry and the [`Watch`] over neighbours and
+/// attempts. Its hooks are what any code that talks to neighbours or judges certificates calls,
+/// so that the observing has one owner instead of fields every module reaches into.
+#[derive(Debug, Default)]
+pub struct Observations {
+    metrics: Metrics,
+    telemetry: Telemetry,
+    watch: Watch,
+    /// `[mail]` has operators: unchecked revocations are queued for their mail.
+    mail_operators: bool,
+}
+
+impl Observations {
+    /// Empty observations; `mail_operators` says whether `[mail]` lists operators to mail
+    /// unchecked revocations to.
+    pub fn new(mail_operators: bool) -> Observations {
+        Observations { mail_operators, ..Observations::default() }
+    }
+
+    /// The in-memory counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Labelled counters, latencies and the latest refusals.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Neighbours' answers and attempts in flight.
+    pub fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
     /// Records that neighbour `hop` answered a request: the hook for every piece of code that
     /// talks to neighbours (the outbox, connection attempts), so a neighbour down is seen.
     pub fn neighbour_answered(&self, hop: &AgencyCode) {
-        self.watch.answered(hop, millis(self.now()));
+        self.watch.answered(hop, millis(OffsetDateTime::now_utc()));
     }
 
     /// Records that a connection or request to neighbour `hop` got no answer.
     pub fn neighbour_unreachable(&self, hop: &AgencyCode, error: &str) {
-        self.watch.unreachable(hop, millis(self.now()), error);
+        self.watch.unreachable(hop, millis(OffsetDateTime::now_utc()), error);
     }
 
     /// Records that `who` (a peer, a clerk, a document's signers) presented a certificate whose
@@ -211,9 +246,9 @@ impl Node {
     /// operator's opt-in) or refused: an alert in the read-out for a while, and a warning in
     /// the log the first time.
     pub fn revocation_unchecked(&self, who: &str, gap: &str, accepted: bool) {
-        let now = millis(self.now());
+        let now = millis(OffsetDateTime::now_utc());
         if self.watch.unchecked(who, gap, accepted, now) {
-            if self.config.mail.as_ref().is_some_and(|m| !m.operators.is_empty()) {
+            if self.mail_operators {
                 lock(&self.watch.unmailed).push((who.to_owned(), gap.to_owned(), accepted, now));
             }
             if accepted {
@@ -222,15 +257,6 @@ impl Node {
                 tracing::warn!(who, gap, "refused: revocation cannot be checked");
             }
         }
-    }
-
-    /// Remembers a storage failure for the read-out (and the database, once it takes writes
-    /// again) and logs it.
-    pub fn storage_failed(&self, what: &str, error: &StoreError) {
-        if error.is_storage_failure() {
-            tracing::error!(error = %error, disk_full = error.is_disk_full(), "storage failure while {what}");
-        }
-        self.store.note_failure(error, millis(self.now()));
     }
 }
 
@@ -339,7 +365,7 @@ pub struct Health {
 /// Builds the read-out of a running node.
 pub async fn report(node: &Node) -> Result<Health, StoreError> {
     let now = node.now();
-    let m = &node.metrics;
+    let m = node.observed.metrics();
     let since_start = [
         ("documents_in", m.documents_in.load(Ordering::Relaxed)),
         ("documents_out", m.documents_out.load(Ordering::Relaxed)),
@@ -352,8 +378,9 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
     ]
     .into_iter()
     .collect();
-    let crls = node.trust.validator().crls().iter().cloned().collect::<Vec<_>>();
-    let mut health = build(&node.config, &node.store, &node.trust, &crls, now, Some(&node.watch)).await?;
+    let crls = node.trust.trust().validator().crls().iter().cloned().collect::<Vec<_>>();
+    let mut health =
+        build(&node.config, &node.store, node.trust.trust(), &crls, now, Some(node.observed.watch())).await?;
     health.uptime_seconds = Some((now - node.started).whole_seconds());
     health.since_start = since_start;
     Ok(health)

@@ -55,7 +55,7 @@ fn crls_only(node: &Node, conn: &quinn::Connection, request: &NodeRequest) -> Op
     if matches!(request, NodeRequest::CrlPush { .. } | NodeRequest::CrlFetch { .. }) {
         return None;
     }
-    match node.standing(conn) {
+    match node.trust.standing(conn) {
         crate::live::Standing::Vouched => None,
         crate::live::Standing::CrlsOnly(reason) => Some(NodeResponse::Error {
             kind: ErrorKind::Unavailable,
@@ -81,7 +81,7 @@ async fn serve(
             // The referenced CRLs first: one this node lacks is asked for before a byte of the
             // attachments is read (see `crl_refs`).
             let chain_cas =
-                || crate::crl_refs::cas_of(&node.trust, envelope_chains(&envelope).iter().map(Vec::as_slice));
+                || crate::crl_refs::cas_of(node.trust.trust(), envelope_chains(&envelope).iter().map(Vec::as_slice));
             let crls: Vec<Vec<u8>> = match crate::crl_refs::resolve(node, &crls, &crls_asked, chain_cas).into_fetched()
             {
                 Ok(fetched) => fetched.iter().map(|c| c.der().to_vec()).collect(),
@@ -122,7 +122,7 @@ async fn serve(
                     .filter_map(|b| pki::document::SignedReceipt::from_bytes(b).ok())
                     .map(|r| r.chain_der().to_vec())
                     .collect();
-                crate::crl_refs::cas_of(&node.trust, chains.iter().map(Vec::as_slice))
+                crate::crl_refs::cas_of(node.trust.trust(), chains.iter().map(Vec::as_slice))
             };
             let fetched = match crate::crl_refs::resolve(node, &crls, &crls_asked, chain_cas).into_fetched() {
                 Ok(fetched) => fetched,

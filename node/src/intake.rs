@@ -271,34 +271,14 @@ impl Node {
         recipients: &[AgencyCode],
         refusal: Refusal,
     ) -> IntakeError {
-        Metrics::bump(&self.metrics.refused);
+        Metrics::bump(&self.observed.metrics().refused);
         let reason = refusal.to_string();
         let doc = manifest.map(|m| m.id().to_string()).unwrap_or_default();
-        self.telemetry.document_refused(&doc, &reason, self.now());
+        self.observed.telemetry().document_refused(&doc, &reason, self.now());
         tracing::warn!(document = %doc, reason = %reason, "document refused");
         let receipt =
             manifest.and_then(|m| self.refusal(m, digest, recipients.to_vec(), &reason)).map(|r| r.as_bytes().to_vec());
         IntakeError::Refused { refusal, receipt }
-    }
-
-    /// The CRLs to send along with a document or receipt whose signers' chains are `chains`:
-    /// every stored CRL of a CA on those chains (and the root's).
-    pub async fn crls_for(&self, chains: &[Vec<Vec<u8>>]) -> Vec<Vec<u8>> {
-        let mut issuers: Vec<Vec<u8>> = self.trust.anchors().iter().map(|a| a.subject_raw.clone()).collect();
-        for chain in chains {
-            for der in chain {
-                if let Ok(c) = self.trust.cache().certificate(der) {
-                    issuers.push(c.issuer_raw.clone());
-                }
-            }
-        }
-        self.trust
-            .validator()
-            .crls()
-            .iter()
-            .filter(|c| issuers.contains(&c.issuer_raw))
-            .map(|c| c.der().to_vec())
-            .collect()
     }
 }
 
@@ -325,7 +305,7 @@ fn transient(error: IntakeError) -> IntakeError {
 fn cannot_store(node: &Node, error: crate::storage::StoreError) -> IntakeError {
     node.storage_failed("taking a document", &error);
     let error = IntakeError::Storage(error);
-    node.telemetry.document_refused("", &error.to_string(), node.now());
+    node.observed.telemetry().document_refused("", &error.to_string(), node.now());
     transient(error)
 }
 
@@ -485,7 +465,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let mut carried = Vec::with_capacity(carried_crls.len());
     for der in carried_crls {
         // Through the shared cache: the same CRLs come with every document.
-        match node.trust.parse_crl(der) {
+        match node.trust.trust().parse_crl(der) {
             Ok(c) => carried.push(c),
             Err(e) => return Err(refuse(Refusal::MalformedCrl(e), &recipients)),
         }
@@ -495,13 +475,13 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         Source::Neighbour { .. } => time::Duration::MAX,
     };
     let verifying = std::time::Instant::now();
-    let (validator, checked) = (node.trust.validator_with(&carried), envelope.clone());
+    let (validator, checked) = (node.trust.trust().validator_with(&carried), envelope.clone());
     let verified = node
         .verification
         .run(move || pki::document::validation::verify_arrival(&checked, &validator, &Arrival { at: now, max_age }))
         .await
         .map_err(|e| transient(IntakeError::Verifier(e)))?;
-    node.telemetry.verified_in(verifying.elapsed());
+    node.observed.telemetry().verified_in(verifying.elapsed());
     let verified = verified.map_err(|e| match e {
         e if e.is_transient() => transient(IntakeError::NotYetValid(e)),
         e => refuse(Refusal::Verification(e), &recipients),
@@ -512,7 +492,9 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let gaps: Vec<String> = verified
         .signers()
         .iter()
-        .filter_map(|s| node.trust.revocation_gap(&s.chain, &s.revocation, now).map(|g| format!("the {}: {g}", s.role)))
+        .filter_map(|s| {
+            node.trust.trust().revocation_gap(&s.chain, &s.revocation, now).map(|g| format!("the {}: {g}", s.role))
+        })
         .collect();
     let is_provisional = !gaps.is_empty();
     if is_provisional {
@@ -520,7 +502,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         // One alert (and one mail) for all such documents, counting them and naming the
         // latest, not one per document: stale CRLs would otherwise flood the read-out.
         let latest = format!("the latest, {doc_id}: {gap}");
-        node.revocation_unchecked("documents' signers", &latest, node.config.crl_accept_unchecked);
+        node.observed.revocation_unchecked("documents' signers", &latest, node.config.crl_accept_unchecked);
         if !node.config.crl_accept_unchecked {
             return Err(transient(IntakeError::RevocationUnchecked { gaps: gap }));
         }
@@ -565,7 +547,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         }
         Ok::<_, ReceiveError>(pending)
     };
-    let pending = match tokio::time::timeout(node.request_time(total), receive).await {
+    let pending = match tokio::time::timeout(node.config.limits.request_time(total), receive).await {
         Ok(Ok(p)) => p,
         Ok(Err(crate::storage::blobs::ReceiveError::Store(crate::storage::StoreError::Attachment {
             name,
@@ -577,7 +559,10 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         // The sender tries again: from where it broke off, or in full after a discarded prefix.
         Ok(Err(e)) => return Err(transient(IntakeError::Interrupted(e))),
         Err(_) => {
-            return Err(transient(IntakeError::TimedOut { document: doc_id, allowed: node.request_time(total) }));
+            return Err(transient(IntakeError::TimedOut {
+                document: doc_id,
+                allowed: node.config.limits.request_time(total),
+            }));
         }
     };
 
@@ -610,7 +595,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
 
     let inline = crate::storage::inline::Received::commit_files(pending).await.map_err(|e| cannot_store(node, e))?;
     let mut crls_changed = false;
-    let new_cas = node.trust.learn(path_cas(node, &envelope));
+    let new_cas = node.trust.trust().learn(path_cas(node, &envelope));
     let sender_name = verified.sender_name().to_owned();
     let committing = std::time::Instant::now();
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
@@ -714,8 +699,8 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         };
         // Keep the CRLs that came along if they are new and genuinely from a CA we know (the
         // CAs on the paths just validated were learned above), and remember those CAs.
-        for crl in carried.iter().filter(|c| !node.trust.has_crl_as_new_as(c)) {
-            if node.trust.knows_signer_of(crl) && tx.store_crl(crl, now_ms).await? {
+        for crl in carried.iter().filter(|c| !node.trust.trust().has_crl_as_new_as(c)) {
+            if node.trust.trust().knows_signer_of(crl) && tx.store_crl(crl, now_ms).await? {
                 crls_changed = true;
             }
         }
@@ -726,7 +711,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         Ok(Some(answer))
     }
     .await;
-    node.telemetry.committed_in(committing.elapsed());
+    node.observed.telemetry().committed_in(committing.elapsed());
     let hop_answer = match committed {
         Ok(Some(answer)) => answer,
         Ok(None) => {
@@ -738,11 +723,11 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     if crls_changed {
         crate::crls::refresh(node).await;
     }
-    node.wake_outbox();
-    Metrics::bump(&node.metrics.documents_in);
-    node.telemetry.document_taken(matches!(source, Source::Clerk));
+    node.outbound.wake_outbox();
+    Metrics::bump(&node.observed.metrics().documents_in);
+    node.observed.telemetry().document_taken(matches!(source, Source::Clerk));
     if is_provisional {
-        Metrics::bump(&node.metrics.provisional);
+        Metrics::bump(&node.observed.metrics().provisional);
         tracing::warn!(document = %doc_id, "document taken with provisional verification: CRLs missing or older than the freshness budget");
     }
     // "000.00.41.H49:2, local:1": each next hop and how many recipients go there.
@@ -753,7 +738,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
 
 /// The intermediate CA certificates of the envelope's signer chains.
 fn path_cas(node: &Node, envelope: &Envelope) -> Vec<pki::Certificate> {
-    let cache = node.trust.cache();
+    let cache = node.trust.trust().cache();
     envelope
         .headers()
         .map(|headers| {

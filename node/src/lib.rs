@@ -37,11 +37,10 @@ pub mod tlog;
 
 pub use lienthong_protocol::{clerk_client, tls, trust};
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
@@ -127,48 +126,37 @@ impl Metrics {
     }
 }
 
-/// A running node's shared state.
+/// A running node: its parts, each owning its state and behaviour, and its lifecycle.
+///
+/// The parts: the validated `config`, the `store`, the `routes`, the trust side (`trust`:
+/// anchors, CRLs, CRL references, live connections; see `live`), what the node observes of
+/// itself (`observed`: counters, telemetry, the health watch; see `health`), the outbound
+/// client (`outbound`: connections and requests to neighbours, the outbox's wake-up and
+/// leases; see `outbound::client`) and the server side's caps (`capacity`: admission, frame
+/// budgets, path questions; see `server`). What needs several parts at once is a free
+/// function taking the node (`intake`, `notices`, `outbound::run_outbox`, …) or, for the
+/// receipts a node signs, `impl Node` in `intake`.
 pub struct Node {
     /// Validated configuration.
     pub config: Config,
     /// Storage.
     pub store: Store,
-    /// Trust state (anchors, CRLs, cache).
-    pub trust: Arc<Trust>,
     /// Routing table.
     pub routes: Routes,
-    /// In-memory counters.
-    pub metrics: Metrics,
-    /// Labelled counters, latencies and the latest refusals (for `/metrics` and the console).
-    pub telemetry: metrics::Telemetry,
-    /// What the running node saw of neighbours and transfers in flight (for health alerts).
-    pub watch: health::Watch,
-    endpoint: quinn::Endpoint,
-    client_config: quinn::ClientConfig,
-    connections: outbound::ConnectionSlots,
-    /// Every live authenticated connection and its chain (see `live`).
-    pub(crate) live: live::LiveConnections,
-    /// Handshake and connection slots (see `admission`).
-    pub admission: admission::Admission,
-    /// Request-frame memory (see `budget`).
-    pub frame_budgets: budget::FrameBudgets,
+    /// The trust side: anchors, CRLs, CRL references, live connections (see `live`).
+    pub trust: Arc<live::TrustState>,
+    /// Counters, telemetry and the health watch, with their hooks (see `health`).
+    pub observed: Arc<health::Observations>,
+    /// Connections and requests to neighbours (see `outbound::client`).
+    pub outbound: outbound::Client,
+    /// Handshake and connection slots, request-frame memory, path questions (see `server`).
+    pub capacity: server::Capacity,
     /// The transparency log's checkpoint rounds (see `tlog`).
     pub log: tlog::LogState,
     /// Where documents are verified (see `cpu`).
     pub verification: cpu::CpuPool,
-    /// Neighbours' questions about documents' paths being answered (see `path::answer`):
-    /// `limits.max_path_questions` permits.
-    pub path_questions: tokio::sync::Semaphore,
-    /// The questions about paths being answered for each neighbour (see `path::answer`: one
-    /// neighbour may hold a quarter of `limits.max_path_questions`, at least one).
-    pub path_questions_by_peer: StdMutex<HashMap<pki::AgencyCode, usize>>,
-    /// Which CRLs the documents and notices this node sends reference, per set of signer
-    /// chains (see `crl_refs::RefCache`).
-    pub(crate) crl_refs: crl_refs::RefCache,
-    outbox_wake: Notify,
-    crl_fetch: Notify,
-    lease_owner: String,
-    jitter: StdMutex<u64>,
+    /// The QUIC endpoint the server accepts on (the outbound client dials from a clone).
+    endpoint: quinn::Endpoint,
     shutdown: watch::Receiver<bool>,
     started: time::OffsetDateTime,
     /// Where the web face listens, when `[http]` is on.
@@ -269,41 +257,36 @@ impl Node {
         };
         let (stop, shutdown) = watch::channel(false);
         let seed = config.retry.jitter_seed.unwrap_or_else(random_u64);
+        let observed =
+            Arc::new(health::Observations::new(config.mail.as_ref().is_some_and(|m| !m.operators.is_empty())));
+        let trust = Arc::new(live::TrustState::new(trust, config.crl_accept_unchecked, observed.clone()));
+        let outbound = outbound::Client::new(
+            &config,
+            endpoint.clone(),
+            client_config,
+            trust.clone(),
+            format!("{instance}/{}-{:x}", std::process::id(), random_u64()),
+            seed,
+        );
         let node = Arc::new(Node {
             store,
             trust,
             routes,
-            metrics: Metrics::default(),
-            telemetry: metrics::Telemetry::default(),
-            watch: health::Watch::default(),
-            endpoint,
-            client_config,
-            connections: StdMutex::new(HashMap::new()),
-            live: live::LiveConnections::default(),
-            admission: admission::Admission::new((&config.limits).into()),
-            frame_budgets: budget::FrameBudgets::new(
-                config.limits.frame_budget_total,
-                config.limits.frame_budget_per_certificate,
-                config.limits.frame_budget_per_connection,
-            ),
+            observed,
+            outbound,
+            capacity: server::Capacity::new(&config.limits),
             log: tlog::LogState::default(),
             verification: cpu::CpuPool::new(config.limits.verify_threads),
-            path_questions: tokio::sync::Semaphore::new(config.limits.max_path_questions),
-            path_questions_by_peer: StdMutex::new(HashMap::new()),
-            crl_refs: crl_refs::RefCache::default(),
-            outbox_wake: Notify::new(),
-            crl_fetch: Notify::new(),
-            lease_owner: format!("{instance}/{}-{:x}", std::process::id(), random_u64()),
-            jitter: StdMutex::new(seed),
+            endpoint,
             shutdown,
             started: time::OffsetDateTime::now_utc(),
             http_addr: web.as_ref().map(http::Bound::local_addr),
             tasks: TaskTracker::new(),
             config,
         });
-        node.trust.learn(node.store.ca_certs().await?);
+        node.trust.trust().learn(node.store.ca_certs().await?);
         // This node's own CAs: CRLs they sign are kept whatever else has been seen.
-        node.trust.learn(node.config.tls.chain.iter().chain(&node.config.seal.chain).cloned());
+        node.trust.trust().learn(node.config.tls.chain.iter().chain(&node.config.seal.chain).cloned());
         crls::load_configured(&node).await;
         let mut tasks = JoinSet::new();
         tasks.spawn(server::serve(node.clone()));
@@ -338,26 +321,6 @@ impl Node {
         self.shutdown.clone()
     }
 
-    /// Wakes the outbox worker (new work was queued).
-    pub fn wake_outbox(&self) {
-        self.outbox_wake.notify_one();
-    }
-
-    /// A uniform draw in [0, 1) for retry jitter: a splitmix64 stream, seeded from the config
-    /// for reproducible tests or from the OS.
-    pub fn jitter_draw(&self) -> f64 {
-        let mut state = match self.jitter.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// Now, read once per operation and passed down.
     pub fn now(&self) -> time::OffsetDateTime {
         time::OffsetDateTime::now_utc()
@@ -366,6 +329,16 @@ impl Node {
     /// The seal's chain and key, for signing receipts.
     pub fn seal(&self) -> &config::Identity {
         &self.config.seal
+    }
+
+    /// Remembers a storage failure for the read-out (and the database, once it takes writes
+    /// again) and logs it. On the node, not a part: it needs the store and the clock only, and
+    /// every module that writes calls it.
+    pub fn storage_failed(&self, what: &str, error: &storage::StoreError) {
+        if error.is_storage_failure() {
+            tracing::error!(error = %error, disk_full = error.is_disk_full(), "storage failure while {what}");
+        }
+        self.store.note_failure(error, storage::millis(self.now()));
     }
 }
 
@@ -395,7 +368,7 @@ impl NodeHandle {
     /// next start (the outbox and the senders' retries make that safe).
     pub async fn shutdown(mut self, grace: std::time::Duration) {
         let _ = self.stop.send(true);
-        self.node.outbox_wake.notify_waiters();
+        self.node.outbound.wake_all_outbox();
         self.node.tasks.close();
         let drained = tokio::time::timeout(grace, async {
             while self.tasks.join_next().await.is_some() {}

@@ -14,7 +14,10 @@ use crate::{Metrics, Node};
 
 /// Verifies a receipt's seal with the node's CRLs plus `carried`.
 pub fn verify_receipt(node: &Node, receipt: &SignedReceipt, carried: &[Vec<u8>]) -> Result<(), String> {
-    receipt.verify(&node.trust.validator_with(&node.trust.parse_crls(carried))).map(|_| ()).map_err(|e| e.to_string())
+    receipt
+        .verify(&node.trust.trust().validator_with(&node.trust.trust().parse_crls(carried)))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Whether the agency that sealed `r` may say what it says, checked before a notice from a
@@ -145,7 +148,7 @@ pub async fn take_notices(
     fetched: &[Arc<Crl>],
 ) -> Result<Vec<(u32, ErrorKind, String)>, (ErrorKind, String)> {
     // One validator for the whole batch.
-    let validator = node.trust.validator_with(fetched);
+    let validator = node.trust.trust().validator_with(fetched);
     let mut refused = Vec::new();
     let mut taken = Vec::with_capacity(receipts.len());
     for (index, bytes) in (0u32..).zip(receipts) {
@@ -204,12 +207,12 @@ pub async fn take_notices(
     let mut any = false;
     for ((_, receipt), _) in taken.iter().zip(&new).filter(|(_, new)| **new) {
         any = true;
-        Metrics::bump(&node.metrics.notices_in);
+        Metrics::bump(&node.observed.metrics().notices_in);
         tracing::info!(document = %receipt.receipt.document, peer = %from, kind = %receipt.receipt.kind, by = %receipt.receipt.by, "receipt taken");
     }
     if any {
-        Metrics::bump(&node.metrics.notice_batches_in);
-        node.wake_outbox();
+        Metrics::bump(&node.observed.metrics().notice_batches_in);
+        node.outbound.wake_outbox();
     }
     if !fetched.is_empty() && !taken.is_empty() {
         keep_fetched(node, fetched, &taken).await;
@@ -222,14 +225,14 @@ pub async fn take_notices(
 /// (validated, so learned and remembered), so that the next batch needs no fetch.
 async fn keep_fetched(node: &Node, fetched: &[Arc<Crl>], taken: &[(u32, SignedReceipt)]) {
     let chains = taken.iter().map(|(_, r)| r.chain_der());
-    let cas = crate::crl_refs::cas_of(&node.trust, chains).into_iter().map(Arc::unwrap_or_clone);
-    let new_cas = node.trust.learn(cas);
+    let cas = crate::crl_refs::cas_of(node.trust.trust(), chains).into_iter().map(Arc::unwrap_or_clone);
+    let new_cas = node.trust.trust().learn(cas);
     let now = millis(node.now());
     let kept: Result<bool, StoreError> = async {
         let mut tx = node.store.begin().await?;
         let mut changed = false;
-        for crl in fetched.iter().filter(|c| !node.trust.has_crl_as_new_as(c)) {
-            if node.trust.knows_signer_of(crl) && tx.store_crl(crl, now).await? {
+        for crl in fetched.iter().filter(|c| !node.trust.trust().has_crl_as_new_as(c)) {
+            if node.trust.trust().knows_signer_of(crl) && tx.store_crl(crl, now).await? {
                 changed = true;
             }
         }

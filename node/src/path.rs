@@ -8,7 +8,7 @@
 //! path branches; a neighbour's answer is filtered before it is passed on, and the asker
 //! verifies everything it gets (the node never verifies on anyone's behalf).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,10 +85,9 @@ pub async fn gather(
             // Given up on by dropping the exchange (its stream is reset), not by `request`'s own
             // timeout, which would close the connection the neighbour's transfers share.
             let limit = node.config.limits.request_timeout.max(wait);
-            let exchange =
-                node.request(&hop, &request, limit, |mut s| async move { s.finish().map_err(|e| e.to_string()) });
+            let exchange = node.outbound.request(&hop, &request, limit, crate::outbound::finish);
             let answer = match tokio::time::timeout(wait, exchange).await {
-                Ok(answer) => answer,
+                Ok(answer) => answer.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("no answer about the path from {hop} within {} ms", wait.as_millis())),
             };
             (hop, answer)
@@ -112,11 +111,9 @@ pub async fn gather(
                 found.receipts.extend(receipts);
                 // Only CRLs a CA this node knows signed: a forged "newer" CRL must not push the
                 // genuine one out of a bundle.
-                found.crls.extend(
-                    crls.into_iter()
-                        .map(ByteBuf::into_vec)
-                        .filter(|der| node.trust.parse_crl(der).is_ok_and(|crl| node.trust.knows_signer_of(&crl))),
-                );
+                found.crls.extend(crls.into_iter().map(ByteBuf::into_vec).filter(|der| {
+                    node.trust.trust().parse_crl(der).is_ok_and(|crl| node.trust.trust().knows_signer_of(&crl))
+                }));
             }
             Ok((hop, Ok(other))) => {
                 tracing::debug!(peer = %hop, answer = %other, "nothing about the path from the neighbour")
@@ -158,33 +155,49 @@ async fn own_part(node: &Node, envelope: &[u8; 32], toward: Toward) -> Result<Pa
     if let Some(p) = proofs.first() {
         chains.extend(p.chains.iter().cloned());
     }
-    let crls = if chains.is_empty() { Vec::new() } else { node.crls_for(&chains).await };
+    let crls = if chains.is_empty() { Vec::new() } else { node.trust.crls_for(&chains) };
     Ok(PathEvidence { proofs: proofs.iter().map(LogProof::to_bytes).collect(), receipts, crls })
 }
 
-/// One neighbour's open question about a path, counted in `Node::path_questions_by_peer`
-/// until dropped.
+/// Neighbours' questions about documents' paths being answered (see [`answer`]): at most
+/// `limits.max_path_questions` at once, and a quarter of them (at least one) per neighbour.
+#[derive(Debug)]
+pub struct PathQuestions {
+    /// `limits.max_path_questions` permits.
+    all: tokio::sync::Semaphore,
+    /// The questions open for each neighbour.
+    by_peer: std::sync::Mutex<HashMap<AgencyCode, usize>>,
+}
+
+impl PathQuestions {
+    /// Room for `max` questions at once.
+    pub fn new(max: usize) -> PathQuestions {
+        PathQuestions { all: tokio::sync::Semaphore::new(max), by_peer: std::sync::Mutex::new(HashMap::new()) }
+    }
+}
+
+/// One neighbour's open question about a path, counted in [`PathQuestions`] until dropped.
 struct PeerShare<'a> {
-    node: &'a Node,
+    questions: &'a PathQuestions,
     peer: AgencyCode,
 }
 
 impl<'a> PeerShare<'a> {
     /// Counts a question of `peer` if it has fewer than `max` open.
-    fn take(node: &'a Node, peer: AgencyCode, max: usize) -> Option<PeerShare<'a>> {
-        let mut open = node.path_questions_by_peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn take(questions: &'a PathQuestions, peer: AgencyCode, max: usize) -> Option<PeerShare<'a>> {
+        let mut open = questions.by_peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = open.entry(peer).or_insert(0);
         if *n >= max {
             return None;
         }
         *n += 1;
-        Some(PeerShare { node, peer })
+        Some(PeerShare { questions, peer })
     }
 }
 
 impl Drop for PeerShare<'_> {
     fn drop(&mut self) {
-        let mut open = self.node.path_questions_by_peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self.questions.by_peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = open.get_mut(&self.peer) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -272,12 +285,13 @@ pub async fn answer(
         tracing::warn!(peer = %peer, limit, reason = %message, "a question about a document's path refused");
         NodeResponse::Error { kind: ErrorKind::Unavailable, message: format!("busy: {message}; ask again later") }
     };
-    let Ok(_permit) = node.path_questions.try_acquire() else {
+    let questions = node.capacity.path_questions();
+    let Ok(_permit) = questions.all.try_acquire() else {
         return busy(format!(
             "{limit} questions about documents' paths are being answered (limits.max_path_questions)"
         ));
     };
-    let Some(_share) = PeerShare::take(node, peer, (limit / 4).max(1)) else {
+    let Some(_share) = PeerShare::take(questions, peer, (limit / 4).max(1)) else {
         return busy(format!(
             "this neighbour has {} questions about documents' paths open, its share of limits.max_path_questions",
             (limit / 4).max(1)

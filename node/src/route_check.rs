@@ -149,8 +149,7 @@ async fn ask(node: &Arc<Node>, next: AgencyCode, group: &[AgencyCode], hops_left
     let request =
         NodeRequest::Route { recipients: group.iter().map(ToString::to_string).collect(), hops_left: hops_left - 1 };
     let wait = ROUTE_WAIT_BASE + ROUTE_WAIT_PER_HOP * u32::from(hops_left);
-    let answer =
-        node.request(&next, &request, wait, |mut s| async move { s.finish().map_err(|e| e.to_string()) }).await;
+    let answer = node.outbound.request(&next, &request, wait, crate::outbound::finish).await;
     match answer {
         Ok(NodeResponse::Routes { routes }) => group
             .iter()
@@ -169,7 +168,7 @@ async fn ask(node: &Arc<Node>, next: AgencyCode, group: &[AgencyCode], hops_left
         // A neighbour that predates the question answers it as a malformed request.
         Ok(NodeResponse::Error { message, .. }) => unconfirmed(format!("{next} could not answer: {message}")),
         Ok(other) => unconfirmed(format!("{next} answered {}", kind(&other))),
-        Err(e) => unconfirmed(e),
+        Err(e) => unconfirmed(e.to_string()),
     }
 }
 

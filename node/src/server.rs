@@ -12,10 +12,11 @@ use std::sync::Arc;
 use pki::{AgencyCode, Profile};
 
 use crate::Node;
-use crate::admission::{HandshakeDecision, Peer};
-use crate::budget::ConnectionBudget;
+use crate::admission::{Admission, HandshakeDecision, Peer};
+use crate::budget::{ConnectionBudget, FrameBudgets};
 use crate::config::Limits;
 use crate::live::{Standing, node_named, peer_chain, truncate_reason};
+use crate::path::PathQuestions;
 use crate::protocol::{ALPN_CLERK, ALPN_NODE};
 
 pub use lienthong_protocol::wire::close;
@@ -23,6 +24,46 @@ pub use lienthong_protocol::wire::close;
 /// Bytes of packets quinn may buffer for one connection attempt not yet decided on (the first
 /// packet excluded): enough for a ClientHello spread over a few datagrams.
 const INCOMING_BUFFER: u64 = 64 * 1024;
+
+/// What a running node lets its neighbours and clerks hold at once: handshake and connection
+/// slots (`admission`), request-frame memory (`budget`), and questions about documents' paths
+/// being answered (`path`). One part of [`Node`], counted only by the server side.
+#[derive(Debug)]
+pub struct Capacity {
+    admission: Admission,
+    frame_budgets: FrameBudgets,
+    path_questions: PathQuestions,
+}
+
+impl Capacity {
+    /// The caps `limits` set.
+    pub fn new(limits: &Limits) -> Capacity {
+        Capacity {
+            admission: Admission::new(limits.into()),
+            frame_budgets: FrameBudgets::new(
+                limits.frame_budget_total,
+                limits.frame_budget_per_certificate,
+                limits.frame_budget_per_connection,
+            ),
+            path_questions: PathQuestions::new(limits.max_path_questions),
+        }
+    }
+
+    /// Handshake and connection slots.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Request-frame memory.
+    pub fn frame_budgets(&self) -> &FrameBudgets {
+        &self.frame_budgets
+    }
+
+    /// Questions about documents' paths being answered.
+    pub fn path_questions(&self) -> &PathQuestions {
+        &self.path_questions
+    }
+}
 
 /// QUIC transport limits from the configuration: streams, windows, timeouts.
 pub fn transport_config(limits: &Limits) -> quinn::TransportConfig {
@@ -69,7 +110,7 @@ pub async fn serve(node: Arc<Node>) {
             _ = shutdown.changed() => break,
         };
         let addr = incoming.remote_address();
-        match node.admission.handshake(addr.ip(), incoming.remote_address_validated()) {
+        match node.capacity.admission().handshake(addr.ip(), incoming.remote_address_validated()) {
             HandshakeDecision::Accept(slot) => {
                 let connecting = match incoming.accept() {
                     Ok(c) => c,
@@ -121,7 +162,7 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
     };
     let is_clerk = protocol.as_deref() == Some(ALPN_CLERK);
     let profile = if is_clerk { Profile::Clerk } else { Profile::Node };
-    let verified = match node.trust.validate(&chain, now, profile) {
+    let verified = match node.trust.trust().validate(&chain, now, profile) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(peer = %conn.remote_address(), reason = %e, "certificate unusable for this protocol");
@@ -143,7 +184,7 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
     }
     let certificate = chain.first().map(|leaf| pki::sha256(leaf)).unwrap_or_default();
     let peer = Peer { agency, clerk: is_clerk, certificate };
-    let _slot = match node.admission.connection(&peer) {
+    let _slot = match node.capacity.admission().connection(&peer) {
         Ok(slot) => slot,
         Err(refused) => {
             // `admission` counts and logs refusals (at most once a second per kind).
@@ -154,13 +195,13 @@ async fn handle_connection(node: Arc<Node>, conn: quinn::Connection) {
     // Revocation that bites: a clerk whose certificate cannot be checked is turned away; a
     // neighbour's connection carries CRLs only until it can be (see `live`).
     let who = if is_clerk { format!("clerk certificate {}", verified.leaf.id()) } else { node_named(&agency) };
-    if let Standing::CrlsOnly(reason) = node.register_connection(&conn, chain, profile, who)
+    if let Standing::CrlsOnly(reason) = node.trust.register_connection(&conn, chain, profile, who)
         && is_clerk
     {
         conn.close(close::NO_REVOCATION_INFO.into(), truncate_reason(&reason).as_bytes());
         return;
     }
-    let budget = node.frame_budgets.for_connection(certificate);
+    let budget = node.capacity.frame_budgets().for_connection(certificate);
     tracing::debug!(peer_agency = %agency, clerk = is_clerk, "connection accepted");
     let mut shutdown = node.shutdown_signal();
     loop {

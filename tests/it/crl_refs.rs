@@ -62,7 +62,7 @@ async fn a_receiver_lacking_a_referenced_crl_asks_once_and_keeps_it(database: Da
     let kept = node::crls::store_checked(net.node(PHONG_DU), std::slice::from_ref(&crl), true).await;
     assert_eq!(kept.len(), 1, "the sender keeps the new CRL");
     assert!(!stored(&net, TIEN_YEN, &crl).await);
-    let receiver = &net.node(TIEN_YEN).metrics;
+    let receiver = net.node(TIEN_YEN).observed.metrics();
     let (asks, fetched) =
         (|| receiver.crl_asks.load(Ordering::Relaxed), || receiver.crls_fetched.load(Ordering::Relaxed));
     assert_eq!((asks(), fetched()), (0, 0));
@@ -80,11 +80,11 @@ async fn a_receiver_lacking_a_referenced_crl_asks_once_and_keeps_it(database: Da
     }
     assert!(stored(&net, TIEN_YEN, &crl).await, "the fetched CRL is kept");
     assert!(
-        net.node(TIEN_YEN).trust.validator().crls().iter().any(|c| c.fingerprint() == crl.fingerprint()),
+        net.node(TIEN_YEN).trust.trust().validator().crls().iter().any(|c| c.fingerprint() == crl.fingerprint()),
         "and used"
     );
     // The delivery receipts went back as notices referencing CRLs the commune holds: no ask.
-    assert_eq!(net.node(PHONG_DU).metrics.crl_asks.load(Ordering::Relaxed), 0);
+    assert_eq!(net.node(PHONG_DU).observed.metrics().crl_asks.load(Ordering::Relaxed), 0);
     net.stop().await;
 }
 
@@ -116,7 +116,7 @@ async fn a_bad_answer_to_an_ask_refuses_the_document_for_now_and_keeps_nothing(d
         other => panic!("{other}"),
     }
     // Answered with another CRL than the one referenced (a genuine one, of the root).
-    let root_crl = net.node(TIEN_YEN).trust.validator().crls().iter().next().unwrap().clone();
+    let root_crl = net.node(TIEN_YEN).trust.trust().validator().crls().iter().next().unwrap().clone();
     match peer.request(&deliver(&doc, &[&crl], &[root_crl.der()]), &attachments).await.unwrap() {
         NodeResponse::Error { kind: ErrorKind::Unavailable, message } => {
             assert!(message.contains("matches no reference"), "{message}")
@@ -138,9 +138,9 @@ async fn a_bad_answer_to_an_ask_refuses_the_document_for_now_and_keeps_nothing(d
     assert!(receiver.store.document_by_id(&doc.id).await.unwrap().is_none(), "the document was not taken");
     for c in [&crl, &forged] {
         assert!(!stored(&net, TIEN_YEN, c).await, "no CRL was kept");
-        assert!(!receiver.trust.validator().crls().iter().any(|h| h.fingerprint() == c.fingerprint()));
+        assert!(!receiver.trust.trust().validator().crls().iter().any(|h| h.fingerprint() == c.fingerprint()));
     }
-    assert_eq!(receiver.metrics.crls_fetched.load(Ordering::Relaxed), 0);
+    assert_eq!(receiver.observed.metrics().crls_fetched.load(Ordering::Relaxed), 0);
 
     // The genuine answer is taken, and the CRL kept.
     match peer.request(&deliver(&doc, &[&crl], &[crl.der()]), &attachments).await.unwrap() {
@@ -148,7 +148,7 @@ async fn a_bad_answer_to_an_ask_refuses_the_document_for_now_and_keeps_nothing(d
         other => panic!("the genuine CRL: {other}"),
     }
     assert!(stored(&net, TIEN_YEN, &crl).await);
-    assert_eq!(receiver.metrics.crls_fetched.load(Ordering::Relaxed), 1);
+    assert_eq!(receiver.observed.metrics().crls_fetched.load(Ordering::Relaxed), 1);
     net.stop().await;
 }
 
@@ -228,7 +228,7 @@ async fn notices_name_their_crls_and_a_missing_one_is_asked_for_once(database: D
         NodeResponse::NoticesTaken { refused } => assert!(refused.is_empty(), "{refused:?}"),
         other => panic!("the second batch: {other}"),
     }
-    let metrics = &net.node(TIEN_YEN).metrics;
+    let metrics = net.node(TIEN_YEN).observed.metrics();
     assert_eq!((metrics.crl_asks.load(Ordering::Relaxed), metrics.crls_fetched.load(Ordering::Relaxed)), (1, 1));
     net.stop().await;
 }
@@ -252,8 +252,8 @@ async fn a_node_sends_its_notices_again_with_the_crls_its_neighbour_asks_for(dat
         })
     })
     .await;
-    assert_eq!(district.metrics.crl_asks.load(Ordering::Relaxed), 1, "asked once");
-    assert_eq!(district.metrics.crls_fetched.load(Ordering::Relaxed), 1);
+    assert_eq!(district.observed.metrics().crl_asks.load(Ordering::Relaxed), 1, "asked once");
+    assert_eq!(district.observed.metrics().crls_fetched.load(Ordering::Relaxed), 1);
     assert!(stored(&net, TIEN_YEN, &crl).await, "and kept");
     net.stop().await;
 }
@@ -321,14 +321,14 @@ async fn what_a_neighbour_sends_when_asked_is_bounded_by_count_and_bytes() {
         let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
         net.pki.root.crl(now - time::Duration::minutes(1), now + time::Duration::days(7)).unwrap()
     };
-    let asks = net.node(TIEN_YEN).metrics.crl_asks.load(Ordering::Relaxed);
+    let asks = net.node(TIEN_YEN).observed.metrics().crl_asks.load(Ordering::Relaxed);
     match peer.request(&deliver(&doc, &[&larger, &root_crl], &[]), &doc.bodies.concat()).await.unwrap() {
         NodeResponse::Error { kind: ErrorKind::Unavailable, message } => {
             assert!(message.contains("limits.max_crl_fetch_count"), "{message}")
         }
         other => panic!("over the count limit: {other}"),
     }
-    assert_eq!(net.node(TIEN_YEN).metrics.crl_asks.load(Ordering::Relaxed), asks, "not asked");
+    assert_eq!(net.node(TIEN_YEN).observed.metrics().crl_asks.load(Ordering::Relaxed), asks, "not asked");
     // And two sent where one is allowed.
     let refs: Vec<CrlRef> = [&larger, &root_crl].iter().map(|c| node::crl_refs::reference(c)).collect();
     let request = NodeRequest::Deliver {
@@ -367,8 +367,8 @@ async fn documents_and_notices_name_their_crls_in_fewer_bytes_than_they_carried_
     let doc = net.document(PHONG_DU, &[TIEN_YEN], 1);
     let envelope = pki::document::Envelope::from_bytes(&doc.envelope).unwrap();
     let chains: Vec<Vec<Vec<u8>>> = envelope.headers().unwrap().into_iter().map(|h| h.chain).collect();
-    let carried: Vec<ByteBuf> = sender.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect();
-    let named = sender.crl_refs_for(&chains);
+    let carried: Vec<ByteBuf> = sender.trust.crls_for(&chains).into_iter().map(ByteBuf::from).collect();
+    let named = sender.trust.crl_refs_for(&chains);
     assert_eq!(named.refs.len(), carried.len(), "the same CRLs, named");
     let old = node::protocol::encode(&Carried::Deliver {
         envelope: ByteBuf::from(doc.envelope.clone()),
@@ -438,11 +438,11 @@ async fn documents_and_notices_name_their_crls_in_fewer_bytes_than_they_carried_
     .unwrap();
     let chains = vec![receipt.chain_der().to_vec()];
     let receipts = vec![ByteBuf::from(receipt.as_bytes().to_vec())];
-    let carried: Vec<ByteBuf> = sender.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect();
+    let carried: Vec<ByteBuf> = sender.trust.crls_for(&chains).into_iter().map(ByteBuf::from).collect();
     let old = node::protocol::encode(&Carried::Notices { receipts: receipts.clone(), crls: carried });
     let new = node::protocol::encode(&NodeRequest::Notices {
         receipts,
-        crls: sender.crl_refs_for(&chains).refs.clone(),
+        crls: sender.trust.crl_refs_for(&chains).refs.clone(),
         crls_asked: Vec::new(),
     });
     println!("Notices frame of one receipt: {} bytes carrying CRLs, {} bytes naming them", old.len(), new.len());

@@ -85,8 +85,10 @@ async fn a_document_crosses_the_quang_ninh_network_with_receipts_everywhere(data
     // The notices that travelled: each delivery receipt, one transfer per hop back to the
     // sender (4 + 3), and nothing else. (Hop receipts walking back to the sender cost 8 more.)
     let nodes = ["000.01.41.H49", "000.00.41.H49", "000.00.00.H49", "000.00.42.H49", THANH_SON, GOV];
-    let notices: u64 =
-        nodes.iter().map(|n| net.node(n).metrics.notices_in.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let notices: u64 = nodes
+        .iter()
+        .map(|n| net.node(n).observed.metrics().notices_in.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
     assert_eq!(notices, 7, "notice transfers for one document to two recipients over 4 and 3 hops");
     // The sender's `track` asks along the paths and shows every hand-over.
     let track = sender.track(&doc.id).await.unwrap();

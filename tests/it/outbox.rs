@@ -81,12 +81,12 @@ async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
     }
     let phong_du = net.node(PHONG_DU);
     wait_for("the 200 delivery receipts back at Phong Dụ", Duration::from_secs(60), || async {
-        phong_du.metrics.notices_in.load(Ordering::Relaxed) >= 200
+        phong_du.observed.metrics().notices_in.load(Ordering::Relaxed) >= 200
     })
     .await;
     let (notices, batches) = (
-        phong_du.metrics.notices_in.load(Ordering::Relaxed),
-        phong_du.metrics.notice_batches_in.load(Ordering::Relaxed),
+        phong_du.observed.metrics().notices_in.load(Ordering::Relaxed),
+        phong_du.observed.metrics().notice_batches_in.load(Ordering::Relaxed),
     );
     println!("{notices} receipts came in {batches} requests");
     assert_eq!(notices, 200, "each receipt once");

@@ -80,7 +80,7 @@ async fn peers_from_another_hierarchy_or_revoked_are_refused_in_the_handshake() 
     net.publish_crls();
     let tien_yen = net.node(TIEN_YEN);
     wait_for("Tiên Yên to load the new CRL", Duration::from_secs(10), || async {
-        tien_yen.trust.validator().crls().iter().any(|c| c.lookup(&serial).is_some())
+        tien_yen.trust.trust().validator().crls().iter().any(|c| c.lookup(&serial).is_some())
     })
     .await;
     let doc2 = net.document(PHONG_DU, &["000.00.00.H49"], 2);

@@ -34,7 +34,7 @@ async fn a_node_without_crls_fetches_them_from_its_parent_at_start_and_gets_new_
     // from the district; no traffic is needed for that.
     for at in [TIEN_YEN, PHONG_DU] {
         wait_for(&format!("{at} to fetch CRLs from its parent"), Duration::from_secs(30), || async {
-            net.node(at).trust.validator().crls().len() >= 2
+            net.node(at).trust.trust().validator().crls().len() >= 2
         })
         .await;
     }
@@ -54,7 +54,7 @@ async fn a_node_without_crls_fetches_them_from_its_parent_at_start_and_gets_new_
     for at in [TIEN_YEN, PHONG_DU] {
         let node = net.node(at);
         wait_for(&format!("the pushed CRL at {at}"), Duration::from_secs(20), || async {
-            node.trust.validator().crls().iter().any(|c| c.lookup(&victim).is_some())
+            node.trust.trust().validator().crls().iter().any(|c| c.lookup(&victim).is_some())
         })
         .await;
     }
@@ -84,7 +84,7 @@ async fn clerk_outcome(net: &TestNet, code: &str) -> Result<(), ClerkError> {
 
 /// How many live connections `at` holds with the node of `with`.
 fn live_of(net: &TestNet, at: &str, with: &str) -> usize {
-    net.node(at).live_connections().iter().filter(|(who, _)| who == &format!("node {with}")).count()
+    net.node(at).trust.live_connections().iter().filter(|(who, _)| who == &format!("node {with}")).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +249,7 @@ async fn a_backdated_signature_of_a_revoked_official_is_refused_at_the_node_and_
     for at in [TIEN_YEN, PHONG_DU] {
         let node = net.node(at);
         wait_for(&format!("the CRL at {at}"), Duration::from_secs(20), || async {
-            node.trust.validator().crls().iter().any(|c| c.lookup(&serial).is_some())
+            node.trust.trust().validator().crls().iter().any(|c| c.lookup(&serial).is_some())
         })
         .await;
     }

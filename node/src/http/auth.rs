@@ -60,7 +60,7 @@ impl Viewer {
         let fingerprint = pki::sha256(leaf);
         let node = &web.node;
         if node.config.tls.chain.first().is_some_and(|c| c.fingerprint() == fingerprint) {
-            return match node.trust.validate(chain, now, Profile::Node) {
+            return match node.trust.trust().validate(chain, now, Profile::Node) {
                 Ok(_) => Viewer::NodeItself,
                 Err(e) => Viewer::Refused(e.to_string()),
             };
@@ -70,7 +70,7 @@ impl Viewer {
                 "this certificate is not listed as an operator of this node (http.operators)".to_owned(),
             );
         };
-        match node.trust.validate(chain, now, Profile::Clerk) {
+        match node.trust.trust().validate(chain, now, Profile::Clerk) {
             Ok(verified) => Viewer::Operator(Operator { name: name.clone(), agency: verified.agency, fingerprint }),
             Err(e) => Viewer::Refused(e.to_string()),
         }

@@ -194,8 +194,8 @@ async fn overview(State(web): State<Arc<Web>>, lang: Lang, uri: Uri, request: Re
             l.t("Lỗi gần nhất", "Last error"),
         ])
     );
-    let outbound = web.node.outbound_connections();
-    let (inbound, _) = web.node.admission.connections_by_agency();
+    let outbound = web.node.outbound.connected_neighbours();
+    let (inbound, _) = web.node.capacity.admission().connections_by_agency();
     for (n, relation) in web.node.config.neighbours() {
         let relation = match relation {
             crate::routing::Relation::Parent => l.t("cấp trên", "parent"),
@@ -460,7 +460,7 @@ async fn certificates(State(web): State<Arc<Web>>, lang: Lang, uri: Uri, request
             l.t("Tình trạng", "State"),
         ])
     );
-    let validator = web.node.trust.validator();
+    let validator = web.node.trust.trust().validator();
     let crls = super::probes::newest_per_issuer(validator.crls());
     if crls.is_empty() {
         let _ = write!(
@@ -470,7 +470,7 @@ async fn certificates(State(web): State<Arc<Web>>, lang: Lang, uri: Uri, request
         );
     }
     for c in crls {
-        let stale = web.node.trust.is_stale(c.this_update, now) || c.next_update < now;
+        let stale = web.node.trust.trust().is_stale(c.this_update, now) || c.next_update < now;
         let _ = write!(
             b,
             "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"state\">{}</td></tr>",
@@ -511,7 +511,7 @@ async fn refusals(State(web): State<Arc<Web>>, lang: Lang, uri: Uri, request: Re
             l.t("Lý do", "Reason")
         ])
     );
-    let recent = web.node.telemetry.recent_refusals();
+    let recent = web.node.observed.telemetry().recent_refusals();
     if recent.is_empty() {
         let _ = write!(b, "<tr><td colspan=\"4\">{}</td></tr>", l.t("không có", "none"));
     }
@@ -599,7 +599,7 @@ async fn retry(
             };
             record(&web, &op, format!("retry transfer {id}: {done}"));
             if outcome != Retried::NotWaiting {
-                web.node.wake_outbox();
+                web.node.outbound.wake_outbox();
             }
             back(lang, done)
         }

@@ -40,7 +40,7 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
     let now = node.now();
     let health = crate::health::report(node).await?;
     let mut r = Registry::with_prefix("lienthong");
-    let t = &node.telemetry;
+    let t = &node.observed.telemetry();
     r.register("documents_taken", "Documents taken (verified and stored), by how they came", t.taken.clone());
     r.register("documents_refused", "Documents refused, by the class of the reason", t.refused.clone());
     r.register("transfer_attempts", "Transfer attempts to next hops, by peer and outcome", t.attempts.clone());
@@ -51,7 +51,7 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
     );
     r.register("commit_seconds", "Time of the transaction that takes a document", t.commit_seconds.clone());
     r.register("web_verifications", "Bundles checked by the web verifier, by result", t.web_verifications.clone());
-    let m = &node.metrics;
+    let m = &node.observed.metrics();
     r.register(
         "documents_handed_over",
         "Documents handed over to next hops (hop receipt received)",
@@ -95,11 +95,11 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
     r.register("queue_oldest_seconds", "Age of the oldest waiting transfer, per next hop", age);
 
     let connections = gauge_family();
-    let (inbound, clerks) = node.admission.connections_by_agency();
+    let (inbound, clerks) = node.capacity.admission().connections_by_agency();
     for (agency, n) in inbound {
         connections.get_or_create(&labels(&[("peer", &agency.to_string()), ("direction", "in")])).set(n as f64);
     }
-    for agency in node.outbound_connections() {
+    for agency in node.outbound.connected_neighbours() {
         connections.get_or_create(&labels(&[("peer", &agency.to_string()), ("direction", "out")])).set(1.0);
     }
     connections.get_or_create(&labels(&[("peer", "clerks"), ("direction", "in")])).set(clerks as f64);
@@ -116,7 +116,7 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
 
     let crl_age = gauge_family();
     let crl_due = gauge_family();
-    let validator = node.trust.validator();
+    let validator = node.trust.trust().validator();
     for crl in super::probes::newest_per_issuer(validator.crls()) {
         let issuer = labels(&[("issuer", &crl.issuer)]);
         crl_age.get_or_create(&issuer).set((now - crl.this_update).as_seconds_f64());

@@ -54,7 +54,7 @@ pub(crate) async fn readiness(node: &Node, now: time::OffsetDateTime) -> Vec<Che
         [("node certificate", &node.config.tls, Profile::Node), ("seal certificate", &node.config.seal, Profile::Seal)]
     {
         let chain: Vec<&[u8]> = identity.chain.iter().map(|c| c.der()).collect();
-        checks.push(match node.trust.validate(&chain, now, profile) {
+        checks.push(match node.trust.trust().validate(&chain, now, profile) {
             Ok(_) => Check {
                 name,
                 ok: true,
@@ -67,11 +67,11 @@ pub(crate) async fn readiness(node: &Node, now: time::OffsetDateTime) -> Vec<Che
             Err(e) => Check { name, ok: false, detail: e.to_string() },
         });
     }
-    let validator = node.trust.validator();
+    let validator = node.trust.trust().validator();
     let crls = newest_per_issuer(validator.crls());
     let stale: Vec<String> = crls
         .iter()
-        .filter(|c| node.trust.is_stale(c.this_update, now) || c.next_update < now)
+        .filter(|c| node.trust.trust().is_stale(c.this_update, now) || c.next_update < now)
         .map(|c| format!("{} (issued {})", c.issuer, pki::format_utc(c.this_update)))
         .collect();
     checks.push(if crls.is_empty() {

@@ -158,7 +158,7 @@ pub async fn check_digest(node: &Node, now: OffsetDateTime) -> Result<Option<Dat
 /// Queues a mail to the operators for every revocation alert raised since the last round
 /// (at most one per certificate and outcome per alert window). Returns how many were queued.
 pub async fn mail_alerts(node: &Node) -> Result<usize, StoreError> {
-    let raised = node.watch.take_unmailed();
+    let raised = node.observed.watch().take_unmailed();
     if raised.is_empty() || node.config.mail.is_none() {
         return Ok(0);
     }

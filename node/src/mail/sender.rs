@@ -138,12 +138,13 @@ async fn check_relay(mail: &MailConfig, transport: &AsyncSmtpTransport<Tokio1Exe
 async fn failed(node: &Node, mail: &MailConfig, queued: &QueuedMail, error: &SendError, dead_now: bool) {
     let attempt = queued.attempts.saturating_add(1);
     let dead = dead_now || attempt >= mail.retry.max_attempts;
-    let delay = mail.retry.delay(attempt, node.jitter_draw());
+    let delay = mail.retry.delay(attempt, node.outbound.jitter_draw());
     let now = millis(node.now());
     let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
     tracing::warn!(mail = queued.id, kind = %queued.kind, attempt, retry_in = %humantime::format_duration(delay), dead, error = %error, "notification not sent");
     if let Err(e) =
-        queue::mark_failed(&node.store, queued.id, &node.lease_owner, &error.to_string(), now, next, dead).await
+        queue::mark_failed(&node.store, queued.id, node.outbound.lease_owner(), &error.to_string(), now, next, dead)
+            .await
     {
         tracing::error!(mail = queued.id, error = %e, "cannot record a failed notification; it is retried");
     }
@@ -152,7 +153,7 @@ async fn failed(node: &Node, mail: &MailConfig, queued: &QueuedMail, error: &Sen
 /// Gives untried claims back (shutdown began).
 async fn release(node: &Node, claims: Vec<QueuedMail>) {
     for q in claims {
-        if let Err(e) = queue::release(&node.store, q.id, &node.lease_owner).await {
+        if let Err(e) = queue::release(&node.store, q.id, node.outbound.lease_owner()).await {
             tracing::warn!(mail = q.id, error = %e, "cannot release a mail claim; it is taken again when its lease runs out");
         }
     }
@@ -167,7 +168,7 @@ async fn round(node: &Node, mail: &MailConfig, transport: &AsyncSmtpTransport<To
     let lease = node.config.limits.outbox_lease;
     let until = |now: i64| now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
     let lease_until = until(now);
-    let batch = match queue::claim(&node.store, &node.lease_owner, now, lease_until, BATCH).await {
+    let batch = match queue::claim(&node.store, node.outbound.lease_owner(), now, lease_until, BATCH).await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the mail queue");
@@ -210,7 +211,8 @@ async fn round(node: &Node, mail: &MailConfig, transport: &AsyncSmtpTransport<To
         if node.store.backend() == crate::storage::Backend::Postgres && renewed.elapsed() >= lease / 3 {
             let ids: Vec<i64> = std::iter::once(queued.id).chain(rest.as_slice().iter().map(|q| q.id)).collect();
             let until = until(millis(node.now()));
-            if let Err(e) = node.store.renew_leases(crate::storage::Leased::Mail, &node.lease_owner, &ids, until).await
+            if let Err(e) =
+                node.store.renew_leases(crate::storage::Leased::Mail, node.outbound.lease_owner(), &ids, until).await
             {
                 tracing::warn!(error = %e, "cannot renew mail claims");
             }
@@ -227,7 +229,7 @@ async fn round(node: &Node, mail: &MailConfig, transport: &AsyncSmtpTransport<To
         match sent {
             Ok(()) => {
                 let now = millis(node.now());
-                match queue::mark_sent(&node.store, queued.id, &node.lease_owner, now).await {
+                match queue::mark_sent(&node.store, queued.id, node.outbound.lease_owner(), now).await {
                     Ok(true) => {
                         tracing::info!(mail = queued.id, kind = %queued.kind, message_id = %queued.message_id, "notification sent")
                     }

@@ -61,7 +61,7 @@ async fn run(node: &Node, query: LogQuery) -> Result<Result<LogAnswer, ClerkResp
                 return Ok(Err(bad("the log is empty")));
             };
             let chains = chains(node).await?;
-            let crls = node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect();
+            let crls = node.trust.crls_for(&chains).into_iter().map(ByteBuf::from).collect();
             Ok(Ok(LogAnswer::Checkpoint { note: latest.note, chains: bufs(&chains), crls }))
         }
         LogQuery::Prove { envelope } => {
@@ -118,7 +118,7 @@ async fn prove(node: &Node, envelope: &[u8; 32]) -> Result<Result<LogAnswer, Cle
         }));
     }
     let chains = chains(node).await?;
-    let crls = node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect();
+    let crls = node.trust.crls_for(&chains).into_iter().map(ByteBuf::from).collect();
     Ok(Ok(LogAnswer::Proofs { proofs: proofs.iter().map(|p| ByteBuf::from(p.to_bytes())).collect(), crls }))
 }
 
@@ -135,7 +135,7 @@ async fn consistency(node: &Node, old: u64, new: u64) -> Result<Result<LogAnswer
     let hashes = node.store.log_hashes(plan.nodes()).await?;
     let proof = plan.assemble(&hashes).map_err(|e| corrupt(e.to_string()))?;
     let chains = chains(node).await?;
-    let crls = node.crls_for(&chains).await.into_iter().map(ByteBuf::from).collect();
+    let crls = node.trust.crls_for(&chains).into_iter().map(ByteBuf::from).collect();
     Ok(Ok(LogAnswer::Consistency {
         old: old_cp.note,
         new: new_cp.note,
@@ -155,7 +155,7 @@ async fn audit(node: &Node) -> Result<Result<LogAnswer, ClerkResponse>, StoreErr
     let mut from = 0u64;
     let (mut checked, mut not_sent) = (0u64, Vec::new());
     for _page in 0..MAX_AUDIT_PAGES {
-        let (entries, more) = match node.simple_request(&parent, &NodeRequest::LogEntries { from }).await {
+        let (entries, more) = match node.outbound.simple_request(&parent, &NodeRequest::LogEntries { from }).await {
             Ok(NodeResponse::LogEntries { entries, more }) => (entries, more),
             Ok(other) => return Ok(Err(unavailable(format!("the parent {parent} answered {other}")))),
             Err(e) => return Ok(Err(unavailable(format!("the parent {parent} could not be asked: {e}")))),

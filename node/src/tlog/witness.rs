@@ -54,7 +54,7 @@ pub async fn answer(node: &Node, peer: AgencyCode, body: &[u8], chain: Vec<Vec<u
         return error(ErrorKind::Forbidden, format!("{peer} presented the log of {}", presented.origin.agency));
     }
     let now = node.now();
-    let seal = match node.trust.validate(&chain, now, Profile::Seal) {
+    let seal = match node.trust.trust().validate(&chain, now, Profile::Seal) {
         Ok(v) => v,
         Err(e) => return error(ErrorKind::BadRequest, format!("the log's seal chain: {e}")),
     };
@@ -165,7 +165,7 @@ async fn ask(node: &Node, witness: AgencyCode, old: u64, latest: &StoredCheckpoi
             add_checkpoint: ByteBuf::from(body.into_bytes()),
             seal_chain: node.seal().chain.iter().map(|c| ByteBuf::from(c.der().to_vec())).collect(),
         };
-        let response = match node.simple_request(&witness, &request).await {
+        let response = match node.outbound.simple_request(&witness, &request).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(peer = %witness, error = %e, "log witness not reached; asked again at the next round");
@@ -215,7 +215,7 @@ fn check_cosignature(
     if cosignature.witness != witness {
         return Err(format!("the cosignature is by {}, not {witness}", cosignature.witness));
     }
-    let seal = node.trust.validate(chain, node.now(), Profile::Seal).map_err(|e| e.to_string())?;
+    let seal = node.trust.trust().validate(chain, node.now(), Profile::Seal).map_err(|e| e.to_string())?;
     if seal.agency != witness {
         return Err(format!("the seal chain is of {}, not {witness}", seal.agency));
     }

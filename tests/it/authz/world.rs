@@ -251,7 +251,7 @@ impl World {
             if matches!(who, Who::RevokedNode | Who::RevokedClerk) {
                 let serial = &identities[i].as_ref().unwrap().chain[0].serial;
                 assert!(
-                    node.trust.validator().crls().iter().any(|c| c.lookup(serial).is_some()),
+                    node.trust.trust().validator().crls().iter().any(|c| c.lookup(serial).is_some()),
                     "the node did not load the CRL revoking the {} certificate",
                     who.label()
                 );

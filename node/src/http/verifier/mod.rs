@@ -136,7 +136,7 @@ async fn handle(web: Arc<Web>, lang: Lang, request: Request, json: bool) -> Resp
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max.saturating_add(MULTIPART_SLACK)) {
-        web.node.telemetry.web_verifications.get_or_create(&vec![("result", "refused".to_owned())]).inc();
+        web.node.observed.telemetry().web_verifications.get_or_create(&vec![("result", "refused".to_owned())]).inc();
         drain(request.into_body()).await;
         return too_large(lang, json, max);
     }
@@ -156,7 +156,12 @@ async fn handle(web: Arc<Web>, lang: Lang, request: Request, json: bool) -> Resp
     let received = match receive(&web, request, max, declared).await {
         Ok(r) => r,
         Err(problem) => {
-            web.node.telemetry.web_verifications.get_or_create(&vec![("result", "refused".to_owned())]).inc();
+            web.node
+                .observed
+                .telemetry()
+                .web_verifications
+                .get_or_create(&vec![("result", "refused".to_owned())])
+                .inc();
             return match problem {
                 Problem::TooLarge => too_large(lang, json, max),
                 Problem::NoFile => refusal(
@@ -189,9 +194,9 @@ async fn handle(web: Arc<Web>, lang: Lang, request: Request, json: bool) -> Resp
     };
     let (mut upload, file) = received;
     let node = web.node.clone();
-    let mut options = VerifyOptions::new(node.trust.anchors().to_vec(), node.now());
-    options.crls = node.trust.validator().crls().iter().cloned().collect();
-    options.cache = Some(node.trust.cache());
+    let mut options = VerifyOptions::new(node.trust.trust().anchors().to_vec(), node.now());
+    options.crls = node.trust.trust().validator().crls().iter().cloned().collect();
+    options.cache = Some(node.trust.trust().cache());
     let verified = tokio::task::spawn_blocking(move || {
         // Held until the verification is over, even if the answer is no longer awaited.
         let _permit = permit;
@@ -216,7 +221,11 @@ async fn handle(web: Arc<Web>, lang: Lang, request: Request, json: bool) -> Resp
         }
     };
     let indication = verdict.indication();
-    node.telemetry.web_verifications.get_or_create(&vec![("result", report::class(indication).to_owned())]).inc();
+    node.observed
+        .telemetry()
+        .web_verifications
+        .get_or_create(&vec![("result", report::class(indication).to_owned())])
+        .inc();
     if web.settings.keep_uploads {
         upload.kept_as =
             keep(&node, file, &upload).map_err(|e| tracing::warn!(error = %e, "cannot keep an upload")).ok();

@@ -17,9 +17,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::crl_refs::Asked;
-use crate::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse, read_frame, write_frame};
+use crate::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse, read_frame};
 use crate::storage::{StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
+
+mod client;
+
+pub use client::{Client, ConnectError, RequestError, SendError, finish};
 
 /// Most transfers claimed at once, all peers together. Claims are leased; a claim waits at
 /// most a few rounds of its peer's in-flight limit before it runs.
@@ -70,9 +74,9 @@ impl From<TransferError> for Outcome {
 enum TransferError {
     /// No answer from the neighbour: it could not be connected to, the exchange broke or timed
     /// out, or the request could not be written (a stored attachment that could not be read
-    /// while sending included). The text comes from [`Node::exchange`].
+    /// while sending included).
     #[error("{0}")]
-    Transport(String),
+    Transport(RequestError),
     /// This node's storage failed: reading the transfer, or recording the answer.
     #[error("{0}")]
     LocalStorage(StoreError),
@@ -177,252 +181,6 @@ impl TransferError {
     }
 }
 
-/// One cached connection per neighbour, each behind its own lock, so connecting to a dead
-/// neighbour does not hold up traffic to the others.
-pub(crate) type ConnectionSlots = StdMutex<HashMap<AgencyCode, Arc<tokio::sync::Mutex<Slot>>>>;
-
-/// A neighbour's connection and where the next connection attempt starts.
-#[derive(Default)]
-pub(crate) struct Slot {
-    connection: Option<quinn::Connection>,
-    /// Index into the neighbour's resolved addresses of the next one to try first.
-    next: usize,
-}
-
-impl Node {
-    /// The time a request carrying `bytes` may take: `limits.request_timeout` (well under the
-    /// idle timeout, so a small request fails long before its connection would be given up)
-    /// plus its size at `limits.min_transfer_rate`.
-    pub fn request_time(&self, bytes: u64) -> Duration {
-        let limits = &self.config.limits;
-        limits.request_timeout.saturating_add(limits.transfer_time(bytes))
-    }
-
-    /// The connection to neighbour `hop`, opening one if needed. A neighbour may have several
-    /// addresses (the processes of a scaled-out node, or a name resolving to several): they
-    /// are tried in turn, starting with the first listed, and after a lost connection with
-    /// the next one, so traffic moves off a dead process at once.
-    pub async fn connection(&self, hop: &AgencyCode) -> Result<quinn::Connection, String> {
-        let slot = {
-            let mut slots = match self.connections.lock() {
-                Ok(s) => s,
-                Err(p) => p.into_inner(),
-            };
-            slots.entry(*hop).or_default().clone()
-        };
-        let mut slot = slot.lock().await;
-        if let Some(c) = slot.connection.as_ref() {
-            if c.close_reason().is_none() {
-                return Ok(c.clone());
-            }
-            slot.connection = None;
-            slot.next += 1;
-        }
-        let listed = self
-            .config
-            .neighbours()
-            .find(|(n, _)| n.agency == *hop)
-            .map(|(n, _)| n.addresses.clone())
-            .ok_or_else(|| format!("{hop} is not a configured neighbour"))?;
-        let mut addrs = Vec::new();
-        let mut problems = Vec::new();
-        for address in &listed {
-            match tokio::net::lookup_host(address.as_str()).await {
-                Ok(found) => addrs.extend(found),
-                Err(e) => problems.push(format!("cannot look up {address}: {e}")),
-            }
-        }
-        if addrs.is_empty() {
-            problems.push(format!("{} resolves to nothing", listed.join(", ")));
-        }
-        for i in 0..addrs.len() {
-            let at = (slot.next + i) % addrs.len();
-            let addr = addrs[at];
-            let attempt = async {
-                let connecting = self
-                    .endpoint
-                    .connect_with(self.client_config.clone(), addr, &crate::tls::server_name(hop))
-                    .map_err(|e| format!("{addr}: {e}"))?;
-                tokio::time::timeout(self.config.limits.connect_timeout, connecting)
-                    .await
-                    .map_err(|_| {
-                        format!(
-                            "{addr}: timed out after {}",
-                            humantime::format_duration(self.config.limits.connect_timeout)
-                        )
-                    })?
-                    .map_err(|e| format!("{addr}: {}", connection_refused(hop, &e)))
-            };
-            match attempt.await {
-                Ok(conn) => {
-                    let chain = crate::live::peer_chain(&conn).unwrap_or_default();
-                    self.register_connection(&conn, chain, pki::Profile::Node, crate::live::node_named(hop));
-                    slot.connection = Some(conn.clone());
-                    slot.next = at;
-                    drop(slot);
-                    tracing::info!(peer = %hop, address = %addr, "connected");
-                    if self.routes.relation(hop) == Some(crate::routing::Relation::Parent) {
-                        // Children fetch CRLs on connecting to their parent (the CRL task does it).
-                        self.crl_fetch.notify_one();
-                    }
-                    return Ok(conn);
-                }
-                Err(e) => {
-                    tracing::warn!(peer = %hop, error = %e, "cannot connect");
-                    problems.push(e);
-                }
-            }
-        }
-        slot.next += 1;
-        Err(format!("cannot connect to {hop}: {}", problems.join("; ")))
-    }
-
-    /// Sends one request to `hop` and reads the answer, within `timeout`. `body` writes
-    /// anything that follows the request frame (attachments), and resets the stream if it
-    /// fails so the peer never mistakes a local failure for a short document. A refused write
-    /// does not hide the peer's answer: the peer may answer early (a duplicate, a refusal) and
-    /// stop reading.
-    ///
-    /// A request that times out closes its connection: a connection on which a request got
-    /// no answer in its time is taken as dead or half-open (the peer frozen, the path gone, a
-    /// handshake one side never finished), so the next request connects afresh, to the
-    /// neighbour's next address, instead of waiting for the idle timeout on the old one.
-    pub async fn request<F, Fut>(
-        &self,
-        hop: &AgencyCode,
-        request: &NodeRequest,
-        timeout: Duration,
-        body: F,
-    ) -> Result<NodeResponse, String>
-    where
-        F: FnOnce(quinn::SendStream) -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
-    {
-        let max_frame = self.config.limits.max_frame_bytes;
-        self.exchange(hop, request, timeout, |send, mut recv| async move {
-            let written = body(send).await;
-            match read_frame::<NodeResponse>(&mut recv, max_frame).await {
-                Ok(r) => Ok(r),
-                Err(e) => Err(match written {
-                    Err(w) => format!("sending to {hop}: {w}"),
-                    Ok(()) => format!("reading the answer of {hop}: {e}"),
-                }),
-            }
-        })
-        .await
-    }
-
-    /// Like [`Node::request`], with `converse` given both streams once the request frame is
-    /// written and reading the answer itself: for exchanges of more than one answer frame,
-    /// such as a resumable delivery (the offsets to continue from, then the hop receipt).
-    pub async fn exchange<F, Fut>(
-        &self,
-        hop: &AgencyCode,
-        request: &NodeRequest,
-        timeout: Duration,
-        converse: F,
-    ) -> Result<NodeResponse, String>
-    where
-        F: FnOnce(quinn::SendStream, quinn::RecvStream) -> Fut,
-        Fut: std::future::Future<Output = Result<NodeResponse, String>>,
-    {
-        let deadline = crate::protocol::deadline_after(tokio::time::Instant::now(), timeout);
-        let timed_out = || format!("request to {hop} timed out after {}", humantime::format_duration(timeout));
-        let conn = tokio::time::timeout_at(deadline, self.connection(hop)).await.map_err(|_| timed_out())??;
-        // Only CRLs travel over a connection whose peer's revocation cannot be checked yet.
-        if !matches!(request, NodeRequest::CrlFetch { .. } | NodeRequest::CrlPush { .. })
-            && let crate::live::Standing::CrlsOnly(reason) = self.standing(&conn)
-        {
-            return Err(format!(
-                "{hop}'s certificate cannot be checked for revocation here ({reason}); nothing but CRLs is exchanged with it until this node has fresh CRLs"
-            ));
-        }
-        let heard_before = conn.stats().udp_rx.datagrams;
-        let exchange = async {
-            let (mut send, mut recv) =
-                conn.open_bi().await.map_err(|e| format!("cannot open a stream to {hop}: {e}"))?;
-            match write_frame(&mut send, request).await {
-                Ok(()) => converse(send, recv).await,
-                Err(e) => match read_frame::<NodeResponse>(&mut recv, self.config.limits.max_frame_bytes).await {
-                    Ok(r) => Ok(r),
-                    Err(_) => Err(format!("sending to {hop}: {e}")),
-                },
-            }
-        };
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(r) => r,
-            Err(_) => {
-                let heard = conn.stats().udp_rx.datagrams.saturating_sub(heard_before);
-                tracing::warn!(peer = %hop, timeout = %humantime::format_duration(timeout), datagrams_heard = heard, "request timed out; dropping its connection, the next request connects afresh");
-                conn.close(crate::server::close::REQUEST_TIMED_OUT.into(), b"request timed out");
-                Err(timed_out())
-            }
-        }
-    }
-
-    /// A request with nothing after its frame.
-    pub async fn simple_request(&self, hop: &AgencyCode, request: &NodeRequest) -> Result<NodeResponse, String> {
-        self.request(hop, request, self.config.limits.request_timeout, |mut s| async move {
-            s.finish().map_err(|e| e.to_string())
-        })
-        .await
-    }
-}
-
-/// Why a connection to neighbour `hop` failed, in words an operator or a clerk (who sees it in
-/// `inbox --sent`) can act on: which side refused which certificate, rather than a TLS alert
-/// number.
-fn connection_refused(hop: &AgencyCode, e: &quinn::ConnectionError) -> String {
-    use quinn::ConnectionError as E;
-    const CRYPTO: u64 = 0x100;
-    let (code, local, reason) = match e {
-        E::TransportError(t) => (u64::from(t.code), true, t.reason.clone()),
-        E::ConnectionClosed(c) => (u64::from(c.error_code), false, String::from_utf8_lossy(&c.reason).into_owned()),
-        E::ApplicationClosed(a) => {
-            let reason = String::from_utf8_lossy(&a.reason).into_owned();
-            let code = u32::try_from(a.error_code.into_inner()).unwrap_or(u32::MAX);
-            return match code {
-                crate::server::close::NOT_NEIGHBOUR => {
-                    format!(
-                        "{hop} does not list this node as a neighbour: check its [parent]/[[child]]/[[peer]] configuration"
-                    )
-                }
-                crate::server::close::NO_REVOCATION_INFO => format!(
-                    "{hop} cannot check this node's certificate for revocation yet ({reason}); it needs fresh CRLs"
-                ),
-                crate::server::close::REVOKED => format!("{hop} closed the connection: {reason}"),
-                crate::server::close::TOO_MANY => format!("{hop} has too many connections from this agency right now"),
-                _ => e.to_string(),
-            };
-        }
-        _ => return e.to_string(),
-    };
-    if !(CRYPTO..CRYPTO + 0x100).contains(&code) {
-        return e.to_string();
-    }
-    match (code - CRYPTO, local) {
-        (_, true) if reason.contains("NotValidForName") => format!(
-            "the node at that address is not {hop}'s node (its certificate is for another agency): check the address of {hop} in the configuration"
-        ),
-        (44, true) => format!(
-            "{hop}'s node certificate is revoked (a CRL this node holds lists it): nothing is handed to it until its operator installs a new certificate"
-        ),
-        (45, true) => {
-            format!("{hop}'s node certificate has expired or is not yet valid (check this machine's clock too)")
-        }
-        (48, true) => format!("{hop}'s node certificate does not chain to the national root this node trusts"),
-        (_, true) => format!("{hop}'s node certificate is refused here ({reason})"),
-        (44, false) => format!(
-            "{hop} refused this node's certificate as revoked: have a new node certificate issued (lienthong pki issue --cert-profile node)"
-        ),
-        (45, false) => format!("{hop} refused this node's certificate as expired or not yet valid"),
-        (48, false) => format!(
-            "{hop} cannot chain this node's certificate to the national root: tls.certificate must be the chain file (the certificate and the CAs above it)"
-        ),
-        (_, false) => format!("{hop} refused this node's certificate ({reason})"),
-    }
-}
-
 /// Runs the outbox until shutdown.
 pub async fn run_outbox(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
@@ -454,7 +212,7 @@ pub async fn run_outbox(node: Arc<Node>) {
                 .store
                 .renew_leases(
                     crate::storage::Leased::Outbox,
-                    &node.lease_owner,
+                    node.outbound.lease_owner(),
                     &running,
                     now + lease.as_millis() as i64,
                 )
@@ -471,7 +229,7 @@ pub async fn run_outbox(node: Arc<Node>) {
         // new work never waits behind transfers to a slow neighbour).
         let claimed = if room > 0 {
             let until = now + lease.as_millis() as i64;
-            match node.store.claim_due_except(&node.lease_owner, now, until, room as i64, &running).await {
+            match node.store.claim_due_except(node.outbound.lease_owner(), now, until, room as i64, &running).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -511,7 +269,7 @@ pub async fn run_outbox(node: Arc<Node>) {
             let (task_node, in_flight) = (node.clone(), in_flight.clone());
             node.tasks.spawn(async move {
                 run_claimed(&task_node, &peer, &in_flight, vec![transfer]).await;
-                task_node.wake_outbox();
+                task_node.outbound.wake_outbox();
             });
         }
         if new_notices {
@@ -525,7 +283,7 @@ pub async fn run_outbox(node: Arc<Node>) {
                     while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
                         run_claimed(&task_node, &peer, &in_flight, batch).await;
                     }
-                    task_node.wake_outbox();
+                    task_node.outbound.wake_outbox();
                 });
             }
         }
@@ -548,7 +306,7 @@ pub async fn run_outbox(node: Arc<Node>) {
             wait
         };
         tokio::select! {
-            _ = node.outbox_wake.notified() => {}
+            _ = node.outbound.outbox_woken() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => break,
         }
@@ -566,11 +324,11 @@ async fn run_claimed(node: &Arc<Node>, peer: &Semaphore, in_flight: &StdMutex<Ha
     let ids: Vec<i64> = unit.iter().map(|t| t.id).collect();
     if let Ok(_permit) = peer.acquire().await {
         for t in &unit {
-            node.watch.started(t.id, &t.next_hop, t.attempts, millis(node.now()));
+            node.observed.watch().started(t.id, &t.next_hop, t.attempts, millis(node.now()));
         }
         let recorded = run_unit(node, unit).await;
         for id in &ids {
-            node.watch.ended(*id);
+            node.observed.watch().ended(*id);
         }
         if !recorded {
             // The outcome could not be written (storage failing): the transfer is still
@@ -680,7 +438,7 @@ async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>) -> bool {
     match unit.as_slice() {
         [transfer @ Transfer { kind: TransferKind::Document(id), .. }] => {
             let outcome = send_document(node, transfer, *id, None).await;
-            node.telemetry.transfer_attempted(&transfer.next_hop, outcome.label());
+            node.observed.telemetry().transfer_attempted(&transfer.next_hop, outcome.label());
             recorded(node, transfer, record(node, transfer, outcome).await)
         }
         _ => {
@@ -695,7 +453,7 @@ async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>) -> bool {
                 }
                 let mut tx = node.store.begin().await?;
                 for t in &finished {
-                    tx.finish_transfer(t.id, &node.lease_owner, "done", now).await?;
+                    tx.finish_transfer(t.id, node.outbound.lease_owner(), "done", now).await?;
                 }
                 tx.commit().await
             }
@@ -712,7 +470,7 @@ async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>) -> bool {
                 }
             };
             for (transfer, outcome) in unit.iter().zip(outcomes) {
-                node.telemetry.transfer_attempted(&transfer.next_hop, outcome.label());
+                node.observed.telemetry().transfer_attempted(&transfer.next_hop, outcome.label());
                 if !matches!(outcome, Outcome::Finished) {
                     all &= recorded(node, transfer, record(node, transfer, outcome).await);
                 }
@@ -739,7 +497,7 @@ fn recorded(node: &Node, transfer: &Transfer, result: Result<(), StoreError>) ->
 /// refused for good.
 async fn record(node: &Arc<Node>, transfer: &Transfer, outcome: Outcome) -> Result<(), StoreError> {
     let now = millis(node.now());
-    let owner = node.lease_owner.as_str();
+    let owner = node.outbound.lease_owner();
     match outcome {
         Outcome::Finished => Ok(()),
         Outcome::Failed(error) if node.stopping() => {
@@ -754,9 +512,9 @@ async fn record(node: &Arc<Node>, transfer: &Transfer, outcome: Outcome) -> Resu
             let error = error.to_string();
             let attempt = transfer.attempts + 1;
             let dead = attempt >= node.config.retry.max_attempts;
-            let delay = node.config.retry.delay(attempt, node.jitter_draw());
+            let delay = node.config.retry.delay(attempt, node.outbound.jitter_draw());
             tracing::warn!(transfer = transfer.id, peer = %transfer.next_hop, attempt, retry_in = %humantime::format_duration(delay), error = %error, dead, "transfer failed");
-            Metrics::bump(&node.metrics.retries);
+            Metrics::bump(&node.observed.metrics().retries);
             let reason = format!("not delivered to {} after {attempt} attempts: {error}", transfer.next_hop);
             fail(node, transfer, &error, now + delay.as_millis() as i64, dead.then_some(reason.as_str())).await
         }
@@ -791,12 +549,15 @@ async fn fail(
     };
     let now = millis(node.now());
     let mut tx = node.store.begin().await?;
-    if !tx.fail_transfer(transfer.id, &node.lease_owner, error, next_attempt_at, dead_reason.is_some(), true).await? {
+    if !tx
+        .fail_transfer(transfer.id, node.outbound.lease_owner(), error, next_attempt_at, dead_reason.is_some(), true)
+        .await?
+    {
         // The claim expired and another worker owns the transfer now.
         return tx.rollback().await;
     }
     if dead_reason.is_some() {
-        Metrics::bump(&node.metrics.dead);
+        Metrics::bump(&node.observed.metrics().dead);
         tx.count("dead_letters", 1).await?;
     }
     if let Some((id, refusal)) = &refusal {
@@ -804,7 +565,7 @@ async fn fail(
         crate::notices::keep_and_route(&mut tx, node, refusal, &node.config.agency.to_string(), None, now).await?;
     }
     tx.commit().await?;
-    node.wake_outbox();
+    node.outbound.wake_outbox();
     Ok(())
 }
 
@@ -820,14 +581,14 @@ async fn record_answer(
 ) -> Result<(), StoreError> {
     let now = millis(node.now());
     let mut tx = node.store.begin().await?;
-    if !tx.finish_transfer(transfer.id, &node.lease_owner, state, now).await? {
+    if !tx.finish_transfer(transfer.id, node.outbound.lease_owner(), state, now).await? {
         // The claim expired and another worker owns the transfer now.
         return tx.rollback().await;
     }
     crate::notices::keep_and_route(&mut tx, node, kept, &transfer.next_hop.to_string(), None, now).await?;
     tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
     tx.commit().await?;
-    node.wake_outbox();
+    node.outbound.wake_outbox();
     Ok(())
 }
 
@@ -846,7 +607,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
     let total: u64 = attachments.iter().map(|a| a.attachment.size).sum();
     let resume = total >= crate::protocol::RESUME_MIN_BYTES;
     // The CRLs go by reference (computed once per set of chains); their bytes only when asked.
-    let referenced = node.crl_refs_for(&chains);
+    let referenced = node.trust.crl_refs_for(&chains);
     let request = NodeRequest::Deliver {
         envelope: ByteBuf::from(doc.envelope.clone()),
         recipients: transfer.recipients.iter().map(ToString::to_string).collect(),
@@ -857,7 +618,8 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
     let blobs = node.store.blobs().clone();
     let max_frame = node.config.limits.max_frame_bytes;
     let response = node
-        .exchange(&hop, &request, node.request_time(total), |mut send, mut recv| async move {
+        .outbound
+        .exchange(&hop, &request, node.config.limits.request_time(total), |mut send, mut recv| async move {
             // A resumable delivery is answered twice: first where to continue each attachment
             // from (or at once with a refusal or an earlier hop receipt), then the hop receipt.
             let offsets = if resume {
@@ -867,7 +629,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
                         let _ = send.reset(0u32.into());
                         return Ok(answer);
                     }
-                    Err(e) => return Err(format!("reading the answer of {hop}: {e}")),
+                    Err(error) => return Err(RequestError::Read { hop, error }),
                 }
             } else {
                 vec![0; attachments.len()]
@@ -877,23 +639,17 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
                 // A local failure must not reach the peer as a short (refusable) document.
                 let _ = send.reset(1u32.into());
             }
-            match read_frame::<NodeResponse>(&mut recv, max_frame).await {
-                Ok(r) => Ok(r),
-                Err(e) => Err(match sent {
-                    Err(w) => format!("sending to {hop}: {w}"),
-                    Ok(()) => format!("reading the answer of {hop}: {e}"),
-                }),
-            }
+            client::read_answer(&hop, &mut recv, max_frame, sent).await
         })
         .await;
     let response = match response {
         Ok(r) => r,
         Err(e) => {
-            node.neighbour_unreachable(&hop, &e);
+            node.observed.neighbour_unreachable(&hop, &e.to_string());
             return TransferError::Transport(e).into();
         }
     };
-    node.neighbour_answered(&hop);
+    node.observed.neighbour_answered(&hop);
     match response {
         NodeResponse::HopReceipt { receipt } => {
             let receipt = match SignedReceipt::from_bytes(&receipt) {
@@ -916,7 +672,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
             // asks for it along the path (`crate::path`).
             match record_answer(node, transfer, id, &receipt, "forwarded", "done").await {
                 Ok(()) => {
-                    Metrics::bump(&node.metrics.documents_out);
+                    Metrics::bump(&node.observed.metrics().documents_out);
                     tracing::info!(document = %doc.doc_id, peer = %hop, "document handed over");
                     Outcome::Finished
                 }
@@ -963,28 +719,23 @@ async fn send_attachments(
     attachments: &[crate::storage::inline::StoredAttachment],
     offsets: &[u64],
     send: &mut quinn::SendStream,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     if offsets.len() != attachments.len() {
-        return Err(format!(
-            "the next hop gave {} resume offsets for {} attachments",
-            offsets.len(),
-            attachments.len()
-        ));
+        return Err(SendError::OffsetCount { offsets: offsets.len(), attachments: attachments.len() });
     }
     for (a, &offset) in attachments.iter().zip(offsets) {
         let name = &a.attachment.name;
         if offset > a.attachment.size {
-            return Err(format!(
-                "the next hop would resume {name:?} at {offset}, past its {} bytes",
-                a.attachment.size
-            ));
+            return Err(SendError::OffsetPastEnd { name: name.clone(), offset, size: a.attachment.size });
         }
-        let mut reader =
-            blobs.reader(a, offset, FORWARD_READ).await.map_err(|e| format!("attachment {name:?}: {e}"))?;
-        tokio::io::copy_buf(&mut reader, send).await.map_err(|e| e.to_string())?;
+        let mut reader = blobs
+            .reader(a, offset, FORWARD_READ)
+            .await
+            .map_err(|error| SendError::AttachmentOpen { name: name.clone(), error })?;
+        tokio::io::copy_buf(&mut reader, send).await.map_err(SendError::Stream)?;
     }
-    send.flush().await.map_err(|e| e.to_string())?;
-    send.finish().map_err(|e| e.to_string())
+    send.flush().await.map_err(SendError::Stream)?;
+    Ok(send.finish()?)
 }
 
 /// Sends the receipts of notice transfers `batch` (all to one neighbour), as few requests as
@@ -1067,18 +818,18 @@ async fn send_notice_request(
             chains.push(chain.clone());
         }
     }
-    let referenced = node.crl_refs_for(&chains);
+    let referenced = node.trust.crl_refs_for(&chains);
     let request = NodeRequest::Notices {
         receipts: items.iter().map(|(_, bytes, _)| ByteBuf::from(bytes.clone())).collect(),
         crls: referenced.refs.clone(),
         crls_asked: asked.as_ref().map(|a| referenced.asked(&a.wanted, &a.previous)).unwrap_or_default(),
     };
-    let response = node.simple_request(&hop, &request).await;
+    let response = node.outbound.simple_request(&hop, &request).await;
     match &response {
-        Ok(_) => node.neighbour_answered(&hop),
-        Err(e) => node.neighbour_unreachable(&hop, e),
+        Ok(_) => node.observed.neighbour_answered(&hop),
+        Err(e) => node.observed.neighbour_unreachable(&hop, &e.to_string()),
     }
-    tracing::debug!(peer = %hop, receipts = items.len(), answer = %response.as_ref().map_or_else(|e| e.clone(), ToString::to_string), "notices sent");
+    tracing::debug!(peer = %hop, receipts = items.len(), answer = %response.as_ref().map_or_else(ToString::to_string, ToString::to_string), "notices sent");
     match response {
         Ok(NodeResponse::NoticesTaken { refused }) => Ok((0..items.len())
             .map(|k| match refused.iter().find(|(index, _, _)| usize::try_from(*index).ok() == Some(k)) {
@@ -1094,24 +845,6 @@ async fn send_notice_request(
         Ok(NodeResponse::Error { kind, message }) => Err(TransferError::answered(hop, kind, message).into()),
         Ok(other) => Err(TransferError::UnexpectedAnswer { hop, answer: other.to_string(), what: "receipts" }.into()),
         Err(e) => Err(TransferError::Transport(e).into()),
-    }
-}
-
-impl Node {
-    /// The neighbours this node holds an open outgoing connection to now (for the console and
-    /// `/metrics`). A neighbour whose slot is busy connecting is left out.
-    pub fn outbound_connections(&self) -> Vec<AgencyCode> {
-        let slots: Vec<(AgencyCode, Arc<tokio::sync::Mutex<Slot>>)> = match self.connections.lock() {
-            Ok(s) => s.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            Err(p) => p.into_inner().iter().map(|(k, v)| (*k, v.clone())).collect(),
-        };
-        slots
-            .into_iter()
-            .filter(|(_, slot)| {
-                slot.try_lock().is_ok_and(|s| s.connection.as_ref().is_some_and(|c| c.close_reason().is_none()))
-            })
-            .map(|(code, _)| code)
-            .collect()
     }
 }
 
@@ -1154,7 +887,10 @@ mod tests {
     fn one_of_each() -> Vec<TransferError> {
         let hop = hop();
         vec![
-            TransferError::Transport("cannot connect to it".into()),
+            TransferError::Transport(RequestError::Unreachable {
+                hop,
+                problems: vec![ConnectError::NothingResolved { addresses: "nowhere:1".into() }],
+            }),
             TransferError::LocalStorage(StoreError::Corrupt("a row".into())),
             TransferError::Unavailable { hop, message: "busy".into() },
             TransferError::Rejected { hop, message: "malformed envelope".into() },
@@ -1198,6 +934,52 @@ mod tests {
         let bad = TransferError::answered(hop(), ErrorKind::BadRequest, "no".into());
         assert!(!bad.is_transient());
         assert_eq!(bad.to_string(), format!("{}: no", hop()));
+    }
+
+    /// The texts of failed requests the outbox records, as the strings built before
+    /// `RequestError` was a type.
+    #[test]
+    fn request_error_texts_are_the_ones_recorded() {
+        let hop = hop();
+        let addr: std::net::SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let cases = [
+            (RequestError::NotNeighbour(hop), format!("{hop} is not a configured neighbour")),
+            (
+                RequestError::Unreachable {
+                    hop,
+                    problems: vec![
+                        ConnectError::NothingResolved { addresses: "a:1, b:2".into() },
+                        ConnectError::TimedOut { addr, after: Duration::from_secs(5) },
+                    ],
+                },
+                format!("cannot connect to {hop}: a:1, b:2 resolves to nothing; 127.0.0.1:4433: timed out after 5s"),
+            ),
+            (
+                RequestError::TimedOut { hop, after: Duration::from_millis(1500) },
+                format!("request to {hop} timed out after 1s 500ms"),
+            ),
+            (
+                RequestError::CrlsOnly { hop, reason: "no CRL".into() },
+                format!(
+                    "{hop}'s certificate cannot be checked for revocation here (no CRL); nothing but CRLs is exchanged with it until this node has fresh CRLs"
+                ),
+            ),
+            (
+                RequestError::Send {
+                    hop,
+                    error: SendError::OffsetPastEnd { name: "a.pdf".into(), offset: 9, size: 4 },
+                },
+                format!("sending to {hop}: the next hop would resume \"a.pdf\" at 9, past its 4 bytes"),
+            ),
+            (
+                RequestError::Read { hop, error: crate::protocol::FrameError::Cbor("x".into()) },
+                format!("reading the answer of {hop}: malformed frame: x"),
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+            assert!(TransferError::Transport(e).is_transient());
+        }
     }
 
     /// The texts the outbox records, as the strings built before the types were.
