@@ -18,7 +18,7 @@ use pki::document::validation::{Arrival, ArrivalError};
 use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 
 use crate::routing::NextHop;
-use crate::storage::{DocInsert, NewDocument, TransferKind, millis};
+use crate::storage::{DocInsert, NewDocument, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
 /// Where a document comes from.
@@ -426,8 +426,37 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         return Err(refuse(Refusal::DocumentTooLarge { total, limit: limits.max_document_bytes }, &recipients));
     }
 
+    // The signatures are checked while the database is asked whether this is a retry: the
+    // verification runs on the CPU pool and the read on the database's side, so a document
+    // waits for the longer of the two instead of both. What is decided keeps its order: a
+    // retry is answered from storage whatever else is wrong with it now, then the room, then
+    // the CRLs that came along, then the verification.
+    //
+    // Verify at arrival (this node's clock): signatures, every signer's chain valid now (a
+    // revoked signer is refused whatever signing time it claims), hierarchy, signer fidelity;
+    // with the CRLs that came along. Where the document enters the network (from our clerk),
+    // a signature claimed to be older than `limits.max_signature_age` is refused too; further
+    // hops do not re-apply the age, as a document may wait in an outbox during an outage.
+    let carried: Result<Vec<_>, _> = carried_crls.iter().map(|der| node.trust.trust().parse_crl(der)).collect();
+    let max_age = match source {
+        Source::Clerk => time::Duration::try_from(limits.max_signature_age).unwrap_or(time::Duration::MAX),
+        Source::Neighbour { .. } => time::Duration::MAX,
+    };
+    let verifying = std::time::Instant::now();
+    let verification = async {
+        let carried = carried?;
+        let (validator, checked) = (node.trust.trust().validator_with(&carried), envelope.clone());
+        let arrival = Arrival { at: now, max_age };
+        let verified = node
+            .verification
+            .run(move || pki::document::validation::verify_arrival(&checked, &validator, &arrival))
+            .await;
+        Ok((carried, verified))
+    };
+    let (existing, verified) = tokio::join!(node.store.document_by_id(&doc_id), verification);
+
     // A retry of a document already taken: answer as before, without reading it again.
-    match node.store.document_by_id(&doc_id).await {
+    match existing {
         Ok(Some(existing)) if existing.digest == digest => {
             let previous = match came_from {
                 Some(from) => {
@@ -457,30 +486,8 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         return Err(cannot_store(node, e));
     }
 
-    // Verify at arrival (this node's clock): signatures, every signer's chain valid now (a
-    // revoked signer is refused whatever signing time it claims), hierarchy, signer fidelity;
-    // with the CRLs that came along. Where the document enters the network (from our clerk),
-    // a signature claimed to be older than `limits.max_signature_age` is refused too; further
-    // hops do not re-apply the age, as a document may wait in an outbox during an outage.
-    let mut carried = Vec::with_capacity(carried_crls.len());
-    for der in carried_crls {
-        // Through the shared cache: the same CRLs come with every document.
-        match node.trust.trust().parse_crl(der) {
-            Ok(c) => carried.push(c),
-            Err(e) => return Err(refuse(Refusal::MalformedCrl(e), &recipients)),
-        }
-    }
-    let max_age = match source {
-        Source::Clerk => time::Duration::try_from(limits.max_signature_age).unwrap_or(time::Duration::MAX),
-        Source::Neighbour { .. } => time::Duration::MAX,
-    };
-    let verifying = std::time::Instant::now();
-    let (validator, checked) = (node.trust.trust().validator_with(&carried), envelope.clone());
-    let verified = node
-        .verification
-        .run(move || pki::document::validation::verify_arrival(&checked, &validator, &Arrival { at: now, max_age }))
-        .await
-        .map_err(|e| transient(IntakeError::Verifier(e)))?;
+    let (carried, verified) = verified.map_err(|e| refuse(Refusal::MalformedCrl(e), &recipients))?;
+    let verified = verified.map_err(|e| transient(IntakeError::Verifier(e)))?;
     node.observed.telemetry().verified_in(verifying.elapsed());
     let verified = verified.map_err(|e| match e {
         e if e.is_transient() => transient(IntakeError::NotYetValid(e)),
@@ -598,6 +605,8 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let new_cas = node.trust.trust().learn(path_cas(node, &envelope));
     let sender_name = verified.sender_name().to_owned();
     let committing = std::time::Instant::now();
+    // The documents' transfers queued, handed to the outbox worker once committed.
+    let mut queued = Vec::new();
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
@@ -666,7 +675,15 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                     }
                 }
                 NextHop::Neighbour(n) => {
-                    tx.enqueue(TransferKind::Document(id), n, &new, now_ms).await?;
+                    if let Some(transfer) = tx.enqueue(TransferKind::Document(id), n, &new, now_ms).await? {
+                        queued.push(Transfer {
+                            id: transfer,
+                            kind: TransferKind::Document(id),
+                            next_hop: *n,
+                            recipients: new,
+                            attempts: 0,
+                        });
+                    }
                 }
             }
         }
@@ -723,7 +740,13 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     if crls_changed {
         crate::crls::refresh(node).await;
     }
-    node.outbound.wake_outbox();
+    // Where this process alone sends the outbox's transfers (SQLite), the new ones go straight
+    // to its worker; elsewhere the worker claims them.
+    if node.store.backend() == crate::storage::Backend::Sqlite {
+        node.outbound.hand_over(queued);
+    } else {
+        node.outbound.wake_outbox();
+    }
     Metrics::bump(&node.observed.metrics().documents_in);
     node.observed.telemetry().document_taken(matches!(source, Source::Clerk));
     if is_provisional {

@@ -56,14 +56,14 @@ pub struct Transfer {
 }
 
 impl Tx<'_> {
-    /// Queues a transfer; false if the same transfer is already queued (or done).
+    /// Queues a transfer: its id, or `None` if the same transfer is already queued (or done).
     pub async fn enqueue(
         &mut self,
         kind: TransferKind,
         next_hop: &AgencyCode,
         recipients: &[AgencyCode],
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let (key, kind_name, document, receipt) = match kind {
             // The recipients are part of the key: the same document reaching this node again
             // for other recipients behind the same next hop is a new transfer.
@@ -74,7 +74,7 @@ impl Tx<'_> {
         };
         let done = sqlx::query(
             "INSERT INTO outbox (dedup_key, kind, document, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
         )
         .bind(key)
         .bind(kind_name)
@@ -83,9 +83,9 @@ impl Tx<'_> {
         .bind(next_hop.to_string())
         .bind(join_codes(recipients))
         .bind(now)
-        .execute(self.conn())
+        .fetch_optional(self.conn())
         .await?;
-        Ok(done.rows_affected() > 0)
+        done.map(|row| row.try_get("id")).transpose().map_err(StoreError::from)
     }
 
     /// Marks a transfer claimed by `owner` finished: `done` (handed over) or `refused`. False
