@@ -12,7 +12,7 @@ use harness::tmpfs::Tmpfs;
 use node::clerk_client::ClerkError;
 use node::protocol::ErrorKind;
 use node::storage::blobs::{BlobStore, ReceiveError};
-use node::storage::{DocInsert, NewDocument, Store};
+use node::storage::{DocInsert, Store};
 use pki::AgencyCode;
 use pki::document::verify::VerifiedEnvelope;
 use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
@@ -26,16 +26,7 @@ fn code(s: &str) -> AgencyCode {
     s.parse().unwrap()
 }
 
-fn new_document(doc: &VerifiedEnvelope, at: i64) -> NewDocument<'_> {
-    NewDocument {
-        document: doc,
-        received_from: PHONG_DU,
-        received_at: at,
-        provisional: false,
-        outgoing: false,
-        inline: &[],
-    }
-}
+use crate::storage::new_document;
 
 /// Records one document in its own transaction; Ok only when the COMMIT returned Ok.
 async fn record(store: &Store, doc: &VerifiedEnvelope, at: i64) -> Result<(), String> {

@@ -35,7 +35,7 @@ async fn open_again(net: &TestNet) -> Arc<Store> {
 }
 
 /// A verified document to record, as a node records what it took from Phong Dụ.
-fn new_document(doc: &VerifiedEnvelope, at: i64) -> NewDocument<'_> {
+pub(crate) fn new_document(doc: &VerifiedEnvelope, at: i64) -> NewDocument<'_> {
     NewDocument {
         document: doc,
         received_from: PHONG_DU,
