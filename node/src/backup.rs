@@ -411,8 +411,7 @@ pub async fn restore(config: &Config, from: &Path, pg_bin: Option<&Path>) -> Res
     let store = Store::open(&config.database, &config.data_dir).await?;
     store.release_leases(None).await?;
     let rows = sqlx::query(
-        "SELECT DISTINCT a.sha256, a.size, d.doc_id, b.bytes FROM attachments a JOIN documents d ON d.id = a.document
-         LEFT JOIN inline_blobs b ON b.sha256 = a.sha256 ORDER BY d.doc_id",
+        "SELECT DISTINCT a.sha256, a.size, d.doc_id FROM attachments a JOIN documents d ON d.id = a.document ORDER BY d.doc_id",
     )
     .fetch_all(store.pool())
     .await?;
@@ -424,8 +423,13 @@ pub async fn restore(config: &Config, from: &Path, pg_bin: Option<&Path>) -> Res
         let problem =
             |p: String| BackupError::Attachment { sha256: hex::encode(&sha), document: document.clone(), problem: p };
         let digest: [u8; 32] = sha.as_slice().try_into().map_err(|_| problem("has a malformed hash".into()))?;
-        // Kept in the database (`storage::inline`): restored with it, checked here all the same.
-        if let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("bytes")? {
+        // Kept in the database (`storage::inline`): restored with it, checked here all the same,
+        // one at a time.
+        let inline: Option<Vec<u8>> = sqlx::query_scalar("SELECT bytes FROM inline_blobs WHERE sha256 = $1")
+            .bind(sha.clone())
+            .fetch_optional(store.pool())
+            .await?;
+        if let Some(bytes) = inline {
             if bytes.len() as i64 != size || pki::sha256(&bytes) != digest {
                 return Err(problem("does not match its SHA-256 or size: damaged".into()));
             }
@@ -450,6 +454,7 @@ pub async fn restore(config: &Config, from: &Path, pg_bin: Option<&Path>) -> Res
         }
         checked += 1;
     }
+    let inline = count(store.pool(), "inline_blobs").await?;
     let restored = Restored {
         documents: count(store.pool(), "documents").await?,
         receipts: count(store.pool(), "receipts").await?,
@@ -457,6 +462,15 @@ pub async fn restore(config: &Config, from: &Path, pg_bin: Option<&Path>) -> Res
         pending_transfers: count(store.pool(), "pending").await?,
     };
     store.close().await;
+    if inline < manifest.inline_attachments {
+        return Err(BackupError::NotABackup {
+            path: from.to_owned(),
+            problem: format!(
+                "it lists {} small attachments in its database but the restored database holds {inline}",
+                manifest.inline_attachments
+            ),
+        });
+    }
     if restored.documents < manifest.documents || restored.receipts < manifest.receipts {
         return Err(BackupError::NotABackup {
             path: from.to_owned(),

@@ -18,7 +18,7 @@ use pki::document::validation::{Arrival, ArrivalError};
 use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 
 use crate::routing::NextHop;
-use crate::storage::{DocInsert, NewDocument, Transfer, TransferKind, millis};
+use crate::storage::{DocInsert, NewDocument, TransferKind, millis};
 use crate::{Metrics, Node};
 
 /// Where a document comes from.
@@ -442,15 +442,17 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         Source::Clerk => time::Duration::try_from(limits.max_signature_age).unwrap_or(time::Duration::MAX),
         Source::Neighbour { .. } => time::Duration::MAX,
     };
-    let verifying = std::time::Instant::now();
     let verification = async {
         let carried = carried?;
+        let verifying = std::time::Instant::now();
         let (validator, checked) = (node.trust.trust().validator_with(&carried), envelope.clone());
         let arrival = Arrival { at: now, max_age };
         let verified = node
             .verification
             .run(move || pki::document::validation::verify_arrival(&checked, &validator, &arrival))
             .await;
+        // The verification's own time, not the duplicate check's beside it.
+        node.observed.telemetry().verified_in(verifying.elapsed());
         Ok((carried, verified))
     };
     let (existing, verified) = tokio::join!(node.store.document_by_id(&doc_id), verification);
@@ -488,7 +490,6 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
 
     let (carried, verified) = verified.map_err(|e| refuse(Refusal::MalformedCrl(e), &recipients))?;
     let verified = verified.map_err(|e| transient(IntakeError::Verifier(e)))?;
-    node.observed.telemetry().verified_in(verifying.elapsed());
     let verified = verified.map_err(|e| match e {
         e if e.is_transient() => transient(IntakeError::NotYetValid(e)),
         e => refuse(Refusal::Verification(e), &recipients),
@@ -546,7 +547,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                     Received::File(blobs.receive_resumed(&a.name, attachments, a.size, &a.sha256, partial).await?)
                 }
                 // Small: kept in the document's transaction (see `storage::inline`).
-                None if a.size <= limits.inline_attachment_bytes => {
+                None if limits.inline_attachment_bytes > 0 && a.size <= limits.inline_attachment_bytes => {
                     Received::Inline(InlineBlob::receive(&a.name, attachments, a.size, &a.sha256).await?)
                 }
                 None => Received::File(blobs.receive(&a.name, attachments, a.size, &a.sha256).await?),
@@ -605,8 +606,6 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let new_cas = node.trust.trust().learn(path_cas(node, &envelope));
     let sender_name = verified.sender_name().to_owned();
     let committing = std::time::Instant::now();
-    // The documents' transfers queued, handed to the outbox worker once committed.
-    let mut queued = Vec::new();
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
@@ -675,15 +674,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                     }
                 }
                 NextHop::Neighbour(n) => {
-                    if let Some(transfer) = tx.enqueue(TransferKind::Document(id), n, &new, now_ms).await? {
-                        queued.push(Transfer {
-                            id: transfer,
-                            kind: TransferKind::Document(id),
-                            next_hop: *n,
-                            recipients: new,
-                            attempts: 0,
-                        });
-                    }
+                    tx.enqueue(TransferKind::Document(id), n, &new, now_ms).await?;
                 }
             }
         }
@@ -740,13 +731,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     if crls_changed {
         crate::crls::refresh(node).await;
     }
-    // Where this process alone sends the outbox's transfers (SQLite), the new ones go straight
-    // to its worker; elsewhere the worker claims them.
-    if node.store.backend() == crate::storage::Backend::Sqlite {
-        node.outbound.hand_over(queued);
-    } else {
-        node.outbound.wake_outbox();
-    }
+    node.outbound.wake_outbox();
     Metrics::bump(&node.observed.metrics().documents_in);
     node.observed.telemetry().document_taken(matches!(source, Source::Clerk));
     if is_provisional {

@@ -1,7 +1,8 @@
 //! Small attachments kept in the database (`limits.inline_attachment_bytes`,
 //! `node::storage::inline`): at the limit an attachment goes into the database at every node
 //! on its path, one byte over it is a file; a relay forwards both, the recipient's clerk
-//! fetches both byte for byte. On both backends.
+//! fetches both byte for byte; an attachment shared by two documents (and twice in one) is
+//! kept once. On both backends.
 
 use std::time::Duration;
 
@@ -52,6 +53,23 @@ async fn attachments_up_to_the_limit_are_kept_in_the_database_and_larger_ones_as
         assert_eq!(kept, [(true, false), (false, true)], "at {at}: (in the database, a file) for each attachment");
     }
     let (_, bodies) = fetch_all(&recipient, &doc.id).await.unwrap();
-    assert_eq!(bodies, [at_limit, over], "fetched at the recipient");
+    assert_eq!(bodies, [at_limit.clone(), over], "fetched at the recipient");
+
+    // A second document carrying the first one's small attachment twice: kept once at each
+    // node (the same hash), and every copy delivered.
+    let mut manifest = net.document(PHONG_DU, &[HA_LAU], 2).manifest;
+    manifest.attachments[0].size = at_limit.len() as u64;
+    manifest.attachments[0].sha256 = pki::sha256(&at_limit);
+    let mut again = manifest.attachments[0].clone();
+    again.name = "ban-sao.pdf".into();
+    manifest.attachments.push(again);
+    let twice = net.sign(manifest, vec![at_limit.clone(), at_limit.clone()]);
+    twice.submit(&sender).await.unwrap();
+    wait_for("the second document at Hà Lâu", Duration::from_secs(30), || async {
+        recipient.inbox(10).await.unwrap().iter().any(|e| e.document == twice.id)
+    })
+    .await;
+    let (_, bodies) = fetch_all(&recipient, &twice.id).await.unwrap();
+    assert_eq!(bodies, [at_limit.clone(), at_limit], "both copies fetched at the recipient");
     net.stop().await;
 }

@@ -199,9 +199,6 @@ pub struct Client {
     /// Connections opened are registered there, and their standing checked before use.
     trust: Arc<TrustState>,
     outbox_wake: Notify,
-    /// Transfers committed by this process and handed straight to its outbox worker (see
-    /// [`Client::hand_over`]).
-    handed: StdMutex<Vec<crate::storage::Transfer>>,
     lease_owner: String,
     jitter: StdMutex<u64>,
 }
@@ -237,7 +234,6 @@ impl Client {
             limits: config.limits.clone(),
             trust,
             outbox_wake: Notify::new(),
-            handed: StdMutex::new(Vec::new()),
             lease_owner,
             jitter: StdMutex::new(jitter_seed),
         }
@@ -251,30 +247,6 @@ impl Client {
     /// Wakes the outbox worker (new work was queued).
     pub fn wake_outbox(&self) {
         self.outbox_wake.notify_one();
-    }
-
-    /// Hands transfers just committed to the outbox worker and wakes it (also with none, for
-    /// other work the same transaction queued): it starts them before
-    /// it reads the outbox, so a document's next hop does not wait for that read. Only where
-    /// this process alone sends the outbox's transfers (SQLite, where a claim is a plain
-    /// read): the transfers stay pending in the outbox all the same, and one not started from
-    /// here (the worker full, the node stopping) is found there by the next read.
-    pub fn hand_over(&self, transfers: Vec<crate::storage::Transfer>) {
-        if !transfers.is_empty() {
-            match self.handed.lock() {
-                Ok(mut h) => h.extend(transfers),
-                Err(poisoned) => poisoned.into_inner().extend(transfers),
-            }
-        }
-        self.wake_outbox();
-    }
-
-    /// The transfers handed over since the last call (see [`Client::hand_over`]).
-    pub(crate) fn take_handed(&self) -> Vec<crate::storage::Transfer> {
-        match self.handed.lock() {
-            Ok(mut h) => std::mem::take(&mut *h),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        }
     }
 
     /// Wakes every waiting outbox worker (shutdown began).

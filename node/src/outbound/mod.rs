@@ -207,7 +207,7 @@ pub async fn run_outbox(node: Arc<Node>) {
         }
         let now = millis(node.now());
         if node.store.backend() == crate::storage::Backend::Postgres && renewed_at.elapsed() >= renew_every {
-            let running = running_now(&in_flight);
+            let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
             if let Err(e) = node
                 .store
                 .renew_leases(
@@ -222,11 +222,7 @@ pub async fn run_outbox(node: Arc<Node>) {
             }
             renewed_at = tokio::time::Instant::now();
         }
-        // Transfers this process just committed (SQLite) start before the outbox is read: that
-        // read is then on no document's way to its next hop.
-        let room = MAX_CLAIMED.saturating_sub(running_now(&in_flight).len());
-        let mut started = start(&node, &in_flight, &mut per_peer, &notices, node.outbound.take_handed(), room);
-        let running = running_now(&in_flight);
+        let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
         let room = MAX_CLAIMED.saturating_sub(running.len());
         // A SQLite claim is a plain read: the transfers running here are still pending and due,
         // and being the oldest they would come first, so they are left out of the claim (and
@@ -244,16 +240,61 @@ pub async fn run_outbox(node: Arc<Node>) {
             Vec::new()
         };
         let claimed_count = claimed.len();
-        let started_now = start(&node, &in_flight, &mut per_peer, &notices, claimed, room);
-        started += started_now;
+        let mut started = 0;
+        // Documents go one per request; notices wait in their neighbour's queue, and each of
+        // its senders takes all those waiting (up to `MAX_NOTICES`) when it is free.
+        let mut documents: Vec<Transfer> = Vec::new();
+        let mut new_notices = false;
+        for transfer in claimed {
+            if started == room {
+                break;
+            }
+            // A transfer already running here (a SQLite claim is a plain read; a lease may run
+            // out while its transfer is still running) is not started twice.
+            let fresh = in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            started += 1;
+            match transfer.kind {
+                TransferKind::Notice(_) => {
+                    notices.push(transfer);
+                    new_notices = true;
+                }
+                TransferKind::Document(_) => documents.push(transfer),
+            }
+        }
+        for transfer in documents {
+            let peer = peer_slots(&mut per_peer, &node, transfer.next_hop);
+            let (task_node, in_flight) = (node.clone(), in_flight.clone());
+            node.tasks.spawn(async move {
+                run_claimed(&task_node, &peer, &in_flight, vec![transfer]).await;
+                task_node.outbound.wake_outbox();
+            });
+        }
+        if new_notices {
+            for hop in notices.to_start() {
+                let peer = peer_slots(&mut per_peer, &node, hop);
+                let (task_node, in_flight, queues) = (node.clone(), in_flight.clone(), notices.clone());
+                node.tasks.spawn(async move {
+                    // A sender that panics gives its place back (else, with fewer than a batch
+                    // waiting, none would start again and the neighbour's notices would stall).
+                    let _place = SenderPlace { queues: &queues, hop };
+                    while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
+                        run_claimed(&task_node, &peer, &in_flight, batch).await;
+                    }
+                    task_node.outbound.wake_outbox();
+                });
+            }
+        }
         // Sleep until woken (new work, or a transfer finished), the next transfer is due, or a
         // second passes. When everything due is already running, only a wake-up helps.
         let now = millis(node.now());
         // Full: a finishing transfer wakes the loop.
-        let wait = if (claimed_count > 0 && started == 0) || started_now == room {
+        let wait = if (claimed_count > 0 && started == 0) || started == room {
             Duration::from_secs(1)
         } else {
-            let running = running_now(&in_flight);
+            let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
             match node.store.next_due_except(crate::storage::Leased::Outbox, now, &running).await {
                 Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
                 _ => Duration::from_secs(1),
@@ -270,70 +311,6 @@ pub async fn run_outbox(node: Arc<Node>) {
             _ = shutdown.changed() => break,
         }
     }
-}
-
-/// The ids of the transfers running here.
-fn running_now(in_flight: &StdMutex<HashSet<i64>>) -> Vec<i64> {
-    in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default()
-}
-
-/// Starts the transfers of `batch` not already running here, at most `room`: each document in
-/// a task of its own, notices into their neighbour's queue (each of its senders takes all
-/// those waiting, up to `MAX_NOTICES`, when it is free). Returns how many started.
-fn start(
-    node: &Arc<Node>,
-    in_flight: &Arc<StdMutex<HashSet<i64>>>,
-    per_peer: &mut HashMap<AgencyCode, Arc<Semaphore>>,
-    notices: &NoticeQueues,
-    batch: Vec<Transfer>,
-    room: usize,
-) -> usize {
-    let mut started = 0;
-    let mut documents: Vec<Transfer> = Vec::new();
-    let mut new_notices = false;
-    for transfer in batch {
-        if started == room {
-            break;
-        }
-        // A transfer already running here (a SQLite claim is a plain read; a lease may run
-        // out while its transfer is still running) is not started twice.
-        let fresh = in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
-        if !fresh {
-            continue;
-        }
-        started += 1;
-        match transfer.kind {
-            TransferKind::Notice(_) => {
-                notices.push(transfer);
-                new_notices = true;
-            }
-            TransferKind::Document(_) => documents.push(transfer),
-        }
-    }
-    for transfer in documents {
-        let peer = peer_slots(per_peer, node, transfer.next_hop);
-        let (task_node, in_flight) = (node.clone(), in_flight.clone());
-        node.tasks.spawn(async move {
-            run_claimed(&task_node, &peer, &in_flight, vec![transfer]).await;
-            task_node.outbound.wake_outbox();
-        });
-    }
-    if new_notices {
-        for hop in notices.to_start() {
-            let peer = peer_slots(per_peer, node, hop);
-            let (task_node, in_flight, queues) = (node.clone(), in_flight.clone(), notices.clone());
-            node.tasks.spawn(async move {
-                // A sender that panics gives its place back (else, with fewer than a batch
-                // waiting, none would start again and the neighbour's notices would stall).
-                let _place = SenderPlace { queues: &queues, hop };
-                while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
-                    run_claimed(&task_node, &peer, &in_flight, batch).await;
-                }
-                task_node.outbound.wake_outbox();
-            });
-        }
-    }
-    started
 }
 
 /// The slots for transfers running to one neighbour at once (`limits.max_in_flight_per_peer`).

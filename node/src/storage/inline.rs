@@ -13,6 +13,7 @@
 //! when they are in the database, and [`BlobStore::reader`] reads either kind from an offset.
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use pki::document::manifest::Attachment;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader, Take};
@@ -82,12 +83,13 @@ impl Received {
 pub struct StoredAttachment {
     /// As the manifest lists it.
     pub attachment: Attachment,
-    inline: Option<Vec<u8>>,
+    /// Shared, so that each attempt to send it reads it without a copy.
+    inline: Option<Arc<[u8]>>,
 }
 
 impl StoredAttachment {
     pub(crate) fn new(attachment: Attachment, inline: Option<Vec<u8>>) -> StoredAttachment {
-        StoredAttachment { attachment, inline }
+        StoredAttachment { attachment, inline: inline.map(Arc::from) }
     }
 
     /// True when the bytes are in the database rather than in a file.
@@ -97,7 +99,7 @@ impl StoredAttachment {
 }
 
 /// A stored attachment's bytes from an offset on, from the database or from its file.
-pub type AttachmentReader = Either<Cursor<Vec<u8>>, BufReader<Take<tokio::fs::File>>>;
+pub type AttachmentReader = Either<Cursor<Arc<[u8]>>, BufReader<Take<tokio::fs::File>>>;
 
 impl BlobStore {
     /// Reads the stored attachment `a` from byte `offset` on (where a next hop that kept part
@@ -116,7 +118,15 @@ impl BlobStore {
             )));
         }
         if let Some(bytes) = &a.inline {
-            let mut cursor = Cursor::new(bytes.clone());
+            // A row of another length would shift every byte sent after it.
+            if bytes.len() as u64 != size {
+                return Err(StoreError::Corrupt(format!(
+                    "attachment {:?}: {} bytes kept in the database, {size} in its manifest",
+                    a.attachment.name,
+                    bytes.len()
+                )));
+            }
+            let mut cursor = Cursor::new(Arc::clone(bytes));
             cursor.set_position(offset);
             return Ok(Either::Left(cursor));
         }
@@ -141,8 +151,13 @@ impl super::Store {
 
 impl Tx<'_> {
     /// Keeps the bytes of a document's small attachments (one statement; an attachment
-    /// already kept, by another document, is kept once).
+    /// already kept, by another document, is kept once). In hash order, each once: two
+    /// transactions inserting the same attachments wait for each other in one order, never
+    /// in a cycle (PostgreSQL would end one of them as a deadlock).
     pub(crate) async fn insert_inline(&mut self, blobs: &[InlineBlob]) -> Result<(), StoreError> {
+        let mut blobs: Vec<&InlineBlob> = blobs.iter().collect();
+        blobs.sort_by_key(|b| b.sha256);
+        blobs.dedup_by_key(|b| b.sha256);
         for chunk in blobs.chunks(rows_per_statement(2, 0)) {
             let sql = format!(
                 "INSERT INTO inline_blobs (sha256, bytes) VALUES {} ON CONFLICT (sha256) DO NOTHING",
@@ -155,5 +170,40 @@ impl Tx<'_> {
             insert.execute(self.conn()).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    fn stored(bytes: &[u8], size: u64) -> StoredAttachment {
+        let attachment = Attachment {
+            name: "cv.pdf".into(),
+            media_type: "application/pdf".into(),
+            size,
+            sha256: pki::sha256(bytes),
+        };
+        StoredAttachment::new(attachment, Some(bytes.to_vec()))
+    }
+
+    #[tokio::test]
+    async fn an_inline_attachment_reads_from_an_offset_and_a_row_of_another_length_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let a = stored(b"0123456789", 10);
+        for (offset, rest) in [(0, &b"0123456789"[..]), (4, b"456789"), (10, b"")] {
+            let mut read = Vec::new();
+            blobs.reader(&a, offset, 4).await.unwrap().read_to_end(&mut read).await.unwrap();
+            assert_eq!(read, rest, "from {offset}");
+        }
+        assert!(blobs.reader(&a, 11, 4).await.is_err(), "past the end");
+        // A row longer or shorter than the manifest says would shift what follows it.
+        for damaged in [stored(b"0123456789!", 10), stored(b"012345678", 10)] {
+            let error = blobs.reader(&damaged, 0, 4).await.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("in the database, 10 in its manifest"), "{error}");
+        }
     }
 }
