@@ -555,7 +555,8 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         }
         Ok::<_, ReceiveError>(pending)
     };
-    let pending = match tokio::time::timeout(node.config.limits.request_time(total), receive).await {
+    let allowed = limits.request_time(total);
+    let pending = match tokio::time::timeout(allowed, receive).await {
         Ok(Ok(p)) => p,
         Ok(Err(crate::storage::blobs::ReceiveError::Store(crate::storage::StoreError::Attachment {
             name,
@@ -567,10 +568,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         // The sender tries again: from where it broke off, or in full after a discarded prefix.
         Ok(Err(e)) => return Err(transient(IntakeError::Interrupted(e))),
         Err(_) => {
-            return Err(transient(IntakeError::TimedOut {
-                document: doc_id,
-                allowed: node.config.limits.request_time(total),
-            }));
+            return Err(transient(IntakeError::TimedOut { document: doc_id, allowed }));
         }
     };
 
