@@ -644,8 +644,13 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             next_hop: None,
             state: "refused",
         }));
-        let mut routed: std::collections::HashSet<AgencyCode> =
-            tx.add_routes(id, &routes, now_ms).await?.into_iter().collect();
+        let mut routed: std::collections::HashSet<AgencyCode> = if existed {
+            tx.add_routes(id, &routes, now_ms).await?.into_iter().collect()
+        } else {
+            // Just inserted: every route is new, and nothing needs to be asked.
+            tx.add_new_routes(id, &routes, now_ms).await?;
+            routes.iter().map(|r| *r.recipient).collect()
+        };
         for (hop, rcpts) in &plan {
             let new: Vec<AgencyCode> = rcpts.iter().filter(|r| routed.remove(r)).copied().collect();
             if new.is_empty() {
@@ -653,7 +658,13 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             }
             match hop {
                 NextHop::Local => {
-                    if tx.inbox_add(id, now_ms).await? {
+                    let added = if existed {
+                        tx.inbox_add(id, now_ms).await?
+                    } else {
+                        tx.inbox_add_new(id, now_ms).await?;
+                        true
+                    };
+                    if added {
                         if let Some(target) = manifest.business.target() {
                             let verb = superseded_verb(i64::from(manifest.business.code()));
                             tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;
@@ -664,9 +675,9 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                         }
                         crate::mail::document_arrived(&mut tx, node, &manifest, &sender_name, now_ms).await?;
                         if let Some(arrived) = &arrived {
-                            let (rid, _) = tx.insert_receipt(arrived, &node.config.agency.to_string(), now_ms).await?;
+                            tx.insert_own_receipt(arrived, &node.config.agency.to_string(), now_ms).await?;
                             if let Some(n) = toward_sender {
-                                tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
+                                tx.enqueue_notice_of(&arrived.digest(), &n, now_ms).await?;
                             }
                         }
                     }
@@ -696,7 +707,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 match previous {
                     Some(existing) => Some(existing),
                     None => {
-                        tx.insert_receipt(h, &node.config.agency.to_string(), now_ms).await?;
+                        tx.insert_own_receipt(h, &node.config.agency.to_string(), now_ms).await?;
                         Some(h.as_bytes().to_vec())
                     }
                 }

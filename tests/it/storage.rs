@@ -76,6 +76,8 @@ on_both_backends!(
     concurrent_writes_are_each_visible_when_their_commit_returns,
     a_write_dropped_halfway_leaves_the_others_in_its_batch,
     a_write_cancelled_while_it_holds_the_writer_blocks_nobody,
+    a_statement_sent_later_that_fails_fails_its_write_alone,
+    a_receipts_notice_is_queued_once_by_digest_or_by_id,
 );
 
 async fn a_document_is_stored_once_per_envelope(database: Database) {
@@ -144,22 +146,22 @@ async fn racing_deliveries_store_one_document(database: Database) {
                 DocInsert::Conflict => panic!("the same envelope is not a conflict"),
             };
             let routed = tx.add_route(id, &code(HA_LAU), None, "delivered", i).await.unwrap();
-            let queued =
-                tx.enqueue(TransferKind::Document(id), &code(HA_LAU), &[code(HA_LAU)], i).await.unwrap().is_some();
+            tx.enqueue(TransferKind::Document(id), &code(HA_LAU), &[code(HA_LAU)], i).await.unwrap();
             let boxed = tx.inbox_add(id, i).await.unwrap();
             tx.commit().await.unwrap();
-            (matches!(inserted, DocInsert::New(_)), routed, queued, boxed)
+            (matches!(inserted, DocInsert::New(_)), routed, boxed)
         }));
     }
     let mut outcomes = Vec::new();
     for r in racers {
         outcomes.push(r.await.unwrap());
     }
-    let count = |f: fn(&(bool, bool, bool, bool)) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let count = |f: fn(&(bool, bool, bool)) -> bool| outcomes.iter().filter(|o| f(o)).count();
     assert_eq!(count(|o| o.0), 1, "exactly one racer stores the document: {outcomes:?}");
     assert_eq!(count(|o| o.1), 1, "exactly one racer routes it: {outcomes:?}");
-    assert_eq!(count(|o| o.2), 1, "exactly one racer queues the transfer: {outcomes:?}");
-    assert_eq!(count(|o| o.3), 1, "exactly one racer puts it in the inbox: {outcomes:?}");
+    assert_eq!(count(|o| o.2), 1, "exactly one racer puts it in the inbox: {outcomes:?}");
+    let queued = store.claim_due("a", 1000, 31_000, 10).await.unwrap();
+    assert_eq!(queued.len(), 1, "the racers queued one transfer: {queued:?}");
     second.close().await;
     store.close().await;
 }
@@ -218,10 +220,11 @@ async fn the_outbox_deduplicates_retries_and_dead_letters(database: Database) {
     let mut tx = store.begin().await.unwrap();
     let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 0)).await.unwrap() else { panic!() };
     let (hop, rcpt) = (code(HA_LAU), [code(HA_LAU)]);
-    assert!(tx.enqueue(TransferKind::Document(id), &hop, &rcpt, 1000).await.unwrap().is_some());
-    assert!(tx.enqueue(TransferKind::Document(id), &hop, &rcpt, 1001).await.unwrap().is_none(), "a replayed hand-over");
+    tx.enqueue(TransferKind::Document(id), &hop, &rcpt, 1000).await.unwrap();
+    // A replayed hand-over is the same transfer (counted by the claims below).
+    tx.enqueue(TransferKind::Document(id), &hop, &rcpt, 1001).await.unwrap();
     // The same document for other recipients behind the same hop is another transfer.
-    assert!(tx.enqueue(TransferKind::Document(id), &hop, &[code(TIEN_YEN)], 1000).await.unwrap().is_some());
+    tx.enqueue(TransferKind::Document(id), &hop, &[code(TIEN_YEN)], 1000).await.unwrap();
     tx.commit().await.unwrap();
 
     assert!(store.claim_due("a", 999, 31_000, 10).await.unwrap().is_empty(), "nothing is due before its time");
@@ -281,7 +284,7 @@ async fn a_second_process_never_sends_the_same_transfer(database: Database) {
                 panic!()
             };
             for r in [HA_LAU, TIEN_YEN, PHONG_DU] {
-                assert!(tx.enqueue(TransferKind::Document(id), &code(HA_LAU), &[code(r)], 0).await.unwrap().is_some());
+                tx.enqueue(TransferKind::Document(id), &code(HA_LAU), &[code(r)], 0).await.unwrap();
             }
             tx.commit().await.unwrap();
 
@@ -426,7 +429,7 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
     let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 0)).await.unwrap() else { panic!() };
     let hop = code(HA_LAU);
     for (r, at) in [(HA_LAU, 1000), (TIEN_YEN, 1000), (PHONG_DU, 3000)] {
-        assert!(tx.enqueue(TransferKind::Document(id), &hop, &[code(r)], at).await.unwrap().is_some());
+        tx.enqueue(TransferKind::Document(id), &hop, &[code(r)], at).await.unwrap();
     }
     tx.commit().await.unwrap();
 
@@ -563,5 +566,121 @@ async fn a_write_cancelled_while_it_holds_the_writer_blocks_nobody(database: Dat
         .unwrap();
     assert_eq!(counter(&store, "next").await, Some(1));
     assert_eq!(counter(&store, "cancelled").await, None);
+    store.close().await;
+}
+
+/// Statements whose answer is not needed go to SQLite with the write's next statement, at the
+/// latest with its commit (on PostgreSQL at once); so does the write's `SAVEPOINT`. In one
+/// batch: writes that sent nothing yet end without a trace (dropped, rolled back); a write
+/// whose kept statement fails at its commit — alone with its `SAVEPOINT` in one query, or
+/// after earlier statements were sent — fails alone; the writes around them are kept, and the
+/// writer goes on.
+async fn a_statement_sent_later_that_fails_fails_its_write_alone(database: Database) {
+    let (net, store) = open(database).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU], 5);
+    let hop = receipt(&net, ReceiptKind::Hop, &doc, TIEN_YEN, PHONG_DU, &[HA_LAU]);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_own_receipt(&hop, PHONG_DU, 1).await.unwrap();
+    tx.commit().await.unwrap();
+    let rid = store.receipts_for(&doc.digest).await.unwrap()[0].id;
+    let before = store.write_batches();
+
+    let mut first = store.begin().await.unwrap();
+    first.count("first", 1).await.unwrap();
+    let queued = {
+        let (store, hop) = (store.clone(), hop.clone());
+        tokio::spawn(async move {
+            let neighbour = code(HA_LAU);
+            let mut dropped = store.begin().await.unwrap();
+            dropped.enqueue(TransferKind::Notice(rid), &neighbour, &[], 10).await.unwrap();
+            drop(dropped);
+            let mut rolled = store.begin().await.unwrap();
+            rolled.enqueue(TransferKind::Notice(rid), &neighbour, &[], 11).await.unwrap();
+            rolled.rollback().await.unwrap();
+            // The same signed bytes again: the insert fails (unique digest), here at once on
+            // PostgreSQL, at the commit on SQLite — first in the query with the `SAVEPOINT`,
+            // then after a statement that was sent on its own.
+            let mut alone = store.begin().await.unwrap();
+            let alone = match alone.insert_own_receipt(&hop, PHONG_DU, 2).await {
+                Ok(()) => alone.commit().await,
+                Err(e) => Err(e),
+            };
+            let mut after = store.begin().await.unwrap();
+            after.count("failing", 1).await.unwrap();
+            let after = match after.insert_own_receipt(&hop, PHONG_DU, 3).await {
+                Ok(()) => after.commit().await,
+                Err(e) => Err(e),
+            };
+            let mut kept = store.begin().await.unwrap();
+            kept.count("kept", 1).await.unwrap();
+            kept.commit().await.unwrap();
+            (alone.is_err(), after.is_err())
+        })
+    };
+    // The others are queued behind the first, so all are in one batch on SQLite.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    first.commit().await.unwrap();
+    assert_eq!(queued.await.unwrap(), (true, true), "a duplicate receipt was stored");
+    assert_eq!(counter(&store, "first").await, Some(1));
+    assert_eq!(counter(&store, "kept").await, Some(1));
+    assert_eq!(counter(&store, "failing").await, None, "part of a failed write was kept");
+    assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 1);
+    assert!(
+        store.claim_due("a", 1000, 31_000, 10).await.unwrap().is_empty(),
+        "a dropped or rolled-back write was kept"
+    );
+    if let (Some((b0, w0)), Some((b1, w1))) = (before, store.write_batches()) {
+        assert_eq!(w1 - w0, 2, "first and kept, and nothing else, were committed");
+        assert!(b1 - b0 <= 2, "{} batches", b1 - b0);
+    }
+    // A write that sent nothing, ending in the batch of a write waiting for its commit: it
+    // must not fail that batch (there is no savepoint of its own to roll back to).
+    for end_by_drop in [true, false] {
+        let name = if end_by_drop { "before a drop" } else { "before a rollback" };
+        let mut waiting = store.begin().await.unwrap();
+        waiting.count(name, 1).await.unwrap();
+        let mut next = std::pin::pin!(store.begin());
+        // Queued behind `waiting` (on SQLite, `waiting` then leaves its batch open for it).
+        assert!(std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx).is_pending())).await);
+        let (committed, ()) = tokio::join!(waiting.commit(), async {
+            let mut silent = next.await.unwrap();
+            silent.enqueue(TransferKind::Notice(rid), &code(HA_LAU), &[], 12).await.unwrap();
+            if end_by_drop {
+                drop(silent);
+            } else {
+                silent.rollback().await.unwrap();
+            }
+        });
+        committed.unwrap_or_else(|e| panic!("the write {name} failed: {e}"));
+        assert_eq!(counter(&store, name).await, Some(1));
+    }
+    assert!(store.claim_due("a", 1000, 31_000, 10).await.unwrap().is_empty());
+    let mut tx = store.begin().await.unwrap();
+    tx.count("after", 1).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(counter(&store, "after").await, Some(1));
+    store.close().await;
+}
+
+/// A notice queued by the digest of a receipt this write stored (without asking for its row
+/// id first) is the same transfer as one queued by its id: queued once.
+async fn a_receipts_notice_is_queued_once_by_digest_or_by_id(database: Database) {
+    let (net, store) = open(database).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU], 6);
+    let arrived = receipt(&net, ReceiptKind::Status(StatusCode::Arrived), &doc, HA_LAU, PHONG_DU, &[HA_LAU]);
+    let hop = code(TIEN_YEN);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_own_receipt(&arrived, HA_LAU, 1000).await.unwrap();
+    tx.enqueue_notice_of(&arrived.digest(), &hop, 1000).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let (id, new) = tx.insert_receipt(&arrived, HA_LAU, 1001).await.unwrap();
+    assert!(!new);
+    tx.enqueue(TransferKind::Notice(id), &hop, &[], 1001).await.unwrap();
+    tx.enqueue_notice_of(&arrived.digest(), &hop, 1002).await.unwrap();
+    tx.commit().await.unwrap();
+    let claimed = store.claim_due("a", 2000, 32_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!((claimed[0].kind, claimed[0].next_hop), (TransferKind::Notice(id), hop));
     store.close().await;
 }

@@ -84,7 +84,7 @@ pub(crate) async fn retry(store: &Store, id: i64, now: i64) -> Result<Retried, S
     let mut tx = store.begin().await?;
     let state: Option<String> = sqlx::query("SELECT state FROM outbox WHERE id = $1")
         .bind(id)
-        .fetch_optional(tx.conn())
+        .fetch_optional(tx.conn().await?)
         .await?
         .map(|r| r.try_get("state"))
         .transpose()?;
@@ -95,7 +95,7 @@ pub(crate) async fn retry(store: &Store, id: i64, now: i64) -> Result<Retried, S
             )
             .bind(id)
             .bind(now)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?;
             Retried::Revived
         }
@@ -103,7 +103,7 @@ pub(crate) async fn retry(store: &Store, id: i64, now: i64) -> Result<Retried, S
             sqlx::query("UPDATE outbox SET next_attempt_at = $2 WHERE id = $1 AND state = 'pending'")
                 .bind(id)
                 .bind(now)
-                .execute(tx.conn())
+                .execute(tx.conn().await?)
                 .await?;
             Retried::Hastened
         }
@@ -123,7 +123,7 @@ pub(crate) async fn drop_dead(store: &Store, id: i64, now: i64) -> Result<bool, 
     )
     .bind(id)
     .bind(now)
-    .execute(tx.conn())
+    .execute(tx.conn().await?)
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() > 0)

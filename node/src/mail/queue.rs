@@ -55,7 +55,7 @@ pub async fn enqueue(
     .bind(&n.subject)
     .bind(&n.body)
     .bind(now)
-    .execute(tx.conn())
+    .execute(tx.conn().await?)
     .await?;
     Ok(done.rows_affected() > 0)
 }
@@ -115,7 +115,7 @@ pub async fn mark_sent(store: &Store, id: i64, owner: &str, now: i64) -> Result<
     .bind(id)
     .bind(owner)
     .bind(now)
-    .execute(tx.conn())
+    .execute(tx.conn().await?)
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() > 0)
@@ -142,7 +142,7 @@ pub async fn mark_failed(
     .bind(now)
     .bind(next_attempt_at)
     .bind(if dead { "dead" } else { "pending" })
-    .execute(tx.conn())
+    .execute(tx.conn().await?)
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() > 0)
@@ -158,7 +158,7 @@ pub async fn release(store: &Store, id: i64, owner: &str) -> Result<(), StoreErr
     sqlx::query("UPDATE mail_outbox SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
         .bind(id)
         .bind(owner)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
     tx.commit().await
 }

@@ -32,6 +32,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
+use super::deferred::{self, Kept};
 use super::{StoreError, discard};
 
 /// At most this many writes in one batch: a batch that writes keep joining commits anyway, so
@@ -45,6 +46,15 @@ pub(crate) const MAX_AGE: Duration = Duration::from_millis(20);
 /// How long a write that left its batch open waits before closing the batch itself: the
 /// write that was to close it may have been cancelled before it joined.
 const ORPHANED_AFTER: Duration = Duration::from_millis(50);
+
+/// The name of every write's savepoint. One name serves: the writer lets one write at a time
+/// run statements, and each write ends its savepoint before the next begins (`RELEASE`, after
+/// `ROLLBACK TO` when undone) or the whole batch fails and its connection is closed, so at most
+/// one savepoint exists in a batch at any moment. And one name must serve: a write's
+/// `SAVEPOINT` and its `RELEASE` travel in one query with its other statements (see
+/// [`super::deferred`]), and sqlx caches prepared statements by the query's whole text, so a
+/// name of each write's own would make every write's queries new text, prepared again.
+const SAVEPOINT: &str = "w";
 
 /// What a batch came to: unset while open.
 type Outcome = Option<Result<(), Arc<StoreError>>>;
@@ -79,9 +89,6 @@ pub(crate) struct Batch {
     opened: Instant,
     /// Where the open batch's outcome is told.
     done: watch::Sender<Outcome>,
-    /// Numbers the writes' savepoints: each has a name of its own, so that a savepoint left
-    /// behind by a cancelled statement can never be the one a later `ROLLBACK TO` reaches.
-    savepoints: u64,
     shared: Arc<Shared>,
 }
 
@@ -114,7 +121,6 @@ impl Writer {
             units: 0,
             opened: Instant::now(),
             done: watch::channel(None).0,
-            savepoints: 0,
             shared: Arc::clone(&shared),
         };
         Writer { batch: Arc::new(Mutex::new(batch)), shared }
@@ -135,40 +141,36 @@ impl Writer {
     }
 
     /// Joins the open batch (opening one if none is), as a savepoint: the write runs its
-    /// statements on [`Unit::conn`] while it holds the writer.
+    /// statements on [`Unit::conn`] while it holds the writer. The `SAVEPOINT` itself is not
+    /// sent here: it is [`Unit::savepoint`], the first statement the write sends (see
+    /// [`super::deferred`]), so a write costs no round trip to join.
     pub(crate) async fn join(&self, pool: &AnyPool) -> Result<Unit, StoreError> {
         self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let waiting = Waiting(&self.shared.waiting);
-        let batch = Arc::clone(&self.batch).lock_owned().await;
+        let mut batch = Arc::clone(&self.batch).lock_owned().await;
         drop(waiting);
-        // In a task of its own: if the caller is cancelled, the batch still knows where it
-        // stands (a savepoint made for nobody is empty, and its name is never used again).
-        let pool = pool.clone();
-        let joined = run_detached(batch, move |mut batch| async move {
-            if batch.conn.is_none()
-                && let Err(e) = batch.open(&pool).await
-            {
-                return Err(e);
-            }
-            batch.savepoints += 1;
-            let savepoint = format!("w{}", batch.savepoints);
-            if let Err(e) = savepoint_statement(Step::Open, &savepoint, &mut batch).await {
-                return Err(end_failed(batch, e.into()).await);
-            }
-            Ok((batch, savepoint))
-        })
-        .await;
-        let (batch, savepoint) = joined.ok_or_else(lost)??;
+        if batch.conn.is_none() {
+            // In a task of its own: if the caller is cancelled while `BEGIN` runs, the batch
+            // still knows where it stands.
+            let pool = pool.clone();
+            let opened = run_detached(batch, move |mut batch| async move {
+                let opened = batch.open(&pool).await;
+                (batch, opened)
+            })
+            .await;
+            let (opened_batch, result) = opened.ok_or_else(lost)?;
+            result?;
+            batch = opened_batch;
+        }
+        let savepoint = SAVEPOINT.to_owned();
         let (id, outcome) = (batch.id, batch.done.subscribe());
-        Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), savepoint, id, outcome })
+        Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), savepoint, sent: false, id, outcome })
     }
 }
 
 /// What a statement does to a write's savepoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    /// `SAVEPOINT`: the write joins the batch.
-    Open,
     /// `RELEASE`: its work stays in the batch.
     Release,
     /// `ROLLBACK TO` then `RELEASE`: its work is undone, the batch goes on.
@@ -179,7 +181,6 @@ enum Step {
 /// outside.
 async fn savepoint_statement(step: Step, name: &str, batch: &mut Batch) -> Result<(), sqlx::Error> {
     let sql = match step {
-        Step::Open => format!("SAVEPOINT {name}"),
         Step::Release => format!("RELEASE {name}"),
         Step::RollBack => format!("ROLLBACK TO {name}; RELEASE {name}"),
     };
@@ -297,11 +298,28 @@ pub(crate) struct Unit {
     batch: Option<OwnedMutexGuard<Batch>>,
     /// Its savepoint's name.
     savepoint: String,
+    /// Whether its `SAVEPOINT` may have reached the database: until then the write has done
+    /// nothing there, and ending it needs no statement.
+    sent: bool,
     id: u64,
     outcome: watch::Receiver<Outcome>,
 }
 
 impl Unit {
+    /// The write's `SAVEPOINT`, to send before (or with) its first statement.
+    pub(crate) fn savepoint(&self) -> String {
+        format!("SAVEPOINT {}", self.savepoint)
+    }
+
+    /// Records that the write's statements (its `SAVEPOINT` first) are about to be sent: from
+    /// then on, ending it without `RELEASE` rolls back to its savepoint. Set before sending,
+    /// so a send cancelled halfway still counts as sent: sqlx's worker runs the statements of
+    /// a query in order, `SAVEPOINT` first, and stops after the first whose result it cannot
+    /// hand back, so what ran of a cancelled query is a prefix that `ROLLBACK TO` undoes.
+    pub(crate) fn sending(&mut self) {
+        self.sent = true;
+    }
+
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         match self.batch.as_mut() {
             Some(b) => b.conn(),
@@ -309,28 +327,49 @@ impl Unit {
         }
     }
 
-    /// Puts the write into its batch and returns once the batch is committed: `Ok` means the
-    /// database said the `COMMIT` that holds this write succeeded.
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.end(Step::Release).await
+    /// Puts the write into its batch, its `kept` statements sent with its `RELEASE`, and
+    /// returns once the batch is committed: `Ok` means the database said the `COMMIT` that
+    /// holds this write succeeded.
+    pub(crate) async fn commit(self, kept: Kept) -> Result<(), StoreError> {
+        self.end(Step::Release, kept).await
     }
 
     /// Rolls the write back to its savepoint; the batch goes on without it. Returns once the
     /// batch it was part of has ended, `Err` if that batch failed: what the write read in it
     /// (another write's row, not yet committed) held only if the batch did.
     pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        self.end(Step::RollBack).await
+        self.end(Step::RollBack, Kept::default()).await
     }
 
     /// Ends the write with `step` on its savepoint (`RELEASE` puts its work in the batch),
     /// then commits the batch or leaves it to the writes waiting and waits for it. The
     /// statement and the decision run in a task of their own: a caller cancelled halfway
     /// cannot leave it unknown where the write stands.
-    async fn end(mut self, step: Step) -> Result<(), StoreError> {
+    ///
+    /// The write's `kept` statements go in front of its `RELEASE`, in one query. If one of them
+    /// fails, the write is rolled back to its savepoint and fails alone, as it would have had
+    /// the statement run at once; the batch goes on without it.
+    async fn end(mut self, step: Step, mut kept: Kept) -> Result<(), StoreError> {
         let Some(batch) = self.batch.take() else { return Ok(()) };
         let savepoint = std::mem::take(&mut self.savepoint);
+        let sent = self.sent;
         let ended = run_detached(batch, move |mut batch| async move {
-            if let Err(e) = savepoint_statement(step, &savepoint, &mut batch).await {
+            let ran = match step {
+                // Nothing reached the database: nothing to undo.
+                Step::RollBack if !sent => Ok(()),
+                Step::Release if !kept.is_empty() => {
+                    let (sql, args) = kept.take_with(&format!("RELEASE {savepoint}"), Vec::new());
+                    deferred::query(sql, args).execute(batch.conn()).await.map(|_| ())
+                }
+                _ => savepoint_statement(step, &savepoint, &mut batch).await,
+            };
+            if let Err(e) = ran {
+                if step == Step::Release && savepoint_statement(Step::RollBack, &savepoint, &mut batch).await.is_ok() {
+                    if batch.should_commit() {
+                        let _ = batch.commit().await;
+                    }
+                    return Some(Err(StoreError::from(e)));
+                }
                 return Some(Err(end_failed(batch, e.into()).await));
             }
             if step == Step::Release {
@@ -375,11 +414,13 @@ impl Unit {
 
 impl Drop for Unit {
     /// A write dropped before its end (a statement failed and `?` returned, or the caller was
-    /// cancelled while it ran its statements): its savepoint is rolled back in a task holding
-    /// the batch, and the batch goes on; if that fails, the batch fails.
+    /// cancelled while it ran its statements): if its savepoint was sent, it is rolled back in
+    /// a task holding the batch, and the batch goes on; if that fails, the batch fails. A write
+    /// that sent nothing has nothing to undo.
     fn drop(&mut self) {
         let Some(mut batch) = self.batch.take() else { return };
         let savepoint = std::mem::take(&mut self.savepoint);
+        let sent = self.sent;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime left (the process is ending): close the connection, which rolls the
             // whole batch back; nobody is left to tell.
@@ -392,7 +433,7 @@ impl Drop for Unit {
             if batch.conn.is_none() {
                 return;
             }
-            if let Err(e) = savepoint_statement(Step::RollBack, &savepoint, &mut batch).await {
+            if sent && let Err(e) = savepoint_statement(Step::RollBack, &savepoint, &mut batch).await {
                 batch.fail(Arc::new(e.into())).await;
                 return;
             }

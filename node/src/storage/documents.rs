@@ -5,6 +5,7 @@ use pki::document::manifest::{Attachment, Manifest};
 use pki::document::verify::VerifiedEnvelope;
 use sqlx::Row;
 
+use super::deferred::Arg;
 use super::inline::{InlineBlob, StoredAttachment};
 use super::values::{rows_per_statement, values};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
@@ -111,6 +112,25 @@ macro_rules! select_documents {
     };
 }
 
+/// The statement inserting `routes` of `document` (at most one statement's worth), and its
+/// arguments; `tail` ends it (a conflict clause, what it returns).
+fn routes_insert(document: i64, routes: &[NewRoute<'_>], now: i64, tail: &str) -> (String, Vec<Arg>) {
+    let sql = format!(
+        "INSERT INTO routes (document, recipient, next_hop, state, updated_at) VALUES {}{tail}",
+        values("($1, {}, {}, {}, $2)", 2, routes.len())
+    );
+    let mut args = Vec::with_capacity(2 + 3 * routes.len());
+    args.extend([Arg::from(document), Arg::from(now)]);
+    for r in routes {
+        args.extend([
+            Arg::from(r.recipient.to_string()),
+            Arg::from(r.next_hop.map(ToString::to_string)),
+            Arg::from(r.state),
+        ]);
+    }
+    (sql, args)
+}
+
 /// The query of [`Tx::inbox_superseder_of`], run for every document taken into an inbox: it
 /// must find its row through `documents_business_of`, not by reading the table.
 const SUPERSEDER: &str = "SELECT d.business, d.doc_id FROM documents d JOIN inbox i ON i.document = d.id
@@ -126,57 +146,62 @@ impl Tx<'_> {
         let doc_id = m.id().to_string();
         let (business_of, due) = (m.business.target().map(ToString::to_string), m.due.map(|d| d.to_string()));
         // Insert-or-nothing, then look: correct also when two transactions race (PostgreSQL).
-        let inserted = sqlx::query(
-            "INSERT INTO documents (doc_id, digest, sender, sender_name, envelope, number, notation, type_name, subject, urgency, due, business, business_of, recipients, received_from, received_at, provisional, outgoing)
-             VALUES ($1, $2, $3, $18, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(&doc_id)
-        .bind(digest.to_vec())
-        .bind(m.from.to_string())
-        .bind(d.document.envelope().as_bytes().to_vec())
-        .bind(i64::from(m.number))
-        .bind(&m.notation)
-        .bind(&m.type_name)
-        .bind(&m.subject)
-        .bind(i64::from(m.urgency.code()))
-        .bind(due)
-        .bind(i64::from(m.business.code()))
-        .bind(business_of)
-        .bind(join_codes(&m.to))
-        .bind(d.received_from)
-        .bind(d.received_at)
-        .bind(i64::from(d.provisional))
-        .bind(i64::from(d.outgoing))
-        .bind(d.document.sender_name())
-        .fetch_optional(self.conn())
-        .await?;
+        let inserted = self
+            .fetch_optional(
+                "INSERT INTO documents (doc_id, digest, sender, sender_name, envelope, number, notation, type_name, subject, urgency, due, business, business_of, recipients, received_from, received_at, provisional, outgoing)
+                 VALUES ($1, $2, $3, $18, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id",
+                vec![
+                    Arg::from(doc_id.clone()),
+                    Arg::from(digest.to_vec()),
+                    Arg::from(m.from.to_string()),
+                    Arg::from(d.document.envelope().as_bytes().to_vec()),
+                    Arg::from(i64::from(m.number)),
+                    Arg::from(m.notation.as_str()),
+                    Arg::from(m.type_name.as_str()),
+                    Arg::from(m.subject.as_str()),
+                    Arg::from(i64::from(m.urgency.code())),
+                    Arg::from(due),
+                    Arg::from(i64::from(m.business.code())),
+                    Arg::from(business_of),
+                    Arg::from(join_codes(&m.to)),
+                    Arg::from(d.received_from),
+                    Arg::from(d.received_at),
+                    Arg::from(i64::from(d.provisional)),
+                    Arg::from(i64::from(d.outgoing)),
+                    Arg::from(d.document.sender_name()),
+                ],
+            )
+            .await?;
         let Some(row) = inserted else {
             let row = sqlx::query("SELECT id, digest FROM documents WHERE doc_id = $1 OR digest = $2")
                 .bind(&doc_id)
                 .bind(digest.to_vec())
-                .fetch_one(self.conn())
+                .fetch_one(self.conn().await?)
                 .await?;
             let existing: Vec<u8> = row.try_get("digest")?;
             return Ok(if existing == digest { DocInsert::Existing(row.try_get("id")?) } else { DocInsert::Conflict });
         };
         let id: i64 = row.try_get("id")?;
-        // One statement for all the attachments (more only past the parameter limit).
+        // One statement for all the attachments (more only past the parameter limit), sent
+        // with the write's next statement that needs an answer.
         let per_statement = rows_per_statement(5, 1);
         for (n, chunk) in m.attachments.chunks(per_statement).enumerate() {
             let sql = format!(
                 "INSERT INTO attachments (document, position, name, media_type, size, sha256) VALUES {}",
                 values("($1, {}, {}, {}, {}, {})", 1, chunk.len())
             );
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+            let mut args = Vec::with_capacity(1 + 5 * chunk.len());
+            args.push(Arg::from(id));
             for (i, a) in chunk.iter().enumerate() {
-                insert = insert
-                    .bind((n * per_statement + i) as i64)
-                    .bind(&a.name)
-                    .bind(&a.media_type)
-                    .bind(a.size as i64)
-                    .bind(a.sha256.to_vec());
+                args.extend([
+                    Arg::from((n * per_statement + i) as i64),
+                    Arg::from(a.name.as_str()),
+                    Arg::from(a.media_type.as_str()),
+                    Arg::from(a.size as i64),
+                    Arg::from(a.sha256.to_vec()),
+                ]);
             }
-            insert.execute(self.conn()).await?;
+            self.later(&sql, args).await?;
         }
         self.insert_inline(d.inline).await?;
         // The transparency log's leaf, in this transaction: it exists iff the document does.
@@ -186,8 +211,10 @@ impl Tx<'_> {
 
     /// A document by envelope digest, inside the transaction.
     pub async fn document_by_digest(&mut self, digest: &[u8; 32]) -> Result<Option<StoredDocument>, StoreError> {
-        let row =
-            sqlx::query(select_documents!("digest = $1")).bind(digest.to_vec()).fetch_optional(self.conn()).await?;
+        let row = sqlx::query(select_documents!("digest = $1"))
+            .bind(digest.to_vec())
+            .fetch_optional(self.conn().await?)
+            .await?;
         row.as_ref().map(stored_document).transpose()
     }
 
@@ -216,15 +243,13 @@ impl Tx<'_> {
     ) -> Result<Vec<AgencyCode>, StoreError> {
         let mut added = std::collections::HashSet::new();
         for chunk in routes.chunks(rows_per_statement(3, 2)) {
-            let sql = format!(
-                "INSERT INTO routes (document, recipient, next_hop, state, updated_at) VALUES {} ON CONFLICT (document, recipient) DO NOTHING RETURNING recipient",
-                values("($1, {}, {}, {}, $2)", 2, chunk.len())
+            let (sql, args) = routes_insert(
+                document,
+                chunk,
+                now,
+                " ON CONFLICT (document, recipient) DO NOTHING RETURNING recipient",
             );
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(document).bind(now);
-            for r in chunk {
-                insert = insert.bind(r.recipient.to_string()).bind(r.next_hop.map(ToString::to_string)).bind(r.state);
-            }
-            for row in insert.fetch_all(self.conn()).await? {
+            for row in self.fetch_all(&sql, args).await? {
                 added.insert(row.try_get::<String, _>("recipient")?);
             }
         }
@@ -237,8 +262,20 @@ impl Tx<'_> {
         Ok(routed)
     }
 
+    /// [`Tx::add_routes`] for a document this transaction has just inserted
+    /// ([`DocInsert::New`]): it has no route yet, so every route is new and nothing needs to
+    /// be asked (the statement is sent with the next one that needs an answer).
+    pub async fn add_new_routes(&mut self, document: i64, routes: &[NewRoute<'_>], now: i64) -> Result<(), StoreError> {
+        for chunk in routes.chunks(rows_per_statement(3, 2)) {
+            // A recipient named twice is routed once, as by `add_routes`.
+            let (sql, args) = routes_insert(document, chunk, now, " ON CONFLICT (document, recipient) DO NOTHING");
+            self.later(&sql, args).await?;
+        }
+        Ok(())
+    }
+
     /// Updates the state of recipients' routes (forwarded, delivered, refused), in one
-    /// statement.
+    /// statement, sent with the write's next statement that needs an answer.
     pub async fn set_route_state(
         &mut self,
         document: i64,
@@ -251,11 +288,10 @@ impl Tx<'_> {
                 "UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient IN ({})",
                 values("{}", 3, chunk.len())
             );
-            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state).bind(now).bind(document);
-            for r in chunk {
-                update = update.bind(r.to_string());
-            }
-            update.execute(self.conn()).await?;
+            let mut args = Vec::with_capacity(3 + chunk.len());
+            args.extend([Arg::from(state), Arg::from(now), Arg::from(document)]);
+            args.extend(chunk.iter().map(|r| Arg::from(r.to_string())));
+            self.later(&sql, args).await?;
         }
         Ok(())
     }
@@ -266,9 +302,19 @@ impl Tx<'_> {
             sqlx::query("INSERT INTO inbox (document, arrived_at) VALUES ($1, $2) ON CONFLICT (document) DO NOTHING")
                 .bind(document)
                 .bind(now)
-                .execute(self.conn())
+                .execute(self.conn().await?)
                 .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// [`Tx::inbox_add`] for a document this transaction has just inserted: it cannot be in
+    /// the inbox yet (sent with the next statement that needs an answer).
+    pub async fn inbox_add_new(&mut self, document: i64, now: i64) -> Result<(), StoreError> {
+        self.later(
+            "INSERT INTO inbox (document, arrived_at) VALUES ($1, $2)",
+            vec![Arg::from(document), Arg::from(now)],
+        )
+        .await
     }
 
     /// Records the latest status this agency posted on a received document.
@@ -277,7 +323,7 @@ impl Tx<'_> {
             .bind(i64::from(status))
             .bind(now)
             .bind(document)
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(())
     }
@@ -289,7 +335,7 @@ impl Tx<'_> {
         )
         .bind(by)
         .bind(doc_id)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -298,7 +344,7 @@ impl Tx<'_> {
     /// code, its id): one that arrived before the document it acts on (documents overtake
     /// each other on the way), so the later arrival is marked at once.
     pub async fn inbox_superseder_of(&mut self, doc_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-        let row = sqlx::query(SUPERSEDER).bind(doc_id).fetch_optional(self.conn()).await?;
+        let row = self.fetch_optional(SUPERSEDER, vec![Arg::from(doc_id)]).await?;
         match row {
             Some(r) => Ok(Some((r.try_get::<i64, _>("business")?, r.try_get::<String, _>("doc_id")?))),
             None => Ok(None),
@@ -311,7 +357,7 @@ impl Tx<'_> {
             "UPDATE inbox SET recall_requested = 0 WHERE document = (SELECT id FROM documents WHERE doc_id = $1)",
         )
         .bind(doc_id)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -322,7 +368,7 @@ impl Tx<'_> {
             "UPDATE inbox SET recall_requested = 1 WHERE document = (SELECT id FROM documents WHERE doc_id = $1)",
         )
         .bind(doc_id)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }

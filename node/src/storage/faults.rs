@@ -99,7 +99,7 @@ impl Store {
         )
         .bind(at)
         .bind(error)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         let mut log = lock(&self.faults);

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, BufReader, Take};
 use tokio_util::either::Either;
 
 use super::blobs::{BlobStore, PendingBlob, ReceiveError, read_checked};
+use super::deferred::Arg;
 use super::values::{rows_per_statement, unshared_values};
 use super::{StoreError, Tx};
 
@@ -163,11 +164,11 @@ impl Tx<'_> {
                 "INSERT INTO inline_blobs (sha256, bytes) VALUES {} ON CONFLICT (sha256) DO NOTHING",
                 unshared_values(self.backend, "({}, {})", chunk.len())
             );
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut args = Vec::with_capacity(2 * chunk.len());
             for b in chunk {
-                insert = insert.bind(b.sha256.to_vec()).bind(b.bytes.as_slice());
+                args.extend([Arg::from(b.sha256.to_vec()), Arg::from(b.bytes.to_vec())]);
             }
-            insert.execute(self.conn()).await?;
+            self.later(&sql, args).await?;
         }
         Ok(())
     }

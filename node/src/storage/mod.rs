@@ -21,6 +21,7 @@ pub(crate) use held_by;
 
 mod batch;
 pub mod blobs;
+mod deferred;
 mod delivery;
 mod documents;
 mod faults;
@@ -255,11 +256,15 @@ impl Store {
             unit: None,
             log: self.log.get().copied(),
             log_pending: Vec::new(),
+            kept: deferred::Kept::default(),
             backend: self.backend,
             _store: std::marker::PhantomData,
         };
         if let Some(writer) = &self.writer {
-            tx.unit = Some(writer.join(&self.pool).await?);
+            let unit = writer.join(&self.pool).await?;
+            // The write's first statement, sent with the next one (see `batch::Writer::join`).
+            tx.kept.keep_plain(&unit.savepoint());
+            tx.unit = Some(unit);
             return Ok(tx);
         }
         let mut retried = false;
@@ -267,7 +272,11 @@ impl Store {
             // Held by the `Tx` from the start: if this future is dropped halfway (a request
             // timing out), the connection is closed, never returned to the pool mid-`BEGIN`.
             tx.conn = Some(self.pool.acquire().await?);
-            match sqlx::raw_sql("BEGIN").execute(tx.conn()).await {
+            let began = match tx.conn.as_mut() {
+                Some(conn) => sqlx::raw_sql("BEGIN").execute(&mut **conn).await,
+                None => unreachable!("the connection was just acquired"),
+            };
+            match began {
                 Ok(_) => return Ok(tx),
                 Err(e) => {
                     if let Some(conn) = tx.conn.take() {
@@ -371,6 +380,9 @@ pub struct Tx<'a> {
     /// Log entries of this transaction's events, inserted in one statement when it commits
     /// (see [`Tx::log_entry`]).
     log_pending: Vec<Vec<u8>>,
+    /// SQLite: statements whose answer is not needed, sent with the next statement that is
+    /// (see [`deferred`]). Always empty on PostgreSQL.
+    kept: deferred::Kept,
     backend: Backend,
     /// A transaction is of one store (and holds its writer on SQLite).
     _store: std::marker::PhantomData<&'a Store>,
@@ -384,7 +396,8 @@ impl Tx<'_> {
         // A failure here drops `self`, which rolls everything back.
         self.insert_log_entries().await?;
         match self.unit.take() {
-            Some(unit) => unit.commit().await,
+            // The statements kept go with the savepoint's `RELEASE`, in one round trip.
+            Some(unit) => unit.commit(std::mem::take(&mut self.kept)).await,
             None => self.end("COMMIT").await,
         }
     }
@@ -401,7 +414,10 @@ impl Tx<'_> {
     async fn end(&mut self, statement: &'static str) -> Result<(), StoreError> {
         // The connection stays in `self` while the statement runs: if this future is dropped
         // halfway, `Drop` closes it (the outcome is unknown, so it is never reused).
-        let result = sqlx::raw_sql(statement).execute(self.conn()).await;
+        let result = match self.conn.as_mut() {
+            Some(conn) => sqlx::raw_sql(statement).execute(&mut **conn).await,
+            None => return Ok(()),
+        };
         let Some(conn) = self.conn.take() else { return Ok(()) };
         match result {
             // Dropped here, it goes back to the pool: the transaction ended, as the database said.
@@ -414,16 +430,88 @@ impl Tx<'_> {
         }
     }
 
-    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+    /// The transaction's connection, for a statement whose answer is needed now: the
+    /// statements kept before it are sent first (see [`deferred`]).
+    pub(crate) async fn conn(&mut self) -> Result<&mut sqlx::AnyConnection, StoreError> {
+        self.sending();
+        let (conn, kept) = self.split();
+        kept.flush(&mut *conn).await?;
+        Ok(conn)
+    }
+
+    /// Runs `sql` (with `args` bound in order) as part of the transaction, without waiting for
+    /// it on SQLite: it is sent with the next statement whose answer is needed, at the latest
+    /// with the commit (see [`deferred`]). It must answer with no rows. Its failure fails the
+    /// transaction there. PostgreSQL runs it at once.
+    pub(crate) async fn later(&mut self, sql: &str, args: Vec<deferred::Arg>) -> Result<(), StoreError> {
+        if self.unit.is_some() {
+            if !self.kept.fits(args.len()) {
+                self.sending();
+            }
+            let (conn, kept) = self.split();
+            return Ok(kept.keep_or_run(conn, sql, args).await?);
+        }
+        deferred::query(sql.to_owned(), args).execute(self.raw_conn()).await?;
+        Ok(())
+    }
+
+    /// The rows `sql` answers, with the statements kept before it sent in the same round trip
+    /// on SQLite.
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: Vec<deferred::Arg>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        self.sending();
+        let (sql, args) = match self.unit.is_some() {
+            true if self.kept.fits(args.len()) => self.kept.take_with(sql, args),
+            // Too many parameters to go with the kept statements: those first, then this one
+            // as written (its bare `?` stay bare, see `values`).
+            true => {
+                let (conn, kept) = self.split();
+                kept.flush(conn).await?;
+                (sql.to_owned(), args)
+            }
+            false => (sql.to_owned(), args),
+        };
+        // `fetch_all`, never `fetch_optional`: through the `Any` driver, SQLite's
+        // `fetch_optional` answers `None` when the query's first result is a statement's
+        // completion rather than a row — which the kept `SAVEPOINT` always is — and its worker
+        // stops the query at the first row. (Nor a `rows_affected` after kept statements: the
+        // driver adds up every statement's.)
+        Ok(deferred::query(sql, args).fetch_all(self.raw_conn()).await?)
+    }
+
+    /// [`Tx::fetch_all`] for a statement answering at most one row.
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: Vec<deferred::Arg>,
+    ) -> Result<Option<sqlx::any::AnyRow>, StoreError> {
+        Ok(self.fetch_all(sql, args).await?.into_iter().next())
+    }
+
+    /// Notes, on SQLite, that the write's statements are about to reach the database.
+    fn sending(&mut self) {
+        if let Some(unit) = self.unit.as_mut() {
+            unit.sending();
+        }
+    }
+
+    fn raw_conn(&mut self) -> &mut sqlx::AnyConnection {
+        self.split().0
+    }
+
+    /// The connection and the statements kept for it.
+    fn split(&mut self) -> (&mut sqlx::AnyConnection, &mut deferred::Kept) {
         // Taken only when the transaction ends, which consumes it: while a `Tx` can be used,
         // it holds its connection or its place in the batch.
-        if let Some(unit) = self.unit.as_mut() {
-            return unit.conn();
-        }
-        match self.conn.as_mut() {
-            Some(c) => c,
-            None => unreachable!("a transaction is used after it ended"),
-        }
+        let conn = match (self.unit.as_mut(), self.conn.as_mut()) {
+            (Some(unit), _) => unit.conn(),
+            (None, Some(c)) => &mut **c,
+            (None, None) => unreachable!("a transaction is used after it ended"),
+        };
+        (conn, &mut self.kept)
     }
 }
 

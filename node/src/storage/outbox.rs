@@ -11,6 +11,7 @@
 use pki::AgencyCode;
 use sqlx::Row;
 
+use super::deferred::Arg;
 use super::{Backend, Store, StoreError, Tx, join_codes, split_codes};
 
 /// The queues whose rows are claimed with leases.
@@ -56,14 +57,15 @@ pub struct Transfer {
 }
 
 impl Tx<'_> {
-    /// Queues a transfer: its id, or `None` if the same transfer is already queued (or done).
+    /// Queues a transfer, unless the same transfer is already queued (or done). Nothing waits
+    /// for the answer: on SQLite the statement goes with the write's next one.
     pub async fn enqueue(
         &mut self,
         kind: TransferKind,
         next_hop: &AgencyCode,
         recipients: &[AgencyCode],
         now: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<(), StoreError> {
         let (key, kind_name, document, receipt) = match kind {
             // The recipients are part of the key: the same document reaching this node again
             // for other recipients behind the same next hop is a new transfer.
@@ -72,20 +74,38 @@ impl Tx<'_> {
             }
             TransferKind::Notice(r) => (format!("n:{r}:{next_hop}"), "notice", None, Some(r)),
         };
-        let done = sqlx::query(
+        self.later(
             "INSERT INTO outbox (dedup_key, kind, document, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING",
+            vec![
+                Arg::from(key),
+                Arg::from(kind_name),
+                Arg::from(document),
+                Arg::from(receipt),
+                Arg::from(next_hop.to_string()),
+                Arg::from(join_codes(recipients)),
+                Arg::from(now),
+            ],
         )
-        .bind(key)
-        .bind(kind_name)
-        .bind(document)
-        .bind(receipt)
-        .bind(next_hop.to_string())
-        .bind(join_codes(recipients))
-        .bind(now)
-        .fetch_optional(self.conn())
-        .await?;
-        done.map(|row| row.try_get("id")).transpose().map_err(StoreError::from)
+        .await
+    }
+
+    /// Queues the notice of a receipt stored in this transaction, named by its digest, to
+    /// `next_hop`: [`Tx::enqueue`] of [`TransferKind::Notice`] without asking for the
+    /// receipt's row id first (the statement finds it, and goes with the write's next one).
+    pub async fn enqueue_notice_of(
+        &mut self,
+        digest: &[u8; 32],
+        next_hop: &AgencyCode,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.later(
+            "INSERT INTO outbox (dedup_key, kind, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
+             SELECT 'n:' || id || ':' || $1, 'notice', id, $1, '', 'pending', 0, $2, $2 FROM receipts WHERE digest = $3
+             ON CONFLICT (dedup_key) DO NOTHING",
+            vec![Arg::from(next_hop.to_string()), Arg::from(now), Arg::from(digest.to_vec())],
+        )
+        .await
     }
 
     /// Marks a transfer claimed by `owner` finished: `done` (handed over) or `refused`. False
@@ -100,7 +120,7 @@ impl Tx<'_> {
         .bind(owner)
         .bind(state)
         .bind(now)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -127,7 +147,7 @@ impl Tx<'_> {
         .bind(error)
         .bind(next_attempt_at)
         .bind(if dead { "dead" } else { "pending" })
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -311,7 +331,7 @@ impl Store {
                 .bind(lease_until)
                 .bind(now)
                 .bind(limit)
-                .fetch_all(tx.conn())
+                .fetch_all(tx.conn().await?)
                 .await?;
                 tx.commit().await?;
                 // RETURNING keeps no order: put them back in the order they were due.
@@ -340,7 +360,7 @@ impl Store {
         )))
         .bind(until)
         .bind(owner)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
@@ -358,7 +378,7 @@ impl Store {
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending'"
                     )))
-                    .execute(tx.conn())
+                    .execute(tx.conn().await?)
                     .await?;
                 }
                 Some(instance) => {
@@ -370,7 +390,7 @@ impl Store {
                     )))
                     .bind(prefix.chars().count() as i64)
                     .bind(prefix)
-                    .execute(tx.conn())
+                    .execute(tx.conn().await?)
                     .await?;
                 }
             }

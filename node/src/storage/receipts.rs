@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use pki::AgencyCode;
 
+use super::deferred::Arg;
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 
 /// A stored receipt.
@@ -58,6 +59,39 @@ async fn status_held<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     Ok(row.is_some())
 }
 
+/// The statement storing a receipt, without its conflict clause (`$1` … `$13`: see
+/// [`receipt_args`]).
+macro_rules! insert_receipt {
+    () => {
+        "INSERT INTO receipts (digest, doc_id, envelope, kind, status, by_agency, to_agency, at, recipients, note, bytes, received_at, received_from)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    };
+}
+
+/// The arguments of [`insert_receipt!`] for `r`.
+fn receipt_args(r: &SignedReceipt, received_from: &str, now: i64) -> Vec<Arg> {
+    let c = &r.receipt;
+    let (kind, status) = match c.kind {
+        ReceiptKind::Hop => ("hop", None),
+        ReceiptKind::Status(s) => ("status", Some(i64::from(s.code()))),
+    };
+    vec![
+        Arg::from(r.digest().to_vec()),
+        Arg::from(c.document.to_string()),
+        Arg::from(c.envelope.to_vec()),
+        Arg::from(kind),
+        Arg::from(status),
+        Arg::from(c.by.to_string()),
+        Arg::from(c.to.to_string()),
+        Arg::from(c.at.unix_timestamp()),
+        Arg::from(join_codes(&c.recipients)),
+        Arg::from(c.note.clone()),
+        Arg::from(r.as_bytes().to_vec()),
+        Arg::from(now),
+        Arg::from(received_from),
+    ]
+}
+
 impl Tx<'_> {
     /// See [`Store::status_held`], inside the transaction.
     pub async fn status_held(
@@ -67,7 +101,7 @@ impl Tx<'_> {
         to: &AgencyCode,
         code: u8,
     ) -> Result<bool, StoreError> {
-        status_held(self.conn(), envelope, by, to, code).await
+        status_held(self.conn().await?, envelope, by, to, code).await
     }
 
     /// See [`Store::hop_receipt_covering`], inside the transaction.
@@ -78,7 +112,7 @@ impl Tx<'_> {
         to: &AgencyCode,
         recipients: &[AgencyCode],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        hop_receipt_covering(self.conn(), envelope, by, to, recipients).await
+        hop_receipt_covering(self.conn().await?, envelope, by, to, recipients).await
     }
 
     /// Stores a receipt; returns its row id and whether it is new (receipts are deduplicated by
@@ -89,38 +123,39 @@ impl Tx<'_> {
         received_from: &str,
         now: i64,
     ) -> Result<(i64, bool), StoreError> {
-        let digest = r.digest().to_vec();
-        let c = &r.receipt;
-        let (kind, status) = match c.kind {
-            ReceiptKind::Hop => ("hop", None),
-            ReceiptKind::Status(s) => ("status", Some(i64::from(s.code()))),
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO receipts (digest, doc_id, envelope, kind, status, by_agency, to_agency, at, recipients, note, bytes, received_at, received_from)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (digest) DO NOTHING RETURNING id",
-        )
-        .bind(digest.clone())
-        .bind(c.document.to_string())
-        .bind(c.envelope.to_vec())
-        .bind(kind)
-        .bind(status)
-        .bind(c.by.to_string())
-        .bind(c.to.to_string())
-        .bind(c.at.unix_timestamp())
-        .bind(join_codes(&c.recipients))
-        .bind(c.note.clone())
-        .bind(r.as_bytes().to_vec())
-        .bind(now)
-        .bind(received_from)
-        .fetch_optional(self.conn())
-        .await?;
+        let inserted = self
+            .fetch_optional(
+                concat!(insert_receipt!(), " ON CONFLICT (digest) DO NOTHING RETURNING id"),
+                receipt_args(r, received_from, now),
+            )
+            .await?;
         if let Some(row) = inserted {
             // The transparency log's leaf, in this transaction: it exists iff the receipt does.
             self.log_receipt(r, now);
             return Ok((row.try_get("id")?, true));
         }
-        let row = sqlx::query("SELECT id FROM receipts WHERE digest = $1").bind(digest).fetch_one(self.conn()).await?;
+        let row = sqlx::query("SELECT id FROM receipts WHERE digest = $1")
+            .bind(r.digest().to_vec())
+            .fetch_one(self.conn().await?)
+            .await?;
         Ok((row.try_get("id")?, false))
+    }
+
+    /// Stores a receipt this node has just signed, whose row id nobody needs: sent with the
+    /// write's next statement that needs an answer. For callers that know it is not stored
+    /// yet: intake stores its hop receipt only for a new document or when no stored one
+    /// covers the delivery, and its "arrived" status only with a new inbox entry. If the same
+    /// bytes were stored anyway, the insert fails the transaction (the digest is unique)
+    /// rather than log the receipt twice.
+    pub async fn insert_own_receipt(
+        &mut self,
+        r: &SignedReceipt,
+        received_from: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.later(insert_receipt!(), receipt_args(r, received_from, now)).await?;
+        self.log_receipt(r, now);
+        Ok(())
     }
 
     /// Stores a CRL if it is newer than the one held for its issuer; true when stored.
@@ -128,7 +163,7 @@ impl Tx<'_> {
         let this_update = crl.this_update.unix_timestamp();
         let held = sqlx::query("SELECT this_update, der FROM crls WHERE issuer = $1")
             .bind(crl.issuer_raw.clone())
-            .fetch_optional(self.conn())
+            .fetch_optional(self.conn().await?)
             .await?;
         // Newer means a later thisUpdate, or the same second with a higher cRLNumber.
         let newer = |row: &sqlx::any::AnyRow| -> Result<bool, StoreError> {
@@ -150,7 +185,7 @@ impl Tx<'_> {
                     .bind(crl.der().to_vec())
                     .bind(now)
                     .bind(crl.issuer_raw.clone())
-                    .execute(self.conn())
+                    .execute(self.conn().await?)
                     .await?;
                 Ok(true)
             }
@@ -164,7 +199,7 @@ impl Tx<'_> {
                     .bind(crl.next_update.unix_timestamp())
                     .bind(crl.der().to_vec())
                     .bind(now)
-                    .execute(self.conn())
+                    .execute(self.conn().await?)
                     .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -179,7 +214,7 @@ impl Tx<'_> {
         .bind(cert.fingerprint().to_vec())
         .bind(cert.subject_raw.clone())
         .bind(cert.der().to_vec())
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -189,7 +224,7 @@ impl Tx<'_> {
         sqlx::query("INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + $2")
             .bind(name)
             .bind(by)
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(())
     }

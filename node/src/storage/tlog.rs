@@ -20,6 +20,7 @@ use pki::document::{ReceiptKind, SignedReceipt};
 use pki::tlog::{Frontier, Hash, LogEntry, NodeId, Via};
 use sqlx::Row;
 
+use super::deferred::Arg;
 use super::values::{rows_per_statement, unshared_values};
 use super::{Backend, NewDocument, Store, StoreError, Tx, from_millis};
 
@@ -334,7 +335,8 @@ impl Tx<'_> {
         }
     }
 
-    /// Writes the entries [`Tx::log_entry`] kept, in their order, before the transaction commits.
+    /// Writes the entries [`Tx::log_entry`] kept, in their order, before the transaction commits
+    /// (on SQLite, with the commit's own round trip when they are few).
     pub(crate) async fn insert_log_entries(&mut self) -> Result<(), StoreError> {
         let mut entries = std::mem::take(&mut self.log_pending);
         while !entries.is_empty() {
@@ -344,11 +346,7 @@ impl Tx<'_> {
                 "INSERT INTO tlog_pending (entry) VALUES {}",
                 unshared_values(self.backend, "({})", chunk.len())
             );
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for entry in chunk {
-                insert = insert.bind(entry);
-            }
-            insert.execute(self.conn()).await?;
+            self.later(&sql, chunk.into_iter().map(Arg::from).collect()).await?;
         }
         Ok(())
     }
@@ -392,14 +390,14 @@ impl Tx<'_> {
             Backend::Sqlite => "SELECT size FROM tlog_head WHERE id = 1",
             Backend::Postgres => "SELECT size FROM tlog_head WHERE id = 1 FOR UPDATE",
         };
-        let size = uint(sqlx::query(lock).fetch_one(self.conn()).await?.try_get(0)?)?;
+        let size = uint(sqlx::query(lock).fetch_one(self.conn().await?).await?.try_get(0)?)?;
         let ids = Frontier::node_ids(size);
-        let hashes = hashes_of(self.conn(), &ids).await?;
+        let hashes = hashes_of(self.conn().await?, &ids).await?;
         let mut frontier =
             Frontier::from_hashes(size, hashes).map_err(|e| StoreError::Corrupt(format!("the log's frontier: {e}")))?;
         let pending = sqlx::query("SELECT id, entry FROM tlog_pending ORDER BY id LIMIT $1")
             .bind(MAX_INTEGRATE)
-            .fetch_all(self.conn())
+            .fetch_all(self.conn().await?)
             .await?;
         if pending.is_empty() {
             return Ok(frontier);
@@ -430,7 +428,7 @@ impl Tx<'_> {
             for (index, bytes, envelope, kind, via) in chunk {
                 q = q.bind(*index).bind(bytes.clone()).bind(envelope.clone()).bind(*kind).bind(via.clone());
             }
-            q.execute(self.conn()).await?;
+            q.execute(self.conn().await?).await?;
         }
         for chunk in nodes.chunks(rows_per_statement(3, 0)) {
             let sql = format!(
@@ -441,7 +439,7 @@ impl Tx<'_> {
             for (level, index, hash) in chunk {
                 q = q.bind(*level).bind(*index).bind(hash.clone());
             }
-            q.execute(self.conn()).await?;
+            q.execute(self.conn().await?).await?;
         }
         for chunk in taken.chunks(rows_per_statement(1, 0)) {
             let sql =
@@ -450,11 +448,11 @@ impl Tx<'_> {
             for id in chunk {
                 d = d.bind(*id);
             }
-            d.execute(self.conn()).await?;
+            d.execute(self.conn().await?).await?;
         }
         sqlx::query("UPDATE tlog_head SET size = $1 WHERE id = 1")
             .bind(int(frontier.size()))
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(frontier)
     }
@@ -467,7 +465,7 @@ impl Tx<'_> {
         .bind(int(size))
         .bind(note)
         .bind(now)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -486,7 +484,7 @@ impl Tx<'_> {
             .bind(note)
             .bind(now)
             .bind(int(size))
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         sqlx::query(
             "INSERT INTO tlog_cosigners (agency, chain, size, at) VALUES ($1, $2, $3, $4)
@@ -496,7 +494,7 @@ impl Tx<'_> {
         .bind(encode_chain(chain))
         .bind(int(size))
         .bind(now)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -505,7 +503,7 @@ impl Tx<'_> {
     pub async fn checkpoint_note(&mut self, size: u64) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT note FROM tlog_checkpoints WHERE size = $1")
             .bind(int(size))
-            .fetch_optional(self.conn())
+            .fetch_optional(self.conn().await?)
             .await?;
         row.map(|r| r.try_get("note")).transpose().map_err(Into::into)
     }
@@ -515,7 +513,7 @@ impl Tx<'_> {
         sqlx::query("UPDATE tlog_checkpoints SET refused = $1 WHERE size = $2")
             .bind(reason)
             .bind(int(size))
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(())
     }
@@ -528,7 +526,7 @@ impl Tx<'_> {
             Backend::Sqlite => "SELECT note, size FROM tlog_witnessed WHERE agency = $1",
             Backend::Postgres => "SELECT note, size FROM tlog_witnessed WHERE agency = $1 FOR UPDATE",
         };
-        let row = sqlx::query(sql).bind(agency.to_string()).fetch_optional(self.conn()).await?;
+        let row = sqlx::query(sql).bind(agency.to_string()).fetch_optional(self.conn().await?).await?;
         row.map(|r| Ok(WitnessedLog { note: r.try_get("note")?, size: uint(r.try_get("size")?)? })).transpose()
     }
 
@@ -550,7 +548,7 @@ impl Tx<'_> {
         .bind(int(size))
         .bind(encode_chain(chain))
         .bind(now)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -566,7 +564,7 @@ impl Tx<'_> {
         .bind(&fork.presented)
         .bind(&fork.proof)
         .bind(fork.at)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
