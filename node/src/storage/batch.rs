@@ -47,14 +47,15 @@ pub(crate) const MAX_AGE: Duration = Duration::from_millis(20);
 /// write that was to close it may have been cancelled before it joined.
 const ORPHANED_AFTER: Duration = Duration::from_millis(50);
 
-/// The name of every write's savepoint. One name serves: the writer lets one write at a time
+/// A write's first statement. Every write's savepoint has this one name, `w` (as in
+/// [`Step::statement`]). One name serves: the writer lets one write at a time
 /// run statements, and each write ends its savepoint before the next begins (`RELEASE`, after
 /// `ROLLBACK TO` when undone) or the whole batch fails and its connection is closed, so at most
 /// one savepoint exists in a batch at any moment. And one name must serve: a write's
 /// `SAVEPOINT` and its `RELEASE` travel in one query with its other statements (see
 /// [`super::deferred`]), and sqlx caches prepared statements by the query's whole text, so a
 /// name of each write's own would make every write's queries new text, prepared again.
-const SAVEPOINT: &str = "w";
+pub(crate) const OPEN: &str = "SAVEPOINT w";
 
 /// What a batch came to: unset while open.
 type Outcome = Option<Result<(), Arc<StoreError>>>;
@@ -142,7 +143,7 @@ impl Writer {
 
     /// Joins the open batch (opening one if none is), as a savepoint: the write runs its
     /// statements on [`Unit::conn`] while it holds the writer. The `SAVEPOINT` itself is not
-    /// sent here: it is [`Unit::savepoint`], the first statement the write sends (see
+    /// sent here: it is [`OPEN`], the first statement the write sends (see
     /// [`super::deferred`]), so a write costs no round trip to join.
     pub(crate) async fn join(&self, pool: &AnyPool) -> Result<Unit, StoreError> {
         self.shared.waiting.fetch_add(1, Ordering::SeqCst);
@@ -162,9 +163,8 @@ impl Writer {
             result?;
             batch = opened_batch;
         }
-        let savepoint = SAVEPOINT.to_owned();
         let (id, outcome) = (batch.id, batch.done.subscribe());
-        Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), savepoint, sent: false, id, outcome })
+        Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), sent: false, id, outcome })
     }
 }
 
@@ -177,14 +177,19 @@ enum Step {
     RollBack,
 }
 
-/// Runs `step` on the write's savepoint. Its name is ours (`w` and a number), never text from
-/// outside.
-async fn savepoint_statement(step: Step, name: &str, batch: &mut Batch) -> Result<(), sqlx::Error> {
-    let sql = match step {
-        Step::Release => format!("RELEASE {name}"),
-        Step::RollBack => format!("ROLLBACK TO {name}; RELEASE {name}"),
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(batch.conn()).await.map(|_| ())
+/// Runs `step` on the write's savepoint (see [`OPEN`]).
+async fn savepoint_statement(step: Step, batch: &mut Batch) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(step.statement()).execute(batch.conn()).await.map(|_| ())
+}
+
+impl Step {
+    /// The statement that ends a write's savepoint this way.
+    fn statement(self) -> &'static str {
+        match self {
+            Step::Release => "RELEASE w",
+            Step::RollBack => "ROLLBACK TO w; RELEASE w",
+        }
+    }
 }
 
 impl Batch {
@@ -296,8 +301,6 @@ pub(crate) struct Unit {
     /// The writer, held from `join` until the write ends; taken (into a task of its own) by
     /// `commit` and `rollback`.
     batch: Option<OwnedMutexGuard<Batch>>,
-    /// Its savepoint's name.
-    savepoint: String,
     /// Whether its `SAVEPOINT` may have reached the database: until then the write has done
     /// nothing there, and ending it needs no statement.
     sent: bool,
@@ -306,11 +309,6 @@ pub(crate) struct Unit {
 }
 
 impl Unit {
-    /// The write's `SAVEPOINT`, to send before (or with) its first statement.
-    pub(crate) fn savepoint(&self) -> String {
-        format!("SAVEPOINT {}", self.savepoint)
-    }
-
     /// Records that the write's statements (its `SAVEPOINT` first) are about to be sent: from
     /// then on, ending it without `RELEASE` rolls back to its savepoint. Set before sending,
     /// so a send cancelled halfway still counts as sent: sqlx's worker runs the statements of
@@ -351,20 +349,20 @@ impl Unit {
     /// the statement run at once; the batch goes on without it.
     async fn end(mut self, step: Step, mut kept: Kept) -> Result<(), StoreError> {
         let Some(batch) = self.batch.take() else { return Ok(()) };
-        let savepoint = std::mem::take(&mut self.savepoint);
         let sent = self.sent;
         let ended = run_detached(batch, move |mut batch| async move {
             let ran = match step {
                 // Nothing reached the database: nothing to undo.
                 Step::RollBack if !sent => Ok(()),
                 Step::Release if !kept.is_empty() => {
-                    let (sql, args) = kept.take_with(&format!("RELEASE {savepoint}"), Vec::new());
+                    kept.keep(Step::Release.statement(), Vec::new());
+                    let (sql, args) = kept.take();
                     deferred::query(sql, args).execute(batch.conn()).await.map(|_| ())
                 }
-                _ => savepoint_statement(step, &savepoint, &mut batch).await,
+                _ => savepoint_statement(step, &mut batch).await,
             };
             if let Err(e) = ran {
-                if step == Step::Release && savepoint_statement(Step::RollBack, &savepoint, &mut batch).await.is_ok() {
+                if step == Step::Release && savepoint_statement(Step::RollBack, &mut batch).await.is_ok() {
                     if batch.should_commit() {
                         let _ = batch.commit().await;
                     }
@@ -419,7 +417,6 @@ impl Drop for Unit {
     /// that sent nothing has nothing to undo.
     fn drop(&mut self) {
         let Some(mut batch) = self.batch.take() else { return };
-        let savepoint = std::mem::take(&mut self.savepoint);
         let sent = self.sent;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime left (the process is ending): close the connection, which rolls the
@@ -433,7 +430,7 @@ impl Drop for Unit {
             if batch.conn.is_none() {
                 return;
             }
-            if sent && let Err(e) = savepoint_statement(Step::RollBack, &savepoint, &mut batch).await {
+            if sent && let Err(e) = savepoint_statement(Step::RollBack, &mut batch).await {
                 batch.fail(Arc::new(e.into())).await;
                 return;
             }

@@ -93,19 +93,15 @@ impl Kept {
         self.sql.is_empty()
     }
 
-    /// Keeps `statement`, which has no parameters (a write's `SAVEPOINT`).
-    pub(crate) fn keep_plain(&mut self, statement: &str) {
-        self.push(statement, Vec::new());
-    }
-
-    /// Whether a statement of `args` parameters would be kept (otherwise it runs at once,
-    /// after those kept).
+    /// Whether a statement of `args` parameters can be kept (otherwise it runs at once, after
+    /// those kept).
     pub(crate) fn fits(&self, args: usize) -> bool {
         args <= MAX_KEPT_PARAMETERS && self.args.len() + args <= MAX_BINDS
     }
 
-    /// Appends `sql`, its parameters renumbered after those kept.
-    fn push(&mut self, sql: &str, args: Vec<Arg>) {
+    /// Keeps `sql`, its parameters renumbered after those kept (the caller checked
+    /// [`Kept::fits`], or `sql` has none).
+    pub(crate) fn keep(&mut self, sql: &str, args: Vec<Arg>) {
         if !self.sql.is_empty() {
             self.sql.push_str(";\n");
         }
@@ -113,27 +109,26 @@ impl Kept {
         self.args.extend(args);
     }
 
-    /// The kept statements and then `sql` (renumbered likewise) as one query, leaving nothing
-    /// kept.
-    pub(crate) fn take_with(&mut self, sql: &str, args: Vec<Arg>) -> (String, Vec<Arg>) {
-        self.push(sql, args);
-        (std::mem::take(&mut self.sql), std::mem::take(&mut self.args))
-    }
-
-    /// Keeps `sql` for later, or, when it does not fit, runs what is kept and then `sql` on
-    /// `conn` now.
-    pub(crate) async fn keep_or_run(
+    /// The query that runs what is kept and then `sql`, leaving nothing kept: one query when
+    /// `sql` fits; otherwise what is kept runs now on `conn` and `sql` is returned as written
+    /// (its bare `?` stay bare, see [`super::values`]).
+    pub(crate) async fn joined(
         &mut self,
         conn: &mut AnyConnection,
         sql: &str,
         args: Vec<Arg>,
-    ) -> Result<(), sqlx::Error> {
-        if self.fits(args.len()) {
-            self.push(sql, args);
-            return Ok(());
+    ) -> Result<(String, Vec<Arg>), sqlx::Error> {
+        if !self.fits(args.len()) {
+            self.flush(conn).await?;
+            return Ok((sql.to_owned(), args));
         }
-        self.flush(conn).await?;
-        query(sql.to_owned(), args).execute(conn).await.map(|_| ())
+        self.keep(sql, args);
+        Ok(self.take())
+    }
+
+    /// What is kept, as one query, leaving nothing kept.
+    pub(crate) fn take(&mut self) -> (String, Vec<Arg>) {
+        (std::mem::take(&mut self.sql), std::mem::take(&mut self.args))
     }
 
     /// Runs what is kept, if anything, on `conn`.
@@ -141,7 +136,7 @@ impl Kept {
         if self.is_empty() {
             return Ok(());
         }
-        let (sql, args) = (std::mem::take(&mut self.sql), std::mem::take(&mut self.args));
+        let (sql, args) = self.take();
         query(sql, args).execute(conn).await.map(|_| ())
     }
 }
@@ -233,9 +228,10 @@ mod tests {
     fn statements_are_joined_in_order_with_their_parameters() {
         let mut kept = Kept::default();
         assert!(kept.is_empty());
-        kept.push("INSERT INTO a VALUES ($1, $2, $1)", vec![Arg::from(1), Arg::from("x")]);
-        kept.push("INSERT INTO b VALUES (?, ?)", vec![Arg::from(vec![7u8]), Arg::from(None::<i64>)]);
-        let (sql, args) = kept.take_with("RELEASE w1", Vec::new());
+        kept.keep("INSERT INTO a VALUES ($1, $2, $1)", vec![Arg::from(1), Arg::from("x")]);
+        kept.keep("INSERT INTO b VALUES (?, ?)", vec![Arg::from(vec![7u8]), Arg::from(None::<i64>)]);
+        kept.keep("RELEASE w1", Vec::new());
+        let (sql, args) = kept.take();
         assert_eq!(sql, "INSERT INTO a VALUES ($1, $2, $1);\nINSERT INTO b VALUES ($3, $4);\nRELEASE w1");
         assert_eq!(args, vec![Arg::from(1), Arg::from("x"), Arg::from(vec![7u8]), Arg::Int(None)]);
         assert!(kept.is_empty());
@@ -257,28 +253,28 @@ mod tests {
         let mut conn = AnyConnection::connect("sqlite::memory:").await.unwrap();
         sqlx::raw_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b BLOB)").execute(&mut conn).await.unwrap();
         let mut kept = Kept::default();
-        kept.keep_or_run(
-            &mut conn,
-            "INSERT INTO t (a, b) VALUES ($1, $2)",
-            vec![Arg::from("one"), Arg::from(vec![1u8])],
-        )
-        .await
-        .unwrap();
-        kept.keep_or_run(&mut conn, "INSERT INTO t (a, b) VALUES (?, ?)", vec![Arg::from("two"), Arg::from(vec![2u8])])
-            .await
-            .unwrap();
+        kept.keep("INSERT INTO t (a, b) VALUES ($1, $2)", vec![Arg::from("one"), Arg::from(vec![1u8])]);
+        kept.keep("INSERT INTO t (a, b) VALUES (?, ?)", vec![Arg::from("two"), Arg::from(vec![2u8])]);
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut conn).await.unwrap();
         assert_eq!(count, 0, "kept, not run");
-        let (sql, args) = kept.take_with(
-            "SELECT a, b FROM t WHERE a = $1 OR a = $2 ORDER BY id",
-            vec![Arg::from("one"), Arg::from("two")],
-        );
+        let select = "SELECT a, b FROM t WHERE a = $1 OR a = $2 ORDER BY id";
+        let (sql, args) = kept.joined(&mut conn, select, vec![Arg::from("one"), Arg::from("two")]).await.unwrap();
+        assert!(kept.is_empty());
         let rows = query(sql, args).fetch_all(&mut conn).await.unwrap();
         let got: Vec<(String, Vec<u8>)> = rows.iter().map(|r| (r.get("a"), r.get("b"))).collect();
         assert_eq!(got, vec![("one".to_owned(), vec![1u8]), ("two".to_owned(), vec![2u8])]);
+        // A statement too long to join: what is kept runs first, on its own.
+        kept.keep("INSERT INTO t (a) VALUES ($1)", vec![Arg::from("three")]);
+        let long: Vec<Arg> = (0..=MAX_KEPT_PARAMETERS as i64).map(Arg::from).collect();
+        let (sql, args) = kept.joined(&mut conn, "SELECT 1", long).await.unwrap();
+        assert_eq!((sql.as_str(), args.len()), ("SELECT 1", MAX_KEPT_PARAMETERS + 1));
+        let three: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM t WHERE a = 'three'").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(three, 1, "the kept statement ran before the long one");
         // A failing kept statement fails the query that carries it, and stops it there.
-        kept.keep_or_run(&mut conn, "INSERT INTO t (id, a) VALUES ($1, 'dup')", vec![Arg::from(1)]).await.unwrap();
-        let (sql, args) = kept.take_with("INSERT INTO t (a) VALUES ($1)", vec![Arg::from("after")]);
+        kept.keep("INSERT INTO t (id, a) VALUES ($1, 'dup')", vec![Arg::from(1)]);
+        let (sql, args) =
+            kept.joined(&mut conn, "INSERT INTO t (a) VALUES ($1)", vec![Arg::from("after")]).await.unwrap();
         assert!(query(sql, args).execute(&mut conn).await.is_err());
         let after: i64 =
             sqlx::query_scalar("SELECT count(*) FROM t WHERE a = 'after'").fetch_one(&mut conn).await.unwrap();

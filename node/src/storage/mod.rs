@@ -261,10 +261,9 @@ impl Store {
             _store: std::marker::PhantomData,
         };
         if let Some(writer) = &self.writer {
-            let unit = writer.join(&self.pool).await?;
+            tx.unit = Some(writer.join(&self.pool).await?);
             // The write's first statement, sent with the next one (see `batch::Writer::join`).
-            tx.kept.keep_plain(&unit.savepoint());
-            tx.unit = Some(unit);
+            tx.kept.keep(batch::OPEN, Vec::new());
             return Ok(tx);
         }
         let mut retried = false;
@@ -444,14 +443,12 @@ impl Tx<'_> {
     /// with the commit (see [`deferred`]). It must answer with no rows. Its failure fails the
     /// transaction there. PostgreSQL runs it at once.
     pub(crate) async fn later(&mut self, sql: &str, args: Vec<deferred::Arg>) -> Result<(), StoreError> {
-        if self.unit.is_some() {
-            if !self.kept.fits(args.len()) {
-                self.sending();
-            }
-            let (conn, kept) = self.split();
-            return Ok(kept.keep_or_run(conn, sql, args).await?);
+        if self.unit.is_some() && self.kept.fits(args.len()) {
+            self.kept.keep(sql, args);
+            return Ok(());
         }
-        deferred::query(sql.to_owned(), args).execute(self.raw_conn()).await?;
+        let (sql, args) = self.joined(sql, args).await?;
+        deferred::query(sql, args).execute(self.raw_conn()).await?;
         Ok(())
     }
 
@@ -462,24 +459,28 @@ impl Tx<'_> {
         sql: &str,
         args: Vec<deferred::Arg>,
     ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
-        self.sending();
-        let (sql, args) = match self.unit.is_some() {
-            true if self.kept.fits(args.len()) => self.kept.take_with(sql, args),
-            // Too many parameters to go with the kept statements: those first, then this one
-            // as written (its bare `?` stay bare, see `values`).
-            true => {
-                let (conn, kept) = self.split();
-                kept.flush(conn).await?;
-                (sql.to_owned(), args)
-            }
-            false => (sql.to_owned(), args),
-        };
+        let (sql, args) = self.joined(sql, args).await?;
         // `fetch_all`, never `fetch_optional`: through the `Any` driver, SQLite's
         // `fetch_optional` answers `None` when the query's first result is a statement's
         // completion rather than a row — which the kept `SAVEPOINT` always is — and its worker
         // stops the query at the first row. (Nor a `rows_affected` after kept statements: the
         // driver adds up every statement's.)
         Ok(deferred::query(sql, args).fetch_all(self.raw_conn()).await?)
+    }
+
+    /// The query that runs `sql` now: on SQLite after the statements kept (see
+    /// [`deferred::Kept::joined`]), which are about to reach the database.
+    async fn joined(
+        &mut self,
+        sql: &str,
+        args: Vec<deferred::Arg>,
+    ) -> Result<(String, Vec<deferred::Arg>), StoreError> {
+        if self.unit.is_none() {
+            return Ok((sql.to_owned(), args));
+        }
+        self.sending();
+        let (conn, kept) = self.split();
+        Ok(kept.joined(conn, sql, args).await?)
     }
 
     /// [`Tx::fetch_all`] for a statement answering at most one row.
