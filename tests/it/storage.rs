@@ -76,7 +76,7 @@ on_both_backends!(
     concurrent_writes_are_each_visible_when_their_commit_returns,
     a_write_dropped_halfway_leaves_the_others_in_its_batch,
     a_write_cancelled_while_it_holds_the_writer_blocks_nobody,
-    a_statement_sent_later_that_fails_fails_its_write_alone,
+    a_write_whose_statement_fails_fails_alone,
     a_receipts_notice_is_queued_once_by_digest_or_by_id,
 );
 
@@ -569,13 +569,11 @@ async fn a_write_cancelled_while_it_holds_the_writer_blocks_nobody(database: Dat
     store.close().await;
 }
 
-/// Statements whose answer is not needed go to SQLite with the write's next statement, at the
-/// latest with its commit (on PostgreSQL at once); so does the write's `SAVEPOINT`. In one
-/// batch: writes that sent nothing yet end without a trace (dropped, rolled back); a write
-/// whose kept statement fails at its commit — alone with its `SAVEPOINT` in one query, or
-/// after earlier statements were sent — fails alone; the writes around them are kept, and the
-/// writer goes on.
-async fn a_statement_sent_later_that_fails_fails_its_write_alone(database: Database) {
+/// A write whose statement fails fails alone. In one batch on SQLite: writes dropped or
+/// rolled back end without a trace; a write failing at its first statement, or after another
+/// one ran, fails alone (rolled back to its savepoint); the writes around them are kept, and
+/// the writer goes on.
+async fn a_write_whose_statement_fails_fails_alone(database: Database) {
     let (net, store) = open(database).await;
     let doc = net.document(PHONG_DU, &[HA_LAU], 5);
     let hop = receipt(&net, ReceiptKind::Hop, &doc, TIEN_YEN, PHONG_DU, &[HA_LAU]);
@@ -597,19 +595,25 @@ async fn a_statement_sent_later_that_fails_fails_its_write_alone(database: Datab
             let mut rolled = store.begin().await.unwrap();
             rolled.enqueue(TransferKind::Notice(rid), &neighbour, &[], 11).await.unwrap();
             rolled.rollback().await.unwrap();
-            // The same signed bytes again: the insert fails (unique digest), here at once on
-            // PostgreSQL, at the commit on SQLite — first in the query with the `SAVEPOINT`,
-            // then after a statement that was sent on its own.
+            // The same signed bytes again: the insert fails (unique digest), first as the
+            // write's first statement, then after another one. A failed write is dropped, as
+            // `?` does: it holds SQLite's writer until it ends.
             let mut alone = store.begin().await.unwrap();
             let alone = match alone.insert_own_receipt(&hop, PHONG_DU, 2).await {
                 Ok(()) => alone.commit().await,
-                Err(e) => Err(e),
+                Err(e) => {
+                    drop(alone);
+                    Err(e)
+                }
             };
             let mut after = store.begin().await.unwrap();
             after.count("failing", 1).await.unwrap();
             let after = match after.insert_own_receipt(&hop, PHONG_DU, 3).await {
                 Ok(()) => after.commit().await,
-                Err(e) => Err(e),
+                Err(e) => {
+                    drop(after);
+                    Err(e)
+                }
             };
             let mut kept = store.begin().await.unwrap();
             kept.count("kept", 1).await.unwrap();
@@ -633,8 +637,8 @@ async fn a_statement_sent_later_that_fails_fails_its_write_alone(database: Datab
         assert_eq!(w1 - w0, 2, "first and kept, and nothing else, were committed");
         assert!(b1 - b0 <= 2, "{} batches", b1 - b0);
     }
-    // A write that sent nothing, ending in the batch of a write waiting for its commit: it
-    // must not fail that batch (there is no savepoint of its own to roll back to).
+    // A write ending without committing, in the batch of a write waiting for its commit: it
+    // must not fail that batch, and the batch must still commit.
     for end_by_drop in [true, false] {
         let name = if end_by_drop { "before a drop" } else { "before a rollback" };
         let mut waiting = store.begin().await.unwrap();

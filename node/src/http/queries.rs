@@ -2,9 +2,9 @@
 //! The writes touch only transfers that no worker is finishing: a dead one (retry or drop),
 //! or a waiting one (retry now, which only moves its next attempt forward).
 
-use sqlx::Row;
+use sqlx::Row as _;
 
-use crate::storage::{Store, StoreError};
+use crate::storage::{Arg, Store, StoreError};
 
 /// A transfer waiting or dead-lettered, as the console lists it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -82,29 +82,22 @@ pub(crate) enum Retried {
 /// the retry policy applies afresh), a waiting one is due at once.
 pub(crate) async fn retry(store: &Store, id: i64, now: i64) -> Result<Retried, StoreError> {
     let mut tx = store.begin().await?;
-    let state: Option<String> = sqlx::query("SELECT state FROM outbox WHERE id = $1")
-        .bind(id)
-        .fetch_optional(tx.conn().await?)
+    let state: Option<String> = tx
+        .fetch_optional("SELECT state FROM outbox WHERE id = $1", vec![Arg::from(id)])
         .await?
         .map(|r| r.try_get("state"))
         .transpose()?;
     let outcome = match state.as_deref() {
         Some("dead") => {
-            sqlx::query(
-                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'dead'",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(tx.conn().await?)
-            .await?;
+            tx.execute("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'dead'", vec![Arg::from(id), Arg::from(now)]).await?;
             Retried::Revived
         }
         Some("pending") => {
-            sqlx::query("UPDATE outbox SET next_attempt_at = $2 WHERE id = $1 AND state = 'pending'")
-                .bind(id)
-                .bind(now)
-                .execute(tx.conn().await?)
-                .await?;
+            tx.execute(
+                "UPDATE outbox SET next_attempt_at = $2 WHERE id = $1 AND state = 'pending'",
+                vec![Arg::from(id), Arg::from(now)],
+            )
+            .await?;
             Retried::Hastened
         }
         _ => Retried::NotWaiting,
@@ -118,13 +111,7 @@ pub(crate) async fn retry(store: &Store, id: i64, now: i64) -> Result<Retried, S
 /// has not been told it failed.
 pub(crate) async fn drop_dead(store: &Store, id: i64, now: i64) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
-    let done = sqlx::query(
-        "UPDATE outbox SET state = 'dropped', done_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'dead'",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(tx.conn().await?)
-    .await?;
+    let done = tx.execute("UPDATE outbox SET state = 'dropped', done_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'dead'", vec![Arg::from(id), Arg::from(now)]).await?;
     tx.commit().await?;
-    Ok(done.rows_affected() > 0)
+    Ok(done > 0)
 }

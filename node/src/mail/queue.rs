@@ -7,10 +7,10 @@
 //! with `FOR UPDATE SKIP LOCKED`, and only the holder of a lease may record the outcome.
 
 use lettre::message::Mailbox;
-use sqlx::Row;
+use sqlx::Row as _;
 
 use super::message::Notification;
-use crate::storage::{Backend, Leased, Store, StoreError, Tx, held_by};
+use crate::storage::{Arg, Backend, Leased, Row, Store, StoreError, Tx, held_by};
 
 /// A notification claimed for sending.
 #[derive(Debug, Clone)]
@@ -44,20 +44,9 @@ pub async fn enqueue(
     now: i64,
 ) -> Result<bool, StoreError> {
     let recipients = recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
-    let done = sqlx::query(
-        "INSERT INTO mail_outbox (dedup_key, kind, message_id, recipients, subject, body, state, attempts, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING",
-    )
-    .bind(&n.dedup_key)
-    .bind(n.kind.as_str())
-    .bind(message_id)
-    .bind(recipients)
-    .bind(&n.subject)
-    .bind(&n.body)
-    .bind(now)
-    .execute(tx.conn().await?)
-    .await?;
-    Ok(done.rows_affected() > 0)
+    let done = tx.execute("INSERT INTO mail_outbox (dedup_key, kind, message_id, recipients, subject, body, state, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING", vec![Arg::from(&n.dedup_key), Arg::from(n.kind.as_str()), Arg::from(message_id), Arg::from(recipients), Arg::from(&n.subject), Arg::from(&n.body), Arg::from(now)]).await?;
+    Ok(done > 0)
 }
 
 /// Whether a notification with this dedup key was ever queued.
@@ -69,7 +58,7 @@ pub async fn queued(store: &Store, dedup_key: &str) -> Result<bool, StoreError> 
         .is_some())
 }
 
-fn queued_mail(row: &sqlx::any::AnyRow) -> Result<QueuedMail, StoreError> {
+fn queued_mail(row: &Row) -> Result<QueuedMail, StoreError> {
     Ok(QueuedMail {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,
@@ -108,17 +97,12 @@ pub async fn claim(
 /// ran out and another process took it).
 pub async fn mark_sent(store: &Store, id: i64, owner: &str, now: i64) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
-    let done = sqlx::query(concat!(
+    let done = tx.execute(concat!(
         "UPDATE mail_outbox SET state = 'sent', sent_at = $3, last_attempt_at = $3, lease_owner = NULL, lease_until = NULL WHERE ",
         held_by!()
-    ))
-    .bind(id)
-    .bind(owner)
-    .bind(now)
-    .execute(tx.conn().await?)
-    .await?;
+    ), vec![Arg::from(id), Arg::from(owner), Arg::from(now)]).await?;
     tx.commit().await?;
-    Ok(done.rows_affected() > 0)
+    Ok(done > 0)
 }
 
 /// Records a failed attempt: retried at `next_attempt_at`, or dead-lettered.
@@ -132,20 +116,12 @@ pub async fn mark_failed(
     dead: bool,
 ) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
-    let done = sqlx::query(concat!(
+    let done = tx.execute(concat!(
         "UPDATE mail_outbox SET attempts = attempts + 1, last_error = $3, last_attempt_at = $4, next_attempt_at = $5, state = $6, lease_owner = NULL, lease_until = NULL WHERE ",
         held_by!()
-    ))
-    .bind(id)
-    .bind(owner)
-    .bind(error)
-    .bind(now)
-    .bind(next_attempt_at)
-    .bind(if dead { "dead" } else { "pending" })
-    .execute(tx.conn().await?)
-    .await?;
+    ), vec![Arg::from(id), Arg::from(owner), Arg::from(error), Arg::from(now), Arg::from(next_attempt_at), Arg::from(if dead { "dead" } else { "pending" })]).await?;
     tx.commit().await?;
-    Ok(done.rows_affected() > 0)
+    Ok(done > 0)
 }
 
 /// Gives a claim back untried (shutdown began): another process, or this one after its
@@ -155,11 +131,11 @@ pub async fn release(store: &Store, id: i64, owner: &str) -> Result<(), StoreErr
         return Ok(());
     }
     let mut tx = store.begin().await?;
-    sqlx::query("UPDATE mail_outbox SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
-        .bind(id)
-        .bind(owner)
-        .execute(tx.conn().await?)
-        .await?;
+    tx.execute(
+        "UPDATE mail_outbox SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+        vec![Arg::from(id), Arg::from(owner)],
+    )
+    .await?;
     tx.commit().await
 }
 

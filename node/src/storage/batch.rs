@@ -3,37 +3,39 @@
 //! SQLite takes one writer at a time, and with `synchronous = FULL` every `COMMIT` is a sync
 //! of the write-ahead log: a node taking documents spent a sync per event (the intake, the
 //! sender's record, each notice on both sides). Here every write transaction of the process
-//! joins the one database transaction that is open (a *batch*) as a savepoint. A write's
-//! [`Unit::commit`] releases its savepoint, and the batch commits, with one sync, when no other
-//! write is waiting to join it (or it holds [`MAX_UNITS`] writes, or is [`MAX_AGE`] old). A
-//! write that leaves the batch open to the writes behind it waits for the batch's `COMMIT`:
-//! `commit` returns `Ok` only once the `COMMIT` that contains the write returned, so "a
-//! commit is on disk when it returns" stays true, and with it the promise of a hop receipt.
+//! joins the one database transaction that is open (a *batch*) as a savepoint, on the writer's
+//! own connection (see [`super::sqlite`]). A write's [`Unit::commit`] releases its savepoint,
+//! and the batch commits, with one sync, when no other write is waiting to join it (or it
+//! holds [`MAX_UNITS`] writes, or is [`MAX_AGE`] old). A write that leaves the batch open to
+//! the writes behind it waits for the batch's `COMMIT`: `commit` returns `Ok` only once the
+//! `COMMIT` that contains the write returned, so "a commit is on disk when it returns" stays
+//! true, and with it the promise of a hop receipt.
 //!
-//! Nothing outside the batch reads it before its sync: the other connections of the pool see
-//! a transaction only when it commits (WAL). Writes inside one batch see each other's
+//! Nothing outside the batch reads it before its sync: the pool's connections see a
+//! transaction only when it commits (WAL). Writes inside one batch see each other's
 //! uncommitted rows, but none acts on them outside the database before its own `commit`
 //! returns, and if the batch fails every write in it fails together.
 //!
 //! A write that fails halfway rolls back to its savepoint and the others go on; a failure that
 //! ends the database transaction itself (SQLite rolls back on its own after `SQLITE_FULL` and
 //! I/O errors) fails the whole batch: every write in it gets [`StoreError::Batch`] and nothing
-//! of it is kept. The connection of a failed batch is closed, never reused.
+//! of it is kept. The connection of a failed batch is closed, never reused; the next batch
+//! opens a fresh one.
 //!
-//! Ending a batch (its `COMMIT`, the cleanup of an abandoned write) runs in a task of its own
-//! holding the batch, so a caller that stops waiting (a request timing out) cannot leave the
-//! connection halfway through a `COMMIT`.
+//! A write's statements run in the task holding the writer, in microseconds, and cannot be
+//! left halfway by a cancelled caller. The `COMMIT` (a sync, up to milliseconds) runs on a
+//! blocking thread that holds the batch until it is done, so a caller that stops waiting (a
+//! request timing out) cannot leave the connection halfway through a `COMMIT` either.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use super::deferred::{self, Kept};
-use super::{StoreError, discard};
+use super::StoreError;
+use super::sqlite::WriteConn;
 
 /// At most this many writes in one batch: a batch that writes keep joining commits anyway, so
 /// that the first write in it does not wait without bound.
@@ -46,16 +48,6 @@ pub(crate) const MAX_AGE: Duration = Duration::from_millis(20);
 /// How long a write that left its batch open waits before closing the batch itself: the
 /// write that was to close it may have been cancelled before it joined.
 const ORPHANED_AFTER: Duration = Duration::from_millis(50);
-
-/// A write's first statement. Every write's savepoint has this one name, `w` (as in
-/// [`Step::statement`]). One name serves: the writer lets one write at a time
-/// run statements, and each write ends its savepoint before the next begins (`RELEASE`, after
-/// `ROLLBACK TO` when undone) or the whole batch fails and its connection is closed, so at most
-/// one savepoint exists in a batch at any moment. And one name must serve: a write's
-/// `SAVEPOINT` and its `RELEASE` travel in one query with its other statements (see
-/// [`super::deferred`]), and sqlx caches prepared statements by the query's whole text, so a
-/// name of each write's own would make every write's queries new text, prepared again.
-pub(crate) const OPEN: &str = "SAVEPOINT w";
 
 /// What a batch came to: unset while open.
 type Outcome = Option<Result<(), Arc<StoreError>>>;
@@ -77,12 +69,16 @@ struct Shared {
     writes: AtomicU64,
 }
 
-/// The open batch (if any), behind the writer's lock: holding the lock is being the one write
-/// that runs statements now.
+/// The writer's connection and its open batch (if any), behind the writer's lock: holding the
+/// lock is being the one write that runs statements now.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    /// The connection, inside `BEGIN IMMEDIATE`, while a batch is open.
-    conn: Option<PoolConnection<Any>>,
+    /// The database file, to open a fresh connection after a failed batch closed one.
+    path: PathBuf,
+    /// The connection; `None` once a failure closed it, until the next batch opens one.
+    conn: Option<WriteConn>,
+    /// Whether a batch is open: the connection is inside `BEGIN IMMEDIATE`.
+    open: bool,
     /// Counts batches, so that a write knows whether its batch is still the open one.
     id: u64,
     /// Writes released into this batch (their work is in it).
@@ -91,17 +87,6 @@ pub(crate) struct Batch {
     /// Where the open batch's outcome is told.
     done: watch::Sender<Outcome>,
     shared: Arc<Shared>,
-}
-
-/// A connection closed when dropped, unless taken out: one whose state is uncertain.
-struct Closing(Option<PoolConnection<Any>>);
-
-impl Drop for Closing {
-    fn drop(&mut self) {
-        if let Some(mut conn) = self.0.take() {
-            conn.close_on_drop();
-        }
-    }
 }
 
 /// Counts a write waiting for the writer, also when the wait is cancelled.
@@ -114,26 +99,34 @@ impl Drop for Waiting<'_> {
 }
 
 impl Writer {
-    pub(crate) fn new() -> Writer {
+    /// The writer of the database file at `path`, its connection opened now: a database the
+    /// writer cannot open fails the store's opening, not its first write.
+    pub(crate) fn open(path: PathBuf) -> Result<Writer, StoreError> {
+        let conn = WriteConn::open(&path)?;
         let shared = Arc::new(Shared::default());
         let batch = Batch {
-            conn: None,
+            path,
+            conn: Some(conn),
+            open: false,
             id: 0,
             units: 0,
             opened: Instant::now(),
             done: watch::channel(None).0,
             shared: Arc::clone(&shared),
         };
-        Writer { batch: Arc::new(Mutex::new(batch)), shared }
+        Ok(Writer { batch: Arc::new(Mutex::new(batch)), shared })
     }
 
-    /// Commits the open batch, if one is left open (by writes that were all cancelled): before
-    /// the store closes, so that the pool gets its connection back.
+    /// Commits the open batch, if one is left open (by writes that were all cancelled), and
+    /// closes the connection: before the store closes.
     pub(crate) async fn flush(&self) {
         let batch = Arc::clone(&self.batch).lock_owned().await;
-        if batch.conn.is_some() {
-            run_detached(batch, |mut b| async move { b.commit().await }).await;
-        }
+        let _ = run_blocking(batch, |mut b| {
+            let committed = b.commit();
+            b.conn = None;
+            committed
+        })
+        .await;
     }
 
     /// Batches committed and the writes they held, since the store was opened.
@@ -141,32 +134,30 @@ impl Writer {
         (self.shared.batches.load(Ordering::Relaxed), self.shared.writes.load(Ordering::Relaxed))
     }
 
-    /// Joins the open batch (opening one if none is), as a savepoint: the write runs its
-    /// statements on [`Unit::conn`] while it holds the writer. The `SAVEPOINT` itself is not
-    /// sent here: it is [`OPEN`], the first statement the write sends (see
-    /// [`super::deferred`]), so a write costs no round trip to join.
-    pub(crate) async fn join(&self, pool: &AnyPool) -> Result<Unit, StoreError> {
+    /// Joins the open batch (opening one if none is) as a savepoint: the write runs its
+    /// statements on [`Unit::conn`] while it holds the writer.
+    pub(crate) async fn join(&self) -> Result<Unit, StoreError> {
         self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let waiting = Waiting(&self.shared.waiting);
         let mut batch = Arc::clone(&self.batch).lock_owned().await;
         drop(waiting);
-        if batch.conn.is_none() {
-            // In a task of its own: if the caller is cancelled while `BEGIN` runs, the batch
-            // still knows where it stands.
-            let pool = pool.clone();
-            let opened = run_detached(batch, move |mut batch| async move {
-                let opened = batch.open(&pool).await;
-                (batch, opened)
-            })
-            .await;
-            let (opened_batch, result) = opened.ok_or_else(lost)?;
-            result?;
-            batch = opened_batch;
+        if !batch.open {
+            batch = begin(batch).await?;
+        }
+        if let Err(e) = batch.conn()?.batch(SAVEPOINT) {
+            return Err(failed(batch, e.into()));
         }
         let (id, outcome) = (batch.id, batch.done.subscribe());
-        Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), sent: false, id, outcome })
+        Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), id, outcome })
     }
 }
+
+/// A write's first statement. Every write's savepoint has this one name: the writer lets one
+/// write at a time run statements, and each write ends its savepoint before the next begins
+/// (`RELEASE`, after `ROLLBACK TO` when undone) or the whole batch fails and its connection is
+/// closed, so at most one savepoint exists in a batch at any moment. (One name also keeps the
+/// statements' text, by which they are prepared once, the same for every write.)
+const SAVEPOINT: &str = "SAVEPOINT w";
 
 /// What a statement does to a write's savepoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,11 +166,6 @@ enum Step {
     Release,
     /// `ROLLBACK TO` then `RELEASE`: its work is undone, the batch goes on.
     RollBack,
-}
-
-/// Runs `step` on the write's savepoint (see [`OPEN`]).
-async fn savepoint_statement(step: Step, batch: &mut Batch) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(step.statement()).execute(batch.conn()).await.map(|_| ())
 }
 
 impl Step {
@@ -192,22 +178,34 @@ impl Step {
     }
 }
 
+/// Opens a batch: `BEGIN IMMEDIATE`, on a fresh connection if a failure closed the last one.
+/// A connection on which `BEGIN` fails (one somehow still inside a transaction) is closed and
+/// one fresh connection tried. `BEGIN IMMEDIATE` waits only if another connection writes the
+/// database (another process: this one writes through the writer alone), so it runs on a
+/// blocking thread.
+async fn begin(batch: OwnedMutexGuard<Batch>) -> Result<OwnedMutexGuard<Batch>, StoreError> {
+    let (batch, began) = run_blocking(batch, |mut b| {
+        let began = b.begin();
+        (b, began)
+    })
+    .await
+    .ok_or_else(lost)?;
+    began.map(|()| batch)
+}
+
 impl Batch {
-    /// `BEGIN IMMEDIATE` on a pooled connection. A connection on which `BEGIN` fails (one
-    /// somehow still inside a transaction) is closed and one fresh connection tried.
-    async fn open(&mut self, pool: &AnyPool) -> Result<(), StoreError> {
+    /// Opens a batch (see [`begin`]); runs on a blocking thread.
+    fn begin(&mut self) -> Result<(), StoreError> {
         let mut retried = false;
         loop {
-            // Closed if this is cancelled while `BEGIN` runs (its state is then unknown), and
-            // kept by the batch once `BEGIN` succeeded.
-            let mut conn = Closing(Some(pool.acquire().await?));
-            let began = match conn.0.as_mut() {
-                Some(c) => sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut **c).await,
-                None => unreachable!("the connection was just acquired"),
+            let conn = match self.conn.take() {
+                Some(c) => c,
+                None => WriteConn::open(&self.path)?,
             };
-            match began {
-                Ok(_) => {
-                    self.conn = conn.0.take();
+            match conn.batch("BEGIN IMMEDIATE") {
+                Ok(()) => {
+                    self.conn = Some(conn);
+                    self.open = true;
                     self.id += 1;
                     self.units = 0;
                     self.opened = Instant::now();
@@ -226,11 +224,8 @@ impl Batch {
         }
     }
 
-    fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        match self.conn.as_mut() {
-            Some(c) => c,
-            None => unreachable!("a batch is used while none is open"),
-        }
+    fn conn(&self) -> Result<&WriteConn, StoreError> {
+        self.conn.as_ref().ok_or_else(|| StoreError::Corrupt("the SQLite writer's connection was lost".into()))
     }
 
     /// Whether the write ending now should commit the batch rather than leave it open.
@@ -238,24 +233,27 @@ impl Batch {
         self.shared.waiting.load(Ordering::SeqCst) == 0 || self.units >= MAX_UNITS || self.opened.elapsed() >= MAX_AGE
     }
 
-    /// Commits the open batch and tells its writes.
-    async fn commit(&mut self) -> Result<(), Arc<StoreError>> {
-        let Some(mut conn) = self.conn.take() else { return Ok(()) };
+    /// Commits the open batch and tells its writes; runs on a blocking thread (the `COMMIT`
+    /// syncs). A connection whose `COMMIT` failed is closed.
+    fn commit(&mut self) -> Result<(), Arc<StoreError>> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
         // No write released into it (all rolled back): nothing to sync, nobody to tell.
         let statement = if self.units == 0 { "ROLLBACK" } else { "COMMIT" };
-        let result = match sqlx::raw_sql(statement).execute(&mut *conn).await {
-            Ok(_) => {
+        let result = match self.conn().and_then(|c| Ok(c.batch(statement)?)) {
+            Ok(()) => {
                 if self.units > 0 {
                     self.shared.batches.fetch_add(1, Ordering::Relaxed);
                     self.shared.writes.fetch_add(self.units as u64, Ordering::Relaxed);
                 }
-                drop(conn);
                 Ok(())
             }
             Err(e) => {
                 tracing::warn!(error = %e, writes = self.units, "a batch of writes did not commit; closing its database connection");
-                discard(conn).await;
-                Err(Arc::new(StoreError::from(e)))
+                self.conn = None;
+                Err(Arc::new(e))
             }
         };
         self.done.send_replace(Some(result.clone()));
@@ -264,33 +262,39 @@ impl Batch {
 
     /// Ends the open batch as failed with `error`: nothing of it is kept (closing the
     /// connection rolls it back), and every write in it is told.
-    async fn fail(&mut self, error: Arc<StoreError>) {
-        if let Some(conn) = self.conn.take() {
+    fn fail(&mut self, error: Arc<StoreError>) {
+        if self.conn.take().is_some() {
             tracing::warn!(error = %error, writes = self.units, "a batch of writes failed; closing its database connection");
-            discard(conn).await;
         }
+        self.open = false;
         self.done.send_replace(Some(Err(error)));
     }
 }
 
-/// Fails the batch with `error` in a task of its own, and returns the error for the write
-/// that saw it.
-async fn end_failed(batch: OwnedMutexGuard<Batch>, error: StoreError) -> StoreError {
+/// Fails the batch with `error` and returns the error for the write that saw it.
+fn failed(mut batch: OwnedMutexGuard<Batch>, error: StoreError) -> StoreError {
     let error = Arc::new(error);
-    let told = Arc::clone(&error);
-    run_detached(batch, move |mut b| async move { b.fail(told).await }).await;
+    batch.fail(Arc::clone(&error));
     StoreError::Batch(error)
 }
 
-/// Runs `work` on the batch in a task of its own and waits for it: if the caller is cancelled,
-/// the work still runs to its end while the batch stays locked.
-async fn run_detached<F, Fut, T>(batch: OwnedMutexGuard<Batch>, work: F) -> Option<T>
+/// Commits the batch on a blocking thread and waits for it: if the caller is cancelled, the
+/// `COMMIT` still runs to its end while the batch stays locked.
+async fn commit(batch: OwnedMutexGuard<Batch>) -> Result<(), StoreError> {
+    match run_blocking(batch, |mut b| b.commit()).await {
+        Some(result) => result.map_err(StoreError::Batch),
+        None => Err(lost()),
+    }
+}
+
+/// Runs `work` on the batch on a blocking thread and waits for it: if the caller is cancelled,
+/// the work still runs to its end while the batch stays locked. `None` if it panicked.
+async fn run_blocking<F, T>(batch: OwnedMutexGuard<Batch>, work: F) -> Option<T>
 where
-    F: FnOnce(OwnedMutexGuard<Batch>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = T> + Send + 'static,
+    F: FnOnce(OwnedMutexGuard<Batch>) -> T + Send + 'static,
     T: Send + 'static,
 {
-    tokio::spawn(work(batch)).await.ok()
+    tokio::task::spawn_blocking(move || work(batch)).await.ok()
 }
 
 /// One write: a savepoint inside the open batch, holding the writer until it ends.
@@ -298,89 +302,57 @@ where
 pub(crate) struct Unit {
     /// The writer's lock, to close the batch if nobody else does (see [`Unit::wait`]).
     writer: Arc<Mutex<Batch>>,
-    /// The writer, held from `join` until the write ends; taken (into a task of its own) by
-    /// `commit` and `rollback`.
+    /// The writer, held from `join` until the write ends.
     batch: Option<OwnedMutexGuard<Batch>>,
-    /// Whether its `SAVEPOINT` may have reached the database: until then the write has done
-    /// nothing there, and ending it needs no statement.
-    sent: bool,
     id: u64,
     outcome: watch::Receiver<Outcome>,
 }
 
 impl Unit {
-    /// Records that the write's statements (its `SAVEPOINT` first) are about to be sent: from
-    /// then on, ending it without `RELEASE` rolls back to its savepoint. Set before sending,
-    /// so a send cancelled halfway still counts as sent: sqlx's worker runs the statements of
-    /// a query in order, `SAVEPOINT` first, and stops after the first whose result it cannot
-    /// hand back, so what ran of a cancelled query is a prefix that `ROLLBACK TO` undoes.
-    pub(crate) fn sending(&mut self) {
-        self.sent = true;
-    }
-
-    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        match self.batch.as_mut() {
+    /// The writer's connection, inside this write's savepoint.
+    pub(crate) fn conn(&self) -> Result<&WriteConn, StoreError> {
+        match self.batch.as_ref() {
             Some(b) => b.conn(),
             None => unreachable!("a write is used after it ended"),
         }
     }
 
-    /// Puts the write into its batch, its `kept` statements sent with its `RELEASE`, and
-    /// returns once the batch is committed: `Ok` means the database said the `COMMIT` that
-    /// holds this write succeeded.
-    pub(crate) async fn commit(self, kept: Kept) -> Result<(), StoreError> {
-        self.end(Step::Release, kept).await
+    /// Puts the write into its batch and returns once the batch is committed: `Ok` means the
+    /// database said the `COMMIT` that holds this write succeeded.
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.end(Step::Release).await
     }
 
     /// Rolls the write back to its savepoint; the batch goes on without it. Returns once the
     /// batch it was part of has ended, `Err` if that batch failed: what the write read in it
     /// (another write's row, not yet committed) held only if the batch did.
     pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        self.end(Step::RollBack, Kept::default()).await
+        self.end(Step::RollBack).await
     }
 
     /// Ends the write with `step` on its savepoint (`RELEASE` puts its work in the batch),
-    /// then commits the batch or leaves it to the writes waiting and waits for it. The
-    /// statement and the decision run in a task of their own: a caller cancelled halfway
-    /// cannot leave it unknown where the write stands.
-    ///
-    /// The write's `kept` statements go in front of its `RELEASE`, in one query. If one of them
-    /// fails, the write is rolled back to its savepoint and fails alone, as it would have had
-    /// the statement run at once; the batch goes on without it.
-    async fn end(mut self, step: Step, mut kept: Kept) -> Result<(), StoreError> {
-        let Some(batch) = self.batch.take() else { return Ok(()) };
-        let sent = self.sent;
-        let ended = run_detached(batch, move |mut batch| async move {
-            let ran = match step {
-                // Nothing reached the database: nothing to undo.
-                Step::RollBack if !sent => Ok(()),
-                Step::Release if !kept.is_empty() => {
-                    kept.keep(Step::Release.statement(), Vec::new());
-                    let (sql, args) = kept.take();
-                    deferred::query(sql, args).execute(batch.conn()).await.map(|_| ())
+    /// then commits the batch or leaves it to the writes waiting and waits for it.
+    async fn end(mut self, step: Step) -> Result<(), StoreError> {
+        let Some(mut batch) = self.batch.take() else { return Ok(()) };
+        let ran = batch.conn().and_then(|c| Ok(c.batch(step.statement())?));
+        if let Err(e) = ran {
+            // The savepoint is still there: the write fails alone and the batch goes on.
+            if step == Step::Release && batch.conn().is_ok_and(|c| c.batch(Step::RollBack.statement()).is_ok()) {
+                if batch.should_commit() {
+                    let _ = commit(batch).await;
                 }
-                _ => savepoint_statement(step, &mut batch).await,
-            };
-            if let Err(e) = ran {
-                if step == Step::Release && savepoint_statement(Step::RollBack, &mut batch).await.is_ok() {
-                    if batch.should_commit() {
-                        let _ = batch.commit().await;
-                    }
-                    return Some(Err(StoreError::from(e)));
-                }
-                return Some(Err(end_failed(batch, e.into()).await));
+                return Err(e);
             }
-            if step == Step::Release {
-                batch.units += 1;
-            }
-            if batch.should_commit() { Some(batch.commit().await.map_err(StoreError::Batch)) } else { None }
-        })
-        .await;
-        match ended {
-            Some(Some(result)) => result,
-            Some(None) => self.wait().await,
-            None => Err(lost()),
+            return Err(failed(batch, e));
         }
+        if step == Step::Release {
+            batch.units += 1;
+        }
+        if batch.should_commit() {
+            return commit(batch).await;
+        }
+        drop(batch);
+        self.wait().await
     }
 
     /// Waits for the batch this write was part of; closes it itself if it stays open with
@@ -399,12 +371,8 @@ impl Unit {
                 Err(_) => {}
             }
             let batch = Arc::clone(&self.writer).lock_owned().await;
-            if batch.id == self.id && batch.conn.is_some() {
-                let committed = run_detached(batch, |mut b| async move { b.commit().await }).await;
-                return match committed {
-                    Some(result) => result.map_err(StoreError::Batch),
-                    None => Err(lost()),
-                };
+            if batch.id == self.id && batch.open {
+                return commit(batch).await;
             }
         }
     }
@@ -412,35 +380,35 @@ impl Unit {
 
 impl Drop for Unit {
     /// A write dropped before its end (a statement failed and `?` returned, or the caller was
-    /// cancelled while it ran its statements): if its savepoint was sent, it is rolled back in
-    /// a task holding the batch, and the batch goes on; if that fails, the batch fails. A write
-    /// that sent nothing has nothing to undo.
+    /// cancelled between statements): it is rolled back to its savepoint and the batch goes
+    /// on; if that fails, the batch fails. A batch left with nobody waiting to join it is
+    /// committed on a blocking thread.
     fn drop(&mut self) {
         let Some(mut batch) = self.batch.take() else { return };
-        let sent = self.sent;
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No runtime left (the process is ending): close the connection, which rolls the
-            // whole batch back; nobody is left to tell.
-            if let Some(mut conn) = batch.conn.take() {
-                conn.close_on_drop();
-            }
+        if !batch.open {
             return;
-        };
-        runtime.spawn(async move {
-            if batch.conn.is_none() {
-                return;
+        }
+        if let Err(e) = batch.conn().and_then(|c| Ok(c.batch(Step::RollBack.statement())?)) {
+            batch.fail(Arc::new(e));
+            return;
+        }
+        if !batch.should_commit() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || {
+                    let _ = batch.commit();
+                });
             }
-            if sent && let Err(e) = savepoint_statement(Step::RollBack, &mut batch).await {
-                batch.fail(Arc::new(e.into())).await;
-                return;
+            // No runtime left (the process is ending): commit here.
+            Err(_) => {
+                let _ = batch.commit();
             }
-            if batch.should_commit() {
-                let _ = batch.commit().await;
-            }
-        });
+        }
     }
 }
 
 fn lost() -> StoreError {
-    StoreError::Corrupt("the outcome of a batch of writes was lost (a task ending it failed)".into())
+    StoreError::Corrupt("the outcome of a batch of writes was lost (a thread ending it failed)".into())
 }

@@ -3,11 +3,11 @@
 use pki::AgencyCode;
 use pki::document::manifest::{Attachment, Manifest};
 use pki::document::verify::VerifiedEnvelope;
-use sqlx::Row;
+use sqlx::Row as _;
 
-use super::deferred::Arg;
 use super::inline::{InlineBlob, StoredAttachment};
 use super::values::{rows_per_statement, values};
+use super::{Arg, Row};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 use crate::protocol::DocumentSummary;
 
@@ -87,7 +87,7 @@ fn digest_of(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt("digest is not 32 bytes".into()))
 }
 
-fn stored_document(row: &sqlx::any::AnyRow) -> Result<StoredDocument, StoreError> {
+fn stored_document(row: &Row) -> Result<StoredDocument, StoreError> {
     Ok(StoredDocument {
         id: row.try_get("id")?,
         doc_id: row.try_get("doc_id")?,
@@ -173,10 +173,11 @@ impl Tx<'_> {
             )
             .await?;
         let Some(row) = inserted else {
-            let row = sqlx::query("SELECT id, digest FROM documents WHERE doc_id = $1 OR digest = $2")
-                .bind(&doc_id)
-                .bind(digest.to_vec())
-                .fetch_one(self.conn().await?)
+            let row = self
+                .fetch_one(
+                    "SELECT id, digest FROM documents WHERE doc_id = $1 OR digest = $2",
+                    vec![Arg::from(&doc_id), Arg::from(digest.to_vec())],
+                )
                 .await?;
             let existing: Vec<u8> = row.try_get("digest")?;
             return Ok(if existing == digest { DocInsert::Existing(row.try_get("id")?) } else { DocInsert::Conflict });
@@ -201,7 +202,7 @@ impl Tx<'_> {
                     Arg::from(a.sha256.to_vec()),
                 ]);
             }
-            self.later(&sql, args).await?;
+            self.execute(&sql, args).await?;
         }
         self.insert_inline(d.inline).await?;
         // The transparency log's leaf, in this transaction: it exists iff the document does.
@@ -211,10 +212,7 @@ impl Tx<'_> {
 
     /// A document by envelope digest, inside the transaction.
     pub async fn document_by_digest(&mut self, digest: &[u8; 32]) -> Result<Option<StoredDocument>, StoreError> {
-        let row = sqlx::query(select_documents!("digest = $1"))
-            .bind(digest.to_vec())
-            .fetch_optional(self.conn().await?)
-            .await?;
+        let row = self.fetch_optional(select_documents!("digest = $1"), vec![Arg::from(digest.to_vec())]).await?;
         row.as_ref().map(stored_document).transpose()
     }
 
@@ -264,18 +262,18 @@ impl Tx<'_> {
 
     /// [`Tx::add_routes`] for a document this transaction has just inserted
     /// ([`DocInsert::New`]): it has no route yet, so every route is new and nothing needs to
-    /// be asked (the statement is sent with the next one that needs an answer).
+    /// be asked.
     pub async fn add_new_routes(&mut self, document: i64, routes: &[NewRoute<'_>], now: i64) -> Result<(), StoreError> {
         for chunk in routes.chunks(rows_per_statement(3, 2)) {
             // A recipient named twice is routed once, as by `add_routes`.
             let (sql, args) = routes_insert(document, chunk, now, " ON CONFLICT (document, recipient) DO NOTHING");
-            self.later(&sql, args).await?;
+            self.execute(&sql, args).await?;
         }
         Ok(())
     }
 
     /// Updates the state of recipients' routes (forwarded, delivered, refused), in one
-    /// statement, sent with the write's next statement that needs an answer.
+    /// statement.
     pub async fn set_route_state(
         &mut self,
         document: i64,
@@ -291,53 +289,52 @@ impl Tx<'_> {
             let mut args = Vec::with_capacity(3 + chunk.len());
             args.extend([Arg::from(state), Arg::from(now), Arg::from(document)]);
             args.extend(chunk.iter().map(|r| Arg::from(r.to_string())));
-            self.later(&sql, args).await?;
+            self.execute(&sql, args).await?;
         }
         Ok(())
     }
 
     /// Puts a document in this agency's inbox; false if already there.
     pub async fn inbox_add(&mut self, document: i64, now: i64) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("INSERT INTO inbox (document, arrived_at) VALUES ($1, $2) ON CONFLICT (document) DO NOTHING")
-                .bind(document)
-                .bind(now)
-                .execute(self.conn().await?)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        let done = self
+            .execute(
+                "INSERT INTO inbox (document, arrived_at) VALUES ($1, $2) ON CONFLICT (document) DO NOTHING",
+                vec![Arg::from(document), Arg::from(now)],
+            )
+            .await?;
+        Ok(done > 0)
     }
 
     /// [`Tx::inbox_add`] for a document this transaction has just inserted: it cannot be in
-    /// the inbox yet (sent with the next statement that needs an answer).
+    /// the inbox yet, so nothing needs to be asked.
     pub async fn inbox_add_new(&mut self, document: i64, now: i64) -> Result<(), StoreError> {
-        self.later(
+        self.execute(
             "INSERT INTO inbox (document, arrived_at) VALUES ($1, $2)",
             vec![Arg::from(document), Arg::from(now)],
         )
         .await
+        .map(|_| ())
     }
 
     /// Records the latest status this agency posted on a received document.
     pub async fn inbox_status(&mut self, document: i64, status: u8, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE inbox SET status = $1, status_at = $2 WHERE document = $3")
-            .bind(i64::from(status))
-            .bind(now)
-            .bind(document)
-            .execute(self.conn().await?)
-            .await?;
+        self.execute(
+            "UPDATE inbox SET status = $1, status_at = $2 WHERE document = $3",
+            vec![Arg::from(i64::from(status)), Arg::from(now), Arg::from(document)],
+        )
+        .await?;
         Ok(())
     }
 
     /// Marks an inbox document as revoked, updated, replaced or recalled.
     pub async fn inbox_supersede(&mut self, doc_id: &str, by: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE inbox SET superseded_by = $1 WHERE document = (SELECT id FROM documents WHERE doc_id = $2)",
-        )
-        .bind(by)
-        .bind(doc_id)
-        .execute(self.conn().await?)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let done = self
+            .execute(
+                "UPDATE inbox SET superseded_by = $1 WHERE document = (SELECT id FROM documents WHERE doc_id = $2)",
+                vec![Arg::from(by), Arg::from(doc_id)],
+            )
+            .await?;
+        Ok(done > 0)
     }
 
     /// A document in this inbox that revokes, updates or replaces `doc_id`, as (its business
@@ -353,22 +350,20 @@ impl Tx<'_> {
 
     /// Clears the recall request once this agency has answered it (15 or 16).
     pub async fn inbox_recall_answered(&mut self, doc_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        self.execute(
             "UPDATE inbox SET recall_requested = 0 WHERE document = (SELECT id FROM documents WHERE doc_id = $1)",
+            vec![Arg::from(doc_id)],
         )
-        .bind(doc_id)
-        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
 
     /// Marks that the sender asked for a recall.
     pub async fn inbox_recall_requested(&mut self, doc_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        self.execute(
             "UPDATE inbox SET recall_requested = 1 WHERE document = (SELECT id FROM documents WHERE doc_id = $1)",
+            vec![Arg::from(doc_id)],
         )
-        .bind(doc_id)
-        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -377,21 +372,20 @@ impl Tx<'_> {
 impl Store {
     /// A document by envelope digest.
     pub async fn document_by_digest(&self, digest: &[u8; 32]) -> Result<Option<StoredDocument>, StoreError> {
-        let row =
-            sqlx::query(select_documents!("digest = $1")).bind(digest.to_vec()).fetch_optional(self.pool()).await?;
-        row.as_ref().map(stored_document).transpose()
+        let rows = self.fetch_all(select_documents!("digest = $1"), vec![Arg::from(digest.to_vec())]).await?;
+        rows.first().map(stored_document).transpose()
     }
 
     /// A document by id.
     pub async fn document_by_id(&self, doc_id: &str) -> Result<Option<StoredDocument>, StoreError> {
-        let row = sqlx::query(select_documents!("doc_id = $1")).bind(doc_id).fetch_optional(self.pool()).await?;
-        row.as_ref().map(stored_document).transpose()
+        let rows = self.fetch_all(select_documents!("doc_id = $1"), vec![Arg::from(doc_id)]).await?;
+        rows.first().map(stored_document).transpose()
     }
 
     /// A document by row id.
     pub async fn document(&self, id: i64) -> Result<StoredDocument, StoreError> {
-        let row = sqlx::query(select_documents!("id = $1")).bind(id).fetch_one(self.pool()).await?;
-        stored_document(&row)
+        let rows = self.fetch_all(select_documents!("id = $1"), vec![Arg::from(id)]).await?;
+        stored_document(rows.first().ok_or(StoreError::Database(sqlx::Error::RowNotFound))?)
     }
 
     /// A document's attachments, in manifest order, with the bytes of those kept in the

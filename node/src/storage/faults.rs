@@ -5,9 +5,9 @@
 use std::sync::Mutex;
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::Row as _;
 
-use super::{Store, StoreError};
+use super::{Arg, Store, StoreError};
 
 /// In memory: what the running process saw.
 #[derive(Debug, Default)]
@@ -94,13 +94,7 @@ impl Store {
         let Some((at, error)) = last.filter(|_| count > 0) else { return Ok(false) };
         let mut tx = self.begin().await?;
         tx.count("storage_errors", i64::try_from(count).unwrap_or(i64::MAX)).await?;
-        sqlx::query(
-            "INSERT INTO storage_faults (id, at, error) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET at = $1, error = $2",
-        )
-        .bind(at)
-        .bind(error)
-        .execute(tx.conn().await?)
-        .await?;
+        tx.execute("INSERT INTO storage_faults (id, at, error) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET at = $1, error = $2", vec![Arg::from(at), Arg::from(error)]).await?;
         tx.commit().await?;
         let mut log = lock(&self.faults);
         log.unrecorded = log.unrecorded.saturating_sub(count);

@@ -19,8 +19,8 @@ use pki::document::manifest::Attachment;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader, Take};
 use tokio_util::either::Either;
 
+use super::Arg;
 use super::blobs::{BlobStore, PendingBlob, ReceiveError, read_checked};
-use super::deferred::Arg;
 use super::values::{rows_per_statement, unshared_values};
 use super::{StoreError, Tx};
 
@@ -168,7 +168,7 @@ impl Tx<'_> {
             for b in chunk {
                 args.extend([Arg::from(b.sha256.to_vec()), Arg::from(b.bytes.to_vec())]);
             }
-            self.later(&sql, args).await?;
+            self.execute(&sql, args).await?;
         }
         Ok(())
     }

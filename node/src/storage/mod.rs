@@ -21,7 +21,6 @@ pub(crate) use held_by;
 
 mod batch;
 pub mod blobs;
-mod deferred;
 mod delivery;
 mod documents;
 mod faults;
@@ -29,6 +28,8 @@ pub mod inline;
 mod outbox;
 mod receipts;
 pub mod space;
+mod sqlite;
+mod statement;
 pub mod tlog;
 mod values;
 
@@ -39,6 +40,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, ConnectOptions};
+
+pub(crate) use statement::{Arg, Row};
 
 pub use documents::{DocInsert, NewDocument, NewRoute, StoredDocument};
 pub use faults::StorageFaults;
@@ -77,6 +80,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite's writer connection failed (see [`sqlite`]).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations failed.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -185,6 +191,18 @@ impl Store {
             Backend::Sqlite => MIGRATE_SQLITE.run(&pool).await?,
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }
+        // SQLite's writer, on a connection of its own (see `sqlite`).
+        let writer = match backend {
+            Backend::Sqlite => {
+                let Some(file) = sqlite::database_file(&url) else {
+                    return Err(StoreError::Corrupt(format!(
+                        "{url}: an in-memory SQLite database cannot be shared by the node's writer and readers; name a file"
+                    )));
+                };
+                Some(batch::Writer::open(file)?)
+            }
+            Backend::Postgres => None,
+        };
         let blobs = blobs::BlobStore::open(&data_dir.join("blobs"))?;
         let mut write_dirs = vec![data_dir.to_owned()];
         // The database's directory counts on its own when it is on another filesystem.
@@ -194,15 +212,7 @@ impl Store {
         {
             write_dirs.push(dir);
         }
-        Ok(Store {
-            pool,
-            backend,
-            writer: (backend == Backend::Sqlite).then(batch::Writer::new),
-            blobs,
-            write_dirs,
-            faults: Default::default(),
-            log: Default::default(),
-        })
+        Ok(Store { pool, backend, writer, blobs, write_dirs, faults: Default::default(), log: Default::default() })
     }
 
     /// Free bytes on each filesystem the node writes to (the data directory; on SQLite also
@@ -241,6 +251,12 @@ impl Store {
         &self.pool
     }
 
+    /// The rows `sql` answers, read on the pool: for a query written once for the store and a
+    /// transaction (see [`Tx::fetch_all`]).
+    pub(crate) async fn fetch_all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        Ok(statement::query(sql, args).fetch_all(&self.pool).await?.into_iter().map(Row::from).collect())
+    }
+
     /// Begins a write transaction. On SQLite it joins the batch of writes that is open (see
     /// [`batch`]), holding the process's one writer until it ends; [`Tx::commit`] still
     /// returns only once the write is committed.
@@ -256,14 +272,11 @@ impl Store {
             unit: None,
             log: self.log.get().copied(),
             log_pending: Vec::new(),
-            kept: deferred::Kept::default(),
             backend: self.backend,
             _store: std::marker::PhantomData,
         };
         if let Some(writer) = &self.writer {
-            tx.unit = Some(writer.join(&self.pool).await?);
-            // The write's first statement, sent with the next one (see `batch::Writer::join`).
-            tx.kept.keep(batch::OPEN, Vec::new());
+            tx.unit = Some(writer.join().await?);
             return Ok(tx);
         }
         let mut retried = false;
@@ -307,6 +320,16 @@ impl Store {
     }
 }
 
+/// The settings of every SQLite connection of the node, the pool's and the writer's (see
+/// [`set_up`]).
+const SQLITE_PRAGMAS: [&str; 5] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA mmap_size = 268435456",
+];
+
 /// Sets up a new connection. SQLite: WAL (readers do not block the writer); `synchronous =
 /// FULL` (a commit is on disk when it returns, which is what a hop receipt promises); a busy
 /// timeout; foreign keys; and the database file read through a memory map (up to 256 MiB):
@@ -318,13 +341,7 @@ impl Store {
 /// PostgreSQL needs nothing.
 async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
-        for pragma in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = FULL",
-            "PRAGMA busy_timeout = 10000",
-            "PRAGMA foreign_keys = ON",
-            "PRAGMA mmap_size = 268435456",
-        ] {
+        for pragma in SQLITE_PRAGMAS {
             sqlx::query(pragma).execute(&mut *conn).await?;
         }
     }
@@ -379,9 +396,6 @@ pub struct Tx<'a> {
     /// Log entries of this transaction's events, inserted in one statement when it commits
     /// (see [`Tx::log_entry`]).
     log_pending: Vec<Vec<u8>>,
-    /// SQLite: statements whose answer is not needed, sent with the next statement that is
-    /// (see [`deferred`]). Always empty on PostgreSQL.
-    kept: deferred::Kept,
     backend: Backend,
     /// A transaction is of one store (and holds its writer on SQLite).
     _store: std::marker::PhantomData<&'a Store>,
@@ -395,8 +409,7 @@ impl Tx<'_> {
         // A failure here drops `self`, which rolls everything back.
         self.insert_log_entries().await?;
         match self.unit.take() {
-            // The statements kept go with the savepoint's `RELEASE`, in one round trip.
-            Some(unit) => unit.commit(std::mem::take(&mut self.kept)).await,
+            Some(unit) => unit.commit().await,
             None => self.end("COMMIT").await,
         }
     }
@@ -429,90 +442,35 @@ impl Tx<'_> {
         }
     }
 
-    /// The transaction's connection, for a statement whose answer is needed now: the
-    /// statements kept before it are sent first (see [`deferred`]).
-    pub(crate) async fn conn(&mut self) -> Result<&mut sqlx::AnyConnection, StoreError> {
-        self.sending();
-        let (conn, kept) = self.split();
-        kept.flush(&mut *conn).await?;
-        Ok(conn)
-    }
-
-    /// Runs `sql` (with `args` bound in order) as part of the transaction, without waiting for
-    /// it on SQLite: it is sent with the next statement whose answer is needed, at the latest
-    /// with the commit (see [`deferred`]). It must answer with no rows. Its failure fails the
-    /// transaction there. PostgreSQL runs it at once.
-    pub(crate) async fn later(&mut self, sql: &str, args: Vec<deferred::Arg>) -> Result<(), StoreError> {
-        if self.unit.is_some() && self.kept.fits(args.len()) {
-            self.kept.keep(sql, args);
-            return Ok(());
+    /// Runs `sql` with `args` bound (see [`statement`]) as part of the transaction; returns
+    /// the rows it changed. On SQLite it runs on the writer's connection, in this task.
+    pub(crate) async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        match (self.unit.as_ref(), self.conn.as_mut()) {
+            (Some(unit), _) => Ok(unit.conn()?.execute(sql, &args)?),
+            (None, Some(conn)) => Ok(statement::query(sql, args).execute(&mut **conn).await?.rows_affected()),
+            (None, None) => unreachable!("a transaction is used after it ended"),
         }
-        let (sql, args) = self.joined(sql, args).await?;
-        deferred::query(sql, args).execute(self.raw_conn()).await?;
-        Ok(())
     }
 
-    /// The rows `sql` answers, with the statements kept before it sent in the same round trip
-    /// on SQLite.
-    pub(crate) async fn fetch_all(
-        &mut self,
-        sql: &str,
-        args: Vec<deferred::Arg>,
-    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
-        let (sql, args) = self.joined(sql, args).await?;
-        // `fetch_all`, never `fetch_optional`: through the `Any` driver, SQLite's
-        // `fetch_optional` answers `None` when the query's first result is a statement's
-        // completion rather than a row — which the kept `SAVEPOINT` always is — and its worker
-        // stops the query at the first row. (Nor a `rows_affected` after kept statements: the
-        // driver adds up every statement's.)
-        Ok(deferred::query(sql, args).fetch_all(self.raw_conn()).await?)
-    }
-
-    /// The query that runs `sql` now: on SQLite after the statements kept (see
-    /// [`deferred::Kept::joined`]), which are about to reach the database.
-    async fn joined(
-        &mut self,
-        sql: &str,
-        args: Vec<deferred::Arg>,
-    ) -> Result<(String, Vec<deferred::Arg>), StoreError> {
-        if self.unit.is_none() {
-            return Ok((sql.to_owned(), args));
+    /// The rows `sql` answers.
+    pub(crate) async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        match (self.unit.as_ref(), self.conn.as_mut()) {
+            (Some(unit), _) => Ok(unit.conn()?.fetch_all(sql, &args)?),
+            (None, Some(conn)) => {
+                Ok(statement::query(sql, args).fetch_all(&mut **conn).await?.into_iter().map(Row::from).collect())
+            }
+            (None, None) => unreachable!("a transaction is used after it ended"),
         }
-        self.sending();
-        let (conn, kept) = self.split();
-        Ok(kept.joined(conn, sql, args).await?)
     }
 
-    /// [`Tx::fetch_all`] for a statement answering at most one row.
-    pub(crate) async fn fetch_optional(
-        &mut self,
-        sql: &str,
-        args: Vec<deferred::Arg>,
-    ) -> Result<Option<sqlx::any::AnyRow>, StoreError> {
+    /// The first row `sql` answers, if any.
+    pub(crate) async fn fetch_optional(&mut self, sql: &str, args: Vec<Arg>) -> Result<Option<Row>, StoreError> {
         Ok(self.fetch_all(sql, args).await?.into_iter().next())
     }
 
-    /// Notes, on SQLite, that the write's statements are about to reach the database.
-    fn sending(&mut self) {
-        if let Some(unit) = self.unit.as_mut() {
-            unit.sending();
-        }
-    }
-
-    fn raw_conn(&mut self) -> &mut sqlx::AnyConnection {
-        self.split().0
-    }
-
-    /// The connection and the statements kept for it.
-    fn split(&mut self) -> (&mut sqlx::AnyConnection, &mut deferred::Kept) {
-        // Taken only when the transaction ends, which consumes it: while a `Tx` can be used,
-        // it holds its connection or its place in the batch.
-        let conn = match (self.unit.as_mut(), self.conn.as_mut()) {
-            (Some(unit), _) => unit.conn(),
-            (None, Some(c)) => &mut **c,
-            (None, None) => unreachable!("a transaction is used after it ended"),
-        };
-        (conn, &mut self.kept)
+    /// The row `sql` answers; an error if it answers none.
+    pub(crate) async fn fetch_one(&mut self, sql: &str, args: Vec<Arg>) -> Result<Row, StoreError> {
+        self.fetch_optional(sql, args).await?.ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 }
 

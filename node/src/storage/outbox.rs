@@ -9,9 +9,9 @@
 //! nothing.
 
 use pki::AgencyCode;
-use sqlx::Row;
+use sqlx::Row as _;
 
-use super::deferred::Arg;
+use super::{Arg, Row};
 use super::{Backend, Store, StoreError, Tx, join_codes, split_codes};
 
 /// The queues whose rows are claimed with leases.
@@ -57,8 +57,7 @@ pub struct Transfer {
 }
 
 impl Tx<'_> {
-    /// Queues a transfer, unless the same transfer is already queued (or done). Nothing waits
-    /// for the answer: on SQLite the statement goes with the write's next one.
+    /// Queues a transfer, unless the same transfer is already queued (or done).
     pub async fn enqueue(
         &mut self,
         kind: TransferKind,
@@ -74,7 +73,7 @@ impl Tx<'_> {
             }
             TransferKind::Notice(r) => (format!("n:{r}:{next_hop}"), "notice", None, Some(r)),
         };
-        self.later(
+        self.execute(
             "INSERT INTO outbox (dedup_key, kind, document, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING",
             vec![
@@ -88,41 +87,42 @@ impl Tx<'_> {
             ],
         )
         .await
+        .map(|_| ())
     }
 
     /// Queues the notice of a receipt stored in this transaction, named by its digest, to
     /// `next_hop`: [`Tx::enqueue`] of [`TransferKind::Notice`] without asking for the
-    /// receipt's row id first (the statement finds it, and goes with the write's next one).
+    /// receipt's row id first (the statement finds it).
     pub async fn enqueue_notice_of(
         &mut self,
         digest: &[u8; 32],
         next_hop: &AgencyCode,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.later(
+        self.execute(
             "INSERT INTO outbox (dedup_key, kind, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
              SELECT 'n:' || id || ':' || $1, 'notice', id, $1, '', 'pending', 0, $2, $2 FROM receipts WHERE digest = $3
              ON CONFLICT (dedup_key) DO NOTHING",
             vec![Arg::from(next_hop.to_string()), Arg::from(now), Arg::from(digest.to_vec())],
         )
         .await
+        .map(|_| ())
     }
 
     /// Marks a transfer claimed by `owner` finished: `done` (handed over) or `refused`. False
     /// when the claim was lost (its lease ran out and another worker took the transfer): the
     /// caller then rolls back and records nothing.
     pub async fn finish_transfer(&mut self, id: i64, owner: &str, state: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(concat!(
-            "UPDATE outbox SET state = $3, done_at = $4, lease_owner = NULL, lease_until = NULL WHERE ",
-            held_by!()
-        ))
-        .bind(id)
-        .bind(owner)
-        .bind(state)
-        .bind(now)
-        .execute(self.conn().await?)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let done = self
+            .execute(
+                concat!(
+                    "UPDATE outbox SET state = $3, done_at = $4, lease_owner = NULL, lease_until = NULL WHERE ",
+                    held_by!()
+                ),
+                vec![Arg::from(id), Arg::from(owner), Arg::from(state), Arg::from(now)],
+            )
+            .await?;
+        Ok(done > 0)
     }
 
     /// Records a failed attempt of a transfer claimed by `owner`: retried at
@@ -137,19 +137,11 @@ impl Tx<'_> {
         dead: bool,
         counted: bool,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(concat!(
+        let done = self.execute(concat!(
             "UPDATE outbox SET attempts = attempts + $3, last_error = $4, next_attempt_at = $5, state = $6, lease_owner = NULL, lease_until = NULL WHERE ",
             held_by!()
-        ))
-        .bind(id)
-        .bind(owner)
-        .bind(i64::from(counted))
-        .bind(error)
-        .bind(next_attempt_at)
-        .bind(if dead { "dead" } else { "pending" })
-        .execute(self.conn().await?)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        ), vec![Arg::from(id), Arg::from(owner), Arg::from(i64::from(counted)), Arg::from(error), Arg::from(next_attempt_at), Arg::from(if dead { "dead" } else { "pending" })]).await?;
+        Ok(done > 0)
     }
 }
 
@@ -162,7 +154,7 @@ fn not_in(ids: &[i64]) -> String {
     format!(" AND id NOT IN ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
 }
 
-fn transfer(row: &sqlx::any::AnyRow) -> Result<Transfer, StoreError> {
+fn transfer(row: &Row) -> Result<Transfer, StoreError> {
     let kind = match row.try_get::<String, _>("kind")?.as_str() {
         "document" => TransferKind::Document(
             row.try_get::<Option<i64>, _>("document")?
@@ -291,7 +283,7 @@ impl Store {
         now: i64,
         lease_until: i64,
         limit: i64,
-    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    ) -> Result<Vec<Row>, StoreError> {
         self.claim_rows_except(queue, columns, owner, (now, lease_until, limit), &[]).await
     }
 
@@ -304,35 +296,31 @@ impl Store {
         owner: &str,
         (now, lease_until, limit): (i64, i64, i64),
         except: &[i64],
-    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    ) -> Result<Vec<Row>, StoreError> {
         let table = queue.table();
         let except = not_in(except);
         // The table name and columns are constants of this crate.
         match self.backend() {
             // One process owns a SQLite database (leases are released at start): claiming is a
             // read, and the worker keeps a row from running twice. No write, no fsync per claim.
-            Backend::Sqlite => Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {columns} FROM {table} WHERE state = 'pending' AND next_attempt_at <= $1{except} ORDER BY next_attempt_at, id LIMIT $2"
-            )))
-            .bind(now)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?),
+            Backend::Sqlite => {
+                self.fetch_all(
+                    &format!(
+                        "SELECT {columns} FROM {table} WHERE state = 'pending' AND next_attempt_at <= $1{except} ORDER BY next_attempt_at, id LIMIT $2"
+                    ),
+                    vec![Arg::from(now), Arg::from(limit)],
+                )
+                .await
+            }
             // Several processes may share PostgreSQL: a lease marks the claim, and rows another
             // process is claiming at this instant are skipped.
             Backend::Postgres => {
                 let mut tx = self.begin().await?;
-                let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let mut rows = tx.fetch_all(&format!(
                     "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
                      SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3){except} \
                      ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {columns}, next_attempt_at"
-                )))
-                .bind(owner)
-                .bind(lease_until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(tx.conn().await?)
-                .await?;
+                ), vec![Arg::from(owner), Arg::from(lease_until), Arg::from(now), Arg::from(limit)]).await?;
                 tx.commit().await?;
                 // RETURNING keeps no order: put them back in the order they were due.
                 rows.sort_by_cached_key(|r| {
@@ -354,16 +342,17 @@ impl Store {
         // constant: safe to inline, and portable (no array binds in sqlx's Any driver).
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let mut tx = self.begin().await?;
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {} SET lease_until = $1 WHERE lease_owner = $2 AND state = 'pending' AND id IN ({list})",
-            queue.table()
-        )))
-        .bind(until)
-        .bind(owner)
-        .execute(tx.conn().await?)
-        .await?;
+        let done = tx
+            .execute(
+                &format!(
+                    "UPDATE {} SET lease_until = $1 WHERE lease_owner = $2 AND state = 'pending' AND id IN ({list})",
+                    queue.table()
+                ),
+                vec![Arg::from(until), Arg::from(owner)],
+            )
+            .await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(done)
     }
 
     /// Releases the leases of a previous run, in every leased queue: all of them (a
@@ -375,23 +364,19 @@ impl Store {
             let table = queue.table();
             match instance {
                 None => {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending'"
-                    )))
-                    .execute(tx.conn().await?)
+                    tx.execute(
+                        &format!("UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending'"),
+                        vec![],
+                    )
                     .await?;
                 }
                 Some(instance) => {
                     // Compared as a prefix without LIKE, so no character of the name is a
                     // pattern.
                     let prefix = format!("{instance}/");
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                    tx.execute(&format!(
                         "UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE state = 'pending' AND SUBSTR(lease_owner, 1, CAST($1 AS INTEGER)) = $2"
-                    )))
-                    .bind(prefix.chars().count() as i64)
-                    .bind(prefix)
-                    .execute(tx.conn().await?)
-                    .await?;
+                    ), vec![Arg::from(prefix.chars().count() as i64), Arg::from(prefix)]).await?;
                 }
             }
         }

@@ -2,11 +2,11 @@
 //! certificates.
 
 use pki::document::{ReceiptKind, SignedReceipt};
-use sqlx::Row;
+use sqlx::Row as _;
 
 use pki::AgencyCode;
 
-use super::deferred::Arg;
+use super::{Arg, Row};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 
 /// A stored receipt.
@@ -18,20 +18,17 @@ pub struct StoredReceipt {
     pub bytes: Vec<u8>,
 }
 
-/// See [`Store::hop_receipt_covering`]; on any executor, so a transaction can ask too.
-async fn hop_receipt_covering<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    executor: E,
-    envelope: &[u8; 32],
-    by: &AgencyCode,
-    to: &AgencyCode,
-    recipients: &[AgencyCode],
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let rows = sqlx::query("SELECT recipients, bytes FROM receipts WHERE envelope = $1 AND kind = 'hop' AND by_agency = $2 AND to_agency = $3 ORDER BY id")
-        .bind(envelope.to_vec())
-        .bind(by.to_string())
-        .bind(to.to_string())
-        .fetch_all(executor)
-        .await?;
+/// The hop receipts `by` gave `to` for an envelope ([`Store::hop_receipt_covering`]): the
+/// query, for the store and a transaction alike.
+fn hop_receipts(envelope: &[u8; 32], by: &AgencyCode, to: &AgencyCode) -> (&'static str, Vec<Arg>) {
+    (
+        "SELECT recipients, bytes FROM receipts WHERE envelope = $1 AND kind = 'hop' AND by_agency = $2 AND to_agency = $3 ORDER BY id",
+        vec![Arg::from(envelope.to_vec()), Arg::from(by.to_string()), Arg::from(to.to_string())],
+    )
+}
+
+/// The first of `rows` (of [`hop_receipts`]) that covers every one of `recipients`.
+fn covering(rows: Vec<Row>, recipients: &[AgencyCode]) -> Result<Option<Vec<u8>>, StoreError> {
     for row in rows {
         let covered = split_codes(&row.try_get::<String, _>("recipients")?)?;
         if recipients.iter().all(|r| covered.contains(r)) {
@@ -41,22 +38,17 @@ async fn hop_receipt_covering<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     Ok(None)
 }
 
-/// See [`Store::status_held`]; on any executor, so a transaction can ask too.
-async fn status_held<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    executor: E,
-    envelope: &[u8; 32],
-    by: &AgencyCode,
-    to: &AgencyCode,
-    code: u8,
-) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT id FROM receipts WHERE envelope = $1 AND kind = 'status' AND by_agency = $2 AND to_agency = $3 AND status = $4 LIMIT 1")
-        .bind(envelope.to_vec())
-        .bind(by.to_string())
-        .bind(to.to_string())
-        .bind(i64::from(code))
-        .fetch_optional(executor)
-        .await?;
-    Ok(row.is_some())
+/// The query of [`Store::status_held`], for the store and a transaction alike.
+fn status_query(envelope: &[u8; 32], by: &AgencyCode, to: &AgencyCode, code: u8) -> (&'static str, Vec<Arg>) {
+    (
+        "SELECT id FROM receipts WHERE envelope = $1 AND kind = 'status' AND by_agency = $2 AND to_agency = $3 AND status = $4 LIMIT 1",
+        vec![
+            Arg::from(envelope.to_vec()),
+            Arg::from(by.to_string()),
+            Arg::from(to.to_string()),
+            Arg::from(i64::from(code)),
+        ],
+    )
 }
 
 /// The statement storing a receipt, without its conflict clause (`$1` … `$13`: see
@@ -101,7 +93,8 @@ impl Tx<'_> {
         to: &AgencyCode,
         code: u8,
     ) -> Result<bool, StoreError> {
-        status_held(self.conn().await?, envelope, by, to, code).await
+        let (sql, args) = status_query(envelope, by, to, code);
+        Ok(!self.fetch_all(sql, args).await?.is_empty())
     }
 
     /// See [`Store::hop_receipt_covering`], inside the transaction.
@@ -112,7 +105,8 @@ impl Tx<'_> {
         to: &AgencyCode,
         recipients: &[AgencyCode],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        hop_receipt_covering(self.conn().await?, envelope, by, to, recipients).await
+        let (sql, args) = hop_receipts(envelope, by, to);
+        covering(self.fetch_all(sql, args).await?, recipients)
     }
 
     /// Stores a receipt; returns its row id and whether it is new (receipts are deduplicated by
@@ -134,15 +128,13 @@ impl Tx<'_> {
             self.log_receipt(r, now);
             return Ok((row.try_get("id")?, true));
         }
-        let row = sqlx::query("SELECT id FROM receipts WHERE digest = $1")
-            .bind(r.digest().to_vec())
-            .fetch_one(self.conn().await?)
-            .await?;
+        let row =
+            self.fetch_one("SELECT id FROM receipts WHERE digest = $1", vec![Arg::from(r.digest().to_vec())]).await?;
         Ok((row.try_get("id")?, false))
     }
 
-    /// Stores a receipt this node has just signed, whose row id nobody needs: sent with the
-    /// write's next statement that needs an answer. For callers that know it is not stored
+    /// Stores a receipt this node has just signed, whose row id nobody needs (one statement,
+    /// where [`Tx::insert_receipt`] may take two). For callers that know it is not stored
     /// yet: intake stores its hop receipt only for a new document or when no stored one
     /// covers the delivery, and its "arrived" status only with a new inbox entry. If the same
     /// bytes were stored anyway, the insert fails the transaction (the digest is unique)
@@ -153,7 +145,7 @@ impl Tx<'_> {
         received_from: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.later(insert_receipt!(), receipt_args(r, received_from, now)).await?;
+        self.execute(insert_receipt!(), receipt_args(r, received_from, now)).await?;
         self.log_receipt(r, now);
         Ok(())
     }
@@ -161,12 +153,14 @@ impl Tx<'_> {
     /// Stores a CRL if it is newer than the one held for its issuer; true when stored.
     pub async fn store_crl(&mut self, crl: &pki::Crl, now: i64) -> Result<bool, StoreError> {
         let this_update = crl.this_update.unix_timestamp();
-        let held = sqlx::query("SELECT this_update, der FROM crls WHERE issuer = $1")
-            .bind(crl.issuer_raw.clone())
-            .fetch_optional(self.conn().await?)
+        let held = self
+            .fetch_optional(
+                "SELECT this_update, der FROM crls WHERE issuer = $1",
+                vec![Arg::from(crl.issuer_raw.clone())],
+            )
             .await?;
         // Newer means a later thisUpdate, or the same second with a higher cRLNumber.
-        let newer = |row: &sqlx::any::AnyRow| -> Result<bool, StoreError> {
+        let newer = |row: &Row| -> Result<bool, StoreError> {
             let held_update: i64 = row.try_get("this_update")?;
             if held_update != this_update {
                 return Ok(this_update > held_update);
@@ -178,54 +172,35 @@ impl Tx<'_> {
         match held {
             Some(row) if !newer(&row)? => Ok(false),
             Some(_) => {
-                sqlx::query("UPDATE crls SET issuer_name = $1, this_update = $2, next_update = $3, der = $4, stored_at = $5 WHERE issuer = $6")
-                    .bind(&crl.issuer)
-                    .bind(this_update)
-                    .bind(crl.next_update.unix_timestamp())
-                    .bind(crl.der().to_vec())
-                    .bind(now)
-                    .bind(crl.issuer_raw.clone())
-                    .execute(self.conn().await?)
-                    .await?;
+                self.execute("UPDATE crls SET issuer_name = $1, this_update = $2, next_update = $3, der = $4, stored_at = $5 WHERE issuer = $6", vec![Arg::from(&crl.issuer), Arg::from(this_update), Arg::from(crl.next_update.unix_timestamp()), Arg::from(crl.der().to_vec()), Arg::from(now), Arg::from(crl.issuer_raw.clone())]).await?;
                 Ok(true)
             }
             None => {
                 // Another process of this node (PostgreSQL) may store the same issuer's CRL at
                 // this instant; its copy stands and the next push or fetch settles any order.
-                let done = sqlx::query("INSERT INTO crls (issuer, issuer_name, this_update, next_update, der, stored_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (issuer) DO NOTHING")
-                    .bind(crl.issuer_raw.clone())
-                    .bind(&crl.issuer)
-                    .bind(this_update)
-                    .bind(crl.next_update.unix_timestamp())
-                    .bind(crl.der().to_vec())
-                    .bind(now)
-                    .execute(self.conn().await?)
-                    .await?;
-                Ok(done.rows_affected() > 0)
+                let done = self.execute("INSERT INTO crls (issuer, issuer_name, this_update, next_update, der, stored_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (issuer) DO NOTHING", vec![Arg::from(crl.issuer_raw.clone()), Arg::from(&crl.issuer), Arg::from(this_update), Arg::from(crl.next_update.unix_timestamp()), Arg::from(crl.der().to_vec()), Arg::from(now)]).await?;
+                Ok(done > 0)
             }
         }
     }
 
     /// Remembers a CA certificate seen on a validated path, to check CRLs against later.
     pub async fn learn_ca(&mut self, cert: &pki::Certificate) -> Result<(), StoreError> {
-        sqlx::query(
+        self.execute(
             "INSERT INTO ca_certs (fingerprint, subject, der) VALUES ($1, $2, $3) ON CONFLICT (fingerprint) DO NOTHING",
+            vec![
+                Arg::from(cert.fingerprint().to_vec()),
+                Arg::from(cert.subject_raw.clone()),
+                Arg::from(cert.der().to_vec()),
+            ],
         )
-        .bind(cert.fingerprint().to_vec())
-        .bind(cert.subject_raw.clone())
-        .bind(cert.der().to_vec())
-        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
 
     /// Adds to a named counter (deliveries, refusals...), for the health read-out.
     pub async fn count(&mut self, name: &str, by: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + $2")
-            .bind(name)
-            .bind(by)
-            .execute(self.conn().await?)
-            .await?;
+        self.execute("INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + $2", vec![Arg::from(name), Arg::from(by)]).await?;
         Ok(())
     }
 }
@@ -255,7 +230,8 @@ impl Store {
         to: &AgencyCode,
         recipients: &[AgencyCode],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        hop_receipt_covering(self.pool(), envelope, by, to, recipients).await
+        let (sql, args) = hop_receipts(envelope, by, to);
+        covering(self.fetch_all(sql, args).await?, recipients)
     }
 
     /// Whether this node already holds a status `code` by `by` to `to` for a document: how a
@@ -267,7 +243,8 @@ impl Store {
         to: &AgencyCode,
         code: u8,
     ) -> Result<bool, StoreError> {
-        status_held(self.pool(), envelope, by, to, code).await
+        let (sql, args) = status_query(envelope, by, to, code);
+        Ok(!self.fetch_all(sql, args).await?.is_empty())
     }
 
     /// Every stored CRL.

@@ -18,10 +18,10 @@
 use pki::AgencyCode;
 use pki::document::{ReceiptKind, SignedReceipt};
 use pki::tlog::{Frontier, Hash, LogEntry, NodeId, Via};
-use sqlx::Row;
+use sqlx::Row as _;
 
-use super::deferred::Arg;
 use super::values::{rows_per_statement, unshared_values};
+use super::{Arg, Row};
 use super::{Backend, NewDocument, Store, StoreError, Tx, from_millis};
 
 /// Most pending leaves one integration indexes; the rest wait for the next round.
@@ -106,23 +106,23 @@ fn uint(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative log size or index {v}")))
 }
 
-/// The hashes of `nodes`, in that order, in one query.
-async fn hashes_of(conn: &mut sqlx::AnyConnection, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-    if nodes.is_empty() {
-        return Ok(Vec::new());
-    }
+/// The query of the hashes of `nodes`, for the store and a transaction alike (see
+/// [`hashes_in`]).
+fn hashes_query(nodes: &[NodeId]) -> (String, Vec<Arg>) {
     let mut sql = String::from("SELECT level, idx, hash FROM tlog_nodes WHERE ");
-    for i in 0..nodes.len() {
+    let mut args = Vec::with_capacity(2 * nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
         if i > 0 {
             sql.push_str(" OR ");
         }
         sql.push_str(&format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2));
+        args.extend([Arg::from(i64::from(n.level)), Arg::from(int(n.index))]);
     }
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-    for n in nodes {
-        query = query.bind(i64::from(n.level)).bind(int(n.index));
-    }
-    let rows = query.fetch_all(&mut *conn).await?;
+    (sql, args)
+}
+
+/// The hashes of `nodes`, in that order, from the `rows` of [`hashes_query`].
+fn hashes_in(rows: Vec<Row>, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
     let mut found = std::collections::HashMap::with_capacity(rows.len());
     for row in rows {
         let level: i64 = row.try_get("level")?;
@@ -181,8 +181,11 @@ impl Store {
 
     /// The hashes of complete subtrees, in the order asked (what `pki::tlog::ProofPlan` names).
     pub async fn log_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        hashes_of(&mut conn, nodes).await
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, args) = hashes_query(nodes);
+        hashes_in(self.fetch_all(&sql, args).await?, nodes)
     }
 
     /// The latest checkpoint signed, if any.
@@ -336,7 +339,7 @@ impl Tx<'_> {
     }
 
     /// Writes the entries [`Tx::log_entry`] kept, in their order, before the transaction commits
-    /// (on SQLite, with the commit's own round trip when they are few).
+    /// (one statement when they are few).
     pub(crate) async fn insert_log_entries(&mut self) -> Result<(), StoreError> {
         let mut entries = std::mem::take(&mut self.log_pending);
         while !entries.is_empty() {
@@ -346,7 +349,7 @@ impl Tx<'_> {
                 "INSERT INTO tlog_pending (entry) VALUES {}",
                 unshared_values(self.backend, "({})", chunk.len())
             );
-            self.later(&sql, chunk.into_iter().map(Arg::from).collect()).await?;
+            self.execute(&sql, chunk.into_iter().map(Arg::from).collect()).await?;
         }
         Ok(())
     }
@@ -390,14 +393,19 @@ impl Tx<'_> {
             Backend::Sqlite => "SELECT size FROM tlog_head WHERE id = 1",
             Backend::Postgres => "SELECT size FROM tlog_head WHERE id = 1 FOR UPDATE",
         };
-        let size = uint(sqlx::query(lock).fetch_one(self.conn().await?).await?.try_get(0)?)?;
+        let size = uint(self.fetch_one(lock, vec![]).await?.try_get(0)?)?;
         let ids = Frontier::node_ids(size);
-        let hashes = hashes_of(self.conn().await?, &ids).await?;
+        let hashes = match ids.is_empty() {
+            true => Vec::new(),
+            false => {
+                let (sql, args) = hashes_query(&ids);
+                hashes_in(self.fetch_all(&sql, args).await?, &ids)?
+            }
+        };
         let mut frontier =
             Frontier::from_hashes(size, hashes).map_err(|e| StoreError::Corrupt(format!("the log's frontier: {e}")))?;
-        let pending = sqlx::query("SELECT id, entry FROM tlog_pending ORDER BY id LIMIT $1")
-            .bind(MAX_INTEGRATE)
-            .fetch_all(self.conn().await?)
+        let pending = self
+            .fetch_all("SELECT id, entry FROM tlog_pending ORDER BY id LIMIT $1", vec![Arg::from(MAX_INTEGRATE)])
             .await?;
         if pending.is_empty() {
             return Ok(frontier);
@@ -424,50 +432,42 @@ impl Tx<'_> {
                 "INSERT INTO tlog_leaves (idx, entry, envelope, kind, via) VALUES {}",
                 unshared_values(self.backend, "({}, {}, {}, {}, {})", chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut args = Vec::with_capacity(5 * chunk.len());
             for (index, bytes, envelope, kind, via) in chunk {
-                q = q.bind(*index).bind(bytes.clone()).bind(envelope.clone()).bind(*kind).bind(via.clone());
+                args.extend([
+                    Arg::from(*index),
+                    Arg::from(bytes.clone()),
+                    Arg::from(envelope.clone()),
+                    Arg::from(*kind),
+                    Arg::from(via.clone()),
+                ]);
             }
-            q.execute(self.conn().await?).await?;
+            self.execute(&sql, args).await?;
         }
         for chunk in nodes.chunks(rows_per_statement(3, 0)) {
             let sql = format!(
                 "INSERT INTO tlog_nodes (level, idx, hash) VALUES {}",
                 unshared_values(self.backend, "({}, {}, {})", chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut args = Vec::with_capacity(3 * chunk.len());
             for (level, index, hash) in chunk {
-                q = q.bind(*level).bind(*index).bind(hash.clone());
+                args.extend([Arg::from(*level), Arg::from(*index), Arg::from(hash.clone())]);
             }
-            q.execute(self.conn().await?).await?;
+            self.execute(&sql, args).await?;
         }
         for chunk in taken.chunks(rows_per_statement(1, 0)) {
             let sql =
                 format!("DELETE FROM tlog_pending WHERE id IN ({})", unshared_values(self.backend, "{}", chunk.len()));
-            let mut d = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                d = d.bind(*id);
-            }
-            d.execute(self.conn().await?).await?;
+            self.execute(&sql, chunk.iter().map(|id| Arg::from(*id)).collect()).await?;
         }
-        sqlx::query("UPDATE tlog_head SET size = $1 WHERE id = 1")
-            .bind(int(frontier.size()))
-            .execute(self.conn().await?)
-            .await?;
+        self.execute("UPDATE tlog_head SET size = $1 WHERE id = 1", vec![Arg::from(int(frontier.size()))]).await?;
         Ok(frontier)
     }
 
     /// Records a checkpoint this node signed (nothing if one of that size exists).
     pub async fn insert_checkpoint(&mut self, size: u64, note: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO tlog_checkpoints (size, note, signed_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
-        )
-        .bind(int(size))
-        .bind(note)
-        .bind(now)
-        .execute(self.conn().await?)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = self.execute("INSERT INTO tlog_checkpoints (size, note, signed_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING", vec![Arg::from(int(size)), Arg::from(note), Arg::from(now)]).await?;
+        Ok(done == 1)
     }
 
     /// Adds witness `agency`'s cosignature: the checkpoint of `size` gets the co-signed `note`,
@@ -480,41 +480,35 @@ impl Tx<'_> {
         chain: &[Vec<u8>],
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tlog_checkpoints SET note = $1, witnessed_at = $2, refused = NULL WHERE size = $3")
-            .bind(note)
-            .bind(now)
-            .bind(int(size))
-            .execute(self.conn().await?)
-            .await?;
-        sqlx::query(
+        self.execute(
+            "UPDATE tlog_checkpoints SET note = $1, witnessed_at = $2, refused = NULL WHERE size = $3",
+            vec![Arg::from(note), Arg::from(now), Arg::from(int(size))],
+        )
+        .await?;
+        self.execute(
             "INSERT INTO tlog_cosigners (agency, chain, size, at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (agency) DO UPDATE SET chain = excluded.chain, size = excluded.size, at = excluded.at",
+            vec![Arg::from(agency.to_string()), Arg::from(encode_chain(chain)), Arg::from(int(size)), Arg::from(now)],
         )
-        .bind(agency.to_string())
-        .bind(encode_chain(chain))
-        .bind(int(size))
-        .bind(now)
-        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
 
     /// The note of the checkpoint of `size`, inside the transaction.
     pub async fn checkpoint_note(&mut self, size: u64) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT note FROM tlog_checkpoints WHERE size = $1")
-            .bind(int(size))
-            .fetch_optional(self.conn().await?)
+        let row = self
+            .fetch_optional("SELECT note FROM tlog_checkpoints WHERE size = $1", vec![Arg::from(int(size))])
             .await?;
-        row.map(|r| r.try_get("note")).transpose().map_err(Into::into)
+        row.map(|r| r.try_get("note")).transpose()
     }
 
     /// Records why a witness refused the checkpoint of `size`.
     pub async fn checkpoint_refused(&mut self, size: u64, reason: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tlog_checkpoints SET refused = $1 WHERE size = $2")
-            .bind(reason)
-            .bind(int(size))
-            .execute(self.conn().await?)
-            .await?;
+        self.execute(
+            "UPDATE tlog_checkpoints SET refused = $1 WHERE size = $2",
+            vec![Arg::from(reason), Arg::from(int(size))],
+        )
+        .await?;
         Ok(())
     }
 
@@ -526,7 +520,7 @@ impl Tx<'_> {
             Backend::Sqlite => "SELECT note, size FROM tlog_witnessed WHERE agency = $1",
             Backend::Postgres => "SELECT note, size FROM tlog_witnessed WHERE agency = $1 FOR UPDATE",
         };
-        let row = sqlx::query(sql).bind(agency.to_string()).fetch_optional(self.conn().await?).await?;
+        let row = self.fetch_optional(sql, vec![Arg::from(agency.to_string())]).await?;
         row.map(|r| Ok(WitnessedLog { note: r.try_get("note")?, size: uint(r.try_get("size")?)? })).transpose()
     }
 
@@ -539,32 +533,24 @@ impl Tx<'_> {
         chain: &[Vec<u8>],
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO tlog_witnessed (agency, note, size, chain, at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (agency) DO UPDATE SET note = excluded.note, size = excluded.size, chain = excluded.chain, at = excluded.at",
-        )
-        .bind(agency.to_string())
-        .bind(note)
-        .bind(int(size))
-        .bind(encode_chain(chain))
-        .bind(now)
-        .execute(self.conn().await?)
-        .await?;
+        self.execute("INSERT INTO tlog_witnessed (agency, note, size, chain, at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (agency) DO UPDATE SET note = excluded.note, size = excluded.size, chain = excluded.chain, at = excluded.at", vec![Arg::from(agency.to_string()), Arg::from(note), Arg::from(int(size)), Arg::from(encode_chain(chain)), Arg::from(now)]).await?;
         Ok(())
     }
 
     /// As a witness: keeps the evidence of a fork, rollback or rewrite.
     pub async fn insert_fork(&mut self, fork: &StoredFork) -> Result<(), StoreError> {
-        sqlx::query(
+        self.execute(
             "INSERT INTO tlog_forks (agency, reason, witnessed, presented, proof, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![
+                Arg::from(&fork.agency),
+                Arg::from(&fork.reason),
+                Arg::from(&fork.witnessed),
+                Arg::from(&fork.presented),
+                Arg::from(&fork.proof),
+                Arg::from(fork.at),
+            ],
         )
-        .bind(&fork.agency)
-        .bind(&fork.reason)
-        .bind(&fork.witnessed)
-        .bind(&fork.presented)
-        .bind(&fork.proof)
-        .bind(fork.at)
-        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
