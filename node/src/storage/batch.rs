@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use super::StoreError;
-use super::sqlite::WriteConn;
+use super::sqlite::Conn;
 
 /// At most this many writes in one batch: a batch that writes keep joining commits anyway, so
 /// that the first write in it does not wait without bound.
@@ -76,7 +76,7 @@ pub(crate) struct Batch {
     /// The database file, to open a fresh connection after a failed batch closed one.
     path: PathBuf,
     /// The connection; `None` once a failure closed it, until the next batch opens one.
-    conn: Option<WriteConn>,
+    conn: Option<Conn>,
     /// Whether a batch is open: the connection is inside `BEGIN IMMEDIATE`.
     open: bool,
     /// Counts batches, so that a write knows whether its batch is still the open one.
@@ -102,7 +102,7 @@ impl Writer {
     /// The writer of the database file at `path`, its connection opened now: a database the
     /// writer cannot open fails the store's opening, not its first write.
     pub(crate) fn open(path: PathBuf) -> Result<Writer, StoreError> {
-        let conn = WriteConn::open(&path)?;
+        let conn = Conn::open(&path)?;
         let shared = Arc::new(Shared::default());
         let batch = Batch {
             path,
@@ -178,12 +178,18 @@ impl Step {
     }
 }
 
-/// Opens a batch: `BEGIN IMMEDIATE`, on a fresh connection if a failure closed the last one.
-/// A connection on which `BEGIN` fails (one somehow still inside a transaction) is closed and
-/// one fresh connection tried. `BEGIN IMMEDIATE` waits only if another connection writes the
-/// database (another process: this one writes through the writer alone), so it runs on a
-/// blocking thread.
-async fn begin(batch: OwnedMutexGuard<Batch>) -> Result<OwnedMutexGuard<Batch>, StoreError> {
+/// Opens a batch: `BEGIN IMMEDIATE`, here when the connection is there and nobody else holds
+/// SQLite's write lock (the usual case: this process writes through the writer alone);
+/// otherwise on a blocking thread, which waits for the lock and opens a fresh connection if a
+/// failure closed the last one. A connection on which `BEGIN` fails (one somehow still inside
+/// a transaction) is closed and one fresh connection tried.
+async fn begin(mut batch: OwnedMutexGuard<Batch>) -> Result<OwnedMutexGuard<Batch>, StoreError> {
+    if let Some(conn) = batch.conn.as_ref()
+        && let Ok(true) = conn.begin_now()
+    {
+        batch.opened_now();
+        return Ok(batch);
+    }
     let (batch, began) = run_blocking(batch, |mut b| {
         let began = b.begin();
         (b, began)
@@ -200,16 +206,12 @@ impl Batch {
         loop {
             let conn = match self.conn.take() {
                 Some(c) => c,
-                None => WriteConn::open(&self.path)?,
+                None => Conn::open(&self.path)?,
             };
             match conn.batch("BEGIN IMMEDIATE") {
                 Ok(()) => {
                     self.conn = Some(conn);
-                    self.open = true;
-                    self.id += 1;
-                    self.units = 0;
-                    self.opened = Instant::now();
-                    self.done = watch::channel(None).0;
+                    self.opened_now();
                     return Ok(());
                 }
                 Err(e) => {
@@ -224,7 +226,16 @@ impl Batch {
         }
     }
 
-    fn conn(&self) -> Result<&WriteConn, StoreError> {
+    /// Records that a batch was just opened (`BEGIN IMMEDIATE` succeeded).
+    fn opened_now(&mut self) {
+        self.open = true;
+        self.id += 1;
+        self.units = 0;
+        self.opened = Instant::now();
+        self.done = watch::channel(None).0;
+    }
+
+    fn conn(&self) -> Result<&Conn, StoreError> {
         self.conn.as_ref().ok_or_else(|| StoreError::Corrupt("the SQLite writer's connection was lost".into()))
     }
 
@@ -310,7 +321,7 @@ pub(crate) struct Unit {
 
 impl Unit {
     /// The writer's connection, inside this write's savepoint.
-    pub(crate) fn conn(&self) -> Result<&WriteConn, StoreError> {
+    pub(crate) fn conn(&self) -> Result<&Conn, StoreError> {
         match self.batch.as_ref() {
             Some(b) => b.conn(),
             None => unreachable!("a write is used after it ended"),

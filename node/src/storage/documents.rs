@@ -384,20 +384,19 @@ impl Store {
 
     /// A document by row id.
     pub async fn document(&self, id: i64) -> Result<StoredDocument, StoreError> {
-        let rows = self.fetch_all(select_documents!("id = $1"), vec![Arg::from(id)]).await?;
-        stored_document(rows.first().ok_or(StoreError::Database(sqlx::Error::RowNotFound))?)
+        stored_document(&self.fetch_one(select_documents!("id = $1"), vec![Arg::from(id)]).await?)
     }
 
     /// A document's attachments, in manifest order, with the bytes of those kept in the
     /// database (one query for both).
     pub async fn attachments(&self, document: i64) -> Result<Vec<StoredAttachment>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT a.name, a.media_type, a.size, a.sha256, b.bytes FROM attachments a
-             LEFT JOIN inline_blobs b ON b.sha256 = a.sha256 WHERE a.document = $1 ORDER BY a.position",
-        )
-        .bind(document)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self
+            .fetch_all(
+                "SELECT a.name, a.media_type, a.size, a.sha256, b.bytes FROM attachments a
+                 LEFT JOIN inline_blobs b ON b.sha256 = a.sha256 WHERE a.document = $1 ORDER BY a.position",
+                vec![Arg::from(document)],
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 let attachment = Attachment {

@@ -138,6 +138,8 @@ pub struct Store {
     /// SQLite's one writer, which commits writes in batches (see [`batch`]); PostgreSQL takes
     /// concurrent transactions and groups their syncs itself.
     writer: Option<batch::Writer>,
+    /// SQLite's read connections for [`Store::fetch_all`] (see [`sqlite::Readers`]).
+    readers: Option<sqlite::Readers>,
     blobs: blobs::BlobStore,
     /// Where the node writes: the data directory and, on SQLite, the database's directory.
     write_dirs: Vec<std::path::PathBuf>,
@@ -192,16 +194,16 @@ impl Store {
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }
         // SQLite's writer, on a connection of its own (see `sqlite`).
-        let writer = match backend {
+        let (writer, readers) = match backend {
             Backend::Sqlite => {
                 let Some(file) = sqlite::database_file(&url) else {
                     return Err(StoreError::Corrupt(format!(
                         "{url}: an in-memory SQLite database cannot be shared by the node's writer and readers; name a file"
                     )));
                 };
-                Some(batch::Writer::open(file)?)
+                (Some(batch::Writer::open(file.clone())?), Some(sqlite::Readers::new(file)))
             }
-            Backend::Postgres => None,
+            Backend::Postgres => (None, None),
         };
         let blobs = blobs::BlobStore::open(&data_dir.join("blobs"))?;
         let mut write_dirs = vec![data_dir.to_owned()];
@@ -212,7 +214,16 @@ impl Store {
         {
             write_dirs.push(dir);
         }
-        Ok(Store { pool, backend, writer, blobs, write_dirs, faults: Default::default(), log: Default::default() })
+        Ok(Store {
+            pool,
+            backend,
+            writer,
+            readers,
+            blobs,
+            write_dirs,
+            faults: Default::default(),
+            log: Default::default(),
+        })
     }
 
     /// Free bytes on each filesystem the node writes to (the data directory; on SQLite also
@@ -251,10 +262,19 @@ impl Store {
         &self.pool
     }
 
-    /// The rows `sql` answers, read on the pool: for a query written once for the store and a
-    /// transaction (see [`Tx::fetch_all`]).
+    /// The rows `sql` answers, for a point read on a document's way through the node (on
+    /// SQLite read in this task, see [`sqlite::Readers`]; it must be small) or a query written
+    /// once for the store and a transaction (see [`Tx::fetch_all`]).
     pub(crate) async fn fetch_all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
-        Ok(statement::query(sql, args).fetch_all(&self.pool).await?.into_iter().map(Row::from).collect())
+        match &self.readers {
+            Some(readers) => Ok(readers.fetch_all(sql, &args)?),
+            None => Ok(statement::query(sql, args).fetch_all(&self.pool).await?.into_iter().map(Row::from).collect()),
+        }
+    }
+
+    /// [`Store::fetch_all`] for the one row `sql` answers; an error if it answers none.
+    pub(crate) async fn fetch_one(&self, sql: &str, args: Vec<Arg>) -> Result<Row, StoreError> {
+        self.fetch_all(sql, args).await?.into_iter().next().ok_or_else(no_row)
     }
 
     /// Begins a write transaction. On SQLite it joins the batch of writes that is open (see
@@ -470,7 +490,7 @@ impl Tx<'_> {
 
     /// The row `sql` answers; an error if it answers none.
     pub(crate) async fn fetch_one(&mut self, sql: &str, args: Vec<Arg>) -> Result<Row, StoreError> {
-        self.fetch_optional(sql, args).await?.ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+        self.fetch_optional(sql, args).await?.ok_or_else(no_row)
     }
 }
 
@@ -483,6 +503,11 @@ impl Drop for Tx<'_> {
         }
         // A batched write dropped unfinished rolls back to its savepoint (`batch::Unit`'s drop).
     }
+}
+
+/// The error of a query that was to answer a row and answered none (as sqlx's `fetch_one`).
+fn no_row() -> StoreError {
+    StoreError::Database(sqlx::Error::RowNotFound)
 }
 
 /// Joins agency codes for a TEXT column.

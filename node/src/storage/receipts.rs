@@ -217,7 +217,7 @@ impl Store {
 
     /// A receipt by row id.
     pub async fn receipt(&self, id: i64) -> Result<StoredReceipt, StoreError> {
-        let r = sqlx::query("SELECT id, bytes FROM receipts WHERE id = $1").bind(id).fetch_one(self.pool()).await?;
+        let r = self.fetch_one("SELECT id, bytes FROM receipts WHERE id = $1", vec![Arg::from(id)]).await?;
         Ok(StoredReceipt { id: r.try_get("id")?, bytes: r.try_get("bytes")? })
     }
 

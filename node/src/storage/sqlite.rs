@@ -1,4 +1,5 @@
-//! SQLite's one writer connection, driven by the write itself.
+//! SQLite's one writer connection, driven by the write itself; and a few read connections
+//! driven the same way, for the point reads of a document's way through the node.
 //!
 //! Every statement sqlx runs on SQLite is a round trip to the connection's own worker thread:
 //! a channel send, a thread woken, the answer sent back and a task woken. On this 2-vCPU
@@ -8,7 +9,10 @@
 //! is opened with rusqlite on the same file (the same bundled SQLite library sqlx links) and a
 //! write runs its statements in the task that holds the writer, in microseconds each: no
 //! thread is woken until the batch commits (see [`super::batch`]), whose `COMMIT` and sync run
-//! on a blocking thread. sqlx's pool keeps the reads.
+//! on a blocking thread. The reads a document's way through a node makes (is it a retry; the
+//! transfers due; the document and its attachments to send) run the same way on [`Readers`],
+//! each a few microseconds in the task that asks; sqlx's pool keeps the other reads (listings,
+//! the console's queries), whose size is up to the asker.
 //!
 //! A statement binds its [`Arg`]s by number, as sqlx does: `$n` (or `?n`) takes the n-th, and
 //! bare `?` take them in order (a statement uses one form or the other, see
@@ -22,20 +26,28 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::statement::{Arg, Row, SqliteRow};
 
+/// How long a statement waits for a lock another connection holds: the pool's
+/// `busy_timeout` (see [`super::SQLITE_PRAGMAS`]).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Read connections kept open for [`Readers`]: one per task reading at once, as many as a
+/// 2-core node keeps busy (more are opened when needed, and closed after).
+const IDLE_READERS: usize = 4;
+
 /// Prepared statements kept, by text: more than the distinct statements of the writes (the
 /// multi-row statements' lengths vary with the number of rows).
 const CACHED_STATEMENTS: usize = 256;
 
-/// The writer's connection.
+/// A connection of the writer or of [`Readers`].
 #[derive(Debug)]
-pub(crate) struct WriteConn {
+pub(crate) struct Conn {
     conn: Connection,
 }
 
-impl WriteConn {
+impl Conn {
     /// Opens the database file at `path` (created by the pool's migrations before) with the
     /// settings every connection of the node has (see [`super::set_up`]).
-    pub(crate) fn open(path: &Path) -> Result<WriteConn, rusqlite::Error> {
+    pub(crate) fn open(path: &Path) -> Result<Conn, rusqlite::Error> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
@@ -48,7 +60,29 @@ impl WriteConn {
                 e => Err(e),
             })?;
         }
-        Ok(WriteConn { conn })
+        Ok(Conn { conn })
+    }
+
+    /// Opens a read connection: [`Conn::open`] with `query_only`, so that nothing read
+    /// through it can write.
+    fn open_reader(path: &Path) -> Result<Conn, rusqlite::Error> {
+        let reader = Conn::open(path)?;
+        reader.conn.execute_batch("PRAGMA query_only = 1")?;
+        Ok(reader)
+    }
+
+    /// `BEGIN IMMEDIATE` if no other connection holds SQLite's write lock: `Ok(false)`, at
+    /// once, if one does (another process writing the database), instead of blocking the
+    /// thread in the busy handler.
+    pub(crate) fn begin_now(&self) -> Result<bool, rusqlite::Error> {
+        self.conn.busy_timeout(std::time::Duration::ZERO)?;
+        let began = self.conn.execute_batch("BEGIN IMMEDIATE");
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        match began {
+            Ok(()) => Ok(true),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs statements without parameters (`BEGIN`, a savepoint's, `COMMIT`).
@@ -82,6 +116,38 @@ impl WriteConn {
             out.push(Row::Sqlite(SqliteRow { columns: Arc::clone(&columns), values }));
         }
         Ok(out)
+    }
+}
+
+/// Read connections on the database file, each used by one read at a time in the task that
+/// reads: a read that finds none idle opens one.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    path: PathBuf,
+    idle: std::sync::Mutex<Vec<Conn>>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf) -> Readers {
+        Readers { path, idle: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// The rows `sql` answers, read on an idle connection (opened if none is).
+    pub(crate) fn fetch_all(&self, sql: &str, args: &[Arg]) -> Result<Vec<Row>, rusqlite::Error> {
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => Conn::open_reader(&self.path)?,
+        };
+        let rows = conn.fetch_all(sql, args);
+        // A connection that failed is closed rather than kept: its state is not known.
+        if rows.is_ok() {
+            let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        rows
     }
 }
 
@@ -126,14 +192,14 @@ pub(crate) fn database_file(url: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    fn conn() -> (tempfile::TempDir, WriteConn) {
+    fn conn() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         Connection::open(&path)
             .unwrap()
             .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b BLOB)")
             .unwrap();
-        let conn = WriteConn::open(&path).unwrap();
+        let conn = Conn::open(&path).unwrap();
         (dir, conn)
     }
 
@@ -166,6 +232,33 @@ mod tests {
         let rows = c.fetch_all("INSERT INTO t (a) VALUES ($1) RETURNING id", &[Arg::from("b")]).unwrap();
         assert_eq!(rows[0].try_get::<i64, _>("id").unwrap(), 2);
         assert!(c.fetch_all("UPDATE t SET a = 'c' WHERE id = 9", &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn readers_read_what_is_committed_and_cannot_write() {
+        let (dir, c) = conn();
+        let readers = Readers::new(dir.path().join("t.db"));
+        c.batch("BEGIN IMMEDIATE").unwrap();
+        c.execute("INSERT INTO t (a) VALUES ($1)", &[Arg::from("x")]).unwrap();
+        let count = |r: &Readers| r.fetch_all("SELECT count(*) AS n FROM t", &[]).unwrap()[0].try_get::<i64, _>("n");
+        assert_eq!(count(&readers).unwrap(), 0, "a batch is not read before it commits");
+        c.batch("COMMIT").unwrap();
+        assert_eq!(count(&readers).unwrap(), 1);
+        assert!(readers.fetch_all("DELETE FROM t", &[]).is_err());
+        assert_eq!(count(&readers).unwrap(), 1);
+    }
+
+    #[test]
+    fn begin_does_not_wait_for_another_connections_write() {
+        let (dir, c) = conn();
+        let other = Connection::open(dir.path().join("t.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        assert!(!c.begin_now().unwrap());
+        assert!(started.elapsed() < BUSY_TIMEOUT / 2);
+        other.execute_batch("COMMIT").unwrap();
+        assert!(c.begin_now().unwrap());
+        c.batch("COMMIT").unwrap();
     }
 
     #[test]
