@@ -49,6 +49,18 @@ pub(crate) const MAX_AGE: Duration = Duration::from_millis(20);
 /// write that was to close it may have been cancelled before it joined.
 const ORPHANED_AFTER: Duration = Duration::from_millis(50);
 
+/// A statement binding more values than this runs as blocking work (see [`Unit::run`]).
+const BLOCKING_ARGS: usize = 64;
+
+/// Runs `work`, which blocks the thread for a while: on a multi-thread runtime the thread's
+/// other tasks move to another while it runs.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// What a batch came to: unset while open.
 type Outcome = Option<Result<(), Arc<StoreError>>>;
 
@@ -250,10 +262,13 @@ impl Batch {
         if !self.open {
             return Ok(());
         }
-        self.open = false;
         // No write released into it (all rolled back): nothing to sync, nobody to tell.
         let statement = if self.units == 0 { "ROLLBACK" } else { "COMMIT" };
-        let result = match self.conn().and_then(|c| Ok(c.batch(statement)?)) {
+        let ended = self.conn().and_then(|c| Ok(c.batch(statement)?));
+        // Closed only now: had the statement panicked, the batch would still be open, and a
+        // write waiting for it would end it itself (see `Unit::wait`).
+        self.open = false;
+        let result = match ended {
             Ok(()) => {
                 if self.units > 0 {
                     self.shared.batches.fetch_add(1, Ordering::Relaxed);
@@ -320,11 +335,31 @@ pub(crate) struct Unit {
 }
 
 impl Unit {
-    /// The writer's connection, inside this write's savepoint.
-    pub(crate) fn conn(&self) -> Result<&Conn, StoreError> {
-        match self.batch.as_ref() {
-            Some(b) => b.conn(),
-            None => unreachable!("a write is used after it ended"),
+    /// Runs a statement of the write (`statement` on the writer's connection, inside this
+    /// write's savepoint), binding `args` values.
+    ///
+    /// A statement with many values (the log's integration, a document with many recipients)
+    /// may take milliseconds: it runs with the runtime told that this thread blocks, so the
+    /// thread's other tasks move to another. If SQLite rolled the whole batch back on its own
+    /// (`SQLITE_FULL`, an I/O error), the batch fails here with that error, so every write in
+    /// it learns the cause (a full disk), and nothing more runs on the connection, which
+    /// would now commit each statement by itself.
+    pub(crate) fn run<T>(
+        &mut self,
+        args: usize,
+        statement: impl FnOnce(&Conn) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let Some(batch) = self.batch.as_mut() else { unreachable!("a write is used after it ended") };
+        let conn = batch.conn()?;
+        let ran = if args > BLOCKING_ARGS { blocking(|| statement(conn)) } else { statement(conn) };
+        match ran {
+            Ok(v) => Ok(v),
+            Err(e) if !conn.in_transaction() => {
+                let error = Arc::new(StoreError::from(e));
+                batch.fail(Arc::clone(&error));
+                Err(StoreError::Batch(error))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -422,4 +457,63 @@ impl Drop for Unit {
 
 fn lost() -> StoreError {
     StoreError::Corrupt("the outcome of a batch of writes was lost (a thread ending it failed)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Arg;
+
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x TEXT NOT NULL)").unwrap();
+        let writer = Writer::open(path).unwrap();
+        (dir, writer)
+    }
+
+    /// When SQLite rolls the whole batch back by itself (as on `SQLITE_FULL`; simulated here
+    /// by a `ROLLBACK` in front of the failing statement), every write of the batch fails with
+    /// the statement's own error, and the writer goes on with a fresh batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_sqlite_rolled_back_fails_every_write_with_its_cause() {
+        let (dir, writer) = writer();
+        let writer = Arc::new(writer);
+        let mut first = writer.join().await.unwrap();
+        first.run(1, |c| c.execute("INSERT INTO t (x) VALUES ($1)", &[Arg::from("first")])).unwrap();
+        let second = {
+            let writer = Arc::clone(&writer);
+            tokio::spawn(async move {
+                let mut second = writer.join().await.unwrap();
+                second
+                    .run(1, |c| {
+                        c.batch("ROLLBACK")?;
+                        c.execute("INSERT INTO t (x) VALUES ($1)", &[Arg::Text(None)])
+                    })
+                    .unwrap_err()
+            })
+        };
+        while writer.shared.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Left open for the write waiting to join, then failed by it.
+        let first = first.commit().await.unwrap_err();
+        let second = second.await.unwrap();
+        for e in [&first, &second] {
+            assert!(matches!(e, StoreError::Batch(cause) if cause.to_string().contains("NOT NULL")), "{e}");
+        }
+        let mut next = writer.join().await.unwrap();
+        next.run(1, |c| c.execute("INSERT INTO t (x) VALUES ($1)", &[Arg::from("next")])).unwrap();
+        next.commit().await.unwrap();
+        writer.flush().await;
+        let rows: Vec<String> = rusqlite::Connection::open(dir.path().join("w.db"))
+            .unwrap()
+            .prepare("SELECT x FROM t")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec!["next".to_owned()]);
+    }
 }

@@ -54,6 +54,9 @@ impl StoreError {
             StoreError::Batch(e) => e.is_disk_full(),
             StoreError::Io(e) | StoreError::Dir { source: e, .. } => io_full(e),
             StoreError::Database(sqlx::Error::Io(e)) => io_full(e),
+            // The writer's connection (see `sqlite`): SQLITE_FULL, in the low byte of the
+            // extended code.
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => e.extended_code & 0xff == 13,
             StoreError::Database(sqlx::Error::Database(e)) => {
                 // SQLITE_FULL is 13 (extended codes keep it in the low byte); 53100 is
                 // PostgreSQL's disk_full.
@@ -123,5 +126,22 @@ fn lock(m: &Mutex<FaultLog>) -> std::sync::MutexGuard<'_, FaultLog> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk met by SQLite's writer connection is reported as one (the refusal then
+    /// says so, and the node alerts), like the same failure through sqlx.
+    #[test]
+    fn sqlite_full_on_the_writer_is_a_full_disk() {
+        let failure = |code| StoreError::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        assert!(failure(rusqlite::ffi::SQLITE_FULL).is_disk_full());
+        assert!(StoreError::Batch(std::sync::Arc::new(failure(rusqlite::ffi::SQLITE_FULL))).is_disk_full());
+        assert!(!failure(rusqlite::ffi::SQLITE_CONSTRAINT).is_disk_full());
+        assert!(!failure(rusqlite::ffi::SQLITE_IOERR).is_disk_full());
+        assert!(failure(rusqlite::ffi::SQLITE_CONSTRAINT).is_storage_failure());
     }
 }

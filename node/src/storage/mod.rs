@@ -267,9 +267,19 @@ impl Store {
     /// once for the store and a transaction (see [`Tx::fetch_all`]).
     pub(crate) async fn fetch_all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
         match &self.readers {
-            Some(readers) => Ok(readers.fetch_all(sql, &args)?),
-            None => Ok(statement::query(sql, args).fetch_all(&self.pool).await?.into_iter().map(Row::from).collect()),
+            Some(readers) => match readers.fetch_all(sql, &args) {
+                // Another connection holds a lock a reader waits for only in rare moments (a
+                // checkpoint that truncates the log, recovery): the pool's readers wait for it,
+                // off this thread.
+                Err(e) if sqlite::is_busy(&e) => self.fetch_all_pooled(sql, args).await,
+                rows => Ok(rows?),
+            },
+            None => self.fetch_all_pooled(sql, args).await,
         }
+    }
+
+    async fn fetch_all_pooled(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        Ok(statement::query(sql, args).fetch_all(&self.pool).await?.into_iter().map(Row::from).collect())
     }
 
     /// [`Store::fetch_all`] for the one row `sql` answers; an error if it answers none.
@@ -335,6 +345,9 @@ impl Store {
     pub async fn close(&self) {
         if let Some(writer) = &self.writer {
             writer.flush().await;
+        }
+        if let Some(readers) = &self.readers {
+            readers.close();
         }
         self.pool.close().await;
     }
@@ -465,8 +478,8 @@ impl Tx<'_> {
     /// Runs `sql` with `args` bound (see [`statement`]) as part of the transaction; returns
     /// the rows it changed. On SQLite it runs on the writer's connection, in this task.
     pub(crate) async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
-        match (self.unit.as_ref(), self.conn.as_mut()) {
-            (Some(unit), _) => Ok(unit.conn()?.execute(sql, &args)?),
+        match (self.unit.as_mut(), self.conn.as_mut()) {
+            (Some(unit), _) => unit.run(args.len(), |c| c.execute(sql, &args)),
             (None, Some(conn)) => Ok(statement::query(sql, args).execute(&mut **conn).await?.rows_affected()),
             (None, None) => unreachable!("a transaction is used after it ended"),
         }
@@ -474,8 +487,8 @@ impl Tx<'_> {
 
     /// The rows `sql` answers.
     pub(crate) async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
-        match (self.unit.as_ref(), self.conn.as_mut()) {
-            (Some(unit), _) => Ok(unit.conn()?.fetch_all(sql, &args)?),
+        match (self.unit.as_mut(), self.conn.as_mut()) {
+            (Some(unit), _) => unit.run(args.len(), |c| c.fetch_all(sql, &args)),
             (None, Some(conn)) => {
                 Ok(statement::query(sql, args).fetch_all(&mut **conn).await?.into_iter().map(Row::from).collect())
             }

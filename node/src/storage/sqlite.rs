@@ -30,6 +30,10 @@ use super::statement::{Arg, Row, SqliteRow};
 /// `busy_timeout` (see [`super::SQLITE_PRAGMAS`]).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a reader waits for a lock, in the task that reads, before the read goes to sqlx's
+/// pool instead (see `Store::fetch_all`).
+const READER_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Read connections kept open for [`Readers`]: one per task reading at once, as many as a
 /// 2-core node keeps busy (more are opened when needed, and closed after).
 const IDLE_READERS: usize = 4;
@@ -64,11 +68,18 @@ impl Conn {
     }
 
     /// Opens a read connection: [`Conn::open`] with `query_only`, so that nothing read
-    /// through it can write.
+    /// through it can write, and a short busy timeout (see [`READER_BUSY_TIMEOUT`]).
     fn open_reader(path: &Path) -> Result<Conn, rusqlite::Error> {
         let reader = Conn::open(path)?;
         reader.conn.execute_batch("PRAGMA query_only = 1")?;
+        reader.conn.busy_timeout(READER_BUSY_TIMEOUT)?;
         Ok(reader)
+    }
+
+    /// Whether the connection is inside a transaction: false after SQLite rolled one back by
+    /// itself (it does on `SQLITE_FULL` and I/O errors).
+    pub(crate) fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
     }
 
     /// `BEGIN IMMEDIATE` if no other connection holds SQLite's write lock: `Ok(false)`, at
@@ -80,7 +91,7 @@ impl Conn {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
         match began {
             Ok(()) => Ok(true),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => Ok(false),
+            Err(e) if is_busy(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -149,6 +160,16 @@ impl Readers {
         }
         rows
     }
+
+    /// Closes the idle connections (before the store closes).
+    pub(crate) fn close(&self) {
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+}
+
+/// Whether `e` is `SQLITE_BUSY`: another connection holds the lock asked for.
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// Binds `args` to `stmt` by number (see the module's doc).
