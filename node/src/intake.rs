@@ -644,13 +644,8 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             next_hop: None,
             state: "refused",
         }));
-        let mut routed: std::collections::HashSet<AgencyCode> = if existed {
-            tx.add_routes(id, &routes, now_ms).await?.into_iter().collect()
-        } else {
-            // Just inserted: every route is new, and nothing needs to be asked.
-            tx.add_new_routes(id, &routes, now_ms).await?;
-            routes.iter().map(|r| *r.recipient).collect()
-        };
+        let mut routed: std::collections::HashSet<AgencyCode> =
+            tx.add_routes(id, &routes, now_ms).await?.into_iter().collect();
         for (hop, rcpts) in &plan {
             let new: Vec<AgencyCode> = rcpts.iter().filter(|r| routed.remove(r)).copied().collect();
             if new.is_empty() {
@@ -658,13 +653,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             }
             match hop {
                 NextHop::Local => {
-                    let added = if existed {
-                        tx.inbox_add(id, now_ms).await?
-                    } else {
-                        tx.inbox_add_new(id, now_ms).await?;
-                        true
-                    };
-                    if added {
+                    if tx.inbox_add(id, now_ms).await? {
                         if let Some(target) = manifest.business.target() {
                             let verb = superseded_verb(i64::from(manifest.business.code()));
                             tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;

@@ -260,18 +260,6 @@ impl Tx<'_> {
         Ok(routed)
     }
 
-    /// [`Tx::add_routes`] for a document this transaction has just inserted
-    /// ([`DocInsert::New`]): it has no route yet, so every route is new and nothing needs to
-    /// be asked.
-    pub async fn add_new_routes(&mut self, document: i64, routes: &[NewRoute<'_>], now: i64) -> Result<(), StoreError> {
-        for chunk in routes.chunks(rows_per_statement(3, 2)) {
-            // A recipient named twice is routed once, as by `add_routes`.
-            let (sql, args) = routes_insert(document, chunk, now, " ON CONFLICT (document, recipient) DO NOTHING");
-            self.execute(&sql, args).await?;
-        }
-        Ok(())
-    }
-
     /// Updates the state of recipients' routes (forwarded, delivered, refused), in one
     /// statement.
     pub async fn set_route_state(
@@ -303,17 +291,6 @@ impl Tx<'_> {
             )
             .await?;
         Ok(done > 0)
-    }
-
-    /// [`Tx::inbox_add`] for a document this transaction has just inserted: it cannot be in
-    /// the inbox yet, so nothing needs to be asked.
-    pub async fn inbox_add_new(&mut self, document: i64, now: i64) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO inbox (document, arrived_at) VALUES ($1, $2)",
-            vec![Arg::from(document), Arg::from(now)],
-        )
-        .await
-        .map(|_| ())
     }
 
     /// Records the latest status this agency posted on a received document.
