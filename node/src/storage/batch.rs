@@ -147,7 +147,7 @@ impl Writer {
     }
 
     /// Joins the open batch (opening one if none is) as a savepoint: the write runs its
-    /// statements on [`Unit::conn`] while it holds the writer.
+    /// statements with [`Unit::run`] while it holds the writer.
     pub(crate) async fn join(&self) -> Result<Unit, StoreError> {
         self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let waiting = Waiting(&self.shared.waiting);
@@ -156,8 +156,8 @@ impl Writer {
         if !batch.open {
             batch = begin(batch).await?;
         }
-        if let Err(e) = batch.conn()?.batch(SAVEPOINT) {
-            return Err(failed(batch, e.into()));
+        if let Err(e) = batch.exec(SAVEPOINT) {
+            return Err(failed(batch, e));
         }
         let (id, outcome) = (batch.id, batch.done.subscribe());
         Ok(Unit { writer: Arc::clone(&self.batch), batch: Some(batch), id, outcome })
@@ -251,6 +251,11 @@ impl Batch {
         self.conn.as_ref().ok_or_else(|| StoreError::Corrupt("the SQLite writer's connection was lost".into()))
     }
 
+    /// Runs statements without parameters (`SAVEPOINT`, `RELEASE`, `COMMIT`) on the connection.
+    fn exec(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.conn()?.batch(sql)?)
+    }
+
     /// Whether the write ending now should commit the batch rather than leave it open.
     fn should_commit(&self) -> bool {
         self.shared.waiting.load(Ordering::SeqCst) == 0 || self.units >= MAX_UNITS || self.opened.elapsed() >= MAX_AGE
@@ -264,7 +269,7 @@ impl Batch {
         }
         // No write released into it (all rolled back): nothing to sync, nobody to tell.
         let statement = if self.units == 0 { "ROLLBACK" } else { "COMMIT" };
-        let ended = self.conn().and_then(|c| Ok(c.batch(statement)?));
+        let ended = self.exec(statement);
         // Closed only now: had the statement panicked, the batch would still be open, and a
         // write waiting for it would end it itself (see `Unit::wait`).
         self.open = false;
@@ -380,10 +385,10 @@ impl Unit {
     /// then commits the batch or leaves it to the writes waiting and waits for it.
     async fn end(mut self, step: Step) -> Result<(), StoreError> {
         let Some(mut batch) = self.batch.take() else { return Ok(()) };
-        let ran = batch.conn().and_then(|c| Ok(c.batch(step.statement())?));
+        let ran = batch.exec(step.statement());
         if let Err(e) = ran {
             // The savepoint is still there: the write fails alone and the batch goes on.
-            if step == Step::Release && batch.conn().is_ok_and(|c| c.batch(Step::RollBack.statement()).is_ok()) {
+            if step == Step::Release && batch.exec(Step::RollBack.statement()).is_ok() {
                 if batch.should_commit() {
                     let _ = commit(batch).await;
                 }
@@ -434,7 +439,7 @@ impl Drop for Unit {
         if !batch.open {
             return;
         }
-        if let Err(e) = batch.conn().and_then(|c| Ok(c.batch(Step::RollBack.statement())?)) {
+        if let Err(e) = batch.exec(Step::RollBack.statement()) {
             batch.fail(Arc::new(e));
             return;
         }

@@ -83,6 +83,15 @@ pub enum StoreError {
     /// SQLite's writer connection failed (see [`sqlite`]).
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database URL names an in-memory SQLite database, which the node's writer and readers
+    /// (connections of their own) could not share.
+    #[error(
+        "{url}: an in-memory SQLite database cannot be shared by the node's writer and readers; name a file (sqlite:///var/lib/lienthong/node.db)"
+    )]
+    InMemory {
+        /// The URL.
+        url: String,
+    },
     /// Migrations failed.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -197,9 +206,7 @@ impl Store {
         let (writer, readers) = match backend {
             Backend::Sqlite => {
                 let Some(file) = sqlite::database_file(&url) else {
-                    return Err(StoreError::Corrupt(format!(
-                        "{url}: an in-memory SQLite database cannot be shared by the node's writer and readers; name a file"
-                    )));
+                    return Err(StoreError::InMemory { url });
                 };
                 (Some(batch::Writer::open(file.clone())?), Some(sqlite::Readers::new(file)))
             }
@@ -353,12 +360,15 @@ impl Store {
     }
 }
 
-/// The settings of every SQLite connection of the node, the pool's and the writer's (see
-/// [`set_up`]).
-const SQLITE_PRAGMAS: [&str; 5] = [
+/// How long a SQLite connection waits for a lock another one holds (`busy_timeout`), the
+/// pool's and the writer's alike.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The settings of every SQLite connection of the node, the pool's and the writer's, with
+/// [`SQLITE_BUSY_TIMEOUT`] (see [`set_up`]).
+const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
-    "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
     "PRAGMA mmap_size = 268435456",
 ];
@@ -377,6 +387,8 @@ async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), 
         for pragma in SQLITE_PRAGMAS {
             sqlx::query(pragma).execute(&mut *conn).await?;
         }
+        let busy = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+        sqlx::query(sqlx::AssertSqlSafe(busy)).execute(&mut *conn).await?;
     }
     Ok(())
 }

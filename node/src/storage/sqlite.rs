@@ -24,11 +24,8 @@ use std::sync::Arc;
 use rusqlite::types::{Null, ToSqlOutput, Value};
 use rusqlite::{Connection, OpenFlags};
 
+use super::SQLITE_BUSY_TIMEOUT;
 use super::statement::{Arg, Row, SqliteRow};
-
-/// How long a statement waits for a lock another connection holds: the pool's
-/// `busy_timeout` (see [`super::SQLITE_PRAGMAS`]).
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a reader waits for a lock, in the task that reads, before the read goes to sqlx's
 /// pool instead (see `Store::fetch_all`).
@@ -57,6 +54,7 @@ impl Conn {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
         for pragma in super::SQLITE_PRAGMAS {
             // `journal_mode` answers with a row; the others with none.
             conn.query_row(pragma, [], |_| Ok(())).or_else(|e| match e {
@@ -88,7 +86,7 @@ impl Conn {
     pub(crate) fn begin_now(&self) -> Result<bool, rusqlite::Error> {
         self.conn.busy_timeout(std::time::Duration::ZERO)?;
         let began = self.conn.execute_batch("BEGIN IMMEDIATE");
-        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        self.conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
         match began {
             Ok(()) => Ok(true),
             Err(e) if is_busy(&e) => Ok(false),
@@ -212,6 +210,7 @@ pub(crate) fn database_file(url: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::StoreError;
 
     fn conn() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap();
@@ -276,10 +275,18 @@ mod tests {
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let started = std::time::Instant::now();
         assert!(!c.begin_now().unwrap());
-        assert!(started.elapsed() < BUSY_TIMEOUT / 2);
+        assert!(started.elapsed() < SQLITE_BUSY_TIMEOUT / 2);
         other.execute_batch("COMMIT").unwrap();
         assert!(c.begin_now().unwrap());
         c.batch("COMMIT").unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_is_refused_saying_what_to_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = super::super::Store::open("sqlite::memory:", dir.path()).await.unwrap_err();
+        assert!(matches!(error, StoreError::InMemory { .. }), "{error}");
+        assert!(error.to_string().contains("name a file"), "{error}");
     }
 
     #[test]
