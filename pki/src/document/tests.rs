@@ -197,6 +197,23 @@ fn a_signed_sealed_document_verifies_with_its_provenance() {
 }
 
 #[test]
+fn the_manifest_decoded_once_is_the_one_every_later_call_and_clone_gives() {
+    let p = pki();
+    let signed = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
+    let e = Envelope::from_bytes(signed.as_bytes()).unwrap();
+    let first = e.manifest().unwrap();
+    assert_eq!(first, manifest());
+    assert_eq!(e.manifest().unwrap(), first);
+    assert_eq!(e.clone().manifest().unwrap(), first);
+    // A payload that is not a manifest gives its error on every call, not a decoded value.
+    let t = day(10);
+    let bad = Envelope::sign_person(b"\xa0", &p.person.key, &p.chain(&p.person.cert, &p.tien_yen), t).unwrap();
+    let bad = Envelope::from_bytes(bad.as_bytes()).unwrap();
+    assert!(bad.manifest().is_err());
+    assert!(bad.manifest().is_err());
+}
+
+#[test]
 fn nfd_input_signs_to_the_same_bytes_as_nfc() {
     let nfc = manifest();
     let mut nfd = manifest();
