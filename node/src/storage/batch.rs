@@ -202,13 +202,33 @@ async fn begin(mut batch: OwnedMutexGuard<Batch>) -> Result<OwnedMutexGuard<Batc
         batch.opened_now();
         return Ok(batch);
     }
-    let (batch, began) = run_blocking(batch, |mut b| {
+    let (mut opened, began) = run_blocking(batch, |mut b| {
         let began = b.begin();
-        (b, began)
+        (Opened(Some(b)), began)
     })
     .await
     .ok_or_else(lost)?;
+    let batch = opened.0.take().ok_or_else(lost)?;
     began.map(|()| batch)
+}
+
+/// A batch just opened on a blocking thread, on its way to the write that asked for it. If
+/// that write was cancelled meanwhile (a request timing out while another process held
+/// SQLite's write lock), nobody takes it: dropped unclaimed, an empty open batch is ended here,
+/// instead of holding the write lock (and keeping every other process from writing) until this
+/// process's next write, which on a quiet node may be hours away.
+struct Opened(Option<OwnedMutexGuard<Batch>>);
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if let Some(mut batch) = self.0.take()
+            && batch.open
+            && batch.units == 0
+        {
+            // No write in it: this is a `ROLLBACK`, nothing to sync, nobody to tell.
+            let _ = batch.commit();
+        }
+    }
 }
 
 impl Batch {
@@ -520,5 +540,30 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(rows, vec!["next".to_owned()]);
+    }
+
+    /// A write cancelled while its batch was being opened on a blocking thread (another
+    /// connection held the write lock) leaves no open transaction behind: another process
+    /// can write as soon as the lock is free, without waiting for this writer's next write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_cancelled_while_its_batch_opens_leaves_no_lock_behind() {
+        let (dir, writer) = writer();
+        let other = rusqlite::Connection::open(dir.path().join("w.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // Waits in SQLite's busy handler on a blocking thread; given up after 100 ms.
+        let joined = tokio::time::timeout(Duration::from_millis(100), writer.join()).await;
+        assert!(joined.is_err(), "the join waited for the other connection's lock");
+        other.execute_batch("COMMIT").unwrap();
+        // The blocking thread holds the writer until its `BEGIN` got the lock and it returned.
+        let batch = tokio::time::timeout(Duration::from_secs(5), writer.batch.lock()).await.unwrap();
+        assert!(!batch.open, "an empty batch was left open");
+        drop(batch);
+        other.busy_timeout(Duration::ZERO).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        other.execute_batch("ROLLBACK").unwrap();
+        // And the writer goes on.
+        let mut next = writer.join().await.unwrap();
+        next.run(1, |c| c.execute("INSERT INTO t (x) VALUES ($1)", &[Arg::from("next")])).unwrap();
+        next.commit().await.unwrap();
     }
 }
