@@ -410,7 +410,9 @@ async fn discard(conn: PoolConnection<Any>) {
 /// the open database transaction, rolled back alone when it fails, committed with the batch.
 /// On PostgreSQL it is a transaction of its own, and ends in one of three ways, only the first
 /// two giving the connection back to the pool:
-/// - [`Tx::commit`] returns `Ok` only when `COMMIT` itself succeeded: the work is durable.
+/// - [`Tx::commit`] returns `Ok` only when `COMMIT` itself succeeded: the work is durable
+///   (except in the lease claims and renewals of `outbox.rs`, which opt out of waiting for
+///   the sync with `SET LOCAL synchronous_commit = off` and hold nothing else).
 /// - [`Tx::rollback`] (a transaction ended on purpose) sends `ROLLBACK`.
 /// - Anything else — `COMMIT` or `ROLLBACK` failing, or the `Tx` dropped, as every `?` on a
 ///   failed statement does — closes the connection, which rolls back whatever is open.
@@ -448,8 +450,8 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     /// Commits. `Ok` means the database said the `COMMIT` holding this work succeeded (with
-    /// SQLite's `synchronous = FULL`, the data is on disk); on `Err` nothing of the
-    /// transaction is kept.
+    /// SQLite's `synchronous = FULL`, and PostgreSQL's default `synchronous_commit`, the data
+    /// is on disk); on `Err` nothing of the transaction is kept.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         // A failure here drops `self`, which rolls everything back.
         self.insert_log_entries().await?;
