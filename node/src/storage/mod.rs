@@ -304,6 +304,22 @@ impl Store {
     /// instead of silently nesting a savepoint. Such a connection is closed and one fresh
     /// connection is tried before giving up.
     pub async fn begin(&self) -> Result<Tx<'_>, StoreError> {
+        self.begin_as("BEGIN").await
+    }
+
+    /// A transaction for leases alone (outbox and mail claims and their renewals): on
+    /// PostgreSQL its `COMMIT` does not wait for the sync (`SET LOCAL synchronous_commit =
+    /// off`, sent with the `BEGIN` in one round trip). A lease is a soft mark: one lost in a
+    /// crash of the server is a lease run out, which the guarded finish already handles, and
+    /// the next durable commit syncs it anyway. At one document in flight the wait was a sync
+    /// per transfer on the critical path. Nothing that must survive a crash may be written in
+    /// it. On SQLite it is [`Store::begin`].
+    pub(crate) async fn begin_lease(&self) -> Result<Tx<'_>, StoreError> {
+        self.begin_as("BEGIN; SET LOCAL synchronous_commit = off").await
+    }
+
+    /// [`Store::begin`], opening a PostgreSQL transaction with `begin` (one plain query).
+    async fn begin_as(&self, begin: &'static str) -> Result<Tx<'_>, StoreError> {
         let mut tx = Tx {
             conn: None,
             unit: None,
@@ -322,7 +338,7 @@ impl Store {
             // timing out), the connection is closed, never returned to the pool mid-`BEGIN`.
             tx.conn = Some(self.pool.acquire().await?);
             let began = match tx.conn.as_mut() {
-                Some(conn) => sqlx::raw_sql("BEGIN").execute(&mut **conn).await,
+                Some(conn) => sqlx::raw_sql(begin).execute(&mut **conn).await,
                 None => unreachable!("the connection was just acquired"),
             };
             match began {
@@ -411,8 +427,7 @@ async fn discard(conn: PoolConnection<Any>) {
 /// On PostgreSQL it is a transaction of its own, and ends in one of three ways, only the first
 /// two giving the connection back to the pool:
 /// - [`Tx::commit`] returns `Ok` only when `COMMIT` itself succeeded: the work is durable
-///   (except in the lease claims and renewals of `outbox.rs`, which opt out of waiting for
-///   the sync with `SET LOCAL synchronous_commit = off` and hold nothing else).
+///   (except in a transaction from [`Store::begin_lease`], which holds leases alone).
 /// - [`Tx::rollback`] (a transaction ended on purpose) sends `ROLLBACK`.
 /// - Anything else — `COMMIT` or `ROLLBACK` failing, or the `Tx` dropped, as every `?` on a
 ///   failed statement does — closes the connection, which rolls back whatever is open.

@@ -315,13 +315,7 @@ impl Store {
             // Several processes may share PostgreSQL: a lease marks the claim, and rows another
             // process is claiming at this instant are skipped.
             Backend::Postgres => {
-                let mut tx = self.begin().await?;
-                // A lease is a soft mark, so its transaction does not wait for its sync: lost
-                // in a crash of the server, the row is claimable again, as when a lease runs
-                // out (the guarded finish keeps two senders from both recording). The next
-                // durable commit syncs it anyway. At one document in flight this was a sync
-                // per transfer on the critical path.
-                tx.execute("SET LOCAL synchronous_commit = off", vec![]).await?;
+                let mut tx = self.begin_lease().await?;
                 let mut rows = tx.fetch_all(&format!(
                     "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
                      SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3){except} \
@@ -347,11 +341,7 @@ impl Store {
         // Row ids are integers this process read from the database and the table name is a
         // constant: safe to inline, and portable (no array binds in sqlx's Any driver).
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let mut tx = self.begin().await?;
-        if self.backend() == Backend::Postgres {
-            // Soft marks, as in the claim: no wait for the sync.
-            tx.execute("SET LOCAL synchronous_commit = off", vec![]).await?;
-        }
+        let mut tx = self.begin_lease().await?;
         let done = tx
             .execute(
                 &format!(
