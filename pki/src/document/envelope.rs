@@ -85,8 +85,9 @@ pub struct Envelope {
     bytes: Vec<u8>,
     /// The manifest, once decoded: a node's intake, the verification and the signature pair
     /// each ask for it, and decoding it (CBOR, then every text NFC-normalised) took 8 % of a
-    /// document's verification in a profile, three times over.
-    manifest: std::sync::OnceLock<super::manifest::Manifest>,
+    /// document's verification in a profile, three times over. Shared, so that cloning the
+    /// envelope (as a node does to verify it) does not copy it.
+    manifest: std::sync::OnceLock<std::sync::Arc<super::manifest::Manifest>>,
 }
 
 /// The certificate chain of an `x5chain` header value (one certificate, or an array of them,
@@ -209,10 +210,11 @@ impl Envelope {
     /// decoded again each time, to give its error.
     pub fn manifest(&self) -> Result<super::manifest::Manifest, super::manifest::ManifestError> {
         if let Some(manifest) = self.manifest.get() {
-            return Ok(manifest.clone());
+            return Ok(super::manifest::Manifest::clone(manifest));
         }
         let manifest = super::manifest::Manifest::from_cbor(self.payload())?;
-        Ok(self.manifest.get_or_init(|| manifest).clone())
+        self.manifest.get_or_init(|| std::sync::Arc::new(manifest.clone()));
+        Ok(manifest)
     }
 
     /// The raw signature bytes of signature `index` (1-based).

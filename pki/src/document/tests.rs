@@ -197,7 +197,7 @@ fn a_signed_sealed_document_verifies_with_its_provenance() {
 }
 
 #[test]
-fn the_manifest_decoded_once_is_the_one_every_later_call_and_clone_gives() {
+fn the_kept_manifest_is_the_decoded_one_in_every_later_call_and_clone() {
     let p = pki();
     let signed = sign(&p, &p.person, &p.tien_yen, &p.seal, &p.tien_yen, &manifest());
     let e = Envelope::from_bytes(signed.as_bytes()).unwrap();
