@@ -29,6 +29,12 @@ pub use client::{Client, ConnectError, RequestError, SendError, finish};
 /// most a few rounds of its peer's in-flight limit before it runs.
 const MAX_CLAIMED: usize = 128;
 
+/// With transfers running, the outbox claims again only once this many of the
+/// [`MAX_CLAIMED`] places are free. Every finishing transfer wakes the outbox; under load,
+/// claiming one row per wake-up read the outbox (past the running rows, the oldest due) once
+/// per transfer. The claimed work still queued keeps the neighbours busy meanwhile.
+const CLAIM_AT_LEAST: usize = 8;
+
 /// Bytes read from a stored attachment at a time when forwarding it.
 const FORWARD_READ: usize = 1 << 20;
 
@@ -224,10 +230,11 @@ pub async fn run_outbox(node: Arc<Node>) {
         }
         let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
         let room = MAX_CLAIMED.saturating_sub(running.len());
+        let claiming = room >= CLAIM_AT_LEAST;
         // A SQLite claim is a plain read: the transfers running here are still pending and due,
         // and being the oldest they would come first, so they are left out of the claim (and
         // new work never waits behind transfers to a slow neighbour).
-        let claimed = if room > 0 {
+        let claimed = if claiming {
             let until = now + lease.as_millis() as i64;
             match node.store.claim_due_except(node.outbound.lease_owner(), now, until, room as i64, &running).await {
                 Ok(c) => c,
@@ -290,8 +297,8 @@ pub async fn run_outbox(node: Arc<Node>) {
         // Sleep until woken (new work, or a transfer finished), the next transfer is due, or a
         // second passes. When everything due is already running, only a wake-up helps.
         let now = millis(node.now());
-        // Full: a finishing transfer wakes the loop.
-        let wait = if (claimed_count > 0 && started == 0) || started == room {
+        // Full, or not claiming until more places are free: a finishing transfer wakes the loop.
+        let wait = if !claiming || (claimed_count > 0 && started == 0) || started == room {
             Duration::from_secs(1)
         } else {
             let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();

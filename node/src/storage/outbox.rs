@@ -145,13 +145,18 @@ impl Tx<'_> {
     }
 }
 
-/// ` AND id NOT IN (…)` for row ids this process read from the database (integers, so safe
-/// to inline, and portable: sqlx's Any driver binds no arrays); empty for none.
-fn not_in(ids: &[i64]) -> String {
-    if ids.is_empty() {
-        return String::new();
-    }
-    format!(" AND id NOT IN ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+/// ` AND id NOT IN (…)` leaving out the row ids `ids` (the transfers this process is running),
+/// bound as one JSON array in parameter `$n`, and that argument. The statement's text is the
+/// same whatever the ids, so it is prepared once and kept: with the ids written into the text
+/// (sqlx's Any driver binds no arrays), every claim under load was a statement never seen
+/// before, prepared again and pushing the kept ones out of the cache.
+fn not_in(backend: Backend, n: usize, ids: &[i64]) -> (String, Arg) {
+    let list = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+    let sql = match backend {
+        Backend::Sqlite => format!(" AND id NOT IN (SELECT value FROM json_each(${n}))"),
+        Backend::Postgres => format!(" AND id NOT IN (SELECT value::bigint FROM json_array_elements_text(${n}::json))"),
+    };
+    (sql, Arg::from(list))
 }
 
 fn transfer(row: &Row) -> Result<Transfer, StoreError> {
@@ -298,29 +303,30 @@ impl Store {
         except: &[i64],
     ) -> Result<Vec<Row>, StoreError> {
         let table = queue.table();
-        let except = not_in(except);
         // The table name and columns are constants of this crate.
         match self.backend() {
             // One process owns a SQLite database (leases are released at start): claiming is a
             // read, and the worker keeps a row from running twice. No write, no fsync per claim.
             Backend::Sqlite => {
+                let (except, ids) = not_in(Backend::Sqlite, 3, except);
                 self.fetch_all(
                     &format!(
                         "SELECT {columns} FROM {table} WHERE state = 'pending' AND next_attempt_at <= $1{except} ORDER BY next_attempt_at, id LIMIT $2"
                     ),
-                    vec![Arg::from(now), Arg::from(limit)],
+                    vec![Arg::from(now), Arg::from(limit), ids],
                 )
                 .await
             }
             // Several processes may share PostgreSQL: a lease marks the claim, and rows another
             // process is claiming at this instant are skipped.
             Backend::Postgres => {
+                let (except, ids) = not_in(Backend::Postgres, 5, except);
                 let mut tx = self.begin_lease().await?;
                 let mut rows = tx.fetch_all(&format!(
                     "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
                      SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3){except} \
                      ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {columns}, next_attempt_at"
-                ), vec![Arg::from(owner), Arg::from(lease_until), Arg::from(now), Arg::from(limit)]).await?;
+                ), vec![Arg::from(owner), Arg::from(lease_until), Arg::from(now), Arg::from(limit), ids]).await?;
                 tx.commit().await?;
                 // RETURNING keeps no order: put them back in the order they were due.
                 rows.sort_by_cached_key(|r| {
@@ -392,15 +398,19 @@ impl Store {
     /// [`Store::next_due`] among the rows other than `running` (those this process is working
     /// on now, which would otherwise always look due).
     pub async fn next_due_except(&self, queue: Leased, now: i64, running: &[i64]) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {} WHERE state = 'pending'{}",
-            queue.table(),
-            not_in(running)
-        )))
-        .bind(now)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(row.try_get("t")?)
+        // On SQLite a point read in this task (see `Store::fetch_all`): the outbox asks after
+        // every claim that left room, and a trip to sqlx's worker thread cost more than the read.
+        let (except, ids) = not_in(self.backend(), 2, running);
+        let row = self
+            .fetch_one(
+                &format!(
+                    "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {} WHERE state = 'pending'{except}",
+                    queue.table()
+                ),
+                vec![Arg::from(now), ids],
+            )
+            .await?;
+        row.try_get("t")
     }
 
     /// Rows of `queue` per state, with how many pending rows failed at least once and the
