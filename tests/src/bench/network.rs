@@ -206,25 +206,31 @@ pub async fn four_hop_latency(samples: u32) -> Vec<Duration> {
     latencies
 }
 
-/// Documents per second delivered over the 4-hop path under load: `n` documents submitted by
-/// the first agency's clerk, `in_flight` at a time over 4 clerk connections, from the first
-/// submit until the last is stored at the recipient.
-pub async fn four_hop_load(n: u32, in_flight: usize) -> f64 {
+/// Documents per second delivered over the first `hops` hops of the 4-hop path under load,
+/// and the CPU time this process (every node on the path and the clerks' side) spent per
+/// document, ms: `n` documents submitted by the first agency's clerk, `in_flight` at a time
+/// over 4 clerk connections, from the first submit until the last is stored at the end of the
+/// path. Unlike [`one_hop`], every hop here has a real node at both ends: the sender's
+/// outbox, its send and its record of the receipt are counted too.
+pub async fn delivered_over(hops: usize, n: u32, in_flight: usize) -> (f64, f64) {
+    let path = &PATH[..=hops];
     let mut options = NetOptions::default();
     options
         .extra_config
         .push_str("\n[limits]\nmax_streams_per_connection = 256\nmax_connections_per_certificate = 8\n");
-    let net = TestNet::start(only(&topology("quang-ninh-2024"), &PATH), options).await;
+    let net = TestNet::start(only(&topology("quang-ninh-2024"), path), options).await;
     let mut clerks = Vec::new();
     for _ in 0..4 {
-        clerks.push(Arc::new(net.clerk(PATH[0]).await));
+        clerks.push(Arc::new(net.clerk(path[0]).await));
     }
-    let docs: Vec<_> = (0..n).map(|i| Arc::new(net.document(PATH[0], &[PATH[4]], 20_000 + i))).collect();
+    let end = path[hops];
+    let docs: Vec<_> = (0..n).map(|i| Arc::new(net.document(path[0], &[end], 20_000 + i))).collect();
     let databases = Databases::open(&net).await;
-    let recipient = databases.pool(&PATH[4].parse().unwrap());
+    let recipient = databases.pool(&end.parse().unwrap());
     let stored =
         async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(recipient).await.unwrap() };
     let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let cpu = super::measure::process_cpu();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (i, d) in docs.iter().enumerate() {
@@ -239,10 +245,11 @@ pub async fn four_hop_load(n: u32, in_flight: usize) -> f64 {
         t.await.unwrap();
     }
     while stored().await < i64::from(n) {
-        assert!(start.elapsed() < Duration::from_secs(600), "the 4-hop load did not drain in 10 minutes");
+        assert!(start.elapsed() < Duration::from_secs(600), "the load over {hops} hops did not drain in 10 minutes");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = f64::from(n) / start.elapsed().as_secs_f64();
+    let cpu_ms = (super::measure::process_cpu() - cpu).as_secs_f64() * 1e3 / f64::from(n);
     databases.close().await;
     for c in clerks {
         if let Ok(c) = Arc::try_unwrap(c) {
@@ -250,7 +257,7 @@ pub async fn four_hop_load(n: u32, in_flight: usize) -> f64 {
         }
     }
     net.stop().await;
-    rate
+    (rate, cpu_ms)
 }
 
 /// The raw QUIC and SQLite limits, one hop at 1 and 16 in flight and the 4-hop latency.
