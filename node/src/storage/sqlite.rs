@@ -74,9 +74,17 @@ impl Conn {
 
     /// Opens a read connection: [`Conn::open`] with `query_only`, so that nothing read
     /// through it can write, and a short busy timeout (see [`READER_BUSY_TIMEOUT`]).
+    ///
+    /// Without the memory map the pool's connections have: a connection starting a read after
+    /// another one committed drops its whole map (SQLite cannot know the file kept its size),
+    /// and a node commits many times a second, so each point read paid an `munmap` (a TLB
+    /// shootdown on every core), a new `mmap` and page faults, a third of the time of reading
+    /// a document to forward in a profile; copying its few pages with `pread` costs less.
+    /// One hop from a clerk, six interleaved pairs: CPU per document 3.35 ms (median) with
+    /// the map, 3.15 ms without.
     fn open_reader(path: &Path) -> Result<Conn, rusqlite::Error> {
         let reader = Conn::open(path)?;
-        reader.conn.execute_batch("PRAGMA query_only = 1")?;
+        reader.conn.execute_batch("PRAGMA query_only = 1; PRAGMA mmap_size = 0")?;
         reader.conn.busy_timeout(READER_BUSY_TIMEOUT)?;
         Ok(reader)
     }
