@@ -23,7 +23,7 @@ fn code(s: &str) -> AgencyCode {
 on_both_backends!(a_hung_neighbour_does_not_hold_up_the_others, receipts_for_one_neighbour_go_in_batches);
 
 /// Tiên Yên has 100 documents for Phong Dụ, whose node hangs (accepts and never answers):
-/// they stay in flight, 16 attempts hanging and the rest waiting for a slot. A document for
+/// they stay in flight, 32 attempts hanging and the rest waiting for a slot. A document for
 /// Hà Lâu, submitted after them, still goes at once. (On SQLite a claim is a plain read that
 /// returns the running transfers too; asking for only as many rows as there was room for
 /// returned the oldest, running ones, and new work waited until the hung attempts timed out.)
