@@ -22,11 +22,13 @@ fn code(s: &str) -> AgencyCode {
 
 on_both_backends!(a_hung_neighbour_does_not_hold_up_the_others, receipts_for_one_neighbour_go_in_batches);
 
-/// Tiên Yên has 100 documents for Phong Dụ, whose node hangs (accepts and never answers):
+/// Tiên Yên has 124 documents for Phong Dụ, whose node hangs (accepts and never answers):
 /// they stay in flight, 32 attempts hanging and the rest waiting for a slot. A document for
-/// Hà Lâu, submitted after them, still goes at once. (On SQLite a claim is a plain read that
-/// returns the running transfers too; asking for only as many rows as there was room for
-/// returned the oldest, running ones, and new work waited until the hung attempts timed out.)
+/// Hà Lâu, submitted after them, still goes within seconds. (On SQLite a claim is a plain read
+/// that returns the running transfers too; asking for only as many rows as there was room for
+/// returned the oldest, running ones, and new work waited until the hung attempts timed out.
+/// And with 124 of the outbox's 128 places taken, fewer than `CLAIM_AT_LEAST` are free: a
+/// wake-up claims nothing, and the claim comes when the outbox's wait runs out.)
 async fn a_hung_neighbour_does_not_hold_up_the_others(database: Database) {
     harness::logging();
     let mut options = NetOptions { database, ..NetOptions::default() };
@@ -37,7 +39,7 @@ async fn a_hung_neighbour_does_not_hold_up_the_others(database: Database) {
     net.start_node(&code(HA_LAU)).await;
     let _silent = SilentPeer::start(&mut net, &code(PHONG_DU));
     let clerk = net.clerk(TIEN_YEN).await;
-    for i in 1..=100 {
+    for i in 1..=124 {
         net.document(TIEN_YEN, &[PHONG_DU], i).submit(&clerk).await.unwrap();
     }
     let doc = net.document(TIEN_YEN, &[HA_LAU], 1_000);

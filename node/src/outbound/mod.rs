@@ -29,10 +29,13 @@ pub use client::{Client, ConnectError, RequestError, SendError, finish};
 /// most a few rounds of its peer's in-flight limit before it runs.
 const MAX_CLAIMED: usize = 128;
 
-/// With transfers running, the outbox claims again only once this many of the
-/// [`MAX_CLAIMED`] places are free. Every finishing transfer wakes the outbox; under load,
-/// claiming one row per wake-up read the outbox (past the running rows, the oldest due) once
-/// per transfer. The claimed work still queued keeps the neighbours busy meanwhile.
+/// With transfers running, the outbox claims again when woken only once this many of the
+/// [`MAX_CLAIMED`] places are free. Every finishing transfer (and batch of notices) wakes the
+/// outbox; under load, claiming one row per wake-up read the outbox (past the running rows,
+/// the oldest due) once per transfer. The claimed work still queued keeps the neighbours busy
+/// meanwhile. A wait that ends on its timer claims whatever room there is: the claimed
+/// transfers may all be stuck behind a neighbour that hangs, and new work for the others must
+/// not wait for their timeouts.
 const CLAIM_AT_LEAST: usize = 8;
 
 /// Bytes read from a stored attachment at a time when forwarding it.
@@ -199,6 +202,8 @@ pub async fn run_outbox(node: Arc<Node>) {
     let renew_every = lease / 3;
     let mut renewed_at = tokio::time::Instant::now();
     let mut faults_tried_at: Option<tokio::time::Instant> = None;
+    // Whether the last wait ended on its timer rather than a wake-up.
+    let mut timed_out = false;
     loop {
         if node.stopping() {
             break;
@@ -230,7 +235,7 @@ pub async fn run_outbox(node: Arc<Node>) {
         }
         let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
         let room = MAX_CLAIMED.saturating_sub(running.len());
-        let claiming = room >= CLAIM_AT_LEAST;
+        let claiming = room >= CLAIM_AT_LEAST || (room > 0 && timed_out);
         // A SQLite claim is a plain read: the transfers running here are still pending and due,
         // and being the oldest they would come first, so they are left out of the claim (and
         // new work never waits behind transfers to a slow neighbour).
@@ -289,6 +294,8 @@ pub async fn run_outbox(node: Arc<Node>) {
                     let _place = SenderPlace { queues: &queues, hop };
                     while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
                         run_claimed(&task_node, &peer, &in_flight, batch).await;
+                        // Its places are free again (see `CLAIM_AT_LEAST`).
+                        task_node.outbound.wake_outbox();
                     }
                     task_node.outbound.wake_outbox();
                 });
@@ -312,9 +319,10 @@ pub async fn run_outbox(node: Arc<Node>) {
         } else {
             wait
         };
+        timed_out = false;
         tokio::select! {
             _ = node.outbound.outbox_woken() => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait) => timed_out = true,
             _ = shutdown.changed() => break,
         }
     }

@@ -145,18 +145,24 @@ impl Tx<'_> {
     }
 }
 
-/// ` AND id NOT IN (…)` leaving out the row ids `ids` (the transfers this process is running),
-/// bound as one JSON array in parameter `$n`, and that argument. The statement's text is the
-/// same whatever the ids, so it is prepared once and kept: with the ids written into the text
-/// (sqlx's Any driver binds no arrays), every claim under load was a statement never seen
-/// before, prepared again and pushing the kept ones out of the cache.
-fn not_in(backend: Backend, n: usize, ids: &[i64]) -> (String, Arg) {
+/// A subquery answering the row ids `ids` (transfers this process is running), bound as one
+/// JSON array in parameter `$n`, and that argument. The statement's text is the same whatever
+/// the ids, so it is prepared once and kept: with the ids written into the text (sqlx's Any
+/// driver binds no arrays), every claim under load was a statement never seen before,
+/// prepared again and pushing the kept ones out of the cache.
+fn ids(backend: Backend, n: usize, ids: &[i64]) -> (String, Arg) {
     let list = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
     let sql = match backend {
-        Backend::Sqlite => format!(" AND id NOT IN (SELECT value FROM json_each(${n}))"),
-        Backend::Postgres => format!(" AND id NOT IN (SELECT value::bigint FROM json_array_elements_text(${n}::json))"),
+        Backend::Sqlite => format!("(SELECT value FROM json_each(${n}))"),
+        Backend::Postgres => format!("(SELECT value::bigint FROM json_array_elements_text(${n}::json))"),
     };
     (sql, Arg::from(list))
+}
+
+/// ` AND id NOT IN (…)` leaving out the row ids `except` (see [`ids`]), and its argument.
+fn not_in(backend: Backend, n: usize, except: &[i64]) -> (String, Arg) {
+    let (sql, arg) = ids(backend, n, except);
+    (format!(" AND id NOT IN {sql}"), arg)
 }
 
 fn transfer(row: &Row) -> Result<Transfer, StoreError> {
@@ -344,17 +350,15 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        // Row ids are integers this process read from the database and the table name is a
-        // constant: safe to inline, and portable (no array binds in sqlx's Any driver).
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let (list, running) = self::ids(self.backend(), 3, ids);
         let mut tx = self.begin_lease().await?;
         let done = tx
             .execute(
                 &format!(
-                    "UPDATE {} SET lease_until = $1 WHERE lease_owner = $2 AND state = 'pending' AND id IN ({list})",
+                    "UPDATE {} SET lease_until = $1 WHERE lease_owner = $2 AND state = 'pending' AND id IN {list}",
                     queue.table()
                 ),
-                vec![Arg::from(until), Arg::from(owner)],
+                vec![Arg::from(until), Arg::from(owner), running],
             )
             .await?;
         tx.commit().await?;
@@ -398,19 +402,37 @@ impl Store {
     /// [`Store::next_due`] among the rows other than `running` (those this process is working
     /// on now, which would otherwise always look due).
     pub async fn next_due_except(&self, queue: Leased, now: i64, running: &[i64]) -> Result<Option<i64>, StoreError> {
-        // On SQLite a point read in this task (see `Store::fetch_all`): the outbox asks after
-        // every claim that left room, and a trip to sqlx's worker thread cost more than the read.
-        let (except, ids) = not_in(self.backend(), 2, running);
-        let row = self
-            .fetch_one(
-                &format!(
-                    "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {} WHERE state = 'pending'{except}",
-                    queue.table()
-                ),
-                vec![Arg::from(now), ids],
-            )
-            .await?;
-        row.try_get("t")
+        let table = queue.table();
+        match self.backend() {
+            // A point read in this task (see `Store::fetch_all`): no SQLite row holds a lease
+            // (one process owns the database, its claims are plain reads, and it frees every
+            // lease at start), so the earliest due row is the first one in the `outbox_due`
+            // index past the running ones, whatever the backlog.
+            Backend::Sqlite => {
+                let (except, ids) = not_in(Backend::Sqlite, 1, running);
+                let row = self
+                    .fetch_all(
+                        &format!(
+                            "SELECT next_attempt_at FROM {table} WHERE state = 'pending'{except} ORDER BY next_attempt_at LIMIT 1"
+                        ),
+                        vec![ids],
+                    )
+                    .await?;
+                row.first().map(|r| r.try_get("next_attempt_at")).transpose()
+            }
+            Backend::Postgres => {
+                let (except, ids) = not_in(Backend::Postgres, 2, running);
+                let row = self
+                    .fetch_one(
+                        &format!(
+                            "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {table} WHERE state = 'pending'{except}"
+                        ),
+                        vec![Arg::from(now), ids],
+                    )
+                    .await?;
+                row.try_get("t")
+            }
+        }
     }
 
     /// Rows of `queue` per state, with how many pending rows failed at least once and the

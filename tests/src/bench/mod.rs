@@ -83,7 +83,8 @@ struct Sizes {
     commits: usize,
     disk: u64,
     one_hop: [(usize, u32); 3],
-    four_hop_load: u32,
+    /// Documents sent under load from a clerk, over one hop and over four.
+    under_load: u32,
     four_hop_latency: u32,
     attachment_runs: usize,
     /// Bundles `lienthong verify DIR` verifies in one process.
@@ -100,7 +101,7 @@ const FULL: Sizes = Sizes {
     commits: 2_000,
     disk: 1024 * MIB,
     one_hop: [(1, 300), (16, 1_500), (256, 3_000)],
-    four_hop_load: 1_000,
+    under_load: 1_000,
     four_hop_latency: 200,
     attachment_runs: 3,
     many_bundles: 2_000,
@@ -113,7 +114,7 @@ const QUICK: Sizes = Sizes {
     commits: 500,
     disk: 256 * MIB,
     one_hop: [(1, 100), (16, 500), (256, 1_000)],
-    four_hop_load: 300,
+    under_load: 300,
     four_hop_latency: 50,
     attachment_runs: 1,
     many_bundles: 1_000,
@@ -173,8 +174,9 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
     documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, raw_verify_all);
 }
 
-/// The pipeline's hops: one hop on both backends at 1, 16 and 256 in flight, four hops under
-/// load and one at a time, against the crypto limit and the floor of a hop (`quic_seq_p50`,
+/// The pipeline's hops: one hop on both backends at 1, 16 and 256 in flight (the receiving
+/// side), one hop from a clerk and four hops under load (nodes at both ends of every hop), and
+/// four hops one at a time, against the crypto limit and the floor of a hop (`quic_seq_p50`,
 /// one raw request; `sqlite`, raw durable inserts per second).
 async fn hops(figures: &mut Figures, sizes: &Sizes, crypto: f64, quic_seq_p50: Duration, sqlite: f64) {
     let crypto_limit = ("crypto limit", crypto);
@@ -205,7 +207,7 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, crypto: f64, quic_seq_p50: D
             }
         }
     }
-    let n = sizes.four_hop_load;
+    let n = sizes.under_load;
     // One hop as a clerk sees it: both ends are nodes, so the sender's side of the hop (its
     // outbox, the send, the receipt's check and record) is counted, which `one_hop` leaves out.
     let (rate, cpu_ms) = network::delivered_over(1, n, 64).await;

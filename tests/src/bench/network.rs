@@ -213,6 +213,7 @@ pub async fn four_hop_latency(samples: u32) -> Vec<Duration> {
 /// path. Unlike [`one_hop`], every hop here has a real node at both ends: the sender's
 /// outbox, its send and its record of the receipt are counted too.
 pub async fn delivered_over(hops: usize, n: u32, in_flight: usize) -> (f64, f64) {
+    assert!((1..PATH.len()).contains(&hops), "the path has 1 to {} hops, not {hops}", PATH.len() - 1);
     let path = &PATH[..=hops];
     let mut options = NetOptions::default();
     options
