@@ -403,36 +403,29 @@ impl Store {
     /// on now, which would otherwise always look due).
     pub async fn next_due_except(&self, queue: Leased, now: i64, running: &[i64]) -> Result<Option<i64>, StoreError> {
         let table = queue.table();
-        match self.backend() {
+        let (sql, args) = match self.backend() {
             // A point read in this task (see `Store::fetch_all`): no SQLite row holds a lease
             // (one process owns the database, its claims are plain reads, and it frees every
             // lease at start), so the earliest due row is the first one in the `outbox_due`
             // index past the running ones, whatever the backlog.
             Backend::Sqlite => {
                 let (except, ids) = not_in(Backend::Sqlite, 1, running);
-                let row = self
-                    .fetch_all(
-                        &format!(
-                            "SELECT next_attempt_at FROM {table} WHERE state = 'pending'{except} ORDER BY next_attempt_at LIMIT 1"
-                        ),
-                        vec![ids],
-                    )
-                    .await?;
-                row.first().map(|r| r.try_get("next_attempt_at")).transpose()
+                let sql = format!(
+                    "SELECT next_attempt_at AS t FROM {table} WHERE state = 'pending'{except} ORDER BY next_attempt_at LIMIT 1"
+                );
+                (sql, vec![ids])
             }
             Backend::Postgres => {
                 let (except, ids) = not_in(Backend::Postgres, 2, running);
-                let row = self
-                    .fetch_one(
-                        &format!(
-                            "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {table} WHERE state = 'pending'{except}"
-                        ),
-                        vec![Arg::from(now), ids],
-                    )
-                    .await?;
-                row.try_get("t")
+                let sql = format!(
+                    "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < $1 THEN next_attempt_at ELSE lease_until END) AS t FROM {table} WHERE state = 'pending'{except}"
+                );
+                (sql, vec![Arg::from(now), ids])
             }
-        }
+        };
+        // No row (SQLite, nothing pending) or a NULL minimum (PostgreSQL): nothing due.
+        let rows = self.fetch_all(&sql, args).await?;
+        Ok(rows.first().map(|r| r.try_get::<Option<i64>, _>("t")).transpose()?.flatten())
     }
 
     /// Rows of `queue` per state, with how many pending rows failed at least once and the
