@@ -18,7 +18,7 @@ use pki::document::validation::{Arrival, ArrivalError};
 use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 
 use crate::routing::NextHop;
-use crate::storage::{DocInsert, NewDocument, TransferKind, millis};
+use crate::storage::{DocInsert, NewDocument, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
 /// Where a document comes from.
@@ -604,6 +604,8 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let new_cas = node.trust.trust().learn(path_cas(node, &envelope));
     let sender_name = verified.sender_name().to_owned();
     let committing = std::time::Instant::now();
+    // The document's row and the transfers to next hops its transaction queued, for the outbox.
+    let mut queued: (i64, Vec<Transfer>) = (0, Vec::new());
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
@@ -624,6 +626,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 return Ok(None);
             }
         };
+        queued.0 = id;
         let toward_sender = match node.routes.next_hop(&manifest.from) {
             Ok(NextHop::Neighbour(n)) => Some(n),
             _ => None,
@@ -672,7 +675,10 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                     }
                 }
                 NextHop::Neighbour(n) => {
-                    tx.enqueue(TransferKind::Document(id), n, &new, now_ms).await?;
+                    if let Some(transfer) = tx.enqueue(TransferKind::Document(id), n, &new, now_ms).await? {
+                        let kind = TransferKind::Document(id);
+                        queued.1.push(Transfer { id: transfer, kind, next_hop: *n, recipients: new, attempts: 0 });
+                    }
                 }
             }
         }
@@ -729,7 +735,30 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     if crls_changed {
         crate::crls::refresh(node).await;
     }
-    node.outbound.wake_outbox();
+    // Committed: the transfers go to the outbox with the document in hand (it wakes either way).
+    let (row, transfers) = queued;
+    if transfers.is_empty() {
+        node.outbound.wake_outbox();
+    } else {
+        let forward = std::sync::Arc::new(crate::outbound::Forward {
+            document: crate::storage::StoredDocument {
+                id: row,
+                doc_id: doc_id.clone(),
+                digest,
+                sender: manifest.from,
+                envelope: envelope_bytes.to_vec(),
+                outgoing: matches!(source, Source::Clerk),
+                provisional: is_provisional,
+                recipients: manifest.to.clone(),
+            },
+            attachments: crate::storage::inline::StoredAttachment::just_taken(&manifest.attachments, &inline),
+        });
+        let handed = transfers
+            .into_iter()
+            .map(|transfer| crate::outbound::Handed { transfer, forward: std::sync::Arc::clone(&forward) })
+            .collect();
+        node.outbound.hand_over(handed);
+    }
     Metrics::bump(&node.observed.metrics().documents_in);
     node.observed.telemetry().document_taken(matches!(source, Source::Clerk));
     if is_provisional {

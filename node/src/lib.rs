@@ -117,6 +117,10 @@ pub struct Metrics {
     pub crl_asks: AtomicU64,
     /// CRLs received from neighbours in answer to those asks and used.
     pub crls_fetched: AtomicU64,
+    /// Document transfers started from their intake with the document in memory, rather than
+    /// claimed and read back from the database (see `outbound::handoff`): with
+    /// `documents_out`, how often forwarding takes the short way.
+    pub sent_from_intake: AtomicU64,
 }
 
 impl Metrics {

@@ -20,7 +20,11 @@ fn code(s: &str) -> AgencyCode {
     s.parse().unwrap()
 }
 
-on_both_backends!(a_hung_neighbour_does_not_hold_up_the_others, receipts_for_one_neighbour_go_in_batches);
+on_both_backends!(
+    a_hung_neighbour_does_not_hold_up_the_others,
+    receipts_for_one_neighbour_go_in_batches,
+    a_document_goes_on_from_its_intake_without_being_read_back
+);
 
 /// Tiên Yên has 124 documents for Phong Dụ, whose node hangs (accepts and never answers):
 /// they stay in flight, 32 attempts hanging and the rest waiting for a slot. A document for
@@ -93,5 +97,43 @@ async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
     println!("{notices} receipts came in {batches} requests");
     assert_eq!(notices, 200, "each receipt once");
     assert!(batches <= 100, "{notices} receipts in {batches} requests: not batched");
+    net.stop().await;
+}
+
+/// Phong Dụ's clerk sends 20 documents to Hà Lâu, one after the other, through Tiên Yên. Each
+/// node on the way hands the transfer its intake queued straight to its outbox with the
+/// document (`outbound::handoff`), instead of the outbox claiming it and reading it back.
+/// (A claim woken by other work may find a transfer first, in the instant between the commit
+/// and the hand-off; then the claim sends it and the hand-off is skipped, so the count is
+/// "nearly all", not "all".) Every document arrives once, and each hand-over is recorded.
+async fn a_document_goes_on_from_its_intake_without_being_read_back(database: Database) {
+    let net = TestNet::start(
+        only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN, HA_LAU]),
+        NetOptions { database, ..NetOptions::default() },
+    )
+    .await;
+    let clerk = net.clerk(PHONG_DU).await;
+    let ha_lau = net.node(HA_LAU);
+    const N: u64 = 20;
+    for i in 1..=N {
+        let doc = net.document(PHONG_DU, &[HA_LAU], i as u32);
+        doc.submit(&clerk).await.unwrap();
+        wait_for("the document at Hà Lâu", Duration::from_secs(15), || async {
+            ha_lau.store.document_by_id(&doc.id).await.unwrap().is_some()
+        })
+        .await;
+    }
+    for hop in [PHONG_DU, TIEN_YEN] {
+        let m = net.node(hop).observed.metrics();
+        wait_for("every hand-over recorded", Duration::from_secs(15), || async {
+            m.documents_out.load(Ordering::Relaxed) >= N
+        })
+        .await;
+        let (out, from_intake) = (m.documents_out.load(Ordering::Relaxed), m.sent_from_intake.load(Ordering::Relaxed));
+        println!("{hop}: {out} handed over, {from_intake} of them sent from their intake");
+        assert_eq!(out, N, "{hop}: each document handed over once");
+        assert!(from_intake >= N * 3 / 4 && from_intake <= N, "{hop}: {from_intake} of {N} sent from their intake");
+    }
+    clerk.close().await;
     net.stop().await;
 }

@@ -73,6 +73,7 @@ on_both_backends!(
     counters_add_up_under_concurrency,
     a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit,
     the_outbox_leaves_out_the_transfers_running_here,
+    a_handed_over_transfer_is_left_to_the_process_that_claimed_it,
     concurrent_writes_are_each_visible_when_their_commit_returns,
     a_write_dropped_halfway_leaves_the_others_in_its_batch,
     a_write_cancelled_while_it_holds_the_writer_blocks_nobody,
@@ -447,6 +448,43 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
         assert_eq!(store.claim_due("a", 2000, 32_000, 10).await.unwrap().len(), 2);
         assert_eq!(store.next_due(Leased::Outbox, 2000).await.unwrap(), Some(1000));
     }
+}
+
+/// An intake hands the transfers it queued to its outbox (`Outbound::hand_over`); `enqueue`
+/// says which are new, and `claim_handed` gives back the ones this process may run: on
+/// PostgreSQL not those another process claimed in the meantime, nor those no longer
+/// pending, and the ones it returns are leased (nobody else claims them); on SQLite, where
+/// one process owns the outbox, all of them.
+async fn a_handed_over_transfer_is_left_to_the_process_that_claimed_it(database: Database) {
+    let (net, store) = open(database).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 5);
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 0)).await.unwrap() else { panic!() };
+    let hop = code(HA_LAU);
+    let mut ids = Vec::new();
+    for r in [&[HA_LAU][..], &[TIEN_YEN], &[HA_LAU, TIEN_YEN]] {
+        let r: Vec<_> = r.iter().map(|r| code(r)).collect();
+        ids.push(tx.enqueue(TransferKind::Document(id), &hop, &r, 1000).await.unwrap().expect("a new transfer"));
+    }
+    // Queued already: no new row, nothing to hand over.
+    assert_eq!(tx.enqueue(TransferKind::Document(id), &hop, &[code(HA_LAU)], 1000).await.unwrap(), None);
+    tx.commit().await.unwrap();
+
+    // Another process claims the oldest; the third is finished before the hand-off is taken.
+    let taken = store.claim_due_except("b", 1000, 31_000, 1, &[]).await.unwrap();
+    assert_eq!(taken.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[0]]);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.finish_transfer(ids[2], "a", "done", 1000).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mine = store.claim_handed("a", 1000, 31_000, &ids).await.unwrap();
+    if store.backend() == node::storage::Backend::Postgres {
+        assert_eq!(mine, [ids[1]], "only the one still pending and not claimed by b");
+        assert!(store.claim_due_except("b", 2000, 32_000, 10, &[ids[0]]).await.unwrap().is_empty(), "a holds it now");
+    } else {
+        assert_eq!(mine, ids, "one process owns a SQLite outbox");
+    }
+    assert!(store.claim_handed("a", 1000, 31_000, &[]).await.unwrap().is_empty());
 }
 
 /// The value of counter `name`, read through the pool (another connection than the writer's):

@@ -199,6 +199,7 @@ pub struct Client {
     /// Connections opened are registered there, and their standing checked before use.
     trust: Arc<TrustState>,
     outbox_wake: Notify,
+    handoffs: super::handoff::Handoffs,
     lease_owner: String,
     jitter: StdMutex<u64>,
 }
@@ -234,6 +235,7 @@ impl Client {
             limits: config.limits.clone(),
             trust,
             outbox_wake: Notify::new(),
+            handoffs: super::handoff::Handoffs::default(),
             lease_owner,
             jitter: StdMutex::new(jitter_seed),
         }
@@ -247,6 +249,22 @@ impl Client {
     /// Wakes the outbox worker (new work was queued).
     pub fn wake_outbox(&self) {
         self.outbox_wake.notify_one();
+    }
+
+    /// Hands transfers an intake just committed to the outbox, with their document (see
+    /// [`super::handoff`]), and wakes it. Those beyond the queue's bound are left to the
+    /// outbox's next claim.
+    pub fn hand_over(&self, handed: Vec<super::Handed>) {
+        if handed.is_empty() {
+            return;
+        }
+        self.handoffs.push(handed);
+        self.wake_outbox();
+    }
+
+    /// Up to `at_most` of the transfers handed over, oldest first.
+    pub(crate) fn handed(&self, at_most: usize) -> Vec<super::Handed> {
+        self.handoffs.take(at_most)
     }
 
     /// Wakes every waiting outbox worker (shutdown began).

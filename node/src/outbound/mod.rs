@@ -22,8 +22,10 @@ use crate::storage::{StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
 mod client;
+mod handoff;
 
 pub use client::{Client, ConnectError, RequestError, SendError, finish};
+pub use handoff::{Forward, Handed};
 
 /// Most transfers claimed at once, all peers together. Claims are leased; a claim waits at
 /// most a few rounds of its peer's in-flight limit before it runs.
@@ -234,6 +236,13 @@ pub async fn run_outbox(node: Arc<Node>) {
             renewed_at = tokio::time::Instant::now();
         }
         let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
+        // Transfers an intake handed over first: their documents are in memory already.
+        let handed = start_handed(&node, &mut per_peer, &in_flight, MAX_CLAIMED.saturating_sub(running.len())).await;
+        let running: Vec<i64> = if handed > 0 {
+            in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default()
+        } else {
+            running
+        };
         let room = MAX_CLAIMED.saturating_sub(running.len());
         let claiming = room >= CLAIM_AT_LEAST || (room > 0 && timed_out);
         // A SQLite claim is a plain read: the transfers running here are still pending and due,
@@ -280,7 +289,7 @@ pub async fn run_outbox(node: Arc<Node>) {
             let peer = peer_slots(&mut per_peer, &node, transfer.next_hop);
             let (task_node, in_flight) = (node.clone(), in_flight.clone());
             node.tasks.spawn(async move {
-                run_claimed(&task_node, &peer, &in_flight, vec![transfer]).await;
+                run_claimed(&task_node, &peer, &in_flight, vec![transfer], None).await;
                 task_node.outbound.wake_outbox();
             });
         }
@@ -293,7 +302,7 @@ pub async fn run_outbox(node: Arc<Node>) {
                     // waiting, none would start again and the neighbour's notices would stall).
                     let _place = SenderPlace { queues: &queues, hop };
                     while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
-                        run_claimed(&task_node, &peer, &in_flight, batch).await;
+                        run_claimed(&task_node, &peer, &in_flight, batch, None).await;
                         // Its places are free again (see `CLAIM_AT_LEAST`).
                         task_node.outbound.wake_outbox();
                     }
@@ -328,20 +337,71 @@ pub async fn run_outbox(node: Arc<Node>) {
     }
 }
 
+/// Starts up to `room` of the transfers intakes handed over (see [`handoff`]), with the
+/// documents they came with; returns how many started. On PostgreSQL they are claimed first,
+/// all in one statement, and those another process claimed meanwhile are left to it.
+async fn start_handed(
+    node: &Arc<Node>,
+    per_peer: &mut HashMap<AgencyCode, Arc<Semaphore>>,
+    in_flight: &Arc<StdMutex<HashSet<i64>>>,
+    room: usize,
+) -> usize {
+    let handed = node.outbound.handed(room);
+    if handed.is_empty() {
+        return 0;
+    }
+    let now = millis(node.now());
+    let until = now + node.config.limits.outbox_lease.as_millis() as i64;
+    let ids: Vec<i64> = handed.iter().map(|h| h.transfer.id).collect();
+    let claimed: HashSet<i64> = match node.store.claim_handed(node.outbound.lease_owner(), now, until, &ids).await {
+        Ok(c) => c.into_iter().collect(),
+        Err(e) => {
+            // Still pending in the outbox: the next claim finds them there.
+            tracing::error!(error = %e, "cannot claim the transfers handed over");
+            return 0;
+        }
+    };
+    let mut started = 0;
+    for Handed { transfer, forward } in handed {
+        // Already running here (claimed from the database in the meantime): not twice.
+        let fresh =
+            claimed.contains(&transfer.id) && in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
+        if !fresh {
+            continue;
+        }
+        started += 1;
+        Metrics::bump(&node.observed.metrics().sent_from_intake);
+        let peer = peer_slots(per_peer, node, transfer.next_hop);
+        let (task_node, in_flight) = (node.clone(), in_flight.clone());
+        node.tasks.spawn(async move {
+            run_claimed(&task_node, &peer, &in_flight, vec![transfer], Some(forward)).await;
+            task_node.outbound.wake_outbox();
+        });
+    }
+    started
+}
+
 /// The slots for transfers running to one neighbour at once (`limits.max_in_flight_per_peer`).
 fn peer_slots(per_peer: &mut HashMap<AgencyCode, Arc<Semaphore>>, node: &Node, hop: AgencyCode) -> Arc<Semaphore> {
     per_peer.entry(hop).or_insert_with(|| Arc::new(Semaphore::new(node.config.limits.max_in_flight_per_peer))).clone()
 }
 
 /// Runs claimed transfers (a document, or a batch of notices for one neighbour) in one of the
-/// neighbour's slots, records their outcomes, and lets the outbox claim them again.
-async fn run_claimed(node: &Arc<Node>, peer: &Semaphore, in_flight: &StdMutex<HashSet<i64>>, unit: Vec<Transfer>) {
+/// neighbour's slots, records their outcomes, and lets the outbox claim them again. `forward`:
+/// the document of a transfer handed over by its intake, not read again.
+async fn run_claimed(
+    node: &Arc<Node>,
+    peer: &Semaphore,
+    in_flight: &StdMutex<HashSet<i64>>,
+    unit: Vec<Transfer>,
+    forward: Option<Arc<Forward>>,
+) {
     let ids: Vec<i64> = unit.iter().map(|t| t.id).collect();
     if let Ok(_permit) = peer.acquire().await {
         for t in &unit {
             node.observed.watch().started(t.id, &t.next_hop, t.attempts, millis(node.now()));
         }
-        let recorded = run_unit(node, unit).await;
+        let recorded = run_unit(node, unit, forward).await;
         for id in &ids {
             node.observed.watch().ended(*id);
         }
@@ -449,10 +509,10 @@ const FAULTS_RECORD_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs a unit of work — one document, or notices for one neighbour — and records each
 /// transfer's outcome; false when an outcome could not be recorded.
-async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>) -> bool {
+async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>, forward: Option<Arc<Forward>>) -> bool {
     match unit.as_slice() {
         [transfer @ Transfer { kind: TransferKind::Document(id), .. }] => {
-            let outcome = send_document(node, transfer, *id, None).await;
+            let outcome = send_document(node, transfer, *id, forward, None).await;
             node.observed.telemetry().transfer_attempted(&transfer.next_hop, outcome.label());
             recorded(node, transfer, record(node, transfer, outcome).await)
         }
@@ -607,20 +667,31 @@ async fn record_answer(
     Ok(())
 }
 
-/// Sends a document to its next hop; `asked` when the next hop answered a first attempt with
+/// Sends a document to its next hop: `forward` if its intake handed it over, else read from
+/// the database; `asked` when the next hop answered a first attempt with
 /// [`NodeResponse::CrlsWanted`] (then the request goes again, once, with those CRLs).
-async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Option<Asked>) -> Outcome {
+async fn send_document(
+    node: &Arc<Node>,
+    transfer: &Transfer,
+    id: i64,
+    forward: Option<Arc<Forward>>,
+    asked: Option<Asked>,
+) -> Outcome {
     let hop = transfer.next_hop;
-    // Both reads at once: each is a trip to the database's side.
-    let (doc, attachments) = match tokio::join!(node.store.document(id), node.store.attachments(id)) {
-        (Ok(d), Ok(a)) => (d, a),
-        (Err(e), _) | (_, Err(e)) => return TransferError::LocalStorage(e).into(),
+    let forward = match forward {
+        Some(f) => f,
+        // Both reads at once: each is a trip to the database's side.
+        None => match tokio::join!(node.store.document(id), node.store.attachments(id)) {
+            (Ok(document), Ok(attachments)) => Arc::new(Forward { document, attachments }),
+            (Err(e), _) | (_, Err(e)) => return TransferError::LocalStorage(e).into(),
+        },
     };
+    let doc = &forward.document;
     let chains: Vec<Vec<Vec<u8>>> = Envelope::from_bytes(&doc.envelope)
         .and_then(|e| e.headers())
         .map(|h| h.into_iter().map(|h| h.chain).collect())
         .unwrap_or_default();
-    let total: u64 = attachments.iter().map(|a| a.attachment.size).sum();
+    let total: u64 = forward.attachments.iter().map(|a| a.attachment.size).sum();
     let resume = total >= crate::protocol::RESUME_MIN_BYTES;
     // The CRLs go by reference (computed once per set of chains); their bytes only when asked.
     let referenced = node.trust.crl_refs_for(&chains);
@@ -633,6 +704,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
     };
     let blobs = node.store.blobs().clone();
     let max_frame = node.config.limits.max_frame_bytes;
+    let sending = Arc::clone(&forward);
     let response = node
         .outbound
         .exchange(&hop, &request, node.config.limits.request_time(total), |mut send, mut recv| async move {
@@ -648,9 +720,9 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
                     Err(error) => return Err(RequestError::Read { hop, error }),
                 }
             } else {
-                vec![0; attachments.len()]
+                vec![0; sending.attachments.len()]
             };
-            let sent = send_attachments(&blobs, &attachments, &offsets, &mut send).await;
+            let sent = send_attachments(&blobs, &sending.attachments, &offsets, &mut send).await;
             if sent.is_err() {
                 // A local failure must not reach the peer as a short (refusable) document.
                 let _ = send.reset(1u32.into());
@@ -719,7 +791,7 @@ async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, asked: Op
         NodeResponse::CrlsWanted { sha256 } if asked.is_none() => {
             tracing::debug!(document = %doc.doc_id, peer = %hop, crls = sha256.len(), "the next hop asks for CRLs; sending again with them");
             let asked = Asked { wanted: sha256, previous: referenced.refs.clone() };
-            Box::pin(send_document(node, transfer, id, Some(asked))).await
+            Box::pin(send_document(node, transfer, id, Some(forward.clone()), Some(asked))).await
         }
         NodeResponse::Error { kind, message } => TransferError::answered(hop, kind, message).into(),
         other => TransferError::UnexpectedAnswer { hop, answer: other.to_string(), what: "a document" }.into(),

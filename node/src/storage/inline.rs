@@ -93,6 +93,19 @@ impl StoredAttachment {
         StoredAttachment { attachment, inline: inline.map(Arc::from) }
     }
 
+    /// The attachments of a document just taken, in manifest order, as
+    /// [`super::Store::attachments`] reads them back: with their bytes those its transaction
+    /// wrote to the database (`inline`), the others from their files.
+    pub(crate) fn just_taken(attachments: &[Attachment], inline: &[InlineBlob]) -> Vec<StoredAttachment> {
+        attachments
+            .iter()
+            .map(|a| StoredAttachment {
+                attachment: a.clone(),
+                inline: inline.iter().find(|b| b.sha256 == a.sha256).map(|b| Arc::from(b.bytes.as_slice())),
+            })
+            .collect()
+    }
+
     /// True when the bytes are in the database rather than in a file.
     pub fn is_inline(&self) -> bool {
         self.inline.is_some()

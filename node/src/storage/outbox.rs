@@ -57,14 +57,16 @@ pub struct Transfer {
 }
 
 impl Tx<'_> {
-    /// Queues a transfer, unless the same transfer is already queued (or done).
+    /// Queues a transfer, unless the same transfer is already queued (or done); returns the
+    /// new row's id, `None` when it was already there (so that the caller may hand a new
+    /// transfer to the outbox at once, see `Outbound::hand_over`).
     pub async fn enqueue(
         &mut self,
         kind: TransferKind,
         next_hop: &AgencyCode,
         recipients: &[AgencyCode],
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let (key, kind_name, document, receipt) = match kind {
             // The recipients are part of the key: the same document reaching this node again
             // for other recipients behind the same next hop is a new transfer.
@@ -73,9 +75,9 @@ impl Tx<'_> {
             }
             TransferKind::Notice(r) => (format!("n:{r}:{next_hop}"), "notice", None, Some(r)),
         };
-        self.execute(
+        let row = self.fetch_optional(
             "INSERT INTO outbox (dedup_key, kind, document, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
             vec![
                 Arg::from(key),
                 Arg::from(kind_name),
@@ -86,8 +88,8 @@ impl Tx<'_> {
                 Arg::from(now),
             ],
         )
-        .await
-        .map(|_| ())
+        .await?;
+        row.map(|r| r.try_get::<i64, _>("id")).transpose()
     }
 
     /// Queues the notice of a receipt stored in this transaction, named by its digest, to
@@ -363,6 +365,38 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(done)
+    }
+
+    /// Claims for `owner` until `lease_until` the outbox rows `ids`, transfers this process
+    /// queued itself a moment ago (a document it just took, handed to its outbox with the
+    /// document in memory, see `Outbound::hand_over`); returns the ids it may run. Left out:
+    /// rows no longer pending, and rows another process of a scaled-out node claimed since
+    /// (they are its to send). One statement for all of them, its commit not waited on (a
+    /// lease, like [`Store::claim_due_except`]'s). On SQLite one process owns the outbox and
+    /// claims nothing: every id is returned.
+    pub async fn claim_handed(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        handed: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        if handed.is_empty() || self.backend() == Backend::Sqlite {
+            return Ok(handed.to_vec());
+        }
+        let (list, arg) = ids(self.backend(), 4, handed);
+        let mut tx = self.begin_lease().await?;
+        let rows = tx
+            .fetch_all(
+                &format!(
+                    "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE state = 'pending' \
+                     AND (lease_until IS NULL OR lease_until < $3) AND id IN {list} RETURNING id"
+                ),
+                vec![Arg::from(owner), Arg::from(lease_until), Arg::from(now), arg],
+            )
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(|r| r.try_get::<i64, _>("id")).collect()
     }
 
     /// Releases the leases of a previous run, in every leased queue: all of them (a
