@@ -239,6 +239,10 @@ pub async fn run_outbox(node: Arc<Node>) {
         // Transfers an intake handed over first: their documents are in memory already.
         let handed = start_handed(&node, &mut per_peer, &in_flight, MAX_CLAIMED.saturating_sub(running.len())).await;
         let running: Vec<i64> = if handed > 0 {
+            // Let the sends just spawned start before this task reads the outbox: a task
+            // spawned here waits on this worker thread until this one yields, and the claim
+            // and the next-due read below hold it for two statements.
+            tokio::task::yield_now().await;
             in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default()
         } else {
             running
