@@ -450,8 +450,10 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
     }
 }
 
-/// An intake hands the transfers it queued to its outbox (`Outbound::hand_over`); `enqueue`
-/// says which are new, and `claim_handed` gives back the ones this process may run: on
+/// An intake hands the transfers it queued to its outbox (`Outbound::hand_over`);
+/// `enqueue_handed` says which are new and makes them due a little later (until then claims
+/// leave them to the hand-off; after, a hand-off that never came is claimed as any transfer),
+/// and `claim_handed` gives back the ones this process may run: on
 /// PostgreSQL not those another process claimed in the meantime, nor those no longer
 /// pending, and the ones it returns are leased (nobody else claims them); on SQLite, where
 /// one process owns the outbox, all of them.
@@ -464,14 +466,19 @@ async fn a_handed_over_transfer_is_left_to_the_process_that_claimed_it(database:
     let mut ids = Vec::new();
     for r in [&[HA_LAU][..], &[TIEN_YEN], &[HA_LAU, TIEN_YEN]] {
         let r: Vec<_> = r.iter().map(|r| code(r)).collect();
-        ids.push(tx.enqueue(TransferKind::Document(id), &hop, &r, 1000).await.unwrap().expect("a new transfer"));
+        let queued = tx.enqueue_handed(TransferKind::Document(id), &hop, &r, 1000, 2000).await.unwrap();
+        ids.push(queued.expect("a new transfer"));
     }
     // Queued already: no new row, nothing to hand over.
     assert_eq!(tx.enqueue(TransferKind::Document(id), &hop, &[code(HA_LAU)], 1000).await.unwrap(), None);
     tx.commit().await.unwrap();
 
-    // Another process claims the oldest; the third is finished before the hand-off is taken.
-    let taken = store.claim_due_except("b", 1000, 31_000, 1, &[]).await.unwrap();
+    // Until they are due, the claims leave them to the hand-off.
+    assert!(store.claim_due_except("b", 1999, 31_000, 10, &[]).await.unwrap().is_empty());
+    assert_eq!(store.next_due_except(Leased::Outbox, 1000, &[]).await.unwrap(), Some(2000));
+    // A hand-off that never came: once due, another process claims the oldest; the third is
+    // finished before the hand-off is taken.
+    let taken = store.claim_due_except("b", 2000, 31_000, 1, &[]).await.unwrap();
     assert_eq!(taken.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[0]]);
     let mut tx = store.begin().await.unwrap();
     assert!(tx.finish_transfer(ids[2], "a", "done", 1000).await.unwrap());
@@ -480,7 +487,7 @@ async fn a_handed_over_transfer_is_left_to_the_process_that_claimed_it(database:
     let mine = store.claim_handed("a", 1000, 31_000, &ids).await.unwrap();
     if store.backend() == node::storage::Backend::Postgres {
         assert_eq!(mine, [ids[1]], "only the one still pending and not claimed by b");
-        assert!(store.claim_due_except("b", 2000, 32_000, 10, &[ids[0]]).await.unwrap().is_empty(), "a holds it now");
+        assert!(store.claim_due_except("b", 2001, 32_000, 10, &[ids[0]]).await.unwrap().is_empty(), "a holds it now");
     } else {
         assert_eq!(mine, ids, "one process owns a SQLite outbox");
     }

@@ -8,14 +8,17 @@
 //! the document it still holds in memory ([`super::Client::hand_over`]); the outbox starts them
 //! at its next turn, before it claims anything else.
 //!
-//! A hand-off is a shortcut and nothing more: the transfer is durable in the outbox already.
-//! One the outbox does not take (this queue is full, the node stops, or on PostgreSQL another
-//! process of a scaled-out node claimed the row first, see `Store::claim_handed`) is claimed
-//! from the database as before. One it takes is run as a claimed transfer is: its outcome
-//! is recorded the same way, and the same guard keeps it from running twice in this process.
+//! A hand-off is a shortcut and nothing more: the transfer is durable in the outbox already,
+//! due [`HANDOFF_GRACE`] after its intake. One the outbox does not take (this queue is full,
+//! the node stops or crashes) is claimed from the database once due, as any other; on
+//! PostgreSQL a hand-off is claimed by id first (`Store::claim_handed`), so one that another
+//! process of a scaled-out node holds is left to it. One the outbox takes is run as a claimed
+//! transfer is: its outcome is recorded the same way, and the same guard keeps it from
+//! running twice in this process.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
 
 use crate::storage::inline::StoredAttachment;
 use crate::storage::{StoredDocument, Transfer};
@@ -25,6 +28,14 @@ use crate::storage::{StoredDocument, Transfer};
 /// database, so a next hop slower than the intake cannot make the queue (and the documents it
 /// holds) grow without bound.
 pub(crate) const MAX_HANDED: usize = super::MAX_CLAIMED;
+
+/// A transfer to be handed over is queued due this long after its intake
+/// (`Tx::enqueue_handed`). Until then the outbox's claims leave it alone: under load the outbox
+/// claims all the time, and a claim in the instant between the intake's commit and its
+/// hand-off would send the transfer reading it back, the hand-off then skipped (most of the
+/// sends, measured). A hand-off that never comes (the queue was full, the node stopped or
+/// crashed) delays the transfer by at most this.
+pub const HANDOFF_GRACE: Duration = Duration::from_secs(1);
 
 /// A stored document as the outbox sends it: what it would otherwise read back.
 #[derive(Debug)]

@@ -25,7 +25,7 @@ mod client;
 mod handoff;
 
 pub use client::{Client, ConnectError, RequestError, SendError, finish};
-pub use handoff::{Forward, Handed};
+pub use handoff::{Forward, HANDOFF_GRACE, Handed};
 
 /// Most transfers claimed at once, all peers together. Claims are leased; a claim waits at
 /// most a few rounds of its peer's in-flight limit before it runs.

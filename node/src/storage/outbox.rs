@@ -57,15 +57,41 @@ pub struct Transfer {
 }
 
 impl Tx<'_> {
-    /// Queues a transfer, unless the same transfer is already queued (or done); returns the
-    /// new row's id, `None` when it was already there (so that the caller may hand a new
-    /// transfer to the outbox at once, see `Outbound::hand_over`).
+    /// Queues a transfer, due at once, unless the same transfer is already queued (or done);
+    /// returns the new row's id, `None` when it was already there.
     pub async fn enqueue(
         &mut self,
         kind: TransferKind,
         next_hop: &AgencyCode,
         recipients: &[AgencyCode],
         now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.enqueue_due(kind, next_hop, recipients, now, now).await
+    }
+
+    /// [`Tx::enqueue`] for a transfer the caller hands to the outbox itself once this
+    /// transaction commits (`outbound::Client::hand_over`): due only at `due`, so that the
+    /// outbox's claims leave it to the hand-off until then (a claim in the instant between
+    /// the commit and the hand-off would send it, reading it back from the database), and
+    /// take it after that if the hand-off never came (the queue was full, the node stopped).
+    pub async fn enqueue_handed(
+        &mut self,
+        kind: TransferKind,
+        next_hop: &AgencyCode,
+        recipients: &[AgencyCode],
+        now: i64,
+        due: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.enqueue_due(kind, next_hop, recipients, now, due).await
+    }
+
+    async fn enqueue_due(
+        &mut self,
+        kind: TransferKind,
+        next_hop: &AgencyCode,
+        recipients: &[AgencyCode],
+        now: i64,
+        due: i64,
     ) -> Result<Option<i64>, StoreError> {
         let (key, kind_name, document, receipt) = match kind {
             // The recipients are part of the key: the same document reaching this node again
@@ -77,7 +103,7 @@ impl Tx<'_> {
         };
         let row = self.fetch_optional(
             "INSERT INTO outbox (dedup_key, kind, document, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $8, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
             vec![
                 Arg::from(key),
                 Arg::from(kind_name),
@@ -86,6 +112,7 @@ impl Tx<'_> {
                 Arg::from(next_hop.to_string()),
                 Arg::from(join_codes(recipients)),
                 Arg::from(now),
+                Arg::from(due),
             ],
         )
         .await?;
