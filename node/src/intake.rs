@@ -736,11 +736,13 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     if crls_changed {
         crate::crls::refresh(node).await;
     }
-    // Committed: the transfers go to the outbox with the document in hand (it wakes either way).
+    // Committed: the transfers go to the outbox with the document in hand. Notices queued
+    // (a delivery receipt or refusals for the sender) are for the outbox's claim.
     let (row, transfers) = queued;
-    if transfers.is_empty() {
+    if !refusals.is_empty() || plan.iter().any(|(hop, _)| matches!(hop, NextHop::Local)) {
         node.outbound.wake_outbox();
-    } else {
+    }
+    if !transfers.is_empty() {
         let forward = std::sync::Arc::new(crate::outbound::Forward {
             document: crate::storage::StoredDocument {
                 id: row,
