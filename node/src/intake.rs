@@ -758,7 +758,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         });
         let handed = transfers
             .into_iter()
-            .map(|transfer| crate::outbound::Handed { transfer, forward: std::sync::Arc::clone(&forward) })
+            .map(|transfer| crate::outbound::Handed { transfer, forward: Some(std::sync::Arc::clone(&forward)) })
             .collect();
         node.outbound.hand_over(handed);
     }

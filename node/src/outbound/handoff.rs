@@ -23,11 +23,17 @@ use std::time::Duration;
 use crate::storage::inline::StoredAttachment;
 use crate::storage::{StoredDocument, Transfer};
 
-/// At most this many transfers wait in the queue: as many as the outbox runs at once
-/// (`MAX_CLAIMED`). A hand-off beyond it is dropped, and its transfer claimed later from the
-/// database, so a next hop slower than the intake cannot make the queue (and the documents it
-/// holds) grow without bound.
-pub(crate) const MAX_HANDED: usize = super::MAX_CLAIMED;
+/// At most this many transfers wait in the queue. Under load the intake may take documents
+/// faster than a next hop takes them: the transfers the outbox has no place for yet (beyond
+/// its 128) wait here, in order, as they would wait in the database. A hand-off beyond this is
+/// dropped, its transfer claimed from the database after [`HANDOFF_GRACE`]: only a backlog
+/// this long (a next hop down for a while under load) pays that second.
+pub(crate) const MAX_HANDED: usize = 65_536;
+
+/// At most this many bytes of documents (envelopes and attachments kept in the database) are
+/// held by the transfers waiting in the queue; a transfer queued beyond it waits without its
+/// document and reads it back when it starts, as a claimed one does.
+pub(crate) const MAX_HANDED_BYTES: usize = 16 << 20;
 
 /// A transfer to be handed over is queued due this long after its intake
 /// (`Tx::enqueue_handed`). Until then the outbox's claims leave it alone: under load the outbox
@@ -51,29 +57,58 @@ pub struct Forward {
 pub struct Handed {
     /// The outbox row, as a claim would return it.
     pub transfer: Transfer,
-    /// Shared by the transfers of one document to several next hops.
-    pub forward: Arc<Forward>,
+    /// Shared by the transfers of one document to several next hops; `None` once the queue
+    /// held [`MAX_HANDED_BYTES`] (the document is read back when the transfer starts).
+    pub forward: Option<Arc<Forward>>,
+}
+
+impl Handed {
+    /// The bytes of documents this entry holds.
+    fn bytes(&self) -> usize {
+        self.forward.as_ref().map_or(0, |f| {
+            f.document.envelope.len() + f.attachments.iter().map(StoredAttachment::inline_len).sum::<usize>()
+        })
+    }
 }
 
 /// The transfers handed over and not yet started, oldest first.
 #[derive(Debug, Default)]
-pub(crate) struct Handoffs(StdMutex<VecDeque<Handed>>);
+pub(crate) struct Handoffs(StdMutex<Queue>);
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: VecDeque<Handed>,
+    /// [`Handed::bytes`] of those waiting.
+    bytes: usize,
+}
 
 impl Handoffs {
-    /// Queues `handed`, as many as fit under [`MAX_HANDED`]; returns how many were queued.
+    /// Queues `handed`, as many as fit under [`MAX_HANDED`], with their documents while they
+    /// fit under [`MAX_HANDED_BYTES`]; returns how many were queued.
     pub(crate) fn push(&self, handed: Vec<Handed>) -> usize {
         let Ok(mut queue) = self.0.lock() else { return 0 };
-        let room = MAX_HANDED.saturating_sub(queue.len());
-        let kept = handed.len().min(room);
-        queue.extend(handed.into_iter().take(kept));
+        let mut kept = 0;
+        for mut h in handed {
+            if queue.waiting.len() >= MAX_HANDED {
+                break;
+            }
+            if queue.bytes + h.bytes() > MAX_HANDED_BYTES {
+                h.forward = None;
+            }
+            queue.bytes += h.bytes();
+            queue.waiting.push_back(h);
+            kept += 1;
+        }
         kept
     }
 
     /// Takes up to `at_most` of the oldest transfers handed over.
     pub(crate) fn take(&self, at_most: usize) -> Vec<Handed> {
         let Ok(mut queue) = self.0.lock() else { return Vec::new() };
-        let n = at_most.min(queue.len());
-        queue.drain(..n).collect()
+        let n = at_most.min(queue.waiting.len());
+        let taken: Vec<Handed> = queue.waiting.drain(..n).collect();
+        queue.bytes -= taken.iter().map(Handed::bytes).sum::<usize>();
+        taken
     }
 }
 
@@ -91,18 +126,18 @@ mod tests {
                 recipients: vec!["000.01.42.H49".parse().unwrap()],
                 attempts: 0,
             },
-            forward: Arc::clone(forward),
+            forward: Some(Arc::clone(forward)),
         }
     }
 
-    fn forward() -> Arc<Forward> {
+    fn forward(bytes: usize) -> Arc<Forward> {
         Arc::new(Forward {
             document: StoredDocument {
                 id: 1,
                 doc_id: "d".into(),
                 digest: [0; 32],
                 sender: "000.01.41.H49".parse().unwrap(),
-                envelope: Vec::new(),
+                envelope: vec![0; bytes],
                 outgoing: true,
                 provisional: false,
                 recipients: Vec::new(),
@@ -113,17 +148,28 @@ mod tests {
 
     #[test]
     fn the_queue_keeps_at_most_max_handed_and_gives_the_oldest_first() {
-        let (queue, f) = (Handoffs::default(), forward());
+        let (queue, f) = (Handoffs::default(), forward(0));
         assert_eq!(queue.push((0..MAX_HANDED as i64 - 1).map(|i| handed(i, &f)).collect()), MAX_HANDED - 1);
-        // Two more: one fits, one is left to the outbox's next claim.
-        assert_eq!(queue.push(vec![handed(1000, &f), handed(1001, &f)]), 1);
+        // Two more: one fits, one is left to the outbox's claim after the grace.
+        assert_eq!(queue.push(vec![handed(-1, &f), handed(-2, &f)]), 1);
         let first: Vec<i64> = queue.take(3).iter().map(|h| h.transfer.id).collect();
         assert_eq!(first, [0, 1, 2]);
         let rest: Vec<i64> = queue.take(usize::MAX).iter().map(|h| h.transfer.id).collect();
         assert_eq!(rest.len(), MAX_HANDED - 3);
-        assert_eq!(rest.last(), Some(&1000));
+        assert_eq!(rest.last(), Some(&-1));
         assert!(queue.take(1).is_empty());
         // Room again once taken.
-        assert_eq!(queue.push(vec![handed(2000, &f)]), 1);
+        assert_eq!(queue.push(vec![handed(-3, &f)]), 1);
+    }
+
+    #[test]
+    fn documents_beyond_the_byte_bound_wait_without_their_bytes() {
+        let (queue, f) = (Handoffs::default(), forward(MAX_HANDED_BYTES / 4));
+        assert_eq!(queue.push((0..6).map(|i| handed(i, &f)).collect()), 6);
+        let with: Vec<bool> = queue.take(6).iter().map(|h| h.forward.is_some()).collect();
+        assert_eq!(with, [true, true, true, true, false, false]);
+        // Taken, their bytes count no more.
+        assert_eq!(queue.push(vec![handed(6, &f)]), 1);
+        assert!(queue.take(1)[0].forward.is_some());
     }
 }

@@ -397,11 +397,13 @@ async fn start_handed(
             continue;
         }
         started += 1;
-        Metrics::bump(&node.observed.metrics().sent_from_intake);
+        if forward.is_some() {
+            Metrics::bump(&node.observed.metrics().sent_from_intake);
+        }
         let peer = peer_slots(per_peer, node, transfer.next_hop);
         let (task_node, in_flight) = (node.clone(), in_flight.clone());
         node.tasks.spawn(async move {
-            run_claimed(&task_node, &peer, &in_flight, vec![transfer], Some(forward)).await;
+            run_claimed(&task_node, &peer, &in_flight, vec![transfer], forward).await;
             task_node.outbound.room_freed();
         });
     }

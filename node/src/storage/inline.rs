@@ -106,6 +106,11 @@ impl StoredAttachment {
             .collect()
     }
 
+    /// How many bytes of it are held in memory (those kept in the database; a file's none).
+    pub fn inline_len(&self) -> usize {
+        self.inline.as_ref().map_or(0, |b| b.len())
+    }
+
     /// True when the bytes are in the database rather than in a file.
     pub fn is_inline(&self) -> bool {
         self.inline.is_some()
