@@ -676,7 +676,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 }
                 NextHop::Neighbour(n) => {
                     let due = now_ms + crate::outbound::HANDOFF_GRACE.as_millis() as i64;
-                    if let Some(transfer) = tx.enqueue_handed(TransferKind::Document(id), n, &new, now_ms, due).await? {
+                    if let Some(transfer) = tx.enqueue_due(TransferKind::Document(id), n, &new, now_ms, due).await? {
                         let kind = TransferKind::Document(id);
                         queued.1.push(Transfer { id: transfer, kind, next_hop: *n, recipients: new, attempts: 0 });
                     }

@@ -451,7 +451,7 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
 }
 
 /// An intake hands the transfers it queued to its outbox (`Outbound::hand_over`);
-/// `enqueue_handed` says which are new and makes them due a little later (until then claims
+/// `enqueue_due` says which are new and makes them due a little later (until then claims
 /// leave them to the hand-off; after, a hand-off that never came is claimed as any transfer),
 /// and `claim_handed` gives back the ones this process may run: on
 /// PostgreSQL not those another process claimed in the meantime, nor those no longer
@@ -466,7 +466,7 @@ async fn a_handed_over_transfer_is_left_to_the_process_that_claimed_it(database:
     let mut ids = Vec::new();
     for r in [&[HA_LAU][..], &[TIEN_YEN], &[HA_LAU, TIEN_YEN]] {
         let r: Vec<_> = r.iter().map(|r| code(r)).collect();
-        let queued = tx.enqueue_handed(TransferKind::Document(id), &hop, &r, 1000, 2000).await.unwrap();
+        let queued = tx.enqueue_due(TransferKind::Document(id), &hop, &r, 1000, 2000).await.unwrap();
         ids.push(queued.expect("a new transfer"));
     }
     // Queued already: no new row, nothing to hand over.

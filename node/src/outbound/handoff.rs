@@ -36,7 +36,7 @@ pub(crate) const MAX_HANDED: usize = 65_536;
 pub(crate) const MAX_HANDED_BYTES: usize = 16 << 20;
 
 /// A transfer to be handed over is queued due this long after its intake
-/// (`Tx::enqueue_handed`). Until then the outbox's claims leave it alone: under load the outbox
+/// (`Tx::enqueue_due`). Until then the outbox's claims leave it alone: under load the outbox
 /// claims all the time, and a claim in the instant between the intake's commit and its
 /// hand-off would send the transfer reading it back, the hand-off then skipped (most of the
 /// sends, measured). A hand-off that never comes (the queue was full, the node stopped or

@@ -69,23 +69,12 @@ impl Tx<'_> {
         self.enqueue_due(kind, next_hop, recipients, now, now).await
     }
 
-    /// [`Tx::enqueue`] for a transfer the caller hands to the outbox itself once this
-    /// transaction commits (`outbound::Client::hand_over`): due only at `due`, so that the
+    /// [`Tx::enqueue`], the transfer due only at `due`: for one the caller hands to the outbox
+    /// itself once this transaction commits (`outbound::Client::hand_over`), so that the
     /// outbox's claims leave it to the hand-off until then (a claim in the instant between
     /// the commit and the hand-off would send it, reading it back from the database), and
     /// take it after that if the hand-off never came (the queue was full, the node stopped).
-    pub async fn enqueue_handed(
-        &mut self,
-        kind: TransferKind,
-        next_hop: &AgencyCode,
-        recipients: &[AgencyCode],
-        now: i64,
-        due: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        self.enqueue_due(kind, next_hop, recipients, now, due).await
-    }
-
-    async fn enqueue_due(
+    pub async fn enqueue_due(
         &mut self,
         kind: TransferKind,
         next_hop: &AgencyCode,
