@@ -605,7 +605,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let sender_name = verified.sender_name().to_owned();
     let committing = std::time::Instant::now();
     // The document's row and the transfers to next hops its transaction queued, for the outbox.
-    let mut queued: (i64, Vec<Transfer>) = (0, Vec::new());
+    let mut queued: (i64, Vec<(Transfer, i64)>) = (0, Vec::new());
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
@@ -675,10 +675,14 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                     }
                 }
                 NextHop::Neighbour(n) => {
-                    let due = now_ms + crate::outbound::HANDOFF_GRACE.as_millis() as i64;
+                    // From the clock now, not the intake's start: receiving the attachments may
+                    // have taken longer than the grace.
+                    let due = millis(node.now()) + crate::outbound::HANDOFF_GRACE.as_millis() as i64;
                     if let Some(transfer) = tx.enqueue_due(TransferKind::Document(id), n, &new, now_ms, due).await? {
                         let kind = TransferKind::Document(id);
-                        queued.1.push(Transfer { id: transfer, kind, next_hop: *n, recipients: new, attempts: 0 });
+                        queued
+                            .1
+                            .push((Transfer { id: transfer, kind, next_hop: *n, recipients: new, attempts: 0 }, due));
                     }
                 }
             }
@@ -736,13 +740,11 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     if crls_changed {
         crate::crls::refresh(node).await;
     }
-    // Committed: the transfers go to the outbox with the document in hand. Notices queued
-    // (a delivery receipt or refusals for the sender) are for the outbox's claim.
+    // Committed: the transfers go to the outbox with the document in hand (it wakes either way).
     let (row, transfers) = queued;
-    if !refusals.is_empty() || plan.iter().any(|(hop, _)| matches!(hop, NextHop::Local)) {
+    if transfers.is_empty() {
         node.outbound.wake_outbox();
-    }
-    if !transfers.is_empty() {
+    } else {
         let forward = std::sync::Arc::new(crate::outbound::Forward {
             document: crate::storage::StoredDocument {
                 id: row,
@@ -758,7 +760,11 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         });
         let handed = transfers
             .into_iter()
-            .map(|transfer| crate::outbound::Handed { transfer, forward: Some(std::sync::Arc::clone(&forward)) })
+            .map(|(transfer, due)| crate::outbound::Handed {
+                transfer,
+                forward: Some(std::sync::Arc::clone(&forward)),
+                due,
+            })
             .collect();
         node.outbound.hand_over(handed);
     }

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -200,8 +199,6 @@ pub struct Client {
     /// Connections opened are registered there, and their standing checked before use.
     trust: Arc<TrustState>,
     outbox_wake: Notify,
-    /// Set by [`Client::wake_outbox`]: work was queued that a claim may find due now.
-    work_queued: AtomicBool,
     handoffs: super::handoff::Handoffs,
     lease_owner: String,
     jitter: StdMutex<u64>,
@@ -238,7 +235,6 @@ impl Client {
             limits: config.limits.clone(),
             trust,
             outbox_wake: Notify::new(),
-            work_queued: AtomicBool::new(false),
             handoffs: super::handoff::Handoffs::default(),
             lease_owner,
             jitter: StdMutex::new(jitter_seed),
@@ -252,20 +248,7 @@ impl Client {
 
     /// Wakes the outbox worker (new work was queued).
     pub fn wake_outbox(&self) {
-        self.work_queued.store(true, Ordering::SeqCst);
         self.outbox_wake.notify_one();
-    }
-
-    /// Wakes the outbox worker because places came free (a transfer ended): it claims again
-    /// only if the outbox may hold due work it left for lack of room (unlike
-    /// [`Client::wake_outbox`], this queued nothing).
-    pub(crate) fn room_freed(&self) {
-        self.outbox_wake.notify_one();
-    }
-
-    /// Whether work was queued (see [`Client::wake_outbox`]) since the last call.
-    pub(crate) fn take_work_queued(&self) -> bool {
-        self.work_queued.swap(false, Ordering::SeqCst)
     }
 
     /// Hands transfers an intake just committed to the outbox, with their document (see
@@ -276,8 +259,7 @@ impl Client {
             return;
         }
         self.handoffs.push(handed);
-        // Nothing for a claim: the rows are due only after the grace.
-        self.outbox_wake.notify_one();
+        self.wake_outbox();
     }
 
     /// Up to `at_most` of the transfers handed over, oldest first.

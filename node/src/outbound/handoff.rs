@@ -9,12 +9,15 @@
 //! at its next turn, before it claims anything else.
 //!
 //! A hand-off is a shortcut and nothing more: the transfer is durable in the outbox already,
-//! due [`HANDOFF_GRACE`] after its intake. One the outbox does not take (this queue is full,
-//! the node stops or crashes) is claimed from the database once due, as any other; on
-//! PostgreSQL a hand-off is claimed by id first (`Store::claim_handed`), so one that another
-//! process of a scaled-out node holds is left to it. One the outbox takes is run as a claimed
-//! transfer is: its outcome is recorded the same way, and the same guard keeps it from
-//! running twice in this process.
+//! due [`HANDOFF_GRACE`] after its intake. The outbox starts a hand-off only before that
+//! time, when no claim can have taken the row; one it did not start by then (a backlog behind
+//! a slow next hop, this queue full, the node stopped or crashed) is claimed from the database
+//! once due, as any other. On PostgreSQL a hand-off is claimed by id first
+//! (`Store::claim_handed`), so one that another process of a scaled-out node holds is left to
+//! it. One the outbox starts is run as a claimed transfer is: its outcome is recorded the same
+//! way, and the same guard keeps it from running twice in this process. It leaves
+//! `CLAIM_AT_LEAST` of the outbox's places to the claims, so that notices and retries due in
+//! the database do not wait behind a backlog of hand-offs.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -25,9 +28,9 @@ use crate::storage::{StoredDocument, Transfer};
 
 /// At most this many transfers wait in the queue. Under load the intake may take documents
 /// faster than a next hop takes them: the transfers the outbox has no place for yet (beyond
-/// its 128) wait here, in order, as they would wait in the database. A hand-off beyond this is
-/// dropped, its transfer claimed from the database after [`HANDOFF_GRACE`]: only a backlog
-/// this long (a next hop down for a while under load) pays that second.
+/// its 128) wait here, in order, as they would wait in the database, until they fall due;
+/// from then on the claims take them from the database (and the hand-off is dropped). A
+/// hand-off beyond this bound is dropped at once, its transfer claimed once due.
 pub(crate) const MAX_HANDED: usize = 65_536;
 
 /// At most this many bytes of documents (envelopes and attachments kept in the database) are
@@ -60,6 +63,9 @@ pub struct Handed {
     /// Shared by the transfers of one document to several next hops; `None` once the queue
     /// held [`MAX_HANDED_BYTES`] (the document is read back when the transfer starts).
     pub forward: Option<Arc<Forward>>,
+    /// When the row falls due (ms), [`HANDOFF_GRACE`] after it was queued: from then on the
+    /// outbox's claims may take it, and the hand-off is no longer started.
+    pub due: i64,
 }
 
 impl Handed {
@@ -127,6 +133,7 @@ mod tests {
                 attempts: 0,
             },
             forward: Some(Arc::clone(forward)),
+            due: 0,
         }
     }
 

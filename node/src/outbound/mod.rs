@@ -206,12 +206,6 @@ pub async fn run_outbox(node: Arc<Node>) {
     let mut faults_tried_at: Option<tokio::time::Instant> = None;
     // Whether the last wait ended on its timer rather than a wake-up.
     let mut timed_out = false;
-    // Set when a claim took every due transfer not running here: nothing more is due until
-    // then (ms), unless work is queued (`Client::wake_outbox`). Until then a transfer ending
-    // (which wakes the loop for its freed place, `Client::room_freed`) or a hand-off does not
-    // make the loop read the outbox: under load, with the transfers handed over, those reads
-    // found nothing, once per document.
-    let mut nothing_due_until: Option<i64> = None;
     loop {
         if node.stopping() {
             break;
@@ -242,8 +236,12 @@ pub async fn run_outbox(node: Arc<Node>) {
             renewed_at = tokio::time::Instant::now();
         }
         let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
-        // Transfers an intake handed over first: their documents are in memory already.
-        let handed = start_handed(&node, &mut per_peer, &in_flight, MAX_CLAIMED.saturating_sub(running.len())).await;
+        // Transfers an intake handed over first: their documents are in memory already. They
+        // leave `CLAIM_AT_LEAST` places to the claim below, so that a backlog of hand-offs
+        // (a slow next hop under load) does not hold back the notices and retries due in the
+        // database.
+        let free = MAX_CLAIMED.saturating_sub(running.len());
+        let handed = start_handed(&node, &mut per_peer, &in_flight, free.saturating_sub(CLAIM_AT_LEAST)).await;
         let running: Vec<i64> = if handed > 0 {
             // Let the sends just spawned start before this task reads the outbox: a task
             // spawned here waits on this worker thread until this one yields, and the claim
@@ -254,11 +252,7 @@ pub async fn run_outbox(node: Arc<Node>) {
             running
         };
         let room = MAX_CLAIMED.saturating_sub(running.len());
-        if node.outbound.take_work_queued() {
-            nothing_due_until = None;
-        }
-        let idle_until = nothing_due_until.filter(|&t| now < t);
-        let claiming = (room >= CLAIM_AT_LEAST && idle_until.is_none()) || (room > 0 && timed_out);
+        let claiming = room >= CLAIM_AT_LEAST || (room > 0 && timed_out);
         // A SQLite claim is a plain read: the transfers running here are still pending and due,
         // and being the oldest they would come first, so they are left out of the claim (and
         // new work never waits behind transfers to a slow neighbour).
@@ -275,11 +269,6 @@ pub async fn run_outbox(node: Arc<Node>) {
             Vec::new()
         };
         let claimed_count = claimed.len();
-        // Fewer than asked: every due transfer not running here is in this claim.
-        let drained = claiming && claimed_count < room;
-        if claiming && !drained {
-            nothing_due_until = None;
-        }
         let mut started = 0;
         // Documents go one per request; notices wait in their neighbour's queue, and each of
         // its senders takes all those waiting (up to `MAX_NOTICES`) when it is free.
@@ -309,7 +298,7 @@ pub async fn run_outbox(node: Arc<Node>) {
             let (task_node, in_flight) = (node.clone(), in_flight.clone());
             node.tasks.spawn(async move {
                 run_claimed(&task_node, &peer, &in_flight, vec![transfer], None).await;
-                task_node.outbound.room_freed();
+                task_node.outbound.wake_outbox();
             });
         }
         if new_notices {
@@ -323,9 +312,9 @@ pub async fn run_outbox(node: Arc<Node>) {
                     while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
                         run_claimed(&task_node, &peer, &in_flight, batch, None).await;
                         // Its places are free again (see `CLAIM_AT_LEAST`).
-                        task_node.outbound.room_freed();
+                        task_node.outbound.wake_outbox();
                     }
-                    task_node.outbound.room_freed();
+                    task_node.outbound.wake_outbox();
                 });
             }
         }
@@ -333,21 +322,13 @@ pub async fn run_outbox(node: Arc<Node>) {
         // second passes. When everything due is already running, only a wake-up helps.
         let now = millis(node.now());
         // Full, or not claiming until more places are free: a finishing transfer wakes the loop.
-        let until = |due: i64| Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000));
-        let wait = if let (false, Some(due)) = (claiming, idle_until) {
-            until(due)
-        } else if !claiming || (claimed_count > 0 && started == 0) || started == room {
+        let wait = if !claiming || (claimed_count > 0 && started == 0) || started == room {
             Duration::from_secs(1)
         } else {
             let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
             match node.store.next_due_except(crate::storage::Leased::Outbox, now, &running).await {
-                Ok(due) => {
-                    if drained {
-                        nothing_due_until = Some(due.unwrap_or(i64::MAX));
-                    }
-                    due.map_or(Duration::from_secs(1), until)
-                }
-                Err(_) => Duration::from_secs(1),
+                Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
+                _ => Duration::from_secs(1),
             }
         };
         let wait = if node.store.backend() == crate::storage::Backend::Postgres {
@@ -373,11 +354,15 @@ async fn start_handed(
     in_flight: &Arc<StdMutex<HashSet<i64>>>,
     room: usize,
 ) -> usize {
-    let handed = node.outbound.handed(room);
+    let now = millis(node.now());
+    // Only before the row is due: until then no claim takes it (this loop's own claims run
+    // after this, and leave out what runs here), so it cannot have run, finished or failed in
+    // the meantime. One that waited longer (a backlog behind a slow next hop) is left to the
+    // claims, as any transfer in the database.
+    let handed: Vec<Handed> = node.outbound.handed(room).into_iter().filter(|h| now < h.due).collect();
     if handed.is_empty() {
         return 0;
     }
-    let now = millis(node.now());
     let until = now + node.config.limits.outbox_lease.as_millis() as i64;
     let ids: Vec<i64> = handed.iter().map(|h| h.transfer.id).collect();
     let claimed: HashSet<i64> = match node.store.claim_handed(node.outbound.lease_owner(), now, until, &ids).await {
@@ -389,8 +374,7 @@ async fn start_handed(
         }
     };
     let mut started = 0;
-    for Handed { transfer, forward } in handed {
-        // Already running here (claimed from the database in the meantime): not twice.
+    for Handed { transfer, forward, .. } in handed {
         let fresh =
             claimed.contains(&transfer.id) && in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
         if !fresh {
@@ -404,7 +388,7 @@ async fn start_handed(
         let (task_node, in_flight) = (node.clone(), in_flight.clone());
         node.tasks.spawn(async move {
             run_claimed(&task_node, &peer, &in_flight, vec![transfer], forward).await;
-            task_node.outbound.room_freed();
+            task_node.outbound.wake_outbox();
         });
     }
     started
@@ -692,11 +676,7 @@ async fn record_answer(
     crate::notices::keep_and_route(&mut tx, node, kept, &transfer.next_hop.to_string(), None, now).await?;
     tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
     tx.commit().await?;
-    // A refusal was queued for the document's sender; a hop receipt stays here, and the
-    // transfer's place is given back (and the outbox woken) when it ends.
-    if kept.receipt.kind != ReceiptKind::Hop {
-        node.outbound.wake_outbox();
-    }
+    node.outbound.wake_outbox();
     Ok(())
 }
 
