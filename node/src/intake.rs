@@ -331,7 +331,7 @@ fn superseded_verb(business: i64) -> &'static str {
 
 /// Takes a document whose attachments follow on `attachments`.
 pub async fn take_document<R: tokio::io::AsyncRead + Unpin>(
-    node: &Node,
+    node: &std::sync::Arc<Node>,
     source: Source,
     envelope_bytes: &[u8],
     carried_crls: &[Vec<u8>],
@@ -358,7 +358,7 @@ pub struct ResumeAnswer<'a> {
 /// carries only the rest. A transfer that breaks off keeps what arrived, and is refused as
 /// transient so the sender tries again.
 pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
-    node: &Node,
+    node: &std::sync::Arc<Node>,
     source: Source,
     envelope_bytes: &[u8],
     carried_crls: &[Vec<u8>],
@@ -603,6 +603,34 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let mut crls_changed = false;
     let new_cas = node.trust.trust().learn(path_cas(node, &envelope));
     let sender_name = verified.sender_name().to_owned();
+    // The document as the outbox sends it, from memory: passed on now if it came from a
+    // neighbour (see `outbound::cut_through`), else handed to the outbox after the commit.
+    let forward = std::sync::Arc::new(crate::outbound::Forward {
+        document: crate::storage::StoredDocument {
+            id: 0,
+            doc_id: doc_id.clone(),
+            digest,
+            sender: manifest.from,
+            envelope: envelope_bytes.to_vec(),
+            outgoing: matches!(source, Source::Clerk),
+            provisional: is_provisional,
+            recipients: manifest.to.clone(),
+        },
+        attachments: crate::storage::inline::StoredAttachment::just_taken(&manifest.attachments, &inline),
+    });
+    let early =
+        if came_from.is_some() && !is_provisional && carried.iter().all(|c| node.trust.trust().has_crl_as_new_as(c)) {
+            let hops = plan
+                .iter()
+                .filter_map(|(hop, rcpts)| match hop {
+                    NextHop::Neighbour(n) => Some((*n, rcpts.clone())),
+                    NextHop::Local => None,
+                })
+                .collect();
+            crate::outbound::cut_through::start(node, hops, &forward)
+        } else {
+            Vec::new()
+        };
     let committing = std::time::Instant::now();
     // The document's row and the transfers to next hops its transaction queued, for the outbox.
     let mut queued: (i64, Vec<(Transfer, i64)>) = (0, Vec::new());
@@ -742,22 +770,33 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     }
     // Committed: the transfers go to the outbox with the document in hand (it wakes either way).
     let (row, transfers) = queued;
+    // The transfers a send started before the commit carries are recorded when it ends; the
+    // rest go to the outbox with the document.
+    let transfers = if early.is_empty() {
+        transfers
+    } else {
+        let handed = transfers
+            .into_iter()
+            .map(|(transfer, due)| crate::outbound::Handed { transfer, forward: None, due })
+            .collect();
+        crate::outbound::cut_through::adopt(node, early, row, handed)
+            .await
+            .into_iter()
+            .map(|h| (h.transfer, h.due))
+            .collect()
+    };
     if transfers.is_empty() {
         node.outbound.wake_outbox();
     } else {
-        let forward = std::sync::Arc::new(crate::outbound::Forward {
-            document: crate::storage::StoredDocument {
-                id: row,
-                doc_id: doc_id.clone(),
-                digest,
-                sender: manifest.from,
-                envelope: envelope_bytes.to_vec(),
-                outgoing: matches!(source, Source::Clerk),
-                provisional: is_provisional,
-                recipients: manifest.to.clone(),
-            },
-            attachments: crate::storage::inline::StoredAttachment::just_taken(&manifest.attachments, &inline),
-        });
+        let mut forward = forward;
+        if let Some(f) = std::sync::Arc::get_mut(&mut forward) {
+            f.document.id = row;
+        } else {
+            // Shared with the sends started before the commit, which do not read the row's id.
+            let f = &*forward;
+            let document = crate::storage::StoredDocument { id: row, ..f.document.clone() };
+            forward = std::sync::Arc::new(crate::outbound::Forward { document, attachments: f.attachments.clone() });
+        }
         let handed = transfers
             .into_iter()
             .map(|(transfer, due)| crate::outbound::Handed {

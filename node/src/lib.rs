@@ -121,6 +121,9 @@ pub struct Metrics {
     /// claimed and read back from the database (see `outbound::handoff`): with
     /// `documents_out`, how often forwarding takes the short way.
     pub sent_from_intake: AtomicU64,
+    /// Of those, the documents from a neighbour passed on while their intake committed (see
+    /// `outbound::cut_through`).
+    pub passed_before_commit: AtomicU64,
 }
 
 impl Metrics {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use harness::network::{Database, NetOptions, NodeProcess, SignedDocument, TestNet, only, topology, wait_for};
 use harness::tmpfs::Tmpfs;
-use node::clerk_client::ClerkError;
+use node::clerk_client::{ClerkClient, ClerkError};
 use node::protocol::ErrorKind;
 use node::storage::blobs::{BlobStore, ReceiveError};
 use node::storage::{DocInsert, Store};
@@ -282,31 +282,7 @@ async fn the_recipient_disk_full_loses_nothing(database: Database) {
         Database::Sqlite => SMALL_ATTACHMENT,
         Database::Postgres => ATTACHMENT,
     };
-    let warm: Vec<SignedDocument> = (1..=3).map(|n| document(&net, PHONG_DU, TIEN_YEN, n, size(n))).collect();
-    for d in &warm {
-        d.submit(&sender).await.unwrap();
-    }
-    wait_for("the first documents", Duration::from_secs(30), || async {
-        recipient.inbox(100).await.unwrap().len() == warm.len()
-    })
-    .await;
-
-    // Nearly full: a few attachments still fit, and then the database's commits fail too.
-    disk.fill_leaving(NEARLY_FULL);
-    let full: Vec<SignedDocument> =
-        (100..100 + FULL_DOCUMENTS).map(|n| document(&net, PHONG_DU, TIEN_YEN, n, size(n))).collect();
-    for d in &full {
-        d.submit(&sender).await.unwrap();
-    }
-    // The sender's transfers are refused with retryable errors that say why.
-    let sender_store = net.open_store(&sender_code).await;
-    wait_for("retryable refusals at the sender", Duration::from_secs(30), || async {
-        let hops = sender_store.outbox_by_hop(0, 0).await.unwrap();
-        hops.iter().any(|h| {
-            h.retrying > 0 && h.last_error.as_deref().is_some_and(|e| e.contains("cannot store documents now"))
-        })
-    })
-    .await;
+    let (warm, full, sender_store) = fill_while_sending(&net, &sender, &recipient, TIEN_YEN, size, &mut disk).await;
     let hop = sender_store.outbox_by_hop(0, 0).await.unwrap().into_iter().find(|h| h.retrying > 0).unwrap();
     eprintln!(
         "while full: {} pending at the sender, {} retried; last error: {:?}",
@@ -404,6 +380,44 @@ async fn the_recipient_disk_full_loses_nothing(database: Database) {
     sender_store.close().await;
 }
 
+/// Phong Dụ's clerk sends three documents to `to` and waits until `recipient` (the node of
+/// `to`) has them, so that the full node's database has its working size; then `disk` is
+/// filled nearly (a few attachments still fit, and then the database's commits fail too),
+/// `FULL_DOCUMENTS` more are sent, and Phong Dụ's transfers are seen refused with retryable
+/// errors that say why. The documents before and while full, and Phong Dụ's store.
+async fn fill_while_sending(
+    net: &TestNet,
+    sender: &ClerkClient,
+    recipient: &ClerkClient,
+    to: &str,
+    size: impl Fn(u32) -> usize,
+    disk: &mut Tmpfs,
+) -> (Vec<SignedDocument>, Vec<SignedDocument>, Store) {
+    let warm: Vec<SignedDocument> = (1..=3).map(|n| document(net, PHONG_DU, to, n, size(n))).collect();
+    for d in &warm {
+        d.submit(sender).await.unwrap();
+    }
+    wait_for("the first documents", Duration::from_secs(30), || async {
+        recipient.inbox(100).await.unwrap().len() == warm.len()
+    })
+    .await;
+    disk.fill_leaving(NEARLY_FULL);
+    let full: Vec<SignedDocument> =
+        (100..100 + FULL_DOCUMENTS).map(|n| document(net, PHONG_DU, to, n, size(n))).collect();
+    for d in &full {
+        d.submit(sender).await.unwrap();
+    }
+    let sender_store = net.open_store(&code(PHONG_DU)).await;
+    wait_for("retryable refusals at Phong Dụ", Duration::from_secs(30), || async {
+        let hops = sender_store.outbox_by_hop(0, 0).await.unwrap();
+        hops.iter().any(|h| {
+            h.retrying > 0 && h.last_error.as_deref().is_some_and(|e| e.contains("cannot store documents now"))
+        })
+    })
+    .await;
+    (warm, full, sender_store)
+}
+
 fn database_name(database: Database) -> &'static str {
     match database {
         Database::Sqlite => "SQLite",
@@ -494,5 +508,105 @@ async fn the_sender_disk_full_refuses_submissions_cleanly(database: Database) {
         drained.as_secs_f64()
     );
     recipient_store.close().await;
+    sender_store.close().await;
+}
+
+/// A node in the middle (Tiên Yên, between Phong Dụ and Hà Lâu) passes a document it takes
+/// from a neighbour on while it commits it (`outbound::cut_through`). Here its disk fills up:
+/// its commits fail after the documents have gone on, so Hà Lâu holds documents Tiên Yên never
+/// took, and Phong Dụ, which got no hop receipt, keeps sending them. When space returns, Tiên
+/// Yên takes them, passes them on again, and Hà Lâu answers from its storage with the hop
+/// receipt it gave the first time: each document once at Hà Lâu, each hop receipt once at the
+/// node it is addressed to, every delivery receipt back at Phong Dụ, both outboxes empty.
+///
+/// SQLite only: a commit fails after the send only where the database itself is on the full
+/// disk. On PostgreSQL the full disk holds the attachment files, which are written before the
+/// document is passed on (their failure refuses it before anything leaves).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_passed_on_before_a_failed_commit_is_delivered_once() {
+    harness::logging();
+    let (sender_code, middle_code, recipient_code) = (code(PHONG_DU), code(TIEN_YEN), code(HA_LAU));
+    let extra = enospc_config(Database::Sqlite, false);
+    let mut net = TestNet::prepare(
+        only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU, HA_LAU]),
+        NetOptions { database: Database::Sqlite, extra_config: extra, ..NetOptions::default() },
+    );
+    let mut disk = Tmpfs::mount_at(&net.node_dir(&middle_code).join("data"), 16 << 20);
+    let mut processes: BTreeMap<AgencyCode, NodeProcess> = BTreeMap::new();
+    for c in [recipient_code, middle_code, sender_code] {
+        processes.insert(c, net.spawn_process(&c));
+    }
+    let sender = net.wait_ready(PHONG_DU).await;
+    let recipient = net.wait_ready(HA_LAU).await;
+    net.wait_ready(TIEN_YEN).await;
+    // Every other document without an attachment: only its database commit can fail.
+    let size = |n: u32| if n.is_multiple_of(2) { 0 } else { SMALL_ATTACHMENT };
+    let (warm, full, sender_store) = fill_while_sending(&net, &sender, &recipient, HA_LAU, size, &mut disk).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Hà Lâu has documents Tiên Yên could not store: passed on before their commit failed.
+    let (middle_store, recipient_store) = (net.open_store(&middle_code).await, net.open_store(&recipient_code).await);
+    let mut ahead = 0;
+    for d in &full {
+        let at_middle = middle_store.document_by_id(&d.id).await.unwrap().is_some();
+        if !at_middle && recipient_store.document_by_id(&d.id).await.unwrap().is_some() {
+            ahead += 1;
+        }
+    }
+    eprintln!("while Tiên Yên's disk is full: {ahead} of {FULL_DOCUMENTS} documents at Hà Lâu and not at Tiên Yên");
+    assert!(ahead > 0, "no document went on before a failed commit; the test proves nothing");
+    middle_store.close().await;
+    recipient_store.close().await;
+
+    let grown = Instant::now();
+    disk.resize(64 << 20);
+    let all: Vec<&SignedDocument> = warm.iter().chain(&full).collect();
+    wait_for("every receipt", Duration::from_secs(90), || async {
+        for d in &all {
+            let held = receipts(&sender_store, d).await;
+            if !held.contains(&(ReceiptKind::Hop, middle_code))
+                || !held.contains(&(ReceiptKind::Status(StatusCode::Arrived), recipient_code))
+            {
+                return false;
+            }
+        }
+        sender_store.queue_depths(0).await.unwrap().pending == 0
+    })
+    .await;
+    let drained = grown.elapsed();
+    let middle_store = net.open_store(&middle_code).await;
+    wait_for("Tiên Yên's outbox empty", Duration::from_secs(60), || async {
+        middle_store.queue_depths(0).await.unwrap().pending == 0
+    })
+    .await;
+    drop(processes);
+    let recipient_store = net.open_store(&recipient_code).await;
+    for d in &all {
+        check_attachments(&middle_store, d, "Tiên Yên").await;
+        check_attachments(&recipient_store, d, "Hà Lâu").await;
+        let count =
+            |held: &[(ReceiptKind, AgencyCode)], r: (ReceiptKind, AgencyCode)| held.iter().filter(|x| **x == r).count();
+        let at_sender = receipts(&sender_store, d).await;
+        let at_middle = receipts(&middle_store, d).await;
+        let at_recipient = receipts(&recipient_store, d).await;
+        assert_eq!(count(&at_sender, (ReceiptKind::Hop, middle_code)), 1, "{}: Tiên Yên's hop receipt", d.id);
+        assert_eq!(count(&at_middle, (ReceiptKind::Hop, recipient_code)), 1, "{}: Hà Lâu's hop receipt", d.id);
+        assert_eq!(count(&at_recipient, (ReceiptKind::Hop, recipient_code)), 1, "{}: taken twice at Hà Lâu", d.id);
+        let arrived = (ReceiptKind::Status(StatusCode::Arrived), recipient_code);
+        assert_eq!(count(&at_sender, arrived), 1, "{}: the delivery receipt at Phong Dụ", d.id);
+    }
+    let inbox = recipient_store.inbox(1000).await.unwrap();
+    assert_eq!(inbox.len(), all.len(), "each document once at Hà Lâu");
+    for store in [&sender_store, &middle_store] {
+        let depths = store.queue_depths(0).await.unwrap();
+        assert_eq!((depths.pending, depths.dead, depths.refused), (0, 0, 0), "outbox: {depths:?}");
+    }
+    eprintln!(
+        "middle disk full: sent {}, delivered {}, {ahead} ahead of a failed commit; drained {:.1} s after space returned",
+        all.len(),
+        inbox.len(),
+        drained.as_secs_f64()
+    );
+    recipient_store.close().await;
+    middle_store.close().await;
     sender_store.close().await;
 }

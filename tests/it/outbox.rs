@@ -148,6 +148,15 @@ async fn a_document_goes_on_from_its_intake_without_being_read_back(database: Da
         println!("{hop}: {out} handed over, {from_intake} of them sent from their intake");
         assert_eq!(out, N, "{hop}: each document handed over once");
         assert_eq!(from_intake, N, "{hop}: {from_intake} of {N} sent from their intake");
+        // Tiên Yên takes them from a neighbour and passes them on while it commits (with 16 in
+        // flight a place is always free); Phong Dụ takes them from its clerk and never does.
+        let early = m.passed_before_commit.load(Ordering::Relaxed);
+        println!("{hop}: {early} passed on before their intake's commit");
+        if hop == PHONG_DU {
+            assert_eq!(early, 0, "a clerk's document went on before its agency's node took it");
+        } else {
+            assert!(early > 0, "{hop}: none passed on before the commit");
+        }
     }
     if let Ok(clerk) = Arc::try_unwrap(clerk) {
         clerk.close().await;

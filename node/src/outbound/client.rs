@@ -7,7 +7,7 @@
 //! Why a request got no answer is a [`RequestError`] by stage, whose text is what the outbox
 //! records as a transfer's `last_error`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -200,6 +200,12 @@ pub struct Client {
     trust: Arc<TrustState>,
     outbox_wake: Notify,
     handoffs: super::handoff::Handoffs,
+    /// The outbox rows this process is sending now (claimed, handed over or passed on before
+    /// their intake's commit): none is started twice, and the claims leave them out.
+    in_flight: Arc<StdMutex<HashSet<i64>>>,
+    /// Places for documents passed on before their intake's commit (see
+    /// [`super::cut_through`]).
+    early: Arc<tokio::sync::Semaphore>,
     lease_owner: String,
     jitter: StdMutex<u64>,
 }
@@ -236,6 +242,8 @@ impl Client {
             trust,
             outbox_wake: Notify::new(),
             handoffs: super::handoff::Handoffs::default(),
+            in_flight: Arc::default(),
+            early: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight_per_peer)),
             lease_owner,
             jitter: StdMutex::new(jitter_seed),
         }
@@ -265,6 +273,16 @@ impl Client {
     /// Up to `at_most` of the transfers handed over, oldest first.
     pub(crate) fn handed(&self, at_most: usize) -> Vec<super::Handed> {
         self.handoffs.take(at_most)
+    }
+
+    /// The rows being sent now, shared by the outbox and the sends its intakes start.
+    pub(crate) fn in_flight(&self) -> Arc<StdMutex<HashSet<i64>>> {
+        Arc::clone(&self.in_flight)
+    }
+
+    /// A place for a document passed on before its intake's commit, if one is free.
+    pub(crate) fn early_place(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.early).try_acquire_owned().ok()
     }
 
     /// Wakes every waiting outbox worker (shutdown began).

@@ -22,6 +22,7 @@ use crate::storage::{StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
 mod client;
+pub mod cut_through;
 mod handoff;
 
 pub use client::{Client, ConnectError, RequestError, SendError, finish};
@@ -195,7 +196,7 @@ impl TransferError {
 /// Runs the outbox until shutdown.
 pub async fn run_outbox(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
-    let in_flight: Arc<StdMutex<HashSet<i64>>> = Arc::default();
+    let in_flight = node.outbound.in_flight();
     let mut per_peer: HashMap<AgencyCode, Arc<Semaphore>> = HashMap::new();
     let notices = NoticeQueues::default();
     // A claim holds for one lease and is renewed every third of it while its transfer runs
@@ -525,7 +526,7 @@ const FAULTS_RECORD_EVERY: Duration = Duration::from_secs(5);
 async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>, forward: Option<Arc<Forward>>) -> bool {
     match unit.as_slice() {
         [transfer @ Transfer { kind: TransferKind::Document(id), .. }] => {
-            let outcome = send_document(node, transfer, *id, forward, None).await;
+            let outcome = send_document(node, transfer, *id, forward).await;
             node.observed.telemetry().transfer_attempted(&transfer.next_hop, outcome.label());
             recorded(node, transfer, record(node, transfer, outcome).await)
         }
@@ -681,16 +682,8 @@ async fn record_answer(
 }
 
 /// Sends a document to its next hop: `forward` if its intake handed it over, else read from
-/// the database; `asked` when the next hop answered a first attempt with
-/// [`NodeResponse::CrlsWanted`] (then the request goes again, once, with those CRLs).
-async fn send_document(
-    node: &Arc<Node>,
-    transfer: &Transfer,
-    id: i64,
-    forward: Option<Arc<Forward>>,
-    asked: Option<Asked>,
-) -> Outcome {
-    let hop = transfer.next_hop;
+/// the database; then records the answer.
+async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, forward: Option<Arc<Forward>>) -> Outcome {
     let forward = match forward {
         Some(f) => f,
         // Both reads at once: each is a trip to the database's side.
@@ -699,6 +692,55 @@ async fn send_document(
             (Err(e), _) | (_, Err(e)) => return TransferError::LocalStorage(e).into(),
         },
     };
+    let answer = pass_on(node, transfer.next_hop, &transfer.recipients, forward, None).await;
+    record_passed(node, transfer, id, answer).await
+}
+
+/// What a next hop answered to a document, checked: its hop receipt, or its refusal for good.
+#[derive(Debug)]
+enum Answer {
+    /// Taken: the next hop's hop receipt, for this document and these recipients.
+    Taken(SignedReceipt),
+    /// Refused for good: the next hop's signed refusal.
+    Refused(SignedReceipt),
+}
+
+/// Records what became of a document's transfer: the next hop's answer (kept, the routes'
+/// state set, the transfer finished) or the failed attempt.
+async fn record_passed(
+    node: &Arc<Node>,
+    transfer: &Transfer,
+    id: i64,
+    answer: Result<(Answer, String), TransferError>,
+) -> Outcome {
+    let hop = transfer.next_hop;
+    let (kept, route_state, state, doc_id) = match answer {
+        Ok((Answer::Taken(r), doc_id)) => (r, "forwarded", "done", doc_id),
+        Ok((Answer::Refused(r), doc_id)) => (r, "refused", "refused", doc_id),
+        Err(e) => return e.into(),
+    };
+    match record_answer(node, transfer, id, &kept, route_state, state).await {
+        Ok(()) if state == "done" => {
+            Metrics::bump(&node.observed.metrics().documents_out);
+            tracing::info!(document = %doc_id, peer = %hop, "document handed over");
+            Outcome::Finished
+        }
+        Ok(()) => Outcome::Finished,
+        Err(e) => TransferError::LocalStorage(e).into(),
+    }
+}
+
+/// Passes a document to `hop` for `recipients` and checks the answer, recording nothing:
+/// the hop receipt or refusal (and the document's id, for the log), or why it was not passed
+/// on. `asked` when the next hop answered a first attempt with [`NodeResponse::CrlsWanted`]
+/// (then the request goes again, once, with those CRLs).
+async fn pass_on(
+    node: &Arc<Node>,
+    hop: AgencyCode,
+    recipients: &[AgencyCode],
+    forward: Arc<Forward>,
+    asked: Option<Asked>,
+) -> Result<(Answer, String), TransferError> {
     let doc = &forward.document;
     let chains: Vec<Vec<Vec<u8>>> = Envelope::from_bytes(&doc.envelope)
         .and_then(|e| e.headers())
@@ -710,7 +752,7 @@ async fn send_document(
     let referenced = node.trust.crl_refs_for(&chains);
     let request = NodeRequest::Deliver {
         envelope: ByteBuf::from(doc.envelope.clone()),
-        recipients: transfer.recipients.iter().map(ToString::to_string).collect(),
+        recipients: recipients.iter().map(ToString::to_string).collect(),
         crls: referenced.refs.clone(),
         crls_asked: asked.as_ref().map(|a| referenced.asked(&a.wanted, &a.previous)).unwrap_or_default(),
         resume,
@@ -747,7 +789,7 @@ async fn send_document(
         Ok(r) => r,
         Err(e) => {
             node.observed.neighbour_unreachable(&hop, &e.to_string());
-            return TransferError::Transport(e).into();
+            return Err(TransferError::Transport(e));
         }
     };
     node.observed.neighbour_answered(&hop);
@@ -755,30 +797,23 @@ async fn send_document(
         NodeResponse::HopReceipt { receipt } => {
             let receipt = match SignedReceipt::from_bytes(&receipt) {
                 Ok(r) => r,
-                Err(error) => return TransferError::MalformedHopReceipt { hop, error }.into(),
+                Err(error) => return Err(TransferError::MalformedHopReceipt { hop, error }),
             };
             let r = &receipt.receipt;
             let fits = r.kind == ReceiptKind::Hop
                 && r.by == hop
                 && r.to == node.config.agency
                 && r.envelope == doc.digest
-                && transfer.recipients.iter().all(|x| r.recipients.contains(x));
+                && recipients.iter().all(|x| r.recipients.contains(x));
             if !fits {
-                return TransferError::HopReceiptMismatch { hop }.into();
+                return Err(TransferError::HopReceiptMismatch { hop });
             }
             if let Err(error) = crate::notices::verify_receipt(node, &receipt, &[]) {
-                return TransferError::HopReceiptUnverified { hop, error }.into();
+                return Err(TransferError::HopReceiptUnverified { hop, error });
             }
             // The hop receipt is kept here, with the node it was given to; the sender's `track`
             // asks for it along the path (`crate::path`).
-            match record_answer(node, transfer, id, &receipt, "forwarded", "done").await {
-                Ok(()) => {
-                    Metrics::bump(&node.observed.metrics().documents_out);
-                    tracing::info!(document = %doc.doc_id, peer = %hop, "document handed over");
-                    Outcome::Finished
-                }
-                Err(e) => TransferError::LocalStorage(e).into(),
-            }
+            Ok((Answer::Taken(receipt), doc.doc_id.clone()))
         }
         NodeResponse::Refused { receipt } => {
             let refusal = match SignedReceipt::from_bytes(&receipt) {
@@ -789,25 +824,22 @@ async fn send_document(
                 {
                     r
                 }
-                _ => return TransferError::UnusableRefusal { hop }.into(),
+                _ => return Err(TransferError::UnusableRefusal { hop }),
             };
             if let Err(error) = crate::notices::verify_receipt(node, &refusal, &[]) {
-                return TransferError::RefusalUnverified { hop, error }.into();
+                return Err(TransferError::RefusalUnverified { hop, error });
             }
             let reason = refusal.receipt.note.clone().unwrap_or_default();
             tracing::warn!(document = %doc.doc_id, peer = %hop, reason = %reason, "document refused by the next hop");
-            match record_answer(node, transfer, id, &refusal, "refused", "refused").await {
-                Ok(()) => Outcome::Finished,
-                Err(e) => TransferError::LocalStorage(e).into(),
-            }
+            Ok((Answer::Refused(refusal), doc.doc_id.clone()))
         }
         NodeResponse::CrlsWanted { sha256 } if asked.is_none() => {
             tracing::debug!(document = %doc.doc_id, peer = %hop, crls = sha256.len(), "the next hop asks for CRLs; sending again with them");
             let asked = Asked { wanted: sha256, previous: referenced.refs.clone() };
-            Box::pin(send_document(node, transfer, id, Some(forward.clone()), Some(asked))).await
+            Box::pin(pass_on(node, hop, recipients, forward.clone(), Some(asked))).await
         }
-        NodeResponse::Error { kind, message } => TransferError::answered(hop, kind, message).into(),
-        other => TransferError::UnexpectedAnswer { hop, answer: other.to_string(), what: "a document" }.into(),
+        NodeResponse::Error { kind, message } => Err(TransferError::answered(hop, kind, message)),
+        other => Err(TransferError::UnexpectedAnswer { hop, answer: other.to_string(), what: "a document" }),
     }
 }
 

@@ -1,0 +1,125 @@
+//! Documents from a neighbour passed on while their intake commits.
+//!
+//! A node that takes a document from a neighbour and forwards it would commit it (a sync, the
+//! longest step of a hop) and only then send it on: over four hops the syncs of the three
+//! nodes in the middle came one after another. Here the intake starts the send to each next
+//! hop ([`start`]) once the document is verified, routed and received, and commits while the
+//! document travels; the next hop verifies and commits it meanwhile.
+//!
+//! Responsibility does not move earlier. The previous hop gets this node's hop receipt only
+//! after this node's commit, as before. The next hop's answer is recorded only after that
+//! commit too ([`adopt`]): the transfer's row is the one the commit queued, run as the outbox
+//! runs a claimed one (marked running so that no claim starts it again; on PostgreSQL claimed
+//! by id first). If the commit fails (a full disk) or the node dies before it, the next hop
+//! may hold a document this node never took: the previous hop, which got no hop receipt,
+//! sends it again, this node takes it again and passes it on again, and the next hop answers
+//! from its storage with the hop receipt it gave the first time. Every agency keeps exactly
+//! one copy, and every hop receipt is recorded once the node it is addressed to has taken
+//! the document.
+//!
+//! Only documents from a neighbour go this way. A clerk's document enters the network at its
+//! agency's node: the clerk is told "taken" or "not taken, send again later", and a document
+//! already on its way while the clerk is told the latter would travel without its agency's
+//! record. Only documents new to this node, not provisional, with no CRL that came along and
+//! is new here (the next hop could ask for it before it is kept), and only while one of
+//! [`super::Client::early_place`]'s places is free: the rest go after the commit, as before.
+
+use std::sync::Arc;
+
+use pki::AgencyCode;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinHandle;
+
+use super::{Answer, Forward, Handed, TransferError, pass_on, record, record_passed, recorded};
+use crate::storage::millis;
+use crate::{Metrics, Node};
+
+/// A document on its way to a next hop before its intake's commit.
+#[derive(Debug)]
+pub struct Early {
+    hop: AgencyCode,
+    recipients: Vec<AgencyCode>,
+    answer: JoinHandle<Result<(Answer, String), TransferError>>,
+}
+
+/// Starts passing `forward` on to each of `hops` (a next hop and the recipients it takes), as
+/// many as there are free places; those without a place go after the commit.
+pub fn start(node: &Arc<Node>, hops: Vec<(AgencyCode, Vec<AgencyCode>)>, forward: &Arc<Forward>) -> Vec<Early> {
+    let mut early = Vec::with_capacity(hops.len());
+    for (hop, recipients) in hops {
+        let Some(place) = node.outbound.early_place() else { break };
+        let (task_node, sending, to) = (Arc::clone(node), Arc::clone(forward), recipients.clone());
+        let answer = node.tasks.spawn(async move {
+            let _place: OwnedSemaphorePermit = place;
+            pass_on(&task_node, hop, &to, sending, None).await
+        });
+        early.push(Early { hop, recipients, answer });
+    }
+    early
+}
+
+/// After the intake's commit: each transfer it queued that a send started before the commit
+/// carries (same next hop, same recipients) is taken over here, and its answer recorded when
+/// it comes. Returns the transfers left to the outbox's hand-off. Sends whose transfer was not
+/// queued (the commit found the document taken meanwhile, or routed those recipients already)
+/// end on their own, their answer unrecorded.
+pub async fn adopt(node: &Arc<Node>, early: Vec<Early>, document: i64, transfers: Vec<Handed>) -> Vec<Handed> {
+    let mut early = early;
+    let mut rest = Vec::with_capacity(transfers.len());
+    let mut adopted = Vec::new();
+    // Only before the row is due, as a hand-off: until then no claim can have run it.
+    let now = millis(node.now());
+    for handed in transfers {
+        let t = &handed.transfer;
+        match early.iter().position(|e| e.hop == t.next_hop && e.recipients == t.recipients) {
+            Some(i) if now < handed.due => adopted.push((handed, early.swap_remove(i))),
+            _ => rest.push(handed),
+        }
+    }
+    if adopted.is_empty() {
+        return rest;
+    }
+    // As the outbox starts a hand-off: on PostgreSQL the rows are claimed by id (a process of a
+    // scaled-out node that took one meanwhile keeps it), and each is marked running here.
+    let until = now + node.config.limits.outbox_lease.as_millis() as i64;
+    let ids: Vec<i64> = adopted.iter().map(|(h, _)| h.transfer.id).collect();
+    let claimed: std::collections::HashSet<i64> =
+        match node.store.claim_handed(node.outbound.lease_owner(), now, until, &ids).await {
+            Ok(c) => c.into_iter().collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim the transfers passed on before their commit");
+                Default::default()
+            }
+        };
+    let in_flight = node.outbound.in_flight();
+    for (handed, early) in adopted {
+        let transfer = handed.transfer;
+        let fresh =
+            claimed.contains(&transfer.id) && in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
+        if !fresh {
+            // Claimed or running elsewhere: that run records it (and the next hop answers it
+            // from its storage). This send's answer is not recorded.
+            continue;
+        }
+        Metrics::bump(&node.observed.metrics().sent_from_intake);
+        Metrics::bump(&node.observed.metrics().passed_before_commit);
+        let (task_node, in_flight) = (Arc::clone(node), Arc::clone(&in_flight));
+        node.tasks.spawn(async move {
+            let node = task_node;
+            node.observed.watch().started(transfer.id, &transfer.next_hop, transfer.attempts, millis(node.now()));
+            // A send that panicked or was stopped with the node leaves its row pending, due
+            // when the grace ends: the outbox sends it then.
+            if let Ok(answer) = early.answer.await {
+                let outcome = record_passed(&node, &transfer, document, answer).await;
+                node.observed.telemetry().transfer_attempted(&transfer.next_hop, outcome.label());
+                recorded(&node, &transfer, record(&node, &transfer, outcome).await);
+            }
+            node.observed.watch().ended(transfer.id);
+            if let Ok(mut s) = in_flight.lock() {
+                s.remove(&transfer.id);
+            }
+            node.outbound.wake_outbox();
+        });
+    }
+    rest
+}
