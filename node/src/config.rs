@@ -284,6 +284,14 @@ pub struct RawLimits {
     /// At most 256KiB (they are held whole in memory while received); 0 keeps every
     /// attachment as a file.
     pub inline_attachment_bytes: ByteSize,
+    /// A document from a neighbour for another node is passed on while this node commits it,
+    /// not after (see `outbound::cut_through`): the next hop verifies and stores it while this
+    /// node syncs, about a commit less per hop of latency. The hop receipt still waits for the
+    /// commit. The price, when this node's commit fails and it cannot take the document
+    /// afterwards either (its storage failing for longer than the previous hop retries, the
+    /// signer revoked before the retry): the recipient holds a document whose sender also
+    /// holds a refusal from this node. `false`: every document is committed before it leaves.
+    pub pass_on_before_commit: bool,
 }
 
 impl Default for RawLimits {
@@ -323,6 +331,7 @@ impl Default for RawLimits {
             max_partial_bytes: ByteSize::gib(2),
             max_partial_age: HumanDuration::days(1),
             inline_attachment_bytes: ByteSize::kib(64),
+            pass_on_before_commit: true,
         }
     }
 }
@@ -439,6 +448,8 @@ pub struct Limits {
     pub max_partial_age: Duration,
     /// See [`RawLimits::inline_attachment_bytes`].
     pub inline_attachment_bytes: u64,
+    /// See [`RawLimits::pass_on_before_commit`].
+    pub pass_on_before_commit: bool,
 }
 
 impl Limits {
@@ -1011,6 +1022,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         max_partial_bytes: l.max_partial_bytes.get(),
         max_partial_age,
         inline_attachment_bytes: l.inline_attachment_bytes.get(),
+        pass_on_before_commit: l.pass_on_before_commit,
     })
 }
 
@@ -1303,6 +1315,8 @@ max_partial_bytes = "2GiB"           # kept from large transfers that broke off,
 max_partial_age = "1d"               # such bytes not resumed within this are removed
 inline_attachment_bytes = "64KiB"    # attachments this small are kept in the database (one sync
                                      # per document instead of three); at most 256KiB, 0: all files
+pass_on_before_commit = true         # a neighbour's document goes on while this node commits it
+                                     # (the hop receipt still waits); false: committed before it leaves
 
 [retry]
 initial = "1s"

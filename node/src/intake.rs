@@ -457,6 +457,9 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     };
     let (existing, verified) = tokio::join!(node.store.document_by_id(&doc_id), verification);
 
+    // Whether this node has no row of the document yet (then it may be passed on before the
+    // commit, see `outbound::cut_through`).
+    let new_here = matches!(existing, Ok(None));
     // A retry of a document already taken: answer as before, without reading it again.
     match existing {
         Ok(Some(existing)) if existing.digest == digest => {
@@ -470,6 +473,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 None => None,
             };
             if previous.is_some() || came_from.is_none() {
+                Metrics::bump(&node.observed.metrics().duplicates_in);
                 tracing::info!(document = %doc_id, peer = %received_from, "duplicate delivery answered from storage");
                 return Ok(Taken { document: doc_id, digest, hop_receipt: previous, duplicate: true });
             }
@@ -618,19 +622,23 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         },
         attachments: crate::storage::inline::StoredAttachment::just_taken(&manifest.attachments, &inline),
     });
-    let early =
-        if came_from.is_some() && !is_provisional && carried.iter().all(|c| node.trust.trust().has_crl_as_new_as(c)) {
-            let hops = plan
-                .iter()
-                .filter_map(|(hop, rcpts)| match hop {
-                    NextHop::Neighbour(n) => Some((*n, rcpts.clone())),
-                    NextHop::Local => None,
-                })
-                .collect();
-            crate::outbound::cut_through::start(node, hops, &forward)
-        } else {
-            Vec::new()
-        };
+    let early = if node.config.limits.pass_on_before_commit
+        && came_from.is_some()
+        && new_here
+        && !is_provisional
+        && carried.iter().all(|c| node.trust.trust().has_crl_as_new_as(c))
+    {
+        let hops = plan
+            .iter()
+            .filter_map(|(hop, rcpts)| match hop {
+                NextHop::Neighbour(n) => Some((*n, rcpts.clone())),
+                NextHop::Local => None,
+            })
+            .collect();
+        crate::outbound::cut_through::start(node, hops, &forward)
+    } else {
+        Vec::new()
+    };
     let committing = std::time::Instant::now();
     // The document's row and the transfers to next hops its transaction queued, for the outbox.
     let mut queued: (i64, Vec<(Transfer, i64)>) = (0, Vec::new());

@@ -124,6 +124,9 @@ pub struct Metrics {
     /// Of those, the documents from a neighbour passed on while their intake committed (see
     /// `outbound::cut_through`).
     pub passed_before_commit: AtomicU64,
+    /// Documents received again after this node had taken them, answered from storage with
+    /// the hop receipt given the first time (a sender that did not get it, or sent twice).
+    pub duplicates_in: AtomicU64,
 }
 
 impl Metrics {

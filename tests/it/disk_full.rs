@@ -593,6 +593,10 @@ async fn a_document_passed_on_before_a_failed_commit_is_delivered_once() {
         assert_eq!(count(&at_recipient, (ReceiptKind::Hop, recipient_code)), 1, "{}: taken twice at Hà Lâu", d.id);
         let arrived = (ReceiptKind::Status(StatusCode::Arrived), recipient_code);
         assert_eq!(count(&at_sender, arrived), 1, "{}: the delivery receipt at Phong Dụ", d.id);
+        // Delivered, whichever came back first: the delivery receipt or the hop receipt.
+        let row = sender_store.document_by_id(&d.id).await.unwrap().unwrap();
+        let routes = sender_store.routes(row.id).await.unwrap();
+        assert!(routes.iter().all(|(_, _, state)| state == "delivered"), "{}: routes at Phong Dụ {routes:?}", d.id);
     }
     let inbox = recipient_store.inbox(1000).await.unwrap();
     assert_eq!(inbox.len(), all.len(), "each document once at Hà Lâu");

@@ -203,9 +203,10 @@ pub struct Client {
     /// The outbox rows this process is sending now (claimed, handed over or passed on before
     /// their intake's commit): none is started twice, and the claims leave them out.
     in_flight: Arc<StdMutex<HashSet<i64>>>,
-    /// Places for documents passed on before their intake's commit (see
-    /// [`super::cut_through`]).
-    early: Arc<tokio::sync::Semaphore>,
+    /// Each neighbour's places for documents and notice batches in flight
+    /// (`limits.max_in_flight_per_peer`), shared by the outbox and the documents passed on
+    /// before their intake's commit (see [`super::cut_through`]).
+    peer_slots: StdMutex<HashMap<AgencyCode, Arc<tokio::sync::Semaphore>>>,
     lease_owner: String,
     jitter: StdMutex<u64>,
 }
@@ -243,7 +244,7 @@ impl Client {
             outbox_wake: Notify::new(),
             handoffs: super::handoff::Handoffs::default(),
             in_flight: Arc::default(),
-            early: Arc::new(tokio::sync::Semaphore::new(config.limits.max_in_flight_per_peer)),
+            peer_slots: StdMutex::new(HashMap::new()),
             lease_owner,
             jitter: StdMutex::new(jitter_seed),
         }
@@ -280,9 +281,11 @@ impl Client {
         Arc::clone(&self.in_flight)
     }
 
-    /// A place for a document passed on before its intake's commit, if one is free.
-    pub(crate) fn early_place(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        Arc::clone(&self.early).try_acquire_owned().ok()
+    /// The places for transfers running to `hop` at once (`limits.max_in_flight_per_peer`).
+    pub(crate) fn peer_slots(&self, hop: AgencyCode) -> Arc<tokio::sync::Semaphore> {
+        let mut slots = self.peer_slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let max = self.limits.max_in_flight_per_peer;
+        Arc::clone(slots.entry(hop).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max))))
     }
 
     /// Wakes every waiting outbox worker (shutdown began).

@@ -17,12 +17,21 @@
 //! one copy, and every hop receipt is recorded once the node it is addressed to has taken
 //! the document.
 //!
+//! What this costs: if this node never takes the document after all — its storage fails for
+//! longer than the previous hop retries (which then gives up and signs a refusal to the
+//! sender), the signer is revoked before the retry, or a different envelope with the same id
+//! won the commit — the recipient holds a document whose sender also holds a refusal, and the
+//! next hop's hop receipt to this node is never recorded. Each signed statement stays true
+//! (this node did not take it; the recipient did). `limits.pass_on_before_commit = false`
+//! commits every document before it leaves.
+//!
 //! Only documents from a neighbour go this way. A clerk's document enters the network at its
 //! agency's node: the clerk is told "taken" or "not taken, send again later", and a document
 //! already on its way while the clerk is told the latter would travel without its agency's
 //! record. Only documents new to this node, not provisional, with no CRL that came along and
 //! is new here (the next hop could ask for it before it is kept), and only while one of
-//! [`super::Client::early_place`]'s places is free: the rest go after the commit, as before.
+//! the next hop's places (`limits.max_in_flight_per_peer`, shared with the outbox) is free: the
+//! rest go after the commit, as before. `limits.pass_on_before_commit = false` turns it off.
 
 use std::sync::Arc;
 
@@ -30,7 +39,7 @@ use pki::AgencyCode;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
-use super::{Answer, Forward, Handed, TransferError, pass_on, record, record_passed, recorded};
+use super::{Answer, Forward, Handed, TransferError, hold_back, pass_on, record, record_passed, recorded};
 use crate::storage::millis;
 use crate::{Metrics, Node};
 
@@ -42,12 +51,13 @@ pub struct Early {
     answer: JoinHandle<Result<(Answer, String), TransferError>>,
 }
 
-/// Starts passing `forward` on to each of `hops` (a next hop and the recipients it takes), as
-/// many as there are free places; those without a place go after the commit.
+/// Starts passing `forward` on to each of `hops` (a next hop and the recipients it takes) that
+/// has a free place among its `limits.max_in_flight_per_peer` (shared with the outbox); those
+/// without one go after the commit.
 pub fn start(node: &Arc<Node>, hops: Vec<(AgencyCode, Vec<AgencyCode>)>, forward: &Arc<Forward>) -> Vec<Early> {
     let mut early = Vec::with_capacity(hops.len());
     for (hop, recipients) in hops {
-        let Some(place) = node.outbound.early_place() else { break };
+        let Ok(place) = node.outbound.peer_slots(hop).try_acquire_owned() else { continue };
         let (task_node, sending, to) = (Arc::clone(node), Arc::clone(forward), recipients.clone());
         let answer = node.tasks.spawn(async move {
             let _place: OwnedSemaphorePermit = place;
@@ -103,23 +113,39 @@ pub async fn adopt(node: &Arc<Node>, early: Vec<Early>, document: i64, transfers
         }
         Metrics::bump(&node.observed.metrics().sent_from_intake);
         Metrics::bump(&node.observed.metrics().passed_before_commit);
-        let (task_node, in_flight) = (Arc::clone(node), Arc::clone(&in_flight));
+        let running = Running { node: Arc::clone(node), in_flight: Arc::clone(&in_flight), id: transfer.id };
         node.tasks.spawn(async move {
-            let node = task_node;
+            let node = Arc::clone(&running.node);
             node.observed.watch().started(transfer.id, &transfer.next_hop, transfer.attempts, millis(node.now()));
             // A send that panicked or was stopped with the node leaves its row pending, due
             // when the grace ends: the outbox sends it then.
             if let Ok(answer) = early.answer.await {
                 let outcome = record_passed(&node, &transfer, document, answer).await;
                 node.observed.telemetry().transfer_attempted(&transfer.next_hop, outcome.label());
-                recorded(&node, &transfer, record(&node, &transfer, outcome).await);
+                if !recorded(&node, &transfer, record(&node, &transfer, outcome).await) {
+                    hold_back(&node).await;
+                }
             }
-            node.observed.watch().ended(transfer.id);
-            if let Ok(mut s) = in_flight.lock() {
-                s.remove(&transfer.id);
-            }
-            node.outbound.wake_outbox();
+            drop(running);
         });
     }
     rest
+}
+
+/// A transfer adopted and running: marked in the outbox's in-flight set until this is dropped
+/// (also when its task panics), then the outbox is woken to claim what is due.
+struct Running {
+    node: Arc<Node>,
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    id: i64,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.node.observed.watch().ended(self.id);
+        if let Ok(mut s) = self.in_flight.lock() {
+            s.remove(&self.id);
+        }
+        self.node.outbound.wake_outbox();
+    }
 }

@@ -197,7 +197,6 @@ impl TransferError {
 pub async fn run_outbox(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
     let in_flight = node.outbound.in_flight();
-    let mut per_peer: HashMap<AgencyCode, Arc<Semaphore>> = HashMap::new();
     let notices = NoticeQueues::default();
     // A claim holds for one lease and is renewed every third of it while its transfer runs
     // (PostgreSQL; on SQLite one process owns the outbox and claims are plain reads).
@@ -242,7 +241,7 @@ pub async fn run_outbox(node: Arc<Node>) {
         // (a slow next hop under load) does not hold back the notices and retries due in the
         // database.
         let free = MAX_CLAIMED.saturating_sub(running.len());
-        let handed = start_handed(&node, &mut per_peer, &in_flight, free.saturating_sub(CLAIM_AT_LEAST)).await;
+        let handed = start_handed(&node, &in_flight, free.saturating_sub(CLAIM_AT_LEAST)).await;
         let running: Vec<i64> = if handed > 0 {
             // Let the sends just spawned start before this task reads the outbox: a task
             // spawned here waits on this worker thread until this one yields, and the claim
@@ -295,7 +294,7 @@ pub async fn run_outbox(node: Arc<Node>) {
             }
         }
         for transfer in documents {
-            let peer = peer_slots(&mut per_peer, &node, transfer.next_hop);
+            let peer = node.outbound.peer_slots(transfer.next_hop);
             let (task_node, in_flight) = (node.clone(), in_flight.clone());
             node.tasks.spawn(async move {
                 run_claimed(&task_node, &peer, &in_flight, vec![transfer], None).await;
@@ -304,7 +303,7 @@ pub async fn run_outbox(node: Arc<Node>) {
         }
         if new_notices {
             for hop in notices.to_start() {
-                let peer = peer_slots(&mut per_peer, &node, hop);
+                let peer = node.outbound.peer_slots(hop);
                 let (task_node, in_flight, queues) = (node.clone(), in_flight.clone(), notices.clone());
                 node.tasks.spawn(async move {
                     // A sender that panics gives its place back (else, with fewer than a batch
@@ -349,12 +348,7 @@ pub async fn run_outbox(node: Arc<Node>) {
 /// Starts up to `room` of the transfers intakes handed over (see [`handoff`]), with the
 /// documents they came with; returns how many started. On PostgreSQL they are claimed first,
 /// all in one statement, and those another process claimed meanwhile are left to it.
-async fn start_handed(
-    node: &Arc<Node>,
-    per_peer: &mut HashMap<AgencyCode, Arc<Semaphore>>,
-    in_flight: &Arc<StdMutex<HashSet<i64>>>,
-    room: usize,
-) -> usize {
+async fn start_handed(node: &Arc<Node>, in_flight: &Arc<StdMutex<HashSet<i64>>>, room: usize) -> usize {
     let now = millis(node.now());
     // Only before the row is due: until then no claim takes it (this loop's own claims run
     // after this, and leave out what runs here), so it cannot have run, finished or failed in
@@ -385,7 +379,7 @@ async fn start_handed(
         if forward.is_some() {
             Metrics::bump(&node.observed.metrics().sent_from_intake);
         }
-        let peer = peer_slots(per_peer, node, transfer.next_hop);
+        let peer = node.outbound.peer_slots(transfer.next_hop);
         let (task_node, in_flight) = (node.clone(), in_flight.clone());
         node.tasks.spawn(async move {
             run_claimed(&task_node, &peer, &in_flight, vec![transfer], forward).await;
@@ -393,11 +387,6 @@ async fn start_handed(
         });
     }
     started
-}
-
-/// The slots for transfers running to one neighbour at once (`limits.max_in_flight_per_peer`).
-fn peer_slots(per_peer: &mut HashMap<AgencyCode, Arc<Semaphore>>, node: &Node, hop: AgencyCode) -> Arc<Semaphore> {
-    per_peer.entry(hop).or_insert_with(|| Arc::new(Semaphore::new(node.config.limits.max_in_flight_per_peer))).clone()
 }
 
 /// Runs claimed transfers (a document, or a batch of notices for one neighbour) in one of the
@@ -420,21 +409,25 @@ async fn run_claimed(
             node.observed.watch().ended(*id);
         }
         if !recorded {
-            // The outcome could not be written (storage failing): the transfer is still
-            // pending and due. Hold it back a while instead of sending it again at once (the
-            // next hop would answer it from its storage, but there is no point while ours
-            // refuses writes).
-            let mut stop = node.shutdown_signal();
-            tokio::select! {
-                _ = tokio::time::sleep(node.config.retry.initial.max(Duration::from_secs(1))) => {}
-                _ = stop.changed() => {}
-            }
+            hold_back(node).await;
         }
     }
     if let Ok(mut s) = in_flight.lock() {
         for id in &ids {
             s.remove(id);
         }
+    }
+}
+
+/// After an outcome could not be written (storage failing): the transfer is still pending and
+/// due. It is held back a while (still marked running) instead of being sent again at once
+/// (the next hop would answer it from its storage, but there is no point while ours refuses
+/// writes).
+async fn hold_back(node: &Node) {
+    let mut stop = node.shutdown_signal();
+    tokio::select! {
+        _ = tokio::time::sleep(node.config.retry.initial.max(Duration::from_secs(1))) => {}
+        _ = stop.changed() => {}
     }
 }
 

@@ -261,7 +261,10 @@ impl Tx<'_> {
     }
 
     /// Updates the state of recipients' routes (forwarded, delivered, refused), in one
-    /// statement.
+    /// statement. `forwarded` (the next hop's hop receipt) moves only a `pending` route on:
+    /// the recipient's status may come back before the hop receipt is recorded (the next hop
+    /// answered a later attempt from its storage, see `outbound::cut_through`), and a route
+    /// never goes back from what a status said.
     pub async fn set_route_state(
         &mut self,
         document: i64,
@@ -269,9 +272,10 @@ impl Tx<'_> {
         state: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let only_pending = if state == "forwarded" { " AND state = 'pending'" } else { "" };
         for chunk in recipients.chunks(rows_per_statement(1, 3)) {
             let sql = format!(
-                "UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient IN ({})",
+                "UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient IN ({}){only_pending}",
                 values("{}", 3, chunk.len())
             );
             let mut args = Vec::with_capacity(3 + chunk.len());
