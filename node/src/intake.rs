@@ -607,41 +607,39 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let mut crls_changed = false;
     let new_cas = node.trust.trust().learn(path_cas(node, &envelope));
     let sender_name = verified.sender_name().to_owned();
-    // The document as the outbox sends it, from memory: passed on now if it came from a
-    // neighbour (see `outbound::cut_through`), else handed to the outbox after the commit.
-    let forward = std::sync::Arc::new(crate::outbound::Forward {
-        document: crate::storage::StoredDocument {
-            id: 0,
+    // The document as the outbox sends it, from memory, if it goes on to a neighbour: passed on
+    // now if it came from one (see `outbound::cut_through`), else handed to the outbox after
+    // the commit.
+    let forward = plan.keys().any(|hop| matches!(hop, NextHop::Neighbour(_))).then(|| {
+        std::sync::Arc::new(crate::outbound::Forward {
             doc_id: doc_id.clone(),
             digest,
-            sender: manifest.from,
             envelope: envelope_bytes.to_vec(),
-            outgoing: matches!(source, Source::Clerk),
-            provisional: is_provisional,
-            recipients: manifest.to.clone(),
-        },
-        attachments: crate::storage::inline::StoredAttachment::just_taken(&manifest.attachments, &inline),
+            attachments: crate::storage::inline::StoredAttachment::just_taken(&manifest.attachments, &inline),
+        })
     });
-    let early = if node.config.limits.pass_on_before_commit
-        && came_from.is_some()
-        && new_here
-        && !is_provisional
-        && carried.iter().all(|c| node.trust.trust().has_crl_as_new_as(c))
-    {
-        let hops = plan
-            .iter()
-            .filter_map(|(hop, rcpts)| match hop {
-                NextHop::Neighbour(n) => Some((*n, rcpts.clone())),
-                NextHop::Local => None,
-            })
-            .collect();
-        crate::outbound::cut_through::start(node, hops, &forward)
-    } else {
-        Vec::new()
+    let early = match &forward {
+        Some(forward)
+            if node.config.limits.pass_on_before_commit
+                && came_from.is_some()
+                && new_here
+                && !is_provisional
+                && carried.iter().all(|c| node.trust.trust().has_crl_as_new_as(c)) =>
+        {
+            let hops = plan
+                .iter()
+                .filter_map(|(hop, rcpts)| match hop {
+                    NextHop::Neighbour(n) => Some((*n, rcpts.clone())),
+                    NextHop::Local => None,
+                })
+                .collect();
+            crate::outbound::cut_through::start(node, hops, forward)
+        }
+        _ => Vec::new(),
     };
     let committing = std::time::Instant::now();
     // The document's row and the transfers to next hops its transaction queued, for the outbox.
-    let mut queued: (i64, Vec<(Transfer, i64)>) = (0, Vec::new());
+    let mut queued: (i64, Vec<crate::outbound::Handed>) = (0, Vec::new());
     let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
@@ -716,9 +714,8 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                     let due = millis(node.now()) + crate::outbound::HANDOFF_GRACE.as_millis() as i64;
                     if let Some(transfer) = tx.enqueue_due(TransferKind::Document(id), n, &new, now_ms, due).await? {
                         let kind = TransferKind::Document(id);
-                        queued
-                            .1
-                            .push((Transfer { id: transfer, kind, next_hop: *n, recipients: new, attempts: 0 }, due));
+                        let transfer = Transfer { id: transfer, kind, next_hop: *n, recipients: new, attempts: 0 };
+                        queued.1.push(crate::outbound::Handed { transfer, forward: forward.clone(), due });
                     }
                 }
             }
@@ -776,45 +773,12 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     if crls_changed {
         crate::crls::refresh(node).await;
     }
-    // Committed: the transfers go to the outbox with the document in hand (it wakes either way).
-    let (row, transfers) = queued;
-    // The transfers a send started before the commit carries are recorded when it ends; the
-    // rest go to the outbox with the document.
-    let transfers = if early.is_empty() {
-        transfers
-    } else {
-        let handed = transfers
-            .into_iter()
-            .map(|(transfer, due)| crate::outbound::Handed { transfer, forward: None, due })
-            .collect();
-        crate::outbound::cut_through::adopt(node, early, row, handed)
-            .await
-            .into_iter()
-            .map(|h| (h.transfer, h.due))
-            .collect()
-    };
-    if transfers.is_empty() {
-        node.outbound.wake_outbox();
-    } else {
-        let mut forward = forward;
-        if let Some(f) = std::sync::Arc::get_mut(&mut forward) {
-            f.document.id = row;
-        } else {
-            // Shared with the sends started before the commit, which do not read the row's id.
-            let f = &*forward;
-            let document = crate::storage::StoredDocument { id: row, ..f.document.clone() };
-            forward = std::sync::Arc::new(crate::outbound::Forward { document, attachments: f.attachments.clone() });
-        }
-        let handed = transfers
-            .into_iter()
-            .map(|(transfer, due)| crate::outbound::Handed {
-                transfer,
-                forward: Some(std::sync::Arc::clone(&forward)),
-                due,
-            })
-            .collect();
-        node.outbound.hand_over(handed);
-    }
+    // Committed: the transfers a send started before the commit carries are recorded when it
+    // ends; the rest go to the outbox with the document in hand (it wakes either way).
+    let (row, handed) = queued;
+    let handed =
+        if early.is_empty() { handed } else { crate::outbound::cut_through::adopt(node, early, row, handed).await };
+    node.outbound.hand_over(handed);
     Metrics::bump(&node.observed.metrics().documents_in);
     node.observed.telemetry().document_taken(matches!(source, Source::Clerk));
     if is_provisional {

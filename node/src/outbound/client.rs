@@ -261,13 +261,12 @@ impl Client {
     }
 
     /// Hands transfers an intake just committed to the outbox, with their document (see
-    /// [`super::handoff`]), and wakes it. Those beyond the queue's bound are left to the
-    /// outbox's next claim.
+    /// [`super::handoff`]), and wakes it, also with none (the commit may have queued notices).
+    /// Those beyond the queue's bound are left to the outbox's next claim.
     pub fn hand_over(&self, handed: Vec<super::Handed>) {
-        if handed.is_empty() {
-            return;
+        if !handed.is_empty() {
+            self.handoffs.push(handed);
         }
-        self.handoffs.push(handed);
         self.wake_outbox();
     }
 

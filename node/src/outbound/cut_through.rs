@@ -39,7 +39,7 @@ use pki::AgencyCode;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
-use super::{Answer, Forward, Handed, TransferError, hold_back, pass_on, record, record_passed, recorded};
+use super::{Answer, Forward, Handed, TransferError, conclude_document, hold_back, pass_on, take_handed};
 use crate::storage::millis;
 use crate::{Metrics, Node};
 
@@ -73,8 +73,7 @@ pub fn start(node: &Arc<Node>, hops: Vec<(AgencyCode, Vec<AgencyCode>)>, forward
 /// it comes. Returns the transfers left to the outbox's hand-off. Sends whose transfer was not
 /// queued (the commit found the document taken meanwhile, or routed those recipients already)
 /// end on their own, their answer unrecorded.
-pub async fn adopt(node: &Arc<Node>, early: Vec<Early>, document: i64, transfers: Vec<Handed>) -> Vec<Handed> {
-    let mut early = early;
+pub async fn adopt(node: &Arc<Node>, mut early: Vec<Early>, document: i64, transfers: Vec<Handed>) -> Vec<Handed> {
     let mut rest = Vec::with_capacity(transfers.len());
     let mut adopted = Vec::new();
     // Only before the row is due, as a hand-off: until then no claim can have run it.
@@ -89,26 +88,15 @@ pub async fn adopt(node: &Arc<Node>, early: Vec<Early>, document: i64, transfers
     if adopted.is_empty() {
         return rest;
     }
-    // As the outbox starts a hand-off: on PostgreSQL the rows are claimed by id (a process of a
-    // scaled-out node that took one meanwhile keeps it), and each is marked running here.
-    let until = now + node.config.limits.outbox_lease.as_millis() as i64;
+    // As the outbox starts a hand-off: claimed by id and marked running here; one a process of
+    // a scaled-out node claimed meanwhile, or that runs here already, records its own answer
+    // (the next hop answers it from its storage) and this send's answer is not recorded.
     let ids: Vec<i64> = adopted.iter().map(|(h, _)| h.transfer.id).collect();
-    let claimed: std::collections::HashSet<i64> =
-        match node.store.claim_handed(node.outbound.lease_owner(), now, until, &ids).await {
-            Ok(c) => c.into_iter().collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot claim the transfers passed on before their commit");
-                Default::default()
-            }
-        };
     let in_flight = node.outbound.in_flight();
+    let taken = take_handed(node, &in_flight, &ids, "the transfers passed on before their commit").await;
     for (handed, early) in adopted {
         let transfer = handed.transfer;
-        let fresh =
-            claimed.contains(&transfer.id) && in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
-        if !fresh {
-            // Claimed or running elsewhere: that run records it (and the next hop answers it
-            // from its storage). This send's answer is not recorded.
+        if !taken.contains(&transfer.id) {
             continue;
         }
         Metrics::bump(&node.observed.metrics().sent_from_intake);
@@ -119,12 +107,10 @@ pub async fn adopt(node: &Arc<Node>, early: Vec<Early>, document: i64, transfers
             node.observed.watch().started(transfer.id, &transfer.next_hop, transfer.attempts, millis(node.now()));
             // A send that panicked or was stopped with the node leaves its row pending, due
             // when the grace ends: the outbox sends it then.
-            if let Ok(answer) = early.answer.await {
-                let outcome = record_passed(&node, &transfer, document, answer).await;
-                node.observed.telemetry().transfer_attempted(&transfer.next_hop, outcome.label());
-                if !recorded(&node, &transfer, record(&node, &transfer, outcome).await) {
-                    hold_back(&node).await;
-                }
+            if let Ok(answer) = early.answer.await
+                && !conclude_document(&node, &transfer, document, answer).await
+            {
+                hold_back(&node).await;
             }
             drop(running);
         });

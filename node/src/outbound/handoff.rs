@@ -23,8 +23,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use crate::storage::Transfer;
 use crate::storage::inline::StoredAttachment;
-use crate::storage::{StoredDocument, Transfer};
 
 /// At most this many transfers wait in the queue. Under load the intake may take documents
 /// faster than a next hop takes them: the transfers the outbox has no place for yet (beyond
@@ -49,8 +49,12 @@ pub const HANDOFF_GRACE: Duration = Duration::from_secs(1);
 /// A stored document as the outbox sends it: what it would otherwise read back.
 #[derive(Debug)]
 pub struct Forward {
-    /// The document's row, as `Store::document` reads it.
-    pub document: StoredDocument,
+    /// The document's id, for the log.
+    pub doc_id: String,
+    /// The envelope's SHA-256, which the next hop's receipt must name.
+    pub digest: [u8; 32],
+    /// The envelope as stored.
+    pub envelope: Vec<u8>,
     /// Its attachments in manifest order, as `Store::attachments` reads them.
     pub attachments: Vec<StoredAttachment>,
 }
@@ -71,9 +75,9 @@ pub struct Handed {
 impl Handed {
     /// The bytes of documents this entry holds.
     fn bytes(&self) -> usize {
-        self.forward.as_ref().map_or(0, |f| {
-            f.document.envelope.len() + f.attachments.iter().map(StoredAttachment::inline_len).sum::<usize>()
-        })
+        self.forward
+            .as_ref()
+            .map_or(0, |f| f.envelope.len() + f.attachments.iter().map(StoredAttachment::inline_len).sum::<usize>())
     }
 }
 
@@ -138,19 +142,7 @@ mod tests {
     }
 
     fn forward(bytes: usize) -> Arc<Forward> {
-        Arc::new(Forward {
-            document: StoredDocument {
-                id: 1,
-                doc_id: "d".into(),
-                digest: [0; 32],
-                sender: "000.01.41.H49".parse().unwrap(),
-                envelope: vec![0; bytes],
-                outgoing: true,
-                provisional: false,
-                recipients: Vec::new(),
-            },
-            attachments: Vec::new(),
-        })
+        Arc::new(Forward { doc_id: "d".into(), digest: [0; 32], envelope: vec![0; bytes], attachments: Vec::new() })
     }
 
     #[test]

@@ -358,21 +358,11 @@ async fn start_handed(node: &Arc<Node>, in_flight: &Arc<StdMutex<HashSet<i64>>>,
     if handed.is_empty() {
         return 0;
     }
-    let until = now + node.config.limits.outbox_lease.as_millis() as i64;
     let ids: Vec<i64> = handed.iter().map(|h| h.transfer.id).collect();
-    let claimed: HashSet<i64> = match node.store.claim_handed(node.outbound.lease_owner(), now, until, &ids).await {
-        Ok(c) => c.into_iter().collect(),
-        Err(e) => {
-            // Still pending in the outbox: the next claim finds them there.
-            tracing::error!(error = %e, "cannot claim the transfers handed over");
-            return 0;
-        }
-    };
+    let running = take_handed(node, in_flight, &ids, "the transfers handed over").await;
     let mut started = 0;
     for Handed { transfer, forward, .. } in handed {
-        let fresh =
-            claimed.contains(&transfer.id) && in_flight.lock().map(|mut s| s.insert(transfer.id)).unwrap_or(false);
-        if !fresh {
+        if !running.contains(&transfer.id) {
             continue;
         }
         started += 1;
@@ -387,6 +377,24 @@ async fn start_handed(node: &Arc<Node>, in_flight: &Arc<StdMutex<HashSet<i64>>>,
         });
     }
     started
+}
+
+/// Takes rows handed over before they fell due to run here: claims them (on PostgreSQL by id,
+/// all in one statement, so that one another process of a scaled-out node claimed meanwhile
+/// is left to it) and marks them in flight; returns those now running here. When the claim
+/// fails (`what` names the rows in the log) none is taken: they stay pending, and the next
+/// claim finds them once due.
+async fn take_handed(node: &Node, in_flight: &StdMutex<HashSet<i64>>, ids: &[i64], what: &str) -> HashSet<i64> {
+    let now = millis(node.now());
+    let until = now + node.config.limits.outbox_lease.as_millis() as i64;
+    let claimed = match node.store.claim_handed(node.outbound.lease_owner(), now, until, ids).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot claim {what}");
+            return HashSet::new();
+        }
+    };
+    claimed.into_iter().filter(|id| in_flight.lock().map(|mut s| s.insert(*id)).unwrap_or(false)).collect()
 }
 
 /// Runs claimed transfers (a document, or a batch of notices for one neighbour) in one of the
@@ -519,9 +527,8 @@ const FAULTS_RECORD_EVERY: Duration = Duration::from_secs(5);
 async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>, forward: Option<Arc<Forward>>) -> bool {
     match unit.as_slice() {
         [transfer @ Transfer { kind: TransferKind::Document(id), .. }] => {
-            let outcome = send_document(node, transfer, *id, forward).await;
-            node.observed.telemetry().transfer_attempted(&transfer.next_hop, outcome.label());
-            recorded(node, transfer, record(node, transfer, outcome).await)
+            let answer = send_document(node, transfer, *id, forward).await;
+            conclude_document(node, transfer, *id, answer).await
         }
         _ => {
             let outcomes = send_notices(node, &unit).await;
@@ -675,18 +682,27 @@ async fn record_answer(
 }
 
 /// Sends a document to its next hop: `forward` if its intake handed it over, else read from
-/// the database; then records the answer.
-async fn send_document(node: &Arc<Node>, transfer: &Transfer, id: i64, forward: Option<Arc<Forward>>) -> Outcome {
+/// the database. Records nothing (see [`conclude_document`]).
+async fn send_document(
+    node: &Arc<Node>,
+    transfer: &Transfer,
+    id: i64,
+    forward: Option<Arc<Forward>>,
+) -> Result<(Answer, String), TransferError> {
     let forward = match forward {
         Some(f) => f,
         // Both reads at once: each is a trip to the database's side.
         None => match tokio::join!(node.store.document(id), node.store.attachments(id)) {
-            (Ok(document), Ok(attachments)) => Arc::new(Forward { document, attachments }),
-            (Err(e), _) | (_, Err(e)) => return TransferError::LocalStorage(e).into(),
+            (Ok(document), Ok(attachments)) => Arc::new(Forward {
+                doc_id: document.doc_id,
+                digest: document.digest,
+                envelope: document.envelope,
+                attachments,
+            }),
+            (Err(e), _) | (_, Err(e)) => return Err(TransferError::LocalStorage(e)),
         },
     };
-    let answer = pass_on(node, transfer.next_hop, &transfer.recipients, forward, None).await;
-    record_passed(node, transfer, id, answer).await
+    pass_on(node, transfer.next_hop, &transfer.recipients, forward, None).await
 }
 
 /// What a next hop answered to a document, checked: its hop receipt, or its refusal for good.
@@ -698,29 +714,36 @@ enum Answer {
     Refused(SignedReceipt),
 }
 
-/// Records what became of a document's transfer: the next hop's answer (kept, the routes'
-/// state set, the transfer finished) or the failed attempt.
-async fn record_passed(
+/// Records what became of a document's transfer (of document row `id`): the next hop's
+/// answer (kept, the routes' state set, the transfer finished) or the failed attempt, to be
+/// retried or given up; false when the outcome could not be written.
+async fn conclude_document(
     node: &Arc<Node>,
     transfer: &Transfer,
     id: i64,
     answer: Result<(Answer, String), TransferError>,
-) -> Outcome {
+) -> bool {
     let hop = transfer.next_hop;
-    let (kept, route_state, state, doc_id) = match answer {
-        Ok((Answer::Taken(r), doc_id)) => (r, "forwarded", "done", doc_id),
-        Ok((Answer::Refused(r), doc_id)) => (r, "refused", "refused", doc_id),
-        Err(e) => return e.into(),
-    };
-    match record_answer(node, transfer, id, &kept, route_state, state).await {
-        Ok(()) if state == "done" => {
-            Metrics::bump(&node.observed.metrics().documents_out);
-            tracing::info!(document = %doc_id, peer = %hop, "document handed over");
-            Outcome::Finished
+    let outcome = match answer {
+        Err(e) => e.into(),
+        Ok((answer, doc_id)) => {
+            let (kept, route_state, state) = match answer {
+                Answer::Taken(r) => (r, "forwarded", "done"),
+                Answer::Refused(r) => (r, "refused", "refused"),
+            };
+            match record_answer(node, transfer, id, &kept, route_state, state).await {
+                Ok(()) if state == "done" => {
+                    Metrics::bump(&node.observed.metrics().documents_out);
+                    tracing::info!(document = %doc_id, peer = %hop, "document handed over");
+                    Outcome::Finished
+                }
+                Ok(()) => Outcome::Finished,
+                Err(e) => TransferError::LocalStorage(e).into(),
+            }
         }
-        Ok(()) => Outcome::Finished,
-        Err(e) => TransferError::LocalStorage(e).into(),
-    }
+    };
+    node.observed.telemetry().transfer_attempted(&hop, outcome.label());
+    recorded(node, transfer, record(node, transfer, outcome).await)
 }
 
 /// Passes a document to `hop` for `recipients` and checks the answer, recording nothing:
@@ -734,7 +757,7 @@ async fn pass_on(
     forward: Arc<Forward>,
     asked: Option<Asked>,
 ) -> Result<(Answer, String), TransferError> {
-    let doc = &forward.document;
+    let doc = &*forward;
     let chains: Vec<Vec<Vec<u8>>> = Envelope::from_bytes(&doc.envelope)
         .and_then(|e| e.headers())
         .map(|h| h.into_iter().map(|h| h.chain).collect())
