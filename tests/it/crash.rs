@@ -29,17 +29,24 @@ async fn two_hundred_documents_survive_a_sigkill_of_the_province_exactly_once(da
 
     let t0 = std::time::Instant::now();
     let docs: Vec<_> = (1..=DOCUMENTS).map(|n| net.document(PHONG_DU, &[THANH_SON], n)).collect();
-    for d in &docs {
-        d.submit(&sender).await.unwrap();
-    }
-    // Kill the province while documents are still on their way through it.
-    wait_for("the first documents to arrive", Duration::from_secs(60), || async {
-        !recipient.inbox(1).await.unwrap().is_empty()
-    })
-    .await;
+    // Kill the province while documents are still on their way through it: as soon as the
+    // first arrives, while the clerk is still submitting (submitted first, the documents could
+    // all be through before the first was seen).
     let province: AgencyCode = PROVINCE.parse().unwrap();
-    processes.get_mut(&province).unwrap().kill();
-    let arrived_at_kill = recipient.inbox(10_000).await.unwrap().len();
+    let submitting = async {
+        for d in &docs {
+            d.submit(&sender).await.unwrap();
+        }
+    };
+    let killing = async {
+        wait_for("the first documents to arrive", Duration::from_secs(60), || async {
+            !recipient.inbox(1).await.unwrap().is_empty()
+        })
+        .await;
+        processes.get_mut(&province).unwrap().kill();
+        recipient.inbox(10_000).await.unwrap().len()
+    };
+    let ((), arrived_at_kill) = tokio::join!(submitting, killing);
     assert!(arrived_at_kill < DOCUMENTS as usize, "all documents arrived before the kill; the test proves nothing");
     eprintln!("killed at {:?}", t0.elapsed());
     tokio::time::sleep(Duration::from_millis(500)).await;
