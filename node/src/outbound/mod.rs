@@ -582,7 +582,7 @@ fn recorded(node: &Node, transfer: &Transfer, result: Result<(), StoreError>) ->
 }
 
 /// Records a transfer's outcome other than a notice handed over (a document's hand-over is
-/// recorded by `send_document` with its hop receipt): a failed attempt to retry later, or one
+/// recorded by `conclude_document` with its hop receipt): a failed attempt to retry later, or one
 /// refused for good.
 async fn record(node: &Arc<Node>, transfer: &Transfer, outcome: Outcome) -> Result<(), StoreError> {
     let now = millis(node.now());
