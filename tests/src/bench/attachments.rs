@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use pki::AgencyCode;
 
+use super::measure::cpu_of_pid;
 use crate::cli::{Cli, add_profile, clerk_shell};
 use crate::hostile::Memory;
 use crate::network::{NetOptions, NodeProcess, TestNet, only, topology};
@@ -26,6 +27,9 @@ pub struct Transfer {
     pub end_to_end: Duration,
     /// Peak resident memory, MiB, of the CLI, the sending node and the receiving node.
     pub peak_rss_mib: [f64; 3],
+    /// CPU time (user + system) the CLI, the sending node and the receiving node spent on
+    /// it, seconds; the nodes' from the start until the next node stored it.
+    pub cpu_s: [f64; 3],
 }
 
 impl Transfer {
@@ -77,8 +81,10 @@ impl Pair {
         for pid in [self.sender.child.id(), self.receiver.child.id()] {
             Memory::reset_peak(pid);
         }
+        let nodes_cpu = || [self.sender.child.id(), self.receiver.child.id()].map(cpu_of_pid);
+        let cpu_before = nodes_cpu();
         let start = Instant::now();
-        let (stdout, cli_peak) = {
+        let (stdout, cli_peak, cli_cpu) = {
             let program = crate::bin("lienthong");
             let dir = self.clerk.dir.path().to_owned();
             let args = send_args(self.number, &file);
@@ -97,12 +103,15 @@ impl Pair {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let end_to_end = start.elapsed();
+        let cpu_after = nodes_cpu();
         let peak = |pid: u32| Memory::of(pid).hwm_mib();
+        let node_cpu = |i: usize| cpu_after[i].saturating_sub(cpu_before[i]).as_secs_f64();
         Transfer {
             bytes,
             clerk,
             end_to_end,
             peak_rss_mib: [cli_peak, peak(self.sender.child.id()), peak(self.receiver.child.id())],
+            cpu_s: [cli_cpu.as_secs_f64(), node_cpu(0), node_cpu(1)],
         }
     }
 
@@ -130,9 +139,15 @@ fn send_args(number: u32, file: &Path) -> Vec<String> {
     args
 }
 
-/// Runs a program to its end, reading its peak resident memory (VmHWM) every 10 ms; returns
-/// its stdout and the last peak read, MiB.
-fn run_watching_memory(program: &Path, dir: &Path, args: &[String], envs: &[(String, String)]) -> (String, f64) {
+/// Runs a program to its end, reading its peak resident memory (VmHWM) and its CPU time every
+/// 10 ms; returns its stdout, the last peak read (MiB) and the last CPU time read (the one of
+/// the exited process, not yet waited for, when the last read is late enough).
+fn run_watching_memory(
+    program: &Path,
+    dir: &Path,
+    args: &[String],
+    envs: &[(String, String)],
+) -> (String, f64, Duration) {
     let mut child = std::process::Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -144,15 +159,17 @@ fn run_watching_memory(program: &Path, dir: &Path, args: &[String], envs: &[(Str
         .unwrap();
     let pid = child.id();
     let mut peak = 0.0f64;
+    let mut cpu = Duration::ZERO;
     while child.try_wait().unwrap().is_none() {
         // A process that has just exited is a zombie until waited for: its status has no
-        // memory lines then, and reads as 0.
+        // memory lines then, and reads as 0; its CPU times stay.
         peak = peak.max(Memory::of(pid).hwm_mib());
+        cpu = cpu.max(cpu_of_pid(pid));
         std::thread::sleep(Duration::from_millis(10));
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "lienthong send failed: {}", String::from_utf8_lossy(&out.stderr));
-    (String::from_utf8_lossy(&out.stdout).into_owned(), peak)
+    (String::from_utf8_lossy(&out.stdout).into_owned(), peak, cpu)
 }
 
 /// A PDF-headed file of `bytes` of incompressible-looking data.

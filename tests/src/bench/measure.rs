@@ -39,7 +39,17 @@ pub fn rate_on_all_cores<F: FnMut()>(window: Duration, make: impl Fn() -> F + Sy
 /// in the kernel's 10 ms ticks): divided by the documents of a run, it is a cost that other
 /// work on the machine does not inflate the way it inflates a rate.
 pub fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_of("self")
+}
+
+/// [`process_cpu`] of another process (`pid`), zero once it is gone. A process that has
+/// exited but not been waited for still shows its times.
+pub fn cpu_of_pid(pid: u32) -> Duration {
+    cpu_of(&pid.to_string())
+}
+
+fn cpu_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();

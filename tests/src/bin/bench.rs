@@ -1,13 +1,13 @@
 //! `bench`: the document pipeline against its limits, measured in one run, printed as a table
 //! (each figure next to its limit and the ratio) and written as JSON for scripts.
 //!
-//! `cargo run --release -p lienthong-tests --bin bench -- --json FILE [--quick] [--only verify|hops]`
+//! `cargo run --release -p lienthong-tests --bin bench -- --json FILE [--quick] [--only verify|hops|attachments]`
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use harness::bench::measure::Figures;
-use harness::bench::{Machine, Report, hops_only, pipeline, verify_only};
+use harness::bench::{Machine, Report, attachments_only, hops_only, pipeline, verify_only};
 
 fn main() -> anyhow::Result<()> {
     let mut json_path: Option<PathBuf> = None;
@@ -21,18 +21,21 @@ fn main() -> anyhow::Result<()> {
             "--only" => match args.next().as_deref() {
                 Some("verify") => only = Some("verify"),
                 Some("hops") => only = Some("hops"),
+                Some("attachments") => only = Some("attachments"),
                 other => bail!(
-                    "--only takes `verify` (the offline verification figures) or `hops` (one and four hops), not {other:?}"
+                    "--only takes `verify` (the offline verification figures) or `hops` (one and four hops) or `attachments` (1 MiB to 1 GiB through two nodes), not {other:?}"
                 ),
             },
             "-h" | "--help" => {
-                println!("usage: bench --json FILE [--quick] [--only verify|hops]");
+                println!("usage: bench --json FILE [--quick] [--only verify|hops|attachments]");
                 return Ok(());
             }
-            other => bail!("unknown argument {other:?}; usage: bench --json FILE [--quick] [--only verify|hops]"),
+            other => {
+                bail!("unknown argument {other:?}; usage: bench --json FILE [--quick] [--only verify|hops|attachments]")
+            }
         }
     }
-    let json_path = json_path.context("usage: bench --json FILE [--quick] [--only verify|hops]")?;
+    let json_path = json_path.context("usage: bench --json FILE [--quick] [--only verify|hops|attachments]")?;
     let machine = Machine::read(quick);
     println!(
         "lienthong pipeline benchmark{}: {} cores, {} MiB, {}, kernel {}, load {} at start, {}",
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     let mut figures = Figures::new();
     match only {
         Some("verify") => verify_only(&mut figures, quick),
+        Some("attachments") => attachments_only(&mut figures, quick),
         Some(_) => hops_only(&mut figures, quick),
         None => pipeline(&mut figures, quick),
     }
