@@ -307,12 +307,12 @@ impl BlobStore {
         }
         let create = tmp.clone();
         let file = blocking(move || std::fs::File::create(create)).await.map_err(StoreError::Io)?;
-        let sink = Sink { file, ctx: ring::digest::Context::new(&ring::digest::SHA256) };
+        let sink = Sink::new(file, ring::digest::Context::new(&ring::digest::SHA256), 0);
         let (sink, pumped) = pump(reader, sink, size, None).await;
         if let Err(broke) = pumped {
             return Err(received_error(name, size, broke));
         }
-        let Some(Sink { file, ctx }) = sink else {
+        let Some(Sink { file, ctx, .. }) = sink else {
             return Err(StoreError::Io(std::io::Error::other("the attachment's writer was lost")).into());
         };
         if ctx.finish().as_ref() != sha256 {
@@ -449,8 +449,8 @@ impl BlobStore {
                 return Err(StoreError::Io(e).into());
             }
         };
-        let (sink, pumped) = pump(reader, Sink { file, ctx }, size - kept, Some(&stop)).await;
-        let Some(Sink { file, ctx }) = sink else {
+        let (sink, pumped) = pump(reader, Sink::new(file, ctx, kept), size - kept, Some(&stop)).await;
+        let Some(Sink { file, ctx, .. }) = sink else {
             let _ = std::fs::remove_file(&path);
             return Err(StoreError::Io(std::io::Error::other("the attachment's writer was lost")).into());
         };
@@ -569,9 +569,97 @@ impl Drop for Claim {
 }
 
 /// Where a stream's bytes go: the file, and the hash of every byte written to it.
+///
+/// Whole aligned chunks are written with `O_DIRECT` (set on the handle with `fcntl`), from the
+/// chunk to the disk, past the page cache; the rest (a tail, a chunk after a resumed
+/// transfer's unaligned prefix) through the page cache as before. A file written once and then
+/// only synced and renamed gains nothing from being cached, and filling the cache costs: on
+/// the 2-vCPU benchmark VM, a copy into never-touched pages takes 2–2.8 s of CPU a GiB against
+/// 0.2 s written direct (`dd`, files kept), over half of a receiving node's CPU in a 1 GiB
+/// transfer. Durability does not change: the syncs stay (they also flush the disk's cache and
+/// the file's length). A filesystem that refuses `O_DIRECT` (tmpfs) is written through the
+/// cache.
 struct Sink {
     file: std::fs::File,
     ctx: ring::digest::Context,
+    /// Where the next byte goes in the file.
+    offset: u64,
+    /// `O_DIRECT` is set on the handle.
+    direct: bool,
+    /// `O_DIRECT` may be tried (not refused by the filesystem).
+    may_direct: bool,
+}
+
+/// The alignment `O_DIRECT` needs of buffers, lengths and offsets (the largest logical block
+/// size in use; 512-byte devices take it too).
+const DIRECT_ALIGN: usize = 4096;
+
+impl Sink {
+    /// A sink writing from `offset` on, the handle's position.
+    fn new(file: std::fs::File, ctx: ring::digest::Context, offset: u64) -> Sink {
+        Sink { file, ctx, offset, direct: false, may_direct: true }
+    }
+
+    /// Hashes and writes `data` at the handle's position, direct when it can be.
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.ctx.update(data);
+        let aligned = self.may_direct
+            && self.offset.is_multiple_of(DIRECT_ALIGN as u64)
+            && data.len().is_multiple_of(DIRECT_ALIGN)
+            && data.as_ptr().align_offset(DIRECT_ALIGN) == 0;
+        if aligned != self.direct {
+            self.set_direct(aligned)?;
+        }
+        self.file.write_all(data)?;
+        self.offset += data.len() as u64;
+        Ok(())
+    }
+
+    /// Sets or clears `O_DIRECT`; a refusal to set it means never again for this file, a
+    /// refusal to clear it is an error (an unaligned write would fail).
+    fn set_direct(&mut self, on: bool) -> std::io::Result<()> {
+        use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+        let set = fcntl_getfl(&self.file).and_then(|flags| {
+            fcntl_setfl(&self.file, if on { flags | OFlags::DIRECT } else { flags - OFlags::DIRECT })
+        });
+        match set {
+            Ok(()) => self.direct = on,
+            Err(_) if on => self.may_direct = false,
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// Back to writes through the cache: what the file's later users expect of its handle.
+    fn end_direct(&mut self) -> std::io::Result<()> {
+        self.may_direct = false;
+        if self.direct { self.set_direct(false) } else { Ok(()) }
+    }
+}
+
+/// A buffer whose usable part starts on a [`DIRECT_ALIGN`] boundary (allocated that much
+/// larger), so that whole chunks can be written with `O_DIRECT`.
+struct Chunk {
+    bytes: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Chunk {
+    fn new(len: usize) -> Chunk {
+        let bytes = vec![0u8; len + DIRECT_ALIGN];
+        // Moving the `Vec` does not move its heap buffer: the offset stays right.
+        let start = bytes.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+        Chunk { bytes, start, len }
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..self.start + self.len]
+    }
+
+    fn filled(&self, n: usize) -> &[u8] {
+        &self.bytes[self.start..self.start + n]
+    }
 }
 
 /// Why [`pump`] stopped short.
@@ -631,10 +719,10 @@ async fn pump<R: AsyncRead + Unpin>(
     len: u64,
     stop: Option<&Notify>,
 ) -> (Option<Sink>, Result<(), Broke>) {
-    type Written = (Sink, Vec<u8>, std::io::Result<()>);
+    type Written = (Sink, Chunk, std::io::Result<()>);
     let chunk = WRITE_CHUNK.min(usize::try_from(len).unwrap_or(WRITE_CHUNK)).max(1);
     let mut sink = Some(sink);
-    let mut spare: Option<Vec<u8>> = Some(vec![0u8; chunk]);
+    let mut spare: Option<Chunk> = Some(Chunk::new(chunk));
     let mut writing: Option<tokio::task::JoinHandle<Written>> = None;
     let mut syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
     let mut unsynced = 0u64;
@@ -644,7 +732,7 @@ async fn pump<R: AsyncRead + Unpin>(
     async fn settle(
         writing: &mut Option<tokio::task::JoinHandle<Written>>,
         sink: &mut Option<Sink>,
-        spare: &mut Option<Vec<u8>>,
+        spare: &mut Option<Chunk>,
     ) -> Result<(), Broke> {
         let Some(task) = writing.take() else { return Ok(()) };
         match task.await {
@@ -664,9 +752,9 @@ async fn pump<R: AsyncRead + Unpin>(
         }
     }
     while left > 0 {
-        let mut buf = spare.take().unwrap_or_else(|| vec![0u8; chunk]);
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let (filled, broke) = fill(reader, &mut buf, want, stop).await;
+        let mut buf = spare.take().unwrap_or_else(|| Chunk::new(chunk));
+        let want = buf.len.min(usize::try_from(left).unwrap_or(usize::MAX));
+        let (filled, broke) = fill(reader, buf.as_mut(), want, stop).await;
         if let Err(e) = settle(&mut writing, &mut sink, &mut spare).await {
             return (sink, Err(e));
         }
@@ -682,8 +770,7 @@ async fn pump<R: AsyncRead + Unpin>(
         if filled > 0 {
             let Some(mut s) = sink.take() else { return (None, Err(Broke::Disk(std::io::Error::other("no sink")))) };
             writing = Some(tokio::task::spawn_blocking(move || {
-                s.ctx.update(&buf[..filled]);
-                let written = s.file.write_all(&buf[..filled]);
+                let written = s.write(buf.filled(filled));
                 (s, buf, written)
             }));
             left -= filled as u64;
@@ -699,6 +786,9 @@ async fn pump<R: AsyncRead + Unpin>(
     }
     if let Err(e) = synced(&mut syncing).await {
         return (sink, Err(e));
+    }
+    if let Some(Err(e)) = sink.as_mut().map(Sink::end_direct) {
+        return (sink, Err(Broke::Disk(e)));
     }
     (sink, outcome)
 }
@@ -957,6 +1047,53 @@ mod tests {
         assert_eq!(std::fs::read(store.path(&hash)).unwrap(), body);
         assert!(store.holds(&hash, body.len() as u64));
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temporary file left");
+    }
+
+    #[test]
+    fn whole_aligned_chunks_go_direct_and_the_rest_through_the_cache_with_every_byte_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut sink =
+            Sink::new(std::fs::File::create(&path).unwrap(), ring::digest::Context::new(&ring::digest::SHA256), 0);
+        let mut chunk = Chunk::new(4 * DIRECT_ALIGN);
+        let mut expected = Vec::new();
+        for (round, n) in [4 * DIRECT_ALIGN, 2 * DIRECT_ALIGN, 100, 4 * DIRECT_ALIGN].into_iter().enumerate() {
+            for (i, b) in chunk.as_mut().iter_mut().enumerate() {
+                *b = (i * 7 + round) as u8;
+            }
+            expected.extend_from_slice(chunk.filled(n));
+            sink.write(chunk.filled(n)).unwrap();
+            match round {
+                // Aligned offset, length and buffer: direct, where the filesystem takes it
+                // (this machine's ext4 does; tmpfs does not).
+                0 | 1 => assert!(sink.direct || !sink.may_direct, "round {round}"),
+                // An unaligned tail, then a chunk at the unaligned offset it left: the cache.
+                _ => assert!(!sink.direct, "round {round}"),
+            }
+        }
+        assert_eq!(sink.offset, expected.len() as u64);
+        sink.end_direct().unwrap();
+        assert!(!sink.direct);
+        let Sink { mut file, ctx, .. } = sink;
+        // The handle writes through the cache again (a write at an unaligned offset works).
+        file.write_all(b"tail").unwrap();
+        expected.extend_from_slice(b"tail");
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+        assert_eq!(ctx.finish().as_ref(), sha(&expected[..expected.len() - 4]));
+    }
+
+    #[tokio::test]
+    async fn a_blob_of_many_chunks_with_an_unaligned_tail_is_stored_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let body: Vec<u8> = (0..5 * WRITE_CHUNK + 4_097).map(|i| (i % 253) as u8).collect();
+        let hash = sha(&body);
+        // Through a reader that gives odd-sized pieces, as a stream does.
+        let mut reader = tokio::io::BufReader::with_capacity(1_337, body.as_slice());
+        let pending = store.receive("a.pdf", &mut reader, body.len() as u64, &hash).await.unwrap();
+        pending.commit().await.unwrap();
+        assert_eq!(std::fs::read(store.path(&hash)).unwrap(), body);
     }
 
     #[tokio::test]
