@@ -8,7 +8,9 @@
 //! blocking thread's, then the waiting task's), and on an idle machine each is a core woken
 //! from sleep: measured at about 0.1 ms each on the 2-vCPU benchmark machine, against about
 //! 0.2 ms for the verification itself. At most one job runs this way at a time, so a burst
-//! blocks at most one worker for one job; the rest of the burst goes to the pool.
+//! blocks at most one worker for one job; the rest of the burst goes to the pool. (The bound
+//! is per pool: a process running several nodes, as the test harness does, may have one such
+//! job per node.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +51,12 @@ impl CpuPool {
     /// idle (see the module's doc). The slot is held until the work ends, even if the caller
     /// stops waiting, so the bound holds.
     pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, CpuError> {
+        if self.may_run_here() {
+            // What the caller's last await woke (the connection's driver, after a read of
+            // its stream) waits in this worker's next-task slot, which no other worker takes
+            // from: let it run first, no thread woken for that.
+            tokio::task::yield_now().await;
+        }
         let work = match self.run_here(work) {
             Ok(done) => return done,
             Err(work) => work,
@@ -67,13 +75,19 @@ impl CpuPool {
         .map_err(|e| CpuError::Panicked(e.to_string()))
     }
 
-    /// Runs `work` on this thread if the pool is idle, no other job runs on an async worker,
-    /// and the runtime has another worker; otherwise gives it back.
-    fn run_here<T, F: FnOnce() -> T>(&self, work: F) -> Result<Result<T, CpuError>, F> {
+    /// Whether a job asked now could run on this thread: the pool idle, none running on a
+    /// worker, and the runtime has another worker.
+    fn may_run_here(&self) -> bool {
         let other_workers = tokio::runtime::Handle::try_current().is_ok_and(|h| {
             h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread && h.metrics().num_workers() >= 2
         });
-        if !other_workers || self.permits.available_permits() < self.size || self.inline.swap(true, Ordering::AcqRel) {
+        other_workers && self.permits.available_permits() == self.size && !self.inline.load(Ordering::Acquire)
+    }
+
+    /// Runs `work` on this thread if the pool is idle, no other job runs on an async worker,
+    /// and the runtime has another worker; otherwise gives it back.
+    fn run_here<T, F: FnOnce() -> T>(&self, work: F) -> Result<Result<T, CpuError>, F> {
+        if !self.may_run_here() || self.inline.swap(true, Ordering::AcqRel) {
             return Err(work);
         }
         let Ok(permit) = self.permits.try_acquire() else {

@@ -610,8 +610,28 @@ impl Sink {
         if aligned != self.direct {
             self.set_direct(aligned)?;
         }
-        self.file.write_all(data)?;
-        self.offset += data.len() as u64;
+        self.put(data)
+    }
+
+    /// Writes all of `data` at the handle's position. A direct write the device refuses for
+    /// its alignment (`EINVAL`: a filesystem that took the flag but has blocks larger than
+    /// [`DIRECT_ALIGN`]) is done again through the cache, and so is every later one.
+    fn put(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let mut done = 0;
+        while done < data.len() {
+            match self.file.write(&data[done..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    self.offset += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if self.direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    self.end_direct()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 
@@ -754,7 +774,11 @@ async fn pump<R: AsyncRead + Unpin>(
     while left > 0 {
         let mut buf = spare.take().unwrap_or_else(|| Chunk::new(chunk));
         let want = buf.len.min(usize::try_from(left).unwrap_or(usize::MAX));
-        let (filled, broke) = fill(reader, buf.as_mut(), want, stop).await;
+        let (filled, broke) = match fill(reader, buf.as_mut(), want, stop).await {
+            // Missing: the rest of the whole transfer, not of this chunk only.
+            (filled, Some(Broke::Short(_))) => (filled, Some(Broke::Short(left - filled as u64))),
+            other => other,
+        };
         if let Err(e) = settle(&mut writing, &mut sink, &mut spare).await {
             return (sink, Err(e));
         }
@@ -1081,6 +1105,29 @@ mod tests {
         drop(file);
         assert_eq!(std::fs::read(&path).unwrap(), expected);
         assert_eq!(ctx.finish().as_ref(), sha(&expected[..expected.len() - 4]));
+    }
+
+    #[test]
+    fn a_direct_write_the_device_refuses_is_written_through_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut sink =
+            Sink::new(std::fs::File::create(&path).unwrap(), ring::digest::Context::new(&ring::digest::SHA256), 0);
+        sink.set_direct(true).unwrap();
+        if !sink.direct {
+            return; // this filesystem takes no O_DIRECT: nothing to refuse
+        }
+        // An unaligned length under O_DIRECT: refused as a device with larger blocks would.
+        let data: Vec<u8> = (0..DIRECT_ALIGN + 3).map(|i| (i % 199) as u8).collect();
+        sink.put(&data).unwrap();
+        assert!(!sink.direct && !sink.may_direct, "the rest through the cache");
+        let chunk = Chunk::new(DIRECT_ALIGN);
+        sink.write(chunk.filled(DIRECT_ALIGN)).unwrap();
+        assert!(!sink.direct);
+        drop(sink);
+        let mut expected = data;
+        expected.extend_from_slice(&[0u8; DIRECT_ALIGN]);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
     }
 
     #[tokio::test]

@@ -153,8 +153,15 @@ impl AsyncRead for DropBehind {
         if let std::task::Poll::Ready(Ok(())) = polled {
             self.at += (buf.filled().len() - before) as u64;
             if self.at - self.dropped >= DROP_BEHIND_EVERY {
-                let len = std::num::NonZeroU64::new(self.at - self.dropped);
-                let _ = rustix::fs::fadvise(&self.file, self.dropped, len, rustix::fs::Advice::DontNeed);
+                let (from, len) = (self.dropped, std::num::NonZeroU64::new(self.at - self.dropped));
+                // On a blocking thread: dropping pages may wait for every CPU to drain its
+                // page lists.
+                use std::os::fd::AsFd;
+                if let Ok(fd) = self.file.as_fd().try_clone_to_owned() {
+                    tokio::task::spawn_blocking(move || {
+                        let _ = rustix::fs::fadvise(&fd, from, len, rustix::fs::Advice::DontNeed);
+                    });
+                }
                 self.dropped = self.at;
             }
         }
