@@ -662,7 +662,6 @@ impl Sink {
 struct Chunk {
     bytes: Vec<u8>,
     start: usize,
-    len: usize,
 }
 
 impl Chunk {
@@ -670,11 +669,17 @@ impl Chunk {
         let bytes = vec![0u8; len + DIRECT_ALIGN];
         // Moving the `Vec` does not move its heap buffer: the offset stays right.
         let start = bytes.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
-        Chunk { bytes, start, len }
+        Chunk { bytes, start }
+    }
+
+    /// The usable length.
+    fn len(&self) -> usize {
+        self.bytes.len() - DIRECT_ALIGN
     }
 
     fn as_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.start..self.start + self.len]
+        let len = self.len();
+        &mut self.bytes[self.start..self.start + len]
     }
 
     fn filled(&self, n: usize) -> &[u8] {
@@ -773,7 +778,7 @@ async fn pump<R: AsyncRead + Unpin>(
     }
     while left > 0 {
         let mut buf = spare.take().unwrap_or_else(|| Chunk::new(chunk));
-        let want = buf.len.min(usize::try_from(left).unwrap_or(usize::MAX));
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let (filled, broke) = match fill(reader, buf.as_mut(), want, stop).await {
             // Missing: the rest of the whole transfer, not of this chunk only.
             (filled, Some(Broke::Short(_))) => (filled, Some(Broke::Short(left - filled as u64))),
@@ -1073,12 +1078,17 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temporary file left");
     }
 
+    /// A sink on a new file `f` in `dir`, and the file's path.
+    fn sink_in(dir: &tempfile::TempDir) -> (PathBuf, Sink) {
+        let path = dir.path().join("f");
+        let file = std::fs::File::create(&path).unwrap();
+        (path, Sink::new(file, ring::digest::Context::new(&ring::digest::SHA256), 0))
+    }
+
     #[test]
     fn whole_aligned_chunks_go_direct_and_the_rest_through_the_cache_with_every_byte_in_place() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let mut sink =
-            Sink::new(std::fs::File::create(&path).unwrap(), ring::digest::Context::new(&ring::digest::SHA256), 0);
+        let (path, mut sink) = sink_in(&dir);
         let mut chunk = Chunk::new(4 * DIRECT_ALIGN);
         let mut expected = Vec::new();
         for (round, n) in [4 * DIRECT_ALIGN, 2 * DIRECT_ALIGN, 100, 4 * DIRECT_ALIGN].into_iter().enumerate() {
@@ -1110,9 +1120,7 @@ mod tests {
     #[test]
     fn a_direct_write_the_device_refuses_is_written_through_the_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let mut sink =
-            Sink::new(std::fs::File::create(&path).unwrap(), ring::digest::Context::new(&ring::digest::SHA256), 0);
+        let (path, mut sink) = sink_in(&dir);
         sink.set_direct(true).unwrap();
         if !sink.direct {
             return; // this filesystem takes no O_DIRECT: nothing to refuse

@@ -131,19 +131,13 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
 
     figures.section("limits: the machine, measured in this run");
     let (raw_verify_all, crypto) = pki::crypto_limit(figures);
-    let (quic_seq_p50, sqlite) = rt.block_on(async {
+    let (quic_seq_p50, sqlite, bulk) = rt.block_on(async {
         let (rate, _) = network::raw_quic(64, sizes.quic_requests).await;
         figures.limit("raw_quic_req_per_s", "raw quinn 1 KiB -> 64 B requests, 64 in flight", rate, "req/s");
         let (rate, p50) = network::raw_quic(1, sizes.quic_requests / 10).await;
         figures.limit("raw_quic_sequential_req_per_s", "raw quinn requests, one at a time", rate, "req/s");
         figures.limit("raw_quic_sequential_p50_ms", "raw quinn request time p50, one at a time", ms(p50), "ms");
-        let bulk = network::raw_quic_bulk(sizes.quic_bulk).await;
-        figures.limit(
-            "raw_quic_bulk_mb_per_s",
-            &format!("raw quinn bulk, one stream, {} MiB", sizes.quic_bulk / MIB),
-            bulk,
-            "MB/s",
-        );
+        let bulk = raw_bulk_limit(figures, &sizes).await;
         let sqlite = network::raw_sqlite(sizes.commits).await;
         figures.limit("raw_sqlite_inserts_per_s", "raw SQLite durable insert, 1 row per commit", sqlite, "rows/s");
         let cluster = PgCluster::start();
@@ -152,16 +146,9 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
         let pg48 = storage::raw_postgres(&cluster, "raw48", 48, sizes.commits * 48 / 20).await;
         figures.limit("raw_postgres_48_inserts_per_s", "same, 48 connections (group commit)", pg48, "rows/s");
         drop(cluster);
-        (p50, sqlite)
+        (p50, sqlite, bulk)
     });
-    let disk = network::disk_write(sizes.disk);
-    figures.limit(
-        "disk_write_mb_per_s",
-        &format!("disk write {} MiB direct, then fsync", sizes.disk / MIB),
-        disk,
-        "MB/s",
-    );
-    let bulk = figures.get("raw_quic_bulk_mb_per_s").unwrap_or(f64::NAN);
+    let disk = disk_limit(figures, &sizes);
 
     figures.section("lienthong");
     rt.block_on(async {
@@ -169,6 +156,24 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
         attachments(figures, &sizes, bulk, disk).await;
     });
     documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, raw_verify_all);
+}
+
+/// Raw quinn bulk, one stream, MB/s: the limit of an attachment's transfer.
+async fn raw_bulk_limit(figures: &mut Figures, sizes: &Sizes) -> f64 {
+    let bulk = network::raw_quic_bulk(sizes.quic_bulk).await;
+    let text = format!("raw quinn bulk, one stream, {} MiB", sizes.quic_bulk / MIB);
+    figures.limit("raw_quic_bulk_mb_per_s", &text, bulk, "MB/s")
+}
+
+/// The disk, written direct then synced, MB/s.
+fn disk_limit(figures: &mut Figures, sizes: &Sizes) -> f64 {
+    let disk = network::disk_write(sizes.disk);
+    figures.limit(
+        "disk_write_mb_per_s",
+        &format!("disk write {} MiB direct, then fsync", sizes.disk / MIB),
+        disk,
+        "MB/s",
+    )
 }
 
 /// Attachments of 1 MiB, 100 MiB and 1 GiB from a clerk through two node processes, against
@@ -276,20 +281,8 @@ pub fn attachments_only(figures: &mut Figures, quick: bool) {
     let sizes = if quick { QUICK } else { FULL };
     let rt = network::runtime();
     figures.section("limits: the machine, measured in this run");
-    let bulk = rt.block_on(network::raw_quic_bulk(sizes.quic_bulk));
-    figures.limit(
-        "raw_quic_bulk_mb_per_s",
-        &format!("raw quinn bulk, one stream, {} MiB", sizes.quic_bulk / MIB),
-        bulk,
-        "MB/s",
-    );
-    let disk = network::disk_write(sizes.disk);
-    figures.limit(
-        "disk_write_mb_per_s",
-        &format!("disk write {} MiB direct, then fsync", sizes.disk / MIB),
-        disk,
-        "MB/s",
-    );
+    let bulk = rt.block_on(raw_bulk_limit(figures, &sizes));
+    let disk = disk_limit(figures, &sizes);
     figures.section("lienthong");
     rt.block_on(attachments(figures, &sizes, bulk, disk));
 }
