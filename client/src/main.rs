@@ -7,6 +7,12 @@
 //! its own code for "verified but indeterminate" (see the README).
 #![forbid(unsafe_code)]
 
+/// mimalloc rather than glibc's malloc: a node allocates and frees on every worker for every
+/// document, and glibc's per-thread arenas, consolidation and page returns cost it 12-14 %
+/// of its CPU under load (see the README, "What the eleventh session measured and moved").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod clerk_cmd;
 mod demo;
 mod document_cmd;

@@ -637,6 +637,12 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         }
         _ => Vec::new(),
     };
+    // The sends just spawned go first, on this worker, before this task runs its statements
+    // (which do not yield): otherwise each waits for the other worker to wake and take it, or
+    // for the statements to end. 0.1-0.2 ms off four hops' p50, nothing under load.
+    if !early.is_empty() {
+        tokio::task::yield_now().await;
+    }
     let committing = std::time::Instant::now();
     // The document's row and the transfers to next hops its transaction queued, for the outbox.
     let mut queued: (i64, Vec<crate::outbound::Handed>) = (0, Vec::new());

@@ -9,6 +9,12 @@ use clap::{CommandFactory, Parser, Subcommand};
 use node::Node;
 use node::config::{Config, template};
 
+/// mimalloc rather than glibc's malloc: a node allocates and frees on every worker for every
+/// document, and glibc's per-thread arenas, consolidation and page returns cost it 12-14 %
+/// of its CPU under load (see the README, "What the eleventh session measured and moved").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // The same generator as `lienthong completions` and `lienthong man` (one piece of code for
 // both binaries; the node does not depend on the client crate).
 #[path = "../../client/src/manual_pages.rs"]

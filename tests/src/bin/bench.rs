@@ -9,6 +9,11 @@ use anyhow::{Context, bail};
 use harness::bench::measure::Figures;
 use harness::bench::{Machine, Report, attachments_only, hops_only, pipeline, verify_only};
 
+/// The daemon's allocator (see `node/src/main.rs`): the nodes measured here run in this
+/// process, so they run with the allocator they ship with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut json_path: Option<PathBuf> = None;
     let mut quick = false;
