@@ -11,7 +11,7 @@ use node::config::{Config, template};
 
 /// mimalloc rather than glibc's malloc: a node allocates and frees on every worker for every
 /// document, and glibc's per-thread arenas, consolidation and page returns cost it 12-14 %
-/// of its CPU under load (see the README, "What the eleventh session measured and moved").
+/// of its CPU under load (see BENCHMARKS.md, "What the eleventh session measured and moved").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
