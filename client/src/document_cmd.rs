@@ -391,10 +391,6 @@ pub(crate) fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         return crate::verify_many::verify(many_request(a));
     }
     let mut options = verify_options(&a.anchor, a.danger_partial_chain, a.at.as_deref(), &a.crl)?;
-    // One bundle checks some signatures more than once: its signers' chains share their CAs,
-    // and each chain is judged against the CRLs. Cold, a bundle of two signers under a
-    // four-level hierarchy took 15 P-256 verifications without a cache.
-    options.cache = Some(std::sync::Arc::new(pki::validate::SignatureCache::default()));
     for path in &a.log_proof {
         let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
         if len > pki::tlog::evidence::MAX_LOG_PROOF_BYTES as u64 {
