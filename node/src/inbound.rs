@@ -77,7 +77,7 @@ async fn serve(
         return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "node is shutting down".into() };
     }
     match request {
-        NodeRequest::Deliver { envelope, recipients, crls, crls_asked, resume } => {
+        NodeRequest::Deliver { envelope, recipients, crls, crls_asked, resume, statuses_back } => {
             // The referenced CRLs first: one this node lacks is asked for before a byte of the
             // attachments is read (see `crl_refs`).
             let chain_cas =
@@ -89,10 +89,13 @@ async fn serve(
             };
             let resume =
                 resume.then_some(ResumeAnswer { send, frame: |offsets| encode(&NodeResponse::ResumeFrom { offsets }) });
-            let source = Source::Neighbour { agency: peer };
+            let source = Source::Neighbour { agency: peer, statuses_back };
             match take_document_resumable(node, source, &envelope, &crls, &recipients, recv, resume).await {
                 Ok(taken) => match taken.hop_receipt {
-                    Some(r) => NodeResponse::HopReceipt { receipt: ByteBuf::from(r) },
+                    Some(r) => NodeResponse::HopReceipt {
+                        receipt: ByteBuf::from(r),
+                        statuses: taken.statuses.into_iter().map(ByteBuf::from).collect(),
+                    },
                     None => NodeResponse::Error { kind: ErrorKind::Unavailable, message: "hop receipt missing".into() },
                 },
                 Err(e) if e.is_transient() => {

@@ -28,6 +28,8 @@ pub enum Source {
     Neighbour {
         /// Its agency (from its certificate).
         agency: AgencyCode,
+        /// It keeps the statuses that come with a hop receipt (`NodeRequest::Deliver`).
+        statuses_back: bool,
     },
     /// This agency's clerk.
     Clerk,
@@ -44,6 +46,10 @@ pub struct Taken {
     pub hop_receipt: Option<Vec<u8>>,
     /// It was already stored (a retry).
     pub duplicate: bool,
+    /// Statuses for the sender that go back with the hop receipt (see
+    /// `NodeResponse::HopReceipt`): those of this document whose way back to its sender is
+    /// the neighbour that handed it over, instead of a notice transfer each.
+    pub statuses: Vec<Vec<u8>>,
 }
 
 /// What a receipt of this agency says, before [`Node::sign_receipt`] signs it.
@@ -386,7 +392,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             }
             (manifest.to.clone(), None)
         }
-        Source::Neighbour { agency } => {
+        Source::Neighbour { agency, .. } => {
             let mut parsed = Vec::with_capacity(recipients.len());
             for r in recipients {
                 match r.parse::<AgencyCode>() {
@@ -409,7 +415,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         }
     };
     let received_from = match source {
-        Source::Neighbour { agency } => agency.to_string(),
+        Source::Neighbour { agency, .. } => agency.to_string(),
         Source::Clerk => "clerk".to_owned(),
     };
 
@@ -460,6 +466,18 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     // Whether this node has no row of the document yet (then it may be passed on before the
     // commit, see `outbound::cut_through`).
     let new_here = matches!(existing, Ok(None));
+    // The statuses this node signs for the sender (01 arrived, 02 for a recipient it cannot
+    // route) go back with the hop receipt when the neighbour that handed the document over is
+    // the way back to the sender: that neighbour keeps them in the transaction that records
+    // the hop receipt, and retries until it has recorded one, so they need no transfer of
+    // their own. Otherwise (the sender's way back goes elsewhere, or the neighbour did not say
+    // it keeps them) they are queued as notices.
+    let toward_sender = match node.routes.next_hop(&manifest.from) {
+        Ok(NextHop::Neighbour(n)) => Some(n),
+        _ => None,
+    };
+    let statuses_back = matches!(source, Source::Neighbour { statuses_back: true, .. });
+    let carry = statuses_back && came_from.is_some() && toward_sender == came_from;
     // A retry of a document already taken: answer as before, without reading it again.
     match existing {
         Ok(Some(existing)) if existing.digest == digest => {
@@ -473,9 +491,17 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 None => None,
             };
             if previous.is_some() || came_from.is_none() {
+                let statuses = if carry {
+                    node.store
+                        .statuses_for_sender(&digest, &node.config.agency, &manifest.from)
+                        .await
+                        .map_err(|e| cannot_store(node, e))?
+                } else {
+                    Vec::new()
+                };
                 Metrics::bump(&node.observed.metrics().duplicates_in);
                 tracing::info!(document = %doc_id, peer = %received_from, "duplicate delivery answered from storage");
-                return Ok(Taken { document: doc_id, digest, hop_receipt: previous, duplicate: true });
+                return Ok(Taken { document: doc_id, digest, hop_receipt: previous, duplicate: true, statuses });
             }
         }
         Ok(Some(_)) => {
@@ -646,7 +672,9 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let committing = std::time::Instant::now();
     // The document's row and the transfers to next hops its transaction queued, for the outbox.
     let mut queued: (i64, Vec<crate::outbound::Handed>) = (0, Vec::new());
-    let committed: Result<Option<Option<Vec<u8>>>, crate::storage::StoreError> = async {
+    // What the committed transaction answers with: the hop receipt and the statuses beside it.
+    type Answer = (Option<Vec<u8>>, Vec<Vec<u8>>);
+    let committed: Result<Option<Answer>, crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         let (id, existed) = match tx
             .insert_document(&NewDocument {
@@ -667,9 +695,12 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             }
         };
         queued.0 = id;
-        let toward_sender = match node.routes.next_hop(&manifest.from) {
-            Ok(NextHop::Neighbour(n)) => Some(n),
-            _ => None,
+        // A repeat carries the statuses stored with the first delivery; a first delivery those
+        // it signs below.
+        let mut statuses = if carry && existed {
+            tx.statuses_for_sender(&digest, &node.config.agency, &manifest.from).await?
+        } else {
+            Vec::new()
         };
         // Only recipients not routed before: a concurrent or repeated delivery adds nothing.
         // Every route in one statement; each recipient counts as new once.
@@ -708,7 +739,9 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                         crate::mail::document_arrived(&mut tx, node, &manifest, &sender_name, now_ms).await?;
                         if let Some(arrived) = &arrived {
                             tx.insert_own_receipt(arrived, &node.config.agency.to_string(), now_ms).await?;
-                            if let Some(n) = toward_sender {
+                            if carry {
+                                statuses.push(arrived.as_bytes().to_vec());
+                            } else if let Some(n) = toward_sender {
                                 tx.enqueue_notice_of(&arrived.digest(), &n, now_ms).await?;
                             }
                         }
@@ -729,7 +762,9 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         for (r, refusal) in &refusals {
             if routed.remove(r) {
                 let (rid, _) = tx.insert_receipt(refusal, &node.config.agency.to_string(), now_ms).await?;
-                if let Some(n) = toward_sender {
+                if carry {
+                    statuses.push(refusal.as_bytes().to_vec());
+                } else if let Some(n) = toward_sender {
                     tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
                 }
                 crate::mail::receipt_for_us(&mut tx, node, refusal, &manifest, now_ms).await?;
@@ -764,11 +799,11 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             tx.learn_ca(ca).await?;
         }
         tx.commit().await?;
-        Ok(Some(answer))
+        Ok(Some((answer, statuses)))
     }
     .await;
     node.observed.telemetry().committed_in(committing.elapsed());
-    let hop_answer = match committed {
+    let (hop_answer, statuses) = match committed {
         Ok(Some(answer)) => answer,
         Ok(None) => {
             return Err(refuse(Refusal::IdTaken(doc_id), &recipients));
@@ -794,7 +829,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     // "000.00.41.H49:2, local:1": each next hop and how many recipients go there.
     let hops = plan.iter().map(|(h, r)| format!("{h}:{}", r.len())).collect::<Vec<_>>().join(", ");
     tracing::info!(document = %doc_id, peer = %received_from, next_hops = %hops, provisional = is_provisional, "document taken");
-    Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: false })
+    Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: false, statuses })
 }
 
 /// The intermediate CA certificates of the envelope's signer chains.

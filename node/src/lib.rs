@@ -112,6 +112,9 @@ pub struct Metrics {
     /// Requests of notices that brought new ones (each a batch, one transaction): with
     /// `notices_in`, how well a neighbour batches.
     pub notice_batches_in: AtomicU64,
+    /// New statuses a next hop sent with its hop receipt (see `NodeResponse::HopReceipt`):
+    /// notice transfers that did not have to happen.
+    pub statuses_with_receipts_in: AtomicU64,
     /// Times this node asked a neighbour for CRLs a document or notices referenced and it
     /// lacked (`NodeResponse::CrlsWanted`).
     pub crl_asks: AtomicU64,

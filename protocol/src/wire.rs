@@ -165,6 +165,11 @@ pub enum NodeRequest {
         /// [`RESUME_MIN_BYTES`]); the attachments then start at the offsets given.
         #[serde(default)]
         resume: bool,
+        /// The asker keeps the statuses that come with a hop receipt
+        /// ([`NodeResponse::HopReceipt`]'s `statuses`). A node that does not say so (an older
+        /// one, which would drop them) gets them as notices instead.
+        #[serde(default)]
+        statuses_back: bool,
     },
     /// Signed receipts and statuses travelling toward the agencies they are addressed to:
     /// all those waiting for this neighbour, at most [`MAX_NOTICES`], in one request and taken
@@ -293,6 +298,14 @@ pub enum NodeResponse {
     HopReceipt {
         /// The signed hop receipt.
         receipt: ByteBuf,
+        /// Statuses the responder signed about this document for its sender, when the way
+        /// back to the sender goes through the asker: the recipient's 01 arrived, a 02 for a
+        /// recipient it cannot route. They ride with the hop receipt instead of a notice
+        /// transfer of their own, and the asker keeps them in the transaction that records
+        /// the hop receipt, so they reach it exactly when the hop receipt does (a retry is
+        /// answered with the same ones). Only to an asker that set `statuses_back`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        statuses: Vec<ByteBuf>,
     },
     /// The document is refused, with a signed status 02 giving the reason.
     Refused {
@@ -731,6 +744,48 @@ pub enum ClerkResponse {
 mod tests {
     use super::*;
 
+    /// A field added later is absent from an older node's frames and defaults to what the
+    /// older node meant; a field an older node does not know is skipped by its decoder (the
+    /// same serde derive, no `deny_unknown_fields`), so what it does not understand it does
+    /// not see: a hop receipt's `statuses` go only to an asker that set `statuses_back`.
+    #[test]
+    fn fields_added_later_default_for_older_nodes() {
+        use ciborium::Value;
+        let body = |fields: Vec<(&str, Value)>| {
+            let map = fields.into_iter().map(|(k, v)| (Value::Text(k.into()), v)).collect();
+            let mut bytes = Vec::new();
+            ciborium::into_writer(&Value::Map(map), &mut bytes).unwrap();
+            bytes
+        };
+        let older_deliver = body(vec![
+            ("type", Value::Text("deliver".into())),
+            ("envelope", Value::Bytes(vec![1])),
+            ("recipients", Value::Array(vec![])),
+            ("crls", Value::Array(vec![])),
+        ]);
+        match decode::<NodeRequest>(&older_deliver, 1 << 20).unwrap() {
+            NodeRequest::Deliver { statuses_back, resume, crls_asked, .. } => {
+                assert!(!statuses_back && !resume && crls_asked.is_empty())
+            }
+            other => panic!("{other:?}"),
+        }
+        let older_answer = body(vec![("type", Value::Text("hop_receipt".into())), ("receipt", Value::Bytes(vec![2]))]);
+        match decode::<NodeResponse>(&older_answer, 1 << 20).unwrap() {
+            NodeResponse::HopReceipt { statuses, .. } => assert!(statuses.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        let newer_answer = body(vec![
+            ("type", Value::Text("hop_receipt".into())),
+            ("receipt", Value::Bytes(vec![2])),
+            ("statuses", Value::Array(vec![Value::Bytes(vec![3])])),
+            ("a_field_of_a_later_version", Value::Bool(true)),
+        ]);
+        match decode::<NodeResponse>(&newer_answer, 1 << 20).unwrap() {
+            NodeResponse::HopReceipt { statuses, .. } => assert_eq!(statuses, vec![ByteBuf::from(vec![3])]),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn frames_round_trip_and_refuse_garbage() {
         let req = NodeRequest::Deliver {
@@ -743,12 +798,14 @@ mod tests {
             }],
             crls_asked: vec![],
             resume: true,
+            statuses_back: true,
         };
         let frame = encode(&req);
         let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
         assert_eq!(len, frame.len() - 4);
         match decode::<NodeRequest>(&frame[4..], 1 << 20).unwrap() {
-            NodeRequest::Deliver { envelope, recipients, crls, crls_asked, resume } => {
+            NodeRequest::Deliver { envelope, recipients, crls, crls_asked, resume, statuses_back } => {
+                assert!(statuses_back);
                 assert_eq!(envelope.as_ref(), &[1, 2, 3]);
                 assert_eq!(recipients, vec!["000.01.42.H49".to_owned()]);
                 assert_eq!(crls[0].number.as_ref(), &[7]);

@@ -39,6 +39,7 @@ fn deliver(doc: &SignedDocument, refs: &[&Crl], asked: &[&[u8]]) -> NodeRequest 
         crls: refs.iter().map(|c| node::crl_refs::reference(c)).collect(),
         crls_asked: asked.iter().map(|d| ByteBuf::from(d.to_vec())).collect(),
         resume: false,
+        statuses_back: true,
     }
 }
 
@@ -235,8 +236,9 @@ async fn notices_name_their_crls_and_a_missing_one_is_asked_for_once(database: D
 
 async fn a_node_sends_its_notices_again_with_the_crls_its_neighbour_asks_for(database: Database) {
     harness::logging();
-    // The district sends the commune a document; the commune's status 01 goes back as a notice
-    // naming a CRL of the commune's CA that only the commune holds.
+    // The district sends the commune a document; the commune's clerk accepts it, and the
+    // status 03 goes back as a notice naming a CRL of the commune's CA that only the commune
+    // holds. (The status 01 goes back with the hop receipt, checked as the hop receipt is.)
     let topology = only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]);
     let mut net = TestNet::start(topology, network(database, "")).await;
     let crl = newer_crl(&mut net, PHONG_DU);
@@ -245,11 +247,20 @@ async fn a_node_sends_its_notices_again_with_the_crls_its_neighbour_asks_for(dat
     let doc = net.document(TIEN_YEN, &[PHONG_DU], 1);
     doc.submit(&sender).await.unwrap();
     let district = net.node(TIEN_YEN);
-    wait_for("the commune's status 01 at the district", Duration::from_secs(30), || async {
+    let status_at_district = |code: pki::document::StatusCode| async move {
         district.store.receipts_for(&doc.digest).await.unwrap().iter().any(|r| {
             pki::document::SignedReceipt::from_bytes(&r.bytes).unwrap().receipt.kind
-                == pki::document::ReceiptKind::Status(pki::document::StatusCode::Arrived)
+                == pki::document::ReceiptKind::Status(code)
         })
+    };
+    wait_for("the commune's status 01 at the district", Duration::from_secs(30), || {
+        status_at_district(pki::document::StatusCode::Arrived)
+    })
+    .await;
+    assert_eq!(district.observed.metrics().crl_asks.load(Ordering::Relaxed), 0, "nothing to ask yet");
+    net.clerk(PHONG_DU).await.post_status(&doc.id, 3, None).await.unwrap();
+    wait_for("the commune's status 03 at the district", Duration::from_secs(30), || {
+        status_at_district(pki::document::StatusCode::Accepted)
     })
     .await;
     assert_eq!(district.observed.metrics().crl_asks.load(Ordering::Relaxed), 1, "asked once");
@@ -337,6 +348,7 @@ async fn what_a_neighbour_sends_when_asked_is_bounded_by_count_and_bytes() {
         crls: refs,
         crls_asked: vec![ByteBuf::from(larger.der().to_vec()), ByteBuf::from(root_crl.der().to_vec())],
         resume: false,
+        statuses_back: true,
     };
     match peer.request(&request, &doc.bodies.concat()).await.unwrap() {
         NodeResponse::Error { kind: ErrorKind::Unavailable, message } => {
@@ -381,6 +393,7 @@ async fn documents_and_notices_name_their_crls_in_fewer_bytes_than_they_carried_
         crls: named.refs.clone(),
         crls_asked: Vec::new(),
         resume: false,
+        statuses_back: true,
     });
     let attachments: usize = doc.bodies.iter().map(Vec::len).sum();
     let crl_bytes: usize = carried.iter().map(|c| c.len()).sum();

@@ -400,6 +400,7 @@ mod seeds {
                     crls: crl_refs(),
                     crls_asked: Vec::new(),
                     resume: false,
+                    statuses_back: true,
                 },
             ),
             (
@@ -425,7 +426,13 @@ mod seeds {
             corpus.put_selected("frame", &format!("ok-node-request-{name}"), 0, &body(request));
         }
         let node_responses = [
-            ("hop-receipt", NodeResponse::HopReceipt { receipt: ByteBuf::from(hop.clone()) }),
+            (
+                "hop-receipt",
+                NodeResponse::HopReceipt {
+                    receipt: ByteBuf::from(hop.clone()),
+                    statuses: vec![ByteBuf::from(arrived.clone())],
+                },
+            ),
             ("refused", NodeResponse::Refused { receipt: ByteBuf::from(refused.clone()) }),
             ("accepted", NodeResponse::Accepted),
             (
@@ -511,6 +518,7 @@ mod seeds {
             crls: crl_refs(),
             crls_asked: Vec::new(),
             resume: false,
+            statuses_back: true,
         };
         let notice = |bytes: &[u8]| NodeRequest::Notices {
             receipts: vec![ByteBuf::from(bytes.to_vec())],
@@ -525,6 +533,7 @@ mod seeds {
             crls: newer_refs(),
             crls_asked: asked,
             resume: false,
+            statuses_back: true,
         };
         corpus.put_selected("node_request", "deliver-crls-wanted", 1, &body(&with_newer(Vec::new())));
         corpus.put_selected("node_request", "ok-deliver-crls-asked", 1, &body(&with_newer(newer_bufs())));

@@ -370,7 +370,9 @@ async fn many_connections_and_streams_from_one_neighbour_are_capped() {
 }
 
 /// A neighbour that replays a document it delivered, or a receipt, changes nothing: the
-/// document is answered from storage with the first hop receipt, the receipt is already known.
+/// document is answered from storage with the first hop receipt and the first delivery
+/// receipt (the recipient's 01, which goes back with the hop receipt to a previous hop that is
+/// the way back to the sender), the receipt is already known.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_documents_and_receipts_change_nothing() {
     harness::logging();
@@ -378,10 +380,13 @@ async fn replayed_documents_and_receipts_change_nothing() {
     let calm = latency(&target.clerk, 50).await;
     let doc = target.net.document(PHONG_DU, &[TIEN_YEN], 77);
     let peer = target.neighbour(PHONG_DU).await;
-    let first = match peer.deliver(&doc, &[TIEN_YEN]).await {
-        Ok(NodeResponse::HopReceipt { receipt }) => receipt.into_vec(),
+    let (first, arrived) = match peer.deliver(&doc, &[TIEN_YEN]).await {
+        Ok(NodeResponse::HopReceipt { receipt, statuses }) => (receipt.into_vec(), statuses),
         other => panic!("{other:?}"),
     };
+    assert_eq!(arrived.len(), 1, "the delivery receipt goes back with the hop receipt");
+    let status = pki::document::SignedReceipt::from_bytes(&arrived[0]).unwrap();
+    assert_eq!(status.receipt.kind, pki::document::ReceiptKind::Status(pki::document::StatusCode::Arrived));
     let held = target.clerk.track(&doc.id).await.unwrap().len();
     Memory::reset_peak(target.pid());
     let before = target.memory();
@@ -389,7 +394,10 @@ async fn replayed_documents_and_receipts_change_nothing() {
     for round in 0..20 {
         let peer = if round % 5 == 0 { target.neighbour(PHONG_DU).await } else { peer_again(&peer) };
         match peer.deliver(&doc, &[TIEN_YEN]).await {
-            Ok(NodeResponse::HopReceipt { receipt }) => assert_eq!(receipt.as_ref(), &first[..], "a second receipt"),
+            Ok(NodeResponse::HopReceipt { receipt, statuses }) => {
+                assert_eq!(receipt.as_ref(), &first[..], "a second receipt");
+                assert_eq!(statuses, arrived, "replay {round}: another delivery receipt");
+            }
             other => panic!("replay {round}: {other:?}"),
         }
         let notice = NodeRequest::Notices {

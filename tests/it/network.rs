@@ -82,14 +82,16 @@ async fn a_document_crosses_the_quang_ninh_network_with_receipts_everywhere(data
             assert!(held.contains(&arrived), "{at} lacks the delivery receipt of {recipient}: {held:?}");
         }
     }
-    // The notices that travelled: each delivery receipt, one transfer per hop back to the
-    // sender (4 + 3), and nothing else. (Hop receipts walking back to the sender cost 8 more.)
+    // The notices that travelled: each delivery receipt goes its first hop back with the hop
+    // receipt the recipient's node gives, then one transfer per hop further back to the
+    // sender (3 + 2), and nothing else. (As a notice from the recipient's node too it cost 2
+    // more; hop receipts walking back to the sender cost 8 more.)
     let nodes = ["000.01.41.H49", "000.00.41.H49", "000.00.00.H49", "000.00.42.H49", THANH_SON, GOV];
-    let notices: u64 = nodes
-        .iter()
-        .map(|n| net.node(n).observed.metrics().notices_in.load(std::sync::atomic::Ordering::Relaxed))
-        .sum();
-    assert_eq!(notices, 7, "notice transfers for one document to two recipients over 4 and 3 hops");
+    let sum = |metric: fn(&node::Metrics) -> &std::sync::atomic::AtomicU64| -> u64 {
+        nodes.iter().map(|n| metric(net.node(n).observed.metrics()).load(std::sync::atomic::Ordering::Relaxed)).sum()
+    };
+    assert_eq!(sum(|m| &m.notices_in), 5, "notice transfers for one document to two recipients over 4 and 3 hops");
+    assert_eq!(sum(|m| &m.statuses_with_receipts_in), 2, "delivery receipts that came with a hop receipt");
     // The sender's `track` asks along the paths and shows every hand-over.
     let track = sender.track(&doc.id).await.unwrap();
     let mut hops: Vec<(AgencyCode, AgencyCode)> =
@@ -168,5 +170,117 @@ async fn a_batch_of_notices_is_judged_receipt_by_receipt_and_bounded() {
     }
     // The delivery receipt was known already: taken again, stored once.
     assert_eq!(net.node(PHONG_DU).store.receipts_for(&doc.digest).await.unwrap().len(), before);
+    net.stop().await;
+}
+
+/// The statuses a next hop sends with its hop receipt are judged one by one, as notices are:
+/// Phong Dụ's node (scripted) takes a document from Tiên Yên and answers with a good hop
+/// receipt and, beside its good delivery receipt, one about another document, one sealed by
+/// another agency, a status it may not send this way (06), one whose signature was altered
+/// and bytes that are no receipt. Tiên Yên records the hop receipt and the good delivery
+/// receipt (the document is delivered) and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_with_a_hop_receipt_are_judged_one_by_one() {
+    use std::sync::Arc;
+
+    use harness::network::only;
+    use harness::scripted_peer::ScriptedPeer;
+    use node::protocol::{ErrorKind, NodeRequest, NodeResponse};
+    use pki::document::{Envelope, Receipt};
+    use serde_bytes::ByteBuf;
+    const TIEN_YEN: &str = "000.00.41.H49";
+    const HA_LAU: &str = "000.02.41.H49";
+    harness::logging();
+    let mut net =
+        TestNet::prepare(only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU, HA_LAU]), NetOptions::default());
+    net.start_node(&code(TIEN_YEN)).await;
+    let seals = Arc::new([
+        (code(PHONG_DU), net.identity(&code(PHONG_DU), pki::Profile::Seal)),
+        (code(HA_LAU), net.identity(&code(HA_LAU), pki::Profile::Seal)),
+    ]);
+    let other = net.document(TIEN_YEN, &[PHONG_DU], 2);
+    let script = move |request: NodeRequest| {
+        let NodeRequest::Deliver { envelope, .. } = request else {
+            return NodeResponse::Error { kind: ErrorKind::Unavailable, message: "scripted".into() };
+        };
+        let envelope = Envelope::from_bytes(&envelope).unwrap();
+        let document = envelope.manifest().unwrap().id();
+        let at = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let sign = |kind, envelope: [u8; 32], seal: usize| {
+            let (by, identity) = &seals[seal];
+            let r = Receipt {
+                kind,
+                document: document.clone(),
+                envelope,
+                by: *by,
+                to: code(TIEN_YEN),
+                at,
+                recipients: vec![*by],
+                note: None,
+            };
+            r.sign(&identity.key, &identity.chain).unwrap().as_bytes().to_vec()
+        };
+        let arrived = ReceiptKind::Status(StatusCode::Arrived);
+        let good = sign(arrived, envelope.digest(), 0);
+        let mut altered = good.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        let statuses = [
+            sign(arrived, other.digest, 0),
+            sign(arrived, envelope.digest(), 1),
+            sign(ReceiptKind::Status(StatusCode::Completed), envelope.digest(), 0),
+            altered,
+            b"no receipt".to_vec(),
+            good,
+        ];
+        NodeResponse::HopReceipt {
+            receipt: ByteBuf::from(sign(ReceiptKind::Hop, envelope.digest(), 0)),
+            statuses: statuses.into_iter().map(ByteBuf::from).collect(),
+        }
+    };
+    let _peer = ScriptedPeer::start(&mut net, &code(PHONG_DU), Arc::new(script));
+    let doc = net.document(TIEN_YEN, &[PHONG_DU], 1);
+    let clerk = net.clerk(TIEN_YEN).await;
+    doc.submit(&clerk).await.unwrap();
+    wait_for(
+        "the document delivered, by the status that came with its hop receipt",
+        Duration::from_secs(30),
+        || async { clerk.sent(10).await.unwrap().iter().any(|d| d.document == doc.id && d.status == Some(1)) },
+    )
+    .await;
+    let mut held = receipts(&net, TIEN_YEN, &doc.digest).await;
+    held.sort_by_key(|r| format!("{r:?}"));
+    let (p, t) = (code(PHONG_DU), code(TIEN_YEN));
+    assert_eq!(held, [(ReceiptKind::Hop, p, t), (ReceiptKind::Status(StatusCode::Arrived), p, t)]);
+    assert!(receipts(&net, TIEN_YEN, &other.digest).await.is_empty(), "a status about another document kept");
+    let metrics = net.node(TIEN_YEN).observed.metrics();
+    assert_eq!(metrics.statuses_with_receipts_in.load(std::sync::atomic::Ordering::Relaxed), 1);
+    net.stop().await;
+}
+
+/// A neighbour that does not say it keeps the statuses that come with a hop receipt (a node
+/// from before they could, which would drop them) gets none with it: the delivery receipt
+/// goes to it as a notice, as it always did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_neighbour_gets_the_delivery_receipt_as_a_notice() {
+    use harness::network::{RawPeer, only};
+    use node::protocol::NodeResponse;
+    use std::sync::atomic::Ordering;
+    const TIEN_YEN: &str = "000.00.41.H49";
+    harness::logging();
+    let net = TestNet::start(only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]), NetOptions::default()).await;
+    let peer = RawPeer::connect(&net, &net.identity(&code(PHONG_DU), pki::Profile::Node), TIEN_YEN).await;
+    let doc = net.document(PHONG_DU, &[TIEN_YEN], 9);
+    match peer.deliver_with(&doc, &[TIEN_YEN], false).await {
+        Ok(NodeResponse::HopReceipt { statuses, .. }) => assert!(statuses.is_empty(), "{statuses:?}"),
+        other => panic!("{other:?}"),
+    }
+    wait_for("the delivery receipt at Phong Dụ's node, as a notice", Duration::from_secs(30), || async {
+        receipts(&net, PHONG_DU, &doc.digest).await.iter().any(|r| r.0 == ReceiptKind::Status(StatusCode::Arrived))
+    })
+    .await;
+    let metrics = net.node(PHONG_DU).observed.metrics();
+    assert_eq!(metrics.notices_in.load(Ordering::Relaxed), 1);
+    assert_eq!(metrics.statuses_with_receipts_in.load(Ordering::Relaxed), 0);
     net.stop().await;
 }

@@ -447,7 +447,8 @@ async fn logs_are_plain_text_or_json_lines_with_values_in_their_display_form() {
     let taken = log_of(PHONG_DU).lines().find(|l| l.contains("document taken")).unwrap().to_owned();
     assert!(taken.contains(&format!("next_hops={TIEN_YEN}:2")), "{taken}");
     // Receipt kinds by name: the delivery receipts taken (hop receipts stay with the node they
-    // were given to and are not "taken" as notices).
+    // were given to and are not "taken" as notices; the district's delivery receipt came with
+    // its hop receipt, the province's as a notice from the district).
     assert!(log_of(PHONG_DU).contains("kind=01 arrived"), "receipt kinds by name");
     // The district's lines are JSON, its next hops "local:1, <province>:1" as one string.
     let json = log_of(TIEN_YEN);

@@ -57,10 +57,12 @@ async fn a_hung_neighbour_does_not_hold_up_the_others(database: Database) {
     net.stop().await;
 }
 
-/// Phong Dụ's node hands Tiên Yên 200 documents for it, 64 at a time: Tiên Yên owes Phong Dụ
-/// 200 delivery receipts, and sends them in batches — while one batch is on its way, those
-/// falling due wait and go together in the next — instead of one request each. Every receipt
-/// arrives exactly once.
+/// Phong Dụ's node hands Tiên Yên 200 documents for it, 64 at a time; each delivery receipt
+/// goes back with its hop receipt (Tiên Yên's node answers the node that is the way back to
+/// the sender). Then Tiên Yên's clerk accepts all 200, 64 at a time: Tiên Yên owes Phong Dụ
+/// 200 statuses 03, and sends them in batches — while one batch is on its way, those falling
+/// due wait and go together in the next — instead of one request each. Every status arrives
+/// exactly once.
 async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
     let mut net = TestNet::prepare(
         only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]),
@@ -79,14 +81,32 @@ async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
         tasks.push(tokio::spawn(async move {
             let answer = peer.deliver(&doc, &[TIEN_YEN]).await;
             drop(permit);
-            assert!(matches!(answer, Ok(NodeResponse::HopReceipt { .. })), "{answer:?}");
+            match answer {
+                Ok(NodeResponse::HopReceipt { statuses, .. }) => assert_eq!(statuses.len(), 1, "{statuses:?}"),
+                other => panic!("{other:?}"),
+            }
+            doc.id.clone()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    let clerk = Arc::new(net.clerk(TIEN_YEN).await);
+    let mut tasks = Vec::new();
+    for id in ids {
+        let permit = slots.clone().acquire_owned().await.unwrap();
+        let clerk = clerk.clone();
+        tasks.push(tokio::spawn(async move {
+            clerk.post_status(&id, 3, None).await.unwrap();
+            drop(permit);
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
     let phong_du = net.node(PHONG_DU);
-    wait_for("the 200 delivery receipts back at Phong Dụ", Duration::from_secs(60), || async {
+    wait_for("the 200 statuses at Phong Dụ", Duration::from_secs(60), || async {
         phong_du.observed.metrics().notices_in.load(Ordering::Relaxed) >= 200
     })
     .await;

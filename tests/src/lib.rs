@@ -17,6 +17,7 @@ pub mod network;
 pub mod operator;
 pub mod postgres;
 pub mod probe;
+pub mod scripted_peer;
 pub mod silent_peer;
 pub mod smtp;
 pub mod tmpfs;

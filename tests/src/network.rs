@@ -436,11 +436,22 @@ impl RawPeer {
         }
     }
 
-    /// Delivers a document (attachments from `doc.bodies`).
+    /// Delivers a document (attachments from `doc.bodies`), as a node of this version does.
     pub async fn deliver(
         &self,
         doc: &SignedDocument,
         recipients: &[&str],
+    ) -> Result<node::protocol::NodeResponse, String> {
+        self.deliver_with(doc, recipients, true).await
+    }
+
+    /// Delivers a document, saying whether this peer keeps the statuses that come with a hop
+    /// receipt (`false`: as a node from before they could).
+    pub async fn deliver_with(
+        &self,
+        doc: &SignedDocument,
+        recipients: &[&str],
+        statuses_back: bool,
     ) -> Result<node::protocol::NodeResponse, String> {
         let request = node::protocol::NodeRequest::Deliver {
             envelope: serde_bytes::ByteBuf::from(doc.envelope.clone()),
@@ -448,6 +459,7 @@ impl RawPeer {
             crls: Vec::new(),
             crls_asked: Vec::new(),
             resume: false,
+            statuses_back,
         };
         self.request(&request, &doc.bodies.concat()).await
     }

@@ -19,22 +19,7 @@ impl SilentPeer {
     /// Takes `code`'s address in `net` (its node must not be running, or just stopped) and plays
     /// it silently.
     pub fn start(net: &mut TestNet, code: &AgencyCode) -> SilentPeer {
-        net.release_socket(code);
-        let identity = net.identity(code, Profile::Node);
-        let trust =
-            Arc::new(node::trust::Trust::new(vec![net.pki.root.cert.clone()], Vec::new(), Duration::from_secs(86400)));
-        let crypto = node::tls::server_config(&identity, trust).unwrap();
-        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).unwrap();
-        let server = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        // The node that played the address may have just stopped: its socket lingers a moment.
-        let socket = crate::network::rebind(net.addrs[code]);
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(server),
-            socket,
-            quinn::default_runtime().unwrap(),
-        )
-        .unwrap();
+        let endpoint = endpoint_as(net, code);
         let accepting = endpoint.clone();
         let task = tokio::spawn(async move {
             while let Some(incoming) = accepting.accept().await {
@@ -50,6 +35,22 @@ impl SilentPeer {
         });
         SilentPeer { endpoint, task }
     }
+}
+
+/// A QUIC server on `code`'s address in `net`, with its real node certificate: what a
+/// fake neighbour listens on (its node must not be running, or just stopped).
+pub(crate) fn endpoint_as(net: &mut TestNet, code: &AgencyCode) -> quinn::Endpoint {
+    net.release_socket(code);
+    let identity = net.identity(code, Profile::Node);
+    let trust =
+        Arc::new(node::trust::Trust::new(vec![net.pki.root.cert.clone()], Vec::new(), Duration::from_secs(86400)));
+    let crypto = node::tls::server_config(&identity, trust).unwrap();
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).unwrap();
+    let server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    // The node that played the address may have just stopped: its socket lingers a moment.
+    let socket = crate::network::rebind(net.addrs[code]);
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, quinn::default_runtime().unwrap())
+        .unwrap()
 }
 
 impl Drop for SilentPeer {

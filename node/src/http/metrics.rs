@@ -59,6 +59,11 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
     );
     r.register("notices_taken", "Receipts and statuses taken", ConstCounter::new(m.notices_in.load(Ordering::Relaxed)));
     r.register(
+        "statuses_with_hop_receipts",
+        "Statuses taken with a next hop's hop receipt instead of a notice transfer",
+        ConstCounter::new(m.statuses_with_receipts_in.load(Ordering::Relaxed)),
+    );
+    r.register(
         "documents_provisional",
         "Documents taken with provisional verification (CRLs missing or stale)",
         ConstCounter::new(m.provisional.load(Ordering::Relaxed)),

@@ -665,6 +665,7 @@ async fn record_answer(
     transfer: &Transfer,
     document: i64,
     kept: &SignedReceipt,
+    statuses: &[SignedReceipt],
     route_state: &str,
     state: &str,
 ) -> Result<(), StoreError> {
@@ -674,9 +675,22 @@ async fn record_answer(
         // The claim expired and another worker owns the transfer now.
         return tx.rollback().await;
     }
-    crate::notices::keep_and_route(&mut tx, node, kept, &transfer.next_hop.to_string(), None, now).await?;
+    let hop = transfer.next_hop.to_string();
+    crate::notices::keep_and_route(&mut tx, node, kept, &hop, None, now).await?;
     tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
+    // After the route's own state: a delivery receipt carried here moves it on to delivered.
+    let mut new = Vec::with_capacity(statuses.len());
+    for status in statuses {
+        if crate::notices::keep_and_route(&mut tx, node, status, &hop, Some(transfer.next_hop), now).await? {
+            new.push(status);
+        }
+    }
     tx.commit().await?;
+    for status in &new {
+        let r = &status.receipt;
+        tracing::info!(document = %r.document, peer = %hop, kind = %r.kind, by = %r.by, "receipt taken with a hop receipt");
+    }
+    node.observed.metrics().statuses_with_receipts_in.fetch_add(new.len() as u64, std::sync::atomic::Ordering::Relaxed);
     node.outbound.wake_outbox();
     Ok(())
 }
@@ -708,8 +722,9 @@ async fn send_document(
 /// What a next hop answered to a document, checked: its hop receipt, or its refusal for good.
 #[derive(Debug)]
 enum Answer {
-    /// Taken: the next hop's hop receipt, for this document and these recipients.
-    Taken(SignedReceipt),
+    /// Taken: the next hop's hop receipt, for this document and these recipients, and the
+    /// statuses for the sender that came with it (checked, see [`carried_statuses`]).
+    Taken(SignedReceipt, Vec<SignedReceipt>),
     /// Refused for good: the next hop's signed refusal.
     Refused(SignedReceipt),
 }
@@ -727,11 +742,11 @@ async fn conclude_document(
     let outcome = match answer {
         Err(e) => e.into(),
         Ok((answer, doc_id)) => {
-            let (kept, route_state, state) = match answer {
-                Answer::Taken(r) => (r, "forwarded", "done"),
-                Answer::Refused(r) => (r, "refused", "refused"),
+            let (kept, statuses, route_state, state) = match answer {
+                Answer::Taken(r, statuses) => (r, statuses, "forwarded", "done"),
+                Answer::Refused(r) => (r, Vec::new(), "refused", "refused"),
             };
-            match record_answer(node, transfer, id, &kept, route_state, state).await {
+            match record_answer(node, transfer, id, &kept, &statuses, route_state, state).await {
                 Ok(()) if state == "done" => {
                     Metrics::bump(&node.observed.metrics().documents_out);
                     tracing::info!(document = %doc_id, peer = %hop, "document handed over");
@@ -772,6 +787,7 @@ async fn pass_on(
         crls: referenced.refs.clone(),
         crls_asked: asked.as_ref().map(|a| referenced.asked(&a.wanted, &a.previous)).unwrap_or_default(),
         resume,
+        statuses_back: true,
     };
     let blobs = node.store.blobs().clone();
     let max_frame = node.config.limits.max_frame_bytes;
@@ -810,7 +826,7 @@ async fn pass_on(
     };
     node.observed.neighbour_answered(&hop);
     match response {
-        NodeResponse::HopReceipt { receipt } => {
+        NodeResponse::HopReceipt { receipt, statuses } => {
             let receipt = match SignedReceipt::from_bytes(&receipt) {
                 Ok(r) => r,
                 Err(error) => return Err(TransferError::MalformedHopReceipt { hop, error }),
@@ -829,7 +845,8 @@ async fn pass_on(
             }
             // The hop receipt is kept here, with the node it was given to; the sender's `track`
             // asks for it along the path (`crate::path`).
-            Ok((Answer::Taken(receipt), doc.doc_id.clone()))
+            let statuses = carried_statuses(node, hop, doc, &statuses);
+            Ok((Answer::Taken(receipt, statuses), doc.doc_id.clone()))
         }
         NodeResponse::Refused { receipt } => {
             let refusal = match SignedReceipt::from_bytes(&receipt) {
@@ -857,6 +874,43 @@ async fn pass_on(
         NodeResponse::Error { kind, message } => Err(TransferError::answered(hop, kind, message)),
         other => Err(TransferError::UnexpectedAnswer { hop, answer: other.to_string(), what: "a document" }),
     }
+}
+
+/// The statuses a next hop sent with its hop receipt (`NodeResponse::HopReceipt`), each
+/// judged as a notice would be: at most [`crate::protocol::MAX_NOTICES`], each a 01 or 02 of
+/// this document signed by that hop, verifying, and one its signer may say. One that fails is
+/// left out with a warning and the rest kept: the hop receipt stands on its own (the document
+/// is the next hop's either way), and the statuses are that hop's word, which a faulty hop
+/// could as well have left unsent.
+fn carried_statuses(node: &Node, hop: AgencyCode, doc: &Forward, statuses: &[ByteBuf]) -> Vec<SignedReceipt> {
+    if statuses.len() > crate::protocol::MAX_NOTICES {
+        tracing::warn!(document = %doc.doc_id, peer = %hop, statuses = statuses.len(), "more statuses with a hop receipt than a notice request may hold; none kept");
+        return Vec::new();
+    }
+    statuses
+        .iter()
+        .filter_map(|bytes| {
+            let checked = SignedReceipt::from_bytes(bytes).map_err(|e| e.to_string()).and_then(|s| {
+                let r = &s.receipt;
+                let fits = matches!(r.kind, ReceiptKind::Status(StatusCode::Arrived | StatusCode::Refused))
+                    && r.by == hop
+                    && r.envelope == doc.digest;
+                if !fits {
+                    return Err(format!("a {} by {} about another document or not the hop's to send", r.kind, r.by));
+                }
+                crate::notices::verify_receipt(node, &s, &[])?;
+                crate::notices::standing(node, r)?;
+                Ok(s)
+            });
+            match checked {
+                Ok(s) => Some(s),
+                Err(reason) => {
+                    tracing::warn!(document = %doc.doc_id, peer = %hop, reason = %reason, "status sent with a hop receipt left out");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// Sends a document's stored attachments in manifest order, each from its offset (what the

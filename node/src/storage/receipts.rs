@@ -51,6 +51,20 @@ fn status_query(envelope: &[u8; 32], by: &AgencyCode, to: &AgencyCode, code: u8)
     )
 }
 
+/// The statuses 01 and 02 `by` signed for `to` (the sender) about an envelope, oldest first
+/// ([`Store::statuses_for_sender`]): what a retried delivery carries back with its hop receipt.
+fn sender_statuses(envelope: &[u8; 32], by: &AgencyCode, to: &AgencyCode) -> (&'static str, Vec<Arg>) {
+    (
+        "SELECT bytes FROM receipts WHERE envelope = $1 AND kind = 'status' AND status IN (1, 2) AND by_agency = $2 AND to_agency = $3 ORDER BY id",
+        vec![Arg::from(envelope.to_vec()), Arg::from(by.to_string()), Arg::from(to.to_string())],
+    )
+}
+
+/// The bytes column of `rows`.
+fn bytes_of(rows: Vec<Row>) -> Result<Vec<Vec<u8>>, StoreError> {
+    rows.into_iter().map(|row| row.try_get("bytes")).collect()
+}
+
 /// The statement storing a receipt, without its conflict clause (`$1` … `$13`: see
 /// [`receipt_args`]).
 macro_rules! insert_receipt {
@@ -107,6 +121,17 @@ impl Tx<'_> {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let (sql, args) = hop_receipts(envelope, by, to);
         covering(self.fetch_all(sql, args).await?, recipients)
+    }
+
+    /// See [`Store::statuses_for_sender`], inside the transaction.
+    pub async fn statuses_for_sender(
+        &mut self,
+        envelope: &[u8; 32],
+        by: &AgencyCode,
+        sender: &AgencyCode,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (sql, args) = sender_statuses(envelope, by, sender);
+        bytes_of(self.fetch_all(sql, args).await?)
     }
 
     /// Stores a receipt; returns its row id and whether it is new (receipts are deduplicated by
@@ -232,6 +257,19 @@ impl Store {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let (sql, args) = hop_receipts(envelope, by, to);
         covering(self.fetch_all(sql, args).await?, recipients)
+    }
+
+    /// The statuses 01 (arrived) and 02 (refused) `by` signed for the document's `sender`:
+    /// what a retried delivery gets back beside its hop receipt, as the first one did (see
+    /// `NodeResponse::HopReceipt`).
+    pub async fn statuses_for_sender(
+        &self,
+        envelope: &[u8; 32],
+        by: &AgencyCode,
+        sender: &AgencyCode,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (sql, args) = sender_statuses(envelope, by, sender);
+        bytes_of(self.fetch_all(sql, args).await?)
     }
 
     /// Whether this node already holds a status `code` by `by` to `to` for a document: how a

@@ -527,6 +527,7 @@ pub(super) fn deliver(doc: &SignedDocument, recipients: &[&str]) -> NodeRequest 
         crls: Vec::new(),
         crls_asked: Vec::new(),
         resume: false,
+        statuses_back: true,
     }
 }
 
