@@ -98,6 +98,8 @@ pub async fn keep_and_route(
     // H notice transfers over H hops (its delivery receipt), not H(H+1)/2.
     let to = receipt.receipt.to;
     match node.routes.next_hop(&to) {
+        // A hop receipt changes nothing here and is never mailed: its document is not read.
+        Ok(NextHop::Local) if receipt.receipt.kind == ReceiptKind::Hop => {}
         Ok(NextHop::Local) => {
             if let Some(doc) = apply(tx, receipt, now).await?
                 && crate::mail::may_mail(node, receipt)
