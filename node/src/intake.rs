@@ -491,11 +491,19 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 None => None,
             };
             if previous.is_some() || came_from.is_none() {
-                let statuses = if carry {
-                    node.store
-                        .statuses_for_sender(&digest, &node.config.agency, &manifest.from)
-                        .await
-                        .map_err(|e| cannot_store(node, e))?
+                let statuses = if came_from.is_some() {
+                    let repeated = async {
+                        let mut tx = node.store.begin().await?;
+                        let statuses =
+                            repeat_statuses(&mut tx, node, &digest, &manifest.from, carry, toward_sender, now_ms)
+                                .await?;
+                        tx.commit().await?;
+                        Ok::<_, crate::storage::StoreError>(statuses)
+                    };
+                    let statuses = repeated.await.map_err(|e| cannot_store(node, e))?;
+                    // Notices it may have queued go now rather than at the outbox's next round.
+                    node.outbound.wake_outbox();
+                    statuses
                 } else {
                     Vec::new()
                 };
@@ -628,6 +636,8 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         refusals
             .push((*r, sign(ReceiptKind::Status(StatusCode::Refused), manifest.from, vec![*r], Some(e.to_string()))?));
     }
+    // More than a notice request holds go as notices (the previous hop reads no more).
+    let carry = carry && refusals.len() + usize::from(arrived.is_some()) <= crate::protocol::MAX_NOTICES;
 
     let inline = crate::storage::inline::Received::commit_files(pending).await.map_err(|e| cannot_store(node, e))?;
     let mut crls_changed = false;
@@ -695,10 +705,10 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             }
         };
         queued.0 = id;
-        // A repeat carries the statuses stored with the first delivery; a first delivery those
-        // it signs below.
-        let mut statuses = if carry && existed {
-            tx.statuses_for_sender(&digest, &node.config.agency, &manifest.from).await?
+        // A repeat carries the statuses stored with the first delivery (or queues them); a
+        // first delivery those it signs below.
+        let mut statuses = if existed {
+            repeat_statuses(&mut tx, node, &digest, &manifest.from, carry, toward_sender, now_ms).await?
         } else {
             Vec::new()
         };
@@ -830,6 +840,31 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     let hops = plan.iter().map(|(h, r)| format!("{h}:{}", r.len())).collect::<Vec<_>>().join(", ");
     tracing::info!(document = %doc_id, peer = %received_from, next_hops = %hops, provisional = is_provisional, "document taken");
     Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: false, statuses })
+}
+
+/// The statuses 01 and 02 this node signed for the `sender` of a document it already holds,
+/// for a repeated delivery: returned to go back with the hop receipt when `carry` allows (at
+/// most a notice request's worth), else queued as notices toward the sender, each once. A
+/// first delivery that carried them queued none, and its answer may have been lost; the
+/// repeat may come from a node that does not take them (an older process of a scaled-out
+/// neighbour) or after the way back changed, and they must still reach the sender.
+async fn repeat_statuses(
+    tx: &mut crate::storage::Tx<'_>,
+    node: &Node,
+    digest: &[u8; 32],
+    sender: &AgencyCode,
+    carry: bool,
+    toward_sender: Option<AgencyCode>,
+    now_ms: i64,
+) -> Result<Vec<Vec<u8>>, crate::storage::StoreError> {
+    let stored = tx.statuses_for_sender(digest, &node.config.agency, sender).await?;
+    if stored.is_empty() || (carry && stored.len() <= crate::protocol::MAX_NOTICES) {
+        return Ok(stored);
+    }
+    if let Some(n) = toward_sender {
+        tx.enqueue_sender_statuses(digest, &node.config.agency, sender, &n, now_ms).await?;
+    }
+    Ok(Vec::new())
 }
 
 /// The intermediate CA certificates of the envelope's signer chains.

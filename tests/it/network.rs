@@ -173,12 +173,14 @@ async fn a_batch_of_notices_is_judged_receipt_by_receipt_and_bounded() {
     net.stop().await;
 }
 
-/// The statuses a next hop sends with its hop receipt are judged one by one, as notices are:
-/// Phong Dụ's node (scripted) takes a document from Tiên Yên and answers with a good hop
-/// receipt and, beside its good delivery receipt, one about another document, one sealed by
-/// another agency, a status it may not send this way (06), one whose signature was altered
-/// and bytes that are no receipt. Tiên Yên records the hop receipt and the good delivery
-/// receipt (the document is delivered) and nothing else.
+/// The statuses a next hop sends with its hop receipt are judged one by one: Phong Dụ's node
+/// (scripted) takes a document from Tiên Yên and answers with a good hop receipt and, beside
+/// its good delivery receipt, one about another document, one sealed by another agency, a
+/// status it may not send this way (06), one addressed to another agency than the sender, a
+/// refusal for a recipient the transfer did not carry, a delivery receipt for no recipient
+/// (which only its signer's standing refuses), one whose signature was altered and bytes that
+/// are no receipt. Tiên Yên records the hop receipt and the good delivery receipt (the
+/// document is delivered) and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_with_a_hop_receipt_are_judged_one_by_one() {
     use std::sync::Arc;
@@ -206,21 +208,23 @@ async fn statuses_with_a_hop_receipt_are_judged_one_by_one() {
         let envelope = Envelope::from_bytes(&envelope).unwrap();
         let document = envelope.manifest().unwrap().id();
         let at = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let sign = |kind, envelope: [u8; 32], seal: usize| {
+        let signed = |kind, envelope: [u8; 32], seal: usize, to: &str, recipients: Vec<AgencyCode>| {
             let (by, identity) = &seals[seal];
             let r = Receipt {
                 kind,
                 document: document.clone(),
                 envelope,
                 by: *by,
-                to: code(TIEN_YEN),
+                to: code(to),
                 at,
-                recipients: vec![*by],
+                recipients,
                 note: None,
             };
             r.sign(&identity.key, &identity.chain).unwrap().as_bytes().to_vec()
         };
+        let sign = |kind, envelope: [u8; 32], seal: usize| signed(kind, envelope, seal, TIEN_YEN, vec![seals[seal].0]);
         let arrived = ReceiptKind::Status(StatusCode::Arrived);
+        let refused = ReceiptKind::Status(StatusCode::Refused);
         let good = sign(arrived, envelope.digest(), 0);
         let mut altered = good.clone();
         let last = altered.len() - 1;
@@ -229,6 +233,9 @@ async fn statuses_with_a_hop_receipt_are_judged_one_by_one() {
             sign(arrived, other.digest, 0),
             sign(arrived, envelope.digest(), 1),
             sign(ReceiptKind::Status(StatusCode::Completed), envelope.digest(), 0),
+            signed(arrived, envelope.digest(), 0, HA_LAU, vec![code(PHONG_DU)]),
+            signed(refused, envelope.digest(), 0, TIEN_YEN, vec![code(HA_LAU)]),
+            signed(arrived, envelope.digest(), 0, TIEN_YEN, vec![code(PHONG_DU), code(PHONG_DU)]),
             altered,
             b"no receipt".to_vec(),
             good,
@@ -282,5 +289,75 @@ async fn an_older_neighbour_gets_the_delivery_receipt_as_a_notice() {
     let metrics = net.node(PHONG_DU).observed.metrics();
     assert_eq!(metrics.notices_in.load(Ordering::Relaxed), 1);
     assert_eq!(metrics.statuses_with_receipts_in.load(Ordering::Relaxed), 0);
+    net.stop().await;
+}
+
+/// A first delivery whose answer, with the delivery receipt in it, never reached the node
+/// that sent it (here a raw peer that drops it), repeated by a node that does not take
+/// statuses with its hop receipt (an older process of the same agency): the repeat gets the
+/// same hop receipt, and the delivery receipt goes to the sender's node as a notice, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_that_does_not_take_the_statuses_gets_them_as_notices() {
+    use harness::network::{RawPeer, only};
+    use node::protocol::NodeResponse;
+    use std::sync::atomic::Ordering;
+    const TIEN_YEN: &str = "000.00.41.H49";
+    harness::logging();
+    let net = TestNet::start(only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]), NetOptions::default()).await;
+    let peer = RawPeer::connect(&net, &net.identity(&code(PHONG_DU), pki::Profile::Node), TIEN_YEN).await;
+    let doc = net.document(PHONG_DU, &[TIEN_YEN], 10);
+    let first = match peer.deliver_with(&doc, &[TIEN_YEN], true).await {
+        Ok(NodeResponse::HopReceipt { receipt, statuses }) => {
+            assert_eq!(statuses.len(), 1, "{statuses:?}");
+            receipt
+        }
+        other => panic!("{other:?}"),
+    };
+    match peer.deliver_with(&doc, &[TIEN_YEN], false).await {
+        Ok(NodeResponse::HopReceipt { receipt, statuses }) => {
+            assert_eq!(receipt, first, "the same hop receipt");
+            assert!(statuses.is_empty(), "{statuses:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    wait_for("the delivery receipt at Phong Dụ's node, as a notice", Duration::from_secs(30), || async {
+        receipts(&net, PHONG_DU, &doc.digest).await.iter().any(|r| r.0 == ReceiptKind::Status(StatusCode::Arrived))
+    })
+    .await;
+    // A third repeat queues nothing more.
+    let _ = peer.deliver_with(&doc, &[TIEN_YEN], false).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = net.node(PHONG_DU).observed.metrics();
+    assert_eq!(metrics.notices_in.load(Ordering::Relaxed), 1);
+    let tien_yen = net.node(TIEN_YEN).observed.metrics();
+    assert_eq!(tien_yen.duplicates_in.load(Ordering::Relaxed), 2);
+    net.stop().await;
+}
+
+/// A document whose next node has more statuses for its sender than a notice request holds
+/// (its delivery receipt and 64 refusals for recipients it cannot route) sends them as
+/// notices, none with the hop receipt, and every one reaches the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_statuses_than_a_notice_request_holds_go_as_notices() {
+    use harness::network::only;
+    use std::sync::atomic::Ordering;
+    const TIEN_YEN: &str = "000.00.41.H49";
+    harness::logging();
+    let net = TestNet::start(only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]), NetOptions::default()).await;
+    // Communes under Tiên Yên that run no node in this network.
+    let unknown: Vec<String> = (10..74).map(|n| format!("000.{n:02}.41.H49")).collect();
+    let mut to = vec![TIEN_YEN];
+    to.extend(unknown.iter().map(String::as_str));
+    let doc = net.document(PHONG_DU, &to, 11);
+    doc.submit(&net.clerk(PHONG_DU).await).await.unwrap();
+    wait_for("the delivery receipt and 64 refusals at the sender's node", Duration::from_secs(60), || async {
+        let held = receipts(&net, PHONG_DU, &doc.digest).await;
+        let count = |kind| held.iter().filter(|r| r.0 == kind && r.1 == code(TIEN_YEN)).count();
+        count(ReceiptKind::Status(StatusCode::Arrived)) == 1 && count(ReceiptKind::Status(StatusCode::Refused)) == 64
+    })
+    .await;
+    let metrics = net.node(PHONG_DU).observed.metrics();
+    assert_eq!(metrics.statuses_with_receipts_in.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.notices_in.load(Ordering::Relaxed), 65);
     net.stop().await;
 }

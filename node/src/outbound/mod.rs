@@ -746,7 +746,18 @@ async fn conclude_document(
                 Answer::Taken(r, statuses) => (r, statuses, "forwarded", "done"),
                 Answer::Refused(r) => (r, Vec::new(), "refused", "refused"),
             };
-            match record_answer(node, transfer, id, &kept, &statuses, route_state, state).await {
+            let mut recorded = record_answer(node, transfer, id, &kept, &statuses, route_state, state).await;
+            // A status that the database refuses (and only it) must not hold back the hop
+            // receipt: the transfer would be retried until it died, for a document the next hop
+            // holds. Recorded again without them; a storage failure fails that too.
+            if let Err(e) = &recorded
+                && !statuses.is_empty()
+                && !e.is_disk_full()
+            {
+                tracing::warn!(document = %doc_id, peer = %hop, error = %e, "the statuses sent with a hop receipt could not be stored; the hop receipt is recorded without them");
+                recorded = record_answer(node, transfer, id, &kept, &[], route_state, state).await;
+            }
+            match recorded {
                 Ok(()) if state == "done" => {
                     Metrics::bump(&node.observed.metrics().documents_out);
                     tracing::info!(document = %doc_id, peer = %hop, "document handed over");
@@ -845,7 +856,7 @@ async fn pass_on(
             }
             // The hop receipt is kept here, with the node it was given to; the sender's `track`
             // asks for it along the path (`crate::path`).
-            let statuses = carried_statuses(node, hop, doc, &statuses);
+            let statuses = carried_statuses(node, hop, recipients, doc, &statuses);
             Ok((Answer::Taken(receipt, statuses), doc.doc_id.clone()))
         }
         NodeResponse::Refused { receipt } => {
@@ -877,12 +888,20 @@ async fn pass_on(
 }
 
 /// The statuses a next hop sent with its hop receipt (`NodeResponse::HopReceipt`), each
-/// judged as a notice would be: at most [`crate::protocol::MAX_NOTICES`], each a 01 or 02 of
-/// this document signed by that hop, verifying, and one its signer may say. One that fails is
-/// left out with a warning and the rest kept: the hop receipt stands on its own (the document
-/// is the next hop's either way), and the statuses are that hop's word, which a faulty hop
-/// could as well have left unsent.
-fn carried_statuses(node: &Node, hop: AgencyCode, doc: &Forward, statuses: &[ByteBuf]) -> Vec<SignedReceipt> {
+/// judged on its own, more narrowly than a notice: a 01 or 02 signed by that hop, of this
+/// document (envelope and id), addressed to its sender, for recipients of this transfer only,
+/// verifying with this node's CRLs (as the hop receipt beside it), and one its signer may say
+/// ([`crate::notices::standing`]). At most [`crate::protocol::MAX_NOTICES`] are read (a node of
+/// this version sends more as notices). One that fails is left out with a warning and the
+/// rest kept: the hop receipt stands on its own (the document is the next hop's either way),
+/// and the statuses are that hop's word, which a faulty hop could as well have left unsent.
+fn carried_statuses(
+    node: &Node,
+    hop: AgencyCode,
+    recipients: &[AgencyCode],
+    doc: &Forward,
+    statuses: &[ByteBuf],
+) -> Vec<SignedReceipt> {
     if statuses.len() > crate::protocol::MAX_NOTICES {
         tracing::warn!(document = %doc.doc_id, peer = %hop, statuses = statuses.len(), "more statuses with a hop receipt than a notice request may hold; none kept");
         return Vec::new();
@@ -894,9 +913,18 @@ fn carried_statuses(node: &Node, hop: AgencyCode, doc: &Forward, statuses: &[Byt
                 let r = &s.receipt;
                 let fits = matches!(r.kind, ReceiptKind::Status(StatusCode::Arrived | StatusCode::Refused))
                     && r.by == hop
-                    && r.envelope == doc.digest;
+                    && r.envelope == doc.digest
+                    && r.document.to_string() == doc.doc_id
+                    && r.to == r.document.sender
+                    && r.recipients.iter().all(|x| recipients.contains(x));
                 if !fits {
-                    return Err(format!("a {} by {} about another document or not the hop's to send", r.kind, r.by));
+                    return Err(format!(
+                        "a {} by {} to {} for {}: not a status of this transfer for its sender from this hop",
+                        r.kind,
+                        r.by,
+                        r.to,
+                        r.recipients.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ));
                 }
                 crate::notices::verify_receipt(node, &s, &[])?;
                 crate::notices::standing(node, r)?;

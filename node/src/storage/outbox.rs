@@ -127,6 +127,37 @@ impl Tx<'_> {
         .map(|_| ())
     }
 
+    /// Queues the notices of the statuses 01 and 02 this node (`by`) signed for a document's
+    /// `sender` to `next_hop`, each once ever (the same key as [`Tx::enqueue_notice_of`]'s):
+    /// for a repeated delivery that does not take them with its hop receipt, when the first
+    /// one may have (its answer lost), so that they still reach the sender.
+    pub async fn enqueue_sender_statuses(
+        &mut self,
+        envelope: &[u8; 32],
+        by: &AgencyCode,
+        sender: &AgencyCode,
+        next_hop: &AgencyCode,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            concat!(
+                "INSERT INTO outbox (dedup_key, kind, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
+                 SELECT 'n:' || id || ':' || $1, 'notice', id, $1, '', 'pending', 0, $2, $2 FROM receipts WHERE ",
+                super::receipts::sender_statuses_where!("$3", "$4", "$5"),
+                " ON CONFLICT (dedup_key) DO NOTHING"
+            ),
+            vec![
+                Arg::from(next_hop.to_string()),
+                Arg::from(now),
+                Arg::from(envelope.to_vec()),
+                Arg::from(by.to_string()),
+                Arg::from(sender.to_string()),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Marks a transfer claimed by `owner` finished: `done` (handed over) or `refused`. False
     /// when the claim was lost (its lease ran out and another worker took the transfer): the
     /// caller then rolls back and records nothing.

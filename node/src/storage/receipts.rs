@@ -51,11 +51,27 @@ fn status_query(envelope: &[u8; 32], by: &AgencyCode, to: &AgencyCode, code: u8)
     )
 }
 
+/// The condition on `receipts` of the statuses 01 and 02 that `by` signed for `to` (the
+/// sender) about an envelope, with the placeholders of those three.
+macro_rules! sender_statuses_where {
+    ($envelope:literal, $by:literal, $to:literal) => {
+        concat!(
+            "envelope = ",
+            $envelope,
+            " AND kind = 'status' AND status IN (1, 2) AND by_agency = ",
+            $by,
+            " AND to_agency = ",
+            $to
+        )
+    };
+}
+pub(super) use sender_statuses_where;
+
 /// The statuses 01 and 02 `by` signed for `to` (the sender) about an envelope, oldest first
-/// ([`Store::statuses_for_sender`]): what a retried delivery carries back with its hop receipt.
+/// ([`Tx::statuses_for_sender`]): what a retried delivery carries back with its hop receipt.
 fn sender_statuses(envelope: &[u8; 32], by: &AgencyCode, to: &AgencyCode) -> (&'static str, Vec<Arg>) {
     (
-        "SELECT bytes FROM receipts WHERE envelope = $1 AND kind = 'status' AND status IN (1, 2) AND by_agency = $2 AND to_agency = $3 ORDER BY id",
+        concat!("SELECT bytes FROM receipts WHERE ", sender_statuses_where!("$1", "$2", "$3"), " ORDER BY id"),
         vec![Arg::from(envelope.to_vec()), Arg::from(by.to_string()), Arg::from(to.to_string())],
     )
 }
@@ -123,7 +139,9 @@ impl Tx<'_> {
         covering(self.fetch_all(sql, args).await?, recipients)
     }
 
-    /// See [`Store::statuses_for_sender`], inside the transaction.
+    /// The statuses 01 (arrived) and 02 (refused) `by` signed for the document's `sender`:
+    /// what a retried delivery gets back beside its hop receipt, as the first one did (see
+    /// `NodeResponse::HopReceipt`).
     pub async fn statuses_for_sender(
         &mut self,
         envelope: &[u8; 32],
@@ -257,19 +275,6 @@ impl Store {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let (sql, args) = hop_receipts(envelope, by, to);
         covering(self.fetch_all(sql, args).await?, recipients)
-    }
-
-    /// The statuses 01 (arrived) and 02 (refused) `by` signed for the document's `sender`:
-    /// what a retried delivery gets back beside its hop receipt, as the first one did (see
-    /// `NodeResponse::HopReceipt`).
-    pub async fn statuses_for_sender(
-        &self,
-        envelope: &[u8; 32],
-        by: &AgencyCode,
-        sender: &AgencyCode,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let (sql, args) = sender_statuses(envelope, by, sender);
-        bytes_of(self.fetch_all(sql, args).await?)
     }
 
     /// Whether this node already holds a status `code` by `by` to `to` for a document: how a
