@@ -491,21 +491,25 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 None => None,
             };
             if previous.is_some() || came_from.is_none() {
-                let statuses = if came_from.is_some() {
-                    let repeated = async {
-                        let mut tx = node.store.begin().await?;
-                        let statuses =
-                            repeat_statuses(&mut tx, node, &digest, &manifest.from, carry, toward_sender, now_ms)
-                                .await?;
-                        tx.commit().await?;
-                        Ok::<_, crate::storage::StoreError>(statuses)
-                    };
-                    let statuses = repeated.await.map_err(|e| cannot_store(node, e))?;
-                    // Notices it may have queued go now rather than at the outbox's next round.
-                    node.outbound.wake_outbox();
-                    statuses
-                } else {
-                    Vec::new()
+                // A read; a write transaction only when the statuses go as notices.
+                let statuses = match came_from {
+                    Some(_) => {
+                        let stored = node
+                            .store
+                            .statuses_for_sender(&digest, &node.config.agency, &manifest.from)
+                            .await
+                            .map_err(|e| cannot_store(node, e))?;
+                        match repeat_back(stored, carry) {
+                            Some(back) => back,
+                            None => {
+                                queue_sender_statuses(node, &digest, &manifest.from, toward_sender, now_ms)
+                                    .await
+                                    .map_err(|e| cannot_store(node, e))?;
+                                Vec::new()
+                            }
+                        }
+                    }
+                    None => Vec::new(),
                 };
                 Metrics::bump(&node.observed.metrics().duplicates_in);
                 tracing::info!(document = %doc_id, peer = %received_from, "duplicate delivery answered from storage");
@@ -636,8 +640,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         refusals
             .push((*r, sign(ReceiptKind::Status(StatusCode::Refused), manifest.from, vec![*r], Some(e.to_string()))?));
     }
-    // More than a notice request holds go as notices (the previous hop reads no more).
-    let carry = carry && refusals.len() + usize::from(arrived.is_some()) <= crate::protocol::MAX_NOTICES;
+    let carry = rides(carry, refusals.len() + usize::from(arrived.is_some()));
 
     let inline = crate::storage::inline::Received::commit_files(pending).await.map_err(|e| cannot_store(node, e))?;
     let mut crls_changed = false;
@@ -707,11 +710,17 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         queued.0 = id;
         // A repeat carries the statuses stored with the first delivery (or queues them); a
         // first delivery those it signs below.
-        let mut statuses = if existed {
-            repeat_statuses(&mut tx, node, &digest, &manifest.from, carry, toward_sender, now_ms).await?
-        } else {
-            Vec::new()
-        };
+        let mut statuses = Vec::new();
+        if existed {
+            let stored = tx.statuses_for_sender(&digest, &node.config.agency, &manifest.from).await?;
+            match (repeat_back(stored, carry), toward_sender) {
+                (Some(back), _) => statuses = back,
+                (None, Some(n)) => {
+                    tx.enqueue_sender_statuses(&digest, &node.config.agency, &manifest.from, &n, now_ms).await?
+                }
+                (None, None) => {}
+            }
+        }
         // Only recipients not routed before: a concurrent or repeated delivery adds nothing.
         // Every route in one statement; each recipient counts as new once.
         let mut routes = Vec::with_capacity(recipients.len());
@@ -842,29 +851,38 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: false, statuses })
 }
 
-/// The statuses 01 and 02 this node signed for the `sender` of a document it already holds,
-/// for a repeated delivery: returned to go back with the hop receipt when `carry` allows (at
-/// most a notice request's worth), else queued as notices toward the sender, each once. A
-/// first delivery that carried them queued none, and its answer may have been lost; the
-/// repeat may come from a node that does not take them (an older process of a scaled-out
-/// neighbour) or after the way back changed, and they must still reach the sender.
-async fn repeat_statuses(
-    tx: &mut crate::storage::Tx<'_>,
+/// Whether `count` statuses for the sender go back with the hop receipt, given `carry` (the
+/// neighbour takes them and is the way back to the sender): only as many as one notice
+/// request holds, as the neighbour reads no more; the rest of the time they go as notices.
+fn rides(carry: bool, count: usize) -> bool {
+    carry && count <= crate::protocol::MAX_NOTICES
+}
+
+/// For a repeated delivery, what goes back with the hop receipt out of the statuses `stored`
+/// for the sender by the first one: all of them if they ride ([`rides`]), else `None`, and the
+/// caller queues them as notices toward the sender (each once ever). A first delivery that
+/// carried them queued none, and its answer may have been lost; the repeat may come from a
+/// node that does not take them (an older process of a scaled-out neighbour) or after the way
+/// back changed, and they must still reach the sender.
+fn repeat_back(stored: Vec<Vec<u8>>, carry: bool) -> Option<Vec<Vec<u8>>> {
+    (stored.is_empty() || rides(carry, stored.len())).then_some(stored)
+}
+
+/// Queues the stored statuses for the sender as notices toward it ([`repeat_back`]), in a
+/// transaction of their own, and wakes the outbox to send them.
+async fn queue_sender_statuses(
     node: &Node,
     digest: &[u8; 32],
     sender: &AgencyCode,
-    carry: bool,
     toward_sender: Option<AgencyCode>,
     now_ms: i64,
-) -> Result<Vec<Vec<u8>>, crate::storage::StoreError> {
-    let stored = tx.statuses_for_sender(digest, &node.config.agency, sender).await?;
-    if stored.is_empty() || (carry && stored.len() <= crate::protocol::MAX_NOTICES) {
-        return Ok(stored);
-    }
-    if let Some(n) = toward_sender {
-        tx.enqueue_sender_statuses(digest, &node.config.agency, sender, &n, now_ms).await?;
-    }
-    Ok(Vec::new())
+) -> Result<(), crate::storage::StoreError> {
+    let Some(n) = toward_sender else { return Ok(()) };
+    let mut tx = node.store.begin().await?;
+    tx.enqueue_sender_statuses(digest, &node.config.agency, sender, &n, now_ms).await?;
+    tx.commit().await?;
+    node.outbound.wake_outbox();
+    Ok(())
 }
 
 /// The intermediate CA certificates of the envelope's signer chains.

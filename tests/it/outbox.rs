@@ -61,8 +61,7 @@ async fn a_hung_neighbour_does_not_hold_up_the_others(database: Database) {
 /// goes back with its hop receipt (Tiên Yên's node answers the node that is the way back to
 /// the sender). Then Tiên Yên's clerk accepts all 200, 64 at a time: Tiên Yên owes Phong Dụ
 /// 200 statuses 03, and sends them in batches — while one batch is on its way, those falling
-/// due wait and go together in the next — instead of one request each. Every status arrives
-/// exactly once.
+/// due wait and go together in the next — instead of one request each. All 200 arrive.
 async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
     let mut net = TestNet::prepare(
         only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]),
@@ -115,7 +114,7 @@ async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
         phong_du.observed.metrics().notice_batches_in.load(Ordering::Relaxed),
     );
     println!("{notices} receipts came in {batches} requests");
-    assert_eq!(notices, 200, "each receipt once");
+    assert_eq!(notices, 200, "all 200 statuses");
     assert!(batches <= 100, "{notices} receipts in {batches} requests: not batched");
     net.stop().await;
 }

@@ -724,12 +724,15 @@ async fn a_write_whose_statement_fails_fails_alone(database: Database) {
 }
 
 /// A notice queued by the digest of a receipt this write stored (without asking for its row
-/// id first) is the same transfer as one queued by its id: queued once.
+/// id first), by its id, or as one of the statuses for a document's sender (a repeated
+/// delivery that does not take them with its hop receipt, however often it comes) is one
+/// transfer: queued once.
 async fn a_receipts_notice_is_queued_once_by_digest_or_by_id(database: Database) {
     let (net, store) = open(database).await;
     let doc = net.document(PHONG_DU, &[HA_LAU], 6);
     let arrived = receipt(&net, ReceiptKind::Status(StatusCode::Arrived), &doc, HA_LAU, PHONG_DU, &[HA_LAU]);
     let hop = code(TIEN_YEN);
+    let (by, sender) = (code(HA_LAU), code(PHONG_DU));
     let mut tx = store.begin().await.unwrap();
     tx.insert_own_receipt(&arrived, HA_LAU, 1000).await.unwrap();
     tx.enqueue_notice_of(&arrived.digest(), &hop, 1000).await.unwrap();
@@ -739,9 +742,28 @@ async fn a_receipts_notice_is_queued_once_by_digest_or_by_id(database: Database)
     assert!(!new);
     tx.enqueue(TransferKind::Notice(id), &hop, &[], 1001).await.unwrap();
     tx.enqueue_notice_of(&arrived.digest(), &hop, 1002).await.unwrap();
+    tx.enqueue_sender_statuses(&doc.digest, &by, &sender, &hop, 1003).await.unwrap();
+    tx.enqueue_sender_statuses(&doc.digest, &by, &sender, &hop, 1004).await.unwrap();
     tx.commit().await.unwrap();
     let claimed = store.claim_due("a", 2000, 32_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1, "{claimed:?}");
     assert_eq!((claimed[0].kind, claimed[0].next_hop), (TransferKind::Notice(id), hop));
+    // A status stored without a notice (it went with a hop receipt) is queued by the sender's
+    // statuses, once.
+    let other = net.document(PHONG_DU, &[HA_LAU], 7);
+    let carried = receipt(&net, ReceiptKind::Status(StatusCode::Arrived), &other, HA_LAU, PHONG_DU, &[HA_LAU]);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_own_receipt(&carried, HA_LAU, 1005).await.unwrap();
+    tx.commit().await.unwrap();
+    for at in [1006, 1007] {
+        let mut tx = store.begin().await.unwrap();
+        tx.enqueue_sender_statuses(&other.digest, &by, &sender, &hop, at).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    // (On SQLite a claim is a plain read: the first notice, still pending, comes again.)
+    let claimed = store.claim_due("b", 2000, 32_000, 10).await.unwrap();
+    let new: Vec<_> = claimed.iter().filter(|t| t.kind != TransferKind::Notice(id)).collect();
+    assert_eq!(new.len(), 1, "{claimed:?}");
+    assert_eq!(new[0].next_hop, hop);
     store.close().await;
 }

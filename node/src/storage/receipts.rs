@@ -68,7 +68,7 @@ macro_rules! sender_statuses_where {
 pub(super) use sender_statuses_where;
 
 /// The statuses 01 and 02 `by` signed for `to` (the sender) about an envelope, oldest first
-/// ([`Tx::statuses_for_sender`]): what a retried delivery carries back with its hop receipt.
+/// ([`Store::statuses_for_sender`]): what a retried delivery carries back with its hop receipt.
 fn sender_statuses(envelope: &[u8; 32], by: &AgencyCode, to: &AgencyCode) -> (&'static str, Vec<Arg>) {
     (
         concat!("SELECT bytes FROM receipts WHERE ", sender_statuses_where!("$1", "$2", "$3"), " ORDER BY id"),
@@ -139,9 +139,7 @@ impl Tx<'_> {
         covering(self.fetch_all(sql, args).await?, recipients)
     }
 
-    /// The statuses 01 (arrived) and 02 (refused) `by` signed for the document's `sender`:
-    /// what a retried delivery gets back beside its hop receipt, as the first one did (see
-    /// `NodeResponse::HopReceipt`).
+    /// See [`Store::statuses_for_sender`], inside the transaction.
     pub async fn statuses_for_sender(
         &mut self,
         envelope: &[u8; 32],
@@ -275,6 +273,19 @@ impl Store {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let (sql, args) = hop_receipts(envelope, by, to);
         covering(self.fetch_all(sql, args).await?, recipients)
+    }
+
+    /// The statuses 01 (arrived) and 02 (refused) `by` signed for the document's `sender`:
+    /// what a retried delivery gets back beside its hop receipt, as the first one did (see
+    /// `NodeResponse::HopReceipt`).
+    pub async fn statuses_for_sender(
+        &self,
+        envelope: &[u8; 32],
+        by: &AgencyCode,
+        sender: &AgencyCode,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (sql, args) = sender_statuses(envelope, by, sender);
+        bytes_of(self.fetch_all(sql, args).await?)
     }
 
     /// Whether this node already holds a status `code` by `by` to `to` for a document: how a
