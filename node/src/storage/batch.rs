@@ -114,7 +114,7 @@ impl Writer {
     /// The writer of the database file at `path`, its connection opened now: a database the
     /// writer cannot open fails the store's opening, not its first write.
     pub(crate) fn open(path: PathBuf) -> Result<Writer, StoreError> {
-        let conn = Conn::open(&path)?;
+        let conn = Conn::open_writer(&path)?;
         let shared = Arc::new(Shared::default());
         let batch = Batch {
             path,
@@ -239,7 +239,7 @@ impl Batch {
         loop {
             let conn = match self.conn.take() {
                 Some(c) => c,
-                None => Conn::open(&self.path)?,
+                None => Conn::open_writer(&self.path)?,
             };
             match conn.batch("BEGIN IMMEDIATE") {
                 Ok(()) => {
