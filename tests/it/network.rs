@@ -11,6 +11,7 @@ const THANH_SON: &str = "000.01.42.H49";
 const GOV: &str = "000.00.00.G22";
 const TIEN_YEN: &str = "000.00.41.H49";
 const HA_LAU: &str = "000.02.41.H49";
+const QUANG_NINH: &str = "000.00.00.H49";
 
 fn code(s: &str) -> AgencyCode {
     s.parse().unwrap()
@@ -336,6 +337,42 @@ async fn a_repeat_that_does_not_take_the_statuses_gets_them_as_notices() {
     wait_for_delivery_receipt_at_phong_du(&net, &doc.digest).await;
     assert_eq!(net.node(PHONG_DU).observed.metrics().notices_in.load(Ordering::Relaxed), 1);
     assert_eq!(net.node(TIEN_YEN).observed.metrics().duplicates_in.load(Ordering::Relaxed), 1);
+    net.stop().await;
+}
+
+/// A document taken first from a neighbour that is not the way back to its sender (the
+/// province's node here, which may relay anything to a district), then from the one that is
+/// (Phong Dụ's): the second delivery finds the document already stored only inside its own
+/// transaction (no hop receipt to Phong Dụ's node answers it early), and its hop receipt comes
+/// back with the delivery receipt the first one signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_taken_from_another_neighbour_first_sends_its_statuses_with_the_way_backs_receipt() {
+    use harness::network::{RawPeer, only};
+    use node::protocol::NodeResponse;
+    harness::logging();
+    let mut net =
+        TestNet::prepare(only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU, QUANG_NINH]), NetOptions::default());
+    net.start_node(&code(TIEN_YEN)).await;
+    let province = RawPeer::connect(&net, &net.identity(&code(QUANG_NINH), pki::Profile::Node), TIEN_YEN).await;
+    let phong_du = RawPeer::connect(&net, &net.identity(&code(PHONG_DU), pki::Profile::Node), TIEN_YEN).await;
+    let doc = net.document(PHONG_DU, &[TIEN_YEN], 12);
+    match province.deliver_with(&doc, &[TIEN_YEN], true).await {
+        Ok(NodeResponse::HopReceipt { statuses, .. }) => {
+            assert!(statuses.is_empty(), "the province's node is not the way back: {statuses:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match phong_du.deliver_with(&doc, &[TIEN_YEN], true).await {
+        Ok(NodeResponse::HopReceipt { receipt, statuses }) => {
+            let hop = SignedReceipt::from_bytes(&receipt).unwrap().receipt;
+            assert_eq!((hop.kind, hop.to), (ReceiptKind::Hop, code(PHONG_DU)));
+            let back: Vec<_> = statuses.iter().map(|s| SignedReceipt::from_bytes(s).unwrap().receipt).collect();
+            let got: Vec<_> = back.iter().map(|r| (r.kind, r.by, r.to, r.envelope)).collect();
+            let arrived = ReceiptKind::Status(StatusCode::Arrived);
+            assert_eq!(got, [(arrived, code(TIEN_YEN), code(PHONG_DU), doc.digest)]);
+        }
+        other => panic!("{other:?}"),
+    }
     net.stop().await;
 }
 
