@@ -152,6 +152,9 @@ pub fn run(figures: &mut Figures, raw_verify: f64, raw_sign: f64) {
     );
 }
 
+/// How many times `lienthong verify DIR` runs over the same bundles; the figure is the median.
+const VERIFY_DIR_RUNS: usize = 3;
+
 /// `lienthong verify` on `many` distinct bundles in one process (`lienthong verify DIR`: one
 /// shared cache, every core), against two raw verifications per document on every core
 /// (`raw_verify_all` verifications/s); then, for comparison, `lienthong verify` on the first
@@ -172,26 +175,44 @@ pub fn verify_cli(figures: &mut Figures, many: u32, one_each: u32, raw_verify_al
     let at = day(20).format(&time::format_description::well_known::Rfc3339).unwrap();
     let limit = ("2 raw verifications, all cores", raw_verify_all / 2.0);
 
-    let start = Instant::now();
-    let out = std::process::Command::new(crate::bin("lienthong"))
-        .arg("verify")
-        .arg("bundles")
-        .args(["--anchor", "root.pem", "--at", &at])
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let r = f64::from(many) / start.elapsed().as_secs_f64();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "lienthong verify bundles: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("PASSED  ")).count(), many as usize, "{stdout}");
+    // Three runs over the same files, the median kept: one run lasts a third of a second, and
+    // single runs of the same code moved by 1.3 x from one to the next.
+    let mut rates: Vec<f64> = (0..VERIFY_DIR_RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            let out = std::process::Command::new(crate::bin("lienthong"))
+                .arg("verify")
+                .arg("bundles")
+                .args(["--anchor", "root.pem", "--at", &at])
+                .current_dir(dir.path())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let r = f64::from(many) / start.elapsed().as_secs_f64();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "lienthong verify bundles: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(stdout.lines().filter(|l| l.starts_with("PASSED  ")).count(), many as usize, "{stdout}");
+            r
+        })
+        .collect();
+    let runs = rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
+    rates.sort_by(f64::total_cmp);
+    let r = rates[rates.len() / 2];
     figures.against(
         "verify_docs_per_s",
-        &format!("`lienthong verify DIR`, {many} bundles, one process, {} threads", super::measure::cores()),
+        &format!(
+            "`lienthong verify DIR`, {many} bundles, one process, {} threads, median of {VERIFY_DIR_RUNS}",
+            super::measure::cores()
+        ),
         r,
         "docs/s",
         limit,
     );
+    figures.note(&format!("runs: {runs} docs/s"));
     // Each bundle's attachment must be hashed too: with the limit alone, the 100 KiB
     // attachment (SHA-256 at about 1.8 GB/s, half the time of two verifications) would count
     // as overhead.
