@@ -211,6 +211,12 @@ async fn receipts_are_stored_once(database: Database) {
     assert!(!store.status_held(&doc.digest, &code(HA_LAU), &code(PHONG_DU), 4).await.unwrap());
     assert_eq!(store.receipt(id).await.unwrap().bytes, accepted.as_bytes());
     assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 2);
+    // A batch of notices reads its receipts at once; an id with no row is left out.
+    let mut batch = store.receipts(&[id, outcomes[0].0, id + 1_000]).await.unwrap();
+    batch.sort_by_key(|r| r.id);
+    let mut want = vec![(id, accepted.as_bytes().to_vec()), (outcomes[0].0, hop.as_bytes().to_vec())];
+    want.sort();
+    assert_eq!(batch.into_iter().map(|r| (r.id, r.bytes)).collect::<Vec<_>>(), want);
     second.close().await;
     store.close().await;
 }
@@ -240,6 +246,7 @@ async fn the_outbox_deduplicates_retries_and_dead_letters(database: Database) {
     assert!(tx.fail_transfer(first, "a", "Hà Lâu did not answer", 5000, false, true).await.unwrap());
     assert!(tx.finish_transfer(second, "a", "done", 1100).await.unwrap());
     assert!(!tx.finish_transfer(second, "a", "done", 1200).await.unwrap(), "finished twice");
+    assert_eq!(tx.finish_transfers(&[second, first + second + 1], "a", "done", 1200).await.unwrap(), 0);
     tx.commit().await.unwrap();
     let depths = store.queue_depths(2000).await.unwrap();
     assert_eq!((depths.pending, depths.retrying, depths.done, depths.dead), (1, 1, 1, 0));
@@ -307,7 +314,8 @@ async fn a_second_process_never_sends_the_same_transfer(database: Database) {
                 !tx.finish_transfer(lapsed, "a", "done", 1100).await.unwrap(),
                 "a's late answer counts for nothing"
             );
-            assert!(tx.finish_transfer(kept, "a", "done", 1100).await.unwrap());
+            // Finishing several at once (a batch of notices) finishes only those still held.
+            assert_eq!(tx.finish_transfers(&[lapsed, kept], "a", "done", 1100).await.unwrap(), 1);
             tx.commit().await.unwrap();
             let mut tx = other.begin().await.unwrap();
             assert!(tx.finish_transfer(lapsed, "b", "done", 1200).await.unwrap());

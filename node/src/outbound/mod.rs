@@ -541,9 +541,8 @@ async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>, forward: Option<Arc<For
                     return Ok(());
                 }
                 let mut tx = node.store.begin().await?;
-                for t in &finished {
-                    tx.finish_transfer(t.id, node.outbound.lease_owner(), "done", now).await?;
-                }
+                let ids: Vec<i64> = finished.iter().map(|t| t.id).collect();
+                tx.finish_transfers(&ids, node.outbound.lease_owner(), "done", now).await?;
                 tx.commit().await
             }
             .await;
@@ -978,23 +977,42 @@ async fn send_notices(node: &Arc<Node>, batch: &[Transfer]) -> Vec<Outcome> {
     // (index in `batch`, receipt bytes, its chain), cut into requests by size.
     let mut chunks: Vec<Vec<NoticeItem>> = vec![Vec::new()];
     let mut chunk_bytes = 0;
+    // The batch's receipts in one read; one that read does not return (or all of them, if it
+    // fails) is read on its own, so that each transfer gets its own error.
+    let ids: Vec<i64> = batch
+        .iter()
+        .filter_map(|t| match t.kind {
+            TransferKind::Notice(id) => Some(id),
+            TransferKind::Document(_) => None,
+        })
+        .collect();
+    let mut read: HashMap<i64, Vec<u8>> = match node.store.receipts(&ids).await {
+        Ok(found) => found.into_iter().map(|r| (r.id, r.bytes)).collect(),
+        Err(e) => {
+            tracing::warn!(peer = %hop, receipts = ids.len(), error = %e, "the receipts of a batch of notices could not be read at once; reading them one by one");
+            HashMap::new()
+        }
+    };
     for (i, transfer) in batch.iter().enumerate() {
         let TransferKind::Notice(id) = transfer.kind else {
             outcomes[i] = Some(TransferError::NotSent("not a notice").into());
             continue;
         };
-        match node.store.receipt(id).await {
-            Ok(stored) => {
-                let chain =
-                    SignedReceipt::from_bytes(&stored.bytes).map(|r| r.chain_der().to_vec()).unwrap_or_default();
-                let size = stored.bytes.len() + chain.iter().map(Vec::len).sum::<usize>();
+        let bytes = match read.remove(&id) {
+            Some(bytes) => Ok(bytes),
+            None => node.store.receipt(id).await.map(|r| r.bytes),
+        };
+        match bytes {
+            Ok(bytes) => {
+                let chain = SignedReceipt::from_bytes(&bytes).map(|r| r.chain_der().to_vec()).unwrap_or_default();
+                let size = bytes.len() + chain.iter().map(Vec::len).sum::<usize>();
                 if chunk_bytes + size > MAX_NOTICE_BATCH_BYTES && chunks.last().is_some_and(|c| !c.is_empty()) {
                     chunks.push(Vec::new());
                     chunk_bytes = 0;
                 }
                 chunk_bytes += size;
                 if let Some(chunk) = chunks.last_mut() {
-                    chunk.push((i, stored.bytes, chain));
+                    chunk.push((i, bytes, chain));
                 }
             }
             Err(e) => outcomes[i] = Some(TransferError::LocalStorage(e).into()),

@@ -11,6 +11,7 @@
 use pki::AgencyCode;
 use sqlx::Row as _;
 
+use super::values::{rows_per_statement, values};
 use super::{Arg, Row};
 use super::{Backend, Store, StoreError, Tx, join_codes, split_codes};
 
@@ -162,16 +163,32 @@ impl Tx<'_> {
     /// when the claim was lost (its lease ran out and another worker took the transfer): the
     /// caller then rolls back and records nothing.
     pub async fn finish_transfer(&mut self, id: i64, owner: &str, state: &str, now: i64) -> Result<bool, StoreError> {
-        let done = self
-            .execute(
-                concat!(
-                    "UPDATE outbox SET state = $3, done_at = $4, lease_owner = NULL, lease_until = NULL WHERE ",
-                    held_by!()
-                ),
-                vec![Arg::from(id), Arg::from(owner), Arg::from(state), Arg::from(now)],
-            )
-            .await?;
-        Ok(done > 0)
+        Ok(self.finish_transfers(&[id], owner, state, now).await? > 0)
+    }
+
+    /// [`Tx::finish_transfer`] for many transfers at once (the notices of one batch the
+    /// neighbour took), in one statement per [`rows_per_statement`] ids instead of one each;
+    /// returns how many were still held by `owner` (the others' claims were lost).
+    pub async fn finish_transfers(
+        &mut self,
+        ids: &[i64],
+        owner: &str,
+        state: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut finished = 0;
+        for chunk in ids.chunks(rows_per_statement(1, 3)) {
+            let sql = format!(
+                "UPDATE outbox SET state = $2, done_at = $3, lease_owner = NULL, lease_until = NULL
+                 WHERE state = 'pending' AND (lease_owner = $1 OR lease_owner IS NULL) AND id IN ({})",
+                values("{}", 3, chunk.len())
+            );
+            let mut args = Vec::with_capacity(3 + chunk.len());
+            args.extend([Arg::from(owner), Arg::from(state), Arg::from(now)]);
+            args.extend(chunk.iter().map(|id| Arg::from(*id)));
+            finished += self.execute(&sql, args).await?;
+        }
+        Ok(finished)
     }
 
     /// Records a failed attempt of a transfer claimed by `owner`: retried at
