@@ -685,3 +685,28 @@ async fn a_fetched_bundle_carries_the_proofs_of_every_node_it_passed(database: D
     }
     net.stop().await;
 }
+
+on_both_backends!(a_round_indexes_more_leaves_than_a_write_takes_under_one_checkpoint);
+
+/// More pending leaves than one write indexes (`INTEGRATE_PER_WRITE`, which bounds what one
+/// SQLite savepoint keeps in memory): one round indexes them all, in several writes, and signs
+/// one checkpoint of them all.
+async fn a_round_indexes_more_leaves_than_a_write_takes_under_one_checkpoint(database: Database) {
+    let net = start(database).await;
+    let node = net.node(TIEN_YEN);
+    let before = node::tlog::checkpoint(node).await.unwrap().map_or(0, |c| c.size);
+    let n = 2 * node::storage::tlog::INTEGRATE_PER_WRITE as u64 + 500;
+    let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let mut tx = node.store.begin().await.unwrap();
+    for i in 0..n {
+        let mut receipt = [0u8; 32];
+        receipt[..8].copy_from_slice(&i.to_be_bytes());
+        tx.log_entry(&LogEntry::Signed { receipt, kind: pki::document::ReceiptKind::Hop, envelope: [7; 32], at });
+    }
+    tx.commit().await.unwrap();
+    let after = node::tlog::checkpoint(node).await.unwrap().unwrap();
+    assert_eq!(after.size, before + n, "every pending leaf is under the round's checkpoint");
+    let checkpoint = SignedCheckpoint::parse(after.note.as_bytes()).unwrap();
+    assert_eq!(checkpoint.checkpoint().size, after.size);
+    net.stop().await;
+}

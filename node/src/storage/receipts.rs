@@ -6,7 +6,7 @@ use sqlx::Row as _;
 
 use pki::AgencyCode;
 
-use super::values::{rows_per_statement, values};
+use super::values::{rows_per_statement, unshared_values};
 use super::{Arg, Row};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 
@@ -269,7 +269,10 @@ impl Store {
     pub async fn receipts(&self, ids: &[i64]) -> Result<Vec<StoredReceipt>, StoreError> {
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(rows_per_statement(1, 0)) {
-            let sql = format!("SELECT id, bytes FROM receipts WHERE id IN ({})", values("{}", 0, chunk.len()));
+            let sql = format!(
+                "SELECT id, bytes FROM receipts WHERE id IN ({})",
+                unshared_values(self.backend(), "{}", chunk.len())
+            );
             for r in self.fetch_all(&sql, chunk.iter().map(|id| Arg::from(*id)).collect()).await? {
                 found.push(StoredReceipt { id: r.try_get("id")?, bytes: r.try_get("bytes")? });
             }

@@ -76,13 +76,14 @@ impl Conn {
     /// Opens the writer's connection: [`Conn::open`] with its temporary files in memory.
     ///
     /// Each write of a batch is a savepoint (see [`super::batch`]), so SQLite copies every
-    /// page a write changes that the batch had already changed into a statement journal
+    /// page a write changes that existed when the write began into a statement journal
     /// first, to be able to roll that one write back. SQLite keeps that journal in memory up
     /// to 64 KiB only, then in a temporary file for the rest of the transaction: one `pwrite`
     /// through the file system per copied page, 8 % of all the CPU of one hop from a clerk in
     /// a profile. In memory, a copy is a `memcpy`; the journal is emptied at each write's end,
-    /// so it holds no more than the pages one write changes. The readers keep the default:
-    /// their sorts of large results may still spill to disk.
+    /// so it holds no more than the pages one write changes: the log's indexing, the one
+    /// large write, goes in parts for that (`storage::tlog::INTEGRATE_PER_WRITE`). The
+    /// readers keep the default: their sorts of large results may still spill to disk.
     pub(crate) fn open_writer(path: &Path) -> Result<Conn, rusqlite::Error> {
         let writer = Conn::open(path)?;
         writer.conn.execute_batch("PRAGMA temp_store = MEMORY")?;
@@ -286,6 +287,9 @@ mod tests {
         assert!(c.fetch_all("UPDATE t SET a = 'c' WHERE id = 9", &[]).unwrap().is_empty());
     }
 
+    /// The writer's temporary files are in memory (the pragma is what keeps the journal off
+    /// the disk), and a write still rolls back alone from a journal far past the 64 KiB SQLite
+    /// keeps in memory by default.
     #[test]
     fn a_writers_savepoint_rolls_back_from_its_journal_in_memory() {
         let (dir, _) = conn();
@@ -294,8 +298,8 @@ mod tests {
         assert_eq!(temp_store(&w), 2, "the writer's temporary files are in memory");
         assert_eq!(temp_store(&Conn::open_reader(&dir.path().join("t.db")).unwrap()), 0);
         let total = |c: &Conn| c.fetch_all("SELECT sum(length(b)) AS n FROM t", &[]).unwrap()[0].try_get::<i64, _>("n");
-        // A batch that changed many pages, then a write that changes them all again: its
-        // journal (about 1 MiB) is far past the 64 KiB SQLite keeps in memory by default.
+        // A batch that added many pages, then a write that changes them all: its journal
+        // (about 1 MiB) is far past the 64 KiB SQLite keeps in memory by default.
         w.batch("BEGIN IMMEDIATE").unwrap();
         for _ in 0..250 {
             w.execute("INSERT INTO t (a, b) VALUES ('x', zeroblob(4000))", &[]).unwrap();

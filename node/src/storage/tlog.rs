@@ -24,8 +24,15 @@ use super::values::{rows_per_statement, unshared_values};
 use super::{Arg, Row};
 use super::{Backend, NewDocument, Store, StoreError, Tx, from_millis};
 
-/// Most pending leaves one integration indexes; the rest wait for the next round.
+/// Most pending leaves one round of the log indexes (in writes of at most
+/// [`INTEGRATE_PER_WRITE`]); the rest wait for the next round.
 pub const MAX_INTEGRATE: i64 = 20_000;
+
+/// Most pending leaves one write indexes. On SQLite each write is a savepoint whose journal
+/// (the pages it changes, kept in memory: see `sqlite::Conn::open_writer`) grows with it: a
+/// leaf changes a page of the leaves' envelope index at a random place, so 20,000 leaves in
+/// one write could hold tens of MiB; 1,000 hold a few.
+pub const INTEGRATE_PER_WRITE: i64 = 1_000;
 /// An indexed leaf to insert: index, bytes, envelope, kind, via.
 type LeafRow = (i64, Vec<u8>, Vec<u8>, &'static str, Option<String>);
 
@@ -384,11 +391,12 @@ impl Tx<'_> {
         self.log_entry(&entry);
     }
 
-    /// Gives pending leaves (at most [`MAX_INTEGRATE`]) their index, in commit order, and
-    /// stores every complete subtree they complete. Returns the frontier of the tree now.
-    /// Holds the log's head row (PostgreSQL `FOR UPDATE`; SQLite has one writer) until the
-    /// transaction ends, so two processes never index the same leaves.
-    pub async fn integrate(&mut self) -> Result<Frontier, StoreError> {
+    /// Gives pending leaves (at most [`INTEGRATE_PER_WRITE`]) their index, in commit order,
+    /// and stores every complete subtree they complete. Returns the frontier of the tree now
+    /// and how many leaves it indexed. Holds the log's head row (PostgreSQL `FOR UPDATE`;
+    /// SQLite has one writer) until the transaction ends, so two processes never index the
+    /// same leaves.
+    pub async fn integrate(&mut self) -> Result<(Frontier, i64), StoreError> {
         let lock = match self.backend {
             Backend::Sqlite => "SELECT size FROM tlog_head WHERE id = 1",
             Backend::Postgres => "SELECT size FROM tlog_head WHERE id = 1 FOR UPDATE",
@@ -405,10 +413,10 @@ impl Tx<'_> {
         let mut frontier =
             Frontier::from_hashes(size, hashes).map_err(|e| StoreError::Corrupt(format!("the log's frontier: {e}")))?;
         let pending = self
-            .fetch_all("SELECT id, entry FROM tlog_pending ORDER BY id LIMIT $1", vec![Arg::from(MAX_INTEGRATE)])
+            .fetch_all("SELECT id, entry FROM tlog_pending ORDER BY id LIMIT $1", vec![Arg::from(INTEGRATE_PER_WRITE)])
             .await?;
         if pending.is_empty() {
-            return Ok(frontier);
+            return Ok((frontier, 0));
         }
         let mut taken = Vec::with_capacity(pending.len());
         let mut leaves: Vec<LeafRow> = Vec::with_capacity(pending.len());
@@ -461,7 +469,7 @@ impl Tx<'_> {
             self.execute(&sql, chunk.iter().map(|id| Arg::from(*id)).collect()).await?;
         }
         self.execute("UPDATE tlog_head SET size = $1 WHERE id = 1", vec![Arg::from(int(frontier.size()))]).await?;
-        Ok(frontier)
+        Ok((frontier, taken.len() as i64))
     }
 
     /// Records a checkpoint this node signed (nothing if one of that size exists).

@@ -98,11 +98,22 @@ pub fn origin(node: &Node) -> LogOrigin {
     LogOrigin::first(node.config.agency)
 }
 
-/// Indexes pending leaves and signs a checkpoint when the tree grew, in one transaction.
-/// Returns the latest checkpoint (`None` while the log is empty).
+/// Indexes pending leaves (up to `MAX_INTEGRATE`, in writes of `INTEGRATE_PER_WRITE`) and
+/// signs a checkpoint of the tree they make, in the last write. Returns the latest checkpoint
+/// (`None` while the log is empty). A write that indexed leaves without a checkpoint leaves
+/// them as pending ones are: covered by the next checkpoint.
 pub async fn checkpoint(node: &Node) -> Result<Option<StoredCheckpoint>, StoreError> {
-    let mut tx = node.store.begin().await?;
-    let frontier = tx.integrate().await?;
+    use crate::storage::tlog::{INTEGRATE_PER_WRITE, MAX_INTEGRATE};
+    let mut indexed = 0;
+    let (mut tx, frontier) = loop {
+        let mut tx = node.store.begin().await?;
+        let (frontier, taken) = tx.integrate().await?;
+        indexed += taken;
+        if taken < INTEGRATE_PER_WRITE || indexed >= MAX_INTEGRATE {
+            break (tx, frontier);
+        }
+        tx.commit().await?;
+    };
     if frontier.size() > 0 {
         let body = Checkpoint::new(origin(node), frontier.size(), frontier.root());
         let signed = body

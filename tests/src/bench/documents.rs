@@ -205,7 +205,7 @@ pub fn verify_cli(figures: &mut Figures, many: u32, one_each: u32, raw_verify_al
     figures.against(
         "verify_docs_per_s",
         &format!(
-            "`lienthong verify DIR`, {many} bundles, one process, {} threads, median of {VERIFY_DIR_RUNS}",
+            "`verify DIR`, {many} bundles, 1 process, {} threads, median of {VERIFY_DIR_RUNS}",
             super::measure::cores()
         ),
         r,
