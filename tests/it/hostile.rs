@@ -380,10 +380,7 @@ async fn replayed_documents_and_receipts_change_nothing() {
     let calm = latency(&target.clerk, 50).await;
     let doc = target.net.document(PHONG_DU, &[TIEN_YEN], 77);
     let peer = target.neighbour(PHONG_DU).await;
-    let (first, arrived) = match peer.deliver(&doc, &[TIEN_YEN]).await {
-        Ok(NodeResponse::HopReceipt { receipt, statuses }) => (receipt.into_vec(), statuses),
-        other => panic!("{other:?}"),
-    };
+    let (first, arrived) = peer.taken(&doc, &[TIEN_YEN], true).await;
     assert_eq!(arrived.len(), 1, "the delivery receipt goes back with the hop receipt");
     let status = pki::document::SignedReceipt::from_bytes(&arrived[0]).unwrap();
     assert_eq!(status.receipt.kind, pki::document::ReceiptKind::Status(pki::document::StatusCode::Arrived));
@@ -393,13 +390,9 @@ async fn replayed_documents_and_receipts_change_nothing() {
     let sampler = Sampler::start(target.clerk.clone(), Duration::from_millis(20));
     for round in 0..20 {
         let peer = if round % 5 == 0 { target.neighbour(PHONG_DU).await } else { peer_again(&peer) };
-        match peer.deliver(&doc, &[TIEN_YEN]).await {
-            Ok(NodeResponse::HopReceipt { receipt, statuses }) => {
-                assert_eq!(receipt.as_ref(), &first[..], "a second receipt");
-                assert_eq!(statuses, arrived, "replay {round}: another delivery receipt");
-            }
-            other => panic!("replay {round}: {other:?}"),
-        }
+        let (receipt, statuses) = peer.taken(&doc, &[TIEN_YEN], true).await;
+        assert_eq!(receipt, first, "replay {round}: a second receipt");
+        assert_eq!(statuses, arrived, "replay {round}: another delivery receipt");
         let notice = NodeRequest::Notices {
             receipts: vec![serde_bytes::ByteBuf::from(first.clone())],
             crls: Vec::new(),

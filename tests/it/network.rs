@@ -291,15 +291,12 @@ async fn statuses_with_a_hop_receipt_are_judged_one_by_one() {
 /// goes to it as a notice, as it always did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_neighbour_gets_the_delivery_receipt_as_a_notice() {
-    use node::protocol::NodeResponse;
     use std::sync::atomic::Ordering;
     harness::logging();
     let (net, peer) = commune_and_district_with_a_raw_commune().await;
     let doc = net.document(PHONG_DU, &[TIEN_YEN], 9);
-    match peer.deliver_with(&doc, &[TIEN_YEN], false).await {
-        Ok(NodeResponse::HopReceipt { statuses, .. }) => assert!(statuses.is_empty(), "{statuses:?}"),
-        other => panic!("{other:?}"),
-    }
+    let (_, statuses) = peer.taken(&doc, &[TIEN_YEN], false).await;
+    assert!(statuses.is_empty(), "{statuses:?}");
     wait_for_delivery_receipt_at_phong_du(&net, &doc.digest).await;
     let metrics = net.node(PHONG_DU).observed.metrics();
     assert_eq!(metrics.notices_in.load(Ordering::Relaxed), 1);
@@ -315,25 +312,15 @@ async fn an_older_neighbour_gets_the_delivery_receipt_as_a_notice() {
 /// `a_receipts_notice_is_queued_once_by_digest_or_by_id`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeat_that_does_not_take_the_statuses_gets_them_as_notices() {
-    use node::protocol::NodeResponse;
     use std::sync::atomic::Ordering;
     harness::logging();
     let (net, peer) = commune_and_district_with_a_raw_commune().await;
     let doc = net.document(PHONG_DU, &[TIEN_YEN], 10);
-    let first = match peer.deliver_with(&doc, &[TIEN_YEN], true).await {
-        Ok(NodeResponse::HopReceipt { receipt, statuses }) => {
-            assert_eq!(statuses.len(), 1, "{statuses:?}");
-            receipt
-        }
-        other => panic!("{other:?}"),
-    };
-    match peer.deliver_with(&doc, &[TIEN_YEN], false).await {
-        Ok(NodeResponse::HopReceipt { receipt, statuses }) => {
-            assert_eq!(receipt, first, "the same hop receipt");
-            assert!(statuses.is_empty(), "{statuses:?}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (first, statuses) = peer.taken(&doc, &[TIEN_YEN], true).await;
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    let (again, statuses) = peer.taken(&doc, &[TIEN_YEN], false).await;
+    assert_eq!(again, first, "the same hop receipt");
+    assert!(statuses.is_empty(), "{statuses:?}");
     wait_for_delivery_receipt_at_phong_du(&net, &doc.digest).await;
     assert_eq!(net.node(PHONG_DU).observed.metrics().notices_in.load(Ordering::Relaxed), 1);
     assert_eq!(net.node(TIEN_YEN).observed.metrics().duplicates_in.load(Ordering::Relaxed), 1);
@@ -348,7 +335,6 @@ async fn a_repeat_that_does_not_take_the_statuses_gets_them_as_notices() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_taken_from_another_neighbour_first_sends_its_statuses_with_the_way_backs_receipt() {
     use harness::network::{RawPeer, only};
-    use node::protocol::NodeResponse;
     harness::logging();
     let mut net =
         TestNet::prepare(only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU, QUANG_NINH]), NetOptions::default());
@@ -356,23 +342,15 @@ async fn a_document_taken_from_another_neighbour_first_sends_its_statuses_with_t
     let province = RawPeer::connect(&net, &net.identity(&code(QUANG_NINH), pki::Profile::Node), TIEN_YEN).await;
     let phong_du = RawPeer::connect(&net, &net.identity(&code(PHONG_DU), pki::Profile::Node), TIEN_YEN).await;
     let doc = net.document(PHONG_DU, &[TIEN_YEN], 12);
-    match province.deliver_with(&doc, &[TIEN_YEN], true).await {
-        Ok(NodeResponse::HopReceipt { statuses, .. }) => {
-            assert!(statuses.is_empty(), "the province's node is not the way back: {statuses:?}")
-        }
-        other => panic!("{other:?}"),
-    }
-    match phong_du.deliver_with(&doc, &[TIEN_YEN], true).await {
-        Ok(NodeResponse::HopReceipt { receipt, statuses }) => {
-            let hop = SignedReceipt::from_bytes(&receipt).unwrap().receipt;
-            assert_eq!((hop.kind, hop.to), (ReceiptKind::Hop, code(PHONG_DU)));
-            let back: Vec<_> = statuses.iter().map(|s| SignedReceipt::from_bytes(s).unwrap().receipt).collect();
-            let got: Vec<_> = back.iter().map(|r| (r.kind, r.by, r.to, r.envelope)).collect();
-            let arrived = ReceiptKind::Status(StatusCode::Arrived);
-            assert_eq!(got, [(arrived, code(TIEN_YEN), code(PHONG_DU), doc.digest)]);
-        }
-        other => panic!("{other:?}"),
-    }
+    let (_, statuses) = province.taken(&doc, &[TIEN_YEN], true).await;
+    assert!(statuses.is_empty(), "the province's node is not the way back: {statuses:?}");
+    let (receipt, statuses) = phong_du.taken(&doc, &[TIEN_YEN], true).await;
+    let hop = SignedReceipt::from_bytes(&receipt).unwrap().receipt;
+    assert_eq!((hop.kind, hop.to), (ReceiptKind::Hop, code(PHONG_DU)));
+    let back: Vec<_> = statuses.iter().map(|s| SignedReceipt::from_bytes(s).unwrap().receipt).collect();
+    let got: Vec<_> = back.iter().map(|r| (r.kind, r.by, r.to, r.envelope)).collect();
+    let arrived = ReceiptKind::Status(StatusCode::Arrived);
+    assert_eq!(got, [(arrived, code(TIEN_YEN), code(PHONG_DU), doc.digest)]);
     net.stop().await;
 }
 

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 
 use harness::network::{Database, NetOptions, RawPeer, TestNet, only, topology, wait_for};
 use harness::silent_peer::SilentPeer;
-use node::protocol::NodeResponse;
 use pki::AgencyCode;
 use pki::Profile;
 
@@ -78,12 +77,9 @@ async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
         let permit = slots.clone().acquire_owned().await.unwrap();
         let peer = peer.clone();
         tasks.push(tokio::spawn(async move {
-            let answer = peer.deliver(&doc, &[TIEN_YEN]).await;
+            let (_, statuses) = peer.taken(&doc, &[TIEN_YEN], true).await;
             drop(permit);
-            match answer {
-                Ok(NodeResponse::HopReceipt { statuses, .. }) => assert_eq!(statuses.len(), 1, "{statuses:?}"),
-                other => panic!("{other:?}"),
-            }
+            assert_eq!(statuses.len(), 1, "{statuses:?}");
             doc.id.clone()
         }));
     }

@@ -445,6 +445,22 @@ impl RawPeer {
         self.deliver_with(doc, recipients, true).await
     }
 
+    /// Delivers a document the node must take ([`RawPeer::deliver_with`]): its hop receipt
+    /// and the statuses that came with it, as bytes. Panics with the answer otherwise.
+    pub async fn taken(
+        &self,
+        doc: &SignedDocument,
+        recipients: &[&str],
+        statuses_back: bool,
+    ) -> (Vec<u8>, Vec<Vec<u8>>) {
+        match self.deliver_with(doc, recipients, statuses_back).await {
+            Ok(node::protocol::NodeResponse::HopReceipt { receipt, statuses }) => {
+                (receipt.into_vec(), statuses.into_iter().map(serde_bytes::ByteBuf::into_vec).collect())
+            }
+            other => panic!("{} not taken: {other:?}", doc.id),
+        }
+    }
+
     /// Delivers a document, saying whether this peer keeps the statuses that come with a hop
     /// receipt (`false`: as a node from before they could).
     pub async fn deliver_with(

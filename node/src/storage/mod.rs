@@ -10,11 +10,15 @@
 
 /// The condition under which a worker may record the outcome of a claimed row of a leased
 /// queue: it is still pending and held by this owner (or by nobody: a SQLite claim is a plain
-/// read). Binds `$1` = row id, `$2` = owner. The one statement of "only the holder of a claim
-/// finishes it", for the outbox and the mail queue alike.
+/// read). `held_by!()` binds `$1` = row id, `$2` = owner; `held_by!(owner = "$n")` names the
+/// owner's placeholder and leaves the rows to the caller (several at once). The one statement
+/// of "only the holder of a claim finishes it", for the outbox and the mail queue alike.
 macro_rules! held_by {
     () => {
-        "id = $1 AND state = 'pending' AND (lease_owner = $2 OR lease_owner IS NULL)"
+        concat!("id = $1 AND ", held_by!(owner = "$2"))
+    };
+    (owner = $owner:literal) => {
+        concat!("state = 'pending' AND (lease_owner = ", $owner, " OR lease_owner IS NULL)")
     };
 }
 pub(crate) use held_by;

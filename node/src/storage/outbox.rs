@@ -179,8 +179,11 @@ impl Tx<'_> {
         let mut finished = 0;
         for chunk in ids.chunks(rows_per_statement(1, 3)) {
             let sql = format!(
-                "UPDATE outbox SET state = $2, done_at = $3, lease_owner = NULL, lease_until = NULL
-                 WHERE state = 'pending' AND (lease_owner = $1 OR lease_owner IS NULL) AND id IN ({})",
+                concat!(
+                    "UPDATE outbox SET state = $2, done_at = $3, lease_owner = NULL, lease_until = NULL WHERE ",
+                    held_by!(owner = "$1"),
+                    " AND id IN ({})"
+                ),
                 values("{}", 3, chunk.len())
             );
             let mut args = Vec::with_capacity(3 + chunk.len());

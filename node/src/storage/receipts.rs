@@ -257,10 +257,9 @@ impl Store {
         rows.iter().map(|r| Ok(StoredReceipt { id: r.try_get("id")?, bytes: r.try_get("bytes")? })).collect()
     }
 
-    /// A receipt by row id.
+    /// A receipt by row id; an error if there is none.
     pub async fn receipt(&self, id: i64) -> Result<StoredReceipt, StoreError> {
-        let r = self.fetch_one("SELECT id, bytes FROM receipts WHERE id = $1", vec![Arg::from(id)]).await?;
-        Ok(StoredReceipt { id: r.try_get("id")?, bytes: r.try_get("bytes")? })
+        self.receipts(&[id]).await?.pop().ok_or_else(super::no_row)
     }
 
     /// The receipts of these row ids that exist, in no particular order, read in one statement
