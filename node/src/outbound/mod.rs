@@ -535,12 +535,13 @@ async fn run_unit(node: &Arc<Node>, unit: Vec<Transfer>, forward: Option<Arc<For
             let now = millis(node.now());
             let finished: Vec<&Transfer> =
                 unit.iter().zip(&outcomes).filter(|(_, o)| matches!(o, Outcome::Finished)).map(|(t, _)| t).collect();
-            // The notices taken, finished in one transaction.
+            // The notices taken, finished in one transaction, not waiting for its sync: the
+            // neighbour keeps them, and takes them once if a crash takes this back.
             let done: Result<(), StoreError> = async {
                 if finished.is_empty() {
                     return Ok(());
                 }
-                let mut tx = node.store.begin().await?;
+                let mut tx = node.store.begin_unsynced().await?;
                 let ids: Vec<i64> = finished.iter().map(|t| t.id).collect();
                 tx.finish_transfers(&ids, node.outbound.lease_owner(), "done", now).await?;
                 tx.commit().await
@@ -669,7 +670,14 @@ async fn record_answer(
     state: &str,
 ) -> Result<(), StoreError> {
     let now = millis(node.now());
-    let mut tx = node.store.begin().await?;
+    // A hop receipt is the next hop's promise, kept there durably: if a crash of the machine
+    // takes this record back, the transfer runs again and gets the same receipt and statuses
+    // from storage, so its commit does not wait for the sync (`Store::begin_unsynced`). A
+    // refusal is signed anew on each attempt: recorded synced, once.
+    let mut tx = match kept.receipt.kind {
+        ReceiptKind::Hop => node.store.begin_unsynced().await?,
+        _ => node.store.begin().await?,
+    };
     if !tx.finish_transfer(transfer.id, node.outbound.lease_owner(), state, now).await? {
         // The claim expired and another worker owns the transfer now.
         return tx.rollback().await;

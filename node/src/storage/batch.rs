@@ -91,6 +91,12 @@ pub(crate) struct Batch {
     conn: Option<Conn>,
     /// Whether a batch is open: the connection is inside `BEGIN IMMEDIATE`.
     open: bool,
+    /// Whether the open batch's `COMMIT` syncs: false only while every write in it is
+    /// unsynced (see [`Writer::join`]).
+    synced: bool,
+    /// Whether the connection is at `synchronous = FULL` (else `NORMAL`): SQLite fixes the
+    /// level outside a transaction only, so it is set before each `BEGIN` that needs another.
+    conn_synced: bool,
     /// Counts batches, so that a write knows whether its batch is still the open one.
     id: u64,
     /// Writes released into this batch (their work is in it).
@@ -120,6 +126,8 @@ impl Writer {
             path,
             conn: Some(conn),
             open: false,
+            synced: true,
+            conn_synced: true,
             id: 0,
             units: 0,
             opened: Instant::now(),
@@ -148,13 +156,29 @@ impl Writer {
 
     /// Joins the open batch (opening one if none is) as a savepoint: the write runs its
     /// statements with [`Unit::run`] while it holds the writer.
-    pub(crate) async fn join(&self) -> Result<Unit, StoreError> {
+    ///
+    /// An unsynced write (`synced` false, see `Store::begin_unsynced`) joins whatever batch
+    /// is open, and a batch opened for one commits without a sync (`synchronous = NORMAL`:
+    /// the log is written, not synced; the next synced `COMMIT` syncs it, with everything
+    /// before it, as does a checkpoint). A synced write never goes into an unsynced batch:
+    /// SQLite cannot change the level inside a transaction, so the unsynced batch commits
+    /// first (no sync, no wait on the disk) and the write opens a synced one.
+    pub(crate) async fn join(&self, synced: bool) -> Result<Unit, StoreError> {
         self.shared.waiting.fetch_add(1, Ordering::SeqCst);
         let waiting = Waiting(&self.shared.waiting);
         let mut batch = Arc::clone(&self.batch).lock_owned().await;
         drop(waiting);
+        if batch.open && synced && !batch.synced {
+            // Its writes learn the outcome from the batch; this write only needs it ended.
+            batch = run_blocking(batch, |mut b| {
+                let _ = b.commit();
+                b
+            })
+            .await
+            .ok_or_else(lost)?;
+        }
         if !batch.open {
-            batch = begin(batch).await?;
+            batch = begin(batch, synced).await?;
         }
         if let Err(e) = batch.exec(SAVEPOINT) {
             return Err(failed(batch, e));
@@ -195,21 +219,33 @@ impl Step {
 /// otherwise on a blocking thread, which waits for the lock and opens a fresh connection if a
 /// failure closed the last one. A connection on which `BEGIN` fails (one somehow still inside
 /// a transaction) is closed and one fresh connection tried.
-async fn begin(mut batch: OwnedMutexGuard<Batch>) -> Result<OwnedMutexGuard<Batch>, StoreError> {
-    if let Some(conn) = batch.conn.as_ref()
+async fn begin(mut batch: OwnedMutexGuard<Batch>, synced: bool) -> Result<OwnedMutexGuard<Batch>, StoreError> {
+    let b = &mut *batch;
+    if let Some(conn) = b.conn.as_ref()
+        && level(conn, &mut b.conn_synced, synced).is_ok()
         && let Ok(true) = conn.begin_now()
     {
-        batch.opened_now();
+        batch.opened_now(synced);
         return Ok(batch);
     }
-    let (mut opened, began) = run_blocking(batch, |mut b| {
-        let began = b.begin();
+    let (mut opened, began) = run_blocking(batch, move |mut b| {
+        let began = b.begin(synced);
         (Opened(Some(b)), began)
     })
     .await
     .ok_or_else(lost)?;
     let batch = opened.0.take().ok_or_else(lost)?;
     began.map(|()| batch)
+}
+
+/// Sets the writer's connection to sync its commits or not (`conn_synced` says what it is at
+/// now), outside a transaction, before a batch begins.
+fn level(conn: &Conn, conn_synced: &mut bool, synced: bool) -> Result<(), rusqlite::Error> {
+    if *conn_synced != synced {
+        conn.batch(if synced { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" })?;
+        *conn_synced = synced;
+    }
+    Ok(())
 }
 
 /// A batch just opened on a blocking thread, on its way to the write that asked for it. If
@@ -234,17 +270,21 @@ impl Drop for Opened {
 
 impl Batch {
     /// Opens a batch (see [`begin`]); runs on a blocking thread.
-    fn begin(&mut self) -> Result<(), StoreError> {
+    fn begin(&mut self, synced: bool) -> Result<(), StoreError> {
         let mut retried = false;
         loop {
             let conn = match self.conn.take() {
                 Some(c) => c,
-                None => Conn::open_writer(&self.path)?,
+                None => {
+                    let fresh = Conn::open_writer(&self.path)?;
+                    self.conn_synced = true;
+                    fresh
+                }
             };
-            match conn.batch("BEGIN IMMEDIATE") {
+            match level(&conn, &mut self.conn_synced, synced).and_then(|()| conn.batch("BEGIN IMMEDIATE")) {
                 Ok(()) => {
                     self.conn = Some(conn);
-                    self.opened_now();
+                    self.opened_now(synced);
                     return Ok(());
                 }
                 Err(e) => {
@@ -259,8 +299,9 @@ impl Batch {
         }
     }
 
-    /// Records that a batch was just opened (`BEGIN IMMEDIATE` succeeded).
-    fn opened_now(&mut self) {
+    /// Records that a batch was just opened (`BEGIN IMMEDIATE` succeeded), synced or not.
+    fn opened_now(&mut self, synced: bool) {
+        self.synced = synced;
         self.open = true;
         self.id += 1;
         self.units = 0;
@@ -498,6 +539,18 @@ mod tests {
         (dir, writer)
     }
 
+    /// What the table holds, in the order written, read on a connection of its own.
+    fn rows(dir: &tempfile::TempDir) -> Vec<String> {
+        rusqlite::Connection::open(dir.path().join("w.db"))
+            .unwrap()
+            .prepare("SELECT x FROM t ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     /// When SQLite rolls the whole batch back by itself (as on `SQLITE_FULL`; simulated here
     /// by a `ROLLBACK` in front of the failing statement), every write of the batch fails with
     /// the statement's own error, and the writer goes on with a fresh batch.
@@ -505,12 +558,12 @@ mod tests {
     async fn a_batch_sqlite_rolled_back_fails_every_write_with_its_cause() {
         let (dir, writer) = writer();
         let writer = Arc::new(writer);
-        let mut first = writer.join().await.unwrap();
+        let mut first = writer.join(true).await.unwrap();
         first.run(1, |c| c.execute("INSERT INTO t (x) VALUES ($1)", &[Arg::from("first")])).unwrap();
         let second = {
             let writer = Arc::clone(&writer);
             tokio::spawn(async move {
-                let mut second = writer.join().await.unwrap();
+                let mut second = writer.join(true).await.unwrap();
                 second
                     .run(1, |c| {
                         c.batch("ROLLBACK")?;
@@ -528,19 +581,11 @@ mod tests {
         for e in [&first, &second] {
             assert!(matches!(e, StoreError::Batch(cause) if cause.to_string().contains("NOT NULL")), "{e}");
         }
-        let mut next = writer.join().await.unwrap();
+        let mut next = writer.join(true).await.unwrap();
         next.run(1, |c| c.execute("INSERT INTO t (x) VALUES ($1)", &[Arg::from("next")])).unwrap();
         next.commit().await.unwrap();
         writer.flush().await;
-        let rows: Vec<String> = rusqlite::Connection::open(dir.path().join("w.db"))
-            .unwrap()
-            .prepare("SELECT x FROM t")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(rows, vec!["next".to_owned()]);
+        assert_eq!(rows(&dir), ["next"]);
     }
 
     /// A write cancelled while its batch was being opened on a blocking thread (another
@@ -552,7 +597,7 @@ mod tests {
         let other = rusqlite::Connection::open(dir.path().join("w.db")).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         // Waits in SQLite's busy handler on a blocking thread; given up after 100 ms.
-        let joined = tokio::time::timeout(Duration::from_millis(100), writer.join()).await;
+        let joined = tokio::time::timeout(Duration::from_millis(100), writer.join(true)).await;
         assert!(joined.is_err(), "the join returned while another connection held the write lock");
         other.execute_batch("COMMIT").unwrap();
         // The blocking thread holds the writer until its `BEGIN` got the lock and it returned.
@@ -563,8 +608,62 @@ mod tests {
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         other.execute_batch("ROLLBACK").unwrap();
         // And the writer goes on.
-        let mut next = writer.join().await.unwrap();
+        let mut next = writer.join(true).await.unwrap();
         next.run(1, |c| c.execute("INSERT INTO t (x) VALUES ($1)", &[Arg::from("next")])).unwrap();
         next.commit().await.unwrap();
+    }
+
+    /// Joins the writer, synced or not, and inserts `x`; returns the write with SQLite's sync
+    /// level as its own connection sees it inside the batch (2 is `FULL`, 1 `NORMAL`).
+    async fn joined(writer: &Writer, synced: bool, x: &str) -> (Unit, i64) {
+        let mut unit = writer.join(synced).await.unwrap();
+        let level = unit.run(0, |c| c.fetch_all("PRAGMA synchronous", &[])).unwrap()[0]
+            .try_get::<i64, _>("synchronous")
+            .unwrap();
+        unit.run(1, |c| c.execute("INSERT INTO t (x) VALUES ($1)", &[Arg::from(x)])).unwrap();
+        (unit, level)
+    }
+
+    /// Waits until a write waits to join the batch.
+    async fn until_waiting(writer: &Writer) {
+        while writer.shared.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// An unsynced write opens a batch that commits without a sync; a synced write never goes
+    /// into it (the unsynced batch commits first, and the synced write opens a batch at
+    /// `FULL`), while an unsynced write joins a synced batch as it is. Every write is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_synced_write_never_goes_into_a_batch_that_commits_without_a_sync() {
+        let (dir, writer) = writer();
+        let writer = Arc::new(writer);
+        let (unsynced, at) = joined(&writer, false, "unsynced").await;
+        assert_eq!(at, 1, "an unsynced batch is at synchronous = NORMAL");
+        let synced = {
+            let writer = Arc::clone(&writer);
+            tokio::spawn(async move {
+                let (synced, at) = joined(&writer, true, "synced").await;
+                // An unsynced write waiting now joins this batch, which stays synced.
+                let after = {
+                    let writer = Arc::clone(&writer);
+                    tokio::spawn(async move {
+                        let (after, at) = joined(&writer, false, "after").await;
+                        after.commit().await.unwrap();
+                        at
+                    })
+                };
+                until_waiting(&writer).await;
+                synced.commit().await.unwrap();
+                (at, after.await.unwrap())
+            })
+        };
+        until_waiting(&writer).await;
+        // Left open for the synced write waiting, which commits it before opening its own.
+        unsynced.commit().await.unwrap();
+        assert_eq!(synced.await.unwrap(), (2, 2), "the synced write's batch, and the unsynced write in it, at FULL");
+        assert_eq!(writer.committed(), (2, 3), "two batches: the unsynced write's, then the synced one with the last");
+        writer.flush().await;
+        assert_eq!(rows(&dir), ["unsynced", "synced", "after"]);
     }
 }
