@@ -34,7 +34,6 @@ pub fn rate_on_all_cores<F: FnMut()>(window: Duration, make: impl Fn() -> F + Sy
     })
 }
 
-/// The cores this process may run on.
 /// CPU time this process has used so far, every thread (user + system, from `/proc/self/stat`,
 /// in the kernel's 10 ms ticks): divided by the documents of a run, it is a cost that other
 /// work on the machine does not inflate the way it inflates a rate.
@@ -58,6 +57,7 @@ fn cpu_of(pid: &str) -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// The cores this process may run on.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -154,7 +154,7 @@ impl Figures {
 
 /// A figure as people read it: thousands grouped for large values, three significant
 /// digits for small ones.
-fn human(value: f64) -> String {
+pub fn human(value: f64) -> String {
     if value.abs() >= 100.0 {
         let digits = format!("{:.0}", value);
         let (sign, digits) = digits.strip_prefix('-').map_or(("", digits.as_str()), |d| ("-", d));

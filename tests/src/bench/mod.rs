@@ -20,7 +20,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use self::attachments::{Pair, Transfer};
-use self::measure::{Figures, cores, percentiles_ms};
+use self::measure::{Figures, cores, human, percentiles_ms};
+use self::network::{Bulk, Requests};
 use self::storage::Database;
 use crate::postgres::PgCluster;
 
@@ -130,13 +131,9 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
     let rt = network::runtime();
 
     figures.section("limits: the machine, measured in this run");
-    let (raw_verify_all, crypto) = pki::crypto_limit(figures);
-    let (quic_seq_p50, sqlite, bulk) = rt.block_on(async {
-        let (rate, _) = network::raw_quic(64, sizes.quic_requests).await;
-        figures.limit("raw_quic_req_per_s", "raw quinn 1 KiB -> 64 B requests, 64 in flight", rate, "req/s");
-        let (rate, p50) = network::raw_quic(1, sizes.quic_requests / 10).await;
-        figures.limit("raw_quic_sequential_req_per_s", "raw quinn requests, one at a time", rate, "req/s");
-        figures.limit("raw_quic_sequential_p50_ms", "raw quinn request time p50, one at a time", ms(p50), "ms");
+    let crypto = pki::crypto_limit(figures);
+    let (limits, bulk) = rt.block_on(async {
+        let requests = request_limits(figures, &sizes).await;
         let bulk = raw_bulk_limit(figures, &sizes).await;
         let sqlite = network::raw_sqlite(sizes.commits).await;
         figures.limit("raw_sqlite_inserts_per_s", "raw SQLite durable insert, 1 row per commit", sqlite, "rows/s");
@@ -146,23 +143,50 @@ pub fn pipeline(figures: &mut Figures, quick: bool) {
         let pg48 = storage::raw_postgres(&cluster, "raw48", 48, sizes.commits * 48 / 20).await;
         figures.limit("raw_postgres_48_inserts_per_s", "same, 48 connections (group commit)", pg48, "rows/s");
         drop(cluster);
-        (p50, sqlite, bulk)
+        (HopLimits { crypto, requests, sqlite }, bulk)
     });
     let disk = disk_limit(figures, &sizes);
 
     figures.section("lienthong");
     rt.block_on(async {
-        hops(figures, &sizes, crypto, quic_seq_p50, sqlite).await;
+        hops(figures, &sizes, &limits).await;
         attachments(figures, &sizes, bulk, disk).await;
     });
-    documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, raw_verify_all);
+    documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, crypto.verify_per_s);
 }
 
-/// Raw quinn bulk, one stream, MB/s: the limit of an attachment's transfer.
-async fn raw_bulk_limit(figures: &mut Figures, sizes: &Sizes) -> f64 {
+/// The limits a hop is measured against, from this run.
+struct HopLimits {
+    /// Raw P-256 on every core.
+    crypto: pki::Crypto,
+    /// Raw quinn requests: 64 in flight, then one at a time.
+    requests: [Requests; 2],
+    /// Raw durable SQLite inserts per second, one row per commit.
+    sqlite: f64,
+}
+
+/// Raw quinn requests, 64 in flight (the rate, and the CPU a request costs) and one at a time
+/// (the floor of a hop's latency).
+async fn request_limits(figures: &mut Figures, sizes: &Sizes) -> [Requests; 2] {
+    let loaded = network::raw_quic(64, sizes.quic_requests).await;
+    figures.limit("raw_quic_req_per_s", "raw quinn 1 KiB -> 64 B requests, 64 in flight", loaded.per_s, "req/s");
+    let cpu_us = loaded.cpu_per_request.as_secs_f64() * 1e6;
+    figures.note(&format!("{cpu_us:.1} µs of CPU per request, both ends"));
+    figures.record("raw_quic_cpu_us_per_req", cpu_us, "µs");
+    let sequential = network::raw_quic(1, sizes.quic_requests / 10).await;
+    figures.limit("raw_quic_sequential_req_per_s", "raw quinn requests, one at a time", sequential.per_s, "req/s");
+    figures.limit("raw_quic_sequential_p50_ms", "raw quinn request time p50, one at a time", ms(sequential.p50), "ms");
+    [loaded, sequential]
+}
+
+/// Raw quinn bulk, one stream: the limit of an attachment's transfer, and the CPU it costs.
+async fn raw_bulk_limit(figures: &mut Figures, sizes: &Sizes) -> Bulk {
     let bulk = network::raw_quic_bulk(sizes.quic_bulk).await;
     let text = format!("raw quinn bulk, one stream, {} MiB", sizes.quic_bulk / MIB);
-    figures.limit("raw_quic_bulk_mb_per_s", &text, bulk, "MB/s")
+    figures.limit("raw_quic_bulk_mb_per_s", &text, bulk.mb_per_s, "MB/s");
+    figures.note(&format!("{:.2} s of CPU per GiB, sender and receiver together", bulk.cpu_s_per_gib));
+    figures.record("raw_quic_bulk_cpu_s_per_gib", bulk.cpu_s_per_gib, "s/GiB");
+    bulk
 }
 
 /// The disk, written direct then synced, MB/s.
@@ -177,8 +201,8 @@ fn disk_limit(figures: &mut Figures, sizes: &Sizes) -> f64 {
 }
 
 /// Attachments of 1 MiB, 100 MiB and 1 GiB from a clerk through two node processes, against
-/// raw quinn bulk (`bulk`, MB/s) and the disk (`disk`, MB/s written then synced).
-async fn attachments(figures: &mut Figures, sizes: &Sizes, bulk: f64, disk: f64) {
+/// raw quinn bulk (`bulk`) and the disk (`disk`, MB/s written then synced).
+async fn attachments(figures: &mut Figures, sizes: &Sizes, bulk: Bulk, disk: f64) {
     let mut pair = Pair::start().await;
     for (size, label) in [(MIB, "1mib"), (100 * MIB, "100mib"), (1024 * MIB, "1gib")] {
         let mut runs = Vec::new();
@@ -192,9 +216,10 @@ async fn attachments(figures: &mut Figures, sizes: &Sizes, bulk: f64, disk: f64)
 
 /// The pipeline's hops: one hop on both backends at 1, 16 and 256 in flight (the receiving
 /// side), one hop from a clerk and four hops under load (nodes at both ends of every hop), and
-/// four hops one at a time, against the crypto limit and the floor of a hop (`quic_seq_p50`,
-/// one raw request; `sqlite`, raw durable inserts per second).
-async fn hops(figures: &mut Figures, sizes: &Sizes, crypto: f64, quic_seq_p50: Duration, sqlite: f64) {
+/// four hops one at a time, against the crypto limit and the floor of a hop (one raw request
+/// one at a time and one raw durable insert).
+async fn hops(figures: &mut Figures, sizes: &Sizes, limits: &HopLimits) {
+    let crypto = limits.crypto.limit;
     let crypto_limit = ("crypto limit", crypto);
     // The CPU the crypto limit's work takes per document: every core for 1/crypto s.
     let crypto_cpu = ("crypto CPU per document", cores() as f64 * 1e3 / crypto);
@@ -231,6 +256,9 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, crypto: f64, quic_seq_p50: D
     // The one hop is this one (clerk -> node -> stored at the next node); until the
     // seventh session the headline was the receiving side alone, `one_hop_sqlite_256_docs_per_s`.
     figures.against("one_hop_docs_per_s", "one hop (= from a clerk, nodes at both ends)", rate, "docs/s", crypto_limit);
+    let one_hop_cpu_ms = cpu_ms;
+    let design = DesignWork::new(limits);
+    design.one_hop_bounds(figures, crypto);
     let (rate, cpu_ms) = network::delivered_over(4, n, 64).await;
     let text = format!("four hops, 64 in flight, delivered ({n} documents)");
     figures.against("four_hop_delivered_docs_per_s", &text, rate, "docs/s", crypto_limit);
@@ -247,15 +275,84 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, crypto: f64, quic_seq_p50: D
         "ms",
         crypto_cpu,
     );
+    design.four_hop_bounds(figures, one_hop_cpu_ms);
     let mut latencies = network::four_hop_latency(sizes.four_hop_latency).await;
     let (p50, p99) = percentiles_ms(&mut latencies);
     // The floor: five transfers (the clerk's submit and four hops), each a raw request and
     // one durable commit.
-    let floor = 5.0 * (ms(quic_seq_p50) + 1e3 / sqlite);
+    let floor = 5.0 * (ms(limits.requests[1].p50) + 1e3 / limits.sqlite);
     let limit = ("5 x (raw request + durable commit)", floor);
     let text = format!("four hops one at a time, submit -> stored, p50 ({} documents)", sizes.four_hop_latency);
     figures.against("four_hop_p50_ms", &text, p50, "ms", limit);
     figures.against("four_hop_p99_ms", "four hops one at a time, p99", p99, "ms", limit);
+}
+
+/// What the design requires of a document's hops on these cores, at this run's raw costs:
+/// signature work and transfers only (no storage, no parsing), so the rates it allows are
+/// bounds no implementation of this protocol passes here. The counts are the ones measured
+/// with uprobes on ring's point multiplications (BENCHMARKS.md, fourteenth session).
+struct DesignWork {
+    crypto: pki::Crypto,
+    /// CPU of one raw quinn request, both ends, ms.
+    request_ms: f64,
+}
+
+impl DesignWork {
+    /// One hop from a clerk: both nodes verify the document's two signatures; the next node
+    /// signs a hop receipt and an "arrived" status, and the first node verifies both; the
+    /// clerk's submit and the hop are a request each.
+    const ONE_HOP: (f64, f64, f64) = (6.0, 2.0, 2.0);
+    /// The same with one signature over a batch of receipts (amortised to nothing), which the
+    /// receiver verifies once a batch: the document's four verifications and the requests.
+    const ONE_HOP_BATCHED: (f64, f64, f64) = (4.0, 0.0, 2.0);
+    /// Four hops: 18 verifications and 5 signatures counted (the delivery receipt and the hop
+    /// receipts checked on their way), the clerk's submit and four hops.
+    const FOUR_HOPS: (f64, f64, f64) = (18.0, 5.0, 5.0);
+
+    fn new(limits: &HopLimits) -> DesignWork {
+        DesignWork { crypto: limits.crypto, request_ms: ms(limits.requests[0].cpu_per_request) }
+    }
+
+    /// CPU ms of (verifications, signatures, requests).
+    fn cpu_ms(&self, (verifications, signatures, requests): (f64, f64, f64)) -> f64 {
+        self.crypto.cpu_ms(verifications, signatures) + requests * self.request_ms
+    }
+
+    /// The documents per second `cpu_ms` of work per document allows on every core.
+    fn rate(cpu_ms: f64) -> f64 {
+        cores() as f64 * 1e3 / cpu_ms
+    }
+
+    fn one_hop_bounds(&self, figures: &mut Figures, crypto: f64) {
+        let now = self.cpu_ms(Self::ONE_HOP);
+        let batched = self.cpu_ms(Self::ONE_HOP_BATCHED);
+        let (now_rate, batched_rate) = (Self::rate(now), Self::rate(batched));
+        figures.note(&format!(
+            "bound by the design's own work ({now:.3} ms: 6 verifications, 2 signatures, 2 raw requests): {} docs/s = {:.2} of the crypto limit; with one signature per batch of receipts ({batched:.3} ms): {} = {:.2}",
+            human(now_rate),
+            now_rate / crypto,
+            human(batched_rate),
+            batched_rate / crypto
+        ));
+        figures.record("one_hop_design_bound_docs_per_s", now_rate, "docs/s");
+        figures.record("one_hop_design_bound_ratio", now_rate / crypto, "ratio");
+        figures.record("one_hop_batched_receipts_bound_docs_per_s", batched_rate, "docs/s");
+        figures.record("one_hop_batched_receipts_bound_ratio", batched_rate / crypto, "ratio");
+    }
+
+    /// Four hops against one: the nodes share these cores, so the rates go as the inverse of
+    /// the CPU per document. `one_hop_cpu_ms` is one hop's measured CPU per document.
+    fn four_hop_bounds(&self, figures: &mut Figures, one_hop_cpu_ms: f64) {
+        let four = self.cpu_ms(Self::FOUR_HOPS);
+        let extra = four - self.cpu_ms(Self::ONE_HOP);
+        let bound = one_hop_cpu_ms / (one_hop_cpu_ms + extra);
+        figures.note(&format!(
+            "bound by the design's own work ({four:.3} ms: 18 verifications, 5 signatures, 5 raw requests): {} docs/s; one hop's measured {one_hop_cpu_ms:.2} ms plus three more hops' {extra:.3} ms: at most {bound:.2} x one hop",
+            human(Self::rate(four))
+        ));
+        figures.record("four_hop_design_bound_docs_per_s", Self::rate(four), "docs/s");
+        figures.record("four_hop_vs_one_hop_bound_ratio", bound, "ratio");
+    }
 }
 
 /// Only the hops and the limits they are measured against (`bench --only hops`): for working
@@ -264,14 +361,13 @@ pub fn hops_only(figures: &mut Figures, quick: bool) {
     let sizes = if quick { QUICK } else { FULL };
     let rt = network::runtime();
     figures.section("limits: the machine, measured in this run");
-    let (_, crypto) = pki::crypto_limit(figures);
+    let crypto = pki::crypto_limit(figures);
     rt.block_on(async {
-        let (rate, p50) = network::raw_quic(1, sizes.quic_requests / 10).await;
-        figures.limit("raw_quic_sequential_req_per_s", "raw quinn requests, one at a time", rate, "req/s");
+        let requests = request_limits(figures, &sizes).await;
         let sqlite = network::raw_sqlite(sizes.commits).await;
         figures.limit("raw_sqlite_inserts_per_s", "raw SQLite durable insert, 1 row per commit", sqlite, "rows/s");
         figures.section("lienthong");
-        hops(figures, &sizes, crypto, p50, sqlite).await;
+        hops(figures, &sizes, &HopLimits { crypto, requests, sqlite }).await;
     });
 }
 
@@ -292,9 +388,9 @@ pub fn attachments_only(figures: &mut Figures, quick: bool) {
 pub fn verify_only(figures: &mut Figures, quick: bool) {
     let sizes = if quick { QUICK } else { FULL };
     figures.section("limits: the machine, measured in this run");
-    let (raw_verify_all, _) = pki::crypto_limit(figures);
+    let crypto = pki::crypto_limit(figures);
     figures.section("offline verification");
-    documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, raw_verify_all);
+    documents::verify_cli(figures, sizes.many_bundles, sizes.bundles, crypto.verify_per_s);
 }
 
 /// The median transfer of `runs` (by end-to-end time) and the highest peak memory seen.
@@ -304,7 +400,12 @@ pub fn verify_only(figures: &mut Figures, quick: bool) {
 /// written and synced, so one hop cannot beat the slower of raw quinn and the disk, and the
 /// next node starts only once the first has answered, so the two hops of "end to end" take
 /// their times in turn: at best half of that.
-fn attachment_figures(figures: &mut Figures, label: &str, runs: &mut [Transfer], bulk: f64, disk: f64) {
+///
+/// For large transfers, also the bound the cores put on it: the processes share this
+/// machine's cores, and an attachment end to end is two QUIC transfers, each costing at least
+/// what raw quinn's costs (`bulk.cpu_s_per_gib`).
+fn attachment_figures(figures: &mut Figures, label: &str, runs: &mut [Transfer], raw_bulk: Bulk, disk: f64) {
+    let bulk = raw_bulk.mb_per_s;
     runs.sort_by_key(|t| t.end_to_end);
     let median = runs[runs.len() / 2];
     let peak = |i: usize| runs.iter().map(|t| t.peak_rss_mib[i]).fold(0.0, f64::max);
@@ -363,6 +464,18 @@ fn attachment_figures(figures: &mut Figures, label: &str, runs: &mut [Transfer],
     for (who, value) in [("cli", cli_cpu), ("sender", sender_cpu), ("receiver", receiver_cpu)] {
         figures.record(&format!("attachment_{label}_cpu_{who}_s_per_gib"), value, "s/GiB");
     }
+    // Even if every part overlapped on every core, the cores give at most this many GiB/s.
+    let on_cores = |cpu_s_per_gib: f64| cores() as f64 / cpu_s_per_gib * (1u64 << 30) as f64 / 1e6;
+    let measured = on_cores(cli_cpu + sender_cpu + receiver_cpu);
+    let two_transfers = on_cores(2.0 * raw_bulk.cpu_s_per_gib);
+    figures.note(&format!(
+        "bound by the cores: at this CPU per GiB {measured:.0} MB/s ({:.2} of raw quinn); two transfers at raw quinn's {:.2} s per GiB alone, {two_transfers:.0} MB/s ({:.2})",
+        measured / bulk,
+        2.0 * raw_bulk.cpu_s_per_gib,
+        two_transfers / bulk,
+    ));
+    figures.record(&format!("attachment_{label}_cpu_bound_mb_per_s"), measured, "MB/s");
+    figures.record(&format!("attachment_{label}_two_raw_transfers_cpu_bound_mb_per_s"), two_transfers, "MB/s");
 }
 
 fn ms(d: Duration) -> f64 {

@@ -20,9 +20,19 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// The 4-hop path Phong Dụ → Tiên Yên → Quảng Ninh → Ba Chẽ → Thanh Sơn.
 const PATH: [&str; 5] = ["000.01.41.H49", "000.00.41.H49", "000.00.00.H49", "000.00.42.H49", "000.01.42.H49"];
 
+/// What raw quinn's requests achieved.
+#[derive(Clone, Copy, Debug)]
+pub struct Requests {
+    /// Requests per second.
+    pub per_s: f64,
+    /// The median request time.
+    pub p50: Duration,
+    /// CPU per request, both ends (this process): the least a transfer costs these cores.
+    pub cpu_per_request: Duration,
+}
+
 /// Raw quinn on loopback: 1 KiB request, 64-byte answer, one stream each, `parallel` at once.
-/// Returns requests per second and the median request time.
-pub async fn raw_quic(parallel: usize, total: usize) -> (f64, Duration) {
+pub async fn raw_quic(parallel: usize, total: usize) -> Requests {
     let (client, conn) = raw_pair(|conn| async move {
         while let Ok((mut send, mut recv)) = conn.accept_bi().await {
             tokio::spawn(async move {
@@ -35,6 +45,7 @@ pub async fn raw_quic(parallel: usize, total: usize) -> (f64, Duration) {
     .await;
     let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut latencies = Vec::with_capacity(total);
+    let cpu = super::measure::process_cpu();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..total {
@@ -53,15 +64,26 @@ pub async fn raw_quic(parallel: usize, total: usize) -> (f64, Duration) {
     for t in tasks {
         latencies.push(t.await.unwrap());
     }
-    let rate = total as f64 / start.elapsed().as_secs_f64();
+    let per_s = total as f64 / start.elapsed().as_secs_f64();
+    let cpu_per_request = (super::measure::process_cpu() - cpu) / u32::try_from(total).unwrap_or(u32::MAX);
     latencies.sort();
     client.close(0u32.into(), b"done");
-    (rate, latencies[latencies.len() / 2])
+    Requests { per_s, p50: latencies[latencies.len() / 2], cpu_per_request }
+}
+
+/// What raw quinn's bulk transfer achieved: how fast, and the CPU it took (both ends, this
+/// process), which bounds what transfers through node processes sharing these cores can do.
+#[derive(Clone, Copy, Debug)]
+pub struct Bulk {
+    /// MB/s (10^6 bytes).
+    pub mb_per_s: f64,
+    /// CPU seconds per GiB, sender and receiver together.
+    pub cpu_s_per_gib: f64,
 }
 
 /// Raw quinn bulk transfer on loopback with quinn's default windows: `bytes` on one
-/// stream, written in 64 KiB chunks, the receiver discarding them. Returns MB/s (10^6 bytes).
-pub async fn raw_quic_bulk(bytes: u64) -> f64 {
+/// stream, written in 64 KiB chunks, the receiver discarding them.
+pub async fn raw_quic_bulk(bytes: u64) -> Bulk {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<u64>();
     let done_tx = Arc::new(std::sync::Mutex::new(Some(done_tx)));
     let (client, conn) = raw_pair(move |conn| {
@@ -80,6 +102,7 @@ pub async fn raw_quic_bulk(bytes: u64) -> f64 {
     })
     .await;
     let chunk = vec![0xa5u8; 64 * 1024];
+    let cpu = super::measure::process_cpu();
     let start = Instant::now();
     let mut send = conn.open_uni().await.unwrap();
     let mut sent = 0u64;
@@ -90,9 +113,10 @@ pub async fn raw_quic_bulk(bytes: u64) -> f64 {
     send.finish().unwrap();
     let received = done_rx.await.unwrap();
     let mb_per_s = received as f64 / 1e6 / start.elapsed().as_secs_f64();
+    let cpu = super::measure::process_cpu() - cpu;
     assert_eq!(received, sent);
     client.close(0u32.into(), b"done");
-    mb_per_s
+    Bulk { mb_per_s, cpu_s_per_gib: cpu.as_secs_f64() / (received as f64 / (1u64 << 30) as f64) }
 }
 
 /// A raw quinn server on loopback running `serve` on each connection, and a client
@@ -294,11 +318,12 @@ pub async fn delivered_over(hops: usize, n: u32, in_flight: usize) -> (f64, f64)
 pub fn run(figures: &mut Figures) {
     figures.section("network: nodes on loopback, QUIC with mutual TLS, SQLite (WAL, synchronous FULL)");
     runtime().block_on(async {
-        let (quic_rate, quic_p50) = raw_quic(64, 20_000).await;
-        figures.limit("raw_quic_req_per_s", "raw QUIC 1 KiB -> 64 B, 64 streams in flight", quic_rate, "req/s");
-        let (quic_seq, quic_seq_p50) = raw_quic(1, 3_000).await;
-        figures.limit("raw_quic_sequential_req_per_s", "raw QUIC, sequential", quic_seq, "req/s");
-        figures.note(&format!("p50 {quic_p50:?} (64 in flight), {quic_seq_p50:?} (sequential)"));
+        let loaded = raw_quic(64, 20_000).await;
+        figures.limit("raw_quic_req_per_s", "raw QUIC 1 KiB -> 64 B, 64 streams in flight", loaded.per_s, "req/s");
+        let sequential = raw_quic(1, 3_000).await;
+        figures.limit("raw_quic_sequential_req_per_s", "raw QUIC, sequential", sequential.per_s, "req/s");
+        let quic_seq_p50 = sequential.p50;
+        figures.note(&format!("p50 {:?} (64 in flight), {quic_seq_p50:?} (sequential)", loaded.p50));
         let db = figures.limit(
             "raw_sqlite_inserts_per_s",
             "raw SQLite insert, 1 row per transaction",
