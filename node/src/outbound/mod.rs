@@ -658,6 +658,31 @@ async fn fail(
     Ok(())
 }
 
+/// Whether the record of a next hop's answer may commit without waiting for its sync
+/// (`Store::begin_unsynced`): only a hop receipt alone, on the transfer's first attempt.
+///
+/// A hop receipt is the next hop's promise, kept there durably: if a crash of the machine
+/// takes its record back, the transfer is pending again, runs again and gets the same receipt
+/// from storage. That holds only while nothing left this node on the strength of the record
+/// and the transfer has its whole schedule of attempts left: statuses that came with it are
+/// passed on to the sender and mailed to clerks as soon as they are committed, and a transfer
+/// taken back after its last attempts could die on one failure, and this node would then
+/// sign a refusal for a document the next hop holds, after passing on its delivery. A refusal
+/// is signed anew on each attempt: recorded synced, once.
+fn may_record_unsynced(kind: ReceiptKind, statuses: usize, failed_attempts: u32) -> bool {
+    kind == ReceiptKind::Hop && statuses == 0 && failed_attempts == 0
+}
+
+/// Whether a failure to record a hop receipt with the statuses it came with may be blamed on
+/// the statuses, so that the hop receipt is recorded again without them. Not a full disk
+/// (nothing can be recorded), and not a batch that failed as a whole
+/// ([`StoreError::Batch`]: nothing of it was kept, whatever caused it): the statuses, which
+/// rode in the answer, would be lost for good, since the next hop queued no notices for them.
+/// Either way the transfer fails, runs again, and gets them again from the next hop's storage.
+fn statuses_to_blame(error: &StoreError) -> bool {
+    !error.is_disk_full() && !matches!(error, StoreError::Batch(_))
+}
+
 /// Records an answered document transfer: `kept` (a hop receipt or refusal from the next hop)
 /// stored and routed on, the routes' state set, the transfer finished, all in one transaction.
 async fn record_answer(
@@ -670,13 +695,10 @@ async fn record_answer(
     state: &str,
 ) -> Result<(), StoreError> {
     let now = millis(node.now());
-    // A hop receipt is the next hop's promise, kept there durably: if a crash of the machine
-    // takes this record back, the transfer runs again and gets the same receipt and statuses
-    // from storage, so its commit does not wait for the sync (`Store::begin_unsynced`). A
-    // refusal is signed anew on each attempt: recorded synced, once.
-    let mut tx = match kept.receipt.kind {
-        ReceiptKind::Hop => node.store.begin_unsynced().await?,
-        _ => node.store.begin().await?,
+    let mut tx = if may_record_unsynced(kept.receipt.kind, statuses.len(), transfer.attempts) {
+        node.store.begin_unsynced().await?
+    } else {
+        node.store.begin().await?
     };
     if !tx.finish_transfer(transfer.id, node.outbound.lease_owner(), state, now).await? {
         // The claim expired and another worker owns the transfer now.
@@ -759,7 +781,7 @@ async fn conclude_document(
             // holds. Recorded again without them; a storage failure fails that too.
             if let Err(e) = &recorded
                 && !statuses.is_empty()
-                && !e.is_disk_full()
+                && statuses_to_blame(e)
             {
                 tracing::warn!(document = %doc_id, peer = %hop, error = %e, "the statuses sent with a hop receipt could not be stored; the hop receipt is recorded without them");
                 recorded = record_answer(node, transfer, id, &kept, &[], route_state, state).await;
@@ -1108,6 +1130,29 @@ async fn send_notice_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a hop receipt alone, on a first attempt, is recorded without waiting for its
+    /// sync: statuses with it leave this node once committed, and a transfer taken back after
+    /// failed attempts could die on one more failure and be refused here.
+    #[test]
+    fn only_a_hop_receipt_alone_on_a_first_attempt_is_recorded_unsynced() {
+        let arrived = ReceiptKind::Status(pki::document::StatusCode::Arrived);
+        let refused = ReceiptKind::Status(pki::document::StatusCode::Refused);
+        assert!(may_record_unsynced(ReceiptKind::Hop, 0, 0));
+        assert!(!may_record_unsynced(ReceiptKind::Hop, 1, 0), "statuses carried with it");
+        assert!(!may_record_unsynced(ReceiptKind::Hop, 0, 1), "after a failed attempt");
+        assert!(!may_record_unsynced(refused, 0, 0), "a refusal");
+        assert!(!may_record_unsynced(arrived, 0, 0));
+    }
+
+    /// A batch that failed as a whole keeps the statuses with the hop receipt: the transfer
+    /// fails and runs again, instead of recording the hop receipt without them for good.
+    #[test]
+    fn a_failed_batch_is_not_blamed_on_the_statuses() {
+        let batch = StoreError::Batch(std::sync::Arc::new(StoreError::Corrupt("COMMIT failed".into())));
+        assert!(!statuses_to_blame(&batch));
+        assert!(statuses_to_blame(&StoreError::Corrupt("a status that does not fit".into())));
+    }
 
     /// Whether each variant is retried, and why; a match without a wildcard, so a new variant
     /// does not compile until someone decides here whether it is retried or given up.

@@ -11,8 +11,10 @@
 //! `COMMIT` that contains the write returned, so "a commit is on disk when it returns" stays
 //! true, and with it the promise of a hop receipt.
 //!
-//! Nothing outside the batch reads it before its sync: the pool's connections see a
-//! transaction only when it commits (WAL). Writes inside one batch see each other's
+//! Nothing outside a synced batch reads it before its sync: the pool's connections see a
+//! transaction only when it commits (WAL), and a synced `COMMIT` syncs the log first. (A batch
+//! of unsynced writes, see [`Writer::join`], is read as soon as it commits, before its sync,
+//! which comes within [`UNSYNCED_FOR_AT_MOST`].) Writes inside one batch see each other's
 //! uncommitted rows, but none acts on them outside the database before its own `commit`
 //! returns, and if the batch fails every write in it fails together.
 //!
@@ -29,7 +31,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
@@ -44,6 +46,12 @@ pub(crate) const MAX_UNITS: usize = 256;
 /// A batch this old commits at the next write's end even when others wait to join (a bound on
 /// the wait the batch adds to its first write).
 pub(crate) const MAX_AGE: Duration = Duration::from_millis(20);
+
+/// How long after a batch committed without a sync (see [`Writer::join`]) its log is synced
+/// at the latest, when no synced commit did it first: the most a crash of the machine can take
+/// back of what such batches hold. (A synced `COMMIT` syncs the log only if it wrote to it,
+/// so the writer does not count on one coming.)
+pub(crate) const UNSYNCED_FOR_AT_MOST: Duration = Duration::from_millis(200);
 
 /// How long a write that left its batch open waits before closing the batch itself: the
 /// write that was to close it may have been cancelled before it joined.
@@ -79,6 +87,11 @@ struct Shared {
     waiting: AtomicUsize,
     batches: AtomicU64,
     writes: AtomicU64,
+    /// A sync of the log is due (see [`UNSYNCED_FOR_AT_MOST`]): set by the first batch
+    /// committed without a sync since the last such sync began.
+    log_sync_due: AtomicBool,
+    /// Syncs of the log made for batches committed without one.
+    log_syncs: AtomicU64,
 }
 
 /// The writer's connection and its open batch (if any), behind the writer's lock: holding the
@@ -154,13 +167,20 @@ impl Writer {
         (self.shared.batches.load(Ordering::Relaxed), self.shared.writes.load(Ordering::Relaxed))
     }
 
+    /// Syncs of the log made for batches committed without one.
+    #[cfg(test)]
+    fn log_syncs(&self) -> u64 {
+        self.shared.log_syncs.load(Ordering::SeqCst)
+    }
+
     /// Joins the open batch (opening one if none is) as a savepoint: the write runs its
     /// statements with [`Unit::run`] while it holds the writer.
     ///
     /// An unsynced write (`synced` false, see `Store::begin_unsynced`) joins whatever batch
     /// is open, and a batch opened for one commits without a sync (`synchronous = NORMAL`:
-    /// the log is written, not synced; the next synced `COMMIT` syncs it, with everything
-    /// before it, as does a checkpoint). A synced write never goes into an unsynced batch:
+    /// the log is written, not synced; the next synced `COMMIT` that writes syncs it, with
+    /// everything before it, as does a checkpoint, and the writer syncs it within
+    /// [`UNSYNCED_FOR_AT_MOST`] if neither came). A synced write never goes into an unsynced batch:
     /// SQLite cannot change the level inside a transaction, so the unsynced batch commits
     /// first (no sync, no wait on the disk) and the write opens a synced one.
     pub(crate) async fn join(&self, synced: bool) -> Result<Unit, StoreError> {
@@ -340,6 +360,9 @@ impl Batch {
                 if self.units > 0 {
                     self.shared.batches.fetch_add(1, Ordering::Relaxed);
                     self.shared.writes.fetch_add(self.units as u64, Ordering::Relaxed);
+                    if !self.synced {
+                        self.sync_log_soon();
+                    }
                 }
                 Ok(())
             }
@@ -351,6 +374,41 @@ impl Batch {
         };
         self.done.send_replace(Some(result.clone()));
         result
+    }
+
+    /// Syncs the log within [`UNSYNCED_FOR_AT_MOST`] of this batch's commit without a sync
+    /// (once for every such batch committed meanwhile): `fsync` of the `-wal` file, which
+    /// makes its frames durable whoever wrote them. The flag is cleared before the sync
+    /// begins, so a batch committed during the sync gets one of its own.
+    fn sync_log_soon(&self) {
+        if self.shared.log_sync_due.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let sync = move || {
+            shared.log_sync_due.store(false, Ordering::SeqCst);
+            match std::fs::File::open(&wal).and_then(|f| f.sync_data()) {
+                Ok(()) => {
+                    shared.log_syncs.fetch_add(1, Ordering::SeqCst);
+                }
+                // Checkpointed into the database and removed: synced by the checkpoint.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot sync the database's log after writes committed without a sync")
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep(UNSYNCED_FOR_AT_MOST).await;
+                    let _ = tokio::task::spawn_blocking(sync).await;
+                });
+            }
+            Err(_) => sync(),
+        }
     }
 
     /// Ends the open batch as failed with `error`: nothing of it is kept (closing the
@@ -665,5 +723,33 @@ mod tests {
         assert_eq!(writer.committed(), (2, 3), "two batches: the unsynced write's, then the synced one with the last");
         writer.flush().await;
         assert_eq!(rows(&dir), ["unsynced", "synced", "after"]);
+    }
+
+    /// A batch committed without a sync has its log synced soon after, though no synced write
+    /// follows; unsynced batches committed meanwhile share that sync, and one committed after
+    /// it gets its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_of_a_batch_committed_without_a_sync_is_synced_soon_after() {
+        let (_dir, writer) = writer();
+        let synced_once = async |writer: &Writer, at_least: u64| {
+            let start = Instant::now();
+            while writer.log_syncs() < at_least {
+                assert!(start.elapsed() < Duration::from_secs(10), "the log was not synced");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let (synced, _) = joined(&writer, true, "synced").await;
+        synced.commit().await.unwrap();
+        for name in ["first", "second"] {
+            let (unsynced, at) = joined(&writer, false, name).await;
+            assert_eq!(at, 1);
+            unsynced.commit().await.unwrap();
+        }
+        synced_once(&writer, 1).await;
+        tokio::time::sleep(UNSYNCED_FOR_AT_MOST * 2).await;
+        assert_eq!(writer.log_syncs(), 1, "one sync for the two batches, none for the synced one");
+        let (unsynced, _) = joined(&writer, false, "third").await;
+        unsynced.commit().await.unwrap();
+        synced_once(&writer, 2).await;
     }
 }

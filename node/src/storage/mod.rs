@@ -314,20 +314,26 @@ impl Store {
     /// A transaction whose `COMMIT` does not wait for the disk's sync (PostgreSQL: `SET LOCAL
     /// synchronous_commit = off`, sent with the `BEGIN` in one round trip; SQLite: a batch at
     /// `synchronous = NORMAL`, see [`batch`]). A crash of the process loses nothing of it; a
-    /// crash of the machine or of the database server within a fraction of a second may take
-    /// it back, never partly and never before anything committed earlier: the next synced
-    /// commit syncs it too.
+    /// crash of the machine or of the database server may take it back, never partly and
+    /// never before anything committed earlier, if it comes within a bound: on SQLite
+    /// [`batch::UNSYNCED_FOR_AT_MOST`] (the writer syncs the log that long after such a
+    /// commit at the latest, sooner with the next synced commit that writes), on PostgreSQL
+    /// three times its `wal_writer_delay` (0.6 s by default). Other connections read it as
+    /// soon as it commits, before its sync: what it holds must be safe to have acted on and
+    /// then lose.
     ///
     /// Only for what the node gets back by itself if it is lost, where what it did meanwhile
     /// is safe to do again:
     /// - leases (outbox and mail claims and their renewals): one lost is a lease run out,
     ///   which the guarded finish already handles;
-    /// - the record of what a neighbour took (its hop receipt and the statuses with it, the
-    ///   transfer finished; a batch of notices it took, finished): lost, the transfer is
-    ///   pending again, sent again, and the neighbour, which keeps what it took durably,
-    ///   answers from storage with the same receipts and takes notices once. Notices and
-    ///   mail queued in it that left meanwhile are deduplicated by the next hop, and by the
-    ///   mail's Message-ID.
+    /// - the record of a hop receipt that came alone, on a transfer's first attempt, and the
+    ///   finish of a batch of notices the neighbour took: lost, the transfer is pending
+    ///   again with its whole schedule of attempts, sent again, and the neighbour, which
+    ///   keeps what it took durably, answers from storage with the same receipt and takes
+    ///   notices once. Not a hop receipt with statuses (they leave this node, to the sender
+    ///   and to clerks' mail, once committed) nor one after failed attempts (taken back, the
+    ///   transfer could die on one more failure and this node would sign a refusal for a
+    ///   document the next hop holds): see `outbound::may_record_unsynced`.
     ///
     /// Nothing this node promises (a document or notice taken, a receipt it signs, a
     /// clerk's submission or status) is ever written in one. Measured over four hops one
@@ -377,8 +383,8 @@ impl Store {
     }
 
     /// SQLite: how many batches of writes were committed since the store was opened, and how
-    /// many writes they held (their ratio is the syncs group commit saved). `None` on
-    /// PostgreSQL.
+    /// many writes they held (their ratio is the commits group commit saved; batches of
+    /// unsynced writes commit without a sync). `None` on PostgreSQL.
     pub fn write_batches(&self) -> Option<(u64, u64)> {
         self.writer.as_ref().map(batch::Writer::committed)
     }
