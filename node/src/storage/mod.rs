@@ -316,11 +316,14 @@ impl Store {
     /// `synchronous = NORMAL`, see [`batch`]). A crash of the process loses nothing of it; a
     /// crash of the machine or of the database server may take it back, never partly and
     /// never before anything committed earlier, if it comes within a bound: on SQLite
-    /// [`batch::UNSYNCED_FOR_AT_MOST`] (the writer syncs the log that long after such a
-    /// commit at the latest, sooner with the next synced commit that writes), on PostgreSQL
-    /// three times its `wal_writer_delay` (0.6 s by default). Other connections read it as
-    /// soon as it commits, before its sync: what it holds must be safe to have acted on and
-    /// then lose.
+    /// [`batch::UNSYNCED_FOR_AT_MOST`] and the sync's own time (the writer syncs the log then,
+    /// sooner with the next synced commit that writes), on PostgreSQL three times its
+    /// `wal_writer_delay` (0.6 s by default). Other connections read it as soon as it
+    /// commits, before its sync: what it holds must be safe to have acted on and then lose.
+    /// One exception is accepted: a hop receipt recorded so is in this node's answers about
+    /// a document's path (`path::own_part`) at once; a crash of the machine within that
+    /// window, followed by the failure of the transfer's whole schedule of attempts, would end
+    /// in this node refusing a document whose next hop's receipt it had shown.
     ///
     /// Only for what the node gets back by itself if it is lost, where what it did meanwhile
     /// is safe to do again:

@@ -73,6 +73,12 @@ impl Conn {
         Ok(Conn { conn })
     }
 
+    /// The name SQLite gave the database file (symbolic links resolved), which its log is
+    /// named after (`-wal` added).
+    pub(crate) fn file_name(&self) -> Option<&str> {
+        self.conn.path().filter(|p| !p.is_empty())
+    }
+
     /// Opens the writer's connection: [`Conn::open`] with its temporary files in memory.
     ///
     /// Each write of a batch is a savepoint (see [`super::batch`]), so SQLite copies every
