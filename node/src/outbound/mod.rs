@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::crl_refs::Asked;
 use crate::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse, read_frame};
-use crate::storage::{StoreError, Transfer, TransferKind, millis};
+use crate::storage::{Claim, NextDue, StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
 mod client;
@@ -256,17 +256,17 @@ pub async fn run_outbox(node: Arc<Node>) {
         // A SQLite claim is a plain read: the transfers running here are still pending and due,
         // and being the oldest they would come first, so they are left out of the claim (and
         // new work never waits behind transfers to a slow neighbour).
-        let claimed = if claiming {
+        let Claim { transfers: claimed, next } = if claiming {
             let until = now + lease.as_millis() as i64;
             match node.store.claim_due_except(node.outbound.lease_owner(), now, until, room as i64, &running).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
-                    Vec::new()
+                    Claim { transfers: Vec::new(), next: NextDue::Unknown }
                 }
             }
         } else {
-            Vec::new()
+            Claim { transfers: Vec::new(), next: NextDue::Unknown }
         };
         let claimed_count = claimed.len();
         let mut started = 0;
@@ -309,7 +309,19 @@ pub async fn run_outbox(node: Arc<Node>) {
                     // A sender that panics gives its place back (else, with fewer than a batch
                     // waiting, none would start again and the neighbour's notices would stall).
                     let _place = SenderPlace { queues: &queues, hop };
-                    while let Some(batch) = queues.next_batch(&hop, task_node.stopping()) {
+                    let linger = task_node.config.limits.notice_linger;
+                    let mut stop = task_node.shutdown_signal();
+                    loop {
+                        // Fewer than a batch waiting: let others to this neighbour gather
+                        // until the oldest has waited `limits.notice_linger` (they are
+                        // claimed meanwhile and queued here). A stop ends the wait.
+                        if let Some(until) = queues.gather_until(&hop, linger) {
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(until) => {}
+                                _ = stop.changed() => {}
+                            }
+                        }
+                        let Some(batch) = queues.next_batch(&hop, task_node.stopping()) else { break };
                         run_claimed(&task_node, &peer, &in_flight, batch, None).await;
                         // Its places are free again (see `CLAIM_AT_LEAST`).
                         task_node.outbound.wake_outbox();
@@ -322,13 +334,21 @@ pub async fn run_outbox(node: Arc<Node>) {
         // second passes. When everything due is already running, only a wake-up helps.
         let now = millis(node.now());
         // Full, or not claiming until more places are free: a finishing transfer wakes the loop.
+        let until_due = |due: i64| Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000));
         let wait = if !claiming || (claimed_count > 0 && started == 0) || started == room {
             Duration::from_secs(1)
         } else {
-            let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
-            match node.store.next_due_except(crate::storage::Leased::Outbox, now, &running).await {
-                Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0).clamp(5, 1000)),
-                _ => Duration::from_secs(1),
+            match next {
+                // The claim's read told (SQLite): no second read.
+                NextDue::At(due) => until_due(due),
+                NextDue::Never => Duration::from_secs(1),
+                NextDue::Unknown => {
+                    let running: Vec<i64> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
+                    match node.store.next_due_except(crate::storage::Leased::Outbox, now, &running).await {
+                        Ok(Some(due)) => until_due(due),
+                        _ => Duration::from_secs(1),
+                    }
+                }
             }
         };
         let wait = if node.store.backend() == crate::storage::Backend::Postgres {
@@ -442,7 +462,7 @@ async fn hold_back(node: &Node) {
 /// At most this many batches of notices in flight to one neighbour. While they run, the
 /// notices that fall due wait in the neighbour's queue and go together in the next batch: a
 /// busy node sends its receipts in few requests (one stream and one transaction on each side
-/// per batch) without holding back a lone receipt.
+/// per batch). A quiet node gathers them for `limits.notice_linger` first.
 const NOTICE_SENDERS_PER_PEER: usize = 2;
 
 /// Notices claimed from the outbox and waiting for a sender, per neighbour.
@@ -451,7 +471,8 @@ struct NoticeQueues(Arc<StdMutex<HashMap<AgencyCode, NoticeQueue>>>);
 
 #[derive(Debug, Default)]
 struct NoticeQueue {
-    waiting: std::collections::VecDeque<Transfer>,
+    /// With the moment each was queued.
+    waiting: std::collections::VecDeque<(tokio::time::Instant, Transfer)>,
     senders: usize,
 }
 
@@ -482,7 +503,19 @@ impl NoticeQueues {
 
     /// Queues a claimed notice for its neighbour.
     fn push(&self, transfer: Transfer) {
-        self.lock().entry(transfer.next_hop).or_default().waiting.push_back(transfer);
+        self.lock().entry(transfer.next_hop).or_default().waiting.push_back((tokio::time::Instant::now(), transfer));
+    }
+
+    /// Until when a sender of `hop` lets the notices waiting gather (see `limits.notice_linger`):
+    /// `None` if a batch's worth waits, or the oldest has waited `linger` already.
+    fn gather_until(&self, hop: &AgencyCode, linger: Duration) -> Option<tokio::time::Instant> {
+        let queues = self.lock();
+        let q = queues.get(hop)?;
+        if q.waiting.len() >= MAX_NOTICES {
+            return None;
+        }
+        let until = q.waiting.front()?.0 + linger;
+        (until > tokio::time::Instant::now()).then_some(until)
     }
 
     /// The neighbours with notices waiting that may start one more sender (counted as
@@ -515,7 +548,7 @@ impl NoticeQueues {
             return None;
         }
         let n = q.waiting.len().min(MAX_NOTICES);
-        Some(q.waiting.drain(..n).collect())
+        Some(q.waiting.drain(..n).map(|(_, t)| t).collect())
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) use statement::{Arg, Row};
 
 pub use documents::{DocInsert, NewDocument, NewRoute, StoredDocument};
 pub use faults::StorageFaults;
-pub use outbox::{HopQueue, Leased, QueueDepths, Transfer, TransferKind};
+pub use outbox::{Claim, HopQueue, Leased, NextDue, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
 
 /// Which database is behind the pool.

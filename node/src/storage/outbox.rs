@@ -42,6 +42,28 @@ pub enum TransferKind {
     Notice(i64),
 }
 
+/// What a claim of the outbox found: the transfers claimed, and what the claim's own read
+/// says of the rows after them.
+#[derive(Debug)]
+pub struct Claim {
+    /// The transfers claimed, oldest due first.
+    pub transfers: Vec<Transfer>,
+    /// When the next pending row not claimed falls due, if the claim could tell.
+    pub next: NextDue,
+}
+
+/// When the outbox's next row falls due, as a claim saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextDue {
+    /// The claim cannot tell: ask [`Store::next_due_except`] (PostgreSQL, where leases
+    /// decide; or a row past the claimed ones was due already, left for lack of room).
+    Unknown,
+    /// No pending row other than those claimed and those running.
+    Never,
+    /// The earliest pending row after those claimed falls due then (ms), in the future.
+    At(i64),
+}
+
 /// One claimed transfer.
 #[derive(Debug, Clone)]
 pub struct Transfer {
@@ -326,13 +348,17 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Transfer>, StoreError> {
-        self.claim_due_except(owner, now, lease_until, limit, &[]).await
+        Ok(self.claim_due_except(owner, now, lease_until, limit, &[]).await?.transfers)
     }
 
     /// [`Store::claim_due`], leaving out the transfers `running` (those this process is
     /// sending now): on SQLite a claim is a plain read, so without this every wake-up would
     /// read the running transfers again (they are still pending and the oldest due) before
     /// reaching new work.
+    ///
+    /// On SQLite the claim's read also goes one row past the due ones, so it tells when the
+    /// next one falls due ([`Claim::next`]) and the outbox need not ask with a second read
+    /// after every wake-up.
     pub async fn claim_due_except(
         &self,
         owner: &str,
@@ -340,17 +366,38 @@ impl Store {
         lease_until: i64,
         limit: i64,
         running: &[i64],
-    ) -> Result<Vec<Transfer>, StoreError> {
-        let rows = self
-            .claim_rows_except(
-                Leased::Outbox,
-                "id, kind, document, receipt, next_hop, recipients, attempts",
-                owner,
-                (now, lease_until, limit),
-                running,
-            )
-            .await?;
-        rows.iter().map(transfer).collect()
+    ) -> Result<Claim, StoreError> {
+        const COLUMNS: &str = "id, kind, document, receipt, next_hop, recipients, attempts";
+        if self.backend() == Backend::Sqlite {
+            // As `claim_rows_except` on SQLite, without the bound on the due time: the rows
+            // come in the order they fall due, the due ones first.
+            let (except, ids) = not_in(Backend::Sqlite, 2, running);
+            let rows = self
+                .fetch_all(
+                    &format!(
+                        "SELECT {COLUMNS}, next_attempt_at FROM outbox WHERE state = 'pending'{except} ORDER BY next_attempt_at, id LIMIT $1"
+                    ),
+                    vec![Arg::from(limit.max(0).saturating_add(1)), ids],
+                )
+                .await?;
+            let mut transfers = Vec::with_capacity(rows.len());
+            let mut next = NextDue::Never;
+            for row in &rows {
+                let due: i64 = row.try_get("next_attempt_at")?;
+                if due > now {
+                    next = NextDue::At(due);
+                    break;
+                }
+                if transfers.len() as i64 == limit {
+                    next = NextDue::Unknown;
+                    break;
+                }
+                transfers.push(transfer(row)?);
+            }
+            return Ok(Claim { transfers, next });
+        }
+        let rows = self.claim_rows_except(Leased::Outbox, COLUMNS, owner, (now, lease_until, limit), running).await?;
+        Ok(Claim { transfers: rows.iter().map(transfer).collect::<Result<_, _>>()?, next: NextDue::Unknown })
     }
 
     /// Claims up to `limit` due rows of `queue` for `owner` until `lease_until` (ms), oldest
