@@ -117,7 +117,7 @@ async fn receipts_for_one_neighbour_go_in_batches(database: Database) {
 }
 
 /// A quiet node gathers its receipts for one neighbour for `limits.notice_linger`: Tiên Yên's
-/// clerk accepts four documents from Phong Dụ, 80 ms apart. With a linger of a second the four
+/// clerk accepts four documents from Phong Dụ, 40 ms apart. With a linger of a second the four
 /// statuses 03 reach Phong Dụ in one request; with none, each goes as soon as it is due, in
 /// requests of their own.
 async fn a_quiet_nodes_receipts_gather_for_the_linger(database: Database) {
@@ -138,7 +138,7 @@ async fn a_quiet_nodes_receipts_gather_for_the_linger(database: Database) {
         let clerk = net.clerk(TIEN_YEN).await;
         for id in &ids {
             clerk.post_status(id, 3, None).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(80)).await;
+            tokio::time::sleep(Duration::from_millis(40)).await;
         }
         let phong_du = net.node(PHONG_DU);
         let metrics = phong_du.observed.metrics();
