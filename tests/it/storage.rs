@@ -448,6 +448,12 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
     }
     tx.commit().await.unwrap();
 
+    if sqlite {
+        // A plain read on SQLite (on PostgreSQL this claim would lease both).
+        let both = store.claim_due_except("a", 1000, 31_000, 2, &[]).await.unwrap();
+        assert_eq!(both.transfers.len(), 2, "the two due, as many as asked for");
+        assert_eq!(both.next, NextDue::At(3000), "and when the third falls due");
+    }
     let first = store.claim_due_except("a", 1000, 31_000, 1, &[]).await.unwrap();
     assert_eq!(first.next, NextDue::Unknown, "a second due transfer left for lack of room");
     let running: Vec<i64> = first.transfers.iter().map(|t| t.id).collect();

@@ -314,10 +314,14 @@ pub async fn run_outbox(node: Arc<Node>) {
                     loop {
                         // Fewer than a batch waiting: let others to this neighbour gather
                         // until the oldest has waited `limits.notice_linger` (they are
-                        // claimed meanwhile and queued here). A stop ends the wait.
-                        if let Some(until) = queues.gather_until(&hop, linger) {
+                        // claimed meanwhile and queued here), unless a batch's worth comes
+                        // first or the node stops. Notices gathering hold places of the
+                        // outbox: none gather while it is short of them (documents would wait).
+                        let short = in_flight.lock().map_or(true, |s| s.len() + CLAIM_AT_LEAST > MAX_CLAIMED);
+                        if let Some((until, full)) = queues.gather_until(&hop, linger).filter(|_| !short) {
                             tokio::select! {
                                 _ = tokio::time::sleep_until(until) => {}
+                                _ = full.notified() => {}
                                 _ = stop.changed() => {}
                             }
                         }
@@ -474,6 +478,8 @@ struct NoticeQueue {
     /// With the moment each was queued.
     waiting: std::collections::VecDeque<(tokio::time::Instant, Transfer)>,
     senders: usize,
+    /// Told when a batch's worth waits: a sender gathering sends it at once.
+    full: Arc<tokio::sync::Notify>,
 }
 
 /// A notice sender's place among its neighbour's senders, given back if the sender panics
@@ -503,19 +509,30 @@ impl NoticeQueues {
 
     /// Queues a claimed notice for its neighbour.
     fn push(&self, transfer: Transfer) {
-        self.lock().entry(transfer.next_hop).or_default().waiting.push_back((tokio::time::Instant::now(), transfer));
+        let mut queues = self.lock();
+        let q = queues.entry(transfer.next_hop).or_default();
+        q.waiting.push_back((tokio::time::Instant::now(), transfer));
+        if q.waiting.len() == MAX_NOTICES {
+            // A permit if no sender waits yet: at worst a later gathering ends early.
+            q.full.notify_one();
+        }
     }
 
-    /// Until when a sender of `hop` lets the notices waiting gather (see `limits.notice_linger`):
-    /// `None` if a batch's worth waits, or the oldest has waited `linger` already.
-    fn gather_until(&self, hop: &AgencyCode, linger: Duration) -> Option<tokio::time::Instant> {
+    /// Until when a sender of `hop` lets the notices waiting gather (see `limits.notice_linger`),
+    /// and what tells it that a batch's worth waits meanwhile: `None` if one does already, or
+    /// the oldest has waited `linger`.
+    fn gather_until(
+        &self,
+        hop: &AgencyCode,
+        linger: Duration,
+    ) -> Option<(tokio::time::Instant, Arc<tokio::sync::Notify>)> {
         let queues = self.lock();
         let q = queues.get(hop)?;
         if q.waiting.len() >= MAX_NOTICES {
             return None;
         }
         let until = q.waiting.front()?.0 + linger;
-        (until > tokio::time::Instant::now()).then_some(until)
+        (until > tokio::time::Instant::now()).then(|| (until, Arc::clone(&q.full)))
     }
 
     /// The neighbours with notices waiting that may start one more sender (counted as
@@ -1163,6 +1180,30 @@ async fn send_notice_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sender gathering notices for a neighbour sends as soon as a batch's worth waits, not
+    /// when the linger ends: the 64th notice queued tells it (and a gathering that starts
+    /// after it sees the full queue and does not wait).
+    #[tokio::test]
+    async fn a_batchs_worth_of_notices_ends_the_gathering() {
+        let hop: AgencyCode = "000.00.41.H49".parse().unwrap();
+        let notice =
+            |id| Transfer { id, kind: TransferKind::Notice(id), next_hop: hop, recipients: Vec::new(), attempts: 0 };
+        let queues = NoticeQueues::default();
+        let linger = Duration::from_secs(60);
+        assert!(queues.gather_until(&hop, linger).is_none(), "nothing waits");
+        for id in 1..MAX_NOTICES as i64 {
+            queues.push(notice(id));
+        }
+        let (until, full) = queues.gather_until(&hop, linger).expect("fewer than a batch gathers");
+        assert!(until > tokio::time::Instant::now() + Duration::from_secs(59));
+        assert!(queues.gather_until(&hop, Duration::ZERO).is_none(), "no linger, no gathering");
+        let told = tokio::spawn(async move { full.notified().await });
+        queues.push(notice(MAX_NOTICES as i64));
+        tokio::time::timeout(Duration::from_secs(10), told).await.expect("the full queue tells the sender").unwrap();
+        assert!(queues.gather_until(&hop, linger).is_none(), "a batch's worth goes at once");
+        assert_eq!(queues.next_batch(&hop, false).map(|b| b.len()), Some(MAX_NOTICES));
+    }
 
     /// Only a hop receipt alone, on a first attempt, is recorded without waiting for its
     /// sync: statuses with it leave this node once committed, and a transfer taken back after

@@ -356,9 +356,9 @@ impl Store {
     /// read the running transfers again (they are still pending and the oldest due) before
     /// reaching new work.
     ///
-    /// On SQLite the claim's read also goes one row past the due ones, so it tells when the
-    /// next one falls due ([`Claim::next`]) and the outbox need not ask with a second read
-    /// after every wake-up.
+    /// On SQLite the claim's statement also reads the first row not due yet, so it tells when
+    /// the next one falls due ([`Claim::next`]) and the outbox need not ask with a second
+    /// read after every wake-up.
     pub async fn claim_due_except(
         &self,
         owner: &str,
@@ -369,15 +369,18 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         const COLUMNS: &str = "id, kind, document, receipt, next_hop, recipients, attempts";
         if self.backend() == Backend::Sqlite {
-            // As `claim_rows_except` on SQLite, without the bound on the due time: the rows
-            // come in the order they fall due, the due ones first.
-            let (except, ids) = not_in(Backend::Sqlite, 2, running);
+            // As `claim_rows_except` on SQLite, one due row more than asked for (to tell that
+            // some were left), and beside them the first row not due yet: both index searches
+            // stop where they should, however many rows back off (a neighbour down for hours).
+            let (except, ids) = not_in(Backend::Sqlite, 3, running);
             let rows = self
                 .fetch_all(
                     &format!(
-                        "SELECT {COLUMNS}, next_attempt_at FROM outbox WHERE state = 'pending'{except} ORDER BY next_attempt_at, id LIMIT $1"
+                        "SELECT * FROM (SELECT {COLUMNS}, next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1{except} ORDER BY next_attempt_at, id LIMIT $2) \
+                         UNION ALL SELECT * FROM (SELECT {COLUMNS}, next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at > $1{except} ORDER BY next_attempt_at, id LIMIT 1) \
+                         ORDER BY next_attempt_at, id"
                     ),
-                    vec![Arg::from(limit.max(0).saturating_add(1)), ids],
+                    vec![Arg::from(now), Arg::from(limit.max(0).saturating_add(1)), ids],
                 )
                 .await?;
             let mut transfers = Vec::with_capacity(rows.len());
