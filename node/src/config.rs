@@ -232,6 +232,12 @@ pub struct RawLimits {
     /// QUIC receive window per connection, bytes: what a peer may have in flight to us on one
     /// connection (a stream gets a quarter of it).
     pub receive_window: ByteSize,
+    /// The receive buffer asked of the kernel for the node's UDP socket, bytes: what arrives
+    /// while the node is busy waits there, and what does not fit is dropped (and answered by
+    /// the sender's congestion control slowing down). The kernel may give less (Linux:
+    /// `net.core.rmem_max`); the node then says so in its log. At most 1GiB; 0 leaves the
+    /// system's default.
+    pub udp_receive_buffer: ByteSize,
     /// Request-frame memory one connection may hold, bytes.
     pub frame_budget_per_connection: ByteSize,
     /// Request-frame memory one certificate may hold over all its connections, bytes.
@@ -303,6 +309,9 @@ pub struct RawLimits {
     pub notice_linger: HumanDuration,
 }
 
+/// The largest [`RawLimits::udp_receive_buffer`] accepted (the kernel takes an `int`).
+pub const MAX_UDP_RECEIVE_BUFFER: ByteSize = ByteSize(1 << 30);
+
 /// The longest [`RawLimits::notice_linger`] accepted.
 pub const MAX_NOTICE_LINGER: Duration = Duration::from_secs(1);
 
@@ -327,6 +336,7 @@ impl Default for RawLimits {
             handshake_timeout: HumanDuration::secs(10),
             max_streams_per_connection: 64,
             receive_window: ByteSize::mib(8),
+            udp_receive_buffer: ByteSize(lienthong_protocol::udp::RECEIVE_BUFFER as u64),
             frame_budget_per_connection: ByteSize::mib(16),
             frame_budget_per_certificate: ByteSize::mib(32),
             frame_budget_total: ByteSize::mib(256),
@@ -429,6 +439,8 @@ pub struct Limits {
     pub max_streams_per_connection: u32,
     /// See [`RawLimits::receive_window`].
     pub receive_window: u64,
+    /// See [`RawLimits::udp_receive_buffer`].
+    pub udp_receive_buffer: usize,
     /// See [`RawLimits::frame_budget_per_connection`].
     pub frame_budget_per_connection: usize,
     /// See [`RawLimits::frame_budget_per_certificate`].
@@ -962,6 +974,9 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     if !(ByteSize::kib(64)..=ByteSize(1 << 40)).contains(&l.receive_window) {
         p.add("limits.receive_window", format!("{} is not between 64KiB and 1TiB", l.receive_window));
     }
+    if l.udp_receive_buffer > MAX_UDP_RECEIVE_BUFFER {
+        p.add("limits.udp_receive_buffer", format!("{} is more than 1GiB", l.udp_receive_buffer));
+    }
     // A frame must fit in each budget it is read under, or it could never be read.
     if l.frame_budget_per_connection < l.max_frame_bytes {
         p.add("limits.frame_budget_per_connection", "must be at least limits.max_frame_bytes");
@@ -1024,6 +1039,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         handshake_timeout,
         max_streams_per_connection: l.max_streams_per_connection,
         receive_window: l.receive_window.get(),
+        udp_receive_buffer: usize::try_from(l.udp_receive_buffer.get()).unwrap_or(usize::MAX),
         frame_budget_per_connection,
         frame_budget_per_certificate,
         frame_budget_total,
@@ -1316,6 +1332,8 @@ max_crl_fetch_count = 32             # CRLs a neighbour may send when asked for 
 max_crl_fetch_bytes = "2MiB"         # and their bytes together
 max_streams_per_connection = 64
 receive_window = "8MiB"              # in flight per connection (a stream: a quarter)
+udp_receive_buffer = "4MiB"          # asked of the kernel for the UDP socket (capped by
+                                     # net.core.rmem_max; the log says so); 0: the system's default
 frame_budget_per_connection = "16MiB"    # request-frame memory per connection,
 frame_budget_per_certificate = "32MiB"   # per certificate (all its connections),
 frame_budget_total = "256MiB"            # and for the node
@@ -1492,6 +1510,10 @@ mod tests {
         check(&raw).unwrap();
         raw.receive_window.0 -= 1;
         refused(&raw, "limits.receive_window");
+        let at = |b: ByteSize| RawLimits { udp_receive_buffer: b, ..RawLimits::default() };
+        assert_eq!(check(&at(ByteSize(0))).unwrap().udp_receive_buffer, 0);
+        assert_eq!(check(&at(MAX_UDP_RECEIVE_BUFFER)).unwrap().udp_receive_buffer, 1 << 30);
+        refused(&at(ByteSize(MAX_UDP_RECEIVE_BUFFER.0 + 1)), "limits.udp_receive_buffer");
         let mut raw = RawLimits { frame_timeout: HumanDuration::secs(0), ..RawLimits::default() };
         refused(&raw, "limits.frame_timeout");
         raw.handshake_timeout = HumanDuration::secs(0);

@@ -209,6 +209,24 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }
 
+/// Asks the kernel for the receive buffer `limits.udp_receive_buffer` gives the node's UDP
+/// socket (see `lienthong_protocol::udp`), and says in the log when it gave less; 0 leaves
+/// the system's default. A socket whose buffer cannot be set still serves.
+fn receive_buffer(socket: &std::net::UdpSocket, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    match lienthong_protocol::udp::set_receive_buffer(socket, bytes) {
+        Ok(granted) if granted.is_short() => tracing::warn!(
+            asked = bytes,
+            reported = granted.reported,
+            "the kernel gave the QUIC socket a smaller receive buffer than limits.udp_receive_buffer asks for: bursts of packets beyond it are dropped, which slows transfers; raise net.core.rmem_max to at least {bytes} (sysctl), or lower the limit"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot set the QUIC socket's receive buffer (limits.udp_receive_buffer)"),
+    }
+}
+
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
@@ -266,6 +284,7 @@ impl Node {
         // an ID that fails it gets no reset; random IDs (validated by nothing) let the
         // restarted node answer the old connections' packets with resets.
         endpoint_config.cid_generator(|| Box::new(RandomCids));
+        receive_buffer(&socket, config.limits.udp_receive_buffer);
         let endpoint = quinn::Endpoint::new(endpoint_config, Some(server_config), socket, runtime)
             .map_err(|e| StartError::Endpoint(e.to_string()))?;
         // The web face's port is bound here, so a port in use fails the start like the QUIC one.

@@ -159,7 +159,8 @@ async fn own_findings(config: &Config) -> Vec<node::self_check::Finding> {
 async fn check(path: PathBuf) -> anyhow::Result<()> {
     use node::self_check::Severity;
     let config = load(&path)?;
-    let found = own_findings(&config).await;
+    let mut found = own_findings(&config).await;
+    found.extend(node::self_check::system_findings(&config, lienthong_protocol::udp::receive_buffer_limit()));
     let located = node::config::locate(&path, found.iter().map(|f| (f.key.clone(), f.message.clone())).collect());
     let mut errors = Vec::new();
     let mut warnings = 0;

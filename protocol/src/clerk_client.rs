@@ -264,7 +264,13 @@ impl ClerkClient {
         let bind: SocketAddr = if address.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
             .parse()
             .map_err(|_| fail("bad bind address".into()))?;
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| fail(e.to_string()))?;
+        let socket = std::net::UdpSocket::bind(bind).map_err(|e| fail(e.to_string()))?;
+        // Room for a burst of a large attachment fetched (see `udp`); a kernel that gives
+        // less still serves, only slower.
+        let _ = crate::udp::set_receive_buffer(&socket, crate::udp::RECEIVE_BUFFER);
+        let runtime = quinn::default_runtime().ok_or_else(|| fail("no async runtime".into()))?;
+        let mut endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
+            .map_err(|e| fail(e.to_string()))?;
         endpoint.set_default_client_config(config);
         let connecting =
             endpoint.connect(address, &crate::tls::server_name(&agency)).map_err(|e| fail(e.to_string()))?;

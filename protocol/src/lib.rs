@@ -11,6 +11,7 @@
 pub mod clerk_client;
 pub mod tls;
 pub mod trust;
+pub mod udp;
 pub mod wire;
 
 use pki::{Certificate, PrivateKey};

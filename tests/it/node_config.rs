@@ -458,3 +458,58 @@ async fn logs_are_plain_text_or_json_lines_with_values_in_their_display_form() {
     assert_eq!(taken["fields"]["next_hops"], format!("local:1, {PROVINCE}:1"), "{taken}");
     assert_eq!(taken["fields"]["peer"], PHONG_DU);
 }
+
+/// The node asks the kernel for `limits.udp_receive_buffer` on its QUIC socket (4 MiB unless
+/// set; `0` leaves the system's default), and `check` warns when the kernel would give less.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_udp_receive_buffer_is_asked_for_and_a_kernel_that_gives_less_is_named() {
+    use lienthong_protocol::udp;
+    let (Some(max), Ok(default)) =
+        (udp::receive_buffer_limit(), std::fs::read_to_string("/proc/sys/net/core/rmem_default"))
+    else {
+        return; // not Linux: nothing of this to read
+    };
+    let default: usize = default.trim().parse().unwrap();
+    let net = files();
+    let config_path = net.config_path(&code(PHONG_DU));
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    // What a started node's socket has, read on a second handle of it.
+    let buffer_of = async |limits: &str| {
+        std::fs::write(&config_path, format!("{text}\n[limits]\n{limits}\n")).unwrap();
+        let config = node::config::Config::load(&config_path).unwrap();
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let handle = socket.try_clone().unwrap();
+        let running = node::Node::start(config, socket).await.unwrap();
+        let reported = udp::receive_buffer(&handle).unwrap();
+        running.shutdown(Duration::from_secs(5)).await;
+        reported
+    };
+    // The default: 4 MiB, or the kernel's most if that is less (Linux reports twice what it
+    // keeps for data).
+    let asked = udp::RECEIVE_BUFFER.min(max);
+    assert_eq!(buffer_of("").await, 2 * asked);
+    assert_eq!(buffer_of("udp_receive_buffer = \"256KiB\"").await, 2 * (256 << 10).min(max));
+    assert_eq!(buffer_of("udp_receive_buffer = 0").await, default, "0 leaves the system's default");
+
+    // `check`: within the kernel's most, nothing to say; beyond it, a warning on its line.
+    if max >= 1 << 30 {
+        return; // the kernel allows more than a node may ask for
+    }
+    std::fs::write(&config_path, format!("{text}\n[limits]\nudp_receive_buffer = {max}\n")).unwrap();
+    let run = check(&net, PHONG_DU);
+    assert_eq!((run.status, run.stderr.as_str()), (0, ""));
+    std::fs::write(&config_path, format!("{text}\n[limits]\nudp_receive_buffer = {}\n", max + 1)).unwrap();
+    let run = check(&net, PHONG_DU);
+    assert_eq!(run.status, 0, "a warning, not an error: {}", run.stderr);
+    assert!(
+        run.stderr.starts_with("warning: node.toml:")
+            && run.stderr.contains(&format!(
+                ": limits.udp_receive_buffer: this kernel gives a socket at most {max} bytes of receive buffer (net.core.rmem_max), less than the {} asked for",
+                max + 1
+            ))
+            && run.stderr.contains("sysctl -w net.core.rmem_max="),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("node.toml is valid (1 warning above)"), "{}", run.stdout);
+}

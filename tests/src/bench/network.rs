@@ -119,6 +119,14 @@ pub async fn raw_quic_bulk(bytes: u64) -> Bulk {
     Bulk { mb_per_s, cpu_s_per_gib: cpu.as_secs_f64() / (received as f64 / (1u64 << 30) as f64) }
 }
 
+/// A raw quinn endpoint on a loopback socket with the receive buffer lienthong asks for
+/// (`lienthong_protocol::udp::RECEIVE_BUFFER`): a server with `server`, else a client.
+fn raw_endpoint(server: Option<quinn::ServerConfig>) -> quinn::Endpoint {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    lienthong_protocol::udp::set_receive_buffer(&socket, lienthong_protocol::udp::RECEIVE_BUFFER).unwrap();
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, quinn::default_runtime().unwrap()).unwrap()
+}
+
 /// A raw quinn server on loopback running `serve` on each connection, and a client
 /// connected to it.
 async fn raw_pair<F, Fut>(serve: F) -> (quinn::Endpoint, quinn::Connection)
@@ -127,7 +135,9 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (server_cfg, client_cfg) = rcgen_self_signed();
-    let server = quinn::Endpoint::server(server_cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    // Both ends' sockets with the receive buffer a node and the CLI ask for, so that the limit
+    // is raw quinn on the same sockets as lienthong's.
+    let server = raw_endpoint(Some(server_cfg));
     let addr = server.local_addr().unwrap();
     let serve = Arc::new(serve);
     tokio::spawn(async move {
@@ -140,7 +150,7 @@ where
             });
         }
     });
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut client = raw_endpoint(None);
     client.set_default_client_config(client_cfg);
     let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
     (client, conn)
