@@ -235,7 +235,7 @@ pub struct RawLimits {
     /// The receive buffer asked of the kernel for the node's UDP socket, bytes: what arrives
     /// while the node is busy waits there, and what does not fit is dropped (and answered by
     /// the sender's congestion control slowing down). The kernel may give less (Linux:
-    /// `net.core.rmem_max`); the node then says so in its log. At most 1GiB; 0 leaves the
+    /// `net.core.rmem_max`); the node then says so in its log. At most 512MiB; 0 leaves the
     /// system's default.
     pub udp_receive_buffer: ByteSize,
     /// Request-frame memory one connection may hold, bytes.
@@ -309,8 +309,9 @@ pub struct RawLimits {
     pub notice_linger: HumanDuration,
 }
 
-/// The largest [`RawLimits::udp_receive_buffer`] accepted (the kernel takes an `int`).
-pub const MAX_UDP_RECEIVE_BUFFER: ByteSize = ByteSize(1 << 30);
+/// The largest [`RawLimits::udp_receive_buffer`] accepted: Linux cuts any request to half an
+/// `int` (just under 1 GiB) before doubling it, so 1 GiB could never be granted in full.
+pub const MAX_UDP_RECEIVE_BUFFER: ByteSize = ByteSize(512 << 20);
 
 /// The longest [`RawLimits::notice_linger`] accepted.
 pub const MAX_NOTICE_LINGER: Duration = Duration::from_secs(1);
@@ -975,7 +976,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         p.add("limits.receive_window", format!("{} is not between 64KiB and 1TiB", l.receive_window));
     }
     if l.udp_receive_buffer > MAX_UDP_RECEIVE_BUFFER {
-        p.add("limits.udp_receive_buffer", format!("{} is more than 1GiB", l.udp_receive_buffer));
+        p.add("limits.udp_receive_buffer", format!("{} is more than 512MiB", l.udp_receive_buffer));
     }
     // A frame must fit in each budget it is read under, or it could never be read.
     if l.frame_budget_per_connection < l.max_frame_bytes {
@@ -1512,7 +1513,7 @@ mod tests {
         refused(&raw, "limits.receive_window");
         let at = |b: ByteSize| RawLimits { udp_receive_buffer: b, ..RawLimits::default() };
         assert_eq!(check(&at(ByteSize(0))).unwrap().udp_receive_buffer, 0);
-        assert_eq!(check(&at(MAX_UDP_RECEIVE_BUFFER)).unwrap().udp_receive_buffer, 1 << 30);
+        assert_eq!(check(&at(MAX_UDP_RECEIVE_BUFFER)).unwrap().udp_receive_buffer, 512 << 20);
         refused(&at(ByteSize(MAX_UDP_RECEIVE_BUFFER.0 + 1)), "limits.udp_receive_buffer");
         let mut raw = RawLimits { frame_timeout: HumanDuration::secs(0), ..RawLimits::default() };
         refused(&raw, "limits.frame_timeout");

@@ -219,7 +219,7 @@ fn receive_buffer(socket: &std::net::UdpSocket, bytes: usize) {
     match lienthong_protocol::udp::set_receive_buffer(socket, bytes) {
         Ok(granted) if granted.is_short() => tracing::warn!(
             asked = bytes,
-            reported = granted.reported,
+            given = granted.held(),
             "the kernel gave the QUIC socket a smaller receive buffer than limits.udp_receive_buffer asks for: bursts of packets beyond it are dropped, which slows transfers; raise net.core.rmem_max to at least {bytes} (sysctl), or lower the limit"
         ),
         Ok(_) => {}

@@ -492,7 +492,7 @@ async fn the_udp_receive_buffer_is_asked_for_and_a_kernel_that_gives_less_is_nam
     assert_eq!(buffer_of("udp_receive_buffer = 0").await, default, "0 leaves the system's default");
 
     // `check`: within the kernel's most, nothing to say; beyond it, a warning on its line.
-    if max >= 1 << 30 {
+    if max >= node::config::MAX_UDP_RECEIVE_BUFFER.get() as usize {
         return; // the kernel allows more than a node may ask for
     }
     std::fs::write(&config_path, format!("{text}\n[limits]\nudp_receive_buffer = {max}\n")).unwrap();

@@ -278,12 +278,14 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, limits: &HopLimits) {
     design.four_hop_bounds(figures, one_hop_cpu_ms);
     let mut latencies = network::four_hop_latency(sizes.four_hop_latency).await;
     let (p50, p99) = percentiles_ms(&mut latencies);
-    // The floor: what lies on the document's path whatever the implementation. Five transfers
+    // The floor: what lies on the document's path as this design verifies (a document's two
+    // signatures one after the other on one pool thread; a design verifying them in parallel
+    // could go below it; "one core" is the all-core rate divided by the cores). Five transfers
     // (the clerk's submit and four hops), each at least a raw request one at a time; two
     // durable commits, the first node's (a clerk's document leaves only once its agency's node
     // has taken it) and the recipient's (stored), since the three nodes in between pass the
     // document on while they commit (`limits.pass_on_before_commit`); and at each of the five
-    // nodes the document's two signatures verified, one after the other, on one core. Until
+    // nodes the document's two signatures verified. Until
     // the eighteenth session the floor counted a commit at every node (5 x (request + commit)),
     // which cut-through forwarding took off the path: it was no lower bound.
     let one_core_verify_ms = cores() as f64 * 1e3 / limits.crypto.verify_per_s;
