@@ -264,20 +264,8 @@ impl ClerkClient {
         let bind: SocketAddr = if address.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
             .parse()
             .map_err(|_| fail("bad bind address".into()))?;
-        // The socket as `quinn::Endpoint::client` makes it (dual-stack where the system allows,
-        // so an IPv4-mapped address connects too), with room for a burst of a large attachment
-        // fetched (see `udp`); a kernel that gives less still serves, only slower.
-        let socket = {
-            use socket2::{Domain, Protocol, Socket, Type};
-            let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
-                .map_err(|e| fail(e.to_string()))?;
-            if bind.is_ipv6() {
-                let _ = socket.set_only_v6(false);
-            }
-            socket.bind(&bind.into()).map_err(|e| fail(e.to_string()))?;
-            std::net::UdpSocket::from(socket)
-        };
-        let _ = crate::udp::set_receive_buffer(&socket, crate::udp::RECEIVE_BUFFER);
+        // With room for a burst of a large attachment fetched (see `udp`).
+        let socket = crate::udp::bind(bind).map_err(|e| fail(e.to_string()))?;
         let runtime = quinn::default_runtime().ok_or_else(|| fail("no async runtime".into()))?;
         let mut endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
             .map_err(|e| fail(e.to_string()))?;

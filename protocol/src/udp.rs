@@ -13,7 +13,7 @@
 //! [`Granted::is_short`] tells so, for the operator to raise the limit (other systems may
 //! refuse such a request instead, an error from [`set_receive_buffer`]).
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 
 /// The receive buffer the clerk's CLI asks for, and a node's default
 /// (`limits.udp_receive_buffer`): 4 MiB.
@@ -58,6 +58,23 @@ pub fn set_receive_buffer(socket: &UdpSocket, bytes: usize) -> std::io::Result<G
     let sock = socket2::SockRef::from(socket);
     sock.set_recv_buffer_size(bytes)?;
     Ok(Granted { asked: bytes, reported: sock.recv_buffer_size()? })
+}
+
+/// A UDP socket bound to `addr` as `quinn::Endpoint::client` makes one (an IPv6 one
+/// dual-stack where the system allows, so an IPv4-mapped address is reached too), with
+/// [`RECEIVE_BUFFER`] asked for: the clerk's CLI's, and the benchmark's raw quinn pair's, so
+/// that its limit is measured on sockets like lienthong's. A kernel that gives a smaller
+/// buffer still serves, only slower.
+pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    socket.bind(&addr.into())?;
+    let socket = UdpSocket::from(socket);
+    let _ = set_receive_buffer(&socket, RECEIVE_BUFFER);
+    Ok(socket)
 }
 
 /// The receive buffer `socket` has, as the kernel reports it (Linux: twice what it keeps for

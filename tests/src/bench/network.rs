@@ -122,8 +122,7 @@ pub async fn raw_quic_bulk(bytes: u64) -> Bulk {
 /// A raw quinn endpoint on a loopback socket with the receive buffer lienthong asks for
 /// (`lienthong_protocol::udp::RECEIVE_BUFFER`): a server with `server`, else a client.
 fn raw_endpoint(server: Option<quinn::ServerConfig>) -> quinn::Endpoint {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    lienthong_protocol::udp::set_receive_buffer(&socket, lienthong_protocol::udp::RECEIVE_BUFFER).unwrap();
+    let socket = lienthong_protocol::udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, quinn::default_runtime().unwrap()).unwrap()
 }
 
