@@ -160,7 +160,9 @@ async fn check(path: PathBuf) -> anyhow::Result<()> {
     use node::self_check::Severity;
     let config = load(&path)?;
     let mut found = own_findings(&config).await;
-    found.extend(node::self_check::system_findings(&config, lienthong_protocol::udp::receive_buffer_limit()));
+    let asked = config.limits.udp_receive_buffer;
+    let granted = if asked > 0 { lienthong_protocol::udp::probe(asked).ok() } else { None };
+    found.extend(node::self_check::system_findings(&config, granted));
     let located = node::config::locate(&path, found.iter().map(|f| (f.key.clone(), f.message.clone())).collect());
     let mut errors = Vec::new();
     let mut warnings = 0;

@@ -147,16 +147,19 @@ fn subject(cert: &pki::CertId, identity: &crate::config::Identity, what: &str) -
 }
 
 /// What the machine will not give the node as configured: a UDP receive buffer
-/// (`limits.udp_receive_buffer`) above the kernel's maximum for one, which the kernel would
-/// cut to its maximum (see `lienthong_protocol::udp`). `max` is that maximum, if known.
-pub fn system_findings(config: &Config, max: Option<usize>) -> Vec<Finding> {
+/// (`limits.udp_receive_buffer`) above the kernel's maximum for one, which the kernel cuts
+/// to its maximum (see `lienthong_protocol::udp`). `granted` is what a socket asked for that
+/// buffer was given (`udp::probe`), if the question could be asked; a limit of 0 (the
+/// system's default) asks for nothing.
+pub fn system_findings(config: &Config, granted: Option<lienthong_protocol::udp::Granted>) -> Vec<Finding> {
     let asked = config.limits.udp_receive_buffer;
-    match max {
-        Some(max) if asked > max => vec![Finding {
+    match granted {
+        Some(granted) if asked > 0 && granted.is_short() => vec![Finding {
             severity: Severity::Warning,
             key: "limits.udp_receive_buffer".into(),
             message: format!(
-                "this kernel gives a socket at most {max} bytes of receive buffer (net.core.rmem_max), less than the {asked} asked for: bursts of packets beyond it are dropped, which slows transfers; raise it (`sysctl -w net.core.rmem_max={asked}`, and in /etc/sysctl.d to keep it) or lower the limit"
+                "this kernel gives a socket at most {} bytes of receive buffer (net.core.rmem_max), less than the {asked} asked for: bursts of packets beyond it are dropped, which slows transfers; raise it (`sysctl -w net.core.rmem_max={asked}`, and in /etc/sysctl.d to keep it) or lower the limit",
+                granted.held()
             ),
         }],
         _ => Vec::new(),

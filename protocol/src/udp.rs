@@ -77,6 +77,16 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// What the kernel gives a socket asked for a receive buffer of `bytes`, found by asking it
+/// for a throwaway socket on loopback: `lienthong-node check` warns with it before a node
+/// starts. Asking is the one answer that holds everywhere: the limit's file
+/// (`/proc/sys/net/core/rmem_max`, [`receive_buffer_limit`]) is hidden in many containers,
+/// and other systems keep theirs elsewhere or refuse the request instead.
+pub fn probe(bytes: usize) -> std::io::Result<Granted> {
+    let socket = UdpSocket::bind("127.0.0.1:0").or_else(|_| UdpSocket::bind("[::1]:0"))?;
+    set_receive_buffer(&socket, bytes)
+}
+
 /// The receive buffer `socket` has, as the kernel reports it (Linux: twice what it keeps for
 /// data, see [`Granted::is_short`]).
 pub fn receive_buffer(socket: &UdpSocket) -> std::io::Result<usize> {
@@ -84,7 +94,7 @@ pub fn receive_buffer(socket: &UdpSocket) -> std::io::Result<usize> {
 }
 
 /// The most a socket's receive buffer may be given here (Linux: `net.core.rmem_max`), if
-/// this system tells.
+/// this system tells: for tests that set out what [`probe`] should find.
 pub fn receive_buffer_limit() -> Option<usize> {
     std::fs::read_to_string("/proc/sys/net/core/rmem_max").ok()?.trim().parse().ok()
 }
@@ -121,6 +131,21 @@ mod tests {
         assert!(granted.is_short(), "{granted:?}");
         // What the kernel gives instead is its maximum (reported doubled).
         assert_eq!(granted.reported, max * 2);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_probe_finds_what_a_socket_would_be_given() {
+        let Some(max) = receive_buffer_limit() else {
+            return; // /proc/sys/net/core/rmem_max hidden: nothing to compare with
+        };
+        let within = probe(max.min(RECEIVE_BUFFER)).unwrap();
+        assert!(!within.is_short(), "{within:?}");
+        if max <= 256 << 20 {
+            let beyond = probe(max + 1).unwrap();
+            assert!(beyond.is_short(), "{beyond:?}");
+            assert_eq!(beyond.held(), max);
+        }
     }
 
     #[test]

@@ -512,4 +512,15 @@ async fn the_udp_receive_buffer_is_asked_for_and_a_kernel_that_gives_less_is_nam
         run.stderr
     );
     assert!(run.stdout.contains("node.toml is valid (1 warning above)"), "{}", run.stdout);
+
+    // A node started so still serves, and its log names what it asked and what it was given.
+    let mut net = net;
+    let process = net.spawn_process(&code(PHONG_DU));
+    net.wait_ready(PHONG_DU).await.close().await;
+    drop(process);
+    let log = std::fs::read_to_string(net.node_dir(&code(PHONG_DU)).join("node.log")).unwrap();
+    let line = log.lines().find(|l| l.contains("smaller receive buffer")).unwrap_or_else(|| panic!("{log}"));
+    println!("{line}");
+    assert!(line.contains("WARN"), "a warning: {line}");
+    assert!(line.contains(&format!("asked={}", max + 1)) && line.contains(&format!("given={max}")), "{line}");
 }
