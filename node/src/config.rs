@@ -284,6 +284,12 @@ pub struct RawLimits {
     /// The bytes of a broken-off transfer not continued within this are removed (when another
     /// transfer starts, and at start).
     pub max_partial_age: HumanDuration,
+    /// Most files those bytes are kept in (one per attachment of a broken-off transfer),
+    /// counting transfers being received: `max_partial_bytes` counts bytes only, and a peer
+    /// that starts resumable transfers and sends a byte of each would leave a file per
+    /// document. Oldest evicted first; a transfer that finds no room is received without
+    /// resuming.
+    pub max_partial_files: u32,
     /// Attachments of at most this many bytes are kept in the database, in the transaction
     /// that takes their document, instead of as files: a file costs its own sync and its
     /// directory's on every hop (three syncs where one does). Larger ones are files, streamed.
@@ -353,6 +359,7 @@ impl Default for RawLimits {
             max_signature_age: HumanDuration::days(3),
             max_partial_bytes: ByteSize::gib(2),
             max_partial_age: HumanDuration::days(1),
+            max_partial_files: 256,
             inline_attachment_bytes: ByteSize::kib(64),
             pass_on_before_commit: true,
             notice_linger: HumanDuration(Duration::from_millis(25)),
@@ -472,6 +479,8 @@ pub struct Limits {
     pub max_partial_bytes: u64,
     /// See [`RawLimits::max_partial_age`].
     pub max_partial_age: Duration,
+    /// See [`RawLimits::max_partial_files`].
+    pub max_partial_files: usize,
     /// See [`RawLimits::inline_attachment_bytes`].
     pub inline_attachment_bytes: u64,
     /// See [`RawLimits::pass_on_before_commit`].
@@ -500,7 +509,11 @@ impl Limits {
 
     /// The bounds on the partial files of broken-off transfers.
     pub fn partials(&self) -> crate::storage::blobs::PartialLimits {
-        crate::storage::blobs::PartialLimits { max_bytes: self.max_partial_bytes, max_age: self.max_partial_age }
+        crate::storage::blobs::PartialLimits {
+            max_bytes: self.max_partial_bytes,
+            max_age: self.max_partial_age,
+            max_files: self.max_partial_files,
+        }
     }
 }
 
@@ -991,6 +1004,9 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
     let handshake_timeout = nonzero(p, "limits.handshake_timeout", l.handshake_timeout);
     let max_signature_age = nonzero(p, "limits.max_signature_age", l.max_signature_age);
     let max_partial_age = nonzero(p, "limits.max_partial_age", l.max_partial_age);
+    if l.max_partial_files == 0 {
+        p.add("limits.max_partial_files", "must be at least 1 (limits.max_partial_bytes = 0 turns resuming off)");
+    }
     let frame_timeout = nonzero(p, "limits.frame_timeout", l.frame_timeout);
     if l.outbox_lease.get() < Duration::from_secs(1) {
         p.add("limits.outbox_lease", "must be at least 1s (it is renewed every third of it)");
@@ -1056,6 +1072,7 @@ fn limits(p: &mut Problems, l: &RawLimits) -> Option<Limits> {
         max_signature_age,
         max_partial_bytes: l.max_partial_bytes.get(),
         max_partial_age,
+        max_partial_files: l.max_partial_files as usize,
         inline_attachment_bytes: l.inline_attachment_bytes.get(),
         pass_on_before_commit: l.pass_on_before_commit,
         notice_linger: l.notice_linger.get(),
@@ -1351,6 +1368,7 @@ min_free_bytes = "256MiB"            # kept free on the data (and database) file
 max_signature_age = "3d"             # a clerk's document signed longer ago is refused (iat is a claim)
 max_partial_bytes = "2GiB"           # kept from large transfers that broke off, to resume them (0: never resume)
 max_partial_age = "1d"               # such bytes not resumed within this are removed
+max_partial_files = 256              # most files they are kept in (one per attachment)
 inline_attachment_bytes = "64KiB"    # attachments this small are kept in the database (one sync
                                      # per document instead of three); at most 256KiB, 0: all files
 pass_on_before_commit = true         # a neighbour's document goes on while this node commits it
@@ -1515,6 +1533,9 @@ mod tests {
         assert_eq!(check(&at(ByteSize(0))).unwrap().udp_receive_buffer, 0);
         assert_eq!(check(&at(MAX_UDP_RECEIVE_BUFFER)).unwrap().udp_receive_buffer, 512 << 20);
         refused(&at(ByteSize(MAX_UDP_RECEIVE_BUFFER.0 + 1)), "limits.udp_receive_buffer");
+        let files = |n: u32| RawLimits { max_partial_files: n, ..RawLimits::default() };
+        assert_eq!(check(&files(1)).unwrap().partials().max_files, 1);
+        refused(&files(0), "limits.max_partial_files");
         let mut raw = RawLimits { frame_timeout: HumanDuration::secs(0), ..RawLimits::default() };
         refused(&raw, "limits.frame_timeout");
         raw.handshake_timeout = HumanDuration::secs(0);

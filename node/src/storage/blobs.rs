@@ -77,6 +77,10 @@ pub struct PartialLimits {
     pub max_bytes: u64,
     /// A partial file not written for this long is removed rather than resumed.
     pub max_age: Duration,
+    /// Most partial files at once, counting those being received: a file's length alone
+    /// bounds bytes, not files, and a peer that opens resumable transfers and sends a byte of
+    /// each would otherwise leave a file per document for `max_age`. Oldest evicted first.
+    pub max_files: usize,
 }
 
 /// Which attachment of which document a partial file holds.
@@ -178,6 +182,18 @@ impl Durable {
             hook(dir)?;
         }
         std::fs::File::open(dir)?.sync_all()
+    }
+
+    /// Syncs a partial file's bytes before their length is trusted or reported (its `path`
+    /// names it to the test hook).
+    fn sync_file(&self, file: &std::fs::File, path: &Path) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some(hook) = &self.hook {
+            hook(path)?;
+        }
+        #[cfg(not(test))]
+        let _ = path;
+        file.sync_data()
     }
 
     fn is_durable(&self, shard: &Path) -> bool {
@@ -383,7 +399,8 @@ impl BlobStore {
         if let Ok(mut claims) = self.durable.claims.lock() {
             claims.insert(path.clone(), (Arc::clone(&stop), size));
         }
-        let claim = Claim { file: Some(file), path: path.clone(), durable: Arc::clone(&self.durable) };
+        let claim =
+            Claim { file: Some(file), path: path.clone(), durable: Arc::clone(&self.durable), stop: Arc::clone(&stop) };
         let (limits, durable, dir) = (*limits, Arc::clone(&self.durable), self.root.join("partial"));
         blocking(move || {
             let mut claim = claim;
@@ -398,7 +415,18 @@ impl BlobStore {
                 let _ = std::fs::remove_file(&path);
                 return Ok(None);
             }
-            let kept = claim.file.as_ref().map(|f| f.metadata().map(|m| m.len())).transpose()?.unwrap_or(0);
+            let file = claim.file.as_ref().ok_or_else(|| std::io::Error::other("claim without its file"))?;
+            let kept = file.metadata()?.len();
+            // The length is the sender's offset: synced first, so that what it counts cannot
+            // be lost to a crash after the sender skipped it (an attempt killed or timed out
+            // mid-write left it unsynced). A file whose sync fails cannot be trusted at all:
+            // removed, while still locked.
+            if kept > 0
+                && let Err(e) = durable.sync_file(file, &path)
+            {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
             Ok(Some(Partial { claim, kept, stop }))
         })
         .await
@@ -449,7 +477,8 @@ impl BlobStore {
                 return Err(StoreError::Io(e).into());
             }
         };
-        let (sink, pumped) = pump(reader, Sink::new(file, ctx, kept), size - kept, Some(&stop)).await;
+        let sink = Sink::new(file, ctx, kept).removing_on_failure(path.clone());
+        let (sink, pumped) = pump(reader, sink, size - kept, Some(&stop)).await;
         let Some(Sink { file, ctx, .. }) = sink else {
             let _ = std::fs::remove_file(&path);
             return Err(StoreError::Io(std::io::Error::other("the attachment's writer was lost")).into());
@@ -466,10 +495,23 @@ impl BlobStore {
             Err(Broke::Stopped) => Some("a newer attempt of the same document took over".to_owned()),
         };
         if let Some(reason) = reason {
-            // The last durable offset: what arrived is synced before the file is let go.
+            // The last durable offset: what arrived is synced before the file is let go. A
+            // failed sync leaves nothing to trust (the kernel may report a lost write once
+            // only, and then serve the lost bytes from its cache as if written), and an empty
+            // file nothing to resume: either is removed while its lock is still held.
+            let (durable, at) = (Arc::clone(&self.durable), path.clone());
             let kept = blocking(move || {
-                file.sync_data()?;
-                Ok(file.metadata()?.len())
+                let kept = match durable.sync_file(&file, &at).and_then(|()| file.metadata()) {
+                    Ok(meta) => meta.len(),
+                    Err(e) => {
+                        tracing::warn!(partial = %at.display(), error = %e, "cannot make the bytes of a broken-off transfer durable; its partial file is removed");
+                        0
+                    }
+                };
+                if kept == 0 {
+                    let _ = std::fs::remove_file(&at);
+                }
+                Ok(kept)
             })
             .await
             .unwrap_or(0);
@@ -558,11 +600,23 @@ struct Claim {
     file: Option<std::fs::File>,
     path: PathBuf,
     durable: Arc<Durable>,
+    /// Tells this claim's entry among the claims from a newer one's on the same path.
+    stop: Arc<Notify>,
 }
 
 impl Drop for Claim {
+    /// Unregisters this claim (not a newer one that took the path over once this one let go
+    /// of the file), and removes its file if it is still held and empty: a transfer that
+    /// stopped before its first byte leaves nothing behind.
     fn drop(&mut self) {
-        if let Ok(mut claims) = self.durable.claims.lock() {
+        if let Some(file) = self.file.take()
+            && file.metadata().is_ok_and(|m| m.len() == 0)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        if let Ok(mut claims) = self.durable.claims.lock()
+            && claims.get(&self.path).is_some_and(|(stop, _)| Arc::ptr_eq(stop, &self.stop))
+        {
             claims.remove(&self.path);
         }
     }
@@ -588,6 +642,11 @@ struct Sink {
     direct: bool,
     /// `O_DIRECT` may be tried (not refused by the filesystem).
     may_direct: bool,
+    /// The partial file this sink writes, removed when a write or a sync of it fails: its
+    /// bytes can no longer be trusted, and no later attempt may resume after them, even when
+    /// the failure happens in a task no one waits for any more (a transfer dropped on its
+    /// time limit).
+    partial: Option<PathBuf>,
 }
 
 /// The alignment `O_DIRECT` needs of buffers, lengths and offsets (the largest logical block
@@ -597,7 +656,21 @@ const DIRECT_ALIGN: usize = 4096;
 impl Sink {
     /// A sink writing from `offset` on, the handle's position.
     fn new(file: std::fs::File, ctx: ring::digest::Context, offset: u64) -> Sink {
-        Sink { file, ctx, offset, direct: false, may_direct: true }
+        Sink { file, ctx, offset, direct: false, may_direct: true, partial: None }
+    }
+
+    /// The sink of the partial file at `path` (see [`Sink::partial`]).
+    fn removing_on_failure(self, path: PathBuf) -> Sink {
+        Sink { partial: Some(path), ..self }
+    }
+
+    /// Removes the partial file after a failed write or sync (see [`Sink::partial`]).
+    fn failed(partial: Option<&Path>, e: std::io::Error) -> std::io::Error {
+        if let Some(path) = partial {
+            tracing::warn!(partial = %path.display(), error = %e, "a write to a partial file failed; the file is removed");
+            let _ = std::fs::remove_file(path);
+        }
+        e
     }
 
     /// Hashes and writes `data` at the handle's position, direct when it can be.
@@ -607,10 +680,8 @@ impl Sink {
             && self.offset.is_multiple_of(DIRECT_ALIGN as u64)
             && data.len().is_multiple_of(DIRECT_ALIGN)
             && data.as_ptr().align_offset(DIRECT_ALIGN) == 0;
-        if aligned != self.direct {
-            self.set_direct(aligned)?;
-        }
-        self.put(data)
+        let written = if aligned != self.direct { self.set_direct(aligned) } else { Ok(()) };
+        written.and_then(|()| self.put(data)).map_err(|e| Sink::failed(self.partial.as_deref(), e))
     }
 
     /// Writes all of `data` at the handle's position. A direct write the device refuses for
@@ -791,8 +862,12 @@ async fn pump<R: AsyncRead + Unpin>(
             if let Err(e) = synced(&mut syncing).await {
                 return (sink, Err(e));
             }
-            if let Some(handle) = sink.as_ref().and_then(|s| s.file.try_clone().ok()) {
-                syncing = Some(tokio::task::spawn_blocking(move || handle.sync_data()));
+            if let Some((handle, partial)) =
+                sink.as_ref().and_then(|s| Some((s.file.try_clone().ok()?, s.partial.clone())))
+            {
+                syncing = Some(tokio::task::spawn_blocking(move || {
+                    handle.sync_data().map_err(|e| Sink::failed(partial.as_deref(), e))
+                }));
                 unsynced = 0;
             }
         }
@@ -908,9 +983,10 @@ fn expired(modified: SystemTime, limits: &PartialLimits, now: SystemTime) -> boo
     now.duration_since(modified).is_ok_and(|age| age > limits.max_age)
 }
 
-/// Keeps the partial files within `limits.max_bytes` with `own` (claimed, reserved at `size`)
-/// among them: stale files not claimed here are removed, then the oldest others until `size`
-/// fits. False when it cannot fit (other claims of this process hold the room).
+/// Keeps the partial files within `limits.max_bytes` and `limits.max_files` with `own`
+/// (claimed, reserved at `size`) among them: stale files not claimed here are removed, then
+/// the oldest others until `size` and `own` fit. False when they cannot (other claims of
+/// this process hold the room, or other processes' transfers the files).
 fn make_room(
     dir: &Path,
     own: &Path,
@@ -925,6 +1001,7 @@ fn make_room(
         .map(|c| c.iter().filter(|(p, _)| p.as_path() != own).map(|(p, (_, size))| (p.clone(), *size)).collect())
         .unwrap_or_default();
     let mut total: u64 = size.saturating_add(claims.values().sum());
+    let mut files = 1 + claims.len();
     let mut others = Vec::new();
     for entry in std::fs::read_dir(dir)?.flatten() {
         let path = entry.path();
@@ -938,23 +1015,25 @@ fn make_room(
             continue;
         }
         total = total.saturating_add(meta.len());
+        files += 1;
         others.push((modified, meta.len(), path));
     }
     others.sort();
     for (_, len, path) in others {
-        if total <= limits.max_bytes {
+        if total <= limits.max_bytes && files <= limits.max_files {
             break;
         }
         // One another process of a scaled-out node is receiving into stays.
         if !unlocked(&path) {
             continue;
         }
-        tracing::info!(partial = %path.display(), "evicting the partial file of an interrupted transfer to keep within limits.max_partial_bytes");
+        tracing::info!(partial = %path.display(), "evicting the partial file of an interrupted transfer to keep within limits.max_partial_bytes and max_partial_files");
         if std::fs::remove_file(&path).is_ok() {
             total -= len;
+            files -= 1;
         }
     }
-    Ok(total <= limits.max_bytes)
+    Ok(total <= limits.max_bytes && files <= limits.max_files)
 }
 
 impl PendingBlob {
@@ -1399,7 +1478,8 @@ mod tests {
         (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 
-    const LIMITS: PartialLimits = PartialLimits { max_bytes: 1 << 30, max_age: Duration::from_secs(3600) };
+    const LIMITS: PartialLimits =
+        PartialLimits { max_bytes: 1 << 30, max_age: Duration::from_secs(3600), max_files: 64 };
 
     fn key(index: usize) -> PartialKey {
         PartialKey { envelope: [9; 32], index }
@@ -1528,7 +1608,7 @@ mod tests {
     async fn the_partial_bytes_bound_at_its_edge() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let limits = PartialLimits { max_bytes: 1000, max_age: Duration::from_secs(60) };
+        let limits = PartialLimits { max_bytes: 1000, max_age: Duration::from_secs(60), max_files: 64 };
         let now = SystemTime::now();
         assert!(store.claim_partial(key(0), 1000, &limits, now).await.unwrap().is_some());
         assert!(store.claim_partial(key(1), 1001, &limits, now).await.unwrap().is_none());
@@ -1542,7 +1622,7 @@ mod tests {
     async fn older_partial_files_are_evicted_to_keep_the_bound() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let limits = PartialLimits { max_bytes: 1000, max_age: Duration::from_secs(3600) };
+        let limits = PartialLimits { max_bytes: 1000, max_age: Duration::from_secs(3600), max_files: 64 };
         let partial = dir.path().join("partial");
         let now = SystemTime::now();
         for (i, age) in [(0usize, 30u64), (1, 20)] {
@@ -1568,7 +1648,7 @@ mod tests {
     async fn the_partial_age_bound_at_its_edge() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(600) };
+        let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(600), max_files: 64 };
         let partial = dir.path().join("partial");
         let now = SystemTime::now();
         let age = |i: usize, secs: u64| kept_partial(&partial, i, 100, now - Duration::from_secs(secs));
@@ -1579,5 +1659,103 @@ mod tests {
         let (young, old) = (age(2, 600), age(3, 601));
         store.sweep_partials(&limits, now);
         assert!(young.exists() && !old.exists());
+    }
+
+    /// `max_files` at its edge: with two files kept and a bound of two, a new transfer evicts
+    /// the older kept one; two transfers holding their files leave no room for a third.
+    #[tokio::test]
+    async fn the_partial_files_bound_at_its_edge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(3600), max_files: 2 };
+        let partial = dir.path().join("partial");
+        let now = SystemTime::now();
+        let (older, newer) =
+            (kept_partial(&partial, 0, 1, now - Duration::from_secs(20)), kept_partial(&partial, 1, 1, now));
+        let first = store.claim_partial(key(2), 100, &limits, now).await.unwrap().expect("room made");
+        assert!(!older.exists() && newer.exists(), "the older kept file evicted, the newer kept");
+        let second = store.claim_partial(key(3), 100, &limits, now).await.unwrap().expect("room made");
+        assert!(!newer.exists());
+        assert!(store.claim_partial(key(4), 100, &limits, now).await.unwrap().is_none(), "both places held");
+        drop((first, second));
+        assert!(store.claim_partial(key(4), 100, &limits, now).await.unwrap().is_some());
+    }
+
+    /// A transfer that stopped before its first byte leaves no file behind: not when its
+    /// claim is let go unused (another attachment of the document broke off first), not when
+    /// its stream broke off at once.
+    #[tokio::test]
+    async fn a_transfer_stopped_before_its_first_byte_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let partial = dir.path().join("partial");
+        drop(claim(&store, key(0), 1000).await);
+        assert_eq!(std::fs::read_dir(&partial).unwrap().count(), 0);
+        let first = claim(&store, key(1), 1000).await;
+        let mut reader = Breaks { data: Vec::new(), at: 0, hang: false };
+        let broke = store.receive_resumed("a.pdf", &mut reader, 1000, &[0; 32], first).await;
+        assert!(matches!(broke, Err(ReceiveError::Interrupted { kept: 0, .. })), "{broke:?}");
+        assert_eq!(std::fs::read_dir(&partial).unwrap().count(), 0);
+    }
+
+    /// The bytes of a broken-off transfer are kept only once synced: when the sync fails they
+    /// are not offered to the next attempt (the kernel may report a lost write once only, and
+    /// serve the bytes from its cache as if they were on disk), and the file is removed.
+    #[tokio::test]
+    async fn a_broken_off_transfer_whose_sync_fails_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, syncs) = observed(dir.path());
+        let body = body_of(300_000);
+        let hash = sha(&body);
+        let path = dir.path().join("partial").join(key(0).file_name());
+        syncs.fail(Some(&path));
+        let first = claim(&store, key(0), body.len()).await;
+        let mut reader = Breaks { data: body[..100_000].to_vec(), at: 0, hang: false };
+        let broke = store.receive_resumed("a.pdf", &mut reader, body.len() as u64, &hash, first).await;
+        assert!(matches!(broke, Err(ReceiveError::Interrupted { kept: 0, .. })), "{broke:?}");
+        assert!(!path.exists(), "the unsynced bytes are not kept");
+        syncs.fail(None);
+        assert_eq!(claim(&store, key(0), body.len()).await.kept(), 0);
+    }
+
+    /// Kept bytes are synced before their length is offered to the sender as where to
+    /// continue (an attempt that timed out or was killed mid-write left them unsynced); a
+    /// file whose sync fails is removed and the claim fails, so nothing unsynced is skipped.
+    #[tokio::test]
+    async fn kept_bytes_are_synced_before_they_are_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, syncs) = observed(dir.path());
+        let partial = dir.path().join("partial");
+        let now = SystemTime::now();
+        let path = kept_partial(&partial, 0, 100, now);
+        syncs.take();
+        assert_eq!(claim(&store, key(0), 1000).await.kept(), 100);
+        assert_eq!(syncs.take(), vec![path.clone()], "synced before offered");
+        syncs.fail(Some(&path));
+        assert!(store.claim_partial(key(0), 1000, &LIMITS, now).await.is_err());
+        assert!(!path.exists(), "a file whose sync failed is not resumed");
+        syncs.fail(None);
+        assert_eq!(claim(&store, key(0), 1000).await.kept(), 0);
+    }
+
+    /// An older claim let go after a newer one took its path over leaves the newer one
+    /// registered: still asked to stop by the next attempt, still counted in the bound.
+    #[test]
+    fn an_older_claim_let_go_leaves_a_newer_one_registered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let path = dir.path().join("partial").join(key(0).file_name());
+        let newer = Arc::new(Notify::new());
+        store.durable.claims.lock().unwrap().insert(path.clone(), (Arc::clone(&newer), 1000));
+        let older = Claim {
+            file: None,
+            path: path.clone(),
+            durable: Arc::clone(&store.durable),
+            stop: Arc::new(Notify::new()),
+        };
+        drop(older);
+        assert!(store.durable.claims.lock().unwrap().get(&path).is_some_and(|(s, _)| Arc::ptr_eq(s, &newer)));
+        drop(Claim { file: None, path: path.clone(), durable: Arc::clone(&store.durable), stop: newer });
+        assert!(store.durable.claims.lock().unwrap().is_empty());
     }
 }
