@@ -802,3 +802,52 @@ async fn a_receipts_notice_is_queued_once_by_digest_or_by_id(database: Database)
     assert_eq!(new[0].next_hop, hop);
     store.close().await;
 }
+
+/// A hop receipt promises its document is on disk. On PostgreSQL that rests on
+/// `synchronous_commit`, which a DBA may turn off for a database, a role or the server: the
+/// node's sessions turn it back on, so a commit of the node returns only once the server
+/// flushed its WAL past it; and a server running with `fsync = off` is refused with the
+/// reason. The WAL writer is slowed to 10 s so that only a synchronous commit flushes in
+/// the test's time, and an asynchronous commit of another session shows it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commits_wait_for_the_flush_whatever_the_database_is_set_to() {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let cluster = harness::postgres::PgCluster::start();
+    let url = cluster.database("lienthong");
+    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+    for statement in [
+        "ALTER SYSTEM SET wal_writer_delay = '10s'",
+        "ALTER SYSTEM SET wal_writer_flush_after = '1GB'",
+        "SELECT pg_reload_conf()",
+        "ALTER DATABASE lienthong SET synchronous_commit = off",
+        "CREATE TABLE probe (x int)",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let lsn = async |conn: &mut sqlx::AnyConnection, which: &str| -> i64 {
+        let sql = format!("SELECT (pg_current_wal_{which}_lsn() - '0/0'::pg_lsn)::bigint");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(conn).await.unwrap()
+    };
+    // Another application's session, with the database's setting: its commit returns before
+    // the flush (else this test would prove nothing).
+    let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let before = lsn(&mut admin, "insert").await;
+    sqlx::raw_sql("INSERT INTO probe VALUES (1)").execute(&mut other).await.unwrap();
+    assert!(lsn(&mut admin, "flush").await <= before, "an asynchronous commit was flushed at once");
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url, dir.path()).await.unwrap();
+    let before = lsn(&mut admin, "insert").await;
+    let mut tx = store.begin().await.unwrap();
+    tx.count("probe", 1).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(lsn(&mut admin, "flush").await > before, "the node's commit returned before the WAL's flush");
+    store.close().await;
+
+    let unsafe_server = harness::postgres::PgCluster::start_with("-c fsync=off");
+    let url = unsafe_server.database("lienthong");
+    let Err(refused) = Store::open(&url, dir.path()).await else { panic!("a server without fsync was taken") };
+    assert!(refused.to_string().contains("fsync = off"), "{refused}");
+}

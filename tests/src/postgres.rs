@@ -34,6 +34,12 @@ fn is_root() -> bool {
 impl PgCluster {
     /// Starts a fresh cluster.
     pub fn start() -> PgCluster {
+        PgCluster::start_with("")
+    }
+
+    /// Starts a fresh cluster with more server options (`-c name=value …`), which win over
+    /// the defaults here: for tests of what the node does on a server set up otherwise.
+    pub fn start_with(options: &str) -> PgCluster {
         let bin = find_bin();
         let as_postgres = is_root();
         let dir = tempfile::Builder::new().prefix("lienthong-pg-").tempdir().unwrap();
@@ -47,8 +53,10 @@ impl PgCluster {
             "initdb",
             &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"],
         );
-        let options =
-            format!("-k {} -c listen_addresses='' -c fsync=on -c max_connections=200", cluster.dir.path().display());
+        let options = format!(
+            "-k {} -c listen_addresses='' -c fsync=on -c max_connections=200 {options}",
+            cluster.dir.path().display()
+        );
         let log = cluster.dir.path().join("server.log");
         cluster.run(
             "pg_ctl",

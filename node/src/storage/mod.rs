@@ -426,14 +426,37 @@ const SQLITE_PRAGMAS: [&str; 4] = [
 /// (The in-task readers turn the map off again, see `sqlite::Conn::open_reader`.)
 /// Writes still go through `write` and `fsync`, so durability is unchanged; a read error of
 /// the disk under the map would stop the process (SIGBUS) instead of failing one query.
-/// PostgreSQL needs nothing.
+///
+/// PostgreSQL: a commit is on disk when it returns only with `synchronous_commit` on (or
+/// `local`, `remote_write`, `remote_apply`), and a database, a role or the whole server may
+/// have been set to `off` (common tuning advice for other applications): a session of the
+/// node that finds it off sets it back on for itself (the node's deliberately unsynced
+/// writes still turn it off per transaction, see [`Store::begin_unsynced`]). A server running
+/// with `fsync = off` cannot be made durable by any session: refused, with the reason, since
+/// every receipt the node signed would promise what the server does not keep.
 async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
-    if backend == Backend::Sqlite {
-        for pragma in SQLITE_PRAGMAS {
-            sqlx::query(pragma).execute(&mut *conn).await?;
+    match backend {
+        Backend::Sqlite => {
+            for pragma in SQLITE_PRAGMAS {
+                sqlx::query(pragma).execute(&mut *conn).await?;
+            }
+            let busy = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+            sqlx::query(sqlx::AssertSqlSafe(busy)).execute(&mut *conn).await?;
         }
-        let busy = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
-        sqlx::query(sqlx::AssertSqlSafe(busy)).execute(&mut *conn).await?;
+        Backend::Postgres => {
+            let (synchronous, fsync): (String, String) =
+                sqlx::query_as("SELECT current_setting('synchronous_commit'), current_setting('fsync')")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if fsync == "off" {
+                return Err(sqlx::Error::Configuration(
+                    "the PostgreSQL server runs with fsync = off: nothing it commits survives a crash of its machine, so the receipts this node signs would promise what it does not keep; turn fsync on (postgresql.conf) and reload the server".into(),
+                ));
+            }
+            if synchronous == "off" {
+                sqlx::raw_sql("SET synchronous_commit = on").execute(&mut *conn).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -494,8 +517,9 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     /// Commits. `Ok` means the database said the `COMMIT` holding this work succeeded (with
-    /// SQLite's `synchronous = FULL`, and PostgreSQL's default `synchronous_commit`, the data
-    /// is on disk); on `Err` nothing of the transaction is kept.
+    /// SQLite's `synchronous = FULL`, and PostgreSQL's `synchronous_commit`, which every
+    /// session of the node has on, see `set_up`, the data is on disk); on `Err` nothing of the
+    /// transaction is kept.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         // A failure here drops `self`, which rolls everything back.
         self.insert_log_entries().await?;
