@@ -321,7 +321,8 @@ impl Store {
     /// `wal_writer_delay` (0.6 s by default). Other connections read it as soon as it
     /// commits, before its sync: what it holds must be safe to have acted on and then lose.
     /// One exception is accepted: a hop receipt recorded so is in this node's answers about
-    /// a document's path (`path::own_part`) at once; a crash of the machine within that
+    /// a document's path (`path::own_part`) and in what its clerks see of the document
+    /// (`track`, `fetch`, the route `forwarded`) at once; a crash of the machine within that
     /// window, followed by the failure of the transfer's whole schedule of attempts, would end
     /// in this node refusing a document whose next hop's receipt it had shown.
     ///
