@@ -161,8 +161,8 @@ async fn check(path: PathBuf) -> anyhow::Result<()> {
     let config = load(&path)?;
     let mut found = own_findings(&config).await;
     let asked = config.limits.udp_receive_buffer;
-    let granted = if asked > 0 { lienthong_protocol::udp::probe(asked).ok() } else { None };
-    found.extend(node::self_check::system_findings(&config, granted));
+    let probed = (asked > 0).then(|| lienthong_protocol::udp::probe(asked));
+    found.extend(node::self_check::system_findings(&config, probed));
     let located = node::config::locate(&path, found.iter().map(|f| (f.key.clone(), f.message.clone())).collect());
     let mut errors = Vec::new();
     let mut warnings = 0;

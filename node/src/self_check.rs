@@ -148,22 +148,25 @@ fn subject(cert: &pki::CertId, identity: &crate::config::Identity, what: &str) -
 
 /// What the machine will not give the node as configured: a UDP receive buffer
 /// (`limits.udp_receive_buffer`) above the kernel's maximum for one, which the kernel cuts
-/// to its maximum (see `lienthong_protocol::udp`). `granted` is what a socket asked for that
-/// buffer was given (`udp::probe`), if the question could be asked; a limit of 0 (the
-/// system's default) asks for nothing.
-pub fn system_findings(config: &Config, granted: Option<lienthong_protocol::udp::Granted>) -> Vec<Finding> {
+/// to its maximum (see `lienthong_protocol::udp`). `probed` is what a socket asked for that
+/// buffer was given (`udp::probe`), or why asking failed (a system that refuses the request
+/// rather than cutting it); `None` when the limit is 0 (the system's default: nothing asked).
+pub fn system_findings(
+    config: &Config,
+    probed: Option<std::io::Result<lienthong_protocol::udp::Granted>>,
+) -> Vec<Finding> {
     let asked = config.limits.udp_receive_buffer;
-    match granted {
-        Some(granted) if asked > 0 && granted.is_short() => vec![Finding {
-            severity: Severity::Warning,
-            key: "limits.udp_receive_buffer".into(),
-            message: format!(
-                "this kernel gives a socket at most {} bytes of receive buffer (net.core.rmem_max), less than the {asked} asked for: bursts of packets beyond it are dropped, which slows transfers; raise it (`sysctl -w net.core.rmem_max={asked}`, and in /etc/sysctl.d to keep it) or lower the limit",
-                granted.held()
-            ),
-        }],
-        _ => Vec::new(),
-    }
+    let message = match probed {
+        Some(Ok(granted)) if granted.is_short() => format!(
+            "this kernel gives a socket at most {} bytes of receive buffer (net.core.rmem_max), less than the {asked} asked for: bursts of packets beyond it are dropped, which slows transfers; raise it (`sysctl -w net.core.rmem_max={asked}`, and in /etc/sysctl.d to keep it) or lower the limit",
+            granted.held()
+        ),
+        Some(Err(e)) => format!(
+            "cannot ask this system for a UDP receive buffer of {asked} bytes on a test socket ({e}): the node will ask again at start and log what it gets; lower the limit or set it to 0 for the system's default"
+        ),
+        _ => return Vec::new(),
+    };
+    vec![Finding { severity: Severity::Warning, key: "limits.udp_receive_buffer".into(), message }]
 }
 
 /// The CRLs in `crl.files`, and a warning for each file that cannot be read.

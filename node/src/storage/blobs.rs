@@ -411,8 +411,10 @@ impl BlobStore {
                 file.set_len(0)?;
             }
             if !make_room(&dir, &path, size, &limits, now, &durable)? {
-                tracing::warn!(partial = %path.display(), "no room in limits.max_partial_bytes for this transfer; receiving without resuming");
-                let _ = std::fs::remove_file(&path);
+                tracing::warn!(partial = %path.display(), "no room in limits.max_partial_bytes and max_partial_files for this transfer; receiving without resuming");
+                if let Some(file) = &claim.file {
+                    remove_own(file, &path);
+                }
                 return Ok(None);
             }
             let file = claim.file.as_ref().ok_or_else(|| std::io::Error::other("claim without its file"))?;
@@ -424,7 +426,7 @@ impl BlobStore {
             if kept > 0
                 && let Err(e) = durable.sync_file(file, &path)
             {
-                let _ = std::fs::remove_file(&path);
+                remove_own(file, &path);
                 return Err(e);
             }
             Ok(Some(Partial { claim, kept, stop }))
@@ -452,42 +454,51 @@ impl BlobStore {
             return Err(StoreError::Io(std::io::Error::other("claim without its file")).into());
         };
         // Nothing is trusted that was not hashed: the kept prefix is read back and hashed.
+        let at = path.clone();
         let rehashed = blocking(move || {
-            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-            file.seek(std::io::SeekFrom::Start(0))?;
-            let mut buf = vec![0u8; REHASH_CHUNK.min(usize::try_from(kept).unwrap_or(REHASH_CHUNK)).max(1)];
-            let mut left = kept;
-            while left > 0 {
-                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                let n = file.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the partial file shrank"));
+            let read_back = |file: &mut std::fs::File| {
+                let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+                file.seek(std::io::SeekFrom::Start(0))?;
+                let mut buf = vec![0u8; REHASH_CHUNK.min(usize::try_from(kept).unwrap_or(REHASH_CHUNK)).max(1)];
+                let mut left = kept;
+                while left > 0 {
+                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let n = file.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the partial file shrank"));
+                    }
+                    ctx.update(&buf[..n]);
+                    left -= n as u64;
                 }
-                ctx.update(&buf[..n]);
-                left -= n as u64;
+                file.seek(std::io::SeekFrom::Start(kept))?;
+                Ok(ctx)
+            };
+            match read_back(&mut file) {
+                Ok(ctx) => Ok((file, ctx)),
+                Err(e) => {
+                    remove_own(&file, &at);
+                    Err(e)
+                }
             }
-            file.seek(std::io::SeekFrom::Start(kept))?;
-            Ok((file, ctx))
         })
         .await;
         let (file, ctx) = match rehashed {
             Ok(found) => found,
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(StoreError::Io(e).into());
-            }
+            Err(e) => return Err(StoreError::Io(e).into()),
         };
         let sink = Sink::new(file, ctx, kept).removing_on_failure(path.clone());
         let (sink, pumped) = pump(reader, sink, size - kept, Some(&stop)).await;
         let Some(Sink { file, ctx, .. }) = sink else {
-            let _ = std::fs::remove_file(&path);
+            // A blocking task was lost with the file: nothing of this attempt can be trusted,
+            // but the file is not ours to tell apart from a newer attempt's any more; the next
+            // attempt hashes whatever it finds.
             return Err(StoreError::Io(std::io::Error::other("the attachment's writer was lost")).into());
         };
         let reason = match pumped {
             Ok(()) => None,
             Err(Broke::Disk(e)) => {
                 // Full or failing disk: the partial file is given up to free its room.
-                let _ = std::fs::remove_file(&path);
+                remove_own(&file, &path);
                 return Err(StoreError::Io(e).into());
             }
             Err(Broke::Short(missing)) => Some(format!("the stream ended {missing} bytes short")),
@@ -509,7 +520,7 @@ impl BlobStore {
                     }
                 };
                 if kept == 0 {
-                    let _ = std::fs::remove_file(&at);
+                    remove_own(&file, &at);
                 }
                 Ok(kept)
             })
@@ -519,7 +530,7 @@ impl BlobStore {
             return Err(ReceiveError::Interrupted { name: name.to_owned(), kept, size, reason });
         }
         if ctx.finish().as_ref() != sha256 {
-            let _ = std::fs::remove_file(&path);
+            remove_own(&file, &path);
             if kept > 0 {
                 tracing::warn!(attachment = %name, kept, "the kept prefix of a resumed transfer did not match; discarded");
                 return Err(ReceiveError::Discarded { name: name.to_owned(), kept });
@@ -528,26 +539,26 @@ impl BlobStore {
                 attachment_error(name, "bytes do not match the SHA-256 in the manifest (altered in transit)").into()
             );
         }
+        let (at, name) = (path.clone(), name.to_owned());
         let on_disk = blocking(move || {
-            file.sync_all()?;
-            Ok((file.metadata()?.len(), file))
+            let len = file.sync_all().and_then(|()| file.metadata()).map(|m| m.len());
+            match len {
+                Ok(len) if len == size => Ok(file),
+                Ok(len) => {
+                    remove_own(&file, &at);
+                    Err(std::io::Error::other(format!(
+                        "attachment {name:?}: wrote {size} bytes but {} holds {len}",
+                        at.display()
+                    )))
+                }
+                Err(e) => {
+                    remove_own(&file, &at);
+                    Err(e)
+                }
+            }
         })
         .await;
-        let file = match on_disk {
-            Ok((len, file)) if len == size => file,
-            Ok((len, _)) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(StoreError::Io(std::io::Error::other(format!(
-                    "attachment {name:?}: wrote {size} bytes but {} holds {len}",
-                    path.display()
-                )))
-                .into());
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(StoreError::Io(e).into());
-            }
-        };
+        let file = on_disk.map_err(StoreError::Io)?;
         // The lock is held until the file is moved into the store (or let go).
         claim.file = Some(file);
         Ok(PendingBlob {
@@ -612,7 +623,7 @@ impl Drop for Claim {
         if let Some(file) = self.file.take()
             && file.metadata().is_ok_and(|m| m.len() == 0)
         {
-            let _ = std::fs::remove_file(&self.path);
+            remove_own(&file, &self.path);
         }
         if let Ok(mut claims) = self.durable.claims.lock()
             && claims.get(&self.path).is_some_and(|(stop, _)| Arc::ptr_eq(stop, &self.stop))
@@ -664,11 +675,11 @@ impl Sink {
         Sink { partial: Some(path), ..self }
     }
 
-    /// Removes the partial file after a failed write or sync (see [`Sink::partial`]).
-    fn failed(partial: Option<&Path>, e: std::io::Error) -> std::io::Error {
+    /// Removes the partial file `file` after a failed write or sync (see [`Sink::partial`]).
+    fn failed(file: &std::fs::File, partial: Option<&Path>, e: std::io::Error) -> std::io::Error {
         if let Some(path) = partial {
             tracing::warn!(partial = %path.display(), error = %e, "a write to a partial file failed; the file is removed");
-            let _ = std::fs::remove_file(path);
+            remove_own(file, path);
         }
         e
     }
@@ -681,7 +692,7 @@ impl Sink {
             && data.len().is_multiple_of(DIRECT_ALIGN)
             && data.as_ptr().align_offset(DIRECT_ALIGN) == 0;
         let written = if aligned != self.direct { self.set_direct(aligned) } else { Ok(()) };
-        written.and_then(|()| self.put(data)).map_err(|e| Sink::failed(self.partial.as_deref(), e))
+        written.and_then(|()| self.put(data)).map_err(|e| Sink::failed(&self.file, self.partial.as_deref(), e))
     }
 
     /// Writes all of `data` at the handle's position. A direct write the device refuses for
@@ -866,7 +877,7 @@ async fn pump<R: AsyncRead + Unpin>(
                 sink.as_ref().and_then(|s| Some((s.file.try_clone().ok()?, s.partial.clone())))
             {
                 syncing = Some(tokio::task::spawn_blocking(move || {
-                    handle.sync_data().map_err(|e| Sink::failed(partial.as_deref(), e))
+                    handle.sync_data().map_err(|e| Sink::failed(&handle, partial.as_deref(), e))
                 }));
                 unsynced = 0;
             }
@@ -973,6 +984,19 @@ fn lock_partial(path: &Path) -> std::io::Result<Option<std::fs::File>> {
     }
 }
 
+/// Removes the partial file at `path` if the path still names `file` (the same inode): a
+/// partial is removed by whichever task of its transfer finds it untrustworthy, sometimes
+/// after another task of the same transfer removed it already, and a newer attempt may have
+/// created and locked a new file at the path by then, which must stay.
+fn remove_own(file: &std::fs::File, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(held), Ok(at)) = (file.metadata(), std::fs::metadata(path))
+        && (held.ino(), held.dev()) == (at.ino(), at.dev())
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// No transfer (of any process) holds the partial file at `path`.
 fn unlocked(path: &Path) -> bool {
     std::fs::File::open(path).is_ok_and(|f| f.try_lock().is_ok())
@@ -1019,9 +1043,19 @@ fn make_room(
         others.push((modified, meta.len(), path));
     }
     others.sort();
+    // The same document's other attachments (`{envelope}-{index}`) are not evicted for it: its
+    // attachments are claimed one after another, and one evicted here would be claimed again
+    // next, empty.
+    let document = own.file_name().and_then(|n| n.to_str()).and_then(|n| n.rsplit_once('-')).map(|(d, _)| d);
+    let same_document = |path: &Path| {
+        path.file_name().and_then(|n| n.to_str()).and_then(|n| n.rsplit_once('-')).map(|(d, _)| d) == document
+    };
     for (_, len, path) in others {
         if total <= limits.max_bytes && files <= limits.max_files {
             break;
+        }
+        if same_document(&path) {
+            continue;
         }
         // One another process of a scaled-out node is receiving into stays.
         if !unlocked(&path) {
@@ -1467,8 +1501,8 @@ mod tests {
     }
 
     /// A partial file of `len` bytes for attachment `index`, last written at `modified`.
-    fn kept_partial(partial: &Path, index: usize, len: usize, modified: SystemTime) -> PathBuf {
-        let path = partial.join(key(index).file_name());
+    fn kept_partial(partial: &Path, key: PartialKey, len: usize, modified: SystemTime) -> PathBuf {
+        let path = partial.join(key.file_name());
         std::fs::write(&path, vec![1u8; len]).unwrap();
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
         path
@@ -1483,6 +1517,11 @@ mod tests {
 
     fn key(index: usize) -> PartialKey {
         PartialKey { envelope: [9; 32], index }
+    }
+
+    /// The first attachment of document `n` (documents 0 to 8; [`key`] is document 9's).
+    fn doc(n: usize) -> PartialKey {
+        PartialKey { envelope: [n as u8; 32], index: 0 }
     }
 
     /// Claims, expecting a partial file.
@@ -1626,16 +1665,16 @@ mod tests {
         let partial = dir.path().join("partial");
         let now = SystemTime::now();
         for (i, age) in [(0usize, 30u64), (1, 20)] {
-            kept_partial(&partial, i, 400, now - Duration::from_secs(age));
+            kept_partial(&partial, doc(i), 400, now - Duration::from_secs(age));
         }
         // 400 + 400 kept, 300 wanted: the oldest (index 0) goes, the other stays.
         let held = store.claim_partial(key(2), 300, &limits, now).await.unwrap().expect("room made");
-        assert!(!partial.join(key(0).file_name()).exists());
-        assert!(partial.join(key(1).file_name()).exists());
+        assert!(!partial.join(doc(0).file_name()).exists());
+        assert!(partial.join(doc(1).file_name()).exists());
         // 400 kept + 300 reserved + 700 wanted: index 1 is evicted; exactly 1000 fits.
         let fits = store.claim_partial(key(3), 700, &limits, now).await.unwrap();
         assert!(fits.is_some());
-        assert!(!partial.join(key(1).file_name()).exists());
+        assert!(!partial.join(doc(1).file_name()).exists());
         // Both claims reserve their full size: nothing more fits.
         assert!(store.claim_partial(key(4), 1, &limits, now).await.unwrap().is_none());
         drop((held, fits));
@@ -1651,7 +1690,7 @@ mod tests {
         let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(600), max_files: 64 };
         let partial = dir.path().join("partial");
         let now = SystemTime::now();
-        let age = |i: usize, secs: u64| kept_partial(&partial, i, 100, now - Duration::from_secs(secs));
+        let age = |i: usize, secs: u64| kept_partial(&partial, key(i), 100, now - Duration::from_secs(secs));
         age(0, 600);
         age(1, 601);
         assert_eq!(store.claim_partial(key(0), 1000, &limits, now).await.unwrap().unwrap().kept(), 100);
@@ -1671,7 +1710,7 @@ mod tests {
         let partial = dir.path().join("partial");
         let now = SystemTime::now();
         let (older, newer) =
-            (kept_partial(&partial, 0, 1, now - Duration::from_secs(20)), kept_partial(&partial, 1, 1, now));
+            (kept_partial(&partial, doc(0), 1, now - Duration::from_secs(20)), kept_partial(&partial, doc(1), 1, now));
         let first = store.claim_partial(key(2), 100, &limits, now).await.unwrap().expect("room made");
         assert!(!older.exists() && newer.exists(), "the older kept file evicted, the newer kept");
         let second = store.claim_partial(key(3), 100, &limits, now).await.unwrap().expect("room made");
@@ -1679,6 +1718,28 @@ mod tests {
         assert!(store.claim_partial(key(4), 100, &limits, now).await.unwrap().is_none(), "both places held");
         drop((first, second));
         assert!(store.claim_partial(key(4), 100, &limits, now).await.unwrap().is_some());
+    }
+
+    /// The bounds never evict the same document's other kept attachments for it (they would
+    /// be claimed again next, empty): another document's go first, and when only the same
+    /// document's are left, the transfer is received without resuming.
+    #[tokio::test]
+    async fn a_documents_own_kept_files_are_not_evicted_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(3600), max_files: 2 };
+        let partial = dir.path().join("partial");
+        let now = SystemTime::now();
+        let other = PartialKey { envelope: [7; 32], index: 0 };
+        let (sibling, older) =
+            (kept_partial(&partial, key(1), 10, now - Duration::from_secs(30)), partial.join(other.file_name()));
+        std::fs::write(&older, [1u8; 10]).unwrap();
+        let held = store.claim_partial(key(0), 100, &limits, now).await.unwrap().expect("room made");
+        assert!(sibling.exists() && !older.exists(), "the other document's file goes, not the sibling");
+        drop(held);
+        kept_partial(&partial, key(2), 10, now);
+        assert!(store.claim_partial(key(3), 100, &limits, now).await.unwrap().is_none());
+        assert!(sibling.exists() && partial.join(key(2).file_name()).exists());
     }
 
     /// A transfer that stopped before its first byte leaves no file behind: not when its
@@ -1727,7 +1788,7 @@ mod tests {
         let (store, syncs) = observed(dir.path());
         let partial = dir.path().join("partial");
         let now = SystemTime::now();
-        let path = kept_partial(&partial, 0, 100, now);
+        let path = kept_partial(&partial, key(0), 100, now);
         syncs.take();
         assert_eq!(claim(&store, key(0), 1000).await.kept(), 100);
         assert_eq!(syncs.take(), vec![path.clone()], "synced before offered");
@@ -1736,6 +1797,24 @@ mod tests {
         assert!(!path.exists(), "a file whose sync failed is not resumed");
         syncs.fail(None);
         assert_eq!(claim(&store, key(0), 1000).await.kept(), 0);
+    }
+
+    /// A task that finds its partial file untrustworthy removes it only while the path still
+    /// names it: once another task of its transfer removed it and a newer attempt created a
+    /// new file at the path, that file stays.
+    #[test]
+    fn a_partial_is_removed_only_while_the_path_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        std::fs::write(&path, b"old").unwrap();
+        let old = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"newer attempt").unwrap();
+        remove_own(&old, &path);
+        assert_eq!(std::fs::read(&path).unwrap(), b"newer attempt");
+        let newer = std::fs::File::open(&path).unwrap();
+        remove_own(&newer, &path);
+        assert!(!path.exists());
     }
 
     /// An older claim let go after a newer one took its path over leaves the newer one
