@@ -160,9 +160,7 @@ async fn check(path: PathBuf) -> anyhow::Result<()> {
     use node::self_check::Severity;
     let config = load(&path)?;
     let mut found = own_findings(&config).await;
-    let asked = config.limits.udp_receive_buffer;
-    let probed = (asked > 0).then(|| lienthong_protocol::udp::probe(asked));
-    found.extend(node::self_check::system_findings(&config, probed));
+    found.extend(node::self_check::system_findings(&config));
     let located = node::config::locate(&path, found.iter().map(|f| (f.key.clone(), f.message.clone())).collect());
     let mut errors = Vec::new();
     let mut warnings = 0;

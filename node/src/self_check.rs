@@ -148,23 +148,23 @@ fn subject(cert: &pki::CertId, identity: &crate::config::Identity, what: &str) -
 
 /// What the machine will not give the node as configured: a UDP receive buffer
 /// (`limits.udp_receive_buffer`) above the kernel's maximum for one, which the kernel cuts
-/// to its maximum (see `lienthong_protocol::udp`). `probed` is what a socket asked for that
-/// buffer was given (`udp::probe`), or why asking failed (a system that refuses the request
-/// rather than cutting it); `None` when the limit is 0 (the system's default: nothing asked).
-pub fn system_findings(
-    config: &Config,
-    probed: Option<std::io::Result<lienthong_protocol::udp::Granted>>,
-) -> Vec<Finding> {
+/// to its maximum (see `lienthong_protocol::udp`), found by asking for it on a throwaway
+/// socket (`udp::probe`); and a system that refuses the request rather than cutting it. A
+/// limit of 0 (the system's default) asks for nothing.
+pub fn system_findings(config: &Config) -> Vec<Finding> {
     let asked = config.limits.udp_receive_buffer;
-    let message = match probed {
-        Some(Ok(granted)) if granted.is_short() => format!(
+    if asked == 0 {
+        return Vec::new();
+    }
+    let message = match lienthong_protocol::udp::probe(asked) {
+        Ok(granted) if granted.is_short() => format!(
             "this kernel gives a socket at most {} bytes of receive buffer (net.core.rmem_max), less than the {asked} asked for: bursts of packets beyond it are dropped, which slows transfers; raise it (`sysctl -w net.core.rmem_max={asked}`, and in /etc/sysctl.d to keep it) or lower the limit",
             granted.held()
         ),
-        Some(Err(e)) => format!(
+        Err(e) => format!(
             "cannot ask this system for a UDP receive buffer of {asked} bytes on a test socket ({e}): the node will ask again at start and log what it gets; lower the limit or set it to 0 for the system's default"
         ),
-        _ => return Vec::new(),
+        Ok(_) => return Vec::new(),
     };
     vec![Finding { severity: Severity::Warning, key: "limits.udp_receive_buffer".into(), message }]
 }

@@ -470,7 +470,7 @@ async fn the_udp_receive_buffer_is_asked_for_and_a_kernel_that_gives_less_is_nam
         return; // not Linux: nothing of this to read
     };
     let default: usize = default.trim().parse().unwrap();
-    let net = files();
+    let mut net = files();
     let config_path = net.config_path(&code(PHONG_DU));
     let text = std::fs::read_to_string(&config_path).unwrap();
     // What a started node's socket has, read on a second handle of it.
@@ -514,7 +514,6 @@ async fn the_udp_receive_buffer_is_asked_for_and_a_kernel_that_gives_less_is_nam
     assert!(run.stdout.contains("node.toml is valid (1 warning above)"), "{}", run.stdout);
 
     // A node started so still serves, and its log names what it asked and what it was given.
-    let mut net = net;
     let process = net.spawn_process(&code(PHONG_DU));
     net.wait_ready(PHONG_DU).await.close().await;
     drop(process);

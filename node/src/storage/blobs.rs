@@ -94,7 +94,12 @@ pub struct PartialKey {
 
 impl PartialKey {
     fn file_name(&self) -> String {
-        format!("{}-{}", hex::encode(self.envelope), self.index)
+        format!("{}{}", self.document_prefix(), self.index)
+    }
+
+    /// What the file names of every attachment of this document start with.
+    fn document_prefix(&self) -> String {
+        format!("{}-", hex::encode(self.envelope))
     }
 }
 
@@ -410,7 +415,7 @@ impl BlobStore {
             if kept > size || meta.modified().map_or(true, |t| expired(t, &limits, now)) {
                 file.set_len(0)?;
             }
-            if !make_room(&dir, &path, size, &limits, now, &durable)? {
+            if !make_room(&dir, key, size, &limits, now, &durable)? {
                 tracing::warn!(partial = %path.display(), "no room in limits.max_partial_bytes and max_partial_files for this transfer; receiving without resuming");
                 if let Some(file) = &claim.file {
                     remove_own(file, &path);
@@ -1007,18 +1012,20 @@ fn expired(modified: SystemTime, limits: &PartialLimits, now: SystemTime) -> boo
     now.duration_since(modified).is_ok_and(|age| age > limits.max_age)
 }
 
-/// Keeps the partial files within `limits.max_bytes` and `limits.max_files` with `own`
+/// Keeps the partial files within `limits.max_bytes` and `limits.max_files` with `key`'s
 /// (claimed, reserved at `size`) among them: stale files not claimed here are removed, then
 /// the oldest others until `size` and `own` fit. False when they cannot (other claims of
 /// this process hold the room, or other processes' transfers the files).
 fn make_room(
     dir: &Path,
-    own: &Path,
+    key: PartialKey,
     size: u64,
     limits: &PartialLimits,
     now: SystemTime,
     durable: &Durable,
 ) -> std::io::Result<bool> {
+    let own_path = dir.join(key.file_name());
+    let own = own_path.as_path();
     let claims: HashMap<PathBuf, u64> = durable
         .claims
         .lock()
@@ -1043,13 +1050,11 @@ fn make_room(
         others.push((modified, meta.len(), path));
     }
     others.sort();
-    // The same document's other attachments (`{envelope}-{index}`) are not evicted for it: its
-    // attachments are claimed one after another, and one evicted here would be claimed again
-    // next, empty.
-    let document = own.file_name().and_then(|n| n.to_str()).and_then(|n| n.rsplit_once('-')).map(|(d, _)| d);
-    let same_document = |path: &Path| {
-        path.file_name().and_then(|n| n.to_str()).and_then(|n| n.rsplit_once('-')).map(|(d, _)| d) == document
-    };
+    // The same document's other attachments are not evicted for it: its attachments are
+    // claimed one after another, and one evicted here would be claimed again next, empty.
+    let document = key.document_prefix();
+    let same_document =
+        |path: &Path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&document));
     for (_, len, path) in others {
         if total <= limits.max_bytes && files <= limits.max_files {
             break;
