@@ -457,7 +457,7 @@ fn submit(
             }
             Err(ClerkError::Refused { kind: ErrorKind::Unavailable, message }) => {
                 bail!(
-                    "the node could not take {id} now: {message}; nothing was taken, and the signed document is kept here: send it again with `{again}`"
+                    "the node could not take {id} now: {message}. The signed document is kept here: send it again with `{again}`"
                 )
             }
             Err(ClerkError::Refused { message, .. }) => {

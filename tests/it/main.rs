@@ -44,5 +44,6 @@ mod resume;
 mod revocation;
 mod scale_out;
 mod storage;
+mod sync_failure;
 mod tlog;
 mod web;

@@ -852,3 +852,56 @@ async fn postgres_commits_wait_for_the_flush_whatever_the_database_is_set_to() {
     let Err(refused) = Store::open(&url, dir.path()).await else { panic!("a server without fsync was taken") };
     assert!(refused.to_string().contains("fsync = off"), "{refused}");
 }
+
+/// On PostgreSQL a `COMMIT` whose connection dies before the server answers (the backend
+/// killed: a crash of the server, or a lost link) has an unknown outcome, and the error says
+/// so (`is_in_doubt`), so that the node tells its sender the document may have been kept
+/// rather than that nothing was. The store then carries on with fresh connections once the
+/// server has recovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_commit_the_server_did_not_answer_is_in_doubt() {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let cluster = harness::postgres::PgCluster::start();
+    let url = cluster.database("lienthong");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url, dir.path()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.count("in doubt", 1).await.unwrap();
+    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(pids.len(), 1, "the transaction's session: {pids:?}");
+    drop(admin);
+    // SIGKILL: the backend ends without a word (a SIGTERM would send the client the server's
+    // error first, which is an answer).
+    let killed = std::process::Command::new("kill").args(["-KILL", &pids[0].to_string()]).status().unwrap();
+    assert!(killed.success());
+    let error = tx.commit().await.unwrap_err();
+    assert!(error.is_in_doubt(), "not in doubt: {error}");
+    assert!(error.to_string().contains("may have done"), "{error}");
+    // The server restarts its sessions after a backend's crash; the store's next transaction
+    // gets a fresh connection.
+    let start = std::time::Instant::now();
+    loop {
+        let next = async {
+            let mut tx = store.begin().await?;
+            tx.count("after", 1).await?;
+            tx.commit().await
+        };
+        match next.await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(start.elapsed() < std::time::Duration::from_secs(30), "the store did not carry on: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let counters = store.counters().await.unwrap();
+    assert!(counters.iter().any(|(name, _)| name == "after"), "{counters:?}");
+    store.close().await;
+}

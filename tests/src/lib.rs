@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cli;
 pub mod delivery;
+pub mod fail_sync;
 pub mod fault_net;
 pub mod fault_proxy;
 pub mod hostile;

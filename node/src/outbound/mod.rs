@@ -725,12 +725,16 @@ fn may_record_unsynced(kind: ReceiptKind, statuses: usize, failed_attempts: u32)
 
 /// Whether a failure to record a hop receipt with the statuses it came with may be blamed on
 /// the statuses, so that the hop receipt is recorded again without them. Not a full disk
-/// (nothing can be recorded), and not a batch that failed as a whole
-/// ([`StoreError::Batch`]: nothing of it was kept, whatever caused it): the statuses, which
-/// rode in the answer, would be lost for good, since the next hop queued no notices for them.
-/// Either way the transfer fails, runs again, and gets them again from the next hop's storage.
+/// (nothing can be recorded), not a batch that failed as a whole ([`StoreError::Batch`]:
+/// nothing of it was kept, whatever caused it), not a `COMMIT` in doubt, and not a log that
+/// must be emptied before any write: none of these is the statuses' doing, and the statuses,
+/// which rode in the answer, would be lost for good, since the next hop queued no notices for
+/// them. Either way the transfer fails, runs again, and gets them again from the next hop's
+/// storage.
 fn statuses_to_blame(error: &StoreError) -> bool {
-    !error.is_disk_full() && !matches!(error, StoreError::Batch(_))
+    !error.is_disk_full()
+        && !error.is_in_doubt()
+        && !matches!(error, StoreError::Batch(_) | StoreError::LogNotEmptied { .. })
 }
 
 /// Records an answered document transfer: `kept` (a hop receipt or refusal from the next hop)
@@ -1226,6 +1230,16 @@ mod tests {
         let batch = StoreError::Batch(std::sync::Arc::new(StoreError::Corrupt("COMMIT failed".into())));
         assert!(!statuses_to_blame(&batch));
         assert!(statuses_to_blame(&StoreError::Corrupt("a status that does not fit".into())));
+        let in_doubt = StoreError::CommitInDoubt {
+            commit: Box::new(StoreError::Corrupt("connection lost".into())),
+            why: crate::storage::InDoubt::NoAnswer,
+        };
+        assert!(!statuses_to_blame(&in_doubt));
+        let log = StoreError::LogNotEmptied {
+            log: "node.db-wal".into(),
+            cause: crate::storage::LogCheckpointError::Readers(3),
+        };
+        assert!(!statuses_to_blame(&log));
     }
 
     /// Whether each variant is retried, and why; a match without a wildcard, so a new variant

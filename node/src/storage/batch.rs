@@ -21,8 +21,24 @@
 //! A write that fails halfway rolls back to its savepoint and the others go on; a failure that
 //! ends the database transaction itself (SQLite rolls back on its own after `SQLITE_FULL` and
 //! I/O errors) fails the whole batch: every write in it gets [`StoreError::Batch`] and nothing
-//! of it is kept. The connection of a failed batch is closed, never reused; the next batch
+//! of it is kept (but see below for a failed `COMMIT`). The connection of a failed batch is closed, never reused; the next batch
 //! opens a fresh one.
+//!
+//! A `COMMIT` that fails is not always undone on disk. SQLite commits a batch by writing its
+//! frames to the log, the commit mark last, then syncing the log; when that sync fails (the
+//! disk reports an I/O error), SQLite answers the `COMMIT` with the error and forgets the
+//! batch in the process, but the frames stay in the log file, or at least in the kernel's
+//! cache of it, which after a failed write-back may serve bytes that never reached the disk.
+//! A process that crashed before its next commit overwrote them would come back with the
+//! batch committed: a document whose sender was told "not stored, send again" would be in
+//! the store and sent on. So after a `COMMIT` fails for any reason but a full disk (where the
+//! frames' write itself failed, before any commit mark), and after a sync of the log fails,
+//! the writer empties the log (see [`Batch::empty_log`]): a checkpoint moves what did commit
+//! into the database file and syncs it, the log is cut to nothing and the cut synced. Until
+//! that succeeds, no batch opens and every write fails. If it fails right after the failed
+//! `COMMIT` (the disk still failing), the batch's writes get [`StoreError::CommitInDoubt`]
+//! instead of a plain failure: a crash before the log is emptied would bring the batch back,
+//! so nobody is told that nothing of it was kept.
 //!
 //! A write's statements run in the task holding the writer, in microseconds, and cannot be
 //! left halfway by a cancelled caller. The `COMMIT` (a sync, up to milliseconds) runs on a
@@ -36,8 +52,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use super::StoreError;
 use super::sqlite::Conn;
+use super::{InDoubt, LogCheckpointError, StoreError};
 
 /// At most this many writes in one batch: a batch that writes keep joining commits anyway, so
 /// that the first write in it does not wait without bound.
@@ -92,6 +108,12 @@ struct Shared {
     log_sync_due: AtomicBool,
     /// Syncs of the log made for batches committed without one.
     log_syncs: AtomicU64,
+    /// The log may hold frames of a `COMMIT` that failed, or frames whose sync failed: set
+    /// then, cleared once [`Batch::empty_log`] emptied it. No batch opens while it is set.
+    log_to_empty: AtomicBool,
+    /// Tests: the syncs of the log for batches committed without one fail.
+    #[cfg(test)]
+    fail_log_sync: AtomicBool,
     /// The log's file: the database file's name as SQLite resolved it, `-wal` added.
     wal: PathBuf,
 }
@@ -144,6 +166,9 @@ impl Writer {
             writes: AtomicU64::new(0),
             log_sync_due: AtomicBool::new(false),
             log_syncs: AtomicU64::new(0),
+            log_to_empty: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_log_sync: AtomicBool::new(false),
             wal: wal.into(),
         });
         let batch = Batch {
@@ -249,12 +274,13 @@ impl Step {
 
 /// Opens a batch: `BEGIN IMMEDIATE`, here when the connection is there and nobody else holds
 /// SQLite's write lock (the usual case: this process writes through the writer alone);
-/// otherwise on a blocking thread, which waits for the lock and opens a fresh connection if a
-/// failure closed the last one. A connection on which `BEGIN` fails (one somehow still inside
+/// otherwise on a blocking thread, which waits for the lock, opens a fresh connection if a
+/// failure closed the last one, and first empties the log if a failure left it to empty. A connection on which `BEGIN` fails (one somehow still inside
 /// a transaction) is closed and one fresh connection tried.
 async fn begin(mut batch: OwnedMutexGuard<Batch>, synced: bool) -> Result<OwnedMutexGuard<Batch>, StoreError> {
     let b = &mut *batch;
-    if let Some(conn) = b.conn.as_ref()
+    if !b.shared.log_to_empty.load(Ordering::SeqCst)
+        && let Some(conn) = b.conn.as_ref()
         && level(conn, &mut b.conn_synced, synced).is_ok()
         && let Ok(true) = conn.begin_now()
     {
@@ -304,6 +330,9 @@ impl Drop for Opened {
 impl Batch {
     /// Opens a batch (see [`begin`]); runs on a blocking thread.
     fn begin(&mut self, synced: bool) -> Result<(), StoreError> {
+        if self.shared.log_to_empty.load(Ordering::SeqCst) {
+            self.empty_log().map_err(|cause| StoreError::LogNotEmptied { log: self.shared.wal.clone(), cause })?;
+        }
         let mut retried = false;
         loop {
             let conn = match self.conn.take() {
@@ -382,11 +411,62 @@ impl Batch {
             Err(e) => {
                 tracing::warn!(error = %e, writes = self.units, "a batch of writes did not commit; closing its database connection");
                 self.conn = None;
-                Err(Arc::new(e))
+                let mut error = e;
+                if self.units > 0 && !error.is_disk_full() {
+                    // Its frames may be in the log, commit mark and all (see the module's doc).
+                    self.shared.log_to_empty.store(true, Ordering::SeqCst);
+                    if let Err(cause) = self.empty_log() {
+                        error =
+                            StoreError::CommitInDoubt { commit: Box::new(error), why: InDoubt::LogNotEmptied(cause) };
+                        tracing::error!(error = %error, "no write is taken until the database's log is emptied");
+                    }
+                }
+                Err(Arc::new(error))
             }
         };
         self.done.send_replace(Some(result.clone()));
         result
+    }
+
+    /// Empties the log after a `COMMIT` or a sync of the log failed (see the module's doc):
+    /// `PRAGMA wal_checkpoint(TRUNCATE)` moves every frame that did commit into the database
+    /// file and syncs it, then cuts the log to nothing, a cut synced here. The frames of the
+    /// failed `COMMIT` (past the last commit SQLite knows of) are not moved, only cut away;
+    /// those that committed unsynced are in the database file once its sync succeeded. Runs on
+    /// a blocking thread (the checkpoint waits for readers in the busy handler), on the
+    /// writer's connection, opened fresh when a failure closed it.
+    fn empty_log(&mut self) -> Result<(), LogCheckpointError> {
+        // Cleared first: a sync of the log failing meanwhile (see `sync_log`) sets it again.
+        self.shared.log_to_empty.store(false, Ordering::SeqCst);
+        let emptied = self.checkpoint_and_cut();
+        match &emptied {
+            Ok(()) => {
+                tracing::info!(log = %self.shared.wal.display(), "the database's log was emptied after a failed commit or sync")
+            }
+            Err(_) => self.shared.log_to_empty.store(true, Ordering::SeqCst),
+        }
+        emptied
+    }
+
+    /// The steps of [`Batch::empty_log`].
+    fn checkpoint_and_cut(&mut self) -> Result<(), LogCheckpointError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                self.conn_synced = true;
+                Conn::open_writer(&self.path).map_err(LogCheckpointError::Checkpoint)?
+            }
+        };
+        let left = conn.empty_log();
+        self.conn = Some(conn);
+        match left.map_err(LogCheckpointError::Checkpoint)? {
+            0 => {}
+            frames => return Err(LogCheckpointError::Readers(frames)),
+        }
+        match std::fs::File::open(&self.shared.wal).and_then(|f| f.sync_all()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogCheckpointError::Sync(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Syncs the log about [`UNSYNCED_FOR_AT_MOST`] after this batch's commit without a sync
@@ -429,12 +509,22 @@ fn sync_log(shared: &Shared) {
     if !shared.log_sync_due.swap(false, Ordering::SeqCst) {
         return;
     }
-    match std::fs::File::open(&shared.wal).and_then(|f| f.sync_data()) {
+    let synced = std::fs::File::open(&shared.wal).and_then(|f| {
+        #[cfg(test)]
+        if shared.fail_log_sync.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        f.sync_data()
+    });
+    match synced {
         Ok(()) => {
             shared.log_syncs.fetch_add(1, Ordering::SeqCst);
         }
         Err(e) => {
-            tracing::warn!(log = %shared.wal.display(), error = %e, "cannot sync the database's log after writes committed without a sync")
+            // Its frames may never reach the disk now, while later commits go after them in
+            // the log (see the module's doc).
+            shared.log_to_empty.store(true, Ordering::SeqCst);
+            tracing::warn!(log = %shared.wal.display(), error = %e, "cannot sync the database's log after writes committed without a sync; it is emptied before the next write")
         }
     }
 }
@@ -788,5 +878,35 @@ mod tests {
         unsynced.commit().await.unwrap();
         writer.flush().await;
         assert_eq!(writer.log_syncs(), after_two + 2);
+    }
+
+    /// A sync of the log that fails after batches committed without one (their frames may
+    /// never reach the disk, and later commits would go after them in the log): the log is
+    /// emptied before the next write, which puts those writes in the database file itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_sync_of_the_log_empties_it_before_the_next_write() {
+        let (dir, writer) = writer();
+        writer.shared.fail_log_sync.store(true, Ordering::SeqCst);
+        let (unsynced, _) = joined(&writer, false, "unsynced").await;
+        unsynced.commit().await.unwrap();
+        let start = Instant::now();
+        while !writer.shared.log_to_empty.load(Ordering::SeqCst) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "a failed sync of the log did not mark it to be emptied"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        writer.shared.fail_log_sync.store(false, Ordering::SeqCst);
+        let (next, _) = joined(&writer, true, "next").await;
+        next.commit().await.unwrap();
+        assert!(!writer.shared.log_to_empty.load(Ordering::SeqCst));
+        // The database file without its log: the unsynced write is in it, the next one (in the
+        // log the checkpoint emptied) not yet.
+        let alone = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.path().join("w.db"), alone.path().join("w.db")).unwrap();
+        assert_eq!(rows(&alone), ["unsynced"]);
+        writer.flush().await;
+        assert_eq!(rows(&dir), ["unsynced", "next"]);
     }
 }

@@ -42,6 +42,16 @@ impl StoreError {
         }
     }
 
+    /// Whether it is unknown that nothing of the failed write was kept: its `COMMIT` failed
+    /// in a way that may bring it back after a restart (see [`StoreError::CommitInDoubt`]).
+    pub fn is_in_doubt(&self) -> bool {
+        match self {
+            StoreError::CommitInDoubt { .. } => true,
+            StoreError::Batch(e) => e.is_in_doubt(),
+            _ => false,
+        }
+    }
+
     /// Whether the failure says the disk (or the database's space) is full: ENOSPC or EDQUOT
     /// from a file, SQLITE_FULL, PostgreSQL's `disk_full`, or the configured reserve.
     pub fn is_disk_full(&self) -> bool {
@@ -49,14 +59,18 @@ impl StoreError {
             matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
                 || e.raw_os_error() == Some(28)
         };
+        // SQLITE_FULL, in the low byte of the extended code.
+        let sqlite_full =
+            |e: &rusqlite::Error| matches!(e, rusqlite::Error::SqliteFailure(e, _) if e.extended_code & 0xff == 13);
         match self {
             StoreError::NoSpace { .. } => true,
             StoreError::Batch(e) => e.is_disk_full(),
             StoreError::Io(e) | StoreError::Dir { source: e, .. } => io_full(e),
+            StoreError::LogNotEmptied { cause: super::LogCheckpointError::Sync(e), .. } => io_full(e),
+            StoreError::LogNotEmptied { cause: super::LogCheckpointError::Checkpoint(e), .. } => sqlite_full(e),
             StoreError::Database(sqlx::Error::Io(e)) => io_full(e),
-            // The writer's connection (see `sqlite`): SQLITE_FULL, in the low byte of the
-            // extended code.
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => e.extended_code & 0xff == 13,
+            // The writer's connection (see `sqlite`).
+            StoreError::Sqlite(e) => sqlite_full(e),
             StoreError::Database(sqlx::Error::Database(e)) => {
                 // SQLITE_FULL is 13 (extended codes keep it in the low byte); 53100 is
                 // PostgreSQL's disk_full.

@@ -125,6 +125,28 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// A `COMMIT` failed in a way that leaves open whether what it held is kept (see
+    /// [`InDoubt`]): its writers are not told that nothing was kept, but that it may have been.
+    #[error("{commit}; {why}")]
+    CommitInDoubt {
+        /// Why the `COMMIT` failed.
+        commit: Box<StoreError>,
+        /// Why that leaves its outcome open.
+        why: InDoubt,
+    },
+    /// SQLite's log may still hold the frames of a commit that failed (a sync of the log
+    /// failed), and emptying it failed too: a crash now would bring that commit back, so the
+    /// node takes no write until the log is emptied (see `batch`).
+    #[error(
+        "the database's log {} may hold a commit that failed and cannot be emptied yet ({cause}); no write is taken until it is",
+        log.display()
+    )]
+    LogNotEmptied {
+        /// The log's file.
+        log: std::path::PathBuf,
+        /// Why it is not empty.
+        cause: LogCheckpointError,
+    },
     /// Storing would leave less than the configured reserve free on a filesystem the node
     /// writes to.
     #[error(
@@ -141,6 +163,36 @@ pub enum StoreError {
         /// The reserve.
         reserve: u64,
     },
+}
+
+/// Why a failed `COMMIT` may be kept all the same (see [`StoreError::CommitInDoubt`]).
+#[derive(Debug, thiserror::Error)]
+pub enum InDoubt {
+    /// SQLite: the `COMMIT` may be whole in the log, and the log could not be emptied after it
+    /// (see `batch`): what it held is not in the database, but a crash before the log is
+    /// emptied brings it back.
+    #[error("the database's log may still hold that commit and cannot be emptied yet ({0}), so a restart may find it")]
+    LogNotEmptied(LogCheckpointError),
+    /// PostgreSQL: the connection failed before the server answered the `COMMIT`, which it may
+    /// have received and done.
+    #[error("the database did not answer the COMMIT, which it may have done")]
+    NoAnswer,
+}
+
+/// Why SQLite's log could not be emptied after a failed commit (see
+/// [`StoreError::LogNotEmptied`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LogCheckpointError {
+    /// The checkpoint (or opening the connection to run it) failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(rusqlite::Error),
+    /// Readers of other connections still needed frames of the log when the wait for them
+    /// ended.
+    #[error("{0} frames still read by other connections")]
+    Readers(i64),
+    /// The log was cut, but syncing that failed.
+    #[error("sync: {0}")]
+    Sync(std::io::Error),
 }
 
 /// The node's database and attachment store.
@@ -520,7 +572,7 @@ impl Tx<'_> {
     /// Commits. `Ok` means the database said the `COMMIT` holding this work succeeded (with
     /// SQLite's `synchronous = FULL`, and PostgreSQL's `synchronous_commit`, which every
     /// session of the node has on, see `set_up`, the data is on disk); on `Err` nothing of the
-    /// transaction is kept.
+    /// transaction is kept, unless the error [`StoreError::is_in_doubt`].
     pub async fn commit(mut self) -> Result<(), StoreError> {
         // A failure here drops `self`, which rolls everything back.
         self.insert_log_entries().await?;
@@ -553,6 +605,11 @@ impl Tx<'_> {
             Err(e) => {
                 tracing::warn!(error = %e, statement, "transaction did not end cleanly; closing its database connection");
                 discard(conn).await;
+                // The server's own error is its answer (it rolled back); any other failure
+                // (the connection lost) came before one.
+                if statement == "COMMIT" && !matches!(e, sqlx::Error::Database(_)) {
+                    return Err(StoreError::CommitInDoubt { commit: Box::new(e.into()), why: InDoubt::NoAnswer });
+                }
                 Err(e.into())
             }
         }

@@ -138,6 +138,16 @@ impl Conn {
         self.conn.execute_batch(sql)
     }
 
+    /// Moves every committed frame of the log into the database file, syncs it, and cuts the
+    /// log to nothing (`PRAGMA wal_checkpoint(TRUNCATE)`, which waits for readers in the busy
+    /// handler). Returns the frames left in the log: 0 when it is empty, more when a reader
+    /// still needed them when the busy handler gave up.
+    pub(crate) fn empty_log(&self) -> Result<i64, rusqlite::Error> {
+        let (busy, frames): (i64, i64) =
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(if busy != 0 { frames.max(1) } else { frames.max(0) })
+    }
+
     /// Runs one statement; returns the rows it changed. Rows it answers are read and dropped.
     pub(crate) fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64, rusqlite::Error> {
         let mut stmt = self.conn.prepare_cached(sql)?;
