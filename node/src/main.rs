@@ -136,9 +136,11 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 
 /// What the node finds wrong with itself, with the CRLs of its files and its database.
 async fn own_findings(config: &Config) -> Vec<node::self_check::Finding> {
-    use node::self_check::{Finding, Severity, file_crls, findings, stored_crls};
+    use node::self_check::{Finding, Severity, file_crls, findings, from_database};
     let (mut crls, mut found) = file_crls(config);
-    match stored_crls(config).await {
+    let database = from_database(config).await;
+    found.extend(database.findings);
+    match database.crls {
         Ok(stored) => crls.extend(stored),
         Err(e) => found.push(Finding {
             severity: Severity::Warning,

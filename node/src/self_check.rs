@@ -1,7 +1,7 @@
 //! What a node can tell is wrong with itself: its own node or seal certificate (or a CA above
 //! it) revoked by a CRL it holds, expired, not yet valid or expiring soon; no CRL for a CA of
 //! its own chains, so it cannot tell whether it is revoked; a private key file open to other
-//! users.
+//! users; a PostgreSQL server whose settings break what a receipt promises.
 //!
 //! `lienthong-node check` reports these after the configuration itself (errors fail it,
 //! warnings do not) with the CRLs from `crl.files` and the node's database; the health
@@ -194,26 +194,99 @@ pub fn file_crls(config: &Config) -> (Vec<Crl>, Vec<Finding>) {
     (crls, found)
 }
 
-/// The CRLs the node keeps in its database (pushed by its parent, carried by documents), read
-/// without writing anything: an SQLite database that does not exist yet (a node never run)
-/// holds none.
-pub async fn stored_crls(config: &Config) -> Result<Vec<Crl>, String> {
+/// What `check` reads in the node's database, without writing anything.
+#[derive(Debug)]
+pub struct FromDatabase {
+    /// The CRLs the node keeps there (pushed by its parent, carried by documents), or why they
+    /// could not be read: an SQLite database that does not exist yet (a node never run) holds
+    /// none.
+    pub crls: Result<Vec<Crl>, String>,
+    /// On PostgreSQL, the server's settings that break a receipt's promise (see
+    /// [`server_findings`]).
+    pub findings: Vec<Finding>,
+}
+
+/// Reads the node's database for `check` and for the log at start (see [`FromDatabase`]).
+pub async fn from_database(config: &Config) -> FromDatabase {
     use sqlx::Connection;
     let url = match config.database.strip_prefix("sqlite://").or_else(|| config.database.strip_prefix("sqlite:")) {
         Some(rest) => {
             let file = rest.split('?').next().unwrap_or_default();
             if file.is_empty() || !std::path::Path::new(file).exists() {
-                return Ok(Vec::new());
+                return FromDatabase { crls: Ok(Vec::new()), findings: Vec::new() };
             }
             format!("sqlite://{file}?mode=ro")
         }
         None => config.database.clone(),
     };
     sqlx::any::install_default_drivers();
-    let mut connection = sqlx::AnyConnection::connect(&url).await.map_err(|e| e.to_string())?;
-    let rows = sqlx::query("SELECT der FROM crls").fetch_all(&mut connection).await;
+    let mut connection = match sqlx::AnyConnection::connect(&url).await {
+        Ok(c) => c,
+        Err(e) => return FromDatabase { crls: Err(e.to_string()), findings: Vec::new() },
+    };
+    let mut findings = Vec::new();
+    if connection.backend_name() == "PostgreSQL" {
+        let settings: Result<Vec<(String, String)>, _> = sqlx::query_as(
+            "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'full_page_writes', 'data_sync_retry')",
+        )
+        .fetch_all(&mut connection)
+        .await;
+        findings = match settings {
+            Ok(settings) => server_findings(&settings),
+            Err(e) => vec![Finding {
+                severity: Severity::Warning,
+                key: "node.database".into(),
+                message: format!("cannot read the PostgreSQL server's settings (fsync, full_page_writes): {e}"),
+            }],
+        };
+    }
+    let crls = stored_crls(&mut connection).await;
     connection.close().await.ok();
-    let rows = rows.map_err(|e| e.to_string())?;
+    FromDatabase { crls, findings }
+}
+
+/// The PostgreSQL server's settings (name, value) that break what a receipt promises, that a
+/// document the node answered for survives a crash of the server's machine: `fsync = off`
+/// (nothing is on disk when a commit returns; the node refuses to start on it, see
+/// `storage::set_up`), `full_page_writes = off` (a page torn by the crash cannot be repaired
+/// from the log) and `data_sync_retry = on` (the server goes on after a failed sync of a data
+/// file, whose unwritten pages Linux may have dropped). `synchronous_commit` is not here: the
+/// node turns it back on in each of its sessions.
+pub fn server_findings(settings: &[(String, String)]) -> Vec<Finding> {
+    let mut found = Vec::new();
+    for (name, value) in settings {
+        let (severity, why) = match (name.as_str(), value.as_str()) {
+            ("fsync", "off") => (
+                Severity::Error,
+                "what it commits is not on disk when the commit returns, and a crash of its machine can lose or corrupt it; the node refuses to start on it. Turn fsync on",
+            ),
+            ("full_page_writes", "off") => (
+                Severity::Warning,
+                "a page the crash of its machine tears in the middle of a write cannot be repaired from the log, so documents the node answered for can be lost or damaged, unless the file system never tears pages (ZFS). Turn full_page_writes on",
+            ),
+            ("data_sync_retry", "on") => (
+                Severity::Warning,
+                "it goes on after a sync of a data file failed, and Linux may have dropped the pages it could not write, so what the node answered for can be lost without a word. Turn data_sync_retry off (the default), so that the server stops and recovers from its log",
+            ),
+            _ => continue,
+        };
+        found.push(Finding {
+            severity,
+            key: "node.database".into(),
+            message: format!("the PostgreSQL server runs with {name} = {value}: {why}"),
+        });
+    }
+    found
+}
+
+/// The CRLs in the node's database; none in a PostgreSQL database the node has not set up yet
+/// (never run: no table, SQLSTATE 42P01).
+async fn stored_crls(connection: &mut sqlx::AnyConnection) -> Result<Vec<Crl>, String> {
+    let rows = match sqlx::query("SELECT der FROM crls").fetch_all(&mut *connection).await {
+        Ok(rows) => rows,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
     let mut crls = Vec::new();
     for row in rows {
         let der: Vec<u8> = sqlx::Row::try_get(&row, "der").map_err(|e| e.to_string())?;

@@ -523,3 +523,45 @@ async fn the_udp_receive_buffer_is_asked_for_and_a_kernel_that_gives_less_is_nam
     assert!(line.contains("WARN"), "a warning: {line}");
     assert!(line.contains(&format!("asked={}", max + 1)) && line.contains(&format!("given={max}")), "{line}");
 }
+
+/// On PostgreSQL, `check` reads the server's settings that break what a receipt promises (a
+/// document the node answered for survives a crash of the server's machine): `fsync = off`
+/// fails it (the node would refuse to start), `full_page_writes = off` and `data_sync_retry =
+/// on` are warned of, each on the config's `database` line. A server with the defaults gets
+/// none of them.
+#[test]
+fn check_reads_the_postgresql_servers_durability_settings() {
+    let net = files();
+    let config = net.config_path(&code(PHONG_DU));
+    let good = harness::postgres::PgCluster::start();
+    let url = good.database("lienthong");
+    edit(&config, "data_dir = \"data\"\n", &format!("data_dir = \"data\"\ndatabase = \"{url}\"\n"));
+    let run = check(&net, PHONG_DU);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    // Nothing to say: not the settings, not the CRLs of a database the node never set up.
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+
+    let unsafe_server =
+        harness::postgres::PgCluster::start_with("-c fsync=off -c full_page_writes=off -c data_sync_retry=on");
+    let unsafe_url = unsafe_server.database("lienthong");
+    edit(&config, &url, &unsafe_url);
+    let line =
+        std::fs::read_to_string(&config).unwrap().lines().position(|l| l.starts_with("database = ")).unwrap() + 1;
+    let run = check(&net, PHONG_DU);
+    assert_eq!(run.status, 1, "fsync = off passed: {}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("node.database: the PostgreSQL server runs with fsync = off: what it commits is not on disk"),
+        "{}",
+        run.stderr
+    );
+    for setting in ["full_page_writes = off", "data_sync_retry = on"] {
+        assert!(
+            run.stderr.contains(&format!(
+                "warning: node.toml:{line}: node.database: the PostgreSQL server runs with {setting}: "
+            )),
+            "no warning for {setting}: {}",
+            run.stderr
+        );
+    }
+}
