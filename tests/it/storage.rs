@@ -854,8 +854,8 @@ async fn postgres_commits_wait_for_the_flush_whatever_the_database_is_set_to() {
 }
 
 /// On PostgreSQL a `COMMIT` whose connection dies before the server answers (the backend
-/// killed: a crash of the server, or a lost link) has an unknown outcome, and the error says
-/// so (`is_in_doubt`), so that the node tells its sender the document may have been kept
+/// killed: a crash of the server, or a lost link), or that the server answers by ending the
+/// session (`FATAL`), has an unknown outcome, and the error says so (`is_in_doubt`), so that the node tells its sender the document may have been kept
 /// rather than that nothing was. The store then carries on with fresh connections once the
 /// server has recovered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -903,5 +903,23 @@ async fn postgres_a_commit_the_server_did_not_answer_is_in_doubt() {
     }
     let counters = store.counters().await.unwrap();
     assert!(counters.iter().any(|(name, _)| name == "after"), "{counters:?}");
+
+    // A session the server ends (an administrator's termination, FATAL; the server also ends
+    // a session so after committing, while it waits for a synchronous standby) leaves the
+    // outcome open too, whether the client reads the server's FATAL first or finds the
+    // connection closed (which of the two is a race of the sockets).
+    let mut tx = store.begin().await.unwrap();
+    tx.count("terminated", 1).await.unwrap();
+    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true]);
+    let error = tx.commit().await.unwrap_err();
+    assert!(error.is_in_doubt(), "not in doubt: {error}");
+    eprintln!("the store is told: {error}");
     store.close().await;
 }

@@ -1235,10 +1235,8 @@ mod tests {
             why: crate::storage::InDoubt::NoAnswer,
         };
         assert!(!statuses_to_blame(&in_doubt));
-        let log = StoreError::LogNotEmptied {
-            log: "node.db-wal".into(),
-            cause: crate::storage::LogCheckpointError::Readers(3),
-        };
+        let log =
+            StoreError::LogNotEmptied { log: "node.db-wal".into(), cause: crate::storage::LogCheckpointError::Busy(3) };
         assert!(!statuses_to_blame(&log));
     }
 

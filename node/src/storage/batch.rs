@@ -21,7 +21,8 @@
 //! A write that fails halfway rolls back to its savepoint and the others go on; a failure that
 //! ends the database transaction itself (SQLite rolls back on its own after `SQLITE_FULL` and
 //! I/O errors) fails the whole batch: every write in it gets [`StoreError::Batch`] and nothing
-//! of it is kept (but see below for a failed `COMMIT`). The connection of a failed batch is closed, never reused; the next batch
+//! of it is kept (but see below for a failed `COMMIT`). The connection of a failed batch is
+//! closed, never reused (kept only while the log is to be emptied, see below); the next batch
 //! opens a fresh one.
 //!
 //! A `COMMIT` that fails is not always undone on disk. SQLite commits a batch by writing its
@@ -34,8 +35,11 @@
 //! the store and sent on. So after a `COMMIT` fails for any reason but a full disk (where the
 //! frames' write itself failed, before any commit mark), and after a sync of the log fails,
 //! the writer empties the log (see [`Batch::empty_log`]): a checkpoint moves what did commit
-//! into the database file and syncs it, the log is cut to nothing and the cut synced. Until
-//! that succeeds, no batch opens and every write fails. If it fails right after the failed
+//! into the database file and syncs it, the log is cut to nothing and the cut synced, on the
+//! connection whose `COMMIT` failed, which stays open until then. Until that succeeds, no
+//! batch opens and every write fails. (The checkpoint needs every other connection's read of
+//! the log to end: a long read, such as a backup's `VACUUM INTO`, holds the writes up until
+//! it ends.) If it fails right after the failed
 //! `COMMIT` (the disk still failing), the batch's writes get [`StoreError::CommitInDoubt`]
 //! instead of a plain failure: a crash before the log is emptied would bring the batch back,
 //! so nobody is told that nothing of it was kept.
@@ -386,7 +390,8 @@ impl Batch {
     }
 
     /// Commits the open batch and tells its writes; runs on a blocking thread (the `COMMIT`
-    /// syncs). A connection whose `COMMIT` failed is closed.
+    /// syncs). A connection whose `COMMIT` failed is closed once the log is emptied (see the
+    /// module's doc), kept until then.
     fn commit(&mut self) -> Result<(), Arc<StoreError>> {
         if !self.open {
             return Ok(());
@@ -409,8 +414,12 @@ impl Batch {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(error = %e, writes = self.units, "a batch of writes did not commit; closing its database connection");
-                self.conn = None;
+                tracing::warn!(error = %e, writes = self.units, "a batch of writes did not commit");
+                // SQLite ends the transaction of a failed `COMMIT` itself; one it left open is
+                // ended here, and a connection that cannot end it is closed.
+                if self.conn.as_ref().is_some_and(|c| c.in_transaction() && c.batch("ROLLBACK").is_err()) {
+                    self.conn = None;
+                }
                 let mut error = e;
                 if self.units > 0 && !error.is_disk_full() {
                     // Its frames may be in the log, commit mark and all (see the module's doc).
@@ -420,6 +429,14 @@ impl Batch {
                             StoreError::CommitInDoubt { commit: Box::new(error), why: InDoubt::LogNotEmptied(cause) };
                         tracing::error!(error = %error, "no write is taken until the database's log is emptied");
                     }
+                }
+                // Closed, as after any failure, unless the log is still to be emptied: then the
+                // connection may be the database's last one, whose closing drops the log's
+                // shared index, and the fresh connection that empties the log would rebuild
+                // the index from the log file, failed commit included, and take it as
+                // committed.
+                if !self.shared.log_to_empty.load(Ordering::SeqCst) {
+                    self.conn = None;
                 }
                 Err(Arc::new(error))
             }
@@ -461,7 +478,7 @@ impl Batch {
         self.conn = Some(conn);
         match left.map_err(LogCheckpointError::Checkpoint)? {
             0 => {}
-            frames => return Err(LogCheckpointError::Readers(frames)),
+            frames => return Err(LogCheckpointError::Busy(frames)),
         }
         match std::fs::File::open(&self.shared.wal).and_then(|f| f.sync_all()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogCheckpointError::Sync(e)),
@@ -517,6 +534,8 @@ fn sync_log(shared: &Shared) {
         f.sync_data()
     });
     match synced {
+        // No log: nothing in it to sync (a checkpoint emptied and removed it).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Ok(()) => {
             shared.log_syncs.fetch_add(1, Ordering::SeqCst);
         }

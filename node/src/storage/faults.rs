@@ -67,7 +67,11 @@ impl StoreError {
             StoreError::Batch(e) => e.is_disk_full(),
             StoreError::Io(e) | StoreError::Dir { source: e, .. } => io_full(e),
             StoreError::LogNotEmptied { cause: super::LogCheckpointError::Sync(e), .. } => io_full(e),
-            StoreError::LogNotEmptied { cause: super::LogCheckpointError::Checkpoint(e), .. } => sqlite_full(e),
+            StoreError::LogNotEmptied { cause: super::LogCheckpointError::Checkpoint(e), .. }
+            | StoreError::CommitInDoubt {
+                why: super::InDoubt::LogNotEmptied(super::LogCheckpointError::Checkpoint(e)),
+                ..
+            } => sqlite_full(e),
             StoreError::Database(sqlx::Error::Io(e)) => io_full(e),
             // The writer's connection (see `sqlite`).
             StoreError::Sqlite(e) => sqlite_full(e),

@@ -173,9 +173,9 @@ pub enum InDoubt {
     /// emptied brings it back.
     #[error("the database's log may still hold that commit and cannot be emptied yet ({0}), so a restart may find it")]
     LogNotEmptied(LogCheckpointError),
-    /// PostgreSQL: the connection failed before the server answered the `COMMIT`, which it may
-    /// have received and done.
-    #[error("the database did not answer the COMMIT, which it may have done")]
+    /// PostgreSQL: the server did not answer the `COMMIT` (the connection failed first) or
+    /// ended the session in answer (`FATAL`, `PANIC`): it may have done it.
+    #[error("the database did not answer the COMMIT, or ended the session in answer; it may have done it")]
     NoAnswer,
 }
 
@@ -186,10 +186,11 @@ pub enum LogCheckpointError {
     /// The checkpoint (or opening the connection to run it) failed.
     #[error("checkpoint: {0}")]
     Checkpoint(rusqlite::Error),
-    /// Readers of other connections still needed frames of the log when the wait for them
-    /// ended.
-    #[error("{0} frames still read by other connections")]
-    Readers(i64),
+    /// The checkpoint could not finish before the busy handler gave up: other connections
+    /// still read the frames of the log (a long read, a backup), or another process held the
+    /// database's write lock. Holds the frames left in the log.
+    #[error("other connections still use the database; {0} frames left in the log")]
+    Busy(i64),
     /// The log was cut, but syncing that failed.
     #[error("sync: {0}")]
     Sync(std::io::Error),
@@ -568,6 +569,21 @@ pub struct Tx<'a> {
     _store: std::marker::PhantomData<&'a Store>,
 }
 
+/// Whether a failed `COMMIT` was answered by the database with a plain error, after which it
+/// rolled the transaction back. Not when the connection failed before an answer, and not a
+/// PostgreSQL `FATAL` or `PANIC`: the server ends the session (or itself) with those, possibly
+/// after the commit record was written (a `PANIC` on a failed sync of its log, which its
+/// recovery may replay from the kernel's cache; a `FATAL` while waiting for a synchronous
+/// standby, after committing locally).
+fn answered_as_rolled_back(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_none_or(|pg| {
+            !matches!(pg.severity(), sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic)
+        }),
+        _ => false,
+    }
+}
+
 impl Tx<'_> {
     /// Commits. `Ok` means the database said the `COMMIT` holding this work succeeded (with
     /// SQLite's `synchronous = FULL`, and PostgreSQL's `synchronous_commit`, which every
@@ -605,9 +621,7 @@ impl Tx<'_> {
             Err(e) => {
                 tracing::warn!(error = %e, statement, "transaction did not end cleanly; closing its database connection");
                 discard(conn).await;
-                // The server's own error is its answer (it rolled back); any other failure
-                // (the connection lost) came before one.
-                if statement == "COMMIT" && !matches!(e, sqlx::Error::Database(_)) {
+                if statement == "COMMIT" && !answered_as_rolled_back(&e) {
                     return Err(StoreError::CommitInDoubt { commit: Box::new(e.into()), why: InDoubt::NoAnswer });
                 }
                 Err(e.into())
