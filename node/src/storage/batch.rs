@@ -44,6 +44,11 @@
 //! instead of a plain failure: a crash before the log is emptied would bring the batch back,
 //! so nobody is told that nothing of it was kept.
 //!
+//! For the same reason the writer runs SQLite's automatic checkpoint itself
+//! ([`Batch::checkpoint_if_due`]): SQLite ignores the outcome of its own, so a sync failing
+//! there went unseen (Linux reports a failed write-back once per open file, and no later
+//! sync would have told).
+//!
 //! A write's statements run in the task holding the writer, in microseconds, and cannot be
 //! left halfway by a cancelled caller. The `COMMIT` (a sync, up to milliseconds) runs on a
 //! blocking thread that holds the batch until it is done, so a caller that stops waiting (a
@@ -72,6 +77,10 @@ pub(crate) const MAX_AGE: Duration = Duration::from_millis(20);
 /// back of what such batches hold. (A synced `COMMIT` syncs the log only if it wrote to it,
 /// so the writer does not count on one coming.)
 pub(crate) const UNSYNCED_FOR_AT_MOST: Duration = Duration::from_millis(200);
+
+/// Frames of the log not yet in the database file at which the writer runs a checkpoint after
+/// a batch (see [`Batch::checkpoint_if_due`]): SQLite's own default for its automatic one.
+const CHECKPOINT_FRAMES: i64 = 1000;
 
 /// How long a write that left its batch open waits before closing the batch itself: the
 /// write that was to close it may have been cancelled before it joined.
@@ -115,9 +124,10 @@ struct Shared {
     /// The log may hold frames of a `COMMIT` that failed, or frames whose sync failed: set
     /// then, cleared once [`Batch::empty_log`] emptied it. No batch opens while it is set.
     log_to_empty: AtomicBool,
-    /// Tests: the syncs of the log for batches committed without one fail.
+    /// Tests: the syncs the writer makes itself fail: of the log for batches committed
+    /// without one, and in its checkpoints.
     #[cfg(test)]
-    fail_log_sync: AtomicBool,
+    fail_own_syncs: AtomicBool,
     /// The log's file: the database file's name as SQLite resolved it, `-wal` added.
     wal: PathBuf,
 }
@@ -172,7 +182,7 @@ impl Writer {
             log_syncs: AtomicU64::new(0),
             log_to_empty: AtomicBool::new(false),
             #[cfg(test)]
-            fail_log_sync: AtomicBool::new(false),
+            fail_own_syncs: AtomicBool::new(false),
             wal: wal.into(),
         });
         let batch = Batch {
@@ -442,7 +452,37 @@ impl Batch {
             }
         };
         self.done.send_replace(Some(result.clone()));
+        if result.is_ok() && self.units > 0 {
+            self.checkpoint_if_due();
+        }
         result
+    }
+
+    /// SQLite's automatic checkpoint, run here instead, after the batch's writes were told
+    /// (the writer's connection has it off, see `Conn::open_writer`): once the log holds
+    /// [`CHECKPOINT_FRAMES`] frames not yet in the database file, a passive checkpoint moves
+    /// what it can. SQLite ignores the outcome of its own; here a checkpoint that fails (its
+    /// sync of the log or of the database file) marks the log to be emptied, as a failed sync
+    /// of the log does: Linux reports a failed write-back once per open file, so no later sync
+    /// through this connection would tell, and frames committed without a sync may be lost on
+    /// disk with later commits after them in the log (see the module's doc).
+    fn checkpoint_if_due(&mut self) {
+        let Some(conn) = self.conn.as_ref() else { return };
+        if !conn.log_backlog().is_ok_and(|frames| frames >= CHECKPOINT_FRAMES) {
+            return;
+        }
+        #[cfg(test)]
+        let checkpointed = if self.shared.fail_own_syncs.load(Ordering::SeqCst) {
+            Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC), None))
+        } else {
+            conn.checkpoint()
+        };
+        #[cfg(not(test))]
+        let checkpointed = conn.checkpoint();
+        if let Err(e) = checkpointed {
+            tracing::warn!(log = %self.shared.wal.display(), error = %e, "a checkpoint of the database's log failed; the log is emptied before the next write");
+            self.shared.log_to_empty.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Empties the log after a `COMMIT` or a sync of the log failed (see the module's doc):
@@ -528,7 +568,7 @@ fn sync_log(shared: &Shared) {
     }
     let synced = std::fs::File::open(&shared.wal).and_then(|f| {
         #[cfg(test)]
-        if shared.fail_log_sync.load(Ordering::SeqCst) {
+        if shared.fail_own_syncs.load(Ordering::SeqCst) {
             return Err(std::io::Error::from_raw_os_error(5));
         }
         f.sync_data()
@@ -905,7 +945,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_sync_of_the_log_empties_it_before_the_next_write() {
         let (dir, writer) = writer();
-        writer.shared.fail_log_sync.store(true, Ordering::SeqCst);
+        writer.shared.fail_own_syncs.store(true, Ordering::SeqCst);
         let (unsynced, _) = joined(&writer, false, "unsynced").await;
         unsynced.commit().await.unwrap();
         let start = Instant::now();
@@ -916,7 +956,7 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        writer.shared.fail_log_sync.store(false, Ordering::SeqCst);
+        writer.shared.fail_own_syncs.store(false, Ordering::SeqCst);
         let (next, _) = joined(&writer, true, "next").await;
         next.commit().await.unwrap();
         assert!(!writer.shared.log_to_empty.load(Ordering::SeqCst));
@@ -927,5 +967,45 @@ mod tests {
         assert_eq!(rows(&alone), ["unsynced"]);
         writer.flush().await;
         assert_eq!(rows(&dir), ["unsynced", "next"]);
+    }
+
+    /// The writer checkpoints the log itself (SQLite's automatic checkpoint is off on its
+    /// connection): many batches leave no more than [`CHECKPOINT_FRAMES`] frames (and one
+    /// batch's) outside the database file. A checkpoint whose sync fails marks the log to be
+    /// emptied, and the next write empties it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_checkpoints_the_log_and_a_failed_checkpoint_empties_it() {
+        let (dir, writer) = writer();
+        let backlog = || Conn::open(&dir.path().join("w.db")).unwrap().log_backlog().unwrap();
+        let mut most = 0;
+        for n in 0..1500 {
+            let (unit, _) = joined(&writer, false, &format!("{n:04}{}", "x".repeat(2000))).await;
+            unit.commit().await.unwrap();
+            most = most.max(backlog());
+        }
+        assert!(
+            (CHECKPOINT_FRAMES - 10..CHECKPOINT_FRAMES + 10).contains(&most),
+            "at most {most} frames outside the database file"
+        );
+
+        // The sync of the log those unsynced batches armed has run (with the syncs still
+        // working), so that only a checkpoint can fail below.
+        tokio::time::sleep(UNSYNCED_FOR_AT_MOST * 3).await;
+        assert!(!writer.shared.log_sync_due.load(Ordering::SeqCst));
+        writer.shared.fail_own_syncs.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        let mut n = 0;
+        while !writer.shared.log_to_empty.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(30), "no failed checkpoint marked the log to be emptied");
+            let (unit, _) = joined(&writer, true, &format!("failing {n}")).await;
+            unit.commit().await.unwrap();
+            n += 1;
+        }
+        writer.shared.fail_own_syncs.store(false, Ordering::SeqCst);
+        let (next, _) = joined(&writer, true, "next").await;
+        next.commit().await.unwrap();
+        assert!(!writer.shared.log_to_empty.load(Ordering::SeqCst));
+        assert!(backlog() <= 2, "the log was not emptied: {} frames", backlog());
+        writer.flush().await;
     }
 }

@@ -90,9 +90,14 @@ impl Conn {
     /// so it holds no more than the pages one write changes: the log's indexing, the one
     /// large write, goes in parts for that (`storage::tlog::INTEGRATE_PER_WRITE`). The
     /// readers keep the default: their sorts of large results may still spill to disk.
+    ///
+    /// Its automatic checkpoint is off: the writer runs it itself (see
+    /// `batch::Batch::checkpoint_if_due`), because SQLite ignores the outcome of its own, and a
+    /// sync of the log failing there would go unseen (Linux reports a failed write-back once
+    /// per open file).
     pub(crate) fn open_writer(path: &Path) -> Result<Conn, rusqlite::Error> {
         let writer = Conn::open(path)?;
-        writer.conn.execute_batch("PRAGMA temp_store = MEMORY")?;
+        writer.conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0")?;
         Ok(writer)
     }
 
@@ -136,6 +141,21 @@ impl Conn {
     /// Runs statements without parameters (`BEGIN`, a savepoint's, `COMMIT`).
     pub(crate) fn batch(&self, sql: &str) -> Result<(), rusqlite::Error> {
         self.conn.execute_batch(sql)
+    }
+
+    /// The frames of the log not yet in the database file (`PRAGMA wal_checkpoint(NOOP)`,
+    /// which only reads the log's index).
+    pub(crate) fn log_backlog(&self) -> Result<i64, rusqlite::Error> {
+        let (frames, moved): (i64, i64) =
+            self.conn.query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| Ok((r.get(1)?, r.get(2)?)))?;
+        Ok(frames.saturating_sub(moved.max(0)).max(0))
+    }
+
+    /// Moves what it can of the log into the database file without waiting for anyone
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`): the automatic checkpoint's work. An error is the
+    /// checkpoint's own (a sync that failed), not a reader in the way.
+    pub(crate) fn checkpoint(&self) -> Result<(), rusqlite::Error> {
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
     }
 
     /// Moves every committed frame of the log into the database file, syncs it, and cuts the
