@@ -318,16 +318,16 @@ fn cannot_store(node: &Node, error: crate::storage::StoreError) -> IntakeError {
 /// What the sender and the clerk are told when storage fails: that nothing was taken, unless
 /// a failed `COMMIT` may come back after a restart (see `StoreError::CommitInDoubt`).
 pub(crate) fn storage_reason(error: &crate::storage::StoreError) -> String {
-    let full = match error {
-        crate::storage::StoreError::NoSpace { .. } => "the disk is nearly full: ",
-        e if e.is_disk_full() => "the disk is full: ",
-        _ => "",
-    };
     if error.is_in_doubt() {
         return format!(
             "the node cannot store documents now ({error}); it may have kept the document all the same: send the same document again later, and a node that has it only confirms it"
         );
     }
+    let full = match error {
+        crate::storage::StoreError::NoSpace { .. } => "the disk is nearly full: ",
+        e if e.is_disk_full() => "the disk is full: ",
+        _ => "",
+    };
     format!("the node cannot store documents now ({full}{error}); nothing was taken, send again later")
 }
 

@@ -236,7 +236,9 @@ pub async fn from_database(config: &Config) -> FromDatabase {
             Err(e) => vec![Finding {
                 severity: Severity::Warning,
                 key: "node.database".into(),
-                message: format!("cannot read the PostgreSQL server's settings (fsync, full_page_writes): {e}"),
+                message: format!(
+                    "cannot read the PostgreSQL server's settings (fsync, full_page_writes, data_sync_retry), so they are not checked: {e}"
+                ),
             }],
         };
     }
@@ -252,7 +254,7 @@ pub async fn from_database(config: &Config) -> FromDatabase {
 /// from the log) and `data_sync_retry = on` (the server goes on after a failed sync of a data
 /// file, whose unwritten pages Linux may have dropped). `synchronous_commit` is not here: the
 /// node turns it back on in each of its sessions.
-pub fn server_findings(settings: &[(String, String)]) -> Vec<Finding> {
+fn server_findings(settings: &[(String, String)]) -> Vec<Finding> {
     let mut found = Vec::new();
     for (name, value) in settings {
         let (severity, why) = match (name.as_str(), value.as_str()) {

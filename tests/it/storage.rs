@@ -855,12 +855,25 @@ async fn postgres_commits_wait_for_the_flush_whatever_the_database_is_set_to() {
 
 /// On PostgreSQL a `COMMIT` whose connection dies before the server answers (the backend
 /// killed: a crash of the server, or a lost link), or that the server answers by ending the
-/// session (`FATAL`), has an unknown outcome, and the error says so (`is_in_doubt`), so that the node tells its sender the document may have been kept
-/// rather than that nothing was. The store then carries on with fresh connections once the
-/// server has recovered.
+/// session (`FATAL`), has an unknown outcome, and the error says so (`is_in_doubt`), so that
+/// the node tells its sender the document may have been kept rather than that nothing was.
+/// The store then carries on with fresh connections once the server has recovered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_commit_the_server_did_not_answer_is_in_doubt() {
-    use sqlx::Connection;
+    /// The server process of the one session of the database inside a transaction, and a
+    /// connection of another session to act on it.
+    async fn open_transactions_backend(url: &str) -> (sqlx::AnyConnection, i32) {
+        use sqlx::Connection;
+        let mut admin = sqlx::AnyConnection::connect(url).await.unwrap();
+        let pids: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(pids.len(), 1, "the transaction's session: {pids:?}");
+        (admin, pids[0])
+    }
     sqlx::any::install_default_drivers();
     let cluster = harness::postgres::PgCluster::start();
     let url = cluster.database("lienthong");
@@ -868,18 +881,10 @@ async fn postgres_a_commit_the_server_did_not_answer_is_in_doubt() {
     let store = Store::open(&url, dir.path()).await.unwrap();
     let mut tx = store.begin().await.unwrap();
     tx.count("in doubt", 1).await.unwrap();
-    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
-    let pids: Vec<i32> = sqlx::query_scalar(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
-    assert_eq!(pids.len(), 1, "the transaction's session: {pids:?}");
-    drop(admin);
     // SIGKILL: the backend ends without a word (a SIGTERM would send the client the server's
     // error first, which is an answer).
-    let killed = std::process::Command::new("kill").args(["-KILL", &pids[0].to_string()]).status().unwrap();
+    let (_, backend) = open_transactions_backend(&url).await;
+    let killed = std::process::Command::new("kill").args(["-KILL", &backend.to_string()]).status().unwrap();
     assert!(killed.success());
     let error = tx.commit().await.unwrap_err();
     assert!(error.is_in_doubt(), "not in doubt: {error}");
@@ -910,14 +915,10 @@ async fn postgres_a_commit_the_server_did_not_answer_is_in_doubt() {
     // connection closed (which of the two is a race of the sockets).
     let mut tx = store.begin().await.unwrap();
     tx.count("terminated", 1).await.unwrap();
-    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
-    let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
-    assert_eq!(ended, [true]);
+    let (mut admin, backend) = open_transactions_backend(&url).await;
+    let ended: bool =
+        sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(backend).fetch_one(&mut admin).await.unwrap();
+    assert!(ended);
     let error = tx.commit().await.unwrap_err();
     assert!(error.is_in_doubt(), "not in doubt: {error}");
     eprintln!("the store is told: {error}");

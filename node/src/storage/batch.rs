@@ -39,10 +39,10 @@
 //! connection whose `COMMIT` failed, which stays open until then. Until that succeeds, no
 //! batch opens and every write fails. (The checkpoint needs every other connection's read of
 //! the log to end: a long read, such as a backup's `VACUUM INTO`, holds the writes up until
-//! it ends.) If it fails right after the failed
-//! `COMMIT` (the disk still failing), the batch's writes get [`StoreError::CommitInDoubt`]
-//! instead of a plain failure: a crash before the log is emptied would bring the batch back,
-//! so nobody is told that nothing of it was kept.
+//! it ends.) If it fails right after the failed `COMMIT` (the disk still failing), the
+//! batch's writes get [`StoreError::CommitInDoubt`] instead of a plain failure: a crash
+//! before the log is emptied would bring the batch back, so nobody is told that nothing of it
+//! was kept.
 //!
 //! For the same reason the writer runs SQLite's automatic checkpoint itself
 //! ([`Batch::checkpoint_if_due`]): SQLite ignores the outcome of its own, so a sync failing
@@ -289,8 +289,9 @@ impl Step {
 /// Opens a batch: `BEGIN IMMEDIATE`, here when the connection is there and nobody else holds
 /// SQLite's write lock (the usual case: this process writes through the writer alone);
 /// otherwise on a blocking thread, which waits for the lock, opens a fresh connection if a
-/// failure closed the last one, and first empties the log if a failure left it to empty. A connection on which `BEGIN` fails (one somehow still inside
-/// a transaction) is closed and one fresh connection tried.
+/// failure closed the last one, and first empties the log if a failure left it to empty. A
+/// connection on which `BEGIN` fails (one somehow still inside a transaction) is closed and
+/// one fresh connection tried.
 async fn begin(mut batch: OwnedMutexGuard<Batch>, synced: bool) -> Result<OwnedMutexGuard<Batch>, StoreError> {
     let b = &mut *batch;
     if !b.shared.log_to_empty.load(Ordering::SeqCst)
@@ -435,7 +436,6 @@ impl Batch {
                 let mut error = e;
                 if self.units > 0 && !error.is_disk_full() {
                     // Its frames may be in the log, commit mark and all (see the module's doc).
-                    self.shared.log_to_empty.store(true, Ordering::SeqCst);
                     if let Err(cause) = self.empty_log() {
                         error =
                             StoreError::CommitInDoubt { commit: Box::new(error), why: InDoubt::LogNotEmptied(cause) };
@@ -477,14 +477,11 @@ impl Batch {
         if !conn.log_frames().is_ok_and(|frames| frames >= CHECKPOINT_FRAMES) {
             return;
         }
-        #[cfg(test)]
-        let checkpointed = if self.shared.fail_own_syncs.load(Ordering::SeqCst) {
+        let checkpointed = if self.shared.own_syncs_fail() {
             Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC), None))
         } else {
             conn.checkpoint()
         };
-        #[cfg(not(test))]
-        let checkpointed = conn.checkpoint();
         if let Err(e) = checkpointed {
             tracing::warn!(log = %self.shared.wal.display(), error = %e, "a checkpoint of the database's log failed; the log is emptied before the next write");
             self.shared.log_to_empty.store(true, Ordering::SeqCst);
@@ -520,15 +517,11 @@ impl Batch {
                 Conn::open_writer(&self.path).map_err(LogCheckpointError::Checkpoint)?
             }
         };
-        let left = conn.empty_log();
+        let left = conn.truncate_log();
         self.conn = Some(conn);
         match left.map_err(LogCheckpointError::Checkpoint)? {
-            0 => {}
-            frames => return Err(LogCheckpointError::Busy(frames)),
-        }
-        match std::fs::File::open(&self.shared.wal).and_then(|f| f.sync_all()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogCheckpointError::Sync(e)),
-            _ => Ok(()),
+            0 => self.shared.sync_log_file().map_err(LogCheckpointError::Sync),
+            frames => Err(LogCheckpointError::Busy(frames)),
         }
     }
 
@@ -572,16 +565,7 @@ fn sync_log(shared: &Shared) {
     if !shared.log_sync_due.swap(false, Ordering::SeqCst) {
         return;
     }
-    let synced = std::fs::File::open(&shared.wal).and_then(|f| {
-        #[cfg(test)]
-        if shared.fail_own_syncs.load(Ordering::SeqCst) {
-            return Err(std::io::Error::from_raw_os_error(5));
-        }
-        f.sync_data()
-    });
-    match synced {
-        // No log: nothing in it to sync (a checkpoint emptied and removed it).
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    match shared.sync_log_file() {
         Ok(()) => {
             shared.log_syncs.fetch_add(1, Ordering::SeqCst);
         }
@@ -591,6 +575,29 @@ fn sync_log(shared: &Shared) {
             shared.log_to_empty.store(true, Ordering::SeqCst);
             tracing::warn!(log = %shared.wal.display(), error = %e, "cannot sync the database's log after writes committed without a sync; it is emptied before the next write")
         }
+    }
+}
+
+impl Shared {
+    /// Syncs the log's file (`fdatasync`, which syncs a changed length with the bytes): its
+    /// frames durable whoever wrote them. No file is no log to sync (the last connection's
+    /// close removed it after a checkpoint).
+    fn sync_log_file(&self) -> std::io::Result<()> {
+        if self.own_syncs_fail() {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        match std::fs::File::open(&self.wal).and_then(|f| f.sync_data()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            synced => synced,
+        }
+    }
+
+    /// Tests: whether the syncs the writer makes itself are to fail (see `fail_own_syncs`).
+    fn own_syncs_fail(&self) -> bool {
+        #[cfg(test)]
+        return self.fail_own_syncs.load(Ordering::SeqCst);
+        #[cfg(not(test))]
+        false
     }
 }
 

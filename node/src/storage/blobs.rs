@@ -1529,6 +1529,14 @@ mod tests {
         PartialKey { envelope: [n as u8; 32], index: 0 }
     }
 
+    /// A store in a fresh directory, and its directory of partial files.
+    fn partial_store() -> (tempfile::TempDir, BlobStore, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let partial = dir.path().join("partial");
+        (dir, store, partial)
+    }
+
     /// Claims, expecting a partial file.
     async fn claim(store: &BlobStore, key: PartialKey, size: usize) -> Partial {
         store.claim_partial(key, size as u64, &LIMITS, SystemTime::now()).await.unwrap().expect("resumable")
@@ -1664,10 +1672,8 @@ mod tests {
     /// room, and is not resumable while other transfers of this process reserve the room.
     #[tokio::test]
     async fn older_partial_files_are_evicted_to_keep_the_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
-        let limits = PartialLimits { max_bytes: 1000, max_age: Duration::from_secs(3600), max_files: 64 };
-        let partial = dir.path().join("partial");
+        let (_dir, store, partial) = partial_store();
+        let limits = PartialLimits { max_bytes: 1000, ..LIMITS };
         let now = SystemTime::now();
         for (i, age) in [(0usize, 30u64), (1, 20)] {
             kept_partial(&partial, doc(i), 400, now - Duration::from_secs(age));
@@ -1690,10 +1696,8 @@ mod tests {
     /// at start, partial files older than it are removed and younger ones kept.
     #[tokio::test]
     async fn the_partial_age_bound_at_its_edge() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
-        let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(600), max_files: 64 };
-        let partial = dir.path().join("partial");
+        let (_dir, store, partial) = partial_store();
+        let limits = PartialLimits { max_age: Duration::from_secs(600), ..LIMITS };
         let now = SystemTime::now();
         let age = |i: usize, secs: u64| kept_partial(&partial, key(i), 100, now - Duration::from_secs(secs));
         age(0, 600);
@@ -1709,10 +1713,8 @@ mod tests {
     /// the older kept one; two transfers holding their files leave no room for a third.
     #[tokio::test]
     async fn the_partial_files_bound_at_its_edge() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
-        let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(3600), max_files: 2 };
-        let partial = dir.path().join("partial");
+        let (_dir, store, partial) = partial_store();
+        let limits = PartialLimits { max_files: 2, ..LIMITS };
         let now = SystemTime::now();
         let (older, newer) =
             (kept_partial(&partial, doc(0), 1, now - Duration::from_secs(20)), kept_partial(&partial, doc(1), 1, now));
@@ -1730,15 +1732,12 @@ mod tests {
     /// document's are left, the transfer is received without resuming.
     #[tokio::test]
     async fn a_documents_own_kept_files_are_not_evicted_for_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
-        let limits = PartialLimits { max_bytes: 1 << 20, max_age: Duration::from_secs(3600), max_files: 2 };
-        let partial = dir.path().join("partial");
+        let (_dir, store, partial) = partial_store();
+        let limits = PartialLimits { max_files: 2, ..LIMITS };
         let now = SystemTime::now();
         let other = PartialKey { envelope: [7; 32], index: 0 };
         let (sibling, older) =
-            (kept_partial(&partial, key(1), 10, now - Duration::from_secs(30)), partial.join(other.file_name()));
-        std::fs::write(&older, [1u8; 10]).unwrap();
+            (kept_partial(&partial, key(1), 10, now - Duration::from_secs(30)), kept_partial(&partial, other, 10, now));
         let held = store.claim_partial(key(0), 100, &limits, now).await.unwrap().expect("room made");
         assert!(sibling.exists() && !older.exists(), "the other document's file goes, not the sibling");
         drop(held);
@@ -1752,9 +1751,7 @@ mod tests {
     /// its stream broke off at once.
     #[tokio::test]
     async fn a_transfer_stopped_before_its_first_byte_leaves_no_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
-        let partial = dir.path().join("partial");
+        let (_dir, store, partial) = partial_store();
         drop(claim(&store, key(0), 1000).await);
         assert_eq!(std::fs::read_dir(&partial).unwrap().count(), 0);
         let first = claim(&store, key(1), 1000).await;

@@ -55,23 +55,12 @@ impl StoreError {
     /// Whether the failure says the disk (or the database's space) is full: ENOSPC or EDQUOT
     /// from a file, SQLITE_FULL, PostgreSQL's `disk_full`, or the configured reserve.
     pub fn is_disk_full(&self) -> bool {
-        let io_full = |e: &std::io::Error| {
-            matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
-                || e.raw_os_error() == Some(28)
-        };
-        // SQLITE_FULL, in the low byte of the extended code.
-        let sqlite_full =
-            |e: &rusqlite::Error| matches!(e, rusqlite::Error::SqliteFailure(e, _) if e.extended_code & 0xff == 13);
         match self {
             StoreError::NoSpace { .. } => true,
             StoreError::Batch(e) => e.is_disk_full(),
             StoreError::Io(e) | StoreError::Dir { source: e, .. } => io_full(e),
-            StoreError::LogNotEmptied { cause: super::LogCheckpointError::Sync(e), .. } => io_full(e),
-            StoreError::LogNotEmptied { cause: super::LogCheckpointError::Checkpoint(e), .. }
-            | StoreError::CommitInDoubt {
-                why: super::InDoubt::LogNotEmptied(super::LogCheckpointError::Checkpoint(e)),
-                ..
-            } => sqlite_full(e),
+            StoreError::LogNotEmptied { cause, .. }
+            | StoreError::CommitInDoubt { why: super::InDoubt::LogNotEmptied(cause), .. } => cause.is_disk_full(),
             StoreError::Database(sqlx::Error::Io(e)) => io_full(e),
             // The writer's connection (see `sqlite`).
             StoreError::Sqlite(e) => sqlite_full(e),
@@ -83,6 +72,29 @@ impl StoreError {
             _ => false,
         }
     }
+}
+
+impl super::LogCheckpointError {
+    /// Whether emptying the log failed for a full disk (its checkpoint's copy into the
+    /// database file, or the cut's sync).
+    fn is_disk_full(&self) -> bool {
+        match self {
+            super::LogCheckpointError::Checkpoint(e) => sqlite_full(e),
+            super::LogCheckpointError::Sync(e) => io_full(e),
+            super::LogCheckpointError::Busy(_) => false,
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT from a file.
+fn io_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        || e.raw_os_error() == Some(28)
+}
+
+/// SQLITE_FULL, in the low byte of the extended code.
+fn sqlite_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(e, _) if e.extended_code & 0xff == 13)
 }
 
 impl Store {

@@ -163,7 +163,7 @@ impl Conn {
     /// log to nothing (`PRAGMA wal_checkpoint(TRUNCATE)`, which waits for readers in the busy
     /// handler). Returns the frames left in the log: 0 when it is empty, more when a reader
     /// still needed them when the busy handler gave up.
-    pub(crate) fn empty_log(&self) -> Result<i64, rusqlite::Error> {
+    pub(crate) fn truncate_log(&self) -> Result<i64, rusqlite::Error> {
         let (busy, frames): (i64, i64) =
             self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(if busy != 0 { frames.max(1) } else { frames.max(0) })
