@@ -202,7 +202,7 @@ pub struct FromDatabase {
     /// none.
     pub crls: Result<Vec<Crl>, String>,
     /// On PostgreSQL, the server's settings that break a receipt's promise (see
-    /// [`server_findings`]).
+    /// `server_findings`).
     pub findings: Vec<Finding>,
 }
 
