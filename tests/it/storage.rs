@@ -924,3 +924,90 @@ async fn postgres_a_commit_the_server_did_not_answer_is_in_doubt() {
     eprintln!("the store is told: {error}");
     store.close().await;
 }
+
+/// Two lookups that take the first rows of a few by order, `WHERE x = $1 … ORDER BY id LIMIT
+/// n`, read an index on PostgreSQL whatever its statistics. With an index on `x` alone the
+/// planner may walk the primary key from the lowest id and filter every row, expecting an
+/// early match, and so read the whole table when matches are few. It did so for the
+/// superseder lookup every arrival runs (`node::storage::SUPERSEDER`: is there a document
+/// revoking, updating or replacing this one?) until the table's first statistics, which
+/// autovacuum takes a minute after start at the earliest: 10 to 26 ms a lookup at 10,700
+/// documents in a benchmark, and the node's rate fell as its table grew. The other is the
+/// page of log entries a parent shows a child auditing it (`node::storage::tlog::DOCUMENTS_VIA`).
+/// Planned here on 20,000 rows of which a few match, before the first statistics and after,
+/// both as the custom plan for the value and as the generic plan a prepared statement may
+/// settle on: each reads its index and no row it does not return. The superseder lookup still
+/// answers the earliest of several documents acting on the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lookups_of_a_few_rows_read_an_index_however_large_the_table() {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    // No autovacuum: the statistics are taken when the test says.
+    let cluster = harness::postgres::PgCluster::start_with("-c autovacuum=off");
+    let url = cluster.database("lienthong");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url, dir.path()).await.unwrap();
+    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+    // 20,000 documents acting on none (as almost all do), then three acting on QN-1/2026 (ids
+    // 20,001 to 20,003); 20,000 log leaves, one in a hundred handed over by Phong Dụ.
+    let documents = |from: u32, to: u32, business_of: &str| {
+        format!(
+            r"INSERT INTO documents (doc_id, digest, sender, sender_name, envelope, number, notation, type_name,
+                                    subject, urgency, business, business_of, recipients, received_from, received_at)
+              SELECT 'QN-' || i || '/2026', sha256(i::text::bytea), '000.01.41.H49', 'Phong Dụ', '\x00', i, 'UBND',
+                     'Công văn', 'Về việc ' || i, 0, 3, {business_of}, '[]', '000.01.41.H49', i
+              FROM generate_series({from}, {to}) i;
+              INSERT INTO inbox (document, arrived_at) SELECT id, received_at FROM documents WHERE id >= {from};"
+        )
+    };
+    let leaves = r"INSERT INTO tlog_leaves (idx, entry, envelope, kind, via)
+        SELECT i, '\x00', sha256(i::text::bytea), 'document', CASE WHEN i % 100 = 0 THEN '000.01.41.H49' ELSE 'clerk' END
+        FROM generate_series(0, 19999) i;";
+    for statement in [documents(1, 20_000, "NULL"), documents(20_001, 20_003, "'QN-1/2026'"), leaves.into()] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await.unwrap();
+    }
+    // The superseder lookup is a prepared statement, which may settle on a generic plan; the
+    // page of entries runs unprepared, planned for its values each time.
+    let lookups = [
+        (
+            node::storage::SUPERSEDER,
+            "text",
+            "'QN-1/2026'",
+            "documents_business_of on documents",
+            &["force_custom_plan", "force_generic_plan"][..],
+        ),
+        (
+            node::storage::tlog::DOCUMENTS_VIA,
+            "text, bigint, bigint",
+            "'000.01.41.H49', 5000, 11",
+            "tlog_leaves_via on tlog_leaves",
+            &["force_custom_plan"][..],
+        ),
+    ];
+    // A new node's tables have no statistics until autovacuum's first `ANALYZE` (and none
+    // after a restore); then they have them.
+    for (stage, before) in [("no statistics", ""), ("after ANALYZE", "ANALYZE; ")] {
+        for (query, types, values, index, modes) in lookups {
+            let prepare = format!("{before}DEALLOCATE ALL; PREPARE lookup ({types}) AS {query}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut admin).await.unwrap();
+            for mode in modes {
+                let explain = format!(
+                    "SET plan_cache_mode = {mode}; EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE lookup ({values})"
+                );
+                let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(explain)).fetch_all(&mut admin).await.unwrap();
+                let plan: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>(0).unwrap()).collect();
+                let plan = plan.join("\n");
+                let says = format!("{stage}, {mode}, {query}:\n{plan}");
+                assert!(plan.contains(&format!("Index Scan using {index}")), "{says}");
+                assert!(!plan.contains("Rows Removed by Filter"), "reads rows it does not return: {says}");
+            }
+        }
+    }
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.inbox_superseder_of("QN-1/2026").await.unwrap(), Some((3, "QN-20001/2026".to_owned())));
+    assert_eq!(tx.inbox_superseder_of("QN-2/2026").await.unwrap(), None);
+    tx.commit().await.unwrap();
+    let page = store.log_documents_via("000.01.41.H49", 5000, 11).await.unwrap();
+    assert_eq!(page.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (50..61).map(|i| i * 100).collect::<Vec<u64>>());
+    store.close().await;
+}

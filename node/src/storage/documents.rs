@@ -132,8 +132,10 @@ fn routes_insert(document: i64, routes: &[NewRoute<'_>], now: i64, tail: &str) -
 }
 
 /// The query of [`Tx::inbox_superseder_of`], run for every document taken into an inbox: it
-/// must find its row through `documents_business_of`, not by reading the table.
-const SUPERSEDER: &str = "SELECT d.business, d.doc_id FROM documents d JOIN inbox i ON i.document = d.id
+/// must find its row through `documents_business_of`, in order, not by reading the table
+/// (migration 0008). Public so that the integration tests can ask PostgreSQL's planner for
+/// its plan.
+pub const SUPERSEDER: &str = "SELECT d.business, d.doc_id FROM documents d JOIN inbox i ON i.document = d.id
      WHERE d.business_of = $1 ORDER BY d.id LIMIT 1";
 
 impl Tx<'_> {
@@ -471,24 +473,39 @@ mod tests {
     use super::*;
 
     /// The lookup every arrival makes reads an index, so its cost does not grow with the
-    /// number of documents the node holds (it read the whole table before migration 0006).
-    /// Planned on a connection like the writer's, which runs it (the planner's stability
-    /// guarantee on: the plan cannot use the bound value).
+    /// number of documents the node holds (it read the whole table before migration 0006), and
+    /// so does a page of the log entries a child audits, in order (it sorted all the child's
+    /// entries on PostgreSQL before migration 0008). Planned on a connection like the
+    /// writer's, which runs the first (the planner's stability guarantee on: the plan cannot
+    /// use the bound value).
     #[tokio::test]
-    async fn the_superseder_lookup_reads_an_index() {
+    async fn the_lookups_of_a_few_rows_read_an_index() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("node.db");
         let store = Store::open(&format!("sqlite://{}", file.display()), dir.path()).await.unwrap();
         let conn = super::super::sqlite::Conn::open(&file).unwrap();
-        let plan: Vec<String> = conn
-            .fetch_all(&format!("EXPLAIN QUERY PLAN {SUPERSEDER}"), &[Arg::from("QN-1/2026")])
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String, _>("detail").unwrap())
-            .collect();
+        let lookups = [
+            (SUPERSEDER, vec![Arg::from("QN-1/2026")], "USING INDEX documents_business_of"),
+            (
+                super::super::tlog::DOCUMENTS_VIA,
+                vec![Arg::from("clerk"), Arg::from(5), Arg::from(11)],
+                "USING INDEX tlog_leaves_via (via=? AND idx>?)",
+            ),
+        ];
+        for (query, args, index) in lookups {
+            let plan: Vec<String> = conn
+                .fetch_all(&format!("EXPLAIN QUERY PLAN {query}"), &args)
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String, _>("detail").unwrap())
+                .collect();
+            assert!(plan.iter().any(|step| step.contains(index)), "{query}: {plan:?}");
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN") || step.contains("TEMP B-TREE")),
+                "{query}: {plan:?}"
+            );
+        }
         drop(conn);
-        assert!(plan.iter().any(|step| step.contains("USING INDEX documents_business_of")), "{plan:?}");
-        assert!(!plan.iter().any(|step| step.starts_with("SCAN")), "{plan:?}");
         store.close().await;
     }
 }

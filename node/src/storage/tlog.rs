@@ -172,6 +172,15 @@ fn checkpoint_row(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreErro
     })
 }
 
+/// The query of [`Store::log_documents_via`], a page of the entries a parent shows a child
+/// auditing it: it must find its rows through `tlog_leaves_via`, in order, not by reading
+/// every entry of the child and sorting them, nor by walking the log from `$2` (migration
+/// 0008). It runs unprepared: PostgreSQL's generic plan for a prepared statement cannot see
+/// how few entries `$1` matches and walks the log from `$2`, reading a hundred entries for
+/// each of a child's with a hundred children. Public so that the integration tests can ask
+/// PostgreSQL's planner for its plan.
+pub const DOCUMENTS_VIA: &str = "SELECT idx, entry FROM tlog_leaves WHERE via = $1 AND idx >= $2 ORDER BY idx LIMIT $3";
+
 const SELECT_CHECKPOINT: &str = "SELECT size, note, signed_at, witnessed_at, refused FROM tlog_checkpoints";
 
 impl Store {
@@ -234,7 +243,8 @@ impl Store {
     /// The document leaves of documents handed over by `via` ("clerk" or a neighbour's code),
     /// at index `from` and beyond: (index, leaf bytes), in log order, at most `limit`.
     pub async fn log_documents_via(&self, via: &str, from: u64, limit: i64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let rows = sqlx::query("SELECT idx, entry FROM tlog_leaves WHERE via = $1 AND idx >= $2 ORDER BY idx LIMIT $3")
+        let rows = sqlx::query(DOCUMENTS_VIA)
+            .persistent(false)
             .bind(via)
             .bind(int(from))
             .bind(limit)
