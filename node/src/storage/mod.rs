@@ -47,7 +47,7 @@ use sqlx::{Any, AnyPool, ConnectOptions};
 
 pub(crate) use statement::{Arg, Row};
 
-pub use documents::{DocInsert, NewDocument, NewRoute, SUPERSEDER, StoredDocument};
+pub use documents::{DocInsert, INBOX, NewDocument, NewRoute, SENT, SUPERSEDER, StoredDocument};
 pub use faults::StorageFaults;
 pub use outbox::{Claim, HopQueue, Leased, NextDue, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
