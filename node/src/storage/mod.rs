@@ -30,6 +30,8 @@ mod documents;
 mod faults;
 pub mod inline;
 mod outbox;
+#[cfg(test)]
+mod plans;
 mod receipts;
 pub mod space;
 mod sqlite;
@@ -49,7 +51,7 @@ pub(crate) use statement::{Arg, Row};
 
 pub use documents::{DocInsert, INBOX, NewDocument, NewRoute, SENT, SUPERSEDER, StoredDocument};
 pub use faults::StorageFaults;
-pub use outbox::{Claim, HopQueue, Leased, NextDue, QueueDepths, Transfer, TransferKind};
+pub use outbox::{Claim, HopQueue, Leased, NextDue, OUTBOX_BY_HOP, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
 
 /// Which database is behind the pool.

@@ -1,0 +1,6 @@
+-- Every health read-out (`status`, `/metrics`, the console, a clerk's `Health`) lists the
+-- outbox per next hop: how many transfers wait, and when the hop last took one. Grouped over
+-- the whole table, that read every transfer ever queued (185 ms at 400,000 on SQLite, on
+-- every scrape). With this index the read steps from one next hop to the next, and finds
+-- each hop's latest hand-over at the end of its done rows.
+CREATE INDEX outbox_by_hop ON outbox (next_hop, state, done_at);
