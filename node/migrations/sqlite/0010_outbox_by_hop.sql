@@ -4,3 +4,7 @@
 -- every scrape). With this index the read steps from one next hop to the next, and finds
 -- each hop's latest hand-over at the end of its done rows.
 CREATE INDEX outbox_by_hop ON outbox (next_hop, state, done_at);
+-- A clerk's sent listing asks, for each document no recipient has answered for, which of its
+-- transfers still wait: that read every waiting transfer of the node and sorted them, for
+-- each such document.
+CREATE INDEX outbox_document ON outbox (document, id);

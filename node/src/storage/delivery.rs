@@ -6,18 +6,20 @@ use sqlx::Row;
 use super::{Store, StoreError, split_codes};
 use crate::protocol::Waiting;
 
+/// The query of [`Store::waiting_transfers`], run for each document of a clerk's sent listing
+/// that no recipient has answered for: the document by its digest, its transfers by
+/// `outbox_document` (before migration 0010 every waiting transfer of the node was read and
+/// sorted for each such document). Public so that the integration tests can ask
+/// PostgreSQL's planner for its plan.
+pub const WAITING: &str = "SELECT o.next_hop, o.recipients, o.attempts, o.last_error, o.next_attempt_at
+     FROM outbox o JOIN documents d ON o.document = d.id
+     WHERE d.digest = $1 AND o.kind = 'document' AND o.state = 'pending'
+     ORDER BY o.id";
+
 impl Store {
     /// The pending document transfers of the document with envelope digest `digest`.
     pub async fn waiting_transfers(&self, digest: &[u8]) -> Result<Vec<Waiting>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT o.next_hop, o.recipients, o.attempts, o.last_error, o.next_attempt_at
-             FROM outbox o JOIN documents d ON o.document = d.id
-             WHERE d.digest = $1 AND o.kind = 'document' AND o.state = 'pending'
-             ORDER BY o.id",
-        )
-        .bind(digest.to_vec())
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(WAITING).bind(digest.to_vec()).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 Ok(Waiting {

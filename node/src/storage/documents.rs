@@ -307,7 +307,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Puts a document in this agency's inbox; false if already there.
+    /// Puts a document in this agency's inbox, with the document's urgency for the listing's
+    /// order; false if already there. `document` is the id of a stored document (the intake
+    /// passes its own insert's): for an id of none nothing is added and the answer is false
+    /// too (before migration 0009 the foreign key refused it).
     pub async fn inbox_add(&mut self, document: i64, now: i64) -> Result<bool, StoreError> {
         let done = self
             .execute(

@@ -49,6 +49,7 @@ use sqlx::{Any, AnyPool, ConnectOptions};
 
 pub(crate) use statement::{Arg, Row};
 
+pub use delivery::WAITING;
 pub use documents::{DocInsert, INBOX, NewDocument, NewRoute, SENT, SUPERSEDER, StoredDocument};
 pub use faults::StorageFaults;
 pub use outbox::{Claim, HopQueue, Leased, NextDue, OUTBOX_BY_HOP, QueueDepths, Transfer, TransferKind};

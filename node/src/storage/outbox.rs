@@ -341,9 +341,9 @@ pub struct HopQueue {
 
 /// The query of [`Store::outbox_by_hop`], which every health read-out runs (`status`,
 /// `/metrics`, the console, a clerk's `Health`): each next hop the outbox ever named, found
-/// by stepping through `outbox_by_hop` from one to the next (SQLite and PostgreSQL read no
-/// index but in one key's order, so a `GROUP BY` read every transfer ever queued: 185 ms at
-/// 400,000 transfers on SQLite before migration 0010), its waiting transfers from the
+/// by stepping through `outbox_by_hop` from one to the next (neither SQLite nor PostgreSQL
+/// skips through an index by itself, so a `GROUP BY` read every transfer ever queued: 322–394
+/// ms at 400,000 transfers on SQLite before migration 0010), its waiting transfers from the
 /// pending rows alone, and its latest hand-over from the end of its range of done rows in
 /// `outbox_by_hop`. Public so that the integration tests can ask PostgreSQL's planner for its
 /// plan.
