@@ -6,5 +6,6 @@
 CREATE INDEX outbox_by_hop ON outbox (next_hop, state, done_at);
 -- A clerk's sent listing asks, for each document no recipient has answered for, which of its
 -- transfers still wait: that read every waiting transfer of the node and sorted them, for
--- each such document.
-CREATE INDEX outbox_document ON outbox (document, id);
+-- each such document. Transfers of documents only: those of notices (receipts going back)
+-- name no document.
+CREATE INDEX outbox_document ON outbox (document, id) WHERE kind = 'document';
