@@ -926,9 +926,9 @@ async fn postgres_a_commit_the_server_did_not_answer_is_in_doubt() {
 }
 
 /// Whether a PostgreSQL plan (EXPLAIN ANALYZE's text) reads its rows from `index` without
-/// reading a table whole, dropping at most twice the page it returns, and sorting nothing
-/// unless `may_sort`; `Err` says what is wrong. The rows a filter drops are counted over
-/// every loop of the node (EXPLAIN prints the average of a loop).
+/// reading a table whole, dropping at most 40 rows in filters (twice a listing's page of 20),
+/// and sorting nothing unless `may_sort`; `Err` says what is wrong. The rows a filter drops
+/// are counted over every loop of the node (EXPLAIN prints the average of a loop).
 fn plan_problem(plan: &str, index: &str, may_sort: bool) -> Result<(), String> {
     let name = index.split(' ').next().unwrap_or(index);
     if !plan.contains(&format!("using {index}")) && !plan.contains(&format!("Bitmap Index Scan on {name}")) {
@@ -944,7 +944,7 @@ fn plan_problem(plan: &str, index: &str, may_sort: bool) -> Result<(), String> {
             loops = digits.parse().unwrap_or(1);
         }
         if let Some(n) = line.trim().strip_prefix("Rows Removed by Filter: ") {
-            removed += n.parse::<u64>().unwrap_or(u64::MAX / 2) * loops;
+            removed = removed.saturating_add(n.parse::<u64>().unwrap_or(u64::MAX).saturating_mul(loops));
         }
     }
     // The sent listing drops each document's hop receipt when it looks for its status (20

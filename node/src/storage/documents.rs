@@ -138,24 +138,36 @@ fn routes_insert(document: i64, routes: &[NewRoute<'_>], now: i64, tail: &str) -
 pub const SUPERSEDER: &str = "SELECT d.business, d.doc_id FROM documents d JOIN inbox i ON i.document = d.id
      WHERE d.business_of = $1 ORDER BY d.id LIMIT 1";
 
+/// The columns of a [`DocumentSummary`] that come from the document itself, as
+/// `Store::summaries` reads them; each listing adds its time, status, superseder and recall.
+macro_rules! summary_columns {
+    () => {
+        "SELECT d.doc_id, d.digest, d.sender, d.sender_name, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due, "
+    };
+}
+
 /// The query of [`Store::inbox`]: the first `$1` rows of `inbox_listing` (urgency, arrival),
 /// read backwards, each joined to its document by id; before migration 0009 the listing
 /// joined every document of the inbox (its envelope in the same rows) and sorted them all,
 /// on every look at the inbox. Public so that the integration tests can ask PostgreSQL's
 /// planner for its plan.
-pub const INBOX: &str = "SELECT d.doc_id, d.digest, d.sender, d.sender_name, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
-        i.arrived_at AS at_ms, i.status, d.provisional, i.superseded_by, i.recall_requested
- FROM inbox i JOIN documents d ON d.id = i.document
- ORDER BY i.urgency DESC, i.arrived_at DESC LIMIT $1";
+pub const INBOX: &str = concat!(
+    summary_columns!(),
+    "i.arrived_at AS at_ms, i.status, d.provisional, i.superseded_by, i.recall_requested
+     FROM inbox i JOIN documents d ON d.id = i.document
+     ORDER BY i.urgency DESC, i.arrived_at DESC LIMIT $1"
+);
 
 /// The query of [`Store::sent`]: the first `$1` rows of `documents_sent`, read backwards (it
 /// read and sorted every document the node holds before migration 0009). Public as
 /// [`INBOX`] is.
-pub const SENT: &str = "SELECT d.doc_id, d.digest, d.sender, d.sender_name, d.recipients, d.number, d.notation, d.type_name, d.subject, d.urgency, d.due,
-        d.received_at AS at_ms,
-        (SELECT MAX(r.status) FROM receipts r WHERE r.envelope = d.digest AND r.kind = 'status') AS status,
-        d.provisional, NULL AS superseded_by, 0 AS recall_requested
- FROM documents d WHERE d.outgoing = 1 ORDER BY d.received_at DESC LIMIT $1";
+pub const SENT: &str = concat!(
+    summary_columns!(),
+    "d.received_at AS at_ms,
+     (SELECT MAX(r.status) FROM receipts r WHERE r.envelope = d.digest AND r.kind = 'status') AS status,
+     d.provisional, NULL AS superseded_by, 0 AS recall_requested
+     FROM documents d WHERE d.outgoing = 1 ORDER BY d.received_at DESC LIMIT $1"
+);
 
 impl Tx<'_> {
     /// Records a document, its attachments' metadata and the bytes of those kept in the
