@@ -102,6 +102,40 @@ impl PgCluster {
     pub fn bin_dir(&self) -> &Path {
         &self.bin
     }
+
+    /// The CPU time the server has spent so far: the postmaster's, its live processes'
+    /// (backends, the WAL writer, the checkpointer…) and that of those that have exited,
+    /// which the postmaster waited for. For benchmarks, where the server shares the cores
+    /// with the nodes and its share is part of what a document costs.
+    pub fn server_cpu(&self) -> std::time::Duration {
+        let pid_file = self.dir.path().join("data").join("postmaster.pid");
+        let Some(postmaster) =
+            std::fs::read_to_string(pid_file).ok().and_then(|s| s.lines().next()?.trim().parse::<u32>().ok())
+        else {
+            return std::time::Duration::ZERO;
+        };
+        let mut ticks = 0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Some(fields) = stat_fields(pid) else { continue };
+            let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+            // After the command name: ppid is the 2nd field, utime, stime, cutime and cstime
+            // the 12th to 15th.
+            if pid == postmaster {
+                ticks += field(11) + field(12) + field(13) + field(14);
+            } else if field(1) == u64::from(postmaster) {
+                ticks += field(11) + field(12);
+            }
+        }
+        std::time::Duration::from_millis(ticks * 10)
+    }
+}
+
+/// The fields of `/proc/PID/stat` after the command name (which is in parentheses and may
+/// hold spaces); `None` for a process gone meanwhile.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
 }
 
 impl Drop for PgCluster {
@@ -114,5 +148,25 @@ impl Drop for PgCluster {
         } else {
             Command::new(&path).args(args).output()
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PgCluster;
+
+    /// What a backend spent counts after its connection closed and the process exited (the
+    /// benchmark's pools close their connections before it reads the server's time again).
+    #[test]
+    fn the_server_cpu_counts_backends_that_have_exited() {
+        let cluster = PgCluster::start();
+        let before = cluster.server_cpu();
+        let socket = cluster.socket_dir().to_str().unwrap().to_owned();
+        let work = "SELECT count(*) FROM generate_series(1, 4000000) AS g(n) WHERE n % 7 = 3";
+        cluster.run("psql", &["-h", &socket, "-U", "postgres", "-d", "postgres", "-c", work]);
+        // The backend ends with the connection; the postmaster reaps it soon after.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let spent = cluster.server_cpu() - before;
+        assert!(spent >= std::time::Duration::from_millis(100), "the server spent {spent:?}");
     }
 }

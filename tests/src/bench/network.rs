@@ -280,11 +280,13 @@ pub async fn four_hop_latency(samples: u32) -> Vec<Duration> {
 /// document, ms: `n` documents submitted by the first agency's clerk, `in_flight` at a time
 /// over 4 clerk connections, from the first submit until the last is stored at the end of the
 /// path. Unlike [`one_hop`], every hop here has a real node at both ends: the sender's
-/// outbox, its send and its record of the receipt are counted too.
-pub async fn delivered_over(hops: usize, n: u32, in_flight: usize) -> (f64, f64) {
+/// outbox, its send and its record of the receipt are counted too. Every node on `database`
+/// (on PostgreSQL, one database each in one cluster); the third value is the CPU the
+/// PostgreSQL server spent per document meanwhile, ms (zero on SQLite).
+pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: usize) -> (f64, f64, f64) {
     assert!((1..PATH.len()).contains(&hops), "the path has 1 to {} hops, not {hops}", PATH.len() - 1);
     let path = &PATH[..=hops];
-    let mut options = NetOptions::default();
+    let mut options = NetOptions { database, ..NetOptions::default() };
     options
         .extra_config
         .push_str("\n[limits]\nmax_streams_per_connection = 256\nmax_connections_per_certificate = 8\n");
@@ -300,7 +302,8 @@ pub async fn delivered_over(hops: usize, n: u32, in_flight: usize) -> (f64, f64)
     let stored =
         async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(recipient).await.unwrap() };
     let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let cpu = super::measure::process_cpu();
+    let server_cpu = || net.pg().map_or(Duration::ZERO, crate::postgres::PgCluster::server_cpu);
+    let (cpu, server) = (super::measure::process_cpu(), server_cpu());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (i, d) in docs.iter().enumerate() {
@@ -319,7 +322,8 @@ pub async fn delivered_over(hops: usize, n: u32, in_flight: usize) -> (f64, f64)
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = f64::from(n) / start.elapsed().as_secs_f64();
-    let cpu_ms = (super::measure::process_cpu() - cpu).as_secs_f64() * 1e3 / f64::from(n);
+    let per_doc = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(n);
+    let (cpu_ms, server_ms) = (per_doc(super::measure::process_cpu() - cpu), per_doc(server_cpu() - server));
     databases.close().await;
     for c in clerks {
         if let Ok(c) = Arc::try_unwrap(c) {
@@ -327,7 +331,7 @@ pub async fn delivered_over(hops: usize, n: u32, in_flight: usize) -> (f64, f64)
         }
     }
     net.stop().await;
-    (rate, cpu_ms)
+    (rate, cpu_ms, server_ms)
 }
 
 /// The raw QUIC and SQLite limits, one hop at 1 and 16 in flight and the 4-hop latency.
@@ -347,7 +351,7 @@ pub fn run(figures: &mut Figures) {
             "rows/s",
         );
         let rates = one_hop(Database::Sqlite, 1, 1, &[(1, 500), (16, 500)]).await;
-        for (parallel, (r, _)) in [1, 16].into_iter().zip(rates) {
+        for (parallel, (r, _, _)) in [1, 16].into_iter().zip(rates) {
             figures.against(
                 &format!("one_hop_sqlite_{parallel}_docs_per_s"),
                 &format!("one hop: node takes documents, {parallel} in flight"),

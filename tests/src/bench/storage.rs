@@ -76,14 +76,15 @@ pub async fn deliver(peers: &[Arc<RawPeer>], docs: &[Arc<SignedDocument>], paral
 /// One hop: the district's node (or `instances` of it on one PostgreSQL database) takes
 /// documents from its commune — verified, stored durably, hop receipt signed and answered —
 /// over `connections` connections. For each `(in flight per connection, documents)` of
-/// `runs`, in turn on the same nodes, returns documents per second and CPU ms per document
-/// (see [`deliver`]).
+/// `runs`, in turn on the same nodes, returns documents per second, CPU ms per document
+/// (see [`deliver`]) and the PostgreSQL server's CPU ms per document meanwhile (zero on
+/// SQLite).
 pub async fn one_hop(
     database: Database,
     instances: usize,
     connections: usize,
     runs: &[(usize, u32)],
-) -> Vec<(f64, f64)> {
+) -> Vec<(f64, f64, f64)> {
     let topology = only(&topology("quang-ninh-2024"), &[DISTRICT, COMMUNE]);
     let mut options = NetOptions { database, ..NetOptions::default() };
     options.extra_config.push_str("\n[limits]\nmax_streams_per_connection = 256\n");
@@ -114,7 +115,11 @@ pub async fn one_hop(
     for &(parallel, n) in runs {
         let docs: Vec<_> = (number + 1..=number + n).map(|i| Arc::new(net.document(COMMUNE, &[DISTRICT], i))).collect();
         number += n;
-        rates.push(deliver(&peers, &docs, parallel).await);
+        let server_cpu = || net.pg().map_or(std::time::Duration::ZERO, PgCluster::server_cpu);
+        let server = server_cpu();
+        let (rate, cpu_ms) = deliver(&peers, &docs, parallel).await;
+        let server_ms = (server_cpu() - server).as_secs_f64() * 1e3 / f64::from(n);
+        rates.push((rate, cpu_ms, server_ms));
     }
     for h in handles {
         h.shutdown(std::time::Duration::from_secs(5)).await;
