@@ -158,6 +158,12 @@ impl TestNet {
         self.pg.as_ref()
     }
 
+    /// The CPU time its PostgreSQL server has spent so far (see [`PgCluster::server_cpu`]);
+    /// zero on SQLite.
+    pub fn server_cpu(&self) -> std::time::Duration {
+        self.pg.as_ref().map_or(std::time::Duration::ZERO, PgCluster::server_cpu)
+    }
+
     pub fn node_dir(&self, code: &AgencyCode) -> PathBuf {
         self.dir.path().join(code.to_string())
     }

@@ -108,46 +108,24 @@ impl PgCluster {
     /// which the postmaster waited for. For benchmarks, where the server shares the cores
     /// with the nodes and its share is part of what a document costs.
     pub fn server_cpu(&self) -> std::time::Duration {
+        use crate::bench::measure::{ProcStat, ticks};
         let pid_file = self.dir.path().join("data").join("postmaster.pid");
         let Some(postmaster) =
             std::fs::read_to_string(pid_file).ok().and_then(|s| s.lines().next()?.trim().parse::<u32>().ok())
         else {
             return std::time::Duration::ZERO;
         };
-        let mut ticks = 0;
+        let mut total = 0;
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-            let Some(fields) = stat_fields(pid) else { continue };
-            let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-            // After the command name: ppid is the 2nd field, utime, stime, cutime and cstime
-            // the 12th to 15th.
+            let Some(stat) = ProcStat::read(&pid.to_string()) else { continue };
             if pid == postmaster {
-                ticks += field(11) + field(12) + field(13) + field(14);
-            } else if field(1) == u64::from(postmaster) {
-                ticks += field(11) + field(12);
+                total += stat.utime + stat.stime + stat.cutime + stat.cstime;
+            } else if stat.ppid == postmaster {
+                total += stat.utime + stat.stime;
             }
         }
-        std::time::Duration::from_millis(ticks * 10)
-    }
-}
-
-/// The fields of `/proc/PID/stat` after the command name (which is in parentheses and may
-/// hold spaces); `None` for a process gone meanwhile.
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let path = self.bin.join("pg_ctl");
-        let args = ["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"];
-        let _ = if self.as_postgres {
-            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&path).args(args).output()
-        } else {
-            Command::new(&path).args(args).output()
-        };
+        ticks(total)
     }
 }
 

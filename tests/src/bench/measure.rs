@@ -48,13 +48,44 @@ pub fn cpu_of_pid(pid: u32) -> Duration {
 }
 
 fn cpu_of(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    let stat = ProcStat::read(pid).unwrap_or_default();
+    ticks(stat.utime + stat.stime)
+}
+
+/// The kernel's ticks of CPU time (10 ms each) as a duration.
+pub fn ticks(n: u64) -> Duration {
+    Duration::from_millis(n * 10)
+}
+
+/// What `/proc/PID/stat` says of a process's parent and CPU time (in ticks, see [`ticks`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcStat {
+    /// Its parent.
+    pub ppid: u32,
+    /// Its own CPU time in user mode and in the kernel.
+    pub utime: u64,
+    pub stime: u64,
+    /// The CPU time of its children that have exited and that it waited for.
+    pub cutime: u64,
+    pub cstime: u64,
+}
+
+impl ProcStat {
+    /// The process `pid` (a number, or `self`); `None` once it is gone.
+    pub fn read(pid: &str) -> Option<ProcStat> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The fields after the command name, which is in parentheses and may hold spaces:
+        // ppid is the 2nd of them, utime, stime, cutime and cstime the 12th to 15th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        Some(ProcStat {
+            ppid: u32::try_from(field(1)).unwrap_or(0),
+            utime: field(11),
+            stime: field(12),
+            cutime: field(13),
+            cstime: field(14),
+        })
+    }
 }
 
 /// The cores this process may run on.

@@ -302,8 +302,7 @@ pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: 
     let stored =
         async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(recipient).await.unwrap() };
     let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let server_cpu = || net.pg().map_or(Duration::ZERO, crate::postgres::PgCluster::server_cpu);
-    let (cpu, server) = (super::measure::process_cpu(), server_cpu());
+    let (cpu, server) = (super::measure::process_cpu(), net.server_cpu());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (i, d) in docs.iter().enumerate() {
@@ -323,7 +322,7 @@ pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: 
     }
     let rate = f64::from(n) / start.elapsed().as_secs_f64();
     let per_doc = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(n);
-    let (cpu_ms, server_ms) = (per_doc(super::measure::process_cpu() - cpu), per_doc(server_cpu() - server));
+    let (cpu_ms, server_ms) = (per_doc(super::measure::process_cpu() - cpu), per_doc(net.server_cpu() - server));
     databases.close().await;
     for c in clerks {
         if let Ok(c) = Arc::try_unwrap(c) {

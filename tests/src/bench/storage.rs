@@ -115,10 +115,9 @@ pub async fn one_hop(
     for &(parallel, n) in runs {
         let docs: Vec<_> = (number + 1..=number + n).map(|i| Arc::new(net.document(COMMUNE, &[DISTRICT], i))).collect();
         number += n;
-        let server_cpu = || net.pg().map_or(std::time::Duration::ZERO, PgCluster::server_cpu);
-        let server = server_cpu();
+        let server = net.server_cpu();
         let (rate, cpu_ms) = deliver(&peers, &docs, parallel).await;
-        let server_ms = (server_cpu() - server).as_secs_f64() * 1e3 / f64::from(n);
+        let server_ms = (net.server_cpu() - server).as_secs_f64() * 1e3 / f64::from(n);
         rates.push((rate, cpu_ms, server_ms));
     }
     for h in handles {
