@@ -50,7 +50,7 @@ use sqlx::{Any, AnyPool, ConnectOptions};
 pub(crate) use statement::{Arg, Row};
 
 pub use delivery::WAITING;
-pub use documents::{DocInsert, INBOX, NewDocument, NewRoute, SENT, SUPERSEDER, StoredDocument};
+pub use documents::{ATTACHMENTS, DocInsert, INBOX, NewDocument, NewRoute, SENT, SUPERSEDER, StoredDocument};
 pub use faults::StorageFaults;
 pub use outbox::{Claim, HopQueue, Leased, NextDue, OUTBOX_BY_HOP, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
@@ -400,6 +400,19 @@ impl Store {
     /// document at a time: syncs per document 15.2 -> 8.4.
     pub(crate) async fn begin_unsynced(&self) -> Result<Tx<'_>, StoreError> {
         self.begin_as("BEGIN; SET LOCAL synchronous_commit = off", false).await
+    }
+
+    /// [`Store::begin_unsynced`] for a claim of the earliest due rows of a queue (see
+    /// `outbox::claim_rows_except`), on PostgreSQL with sorting off for the transaction: the
+    /// claim is to read the due rows in order from the queue's index and stop at the first
+    /// few it may take. Left to its estimates, the server sorted every due row for each claim
+    /// whenever they were more than its statistics said (a node's tables grow from nothing,
+    /// and a prepared statement keeps its generic plan): 5,500 due rows read and 2,400 sorted
+    /// for 14 taken, 1.6 ms a claim, in a benchmark of 6,000 documents; 38 ms with 100,000
+    /// due (migration 0011 gave the index the order). The claim's statement runs in no other
+    /// transaction, so the plan it keeps is always made under this setting.
+    pub(crate) async fn begin_claim(&self) -> Result<Tx<'_>, StoreError> {
+        self.begin_as("BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_sort = off", false).await
     }
 
     /// [`Store::begin`], opening a PostgreSQL transaction with `begin` (one plain query), or

@@ -469,7 +469,7 @@ impl Store {
             // process is claiming at this instant are skipped.
             Backend::Postgres => {
                 let (except, ids) = not_in(Backend::Postgres, 5, except);
-                let mut tx = self.begin_unsynced().await?;
+                let mut tx = self.begin_claim().await?;
                 let mut rows = tx.fetch_all(&format!(
                     "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
                      SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3){except} \

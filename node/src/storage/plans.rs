@@ -2,7 +2,7 @@
 //! (PostgreSQL's are tested in `tests/it/storage.rs`, which starts a server).
 
 use super::sqlite::Conn;
-use super::{Arg, INBOX, OUTBOX_BY_HOP, SENT, SUPERSEDER, Store, WAITING, tlog};
+use super::{ATTACHMENTS, Arg, INBOX, OUTBOX_BY_HOP, SENT, SUPERSEDER, Store, WAITING, tlog};
 
 /// The lookup every arrival makes reads an index, so its cost does not grow with the number of
 /// documents the node holds (it read the whole table before migration 0006), and so do a page
@@ -10,9 +10,9 @@ use super::{Arg, INBOX, OUTBOX_BY_HOP, SENT, SUPERSEDER, Store, WAITING, tlog};
 /// migration 0008), a clerk's inbox and sent listings (which read and sorted every document
 /// before migration 0009) and the waiting transfers of a sent document the listing shows
 /// (which read every waiting transfer before migration 0010), each in the index's order,
-/// sorting nothing; and the health read-out's outbox per next hop (which read every transfer
+/// sorting nothing; the health read-out's outbox per next hop (which read every transfer
 /// ever queued before migration 0010; it sorts only the few next hops and groups only the
-/// waiting transfers). Planned on a connection like the writer's, which runs the first (the
+/// waiting transfers); and a document's attachments, each one's bytes found by its key. Planned on a connection like the writer's, which runs the first (the
 /// planner's stability guarantee on: the plan cannot use the bound value).
 #[tokio::test]
 async fn the_lookups_and_listings_read_an_index() {
@@ -29,6 +29,7 @@ async fn the_lookups_and_listings_read_an_index() {
         (SENT, vec![Arg::from(20)], "SCAN d USING INDEX documents_sent", false),
         (WAITING, vec![Arg::from(vec![7u8; 32])], "SEARCH o USING INDEX outbox_document (document=?)", false),
         (OUTBOX_BY_HOP, vec![Arg::from(0)], "SEARCH o USING COVERING INDEX outbox_by_hop (next_hop>?)", true),
+        (ATTACHMENTS, vec![Arg::from(5)], "SEARCH b USING INDEX sqlite_autoindex_inline_blobs_1 (sha256=?)", false),
     ];
     for (query, args, step, may_sort) in lookups {
         let plan: Vec<String> = conn

@@ -299,8 +299,12 @@ pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: 
     let docs: Vec<_> = (0..n).map(|i| Arc::new(net.document(path[0], &[end], 20_000 + i))).collect();
     let databases = Databases::open(&net).await;
     let recipient = databases.pool(&end.parse().unwrap());
+    // Counted in the recipient's inbox, in the transaction that stores the document: its rows
+    // are narrow, where counting the documents read all their envelopes every 5 ms while the
+    // path drained (1.2 ms a count at 6,000 documents on PostgreSQL, on the cores the nodes
+    // and the server share, and counted in the server's CPU).
     let stored =
-        async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(recipient).await.unwrap() };
+        async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM inbox").fetch_one(recipient).await.unwrap() };
     let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let (cpu, server) = (super::measure::process_cpu(), net.server_cpu());
     let start = Instant::now();
