@@ -431,14 +431,14 @@ async fn a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit(da
 /// A wake-up of the outbox reads only transfers not already running in this process: those
 /// running are left out of the claim (on SQLite a claim is a plain read, so before they came
 /// back first on every wake-up) and out of the next due time (which otherwise stays "now"
-/// while they run). On SQLite the claim's own read tells when the next row falls due, so the
-/// outbox need not ask again: "unknown" when a due row was left for lack of room (then the
-/// outbox asks), the time of the first row not due yet, or nothing left.
+/// while they run). The claim tells when the next row falls due (on SQLite its own read, on
+/// PostgreSQL a read in its transaction), so the outbox need not ask again: "unknown" when a
+/// due row was left for lack of room (then the outbox asks), the time of the first row not
+/// due yet, or nothing left.
 async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
     use node::storage::NextDue;
     let (net, store) = open(database).await;
     let sqlite = store.backend() == node::storage::Backend::Sqlite;
-    let told = |next: NextDue| if sqlite { next } else { NextDue::Unknown };
     let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 4);
     let mut tx = store.begin().await.unwrap();
     let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 0)).await.unwrap() else { panic!() };
@@ -462,15 +462,15 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
     let next = second.transfers;
     assert_eq!(next.len(), 1, "only the other due transfer: {next:?}");
     assert!(!running.contains(&next[0].id));
-    assert_eq!(second.next, told(NextDue::At(3000)), "the third falls due at 3000");
+    assert_eq!(second.next, NextDue::At(3000), "the third falls due at 3000");
     let running: Vec<i64> = running.into_iter().chain([next[0].id]).collect();
     let later = store.claim_due_except("a", 2000, 32_000, 10, &running).await.unwrap();
     assert!(later.transfers.is_empty(), "nothing new is due");
-    assert_eq!(later.next, told(NextDue::At(3000)));
+    assert_eq!(later.next, NextDue::At(3000));
     assert_eq!(store.next_due_except(Leased::Outbox, 2000, &running).await.unwrap(), Some(3000), "the one not running");
     let third = store.claim_due_except("a", 3000, 33_000, 10, &running).await.unwrap();
     assert_eq!(third.transfers.len(), 1);
-    assert_eq!(third.next, told(NextDue::Never), "all the others are running");
+    assert_eq!(third.next, NextDue::Never, "all the others are running");
     if sqlite {
         // Without the exclusion a SQLite wake-up reads the running transfers again.
         assert_eq!(store.claim_due("a", 2000, 32_000, 10).await.unwrap().len(), 2);
@@ -981,7 +981,9 @@ fn plan_problem(plan: &str, index: &str, may_sort: bool) -> Result<(), String> {
 /// small attachment the node keeps into a hash, before the statistics (1.6 ms at 20,000),
 /// and in the generic plan a node settled on in a benchmark. The outbox's claim of its
 /// earliest due transfers sorted every due transfer for each claim (38 ms a claim with
-/// 100,000 due) until migration 0011; its plans are checked with a backlog of 20,000.
+/// 100,000 due) until migration 0011; its plans are checked with a backlog of 20,000, due and
+/// then backed off, with the claim's read of when the next falls due (which read every
+/// pending transfer before).
 ///
 /// Planned here on 20,000 documents, log entries, transfers and receipts, before the first
 /// statistics and after, as the custom plan for the values and, for prepared statements, as
@@ -1169,6 +1171,22 @@ async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
             assert_eq!(ids, (first..first + 8).collect::<Vec<_>>(), "{stage}: the earliest due, in order");
         }
     }
+    // The neighbour down again: the backlog backed off, due in about a quarter of an hour.
+    // A claim takes the three transfers due (fewer than it asked for) and tells when the next
+    // falls due, from the first of the backlog.
+    let backed_off = "UPDATE outbox SET next_attempt_at = next_attempt_at + 1000000 WHERE dedup_key LIKE 'backlog-%'";
+    sqlx::raw_sql(backed_off).execute(&mut admin).await.unwrap();
+    for (stage, before) in [("backed off, old statistics", None), ("after ANALYZE", Some("ANALYZE outbox"))] {
+        if let Some(analyze) = before {
+            sqlx::raw_sql(analyze).execute(&mut admin).await.unwrap();
+        }
+        for _ in 0..8 {
+            now += 1;
+            let claim = store.claim_due_except("bench", now, now, 8, &[]).await.unwrap();
+            assert_eq!(claim.transfers.len(), 3, "{stage}: the transfers due");
+            assert_eq!(claim.next, node::storage::NextDue::At(1_000_000), "{stage}: the first of the backlog");
+        }
+    }
     store.close().await;
     // The plans of those calls, from the server's log: one entry per statement, its lines
     // after the first indented.
@@ -1204,8 +1222,16 @@ async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
         .filter(|(_, s)| s.contains("UPDATE outbox SET lease_owner"))
         .map(|(e, _)| e)
         .collect();
-    assert_eq!(claims.len(), 16, "plans of the claims in the server's log");
-    for plan in claims {
+    assert_eq!(claims.len(), 32, "plans of the claims in the server's log");
+    // And the reads of when the next falls due, past the backlog's first.
+    let next_due: Vec<&String> = entries
+        .iter()
+        .zip(&squashed)
+        .filter(|(_, s)| s.contains("SELECT next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at >"))
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(next_due.len(), 16, "plans of the reads of the next due time in the server's log");
+    for plan in claims.into_iter().chain(next_due) {
         if let Err(problem) = plan_problem(plan, "outbox_due on outbox", false) {
             panic!("a claim: {problem}:\n{plan}");
         }

@@ -343,7 +343,8 @@ pub async fn run_outbox(node: Arc<Node>) {
             Duration::from_secs(1)
         } else {
             match next {
-                // The claim's read told (SQLite): no second read.
+                // The claim's read told (SQLite; PostgreSQL when it took fewer than asked):
+                // no second read.
                 NextDue::At(due) => until_due(due),
                 NextDue::Never => Duration::from_secs(1),
                 NextDue::Unknown => {

@@ -409,8 +409,9 @@ impl Store {
     /// whenever they were more than its statistics said (a node's tables grow from nothing,
     /// and a prepared statement keeps its generic plan): 5,500 due rows read and 2,400 sorted
     /// for 14 taken, 1.6 ms a claim, in a benchmark of 6,000 documents; 38 ms with 100,000
-    /// due (migration 0011 gave the index the order). The claim's statement runs in no other
-    /// transaction, so the plan it keeps is always made under this setting.
+    /// due (migration 0011 gave the index the order). The claim's read of when the next row
+    /// falls due runs in it too, for the same reason. The two statements run in no other
+    /// transaction, so the plans they keep are always made under this setting.
     pub(crate) async fn begin_claim(&self) -> Result<Tx<'_>, StoreError> {
         self.begin_as("BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_sort = off", false).await
     }
