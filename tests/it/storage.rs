@@ -1204,10 +1204,12 @@ async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
     // The log indents a query's lines: compare with the spaces squashed.
     let squash = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
     let squashed: Vec<String> = entries.iter().map(|e| squash(e)).collect();
+    // The plans logged of the statements whose text holds `text` (squashed).
+    let logged = |text: &str| -> Vec<&String> {
+        entries.iter().zip(&squashed).filter(|(_, s)| s.contains(text)).map(|(e, _)| e).collect()
+    };
     for (query, _, _, index, _, may_sort) in lookups {
-        let text = format!("plan: Query Text: {}", squash(query));
-        let planned: Vec<&String> =
-            entries.iter().zip(&squashed).filter(|(_, s)| s.contains(&text)).map(|(e, _)| e).collect();
+        let planned = logged(&format!("plan: Query Text: {}", squash(query)));
         assert!(planned.len() >= 8, "{} plans of the store's calls in the server's log: {query}", planned.len());
         for plan in planned {
             if let Err(problem) = plan_problem(plan, index, may_sort) {
@@ -1215,21 +1217,11 @@ async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
             }
         }
     }
-    // The claims: the due transfers read in order from the index, up to the eighth.
-    let claims: Vec<&String> = entries
-        .iter()
-        .zip(&squashed)
-        .filter(|(_, s)| s.contains("UPDATE outbox SET lease_owner"))
-        .map(|(e, _)| e)
-        .collect();
+    // The claims: the due transfers read in order from the index, up to the eighth; and the
+    // reads of when the next falls due, past the backlog's first.
+    let claims = logged("UPDATE outbox SET lease_owner");
     assert_eq!(claims.len(), 32, "plans of the claims in the server's log");
-    // And the reads of when the next falls due, past the backlog's first.
-    let next_due: Vec<&String> = entries
-        .iter()
-        .zip(&squashed)
-        .filter(|(_, s)| s.contains("SELECT next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at >"))
-        .map(|(e, _)| e)
-        .collect();
+    let next_due = logged("SELECT next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at >");
     assert_eq!(next_due.len(), 16, "plans of the reads of the next due time in the server's log");
     for plan in claims.into_iter().chain(next_due) {
         if let Err(problem) = plan_problem(plan, "outbox_due on outbox", false) {
