@@ -925,6 +925,82 @@ async fn postgres_a_commit_the_server_did_not_answer_is_in_doubt() {
     store.close().await;
 }
 
+/// Documents numbered `from` to `to` in the inbox, acting on `business_of` (SQL), of urgency 0
+/// to 3 in turn, one in ten sent by this agency: filler for the PostgreSQL plan tests.
+fn documents_sql(from: u32, to: u32, business_of: &str) -> String {
+    format!(
+        r"INSERT INTO documents (doc_id, digest, sender, sender_name, envelope, number, notation, type_name,
+                                subject, urgency, business, business_of, recipients, received_from, received_at, outgoing)
+          SELECT 'QN-' || i || '/2026', sha256(i::text::bytea), '000.01.41.H49', 'Phong Dụ', '\x00', i, 'UBND',
+                 'Công văn', 'Về việc ' || i, i % 4, 3, {business_of}, '000.00.41.H49', '000.01.41.H49', i,
+                 CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END
+          FROM generate_series({from}, {to}) i;
+          INSERT INTO inbox (document, arrived_at, urgency) SELECT id, received_at, urgency FROM documents WHERE id >= {from};"
+    )
+}
+
+/// A neighbour back after an outage: transfers of documents 1 to 20,000 due to it, a hundred
+/// at each time (transfers queued together fall due together), the first at 0.
+const BACKLOG: &str = r"INSERT INTO outbox (dedup_key, kind, document, next_hop, recipients, state, attempts,
+                                        next_attempt_at, created_at)
+    SELECT 'backlog-' || i, 'document', i, '000.03.41.H49', '000.03.41.H49', 'pending', 1, i / 100, i
+    FROM generate_series(1, 20000) i;";
+
+/// A store on a throwaway PostgreSQL server that logs the plan of every statement as run
+/// (`auto_explain`, read back with [`logged_plans`]), without autovacuum (the statistics are
+/// taken when the test says), and a connection of the test's own beside it.
+struct Explained {
+    cluster: harness::postgres::PgCluster,
+    _dir: tempfile::TempDir,
+    store: Store,
+    admin: sqlx::AnyConnection,
+}
+
+impl Explained {
+    async fn start() -> Explained {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let cluster = harness::postgres::PgCluster::start_with(
+            "-c autovacuum=off -c shared_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 \
+             -c auto_explain.log_analyze=on -c auto_explain.log_timing=off",
+        );
+        let url = cluster.database("lienthong");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&url, dir.path()).await.unwrap();
+        let admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+        Explained { cluster, _dir: dir, store, admin }
+    }
+}
+
+/// The plans the server's `auto_explain` logged, each as logged and with its spaces squashed
+/// (the log indents a query's lines): one entry per statement, its lines after the first
+/// indented.
+fn logged_plans(cluster: &harness::postgres::PgCluster) -> Vec<(String, String)> {
+    let log = std::fs::read_to_string(cluster.socket_dir().join("server.log")).unwrap();
+    let mut entries: Vec<String> = Vec::new();
+    for line in log.lines() {
+        match entries.last_mut() {
+            Some(entry) if line.starts_with(['\t', ' ']) => {
+                entry.push('\n');
+                entry.push_str(line);
+            }
+            _ => entries.push(line.to_owned()),
+        }
+    }
+    entries
+        .into_iter()
+        .map(|e| {
+            let squashed = squash(&e);
+            (e, squashed)
+        })
+        .collect()
+}
+
+/// `text` with its runs of white space made one space.
+fn squash(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Whether a PostgreSQL plan (EXPLAIN ANALYZE's text) reads its rows from `index` without
 /// reading a table whole, dropping at most 40 rows in filters (twice a listing's page of 20),
 /// and sorting nothing unless `may_sort`; `Err` says what is wrong. The rows a filter drops
@@ -995,32 +1071,11 @@ fn plan_problem(plan: &str, index: &str, may_sort: bool) -> Result<(), String> {
 /// transfer, each next hop's waiting transfers and latest hand-over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
-    use sqlx::{Connection, Row};
-    sqlx::any::install_default_drivers();
-    // No autovacuum: the statistics are taken when the test says. Every statement's plan,
-    // as run, in the server's log.
-    let cluster = harness::postgres::PgCluster::start_with(
-        "-c autovacuum=off -c shared_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 \
-         -c auto_explain.log_analyze=on -c auto_explain.log_timing=off",
-    );
-    let url = cluster.database("lienthong");
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url, dir.path()).await.unwrap();
-    let mut admin = sqlx::AnyConnection::connect(&url).await.unwrap();
+    use sqlx::Row;
+    let Explained { cluster, _dir, store, mut admin } = Explained::start().await;
     // 20,000 documents in the inbox acting on none (as almost all do), of urgency 0 to 3 in
     // turn, one in ten sent by this agency; then three acting on QN-1/2026 (ids 20,001 to
     // 20,003); 20,000 log leaves, one in ten handed over by Phong Dụ.
-    let documents = |from: u32, to: u32, business_of: &str| {
-        format!(
-            r"INSERT INTO documents (doc_id, digest, sender, sender_name, envelope, number, notation, type_name,
-                                    subject, urgency, business, business_of, recipients, received_from, received_at, outgoing)
-              SELECT 'QN-' || i || '/2026', sha256(i::text::bytea), '000.01.41.H49', 'Phong Dụ', '\x00', i, 'UBND',
-                     'Công văn', 'Về việc ' || i, i % 4, 3, {business_of}, '000.00.41.H49', '000.01.41.H49', i,
-                     CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END
-              FROM generate_series({from}, {to}) i;
-              INSERT INTO inbox (document, arrived_at, urgency) SELECT id, received_at, urgency FROM documents WHERE id >= {from};"
-        )
-    };
     let leaves = r"INSERT INTO tlog_leaves (idx, entry, envelope, kind, via)
         SELECT i, '\x00', sha256(i::text::bytea), 'document', CASE WHEN i % 10 = 0 THEN '000.01.41.H49' ELSE 'clerk' END
         FROM generate_series(0, 19999) i;";
@@ -1049,9 +1104,9 @@ async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
         SELECT i, 0, 'cv-' || i || '.pdf', 'application/pdf', length('bytes ' || i), sha256(('bytes ' || i)::bytea)
         FROM generate_series(1, 20000) i;";
     let fill = [
-        documents(1, 20_000, "NULL"),
+        documents_sql(1, 20_000, "NULL"),
         attachments.into(),
-        documents(20_001, 20_003, "'QN-1/2026'"),
+        documents_sql(20_001, 20_003, "'QN-1/2026'"),
         leaves.into(),
         outbox.into(),
         receipts.into(),
@@ -1146,15 +1201,9 @@ async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
         assert_eq!(attached[0].attachment.name, "cv-12345.pdf");
         assert_eq!(attached[0].inline_len(), b"bytes 12345".len(), "the bytes kept in the database");
     }
-    // A neighbour back after an outage: 20,000 transfers due to it, a hundred at each time
-    // (transfers queued together fall due together). Each claim takes the earliest eight
-    // (the lease of the one before has run out), before the statistics of the backlog and
-    // after.
-    let backlog = r"INSERT INTO outbox (dedup_key, kind, document, next_hop, recipients, state, attempts, next_attempt_at,
-                               created_at)
-        SELECT 'backlog-' || i, 'document', i, '000.03.41.H49', '000.03.41.H49', 'pending', 1, i / 100, i
-        FROM generate_series(1, 20000) i;";
-    sqlx::raw_sql(backlog).execute(&mut admin).await.unwrap();
+    // A backlog of 20,000 due. Each claim takes the earliest eight (the lease of the one
+    // before has run out), before the statistics of the backlog and after.
+    sqlx::raw_sql(BACKLOG).execute(&mut admin).await.unwrap();
     let mut now = 100_000;
     for (stage, before) in [("no statistics of the backlog", None), ("after ANALYZE", Some("ANALYZE outbox"))] {
         if let Some(analyze) = before {
@@ -1188,22 +1237,7 @@ async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
         }
     }
     store.close().await;
-    // The plans of those calls, from the server's log: one entry per statement, its lines
-    // after the first indented.
-    let log = std::fs::read_to_string(cluster.socket_dir().join("server.log")).unwrap();
-    let mut entries: Vec<String> = Vec::new();
-    for line in log.lines() {
-        match entries.last_mut() {
-            Some(entry) if line.starts_with(['\t', ' ']) => {
-                entry.push('\n');
-                entry.push_str(line);
-            }
-            _ => entries.push(line.to_owned()),
-        }
-    }
-    // The log indents a query's lines: compare with the spaces squashed.
-    let squash = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let squashed: Vec<String> = entries.iter().map(|e| squash(e)).collect();
+    let (entries, squashed): (Vec<String>, Vec<String>) = logged_plans(&cluster).into_iter().unzip();
     // The plans logged of the statements whose text holds `text` (squashed).
     let logged = |text: &str| -> Vec<&String> {
         entries.iter().zip(&squashed).filter(|(_, s)| s.contains(text)).map(|(e, _)| e).collect()
@@ -1224,6 +1258,50 @@ async fn postgres_lookups_and_listings_read_an_index_however_large_the_table() {
     let next_due = logged("SELECT next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at >");
     assert_eq!(next_due.len(), 16, "plans of the reads of the next due time in the server's log");
     for plan in claims.into_iter().chain(next_due) {
+        if let Err(problem) = plan_problem(plan, "outbox_due on outbox", false) {
+            panic!("a claim: {problem}:\n{plan}");
+        }
+    }
+}
+
+/// A node's tables grow from nothing, and a prepared statement may keep the plan it was
+/// first given: the outbox's claim, planned while the outbox held a few transfers, read and
+/// sorted the whole table for every claim once a backlog came (a sequential scan and a sort
+/// of all 20,000 here, and another sequential scan to find the eight it took). The claim's
+/// transaction turns sorting and sequential scans off (`Store::begin_claim`), so every plan
+/// it makes reads the due transfers in order from `outbox_due` and the ones taken by their
+/// key, whatever the table held when it was planned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_claim_planned_on_a_small_outbox_reads_a_backlog_by_index() {
+    let Explained { cluster, _dir, store, mut admin } = Explained::start().await;
+    // Twenty transfers, with their statistics; claims planned on them, past the five custom
+    // plans after which the server may keep a generic one.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(documents_sql(1, 20_000, "NULL"))).execute(&mut admin).await.unwrap();
+    let early = "INSERT INTO outbox (dedup_key, kind, document, next_hop, recipients, state, attempts, next_attempt_at,
+                                     created_at)
+        SELECT 'early-' || i, 'document', i, '000.03.41.H49', '000.03.41.H49', 'done', 1, i, i FROM generate_series(1, 20) i;
+        UPDATE outbox SET state = 'pending' WHERE id <= 10; ANALYZE outbox;";
+    sqlx::raw_sql(early).execute(&mut admin).await.unwrap();
+    let mut now = 100_000;
+    let mut claim = async |expected: usize| {
+        now += 1;
+        assert_eq!(store.claim_due("bench", now, now, 8).await.unwrap().len(), expected);
+    };
+    for _ in 0..8 {
+        claim(8).await;
+    }
+    sqlx::raw_sql(BACKLOG).execute(&mut admin).await.unwrap();
+    for _ in 0..8 {
+        claim(8).await;
+    }
+    store.close().await;
+    let claims: Vec<String> = logged_plans(&cluster)
+        .into_iter()
+        .filter(|(_, squashed)| squashed.contains("UPDATE outbox SET lease_owner"))
+        .map(|(plan, _)| plan)
+        .collect();
+    assert_eq!(claims.len(), 16, "plans of the claims in the server's log");
+    for plan in &claims {
         if let Err(problem) = plan_problem(plan, "outbox_due on outbox", false) {
             panic!("a claim: {problem}:\n{plan}");
         }

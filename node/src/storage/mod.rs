@@ -403,17 +403,23 @@ impl Store {
     }
 
     /// [`Store::begin_unsynced`] for a claim of the earliest due rows of a queue (see
-    /// `outbox::claim_rows_except`), on PostgreSQL with sorting off for the transaction: the
-    /// claim is to read the due rows in order from the queue's index and stop at the first
-    /// few it may take. Left to its estimates, the server sorted every due row for each claim
-    /// whenever they were more than its statistics said (a node's tables grow from nothing,
-    /// and a prepared statement keeps its generic plan): 5,500 due rows read and 2,400 sorted
-    /// for 14 taken, 1.6 ms a claim, in a benchmark of 6,000 documents; 38 ms with 100,000
-    /// due (migration 0011 gave the index the order). The claim's read of when the next row
-    /// falls due runs in it too, for the same reason. The two statements run in no other
-    /// transaction, so the plans they keep are always made under this setting.
+    /// `outbox::claim_rows_except`), on PostgreSQL with sorts and sequential scans off for the
+    /// transaction: the claim is to read the due rows in order from the queue's index, stop at
+    /// the first few it may take, and lease those by their key. Left to its estimates, the
+    /// server sorted every due row for each claim whenever they were more than its statistics
+    /// said (a node's tables grow from nothing, and a prepared statement keeps its generic
+    /// plan): 5,500 due rows read and 2,400 sorted for 14 taken, 1.6 ms a claim, in a
+    /// benchmark of 6,000 documents; 38 ms with 100,000 due (migration 0011 gave the index the
+    /// order); and a claim planned on a small outbox read the whole table twice, once to sort
+    /// it and once to find the rows taken. The claim's read of when the next row falls due
+    /// runs in it too. The statements run in no other transaction, so the plans they keep are
+    /// always made under these settings.
     pub(crate) async fn begin_claim(&self) -> Result<Tx<'_>, StoreError> {
-        self.begin_as("BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_sort = off", false).await
+        self.begin_as(
+            "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off",
+            false,
+        )
+        .await
     }
 
     /// [`Store::begin`], opening a PostgreSQL transaction with `begin` (one plain query), or

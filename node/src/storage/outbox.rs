@@ -484,9 +484,11 @@ impl Store {
                 let (not_running, ids) = not_in(Backend::Postgres, 5, except);
                 let mut tx = self.begin_claim().await?;
                 let mut rows = tx.fetch_all(&format!(
-                    "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+                    // `= ANY(ARRAY(…))`: the rows taken are leased by their key (with `IN`, a plan
+                    // made on a small table joined them against all of it).
+                    "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id = ANY(ARRAY(\
                      SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3){not_running} \
-                     ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {columns}, next_attempt_at"
+                     ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)) RETURNING {columns}, next_attempt_at"
                 ), vec![Arg::from(owner), Arg::from(lease_until), Arg::from(now), Arg::from(limit), ids]).await?;
                 let due = if next && (rows.len() as i64) < limit {
                     let (not_running, ids) = not_in(Backend::Postgres, 2, except);
