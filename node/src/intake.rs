@@ -743,8 +743,13 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             next_hop: None,
             state: "refused",
         }));
-        let mut routed: std::collections::HashSet<AgencyCode> =
-            tx.add_routes(id, &routes, now_ms).await?.into_iter().collect();
+        // A new document has no routes yet: its rows go with the next statement, unanswered.
+        let routed = if existed {
+            tx.add_routes(id, &routes, now_ms).await?
+        } else {
+            tx.add_routes_of_new(id, &routes, now_ms).await?
+        };
+        let mut routed: std::collections::HashSet<AgencyCode> = routed.into_iter().collect();
         for (hop, rcpts) in &plan {
             let new: Vec<AgencyCode> = rcpts.iter().filter(|r| routed.remove(r)).copied().collect();
             if new.is_empty() {
@@ -752,7 +757,13 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             }
             match hop {
                 NextHop::Local => {
-                    if tx.inbox_add(id, now_ms).await? {
+                    let added = if existed {
+                        tx.inbox_add(id, now_ms).await?
+                    } else {
+                        tx.inbox_add_new(id, now_ms).await?;
+                        true
+                    };
+                    if added {
                         if let Some(target) = manifest.business.target() {
                             let verb = superseded_verb(i64::from(manifest.business.code()));
                             tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;

@@ -79,6 +79,7 @@ on_both_backends!(
     a_write_cancelled_while_it_holds_the_writer_blocks_nobody,
     a_write_whose_statement_fails_fails_alone,
     a_receipts_notice_is_queued_once_by_digest_or_by_id,
+    a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_transaction,
 );
 
 async fn a_document_is_stored_once_per_envelope(database: Database) {
@@ -409,8 +410,10 @@ async fn a_documents_rows_go_in_multi_row_statements_past_the_parameter_limit(da
         (0..1000).map(|i| code(&format!("{:03}.{:02}.41.H49", i / 99, i % 99 + 1))).collect();
     let hop = code(PHONG_DU);
     let route = |r| NewRoute { recipient: r, next_hop: Some(&hop), state: "pending" };
+    // The new document's first routes unanswered (on PostgreSQL, kept: two statements' worth
+    // with the 64 attachments', in one statement), then every route asked after.
     let first: Vec<NewRoute> = recipients[..500].iter().map(route).collect();
-    assert_eq!(tx.add_routes(id, &first, 2).await.unwrap(), recipients[..500]);
+    assert_eq!(tx.add_routes_of_new(id, &first, 2).await.unwrap(), recipients[..500]);
     let all: Vec<NewRoute> = recipients.iter().map(route).collect();
     assert_eq!(tx.add_routes(id, &all, 3).await.unwrap(), recipients[500..], "only the routes not recorded before");
     tx.set_route_state(id, &recipients[..3], "refused", 4).await.unwrap();
@@ -1306,4 +1309,90 @@ async fn postgres_a_claim_planned_on_a_small_outbox_reads_a_backlog_by_index() {
             panic!("a claim: {problem}:\n{plan}");
         }
     }
+}
+
+/// The rows a new document's intake writes without reading an answer (its attachments, the
+/// small attachments' bytes, its routes and inbox entry, the receipts the node signs, the
+/// log's leaves; on PostgreSQL kept and sent together before the transaction's next
+/// statement) are what the rest of its transaction reads, as if each had run at once; and
+/// when one of them fails, the transaction fails at that statement or at its commit, and
+/// nothing of it is kept.
+async fn a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_transaction(database: Database) {
+    let (net, store) = open(database).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 7);
+    let verified = net.verified(&doc);
+    let bytes = doc.bodies[0].clone();
+    let attachment = &doc.manifest.attachments[0];
+    let inline = [node::storage::inline::InlineBlob::receive(
+        &attachment.name,
+        &mut bytes.as_slice(),
+        attachment.size,
+        &attachment.sha256,
+    )
+    .await
+    .unwrap()];
+    let hop = receipt(&net, ReceiptKind::Hop, &doc, TIEN_YEN, PHONG_DU, &[HA_LAU, TIEN_YEN]);
+    let (ha_lau, tien_yen) = (code(HA_LAU), code(TIEN_YEN));
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(id) =
+        tx.insert_document(&NewDocument { inline: &inline, ..new_document(&verified, 1) }).await.unwrap()
+    else {
+        panic!("not new")
+    };
+    // Ha Lau twice: the first route given stands, and it is routed once.
+    let routes = [
+        NewRoute { recipient: &ha_lau, next_hop: Some(&ha_lau), state: "pending" },
+        NewRoute { recipient: &tien_yen, next_hop: None, state: "delivered" },
+        NewRoute { recipient: &ha_lau, next_hop: None, state: "refused" },
+    ];
+    assert_eq!(tx.add_routes_of_new(id, &routes, 2).await.unwrap(), vec![ha_lau, tien_yen]);
+    tx.inbox_add_new(id, 3).await.unwrap();
+    tx.insert_own_receipt(&hop, PHONG_DU, 4).await.unwrap();
+    // Read back in the same transaction.
+    assert!(tx.add_routes(id, &routes, 5).await.unwrap().is_empty(), "routes kept were not seen");
+    assert!(!tx.inbox_add(id, 6).await.unwrap(), "the inbox entry kept was not seen");
+    let (by, to) = (code(TIEN_YEN), code(PHONG_DU));
+    let covering = tx.hop_receipt_covering(&doc.digest, &by, &to, &[ha_lau]).await.unwrap();
+    assert_eq!(covering.as_deref(), Some(hop.as_bytes()), "the receipt kept was not seen");
+    tx.commit().await.unwrap();
+
+    let routes = store.routes(id).await.unwrap();
+    assert_eq!(
+        routes,
+        vec![
+            (TIEN_YEN.to_owned(), None, "delivered".to_owned()),
+            (HA_LAU.to_owned(), Some(HA_LAU.to_owned()), "pending".to_owned())
+        ]
+    );
+    assert!(store.in_inbox(id).await.unwrap());
+    let attachments = store.attachments(id).await.unwrap();
+    assert_eq!(attachments.len(), 1);
+    assert!(attachments[0].is_inline() && attachments[0].inline_len() == bytes.len(), "the small attachment's bytes");
+    assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 1);
+
+    // A write of the same receipt again fails (its digest is unique): on PostgreSQL at the
+    // commit, which it goes with; the document, its routes and inbox entry before it go too.
+    let other = net.document(PHONG_DU, &[HA_LAU], 8);
+    let other_verified = net.verified(&other);
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(other_id) = tx.insert_document(&new_document(&other_verified, 7)).await.unwrap() else {
+        panic!("not new")
+    };
+    tx.add_routes_of_new(other_id, &[NewRoute { recipient: &ha_lau, next_hop: None, state: "delivered" }], 8)
+        .await
+        .unwrap();
+    tx.inbox_add_new(other_id, 8).await.unwrap();
+    let failed = match tx.insert_own_receipt(&hop, PHONG_DU, 9).await {
+        Ok(()) => tx.commit().await,
+        Err(e) => {
+            drop(tx);
+            Err(e)
+        }
+    };
+    assert!(failed.is_err(), "a receipt stored twice");
+    assert!(store.document_by_id(&other.id).await.unwrap().is_none(), "the failed transaction's document was kept");
+    assert!(store.routes(other_id).await.unwrap().is_empty());
+    assert!(!store.in_inbox(other_id).await.unwrap());
+    assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 1);
+    store.close().await;
 }

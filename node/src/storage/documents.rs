@@ -229,7 +229,7 @@ impl Tx<'_> {
         };
         let id: i64 = row.try_get("id")?;
         // One statement for all the attachments (more only past the parameter limit), sent
-        // with the write's next statement that needs an answer.
+        // with the transaction's next statement (see `Tx::defer`).
         let per_statement = rows_per_statement(5, 1);
         for (n, chunk) in m.attachments.chunks(per_statement).enumerate() {
             let sql = format!(
@@ -247,7 +247,7 @@ impl Tx<'_> {
                     Arg::from(a.sha256.to_vec()),
                 ]);
             }
-            self.execute(&sql, args).await?;
+            self.defer(&sql, args).await?;
         }
         self.insert_inline(d.inline).await?;
         // The transparency log's leaf, in this transaction: it exists iff the document does.
@@ -305,6 +305,29 @@ impl Tx<'_> {
         Ok(routed)
     }
 
+    /// [`Tx::add_routes`] for a document this transaction inserted ([`DocInsert::New`]):
+    /// none of its routes can be recorded yet, so every recipient is routed now (each once,
+    /// the first route given for it, as the `ON CONFLICT` keeps), and the rows are written
+    /// with the transaction's next statement (see [`Tx::defer`]): no answer to wait for.
+    pub async fn add_routes_of_new(
+        &mut self,
+        document: i64,
+        routes: &[NewRoute<'_>],
+        now: i64,
+    ) -> Result<Vec<AgencyCode>, StoreError> {
+        for chunk in routes.chunks(rows_per_statement(3, 2)) {
+            let (sql, args) = routes_insert(document, chunk, now, " ON CONFLICT (document, recipient) DO NOTHING");
+            self.defer(&sql, args).await?;
+        }
+        let mut routed: Vec<AgencyCode> = Vec::with_capacity(routes.len());
+        for r in routes {
+            if !routed.contains(r.recipient) {
+                routed.push(*r.recipient);
+            }
+        }
+        Ok(routed)
+    }
+
     /// Updates the state of recipients' routes (forwarded, delivered, refused), in one
     /// statement. `forwarded` (the next hop's hop receipt) moves only a `pending` route on:
     /// the recipient's status may come back before the hop receipt is recorded (the next hop
@@ -344,6 +367,17 @@ impl Tx<'_> {
             )
             .await?;
         Ok(done > 0)
+    }
+
+    /// [`Tx::inbox_add`] for a document this transaction inserted ([`DocInsert::New`]), which
+    /// cannot be in the inbox yet: written with the transaction's next statement (see
+    /// [`Tx::defer`]).
+    pub async fn inbox_add_new(&mut self, document: i64, now: i64) -> Result<(), StoreError> {
+        self.defer(
+            "INSERT INTO inbox (document, arrived_at, urgency) SELECT $1, $2, urgency FROM documents WHERE id = $1",
+            vec![Arg::from(document), Arg::from(now)],
+        )
+        .await
     }
 
     /// Records the latest status this agency posted on a received document.

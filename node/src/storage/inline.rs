@@ -218,8 +218,9 @@ impl super::Store {
 }
 
 impl Tx<'_> {
-    /// Keeps the bytes of a document's small attachments (one statement; an attachment
-    /// already kept, by another document, is kept once). In hash order, each once: two
+    /// Keeps the bytes of a document's small attachments (one statement, sent with the
+    /// transaction's next, see `Tx::defer`; an attachment already kept, by another document,
+    /// is kept once). In hash order, each once: two
     /// transactions inserting the same attachments wait for each other in one order, never
     /// in a cycle (PostgreSQL would end one of them as a deadlock).
     pub(crate) async fn insert_inline(&mut self, blobs: &[InlineBlob]) -> Result<(), StoreError> {
@@ -235,7 +236,7 @@ impl Tx<'_> {
             for b in chunk {
                 args.extend([Arg::from(b.sha256.to_vec()), Arg::from(b.bytes.to_vec())]);
             }
-            self.execute(&sql, args).await?;
+            self.defer(&sql, args).await?;
         }
         Ok(())
     }

@@ -25,6 +25,7 @@ pub(crate) use held_by;
 
 mod batch;
 pub mod blobs;
+mod deferred;
 mod delivery;
 mod documents;
 mod faults;
@@ -430,6 +431,7 @@ impl Store {
             unit: None,
             log: self.log.get().copied(),
             log_pending: Vec::new(),
+            deferred: deferred::Deferred::default(),
             backend: self.backend,
             _store: std::marker::PhantomData,
         };
@@ -587,6 +589,8 @@ pub struct Tx<'a> {
     /// Log entries of this transaction's events, inserted in one statement when it commits
     /// (see [`Tx::log_entry`]).
     log_pending: Vec<Vec<u8>>,
+    /// PostgreSQL: writes kept to run together before the next statement (see [`Tx::defer`]).
+    deferred: deferred::Deferred,
     backend: Backend,
     /// A transaction is of one store (and holds its writer on SQLite).
     _store: std::marker::PhantomData<&'a Store>,
@@ -655,6 +659,7 @@ impl Tx<'_> {
     /// Runs `sql` with `args` bound (see [`statement`]) as part of the transaction; returns
     /// the rows it changed. On SQLite it runs on the writer's connection, in this task.
     pub(crate) async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        self.send_deferred().await?;
         match (self.unit.as_mut(), self.conn.as_mut()) {
             (Some(unit), _) => unit.run(args.len(), |c| c.execute(sql, &args)),
             (None, Some(conn)) => Ok(statement::query(sql, args).execute(&mut **conn).await?.rows_affected()),
@@ -662,8 +667,49 @@ impl Tx<'_> {
         }
     }
 
+    /// A write whose answer nobody reads: on PostgreSQL it is kept and runs, with the others
+    /// kept since, in one statement (one round trip, see [`deferred`]) before the
+    /// transaction's next statement or its `COMMIT`; on SQLite, where a statement is a call
+    /// into the library on the writer's connection, it runs now. What the transaction reads
+    /// afterwards sees it on both. A write that fails fails the transaction, at the statement
+    /// it went with: only writes that cannot conflict with each other (see [`deferred`]).
+    pub(crate) async fn defer(&mut self, sql: &str, args: Vec<Arg>) -> Result<(), StoreError> {
+        if self.unit.is_some() {
+            self.execute(sql, args).await?;
+            return Ok(());
+        }
+        if self.deferred.is_full_for(args.len()) {
+            self.send_deferred().await?;
+        }
+        self.deferred.push(sql, args);
+        Ok(())
+    }
+
+    /// PostgreSQL: runs the writes kept by [`Tx::defer`] in one statement (more only past the
+    /// parameter limit), with the log's leaves kept so far (see [`Tx::keep_log_entries`]).
+    async fn send_deferred(&mut self) -> Result<(), StoreError> {
+        self.send_kept(false).await
+    }
+
+    /// [`Tx::send_deferred`]; the log's leaves go only with other kept writes unless
+    /// `leaves` (at commit), so that they never cost a statement of their own before then.
+    async fn send_kept(&mut self, leaves: bool) -> Result<(), StoreError> {
+        loop {
+            let more = (leaves || !self.deferred.is_empty()) && self.keep_log_entries();
+            let Some((sql, args)) = self.deferred.take() else { return Ok(()) };
+            match self.conn.as_mut() {
+                Some(conn) => statement::query(&sql, args).execute(&mut **conn).await?,
+                None => unreachable!("only a PostgreSQL transaction keeps writes"),
+            };
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
     /// The rows `sql` answers.
     pub(crate) async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> {
+        self.send_deferred().await?;
         match (self.unit.as_mut(), self.conn.as_mut()) {
             (Some(unit), _) => unit.run(args.len(), |c| c.fetch_all(sql, &args)),
             (None, Some(conn)) => {

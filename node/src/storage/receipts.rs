@@ -176,7 +176,8 @@ impl Tx<'_> {
     }
 
     /// Stores a receipt this node has just signed, whose row id nobody needs (one statement,
-    /// where [`Tx::insert_receipt`] may take two). For callers that know it is not stored
+    /// where [`Tx::insert_receipt`] may take two, sent with the transaction's next: see
+    /// [`Tx::defer`]). For callers that know it is not stored
     /// yet: intake stores its hop receipt only for a new document or when no stored one
     /// covers the delivery, and its "arrived" status only with a new inbox entry. If the same
     /// bytes were stored anyway, the insert fails the transaction (the digest is unique)
@@ -187,7 +188,7 @@ impl Tx<'_> {
         received_from: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.execute(insert_receipt!(), receipt_args(r, received_from, now)).await?;
+        self.defer(insert_receipt!(), receipt_args(r, received_from, now)).await?;
         self.log_receipt(r, now);
         Ok(())
     }

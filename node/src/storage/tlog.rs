@@ -346,6 +346,11 @@ impl Store {
     }
 }
 
+/// The statement inserting `rows` pending leaves of the log.
+fn leaves_insert(backend: Backend, rows: usize) -> String {
+    format!("INSERT INTO tlog_pending (entry) VALUES {}", unshared_values(backend, "({})", rows))
+}
+
 impl Tx<'_> {
     /// Appends `entry` to the log (pending its index) if this store keeps one. Called in the
     /// transaction that records the event; the row is written when it commits, with the
@@ -358,19 +363,36 @@ impl Tx<'_> {
     }
 
     /// Writes the entries [`Tx::log_entry`] kept, in their order, before the transaction commits
-    /// (one statement when they are few).
+    /// (one statement when they are few). On PostgreSQL they go with the writes the
+    /// transaction keeps (see [`Tx::defer`]), with each statement that sends those.
     pub(crate) async fn insert_log_entries(&mut self) -> Result<(), StoreError> {
+        if self.unit.is_none() {
+            return self.send_kept(true).await;
+        }
         let mut entries = std::mem::take(&mut self.log_pending);
         while !entries.is_empty() {
             let rest = entries.split_off(entries.len().min(rows_per_statement(1, 0)));
             let chunk = std::mem::replace(&mut entries, rest);
-            let sql = format!(
-                "INSERT INTO tlog_pending (entry) VALUES {}",
-                unshared_values(self.backend, "({})", chunk.len())
-            );
-            self.execute(&sql, chunk.into_iter().map(Arg::from).collect()).await?;
+            self.execute(&leaves_insert(self.backend, chunk.len()), chunk.into_iter().map(Arg::from).collect()).await?;
         }
         Ok(())
+    }
+
+    /// PostgreSQL: the next statement's worth of the entries [`Tx::log_entry`] kept joins the
+    /// writes the transaction keeps (see [`Tx::defer`]), unless it would not fit beside them;
+    /// true if entries are left. One insert of leaves a statement, so that their ids keep
+    /// their order (the sub-statements of one statement run in no set order).
+    pub(crate) fn keep_log_entries(&mut self) -> bool {
+        if self.log_pending.is_empty() {
+            return false;
+        }
+        let n = self.log_pending.len().min(rows_per_statement(1, 0));
+        if self.deferred.is_full_for(n) {
+            return true;
+        }
+        let chunk: Vec<Arg> = self.log_pending.drain(..n).map(Arg::from).collect();
+        self.deferred.push(&leaves_insert(self.backend, n), chunk);
+        !self.log_pending.is_empty()
     }
 
     /// Logs a document just recorded (see [`Tx::insert_document`]).
