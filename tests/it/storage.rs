@@ -1347,6 +1347,9 @@ async fn a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_trans
     ];
     assert_eq!(tx.add_routes_of_new(id, &routes, 2).await.unwrap(), vec![ha_lau, tien_yen]);
     tx.inbox_add_new(id, 3).await.unwrap();
+    // Two receipts kept together: their rows' ids follow the order they were kept in.
+    let arrived = receipt(&net, ReceiptKind::Status(StatusCode::Arrived), &doc, TIEN_YEN, PHONG_DU, &[TIEN_YEN]);
+    tx.insert_own_receipt(&arrived, PHONG_DU, 4).await.unwrap();
     tx.insert_own_receipt(&hop, PHONG_DU, 4).await.unwrap();
     // Read back in the same transaction.
     assert!(tx.add_routes(id, &routes, 5).await.unwrap().is_empty(), "routes kept were not seen");
@@ -1368,7 +1371,11 @@ async fn a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_trans
     let attachments = store.attachments(id).await.unwrap();
     assert_eq!(attachments.len(), 1);
     assert!(attachments[0].is_inline() && attachments[0].inline_len() == bytes.len(), "the small attachment's bytes");
-    assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 1);
+    let mut held = store.receipts_for(&doc.digest).await.unwrap();
+    held.sort_by_key(|r| r.id);
+    let name = |bytes: &[u8]| if bytes == arrived.as_bytes() { "arrived" } else { "hop" };
+    let held: Vec<&str> = held.iter().map(|r| name(&r.bytes)).collect();
+    assert_eq!(held, ["arrived", "hop"], "the receipts' ids in the order kept");
 
     // A write of the same receipt again fails (its digest is unique): on PostgreSQL at the
     // commit, which it goes with; the document, its routes and inbox entry before it go too.
@@ -1393,6 +1400,6 @@ async fn a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_trans
     assert!(store.document_by_id(&other.id).await.unwrap().is_none(), "the failed transaction's document was kept");
     assert!(store.routes(other_id).await.unwrap().is_empty());
     assert!(!store.in_inbox(other_id).await.unwrap());
-    assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 1);
+    assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 2);
     store.close().await;
 }

@@ -306,24 +306,27 @@ impl Tx<'_> {
     }
 
     /// [`Tx::add_routes`] for a document this transaction inserted ([`DocInsert::New`]):
-    /// none of its routes can be recorded yet, so every recipient is routed now (each once,
-    /// the first route given for it, as the `ON CONFLICT` keeps), and the rows are written
-    /// with the transaction's next statement (see [`Tx::defer`]): no answer to wait for.
+    /// none of its routes can be recorded yet, so every recipient is routed now, each once
+    /// with the first route given for it, and the rows are written with the transaction's
+    /// next statement (see [`Tx::defer`]): no answer to wait for.
     pub async fn add_routes_of_new(
         &mut self,
         document: i64,
         routes: &[NewRoute<'_>],
         now: i64,
     ) -> Result<Vec<AgencyCode>, StoreError> {
-        for chunk in routes.chunks(rows_per_statement(3, 2)) {
-            let (sql, args) = routes_insert(document, chunk, now, " ON CONFLICT (document, recipient) DO NOTHING");
-            self.defer(&sql, args).await?;
-        }
         let mut routed: Vec<AgencyCode> = Vec::with_capacity(routes.len());
+        let mut first = Vec::with_capacity(routes.len());
         for r in routes {
             if !routed.contains(r.recipient) {
                 routed.push(*r.recipient);
+                first.push(*r);
             }
+        }
+        // Kept writes go together in no set order: no two of them may hold the same route.
+        for chunk in first.chunks(rows_per_statement(3, 2)) {
+            let (sql, args) = routes_insert(document, chunk, now, "");
+            self.defer(&sql, args).await?;
         }
         Ok(routed)
     }

@@ -586,8 +586,9 @@ pub struct Tx<'a> {
     unit: Option<batch::Unit>,
     /// The agency whose log this transaction's events are appended to (see [`Store::keep_log`]).
     log: Option<pki::AgencyCode>,
-    /// Log entries of this transaction's events, inserted in one statement when it commits
-    /// (see [`Tx::log_entry`]).
+    /// Log entries of this transaction's events not written yet: on SQLite in one statement
+    /// when it commits, on PostgreSQL with the next writes it sends together (see
+    /// [`Tx::log_entry`]).
     log_pending: Vec<Vec<u8>>,
     /// PostgreSQL: writes kept to run together before the next statement (see [`Tx::defer`]).
     deferred: deferred::Deferred,
@@ -696,9 +697,11 @@ impl Tx<'_> {
     async fn send_kept(&mut self, leaves: bool) -> Result<(), StoreError> {
         loop {
             let more = (leaves || !self.deferred.is_empty()) && self.keep_log_entries();
-            let Some((sql, args)) = self.deferred.take() else { return Ok(()) };
+            let Some(kept) = self.deferred.take() else { return Ok(()) };
             match self.conn.as_mut() {
-                Some(conn) => statement::query(&sql, args).execute(&mut **conn).await?,
+                Some(conn) => {
+                    statement::query(&kept.sql, kept.args).persistent(kept.prepare).execute(&mut **conn).await?
+                }
                 None => unreachable!("only a PostgreSQL transaction keeps writes"),
             };
             if !more {

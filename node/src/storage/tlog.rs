@@ -2,10 +2,14 @@
 //! the checkpointer, checkpoints, and what a witness keeps of its neighbours' logs.
 //!
 //! The cost on a document's path is one row: [`Tx::log_entry`] keeps the leaf's bytes and
-//! [`Tx::commit`] inserts a transaction's leaves into `tlog_pending` in one statement, inside
-//! the transaction that records the events, so a leaf exists if and only if its event committed, and concurrent transactions (several PostgreSQL processes) never
-//! wait on each other for an index. [`Tx::integrate`] — one transaction, holding the log's
-//! head row — then gives pending leaves their index in commit order, hashes them, and stores
+//! the transaction that records the events inserts them into `tlog_pending` (on SQLite in one
+//! statement at its commit, on PostgreSQL with the writes it sends together, see
+//! [`Tx::defer`]), so a leaf exists if and only if its event committed, and concurrent
+//! transactions (several PostgreSQL processes) never wait on each other for an index.
+//! [`Tx::integrate`] — one transaction, holding the log's head row — then gives pending
+//! leaves their index in the order of their rows' ids among those committed (about the order
+//! of their transactions; a leaf whose transaction commits after a later one's leaf was
+//! indexed comes after it: the log is appended to, never reordered), hashes them, and stores
 //! every complete subtree that now exists (`tlog_nodes`, from `pki::tlog::Frontier::append`),
 //! about two rows per leaf in a few multi-row statements. Roots and proofs read a handful of
 //! those hashes, never the leaves ([`Store::log_hashes`]).
@@ -353,8 +357,9 @@ fn leaves_insert(backend: Backend, rows: usize) -> String {
 
 impl Tx<'_> {
     /// Appends `entry` to the log (pending its index) if this store keeps one. Called in the
-    /// transaction that records the event; the row is written when it commits, with the
-    /// transaction's other entries (a batch of 64 notices is one statement, not 64), so it
+    /// transaction that records the event; the row is written in it, with the transaction's
+    /// other entries (a batch of 64 notices is one statement, not 64): on SQLite when it
+    /// commits, on PostgreSQL with the writes it sends together (see [`Tx::defer`]). It
     /// exists if and only if the event committed.
     pub fn log_entry(&mut self, entry: &LogEntry) {
         if self.log.is_some() {
@@ -425,7 +430,8 @@ impl Tx<'_> {
         self.log_entry(&entry);
     }
 
-    /// Gives pending leaves (at most [`INTEGRATE_PER_WRITE`]) their index, in commit order,
+    /// Gives pending leaves (at most [`INTEGRATE_PER_WRITE`]) their index, in the order of
+    /// their rows among those committed (see the module's doc),
     /// and stores every complete subtree they complete. Returns the frontier of the tree now
     /// and how many leaves it indexed. Holds the log's head row (PostgreSQL `FOR UPDATE`;
     /// SQLite has one writer) until the transaction ends, so two processes never index the
