@@ -618,7 +618,9 @@ impl Tx<'_> {
     /// session of the node has on, see `set_up`, the data is on disk); on `Err` nothing of the
     /// transaction is kept, unless the error [`StoreError::is_in_doubt`].
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        // A failure here drops `self`, which rolls everything back.
+        // A failure here drops `self`, which rolls everything back. PostgreSQL: the writes
+        // kept and the log's leaves; SQLite: the leaves (its writes ran as they came).
+        self.send_kept(true).await?;
         self.insert_log_entries().await?;
         match self.unit.take() {
             Some(unit) => unit.commit().await,
@@ -694,7 +696,11 @@ impl Tx<'_> {
 
     /// [`Tx::send_deferred`]; the log's leaves go only with other kept writes unless
     /// `leaves` (at commit), so that they never cost a statement of their own before then.
+    /// Nothing on SQLite, which keeps no write.
     async fn send_kept(&mut self, leaves: bool) -> Result<(), StoreError> {
+        if self.unit.is_some() || (!leaves && self.deferred.is_empty()) {
+            return Ok(());
+        }
         loop {
             let more = (leaves || !self.deferred.is_empty()) && self.keep_log_entries();
             let Some(kept) = self.deferred.take() else { return Ok(()) };

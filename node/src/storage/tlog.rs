@@ -367,13 +367,10 @@ impl Tx<'_> {
         }
     }
 
-    /// Writes the entries [`Tx::log_entry`] kept, in their order, before the transaction commits
-    /// (one statement when they are few). On PostgreSQL they go with the writes the
-    /// transaction keeps (see [`Tx::defer`]), with each statement that sends those.
+    /// SQLite: writes the entries [`Tx::log_entry`] kept, in their order, before the
+    /// transaction commits (one statement when they are few). On PostgreSQL none is left by
+    /// then: they went with the writes the transaction kept (see [`Tx::keep_log_entries`]).
     pub(crate) async fn insert_log_entries(&mut self) -> Result<(), StoreError> {
-        if self.unit.is_none() {
-            return self.send_kept(true).await;
-        }
         let mut entries = std::mem::take(&mut self.log_pending);
         while !entries.is_empty() {
             let rest = entries.split_off(entries.len().min(rows_per_statement(1, 0)));
