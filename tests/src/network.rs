@@ -70,6 +70,9 @@ pub struct NetOptions {
     pub extra_config: String,
     /// Write CRL files and point every node at them.
     pub with_crls: bool,
+    /// On PostgreSQL, have the server count each database's statements (see
+    /// [`TestNet::statements`]).
+    pub count_statements: bool,
 }
 
 impl Default for NetOptions {
@@ -78,6 +81,7 @@ impl Default for NetOptions {
             database: Database::Sqlite,
             extra_config: "[retry]\ninitial = \"100ms\"\nmax = \"1s\"\nmultiplier = 2.0\njitter = 0.2\nmax_attempts = 1000\njitter_seed = 7\n".into(),
             with_crls: true,
+            count_statements: false,
         }
     }
 }
@@ -116,7 +120,7 @@ impl TestNet {
         let pg = match options.database {
             Database::Sqlite => None,
             Database::Postgres => {
-                let cluster = PgCluster::start();
+                let cluster = PgCluster::start_with(if options.count_statements { PgCluster::COUNTING } else { "" });
                 for code in topology.codes() {
                     cluster.database(&database_name(&code));
                 }
@@ -162,6 +166,18 @@ impl TestNet {
     /// zero on SQLite.
     pub fn server_cpu(&self) -> std::time::Duration {
         self.pg.as_ref().map_or(std::time::Duration::ZERO, PgCluster::server_cpu)
+    }
+
+    /// What each node's database has run so far (see [`PgCluster::statements`]); empty on
+    /// SQLite or without `NetOptions::count_statements`.
+    pub fn statements(&self) -> BTreeMap<AgencyCode, crate::postgres::Statements> {
+        let Some(pg) = &self.pg else { return BTreeMap::new() };
+        let counted = pg.statements();
+        self.topology
+            .codes()
+            .into_iter()
+            .filter_map(|code| Some((code, *counted.get(&database_name(&code))?)))
+            .collect()
     }
 
     pub fn node_dir(&self, code: &AgencyCode) -> PathBuf {

@@ -7,6 +7,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// What a database's clients ran (see [`PgCluster::statements`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Statements {
+    /// Statements run, `BEGIN` and `COMMIT` included.
+    pub statements: u64,
+    /// Transactions committed with a `COMMIT`.
+    pub commits: u64,
+}
+
 /// A running cluster; stopped and deleted on drop.
 pub struct PgCluster {
     dir: tempfile::TempDir,
@@ -108,6 +117,41 @@ impl PgCluster {
         format!("postgres://postgres@localhost/{name}?host={}", self.socket_dir().display())
     }
 
+    /// Server options that make [`PgCluster::statements`] count (`pg_stat_statements`, in the
+    /// server package since PostgreSQL 10): for [`PgCluster::start_with`].
+    pub const COUNTING: &'static str = "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top -c pg_stat_statements.max=10000";
+
+    /// The statements each database's clients have run so far and the transactions they
+    /// committed (`COMMIT`s), by database name; empty unless the cluster was started with
+    /// [`PgCluster::COUNTING`]. A test's own queries are left out when their text holds
+    /// `/* harness */`. Counted by the server as each statement ends, so a benchmark's
+    /// figure is exact where its CPU and time are not: a statement is a round trip from the
+    /// node (the `SET LOCAL`s sent with a `BEGIN` in one query count apart), whatever the
+    /// machine's noise.
+    pub fn statements(&self) -> std::collections::BTreeMap<String, Statements> {
+        let query = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; \
+            SELECT d.datname, sum(s.calls)::bigint, \
+            COALESCE(sum(s.calls) FILTER (WHERE upper(s.query) = 'COMMIT'), 0)::bigint \
+            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+            WHERE s.query NOT LIKE '%/* harness */%' GROUP BY d.datname";
+        let host = self.socket_dir().to_str().unwrap().to_owned();
+        let Ok(output) =
+            self.command("psql", &["-h", &host, "-U", "postgres", "-d", "postgres", "-AtX", "-c", query]).output()
+        else {
+            return Default::default();
+        };
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split('|');
+                let name = fields.next()?.to_owned();
+                let statements = fields.next()?.parse().ok()?;
+                let commits = fields.next()?.parse().ok()?;
+                Some((name, Statements { statements, commits }))
+            })
+            .collect()
+    }
+
     /// Where the server binaries are (for pg_dump and pg_restore in backup tests).
     pub fn bin_dir(&self) -> &Path {
         &self.bin
@@ -153,7 +197,7 @@ impl Drop for PgCluster {
 
 #[cfg(test)]
 mod tests {
-    use super::PgCluster;
+    use super::{PgCluster, Statements};
 
     /// What a backend spent counts after its connection closed and the process exited (the
     /// benchmark's pools close their connections before it reads the server's time again).
@@ -168,5 +212,32 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let spent = cluster.server_cpu() - before;
         assert!(spent >= std::time::Duration::from_millis(100), "the server spent {spent:?}");
+    }
+
+    /// Each database's statements and commits, counted by the server; a test's own queries
+    /// marked `/* harness */` left out; nothing counted on a cluster started without
+    /// `COUNTING`.
+    #[test]
+    fn the_server_counts_each_databases_statements_and_commits() {
+        let cluster = PgCluster::start_with(PgCluster::COUNTING);
+        cluster.database("node_a");
+        cluster.database("node_b");
+        let socket = cluster.socket_dir().to_str().unwrap().to_owned();
+        let run = |db: &str, sql: &str| cluster.run("psql", &["-h", &socket, "-U", "postgres", "-d", db, "-c", sql]);
+        run("node_a", "CREATE TABLE t (n int)");
+        let before = cluster.statements();
+        // Four statements in one query, as separate statements; two transactions committed.
+        run("node_a", "BEGIN; INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); COMMIT");
+        run("node_a", "BEGIN; SELECT 1; COMMIT");
+        run("node_a", "SELECT count(*) FROM t /* harness */");
+        run("node_b", "SELECT 2");
+        let after = cluster.statements();
+        let spent = |db: &str| {
+            let (a, b) = (after.get(db).copied().unwrap_or_default(), before.get(db).copied().unwrap_or_default());
+            Statements { statements: a.statements - b.statements, commits: a.commits - b.commits }
+        };
+        assert_eq!(spent("node_a"), Statements { statements: 7, commits: 2 });
+        assert_eq!(spent("node_b"), Statements { statements: 1, commits: 0 });
+        assert!(PgCluster::start().statements().is_empty(), "counted without pg_stat_statements");
     }
 }

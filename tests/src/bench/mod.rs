@@ -251,7 +251,7 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, limits: &HopLimits) {
     let n = sizes.under_load;
     // One hop as a clerk sees it: both ends are nodes, so the sender's side of the hop (its
     // outbox, the send, the receipt's check and record) is counted, which `one_hop` leaves out.
-    let (rate, cpu_ms, _) = network::delivered_over(Database::Sqlite, 1, n, 64).await;
+    let network::Delivered { rate, cpu_ms, .. } = network::delivered_over(Database::Sqlite, 1, n, 64).await;
     let text =
         format!("one hop from a clerk: submit -> first node -> stored at the next, 64 in flight ({n} documents)");
     figures.against("clerk_one_hop_delivered_docs_per_s", &text, rate, "docs/s", crypto_limit);
@@ -271,7 +271,8 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, limits: &HopLimits) {
     // The same on PostgreSQL: the goal names both backends, and a clerk's document costs the
     // first node two transactions (its intake, the record of the next hop's answer) where the
     // receiving side's one hop above has one.
-    let (rate, cpu_ms, server_ms) = network::delivered_over(Database::Postgres, 1, n, 64).await;
+    let network::Delivered { rate, cpu_ms, server_ms, statements } =
+        network::delivered_over(Database::Postgres, 1, n, 64).await;
     let text = format!("one hop from a clerk, PostgreSQL, 64 in flight ({n} documents)");
     figures.against("clerk_one_hop_postgres_docs_per_s", &text, rate, "docs/s", crypto_limit);
     figures.against(
@@ -288,7 +289,17 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, limits: &HopLimits) {
         "ms",
         crypto_cpu,
     );
-    let (rate, cpu_ms, _) = network::delivered_over(Database::Sqlite, 4, n, 64).await;
+    // Exact where the rate and CPU are not: what the server's cost follows (see
+    // BENCHMARKS.md, "What the twenty-fifth session measured").
+    for (side, counted) in ["first", "next"].iter().zip(&statements) {
+        figures.record(&format!("clerk_one_hop_postgres_{side}_node_statements_per_doc"), counted.statements, "");
+        figures.record(&format!("clerk_one_hop_postgres_{side}_node_commits_per_doc"), counted.commits, "");
+        figures.note(&format!(
+            "  {side} node: {:.1} statements ({:.2} commits) a document, counted by the server",
+            counted.statements, counted.commits
+        ));
+    }
+    let network::Delivered { rate, cpu_ms, .. } = network::delivered_over(Database::Sqlite, 4, n, 64).await;
     let text = format!("four hops, 64 in flight, delivered ({n} documents)");
     figures.against("four_hop_delivered_docs_per_s", &text, rate, "docs/s", crypto_limit);
     if let Some(one) = figures.get("one_hop_docs_per_s") {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use pki::AgencyCode;
+
 use crate::delivery::Databases;
 use crate::network::{NetOptions, TestNet, only, topology};
 
@@ -281,12 +283,12 @@ pub async fn four_hop_latency(samples: u32) -> Vec<Duration> {
 /// over 4 clerk connections, from the first submit until the last is stored at the end of the
 /// path. Unlike [`one_hop`], every hop here has a real node at both ends: the sender's
 /// outbox, its send and its record of the receipt are counted too. Every node on `database`
-/// (on PostgreSQL, one database each in one cluster); the third value is the CPU the
-/// PostgreSQL server spent per document meanwhile, ms (zero on SQLite).
-pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: usize) -> (f64, f64, f64) {
+/// (on PostgreSQL, one database each in one cluster, whose server also counts what each
+/// node's database ran: see [`Delivered`]).
+pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: usize) -> Delivered {
     assert!((1..PATH.len()).contains(&hops), "the path has 1 to {} hops, not {hops}", PATH.len() - 1);
     let path = &PATH[..=hops];
-    let mut options = NetOptions { database, ..NetOptions::default() };
+    let mut options = NetOptions { database, count_statements: true, ..NetOptions::default() };
     options
         .extra_config
         .push_str("\n[limits]\nmax_streams_per_connection = 256\nmax_connections_per_certificate = 8\n");
@@ -303,10 +305,11 @@ pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: 
     // are narrow, where counting the documents read all their envelopes every 5 ms while the
     // path drained (1.2 ms a count at 6,000 documents on PostgreSQL, on the cores the nodes
     // and the server share, and counted in the server's CPU).
-    let stored =
-        async || -> i64 { sqlx::query_scalar("SELECT COUNT(*) FROM inbox").fetch_one(recipient).await.unwrap() };
+    let stored = async || -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM inbox /* harness */").fetch_one(recipient).await.unwrap()
+    };
     let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let (cpu, server) = (super::measure::process_cpu(), net.server_cpu());
+    let (cpu, server, counted) = (super::measure::process_cpu(), net.server_cpu(), net.statements());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (i, d) in docs.iter().enumerate() {
@@ -327,6 +330,19 @@ pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: 
     let rate = f64::from(n) / start.elapsed().as_secs_f64();
     let per_doc = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(n);
     let (cpu_ms, server_ms) = (per_doc(super::measure::process_cpu() - cpu), per_doc(net.server_cpu() - server));
+    let per_doc = |now: u64, before: u64| (now - before) as f64 / f64::from(n);
+    let statements = path
+        .iter()
+        .filter_map(|code| {
+            let code: AgencyCode = code.parse().ok()?;
+            let (now, before) =
+                (net.statements().get(&code).copied()?, counted.get(&code).copied().unwrap_or_default());
+            Some(RoundTrips {
+                statements: per_doc(now.statements, before.statements),
+                commits: per_doc(now.commits, before.commits),
+            })
+        })
+        .collect();
     databases.close().await;
     for c in clerks {
         if let Ok(c) = Arc::try_unwrap(c) {
@@ -334,7 +350,31 @@ pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: 
         }
     }
     net.stop().await;
-    (rate, cpu_ms, server_ms)
+    Delivered { rate, cpu_ms, server_ms, statements }
+}
+
+/// What [`delivered_over`] measured.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// Documents delivered a second.
+    pub rate: f64,
+    /// CPU this process spent a document (every node on the path, the clerks' side), ms.
+    pub cpu_ms: f64,
+    /// CPU the PostgreSQL server spent a document meanwhile, ms (zero on SQLite).
+    pub server_ms: f64,
+    /// On PostgreSQL, what each node's database ran a document, in the path's order (the
+    /// first node first); empty on SQLite.
+    pub statements: Vec<RoundTrips>,
+}
+
+/// A node's statements and commits a document, counted by the PostgreSQL server: exact, where
+/// CPU and rates move with the machine's noise, and what the server's cost follows.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundTrips {
+    /// Statements a document (each a round trip from the node, `BEGIN`/`COMMIT` included).
+    pub statements: f64,
+    /// Transactions committed a document.
+    pub commits: f64,
 }
 
 /// The raw QUIC and SQLite limits, one hop at 1 and 16 in flight and the 4-hop latency.
