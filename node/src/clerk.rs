@@ -276,7 +276,7 @@ async fn send_status(
     let result: Result<(), crate::storage::StoreError> = async {
         let mut tx = node.store.begin().await?;
         for s in &signed {
-            crate::notices::keep_and_route(&mut tx, node, s, "clerk", None, now).await?;
+            crate::notices::keep_and_route(&mut tx, node, s, "clerk", None, now, None).await?;
         }
         if doc.sender != node.config.agency {
             tx.inbox_status(doc.id, status.code(), now).await?;

@@ -65,22 +65,53 @@ pub fn standing(node: &Node, r: &Receipt) -> Result<(), String> {
     }
 }
 
+/// A document whose row the caller holds, so that acting on a receipt about it needs no read
+/// of it: the record of a next hop's answer, whose statuses are of the document sent (checked
+/// there, and here against the receipt's digest).
+#[derive(Debug, Clone, Copy)]
+pub struct Known {
+    /// The document's row.
+    pub id: i64,
+    /// Its envelope's SHA-256.
+    pub digest: [u8; 32],
+}
+
 /// Acts on a receipt addressed to this agency, inside the transaction that stores it; returns
-/// the document it concerns, if this node holds it.
-async fn apply(tx: &mut Tx<'_>, receipt: &SignedReceipt, now: i64) -> Result<Option<StoredDocument>, StoreError> {
+/// the document it concerns, if this node holds it. With `known` the document (and `read`
+/// false: nobody needs the document's row), a status that changes routes only is acted on
+/// without reading it, and `None` is returned.
+async fn apply(
+    tx: &mut Tx<'_>,
+    receipt: &SignedReceipt,
+    now: i64,
+    known: Option<Known>,
+    read: bool,
+) -> Result<Option<StoredDocument>, StoreError> {
     let r = &receipt.receipt;
+    let routes = match r.kind {
+        ReceiptKind::Status(StatusCode::Arrived) => Some("delivered"),
+        ReceiptKind::Status(StatusCode::Refused) => Some("refused"),
+        _ => None,
+    };
+    let recall = r.kind == ReceiptKind::Status(StatusCode::RecallRequested);
+    if let Some(k) = known.filter(|k| k.digest == r.envelope && !read && !recall) {
+        if let Some(state) = routes {
+            tx.keep_route_state(k.id, &r.recipients, state, now).await?;
+        }
+        return Ok(None);
+    }
     let Some(doc) = tx.document_by_digest(&r.envelope).await? else { return Ok(None) };
-    match r.kind {
-        ReceiptKind::Status(StatusCode::Arrived) => tx.set_route_state(doc.id, &r.recipients, "delivered", now).await?,
-        ReceiptKind::Status(StatusCode::Refused) => tx.set_route_state(doc.id, &r.recipients, "refused", now).await?,
-        ReceiptKind::Status(StatusCode::RecallRequested) => tx.inbox_recall_requested(&doc.doc_id).await?,
-        _ => {}
+    match routes {
+        Some(state) => tx.keep_route_state(doc.id, &r.recipients, state, now).await?,
+        None if recall => tx.inbox_recall_requested(&doc.doc_id).await?,
+        None => {}
     }
     Ok(Some(doc))
 }
 
-/// Stores `receipt` (from `from`), then acts on it or queues it toward its addressee. Returns
-/// false if it was already known.
+/// Stores `receipt` (from `from`), then acts on it or queues it toward its addressee (`known`:
+/// the document it is about, when the caller holds its row, see [`Known`]). Returns false if
+/// it was already known.
 pub async fn keep_and_route(
     tx: &mut Tx<'_>,
     node: &Node,
@@ -88,6 +119,7 @@ pub async fn keep_and_route(
     from: &str,
     came_from: Option<AgencyCode>,
     now: i64,
+    known: Option<Known>,
 ) -> Result<bool, StoreError> {
     let (id, new) = tx.insert_receipt(receipt, from, now).await?;
     if !new {
@@ -101,8 +133,9 @@ pub async fn keep_and_route(
         // A hop receipt changes nothing here and is never mailed: its document is not read.
         Ok(NextHop::Local) if receipt.receipt.kind == ReceiptKind::Hop => {}
         Ok(NextHop::Local) => {
-            if let Some(doc) = apply(tx, receipt, now).await?
-                && crate::mail::may_mail(node, receipt)
+            let mail = crate::mail::may_mail(node, receipt);
+            if let Some(doc) = apply(tx, receipt, now, known, mail).await?
+                && mail
             {
                 crate::mail::receipt_for_us(tx, node, receipt, &doc.manifest()?, now).await?;
             }
@@ -130,7 +163,7 @@ async fn keep_all(
     let mut tx = node.store.begin().await?;
     let mut new = Vec::with_capacity(receipts.len());
     for (_, receipt) in receipts {
-        new.push(keep_and_route(&mut tx, node, receipt, &from.to_string(), Some(from), now).await?);
+        new.push(keep_and_route(&mut tx, node, receipt, &from.to_string(), Some(from), now, None).await?);
     }
     tx.commit().await?;
     Ok(new)

@@ -80,6 +80,7 @@ on_both_backends!(
     a_write_whose_statement_fails_fails_alone,
     a_receipts_notice_is_queued_once_by_digest_or_by_id,
     a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_transaction,
+    a_statuses_route_state_kept_runs_before_the_next_statement,
 );
 
 async fn a_document_is_stored_once_per_envelope(database: Database) {
@@ -1401,5 +1402,46 @@ async fn a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_trans
     assert!(store.routes(other_id).await.unwrap().is_empty());
     assert!(!store.in_inbox(other_id).await.unwrap());
     assert_eq!(store.receipts_for(&doc.digest).await.unwrap().len(), 2);
+    store.close().await;
+}
+
+/// A status's change of routes is kept with the transaction's next statement
+/// (`Tx::keep_route_state`): it runs before that statement, so a later change of the same
+/// routes wins, and it is committed with the transaction.
+async fn a_statuses_route_state_kept_runs_before_the_next_statement(database: Database) {
+    let (net, store) = open(database).await;
+    let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 9);
+    let (ha_lau, tien_yen) = (code(HA_LAU), code(TIEN_YEN));
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 1)).await.unwrap() else {
+        panic!("not new")
+    };
+    let routes = [
+        NewRoute { recipient: &ha_lau, next_hop: Some(&ha_lau), state: "pending" },
+        NewRoute { recipient: &tien_yen, next_hop: Some(&tien_yen), state: "pending" },
+    ];
+    tx.add_routes(id, &routes, 1).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    tx.keep_route_state(id, &[ha_lau, tien_yen], "delivered", 2).await.unwrap();
+    // Runs after the kept change: Tien Yen refused, Ha Lau delivered.
+    tx.set_route_state(id, &[tien_yen], "refused", 3).await.unwrap();
+    // A hop receipt's state moves only pending routes: the kept change was seen.
+    tx.set_route_state(id, &[ha_lau], "forwarded", 4).await.unwrap();
+    tx.keep_route_state(id, &[ha_lau], "refused", 5).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut states: Vec<(String, String)> =
+        store.routes(id).await.unwrap().into_iter().map(|(r, _, state)| (r, state)).collect();
+    states.sort();
+    assert_eq!(
+        states,
+        {
+            let mut both = [(HA_LAU.to_owned(), "refused".to_owned()), (TIEN_YEN.to_owned(), "refused".to_owned())];
+            both.sort();
+            both
+        },
+        "the last change kept is committed; the one before ran before the statements after it"
+    );
     store.close().await;
 }

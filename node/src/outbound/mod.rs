@@ -702,7 +702,8 @@ async fn fail(
     }
     if let Some((id, refusal)) = &refusal {
         tx.set_route_state(*id, &transfer.recipients, "refused", now).await?;
-        crate::notices::keep_and_route(&mut tx, node, refusal, &node.config.agency.to_string(), None, now).await?;
+        crate::notices::keep_and_route(&mut tx, node, refusal, &node.config.agency.to_string(), None, now, None)
+            .await?;
     }
     tx.commit().await?;
     node.outbound.wake_outbox();
@@ -760,12 +761,14 @@ async fn record_answer(
         return tx.rollback().await;
     }
     let hop = transfer.next_hop.to_string();
-    crate::notices::keep_and_route(&mut tx, node, kept, &hop, None, now).await?;
+    crate::notices::keep_and_route(&mut tx, node, kept, &hop, None, now, None).await?;
     tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
     // After the route's own state: a delivery receipt carried here moves it on to delivered.
+    // The statuses are of this document (`carried_statuses`): acted on without reading it.
+    let known = Some(crate::notices::Known { id: document, digest: kept.receipt.envelope });
     let mut new = Vec::with_capacity(statuses.len());
     for status in statuses {
-        if crate::notices::keep_and_route(&mut tx, node, status, &hop, Some(transfer.next_hop), now).await? {
+        if crate::notices::keep_and_route(&mut tx, node, status, &hop, Some(transfer.next_hop), now, known).await? {
             new.push(status);
         }
     }

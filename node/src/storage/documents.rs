@@ -181,6 +181,26 @@ pub const SENT: &str = concat!(
      FROM documents d WHERE d.outgoing = 1 ORDER BY d.received_at DESC LIMIT $1"
 );
 
+/// The statements of [`Tx::set_route_state`]: one per [`rows_per_statement`] recipients.
+fn route_state_updates(
+    document: i64,
+    recipients: &[AgencyCode],
+    state: &str,
+    now: i64,
+) -> impl Iterator<Item = (String, Vec<Arg>)> {
+    let only_pending = if state == "forwarded" { " AND state = 'pending'" } else { "" };
+    recipients.chunks(rows_per_statement(1, 3)).map(move |chunk| {
+        let sql = format!(
+            "UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient IN ({}){only_pending}",
+            values("{}", 3, chunk.len())
+        );
+        let mut args = Vec::with_capacity(3 + chunk.len());
+        args.extend([Arg::from(state), Arg::from(now), Arg::from(document)]);
+        args.extend(chunk.iter().map(|r| Arg::from(r.to_string())));
+        (sql, args)
+    })
+}
+
 impl Tx<'_> {
     /// Records a document, its attachments' metadata and the bytes of those kept in the
     /// database (the others are already files in the blob store), and appends it to the
@@ -343,16 +363,28 @@ impl Tx<'_> {
         state: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let only_pending = if state == "forwarded" { " AND state = 'pending'" } else { "" };
-        for chunk in recipients.chunks(rows_per_statement(1, 3)) {
-            let sql = format!(
-                "UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient IN ({}){only_pending}",
-                values("{}", 3, chunk.len())
-            );
-            let mut args = Vec::with_capacity(3 + chunk.len());
-            args.extend([Arg::from(state), Arg::from(now), Arg::from(document)]);
-            args.extend(chunk.iter().map(|r| Arg::from(r.to_string())));
+        for (sql, args) in route_state_updates(document, recipients, state, now) {
             self.execute(&sql, args).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Tx::set_route_state`] for a state a status sets (`delivered`, `refused`), kept with
+    /// the transaction's next statement (see [`Tx::defer`]): one round trip fewer for each
+    /// status addressed here. The caller changes these routes in no other write before the
+    /// transaction's next statement that needs an answer, as writes kept together must not
+    /// meet: `notices::apply` acts on one receipt, right after storing it (a statement that
+    /// needs an answer), and the next receipt's storing comes before any other change.
+    pub async fn keep_route_state(
+        &mut self,
+        document: i64,
+        recipients: &[AgencyCode],
+        state: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        debug_assert_ne!(state, "forwarded", "a hop receipt's state moves only pending routes: set_route_state");
+        for (sql, args) in route_state_updates(document, recipients, state, now) {
+            self.defer(&sql, args).await?;
         }
         Ok(())
     }
