@@ -1425,11 +1425,11 @@ async fn a_statuses_route_state_kept_runs_before_the_next_statement(database: Da
 
     let mut tx = store.begin().await.unwrap();
     tx.keep_route_state(id, &[ha_lau, tien_yen], "delivered", 2).await.unwrap();
-    // Runs after the kept change: Tien Yen refused, Ha Lau delivered.
+    // Runs after the kept change, which goes before it: Tien Yen ends refused (had the kept
+    // change waited for the commit, delivered).
     tx.set_route_state(id, &[tien_yen], "refused", 3).await.unwrap();
-    // A hop receipt's state moves only pending routes: the kept change was seen.
-    tx.set_route_state(id, &[ha_lau], "forwarded", 4).await.unwrap();
-    tx.keep_route_state(id, &[ha_lau], "refused", 5).await.unwrap();
+    // Kept last, it goes with the commit: Ha Lau ends refused.
+    tx.keep_route_state(id, &[ha_lau], "refused", 4).await.unwrap();
     tx.commit().await.unwrap();
     let mut states: Vec<(String, String)> =
         store.routes(id).await.unwrap().into_iter().map(|(r, _, state)| (r, state)).collect();

@@ -21,6 +21,8 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
+    /// Started with [`PgCluster::COUNTING`].
+    counting: bool,
 }
 
 fn find_bin() -> PathBuf {
@@ -56,7 +58,8 @@ impl PgCluster {
             let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
             assert!(status.success(), "cannot give {} to the postgres user", dir.path().display());
         }
-        let cluster = PgCluster { dir, bin, as_postgres };
+        let counting = options.contains(PgCluster::COUNTING);
+        let cluster = PgCluster { dir, bin, as_postgres, counting };
         let data = cluster.dir.path().join("data");
         cluster.run(
             "initdb",
@@ -124,22 +127,30 @@ impl PgCluster {
     /// The statements each database's clients have run so far and the transactions they
     /// committed (`COMMIT`s), by database name; empty unless the cluster was started with
     /// [`PgCluster::COUNTING`]. A test's own queries are left out when their text holds
-    /// `/* harness */`. Counted by the server as each statement ends, so a benchmark's
-    /// figure is exact where its CPU and time are not: a statement is a round trip from the
-    /// node (the `SET LOCAL`s sent with a `BEGIN` in one query count apart), whatever the
-    /// machine's noise.
+    /// `/* harness */` (the server groups statements by their normalised form, comments
+    /// aside, under the first text it saw: a harness query must be one the node never runs).
+    /// Counted by the server as each statement ends, whatever the machine's noise: a
+    /// statement is a round trip from the node, but the `SET LOCAL`s sent with a `BEGIN` in
+    /// one query count apart.
     pub fn statements(&self) -> std::collections::BTreeMap<String, Statements> {
+        if !self.counting {
+            return Default::default();
+        }
         let query = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; \
             SELECT d.datname, sum(s.calls)::bigint, \
             COALESCE(sum(s.calls) FILTER (WHERE upper(s.query) = 'COMMIT'), 0)::bigint \
             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
             WHERE s.query NOT LIKE '%/* harness */%' GROUP BY d.datname";
         let host = self.socket_dir().to_str().unwrap().to_owned();
-        let Ok(output) =
-            self.command("psql", &["-h", &host, "-U", "postgres", "-d", "postgres", "-AtX", "-c", query]).output()
-        else {
-            return Default::default();
-        };
+        let output = self
+            .command("psql", &["-h", &host, "-U", "postgres", "-d", "postgres", "-AtX", "-c", query])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+        assert!(
+            output.status.success(),
+            "cannot read the statements counted: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| {
@@ -223,7 +234,8 @@ mod tests {
         cluster.database("node_a");
         cluster.database("node_b");
         let socket = cluster.socket_dir().to_str().unwrap().to_owned();
-        let run = |db: &str, sql: &str| cluster.run("psql", &["-h", &socket, "-U", "postgres", "-d", db, "-c", sql]);
+        let run =
+            |db: &str, sql: &str| cluster.run("psql", &["-h", &socket, "-U", "postgres", "-d", db, "-X", "-c", sql]);
         run("node_a", "CREATE TABLE t (n int)");
         let before = cluster.statements();
         // Four statements in one query, as separate statements; two transactions committed.

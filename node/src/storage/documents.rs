@@ -371,10 +371,11 @@ impl Tx<'_> {
 
     /// [`Tx::set_route_state`] for a state a status sets (`delivered`, `refused`), kept with
     /// the transaction's next statement (see [`Tx::defer`]): one round trip fewer for each
-    /// status addressed here. The caller changes these routes in no other write before the
-    /// transaction's next statement that needs an answer, as writes kept together must not
-    /// meet: `notices::apply` acts on one receipt, right after storing it (a statement that
-    /// needs an answer), and the next receipt's storing comes before any other change.
+    /// status addressed here. Writes kept together must not meet, and every other statement
+    /// sends what is kept first: the caller keeps no other write to these routes before the
+    /// transaction's next statement. `notices::apply` keeps one, right after storing its
+    /// receipt (a statement that needs an answer), and the next receipt's storing comes
+    /// before any other change.
     pub async fn keep_route_state(
         &mut self,
         document: i64,

@@ -289,7 +289,7 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, limits: &HopLimits) {
         "ms",
         crypto_cpu,
     );
-    // Exact where the rate and CPU are not: what the server's cost follows (see
+    // Steady where the rate and CPU are not: what the server's cost follows (see
     // BENCHMARKS.md, "What the twenty-fifth session measured").
     for (side, counted) in ["first", "next"].iter().zip(&statements) {
         figures.record(&format!("clerk_one_hop_postgres_{side}_node_statements_per_doc"), counted.statements, "");

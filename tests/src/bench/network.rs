@@ -330,19 +330,24 @@ pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: 
     let rate = f64::from(n) / start.elapsed().as_secs_f64();
     let per_doc = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(n);
     let (cpu_ms, server_ms) = (per_doc(super::measure::process_cpu() - cpu), per_doc(net.server_cpu() - server));
-    let per_doc = |now: u64, before: u64| (now - before) as f64 / f64::from(n);
-    let statements = path
-        .iter()
-        .filter_map(|code| {
-            let code: AgencyCode = code.parse().ok()?;
-            let (now, before) =
-                (net.statements().get(&code).copied()?, counted.get(&code).copied().unwrap_or_default());
-            Some(RoundTrips {
-                statements: per_doc(now.statements, before.statements),
-                commits: per_doc(now.commits, before.commits),
+    let per_doc = |now: u64, before: u64| now.saturating_sub(before) as f64 / f64::from(n);
+    let now = net.statements();
+    // In the path's order, every node's: none is left out, so the first is the first node's.
+    let statements = if now.is_empty() {
+        Vec::new()
+    } else {
+        path.iter()
+            .map(|code| {
+                let code: AgencyCode = code.parse().expect("the path's codes parse");
+                let (now, before) =
+                    (now.get(&code).copied().unwrap_or_default(), counted.get(&code).copied().unwrap_or_default());
+                RoundTrips {
+                    statements: per_doc(now.statements, before.statements),
+                    commits: per_doc(now.commits, before.commits),
+                }
             })
-        })
-        .collect();
+            .collect()
+    };
     databases.close().await;
     for c in clerks {
         if let Ok(c) = Arc::try_unwrap(c) {
@@ -367,11 +372,13 @@ pub struct Delivered {
     pub statements: Vec<RoundTrips>,
 }
 
-/// A node's statements and commits a document, counted by the PostgreSQL server: exact, where
-/// CPU and rates move with the machine's noise, and what the server's cost follows.
+/// A node's statements and commits a document, counted by the PostgreSQL server: steady
+/// (within a few per cent, with how a backlog goes) where CPU and rates move with the
+/// machine's noise, and what the server's cost follows.
 #[derive(Debug, Clone, Copy)]
 pub struct RoundTrips {
-    /// Statements a document (each a round trip from the node, `BEGIN`/`COMMIT` included).
+    /// Statements a document (`BEGIN`/`COMMIT` included; each a round trip from the node but
+    /// the `SET LOCAL`s that go with a claim's `BEGIN`).
     pub statements: f64,
     /// Transactions committed a document.
     pub commits: f64,
