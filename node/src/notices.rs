@@ -77,15 +77,14 @@ pub struct Known {
 }
 
 /// Acts on a receipt addressed to this agency, inside the transaction that stores it; returns
-/// the document it concerns, if this node holds it. With `known` the document (and `read`
-/// false: nobody needs the document's row), a status that changes routes only is acted on
+/// the document it concerns, if this node holds it. With `known` the document (passed only
+/// when nobody needs the document's row), a status that changes routes only is acted on
 /// without reading it, and `None` is returned.
 async fn apply(
     tx: &mut Tx<'_>,
     receipt: &SignedReceipt,
     now: i64,
     known: Option<Known>,
-    read: bool,
 ) -> Result<Option<StoredDocument>, StoreError> {
     let r = &receipt.receipt;
     let routes = match r.kind {
@@ -94,7 +93,7 @@ async fn apply(
         _ => None,
     };
     let recall = r.kind == ReceiptKind::Status(StatusCode::RecallRequested);
-    if let Some(k) = known.filter(|k| k.digest == r.envelope && !read && !recall) {
+    if let Some(k) = known.filter(|k| k.digest == r.envelope && !recall) {
         if let Some(state) = routes {
             tx.keep_route_state(k.id, &r.recipients, state, now).await?;
         }
@@ -134,7 +133,8 @@ pub async fn keep_and_route(
         Ok(NextHop::Local) if receipt.receipt.kind == ReceiptKind::Hop => {}
         Ok(NextHop::Local) => {
             let mail = crate::mail::may_mail(node, receipt);
-            if let Some(doc) = apply(tx, receipt, now, known, mail).await?
+            // A mail needs the document's manifest: read it then.
+            if let Some(doc) = apply(tx, receipt, now, known.filter(|_| !mail)).await?
                 && mail
             {
                 crate::mail::receipt_for_us(tx, node, receipt, &doc.manifest()?, now).await?;

@@ -16,6 +16,16 @@ pub struct Statements {
     pub commits: u64,
 }
 
+impl Statements {
+    /// What was run since `before` (a reading of the same database, taken earlier).
+    pub fn since(self, before: Statements) -> Statements {
+        Statements {
+            statements: self.statements.saturating_sub(before.statements),
+            commits: self.commits.saturating_sub(before.commits),
+        }
+    }
+}
+
 /// A running cluster; stopped and deleted on drop.
 pub struct PgCluster {
     dir: tempfile::TempDir,
@@ -74,10 +84,17 @@ impl PgCluster {
             "pg_ctl",
             &["-D", data.to_str().unwrap(), "-o", &options, "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
         );
+        if cluster.counting {
+            let host = cluster.socket_dir().to_str().unwrap().to_owned();
+            let create = "CREATE EXTENSION pg_stat_statements";
+            cluster.run("psql", &["-h", &host, "-U", "postgres", "-d", "postgres", "-X", "-c", create]);
+        }
         cluster
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// Runs `program` (see [`PgCluster::command`]) and returns what it wrote; a failure fails
+    /// the test with its output and the server's log.
+    fn run(&self, program: &str, args: &[&str]) -> String {
         let path = self.bin.join(program);
         let output =
             self.command(program, args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
@@ -88,6 +105,7 @@ impl PgCluster {
             String::from_utf8_lossy(&output.stderr),
             std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
         );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// `program` of the server's binaries with `args`, as the user that owns the cluster.
@@ -136,22 +154,13 @@ impl PgCluster {
         if !self.counting {
             return Default::default();
         }
-        let query = "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; \
-            SELECT d.datname, sum(s.calls)::bigint, \
+        let query = "SELECT d.datname, sum(s.calls)::bigint, \
             COALESCE(sum(s.calls) FILTER (WHERE upper(s.query) = 'COMMIT'), 0)::bigint \
             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
             WHERE s.query NOT LIKE '%/* harness */%' GROUP BY d.datname";
         let host = self.socket_dir().to_str().unwrap().to_owned();
-        let output = self
-            .command("psql", &["-h", &host, "-U", "postgres", "-d", "postgres", "-AtX", "-c", query])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
-        assert!(
-            output.status.success(),
-            "cannot read the statements counted: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
+        let output = self.run("psql", &["-h", &host, "-U", "postgres", "-d", "postgres", "-AtX", "-c", query]);
+        output
             .lines()
             .filter_map(|line| {
                 let mut fields = line.split('|');
@@ -244,10 +253,8 @@ mod tests {
         run("node_a", "SELECT count(*) FROM t /* harness */");
         run("node_b", "SELECT 2");
         let after = cluster.statements();
-        let spent = |db: &str| {
-            let (a, b) = (after.get(db).copied().unwrap_or_default(), before.get(db).copied().unwrap_or_default());
-            Statements { statements: a.statements - b.statements, commits: a.commits - b.commits }
-        };
+        let spent =
+            |db: &str| after.get(db).copied().unwrap_or_default().since(before.get(db).copied().unwrap_or_default());
         assert_eq!(spent("node_a"), Statements { statements: 7, commits: 2 });
         assert_eq!(spent("node_b"), Statements { statements: 1, commits: 0 });
         assert!(PgCluster::start().statements().is_empty(), "counted without pg_stat_statements");

@@ -292,11 +292,12 @@ async fn hops(figures: &mut Figures, sizes: &Sizes, limits: &HopLimits) {
     // Steady where the rate and CPU are not: what the server's cost follows (see
     // BENCHMARKS.md, "What the twenty-fifth session measured").
     for (side, counted) in ["first", "next"].iter().zip(&statements) {
-        figures.record(&format!("clerk_one_hop_postgres_{side}_node_statements_per_doc"), counted.statements, "");
-        figures.record(&format!("clerk_one_hop_postgres_{side}_node_commits_per_doc"), counted.commits, "");
+        let per_doc = |count: u64| count as f64 / f64::from(n);
+        let (statements, commits) = (per_doc(counted.statements), per_doc(counted.commits));
+        figures.record(&format!("clerk_one_hop_postgres_{side}_node_statements_per_doc"), statements, "");
+        figures.record(&format!("clerk_one_hop_postgres_{side}_node_commits_per_doc"), commits, "");
         figures.note(&format!(
-            "  {side} node: {:.1} statements ({:.2} commits) a document, counted by the server",
-            counted.statements, counted.commits
+            "  {side} node: {statements:.1} statements ({commits:.2} commits) a document, counted by the server"
         ));
     }
     let network::Delivered { rate, cpu_ms, .. } = network::delivered_over(Database::Sqlite, 4, n, 64).await;

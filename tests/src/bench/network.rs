@@ -1,6 +1,7 @@
 //! Nodes on loopback (QUIC with mutual TLS, SQLite in WAL with synchronous FULL): raw QUIC,
 //! raw durable writes, and documents over four hops, one at a time and under load.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,6 +11,7 @@ use pki::AgencyCode;
 
 use crate::delivery::Databases;
 use crate::network::{NetOptions, TestNet, only, topology};
+use crate::postgres::Statements;
 
 use super::measure::{Figures, percentiles_ms};
 use super::storage::{Database, one_hop};
@@ -330,21 +332,17 @@ pub async fn delivered_over(database: Database, hops: usize, n: u32, in_flight: 
     let rate = f64::from(n) / start.elapsed().as_secs_f64();
     let per_doc = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(n);
     let (cpu_ms, server_ms) = (per_doc(super::measure::process_cpu() - cpu), per_doc(net.server_cpu() - server));
-    let per_doc = |now: u64, before: u64| now.saturating_sub(before) as f64 / f64::from(n);
     let now = net.statements();
-    // In the path's order, every node's: none is left out, so the first is the first node's.
+    // Every node of the path, in its order, so that the first is the first node's.
     let statements = if now.is_empty() {
         Vec::new()
     } else {
         path.iter()
             .map(|code| {
                 let code: AgencyCode = code.parse().expect("the path's codes parse");
-                let (now, before) =
-                    (now.get(&code).copied().unwrap_or_default(), counted.get(&code).copied().unwrap_or_default());
-                RoundTrips {
-                    statements: per_doc(now.statements, before.statements),
-                    commits: per_doc(now.commits, before.commits),
-                }
+                let reading =
+                    |counts: &BTreeMap<AgencyCode, Statements>| counts.get(&code).copied().unwrap_or_default();
+                reading(&now).since(reading(&counted))
             })
             .collect()
     };
@@ -367,21 +365,11 @@ pub struct Delivered {
     pub cpu_ms: f64,
     /// CPU the PostgreSQL server spent a document meanwhile, ms (zero on SQLite).
     pub server_ms: f64,
-    /// On PostgreSQL, what each node's database ran a document, in the path's order (the
-    /// first node first); empty on SQLite.
-    pub statements: Vec<RoundTrips>,
-}
-
-/// A node's statements and commits a document, counted by the PostgreSQL server: steady
-/// (within a few per cent, with how a backlog goes) where CPU and rates move with the
-/// machine's noise, and what the server's cost follows.
-#[derive(Debug, Clone, Copy)]
-pub struct RoundTrips {
-    /// Statements a document (`BEGIN`/`COMMIT` included; each a round trip from the node but
-    /// the `SET LOCAL`s that go with a claim's `BEGIN`).
-    pub statements: f64,
-    /// Transactions committed a document.
-    pub commits: f64,
+    /// On PostgreSQL, what each node's database ran during the load, in the path's order
+    /// (the first node first), counted by the server: steady (within a few per cent, with how
+    /// a backlog goes) where CPU and rates move with the machine's noise, and what the
+    /// server's cost follows; empty on SQLite.
+    pub statements: Vec<Statements>,
 }
 
 /// The raw QUIC and SQLite limits, one hop at 1 and 16 in flight and the 4-hop latency.
