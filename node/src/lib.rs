@@ -115,6 +115,9 @@ pub struct Metrics {
     /// New statuses a next hop sent with its hop receipt (see `NodeResponse::HopReceipt`):
     /// notice transfers that did not have to happen.
     pub statuses_with_receipts_in: AtomicU64,
+    /// Transactions that recorded next hops' plain answers (see `outbound::answers`): with
+    /// `documents_out`, how many answers a transaction holds under the load.
+    pub answer_transactions: AtomicU64,
     /// Times this node asked a neighbour for CRLs a document or notices referenced and it
     /// lacked (`NodeResponse::CrlsWanted`).
     pub crl_asks: AtomicU64,

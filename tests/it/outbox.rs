@@ -6,8 +6,9 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use harness::network::{Database, NetOptions, RawPeer, TestNet, only, topology, wait_for};
+use harness::network::{Database, NetOptions, RawPeer, SignedDocument, TestNet, only, topology, wait_for};
 use harness::silent_peer::SilentPeer;
+use node::clerk_client::ClerkClient;
 use pki::AgencyCode;
 use pki::Profile;
 
@@ -19,11 +20,29 @@ fn code(s: &str) -> AgencyCode {
     s.parse().unwrap()
 }
 
+/// Submits `docs` through `clerk`, `in_flight` at a time, and waits for every submission.
+async fn submit_all(clerk: &Arc<ClerkClient>, docs: &[Arc<SignedDocument>], in_flight: usize) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut tasks = Vec::new();
+    for doc in docs {
+        let (doc, clerk, permit) = (doc.clone(), clerk.clone(), slots.clone().acquire_owned().await.unwrap());
+        tasks.push(tokio::spawn(async move {
+            doc.submit(&clerk).await.unwrap();
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 on_both_backends!(
     a_hung_neighbour_does_not_hold_up_the_others,
     receipts_for_one_neighbour_go_in_batches,
     a_quiet_nodes_receipts_gather_for_the_linger,
-    a_document_goes_on_from_its_intake_without_being_read_back
+    a_document_goes_on_from_its_intake_without_being_read_back,
+    next_hops_answers_are_recorded_together,
+    an_answer_the_database_refuses_fails_only_its_transfer
 );
 
 /// Tiên Yên has 124 documents for Phong Dụ, whose node hangs (accepts and never answers):
@@ -175,18 +194,7 @@ async fn a_document_goes_on_from_its_intake_without_being_read_back(database: Da
     let clerk = Arc::new(net.clerk(PHONG_DU).await);
     const N: u64 = 64;
     let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[HA_LAU], i as u32))).collect();
-    let slots = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut tasks = Vec::new();
-    for doc in &docs {
-        let (doc, clerk, permit) = (doc.clone(), clerk.clone(), slots.clone().acquire_owned().await.unwrap());
-        tasks.push(tokio::spawn(async move {
-            doc.submit(&clerk).await.unwrap();
-            drop(permit);
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    submit_all(&clerk, &docs, 16).await;
     let ha_lau = net.node(HA_LAU);
     wait_for("the documents at Hà Lâu", Duration::from_secs(30), || async {
         for doc in &docs {
@@ -259,5 +267,142 @@ async fn with_pass_on_before_commit_off_every_document_is_committed_before_it_le
     assert_eq!(m.sent_from_intake.load(Ordering::Relaxed), N, "each handed over from its intake after the commit");
     assert_eq!(ha_lau.observed.metrics().duplicates_in.load(Ordering::Relaxed), 0);
     clerk.close().await;
+    net.stop().await;
+}
+
+/// Phong Dụ's clerk sends Tiên Yên 96 documents, 32 at a time; Tiên Yên's node answers each
+/// with its hop receipt and its "arrived" status for Phong Dụ, which Phong Dụ's node serves:
+/// plain answers, recorded several to a transaction (`outbound::answers`). Each transfer is
+/// finished once, with its two receipts stored and the document's route delivered, and none
+/// is sent twice.
+async fn next_hops_answers_are_recorded_together(database: Database) {
+    let net = TestNet::start(
+        only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]),
+        NetOptions { database, ..NetOptions::default() },
+    )
+    .await;
+    let clerk = Arc::new(net.clerk(PHONG_DU).await);
+    const N: u64 = 96;
+    let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i as u32))).collect();
+    submit_all(&clerk, &docs, 32).await;
+    let phong_du = net.node(PHONG_DU);
+    let m = phong_du.observed.metrics();
+    wait_for("every hand-over recorded", Duration::from_secs(30), || async {
+        m.documents_out.load(Ordering::Relaxed) >= N
+    })
+    .await;
+    let transactions = m.answer_transactions.load(Ordering::Relaxed);
+    println!("{N} answers recorded in {transactions} transactions");
+    assert_eq!(m.documents_out.load(Ordering::Relaxed), N, "each document handed over once");
+    assert!((1..=N).contains(&transactions), "{transactions} transactions of answers for {N}");
+    assert_eq!(
+        m.statuses_with_receipts_in.load(Ordering::Relaxed),
+        N,
+        "each arrived status taken with its hop receipt"
+    );
+    for doc in &docs {
+        let stored = phong_du.store.document_by_id(&doc.id).await.unwrap().unwrap();
+        let routes = phong_du.store.routes(stored.id).await.unwrap();
+        assert_eq!(routes, [(TIEN_YEN.to_owned(), Some(TIEN_YEN.to_owned()), "delivered".to_owned())], "{}", doc.id);
+        assert_eq!(
+            phong_du.store.receipts_for(&doc.digest).await.unwrap().len(),
+            2,
+            "{}: hop receipt and status",
+            doc.id
+        );
+    }
+    assert_eq!(
+        phong_du.store.queue_depths(node::storage::millis(time::OffsetDateTime::now_utc())).await.unwrap().done,
+        N as i64,
+        "every transfer finished"
+    );
+    let again = net.node(TIEN_YEN).observed.metrics().duplicates_in.load(Ordering::Relaxed);
+    assert_eq!(again, 0, "Tiên Yên was sent {again} documents twice");
+    if let Ok(clerk) = Arc::try_unwrap(clerk) {
+        clerk.close().await;
+    }
+    net.stop().await;
+}
+
+/// Phong Dụ's database refuses (by a trigger) to store Tiên Yên's hop receipt for one of 32
+/// documents sent at once. The answers that came with it in a transaction are recorded again
+/// one by one (`outbound::answers`): the other 31 are finished with their receipts and routes,
+/// and only that document's transfer fails, stays pending, and is recorded once the database
+/// takes it again.
+async fn an_answer_the_database_refuses_fails_only_its_transfer(database: Database) {
+    harness::logging();
+    let net = TestNet::start(
+        only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]),
+        NetOptions { database, ..NetOptions::default() },
+    )
+    .await;
+    const N: u32 = 32;
+    let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i))).collect();
+    let refused = &docs[N as usize / 2];
+    let url = node::config::Config::load(&net.config_path(&code(PHONG_DU))).unwrap().database;
+    let db = sqlx::AnyPool::connect(&url).await.unwrap();
+    let (create, drop_it) = match database {
+        Database::Postgres => (
+            format!(
+                "CREATE FUNCTION refuse_receipt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+                 CREATE TRIGGER refuse BEFORE INSERT ON receipts FOR EACH ROW WHEN (NEW.kind = 'hop' AND NEW.doc_id = '{}') EXECUTE FUNCTION refuse_receipt()",
+                refused.id
+            ),
+            "DROP TRIGGER refuse ON receipts",
+        ),
+        Database::Sqlite => (
+            format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON receipts WHEN NEW.kind = 'hop' AND NEW.doc_id = '{}'
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                refused.id
+            ),
+            "DROP TRIGGER refuse",
+        ),
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&db).await.unwrap();
+
+    let clerk = Arc::new(net.clerk(PHONG_DU).await);
+    submit_all(&clerk, &docs, N as usize).await;
+    let phong_du = net.node(PHONG_DU);
+    let m = phong_du.observed.metrics();
+    let route = |doc: Arc<SignedDocument>| async move {
+        let stored = phong_du.store.document_by_id(&doc.id).await.unwrap().unwrap();
+        phong_du.store.routes(stored.id).await.unwrap().remove(0).2
+    };
+    wait_for("the others handed over", Duration::from_secs(30), || async {
+        m.documents_out.load(Ordering::Relaxed) >= u64::from(N - 1)
+    })
+    .await;
+    wait_for("the refused answer's transfer tried again", Duration::from_secs(30), || async {
+        m.retries.load(Ordering::Relaxed) >= 2
+    })
+    .await;
+    assert_eq!(m.documents_out.load(Ordering::Relaxed), u64::from(N - 1), "all but the refused one recorded");
+    for doc in &docs {
+        let (state, receipts) = (route(doc.clone()).await, phong_du.store.receipts_for(&doc.digest).await.unwrap());
+        if doc.id == refused.id {
+            assert_eq!(state, "pending", "the refused answer's route");
+            assert!(receipts.is_empty(), "nothing of the refused answer kept: {receipts:?}");
+        } else {
+            assert_eq!((state.as_str(), receipts.len()), ("delivered", 2), "{}", doc.id);
+        }
+    }
+    let errors: Vec<String> =
+        sqlx::query_scalar("SELECT last_error FROM outbox WHERE state = 'pending'").fetch_all(&db).await.unwrap();
+    assert_eq!(errors.len(), 1, "one transfer pending: {errors:?}");
+    assert!(errors[0].contains("refused by the test"), "{errors:?}");
+
+    sqlx::raw_sql(drop_it).execute(&db).await.unwrap();
+    wait_for("the refused answer recorded once the database takes it", Duration::from_secs(30), || async {
+        m.documents_out.load(Ordering::Relaxed) == u64::from(N)
+    })
+    .await;
+    assert_eq!(route(refused.clone()).await, "delivered");
+    assert_eq!(phong_du.store.receipts_for(&refused.digest).await.unwrap().len(), 2);
+    println!("{N} answers recorded in {} transactions", m.answer_transactions.load(Ordering::Relaxed));
+    db.close().await;
+    if let Ok(clerk) = Arc::try_unwrap(clerk) {
+        clerk.close().await;
+    }
     net.stop().await;
 }

@@ -81,6 +81,7 @@ on_both_backends!(
     a_receipts_notice_is_queued_once_by_digest_or_by_id,
     a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_transaction,
     a_statuses_route_state_kept_runs_before_the_next_statement,
+    answers_recorded_together_take_one_statement_a_table,
 );
 
 async fn a_document_is_stored_once_per_envelope(database: Database) {
@@ -1443,5 +1444,92 @@ async fn a_statuses_route_state_kept_runs_before_the_next_statement(database: Da
         },
         "the last change kept is committed; the one before ran before the statements after it"
     );
+    store.close().await;
+}
+
+/// What a batch of next hops' answers records (`outbound::answers`), each step one statement
+/// for all of them: the transfers still held finished (those whose claim was lost left out),
+/// the receipts stored once each with a leaf for each new one, and the routes set as the
+/// records one by one would set them.
+async fn answers_recorded_together_take_one_statement_a_table(database: Database) {
+    let leased = matches!(database, Database::Postgres);
+    let (net, store) = open(database).await;
+    store.keep_log(code(TIEN_YEN));
+    let (ha_lau, phong_du) = (code(HA_LAU), code(PHONG_DU));
+    let first = net.document(TIEN_YEN, &[HA_LAU, PHONG_DU], 11);
+    let second = net.document(TIEN_YEN, &[HA_LAU], 12);
+    let mut tx = store.begin().await.unwrap();
+    let mut ids = Vec::new();
+    for doc in [&first, &second] {
+        let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(doc), 1)).await.unwrap() else {
+            panic!("not new")
+        };
+        ids.push(id);
+    }
+    let (one, two) = (ids[0], ids[1]);
+    let pending = |r| NewRoute { recipient: r, next_hop: Some(&ha_lau), state: "pending" };
+    tx.add_routes(one, &[pending(&ha_lau), pending(&phong_du)], 1).await.unwrap();
+    // Already delivered (a status that overtook the hop receipt): `forwarded` leaves it.
+    tx.add_routes(two, &[NewRoute { recipient: &ha_lau, next_hop: Some(&ha_lau), state: "delivered" }], 1)
+        .await
+        .unwrap();
+    tx.enqueue(TransferKind::Document(one), &ha_lau, &[ha_lau, phong_du], 1).await.unwrap();
+    tx.enqueue(TransferKind::Document(two), &ha_lau, &[ha_lau], 1).await.unwrap();
+    tx.commit().await.unwrap();
+    let claimed: Vec<i64> = store.claim_due("a", 1, 31_000, 10).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(claimed.len(), 2);
+
+    let hop_one = receipt(&net, ReceiptKind::Hop, &first, HA_LAU, TIEN_YEN, &[HA_LAU, PHONG_DU]);
+    let arrived = receipt(&net, ReceiptKind::Status(StatusCode::Arrived), &first, HA_LAU, TIEN_YEN, &[HA_LAU]);
+    let hop_two = receipt(&net, ReceiptKind::Hop, &second, HA_LAU, TIEN_YEN, &[HA_LAU]);
+    let known = receipt(&net, ReceiptKind::Status(StatusCode::Arrived), &second, HA_LAU, TIEN_YEN, &[HA_LAU]);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_receipt(&known, HA_LAU, 1).await.unwrap();
+    tx.commit().await.unwrap();
+    let leaves = store.log_sizes().await.unwrap().1;
+
+    let mut tx = store.begin().await.unwrap();
+    let nobody = claimed[0] + claimed[1] + 1;
+    if leased {
+        // SQLite's claims are plain reads, held by nobody.
+        assert!(tx.finish_held(&claimed, "b", "done", 2).await.unwrap().is_empty(), "leased to a, not b");
+    }
+    let mut held = tx.finish_held(&[claimed[1], nobody, claimed[0]], "a", "done", 2).await.unwrap();
+    held.sort_unstable();
+    assert_eq!(held, claimed, "the transfers a holds, finished; an id of no transfer left out");
+    assert!(tx.finish_held(&claimed, "a", "done", 2).await.unwrap().is_empty(), "finished already");
+    let new = tx
+        .insert_receipts(
+            &[(&hop_one, HA_LAU), (&arrived, HA_LAU), (&hop_two, HA_LAU), (&hop_one, HA_LAU), (&known, HA_LAU)],
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(new, [true, true, true, false, false], "each new once; one stored before is not new");
+    let changes = [
+        (one, ha_lau, "forwarded"),
+        (one, phong_du, "forwarded"),
+        (one, ha_lau, "delivered"),
+        (two, ha_lau, "forwarded"),
+    ];
+    tx.keep_route_states(&changes, 3).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let states = |id| {
+        let store = store.clone();
+        async move { store.routes(id).await.unwrap().into_iter().map(|(r, _, state)| (r, state)).collect::<Vec<_>>() }
+    };
+    let mut want = vec![(HA_LAU.to_owned(), "delivered".to_owned()), (PHONG_DU.to_owned(), "forwarded".to_owned())];
+    want.sort();
+    assert_eq!(states(one).await, want, "a route changed twice takes its last change");
+    assert_eq!(
+        states(two).await,
+        [(HA_LAU.to_owned(), "delivered".to_owned())],
+        "forwarded moves only a pending route"
+    );
+    assert_eq!(store.receipts_for(&first.digest).await.unwrap().len(), 2);
+    assert_eq!(store.receipts_for(&second.digest).await.unwrap().len(), 2);
+    assert_eq!(store.log_sizes().await.unwrap().1, leaves + 3, "a leaf for each new receipt");
+    assert_eq!(store.queue_depths(4).await.unwrap().done, 2);
     store.close().await;
 }

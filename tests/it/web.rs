@@ -97,6 +97,9 @@ async fn metrics_and_health_follow_a_real_exchange(database: Database) {
     assert!(sample(&m, "lienthong_verification_seconds_sum", &[]) > 0.0);
     assert_eq!(sample(&m, "lienthong_transfer_attempts_total", &[("peer", HA_LAU), ("outcome", "finished")]), 3.0);
     assert_eq!(sample(&m, "lienthong_documents_handed_over_total", &[]), 3.0);
+    // Each answer carried Hà Lâu's delivery receipt on toward Phong Dụ: recorded alone, not
+    // as a plain answer (`outbound::answers`).
+    assert!(m.lines().any(|l| l == "lienthong_answer_transactions_total 0"), "{m}");
     assert_eq!(sample(&m, "lienthong_documents_refused_total", &[]), 0.0);
     assert_eq!(sample(&m, "lienthong_transfers", &[("state", "dead")]), 0.0);
     assert_eq!(sample(&m, "lienthong_connections", &[("peer", HA_LAU), ("direction", "out")]), 1.0);

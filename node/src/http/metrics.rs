@@ -64,6 +64,11 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
         ConstCounter::new(m.statuses_with_receipts_in.load(Ordering::Relaxed)),
     );
     r.register(
+        "answer_transactions",
+        "Transactions that recorded next hops' hop receipts together (with documents_handed_over: answers a transaction)",
+        ConstCounter::new(m.answer_transactions.load(Ordering::Relaxed)),
+    );
+    r.register(
         "documents_provisional",
         "Documents taken with provisional verification (CRLs missing or stale)",
         ConstCounter::new(m.provisional.load(Ordering::Relaxed)),

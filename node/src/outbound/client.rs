@@ -200,6 +200,8 @@ pub struct Client {
     trust: Arc<TrustState>,
     outbox_wake: Notify,
     handoffs: super::handoff::Handoffs,
+    /// Next hops' answers waiting to be recorded together (see [`super::answers`]).
+    answers: super::answers::Answers,
     /// The outbox rows this process is sending now (claimed, handed over or passed on before
     /// their intake's commit): none is started twice, and the claims leave them out.
     in_flight: Arc<StdMutex<HashSet<i64>>>,
@@ -243,6 +245,7 @@ impl Client {
             trust,
             outbox_wake: Notify::new(),
             handoffs: super::handoff::Handoffs::default(),
+            answers: super::answers::Answers::default(),
             in_flight: Arc::default(),
             peer_slots: StdMutex::new(HashMap::new()),
             lease_owner,
@@ -268,6 +271,11 @@ impl Client {
             self.handoffs.push(handed);
         }
         self.wake_outbox();
+    }
+
+    /// The answers waiting to be recorded together.
+    pub(crate) fn answers(&self) -> &super::answers::Answers {
+        &self.answers
     }
 
     /// Up to `at_most` of the transfers handed over, oldest first.

@@ -21,6 +21,7 @@ use crate::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse, read_fr
 use crate::storage::{Claim, NextDue, StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
+mod answers;
 mod client;
 pub mod cut_through;
 mod handoff;
@@ -833,7 +834,15 @@ async fn conclude_document(
                 Answer::Taken(r, statuses) => (r, statuses, "forwarded", "done"),
                 Answer::Refused(r) => (r, Vec::new(), "refused", "refused"),
             };
-            let mut recorded = record_answer(node, transfer, id, &kept, &statuses, route_state, state).await;
+            let synced = !may_record_unsynced(kept.receipt.kind, statuses.len(), transfer.attempts);
+            let plain = match state {
+                "done" => answers::Plain::of(node, transfer, id, &kept, &statuses, synced),
+                _ => None,
+            };
+            let mut recorded = match plain {
+                Some(plain) => answers::record(node, plain).await,
+                None => record_answer(node, transfer, id, &kept, &statuses, route_state, state).await,
+            };
             // A status that the database refuses (and only it) must not hold back the hop
             // receipt: the transfer would be retried until it died, for a document the next hop
             // holds. Recorded again without them; a storage failure fails that too.

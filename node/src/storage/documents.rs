@@ -6,7 +6,7 @@ use pki::document::verify::VerifiedEnvelope;
 use sqlx::Row as _;
 
 use super::inline::{InlineBlob, StoredAttachment};
-use super::values::{rows_per_statement, values};
+use super::values::{rows_per_statement, unshared_values, values};
 use super::{Arg, Row};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 use crate::protocol::DocumentSummary;
@@ -385,6 +385,44 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         debug_assert_ne!(state, "forwarded", "a hop receipt's state moves only pending routes: set_route_state");
         for (sql, args) in route_state_updates(document, recipients, state, now) {
+            self.defer(&sql, args).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the state of many documents' routes in one statement, kept with the
+    /// transaction's next (see [`Tx::defer`]): what [`Tx::set_route_state`] and
+    /// [`Tx::keep_route_state`] do one document and state at a time, for a batch of next hops'
+    /// answers (`outbound::answers`). Each change is (document, recipient, state); `forwarded`
+    /// moves only a pending route, as [`Tx::set_route_state`]'s does; a route changed twice
+    /// takes its last change, as it would in turn. The caller keeps no other write to these
+    /// routes before the transaction's next statement.
+    pub async fn keep_route_states(&mut self, changes: &[(i64, AgencyCode, &str)], now: i64) -> Result<(), StoreError> {
+        // A route at most once a statement: PostgreSQL applies one of two updates of a row in
+        // one statement, and not a chosen one.
+        let mut last = std::collections::HashMap::with_capacity(changes.len());
+        for (i, (document, recipient, _)) in changes.iter().enumerate() {
+            last.insert((*document, *recipient), i);
+        }
+        let mut kept: Vec<usize> = last.into_values().collect();
+        kept.sort_unstable();
+        for chunk in kept.chunks(rows_per_statement(4, 0)) {
+            let sql = format!(
+                "UPDATE routes SET state = v.column3, updated_at = v.column4 FROM (VALUES {}) AS v
+                 WHERE routes.document = v.column1 AND routes.recipient = v.column2
+                 AND (v.column3 <> 'forwarded' OR routes.state = 'pending')",
+                unshared_values(self.backend, "({}, {}, {}, {})", chunk.len())
+            );
+            let mut args = Vec::with_capacity(4 * chunk.len());
+            for i in chunk {
+                let (document, recipient, state) = &changes[*i];
+                args.extend([
+                    Arg::from(*document),
+                    Arg::from(recipient.to_string()),
+                    Arg::from(*state),
+                    Arg::from(now),
+                ]);
+            }
             self.defer(&sql, args).await?;
         }
         Ok(())

@@ -46,7 +46,7 @@ impl StoreError {
     /// in a way that may bring it back after a restart (see [`StoreError::CommitInDoubt`]).
     pub fn is_in_doubt(&self) -> bool {
         match self {
-            StoreError::CommitInDoubt { .. } => true,
+            StoreError::CommitInDoubt { .. } | StoreError::Abandoned => true,
             StoreError::Batch(e) => e.is_in_doubt(),
             _ => false,
         }

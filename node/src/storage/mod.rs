@@ -107,6 +107,11 @@ pub enum StoreError {
     /// was kept. Shared by every write in the batch.
     #[error("{0}")]
     Batch(std::sync::Arc<StoreError>),
+    /// The task recording this write together with others ended before it said how the
+    /// write went (it panicked, or the runtime is stopping): whether it was kept is not
+    /// known to the caller, who treats it as not kept and finds it out on the next attempt.
+    #[error("the task recording this write with others ended before it answered")]
+    Abandoned,
     /// The attachment store failed.
     #[error("attachment store: {0}")]
     Io(#[from] std::io::Error),

@@ -199,20 +199,35 @@ impl Tx<'_> {
         state: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let mut finished = 0;
+        Ok(self.finish_held(ids, owner, state, now).await?.len() as u64)
+    }
+
+    /// [`Tx::finish_transfers`], answering which of `ids` were still held by `owner` and are
+    /// finished now: a batch of next hops' answers records the others' nothing (see
+    /// `outbound::answers`).
+    pub async fn finish_held(
+        &mut self,
+        ids: &[i64],
+        owner: &str,
+        state: &str,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut finished = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(rows_per_statement(1, 3)) {
             let sql = format!(
                 concat!(
                     "UPDATE outbox SET state = $2, done_at = $3, lease_owner = NULL, lease_until = NULL WHERE ",
                     held_by!(owner = "$1"),
-                    " AND id IN ({})"
+                    " AND id IN ({}) RETURNING id"
                 ),
                 values("{}", 3, chunk.len())
             );
             let mut args = Vec::with_capacity(3 + chunk.len());
             args.extend([Arg::from(owner), Arg::from(state), Arg::from(now)]);
             args.extend(chunk.iter().map(|id| Arg::from(*id)));
-            finished += self.execute(&sql, args).await?;
+            for row in self.fetch_all(&sql, args).await? {
+                finished.push(row.try_get("id")?);
+            }
         }
         Ok(finished)
     }

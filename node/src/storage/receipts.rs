@@ -82,14 +82,24 @@ fn bytes_of(rows: Vec<Row>) -> Result<Vec<Vec<u8>>, StoreError> {
     rows.into_iter().map(|row| row.try_get("bytes")).collect()
 }
 
+/// The insert of receipts up to its `VALUES`, in the order of [`receipt_args`].
+macro_rules! insert_receipts {
+    () => {
+        "INSERT INTO receipts (digest, doc_id, envelope, kind, status, by_agency, to_agency, at, recipients, note, bytes, received_at, received_from)
+         VALUES "
+    };
+}
+
 /// The statement storing a receipt, without its conflict clause (`$1` … `$13`: see
 /// [`receipt_args`]).
 macro_rules! insert_receipt {
     () => {
-        "INSERT INTO receipts (digest, doc_id, envelope, kind, status, by_agency, to_agency, at, recipients, note, bytes, received_at, received_from)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        concat!(insert_receipts!(), "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
     };
 }
+
+/// One row of [`insert_receipts!`], for [`unshared_values`].
+const RECEIPT_ROW: &str = "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})";
 
 /// The arguments of [`insert_receipt!`] for `r`.
 fn receipt_args(r: &SignedReceipt, received_from: &str, now: i64) -> Vec<Arg> {
@@ -173,6 +183,42 @@ impl Tx<'_> {
         let row =
             self.fetch_one("SELECT id FROM receipts WHERE digest = $1", vec![Arg::from(r.digest().to_vec())]).await?;
         Ok((row.try_get("id")?, false))
+    }
+
+    /// Stores `receipts` (each with the agency it came from) in one statement per
+    /// [`rows_per_statement`] of them, where [`Tx::insert_receipt`] takes one or two each;
+    /// answers, in their order, whether each is new (the first of equal ones only), and logs
+    /// those. For the records of next hops' answers taken together (`outbound::answers`),
+    /// which need no row id.
+    pub async fn insert_receipts(
+        &mut self,
+        receipts: &[(&SignedReceipt, &str)],
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let digests: Vec<[u8; 32]> = receipts.iter().map(|(r, _)| r.digest()).collect();
+        // Each digest offered once: the insert's answer names the digests it stored.
+        let mut offered = std::collections::HashSet::with_capacity(receipts.len());
+        let first: Vec<usize> = (0..receipts.len()).filter(|i| offered.insert(digests[*i])).collect();
+        let mut stored = std::collections::HashSet::with_capacity(first.len());
+        for chunk in first.chunks(rows_per_statement(13, 0)) {
+            let sql = format!(
+                concat!(insert_receipts!(), "{} ON CONFLICT (digest) DO NOTHING RETURNING digest"),
+                unshared_values(self.backend, RECEIPT_ROW, chunk.len())
+            );
+            let args = chunk.iter().flat_map(|i| receipt_args(receipts[*i].0, receipts[*i].1, now)).collect();
+            for row in self.fetch_all(&sql, args).await? {
+                stored.insert(row.try_get::<Vec<u8>, _>("digest")?);
+            }
+        }
+        let mut new = vec![false; receipts.len()];
+        for i in first {
+            if stored.contains(digests[i].as_slice()) {
+                new[i] = true;
+                // The transparency log's leaf, in this transaction, in the order given.
+                self.log_receipt(receipts[i].0, now);
+            }
+        }
+        Ok(new)
     }
 
     /// Stores a receipt this node has just signed, whose row id nobody needs (one statement,

@@ -1,0 +1,256 @@
+//! The next hops' hop receipts recorded several to a transaction, in statements that carry
+//! them all.
+//!
+//! Each document handed over ends with a record of the next hop's answer: the transfer
+//! finished, the hop receipt and the delivery statuses that came with it stored (and logged),
+//! the routes set. Alone, that is a transaction of six or seven statements a document, each a
+//! round trip to PostgreSQL (sqlx does not pipeline) and a statement on SQLite's writer. Here
+//! the answers that come while others are being recorded wait and go together: one finish of
+//! all their transfers, one insert of all their receipts, one update of all their routes (kept
+//! with the `COMMIT`), whatever their number up to [`MAX_ANSWERS`]; five round trips for the
+//! lot. (Recording them together statement by statement was tried and measured: the
+//! transactions' commits went, but one recorder taking answers one statement at a time fell
+//! behind the node's intake; BENCHMARKS.md, twenty-fifth session.)
+//!
+//! Only a plain answer goes this way ([`Plain::of`]): a hop receipt addressed here with the
+//! delivery statuses (01, 02) of its document for a sender served here and not mailed, whose
+//! acting on is storing them and setting routes. Anything else (a refusal, a status to mail)
+//! is recorded alone, as before, by `record_answer`.
+//!
+//! The promise is unchanged: a transfer is finished in the transaction that stores its hop
+//! receipt, and a waiter is told `Ok` only once the `COMMIT` that holds its answer returned.
+//! A transaction of several answers that fails is done again one answer at a time, so that an
+//! answer the database refuses fails only its own transfer; its error is that transaction's.
+//! A transfer whose claim was lost (its lease ran out and another worker took it) is left out
+//! and recorded nothing, as alone.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use pki::AgencyCode;
+use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
+use tokio::sync::oneshot;
+
+use crate::routing::NextHop;
+use crate::storage::{StoreError, Transfer, millis};
+use crate::{Metrics, Node};
+
+/// Most answers recorded in one transaction: a bound on what one failure has to do again one
+/// by one, and on the wait of the first answer in it.
+const MAX_ANSWERS: usize = 64;
+
+/// Most transactions of answers at once: one may wait for its `COMMIT` (a sync) while the next
+/// runs its statements. Their rows never meet (each transfer, receipt and route is one
+/// answer's), and each takes its answers in the order of their documents.
+const RECORDERS: usize = 2;
+
+/// A next hop's answer whose record is storing it and setting routes (see [`Plain::of`]).
+#[derive(Debug)]
+pub(super) struct Plain {
+    transfer: i64,
+    hop: AgencyCode,
+    /// The document's row.
+    document: i64,
+    /// The transfer's recipients, whose pending routes become `forwarded`.
+    recipients: Vec<AgencyCode>,
+    hop_receipt: SignedReceipt,
+    /// Each status with the state it gives its recipients' routes.
+    statuses: Vec<(SignedReceipt, &'static str)>,
+    /// Whether the record waits for its sync (see `may_record_unsynced`).
+    synced: bool,
+}
+
+impl Plain {
+    /// The answer `hop_receipt` (with `statuses`) to `transfer` of document row `document`,
+    /// if it is plain: the hop receipt is addressed to this agency (it changes nothing here),
+    /// and every status is a delivery status of the same envelope (01 or 02: they set routes)
+    /// for a sender this node serves, not to be mailed (a mail needs the document's manifest).
+    /// `carried_statuses` let through only 01 and 02 of this document for its sender.
+    pub(super) fn of(
+        node: &Node,
+        transfer: &Transfer,
+        document: i64,
+        hop_receipt: &SignedReceipt,
+        statuses: &[SignedReceipt],
+        synced: bool,
+    ) -> Option<Plain> {
+        let here = |r: &SignedReceipt| matches!(node.routes.next_hop(&r.receipt.to), Ok(NextHop::Local));
+        if hop_receipt.receipt.kind != ReceiptKind::Hop || !here(hop_receipt) {
+            return None;
+        }
+        let mut plain = Vec::with_capacity(statuses.len());
+        for s in statuses {
+            let state = match s.receipt.kind {
+                ReceiptKind::Status(StatusCode::Arrived) => "delivered",
+                ReceiptKind::Status(StatusCode::Refused) => "refused",
+                _ => return None,
+            };
+            if s.receipt.envelope != hop_receipt.receipt.envelope || !here(s) || crate::mail::may_mail(node, s) {
+                return None;
+            }
+            plain.push((s.clone(), state));
+        }
+        Some(Plain {
+            transfer: transfer.id,
+            hop: transfer.next_hop,
+            document,
+            recipients: transfer.recipients.clone(),
+            hop_receipt: hop_receipt.clone(),
+            statuses: plain,
+            synced,
+        })
+    }
+}
+
+/// The answers waiting to be recorded, and how many recorders run.
+#[derive(Debug, Default)]
+pub(crate) struct Answers(StdMutex<Queue>);
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    recorders: usize,
+}
+
+/// An answer and where to say how its record went.
+#[derive(Debug)]
+struct Waiting {
+    answer: Plain,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+impl Answers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues an answer; true when a recorder is to be started for it (counted as started).
+    fn push(&self, waiting: Waiting) -> bool {
+        let mut q = self.lock();
+        q.waiting.push(waiting);
+        let start = q.recorders < RECORDERS;
+        q.recorders += usize::from(start);
+        start
+    }
+
+    /// The next answers for a recorder, in the order of their documents; `None` ends it
+    /// (counted as ended), with nothing waiting.
+    fn next_batch(&self) -> Option<Vec<Waiting>> {
+        let mut q = self.lock();
+        if q.waiting.is_empty() {
+            q.recorders = q.recorders.saturating_sub(1);
+            return None;
+        }
+        let n = q.waiting.len().min(MAX_ANSWERS);
+        let mut batch: Vec<Waiting> = q.waiting.drain(..n).collect();
+        batch.sort_by_key(|w| (w.answer.document, w.answer.transfer));
+        Some(batch)
+    }
+}
+
+/// A recorder's place, given back if it panics (when it ends normally, [`Answers::next_batch`]
+/// gave it back); the answers of the batch it held are told [`StoreError::Abandoned`] (their
+/// senders dropped).
+struct Place<'a>(&'a Answers);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut q = self.0.lock();
+            q.recorders = q.recorders.saturating_sub(1);
+        }
+    }
+}
+
+/// Records `answer` with whatever others wait (see the module's doc); `Ok` once the `COMMIT`
+/// holding it returned, or when the transfer's claim was lost (nothing recorded, as alone).
+pub(super) async fn record(node: &Arc<Node>, answer: Plain) -> Result<(), StoreError> {
+    let (done, outcome) = oneshot::channel();
+    if node.outbound.answers().push(Waiting { answer, done }) {
+        // A task of its own, not this transfer's: nothing that stops waiting for one answer
+        // cuts short the record of the others.
+        let node = Arc::clone(node);
+        tokio::spawn(async move {
+            let _place = Place(node.outbound.answers());
+            while let Some(batch) = node.outbound.answers().next_batch() {
+                record_batch(&node, batch).await;
+            }
+        });
+    }
+    outcome.await.unwrap_or(Err(StoreError::Abandoned))
+}
+
+/// Records a batch together, or each alone if that fails, and tells each waiter.
+async fn record_batch(node: &Arc<Node>, batch: Vec<Waiting>) {
+    if batch.len() > 1 {
+        let answers: Vec<&Plain> = batch.iter().map(|w| &w.answer).collect();
+        match record_together(node, &answers).await {
+            Ok(()) => {
+                for w in batch {
+                    let _ = w.done.send(Ok(()));
+                }
+                return;
+            }
+            // Nothing of it was kept (or, in doubt, each alone finds its transfer finished
+            // and records nothing): one answer at a time, so that one the database refuses
+            // fails only its transfer.
+            Err(e) => {
+                tracing::warn!(answers = batch.len(), error = %e, "recording next hops' answers together failed; recording each alone")
+            }
+        }
+    }
+    for w in batch {
+        let outcome = record_together(node, &[&w.answer]).await;
+        let _ = w.done.send(outcome);
+    }
+}
+
+/// Records `answers` in one transaction: their transfers finished, their receipts stored,
+/// their routes set.
+async fn record_together(node: &Arc<Node>, answers: &[&Plain]) -> Result<(), StoreError> {
+    let now = millis(node.now());
+    let mut tx =
+        if answers.iter().any(|a| a.synced) { node.store.begin().await? } else { node.store.begin_unsynced().await? };
+    let ids: Vec<i64> = answers.iter().map(|a| a.transfer).collect();
+    let held: HashSet<i64> =
+        tx.finish_held(&ids, node.outbound.lease_owner(), "done", now).await?.into_iter().collect();
+    // The claims lost: another worker owns those transfers now.
+    let answers: Vec<&Plain> = answers.iter().copied().filter(|a| held.contains(&a.transfer)).collect();
+    if answers.is_empty() {
+        return tx.rollback().await;
+    }
+    let hops: Vec<String> = answers.iter().map(|a| a.hop.to_string()).collect();
+    let mut receipts = Vec::with_capacity(answers.len() * 2);
+    for (a, hop) in answers.iter().zip(&hops) {
+        receipts.push((&a.hop_receipt, hop.as_str()));
+        receipts.extend(a.statuses.iter().map(|(s, _)| (s, hop.as_str())));
+    }
+    let mut new = tx.insert_receipts(&receipts, now).await?.into_iter();
+    // In the order a record alone makes them: the transfer's routes forwarded, then what each
+    // new status says of its recipients.
+    let mut routes = Vec::new();
+    let mut taken = Vec::new();
+    for a in &answers {
+        let _hop_receipt = new.next();
+        routes.extend(a.recipients.iter().map(|r| (a.document, *r, "forwarded")));
+        for (status, state) in &a.statuses {
+            if new.next() == Some(true) {
+                routes.extend(status.receipt.recipients.iter().map(|r| (a.document, *r, *state)));
+                taken.push((status, a.hop));
+            }
+        }
+    }
+    tx.keep_route_states(&routes, now).await?;
+    tx.commit().await?;
+    for (status, hop) in &taken {
+        let r = &status.receipt;
+        tracing::info!(document = %r.document, peer = %hop, kind = %r.kind, by = %r.by, "receipt taken with a hop receipt");
+    }
+    node.observed
+        .metrics()
+        .statuses_with_receipts_in
+        .fetch_add(taken.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Metrics::bump(&node.observed.metrics().answer_transactions);
+    node.outbound.wake_outbox();
+    Ok(())
+}
