@@ -689,8 +689,9 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         tokio::task::yield_now().await;
     }
     let committing = std::time::Instant::now();
-    // The document's row and the transfers to next hops its transaction queued, for the outbox.
-    let mut queued: (i64, Vec<crate::outbound::Handed>) = (0, Vec::new());
+    // The document's row and the transfers to next hops its transaction queued, for the
+    // outbox, and whether it queued any outbox row (notices too).
+    let mut queued: (i64, Vec<crate::outbound::Handed>, bool) = (0, Vec::new(), false);
     // What the committed transaction answers with: the hop receipt and the statuses beside it.
     type Answer = (Option<Vec<u8>>, Vec<Vec<u8>>);
     let committed: Result<Option<Answer>, crate::storage::StoreError> = async {
@@ -834,6 +835,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         for ca in &new_cas {
             tx.learn_ca(ca).await?;
         }
+        queued.2 = tx.queued();
         tx.commit().await?;
         Ok(Some((answer, statuses)))
     }
@@ -851,11 +853,11 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         crate::crls::refresh(node).await;
     }
     // Committed: the transfers a send started before the commit carries are recorded when it
-    // ends; the rest go to the outbox with the document in hand (it wakes either way).
-    let (row, handed) = queued;
+    // ends; the rest go to the outbox with the document in hand (it is woken if the commit queued any row).
+    let (row, handed, any) = queued;
     let handed =
         if early.is_empty() { handed } else { crate::outbound::cut_through::adopt(node, early, row, handed).await };
-    node.outbound.hand_over(handed);
+    node.outbound.hand_over(handed, any);
     Metrics::bump(&node.observed.metrics().documents_in);
     node.observed.metrics().taken.notify_waiters();
     node.observed.telemetry().document_taken(matches!(source, Source::Clerk));

@@ -123,9 +123,10 @@ pub struct Metrics {
     pub crl_asks: AtomicU64,
     /// CRLs received from neighbours in answer to those asks and used.
     pub crls_fetched: AtomicU64,
-    /// Document transfers started from their intake with the document in memory, rather than
-    /// claimed and read back from the database (see `outbound::handoff`): with
-    /// `documents_out`, how often forwarding takes the short way.
+    /// Document transfers sent with the document their intake held in memory (handed to the
+    /// outbox, or kept for the claim of a hand-off that fell due unstarted), rather than read
+    /// back from the database (see `outbound::handoff`): with `documents_out`, how often
+    /// forwarding takes the short way.
     pub sent_from_intake: AtomicU64,
     /// Of those, the documents from a neighbour passed on while their intake committed (see
     /// `outbound::cut_through`).

@@ -264,9 +264,13 @@ impl Client {
     }
 
     /// Hands transfers an intake just committed to the outbox, with their document (see
-    /// [`super::handoff`]), and wakes it, also with none (the commit may have queued notices).
-    /// Those beyond the queue's bound are left to the outbox's next claim.
-    pub fn hand_over(&self, handed: Vec<super::Handed>) {
+    /// [`super::handoff`]), and wakes it if there are any or the commit `queued` other rows
+    /// (notices: see `Tx::queued`). Those beyond the queue's bound are left to the outbox's
+    /// next claim.
+    pub fn hand_over(&self, handed: Vec<super::Handed>, queued: bool) {
+        if handed.is_empty() && !queued {
+            return;
+        }
         if !handed.is_empty() {
             self.handoffs.push(handed);
         }
@@ -281,6 +285,22 @@ impl Client {
     /// Up to `at_most` of the transfers handed over, oldest first.
     pub(crate) fn handed(&self, at_most: usize) -> Vec<super::Handed> {
         self.handoffs.take(at_most)
+    }
+
+    /// Keeps the documents of hand-offs that fell due unstarted for their claims (see
+    /// [`super::handoff`]).
+    pub(crate) fn keep_for_claim(&self, past_due: Vec<super::Handed>) {
+        self.handoffs.keep_for_claim(past_due);
+    }
+
+    /// Lets the hand-offs due at `now` (ms) go to the claims, their documents kept for them.
+    pub(crate) fn handed_fall_due(&self, now: i64) {
+        self.handoffs.fall_due(now);
+    }
+
+    /// The document kept for claimed transfer `id`, if any.
+    pub(crate) fn claimed_document(&self, id: i64) -> Option<Arc<super::Forward>> {
+        self.handoffs.claimed(id)
     }
 
     /// The rows being sent now, shared by the outbox and the sends its intakes start.

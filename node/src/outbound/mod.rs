@@ -258,6 +258,8 @@ pub async fn run_outbox(node: Arc<Node>) {
         // and being the oldest they would come first, so they are left out of the claim (and
         // new work never waits behind transfers to a slow neighbour).
         let Claim { transfers: claimed, next } = if claiming {
+            // The hand-offs this claim may take from the database keep their documents for it.
+            node.outbound.handed_fall_due(now);
             let until = now + lease.as_millis() as i64;
             match node.store.claim_due_except(node.outbound.lease_owner(), now, until, room as i64, &running).await {
                 Ok(c) => c,
@@ -297,8 +299,13 @@ pub async fn run_outbox(node: Arc<Node>) {
         for transfer in documents {
             let peer = node.outbound.peer_slots(transfer.next_hop);
             let (task_node, in_flight) = (node.clone(), in_flight.clone());
+            // Its document in memory if its hand-off fell due unstarted (see `handoff`).
+            let forward = node.outbound.claimed_document(transfer.id);
+            if forward.is_some() {
+                Metrics::bump(&node.observed.metrics().sent_from_intake);
+            }
             node.tasks.spawn(async move {
-                run_claimed(&task_node, &peer, &in_flight, vec![transfer], None).await;
+                run_claimed(&task_node, &peer, &in_flight, vec![transfer], forward).await;
                 task_node.outbound.wake_outbox();
             });
         }
@@ -380,7 +387,9 @@ async fn start_handed(node: &Arc<Node>, in_flight: &Arc<StdMutex<HashSet<i64>>>,
     // after this, and leave out what runs here), so it cannot have run, finished or failed in
     // the meantime. One that waited longer (a backlog behind a slow next hop) is left to the
     // claims, as any transfer in the database.
-    let handed: Vec<Handed> = node.outbound.handed(room).into_iter().filter(|h| now < h.due).collect();
+    let (handed, past_due): (Vec<Handed>, Vec<Handed>) =
+        node.outbound.handed(room).into_iter().partition(|h| now < h.due);
+    node.outbound.keep_for_claim(past_due);
     if handed.is_empty() {
         return 0;
     }

@@ -438,6 +438,7 @@ impl Store {
             log_pending: Vec::new(),
             deferred: deferred::Deferred::default(),
             backend: self.backend,
+            queued: false,
             _store: std::marker::PhantomData,
         };
         if let Some(writer) = &self.writer {
@@ -598,6 +599,8 @@ pub struct Tx<'a> {
     /// PostgreSQL: writes kept to run together before the next statement (see [`Tx::defer`]).
     deferred: deferred::Deferred,
     backend: Backend,
+    /// Whether a statement of this transaction queued an outbox row (see [`Tx::queued`]).
+    queued: bool,
     /// A transaction is of one store (and holds its writer on SQLite).
     _store: std::marker::PhantomData<&'a Store>,
 }

@@ -129,7 +129,16 @@ impl Tx<'_> {
             ],
         )
         .await?;
+        self.queued |= row.is_some();
         row.map(|r| r.try_get::<i64, _>("id")).transpose()
+    }
+
+    /// Whether this transaction queued an outbox row so far (a transfer or a notice, new):
+    /// once it commits, the outbox is to be woken for it, and only then. A node taking
+    /// documents for its own agency queues nothing, and each wake-up of the outbox is a claim
+    /// (a transaction of five statements on PostgreSQL) that finds nothing.
+    pub fn queued(&self) -> bool {
+        self.queued
     }
 
     /// Queues the notice of a receipt stored in this transaction, named by its digest, to
@@ -141,14 +150,15 @@ impl Tx<'_> {
         next_hop: &AgencyCode,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.execute(
+        let queued = self.execute(
             "INSERT INTO outbox (dedup_key, kind, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
              SELECT 'n:' || id || ':' || $1, 'notice', id, $1, '', 'pending', 0, $2, $2 FROM receipts WHERE digest = $3
              ON CONFLICT (dedup_key) DO NOTHING",
             vec![Arg::from(next_hop.to_string()), Arg::from(now), Arg::from(digest.to_vec())],
         )
-        .await
-        .map(|_| ())
+        .await?;
+        self.queued |= queued > 0;
+        Ok(())
     }
 
     /// Queues the notices of the statuses 01 and 02 this node (`by`) signed for a document's
@@ -163,7 +173,7 @@ impl Tx<'_> {
         next_hop: &AgencyCode,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.execute(
+        let queued = self.execute(
             concat!(
                 "INSERT INTO outbox (dedup_key, kind, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
                  SELECT 'n:' || id || ':' || $1, 'notice', id, $1, '', 'pending', 0, $2, $2 FROM receipts WHERE ",
@@ -178,8 +188,9 @@ impl Tx<'_> {
                 Arg::from(sender.to_string()),
             ],
         )
-        .await
-        .map(|_| ())
+        .await?;
+        self.queued |= queued > 0;
+        Ok(())
     }
 
     /// Marks a transfer claimed by `owner` finished: `done` (handed over) or `refused`. False
