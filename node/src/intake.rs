@@ -18,7 +18,7 @@ use pki::document::validation::{Arrival, ArrivalError};
 use pki::document::{Envelope, Manifest, Receipt, ReceiptKind, SignedReceipt, StatusCode};
 
 use crate::routing::NextHop;
-use crate::storage::{DocInsert, NewDocument, Transfer, TransferKind, millis};
+use crate::storage::{DocInsert, NewDocument, Transfer, TransferKind, millis, superseded_verb};
 use crate::{Metrics, Node};
 
 /// Where a document comes from.
@@ -329,16 +329,6 @@ pub(crate) fn storage_reason(error: &crate::storage::StoreError) -> String {
         _ => "",
     };
     format!("the node cannot store documents now ({full}{error}); nothing was taken, send again later")
-}
-
-/// What a later document did to the one it names, by its business code (1 revoke, 2 update,
-/// 3 replace), as the inbox shows it ("revoked by …").
-fn superseded_verb(business: i64) -> &'static str {
-    match business {
-        1 => "revoked",
-        2 => "updated",
-        _ => "replaced",
-    }
 }
 
 /// Takes a document whose attachments follow on `attachments`.
@@ -758,20 +748,22 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             }
             match hop {
                 NextHop::Local => {
+                    // The revocation (update, replacement) may have overtaken this document:
+                    // a new inbox entry is marked as it is written.
                     let added = if existed {
-                        tx.inbox_add(id, now_ms).await?
+                        let added = tx.inbox_add(id, now_ms).await?;
+                        if added && let Some((code, by)) = tx.inbox_superseder_of(&doc_id).await? {
+                            tx.inbox_supersede(&doc_id, &format!("{} by {by}", superseded_verb(code))).await?;
+                        }
+                        added
                     } else {
-                        tx.inbox_add_new(id, now_ms).await?;
+                        tx.inbox_add_new(id, &doc_id, now_ms).await?;
                         true
                     };
                     if added {
                         if let Some(target) = manifest.business.target() {
                             let verb = superseded_verb(i64::from(manifest.business.code()));
                             tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;
-                        }
-                        // The revocation (update, replacement) may have overtaken this document.
-                        if let Some((code, by)) = tx.inbox_superseder_of(&doc_id).await? {
-                            tx.inbox_supersede(&doc_id, &format!("{} by {by}", superseded_verb(code))).await?;
                         }
                         crate::mail::document_arrived(&mut tx, node, &manifest, &sender_name, now_ms).await?;
                         if let Some(arrived) = &arrived {

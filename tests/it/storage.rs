@@ -82,6 +82,7 @@ on_both_backends!(
     a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_transaction,
     a_statuses_route_state_kept_runs_before_the_next_statement,
     answers_recorded_together_take_one_statement_a_table,
+    a_new_inbox_entry_is_marked_by_the_revocation_that_overtook_it,
 );
 
 async fn a_document_is_stored_once_per_envelope(database: Database) {
@@ -1348,7 +1349,7 @@ async fn a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_trans
         NewRoute { recipient: &ha_lau, next_hop: None, state: "refused" },
     ];
     assert_eq!(tx.add_routes_of_new(id, &routes, 2).await.unwrap(), vec![ha_lau, tien_yen]);
-    tx.inbox_add_new(id, 3).await.unwrap();
+    tx.inbox_add_new(id, &doc.id, 3).await.unwrap();
     // Two receipts kept together: their rows' ids follow the order they were kept in.
     let arrived = receipt(&net, ReceiptKind::Status(StatusCode::Arrived), &doc, TIEN_YEN, PHONG_DU, &[TIEN_YEN]);
     tx.insert_own_receipt(&arrived, PHONG_DU, 4).await.unwrap();
@@ -1390,7 +1391,7 @@ async fn a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_trans
     tx.add_routes_of_new(other_id, &[NewRoute { recipient: &ha_lau, next_hop: None, state: "delivered" }], 8)
         .await
         .unwrap();
-    tx.inbox_add_new(other_id, 8).await.unwrap();
+    tx.inbox_add_new(other_id, &other.id, 8).await.unwrap();
     let failed = match tx.insert_own_receipt(&hop, PHONG_DU, 9).await {
         Ok(()) => tx.commit().await,
         Err(e) => {
@@ -1531,5 +1532,30 @@ async fn answers_recorded_together_take_one_statement_a_table(database: Database
     assert_eq!(store.receipts_for(&second.digest).await.unwrap().len(), 2);
     assert_eq!(store.log_sizes().await.unwrap().1, leaves + 3, "a leaf for each new receipt");
     assert_eq!(store.queue_depths(4).await.unwrap().done, 2);
+    store.close().await;
+}
+
+/// A revocation that overtook its document on the way is in the inbox when the document comes:
+/// the document's new inbox entry (`Tx::inbox_add_new`, kept with the next statement) is
+/// written marked, in the words the inbox shows.
+async fn a_new_inbox_entry_is_marked_by_the_revocation_that_overtook_it(database: Database) {
+    let (net, store) = open(database).await;
+    let original = net.document(PHONG_DU, &[TIEN_YEN], 20);
+    let mut revoke = net.document(PHONG_DU, &[TIEN_YEN], 21);
+    revoke.manifest.business = pki::document::Business::Revoke(original.manifest.id());
+    let revoke = net.sign(revoke.manifest.clone(), revoke.bodies.clone());
+    for (i, doc) in [&revoke, &original].into_iter().enumerate() {
+        let at = i as i64 + 1;
+        let mut tx = store.begin().await.unwrap();
+        let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(doc), at)).await.unwrap() else {
+            panic!("not new")
+        };
+        tx.inbox_add_new(id, &doc.id, at).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let inbox = store.inbox(10).await.unwrap();
+    let marked = |id: &str| inbox.iter().find(|e| e.document == id).map(|e| e.superseded.clone());
+    assert_eq!(marked(&original.id), Some(Some(format!("revoked by {}", revoke.id))));
+    assert_eq!(marked(&revoke.id), Some(None), "the revocation itself is not marked");
     store.close().await;
 }

@@ -143,6 +143,30 @@ fn routes_insert(document: i64, routes: &[NewRoute<'_>], now: i64, tail: &str) -
     (sql, args)
 }
 
+/// What a later document did to the one it names, by its business code (1 revoke, 2 update,
+/// 3 replace), as the inbox shows it ("revoked by …").
+pub fn superseded_verb(business: i64) -> &'static str {
+    match business {
+        1 => "revoked",
+        2 => "updated",
+        _ => "replaced",
+    }
+}
+
+/// The insert of [`Tx::inbox_add_new`]: `$1` the document's row, `$2` the time, `$3` its id;
+/// its mark, if any, is [`SUPERSEDER`]'s answer in the words of [`superseded_verb`].
+static INBOX_ADD_NEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO inbox (document, arrived_at, urgency, superseded_by) SELECT $1, $2, urgency,
+         (SELECT CASE d.business WHEN 1 THEN '{}' WHEN 2 THEN '{}' ELSE '{}' END || ' by ' || d.doc_id
+          FROM documents d JOIN inbox i ON i.document = d.id WHERE d.business_of = $3 ORDER BY d.id LIMIT 1)
+         FROM documents WHERE id = $1",
+        superseded_verb(1),
+        superseded_verb(2),
+        superseded_verb(3)
+    )
+});
+
 /// The query of [`Tx::inbox_superseder_of`], run for every document taken into an inbox: it
 /// must find its row through `documents_business_of`, in order, not by reading the table
 /// (migration 0008). Public so that the integration tests can ask PostgreSQL's planner for
@@ -443,15 +467,13 @@ impl Tx<'_> {
         Ok(done > 0)
     }
 
-    /// [`Tx::inbox_add`] for a document this transaction inserted ([`DocInsert::New`]), which
-    /// cannot be in the inbox yet: written with the transaction's next statement (see
-    /// [`Tx::defer`]).
-    pub async fn inbox_add_new(&mut self, document: i64, now: i64) -> Result<(), StoreError> {
-        self.defer(
-            "INSERT INTO inbox (document, arrived_at, urgency) SELECT $1, $2, urgency FROM documents WHERE id = $1",
-            vec![Arg::from(document), Arg::from(now)],
-        )
-        .await
+    /// [`Tx::inbox_add`] for a document this transaction inserted ([`DocInsert::New`], whose
+    /// id is `doc_id`), which cannot be in the inbox yet: written with the transaction's next
+    /// statement (see [`Tx::defer`]), marked at once if a document in the inbox revokes,
+    /// updates or replaces it (one that overtook it on the way: what
+    /// [`Tx::inbox_superseder_of`] finds, without a statement of its own).
+    pub async fn inbox_add_new(&mut self, document: i64, doc_id: &str, now: i64) -> Result<(), StoreError> {
+        self.defer(&INBOX_ADD_NEW, vec![Arg::from(document), Arg::from(now), Arg::from(doc_id)]).await
     }
 
     /// Records the latest status this agency posted on a received document.

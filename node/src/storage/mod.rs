@@ -51,7 +51,9 @@ use sqlx::{Any, AnyPool, ConnectOptions};
 pub(crate) use statement::{Arg, Row};
 
 pub use delivery::WAITING;
-pub use documents::{ATTACHMENTS, DocInsert, INBOX, NewDocument, NewRoute, SENT, SUPERSEDER, StoredDocument};
+pub use documents::{
+    ATTACHMENTS, DocInsert, INBOX, NewDocument, NewRoute, SENT, SUPERSEDER, StoredDocument, superseded_verb,
+};
 pub use faults::StorageFaults;
 pub use outbox::{Claim, HopQueue, Leased, NextDue, OUTBOX_BY_HOP, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
