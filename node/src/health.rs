@@ -377,6 +377,7 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
         ("notice_batches_in", m.notice_batches_in.load(Ordering::Relaxed)),
         ("statuses_with_receipts_in", m.statuses_with_receipts_in.load(Ordering::Relaxed)),
         ("answer_transactions", m.answer_transactions.load(Ordering::Relaxed)),
+        ("answer_transactions_redone", m.answer_transactions_redone.load(Ordering::Relaxed)),
         ("sent_from_intake", m.sent_from_intake.load(Ordering::Relaxed)),
         ("passed_before_commit", m.passed_before_commit.load(Ordering::Relaxed)),
         ("duplicates_in", m.duplicates_in.load(Ordering::Relaxed)),

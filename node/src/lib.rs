@@ -118,6 +118,9 @@ pub struct Metrics {
     /// Transactions that recorded next hops' plain answers (see `outbound::answers`): with
     /// `documents_out`, how many answers a transaction holds under the load.
     pub answer_transactions: AtomicU64,
+    /// Transactions of several answers that failed and were done again one answer at a time:
+    /// the database refusing some writes, or failing.
+    pub answer_transactions_redone: AtomicU64,
     /// Times this node asked a neighbour for CRLs a document or notices referenced and it
     /// lacked (`NodeResponse::CrlsWanted`).
     pub crl_asks: AtomicU64,

@@ -42,7 +42,8 @@ on_both_backends!(
     a_quiet_nodes_receipts_gather_for_the_linger,
     a_document_goes_on_from_its_intake_without_being_read_back,
     next_hops_answers_are_recorded_together,
-    an_answer_the_database_refuses_fails_only_its_transfer
+    an_answer_the_database_refuses_fails_only_its_transfer,
+    a_hand_off_that_falls_due_is_sent_with_its_document
 );
 
 /// Tiên Yên has 124 documents for Phong Dụ, whose node hangs (accepts and never answers):
@@ -294,7 +295,9 @@ async fn next_hops_answers_are_recorded_together(database: Database) {
     let transactions = m.answer_transactions.load(Ordering::Relaxed);
     println!("{N} answers recorded in {transactions} transactions");
     assert_eq!(m.documents_out.load(Ordering::Relaxed), N, "each document handed over once");
-    assert!((1..=N).contains(&transactions), "{transactions} transactions of answers for {N}");
+    // Answers that come while one is recorded wait and go together (19-31 transactions for
+    // 96 in the runs seen): fewer transactions than answers.
+    assert!((1..N).contains(&transactions), "{transactions} transactions of answers for {N}");
     assert_eq!(
         m.statuses_with_receipts_in.load(Ordering::Relaxed),
         N,
@@ -324,11 +327,11 @@ async fn next_hops_answers_are_recorded_together(database: Database) {
     net.stop().await;
 }
 
-/// Phong Dụ's database refuses (by a trigger) to store Tiên Yên's hop receipt for one of 32
-/// documents sent at once. The answers that came with it in a transaction are recorded again
-/// one by one (`outbound::answers`): the other 31 are finished with their receipts and routes,
-/// and only that document's transfer fails, stays pending, and is recorded once the database
-/// takes it again.
+/// Phong Dụ's database refuses (by a trigger) to store Tiên Yên's hop receipts for eight of 48
+/// documents sent at once. A transaction of answers holding one of them fails and is done
+/// again one answer at a time (`outbound::answers`): the others are finished with their
+/// receipts and routes, and only the eight transfers fail, stay pending, and are recorded
+/// once the database takes them again.
 async fn an_answer_the_database_refuses_fails_only_its_transfer(database: Database) {
     harness::logging();
     let net = TestNet::start(
@@ -336,25 +339,25 @@ async fn an_answer_the_database_refuses_fails_only_its_transfer(database: Databa
         NetOptions { database, ..NetOptions::default() },
     )
     .await;
-    const N: u32 = 32;
+    const N: u32 = 48;
     let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i))).collect();
-    let refused = &docs[N as usize / 2];
+    // Eight, so that some come while others are recorded (one alone is recorded alone).
+    let refused: Vec<&Arc<SignedDocument>> = docs.iter().step_by(6).collect();
+    let ids = refused.iter().map(|d| format!("'{}'", d.id)).collect::<Vec<_>>().join(", ");
     let url = node::config::Config::load(&net.config_path(&code(PHONG_DU))).unwrap().database;
     let db = sqlx::AnyPool::connect(&url).await.unwrap();
     let (create, drop_it) = match database {
         Database::Postgres => (
             format!(
                 "CREATE FUNCTION refuse_receipt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
-                 CREATE TRIGGER refuse BEFORE INSERT ON receipts FOR EACH ROW WHEN (NEW.kind = 'hop' AND NEW.doc_id = '{}') EXECUTE FUNCTION refuse_receipt()",
-                refused.id
+                 CREATE TRIGGER refuse BEFORE INSERT ON receipts FOR EACH ROW WHEN (NEW.kind = 'hop' AND NEW.doc_id IN ({ids})) EXECUTE FUNCTION refuse_receipt()"
             ),
             "DROP TRIGGER refuse ON receipts",
         ),
         Database::Sqlite => (
             format!(
-                "CREATE TRIGGER refuse BEFORE INSERT ON receipts WHEN NEW.kind = 'hop' AND NEW.doc_id = '{}'
-                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-                refused.id
+                "CREATE TRIGGER refuse BEFORE INSERT ON receipts WHEN NEW.kind = 'hop' AND NEW.doc_id IN ({ids})
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
             ),
             "DROP TRIGGER refuse",
         ),
@@ -369,18 +372,21 @@ async fn an_answer_the_database_refuses_fails_only_its_transfer(database: Databa
         let stored = phong_du.store.document_by_id(&doc.id).await.unwrap().unwrap();
         phong_du.store.routes(stored.id).await.unwrap().remove(0).2
     };
+    let others = u64::from(N) - refused.len() as u64;
     wait_for("the others handed over", Duration::from_secs(30), || async {
-        m.documents_out.load(Ordering::Relaxed) >= u64::from(N - 1)
+        m.documents_out.load(Ordering::Relaxed) >= others
     })
     .await;
-    wait_for("the refused answer's transfer tried again", Duration::from_secs(30), || async {
-        m.retries.load(Ordering::Relaxed) >= 2
+    wait_for("the refused answers' transfers tried again", Duration::from_secs(30), || async {
+        m.retries.load(Ordering::Relaxed) >= 2 * refused.len() as u64
     })
     .await;
-    assert_eq!(m.documents_out.load(Ordering::Relaxed), u64::from(N - 1), "all but the refused one recorded");
+    assert_eq!(m.documents_out.load(Ordering::Relaxed), others, "all but the refused ones recorded");
+    let redone = m.answer_transactions_redone.load(Ordering::Relaxed);
+    assert!(redone >= 1, "no transaction of several answers held a refused one: the fallback did not run");
     for doc in &docs {
         let (state, receipts) = (route(doc.clone()).await, phong_du.store.receipts_for(&doc.digest).await.unwrap());
-        if doc.id == refused.id {
+        if refused.iter().any(|r| r.id == doc.id) {
             assert_eq!(state, "pending", "the refused answer's route");
             assert!(receipts.is_empty(), "nothing of the refused answer kept: {receipts:?}");
         } else {
@@ -389,18 +395,58 @@ async fn an_answer_the_database_refuses_fails_only_its_transfer(database: Databa
     }
     let errors: Vec<String> =
         sqlx::query_scalar("SELECT last_error FROM outbox WHERE state = 'pending'").fetch_all(&db).await.unwrap();
-    assert_eq!(errors.len(), 1, "one transfer pending: {errors:?}");
-    assert!(errors[0].contains("refused by the test"), "{errors:?}");
+    assert_eq!(errors.len(), refused.len(), "the refused answers' transfers pending: {errors:?}");
+    assert!(errors.iter().all(|e| e.contains("refused by the test")), "{errors:?}");
 
     sqlx::raw_sql(drop_it).execute(&db).await.unwrap();
-    wait_for("the refused answer recorded once the database takes it", Duration::from_secs(30), || async {
+    wait_for("the refused answers recorded once the database takes them", Duration::from_secs(30), || async {
         m.documents_out.load(Ordering::Relaxed) == u64::from(N)
     })
     .await;
-    assert_eq!(route(refused.clone()).await, "delivered");
-    assert_eq!(phong_du.store.receipts_for(&refused.digest).await.unwrap().len(), 2);
-    println!("{N} answers recorded in {} transactions", m.answer_transactions.load(Ordering::Relaxed));
+    for doc in refused {
+        assert_eq!(route(doc.clone()).await, "delivered");
+        assert_eq!(phong_du.store.receipts_for(&doc.digest).await.unwrap().len(), 2);
+    }
+    let transactions = m.answer_transactions.load(Ordering::Relaxed);
+    println!("{N} answers recorded in {transactions} transactions; {redone} redone one answer at a time");
     db.close().await;
+    if let Ok(clerk) = Arc::try_unwrap(clerk) {
+        clerk.close().await;
+    }
+    net.stop().await;
+}
+
+/// Phong Dụ's clerk sends 1,000 documents to Tiên Yên, which Phong Dụ's node passes on one at
+/// a time (`limits.max_in_flight_per_peer = 1`): most wait in the hand-off queue longer than
+/// its grace, fall due and are claimed from the database. Each is still sent with the document
+/// its intake held (`outbound::handoff`), none read back, and each arrives once.
+async fn a_hand_off_that_falls_due_is_sent_with_its_document(database: Database) {
+    let mut options = NetOptions { database, ..NetOptions::default() };
+    options.extra_config.push_str("\n[limits]\nmax_in_flight_per_peer = 1\n");
+    let net = TestNet::start(only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]), options).await;
+    let clerk = Arc::new(net.clerk(PHONG_DU).await);
+    const N: u64 = 1_000;
+    let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i as u32))).collect();
+    let start = std::time::Instant::now();
+    submit_all(&clerk, &docs, 32).await;
+    let submitted = start.elapsed();
+    let m = net.node(PHONG_DU).observed.metrics();
+    wait_for("every hand-over recorded", Duration::from_secs(120), || async {
+        m.documents_out.load(Ordering::Relaxed) >= N
+    })
+    .await;
+    let drained = start.elapsed();
+    let from_intake = m.sent_from_intake.load(Ordering::Relaxed);
+    println!(
+        "{N} documents taken in {submitted:?}, handed over in {drained:?}, {from_intake} sent with their document in memory"
+    );
+    assert!(
+        drained > submitted + Duration::from_millis(1_500),
+        "the documents were passed on within the hand-off's grace after the last was taken: nothing fell due"
+    );
+    assert_eq!(from_intake, N, "{} documents read back from the database", N - from_intake);
+    assert_eq!(m.documents_out.load(Ordering::Relaxed), N);
+    assert_eq!(net.node(TIEN_YEN).observed.metrics().duplicates_in.load(Ordering::Relaxed), 0);
     if let Ok(clerk) = Arc::try_unwrap(clerk) {
         clerk.close().await;
     }

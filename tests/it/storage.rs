@@ -1507,11 +1507,15 @@ async fn answers_recorded_together_take_one_statement_a_table(database: Database
         .await
         .unwrap();
     assert_eq!(new, [true, true, true, false, false], "each new once; one stored before is not new");
+    // Phong Du's status came with the first answer, the hand-over of its route with a later
+    // one (a repeat of another transfer of the document): in turn, `forwarded` found the
+    // route delivered and did nothing.
     let changes = [
         (one, ha_lau, "forwarded"),
-        (one, phong_du, "forwarded"),
+        (one, phong_du, "delivered"),
         (one, ha_lau, "delivered"),
         (two, ha_lau, "forwarded"),
+        (one, phong_du, "forwarded"),
     ];
     tx.keep_route_states(&changes, 3).await.unwrap();
     tx.commit().await.unwrap();
@@ -1520,9 +1524,9 @@ async fn answers_recorded_together_take_one_statement_a_table(database: Database
         let store = store.clone();
         async move { store.routes(id).await.unwrap().into_iter().map(|(r, _, state)| (r, state)).collect::<Vec<_>>() }
     };
-    let mut want = vec![(HA_LAU.to_owned(), "delivered".to_owned()), (PHONG_DU.to_owned(), "forwarded".to_owned())];
+    let mut want = vec![(HA_LAU.to_owned(), "delivered".to_owned()), (PHONG_DU.to_owned(), "delivered".to_owned())];
     want.sort();
-    assert_eq!(states(one).await, want, "a route changed twice takes its last change");
+    assert_eq!(states(one).await, want, "a route changed twice ends as the changes in turn leave it");
     assert_eq!(
         states(two).await,
         [(HA_LAU.to_owned(), "delivered".to_owned())],
@@ -1532,6 +1536,40 @@ async fn answers_recorded_together_take_one_statement_a_table(database: Database
     assert_eq!(store.receipts_for(&second.digest).await.unwrap().len(), 2);
     assert_eq!(store.log_sizes().await.unwrap().1, leaves + 3, "a leaf for each new receipt");
     assert_eq!(store.queue_depths(4).await.unwrap().done, 2);
+
+    // More than a statement's worth of each (76 receipts, 249 route changes): several
+    // statements a step, every row once.
+    let many: Vec<AgencyCode> = (0..300).map(|i| code(&format!("{:03}.{:02}.41.H49", i / 99, i % 99 + 1))).collect();
+    let third = net.document(TIEN_YEN, &[HA_LAU], 13);
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(three) = tx.insert_document(&new_document(&net.verified(&third), 5)).await.unwrap() else {
+        panic!("not new")
+    };
+    let routes: Vec<NewRoute> =
+        many.iter().map(|r| NewRoute { recipient: r, next_hop: Some(&ha_lau), state: "pending" }).collect();
+    tx.add_routes(three, &routes, 5).await.unwrap();
+    tx.commit().await.unwrap();
+    // ECDSA signatures differ each time: 100 receipts of one content, 100 digests.
+    let hops: Vec<SignedReceipt> =
+        (0..100).map(|_| receipt(&net, ReceiptKind::Hop, &third, HA_LAU, TIEN_YEN, &[HA_LAU])).collect();
+    let mut offered: Vec<(&SignedReceipt, &str)> = hops.iter().map(|r| (r, HA_LAU)).collect();
+    offered.push((&hops[7], HA_LAU));
+    let leaves = store.log_sizes().await.unwrap().1;
+    let mut tx = store.begin().await.unwrap();
+    let new = tx.insert_receipts(&offered, 6).await.unwrap();
+    assert_eq!(new.iter().filter(|n| **n).count(), 100, "each once, the repeat not new");
+    assert!(!new[100]);
+    let changes: Vec<(i64, AgencyCode, &str)> =
+        many.iter().enumerate().map(|(i, r)| (three, *r, if i % 3 == 0 { "delivered" } else { "forwarded" })).collect();
+    tx.keep_route_states(&changes, 7).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.receipts_for(&third.digest).await.unwrap().len(), 100);
+    assert_eq!(store.log_sizes().await.unwrap().1, leaves + 100);
+    let states = store.routes(three).await.unwrap();
+    assert_eq!(states.len(), 300);
+    let delivered = states.iter().filter(|(_, _, s)| s == "delivered").count();
+    let forwarded = states.iter().filter(|(_, _, s)| s == "forwarded").count();
+    assert_eq!((delivered, forwarded), (100, 200));
     store.close().await;
 }
 

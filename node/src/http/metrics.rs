@@ -69,6 +69,11 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
         ConstCounter::new(m.answer_transactions.load(Ordering::Relaxed)),
     );
     r.register(
+        "answer_transactions_redone",
+        "Transactions of several answers that failed and were done again one answer at a time",
+        ConstCounter::new(m.answer_transactions_redone.load(Ordering::Relaxed)),
+    );
+    r.register(
         "documents_provisional",
         "Documents taken with provisional verification (CRLs missing or stale)",
         ConstCounter::new(m.provisional.load(Ordering::Relaxed)),

@@ -150,7 +150,8 @@ impl Answers {
 
 /// A recorder's place, given back if it panics (when it ends normally, [`Answers::next_batch`]
 /// gave it back); the answers of the batch it held are told [`StoreError::Abandoned`] (their
-/// senders dropped).
+/// senders dropped), and so are those waiting if no recorder is left to take them (none
+/// may come: the next answer starts one).
 struct Place<'a>(&'a Answers);
 
 impl Drop for Place<'_> {
@@ -158,6 +159,9 @@ impl Drop for Place<'_> {
         if std::thread::panicking() {
             let mut q = self.0.lock();
             q.recorders = q.recorders.saturating_sub(1);
+            if q.recorders == 0 {
+                q.waiting.clear();
+            }
         }
     }
 }
@@ -169,8 +173,9 @@ pub(super) async fn record(node: &Arc<Node>, answer: Plain) -> Result<(), StoreE
     if node.outbound.answers().push(Waiting { answer, done }) {
         // A task of its own, not this transfer's: nothing that stops waiting for one answer
         // cuts short the record of the others.
-        let node = Arc::clone(node);
-        tokio::spawn(async move {
+        let task_node = Arc::clone(node);
+        node.tasks.spawn(async move {
+            let node = task_node;
             let _place = Place(node.outbound.answers());
             while let Some(batch) = node.outbound.answers().next_batch() {
                 record_batch(&node, batch).await;
@@ -195,6 +200,7 @@ async fn record_batch(node: &Arc<Node>, batch: Vec<Waiting>) {
             // and records nothing): one answer at a time, so that one the database refuses
             // fails only its transfer.
             Err(e) => {
+                Metrics::bump(&node.observed.metrics().answer_transactions_redone);
                 tracing::warn!(answers = batch.len(), error = %e, "recording next hops' answers together failed; recording each alone")
             }
         }

@@ -55,6 +55,16 @@ pub(crate) const MAX_HANDED_BYTES: usize = 16 << 20;
 /// crashed) delays the transfer by at most this.
 pub const HANDOFF_GRACE: Duration = Duration::from_secs(1);
 
+/// How long the document of a hand-off that fell due unstarted is kept for its claim: the
+/// claims take the oldest rows first, so one not claimed by then (another process of a
+/// scaled-out node took it) will not be.
+const KEPT_FOR: Duration = Duration::from_secs(60);
+
+/// Hand-offs due within this much after the first one not due yet are still looked at by
+/// [`Handoffs::fall_due`]: they wait in the order of their commits, and each is due
+/// [`HANDOFF_GRACE`] after a moment read before its commit, so a few may be out of order.
+const DUE_SKEW_MS: i64 = 500;
+
 /// A stored document as the outbox sends it: what it would otherwise read back.
 #[derive(Debug)]
 pub struct Forward {
@@ -100,10 +110,13 @@ struct Queue {
     /// [`Handed::bytes`] of those waiting.
     bytes: usize,
     /// The documents of hand-offs that fell due unstarted, by transfer, for their claim; at
-    /// most [`MAX_HANDED`] of them and [`MAX_HANDED_BYTES`], the oldest dropped first.
+    /// most [`MAX_HANDED`] of them and [`MAX_HANDED_BYTES`] (a budget of their own, beside the
+    /// queue's), each for [`KEPT_FOR`]; beyond the bounds a document is not kept (the oldest
+    /// are claimed first).
     due: HashMap<i64, (Arc<Forward>, usize)>,
-    /// The transfers of `due` in the order they were kept (some may be claimed already).
-    due_order: VecDeque<i64>,
+    /// The transfers of `due` in the order they were kept, with when (some may be claimed
+    /// already).
+    due_order: VecDeque<(i64, std::time::Instant)>,
     /// The bytes of `due`.
     due_bytes: usize,
 }
@@ -150,11 +163,14 @@ impl Handoffs {
     /// due [`HANDOFF_GRACE`] after it.)
     pub(crate) fn fall_due(&self, now: i64) {
         let Ok(mut queue) = self.0.lock() else { return };
-        let n = queue.waiting.iter().take_while(|h| h.due <= now).count();
-        if n == 0 {
+        let n = queue.waiting.iter().take_while(|h| h.due <= now + DUE_SKEW_MS).count();
+        if !queue.waiting.iter().take(n).any(|h| h.due <= now) {
             return;
         }
-        let past_due: Vec<Handed> = queue.waiting.drain(..n).collect();
+        let (past_due, later): (Vec<Handed>, Vec<Handed>) = queue.waiting.drain(..n).partition(|h| h.due <= now);
+        for h in later.into_iter().rev() {
+            queue.waiting.push_front(h);
+        }
         queue.bytes -= past_due.iter().map(Handed::bytes).sum::<usize>();
         queue.keep(past_due);
     }
@@ -173,28 +189,32 @@ impl Queue {
     /// See [`Handoffs::keep_for_claim`].
     fn keep(&mut self, past_due: Vec<Handed>) {
         let queue = self;
+        let now = std::time::Instant::now();
+        // Those kept longer than `KEPT_FOR` go first, and the ids claimed since with them.
+        while let Some((id, at)) = queue.due_order.front().copied()
+            && (now.duration_since(at) >= KEPT_FOR || !queue.due.contains_key(&id))
+        {
+            queue.due_order.pop_front();
+            if let Some((_, bytes)) = queue.due.remove(&id) {
+                queue.due_bytes -= bytes;
+            }
+        }
         for h in past_due {
             let bytes = h.bytes();
             let Some(forward) = h.forward else { continue };
-            if bytes > MAX_HANDED_BYTES {
+            if queue.due.len() >= MAX_HANDED || queue.due_bytes + bytes > MAX_HANDED_BYTES {
                 continue;
             }
             if let Some((_, old)) = queue.due.insert(h.transfer.id, (forward, bytes)) {
                 queue.due_bytes -= old;
             }
             queue.due_bytes += bytes;
-            queue.due_order.push_back(h.transfer.id);
+            queue.due_order.push_back((h.transfer.id, now));
         }
-        while queue.due.len() > MAX_HANDED || queue.due_bytes > MAX_HANDED_BYTES {
-            let Some(oldest) = queue.due_order.pop_front() else { break };
-            if let Some((_, bytes)) = queue.due.remove(&oldest) {
-                queue.due_bytes -= bytes;
-            }
-        }
-        // Ids claimed already left their place in the order: drop them when they are most.
+        // Ids claimed already keep their place in the order: dropped when they are most.
         if queue.due_order.len() > 2 * queue.due.len() + 64 {
             let Queue { due, due_order, .. } = queue;
-            due_order.retain(|id| due.contains_key(id));
+            due_order.retain(|(id, _)| due.contains_key(id));
         }
     }
 }
@@ -242,14 +262,14 @@ mod tests {
     fn a_document_that_fell_due_is_kept_for_its_claim_within_the_bounds() {
         let (queue, f) = (Handoffs::default(), forward(MAX_HANDED_BYTES / 4));
         queue.keep_for_claim((0..5).map(|i| handed(i, &f)).collect());
-        // Five of a quarter each: the oldest is dropped.
-        assert!(queue.claimed(0).is_none());
-        assert!(queue.claimed(1).is_some());
-        assert!(queue.claimed(1).is_none(), "taken once");
+        // Five of a quarter each: the last is not kept (the oldest are claimed first).
+        assert!(queue.claimed(4).is_none());
+        assert!(queue.claimed(0).is_some());
+        assert!(queue.claimed(0).is_none(), "taken once");
         assert!(queue.claimed(99).is_none(), "never kept");
-        // Room for one more after the claim of 1.
+        // Room for one more after the claim of 0.
         queue.keep_for_claim(vec![handed(5, &f)]);
-        assert!([2, 3, 4, 5].iter().all(|id| queue.claimed(*id).is_some()));
+        assert!([1, 2, 3, 5].iter().all(|id| queue.claimed(*id).is_some()));
         // Without its document (beyond the queue's bytes) nothing is kept.
         let mut bare = handed(6, &f);
         bare.forward = None;
@@ -258,20 +278,21 @@ mod tests {
         let small = forward(10);
         let (first, last) = (1_000, 1_000 + MAX_HANDED as i64 + 1);
         queue.keep_for_claim((first..=last).map(|i| handed(i, &small)).collect());
-        assert!(queue.claimed(first).is_none() && queue.claimed(first + 1).is_none(), "beyond the count");
-        assert!(queue.claimed(first + 2).is_some() && queue.claimed(last).is_some());
+        assert!(queue.claimed(last).is_none() && queue.claimed(last - 1).is_none(), "beyond the count");
+        assert!(queue.claimed(first).is_some() && queue.claimed(last - 2).is_some());
     }
 
     #[test]
     fn hand_offs_that_fall_due_are_kept_for_their_claims() {
         let (queue, f) = (Handoffs::default(), forward(100));
         let at = |id, due| Handed { due, ..handed(id, &f) };
-        queue.push(vec![at(1, 10), at(2, 20), at(3, 30)]);
+        // In the order of their commits, the due times a little out of order.
+        queue.push(vec![at(1, 10), at(2, 30), at(3, 20), at(4, 2_000), at(5, 15)]);
         queue.fall_due(20);
-        assert!(queue.claimed(1).is_some() && queue.claimed(2).is_some());
-        assert!(queue.claimed(3).is_none(), "not due yet: still the hand-off's");
+        assert!([1, 3].iter().all(|id| queue.claimed(*id).is_some()));
+        assert!(queue.claimed(2).is_none(), "not due yet: still the hand-off's");
         let left: Vec<i64> = queue.take(usize::MAX).iter().map(|h| h.transfer.id).collect();
-        assert_eq!(left, [3]);
+        assert_eq!(left, [2, 4, 5], "in order; one due beyond a later one by more than the skew stays");
         assert!(queue.push(vec![at(4, 40)]) == 1 && queue.take(1)[0].forward.is_some(), "their bytes count no more");
     }
 

@@ -6,7 +6,7 @@ use pki::document::verify::VerifiedEnvelope;
 use sqlx::Row as _;
 
 use super::inline::{InlineBlob, StoredAttachment};
-use super::values::{rows_per_statement, unshared_values, values};
+use super::values::{padded, rows_per_statement, unshared_values, values};
 use super::{Arg, Row};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 use crate::protocol::DocumentSummary;
@@ -419,27 +419,43 @@ impl Tx<'_> {
     /// [`Tx::keep_route_state`] do one document and state at a time, for a batch of next hops'
     /// answers (`outbound::answers`). Each change is (document, recipient, state); `forwarded`
     /// moves only a pending route, as [`Tx::set_route_state`]'s does; a route changed twice
-    /// takes its last change, as it would in turn. The caller keeps no other write to these
+    /// ends as it would with the changes made in turn (the last, unless that is `forwarded`). The caller keeps no other write to these
     /// routes before the transaction's next statement.
     pub async fn keep_route_states(&mut self, changes: &[(i64, AgencyCode, &str)], now: i64) -> Result<(), StoreError> {
-        // A route at most once a statement: PostgreSQL applies one of two updates of a row in
-        // one statement, and not a chosen one.
-        let mut last = std::collections::HashMap::with_capacity(changes.len());
-        for (i, (document, recipient, _)) in changes.iter().enumerate() {
-            last.insert((*document, *recipient), i);
+        // A route with one change a statement: PostgreSQL applies one of two updates of a row
+        // in one statement, and not a chosen one. In turn, `forwarded` after another change
+        // finds the route no longer pending and does nothing; any other change wins.
+        let mut last: std::collections::BTreeMap<(i64, AgencyCode), usize> = Default::default();
+        for (i, (document, recipient, state)) in changes.iter().enumerate() {
+            match last.entry((*document, *recipient)) {
+                std::collections::btree_map::Entry::Occupied(_) if *state == "forwarded" => {}
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    e.insert(i);
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                }
+            }
         }
-        let mut kept: Vec<usize> = last.into_values().collect();
-        kept.sort_unstable();
-        for chunk in kept.chunks(rows_per_statement(4, 0)) {
+        // In the order of the routes' keys (the map's): two transactions changing some of the
+        // same routes wait for each other in one order, never in a cycle.
+        let kept: Vec<usize> = last.into_values().collect();
+        let most = rows_per_statement(4, 0);
+        for chunk in kept.chunks(most) {
+            // The last change again is the same change: padded to few texts.
+            let rows = padded(chunk.len(), most);
+            // `v.column1` and `v.column2` compare with a BIGINT and a TEXT column: PostgreSQL
+            // takes the values' types from the parameters, which sqlx declares (an untyped
+            // parameter there would be text, and `bigint = text` has no operator).
             let sql = format!(
                 "UPDATE routes SET state = v.column3, updated_at = v.column4 FROM (VALUES {}) AS v
                  WHERE routes.document = v.column1 AND routes.recipient = v.column2
                  AND (v.column3 <> 'forwarded' OR routes.state = 'pending')",
-                unshared_values(self.backend, "({}, {}, {}, {})", chunk.len())
+                unshared_values(self.backend, "({}, {}, {}, {})", rows)
             );
-            let mut args = Vec::with_capacity(4 * chunk.len());
-            for i in chunk {
-                let (document, recipient, state) = &changes[*i];
+            let mut args = Vec::with_capacity(4 * rows);
+            for k in 0..rows {
+                let (document, recipient, state) = &changes[chunk[k.min(chunk.len() - 1)]];
                 args.extend([
                     Arg::from(*document),
                     Arg::from(recipient.to_string()),

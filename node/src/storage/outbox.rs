@@ -11,7 +11,7 @@
 use pki::AgencyCode;
 use sqlx::Row as _;
 
-use super::values::{rows_per_statement, values};
+use super::values::{padded, rows_per_statement, values};
 use super::{Arg, Row};
 use super::{Backend, Store, StoreError, Tx, join_codes, split_codes};
 
@@ -224,18 +224,21 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let mut finished = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(rows_per_statement(1, 3)) {
+        let most = rows_per_statement(1, 3);
+        for chunk in ids.chunks(most) {
+            // An id twice in the list is one row: padded to few texts.
+            let rows = padded(chunk.len(), most);
             let sql = format!(
                 concat!(
                     "UPDATE outbox SET state = $2, done_at = $3, lease_owner = NULL, lease_until = NULL WHERE ",
                     held_by!(owner = "$1"),
                     " AND id IN ({}) RETURNING id"
                 ),
-                values("{}", 3, chunk.len())
+                values("{}", 3, rows)
             );
-            let mut args = Vec::with_capacity(3 + chunk.len());
+            let mut args = Vec::with_capacity(3 + rows);
             args.extend([Arg::from(owner), Arg::from(state), Arg::from(now)]);
-            args.extend(chunk.iter().map(|id| Arg::from(*id)));
+            args.extend((0..rows).map(|i| Arg::from(chunk[i.min(chunk.len() - 1)])));
             for row in self.fetch_all(&sql, args).await? {
                 finished.push(row.try_get("id")?);
             }

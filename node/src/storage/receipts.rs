@@ -6,7 +6,7 @@ use sqlx::Row as _;
 
 use pki::AgencyCode;
 
-use super::values::{rows_per_statement, unshared_values};
+use super::values::{padded, rows_per_statement, unshared_values};
 use super::{Arg, Row};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 
@@ -199,13 +199,23 @@ impl Tx<'_> {
         // Each digest offered once: the insert's answer names the digests it stored.
         let mut offered = std::collections::HashSet::with_capacity(receipts.len());
         let first: Vec<usize> = (0..receipts.len()).filter(|i| offered.insert(digests[*i])).collect();
+        // Inserted in the order of their digests: two transactions inserting some of the same
+        // receipts wait for each other's rows in one order, never in a cycle.
+        let mut by_digest = first.clone();
+        by_digest.sort_unstable_by_key(|i| digests[*i]);
         let mut stored = std::collections::HashSet::with_capacity(first.len());
-        for chunk in first.chunks(rows_per_statement(13, 0)) {
+        let most = rows_per_statement(13, 0);
+        for chunk in by_digest.chunks(most) {
+            // The last row again is a conflict with itself, stored once: padded to few texts.
+            let rows = padded(chunk.len(), most);
             let sql = format!(
                 concat!(insert_receipts!(), "{} ON CONFLICT (digest) DO NOTHING RETURNING digest"),
-                unshared_values(self.backend, RECEIPT_ROW, chunk.len())
+                unshared_values(self.backend, RECEIPT_ROW, rows)
             );
-            let args = chunk.iter().flat_map(|i| receipt_args(receipts[*i].0, receipts[*i].1, now)).collect();
+            let args = (0..rows)
+                .map(|k| chunk[k.min(chunk.len() - 1)])
+                .flat_map(|i| receipt_args(receipts[i].0, receipts[i].1, now))
+                .collect();
             for row in self.fetch_all(&sql, args).await? {
                 stored.insert(row.try_get::<Vec<u8>, _>("digest")?);
             }

@@ -27,6 +27,16 @@ pub(crate) fn rows_per_statement(per_row: usize, shared: usize) -> usize {
     (MAX_BINDS.saturating_sub(shared) / per_row.max(1)).max(1)
 }
 
+/// How many rows a statement for `rows` of them is written with (at most `most`, a statement's
+/// worth, and at least `rows`): `rows` rounded up to a power of two, the caller repeating its
+/// last row to fill, where a row twice does what it does once. For statements whose number of
+/// rows is the size of a batch (`outbound::answers`): each text is prepared and kept on the
+/// connection that runs it, and sqlx keeps 100 a connection, of which the node's own take
+/// about 40 (see `deferred`); a text for each size up to 64 would push them out, eight do not.
+pub(crate) fn padded(rows: usize, most: usize) -> usize {
+    rows.next_power_of_two().min(most).max(rows)
+}
+
 /// `rows` copies of `row`, comma-separated, each `{}` replaced by the next placeholder after
 /// the `shared` ones (`$1` … `$shared`, which `row` may name itself): `values("($1, {}, {})",
 /// 1, 2)` is `($1, $2, $3), ($1, $4, $5)`.
@@ -79,6 +89,13 @@ mod tests {
     fn unshared_rows_are_bare_on_sqlite_only() {
         assert_eq!(unshared_values(Backend::Sqlite, "({}, {})", 2), "(?, ?), (?, ?)");
         assert_eq!(unshared_values(Backend::Postgres, "({}, {})", 2), "($1, $2), ($3, $4)");
+    }
+
+    #[test]
+    fn batches_are_padded_to_few_sizes_within_a_statement() {
+        let sizes: std::collections::BTreeSet<usize> = (1..=200).map(|n| padded(n.min(76), 76)).collect();
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64, 76]);
+        assert_eq!((padded(5, 76), padded(65, 76), padded(76, 76), padded(3, 2)), (8, 76, 76, 3));
     }
 
     #[test]
