@@ -65,14 +65,14 @@ impl Plain {
     /// if it is plain: the hop receipt is addressed to this agency (it changes nothing here),
     /// and every status is a delivery status of the same envelope (01 or 02: they set routes)
     /// for a sender this node serves, not to be mailed (a mail needs the document's manifest).
-    /// `carried_statuses` let through only 01 and 02 of this document for its sender.
+    /// `carried_statuses` let through only 01 and 02 of this document for its sender. A
+    /// refusal is not plain.
     pub(super) fn of(
         node: &Node,
         transfer: &Transfer,
         document: i64,
         hop_receipt: &SignedReceipt,
         statuses: &[SignedReceipt],
-        synced: bool,
     ) -> Option<Plain> {
         let here = |r: &SignedReceipt| matches!(node.routes.next_hop(&r.receipt.to), Ok(NextHop::Local));
         if hop_receipt.receipt.kind != ReceiptKind::Hop || !here(hop_receipt) {
@@ -96,8 +96,8 @@ impl Plain {
             document,
             recipients: transfer.recipients.clone(),
             hop_receipt: hop_receipt.clone(),
+            synced: !super::may_record_unsynced(ReceiptKind::Hop, statuses.len(), transfer.attempts),
             statuses: plain,
-            synced,
         })
     }
 }

@@ -843,12 +843,7 @@ async fn conclude_document(
                 Answer::Taken(r, statuses) => (r, statuses, "forwarded", "done"),
                 Answer::Refused(r) => (r, Vec::new(), "refused", "refused"),
             };
-            let synced = !may_record_unsynced(kept.receipt.kind, statuses.len(), transfer.attempts);
-            let plain = match state {
-                "done" => answers::Plain::of(node, transfer, id, &kept, &statuses, synced),
-                _ => None,
-            };
-            let mut recorded = match plain {
+            let mut recorded = match answers::Plain::of(node, transfer, id, &kept, &statuses) {
                 Some(plain) => answers::record(node, plain).await,
                 None => record_answer(node, transfer, id, &kept, &statuses, route_state, state).await,
             };

@@ -13,7 +13,7 @@
 //! order among them, so only writes that cannot meet may be kept together: inserts of rows
 //! of their own (or `ON CONFLICT DO NOTHING` where two could meet), which read only rows
 //! earlier statements wrote (a document's, whose id they carry), and a status's update of
-//! its document's routes (`Tx::keep_route_state`), which nothing else kept beside it
+//! its document's routes (`Tx::keep_route_state`, `Tx::keep_route_states`), which nothing else kept beside it
 //! touches (the caller's obligation, said there). Foreign keys are checked at
 //! the end of the statement, as they would be after the last of separate statements. (In
 //! practice PostgreSQL 15 runs the main statement first and then the `WITH` queries from the

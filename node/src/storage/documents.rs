@@ -408,10 +408,8 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<(), StoreError> {
         debug_assert_ne!(state, "forwarded", "a hop receipt's state moves only pending routes: set_route_state");
-        for (sql, args) in route_state_updates(document, recipients, state, now) {
-            self.defer(&sql, args).await?;
-        }
-        Ok(())
+        let changes: Vec<(i64, AgencyCode, &str)> = recipients.iter().map(|r| (document, *r, state)).collect();
+        self.keep_route_states(&changes, now).await
     }
 
     /// Sets the state of many documents' routes in one statement, kept with the
