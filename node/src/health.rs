@@ -378,6 +378,8 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
         ("statuses_with_receipts_in", m.statuses_with_receipts_in.load(Ordering::Relaxed)),
         ("answer_transactions", m.answer_transactions.load(Ordering::Relaxed)),
         ("answer_transactions_redone", m.answer_transactions_redone.load(Ordering::Relaxed)),
+        ("intake_transactions", m.intake_transactions.load(Ordering::Relaxed)),
+        ("intake_transactions_redone", m.intake_transactions_redone.load(Ordering::Relaxed)),
         ("sent_from_intake", m.sent_from_intake.load(Ordering::Relaxed)),
         ("passed_before_commit", m.passed_before_commit.load(Ordering::Relaxed)),
         ("duplicates_in", m.duplicates_in.load(Ordering::Relaxed)),

@@ -21,6 +21,8 @@ use crate::routing::NextHop;
 use crate::storage::{DocInsert, NewDocument, Transfer, TransferKind, millis, superseded_verb};
 use crate::{Metrics, Node};
 
+pub(crate) mod together;
+
 /// Where a document comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
@@ -653,13 +655,14 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
             attachments: crate::storage::inline::StoredAttachment::just_taken(&manifest.attachments, &inline),
         })
     });
+    let crls_known = carried.iter().all(|c| node.trust.trust().has_crl_as_new_as(c));
     let early = match &forward {
         Some(forward)
             if node.config.limits.pass_on_before_commit
                 && came_from.is_some()
                 && new_here
                 && !is_provisional
-                && carried.iter().all(|c| node.trust.trust().has_crl_as_new_as(c)) =>
+                && crls_known =>
         {
             let hops = plan
                 .iter()
@@ -678,163 +681,155 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     if !early.is_empty() {
         tokio::task::yield_now().await;
     }
+    let taking = std::sync::Arc::new(Taking {
+        verified,
+        received_from,
+        received_at: now_ms,
+        provisional: is_provisional,
+        outgoing: matches!(source, Source::Clerk),
+        inline,
+        plan,
+        hop_receipt,
+        arrived,
+        carry,
+        toward_sender,
+        sender_name,
+        forward,
+    });
     let committing = std::time::Instant::now();
-    // The document's row and the transfers to next hops its transaction queued, for the
-    // outbox, and whether it queued any outbox row (notices too).
-    let mut queued: (i64, Vec<crate::outbound::Handed>, bool) = (0, Vec::new(), false);
-    // What the committed transaction answers with: the hop receipt and the statuses beside it.
-    type Answer = (Option<Vec<u8>>, Vec<Vec<u8>>);
-    let committed: Result<Option<Answer>, crate::storage::StoreError> = async {
-        let mut tx = node.store.begin().await?;
-        let (id, existed) = match tx
-            .insert_document(&NewDocument {
-                document: &verified,
-                received_from: &received_from,
-                received_at: now_ms,
-                provisional: is_provisional,
-                outgoing: matches!(source, Source::Clerk),
-                inline: &inline,
-            })
-            .await?
-        {
-            DocInsert::New(id) => (id, false),
-            DocInsert::Existing(id) => (id, true),
-            DocInsert::Conflict => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-        };
-        queued.0 = id;
-        // A repeat carries the statuses stored with the first delivery (or queues them); a
-        // first delivery those it signs below.
-        let mut statuses = Vec::new();
-        if existed {
-            let stored = tx.statuses_for_sender(&digest, &node.config.agency, &manifest.from).await?;
-            match (repeat_back(stored, carry), toward_sender) {
-                (Some(back), _) => statuses = back,
-                (None, Some(n)) => {
-                    tx.enqueue_sender_statuses(&digest, &node.config.agency, &manifest.from, &n, now_ms).await?
+    // A document new here that brings nothing but its own rows (no refusal to sign, no CRL or
+    // CA to keep) is written with the others that wait, on PostgreSQL (see `together`); one
+    // found stored meanwhile comes back to be taken alone, as a repeat.
+    let with_others = node.store.backend() == crate::storage::Backend::Postgres
+        && new_here
+        && refusals.is_empty()
+        && new_cas.is_empty()
+        && crls_known;
+    let together = match with_others {
+        true => together::take(node, std::sync::Arc::clone(&taking)).await.transpose(),
+        false => None,
+    };
+    let committed: Result<Option<Recorded>, crate::storage::StoreError> = match together {
+        Some(recorded) => recorded.map(Some),
+        None => {
+            async {
+                let t = &*taking;
+                let mut tx = node.store.begin().await?;
+                let (id, existed) = match tx.insert_document(&t.new_document()).await? {
+                    DocInsert::New(id) => (id, false),
+                    DocInsert::Existing(id) => (id, true),
+                    DocInsert::Conflict => {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                };
+                // A repeat carries the statuses stored with the first delivery (or queues them); a
+                // first delivery those it signs below.
+                let mut statuses = Vec::new();
+                if existed {
+                    let stored = tx.statuses_for_sender(&digest, &node.config.agency, &manifest.from).await?;
+                    match (repeat_back(stored, t.carry), t.toward_sender) {
+                        (Some(back), _) => statuses = back,
+                        (None, Some(n)) => {
+                            tx.enqueue_sender_statuses(&digest, &node.config.agency, &manifest.from, &n, now_ms).await?
+                        }
+                        (None, None) => {}
+                    }
                 }
-                (None, None) => {}
-            }
-        }
-        // Only recipients not routed before: a concurrent or repeated delivery adds nothing.
-        // Every route in one statement; each recipient counts as new once.
-        let mut routes = Vec::with_capacity(recipients.len());
-        for (hop, rcpts) in &plan {
-            let next_hop = match hop {
-                NextHop::Local => None,
-                NextHop::Neighbour(n) => Some(n),
-            };
-            let state = if next_hop.is_some() { "pending" } else { "delivered" };
-            routes.extend(rcpts.iter().map(|r| crate::storage::NewRoute { recipient: r, next_hop, state }));
-        }
-        routes.extend(refusals.iter().map(|(r, _)| crate::storage::NewRoute {
-            recipient: r,
-            next_hop: None,
-            state: "refused",
-        }));
-        // A new document has no routes yet: its rows go with the next statement, unanswered.
-        let routed = if existed {
-            tx.add_routes(id, &routes, now_ms).await?
-        } else {
-            tx.add_routes_of_new(id, &routes, now_ms).await?
-        };
-        let mut routed: std::collections::HashSet<AgencyCode> = routed.into_iter().collect();
-        for (hop, rcpts) in &plan {
-            let new: Vec<AgencyCode> = rcpts.iter().filter(|r| routed.remove(r)).copied().collect();
-            if new.is_empty() {
-                continue;
-            }
-            match hop {
-                NextHop::Local => {
-                    // The revocation (update, replacement) may have overtaken this document:
-                    // a new inbox entry is marked as it is written.
-                    let added = if existed {
-                        let added = tx.inbox_add(id, now_ms).await?;
-                        if added && let Some((code, by)) = tx.inbox_superseder_of(&doc_id).await? {
-                            tx.inbox_supersede(&doc_id, &format!("{} by {by}", superseded_verb(code))).await?;
+                // Only recipients not routed before: a concurrent or repeated delivery adds nothing.
+                // Every route in one statement; each recipient counts as new once.
+                let mut routes = t.routes();
+                routes.extend(refusals.iter().map(|(r, _)| crate::storage::NewRoute {
+                    recipient: r,
+                    next_hop: None,
+                    state: "refused",
+                }));
+                // A new document has no routes yet: its rows go with the next statement, unanswered.
+                let routed = if existed {
+                    tx.add_routes(id, &routes, now_ms).await?
+                } else {
+                    tx.add_routes_of_new(id, &routes, now_ms).await?
+                };
+                let mut routed: std::collections::HashSet<AgencyCode> = routed.into_iter().collect();
+                let mut handed = Vec::new();
+                for (hop, new) in t.newly_routed(&mut routed) {
+                    match hop {
+                        NextHop::Local => {
+                            // The revocation (update, replacement) may have overtaken this document:
+                            // a new inbox entry is marked as it is written.
+                            let added = if existed {
+                                let added = tx.inbox_add(id, now_ms).await?;
+                                if added && let Some((code, by)) = tx.inbox_superseder_of(&doc_id).await? {
+                                    tx.inbox_supersede(&doc_id, &format!("{} by {by}", superseded_verb(code))).await?;
+                                }
+                                added
+                            } else {
+                                tx.inbox_add_new(id, &doc_id, now_ms).await?;
+                                true
+                            };
+                            if added {
+                                arrived_here(&mut tx, node, t, &mut statuses).await?;
+                            }
                         }
-                        added
-                    } else {
-                        tx.inbox_add_new(id, &doc_id, now_ms).await?;
-                        true
-                    };
-                    if added {
-                        if let Some(target) = manifest.business.target() {
-                            let verb = superseded_verb(i64::from(manifest.business.code()));
-                            tx.inbox_supersede(&target.to_string(), &format!("{verb} by {doc_id}")).await?;
-                        }
-                        crate::mail::document_arrived(&mut tx, node, &manifest, &sender_name, now_ms).await?;
-                        if let Some(arrived) = &arrived {
-                            tx.insert_own_receipt(arrived, &node.config.agency.to_string(), now_ms).await?;
-                            if carry {
-                                statuses.push(arrived.as_bytes().to_vec());
-                            } else if let Some(n) = toward_sender {
-                                tx.enqueue_notice_of(&arrived.digest(), &n, now_ms).await?;
+                        NextHop::Neighbour(n) => {
+                            let due = handoff_due(node);
+                            if let Some(transfer) =
+                                tx.enqueue_due(TransferKind::Document(id), &n, &new, now_ms, due).await?
+                            {
+                                handed.push(t.handed(id, transfer, n, new, due));
                             }
                         }
                     }
                 }
-                NextHop::Neighbour(n) => {
-                    // From the clock now, not the intake's start: receiving the attachments may
-                    // have taken longer than the grace.
-                    let due = millis(node.now()) + crate::outbound::HANDOFF_GRACE.as_millis() as i64;
-                    if let Some(transfer) = tx.enqueue_due(TransferKind::Document(id), n, &new, now_ms, due).await? {
-                        let kind = TransferKind::Document(id);
-                        let transfer = Transfer { id: transfer, kind, next_hop: *n, recipients: new, attempts: 0 };
-                        queued.1.push(crate::outbound::Handed { transfer, forward: forward.clone(), due });
+                for (r, refusal) in &refusals {
+                    if routed.remove(r) {
+                        let (rid, _) = tx.insert_receipt(refusal, &node.config.agency.to_string(), now_ms).await?;
+                        if t.carry {
+                            statuses.push(refusal.as_bytes().to_vec());
+                        } else if let Some(n) = t.toward_sender {
+                            tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
+                        }
+                        crate::mail::receipt_for_us(&mut tx, node, refusal, &manifest, now_ms).await?;
                     }
                 }
-            }
-        }
-        for (r, refusal) in &refusals {
-            if routed.remove(r) {
-                let (rid, _) = tx.insert_receipt(refusal, &node.config.agency.to_string(), now_ms).await?;
-                if carry {
-                    statuses.push(refusal.as_bytes().to_vec());
-                } else if let Some(n) = toward_sender {
-                    tx.enqueue(TransferKind::Notice(rid), &n, &[], now_ms).await?;
-                }
-                crate::mail::receipt_for_us(&mut tx, node, refusal, &manifest, now_ms).await?;
-            }
-        }
-        // The hop receipt: one per neighbour and recipients; a repeat gets the first one.
-        let answer = match (&hop_receipt, came_from) {
-            (Some(h), Some(from)) => {
-                let previous = if existed {
-                    tx.hop_receipt_covering(&digest, &node.config.agency, &from, &recipients).await?
-                } else {
-                    None
+                // The hop receipt: one per neighbour and recipients; a repeat gets the first one.
+                let answer = match (&t.hop_receipt, came_from) {
+                    (Some(h), Some(from)) => {
+                        let previous = if existed {
+                            tx.hop_receipt_covering(&digest, &node.config.agency, &from, &recipients).await?
+                        } else {
+                            None
+                        };
+                        match previous {
+                            Some(existing) => Some(existing),
+                            None => {
+                                tx.insert_own_receipt(h, &node.config.agency.to_string(), now_ms).await?;
+                                Some(h.as_bytes().to_vec())
+                            }
+                        }
+                    }
+                    _ => None,
                 };
-                match previous {
-                    Some(existing) => Some(existing),
-                    None => {
-                        tx.insert_own_receipt(h, &node.config.agency.to_string(), now_ms).await?;
-                        Some(h.as_bytes().to_vec())
+                // Keep the CRLs that came along if they are new and genuinely from a CA we know (the
+                // CAs on the paths just validated were learned above), and remember those CAs.
+                for crl in carried.iter().filter(|c| !node.trust.trust().has_crl_as_new_as(c)) {
+                    if node.trust.trust().knows_signer_of(crl) && tx.store_crl(crl, now_ms).await? {
+                        crls_changed = true;
                     }
                 }
+                for ca in &new_cas {
+                    tx.learn_ca(ca).await?;
+                }
+                let queued = tx.queued();
+                tx.commit().await?;
+                Ok(Some(Recorded { id, handed, queued, hop_receipt: answer, statuses }))
             }
-            _ => None,
-        };
-        // Keep the CRLs that came along if they are new and genuinely from a CA we know (the
-        // CAs on the paths just validated were learned above), and remember those CAs.
-        for crl in carried.iter().filter(|c| !node.trust.trust().has_crl_as_new_as(c)) {
-            if node.trust.trust().knows_signer_of(crl) && tx.store_crl(crl, now_ms).await? {
-                crls_changed = true;
-            }
+            .await
         }
-        for ca in &new_cas {
-            tx.learn_ca(ca).await?;
-        }
-        queued.2 = tx.queued();
-        tx.commit().await?;
-        Ok(Some((answer, statuses)))
-    }
-    .await;
+    };
     node.observed.telemetry().committed_in(committing.elapsed());
-    let (hop_answer, statuses) = match committed {
-        Ok(Some(answer)) => answer,
+    let recorded = match committed {
+        Ok(Some(recorded)) => recorded,
         Ok(None) => {
             return Err(refuse(Refusal::IdTaken(doc_id), &recipients));
         }
@@ -846,10 +841,10 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     }
     // Committed: the transfers a send started before the commit carries are recorded when it
     // ends; the rest go to the outbox with the document in hand (it is woken if the commit queued any row).
-    let (row, handed, any) = queued;
+    let Recorded { id: row, handed, queued, hop_receipt: hop_answer, statuses } = recorded;
     let handed =
         if early.is_empty() { handed } else { crate::outbound::cut_through::adopt(node, early, row, handed).await };
-    node.outbound.hand_over(handed, any);
+    node.outbound.hand_over(handed, queued);
     Metrics::bump(&node.observed.metrics().documents_in);
     node.observed.metrics().taken.notify_waiters();
     node.observed.telemetry().document_taken(matches!(source, Source::Clerk));
@@ -858,9 +853,140 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         tracing::warn!(document = %doc_id, "document taken with provisional verification: CRLs missing or older than the freshness budget");
     }
     // "000.00.41.H49:2, local:1": each next hop and how many recipients go there.
-    let hops = plan.iter().map(|(h, r)| format!("{h}:{}", r.len())).collect::<Vec<_>>().join(", ");
-    tracing::info!(document = %doc_id, peer = %received_from, next_hops = %hops, provisional = is_provisional, "document taken");
+    let hops = taking.plan.iter().map(|(h, r)| format!("{h}:{}", r.len())).collect::<Vec<_>>().join(", ");
+    tracing::info!(document = %doc_id, peer = %taking.received_from, next_hops = %hops, provisional = is_provisional, "document taken");
     Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: false, statuses })
+}
+
+/// A verified document whose attachments are stored, ready for the transaction that takes
+/// it: what that transaction writes, owned, so that a writer of several documents at once
+/// (see [`together`]) can write it as well as the intake itself.
+#[derive(Debug)]
+pub(crate) struct Taking {
+    verified: pki::document::verify::VerifiedEnvelope,
+    /// The neighbour it came from, or `clerk`.
+    received_from: String,
+    /// Local time of its arrival, ms: the time of every row it brings.
+    received_at: i64,
+    provisional: bool,
+    outgoing: bool,
+    inline: Vec<crate::storage::inline::InlineBlob>,
+    /// The recipients it is routed for, by next hop (those refused are not in it).
+    plan: std::collections::BTreeMap<NextHop, Vec<AgencyCode>>,
+    /// This node's hop receipt for the neighbour that handed it over.
+    hop_receipt: Option<SignedReceipt>,
+    /// The status 01 for its sender, when a recipient is served here.
+    arrived: Option<SignedReceipt>,
+    /// Whether the statuses for its sender go back with the hop receipt (see [`rides`]).
+    carry: bool,
+    /// The neighbour toward its sender, where statuses not carried go as notices.
+    toward_sender: Option<AgencyCode>,
+    sender_name: String,
+    /// The document as the outbox sends it, for the transfers it is handed to.
+    forward: Option<std::sync::Arc<crate::outbound::Forward>>,
+}
+
+/// What the transaction that took a document leaves for after its `COMMIT`.
+#[derive(Debug)]
+pub(crate) struct Recorded {
+    /// The document's row.
+    id: i64,
+    /// The transfers to next hops it queued, for the outbox.
+    handed: Vec<crate::outbound::Handed>,
+    /// Whether the transaction queued any outbox row (notices too): the outbox is woken.
+    queued: bool,
+    /// The hop receipt answered.
+    hop_receipt: Option<Vec<u8>>,
+    /// The statuses that go back with it.
+    statuses: Vec<Vec<u8>>,
+}
+
+impl Taking {
+    fn new_document(&self) -> NewDocument<'_> {
+        NewDocument {
+            document: &self.verified,
+            received_from: &self.received_from,
+            received_at: self.received_at,
+            provisional: self.provisional,
+            outgoing: self.outgoing,
+            inline: &self.inline,
+        }
+    }
+
+    fn manifest(&self) -> &Manifest {
+        self.verified.manifest()
+    }
+
+    /// Its routes: pending to a neighbour, delivered here.
+    fn routes(&self) -> Vec<crate::storage::NewRoute<'_>> {
+        let mut routes = Vec::new();
+        for (hop, rcpts) in &self.plan {
+            let (next_hop, state) = match hop {
+                NextHop::Local => (None, "delivered"),
+                NextHop::Neighbour(n) => (Some(n), "pending"),
+            };
+            routes.extend(rcpts.iter().map(|r| crate::storage::NewRoute { recipient: r, next_hop, state }));
+        }
+        routes
+    }
+
+    /// Its next hops, each with its recipients found in `routed` (the recipients routed now:
+    /// a concurrent or repeated delivery adds nothing), each taken out of it once; next hops
+    /// left with none are left out.
+    fn newly_routed(&self, routed: &mut std::collections::HashSet<AgencyCode>) -> Vec<(NextHop, Vec<AgencyCode>)> {
+        self.plan
+            .iter()
+            .filter_map(|(hop, rcpts)| {
+                let new: Vec<AgencyCode> = rcpts.iter().filter(|r| routed.remove(r)).copied().collect();
+                (!new.is_empty()).then_some((*hop, new))
+            })
+            .collect()
+    }
+
+    /// The transfer `transfer` of its row `id` to `next_hop`, for the outbox.
+    fn handed(
+        &self,
+        id: i64,
+        transfer: i64,
+        next_hop: AgencyCode,
+        recipients: Vec<AgencyCode>,
+        due: i64,
+    ) -> crate::outbound::Handed {
+        let transfer = Transfer { id: transfer, kind: TransferKind::Document(id), next_hop, recipients, attempts: 0 };
+        crate::outbound::Handed { transfer, forward: self.forward.clone(), due }
+    }
+}
+
+/// When a transfer an intake queues now falls due to the outbox's claims: from the clock now,
+/// not the intake's start (receiving the attachments may have taken longer than the grace).
+fn handoff_due(node: &Node) -> i64 {
+    millis(node.now()) + crate::outbound::HANDOFF_GRACE.as_millis() as i64
+}
+
+/// What a document's first entry in this agency's inbox brings, in its transaction: the
+/// document it revokes marked, the clerks' mail, the status 01 for its sender (carried back
+/// in `statuses`, or queued as a notice).
+async fn arrived_here(
+    tx: &mut crate::storage::Tx<'_>,
+    node: &Node,
+    t: &Taking,
+    statuses: &mut Vec<Vec<u8>>,
+) -> Result<(), crate::storage::StoreError> {
+    let (manifest, now_ms) = (t.manifest(), t.received_at);
+    if let Some(target) = manifest.business.target() {
+        let verb = superseded_verb(i64::from(manifest.business.code()));
+        tx.inbox_supersede(&target.to_string(), &format!("{verb} by {}", manifest.id())).await?;
+    }
+    crate::mail::document_arrived(tx, node, manifest, &t.sender_name, now_ms).await?;
+    if let Some(arrived) = &t.arrived {
+        tx.insert_own_receipt(arrived, &node.config.agency.to_string(), now_ms).await?;
+        if t.carry {
+            statuses.push(arrived.as_bytes().to_vec());
+        } else if let Some(n) = t.toward_sender {
+            tx.enqueue_notice_of(&arrived.digest(), &n, now_ms).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `count` statuses for the sender go back with the hop receipt, given `carry` (the

@@ -17,6 +17,7 @@ pub mod config;
 pub mod cpu;
 pub mod crl_refs;
 pub mod crls;
+pub(crate) mod gather;
 pub mod health;
 pub mod http;
 pub mod inbound;
@@ -121,6 +122,12 @@ pub struct Metrics {
     /// Transactions of several answers that failed and were done again one answer at a time:
     /// the database refusing some writes, or failing.
     pub answer_transactions_redone: AtomicU64,
+    /// Transactions that took documents together (see `intake::together`, PostgreSQL): with
+    /// `documents_in`, how many documents a transaction holds under the load.
+    pub intake_transactions: AtomicU64,
+    /// Transactions of several documents that failed and were done again one document at a
+    /// time.
+    pub intake_transactions_redone: AtomicU64,
     /// Times this node asked a neighbour for CRLs a document or notices referenced and it
     /// lacked (`NodeResponse::CrlsWanted`).
     pub crl_asks: AtomicU64,
@@ -180,6 +187,8 @@ pub struct Node {
     pub log: tlog::LogState,
     /// Where documents are verified (see `cpu`).
     pub verification: cpu::CpuPool,
+    /// Documents waiting to be taken together, on PostgreSQL (see `intake::together`).
+    pub(crate) intakes: intake::together::Intakes,
     /// The QUIC endpoint the server accepts on (the outbound client dials from a clone).
     endpoint: quinn::Endpoint,
     shutdown: watch::Receiver<bool>,
@@ -321,6 +330,7 @@ impl Node {
             capacity: server::Capacity::new(&config.limits),
             log: tlog::LogState::default(),
             verification: cpu::CpuPool::new(config.limits.verify_threads),
+            intakes: intake::together::queue(),
             endpoint,
             shutdown,
             started: time::OffsetDateTime::now_utc(),

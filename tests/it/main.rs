@@ -33,6 +33,7 @@ mod fuzz_corpus;
 mod health_alerts;
 mod hostile;
 mod inline;
+mod intake;
 mod mail;
 mod network;
 mod node_config;

@@ -6,9 +6,8 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use harness::network::{Database, NetOptions, RawPeer, SignedDocument, TestNet, only, topology, wait_for};
+use harness::network::{Database, NetOptions, RawPeer, SignedDocument, TestNet, only, submit_all, topology, wait_for};
 use harness::silent_peer::SilentPeer;
-use node::clerk_client::ClerkClient;
 use pki::AgencyCode;
 use pki::Profile;
 
@@ -18,22 +17,6 @@ const HA_LAU: &str = "000.02.41.H49";
 
 fn code(s: &str) -> AgencyCode {
     s.parse().unwrap()
-}
-
-/// Submits `docs` through `clerk`, `in_flight` at a time, and waits for every submission.
-async fn submit_all(clerk: &Arc<ClerkClient>, docs: &[Arc<SignedDocument>], in_flight: usize) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let mut tasks = Vec::new();
-    for doc in docs {
-        let (doc, clerk, permit) = (doc.clone(), clerk.clone(), slots.clone().acquire_owned().await.unwrap());
-        tasks.push(tokio::spawn(async move {
-            doc.submit(&clerk).await.unwrap();
-            drop(permit);
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
 }
 
 on_both_backends!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use harness::network::{Database, NetOptions, SignedDocument, TestNet, only, topology};
 use node::config::Config;
-use node::storage::{DocInsert, Leased, NewDocument, NewRoute, Store, TransferKind};
+use node::storage::{DocInsert, Leased, NewDocument, NewRoute, NewTransfer, Store, TransferKind};
 use pki::AgencyCode;
 use pki::document::verify::VerifiedEnvelope;
 use pki::document::{Receipt, ReceiptKind, SignedReceipt, StatusCode};
@@ -83,6 +83,7 @@ on_both_backends!(
     a_statuses_route_state_kept_runs_before_the_next_statement,
     answers_recorded_together_take_one_statement_a_table,
     a_new_inbox_entry_is_marked_by_the_revocation_that_overtook_it,
+    documents_taken_together_take_one_statement_a_table,
 );
 
 async fn a_document_is_stored_once_per_envelope(database: Database) {
@@ -1595,5 +1596,95 @@ async fn a_new_inbox_entry_is_marked_by_the_revocation_that_overtook_it(database
     let marked = |id: &str| inbox.iter().find(|e| e.document == id).map(|e| e.superseded.clone());
     assert_eq!(marked(&original.id), Some(Some(format!("revoked by {}", revoke.id))));
     assert_eq!(marked(&revoke.id), Some(None), "the revocation itself is not marked");
+    store.close().await;
+}
+
+/// Documents taken together (`intake::together`): their rows in one statement a table. Each
+/// new document gets its row, with its attachments and its log leaf; one stored before, one
+/// whose id came earlier in the same insert, and another envelope with a stored id get none
+/// (their intakes take them alone). Their transfers the same way: each queued once, a repeat
+/// in the statement or one queued before not. Past a statement's worth (60 documents, 130
+/// transfers) several statements, every row once.
+async fn documents_taken_together_take_one_statement_a_table(database: Database) {
+    let (net, store) = open(database).await;
+    store.keep_log(code(TIEN_YEN));
+    let ha_lau = code(HA_LAU);
+    let docs: Vec<SignedDocument> = (1..=4).map(|i| net.document(PHONG_DU, &[HA_LAU], 20 + i)).collect();
+    let verified: Vec<VerifiedEnvelope> = docs.iter().map(|d| net.verified(d)).collect();
+    let resigned = net.verified(&net.sign(docs[1].manifest.clone(), docs[1].bodies.clone()));
+    let mut tx = store.begin().await.unwrap();
+    let DocInsert::New(before) = tx.insert_document(&new_document(&verified[0], 1)).await.unwrap() else {
+        panic!("not new")
+    };
+    tx.enqueue(TransferKind::Document(before), &ha_lau, &[ha_lau], 1).await.unwrap();
+    tx.commit().await.unwrap();
+    let leaves = store.log_sizes().await.unwrap().1;
+
+    let offered = [&verified[1], &verified[0], &verified[2], &verified[1], &resigned, &verified[3]];
+    let new: Vec<NewDocument> = offered.iter().map(|v| new_document(v, 2)).collect();
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx.insert_new_documents(&new).await.unwrap();
+    let inserted: Vec<bool> = ids.iter().map(Option::is_some).collect();
+    assert_eq!(inserted, [true, false, true, false, false, true], "{ids:?}");
+    let (one, two, three) = (ids[0].unwrap(), ids[2].unwrap(), ids[5].unwrap());
+    let transfer =
+        |id, recipients| NewTransfer { kind: TransferKind::Document(id), next_hop: &ha_lau, recipients, due: 9 };
+    let only_ha_lau = [ha_lau];
+    let queued = tx
+        .enqueue_all_due(
+            &[
+                transfer(three, &only_ha_lau),
+                transfer(one, &only_ha_lau),
+                transfer(before, &only_ha_lau),
+                transfer(two, &only_ha_lau),
+                transfer(one, &only_ha_lau),
+            ],
+            2,
+        )
+        .await
+        .unwrap();
+    let fresh: Vec<bool> = queued.iter().map(Option::is_some).collect();
+    assert_eq!(fresh, [true, true, false, true, false], "{queued:?}");
+    assert!(tx.queued(), "rows queued: the outbox is to be woken");
+    tx.commit().await.unwrap();
+    for (doc, id) in [(&docs[1], one), (&docs[2], two), (&docs[3], three)] {
+        let stored = store.document_by_id(&doc.id).await.unwrap().unwrap();
+        assert_eq!((stored.id, stored.digest, stored.envelope.as_slice()), (id, doc.digest, doc.envelope.as_slice()));
+        assert_eq!(store.attachments(id).await.unwrap().len(), 1, "{}", doc.id);
+    }
+    assert_eq!(store.log_sizes().await.unwrap().1, leaves + 3, "a leaf for each document inserted");
+    let depths = store.queue_depths(3).await.unwrap();
+    assert_eq!(depths.pending, 4, "one queued before and three now: {depths:?}");
+    assert!(store.claim_due("a", 3, 31_000, 10).await.unwrap().len() == 1, "only the one due before 9 is claimed");
+
+    // Nothing new: nothing inserted, nothing queued.
+    let mut tx = store.begin().await.unwrap();
+    let again = tx.insert_new_documents(&new[..3]).await.unwrap();
+    assert_eq!(again, [None, None, None]);
+    assert!(tx.enqueue_all_due(&[transfer(one, &only_ha_lau)], 4).await.unwrap()[0].is_none());
+    assert!(!tx.queued());
+    tx.rollback().await.unwrap();
+
+    // Past a statement's worth of each.
+    let many: Vec<SignedDocument> = (0..60).map(|i| net.document(PHONG_DU, &[HA_LAU], 100 + i)).collect();
+    let many_verified: Vec<VerifiedEnvelope> = many.iter().map(|d| net.verified(d)).collect();
+    let new: Vec<NewDocument> = many_verified.iter().map(|v| new_document(v, 5)).collect();
+    let recipients: Vec<[AgencyCode; 1]> =
+        (0..130).map(|i| [code(&format!("{:03}.{:02}.43.H49", i / 99, i % 99 + 1))]).collect();
+    let leaves = store.log_sizes().await.unwrap().1;
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx.insert_new_documents(&new).await.unwrap();
+    assert!(ids.iter().all(Option::is_some), "{ids:?}");
+    let distinct: std::collections::HashSet<i64> = ids.iter().flatten().copied().collect();
+    assert_eq!(distinct.len(), 60);
+    let transfers: Vec<NewTransfer> = recipients.iter().map(|r| transfer(one, r)).collect();
+    let queued = tx.enqueue_all_due(&transfers, 5).await.unwrap();
+    assert_eq!(queued.iter().flatten().collect::<std::collections::HashSet<_>>().len(), 130);
+    tx.commit().await.unwrap();
+    for (doc, id) in many.iter().zip(&ids) {
+        assert_eq!(store.document_by_id(&doc.id).await.unwrap().map(|d| d.id), *id, "{}", doc.id);
+    }
+    assert_eq!(store.log_sizes().await.unwrap().1, leaves + 60);
+    assert_eq!(store.queue_depths(6).await.unwrap().pending, 4 + 130);
     store.close().await;
 }

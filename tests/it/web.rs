@@ -100,6 +100,13 @@ async fn metrics_and_health_follow_a_real_exchange(database: Database) {
     // Each answer carried Hà Lâu's delivery receipt on toward Phong Dụ: recorded alone, not
     // as a plain answer (`outbound::answers`).
     assert!(m.lines().any(|l| l == "lienthong_answer_transactions_total 0"), "{m}");
+    // Taken one at a time: on PostgreSQL by the intake's writer (`intake::together`), a
+    // transaction each, those that brought only their own rows; on SQLite each alone.
+    let together = sample(&m, "lienthong_intake_transactions_total", &[]);
+    match database {
+        Database::Postgres => assert!((1.0..=3.0).contains(&together), "{together}"),
+        Database::Sqlite => assert_eq!(together, 0.0),
+    }
     assert_eq!(sample(&m, "lienthong_documents_refused_total", &[]), 0.0);
     assert_eq!(sample(&m, "lienthong_transfers", &[("state", "dead")]), 0.0);
     assert_eq!(sample(&m, "lienthong_connections", &[("peer", HA_LAU), ("direction", "out")]), 1.0);

@@ -392,6 +392,27 @@ pub async fn fetch_all(
     Ok((fetched, bodies))
 }
 
+/// Submits `docs` through `clerk`, `in_flight` at a time, and waits for every submission
+/// (each must succeed).
+pub async fn submit_all(
+    clerk: &std::sync::Arc<ClerkClient>,
+    docs: &[std::sync::Arc<SignedDocument>],
+    in_flight: usize,
+) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut tasks = Vec::new();
+    for doc in docs {
+        let (doc, clerk, permit) = (doc.clone(), clerk.clone(), slots.clone().acquire_owned().await.unwrap());
+        tasks.push(tokio::spawn(async move {
+            doc.submit(&clerk).await.unwrap();
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 /// Polls `check` every 50 ms until it returns true or `timeout` passes.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where

@@ -74,6 +74,16 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
         ConstCounter::new(m.answer_transactions_redone.load(Ordering::Relaxed)),
     );
     r.register(
+        "intake_transactions",
+        "Transactions that took documents together, PostgreSQL (with documents_taken: documents a transaction)",
+        ConstCounter::new(m.intake_transactions.load(Ordering::Relaxed)),
+    );
+    r.register(
+        "intake_transactions_redone",
+        "Transactions of several documents that failed and were done again one document at a time",
+        ConstCounter::new(m.intake_transactions_redone.load(Ordering::Relaxed)),
+    );
+    r.register(
         "documents_provisional",
         "Documents taken with provisional verification (CRLs missing or stale)",
         ConstCounter::new(m.provisional.load(Ordering::Relaxed)),

@@ -25,15 +25,14 @@
 //! and recorded nothing, as alone.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 
-use pki::AgencyCode;
-use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
-use tokio::sync::oneshot;
-
+use crate::gather::{self, Gather, Waiting};
 use crate::routing::NextHop;
 use crate::storage::{StoreError, Transfer, millis};
 use crate::{Metrics, Node};
+use pki::AgencyCode;
+use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
 
 /// Most answers recorded in one transaction: a bound on what one failure has to do again one
 /// by one, and on the wait of the first answer in it.
@@ -46,7 +45,7 @@ const RECORDERS: usize = 2;
 
 /// A next hop's answer whose record is storing it and setting routes (see [`Plain::of`]).
 #[derive(Debug)]
-pub(super) struct Plain {
+pub(crate) struct Plain {
     transfer: i64,
     hop: AgencyCode,
     /// The document's row.
@@ -102,97 +101,31 @@ impl Plain {
     }
 }
 
-/// The answers waiting to be recorded, and how many recorders run.
-#[derive(Debug, Default)]
-pub(crate) struct Answers(StdMutex<Queue>);
+/// The answers waiting to be recorded (see [`crate::gather`]).
+pub(crate) type Answers = Gather<Plain, ()>;
 
-#[derive(Debug, Default)]
-struct Queue {
-    waiting: Vec<Waiting>,
-    recorders: usize,
-}
-
-/// An answer and where to say how its record went.
-#[derive(Debug)]
-struct Waiting {
-    answer: Plain,
-    done: oneshot::Sender<Result<(), StoreError>>,
-}
-
-impl Answers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Queues an answer; true when a recorder is to be started for it (counted as started).
-    fn push(&self, waiting: Waiting) -> bool {
-        let mut q = self.lock();
-        q.waiting.push(waiting);
-        let start = q.recorders < RECORDERS;
-        q.recorders += usize::from(start);
-        start
-    }
-
-    /// The next answers for a recorder, in the order of their documents; `None` ends it
-    /// (counted as ended), with nothing waiting.
-    fn next_batch(&self) -> Option<Vec<Waiting>> {
-        let mut q = self.lock();
-        if q.waiting.is_empty() {
-            q.recorders = q.recorders.saturating_sub(1);
-            return None;
-        }
-        let n = q.waiting.len().min(MAX_ANSWERS);
-        let mut batch: Vec<Waiting> = q.waiting.drain(..n).collect();
-        batch.sort_by_key(|w| (w.answer.document, w.answer.transfer));
-        Some(batch)
-    }
-}
-
-/// A recorder's place, given back if it panics (when it ends normally, [`Answers::next_batch`]
-/// gave it back); the answers of the batch it held are told [`StoreError::Abandoned`] (their
-/// senders dropped), and so are those waiting if no recorder is left to take them (none
-/// may come: the next answer starts one).
-struct Place<'a>(&'a Answers);
-
-impl Drop for Place<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let mut q = self.0.lock();
-            q.recorders = q.recorders.saturating_sub(1);
-            if q.recorders == 0 {
-                q.waiting.clear();
-            }
-        }
-    }
+/// An empty queue of answers.
+pub(crate) fn queue() -> Answers {
+    Gather::new(MAX_ANSWERS, RECORDERS)
 }
 
 /// Records `answer` with whatever others wait (see the module's doc); `Ok` once the `COMMIT`
 /// holding it returned, or when the transfer's claim was lost (nothing recorded, as alone).
 pub(super) async fn record(node: &Arc<Node>, answer: Plain) -> Result<(), StoreError> {
-    let (done, outcome) = oneshot::channel();
-    if node.outbound.answers().push(Waiting { answer, done }) {
-        // A task of its own, not this transfer's: nothing that stops waiting for one answer
-        // cuts short the record of the others.
-        let task_node = Arc::clone(node);
-        node.tasks.spawn(async move {
-            let node = task_node;
-            let _place = Place(node.outbound.answers());
-            while let Some(batch) = node.outbound.answers().next_batch() {
-                record_batch(&node, batch).await;
-            }
-        });
-    }
-    outcome.await.unwrap_or(Err(StoreError::Abandoned))
+    gather::submit(node, |n| n.outbound.answers(), answer, record_batch).await
 }
 
 /// Records a batch together, or each alone if that fails, and tells each waiter.
-async fn record_batch(node: &Arc<Node>, batch: Vec<Waiting>) {
+async fn record_batch(node: Arc<Node>, mut batch: Vec<Waiting<Plain, ()>>) {
+    let node = &node;
+    // In the order of their documents: two recorders meet on no row in a cycle.
+    batch.sort_by_key(|w| (w.item.document, w.item.transfer));
     if batch.len() > 1 {
-        let answers: Vec<&Plain> = batch.iter().map(|w| &w.answer).collect();
+        let answers: Vec<&Plain> = batch.iter().map(|w| &w.item).collect();
         match record_together(node, &answers).await {
             Ok(()) => {
                 for w in batch {
-                    let _ = w.done.send(Ok(()));
+                    w.tell(Ok(()));
                 }
                 return;
             }
@@ -206,8 +139,8 @@ async fn record_batch(node: &Arc<Node>, batch: Vec<Waiting>) {
         }
     }
     for w in batch {
-        let outcome = record_together(node, &[&w.answer]).await;
-        let _ = w.done.send(outcome);
+        let outcome = record_together(node, &[&w.item]).await;
+        w.tell(outcome);
     }
 }
 

@@ -245,7 +245,7 @@ impl Client {
             trust,
             outbox_wake: Notify::new(),
             handoffs: super::handoff::Handoffs::default(),
-            answers: super::answers::Answers::default(),
+            answers: super::answers::queue(),
             in_flight: Arc::default(),
             peer_slots: StdMutex::new(HashMap::new()),
             lease_owner,

@@ -11,6 +11,46 @@ use super::{Arg, Row};
 use super::{Store, StoreError, Tx, join_codes, split_codes};
 use crate::protocol::DocumentSummary;
 
+/// The columns of a document's row, in the order of [`document_args`].
+const INSERT_DOCUMENTS: &str = "INSERT INTO documents (doc_id, digest, sender, sender_name, envelope, number, notation, type_name, subject, urgency, due, business, business_of, recipients, received_from, received_at, provisional, outgoing) VALUES ";
+
+/// The placeholders of one document's row.
+const DOCUMENT_ROW: &str = "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})";
+
+/// How many values a document's row binds.
+const DOCUMENT_COLUMNS: usize = 18;
+
+/// [`Tx::insert_document`]'s statement: one row, inserted unless it conflicts.
+static INSERT_DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{INSERT_DOCUMENTS}{} ON CONFLICT DO NOTHING RETURNING id", values(DOCUMENT_ROW, 0, 1))
+});
+
+/// The values of `d`'s row, in the order of [`INSERT_DOCUMENTS`].
+fn document_args(d: &NewDocument<'_>) -> Vec<Arg> {
+    let m = d.document.manifest();
+    let (business_of, due) = (m.business.target().map(ToString::to_string), m.due.map(|d| d.to_string()));
+    vec![
+        Arg::from(m.id().to_string()),
+        Arg::from(d.document.envelope().digest().to_vec()),
+        Arg::from(m.from.to_string()),
+        Arg::from(d.document.sender_name()),
+        Arg::from(d.document.envelope().as_bytes().to_vec()),
+        Arg::from(i64::from(m.number)),
+        Arg::from(m.notation.as_str()),
+        Arg::from(m.type_name.as_str()),
+        Arg::from(m.subject.as_str()),
+        Arg::from(i64::from(m.urgency.code())),
+        Arg::from(due),
+        Arg::from(i64::from(m.business.code())),
+        Arg::from(business_of),
+        Arg::from(join_codes(&m.to)),
+        Arg::from(d.received_from),
+        Arg::from(d.received_at),
+        Arg::from(i64::from(d.provisional)),
+        Arg::from(i64::from(d.outgoing)),
+    ]
+}
+
 /// A document to record.
 #[derive(Debug)]
 pub struct NewDocument<'a> {
@@ -230,37 +270,10 @@ impl Tx<'_> {
     /// database (the others are already files in the blob store), and appends it to the
     /// node's log. Idempotent by envelope digest.
     pub async fn insert_document(&mut self, d: &NewDocument<'_>) -> Result<DocInsert, StoreError> {
-        let m = d.document.manifest();
+        let doc_id = d.document.manifest().id().to_string();
         let digest = d.document.envelope().digest();
-        let doc_id = m.id().to_string();
-        let (business_of, due) = (m.business.target().map(ToString::to_string), m.due.map(|d| d.to_string()));
         // Insert-or-nothing, then look: correct also when two transactions race (PostgreSQL).
-        let inserted = self
-            .fetch_optional(
-                "INSERT INTO documents (doc_id, digest, sender, sender_name, envelope, number, notation, type_name, subject, urgency, due, business, business_of, recipients, received_from, received_at, provisional, outgoing)
-                 VALUES ($1, $2, $3, $18, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING RETURNING id",
-                vec![
-                    Arg::from(doc_id.clone()),
-                    Arg::from(digest.to_vec()),
-                    Arg::from(m.from.to_string()),
-                    Arg::from(d.document.envelope().as_bytes().to_vec()),
-                    Arg::from(i64::from(m.number)),
-                    Arg::from(m.notation.as_str()),
-                    Arg::from(m.type_name.as_str()),
-                    Arg::from(m.subject.as_str()),
-                    Arg::from(i64::from(m.urgency.code())),
-                    Arg::from(due),
-                    Arg::from(i64::from(m.business.code())),
-                    Arg::from(business_of),
-                    Arg::from(join_codes(&m.to)),
-                    Arg::from(d.received_from),
-                    Arg::from(d.received_at),
-                    Arg::from(i64::from(d.provisional)),
-                    Arg::from(i64::from(d.outgoing)),
-                    Arg::from(d.document.sender_name()),
-                ],
-            )
-            .await?;
+        let inserted = self.fetch_optional(&INSERT_DOCUMENT, document_args(d)).await?;
         let Some(row) = inserted else {
             let row = self
                 .fetch_one(
@@ -272,6 +285,49 @@ impl Tx<'_> {
             return Ok(if existing == digest { DocInsert::Existing(row.try_get("id")?) } else { DocInsert::Conflict });
         };
         let id: i64 = row.try_get("id")?;
+        self.keep_document_rows(id, d).await?;
+        Ok(DocInsert::New(id))
+    }
+
+    /// Documents new to this node, several in one statement (more only past the parameter
+    /// limit): each one's row id, or `None` for one not inserted (stored before, another
+    /// envelope with its id stored, or its id earlier in `docs`), which the caller takes
+    /// through [`Tx::insert_document`] to learn which. The rows of the inserted ones
+    /// (attachments, their bytes, the log's leaves) are kept as [`Tx::insert_document`]
+    /// keeps them. The caller gives them in the order of their ids: two transactions
+    /// inserting some of the same wait for each other in one order, never in a cycle.
+    pub async fn insert_new_documents(&mut self, docs: &[NewDocument<'_>]) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut ids = vec![None; docs.len()];
+        let most = rows_per_statement(DOCUMENT_COLUMNS, 0);
+        for (c, chunk) in docs.chunks(most).enumerate() {
+            // The last row again is a conflict with itself, inserted once: padded to few texts.
+            let rows = padded(chunk.len(), most);
+            let sql = format!(
+                "{INSERT_DOCUMENTS}{} ON CONFLICT DO NOTHING RETURNING id, doc_id",
+                unshared_values(self.backend, DOCUMENT_ROW, rows)
+            );
+            let args = (0..rows).flat_map(|k| document_args(&chunk[k.min(chunk.len() - 1)])).collect();
+            let mut inserted = std::collections::HashMap::new();
+            for row in self.fetch_all(&sql, args).await? {
+                inserted.insert(row.try_get::<String, _>("doc_id")?, row.try_get::<i64, _>("id")?);
+            }
+            // The row inserted is the first of its id (the others conflicted with it).
+            for (i, d) in chunk.iter().enumerate() {
+                ids[c * most + i] = inserted.remove(&d.document.manifest().id().to_string());
+            }
+        }
+        for (id, d) in ids.iter().zip(docs) {
+            if let Some(id) = id {
+                self.keep_document_rows(*id, d).await?;
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Keeps the rows a document inserted as `id` brings with it: its attachments', their
+    /// bytes kept in the database, the log's leaf.
+    async fn keep_document_rows(&mut self, id: i64, d: &NewDocument<'_>) -> Result<(), StoreError> {
+        let m = d.document.manifest();
         // One statement for all the attachments (more only past the parameter limit), sent
         // with the transaction's next statement (see `Tx::defer`).
         let per_statement = rows_per_statement(5, 1);
@@ -295,8 +351,7 @@ impl Tx<'_> {
         }
         self.insert_inline(d.inline).await?;
         // The transparency log's leaf, in this transaction: it exists iff the document does.
-        self.log_document(d)?;
-        Ok(DocInsert::New(id))
+        self.log_document(d)
     }
 
     /// A document by envelope digest, inside the transaction.

@@ -55,7 +55,7 @@ pub use documents::{
     ATTACHMENTS, DocInsert, INBOX, NewDocument, NewRoute, SENT, SUPERSEDER, StoredDocument, superseded_verb,
 };
 pub use faults::StorageFaults;
-pub use outbox::{Claim, HopQueue, Leased, NextDue, OUTBOX_BY_HOP, QueueDepths, Transfer, TransferKind};
+pub use outbox::{Claim, HopQueue, Leased, NewTransfer, NextDue, OUTBOX_BY_HOP, QueueDepths, Transfer, TransferKind};
 pub use receipts::StoredReceipt;
 
 /// Which database is behind the pool.

@@ -11,7 +11,7 @@
 use pki::AgencyCode;
 use sqlx::Row as _;
 
-use super::values::{padded, rows_per_statement, values};
+use super::values::{padded, rows_per_statement, unshared_values, values};
 use super::{Arg, Row};
 use super::{Backend, Store, StoreError, Tx, join_codes, split_codes};
 
@@ -65,6 +65,61 @@ pub enum NextDue {
     At(i64),
 }
 
+/// A transfer to queue with [`Tx::enqueue_all_due`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewTransfer<'a> {
+    /// What it carries.
+    pub kind: TransferKind,
+    /// Where to.
+    pub next_hop: &'a AgencyCode,
+    /// The recipients it carries for.
+    pub recipients: &'a [AgencyCode],
+    /// When it falls due (ms; see [`Tx::enqueue_due`]).
+    pub due: i64,
+}
+
+/// The columns of an outbox row queued, in the order of [`transfer_args`].
+const INSERT_TRANSFERS: &str = "INSERT INTO outbox (dedup_key, kind, document, receipt, next_hop, recipients, next_attempt_at, created_at, state, attempts) VALUES ";
+
+/// The placeholders of one queued transfer's row.
+const TRANSFER_ROW: &str = "({}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0)";
+
+/// How many values a queued transfer's row binds.
+const TRANSFER_COLUMNS: usize = 8;
+
+/// [`Tx::enqueue_due`]'s statement: one row, queued unless the same transfer is.
+static ENQUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{INSERT_TRANSFERS}{} ON CONFLICT (dedup_key) DO NOTHING RETURNING id", values(TRANSFER_ROW, 0, 1))
+});
+
+/// What makes a transfer the same as another: a repeat is not queued again.
+fn transfer_key(kind: TransferKind, next_hop: &AgencyCode, recipients: &[AgencyCode]) -> String {
+    match kind {
+        // The recipients are part of the key: the same document reaching this node again
+        // for other recipients behind the same next hop is a new transfer.
+        TransferKind::Document(d) => format!("d:{d}:{next_hop}:{}", join_codes(recipients)),
+        TransferKind::Notice(r) => format!("n:{r}:{next_hop}"),
+    }
+}
+
+/// The values of a queued transfer's row, in the order of [`INSERT_TRANSFERS`].
+fn transfer_args(kind: TransferKind, next_hop: &AgencyCode, recipients: &[AgencyCode], now: i64, due: i64) -> Vec<Arg> {
+    let (kind_name, document, receipt) = match kind {
+        TransferKind::Document(d) => ("document", Some(d), None),
+        TransferKind::Notice(r) => ("notice", None, Some(r)),
+    };
+    vec![
+        Arg::from(transfer_key(kind, next_hop, recipients)),
+        Arg::from(kind_name),
+        Arg::from(document),
+        Arg::from(receipt),
+        Arg::from(next_hop.to_string()),
+        Arg::from(join_codes(recipients)),
+        Arg::from(due),
+        Arg::from(now),
+    ]
+}
+
 /// One claimed transfer.
 #[derive(Debug, Clone)]
 pub struct Transfer {
@@ -106,31 +161,43 @@ impl Tx<'_> {
         now: i64,
         due: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let (key, kind_name, document, receipt) = match kind {
-            // The recipients are part of the key: the same document reaching this node again
-            // for other recipients behind the same next hop is a new transfer.
-            TransferKind::Document(d) => {
-                (format!("d:{d}:{next_hop}:{}", join_codes(recipients)), "document", Some(d), None)
-            }
-            TransferKind::Notice(r) => (format!("n:{r}:{next_hop}"), "notice", None, Some(r)),
-        };
-        let row = self.fetch_optional(
-            "INSERT INTO outbox (dedup_key, kind, document, receipt, next_hop, recipients, state, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $8, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-            vec![
-                Arg::from(key),
-                Arg::from(kind_name),
-                Arg::from(document),
-                Arg::from(receipt),
-                Arg::from(next_hop.to_string()),
-                Arg::from(join_codes(recipients)),
-                Arg::from(now),
-                Arg::from(due),
-            ],
-        )
-        .await?;
+        let row = self.fetch_optional(&ENQUEUE, transfer_args(kind, next_hop, recipients, now, due)).await?;
         self.queued |= row.is_some();
         row.map(|r| r.try_get::<i64, _>("id")).transpose()
+    }
+
+    /// [`Tx::enqueue_due`] of several transfers in one statement (more only past the
+    /// parameter limit): each one's row id, `None` for one already queued (or done, or
+    /// earlier in `transfers`). In the order of their keys: two transactions queueing some of
+    /// the same wait for each other in one order, never in a cycle.
+    pub async fn enqueue_all_due(
+        &mut self,
+        transfers: &[NewTransfer<'_>],
+        now: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let keys: Vec<String> = transfers.iter().map(|t| transfer_key(t.kind, t.next_hop, t.recipients)).collect();
+        let mut order: Vec<usize> = (0..transfers.len()).collect();
+        order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+        let most = rows_per_statement(TRANSFER_COLUMNS, 0);
+        let mut queued = std::collections::HashMap::with_capacity(transfers.len());
+        for chunk in order.chunks(most) {
+            // The last row again is a conflict with itself, queued once: padded to few texts.
+            let rows = padded(chunk.len(), most);
+            let sql = format!(
+                "{INSERT_TRANSFERS}{} ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key",
+                unshared_values(self.backend, TRANSFER_ROW, rows)
+            );
+            let args = (0..rows)
+                .map(|k| &transfers[chunk[k.min(chunk.len() - 1)]])
+                .flat_map(|t| transfer_args(t.kind, t.next_hop, t.recipients, now, t.due))
+                .collect();
+            for row in self.fetch_all(&sql, args).await? {
+                queued.insert(row.try_get::<String, _>("dedup_key")?, row.try_get::<i64, _>("id")?);
+            }
+        }
+        self.queued |= !queued.is_empty();
+        // The row queued is the first of its key (the others conflicted with it).
+        Ok(keys.iter().map(|k| queued.remove(k)).collect())
     }
 
     /// Whether this transaction queued an outbox row so far (a transfer or a notice, new):

@@ -1,0 +1,154 @@
+//! Documents taken several to a transaction (`intake::together`, PostgreSQL): each still
+//! taken once, with its rows, its receipts and its transfer, and one the database refuses
+//! fails only its own intake. On SQLite every document is taken alone (its writer commits
+//! them together already).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use harness::network::{Database, NetOptions, SignedDocument, TestNet, only, submit_all, topology, wait_for};
+
+const TIEN_YEN: &str = "000.00.41.H49";
+const PHONG_DU: &str = "000.01.41.H49";
+
+on_both_backends!(documents_are_taken_together, a_document_the_database_refuses_fails_only_its_intake);
+
+/// Phong Dụ's clerk submits 96 documents for Tiên Yên, 32 at a time. On PostgreSQL both nodes
+/// take them several to a transaction (fewer transactions than documents at each); on SQLite
+/// none. Either way each document is stored once at each node, in Tiên Yên's inbox once, its
+/// route delivered, with both receipts (hop receipt, arrived) at Phong Dụ; none sent twice.
+async fn documents_are_taken_together(database: Database) {
+    let net = TestNet::start(
+        only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]),
+        NetOptions { database, ..NetOptions::default() },
+    )
+    .await;
+    let clerk = Arc::new(net.clerk(PHONG_DU).await);
+    const N: u64 = 96;
+    let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i as u32))).collect();
+    submit_all(&clerk, &docs, 32).await;
+    let (phong_du, tien_yen) = (net.node(PHONG_DU), net.node(TIEN_YEN));
+    wait_for("every document at Tiên Yên and answered", Duration::from_secs(30), || async {
+        phong_du.observed.metrics().documents_out.load(Ordering::Relaxed) >= N
+    })
+    .await;
+    for (name, node) in [(PHONG_DU, phong_du), (TIEN_YEN, tien_yen)] {
+        let m = node.observed.metrics();
+        let (taken, transactions) =
+            (m.documents_in.load(Ordering::Relaxed), m.intake_transactions.load(Ordering::Relaxed));
+        println!("{name}: {taken} documents taken in {transactions} transactions together");
+        assert_eq!(taken, N, "{name} took each document once");
+        assert_eq!(m.duplicates_in.load(Ordering::Relaxed), 0, "{name} was sent documents twice");
+        assert_eq!(m.intake_transactions_redone.load(Ordering::Relaxed), 0, "{name}");
+        match database {
+            // Documents that come while others are written wait and go together.
+            Database::Postgres => assert!((1..N).contains(&transactions), "{name}: {transactions} for {N}"),
+            Database::Sqlite => assert_eq!(transactions, 0, "{name}: taken alone on SQLite"),
+        }
+    }
+    assert_eq!(tien_yen.store.inbox(1000).await.unwrap().len(), N as usize);
+    for doc in &docs {
+        let here = tien_yen.store.document_by_id(&doc.id).await.unwrap().unwrap();
+        assert_eq!((here.digest, here.envelope.as_slice()), (doc.digest, doc.envelope.as_slice()));
+        assert_eq!(tien_yen.store.attachments(here.id).await.unwrap().len(), 1, "{}", doc.id);
+        let sent = phong_du.store.document_by_id(&doc.id).await.unwrap().unwrap();
+        let routes = phong_du.store.routes(sent.id).await.unwrap();
+        assert_eq!(routes, [(TIEN_YEN.to_owned(), Some(TIEN_YEN.to_owned()), "delivered".to_owned())], "{}", doc.id);
+        assert_eq!(phong_du.store.receipts_for(&doc.digest).await.unwrap().len(), 2, "{}", doc.id);
+        assert_eq!(tien_yen.store.receipts_for(&doc.digest).await.unwrap().len(), 2, "{}", doc.id);
+    }
+    let done = phong_du.store.queue_depths(node::storage::millis(time::OffsetDateTime::now_utc())).await.unwrap();
+    assert_eq!((done.done, done.pending), (N as i64, 0), "every transfer queued once and finished");
+    if let Ok(clerk) = Arc::try_unwrap(clerk) {
+        clerk.close().await;
+    }
+    net.stop().await;
+}
+
+/// Tiên Yên's database refuses (by a trigger) to store eight of 48 documents Phong Dụ passes
+/// on at once. On PostgreSQL a transaction of documents holding one of them fails and is done
+/// again one document at a time (`intake::together`): the others are taken, with their
+/// receipts, and only the eight are refused for now; Phong Dụ tries them again and they are
+/// taken once the database takes them.
+async fn a_document_the_database_refuses_fails_only_its_intake(database: Database) {
+    let net = TestNet::start(
+        only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]),
+        NetOptions { database, ..NetOptions::default() },
+    )
+    .await;
+    const N: u32 = 48;
+    let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i))).collect();
+    let refused: Vec<&Arc<SignedDocument>> = docs.iter().step_by(6).collect();
+    let ids = refused.iter().map(|d| format!("'{}'", d.id)).collect::<Vec<_>>().join(", ");
+    let url = node::config::Config::load(&net.config_path(&TIEN_YEN.parse().unwrap())).unwrap().database;
+    let db = sqlx::AnyPool::connect(&url).await.unwrap();
+    let (create, drop_it) = match database {
+        Database::Postgres => (
+            format!(
+                "CREATE FUNCTION refuse_document() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+                 CREATE TRIGGER refuse BEFORE INSERT ON documents FOR EACH ROW WHEN (NEW.doc_id IN ({ids})) EXECUTE FUNCTION refuse_document()"
+            ),
+            "DROP TRIGGER refuse ON documents",
+        ),
+        Database::Sqlite => (
+            format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON documents WHEN NEW.doc_id IN ({ids})
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            ),
+            "DROP TRIGGER refuse",
+        ),
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&db).await.unwrap();
+
+    let clerk = Arc::new(net.clerk(PHONG_DU).await);
+    submit_all(&clerk, &docs, N as usize).await;
+    let (phong_du, tien_yen) = (net.node(PHONG_DU), net.node(TIEN_YEN));
+    let (sent, taken) = (phong_du.observed.metrics(), tien_yen.observed.metrics());
+    let others = u64::from(N) - refused.len() as u64;
+    wait_for("the others taken", Duration::from_secs(30), || async {
+        sent.documents_out.load(Ordering::Relaxed) >= others
+    })
+    .await;
+    wait_for("the refused documents tried again", Duration::from_secs(30), || async {
+        sent.retries.load(Ordering::Relaxed) >= 2 * refused.len() as u64
+    })
+    .await;
+    assert_eq!(taken.documents_in.load(Ordering::Relaxed), others, "all but the refused ones taken");
+    let redone = taken.intake_transactions_redone.load(Ordering::Relaxed);
+    if matches!(database, Database::Postgres) {
+        assert!(redone >= 1, "no transaction of several documents held a refused one: the fallback did not run");
+    }
+    for doc in &docs {
+        let here = tien_yen.store.document_by_id(&doc.id).await.unwrap();
+        if refused.iter().any(|r| r.id == doc.id) {
+            assert!(here.is_none(), "{}: nothing of a refused document kept", doc.id);
+            assert!(phong_du.store.receipts_for(&doc.digest).await.unwrap().is_empty(), "{}", doc.id);
+        } else {
+            assert!(here.is_some(), "{}", doc.id);
+            assert_eq!(phong_du.store.receipts_for(&doc.digest).await.unwrap().len(), 2, "{}", doc.id);
+        }
+    }
+    let now = node::storage::millis(time::OffsetDateTime::now_utc());
+    assert_eq!(phong_du.store.queue_depths(now).await.unwrap().pending, refused.len() as i64);
+
+    sqlx::raw_sql(drop_it).execute(&db).await.unwrap();
+    wait_for("the refused documents taken once the database takes them", Duration::from_secs(60), || async {
+        sent.documents_out.load(Ordering::Relaxed) == u64::from(N)
+    })
+    .await;
+    for doc in refused {
+        assert!(tien_yen.store.document_by_id(&doc.id).await.unwrap().is_some(), "{}", doc.id);
+        assert_eq!(phong_du.store.receipts_for(&doc.digest).await.unwrap().len(), 2, "{}", doc.id);
+    }
+    assert_eq!(taken.documents_in.load(Ordering::Relaxed), u64::from(N), "each taken once");
+    println!(
+        "{N} documents taken in {} transactions together; {redone} redone one document at a time",
+        taken.intake_transactions.load(Ordering::Relaxed)
+    );
+    db.close().await;
+    if let Ok(clerk) = Arc::try_unwrap(clerk) {
+        clerk.close().await;
+    }
+    net.stop().await;
+}
