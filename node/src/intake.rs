@@ -459,7 +459,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
         node.observed.telemetry().verified_in(verifying.elapsed());
         Ok((carried, verified))
     };
-    let (existing, verified) = tokio::join!(node.store.document_by_id(&doc_id), verification);
+    let (existing, verified) = tokio::join!(together::stored(node, &doc_id), verification);
 
     // Whether this node has no row of the document yet (then it may be passed on before the
     // commit, see `outbound::cut_through`).

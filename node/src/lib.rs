@@ -189,6 +189,8 @@ pub struct Node {
     pub verification: cpu::CpuPool,
     /// Documents waiting to be taken together, on PostgreSQL (see `intake::together`).
     pub(crate) intakes: intake::together::Intakes,
+    /// Intakes' duplicate checks waiting to be asked together, on PostgreSQL.
+    pub(crate) intake_lookups: intake::together::Lookups,
     /// The QUIC endpoint the server accepts on (the outbound client dials from a clone).
     endpoint: quinn::Endpoint,
     shutdown: watch::Receiver<bool>,
@@ -331,6 +333,7 @@ impl Node {
             log: tlog::LogState::default(),
             verification: cpu::CpuPool::new(config.limits.verify_threads),
             intakes: intake::together::queue(),
+            intake_lookups: intake::together::lookups(),
             endpoint,
             shutdown,
             started: time::OffsetDateTime::now_utc(),

@@ -1653,6 +1653,16 @@ async fn documents_taken_together_take_one_statement_a_table(database: Database)
         assert_eq!(store.attachments(id).await.unwrap().len(), 1, "{}", doc.id);
     }
     assert_eq!(store.log_sizes().await.unwrap().1, leaves + 3, "a leaf for each document inserted");
+    // The duplicate checks of several intakes in one statement: each stored document once,
+    // whatever the order and repeats asked; one never stored is not in the answer.
+    let asked = [docs[3].id.as_str(), "000.01.41.H49-2026-999", docs[1].id.as_str(), docs[3].id.as_str()];
+    let mut found: Vec<(String, i64)> =
+        store.documents_by_ids(&asked).await.unwrap().into_iter().map(|d| (d.doc_id, d.id)).collect();
+    found.sort();
+    let mut want = vec![(docs[1].id.clone(), one), (docs[3].id.clone(), three)];
+    want.sort();
+    assert_eq!(found, want);
+    assert!(store.documents_by_ids(&[]).await.unwrap().is_empty());
     let depths = store.queue_depths(3).await.unwrap();
     assert_eq!(depths.pending, 4, "one queued before and three now: {depths:?}");
     assert!(store.claim_due("a", 3, 31_000, 10).await.unwrap().len() == 1, "only the one due before 9 is claimed");

@@ -611,6 +611,24 @@ impl Store {
         rows.first().map(stored_document).transpose()
     }
 
+    /// The documents of several ids, in one statement (more only past the parameter limit);
+    /// those not stored are not in the answer. For the duplicate checks of several intakes
+    /// at once (`intake::together`).
+    pub async fn documents_by_ids(&self, doc_ids: &[&str]) -> Result<Vec<StoredDocument>, StoreError> {
+        let mut found = Vec::with_capacity(doc_ids.len());
+        let most = rows_per_statement(1, 0);
+        for chunk in doc_ids.chunks(most) {
+            // The last id again: padded to few texts.
+            let rows = padded(chunk.len(), most);
+            let sql = format!(concat!(select_documents!("doc_id IN ("), "{})"), values("{}", 0, rows));
+            let args = (0..rows).map(|k| Arg::from(chunk[k.min(chunk.len() - 1)])).collect();
+            for row in self.fetch_all(&sql, args).await? {
+                found.push(stored_document(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// A document by row id.
     pub async fn document(&self, id: i64) -> Result<StoredDocument, StoreError> {
         stored_document(&self.fetch_one(select_documents!("id = $1"), vec![Arg::from(id)]).await?)
