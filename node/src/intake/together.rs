@@ -28,7 +28,7 @@ use pki::AgencyCode;
 use super::{Recorded, Taking, arrived_here, handoff_due};
 use crate::gather::{self, Gather, Waiting};
 use crate::routing::NextHop;
-use crate::storage::{Backend, NewDocument, NewTransfer, StoreError, StoredDocument, TransferKind, millis};
+use crate::storage::{Backend, InDoubt, NewDocument, NewTransfer, StoreError, StoredDocument, TransferKind, millis};
 use crate::{Metrics, Node};
 
 /// Most documents taken in one transaction: a bound on what one failure has to do again one
@@ -100,6 +100,8 @@ pub(super) async fn take(node: &Arc<Node>, taking: Arc<Taking>) -> Result<Option
 async fn write_batch(node: Arc<Node>, mut batch: Vec<Waiting<Arc<Taking>, Option<Recorded>>>) {
     // In the order of their ids: two writers meet on no row in a cycle.
     batch.sort_by_cached_key(|w| w.item.manifest().id().to_string());
+    // Whether the failed transaction of several may have been kept all the same.
+    let mut in_doubt = false;
     if batch.len() > 1 {
         let takings: Vec<&Taking> = batch.iter().map(|w| &*w.item).collect();
         match write_together(&node, &takings).await {
@@ -113,13 +115,22 @@ async fn write_batch(node: Arc<Node>, mut batch: Vec<Waiting<Arc<Taking>, Option
             // is answered as a repeat): one document at a time, so that one the database
             // refuses fails only its intake.
             Err(e) => {
+                in_doubt = e.is_in_doubt();
                 Metrics::bump(&node.observed.metrics().intake_transactions_redone);
                 tracing::warn!(documents = batch.len(), error = %e, "taking documents together failed; taking each alone")
             }
         }
     }
     for w in batch {
-        let outcome = write_together(&node, &[&*w.item]).await.map(|r| r.into_iter().next().flatten());
+        let outcome = match write_together(&node, &[&*w.item]).await {
+            Ok(recorded) => Ok(recorded.into_iter().next().flatten()),
+            // Alone it failed too, but the transaction of several may hold it: its sender is
+            // not told that nothing was taken.
+            Err(e) if in_doubt && !e.is_in_doubt() => {
+                Err(StoreError::CommitInDoubt { commit: Box::new(e), why: InDoubt::NoAnswer })
+            }
+            Err(e) => Err(e),
+        };
         w.tell(outcome);
     }
 }

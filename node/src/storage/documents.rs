@@ -286,6 +286,7 @@ impl Tx<'_> {
         };
         let id: i64 = row.try_get("id")?;
         self.keep_document_rows(id, d).await?;
+        self.insert_inline(d.inline).await?;
         Ok(DocInsert::New(id))
     }
 
@@ -321,11 +322,15 @@ impl Tx<'_> {
                 self.keep_document_rows(*id, d).await?;
             }
         }
+        // The small attachments' bytes of all of them in one hash order (two transactions
+        // inserting some of the same wait for each other in one order, never in a cycle).
+        let inline = ids.iter().zip(docs).filter(|(id, _)| id.is_some()).flat_map(|(_, d)| d.inline);
+        self.insert_inline(inline).await?;
         Ok(ids)
     }
 
-    /// Keeps the rows a document inserted as `id` brings with it: its attachments', their
-    /// bytes kept in the database, the log's leaf.
+    /// Keeps the rows a document inserted as `id` brings with it: its attachments', the log's
+    /// leaf (the bytes of its small attachments are the caller's, see `Tx::insert_inline`).
     async fn keep_document_rows(&mut self, id: i64, d: &NewDocument<'_>) -> Result<(), StoreError> {
         let m = d.document.manifest();
         // One statement for all the attachments (more only past the parameter limit), sent
@@ -349,7 +354,6 @@ impl Tx<'_> {
             }
             self.defer(&sql, args).await?;
         }
-        self.insert_inline(d.inline).await?;
         // The transparency log's leaf, in this transaction: it exists iff the document does.
         self.log_document(d)
     }

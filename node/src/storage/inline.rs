@@ -223,8 +223,12 @@ impl Tx<'_> {
     /// is kept once). In hash order, each once: two
     /// transactions inserting the same attachments wait for each other in one order, never
     /// in a cycle (PostgreSQL would end one of them as a deadlock).
-    pub(crate) async fn insert_inline(&mut self, blobs: &[InlineBlob]) -> Result<(), StoreError> {
-        let mut blobs: Vec<&InlineBlob> = blobs.iter().collect();
+    /// Several documents' attachments go in one call, so that their order is one.
+    pub(crate) async fn insert_inline<'b>(
+        &mut self,
+        blobs: impl IntoIterator<Item = &'b InlineBlob>,
+    ) -> Result<(), StoreError> {
+        let mut blobs: Vec<&InlineBlob> = blobs.into_iter().collect();
         blobs.sort_by_key(|b| b.sha256);
         blobs.dedup_by_key(|b| b.sha256);
         for chunk in blobs.chunks(rows_per_statement(2, 0)) {
