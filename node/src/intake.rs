@@ -700,11 +700,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     // A document new here that brings nothing but its own rows (no refusal to sign, no CRL or
     // CA to keep) is written with the others that wait, on PostgreSQL (see `together`); one
     // found stored meanwhile comes back to be taken alone, as a repeat.
-    let with_others = node.store.backend() == crate::storage::Backend::Postgres
-        && new_here
-        && refusals.is_empty()
-        && new_cas.is_empty()
-        && crls_known;
+    let with_others = together::applies(node) && new_here && refusals.is_empty() && new_cas.is_empty() && crls_known;
     let together = match with_others {
         true => together::take(node, std::sync::Arc::clone(&taking)).await.transpose(),
         false => None,

@@ -47,6 +47,12 @@ pub(crate) fn queue() -> Intakes {
     Gather::new(MAX_DOCUMENTS, WRITERS)
 }
 
+/// Whether this node's intakes go together: on PostgreSQL, where every statement is a round
+/// trip (see the module's doc).
+pub(super) fn applies(node: &Node) -> bool {
+    node.store.backend() == Backend::Postgres
+}
+
 /// The duplicate checks waiting to be asked together: the ids of documents arriving.
 pub(crate) type Lookups = Gather<String, Option<StoredDocument>>;
 
@@ -61,7 +67,7 @@ pub(crate) fn lookups() -> Lookups {
 /// the receiving node's statements once its writes went together); SQLite reads in the
 /// caller's task.
 pub(super) async fn stored(node: &Arc<Node>, doc_id: &str) -> Result<Option<StoredDocument>, StoreError> {
-    if node.store.backend() != Backend::Postgres {
+    if !applies(node) {
         return node.store.document_by_id(doc_id).await;
     }
     gather::submit(node, |n| &n.intake_lookups, doc_id.to_owned(), look_up).await
