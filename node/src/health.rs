@@ -380,6 +380,7 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
         ("answer_transactions_redone", m.answer_transactions_redone.load(Ordering::Relaxed)),
         ("intake_transactions", m.intake_transactions.load(Ordering::Relaxed)),
         ("intake_transactions_redone", m.intake_transactions_redone.load(Ordering::Relaxed)),
+        ("intake_found_stored", m.intake_found_stored.load(Ordering::Relaxed)),
         ("sent_from_intake", m.sent_from_intake.load(Ordering::Relaxed)),
         ("passed_before_commit", m.passed_before_commit.load(Ordering::Relaxed)),
         ("duplicates_in", m.duplicates_in.load(Ordering::Relaxed)),

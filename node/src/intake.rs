@@ -818,7 +818,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 }
                 let queued = tx.queued();
                 tx.commit().await?;
-                Ok(Some(Recorded { id, handed, queued, hop_receipt: answer, statuses }))
+                Ok(Some(Recorded { id, repeat: existed, handed, queued, hop_receipt: answer, statuses }))
             }
             .await
         }
@@ -837,10 +837,18 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     }
     // Committed: the transfers a send started before the commit carries are recorded when it
     // ends; the rest go to the outbox with the document in hand (it is woken if the commit queued any row).
-    let Recorded { id: row, handed, queued, hop_receipt: hop_answer, statuses } = recorded;
+    let Recorded { id: row, repeat, handed, queued, hop_receipt: hop_answer, statuses } = recorded;
     let handed =
         if early.is_empty() { handed } else { crate::outbound::cut_through::adopt(node, early, row, handed).await };
     node.outbound.hand_over(handed, queued);
+    if repeat {
+        // Another delivery of it was taken while this one was verified (a sender's retry, or
+        // two deliveries at once): answered with what was stored, and counted as a repeat.
+        Metrics::bump(&node.observed.metrics().duplicates_in);
+        node.observed.metrics().taken.notify_waiters();
+        tracing::info!(document = %doc_id, peer = %taking.received_from, "delivery of a document taken meanwhile answered from storage");
+        return Ok(Taken { document: doc_id, digest, hop_receipt: hop_answer, duplicate: true, statuses });
+    }
     Metrics::bump(&node.observed.metrics().documents_in);
     node.observed.metrics().taken.notify_waiters();
     node.observed.telemetry().document_taken(matches!(source, Source::Clerk));
@@ -887,6 +895,9 @@ pub(crate) struct Taking {
 pub(crate) struct Recorded {
     /// The document's row.
     id: i64,
+    /// Whether the row was there already (another delivery of the document taken while this
+    /// one was verified): then this is a repeat, answered with what was stored.
+    repeat: bool,
     /// The transfers to next hops it queued, for the outbox.
     handed: Vec<crate::outbound::Handed>,
     /// Whether the transaction queued any outbox row (notices too): the outbox is woken.

@@ -96,7 +96,8 @@ fn run_lock(config: &Config) -> Result<Option<std::fs::File>, StartError> {
 /// Counters kept in memory since start (the persistent ones are in the database).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Documents taken from neighbours or clerks.
+    /// Documents taken from neighbours or clerks: new to this node (a repeat is counted in
+    /// `duplicates_in`).
     pub documents_in: AtomicU64,
     /// Documents handed over to next hops.
     pub documents_out: AtomicU64,
@@ -128,6 +129,11 @@ pub struct Metrics {
     /// Transactions of several documents that failed and were done again one document at a
     /// time.
     pub intake_transactions_redone: AtomicU64,
+    /// Documents waiting to be taken together that were found stored when their rows went in
+    /// (another delivery of the same document at once, or a retry), taken alone after and
+    /// answered as repeats: with no repeats sent, a document new here counted in it was
+    /// wrongly left out of its transaction.
+    pub intake_found_stored: AtomicU64,
     /// Times this node asked a neighbour for CRLs a document or notices referenced and it
     /// lacked (`NodeResponse::CrlsWanted`).
     pub crl_asks: AtomicU64,
@@ -142,7 +148,8 @@ pub struct Metrics {
     /// `outbound::cut_through`).
     pub passed_before_commit: AtomicU64,
     /// Documents received again after this node had taken them, answered from storage with
-    /// the hop receipt given the first time (a sender that did not get it, or sent twice).
+    /// the hop receipt given the first time (a sender that did not get it, or sent twice, or
+    /// two deliveries at once: the one taken second). Not counted in `documents_in`.
     pub duplicates_in: AtomicU64,
     /// Woken each time `documents_in` moves, right after the document's commit: a test or a
     /// benchmark waits on it for a document to arrive instead of polling the counter. (Polling

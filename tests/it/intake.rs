@@ -7,12 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use harness::network::{Database, NetOptions, SignedDocument, TestNet, only, submit_all, topology, wait_for};
+use harness::network::{Database, NetOptions, RawPeer, SignedDocument, TestNet, only, submit_all, topology, wait_for};
+use node::protocol::NodeResponse;
+use pki::Profile;
 
 const TIEN_YEN: &str = "000.00.41.H49";
 const PHONG_DU: &str = "000.01.41.H49";
 
-on_both_backends!(documents_are_taken_together, a_document_the_database_refuses_fails_only_its_intake);
+on_both_backends!(
+    documents_are_taken_together,
+    a_document_the_database_refuses_fails_only_its_intake,
+    a_document_delivered_several_times_at_once_is_taken_once
+);
 
 /// Phong Dụ's clerk submits 96 documents for Tiên Yên, 32 at a time. On PostgreSQL both nodes
 /// take them several to a transaction (fewer transactions than documents at each); on SQLite
@@ -41,6 +47,9 @@ async fn documents_are_taken_together(database: Database) {
         assert_eq!(taken, N, "{name} took each document once");
         assert_eq!(m.duplicates_in.load(Ordering::Relaxed), 0, "{name} was sent documents twice");
         assert_eq!(m.intake_transactions_redone.load(Ordering::Relaxed), 0, "{name}");
+        // No repeats were sent: a document found stored by its transaction of several was
+        // wrongly left to be taken alone.
+        assert_eq!(m.intake_found_stored.load(Ordering::Relaxed), 0, "{name}: new documents left out");
         match database {
             // Documents that come while others are written wait and go together.
             Database::Postgres => assert!((1..N).contains(&transactions), "{name}: {transactions} for {N}"),
@@ -149,6 +158,81 @@ async fn a_document_the_database_refuses_fails_only_its_intake(database: Databas
     db.close().await;
     if let Ok(clerk) = Arc::try_unwrap(clerk) {
         clerk.close().await;
+    }
+    net.stop().await;
+}
+
+/// Phong Dụ (a raw peer, on two connections) delivers each of 16 documents for Tiên Yên three
+/// times at once, 48 deliveries in flight: the duplicate checks beside the verifications all
+/// find nothing, so the deliveries of one document meet in the transactions that take them
+/// (on PostgreSQL in one transaction of several, or in two writers' at once). Each document is
+/// taken once (one row, one inbox entry, one hop receipt and one status 01 kept) and every
+/// delivery of it is answered alike: the same hop receipt, the same statuses.
+async fn a_document_delivered_several_times_at_once_is_taken_once(database: Database) {
+    let net = TestNet::start(
+        only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN]),
+        NetOptions { database, ..NetOptions::default() },
+    )
+    .await;
+    const N: u32 = 16;
+    const TIMES: usize = 3;
+    let identity = net.identity(&PHONG_DU.parse().unwrap(), Profile::Node);
+    let peers = Arc::new([
+        RawPeer::connect(&net, &identity, TIEN_YEN).await,
+        RawPeer::connect(&net, &identity, TIEN_YEN).await,
+    ]);
+    let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i))).collect();
+    let mut deliveries = tokio::task::JoinSet::new();
+    for doc in &docs {
+        for k in 0..TIMES {
+            let (peers, doc) = (Arc::clone(&peers), Arc::clone(doc));
+            deliveries.spawn(async move {
+                let answer = peers[k % 2].deliver(&doc, &[TIEN_YEN]).await;
+                (doc, answer)
+            });
+        }
+    }
+    let answers = deliveries.join_all().await;
+    // Each document's answers: its hop receipt and the statuses with it, as bytes.
+    type Answer = (Vec<u8>, Vec<Vec<u8>>);
+    let mut answered: std::collections::HashMap<String, Vec<Answer>> = Default::default();
+    for (doc, answer) in answers {
+        match answer {
+            Ok(NodeResponse::HopReceipt { receipt, statuses }) => answered
+                .entry(doc.id.clone())
+                .or_default()
+                .push((receipt.into_vec(), statuses.into_iter().map(serde_bytes::ByteBuf::into_vec).collect())),
+            other => panic!("{}: a delivery not taken: {other:?}", doc.id),
+        }
+    }
+    let tien_yen = net.node(TIEN_YEN);
+    let m = tien_yen.observed.metrics();
+    println!(
+        "{} deliveries: {} taken, {} answered as repeats, {} found stored by a transaction of several",
+        N as usize * TIMES,
+        m.documents_in.load(Ordering::Relaxed),
+        m.duplicates_in.load(Ordering::Relaxed),
+        m.intake_found_stored.load(Ordering::Relaxed)
+    );
+    assert_eq!(m.documents_in.load(Ordering::Relaxed), u64::from(N), "each document taken once");
+    assert_eq!(m.duplicates_in.load(Ordering::Relaxed), u64::from(N) * (TIMES as u64 - 1), "the others repeats");
+    assert_eq!(tien_yen.store.inbox(1000).await.unwrap().len(), N as usize, "one inbox entry a document");
+    for doc in &docs {
+        let answers = &answered[doc.id.as_str()];
+        assert_eq!(answers.len(), TIMES, "{}", doc.id);
+        assert!(answers.iter().all(|a| a == &answers[0]), "{}: deliveries answered differently", doc.id);
+        assert_eq!(answers[0].1.len(), 1, "{}: the status 01 goes back with the hop receipt", doc.id);
+        let kept = tien_yen.store.receipts_for(&doc.digest).await.unwrap();
+        assert_eq!(kept.len(), 2, "{}: one hop receipt and one status 01 kept", doc.id);
+        assert_eq!(
+            tien_yen
+                .store
+                .attachments(tien_yen.store.document_by_id(&doc.id).await.unwrap().unwrap().id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
     net.stop().await;
 }

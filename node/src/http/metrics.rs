@@ -84,6 +84,11 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
         ConstCounter::new(m.intake_transactions_redone.load(Ordering::Relaxed)),
     );
     r.register(
+        "intake_found_stored",
+        "Documents waiting to be taken together found stored already (a repeat arriving at once), taken alone after",
+        ConstCounter::new(m.intake_found_stored.load(Ordering::Relaxed)),
+    );
+    r.register(
         "documents_provisional",
         "Documents taken with provisional verification (CRLs missing or stale)",
         ConstCounter::new(m.provisional.load(Ordering::Relaxed)),

@@ -147,6 +147,10 @@ async fn write_together(node: &Arc<Node>, takings: &[&Taking]) -> Result<Vec<Opt
     let mut tx = node.store.begin().await?;
     let docs: Vec<NewDocument<'_>> = takings.iter().map(|t| t.new_document()).collect();
     let ids = tx.insert_new_documents(&docs).await?;
+    let stored = ids.iter().filter(|id| id.is_none()).count() as u64;
+    if stored > 0 {
+        node.observed.metrics().intake_found_stored.fetch_add(stored, std::sync::atomic::Ordering::Relaxed);
+    }
     if ids.iter().all(Option::is_none) {
         tx.rollback().await?;
         return Ok(ids.iter().map(|_| None).collect());
@@ -196,6 +200,7 @@ async fn write_together(node: &Arc<Node>, takings: &[&Taking]) -> Result<Vec<Opt
         .map(|(((id, handed), statuses), t)| {
             id.map(|id| Recorded {
                 id,
+                repeat: false,
                 handed,
                 queued,
                 hop_receipt: t.hop_receipt.as_ref().map(|h| h.as_bytes().to_vec()),
