@@ -124,6 +124,23 @@ pub async fn keep_and_route(
     if !new {
         return Ok(false);
     }
+    if let Some(n) = route(tx, node, receipt, came_from, now, known).await? {
+        tx.enqueue(TransferKind::Notice(id), &n, &[], now).await?;
+    }
+    Ok(true)
+}
+
+/// Acts on a receipt just stored if it is addressed here; otherwise names the neighbour it is
+/// to be queued to, toward its addressee (`None`: kept, not forwarded, when it would loop back
+/// to `came_from` or cannot be routed).
+async fn route(
+    tx: &mut Tx<'_>,
+    node: &Node,
+    receipt: &SignedReceipt,
+    came_from: Option<AgencyCode>,
+    now: i64,
+    known: Option<Known>,
+) -> Result<Option<AgencyCode>, StoreError> {
     // Everything goes to its addressee. A hop receipt is addressed to the previous hop and stays
     // there: the sender learns the path by asking along it (`crate::path`), so a document costs
     // H notice transfers over H hops (its delivery receipt), not H(H+1)/2.
@@ -140,9 +157,7 @@ pub async fn keep_and_route(
                 crate::mail::receipt_for_us(tx, node, receipt, &doc.manifest()?, now).await?;
             }
         }
-        Ok(NextHop::Neighbour(n)) if Some(n) != came_from => {
-            tx.enqueue(TransferKind::Notice(id), &n, &[], now).await?;
-        }
+        Ok(NextHop::Neighbour(n)) if Some(n) != came_from => return Ok(Some(n)),
         Ok(NextHop::Neighbour(n)) => {
             tracing::warn!(document = %receipt.receipt.document, to = %to, via = %n, "receipt would loop back; kept, not forwarded")
         }
@@ -150,10 +165,13 @@ pub async fn keep_and_route(
             tracing::warn!(document = %receipt.receipt.document, to = %to, error = %e, "receipt cannot be routed; kept, not forwarded")
         }
     }
-    Ok(true)
+    Ok(None)
 }
 
 /// Keeps and routes `receipts` (from neighbour `from`) in one transaction; whether each is new.
+/// All are stored in one statement (`Tx::insert_receipts`), and those passed on queued in one
+/// more (`Tx::enqueue_notices`): at a node in the middle of a path every notice is one to pass
+/// on, two statements each when kept one by one.
 async fn keep_all(
     node: &Node,
     from: AgencyCode,
@@ -161,12 +179,21 @@ async fn keep_all(
     now: i64,
 ) -> Result<Vec<bool>, StoreError> {
     let mut tx = node.store.begin().await?;
-    let mut new = Vec::with_capacity(receipts.len());
-    for (_, receipt) in receipts {
-        new.push(keep_and_route(&mut tx, node, receipt, &from.to_string(), Some(from), now, None).await?);
+    let from_name = from.to_string();
+    let offered: Vec<(&SignedReceipt, &str)> = receipts.iter().map(|(_, r)| (r, from_name.as_str())).collect();
+    let rows = tx.insert_receipts(&offered, now).await?;
+    // In their order, as kept one by one: what one addressed here does may depend on another.
+    let mut onward = Vec::new();
+    for ((_, receipt), row) in receipts.iter().zip(&rows) {
+        if let Some(row) = row
+            && let Some(n) = route(&mut tx, node, receipt, Some(from), now, None).await?
+        {
+            onward.push((*row, n));
+        }
     }
+    tx.enqueue_notices(&onward, now).await?;
     tx.commit().await?;
-    Ok(new)
+    Ok(rows.iter().map(Option::is_some).collect())
 }
 
 /// Takes the receipts and statuses of a `NodeRequest::Notices` from neighbour `from`. Each is

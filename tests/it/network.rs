@@ -116,10 +116,12 @@ async fn a_document_crosses_the_quang_ninh_network_with_receipts_everywhere(data
     };
     assert_eq!(sum(|m| &m.notices_in), 5, "notice transfers for one document to two recipients over 4 and 3 hops");
     assert_eq!(sum(|m| &m.statuses_with_receipts_in), 2, "delivery receipts that came with a hop receipt");
-    // Of the five hand-overs, the two whose answer carried a delivery receipt for a sender
-    // served elsewhere were recorded alone (the receipt is queued on); the other three as
-    // plain answers (`outbound::answers`), a transaction each with one document.
-    assert_eq!(sum(|m| &m.answer_transactions), 3, "hand-overs recorded as plain answers");
+    // The five hand-overs were recorded as plain answers (`outbound::answers`), the two whose
+    // answer carried a delivery receipt for a sender served elsewhere too (the receipt is
+    // queued on in the same transaction); a transaction each, or one for the two answers of
+    // the node where the paths part when they come at once.
+    let recorded = sum(|m| &m.answer_transactions);
+    assert!((4..=5).contains(&recorded), "the hand-overs recorded as plain answers in {recorded} transactions");
     // The sender's `track` asks along the paths and shows every hand-over.
     let track = sender.track(&doc.id).await.unwrap();
     let mut hops: Vec<(AgencyCode, AgencyCode)> =

@@ -26,7 +26,8 @@ on_both_backends!(
     a_document_goes_on_from_its_intake_without_being_read_back,
     next_hops_answers_are_recorded_together,
     an_answer_the_database_refuses_fails_only_its_transfer,
-    a_hand_off_that_falls_due_is_sent_with_its_document
+    a_hand_off_that_falls_due_is_sent_with_its_document,
+    a_request_of_notices_is_kept_and_passed_on_together
 );
 
 /// Tiên Yên has 124 documents for Phong Dụ, whose node hangs (accepts and never answers):
@@ -217,6 +218,28 @@ async fn a_document_goes_on_from_its_intake_without_being_read_back(database: Da
         let again = net.node(hop).observed.metrics().duplicates_in.load(Ordering::Relaxed);
         assert_eq!(again, 0, "{hop} was sent {again} documents twice");
     }
+    // Hà Lâu's status 01 for Phong Dụ came to Tiên Yên with each hop receipt: Tiên Yên records
+    // those answers as plain ones (`outbound::answers`, several a transaction when they come
+    // at once) and passes each status on to Phong Dụ as a notice, where it marks the route.
+    let passing = net.node(TIEN_YEN).observed.metrics();
+    let (recorded, statuses) = (
+        passing.answer_transactions.load(Ordering::Relaxed),
+        passing.statuses_with_receipts_in.load(Ordering::Relaxed),
+    );
+    println!("{TIEN_YEN}: {N} answers with a status to pass on recorded in {recorded} transactions");
+    assert!((1..=N).contains(&recorded), "{TIEN_YEN}: {recorded} transactions of plain answers");
+    assert_eq!(statuses, N, "{TIEN_YEN}: each status taken once");
+    let phong_du = net.node(PHONG_DU);
+    wait_for("every status 01 at Phong Dụ", Duration::from_secs(30), || async {
+        for doc in &docs {
+            let sent = phong_du.store.document_by_id(&doc.id).await.unwrap().unwrap();
+            if phong_du.store.routes(sent.id).await.unwrap()[0].2 != "delivered" {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
     if let Ok(clerk) = Arc::try_unwrap(clerk) {
         clerk.close().await;
     }
@@ -430,6 +453,99 @@ async fn a_hand_off_that_falls_due_is_sent_with_its_document(database: Database)
     assert_eq!(from_intake, N, "{} documents read back from the database", N - from_intake);
     assert_eq!(m.documents_out.load(Ordering::Relaxed), N);
     assert_eq!(net.node(TIEN_YEN).observed.metrics().duplicates_in.load(Ordering::Relaxed), 0);
+    if let Ok(clerk) = Arc::try_unwrap(clerk) {
+        clerk.close().await;
+    }
+    net.stop().await;
+}
+
+/// Hà Lâu (a raw peer) sends Tiên Yên one request of notices about eight documents Phong Dụ
+/// sent it through Tiên Yên: a status 03 of each for Phong Dụ (to pass on), the first of them
+/// twice, Hà Lâu's delivery receipt of one (Tiên Yên kept it when it came with the hop
+/// receipt) and a hop receipt addressed to Tiên Yên (kept there). Tiên Yên stores them in one
+/// statement and queues those to pass on in one more (`notices::keep_all`): each new one is
+/// taken once, each status 03 queued once toward Phong Dụ and kept there, and nothing else
+/// leaves.
+async fn a_request_of_notices_is_kept_and_passed_on_together(database: Database) {
+    use node::protocol::{NodeRequest, NodeResponse};
+    use pki::document::{ReceiptKind, StatusCode};
+    use serde_bytes::ByteBuf;
+    let net = TestNet::start(
+        only(&topology("quang-ninh-2024"), &[PHONG_DU, TIEN_YEN, HA_LAU]),
+        NetOptions { database, ..NetOptions::default() },
+    )
+    .await;
+    let clerk = Arc::new(net.clerk(PHONG_DU).await);
+    const N: usize = 8;
+    let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[HA_LAU], i as u32))).collect();
+    submit_all(&clerk, &docs, N).await;
+    let tien_yen = net.node(TIEN_YEN);
+    // The receipts `node` keeps about `doc`, as bytes.
+    let kept = |node: &'static str, doc: Arc<SignedDocument>| {
+        let node = net.node(node);
+        async move { node.store.receipts_for(&doc.digest).await.unwrap().into_iter().map(|r| r.bytes).collect::<Vec<_>>() }
+    };
+    let kind = |bytes: &[u8]| pki::document::SignedReceipt::from_bytes(bytes).unwrap().receipt.kind;
+    // How many of the documents' receipts at `node` are of `status`, each document's at most once.
+    let with_status = |node: &'static str, status: StatusCode| {
+        let docs = docs.clone();
+        async move {
+            let mut n = 0;
+            for doc in docs {
+                n += usize::from(kept(node, doc).await.iter().any(|b| kind(b) == ReceiptKind::Status(status)));
+            }
+            n
+        }
+    };
+    wait_for("every delivery receipt at Phong Dụ", Duration::from_secs(30), || async {
+        with_status(PHONG_DU, StatusCode::Arrived).await == N
+    })
+    .await;
+    let now = || node::storage::millis(time::OffsetDateTime::now_utc());
+    wait_for("Tiên Yên's outbox drained", Duration::from_secs(30), || async {
+        tien_yen.store.queue_depths(now()).await.unwrap().pending == 0
+    })
+    .await;
+    let (done, notices_in) = (
+        tien_yen.store.queue_depths(now()).await.unwrap().done,
+        tien_yen.observed.metrics().notices_in.load(Ordering::Relaxed),
+    );
+
+    let accepted: Vec<_> = docs
+        .iter()
+        .map(|d| net.receipt(ReceiptKind::Status(StatusCode::Accepted), d, HA_LAU, PHONG_DU, &[HA_LAU]))
+        .collect();
+    let delivered = kept(TIEN_YEN, Arc::clone(&docs[0]))
+        .await
+        .into_iter()
+        .find(|b| kind(b) == ReceiptKind::Status(StatusCode::Arrived))
+        .unwrap();
+    let hop = net.receipt(ReceiptKind::Hop, &docs[1], HA_LAU, TIEN_YEN, &[HA_LAU]);
+    let mut receipts: Vec<ByteBuf> = accepted.iter().map(|r| ByteBuf::from(r.as_bytes().to_vec())).collect();
+    receipts.push(ByteBuf::from(accepted[0].as_bytes().to_vec()));
+    receipts.push(ByteBuf::from(delivered));
+    receipts.push(ByteBuf::from(hop.as_bytes().to_vec()));
+    let peer = RawPeer::connect(&net, &net.identity(&code(HA_LAU), Profile::Node), TIEN_YEN).await;
+    let request = NodeRequest::Notices { receipts, crls: Vec::new(), crls_asked: Vec::new() };
+    match peer.request(&request, &[]).await.unwrap() {
+        NodeResponse::NoticesTaken { refused } => assert!(refused.is_empty(), "{refused:?}"),
+        other => panic!("expected the notices taken, got {other}"),
+    }
+    let taken = tien_yen.observed.metrics().notices_in.load(Ordering::Relaxed) - notices_in;
+    assert_eq!(taken, N as u64 + 1, "each status 03 and the hop receipt new, once");
+    wait_for("every status 03 at Phong Dụ", Duration::from_secs(30), || async {
+        with_status(PHONG_DU, StatusCode::Accepted).await == N
+    })
+    .await;
+    let depths = tien_yen.store.queue_depths(now()).await.unwrap();
+    assert_eq!((depths.done - done, depths.pending), (N as i64, 0), "each status 03 queued once, nothing else");
+    for doc in &docs {
+        let at = kept(TIEN_YEN, Arc::clone(doc)).await;
+        let here = at.iter().filter(|b| kind(b) == ReceiptKind::Status(StatusCode::Accepted)).count();
+        assert_eq!(here, 1, "{}: the status 03 kept once at Tiên Yên", doc.id);
+    }
+    let hops_kept = kept(TIEN_YEN, Arc::clone(&docs[1])).await.iter().filter(|b| kind(b) == ReceiptKind::Hop).count();
+    assert_eq!(hops_kept, 3, "Tiên Yên's own for Phong Dụ, Hà Lâu's with its answer and the one sent now");
     if let Ok(clerk) = Arc::try_unwrap(clerk) {
         clerk.close().await;
     }

@@ -328,6 +328,32 @@ impl TestNet {
         }
     }
 
+    /// A receipt of `kind` about `doc`, sealed now by agency `by`, addressed to `to`, for
+    /// `recipients`: what that agency's node would sign.
+    pub fn receipt(
+        &self,
+        kind: pki::document::ReceiptKind,
+        doc: &SignedDocument,
+        by: &str,
+        to: &str,
+        recipients: &[&str],
+    ) -> pki::document::SignedReceipt {
+        let by: AgencyCode = by.parse().unwrap();
+        let a = &self.pki.agencies[&by];
+        pki::document::Receipt {
+            kind,
+            document: doc.manifest.id(),
+            envelope: doc.digest,
+            by,
+            to: to.parse().unwrap(),
+            at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+            recipients: recipients.iter().map(|r| r.parse().unwrap()).collect(),
+            note: None,
+        }
+        .sign(&a.seal.key, &a.chain(&a.seal.cert))
+        .unwrap()
+    }
+
     /// Stops every in-process node.
     pub async fn stop(mut self) {
         let codes: Vec<AgencyCode> = self.nodes.keys().copied().collect();

@@ -14,8 +14,11 @@
 //!
 //! Only a plain answer goes this way ([`Plain::of`]): a hop receipt addressed here with the
 //! delivery statuses (01, 02) of its document for a sender served here and not mailed, whose
-//! acting on is storing them and setting routes. Anything else (a refusal, a status to mail)
-//! is recorded alone, as before, by `record_answer`.
+//! acting on is storing them and setting routes, or for a sender further back, whose acting on
+//! is storing them and queueing each as a notice toward it (one insert of all those notices:
+//! at the node before the recipient's, every answer brings one). Anything else (a refusal, a
+//! status to mail, one that cannot be routed on) is recorded alone, as before, by
+//! `record_answer`.
 //!
 //! The promise is unchanged: a transfer is finished in the transaction that stores its hop
 //! receipt, and a waiter is told `Ok` only once the `COMMIT` that holds its answer returned.
@@ -53,19 +56,29 @@ pub(crate) struct Plain {
     /// The transfer's recipients, whose pending routes become `forwarded`.
     recipients: Vec<AgencyCode>,
     hop_receipt: SignedReceipt,
-    /// Each status with the state it gives its recipients' routes.
-    statuses: Vec<(SignedReceipt, &'static str)>,
+    /// Each status with what it does here.
+    statuses: Vec<(SignedReceipt, Act)>,
     /// Whether the record waits for its sync (see `may_record_unsynced`).
     synced: bool,
+}
+
+/// What a status that came with a hop receipt does here, once stored.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    /// Addressed here: the state it gives its recipients' routes.
+    Route(&'static str),
+    /// Addressed further back: queued as a notice to this neighbour, the way to its sender.
+    PassOn(AgencyCode),
 }
 
 impl Plain {
     /// The answer `hop_receipt` (with `statuses`) to `transfer` of document row `document`,
     /// if it is plain: the hop receipt is addressed to this agency (it changes nothing here),
-    /// and every status is a delivery status of the same envelope (01 or 02: they set routes)
-    /// for a sender this node serves, not to be mailed (a mail needs the document's manifest).
-    /// `carried_statuses` let through only 01 and 02 of this document for its sender. A
-    /// refusal is not plain.
+    /// and every status is a delivery status of the same envelope (01 or 02) either for a
+    /// sender this node serves, not to be mailed (a mail needs the document's manifest: they
+    /// set routes), or for a sender reached through a neighbour other than the next hop that
+    /// answered (they are passed on, as `notices::keep_and_route` does). `carried_statuses`
+    /// let through only 01 and 02 of this document for its sender. A refusal is not plain.
     pub(super) fn of(
         node: &Node,
         transfer: &Transfer,
@@ -84,10 +97,16 @@ impl Plain {
                 ReceiptKind::Status(StatusCode::Refused) => "refused",
                 _ => return None,
             };
-            if s.receipt.envelope != hop_receipt.receipt.envelope || !here(s) || crate::mail::may_mail(node, s) {
+            if s.receipt.envelope != hop_receipt.receipt.envelope {
                 return None;
             }
-            plain.push((s.clone(), state));
+            let act = match node.routes.next_hop(&s.receipt.to) {
+                Ok(NextHop::Local) if !crate::mail::may_mail(node, s) => Act::Route(state),
+                // Not back where it came from (that would loop: kept, not passed on, alone).
+                Ok(NextHop::Neighbour(n)) if n != transfer.next_hop => Act::PassOn(n),
+                _ => return None,
+            };
+            plain.push((s.clone(), act));
         }
         Some(Plain {
             transfer: transfer.id,
@@ -166,20 +185,24 @@ async fn record_together(node: &Arc<Node>, answers: &[&Plain]) -> Result<(), Sto
     }
     let mut new = tx.insert_receipts(&receipts, now).await?.into_iter();
     // In the order a record alone makes them: the transfer's routes forwarded, then what each
-    // new status says of its recipients.
+    // new status says of its recipients, or where it goes on to.
     let mut routes = Vec::new();
+    let mut notices = Vec::new();
     let mut taken = Vec::new();
     for a in &answers {
         let _hop_receipt = new.next();
         routes.extend(a.recipients.iter().map(|r| (a.document, *r, "forwarded")));
-        for (status, state) in &a.statuses {
-            if new.next() == Some(true) {
-                routes.extend(status.receipt.recipients.iter().map(|r| (a.document, *r, *state)));
-                taken.push((status, a.hop));
+        for (status, act) in &a.statuses {
+            let Some(Some(row)) = new.next() else { continue };
+            match act {
+                Act::Route(state) => routes.extend(status.receipt.recipients.iter().map(|r| (a.document, *r, *state))),
+                Act::PassOn(n) => notices.push((row, *n)),
             }
+            taken.push((status, a.hop));
         }
     }
     tx.keep_route_states(&routes, now).await?;
+    tx.enqueue_notices(&notices, now).await?;
     tx.commit().await?;
     for (status, hop) in &taken {
         let r = &status.receipt;

@@ -202,6 +202,9 @@ pub struct Client {
     handoffs: super::handoff::Handoffs,
     /// Next hops' answers waiting to be recorded together (see [`super::answers`]).
     answers: super::answers::Answers,
+    /// Claims of transfers handed over or passed on, waiting to be made together (see
+    /// [`super::handoff::claim`]).
+    claims: super::handoff::Claims,
     /// The outbox rows this process is sending now (claimed, handed over or passed on before
     /// their intake's commit): none is started twice, and the claims leave them out.
     in_flight: Arc<StdMutex<HashSet<i64>>>,
@@ -246,6 +249,7 @@ impl Client {
             outbox_wake: Notify::new(),
             handoffs: super::handoff::Handoffs::default(),
             answers: super::answers::queue(),
+            claims: super::handoff::claims(),
             in_flight: Arc::default(),
             peer_slots: StdMutex::new(HashMap::new()),
             lease_owner,
@@ -280,6 +284,11 @@ impl Client {
     /// The answers waiting to be recorded together.
     pub(crate) fn answers(&self) -> &super::answers::Answers {
         &self.answers
+    }
+
+    /// The claims of hand-offs waiting to be made together.
+    pub(crate) fn claims(&self) -> &super::handoff::Claims {
+        &self.claims
     }
 
     /// Up to `at_most` of the transfers handed over, oldest first.

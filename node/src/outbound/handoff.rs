@@ -31,8 +31,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use crate::storage::Transfer;
+use crate::Node;
+use crate::gather::{self, Gather, Waiting};
 use crate::storage::inline::StoredAttachment;
+use crate::storage::{Backend, StoreError, Transfer, millis};
 
 /// At most this many transfers wait in the queue. Under load the intake may take documents
 /// faster than a next hop takes them: the transfers the outbox has no place for yet (beyond
@@ -216,6 +218,67 @@ impl Queue {
             let Queue { due, due_order, .. } = queue;
             due_order.retain(|(id, _)| due.contains_key(id));
         }
+    }
+}
+
+/// Most claims made in one statement.
+const MAX_CLAIMS: usize = 64;
+
+/// Most claim statements at once.
+const CLAIMERS: usize = 2;
+
+/// Claims of hand-offs waiting to be made together: each the ids of one hand-over, answered
+/// with those claimed.
+pub(crate) type Claims = Gather<Vec<i64>, Vec<i64>>;
+
+/// An empty queue of claims.
+pub(crate) fn claims() -> Claims {
+    Gather::new(MAX_CLAIMS, CLAIMERS)
+}
+
+/// Claims for this process the outbox rows `ids` handed over (or passed on before their
+/// intake's commit, see `cut_through`): those it may run (see `Store::claim_handed`). On
+/// PostgreSQL a claim is a transaction of its own, four statements; a document passed on
+/// before its commit is claimed when its intake's commit returns, one claim a document at a
+/// node in the middle of a path, so the claims that come while one is made wait and go
+/// together, one statement for them all. SQLite claims nothing.
+pub(crate) async fn claim(node: &Arc<Node>, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    if ids.is_empty() || node.store.backend() == Backend::Sqlite {
+        return Ok(ids.to_vec());
+    }
+    gather::submit(node, |n| n.outbound.claims(), ids.to_vec(), claim_together).await
+}
+
+/// Claims the ids of a batch in one statement (or each hand-over's alone if that fails), and
+/// tells each waiter its own claimed.
+async fn claim_together(node: Arc<Node>, batch: Vec<Waiting<Vec<i64>, Vec<i64>>>) {
+    let claim_now = |ids: Vec<i64>| {
+        let node = Arc::clone(&node);
+        async move {
+            let now = millis(node.now());
+            let until = now + node.config.limits.outbox_lease.as_millis() as i64;
+            node.store.claim_handed(node.outbound.lease_owner(), now, until, &ids).await
+        }
+    };
+    if batch.len() > 1 {
+        let all: Vec<i64> = batch.iter().flat_map(|w| w.item.iter().copied()).collect();
+        match claim_now(all).await {
+            Ok(claimed) => {
+                let claimed: std::collections::HashSet<i64> = claimed.into_iter().collect();
+                for w in batch {
+                    let mine = w.item.iter().copied().filter(|id| claimed.contains(id)).collect();
+                    w.tell(Ok(mine));
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(claims = batch.len(), error = %e, "claiming hand-offs together failed; claiming each alone")
+            }
+        }
+    }
+    for w in batch {
+        let outcome = claim_now(w.item.clone()).await;
+        w.tell(outcome);
     }
 }
 

@@ -419,10 +419,8 @@ async fn start_handed(node: &Arc<Node>, in_flight: &Arc<StdMutex<HashSet<i64>>>,
 /// is left to it) and marks them in flight; returns those now running here. When the claim
 /// fails (`what` names the rows in the log) none is taken: they stay pending, and the next
 /// claim finds them once due.
-async fn take_handed(node: &Node, in_flight: &StdMutex<HashSet<i64>>, ids: &[i64], what: &str) -> HashSet<i64> {
-    let now = millis(node.now());
-    let until = now + node.config.limits.outbox_lease.as_millis() as i64;
-    let claimed = match node.store.claim_handed(node.outbound.lease_owner(), now, until, ids).await {
+async fn take_handed(node: &Arc<Node>, in_flight: &StdMutex<HashSet<i64>>, ids: &[i64], what: &str) -> HashSet<i64> {
+    let claimed = match handoff::claim(node, ids).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot claim {what}");

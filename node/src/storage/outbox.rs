@@ -200,6 +200,20 @@ impl Tx<'_> {
         Ok(keys.iter().map(|k| queued.remove(k)).collect())
     }
 
+    /// Queues receipts (by row) as notices, each to its neighbour, due now: one statement for
+    /// them all ([`Tx::enqueue_all_due`]), for the receipts a batch passes on toward their
+    /// addressees (`notices::keep_all`, `outbound::answers`).
+    pub async fn enqueue_notices(&mut self, notices: &[(i64, AgencyCode)], now: i64) -> Result<(), StoreError> {
+        if notices.is_empty() {
+            return Ok(());
+        }
+        let transfers: Vec<NewTransfer<'_>> = notices
+            .iter()
+            .map(|(row, n)| NewTransfer { kind: TransferKind::Notice(*row), next_hop: n, recipients: &[], due: now })
+            .collect();
+        self.enqueue_all_due(&transfers, now).await.map(drop)
+    }
+
     /// Whether this transaction queued an outbox row so far (a transfer or a notice, new):
     /// once it commits, the outbox is to be woken for it, and only then. A node taking
     /// documents for its own agency queues nothing, and each wake-up of the outbox is a claim

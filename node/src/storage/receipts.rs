@@ -187,14 +187,14 @@ impl Tx<'_> {
 
     /// Stores `receipts` (each with the agency it came from) in one statement per
     /// [`rows_per_statement`] of them, where [`Tx::insert_receipt`] takes one or two each;
-    /// answers, in their order, whether each is new (the first of equal ones only), and logs
-    /// those. For the records of next hops' answers taken together (`outbound::answers`),
-    /// which need no row id.
+    /// answers, in their order, the row of each that is new (the first of equal ones only;
+    /// `None` for the others), and logs those. For the records of next hops' answers taken
+    /// together (`outbound::answers`): a status passed on is queued by its row.
     pub async fn insert_receipts(
         &mut self,
         receipts: &[(&SignedReceipt, &str)],
         now: i64,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<Option<i64>>, StoreError> {
         let digests: Vec<[u8; 32]> = receipts.iter().map(|(r, _)| r.digest()).collect();
         // Each digest offered once: the insert's answer names the digests it stored.
         let mut offered = std::collections::HashSet::with_capacity(receipts.len());
@@ -203,13 +203,13 @@ impl Tx<'_> {
         // receipts wait for each other's rows in one order, never in a cycle.
         let mut by_digest = first.clone();
         by_digest.sort_unstable_by_key(|i| digests[*i]);
-        let mut stored = std::collections::HashSet::with_capacity(first.len());
+        let mut stored = std::collections::HashMap::with_capacity(first.len());
         let most = rows_per_statement(13, 0);
         for chunk in by_digest.chunks(most) {
             // The last row again is a conflict with itself, stored once: padded to few texts.
             let rows = padded(chunk.len(), most);
             let sql = format!(
-                concat!(insert_receipts!(), "{} ON CONFLICT (digest) DO NOTHING RETURNING digest"),
+                concat!(insert_receipts!(), "{} ON CONFLICT (digest) DO NOTHING RETURNING id, digest"),
                 unshared_values(self.backend, RECEIPT_ROW, rows)
             );
             let args = (0..rows)
@@ -217,13 +217,13 @@ impl Tx<'_> {
                 .flat_map(|i| receipt_args(receipts[i].0, receipts[i].1, now))
                 .collect();
             for row in self.fetch_all(&sql, args).await? {
-                stored.insert(row.try_get::<Vec<u8>, _>("digest")?);
+                stored.insert(row.try_get::<Vec<u8>, _>("digest")?, row.try_get::<i64, _>("id")?);
             }
         }
-        let mut new = vec![false; receipts.len()];
+        let mut new = vec![None; receipts.len()];
         for i in first {
-            if stored.contains(digests[i].as_slice()) {
-                new[i] = true;
+            if let Some(id) = stored.get(digests[i].as_slice()) {
+                new[i] = Some(*id);
                 // The transparency log's leaf, in this transaction, in the order given.
                 self.log_receipt(receipts[i].0, now);
             }
