@@ -130,6 +130,18 @@ pub async fn keep_and_route(
     Ok(true)
 }
 
+/// The state a receipt addressed here gives its document's routes, when that is all it does
+/// (a delivery status, 01 or 02, not to be mailed): see [`apply`].
+fn sets_routes_only(node: &Node, receipt: &SignedReceipt) -> Option<&'static str> {
+    let state = match receipt.receipt.kind {
+        ReceiptKind::Status(StatusCode::Arrived) => "delivered",
+        ReceiptKind::Status(StatusCode::Refused) => "refused",
+        _ => return None,
+    };
+    let here = matches!(node.routes.next_hop(&receipt.receipt.to), Ok(NextHop::Local));
+    (here && !crate::mail::may_mail(node, receipt)).then_some(state)
+}
+
 /// Acts on a receipt just stored if it is addressed here; otherwise names the neighbour it is
 /// to be queued to, toward its addressee (`None`: kept, not forwarded, when it would loop back
 /// to `came_from` or cannot be routed).
@@ -169,9 +181,11 @@ async fn route(
 }
 
 /// Keeps and routes `receipts` (from neighbour `from`) in one transaction; whether each is new.
-/// All are stored in one statement (`Tx::insert_receipts`), and those passed on queued in one
-/// more (`Tx::enqueue_notices`): at a node in the middle of a path every notice is one to pass
-/// on, two statements each when kept one by one.
+/// All are stored in one statement (`Tx::insert_receipts`), those passed on queued in one
+/// more (`Tx::enqueue_notices`), and the delivery statuses that only set routes here set them
+/// in two (`Tx::document_rows_by_digests`, `Tx::keep_route_states`): at a node in the middle
+/// of a path every notice is one to pass on, and at the sender's node one to set a route, two
+/// statements each when kept one by one.
 async fn keep_all(
     node: &Node,
     from: AgencyCode,
@@ -182,14 +196,29 @@ async fn keep_all(
     let from_name = from.to_string();
     let offered: Vec<(&SignedReceipt, &str)> = receipts.iter().map(|(_, r)| (r, from_name.as_str())).collect();
     let rows = tx.insert_receipts(&offered, now).await?;
-    // In their order, as kept one by one: what one addressed here does may depend on another.
+    // In their order, as kept one by one; the delivery statuses that only set routes here
+    // (the sender's node at the end of a path takes one a document) after the others, all
+    // with one look-up of their documents and one update. Only a mailed 01 or 02 changes
+    // routes among the others, and the sender's node mails all of a kind or none.
     let mut onward = Vec::new();
+    let mut routing = Vec::new();
     for ((_, receipt), row) in receipts.iter().zip(&rows) {
-        if let Some(row) = row
-            && let Some(n) = route(&mut tx, node, receipt, Some(from), now, None).await?
-        {
+        let Some(row) = row else { continue };
+        if let Some(state) = sets_routes_only(node, receipt) {
+            routing.push((&receipt.receipt, state));
+        } else if let Some(n) = route(&mut tx, node, receipt, Some(from), now, None).await? {
             onward.push((*row, n));
         }
+    }
+    if !routing.is_empty() {
+        let digests: Vec<[u8; 32]> = routing.iter().map(|(r, _)| r.envelope).collect();
+        let documents = tx.document_rows_by_digests(&digests).await?;
+        let changes: Vec<(i64, AgencyCode, &str)> = routing
+            .iter()
+            .filter_map(|(r, state)| documents.get(&r.envelope).map(|id| (r, *id, *state)))
+            .flat_map(|(r, id, state)| r.recipients.iter().map(move |x| (id, *x, state)))
+            .collect();
+        tx.keep_route_states(&changes, now).await?;
     }
     tx.enqueue_notices(&onward, now).await?;
     tx.commit().await?;

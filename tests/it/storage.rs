@@ -1657,6 +1657,13 @@ async fn documents_taken_together_take_one_statement_a_table(database: Database)
     want.sort();
     assert_eq!(found, want);
     assert!(store.documents_by_ids(&[]).await.unwrap().is_empty());
+    // The same by envelope digest, inside a transaction (the statuses of a request of notices
+    // that set routes): rows of those stored, whatever the repeats; an unknown digest left out.
+    let mut tx = store.begin().await.unwrap();
+    let rows = tx.document_rows_by_digests(&[docs[3].digest, [7; 32], docs[1].digest, docs[3].digest]).await.unwrap();
+    assert_eq!(rows, [(docs[1].digest, one), (docs[3].digest, three)].into_iter().collect());
+    assert!(tx.document_rows_by_digests(&[]).await.unwrap().is_empty());
+    tx.rollback().await.unwrap();
     let depths = store.queue_depths(3).await.unwrap();
     assert_eq!(depths.pending, 4, "one queued before and three now: {depths:?}");
     assert!(store.claim_due("a", 3, 31_000, 10).await.unwrap().len() == 1, "only the one due before 9 is claimed");

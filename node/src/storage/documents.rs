@@ -364,6 +364,31 @@ impl Tx<'_> {
         row.as_ref().map(stored_document).transpose()
     }
 
+    /// The rows of the documents of several envelope digests, in one statement (more only
+    /// past the parameter limit); those not stored are not in the answer. For the statuses
+    /// of a request of notices that set routes here (`notices::keep_all`), which need no more
+    /// of their documents.
+    pub async fn document_rows_by_digests(
+        &mut self,
+        digests: &[[u8; 32]],
+    ) -> Result<std::collections::HashMap<[u8; 32], i64>, StoreError> {
+        let mut found = std::collections::HashMap::with_capacity(digests.len());
+        let most = rows_per_statement(1, 0);
+        for chunk in digests.chunks(most) {
+            // The last digest again: padded to few texts.
+            let rows = padded(chunk.len(), most);
+            let sql = format!("SELECT id, digest FROM documents WHERE digest IN ({})", values("{}", 0, rows));
+            let args = (0..rows).map(|k| Arg::from(chunk[k.min(chunk.len() - 1)].to_vec())).collect();
+            for row in self.fetch_all(&sql, args).await? {
+                let digest: Vec<u8> = row.try_get("digest")?;
+                if let Ok(digest) = <[u8; 32]>::try_from(digest.as_slice()) {
+                    found.insert(digest, row.try_get::<i64, _>("id")?);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Records where a recipient's copy goes from here; false if it was already recorded. One
     /// route of [`Tx::add_routes`].
     pub async fn add_route(
