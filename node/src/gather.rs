@@ -4,8 +4,9 @@
 //! On PostgreSQL every statement is a round trip and a transaction at least three, and the
 //! server's CPU a round trip bounds a node there; several pieces of work of the same kind
 //! written in one transaction, in statements that carry them all, cost the round trips of
-//! one. The next hops' answers (`outbound::answers`) and the documents taken
-//! (`intake::together`) go this way: a piece of work that comes while a writer is busy waits
+//! one. The next hops' answers (`outbound::answers`), the documents taken and their
+//! duplicate checks (`intake::together`) and the claims of hand-offs (`outbound::handoff`) go
+//! this way: a piece of work that comes while a writer is busy waits
 //! for the writer's next batch, so that batches grow with the load and a lone piece is
 //! written at once.
 

@@ -151,7 +151,8 @@ pub struct Metrics {
     /// the hop receipt given the first time (a sender that did not get it, or sent twice, or
     /// two deliveries at once: the one taken second). Not counted in `documents_in`.
     pub duplicates_in: AtomicU64,
-    /// Woken each time `documents_in` moves, right after the document's commit: a test or a
+    /// Woken each time `documents_in` (or `duplicates_in`, for a repeat found by its
+    /// transaction) moves, right after the document's commit: a test or a
     /// benchmark waits on it for a document to arrive instead of polling the counter. (Polling
     /// every 50 µs, 20,000 wake-ups a second, the latency benchmark slowed the nodes it
     /// watched on a 2-core machine: see BENCHMARKS.md, seventeenth session.)

@@ -87,11 +87,7 @@ async fn apply(
     known: Option<Known>,
 ) -> Result<Option<StoredDocument>, StoreError> {
     let r = &receipt.receipt;
-    let routes = match r.kind {
-        ReceiptKind::Status(StatusCode::Arrived) => Some("delivered"),
-        ReceiptKind::Status(StatusCode::Refused) => Some("refused"),
-        _ => None,
-    };
+    let routes = route_state(r.kind);
     let recall = r.kind == ReceiptKind::Status(StatusCode::RecallRequested);
     if let Some(k) = known.filter(|k| k.digest == r.envelope && !recall) {
         if let Some(state) = routes {
@@ -130,14 +126,21 @@ pub async fn keep_and_route(
     Ok(true)
 }
 
+/// The state a receipt of `kind` gives its recipients' routes where it is addressed: a
+/// delivery status (01 arrived, 02 refused) sets one, nothing else does.
+pub(crate) fn route_state(kind: ReceiptKind) -> Option<&'static str> {
+    match kind {
+        ReceiptKind::Status(StatusCode::Arrived) => Some("delivered"),
+        ReceiptKind::Status(StatusCode::Refused) => Some("refused"),
+        _ => None,
+    }
+}
+
 /// The state a receipt addressed here gives its document's routes, when that is all it does
-/// (a delivery status, 01 or 02, not to be mailed): see [`apply`].
-fn sets_routes_only(node: &Node, receipt: &SignedReceipt) -> Option<&'static str> {
-    let state = match receipt.receipt.kind {
-        ReceiptKind::Status(StatusCode::Arrived) => "delivered",
-        ReceiptKind::Status(StatusCode::Refused) => "refused",
-        _ => return None,
-    };
+/// (a delivery status, 01 or 02, not to be mailed): see [`apply`]. Such receipts are acted on
+/// in batches (`keep_all`, `outbound::answers`).
+pub(crate) fn sets_routes_only(node: &Node, receipt: &SignedReceipt) -> Option<&'static str> {
+    let state = route_state(receipt.receipt.kind)?;
     let here = matches!(node.routes.next_hop(&receipt.receipt.to), Ok(NextHop::Local));
     (here && !crate::mail::may_mail(node, receipt)).then_some(state)
 }

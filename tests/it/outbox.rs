@@ -462,10 +462,10 @@ async fn a_hand_off_that_falls_due_is_sent_with_its_document(database: Database)
 /// Hà Lâu (a raw peer) sends Tiên Yên one request of notices about eight documents Phong Dụ
 /// sent it through Tiên Yên: a status 03 of each for Phong Dụ (to pass on), the first of them
 /// twice, Hà Lâu's delivery receipt of one (Tiên Yên kept it when it came with the hop
-/// receipt) and a hop receipt addressed to Tiên Yên (kept there). Tiên Yên stores them in one
-/// statement and queues those to pass on in one more (`notices::keep_all`): each new one is
-/// taken once, each status 03 queued once toward Phong Dụ and kept there, and nothing else
-/// leaves.
+/// receipt) and a hop receipt addressed to Tiên Yên (kept there). Tiên Yên keeps them
+/// together (`notices::keep_all`; the statements are counted by the four-hop measurements,
+/// BENCHMARKS.md): each new one is taken once, each status 03 queued once toward Phong Dụ and
+/// kept there, and nothing else leaves.
 async fn a_request_of_notices_is_kept_and_passed_on_together(database: Database) {
     use node::protocol::{NodeRequest, NodeResponse};
     use pki::document::{ReceiptKind, StatusCode};
@@ -537,8 +537,13 @@ async fn a_request_of_notices_is_kept_and_passed_on_together(database: Database)
         with_status(PHONG_DU, StatusCode::Accepted).await == N
     })
     .await;
+    // Tiên Yên records each notice finished once Phong Dụ answered: a moment after it is there.
+    wait_for("Tiên Yên's notices finished", Duration::from_secs(30), || async {
+        tien_yen.store.queue_depths(now()).await.unwrap().pending == 0
+    })
+    .await;
     let depths = tien_yen.store.queue_depths(now()).await.unwrap();
-    assert_eq!((depths.done - done, depths.pending), (N as i64, 0), "each status 03 queued once, nothing else");
+    assert_eq!(depths.done - done, N as i64, "each status 03 queued once, nothing else");
     for doc in &docs {
         let at = kept(TIEN_YEN, Arc::clone(doc)).await;
         let here = at.iter().filter(|b| kind(b) == ReceiptKind::Status(StatusCode::Accepted)).count();

@@ -7,7 +7,8 @@
 //! round trip to PostgreSQL (sqlx does not pipeline) and a statement on SQLite's writer. Here
 //! the answers that come while others are being recorded wait and go together: one finish of
 //! all their transfers, one insert of all their receipts, one update of all their routes (kept
-//! with the `COMMIT`), whatever their number up to [`MAX_ANSWERS`]; five round trips for the
+//! with the `COMMIT`) and, when some statuses go on toward their senders, one insert of those
+//! notices, whatever their number up to [`MAX_ANSWERS`]; five or six round trips for the
 //! lot. (Recording them together statement by statement was tried and measured: the
 //! transactions' commits went, but one recorder taking answers one statement at a time fell
 //! behind the node's intake; BENCHMARKS.md, twenty-fifth session.)
@@ -33,17 +34,18 @@ use std::sync::Arc;
 use crate::gather::{self, Gather, Waiting};
 use crate::routing::NextHop;
 use crate::storage::{StoreError, Transfer, millis};
-use crate::{Metrics, Node};
+use crate::{Metrics, Node, notices};
 use pki::AgencyCode;
-use pki::document::{ReceiptKind, SignedReceipt, StatusCode};
+use pki::document::{ReceiptKind, SignedReceipt};
 
 /// Most answers recorded in one transaction: a bound on what one failure has to do again one
 /// by one, and on the wait of the first answer in it.
 const MAX_ANSWERS: usize = 64;
 
 /// Most transactions of answers at once: one may wait for its `COMMIT` (a sync) while the next
-/// runs its statements. Their rows never meet (each transfer, receipt and route is one
-/// answer's), and each takes its answers in the order of their documents.
+/// runs its statements. Their rows seldom meet (a transfer is one answer's; a status may ride
+/// two answers, or a route be set by two), and each takes its answers in the order of their
+/// documents and writes each table's rows in the order of their keys: never in a cycle.
 const RECORDERS: usize = 2;
 
 /// A next hop's answer whose record is storing it and setting routes (see [`Plain::of`]).
@@ -92,19 +94,16 @@ impl Plain {
         }
         let mut plain = Vec::with_capacity(statuses.len());
         for s in statuses {
-            let state = match s.receipt.kind {
-                ReceiptKind::Status(StatusCode::Arrived) => "delivered",
-                ReceiptKind::Status(StatusCode::Refused) => "refused",
-                _ => return None,
-            };
-            if s.receipt.envelope != hop_receipt.receipt.envelope {
+            if notices::route_state(s.receipt.kind).is_none() || s.receipt.envelope != hop_receipt.receipt.envelope {
                 return None;
             }
-            let act = match node.routes.next_hop(&s.receipt.to) {
-                Ok(NextHop::Local) if !crate::mail::may_mail(node, s) => Act::Route(state),
-                // Not back where it came from (that would loop: kept, not passed on, alone).
-                Ok(NextHop::Neighbour(n)) if n != transfer.next_hop => Act::PassOn(n),
-                _ => return None,
+            let act = match notices::sets_routes_only(node, s) {
+                Some(state) => Act::Route(state),
+                None => match node.routes.next_hop(&s.receipt.to) {
+                    // Not back where it came from (that would loop: kept, not passed on, alone).
+                    Ok(NextHop::Neighbour(n)) if n != transfer.next_hop => Act::PassOn(n),
+                    _ => return None,
+                },
             };
             plain.push((s.clone(), act));
         }
@@ -164,7 +163,7 @@ async fn record_batch(node: Arc<Node>, mut batch: Vec<Waiting<Plain, ()>>) {
 }
 
 /// Records `answers` in one transaction: their transfers finished, their receipts stored,
-/// their routes set.
+/// their routes set, the statuses for senders further back queued on.
 async fn record_together(node: &Arc<Node>, answers: &[&Plain]) -> Result<(), StoreError> {
     let now = millis(node.now());
     let mut tx =

@@ -13,8 +13,8 @@
 //! time, when no claim can have taken the row; one it did not start by then (a backlog behind
 //! a slow next hop, this queue full, the node stopped or crashed) is claimed from the database
 //! once due, as any other. On PostgreSQL a hand-off is claimed by id first
-//! (`Store::claim_handed`), so one that another process of a scaled-out node holds is left to
-//! it. One the outbox starts is run as a claimed transfer is: its outcome is recorded the same
+//! (`Store::claim_handed`; the claims that wait go together, [`claim`]), so one that another
+//! process of a scaled-out node holds is left to it. One the outbox starts is run as a claimed transfer is: its outcome is recorded the same
 //! way, and the same guard keeps it from running twice in this process. It leaves
 //! `CLAIM_AT_LEAST` of the outbox's places to the claims, so that notices and retries due in
 //! the database do not wait behind a backlog of hand-offs.
