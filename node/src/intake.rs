@@ -701,8 +701,18 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     // CA to keep) is written with the others that wait, on PostgreSQL (see `together`); one
     // found stored meanwhile comes back to be taken alone, as a repeat.
     let with_others = together::applies(node) && new_here && refusals.is_empty() && new_cas.is_empty() && crls_known;
+    // Whether the row the single path finds may be this delivery's own (see `Together`).
+    let mut ours = false;
     let together = match with_others {
-        true => together::take(node, std::sync::Arc::clone(&taking)).await.transpose(),
+        true => match together::take(node, std::sync::Arc::clone(&taking)).await {
+            Ok(together::Together::Recorded(recorded)) => Some(Ok(recorded)),
+            Ok(together::Together::Stored { ours: kept }) => {
+                ours = kept;
+                Metrics::bump(&node.observed.metrics().intake_found_stored);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        },
         false => None,
     };
     let committed: Result<Option<Recorded>, crate::storage::StoreError> = match together {
@@ -747,6 +757,10 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                     tx.add_routes_of_new(id, &routes, now_ms).await?
                 };
                 let mut routed: std::collections::HashSet<AgencyCode> = routed.into_iter().collect();
+                // A stored document that routes no recipient anew is a repeat: answered with
+                // what was stored. One that brings new recipients is taken for them, and one
+                // whose row may be its own (kept by a transaction in doubt) is taken.
+                let repeat = existed && routed.is_empty() && !ours;
                 let mut handed = Vec::new();
                 for (hop, new) in t.newly_routed(&mut routed) {
                     match hop {
@@ -818,7 +832,7 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
                 }
                 let queued = tx.queued();
                 tx.commit().await?;
-                Ok(Some(Recorded { id, repeat: existed, handed, queued, hop_receipt: answer, statuses }))
+                Ok(Some(Recorded { id, repeat, handed, queued, hop_receipt: answer, statuses }))
             }
             .await
         }
@@ -895,8 +909,9 @@ pub(crate) struct Taking {
 pub(crate) struct Recorded {
     /// The document's row.
     id: i64,
-    /// Whether the row was there already (another delivery of the document taken while this
-    /// one was verified): then this is a repeat, answered with what was stored.
+    /// Whether the row was there already and this delivery routed no recipient anew (another
+    /// delivery of the document taken while this one was verified): then this is a repeat,
+    /// answered with what was stored.
     repeat: bool,
     /// The transfers to next hops it queued, for the outbox.
     handed: Vec<crate::outbound::Handed>,

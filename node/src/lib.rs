@@ -130,9 +130,10 @@ pub struct Metrics {
     /// time.
     pub intake_transactions_redone: AtomicU64,
     /// Documents waiting to be taken together that were found stored when their rows went in
-    /// (another delivery of the same document at once, or a retry), taken alone after and
-    /// answered as repeats: with no repeats sent, a document new here counted in it was
-    /// wrongly left out of its transaction.
+    /// (another delivery of the same document at once, a retry, or the document's own row
+    /// kept by a transaction of several whose `COMMIT` was in doubt), taken alone after: with
+    /// no repeats sent and no transaction redone, a document new here counted in it was
+    /// wrongly left out of its transaction. Counted once an intake, when it is told so.
     pub intake_found_stored: AtomicU64,
     /// Times this node asked a neighbour for CRLs a document or notices referenced and it
     /// lacked (`NodeResponse::CrlsWanted`).

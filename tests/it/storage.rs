@@ -478,7 +478,8 @@ async fn the_outbox_leaves_out_the_transfers_running_here(database: Database) {
 /// leave them to the hand-off; after, a hand-off that never came is claimed as any transfer),
 /// and `claim_handed` gives back the ones this process may run: on
 /// PostgreSQL not those another process claimed in the meantime, nor those no longer
-/// pending, and the ones it returns are leased (nobody else claims them); on SQLite, where
+/// pending or due already, and the ones it returns are leased (nobody else claims them; the
+/// same process claiming them again gets them again); on SQLite, where
 /// one process owns the outbox, all of them.
 async fn a_handed_over_transfer_is_left_to_the_process_that_claimed_it(database: Database) {
     let (net, store) = open(database).await;
@@ -511,9 +512,16 @@ async fn a_handed_over_transfer_is_left_to_the_process_that_claimed_it(database:
     assert!(tx.finish_transfer(ids[2], "a", "done", 1000).await.unwrap());
     tx.commit().await.unwrap();
 
+    let postgres = store.backend() == node::storage::Backend::Postgres;
+    if postgres {
+        // Once due, a hand-off is the claims' to take, not a claim by id.
+        assert!(store.claim_handed("c", 2000, 31_000, &ids).await.unwrap().is_empty(), "due: left to the claims");
+    }
     let mine = store.claim_handed("a", 1000, 31_000, &ids).await.unwrap();
-    if store.backend() == node::storage::Backend::Postgres {
+    if postgres {
         assert_eq!(mine, [ids[1]], "only the one still pending and not claimed by b");
+        // A claim made again (its COMMIT's answer lost) gets back what a holds.
+        assert_eq!(store.claim_handed("a", 1001, 31_001, &ids).await.unwrap(), [ids[1]]);
         assert!(
             store.claim_due_except("b", 2001, 32_000, 10, &[ids[0]]).await.unwrap().transfers.is_empty(),
             "a holds it now"

@@ -39,8 +39,20 @@ const MAX_DOCUMENTS: usize = 64;
 /// next runs its statements. Their documents are taken in the order of their ids.
 const WRITERS: usize = 2;
 
-/// The documents waiting to be taken together; `None` answers one to take alone.
-pub(crate) type Intakes = Gather<Arc<Taking>, Option<Recorded>>;
+/// The documents waiting to be taken together.
+pub(crate) type Intakes = Gather<Arc<Taking>, Together>;
+
+/// What taking a document together came to.
+#[derive(Debug)]
+pub(crate) enum Together {
+    /// The `COMMIT` holding it returned: what its transaction recorded.
+    Recorded(Recorded),
+    /// Its row was found stored: it is to be taken alone, which answers it from what is stored.
+    /// `ours`: found when a transaction of several holding it, whose `COMMIT` was in doubt, was
+    /// done again document by document, so the row may be this delivery's own, kept after all
+    /// (taken, not a repeat).
+    Stored { ours: bool },
+}
 
 /// An empty queue of documents.
 pub(crate) fn queue() -> Intakes {
@@ -95,15 +107,13 @@ async fn look_up(node: Arc<Node>, batch: Vec<Waiting<String, Option<StoredDocume
     }
 }
 
-/// Takes `taking` with whatever others wait (see the module's doc): what its transaction
-/// recorded once the `COMMIT` holding it returned, or `None` when it was found stored and is
-/// to be taken alone.
-pub(super) async fn take(node: &Arc<Node>, taking: Arc<Taking>) -> Result<Option<Recorded>, StoreError> {
+/// Takes `taking` with whatever others wait (see the module's doc).
+pub(super) async fn take(node: &Arc<Node>, taking: Arc<Taking>) -> Result<Together, StoreError> {
     gather::submit(node, |n| &n.intakes, taking, write_batch).await
 }
 
 /// Takes a batch together, or each alone if that fails, and tells each intake.
-async fn write_batch(node: Arc<Node>, mut batch: Vec<Waiting<Arc<Taking>, Option<Recorded>>>) {
+async fn write_batch(node: Arc<Node>, mut batch: Vec<Waiting<Arc<Taking>, Together>>) {
     // In the order of their ids: two writers meet on no row in a cycle.
     batch.sort_by_cached_key(|w| w.item.manifest().id().to_string());
     // Whether the failed transaction of several may have been kept all the same.
@@ -113,7 +123,7 @@ async fn write_batch(node: Arc<Node>, mut batch: Vec<Waiting<Arc<Taking>, Option
         match write_together(&node, &takings).await {
             Ok(recorded) => {
                 for (w, r) in batch.into_iter().zip(recorded) {
-                    w.tell(Ok(r));
+                    w.tell(Ok(r.map_or(Together::Stored { ours: false }, Together::Recorded)));
                 }
                 return;
             }
@@ -129,7 +139,10 @@ async fn write_batch(node: Arc<Node>, mut batch: Vec<Waiting<Arc<Taking>, Option
     }
     for w in batch {
         let outcome = match write_together(&node, &[&*w.item]).await {
-            Ok(recorded) => Ok(recorded.into_iter().next().flatten()),
+            Ok(recorded) => Ok(match recorded.into_iter().next().flatten() {
+                Some(r) => Together::Recorded(r),
+                None => Together::Stored { ours: in_doubt },
+            }),
             // Alone it failed too, but the transaction of several may hold it: its sender is
             // not told that nothing was taken.
             Err(e) if in_doubt && !e.is_in_doubt() => {
@@ -147,10 +160,6 @@ async fn write_together(node: &Arc<Node>, takings: &[&Taking]) -> Result<Vec<Opt
     let mut tx = node.store.begin().await?;
     let docs: Vec<NewDocument<'_>> = takings.iter().map(|t| t.new_document()).collect();
     let ids = tx.insert_new_documents(&docs).await?;
-    let stored = ids.iter().filter(|id| id.is_none()).count() as u64;
-    if stored > 0 {
-        node.observed.metrics().intake_found_stored.fetch_add(stored, std::sync::atomic::Ordering::Relaxed);
-    }
     if ids.iter().all(Option::is_none) {
         tx.rollback().await?;
         return Ok(ids.iter().map(|_| None).collect());

@@ -652,8 +652,10 @@ impl Store {
     /// Claims for `owner` until `lease_until` the outbox rows `ids`, transfers this process
     /// queued itself a moment ago (a document it just took, handed to its outbox with the
     /// document in memory, see `Outbound::hand_over`); returns the ids it may run. Left out:
-    /// rows no longer pending, and rows another process of a scaled-out node claimed since
-    /// (they are its to send). One statement for all of them, its commit not waited on (a
+    /// rows no longer pending, rows due by `now` (from then on the claims take them, as any
+    /// row), and rows another process of a scaled-out node claimed since (they are its to
+    /// send). Rows `owner` holds already are returned again: a claim whose `COMMIT` answer was
+    /// lost and that is made again (the caller's in-flight set keeps one running once). One statement for all of them, its commit not waited on (a
     /// lease, like [`Store::claim_due_except`]'s). On SQLite one process owns the outbox and
     /// claims nothing: every id is returned.
     pub async fn claim_handed(
@@ -672,7 +674,8 @@ impl Store {
             .fetch_all(
                 &format!(
                     "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE state = 'pending' \
-                     AND (lease_until IS NULL OR lease_until < $3) AND id IN {list} RETURNING id"
+                     AND next_attempt_at > $3 AND (lease_until IS NULL OR lease_until < $3 OR lease_owner = $1) \
+                     AND id IN {list} RETURNING id"
                 ),
                 vec![Arg::from(owner), Arg::from(lease_until), Arg::from(now), arg],
             )
