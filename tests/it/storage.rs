@@ -68,7 +68,7 @@ on_both_backends!(
     a_write_whose_statement_fails_fails_alone,
     a_receipts_notice_is_queued_once_by_digest_or_by_id,
     a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_transaction,
-    a_statuses_route_state_kept_runs_before_the_next_statement,
+    a_routes_state_is_the_furthest_of_its_changes_in_any_order,
     answers_recorded_together_take_one_statement_a_table,
     a_new_inbox_entry_is_marked_by_the_revocation_that_overtook_it,
     documents_taken_together_take_one_statement_a_table,
@@ -1404,43 +1404,65 @@ async fn a_new_documents_unanswered_rows_are_read_back_and_kept_with_their_trans
     store.close().await;
 }
 
-/// A status's change of routes is kept with the transaction's next statement
-/// (`Tx::keep_route_state`): it runs before that statement, so a later change of the same
-/// routes wins, and it is committed with the transaction.
-async fn a_statuses_route_state_kept_runs_before_the_next_statement(database: Database) {
+/// A route's state is the furthest its changes took it (`pending` → `forwarded` → `refused`
+/// → `delivered`), whatever their order and however they were written: kept with the
+/// transaction's next statement (`Tx::keep_route_state`), at once (`Tx::set_route_state`),
+/// a batch (`Tx::keep_route_states`), in later transactions. Statuses and hop receipts come
+/// back over different paths; a system refusal that reaches the sender after the recipient's
+/// delivery receipt (a node gave up on a copy the next hop had taken) leaves it `delivered`.
+async fn a_routes_state_is_the_furthest_of_its_changes_in_any_order(database: Database) {
     let (net, store) = open(database).await;
     let doc = net.document(PHONG_DU, &[HA_LAU, TIEN_YEN], 9);
-    let (ha_lau, tien_yen) = (code(HA_LAU), code(TIEN_YEN));
+    let [a, b, c, d, e] =
+        ["000.01.41.H49", "000.02.41.H49", "000.03.41.H49", "000.04.41.H49", "000.05.41.H49"].map(code);
     let mut tx = store.begin().await.unwrap();
     let DocInsert::New(id) = tx.insert_document(&new_document(&net.verified(&doc), 1)).await.unwrap() else {
         panic!("not new")
     };
-    let routes = [
-        NewRoute { recipient: &ha_lau, next_hop: Some(&ha_lau), state: "pending" },
-        NewRoute { recipient: &tien_yen, next_hop: Some(&tien_yen), state: "pending" },
-    ];
+    let hop = code(HA_LAU);
+    let routes: Vec<NewRoute> =
+        [&a, &b, &c, &d, &e].map(|r| NewRoute { recipient: r, next_hop: Some(&hop), state: "pending" }).into();
     tx.add_routes(id, &routes, 1).await.unwrap();
     tx.commit().await.unwrap();
+    let states = || {
+        let store = store.clone();
+        async move {
+            let mut states: Vec<(String, String)> =
+                store.routes(id).await.unwrap().into_iter().map(|(r, _, state)| (r, state)).collect();
+            states.sort();
+            states.into_iter().map(|(_, state)| state).collect::<Vec<_>>()
+        }
+    };
 
     let mut tx = store.begin().await.unwrap();
-    tx.keep_route_state(id, &[ha_lau, tien_yen], "delivered", 2).await.unwrap();
-    // Runs after the kept change, which goes before it: Tien Yen ends refused (had the kept
-    // change waited for the commit, delivered).
-    tx.set_route_state(id, &[tien_yen], "refused", 3).await.unwrap();
-    // Kept last, it goes with the commit: Ha Lau ends refused.
-    tx.keep_route_state(id, &[ha_lau], "refused", 4).await.unwrap();
+    tx.keep_route_state(id, &[a], "delivered", 2).await.unwrap();
+    tx.set_route_state(id, &[a, b], "refused", 3).await.unwrap();
+    tx.set_route_state(id, &[b, c], "forwarded", 4).await.unwrap();
+    tx.keep_route_states(&[(id, d, "delivered"), (id, d, "refused"), (id, c, "refused"), (id, c, "forwarded")], 5)
+        .await
+        .unwrap();
+    tx.set_route_state(id, &[e], "refused", 5).await.unwrap();
     tx.commit().await.unwrap();
-    let mut states: Vec<(String, String)> =
-        store.routes(id).await.unwrap().into_iter().map(|(r, _, state)| (r, state)).collect();
-    states.sort();
     assert_eq!(
-        states,
-        {
-            let mut both = [(HA_LAU.to_owned(), "refused".to_owned()), (TIEN_YEN.to_owned(), "refused".to_owned())];
-            both.sort();
-            both
-        },
-        "the last change kept is committed; the one before ran before the statements after it"
+        states().await,
+        ["delivered", "refused", "refused", "delivered", "refused"],
+        "a: delivered, then refused; b: refused, then forwarded; c: forwarded, then refused and \
+         forwarded in one batch; d: delivered and refused in one batch; e: refused"
+    );
+
+    let mut tx = store.begin().await.unwrap();
+    tx.set_route_state(id, &[a, b, c, d], "refused", 6).await.unwrap();
+    tx.set_route_state(id, &[a, b, c, d, e], "forwarded", 6).await.unwrap();
+    tx.keep_route_states(&[(id, b, "delivered"), (id, e, "refused")], 7).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.keep_route_state(id, &[c], "delivered", 8).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        states().await,
+        ["delivered", "delivered", "delivered", "delivered", "refused"],
+        "in later transactions: nothing moves a route back; a delivery receipt after a refusal \
+         moves it on, kept with the commit"
     );
     store.close().await;
 }

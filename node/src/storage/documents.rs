@@ -245,6 +245,30 @@ pub const SENT: &str = concat!(
      FROM documents d WHERE d.outgoing = 1 ORDER BY d.received_at DESC LIMIT $1"
 );
 
+/// The route states in the order a route moves through them: a change is kept only if it
+/// moves the route further (`pending` → `forwarded` → `refused` → `delivered`). A route's
+/// state is then the furthest of every change it was given, whatever their order: the
+/// statuses and hop receipts of one document come back over different paths and at
+/// different times (a hop receipt recorded after the recipient's 01, a request of notices
+/// passed on in the order of its keys, a transfer retried), and each order must end alike.
+/// `delivered` is last: the recipient's agency signed that the document arrived, so a system
+/// refusal (02) that reaches the sender after it (a node that gave up on a copy the next hop
+/// had taken) does not undo it; the refusal stays stored, with its log leaf.
+const ROUTE_STATES: [&str; 4] = ["pending", "forwarded", "refused", "delivered"];
+
+/// Where `state` is in [`ROUTE_STATES`].
+fn route_rank(state: &str) -> usize {
+    let rank = ROUTE_STATES.iter().position(|s| *s == state);
+    debug_assert!(rank.is_some(), "unknown route state {state:?}");
+    rank.unwrap_or(ROUTE_STATES.len())
+}
+
+/// SQL: the rank of the route state in `expr` (see [`ROUTE_STATES`]).
+fn route_rank_sql(expr: &str) -> String {
+    let whens: String = ROUTE_STATES.iter().enumerate().map(|(i, s)| format!(" WHEN '{s}' THEN {i}")).collect();
+    format!("(CASE {expr}{whens} ELSE {} END)", ROUTE_STATES.len())
+}
+
 /// The statements of [`Tx::set_route_state`]: one per [`rows_per_statement`] recipients.
 fn route_state_updates(
     document: i64,
@@ -252,10 +276,12 @@ fn route_state_updates(
     state: &str,
     now: i64,
 ) -> impl Iterator<Item = (String, Vec<Arg>)> {
-    let only_pending = if state == "forwarded" { " AND state = 'pending'" } else { "" };
+    let before: Vec<String> = ROUTE_STATES[..route_rank(state)].iter().map(|s| format!("'{s}'")).collect();
+    // A state that moves no route on (`pending`) matches none.
+    let earlier = if before.is_empty() { "NULL".to_owned() } else { before.join(", ") };
     recipients.chunks(rows_per_statement(1, 3)).map(move |chunk| {
         let sql = format!(
-            "UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient IN ({}){only_pending}",
+            "UPDATE routes SET state = $1, updated_at = $2 WHERE document = $3 AND recipient IN ({}) AND state IN ({earlier})",
             values("{}", 3, chunk.len())
         );
         let mut args = Vec::with_capacity(3 + chunk.len());
@@ -460,10 +486,10 @@ impl Tx<'_> {
     }
 
     /// Updates the state of recipients' routes (forwarded, delivered, refused), in one
-    /// statement. `forwarded` (the next hop's hop receipt) moves only a `pending` route on:
-    /// the recipient's status may come back before the hop receipt is recorded (the next hop
-    /// answered a later attempt from its storage, see `outbound::cut_through`), and a route
-    /// never goes back from what a status said.
+    /// statement, only those it moves further ([`ROUTE_STATES`]): `forwarded` (the next hop's
+    /// hop receipt) moves only a `pending` route on (the recipient's status may come back
+    /// before the hop receipt is recorded: the next hop answered a later attempt from its
+    /// storage, see `outbound::cut_through`), and nothing moves a `delivered` route back.
     pub async fn set_route_state(
         &mut self,
         document: i64,
@@ -499,29 +525,30 @@ impl Tx<'_> {
     /// Sets the state of many documents' routes in one statement, kept with the
     /// transaction's next (see [`Tx::defer`]): what [`Tx::set_route_state`] and
     /// [`Tx::keep_route_state`] do one document and state at a time, for a batch of next hops'
-    /// answers (`outbound::answers`). Each change is (document, recipient, state); `forwarded`
-    /// moves only a pending route, as [`Tx::set_route_state`]'s does; a route changed twice
-    /// ends as it would with the changes made in turn (the last, unless that is `forwarded`). The caller keeps no other write to these
-    /// routes before the transaction's next statement.
+    /// answers (`outbound::answers`). Each change is (document, recipient, state); as with
+    /// [`Tx::set_route_state`], a change is kept only where it moves the route further
+    /// ([`ROUTE_STATES`]), so a route changed twice ends at the further of the two, in any
+    /// order. The caller keeps no other write to these routes before the transaction's next
+    /// statement.
     pub async fn keep_route_states(&mut self, changes: &[(i64, AgencyCode, &str)], now: i64) -> Result<(), StoreError> {
         // A route with one change a statement: PostgreSQL applies one of two updates of a row
-        // in one statement, and not a chosen one. In turn, `forwarded` after another change
-        // finds the route no longer pending and does nothing; any other change wins.
-        let mut last: std::collections::BTreeMap<(i64, AgencyCode), usize> = Default::default();
+        // in one statement, and not a chosen one. The furthest change of each route is the
+        // one that could win.
+        let mut furthest: std::collections::BTreeMap<(i64, AgencyCode), usize> = Default::default();
         for (i, (document, recipient, state)) in changes.iter().enumerate() {
-            match last.entry((*document, *recipient)) {
-                std::collections::btree_map::Entry::Occupied(_) if *state == "forwarded" => {}
-                std::collections::btree_map::Entry::Occupied(mut e) => {
-                    e.insert(i);
-                }
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(i);
-                }
-            }
+            furthest
+                .entry((*document, *recipient))
+                .and_modify(|kept| {
+                    if route_rank(state) > route_rank(changes[*kept].2) {
+                        *kept = i;
+                    }
+                })
+                .or_insert(i);
         }
         // In the order of the routes' keys (the map's): two transactions changing some of the
         // same routes wait for each other in one order, never in a cycle.
-        let kept: Vec<usize> = last.into_values().collect();
+        let kept: Vec<usize> = furthest.into_values().collect();
+        let further = format!("{} < {}", route_rank_sql("routes.state"), route_rank_sql("v.column3"));
         let most = rows_per_statement(4, 0);
         for chunk in kept.chunks(most) {
             // The last change again is the same change: padded to few texts.
@@ -531,8 +558,7 @@ impl Tx<'_> {
             // parameter there would be text, and `bigint = text` has no operator).
             let sql = format!(
                 "UPDATE routes SET state = v.column3, updated_at = v.column4 FROM (VALUES {}) AS v
-                 WHERE routes.document = v.column1 AND routes.recipient = v.column2
-                 AND (v.column3 <> 'forwarded' OR routes.state = 'pending')",
+                 WHERE routes.document = v.column1 AND routes.recipient = v.column2 AND {further}",
                 unshared_values(self.backend, "({}, {}, {}, {})", rows)
             );
             let mut args = Vec::with_capacity(4 * rows);
