@@ -376,6 +376,7 @@ pub async fn report(node: &Node) -> Result<Health, StoreError> {
         ("notices_in", m.notices_in.load(Ordering::Relaxed)),
         ("notice_batches_in", m.notice_batches_in.load(Ordering::Relaxed)),
         ("statuses_with_receipts_in", m.statuses_with_receipts_in.load(Ordering::Relaxed)),
+        ("statuses_lost", m.statuses_lost.load(Ordering::Relaxed)),
         ("answer_transactions", m.answer_transactions.load(Ordering::Relaxed)),
         ("answer_transactions_redone", m.answer_transactions_redone.load(Ordering::Relaxed)),
         ("intake_transactions", m.intake_transactions.load(Ordering::Relaxed)),

@@ -64,6 +64,11 @@ pub(crate) async fn render(node: &Node) -> Result<String, crate::storage::StoreE
         ConstCounter::new(m.statuses_with_receipts_in.load(Ordering::Relaxed)),
     );
     r.register(
+        "statuses_lost",
+        "Statuses that came with a hop receipt and could be stored neither with it nor alone",
+        ConstCounter::new(m.statuses_lost.load(Ordering::Relaxed)),
+    );
+    r.register(
         "answer_transactions",
         "Transactions that recorded next hops' hop receipts together (with documents_handed_over: answers a transaction)",
         ConstCounter::new(m.answer_transactions.load(Ordering::Relaxed)),

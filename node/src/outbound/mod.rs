@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::crl_refs::Asked;
 use crate::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse, read_frame};
-use crate::storage::{Claim, NextDue, StoreError, Transfer, TransferKind, millis};
+use crate::storage::{Claim, NextDue, StoreError, Transfer, TransferKind, Tx, millis};
 use crate::{Metrics, Node};
 
 mod answers;
@@ -738,9 +738,9 @@ fn may_record_unsynced(kind: ReceiptKind, statuses: usize, failed_attempts: u32)
 /// (nothing can be recorded), not a batch that failed as a whole ([`StoreError::Batch`]:
 /// nothing of it was kept, whatever caused it), not a `COMMIT` in doubt, and not a log that
 /// must be emptied before any write: none of these is the statuses' doing, and the statuses,
-/// which rode in the answer, would be lost for good, since the next hop queued no notices for
-/// them. Either way the transfer fails, runs again, and gets them again from the next hop's
-/// storage.
+/// which rode in the answer (the next hop queued no notices for them), would be tried alone in
+/// the same conditions and lost. Instead the transfer fails, runs again, and gets them again
+/// from the next hop's storage.
 fn statuses_to_blame(error: &StoreError) -> bool {
     !error.is_disk_full()
         && !error.is_in_doubt()
@@ -771,23 +771,66 @@ async fn record_answer(
     let hop = transfer.next_hop.to_string();
     crate::notices::keep_and_route(&mut tx, node, kept, &hop, None, now, None).await?;
     tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
-    // After the route's own state: a delivery receipt carried here moves it on to delivered.
+    let new = keep_statuses(&mut tx, node, transfer, document, kept, statuses, now).await?;
+    tx.commit().await?;
+    statuses_taken(node, &new, &hop);
+    node.outbound.wake_outbox();
+    Ok(())
+}
+
+/// Records, in a transaction of their own, the statuses that came with a hop receipt recorded
+/// without them (see [`conclude_document`]): the failure of the record that held them may not
+/// have been theirs (a row of the hop receipt refused once, a lock or a connection lost), and
+/// they rode in the answer only, so a failure here, and only here, loses them.
+async fn record_statuses(
+    node: &Arc<Node>,
+    transfer: &Transfer,
+    document: i64,
+    kept: &SignedReceipt,
+    statuses: &[SignedReceipt],
+) -> Result<(), StoreError> {
+    let now = millis(node.now());
+    // Synced: a status kept is passed on to its sender and mailed once committed.
+    let mut tx = node.store.begin().await?;
+    let new = keep_statuses(&mut tx, node, transfer, document, kept, statuses, now).await?;
+    tx.commit().await?;
+    statuses_taken(node, &new, &transfer.next_hop.to_string());
+    node.outbound.wake_outbox();
+    Ok(())
+}
+
+/// Stores each of `statuses` (which came with `kept`, the hop receipt for document row
+/// `document`) and acts on it or queues it toward its sender; returns those that were new.
+/// After the route's own state, as a record alone makes them: a delivery receipt carried
+/// here moves the route on to delivered.
+async fn keep_statuses<'s>(
+    tx: &mut Tx<'_>,
+    node: &Node,
+    transfer: &Transfer,
+    document: i64,
+    kept: &SignedReceipt,
+    statuses: &'s [SignedReceipt],
+    now: i64,
+) -> Result<Vec<&'s SignedReceipt>, StoreError> {
+    let hop = transfer.next_hop.to_string();
     // The statuses are of this document (`carried_statuses`): acted on without reading it.
     let known = Some(crate::notices::Known { id: document, digest: kept.receipt.envelope });
     let mut new = Vec::with_capacity(statuses.len());
     for status in statuses {
-        if crate::notices::keep_and_route(&mut tx, node, status, &hop, Some(transfer.next_hop), now, known).await? {
+        if crate::notices::keep_and_route(tx, node, status, &hop, Some(transfer.next_hop), now, known).await? {
             new.push(status);
         }
     }
-    tx.commit().await?;
-    for status in &new {
+    Ok(new)
+}
+
+/// Logs and counts the statuses taken with a hop receipt from `hop`, once committed.
+fn statuses_taken(node: &Node, new: &[&SignedReceipt], hop: &str) {
+    for status in new {
         let r = &status.receipt;
         tracing::info!(document = %r.document, peer = %hop, kind = %r.kind, by = %r.by, "receipt taken with a hop receipt");
     }
     node.observed.metrics().statuses_with_receipts_in.fetch_add(new.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    node.outbound.wake_outbox();
-    Ok(())
 }
 
 /// Sends a document to its next hop: `forward` if its intake handed it over, else read from
@@ -852,8 +895,14 @@ async fn conclude_document(
                 && !statuses.is_empty()
                 && statuses_to_blame(e)
             {
-                tracing::warn!(document = %doc_id, peer = %hop, error = %e, "the statuses sent with a hop receipt could not be stored; the hop receipt is recorded without them");
+                tracing::warn!(document = %doc_id, peer = %hop, error = %e, "the hop receipt and the statuses sent with it could not be stored together; the hop receipt is recorded without them, then they alone");
                 recorded = record_answer(node, transfer, id, &kept, &[], route_state, state).await;
+                if recorded.is_ok()
+                    && let Err(e) = record_statuses(node, transfer, id, &kept, &statuses).await
+                {
+                    Metrics::bump(&node.observed.metrics().statuses_lost);
+                    tracing::error!(document = %doc_id, peer = %hop, statuses = statuses.len(), error = %e, "the statuses sent with a hop receipt could not be stored alone either: lost here (the sender's route stays as the hop receipt left it)");
+                }
             }
             match recorded {
                 Ok(()) if state == "done" => {
