@@ -117,9 +117,10 @@ pub struct Metrics {
     /// New statuses a next hop sent with its hop receipt (see `NodeResponse::HopReceipt`):
     /// notice transfers that did not have to happen.
     pub statuses_with_receipts_in: AtomicU64,
-    /// Statuses that came with a hop receipt and that the database refused twice, with the hop
-    /// receipt and alone (see `outbound::conclude_document`): they rode in the answer only,
-    /// so the sender's route stays as the hop receipt left it. Should stay 0.
+    /// Statuses that came with a hop receipt and could be stored neither with it (the
+    /// database refused that transaction) nor in a transaction of their own after it (see
+    /// `outbound::keep_statuses_apart`): they rode in the answer only, so the sender's route
+    /// stays as the hop receipt left it. Should stay 0.
     pub statuses_lost: AtomicU64,
     /// Transactions that recorded next hops' plain answers (see `outbound::answers`): with
     /// `documents_out`, how many answers a transaction holds under the load.

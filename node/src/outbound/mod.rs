@@ -737,10 +737,11 @@ fn may_record_unsynced(kind: ReceiptKind, statuses: usize, failed_attempts: u32)
 /// the statuses, so that the hop receipt is recorded again without them. Not a full disk
 /// (nothing can be recorded), not a batch that failed as a whole ([`StoreError::Batch`]:
 /// nothing of it was kept, whatever caused it), not a `COMMIT` in doubt, and not a log that
-/// must be emptied before any write: none of these is the statuses' doing, and the statuses,
-/// which rode in the answer (the next hop queued no notices for them), would be tried alone in
-/// the same conditions and lost. Instead the transfer fails, runs again, and gets them again
-/// from the next hop's storage.
+/// must be emptied before any write: none of these is the statuses' doing. Then the transfer
+/// fails, runs again and gets the statuses again from the next hop's storage, which loses
+/// nothing, where recording the hop receipt without them would leave them to a transaction of
+/// their own that such a failure may well fail too (they rode in the answer only: the next
+/// hop queued no notices for them).
 fn statuses_to_blame(error: &StoreError) -> bool {
     !error.is_disk_full()
         && !error.is_in_doubt()
@@ -749,6 +750,8 @@ fn statuses_to_blame(error: &StoreError) -> bool {
 
 /// Records an answered document transfer: `kept` (a hop receipt or refusal from the next hop)
 /// stored and routed on, the routes' state set, the transfer finished, all in one transaction.
+/// False when nothing was recorded because the transfer's claim was lost (another worker owns
+/// it now, and gets the same answer).
 async fn record_answer(
     node: &Arc<Node>,
     transfer: &Transfer,
@@ -757,7 +760,7 @@ async fn record_answer(
     statuses: &[SignedReceipt],
     route_state: &str,
     state: &str,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let now = millis(node.now());
     let mut tx = if may_record_unsynced(kept.receipt.kind, statuses.len(), transfer.attempts) {
         node.store.begin_unsynced().await?
@@ -766,7 +769,8 @@ async fn record_answer(
     };
     if !tx.finish_transfer(transfer.id, node.outbound.lease_owner(), state, now).await? {
         // The claim expired and another worker owns the transfer now.
-        return tx.rollback().await;
+        tx.rollback().await?;
+        return Ok(false);
     }
     let hop = transfer.next_hop.to_string();
     crate::notices::keep_and_route(&mut tx, node, kept, &hop, None, now, None).await?;
@@ -775,13 +779,34 @@ async fn record_answer(
     tx.commit().await?;
     statuses_taken(node, &new, &hop);
     node.outbound.wake_outbox();
-    Ok(())
+    Ok(true)
 }
 
-/// Records, in a transaction of their own, the statuses that came with a hop receipt recorded
-/// without them (see [`conclude_document`]): the failure of the record that held them may not
-/// have been theirs (a row of the hop receipt refused once, a lock or a connection lost), and
-/// they rode in the answer only, so a failure here, and only here, loses them.
+/// Stores, in a transaction of their own, the statuses that came with a hop receipt this
+/// worker has just recorded without them (see [`conclude_document`]): the failure of the
+/// record that held them may not have been theirs (a row of the hop receipt refused once, a
+/// lock or a connection lost). They rode in the answer only and the transfer is finished, so
+/// a failure here loses them: logged, and counted unless the `COMMIT` is in doubt (then they
+/// may well be stored).
+async fn keep_statuses_apart(
+    node: &Arc<Node>,
+    transfer: &Transfer,
+    document: i64,
+    kept: &SignedReceipt,
+    statuses: &[SignedReceipt],
+    doc_id: &str,
+) {
+    let Err(e) = record_statuses(node, transfer, document, kept, statuses).await else { return };
+    let hop = transfer.next_hop;
+    if e.is_in_doubt() {
+        tracing::warn!(document = %doc_id, peer = %hop, statuses = statuses.len(), error = %e, "the statuses sent with a hop receipt, stored alone, may or may not be kept (the COMMIT is in doubt)");
+    } else {
+        Metrics::bump(&node.observed.metrics().statuses_lost);
+        tracing::error!(document = %doc_id, peer = %hop, statuses = statuses.len(), error = %e, "the statuses sent with a hop receipt could not be stored alone either: lost here (the sender's route stays as the hop receipt left it)");
+    }
+}
+
+/// The transaction of [`keep_statuses_apart`].
 async fn record_statuses(
     node: &Arc<Node>,
     transfer: &Transfer,
@@ -886,23 +911,26 @@ async fn conclude_document(
             };
             let mut recorded = match answers::Plain::of(node, transfer, id, &kept, &statuses) {
                 Some(plain) => answers::record(node, plain).await,
-                None => record_answer(node, transfer, id, &kept, &statuses, route_state, state).await,
+                None => record_answer(node, transfer, id, &kept, &statuses, route_state, state).await.map(drop),
             };
             // A status that the database refuses (and only it) must not hold back the hop
             // receipt: the transfer would be retried until it died, for a document the next hop
-            // holds. Recorded again without them; a storage failure fails that too.
+            // holds. The hop receipt is recorded again without them (a storage failure fails
+            // that too), then the statuses alone (see `keep_statuses_apart`).
             if let Err(e) = &recorded
                 && !statuses.is_empty()
                 && statuses_to_blame(e)
             {
                 tracing::warn!(document = %doc_id, peer = %hop, error = %e, "the hop receipt and the statuses sent with it could not be stored together; the hop receipt is recorded without them, then they alone");
-                recorded = record_answer(node, transfer, id, &kept, &[], route_state, state).await;
-                if recorded.is_ok()
-                    && let Err(e) = record_statuses(node, transfer, id, &kept, &statuses).await
-                {
-                    Metrics::bump(&node.observed.metrics().statuses_lost);
-                    tracing::error!(document = %doc_id, peer = %hop, statuses = statuses.len(), error = %e, "the statuses sent with a hop receipt could not be stored alone either: lost here (the sender's route stays as the hop receipt left it)");
-                }
+                recorded = match record_answer(node, transfer, id, &kept, &[], route_state, state).await {
+                    Ok(true) => {
+                        keep_statuses_apart(node, transfer, id, &kept, &statuses, &doc_id).await;
+                        Ok(())
+                    }
+                    // The claim lost: the worker that owns the transfer gets them again.
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                };
             }
             match recorded {
                 Ok(()) if state == "done" => {
