@@ -468,8 +468,9 @@ pub async fn take_document_resumable<R: tokio::io::AsyncRead + Unpin>(
     // route) go back with the hop receipt when the neighbour that handed the document over is
     // the way back to the sender: that neighbour keeps them in the transaction that records
     // the hop receipt (or in one of their own right after, should its database refuse that)
-    // and retries until it has recorded one, so they need no transfer of their own. Otherwise (the sender's way back goes elsewhere, or the neighbour did not say
-    // it keeps them) they are queued as notices.
+    // and retries until it has recorded one, so they need no transfer of their own. Otherwise
+    // (the sender's way back goes elsewhere, or the neighbour did not say it keeps them) they
+    // are queued as notices.
     let toward_sender = match node.routes.next_hop(&manifest.from) {
         Ok(NextHop::Neighbour(n)) => Some(n),
         _ => None,

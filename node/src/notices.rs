@@ -183,13 +183,15 @@ async fn route(
     Ok(None)
 }
 
-/// Keeps and routes `receipts` (from neighbour `from`) in one transaction; whether each is new.
+/// Keeps and routes `receipts` (from neighbour `from`: a request of notices, or statuses that
+/// came with its hop receipt and are kept apart from it, see `outbound::keep_statuses_apart`)
+/// in one transaction; whether each is new.
 /// All are stored in one statement (`Tx::insert_receipts`), those passed on queued in one
 /// more (`Tx::enqueue_notices`), and the delivery statuses that only set routes here set them
 /// in two (`Tx::document_rows_by_digests`, `Tx::keep_route_states`): at a node in the middle
 /// of a path every notice is one to pass on, and at the sender's node one to set a route, two
 /// statements each when kept one by one.
-async fn keep_all(
+pub(crate) async fn keep_all(
     node: &Node,
     from: AgencyCode,
     receipts: &[(u32, SignedReceipt)],

@@ -90,8 +90,7 @@ async fn a_document_the_database_refuses_fails_only_its_intake(database: Databas
     let docs: Vec<_> = (1..=N).map(|i| Arc::new(net.document(PHONG_DU, &[TIEN_YEN], i))).collect();
     let refused: Vec<&Arc<SignedDocument>> = docs.iter().step_by(6).collect();
     let ids = refused.iter().map(|d| format!("'{}'", d.id)).collect::<Vec<_>>().join(", ");
-    let url = node::config::Config::load(&net.config_path(&TIEN_YEN.parse().unwrap())).unwrap().database;
-    let db = sqlx::AnyPool::connect(&url).await.unwrap();
+    let db = net.raw_pool(&TIEN_YEN.parse().unwrap()).await;
     let (create, drop_it) = match database {
         Database::Postgres => (
             format!(

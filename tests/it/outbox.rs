@@ -351,8 +351,7 @@ async fn an_answer_the_database_refuses_fails_only_its_transfer(database: Databa
     // Eight, so that some come while others are recorded (one alone is recorded alone).
     let refused: Vec<&Arc<SignedDocument>> = docs.iter().step_by(6).collect();
     let ids = refused.iter().map(|d| format!("'{}'", d.id)).collect::<Vec<_>>().join(", ");
-    let url = node::config::Config::load(&net.config_path(&code(PHONG_DU))).unwrap().database;
-    let db = sqlx::AnyPool::connect(&url).await.unwrap();
+    let db = net.raw_pool(&code(PHONG_DU)).await;
     let (create, drop_it) = match database {
         Database::Postgres => (
             format!(
@@ -443,8 +442,7 @@ async fn statuses_stored_apart_from_their_hop_receipt_are_lost_only_if_refused_a
         NetOptions { database, ..NetOptions::default() },
     )
     .await;
-    let url = node::config::Config::load(&net.config_path(&code(PHONG_DU))).unwrap().database;
-    let db = sqlx::AnyPool::connect(&url).await.unwrap();
+    let db = net.raw_pool(&code(PHONG_DU)).await;
     let clerk = net.clerk(PHONG_DU).await;
     let phong_du = net.node(PHONG_DU);
     let m = phong_du.observed.metrics();

@@ -46,13 +46,6 @@ async fn wait_witnessed(net: &TestNet, at: &str, size: u64) -> SignedCheckpoint 
     SignedCheckpoint::parse(latest.note.as_bytes()).unwrap()
 }
 
-/// A raw pool on `at`'s database, as an operator with database access would have.
-async fn raw_pool(net: &TestNet, at: &str) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    let config = node::config::Config::load(&net.config_path(&code(at))).unwrap();
-    sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&config.database).await.unwrap()
-}
-
 on_both_backends!(every_node_logs_a_document_and_proves_it_into_a_cosigned_checkpoint);
 
 /// A document from Phong Dụ to the province: each node on the path has one document leaf for
@@ -136,7 +129,7 @@ async fn a_log_rewritten_in_the_database_is_caught_by_the_parent(database: Datab
     assert!(parent.log_forks(10).await.unwrap().is_empty());
 
     // The rewrite: leaf 0 says the document was taken a day later, every hash recomputed.
-    let pool = raw_pool(&net, PHONG_DU).await;
+    let pool = net.raw_pool(&code(PHONG_DU)).await;
     let mut tx = pool.begin().await.unwrap();
     // Takes the write lock (SQLite) or the head row (PostgreSQL), as the checkpointer does.
     sqlx::query("UPDATE tlog_head SET size = size WHERE id = 1").execute(&mut *tx).await.unwrap();
@@ -379,7 +372,7 @@ async fn the_log_commands_prove_save_verify_and_audit(database: Database) {
         via: Via::Node(code(TIEN_YEN)),
         at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
     };
-    let pool = raw_pool(&net, PROVINCE).await;
+    let pool = net.raw_pool(&code(PROVINCE)).await;
     sqlx::query("INSERT INTO tlog_pending (entry) VALUES ($1)").bind(entry.to_bytes()).execute(&pool).await.unwrap();
     pool.close().await;
     let province = &net.node(PROVINCE).store;

@@ -188,6 +188,15 @@ impl TestNet {
         self.node_dir(code).join("node.toml")
     }
 
+    /// A pool of one connection on `code`'s database, as an operator with database access
+    /// would have: for what a test does to the database behind the node's back (a trigger
+    /// that refuses rows, a log rewritten).
+    pub async fn raw_pool(&self, code: &AgencyCode) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let config = Config::load(&self.config_path(code)).unwrap();
+        sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&config.database).await.unwrap()
+    }
+
     fn write_node_files(&self, code: &AgencyCode) {
         let database = self.pg.as_ref().map(|pg| pg.url(&database_name(code)));
         let options =

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::crl_refs::Asked;
 use crate::protocol::{ErrorKind, MAX_NOTICES, NodeRequest, NodeResponse, read_frame};
-use crate::storage::{Claim, NextDue, StoreError, Transfer, TransferKind, Tx, millis};
+use crate::storage::{Claim, NextDue, StoreError, Transfer, TransferKind, millis};
 use crate::{Metrics, Node};
 
 mod answers;
@@ -775,9 +775,17 @@ async fn record_answer(
     let hop = transfer.next_hop.to_string();
     crate::notices::keep_and_route(&mut tx, node, kept, &hop, None, now, None).await?;
     tx.set_route_state(document, &transfer.recipients, route_state, now).await?;
-    let new = keep_statuses(&mut tx, node, transfer, document, kept, statuses, now).await?;
+    // After the route's own state: a delivery receipt carried here moves it on to delivered.
+    // The statuses are of this document (`carried_statuses`): acted on without reading it.
+    let known = Some(crate::notices::Known { id: document, digest: kept.receipt.envelope });
+    let mut new = Vec::with_capacity(statuses.len());
+    for status in statuses {
+        if crate::notices::keep_and_route(&mut tx, node, status, &hop, Some(transfer.next_hop), now, known).await? {
+            new.push(status);
+        }
+    }
     tx.commit().await?;
-    statuses_taken(node, &new, &hop);
+    statuses_taken(node, new, transfer.next_hop);
     node.outbound.wake_outbox();
     Ok(true)
 }
@@ -785,77 +793,37 @@ async fn record_answer(
 /// Stores, in a transaction of their own, the statuses that came with a hop receipt this
 /// worker has just recorded without them (see [`conclude_document`]): the failure of the
 /// record that held them may not have been theirs (a row of the hop receipt refused once, a
-/// lock or a connection lost). They rode in the answer only and the transfer is finished, so
-/// a failure here loses them: logged, and counted unless the `COMMIT` is in doubt (then they
+/// lock or a connection lost). They are kept as if the next hop had sent them as notices
+/// (`notices::keep_all`). They rode in the answer only and the transfer is finished, so a
+/// failure here loses them: logged, and counted unless the `COMMIT` is in doubt (then they
 /// may well be stored).
-async fn keep_statuses_apart(
-    node: &Arc<Node>,
-    transfer: &Transfer,
-    document: i64,
-    kept: &SignedReceipt,
-    statuses: &[SignedReceipt],
-    doc_id: &str,
-) {
-    let Err(e) = record_statuses(node, transfer, document, kept, statuses).await else { return };
+async fn keep_statuses_apart(node: &Arc<Node>, transfer: &Transfer, statuses: &[SignedReceipt], doc_id: &str) {
+    let numbered: Vec<(u32, SignedReceipt)> = (0..).zip(statuses.iter().cloned()).collect();
     let hop = transfer.next_hop;
-    if e.is_in_doubt() {
-        tracing::warn!(document = %doc_id, peer = %hop, statuses = statuses.len(), error = %e, "the statuses sent with a hop receipt, stored alone, may or may not be kept (the COMMIT is in doubt)");
-    } else {
-        Metrics::bump(&node.observed.metrics().statuses_lost);
-        tracing::error!(document = %doc_id, peer = %hop, statuses = statuses.len(), error = %e, "the statuses sent with a hop receipt could not be stored alone either: lost here (the sender's route stays as the hop receipt left it)");
-    }
-}
-
-/// The transaction of [`keep_statuses_apart`].
-async fn record_statuses(
-    node: &Arc<Node>,
-    transfer: &Transfer,
-    document: i64,
-    kept: &SignedReceipt,
-    statuses: &[SignedReceipt],
-) -> Result<(), StoreError> {
-    let now = millis(node.now());
-    // Synced: a status kept is passed on to its sender and mailed once committed.
-    let mut tx = node.store.begin().await?;
-    let new = keep_statuses(&mut tx, node, transfer, document, kept, statuses, now).await?;
-    tx.commit().await?;
-    statuses_taken(node, &new, &transfer.next_hop.to_string());
-    node.outbound.wake_outbox();
-    Ok(())
-}
-
-/// Stores each of `statuses` (which came with `kept`, the hop receipt for document row
-/// `document`) and acts on it or queues it toward its sender; returns those that were new.
-/// After the route's own state, as a record alone makes them: a delivery receipt carried
-/// here moves the route on to delivered.
-async fn keep_statuses<'s>(
-    tx: &mut Tx<'_>,
-    node: &Node,
-    transfer: &Transfer,
-    document: i64,
-    kept: &SignedReceipt,
-    statuses: &'s [SignedReceipt],
-    now: i64,
-) -> Result<Vec<&'s SignedReceipt>, StoreError> {
-    let hop = transfer.next_hop.to_string();
-    // The statuses are of this document (`carried_statuses`): acted on without reading it.
-    let known = Some(crate::notices::Known { id: document, digest: kept.receipt.envelope });
-    let mut new = Vec::with_capacity(statuses.len());
-    for status in statuses {
-        if crate::notices::keep_and_route(tx, node, status, &hop, Some(transfer.next_hop), now, known).await? {
-            new.push(status);
+    match crate::notices::keep_all(node, hop, &numbered, millis(node.now())).await {
+        Ok(new) => {
+            statuses_taken(node, statuses.iter().zip(new).filter_map(|(s, new)| new.then_some(s)), hop);
+            node.outbound.wake_outbox();
+        }
+        Err(e) if e.is_in_doubt() => {
+            tracing::warn!(document = %doc_id, peer = %hop, statuses = statuses.len(), error = %e, "the statuses sent with a hop receipt, stored alone, may or may not be kept (the COMMIT is in doubt)")
+        }
+        Err(e) => {
+            Metrics::bump(&node.observed.metrics().statuses_lost);
+            tracing::error!(document = %doc_id, peer = %hop, statuses = statuses.len(), error = %e, "the statuses sent with a hop receipt could not be stored alone either: lost here (the sender's route stays as the hop receipt left it)");
         }
     }
-    Ok(new)
 }
 
 /// Logs and counts the statuses taken with a hop receipt from `hop`, once committed.
-fn statuses_taken(node: &Node, new: &[&SignedReceipt], hop: &str) {
+fn statuses_taken<'s>(node: &Node, new: impl IntoIterator<Item = &'s SignedReceipt>, hop: AgencyCode) {
+    let mut count = 0;
     for status in new {
         let r = &status.receipt;
         tracing::info!(document = %r.document, peer = %hop, kind = %r.kind, by = %r.by, "receipt taken with a hop receipt");
+        count += 1;
     }
-    node.observed.metrics().statuses_with_receipts_in.fetch_add(new.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    node.observed.metrics().statuses_with_receipts_in.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Sends a document to its next hop: `forward` if its intake handed it over, else read from
@@ -924,7 +892,7 @@ async fn conclude_document(
                 tracing::warn!(document = %doc_id, peer = %hop, error = %e, "the hop receipt and the statuses sent with it could not be stored together; the hop receipt is recorded without them, then they alone");
                 recorded = match record_answer(node, transfer, id, &kept, &[], route_state, state).await {
                     Ok(true) => {
-                        keep_statuses_apart(node, transfer, id, &kept, &statuses, &doc_id).await;
+                        keep_statuses_apart(node, transfer, &statuses, &doc_id).await;
                         Ok(())
                     }
                     // The claim lost: the worker that owns the transfer gets them again.
